@@ -1,0 +1,48 @@
+//! VHD timestamps: seconds since 2000-01-01 00:00:00 UTC.
+
+/// Unix time of the VHD epoch, 2000-01-01 00:00:00 UTC.
+pub const VHD_EPOCH_UNIX: u64 = 946_684_800;
+
+/// A VHD timestamp (u32 seconds since 2000-01-01 UTC; wraps in 2136).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct VhdTime(pub u32);
+
+impl VhdTime {
+    /// Converts Unix seconds, saturating to the representable range.
+    pub fn from_unix(secs: u64) -> Self {
+        Self(secs.saturating_sub(VHD_EPOCH_UNIX).min(u64::from(u32::MAX)) as u32)
+    }
+
+    /// Unix seconds.
+    pub fn to_unix(self) -> u64 {
+        u64::from(self.0) + VHD_EPOCH_UNIX
+    }
+
+    /// Now, from the system clock.
+    #[cfg(feature = "std")]
+    pub fn now() -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self::from_unix(secs)
+    }
+}
+
+impl core::fmt::Debug for VhdTime {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VhdTime({} = unix {})", self.0, self.to_unix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_conversion() {
+        assert_eq!(VhdTime::from_unix(946_684_800).0, 0);
+        assert_eq!(VhdTime::from_unix(946_684_801 + 86_400).0, 86_401);
+        assert_eq!(VhdTime::from_unix(0).0, 0);
+        assert_eq!(VhdTime(5).to_unix(), 946_684_805);
+    }
+}

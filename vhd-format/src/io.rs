@@ -1,0 +1,265 @@
+//! The positional-I/O seam every VHD operation goes through.
+//!
+//! [`Storage`] is deliberately small: exact reads and writes at absolute offsets, the length,
+//! truncation/extension and a durability barrier. It is implemented for [`std::fs::File`]
+//! (positional `pread`/`pwrite`, so no shared seek cursor to race on), for [`MemStorage`] (an
+//! in-memory buffer, for tests and `no_std` users) and for references and boxes of either.
+
+#[cfg(feature = "alloc")]
+use alloc::{boxed::Box, vec::Vec};
+
+/// An error from the storage under a VHD.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// A read reached past the end of the storage.
+    #[error("read of {len} bytes at offset {offset} runs past the end of the storage ({storage_len} bytes)")]
+    UnexpectedEof {
+        /// Offset of the read.
+        offset: u64,
+        /// Bytes asked for.
+        len: usize,
+        /// Length of the storage.
+        storage_len: u64,
+    },
+    /// The storage refuses writes.
+    #[error("the storage is read-only")]
+    ReadOnly,
+    /// The storage cannot grow to the length asked for.
+    #[error("the storage cannot hold {requested} bytes (limit {limit})")]
+    NoSpace {
+        /// Length asked for.
+        requested: u64,
+        /// The storage's limit.
+        limit: u64,
+    },
+    /// The storage is gone (e.g. a simulated power cut in a crash test).
+    #[error("the storage is disconnected")]
+    Disconnected,
+    /// An operating-system error.
+    #[cfg(feature = "std")]
+    #[error("i/o error at offset {offset}")]
+    Os {
+        /// Offset of the failed operation (0 for `len`/`flush`).
+        offset: u64,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Positional reads and writes on a file-like object.
+///
+/// Reads take `&self` so that a disk can be read through shared references; writes take
+/// `&mut self`. Implementations must make `read_at` exact: a short read is
+/// [`IoError::UnexpectedEof`], never a partially filled buffer.
+pub trait Storage {
+    /// Fills `buf` from `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError>;
+    /// Writes all of `buf` at `offset`, extending the storage if needed.
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError>;
+    /// The current length in bytes.
+    fn len(&self) -> Result<u64, IoError>;
+    /// Truncates or extends (with zeros) to `len` bytes.
+    fn set_len(&mut self, len: u64) -> Result<(), IoError>;
+    /// Makes every completed write durable before any later one.
+    fn flush(&mut self) -> Result<(), IoError>;
+}
+
+impl<T: Storage + ?Sized> Storage for &mut T {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        (**self).read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        (**self).write_at(offset, buf)
+    }
+    fn len(&self) -> Result<u64, IoError> {
+        (**self).len()
+    }
+    fn set_len(&mut self, len: u64) -> Result<(), IoError> {
+        (**self).set_len(len)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        (**self).flush()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T: Storage + ?Sized> Storage for Box<T> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        (**self).read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        (**self).write_at(offset, buf)
+    }
+    fn len(&self) -> Result<u64, IoError> {
+        (**self).len()
+    }
+    fn set_len(&mut self, len: u64) -> Result<(), IoError> {
+        (**self).set_len(len)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        (**self).flush()
+    }
+}
+
+/// An in-memory [`Storage`] (a growable byte vector) with an optional size limit.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MemStorage {
+    data: Vec<u8>,
+    limit: Option<u64>,
+}
+
+#[cfg(feature = "alloc")]
+impl MemStorage {
+    /// An empty buffer with no size limit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A buffer holding `data`.
+    pub fn from_vec(data: Vec<u8>) -> Self {
+        Self { data, limit: None }
+    }
+
+    /// Refuses to grow beyond `limit` bytes (writes past it fail with [`IoError::NoSpace`]).
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The bytes, by value.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.data
+    }
+
+    fn grow_to(&mut self, len: u64) -> Result<(), IoError> {
+        let limit = self.limit.unwrap_or(isize::MAX as u64);
+        if len > limit {
+            return Err(IoError::NoSpace { requested: len, limit });
+        }
+        if len as usize > self.data.len() {
+            self.data.resize(len as usize, 0);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl core::fmt::Debug for MemStorage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MemStorage")
+            .field("len", &self.data.len())
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Storage for MemStorage {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let eof = || IoError::UnexpectedEof {
+            offset,
+            len: buf.len(),
+            storage_len: self.data.len() as u64,
+        };
+        let start = usize::try_from(offset).map_err(|_| eof())?;
+        let end = start.checked_add(buf.len()).ok_or_else(eof)?;
+        let src = self.data.get(start..end).ok_or_else(eof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        let end = offset.checked_add(buf.len() as u64).ok_or(IoError::NoSpace {
+            requested: u64::MAX,
+            limit: self.limit.unwrap_or(u64::MAX),
+        })?;
+        self.grow_to(end)?;
+        self.data[offset as usize..end as usize].copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn len(&self) -> Result<u64, IoError> {
+        Ok(self.data.len() as u64)
+    }
+
+    fn set_len(&mut self, len: u64) -> Result<(), IoError> {
+        self.grow_to(len)?;
+        self.data.truncate(len as usize);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "std")]
+impl Storage for std::fs::File {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        use std::os::unix::fs::FileExt;
+        self.read_exact_at(buf, offset).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::UnexpectedEof {
+                IoError::UnexpectedEof {
+                    offset,
+                    len: buf.len(),
+                    storage_len: self.metadata().map_or(0, |m| m.len()),
+                }
+            } else {
+                IoError::Os { offset, source }
+            }
+        })
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        use std::os::unix::fs::FileExt;
+        self.write_all_at(buf, offset)
+            .map_err(|source| IoError::Os { offset, source })
+    }
+
+    fn len(&self) -> Result<u64, IoError> {
+        self.metadata()
+            .map(|m| m.len())
+            .map_err(|source| IoError::Os { offset: 0, source })
+    }
+
+    fn set_len(&mut self, len: u64) -> Result<(), IoError> {
+        std::fs::File::set_len(self, len).map_err(|source| IoError::Os { offset: len, source })
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.sync_data()
+            .map_err(|source| IoError::Os { offset: 0, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_storage_reads_are_exact_and_writes_extend() {
+        let mut m = MemStorage::new().with_limit(4096);
+        m.write_at(10, b"abc").unwrap();
+        assert_eq!(m.len().unwrap(), 13);
+        let mut buf = [0u8; 4];
+        m.read_at(9, &mut buf).unwrap();
+        assert_eq!(&buf, b"\0abc");
+        assert!(matches!(
+            m.read_at(11, &mut buf),
+            Err(IoError::UnexpectedEof { offset: 11, len: 4, storage_len: 13 })
+        ));
+        assert!(matches!(m.read_at(u64::MAX, &mut buf), Err(IoError::UnexpectedEof { .. })));
+        assert!(matches!(m.write_at(4095, b"xy"), Err(IoError::NoSpace { .. })));
+        assert!(matches!(m.write_at(u64::MAX, b"xy"), Err(IoError::NoSpace { .. })));
+        m.set_len(2).unwrap();
+        assert_eq!(m.as_slice(), &[0, 0]);
+    }
+}

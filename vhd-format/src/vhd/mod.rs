@@ -1,0 +1,225 @@
+//! [`Vhd`]: an open VHD of any type, readable and writable by virtual offset.
+
+mod open;
+mod rw;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::AtomicU8;
+
+pub use open::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem};
+pub(crate) use open::{find_footer, read_footer, read_header, validate_footer, validate_header};
+
+use crate::defs::{
+    DiskType, DynamicHeader, Footer, ParentLocatorEntry, VhdTime, BAT_UNALLOCATED, SECTOR_SIZE,
+};
+use crate::disk::{Disk, DiskError, DiskIdentity};
+use crate::io::Storage;
+
+/// Something worth knowing about an image that did not stop it from opening.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The footer at the end of the file is missing or invalid; the copy at offset 0 was used
+    /// (typical after a crash during block allocation). `repair` rewrites the tail.
+    TailFooterInvalid,
+    /// The parent's timestamp differs from the one recorded when the child was made (files
+    /// copied across time zones or touched by tools do this); the unique id matched.
+    ParentTimestampMismatch {
+        /// Recorded in the child.
+        recorded: VhdTime,
+        /// Found in the parent.
+        found: VhdTime,
+    },
+    /// The parent's unique id was not checked ([`OpenOptions::ignore_parent_id`]).
+    ParentIdIgnored,
+}
+
+/// An open VHD: fixed, dynamic or differencing.
+///
+/// Reads and writes go through the [`Disk`] trait. A differencing disk owns its parent (a
+/// `Box<dyn Disk>`, itself possibly a differencing `Vhd`), so a chain of any depth reads and
+/// writes as one disk; writes only ever go to the top.
+pub struct Vhd<S> {
+    pub(crate) storage: S,
+    pub(crate) footer: Footer,
+    pub(crate) size: u64,
+    pub(crate) layout: Layout,
+    pub(crate) parent: Option<Box<dyn Disk>>,
+    pub(crate) writable: bool,
+    pub(crate) barriers: bool,
+    pub(crate) warnings: Vec<Warning>,
+}
+
+pub(crate) enum Layout {
+    Fixed,
+    Sparse(Sparse),
+}
+
+/// Per-block state of the sector-bitmap cache.
+pub(crate) const BLOCK_UNKNOWN: u8 = 0;
+/// Every bit of the block's bitmap is set: reads can skip the bitmap.
+pub(crate) const BLOCK_FULL: u8 = 1;
+/// Some bits are clear: reads consult the bitmap.
+pub(crate) const BLOCK_PARTIAL: u8 = 2;
+
+pub(crate) struct Sparse {
+    pub(crate) header: DynamicHeader,
+    pub(crate) header_offset: u64,
+    pub(crate) bat_offset: u64,
+    pub(crate) bat: Vec<u32>,
+    pub(crate) block_size: u32,
+    pub(crate) bitmap_bytes: u32,
+    /// `BLOCK_*` per BAT entry, filled lazily.
+    pub(crate) full: Vec<AtomicU8>,
+    /// First byte after the last block or metadata: where the next block (and the tail footer) goes.
+    pub(crate) end_of_data: u64,
+}
+
+/// Bytes reserved for a locator's payload: the field is bytes in practice (Virtual PC, Hyper-V,
+/// VirtualBox) though the spec says sectors. A value smaller than the payload length can only
+/// be sectors.
+pub(crate) fn locator_space(entry: &ParentLocatorEntry) -> u64 {
+    let space = u64::from(entry.platform_data_space.get());
+    let length = u64::from(entry.platform_data_length.get());
+    if space < length {
+        space * SECTOR_SIZE
+    } else {
+        space
+    }
+}
+
+impl<S> core::fmt::Debug for Vhd<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vhd")
+            .field("disk_type", &self.footer.disk_type())
+            .field("size", &self.size)
+            .field("writable", &self.writable)
+            .field("has_parent", &self.parent.is_some())
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> Vhd<S> {
+    /// The footer in effect.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The dynamic header (dynamic and differencing disks).
+    pub fn header(&self) -> Option<&DynamicHeader> {
+        match &self.layout {
+            Layout::Sparse(s) => Some(&s.header),
+            Layout::Fixed => None,
+        }
+    }
+
+    /// The disk type.
+    pub fn disk_type(&self) -> DiskType {
+        self.footer.disk_type()
+    }
+
+    /// `current_size` from the footer.
+    pub fn current_size(&self) -> u64 {
+        self.footer.current_size.get()
+    }
+
+    /// The size the CHS geometry addresses (C·H·S·512).
+    pub fn chs_size(&self) -> u64 {
+        self.footer.geometry().size()
+    }
+
+    /// Block size of a sparse disk.
+    pub fn block_size(&self) -> Option<u32> {
+        match &self.layout {
+            Layout::Sparse(s) => Some(s.block_size),
+            Layout::Fixed => None,
+        }
+    }
+
+    /// The BAT of a sparse disk (sector numbers, [`BAT_UNALLOCATED`] for holes).
+    pub fn bat(&self) -> Option<&[u32]> {
+        match &self.layout {
+            Layout::Sparse(s) => Some(&s.bat),
+            Layout::Fixed => None,
+        }
+    }
+
+    /// Number of allocated blocks of a sparse disk (0 for fixed disks).
+    pub fn allocated_blocks(&self) -> usize {
+        self.bat().map_or(0, |b| b.iter().filter(|&&e| e != BAT_UNALLOCATED).count())
+    }
+
+    /// What was noticed while opening.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// Whether the footer's saved-state flag is set.
+    pub fn saved_state(&self) -> bool {
+        self.footer.saved_state != 0
+    }
+
+    /// The parent of a differencing disk.
+    pub fn parent(&self) -> Option<&dyn Disk> {
+        self.parent.as_deref()
+    }
+
+    /// Whether writes are allowed.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The underlying storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Gives back the storage (and drops the parent).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// Splits into the storage and the parent.
+    pub fn into_parts(self) -> (S, Option<Box<dyn Disk>>) {
+        (self.storage, self.parent)
+    }
+
+    /// Where the tail footer belongs: the end of the data.
+    pub(crate) fn footer_offset(&self) -> u64 {
+        match &self.layout {
+            Layout::Fixed => self.footer.current_size.get(),
+            Layout::Sparse(s) => s.end_of_data,
+        }
+    }
+}
+
+impl<S: Storage> Disk for Vhd<S> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.read_impl(offset, buf)
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DiskError> {
+        self.write_impl(offset, buf)
+    }
+
+    fn flush(&mut self) -> Result<(), DiskError> {
+        Ok(self.storage.flush()?)
+    }
+
+    fn is_unallocated(&self, offset: u64, len: u64) -> Result<bool, DiskError> {
+        self.is_unallocated_impl(offset, len)
+    }
+
+    fn identity(&self) -> Option<DiskIdentity> {
+        Some(DiskIdentity {
+            unique_id: self.footer.unique_id(),
+            timestamp: self.footer.timestamp(),
+        })
+    }
+}

@@ -1,0 +1,485 @@
+//! Opening a VHD: find and validate the footer, the dynamic header and the BAT.
+//!
+//! Everything read here is untrusted. Each size field is checked against the file length
+//! before anything is allocated in proportion to it, and every BAT entry is checked to lie
+//! inside the file and outside the metadata before the first read goes through it.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use zerocopy::FromBytes;
+
+use super::{Layout, Sparse, Vhd, Warning};
+use crate::defs::{
+    bitmap_bytes, DiskType, DynamicHeader, Footer, FourCc, Uuid, BAT_UNALLOCATED, DYNAMIC_COOKIE,
+    FOOTER_COOKIE, SECTOR_SIZE,
+};
+use crate::disk::{Disk, DiskIdentity};
+use crate::io::{IoError, Storage};
+
+/// Which size a reader reports: VHD stores both a byte count and a CHS geometry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SizePolicy {
+    /// `current_size` (Hyper-V, Azure, VirtualBox, libvhdi). The default.
+    #[default]
+    CurrentSize,
+    /// C·H·S·512 from the footer geometry (how Virtual PC sized disks).
+    Chs,
+    /// qemu's per-creator rule (qemu ≥ 10): CHS for `vpc ` and `qemu` images unless the
+    /// geometry is saturated, `current_size` otherwise.
+    Qemu,
+}
+
+impl SizePolicy {
+    /// The virtual size this policy gives for `footer`.
+    pub fn size_of(self, footer: &Footer) -> u64 {
+        let chs = footer.geometry();
+        let cur = footer.current_size.get();
+        match self {
+            Self::CurrentSize => cur,
+            Self::Chs => chs.size(),
+            Self::Qemu => {
+                let app = footer.creator_application();
+                if (app == FourCc::VIRTUAL_PC || app == FourCc::QEMU) && !chs.is_saturated() {
+                    chs.size()
+                } else {
+                    cur
+                }
+            }
+        }
+    }
+}
+
+/// How to open a VHD.
+#[derive(Debug, Default)]
+pub struct OpenOptions {
+    pub(crate) writable: bool,
+    pub(crate) size_policy: SizePolicy,
+    pub(crate) barriers: bool,
+    pub(crate) ignore_parent_id: bool,
+}
+
+impl OpenOptions {
+    /// Read-only, `current_size`, with write barriers (when later made writable).
+    pub fn new() -> Self {
+        Self { barriers: true, ..Self::default() }
+    }
+
+    /// Allow writes.
+    pub fn writable(mut self, yes: bool) -> Self {
+        self.writable = yes;
+        self
+    }
+
+    /// Which size to report.
+    pub fn size_policy(mut self, policy: SizePolicy) -> Self {
+        self.size_policy = policy;
+        self
+    }
+
+    /// Flush between a new block's data and its BAT entry (on by default), so that the block
+    /// is durable before anything points at it even on storage that reorders writes. Writes are
+    /// always issued in crash-consistent order; this adds the barrier.
+    pub fn barriers(mut self, yes: bool) -> Self {
+        self.barriers = yes;
+        self
+    }
+
+    /// Accept a parent whose unique id differs from the one the child recorded (dangerous:
+    /// reads then mix two unrelated disks). Off by default.
+    pub fn ignore_parent_id(mut self, yes: bool) -> Self {
+        self.ignore_parent_id = yes;
+        self
+    }
+}
+
+/// Why a VHD could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The file is shorter than one footer.
+    #[error("file of {len} bytes is too small to be a VHD")]
+    TooSmall {
+        /// File length.
+        len: u64,
+    },
+    /// No valid footer at the end of the file (nor a usable copy at offset 0).
+    #[error("no valid footer at offset {offset}: {problem}")]
+    BadFooter {
+        /// Where the footer was looked for.
+        offset: u64,
+        /// What was wrong with it.
+        problem: StructureProblem,
+    },
+    /// The dynamic header is missing or invalid.
+    #[error("invalid dynamic header at offset {offset}: {problem}")]
+    BadHeader {
+        /// Where the header was.
+        offset: u64,
+        /// What was wrong with it.
+        problem: StructureProblem,
+    },
+    /// A disk type this crate does not handle.
+    #[error("unsupported disk type {0:?}")]
+    UnsupportedDiskType(DiskType),
+    /// The block size is not a power of two between 512 bytes and 2 GiB.
+    #[error("invalid block size {0}")]
+    BadBlockSize(u32),
+    /// The BAT has fewer entries than the disk size needs.
+    #[error("BAT has {entries} entries but the disk size needs {needed}")]
+    BatTooSmall {
+        /// Entries stored.
+        entries: u32,
+        /// Entries needed.
+        needed: u64,
+    },
+    /// The BAT does not fit inside the file.
+    #[error("BAT of {entries} entries at offset {offset} does not fit in the file ({file_len} bytes)")]
+    BatOutOfRange {
+        /// BAT offset.
+        offset: u64,
+        /// Entries.
+        entries: u32,
+        /// File length.
+        file_len: u64,
+    },
+    /// A BAT entry points outside the file or into metadata.
+    #[error("BAT entry {block} (sector {sector}) {problem}")]
+    BadBatEntry {
+        /// Block index.
+        block: u32,
+        /// The entry.
+        sector: u32,
+        /// What is wrong.
+        problem: BatProblem,
+    },
+    /// A fixed disk file is shorter than its size.
+    #[error("fixed disk of {size} bytes needs a file of {needed} bytes, found {file_len}")]
+    FixedTruncated {
+        /// Virtual size.
+        size: u64,
+        /// Needed file length.
+        needed: u64,
+        /// Actual length.
+        file_len: u64,
+    },
+    /// The disk is differencing and no parent was supplied.
+    #[error("differencing disk needs its parent (unique id {parent_id})")]
+    NeedsParent {
+        /// The parent unique id the child records.
+        parent_id: Uuid,
+    },
+    /// The supplied parent is not the disk the child was made from.
+    #[error("parent unique id {found:?} does not match {expected} recorded by the child")]
+    ParentMismatch {
+        /// What the child records.
+        expected: Uuid,
+        /// What the parent has (`None`: the parent is not a VHD).
+        found: Option<Uuid>,
+    },
+    /// The storage failed.
+    #[error("storage error while opening")]
+    Io(#[from] IoError),
+    /// The parent could not be resolved or opened.
+    #[cfg(feature = "std")]
+    #[error(transparent)]
+    Parent(#[from] crate::parent::ParentError),
+}
+
+/// What is wrong with a footer or header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StructureProblem {
+    /// The cookie is not the expected one.
+    #[error("bad cookie {0:02x?}")]
+    Cookie([u8; 8]),
+    /// The checksum does not match.
+    #[error("checksum {stored:#010x} stored, {computed:#010x} computed")]
+    Checksum {
+        /// Stored value.
+        stored: u32,
+        /// Computed value.
+        computed: u32,
+    },
+    /// An unsupported format version.
+    #[error("unsupported version {0:#x}")]
+    Version(u32),
+    /// The structure does not fit in the file.
+    #[error("it lies outside the file")]
+    OutOfFile,
+}
+
+/// What is wrong with a BAT entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatProblem {
+    /// The block ends beyond the data area of the file.
+    #[error("ends beyond the end of the data area ({data_end} bytes)")]
+    BeyondEof {
+        /// End of the data area.
+        data_end: u64,
+    },
+    /// The block overlaps the footer copy, the dynamic header or the BAT.
+    #[error("overlaps the image metadata")]
+    OverlapsMetadata,
+}
+
+pub(crate) fn validate_footer(f: &Footer) -> Result<(), StructureProblem> {
+    if f.cookie != FOOTER_COOKIE {
+        return Err(StructureProblem::Cookie(f.cookie));
+    }
+    if !cfg!(fuzzing) && !f.checksum_ok() {
+        return Err(StructureProblem::Checksum {
+            stored: f.checksum.get(),
+            computed: f.compute_checksum(),
+        });
+    }
+    if f.file_format_version.get() >> 16 != 1 {
+        return Err(StructureProblem::Version(f.file_format_version.get()));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_header(h: &DynamicHeader) -> Result<(), StructureProblem> {
+    if h.cookie != DYNAMIC_COOKIE {
+        return Err(StructureProblem::Cookie(h.cookie));
+    }
+    if !cfg!(fuzzing) && !h.checksum_ok() {
+        return Err(StructureProblem::Checksum {
+            stored: h.checksum.get(),
+            computed: h.compute_checksum(),
+        });
+    }
+    if h.header_version.get() >> 16 != 1 {
+        return Err(StructureProblem::Version(h.header_version.get()));
+    }
+    Ok(())
+}
+
+/// Reads a footer at `offset`.
+pub(crate) fn read_footer<S: Storage>(storage: &S, offset: u64) -> Result<Footer, IoError> {
+    let mut buf = [0u8; 512];
+    storage.read_at(offset, &mut buf)?;
+    Ok(Footer::read_from_bytes(&buf).expect("512 bytes"))
+}
+
+/// Finds the footer: the tail copy, else (for sparse disks) the head copy.
+/// Returns the footer and whether the tail copy was valid.
+pub(crate) fn find_footer<S: Storage>(storage: &S, len: u64) -> Result<(Footer, bool), OpenError> {
+    if len < SECTOR_SIZE {
+        return Err(OpenError::TooSmall { len });
+    }
+    let tail = read_footer(storage, len - SECTOR_SIZE)?;
+    let tail_problem = match validate_footer(&tail) {
+        Ok(()) => return Ok((tail, true)),
+        Err(p) => p,
+    };
+    // Virtual PC before 2004 wrote a 511-byte footer.
+    if len % SECTOR_SIZE == 511 {
+        let old = read_footer(storage, len - 511)?;
+        if validate_footer(&old).is_ok() {
+            return Ok((old, true));
+        }
+    }
+    // A sparse disk cut off mid-allocation (or with a damaged tail) keeps its copy at 0.
+    let head = read_footer(storage, 0)?;
+    if validate_footer(&head).is_ok()
+        && matches!(head.disk_type(), DiskType::DYNAMIC | DiskType::DIFFERENCING)
+    {
+        return Ok((head, false));
+    }
+    Err(OpenError::BadFooter { offset: len - SECTOR_SIZE, problem: tail_problem })
+}
+
+impl<S: Storage> Vhd<S> {
+    /// Opens a fixed or dynamic VHD. A differencing disk fails with
+    /// [`OpenError::NeedsParent`]; open it with [`Vhd::open_with_parent`] (or, with `std`,
+    /// [`Vhd::open_path`](crate::Vhd::open_path), which resolves the parent from the locators).
+    pub fn open(storage: S, options: OpenOptions) -> Result<Self, OpenError> {
+        Self::open_inner(storage, options, None)
+    }
+
+    /// Opens a VHD whose parent the caller supplies (any [`Disk`]: another `Vhd`, a whole chain,
+    /// a raw image). The parent's unique id must match the child's record unless
+    /// [`OpenOptions::ignore_parent_id`] is set; a timestamp mismatch is only a [`Warning`].
+    pub fn open_with_parent(
+        storage: S,
+        parent: Box<dyn Disk>,
+        options: OpenOptions,
+    ) -> Result<Self, OpenError> {
+        Self::open_inner(storage, options, Some(parent))
+    }
+
+    /// Reads the footer and, for differencing disks, the parent link, without opening the
+    /// disk for I/O (what parent resolution needs).
+    pub fn probe(storage: &S) -> Result<(Footer, Option<DynamicHeader>), OpenError> {
+        let len = storage.len()?;
+        let (footer, _) = find_footer(storage, len)?;
+        let header = match footer.disk_type() {
+            DiskType::DYNAMIC | DiskType::DIFFERENCING => Some(read_header(storage, &footer, len)?.1),
+            _ => None,
+        };
+        Ok((footer, header))
+    }
+
+    fn open_inner(
+        storage: S,
+        options: OpenOptions,
+        parent: Option<Box<dyn Disk>>,
+    ) -> Result<Self, OpenError> {
+        let len = storage.len()?;
+        let (footer, tail_ok) = find_footer(&storage, len)?;
+        let mut warnings = Vec::new();
+        if !tail_ok {
+            warnings.push(Warning::TailFooterInvalid);
+        }
+        let size = options.size_policy.size_of(&footer);
+        let layout = match footer.disk_type() {
+            DiskType::FIXED => {
+                let needed = footer.current_size.get().saturating_add(SECTOR_SIZE);
+                if size > len.saturating_sub(SECTOR_SIZE) || needed > len + 1 {
+                    return Err(OpenError::FixedTruncated { size, needed, file_len: len });
+                }
+                Layout::Fixed
+            }
+            DiskType::DYNAMIC | DiskType::DIFFERENCING => {
+                Layout::Sparse(open_sparse(&storage, &footer, len, tail_ok, size)?)
+            }
+            other => return Err(OpenError::UnsupportedDiskType(other)),
+        };
+        let parent = match (&layout, footer.disk_type()) {
+            (Layout::Sparse(sparse), DiskType::DIFFERENCING) => {
+                let expected = sparse.header.parent_unique_id();
+                let parent = parent.ok_or(OpenError::NeedsParent { parent_id: expected })?;
+                match parent.identity() {
+                    Some(DiskIdentity { unique_id, timestamp }) if unique_id == expected => {
+                        if timestamp != sparse.header.parent_timestamp() {
+                            warnings.push(Warning::ParentTimestampMismatch {
+                                recorded: sparse.header.parent_timestamp(),
+                                found: timestamp,
+                            });
+                        }
+                    }
+                    found if !options.ignore_parent_id => {
+                        return Err(OpenError::ParentMismatch {
+                            expected,
+                            found: found.map(|f| f.unique_id),
+                        })
+                    }
+                    _ => warnings.push(Warning::ParentIdIgnored),
+                }
+                Some(parent)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            storage,
+            footer,
+            size,
+            layout,
+            parent,
+            writable: options.writable,
+            barriers: options.barriers,
+            warnings,
+        })
+    }
+}
+
+/// Reads and validates the dynamic header; returns its offset and the header.
+pub(crate) fn read_header<S: Storage>(
+    storage: &S,
+    footer: &Footer,
+    len: u64,
+) -> Result<(u64, DynamicHeader), OpenError> {
+    let offset = footer.data_offset().unwrap_or(u64::MAX);
+    if offset.checked_add(1024).is_none_or(|end| end > len) {
+        return Err(OpenError::BadHeader { offset, problem: StructureProblem::OutOfFile });
+    }
+    let mut buf = [0u8; 1024];
+    storage.read_at(offset, &mut buf)?;
+    let header = DynamicHeader::read_from_bytes(&buf).expect("1024 bytes");
+    validate_header(&header).map_err(|problem| OpenError::BadHeader { offset, problem })?;
+    Ok((offset, header))
+}
+
+fn open_sparse<S: Storage>(
+    storage: &S,
+    footer: &Footer,
+    len: u64,
+    tail_ok: bool,
+    size: u64,
+) -> Result<Sparse, OpenError> {
+    let (header_offset, header) = read_header(storage, footer, len)?;
+    let block_size = header.block_size.get();
+    if !block_size.is_power_of_two() || block_size < 512 {
+        return Err(OpenError::BadBlockSize(block_size));
+    }
+    let entries = header.max_table_entries.get();
+    let needed = size.div_ceil(u64::from(block_size));
+    if u64::from(entries) < needed {
+        return Err(OpenError::BatTooSmall { entries, needed });
+    }
+    let bat_offset = header.table_offset.get();
+    let bat_bytes = u64::from(entries) * 4;
+    if bat_offset.checked_add(bat_bytes).is_none_or(|end| end > len) {
+        return Err(OpenError::BatOutOfRange { offset: bat_offset, entries, file_len: len });
+    }
+    // Bounded by the file length checked just above.
+    let mut raw = vec![0u8; bat_bytes as usize];
+    storage.read_at(bat_offset, &mut raw)?;
+    let bat: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    drop(raw);
+
+    let bitmap = u64::from(bitmap_bytes(block_size));
+    let span = bitmap + u64::from(block_size);
+    let data_end = if tail_ok { len - SECTOR_SIZE } else { len };
+    let bat_end = (bat_offset + bat_bytes).next_multiple_of(SECTOR_SIZE);
+    let metadata: [(u64, u64); 3] = [
+        (0, SECTOR_SIZE),
+        (header_offset, header_offset + 1024),
+        (bat_offset, bat_end),
+    ];
+    let mut end_of_data = metadata.iter().map(|m| m.1).max().unwrap_or(0);
+    for locator in &header.parent_locators {
+        if locator.platform_code.get() != 0 {
+            let off = locator.platform_data_offset.get();
+            let space = super::locator_space(locator);
+            if let Some(end) = off.checked_add(space) {
+                if end <= data_end {
+                    end_of_data = end_of_data.max(end.next_multiple_of(SECTOR_SIZE));
+                }
+            }
+        }
+    }
+    for (block, &sector) in bat.iter().enumerate() {
+        if sector == BAT_UNALLOCATED {
+            continue;
+        }
+        let start = u64::from(sector) * SECTOR_SIZE;
+        let end = start + span;
+        let bad = |problem| OpenError::BadBatEntry { block: block as u32, sector, problem };
+        if end > data_end {
+            return Err(bad(BatProblem::BeyondEof { data_end }));
+        }
+        if metadata.iter().any(|&(a, b)| start < b && a < end) {
+            return Err(bad(BatProblem::OverlapsMetadata));
+        }
+        end_of_data = end_of_data.max(end);
+    }
+    let blocks = bat.len();
+    Ok(Sparse {
+        header,
+        header_offset,
+        bat_offset,
+        bat,
+        block_size,
+        bitmap_bytes: bitmap as u32,
+        full: (0..blocks).map(|_| core::sync::atomic::AtomicU8::new(0)).collect(),
+        end_of_data,
+    })
+}
