@@ -17,7 +17,11 @@ mod create;
 #[cfg(feature = "alloc")]
 mod disk;
 #[cfg(feature = "alloc")]
+pub mod ops;
+#[cfg(feature = "alloc")]
 mod parent;
+#[cfg(feature = "std")]
+mod snapshot;
 #[cfg(feature = "alloc")]
 mod vhd;
 
@@ -32,6 +36,8 @@ pub use io::MemStorage;
 pub use parent::Locator;
 #[cfg(feature = "std")]
 pub use parent::{ParentError, ParentPolicy};
+#[cfg(feature = "std")]
+pub use snapshot::{parent_link, snapshot, SnapshotError};
 #[cfg(feature = "alloc")]
 pub use vhd::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem, Vhd, Warning};
 

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicU8;
 
 pub use open::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem};
-pub(crate) use open::{find_footer, read_footer, read_header, validate_footer, validate_header};
+pub(crate) use open::{find_footer, read_footer, read_header, validate_footer};
 
 use crate::defs::{
     DiskType, DynamicHeader, Footer, ParentLocatorEntry, VhdTime, BAT_UNALLOCATED, SECTOR_SIZE,

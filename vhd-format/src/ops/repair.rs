@@ -1,0 +1,115 @@
+//! `repair`: fix what can be fixed without guessing at data.
+
+use alloc::vec::Vec;
+
+use zerocopy::IntoBytes;
+
+use super::check::{check, CheckReport, Problem};
+use crate::defs::{DiskType, BAT_UNALLOCATED, SECTOR_SIZE};
+use crate::io::{IoError, Storage};
+use crate::vhd::{find_footer, read_header, OpenError, OpenOptions, Vhd};
+
+/// One thing [`repair`] changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RepairAction {
+    /// Cleared a BAT entry that pointed outside the data area or into metadata (the block
+    /// now reads from the backing: zeros or the parent).
+    ClearedBatEntry {
+        /// Block.
+        block: u32,
+        /// The entry it held.
+        sector: u32,
+    },
+    /// Cut unreferenced bytes after the last block.
+    Truncated {
+        /// Old length.
+        from: u64,
+        /// New length (before the footer).
+        to: u64,
+    },
+    /// Wrote the footer at the end of the file (it was missing, damaged or misplaced).
+    RewroteTailFooter,
+    /// Rewrote the footer copy at offset 0 from the tail footer.
+    RewroteHeadFooter,
+}
+
+/// Why [`repair`] could not make the image sound.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepairError {
+    /// Damage that cannot be repaired without losing or inventing data; the report lists it.
+    #[error("the image has damage repair cannot fix safely ({} problems remain)", .0.problems.len())]
+    NotRepairable(CheckReport),
+    /// The storage failed.
+    #[error("storage error while repairing")]
+    Io(#[from] IoError),
+}
+
+/// Repairs what can be repaired safely: a missing or damaged tail footer (restored from the
+/// copy at offset 0), a damaged head copy (restored from the tail), unreferenced data after
+/// the last block (cut), and BAT entries pointing outside the file or into metadata (cleared).
+/// Overlapping blocks and damaged headers are reported, not touched.
+///
+/// Returns what was done; [`check`] is clean (apart from informational findings) afterwards.
+pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairError> {
+    let mut actions = Vec::new();
+    let before = check(storage)?;
+    let len = storage.len()?;
+    let (footer, tail_ok) = match find_footer(storage, len) {
+        Ok(f) => f,
+        Err(OpenError::Io(e)) => return Err(e.into()),
+        Err(_) => return Err(RepairError::NotRepairable(before)),
+    };
+    if footer.disk_type() == DiskType::FIXED {
+        return if before.is_clean() { Ok(actions) } else { Err(RepairError::NotRepairable(before)) };
+    }
+    let header = match read_header(storage, &footer, len) {
+        Ok((_, h)) => h,
+        Err(OpenError::Io(e)) => return Err(e.into()),
+        Err(_) => return Err(RepairError::NotRepairable(before)),
+    };
+    for p in &before.problems {
+        if let Problem::BlockBeyondEof { block, sector, .. } | Problem::BlockOverlapsMetadata { block, sector } = *p {
+            let at = header.table_offset.get() + u64::from(block) * 4;
+            storage.write_at(at, &BAT_UNALLOCATED.to_be_bytes())?;
+            actions.push(RepairAction::ClearedBatEntry { block, sector });
+        }
+    }
+    // With the BAT sane, the disk opens (from the head copy if the tail is bad) and knows where
+    // its data ends.
+    let end = match Vhd::open(&mut *storage, OpenOptions::new().ignore_parent_id(true)) {
+        Ok(vhd) => vhd.footer_offset(),
+        Err(OpenError::NeedsParent { .. }) => {
+            // Differencing: opening needs no parent to find the end; use a stand-in.
+            let stand_in = alloc::boxed::Box::new(crate::disk::RawDisk::new(crate::io::MemStorage::new(), false)?);
+            match Vhd::open_with_parent(&mut *storage, stand_in, OpenOptions::new().ignore_parent_id(true)) {
+                Ok(vhd) => vhd.footer_offset(),
+                Err(_) => return Err(RepairError::NotRepairable(before)),
+            }
+        }
+        Err(_) => return Err(RepairError::NotRepairable(before)),
+    };
+    let expected_len = end + SECTOR_SIZE;
+    let tail_in_place = tail_ok && len == expected_len;
+    if len > expected_len {
+        actions.push(RepairAction::Truncated { from: len, to: end });
+    }
+    if !tail_in_place {
+        storage.set_len(end)?;
+        storage.write_at(end, footer.as_bytes())?;
+        actions.push(RepairAction::RewroteTailFooter);
+    }
+    let head = crate::vhd::read_footer(storage, 0)?;
+    if head.as_bytes() != footer.as_bytes() {
+        storage.write_at(0, footer.as_bytes())?;
+        actions.push(RepairAction::RewroteHeadFooter);
+    }
+    storage.flush()?;
+    let after = check(storage)?;
+    if after.is_clean() || !after.problems.iter().any(|p| p.severity() >= super::Severity::Warning && !matches!(p, Problem::BatTooLarge { .. })) {
+        Ok(actions)
+    } else {
+        Err(RepairError::NotRepairable(after))
+    }
+}

@@ -1,0 +1,200 @@
+//! Every operation keeps the virtual contents: after compact, convert, expand, merge and
+//! snapshot the disk reads exactly like a plain in-memory model.
+
+use proptest::prelude::*;
+use vhd_format::defs::{DiskType, Uuid, VhdTime};
+use vhd_format::ops::{self, NoProgress, Target};
+use vhd_format::*;
+
+const SIZE: u64 = 6 << 20;
+
+#[derive(Debug, Clone)]
+struct Write {
+    offset: u64,
+    len: usize,
+    byte: u8,
+}
+
+fn writes() -> impl Strategy<Value = Vec<Write>> {
+    prop::collection::vec(
+        (0..SIZE, 1usize..200_000, any::<u8>()).prop_map(|(offset, len, byte)| {
+            let len = len.min((SIZE - offset) as usize);
+            // A third of the writes are zeros, to exercise zero handling.
+            Write { offset, len, byte: if byte % 3 == 0 { 0 } else { byte } }
+        }),
+        1..12,
+    )
+}
+
+fn opts(seed: u8) -> CreateOptions {
+    CreateOptions::new(SIZE).unique_id(Uuid([seed; 16])).timestamp(VhdTime(1000 + u32::from(seed)))
+}
+
+fn apply(disk: &mut dyn Disk, model: &mut [u8], ws: &[Write]) {
+    for w in ws {
+        let data = vec![w.byte; w.len];
+        disk.write_at(w.offset, &data).unwrap();
+        model[w.offset as usize..w.offset as usize + w.len].copy_from_slice(&data);
+    }
+}
+
+fn contents(disk: &dyn Disk) -> Vec<u8> {
+    let mut out = vec![0u8; disk.size() as usize];
+    disk.read_at(0, &mut out).unwrap();
+    out
+}
+
+fn reopen(s: MemStorage) -> Vhd<MemStorage> {
+    Vhd::open(s, OpenOptions::new().writable(true)).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compact_keeps_contents(ws in writes(), block_kib in prop::sample::select(vec![64u32, 512, 2048])) {
+        let mut model = vec![0u8; SIZE as usize];
+        let mut vhd = create_dynamic(MemStorage::new(), &opts(1).block_size(block_kib << 10)).unwrap();
+        apply(&mut vhd, &mut model, &ws);
+        // Zero out a whole block so there is something to drop.
+        let bs = u64::from(block_kib) << 10;
+        apply(&mut vhd, &mut model, &[Write { offset: bs, len: bs as usize, byte: 0 }]);
+        let before = vhd.storage().len().unwrap();
+        let report = ops::compact(&mut vhd, None, &mut NoProgress).unwrap();
+        prop_assert_eq!(report.old_len, before);
+        prop_assert!(report.new_len <= before);
+        prop_assert_eq!(contents(&vhd), model.clone());
+        let vhd = reopen(vhd.into_storage());
+        prop_assert!(ops::check(vhd.storage()).unwrap().is_clean());
+        prop_assert_eq!(contents(&vhd), model);
+    }
+
+    #[test]
+    fn convert_round_trips(ws in writes()) {
+        let mut model = vec![0u8; SIZE as usize];
+        let mut src = create_dynamic(MemStorage::new(), &opts(2)).unwrap();
+        apply(&mut src, &mut model, &ws);
+        let fixed = ops::convert_to_vhd(&src, MemStorage::new(), Target::Fixed, &opts(3), &mut NoProgress).unwrap();
+        prop_assert_eq!(fixed.disk_type(), DiskType::FIXED);
+        prop_assert_eq!(contents(&fixed), model.clone());
+        let dynamic = ops::convert_to_vhd(&fixed, MemStorage::new(), Target::Dynamic { block_size: 1 << 20 }, &opts(4), &mut NoProgress).unwrap();
+        prop_assert_eq!(contents(&dynamic), model.clone());
+        prop_assert!(ops::check(dynamic.storage()).unwrap().is_clean());
+        let mut raw = MemStorage::new();
+        ops::convert_to_raw(&dynamic, &mut raw, &mut NoProgress).unwrap();
+        prop_assert_eq!(raw.into_vec(), model);
+    }
+
+    #[test]
+    fn expand_keeps_contents_and_grows_with_zeros(ws in writes(), extra_blocks in 1u64..40, fixed in any::<bool>()) {
+        let mut model = vec![0u8; SIZE as usize];
+        let mut vhd = if fixed {
+            create_fixed(MemStorage::new(), &opts(5)).unwrap()
+        } else {
+            create_dynamic(MemStorage::new(), &opts(5).block_size(64 << 10)).unwrap()
+        };
+        apply(&mut vhd, &mut model, &ws);
+        let new_size = SIZE + extra_blocks * (64 << 10) * 3;
+        ops::expand(&mut vhd, new_size).unwrap();
+        model.resize(new_size as usize, 0);
+        prop_assert_eq!(contents(&vhd), model.clone());
+        // Writes into the new space work, and survive a reopen.
+        apply(&mut vhd, &mut model, &[Write { offset: new_size - 70_000, len: 70_000, byte: 0x5a }]);
+        let vhd = reopen(vhd.into_storage());
+        prop_assert_eq!(vhd.size(), new_size);
+        prop_assert!(ops::check(vhd.storage()).unwrap().is_clean(), "{:?}", ops::check(vhd.storage()).unwrap());
+        prop_assert_eq!(contents(&vhd), model);
+    }
+
+    #[test]
+    fn merge_and_snapshot_keep_contents(base in writes(), top in writes()) {
+        let mut model = vec![0u8; SIZE as usize];
+        let mut parent = create_dynamic(MemStorage::new(), &opts(6)).unwrap();
+        apply(&mut parent, &mut model, &base);
+        let id = parent.identity().unwrap();
+        let link = ParentLink { unique_id: id.unique_id, timestamp: id.timestamp, name: "p.vhd".into(), relative_path: None, absolute_path: None };
+        let mut child = create_differencing(MemStorage::new(), Box::new(parent), &link, &opts(7)).unwrap();
+        apply(&mut child, &mut model, &top);
+        prop_assert_eq!(contents(&child), model.clone());
+        // Flatten the chain into a new disk.
+        let flat = ops::convert_to_vhd(&child, MemStorage::new(), Target::Dynamic { block_size: 2 << 20 }, &opts(8), &mut NoProgress).unwrap();
+        prop_assert_eq!(contents(&flat), model.clone());
+        // Merge the child into its (writable) parent.
+        ops::merge_into_parent(&mut child, &mut NoProgress).unwrap();
+        let (_, parent) = child.into_parts();
+        prop_assert_eq!(contents(parent.as_deref().unwrap()), model);
+    }
+}
+
+#[test]
+fn compact_and_expand_refuse_saved_state_and_fixed() {
+    let mut vhd = create_dynamic(MemStorage::new(), &opts(9)).unwrap();
+    let mut bytes = vhd.storage().clone().into_vec();
+    let len = bytes.len();
+    for at in [0, len - 512] {
+        bytes[at + 84] = 1;
+        let mut f = <vhd_format::defs::Footer as zerocopy::FromBytes>::read_from_bytes(&bytes[at..at + 512]).unwrap();
+        f.update_checksum();
+        bytes[at..at + 512].copy_from_slice(zerocopy::IntoBytes::as_bytes(&f));
+    }
+    let mut saved = reopen(MemStorage::from_vec(bytes));
+    assert!(saved.saved_state());
+    assert!(matches!(ops::compact(&mut saved, None, &mut NoProgress), Err(ops::CompactError::SavedState)));
+    assert!(matches!(ops::expand(&mut saved, SIZE * 2), Err(ops::ExpandError::SavedState)));
+    let mut fixed = create_fixed(MemStorage::new(), &opts(10)).unwrap();
+    assert!(matches!(ops::compact(&mut fixed, None, &mut NoProgress), Err(ops::CompactError::NotSparse)));
+    assert!(matches!(ops::expand(&mut vhd, SIZE - 512), Err(ops::ExpandError::Shrink { .. })));
+}
+
+#[test]
+fn compact_drops_blocks_the_caller_says_are_unused() {
+    let mut vhd = create_dynamic(MemStorage::new(), &opts(11).block_size(1 << 20)).unwrap();
+    vhd.write_at(0, &vec![1u8; 3 << 20]).unwrap();
+    let unused = |offset: u64, _len: u64| offset == 1 << 20;
+    let report = ops::compact(&mut vhd, Some(&unused), &mut NoProgress).unwrap();
+    assert_eq!(report.dropped_unused, 1);
+    assert_eq!(report.moved, 1);
+    let mut b = vec![0u8; 3 << 20];
+    vhd.read_at(0, &mut b).unwrap();
+    assert!(b[..1 << 20].iter().all(|&x| x == 1));
+    assert!(b[1 << 20..2 << 20].iter().all(|&x| x == 0));
+    assert!(b[2 << 20..].iter().all(|&x| x == 1));
+}
+
+#[test]
+fn repair_restores_a_cut_tail_and_a_damaged_head() {
+    let mut vhd = create_dynamic(MemStorage::new(), &opts(12).block_size(64 << 10)).unwrap();
+    vhd.write_at(100_000, &[7u8; 5000]).unwrap();
+    let good = vhd.into_storage().into_vec();
+    // Cut the tail footer off.
+    let mut cut = MemStorage::from_vec(good[..good.len() - 512].to_vec());
+    let report = ops::check(&cut).unwrap();
+    assert!(!report.is_clean());
+    let actions = ops::repair(&mut cut).unwrap();
+    assert!(actions.contains(&ops::RepairAction::RewroteTailFooter), "{actions:?}");
+    assert_eq!(cut.as_slice(), &good[..]);
+    // Damage the head copy.
+    let mut head = good.clone();
+    head[3] ^= 0xff;
+    let mut head = MemStorage::from_vec(head);
+    assert!(ops::check(&head).unwrap().problems.iter().any(|p| matches!(p, ops::Problem::HeadFooter { .. })));
+    let actions = ops::repair(&mut head).unwrap();
+    assert_eq!(actions, vec![ops::RepairAction::RewroteHeadFooter]);
+    assert_eq!(head.as_slice(), &good[..]);
+}
+
+#[test]
+fn inspect_reports_the_map() {
+    let mut vhd = create_dynamic(MemStorage::new(), &opts(13)).unwrap();
+    vhd.write_at(1 << 20, &[0xab; 4096]).unwrap();
+    vhd.write_at(5 << 20, &[0xcd; 4096]).unwrap();
+    let i = vhd.inspect().unwrap();
+    assert_eq!(i.allocated_blocks, 2);
+    assert_eq!(i.allocated_bytes, 4 << 20);
+    assert_eq!(i.map.len(), 3);
+    assert_eq!(i.map[2].state, ops::ExtentState::Data);
+    assert_eq!(i.map[0].state, ops::ExtentState::Data);
+    assert_eq!(i.map[0].length, 2 << 20);
+    assert_eq!(i.map[1].state, ops::ExtentState::Zero);
+    assert_eq!(i.fragmentation_percent, 0);
+}
