@@ -1,0 +1,239 @@
+//! Runs the `vmm` binary against real KVM: the built-in test guest must print its line and
+//! power off cleanly, and small hand-assembled guests must stop with the right errors.
+//!
+//! Every test that needs KVM first checks that `/dev/kvm` can be opened; where it cannot, the
+//! test prints `skipped: /dev/kvm not available (<reason>)` and passes. KVM is a property of
+//! the machine, not a peer tool the test could install, so this holds under `CI=true` too.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The line the test guest prints.
+const GREETING: &str = "viridian guest: hello from long mode";
+/// Longest a VMM run may take before the test kills it (a guest stuck in `hlt` under the
+/// in-kernel irqchip would otherwise hang the test).
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why KVM cannot be used here, if it cannot.
+fn kvm_unavailable() -> Option<String> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+macro_rules! require_kvm {
+    () => {
+        if let Some(reason) = kvm_unavailable() {
+            println!("skipped: /dev/kvm not available ({reason})");
+            return;
+        }
+    };
+}
+
+/// What one VMM run produced.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the VMM with `args`, killing it after [`TIMEOUT`].
+fn vmm(args: &[&str]) -> Outcome {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmm"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vmm");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).expect("read vmm output");
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for vmm") {
+            break status;
+        }
+        if start.elapsed() > TIMEOUT {
+            child.kill().expect("kill vmm");
+            let _ = child.wait();
+            panic!("vmm {args:?} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Outcome {
+        code: status.code(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Writes a minimal static ELF64 executable: `code` loaded and entered at 1 MiB.
+fn write_guest(name: &str, code: &[u8]) -> PathBuf {
+    const BASE: u64 = 0x10_0000;
+    const HEADERS: u64 = 64 + 56;
+    let mut elf = Vec::new();
+    // Elf64_Ehdr
+    elf.extend_from_slice(b"\x7fELF\x02\x01\x01\x00");
+    elf.extend_from_slice(&[0; 8]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    elf.extend_from_slice(&62u16.to_le_bytes()); // e_machine: EM_X86_64
+    elf.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    elf.extend_from_slice(&BASE.to_le_bytes()); // e_entry
+    elf.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
+    elf.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    elf.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    for half in [64u16, 56, 1, 0, 0, 0] {
+        // e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    // Elf64_Phdr
+    elf.extend_from_slice(&1u32.to_le_bytes()); // p_type: PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // p_flags: R X
+    let size = code.len() as u64;
+    for word in [HEADERS, BASE, BASE, size, size, 0x1000] {
+        // p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
+        elf.extend_from_slice(&word.to_le_bytes());
+    }
+    assert_eq!(elf.len() as u64, HEADERS);
+    elf.extend_from_slice(code);
+
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.elf"));
+    std::fs::write(&path, elf).expect("write test guest");
+    path
+}
+
+#[test]
+fn boots_the_test_guest_and_powers_off() {
+    require_kvm!();
+    let out = vmm(&[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(out.stdout.contains(GREETING), "stdout:\n{}", out.stdout);
+}
+
+#[test]
+fn traces_exits() {
+    require_kvm!();
+    let out = vmm(&["--trace", "--mem", "16"]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(out.stdout.contains(GREETING));
+    assert!(
+        out.stderr.contains("io in  0x03fd -> [60] serial"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("io out 0x00f4 [00] power-off"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn reports_the_guest_failure_status() {
+    require_kvm!();
+    // mov al, 5; out 0xf4, al
+    let guest = write_guest("status5", &[0xb0, 0x05, 0xe6, 0xf4]);
+    let out = vmm(&["--guest", guest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(3), "stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("failure status 5"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_port_stops_with_a_register_dump() {
+    require_kvm!();
+    // mov al, 0x41; out 0x80, al
+    let guest = write_guest("port80", &[0xb0, 0x41, 0xe6, 0x80]);
+    let out = vmm(&["--guest", guest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    let err = &out.stderr;
+    assert!(
+        err.contains("1-byte write to port 0x80, which has no device (data 41)"),
+        "{err}"
+    );
+    // `out` exits with rip already past the instruction.
+    assert!(err.contains("rip 0000000000100004"), "{err}");
+    assert!(err.contains("rax 0000000000000041"), "{err}");
+    assert!(err.contains("efer 0000000000000500"), "{err}");
+}
+
+#[test]
+fn mmio_outside_ram_stops_the_vm() {
+    require_kvm!();
+    // mov [0xd0000000], eax (moffs64 form)
+    let guest = write_guest("mmio", &[0xa3, 0, 0, 0, 0xd0, 0, 0, 0, 0]);
+    let out = vmm(&["--guest", guest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("4-byte mmio write at 0xd0000000"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn hlt_without_power_off_is_an_error() {
+    require_kvm!();
+    let guest = write_guest("hlt", &[0xf4]);
+    // With the in-kernel irqchip, KVM would sleep in `hlt` for good.
+    let out = vmm(&["--no-irqchip", "--guest", guest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("halted (hlt) without powering off"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn triple_fault_is_an_error() {
+    require_kvm!();
+    // ud2, with no IDT: #UD, then #DF, then shutdown.
+    let guest = write_guest("ud2", &[0x0f, 0x0b]);
+    let out = vmm(&["--guest", guest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("unexpected vcpu exit"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("registers:"), "{}", out.stderr);
+}
+
+#[test]
+fn rejects_a_file_that_is_not_elf() {
+    // Parsing happens before KVM is opened, so this needs no KVM.
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("not-elf.bin");
+    std::fs::write(&path, [b'M', b'Z'].repeat(64)).unwrap();
+    let out = vmm(&["--guest", path.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("not a loadable ELF"), "{}", out.stderr);
+    assert!(out.stderr.contains("not an elf file"), "{}", out.stderr);
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let out = vmm(&["--help"]);
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.starts_with("usage: vmm"), "{}", out.stdout);
+    let out = vmm(&["--mem", "1"]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("--mem takes a whole number"),
+        "{}",
+        out.stderr
+    );
+}
