@@ -275,7 +275,9 @@ mod fs {
                     continue;
                 }
             }
-            let parent_options = OpenOptions::new().size_policy(options.size_policy);
+            let parent_options = OpenOptions::new()
+                .size_policy(options.size_policy)
+                .writable(options.writable_parent);
             let parent = open_at_depth(&candidate, parent_options, policy, depth + 1).map_err(|e| {
                 ParentError::Open { path: candidate.clone(), source: Box::new(e) }
             })?;

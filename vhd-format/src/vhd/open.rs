@@ -59,6 +59,7 @@ pub struct OpenOptions {
     pub(crate) size_policy: SizePolicy,
     pub(crate) barriers: bool,
     pub(crate) ignore_parent_id: bool,
+    pub(crate) writable_parent: bool,
 }
 
 impl OpenOptions {
@@ -84,6 +85,13 @@ impl OpenOptions {
     /// always issued in crash-consistent order; this adds the barrier.
     pub fn barriers(mut self, yes: bool) -> Self {
         self.barriers = yes;
+        self
+    }
+
+    /// Open the immediate parent writable too (what merging into the parent needs). Only
+    /// meaningful when the parent is resolved from the file system.
+    pub fn writable_parent(mut self, yes: bool) -> Self {
+        self.writable_parent = yes;
         self
     }
 
