@@ -19,7 +19,9 @@ pub struct Contender<'a> {
 
 impl std::fmt::Debug for Contender<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Contender").field("label", &self.label).finish()
+        f.debug_struct("Contender")
+            .field("label", &self.label)
+            .finish()
     }
 }
 

@@ -88,19 +88,24 @@ impl CreateOptions {
         let now = VhdTime::now();
         #[cfg(not(feature = "std"))]
         let now = VhdTime(0);
-        let mut footer = Footer::new(disk_type, self.size, data_offset, self.timestamp.unwrap_or(now), id);
+        let mut footer = Footer::new(
+            disk_type,
+            self.size,
+            data_offset,
+            self.timestamp.unwrap_or(now),
+            id,
+        );
         footer.creator_application = self.creator.0;
         footer.update_checksum();
         Ok(footer)
     }
 
     fn validate(&self, sparse: bool) -> Result<(), CreateError> {
-        if self.size == 0 || self.size % SECTOR_SIZE != 0 || self.size > MAX_DISK_SIZE {
+        if self.size == 0 || !self.size.is_multiple_of(SECTOR_SIZE) || self.size > MAX_DISK_SIZE {
             return Err(CreateError::InvalidSize(self.size));
         }
         if sparse
-            && (!self.block_size.is_power_of_two()
-                || !(512..=256 << 20).contains(&self.block_size))
+            && (!self.block_size.is_power_of_two() || !(512..=256 << 20).contains(&self.block_size))
         {
             return Err(CreateError::InvalidBlockSize(self.block_size));
         }
@@ -154,7 +159,10 @@ pub enum CreateError {
 ///
 /// The data area is created with `set_len`, so on file systems with sparse files it takes
 /// no space until written.
-pub fn create_fixed<S: Storage>(mut storage: S, options: &CreateOptions) -> Result<Vhd<S>, CreateError> {
+pub fn create_fixed<S: Storage>(
+    mut storage: S,
+    options: &CreateOptions,
+) -> Result<Vhd<S>, CreateError> {
     options.validate(false)?;
     let footer = options.footer(DiskType::FIXED, None)?;
     storage.set_len(0)?;
@@ -165,7 +173,10 @@ pub fn create_fixed<S: Storage>(mut storage: S, options: &CreateOptions) -> Resu
 }
 
 /// Creates a dynamic disk in `storage` (truncating it) and opens it for writing.
-pub fn create_dynamic<S: Storage>(mut storage: S, options: &CreateOptions) -> Result<Vhd<S>, CreateError> {
+pub fn create_dynamic<S: Storage>(
+    mut storage: S,
+    options: &CreateOptions,
+) -> Result<Vhd<S>, CreateError> {
     options.validate(true)?;
     let footer = options.footer(DiskType::DYNAMIC, Some(HEADER_OFFSET))?;
     let entries = options.size.div_ceil(u64::from(options.block_size)) as u32;
@@ -182,7 +193,10 @@ pub fn create_differencing<S: Storage>(
     link: &ParentLink,
     options: &CreateOptions,
 ) -> Result<Vhd<S>, CreateError> {
-    let options = CreateOptions { size: parent.size(), ..options.clone() };
+    let options = CreateOptions {
+        size: parent.size(),
+        ..options.clone()
+    };
     options.validate(true)?;
     let footer = options.footer(DiskType::DIFFERENCING, Some(HEADER_OFFSET))?;
     let entries = options.size.div_ceil(u64::from(options.block_size)) as u32;
@@ -206,7 +220,11 @@ pub fn create_differencing<S: Storage>(
         }
     }
     write_sparse(&mut storage, &footer, header, &payloads)?;
-    Ok(Vhd::open_with_parent(storage, parent, OpenOptions::new().writable(true))?)
+    Ok(Vhd::open_with_parent(
+        storage,
+        parent,
+        OpenOptions::new().writable(true),
+    )?)
 }
 
 /// Writes the metadata of an empty sparse disk: footer copy, header (with locator entries
@@ -222,7 +240,9 @@ pub(crate) fn write_sparse<S: Storage>(
     let mut next = BAT_OFFSET + bat_bytes;
     let mut placed = Vec::new();
     for (i, (code, bytes)) in payloads.iter().enumerate() {
-        let space = (bytes.len() as u64).next_multiple_of(SECTOR_SIZE).max(SECTOR_SIZE);
+        let space = (bytes.len() as u64)
+            .next_multiple_of(SECTOR_SIZE)
+            .max(SECTOR_SIZE);
         header.parent_locators[i] = ParentLocatorEntry {
             platform_code: U32::new(code.0),
             platform_data_space: U32::new(space as u32),
@@ -253,7 +273,9 @@ mod tests {
     use crate::io::MemStorage;
 
     fn opts(size: u64) -> CreateOptions {
-        CreateOptions::new(size).unique_id(Uuid([9; 16])).timestamp(VhdTime(100))
+        CreateOptions::new(size)
+            .unique_id(Uuid([9; 16]))
+            .timestamp(VhdTime(100))
     }
 
     #[test]
@@ -271,8 +293,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_parameters() {
-        assert!(matches!(create_fixed(MemStorage::new(), &opts(0)), Err(CreateError::InvalidSize(0))));
-        assert!(matches!(create_fixed(MemStorage::new(), &opts(1000)), Err(CreateError::InvalidSize(_))));
+        assert!(matches!(
+            create_fixed(MemStorage::new(), &opts(0)),
+            Err(CreateError::InvalidSize(0))
+        ));
+        assert!(matches!(
+            create_fixed(MemStorage::new(), &opts(1000)),
+            Err(CreateError::InvalidSize(_))
+        ));
         assert!(matches!(
             create_dynamic(MemStorage::new(), &opts(1 << 20).block_size(3 << 20)),
             Err(CreateError::InvalidBlockSize(_))

@@ -25,13 +25,17 @@ pub enum DiskError {
     #[error("the disk is read-only")]
     ReadOnly,
     /// A block would be placed beyond what a VHD can address (32-bit sector numbers in the BAT).
-    #[error("the image file cannot grow to {needed} bytes: VHD block offsets are 32-bit sector numbers")]
+    #[error(
+        "the image file cannot grow to {needed} bytes: VHD block offsets are 32-bit sector numbers"
+    )]
     FileTooLarge {
         /// File length the allocation needed.
         needed: u64,
     },
     /// The disk's metadata was found to be inconsistent while using it.
-    #[error("corrupt image: block {block} at sector {sector} ends beyond the file ({file_len} bytes)")]
+    #[error(
+        "corrupt image: block {block} at sector {sector} ends beyond the file ({file_len} bytes)"
+    )]
     BlockBeyondEof {
         /// Block index.
         block: u32,
@@ -105,7 +109,11 @@ pub trait Disk {
 pub(crate) fn check_range(offset: u64, len: usize, size: u64) -> Result<(), DiskError> {
     match offset.checked_add(len as u64) {
         Some(end) if end <= size => Ok(()),
-        _ => Err(DiskError::OutOfRange { offset, len: len as u64, size }),
+        _ => Err(DiskError::OutOfRange {
+            offset,
+            len: len as u64,
+            size,
+        }),
     }
 }
 
@@ -143,7 +151,11 @@ impl<S: Storage> RawDisk<S> {
     /// A raw disk over all of `storage`.
     pub fn new(storage: S, writable: bool) -> Result<Self, IoError> {
         let size = storage.len()?;
-        Ok(Self { storage, size, writable })
+        Ok(Self {
+            storage,
+            size,
+            writable,
+        })
     }
 
     /// The storage, back.

@@ -53,6 +53,8 @@ pub enum IoError {
 /// Reads take `&self` so that a disk can be read through shared references; writes take
 /// `&mut self`. Implementations must make `read_at` exact: a short read is
 /// [`IoError::UnexpectedEof`], never a partially filled buffer.
+// `len` is a file length, not a collection size; an `is_empty` would mean nothing useful.
+#[allow(clippy::len_without_is_empty)]
 pub trait Storage {
     /// Fills `buf` from `offset`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError>;
@@ -142,7 +144,10 @@ impl MemStorage {
     fn grow_to(&mut self, len: u64) -> Result<(), IoError> {
         let limit = self.limit.unwrap_or(isize::MAX as u64);
         if len > limit {
-            return Err(IoError::NoSpace { requested: len, limit });
+            return Err(IoError::NoSpace {
+                requested: len,
+                limit,
+            });
         }
         if len as usize > self.data.len() {
             self.data.resize(len as usize, 0);
@@ -177,10 +182,12 @@ impl Storage for MemStorage {
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
-        let end = offset.checked_add(buf.len() as u64).ok_or(IoError::NoSpace {
-            requested: u64::MAX,
-            limit: self.limit.unwrap_or(u64::MAX),
-        })?;
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or(IoError::NoSpace {
+                requested: u64::MAX,
+                limit: self.limit.unwrap_or(u64::MAX),
+            })?;
         self.grow_to(end)?;
         self.data[offset as usize..end as usize].copy_from_slice(buf);
         Ok(())
@@ -231,7 +238,10 @@ impl Storage for std::fs::File {
     }
 
     fn set_len(&mut self, len: u64) -> Result<(), IoError> {
-        std::fs::File::set_len(self, len).map_err(|source| IoError::Os { offset: len, source })
+        std::fs::File::set_len(self, len).map_err(|source| IoError::Os {
+            offset: len,
+            source,
+        })
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
@@ -254,11 +264,24 @@ mod tests {
         assert_eq!(&buf, b"\0abc");
         assert!(matches!(
             m.read_at(11, &mut buf),
-            Err(IoError::UnexpectedEof { offset: 11, len: 4, storage_len: 13 })
+            Err(IoError::UnexpectedEof {
+                offset: 11,
+                len: 4,
+                storage_len: 13
+            })
         ));
-        assert!(matches!(m.read_at(u64::MAX, &mut buf), Err(IoError::UnexpectedEof { .. })));
-        assert!(matches!(m.write_at(4095, b"xy"), Err(IoError::NoSpace { .. })));
-        assert!(matches!(m.write_at(u64::MAX, b"xy"), Err(IoError::NoSpace { .. })));
+        assert!(matches!(
+            m.read_at(u64::MAX, &mut buf),
+            Err(IoError::UnexpectedEof { .. })
+        ));
+        assert!(matches!(
+            m.write_at(4095, b"xy"),
+            Err(IoError::NoSpace { .. })
+        ));
+        assert!(matches!(
+            m.write_at(u64::MAX, b"xy"),
+            Err(IoError::NoSpace { .. })
+        ));
         m.set_len(2).unwrap();
         assert_eq!(m.as_slice(), &[0, 0]);
     }

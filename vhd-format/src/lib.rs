@@ -1,6 +1,117 @@
 //! # `vhd-format`: the VHD virtual hard disk format
 //!
-//! (crate docs are written in `docs.md` at the end of this issue)
+//! VHD is the disk image format of Hyper-V, Virtual PC, Virtual Server, Azure, Xen and
+//! disk2vhd, defined by Microsoft's *Virtual Hard Disk Image Format Specification* 1.0
+//! (October 2006). This crate reads and writes all three disk types and implements every
+//! operation of Hyper-V's Edit Disk wizard — in `no_std` where it can, over any storage.
+//!
+//! ```text
+//!  fixed          [ data ........................................ ][footer]
+//!  dynamic        [footer copy][dynamic header][BAT][ block ][ block ] … [footer]
+//!  differencing   same as dynamic + parent id/name + parent locators    │
+//!                 block = [sector bitmap, MSB first][data: block_size]  │
+//!                 a clear bitmap bit means "read the parent" ───────────┘
+//! ```
+//!
+//! ## Layers
+//!
+//! | module | what | needs |
+//! |---|---|---|
+//! | [`defs`] | zerocopy layouts with big-endian field types and pinned sizes ([`defs::Footer`], [`defs::DynamicHeader`], [`defs::ParentLocatorEntry`]), checksums, the spec's CHS algorithm ([`defs::Geometry`]), timestamps, creator codes, UUIDs, sector bitmaps | `core` |
+//! | [`io`] | the positional-I/O seam [`Storage`] (`read_at`/`write_at`/`len`/`set_len`/`flush`), [`MemStorage`] and `std::fs::File` (pread/pwrite: no seek races) | `core` (+`alloc`/`std` for the impls) |
+//! | [`Vhd`], [`Disk`] | open any VHD, read and write by byte offset or sector; a differencing disk owns its parent as a `Box<dyn Disk>`, so a chain of any depth reads as one disk | `alloc` |
+//! | [`create_fixed`], [`create_dynamic`], [`create_differencing`] | new disks that qemu, libvhdi, VirtualBox and Hyper-V accept | `alloc` |
+//! | [`ops`] | [`inspect`](Vhd::inspect), [`check`](ops::check), [`repair`](ops::repair), [`compact`](ops::compact), [`convert`](ops::convert_to_vhd), [`expand`](ops::expand), [`merge`](ops::merge_into_parent), with progress callbacks | `alloc` |
+//! | [`Vhd::open_path`], [`snapshot`](crate::snapshot()) | parent resolution on the file system under a [`ParentPolicy`]; one-call snapshots | `std` |
+//!
+//! ## Example
+//!
+//! ```
+//! use vhd_format::{create_differencing, create_dynamic, CreateOptions, Disk, MemStorage, ParentLink};
+//! use vhd_format::ops::{self, NoProgress, Target};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A 64 MiB dynamic disk in memory (any `Storage` works: a `std::fs::File`, your own).
+//! let mut base = create_dynamic(MemStorage::new(), &CreateOptions::new(64 << 20))?;
+//! base.write_at(1 << 20, b"hello from the base disk")?;
+//!
+//! // A snapshot: a differencing child over it. Writes go to the child only.
+//! let id = base.identity().expect("a VHD has an identity");
+//! let link = ParentLink {
+//!     unique_id: id.unique_id,
+//!     timestamp: id.timestamp,
+//!     name: "base.vhd".into(),
+//!     relative_path: Some(".\\base.vhd".into()),
+//!     absolute_path: None,
+//! };
+//! let mut child = create_differencing(MemStorage::new(), Box::new(base), &link, &CreateOptions::new(0))?;
+//! child.write_at((1 << 20) + 11, b"child")?;
+//!
+//! let mut buf = [0u8; 24];
+//! child.read_at(1 << 20, &mut buf)?;
+//! assert_eq!(&buf[..16], b"hello from child");
+//!
+//! // Inspect, check, then flatten the chain into a new fixed disk.
+//! let info = child.inspect()?;
+//! assert_eq!(info.allocated_blocks, 1);
+//! assert!(ops::check(child.storage())?.is_clean());
+//! let flat = ops::convert_to_vhd(&child, MemStorage::new(), Target::Fixed, &CreateOptions::new(0), &mut NoProgress)?;
+//! let mut again = [0u8; 24];
+//! flat.read_at(1 << 20, &mut again)?;
+//! assert_eq!(again, buf);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Rules this crate gets right (and peers do not)
+//!
+//! - **Differencing disks are read with their parent.** qemu opens a differencing VHD as a
+//!   standalone dynamic disk and silently loses the parent's data; libvhdi 20210425 treats
+//!   sub-byte bitmap runs wrongly. Here bitmaps are exact per sector, MSB first.
+//! - **Zeros written into a child still allocate when an ancestor has data** (the shortcut
+//!   "zeros need no block" is only valid when nothing below has data: [`Disk::is_unallocated`]).
+//! - **Partial-sector writes** into sectors a child does not hold yet read the parent's
+//!   sector first (read-modify-write), so a sector is only ever marked present whole.
+//! - **Size** comes from `current_size` ([`SizePolicy::CurrentSize`]); the CHS size and qemu's
+//!   per-creator rule are explicit options ([`SizePolicy::Chs`], [`SizePolicy::Qemu`]).
+//! - **Writers** emit a real geometry, creator `win `, host `Wi2k`, all-ones unused offsets,
+//!   a footer copy at 0, exactly `ceil(size / block)` BAT entries, W2ku + W2ru locators
+//!   (UTF-16LE, byte-count data space) and the UTF-16BE parent name.
+//! - **Parents are resolved the robust way** — `W2ru` relative to the child's directory, then
+//!   `W2ku`, then the unicode name beside the child — never outside the caller's
+//!   [`ParentPolicy`], with the unique id verified and a timestamp mismatch only a [`Warning`].
+//!
+//! ## Crash consistency
+//!
+//! A block allocation writes the bitmap and data, sets the file length, flushes (unless
+//! [`OpenOptions::barriers`] is off), writes the BAT entry, then the footer at the new end. A
+//! file cut at any point opens (from the footer copy at offset 0 if the tail was lost, with
+//! [`Warning::TailFooterInvalid`]), every write flushed before the cut reads back, and
+//! [`ops::repair`] restores the tail footer and cuts unreferenced bytes.
+//!
+//! ## Hostile input
+//!
+//! Every field read from a file is untrusted: sizes are checked against the file length before
+//! anything is allocated in proportion to them, BAT entries must lie inside the data area and
+//! outside the metadata, locator payloads are bounded, and no input can make an operation
+//! panic or touch bytes outside the file. A cargo-fuzz package lives in `fuzz/`; checksum
+//! checks are bypassed under `cfg(fuzzing)` so the fuzzer reaches the deeper layers.
+//!
+//! ## Not supported
+//!
+//! - VHDX (a different format; only VHD v1 is implemented).
+//! - Opening a differencing disk without any parent (reads would be meaningless); use
+//!   [`Vhd::probe`] to look at its headers, or [`ops::check`].
+//! - Compacting or expanding a disk with the saved-state flag set (refused, per the spec).
+//!
+//! ## Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `alloc` | via `std` | the I/O layer, creation and every operation |
+//! | `std` | yes | `std::fs::File` storage, parent resolution, `snapshot`, `std::error::Error` |
+//!
+//! With `default-features = false` only [`defs`] and the [`Storage`] trait remain: `core` only.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -26,12 +137,14 @@ mod snapshot;
 mod vhd;
 
 #[cfg(feature = "alloc")]
-pub use create::{create_differencing, create_dynamic, create_fixed, CreateError, CreateOptions, ParentLink};
+pub use create::{
+    create_differencing, create_dynamic, create_fixed, CreateError, CreateOptions, ParentLink,
+};
 #[cfg(feature = "alloc")]
 pub use disk::{Disk, DiskError, DiskIdentity, RawDisk};
-pub use io::{IoError, Storage};
 #[cfg(feature = "alloc")]
 pub use io::MemStorage;
+pub use io::{IoError, Storage};
 #[cfg(feature = "alloc")]
 pub use parent::Locator;
 #[cfg(feature = "std")]

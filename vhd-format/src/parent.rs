@@ -39,7 +39,9 @@ impl<S: Storage> Vhd<S> {
     /// The parent locators that hold a path, decoded. Entries whose payload lies outside the
     /// file or is not text are skipped.
     pub fn parent_locators(&self) -> Result<Vec<Locator>, IoError> {
-        let Some(header) = self.header() else { return Ok(Vec::new()) };
+        let Some(header) = self.header() else {
+            return Ok(Vec::new());
+        };
         read_locators(&self.storage, header)
     }
 }
@@ -67,7 +69,9 @@ pub(crate) fn read_locators<S: Storage>(
         storage.read_at(offset, &mut bytes)?;
         let path: String = match code {
             PlatformCode::W2RU | PlatformCode::W2KU => core::char::decode_utf16(
-                bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])),
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]])),
             )
             .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
             .collect(),
@@ -109,14 +113,22 @@ mod fs {
         /// Parents must lie in the child's own directory (or below it); absolute locators are
         /// not followed; chains up to 64 deep.
         fn default() -> Self {
-            Self { roots: Some(Vec::new()), follow_absolute: false, max_depth: 64 }
+            Self {
+                roots: Some(Vec::new()),
+                follow_absolute: false,
+                max_depth: 64,
+            }
         }
     }
 
     impl ParentPolicy {
         /// Parents may lie anywhere and absolute locators are followed (trusted images only).
         pub fn anywhere() -> Self {
-            Self { roots: None, follow_absolute: true, max_depth: 64 }
+            Self {
+                roots: None,
+                follow_absolute: true,
+                max_depth: 64,
+            }
         }
 
         /// Also allow parents under `dir` (canonicalized when checked).
@@ -138,8 +150,12 @@ mod fs {
         }
 
         fn allows(&self, child_dir: &Path, candidate: &Path) -> bool {
-            let Some(roots) = &self.roots else { return true };
-            let Ok(real) = candidate.canonicalize() else { return false };
+            let Some(roots) = &self.roots else {
+                return true;
+            };
+            let Ok(real) = candidate.canonicalize() else {
+                return false;
+            };
             std::iter::once(child_dir)
                 .chain(roots.iter().map(PathBuf::as_path))
                 .filter_map(|r| r.canonicalize().ok())
@@ -217,11 +233,18 @@ mod fs {
             return Vhd::open(file, options);
         };
         let parent_id = header.parent_unique_id();
-        let child_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let child_dir = if child_dir.as_os_str().is_empty() { PathBuf::from(".") } else { child_dir };
+        let child_dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let child_dir = if child_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            child_dir
+        };
         let locators = super::read_locators(&file, &header)?;
         let mut candidates: Vec<PathBuf> = Vec::new();
-        let by_code = |code: PlatformCode| locators.iter().filter(move |l: &&Locator| l.code == code);
+        let by_code =
+            |code: PlatformCode| locators.iter().filter(move |l: &&Locator| l.code == code);
         for l in by_code(PlatformCode::W2RU).chain(by_code(PlatformCode::WI2R)) {
             candidates.push(child_dir.join(native(&l.path)));
         }
@@ -278,12 +301,21 @@ mod fs {
             let parent_options = OpenOptions::new()
                 .size_policy(options.size_policy)
                 .writable(options.writable_parent);
-            let parent = open_at_depth(&candidate, parent_options, policy, depth + 1).map_err(|e| {
-                ParentError::Open { path: candidate.clone(), source: Box::new(e) }
-            })?;
+            let parent =
+                open_at_depth(&candidate, parent_options, policy, depth + 1).map_err(|e| {
+                    ParentError::Open {
+                        path: candidate.clone(),
+                        source: Box::new(e),
+                    }
+                })?;
             let parent: Box<dyn Disk> = Box::new(parent);
             return Vhd::open_with_parent(file, parent, options);
         }
-        Err(ParentError::NotFound { child: path.to_path_buf(), parent_id, tried }.into())
+        Err(ParentError::NotFound {
+            child: path.to_path_buf(),
+            parent_id,
+            tried,
+        }
+        .into())
     }
 }

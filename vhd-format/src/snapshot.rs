@@ -49,24 +49,40 @@ fn relative(from: &Path, target: &Path) -> PathBuf {
 /// The parent link a child of the disk at `parent_path` records when the child lives at
 /// `child_path`: the parent's identity, its file name, a `W2ru` path relative to the child's
 /// directory (Windows separators, `.\` prefix) and a `W2ku` absolute path.
-pub fn parent_link(parent: &dyn Disk, parent_path: &Path, child_path: &Path) -> Result<ParentLink, SnapshotError> {
+pub fn parent_link(
+    parent: &dyn Disk,
+    parent_path: &Path,
+    child_path: &Path,
+) -> Result<ParentLink, SnapshotError> {
     let abs = |p: &Path| {
-        std::path::absolute(p).map_err(|source| SnapshotError::Path { path: p.to_path_buf(), source })
+        std::path::absolute(p).map_err(|source| SnapshotError::Path {
+            path: p.to_path_buf(),
+            source,
+        })
     };
     let parent_abs = abs(parent_path)?;
     let child_abs = abs(child_path)?;
     let child_dir = child_abs.parent().unwrap_or(Path::new("/"));
     let rel = relative(child_dir, &parent_abs);
     let rel_text = rel.to_string_lossy().replace('/', "\\");
-    let rel_text = if rel_text.starts_with("..") { rel_text } else { std::format!(".\\{rel_text}") };
-    let identity = parent.identity().ok_or_else(|| SnapshotError::Parent(OpenError::ParentMismatch {
-        expected: crate::defs::Uuid::NIL,
-        found: None,
-    }))?;
+    let rel_text = if rel_text.starts_with("..") {
+        rel_text
+    } else {
+        std::format!(".\\{rel_text}")
+    };
+    let identity = parent
+        .identity()
+        .ok_or(SnapshotError::Parent(OpenError::ParentMismatch {
+            expected: crate::defs::Uuid::NIL,
+            found: None,
+        }))?;
     Ok(ParentLink {
         unique_id: identity.unique_id,
         timestamp: identity.timestamp,
-        name: parent_abs.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(String::new),
+        name: parent_abs
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(String::new),
         relative_path: Some(rel_text),
         absolute_path: Some(parent_abs.to_string_lossy().to_string()),
     })
@@ -89,7 +105,10 @@ pub fn snapshot(
         .write(true)
         .create_new(true)
         .open(child_path)
-        .map_err(|source| SnapshotError::Path { path: child_path.to_path_buf(), source })?;
+        .map_err(|source| SnapshotError::Path {
+            path: child_path.to_path_buf(),
+            source,
+        })?;
     let parent: Box<dyn Disk> = Box::new(parent);
     Ok(create_differencing(file, parent, &link, options)?)
 }
@@ -100,8 +119,17 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        assert_eq!(relative(Path::new("/a/b"), Path::new("/a/b/p.vhd")), PathBuf::from("p.vhd"));
-        assert_eq!(relative(Path::new("/a/b/snap"), Path::new("/a/b/p.vhd")), PathBuf::from("../p.vhd"));
-        assert_eq!(relative(Path::new("/x"), Path::new("/a/p.vhd")), PathBuf::from("../a/p.vhd"));
+        assert_eq!(
+            relative(Path::new("/a/b"), Path::new("/a/b/p.vhd")),
+            PathBuf::from("p.vhd")
+        );
+        assert_eq!(
+            relative(Path::new("/a/b/snap"), Path::new("/a/b/p.vhd")),
+            PathBuf::from("../p.vhd")
+        );
+        assert_eq!(
+            relative(Path::new("/x"), Path::new("/a/p.vhd")),
+            PathBuf::from("../a/p.vhd")
+        );
     }
 }

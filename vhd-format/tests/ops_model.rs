@@ -20,14 +20,20 @@ fn writes() -> impl Strategy<Value = Vec<Write>> {
         (0..SIZE, 1usize..200_000, any::<u8>()).prop_map(|(offset, len, byte)| {
             let len = len.min((SIZE - offset) as usize);
             // A third of the writes are zeros, to exercise zero handling.
-            Write { offset, len, byte: if byte % 3 == 0 { 0 } else { byte } }
+            Write {
+                offset,
+                len,
+                byte: if byte % 3 == 0 { 0 } else { byte },
+            }
         }),
         1..12,
     )
 }
 
 fn opts(seed: u8) -> CreateOptions {
-    CreateOptions::new(SIZE).unique_id(Uuid([seed; 16])).timestamp(VhdTime(1000 + u32::from(seed)))
+    CreateOptions::new(SIZE)
+        .unique_id(Uuid([seed; 16]))
+        .timestamp(VhdTime(1000 + u32::from(seed)))
 }
 
 fn apply(disk: &mut dyn Disk, model: &mut [u8], ws: &[Write]) {
@@ -133,17 +139,32 @@ fn compact_and_expand_refuse_saved_state_and_fixed() {
     let len = bytes.len();
     for at in [0, len - 512] {
         bytes[at + 84] = 1;
-        let mut f = <vhd_format::defs::Footer as zerocopy::FromBytes>::read_from_bytes(&bytes[at..at + 512]).unwrap();
+        let mut f = <vhd_format::defs::Footer as zerocopy::FromBytes>::read_from_bytes(
+            &bytes[at..at + 512],
+        )
+        .unwrap();
         f.update_checksum();
         bytes[at..at + 512].copy_from_slice(zerocopy::IntoBytes::as_bytes(&f));
     }
     let mut saved = reopen(MemStorage::from_vec(bytes));
     assert!(saved.saved_state());
-    assert!(matches!(ops::compact(&mut saved, None, &mut NoProgress), Err(ops::CompactError::SavedState)));
-    assert!(matches!(ops::expand(&mut saved, SIZE * 2), Err(ops::ExpandError::SavedState)));
+    assert!(matches!(
+        ops::compact(&mut saved, None, &mut NoProgress),
+        Err(ops::CompactError::SavedState)
+    ));
+    assert!(matches!(
+        ops::expand(&mut saved, SIZE * 2),
+        Err(ops::ExpandError::SavedState)
+    ));
     let mut fixed = create_fixed(MemStorage::new(), &opts(10)).unwrap();
-    assert!(matches!(ops::compact(&mut fixed, None, &mut NoProgress), Err(ops::CompactError::NotSparse)));
-    assert!(matches!(ops::expand(&mut vhd, SIZE - 512), Err(ops::ExpandError::Shrink { .. })));
+    assert!(matches!(
+        ops::compact(&mut fixed, None, &mut NoProgress),
+        Err(ops::CompactError::NotSparse)
+    ));
+    assert!(matches!(
+        ops::expand(&mut vhd, SIZE - 512),
+        Err(ops::ExpandError::Shrink { .. })
+    ));
 }
 
 #[test]
@@ -171,13 +192,20 @@ fn repair_restores_a_cut_tail_and_a_damaged_head() {
     let report = ops::check(&cut).unwrap();
     assert!(!report.is_clean());
     let actions = ops::repair(&mut cut).unwrap();
-    assert!(actions.contains(&ops::RepairAction::RewroteTailFooter), "{actions:?}");
+    assert!(
+        actions.contains(&ops::RepairAction::RewroteTailFooter),
+        "{actions:?}"
+    );
     assert_eq!(cut.as_slice(), &good[..]);
     // Damage the head copy.
     let mut head = good.clone();
     head[3] ^= 0xff;
     let mut head = MemStorage::from_vec(head);
-    assert!(ops::check(&head).unwrap().problems.iter().any(|p| matches!(p, ops::Problem::HeadFooter { .. })));
+    assert!(ops::check(&head)
+        .unwrap()
+        .problems
+        .iter()
+        .any(|p| matches!(p, ops::Problem::HeadFooter { .. })));
     let actions = ops::repair(&mut head).unwrap();
     assert_eq!(actions, vec![ops::RepairAction::RewroteHeadFooter]);
     assert_eq!(head.as_slice(), &good[..]);

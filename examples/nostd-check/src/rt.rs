@@ -5,7 +5,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of the static heap the bump allocator hands out.
-const HEAP_SIZE: usize = 4 << 20;
+const HEAP_SIZE: usize = 16 << 20;
 
 /// A bump allocator over a static array: allocation moves a cursor, deallocation is a no-op.
 /// Enough for short checks; it never reuses memory.
@@ -86,3 +86,11 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     write_stdout(b"panic\n");
     exit(101)
 }
+
+/// The unwinding personality routine that the prebuilt `core`/`alloc` unwind tables name.
+///
+/// The host target's standard libraries are built for unwinding, so their `.eh_frame` entries
+/// refer to `rust_eh_personality`, which only `std` defines. This binary is built with
+/// `panic = "abort"`: nothing unwinds and nothing calls this; it only satisfies the linker.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}

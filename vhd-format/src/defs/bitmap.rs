@@ -18,7 +18,9 @@ pub struct SectorBitmap<'a>(pub &'a [u8]);
 impl SectorBitmap<'_> {
     /// Whether sector `k` is marked. Sectors beyond the bitmap read as unmarked.
     pub fn get(&self, k: usize) -> bool {
-        self.0.get(k / 8).is_some_and(|b| b & (0x80 >> (k % 8)) != 0)
+        self.0
+            .get(k / 8)
+            .is_some_and(|b| b & (0x80 >> (k % 8)) != 0)
     }
 
     /// The length of the run of sectors starting at `k` (capped at `limit`) that share sector
@@ -29,7 +31,7 @@ impl SectorBitmap<'_> {
         while n < limit {
             let i = k + n;
             // Skip whole bytes when aligned.
-            if i % 8 == 0 && n + 8 <= limit {
+            if i.is_multiple_of(8) && n + 8 <= limit {
                 let want = if state { 0xff } else { 0 };
                 if self.0.get(i / 8).copied().unwrap_or(0) == want {
                     n += 8;
@@ -61,7 +63,7 @@ impl SectorBitmapMut<'_> {
         let mut k = first;
         let end = first + sectors;
         while k < end {
-            if k % 8 == 0 && k + 8 <= end {
+            if k.is_multiple_of(8) && k + 8 <= end {
                 if let Some(b) = self.0.get_mut(k / 8) {
                     *b = 0xff;
                 }

@@ -165,7 +165,10 @@ impl core::fmt::Debug for DynamicHeader {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DynamicHeader")
             .field("table_offset", &self.table_offset.get())
-            .field("header_version", &format_args!("{:#x}", self.header_version.get()))
+            .field(
+                "header_version",
+                &format_args!("{:#x}", self.header_version.get()),
+            )
             .field("max_table_entries", &self.max_table_entries.get())
             .field("block_size", &self.block_size.get())
             .field("checksum", &format_args!("{:#x}", self.checksum.get()))
@@ -189,7 +192,10 @@ struct Utf16Display {
 
 impl FromIterator<char> for Utf16Display {
     fn from_iter<I: IntoIterator<Item = char>>(iter: I) -> Self {
-        let mut s = Self { buf: [0; 1024], len: 0 };
+        let mut s = Self {
+            buf: [0; 1024],
+            len: 0,
+        };
         for c in iter {
             let mut tmp = [0; 4];
             let enc = c.encode_utf8(&mut tmp).as_bytes();
@@ -228,8 +234,9 @@ mod tests {
         assert_eq!(b[32..36], 0x200000u32.to_be_bytes());
         assert_eq!(b[64..68], [0, b'p', 0, b'.']);
         assert!(h.checksum_ok());
-        let name: std::string::String =
-            core::char::decode_utf16(h.parent_name_units()).map(|c| c.unwrap()).collect();
+        let name: std::string::String = core::char::decode_utf16(h.parent_name_units())
+            .map(|c| c.unwrap())
+            .collect();
         assert_eq!(name, "p.vhd");
         assert!(!h.set_parent_name(&"x".repeat(257)));
     }

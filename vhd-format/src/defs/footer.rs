@@ -278,11 +278,20 @@ impl core::fmt::Debug for Footer {
         f.debug_struct("Footer")
             .field("cookie", &FourCcBytes(&self.cookie))
             .field("features", &self.features())
-            .field("file_format_version", &format_args!("{:#x}", self.file_format_version.get()))
-            .field("data_offset", &format_args!("{:#x}", self.data_offset.get()))
+            .field(
+                "file_format_version",
+                &format_args!("{:#x}", self.file_format_version.get()),
+            )
+            .field(
+                "data_offset",
+                &format_args!("{:#x}", self.data_offset.get()),
+            )
             .field("timestamp", &self.timestamp())
             .field("creator_application", &self.creator_application())
-            .field("creator_version", &format_args!("{:#x}", self.creator_version.get()))
+            .field(
+                "creator_version",
+                &format_args!("{:#x}", self.creator_version.get()),
+            )
             .field("creator_host_os", &self.creator_host_os())
             .field("original_size", &self.original_size.get())
             .field("current_size", &self.current_size.get())
@@ -318,7 +327,13 @@ mod tests {
 
     #[test]
     fn new_footer_is_self_consistent() {
-        let f = Footer::new(DiskType::DYNAMIC, 64 << 20, Some(512), VhdTime(1), Uuid([7; 16]));
+        let f = Footer::new(
+            DiskType::DYNAMIC,
+            64 << 20,
+            Some(512),
+            VhdTime(1),
+            Uuid([7; 16]),
+        );
         assert!(f.checksum_ok());
         assert_eq!(&f.as_bytes()[0..8], b"conectix");
         assert_eq!(f.as_bytes()[8..12], [0, 0, 0, 2]);

@@ -56,13 +56,21 @@ impl Geometry {
     /// Whether this is the saturated geometry 65535/16/255 (the size is then only in
     /// `current_size`).
     pub fn is_saturated(self) -> bool {
-        self == Self { cylinders: 65535, heads: 16, sectors_per_track: 255 }
+        self == Self {
+            cylinders: 65535,
+            heads: 16,
+            sectors_per_track: 255,
+        }
     }
 }
 
 impl core::fmt::Display for Geometry {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}/{}/{}", self.cylinders, self.heads, self.sectors_per_track)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.cylinders, self.heads, self.sectors_per_track
+        )
     }
 }
 
@@ -86,11 +94,18 @@ mod tests {
         ];
         for &(size, (c, h, s), bytes) in cases {
             let g = Geometry::for_size(size);
-            assert_eq!((g.cylinders, g.heads, g.sectors_per_track), (c, h, s), "size {size}");
+            assert_eq!(
+                (g.cylinders, g.heads, g.sectors_per_track),
+                (c, h, s),
+                "size {size}"
+            );
             assert_eq!(g.size(), bytes, "size {size}");
         }
         let g = Geometry::for_size(127 * GIB);
-        assert_eq!((g.cylinders, g.heads, g.sectors_per_track), (65278, 16, 255));
+        assert_eq!(
+            (g.cylinders, g.heads, g.sectors_per_track),
+            (65278, 16, 255)
+        );
         for size in [200 * GIB, 2040 * GIB, u64::MAX] {
             assert!(Geometry::for_size(size).is_saturated());
         }

@@ -11,7 +11,9 @@ mod geometry;
 mod time;
 
 pub use bitmap::{bitmap_bytes, SectorBitmap, SectorBitmapMut};
-pub use dynamic::{DynamicHeader, ParentLocatorEntry, PlatformCode, DYNAMIC_COOKIE, HEADER_VERSION};
+pub use dynamic::{
+    DynamicHeader, ParentLocatorEntry, PlatformCode, DYNAMIC_COOKIE, HEADER_VERSION,
+};
 pub use footer::{
     CreatorHostOs, DiskType, Features, Footer, FourCc, FOOTER_COOKIE, FORMAT_VERSION,
 };

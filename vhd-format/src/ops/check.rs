@@ -8,9 +8,11 @@ use alloc::vec::Vec;
 
 use zerocopy::IntoBytes;
 
-use crate::defs::{bitmap_bytes, DiskType, Footer, SECTOR_SIZE, BAT_UNALLOCATED};
+use crate::defs::{bitmap_bytes, DiskType, Footer, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::io::{IoError, Storage};
-use crate::vhd::{locator_space, read_footer, read_header, validate_footer, OpenError, StructureProblem};
+use crate::vhd::{
+    locator_space, read_footer, read_header, validate_footer, OpenError, StructureProblem,
+};
 
 /// How bad a [`Problem`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -204,7 +206,9 @@ impl CheckReport {
 
     /// Whether an [`Severity::Error`] was found.
     pub fn has_errors(&self) -> bool {
-        self.problems.iter().any(|p| p.severity() == Severity::Error)
+        self.problems
+            .iter()
+            .any(|p| p.severity() == Severity::Error)
     }
 }
 
@@ -226,7 +230,10 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
     let tail_ok = match validate_footer(&tail) {
         Ok(()) => true,
         Err(problem) => {
-            r.problems.push(Problem::TailFooter { offset: tail_offset, problem });
+            r.problems.push(Problem::TailFooter {
+                offset: tail_offset,
+                problem,
+            });
             false
         }
     };
@@ -234,21 +241,27 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
     let head_ok = validate_footer(&head).is_ok();
     let footer: Footer = match (tail_ok, head_ok) {
         (true, _) => tail,
-        (false, true) if matches!(head.disk_type(), DiskType::DYNAMIC | DiskType::DIFFERENCING) => head,
+        (false, true) if matches!(head.disk_type(), DiskType::DYNAMIC | DiskType::DIFFERENCING) => {
+            head
+        }
         _ => return Ok(r),
     };
     if footer.saved_state != 0 {
         r.problems.push(Problem::SavedState);
     }
     let size = footer.current_size.get();
-    if size % SECTOR_SIZE != 0 {
+    if !size.is_multiple_of(SECTOR_SIZE) {
         r.problems.push(Problem::UnalignedSize(size));
     }
     match footer.disk_type() {
         DiskType::FIXED => {
             let expected = size.saturating_add(SECTOR_SIZE);
             if len != expected {
-                r.problems.push(Problem::FixedLength { size, file_len: len, expected });
+                r.problems.push(Problem::FixedLength {
+                    size,
+                    file_len: len,
+                    expected,
+                });
             }
             return Ok(r);
         }
@@ -271,7 +284,8 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         }
         Err(OpenError::Io(e)) => return Err(e),
         Err(_) => {
-            r.problems.push(Problem::Unopenable("dynamic header unreadable"));
+            r.problems
+                .push(Problem::Unopenable("dynamic header unreadable"));
             return Ok(r);
         }
     };
@@ -289,20 +303,32 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
     }
     let bat_offset = header.table_offset.get();
     let bat_bytes = u64::from(entries) * 4;
-    if bat_offset.checked_add(bat_bytes).is_none_or(|end| end > len) {
-        r.problems.push(Problem::BatOutOfFile { offset: bat_offset, entries });
+    if bat_offset
+        .checked_add(bat_bytes)
+        .is_none_or(|end| end > len)
+    {
+        r.problems.push(Problem::BatOutOfFile {
+            offset: bat_offset,
+            entries,
+        });
         return Ok(r);
     }
     let mut raw = vec![0u8; bat_bytes as usize];
     storage.read_at(bat_offset, &mut raw)?;
-    let bat: Vec<u32> = raw.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let bat: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     drop(raw);
 
     let data_end = if tail_ok { tail_offset } else { len };
     let mut metadata: Vec<(u64, u64)> = vec![
         (0, SECTOR_SIZE),
         (header_offset, header_offset + 1024),
-        (bat_offset, (bat_offset + bat_bytes).next_multiple_of(SECTOR_SIZE)),
+        (
+            bat_offset,
+            (bat_offset + bat_bytes).next_multiple_of(SECTOR_SIZE),
+        ),
     ];
     for (index, loc) in header.parent_locators.iter().enumerate() {
         if loc.platform_code.get() == 0 {
@@ -311,12 +337,19 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         let offset = loc.platform_data_offset.get();
         match offset.checked_add(locator_space(loc)) {
             Some(end) if end <= data_end => metadata.push((offset, end)),
-            _ => r.problems.push(Problem::LocatorOutOfFile { index: index as u32, offset }),
+            _ => r.problems.push(Problem::LocatorOutOfFile {
+                index: index as u32,
+                offset,
+            }),
         }
     }
     let bitmap_len = bitmap_bytes(block_size);
     let span = u64::from(bitmap_len) + u64::from(block_size);
-    let mut end_of_data = metadata.iter().map(|m| m.1.next_multiple_of(SECTOR_SIZE)).max().unwrap_or(0);
+    let mut end_of_data = metadata
+        .iter()
+        .map(|m| m.1.next_multiple_of(SECTOR_SIZE))
+        .max()
+        .unwrap_or(0);
     let mut blocks: Vec<(u64, u32)> = Vec::new();
     let mut bitmap = vec![0u8; bitmap_len as usize];
     let sectors_per_block = u64::from(block_size) / SECTOR_SIZE;
@@ -328,11 +361,16 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         let start = u64::from(sector) * SECTOR_SIZE;
         let end = start + span;
         if end > data_end {
-            r.problems.push(Problem::BlockBeyondEof { block, sector, data_end });
+            r.problems.push(Problem::BlockBeyondEof {
+                block,
+                sector,
+                data_end,
+            });
             continue;
         }
         if metadata.iter().any(|&(a, b)| start < b && a < end) {
-            r.problems.push(Problem::BlockOverlapsMetadata { block, sector });
+            r.problems
+                .push(Problem::BlockOverlapsMetadata { block, sector });
             continue;
         }
         r.allocated_blocks += 1;
@@ -346,7 +384,7 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
             r.problems.push(Problem::EmptyBitmap { block });
         }
         let total = sectors_per_block as usize;
-        if in_disk < total && !(bits.run(in_disk, total - in_disk) == (false, total - in_disk)) {
+        if in_disk < total && bits.run(in_disk, total - in_disk) != (false, total - in_disk) {
             // qemu and we set whole bitmaps on dynamic disks, so only flag differencing disks.
             if footer.disk_type() == DiskType::DIFFERENCING {
                 r.problems.push(Problem::BitmapBeyondDisk { block });
@@ -366,7 +404,10 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         }
     }
     if data_end > end_of_data {
-        r.problems.push(Problem::TrailingData { data_end: end_of_data, extra: data_end - end_of_data });
+        r.problems.push(Problem::TrailingData {
+            data_end: end_of_data,
+            extra: data_end - end_of_data,
+        });
     }
     Ok(r)
 }

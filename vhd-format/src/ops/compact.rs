@@ -14,7 +14,7 @@ use zerocopy::IntoBytes;
 
 use super::convert::is_zero;
 use super::{Progress, ProgressEvent};
-use crate::defs::{SectorBitmap, BAT_UNALLOCATED, DiskType, SECTOR_SIZE};
+use crate::defs::{DiskType, SectorBitmap, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::disk::DiskError;
 use crate::io::{IoError, Storage};
 use crate::vhd::{Layout, Vhd, BLOCK_UNKNOWN};
@@ -75,9 +75,14 @@ pub fn compact<S: Storage>(
     let differencing = vhd.disk_type() == DiskType::DIFFERENCING;
     let size = vhd.size;
     let footer = vhd.footer;
-    let Layout::Sparse(sparse) = &mut vhd.layout else { return Err(CompactError::NotSparse) };
+    let Layout::Sparse(sparse) = &mut vhd.layout else {
+        return Err(CompactError::NotSparse);
+    };
     let storage = &mut vhd.storage;
-    let mut report = CompactReport { old_len: storage.len()?, ..Default::default() };
+    let mut report = CompactReport {
+        old_len: storage.len()?,
+        ..Default::default()
+    };
     let bs = u64::from(sparse.block_size);
     let bitmap_len = sparse.bitmap_bytes as usize;
     let span = bitmap_len as u64 + bs;
@@ -87,7 +92,11 @@ pub fn compact<S: Storage>(
     // 1. Drop empty and unused blocks.
     for block in 0..sparse.bat.len() {
         let entry = sparse.bat[block];
-        progress.report(ProgressEvent { phase: "scan", done: block as u64 + 1, total });
+        progress.report(ProgressEvent {
+            phase: "scan",
+            done: block as u64 + 1,
+            total,
+        });
         if entry == BAT_UNALLOCATED {
             continue;
         }
@@ -103,7 +112,10 @@ pub fn compact<S: Storage>(
             nothing_present || (!differencing && is_zero(&buf[bitmap_len..]))
         };
         if drop_unused || drop_zero {
-            storage.write_at(sparse.bat_offset + block as u64 * 4, &BAT_UNALLOCATED.to_be_bytes())?;
+            storage.write_at(
+                sparse.bat_offset + block as u64 * 4,
+                &BAT_UNALLOCATED.to_be_bytes(),
+            )?;
             sparse.bat[block] = BAT_UNALLOCATED;
             sparse.full[block].store(BLOCK_UNKNOWN, core::sync::atomic::Ordering::Relaxed);
             if drop_unused {
@@ -119,9 +131,17 @@ pub fn compact<S: Storage>(
     let bat_end = (sparse.bat_offset + sparse.bat.len() as u64 * 4).next_multiple_of(SECTOR_SIZE);
     let metadata_end = [SECTOR_SIZE, sparse.header_offset + 1024, bat_end]
         .into_iter()
-        .chain(sparse.header.parent_locators.iter().filter(|l| l.platform_code.get() != 0).map(|l| {
-            (l.platform_data_offset.get() + crate::vhd::locator_space(l)).next_multiple_of(SECTOR_SIZE)
-        }))
+        .chain(
+            sparse
+                .header
+                .parent_locators
+                .iter()
+                .filter(|l| l.platform_code.get() != 0)
+                .map(|l| {
+                    (l.platform_data_offset.get() + crate::vhd::locator_space(l))
+                        .next_multiple_of(SECTOR_SIZE)
+                }),
+        )
         .max()
         .unwrap_or(0);
     let mut order: Vec<(u32, usize)> = sparse
@@ -136,7 +156,11 @@ pub fn compact<S: Storage>(
     let mut spare = sparse.end_of_data.max(metadata_end);
     for (i, &(entry, block)) in order.iter().enumerate() {
         let old = u64::from(entry) * SECTOR_SIZE;
-        progress.report(ProgressEvent { phase: "move", done: i as u64 + 1, total: order.len() as u64 });
+        progress.report(ProgressEvent {
+            phase: "move",
+            done: i as u64 + 1,
+            total: order.len() as u64,
+        });
         if old <= next {
             next = next.max(old + span);
             continue;
@@ -144,7 +168,10 @@ pub fn compact<S: Storage>(
         storage.read_at(old, &mut buf)?;
         let point = |storage: &mut S, at: u64| -> Result<(), IoError> {
             storage.flush()?;
-            storage.write_at(sparse.bat_offset + block as u64 * 4, &((at / SECTOR_SIZE) as u32).to_be_bytes())?;
+            storage.write_at(
+                sparse.bat_offset + block as u64 * 4,
+                &((at / SECTOR_SIZE) as u32).to_be_bytes(),
+            )?;
             storage.flush()
         };
         if next + span > old {

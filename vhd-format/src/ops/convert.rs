@@ -109,14 +109,21 @@ fn copy_runs<S: Storage>(
     let mut buf = vec![0u8; COPY_CHUNK.min(size) as usize];
     for (i, offset) in (0..size).step_by(COPY_CHUNK as usize).enumerate() {
         let n = COPY_CHUNK.min(size - offset) as usize;
-        if !src.is_unallocated(offset, n as u64).map_err(ConvertError::Source)? {
+        if !src
+            .is_unallocated(offset, n as u64)
+            .map_err(ConvertError::Source)?
+        {
             let chunk = &mut buf[..n];
             src.read_at(offset, chunk).map_err(ConvertError::Source)?;
             for (a, b) in nonzero_runs(chunk) {
                 dst.write_at(base + offset + a as u64, &chunk[a..b])?;
             }
         }
-        progress.report(ProgressEvent { phase: "copy", done: i as u64 + 1, total });
+        progress.report(ProgressEvent {
+            phase: "copy",
+            done: i as u64 + 1,
+            total,
+        });
     }
     Ok(())
 }
@@ -135,7 +142,10 @@ pub fn convert_to_vhd<S: Storage>(
     let size = src.size();
     match target {
         Target::Fixed => {
-            let opts = CreateOptions { size, ..options.clone() };
+            let opts = CreateOptions {
+                size,
+                ..options.clone()
+            };
             let vhd = crate::create_fixed(&mut dst, &opts)?;
             let footer = *vhd.footer();
             drop(vhd);
@@ -146,7 +156,11 @@ pub fn convert_to_vhd<S: Storage>(
             Ok(Vhd::open(dst, OpenOptions::new().writable(true))?)
         }
         Target::Dynamic { block_size } => {
-            let opts = CreateOptions { size, block_size, ..options.clone() };
+            let opts = CreateOptions {
+                size,
+                block_size,
+                ..options.clone()
+            };
             // Validates the parameters and gives the footer; we then lay out the blocks ourselves.
             let footer = *crate::create_dynamic(&mut dst, &opts)?.footer();
             let entries = size.div_ceil(u64::from(block_size));
@@ -162,7 +176,9 @@ pub fn convert_to_vhd<S: Storage>(
                 let offset = block * u64::from(block_size);
                 let n = (size - offset).min(u64::from(block_size)) as usize;
                 let data = &mut buf[bitmap_len..bitmap_len + n];
-                let skip = src.is_unallocated(offset, n as u64).map_err(ConvertError::Source)?;
+                let skip = src
+                    .is_unallocated(offset, n as u64)
+                    .map_err(ConvertError::Source)?;
                 if !skip {
                     src.read_at(offset, data).map_err(ConvertError::Source)?;
                     let runs = nonzero_runs(data);
@@ -170,7 +186,11 @@ pub fn convert_to_vhd<S: Storage>(
                         bat[block as usize] = (next / SECTOR_SIZE) as u32;
                         let mut first = true;
                         for (a, b) in runs {
-                            let (from, to) = if first && a == 0 { (0, bitmap_len + b) } else { (bitmap_len + a, bitmap_len + b) };
+                            let (from, to) = if first && a == 0 {
+                                (0, bitmap_len + b)
+                            } else {
+                                (bitmap_len + a, bitmap_len + b)
+                            };
                             if first && a != 0 {
                                 dst.write_at(next, &buf[..bitmap_len])?;
                             }
@@ -179,11 +199,17 @@ pub fn convert_to_vhd<S: Storage>(
                         }
                         next += (bitmap_len + bs) as u64;
                         if next / SECTOR_SIZE >= u64::from(u32::MAX) {
-                            return Err(ConvertError::Source(DiskError::FileTooLarge { needed: next }));
+                            return Err(ConvertError::Source(DiskError::FileTooLarge {
+                                needed: next,
+                            }));
                         }
                     }
                 }
-                progress.report(ProgressEvent { phase: "copy", done: block + 1, total: entries });
+                progress.report(ProgressEvent {
+                    phase: "copy",
+                    done: block + 1,
+                    total: entries,
+                });
             }
             dst.set_len(next)?;
             let bat_raw: Vec<u8> = bat.iter().flat_map(|e| e.to_be_bytes()).collect();

@@ -54,11 +54,14 @@ pub fn expand<S: Storage>(vhd: &mut Vhd<S>, new_size: u64) -> Result<(), ExpandE
         return Err(ExpandError::ReadOnly);
     }
     let current = vhd.current_size();
-    if new_size % SECTOR_SIZE != 0 || new_size > MAX_DISK_SIZE {
+    if !new_size.is_multiple_of(SECTOR_SIZE) || new_size > MAX_DISK_SIZE {
         return Err(ExpandError::InvalidSize(new_size));
     }
     if new_size < current {
-        return Err(ExpandError::Shrink { current, new: new_size });
+        return Err(ExpandError::Shrink {
+            current,
+            new: new_size,
+        });
     }
     let mut footer = vhd.footer;
     footer.current_size = U64::new(new_size);
@@ -74,7 +77,9 @@ pub fn expand<S: Storage>(vhd: &mut Vhd<S>, new_size: u64) -> Result<(), ExpandE
             storage.flush()?;
         }
         DiskType::DYNAMIC => {
-            let Layout::Sparse(sparse) = &mut vhd.layout else { unreachable!("dynamic disks are sparse") };
+            let Layout::Sparse(sparse) = &mut vhd.layout else {
+                unreachable!("dynamic disks are sparse")
+            };
             let storage = &mut vhd.storage;
             let bs = u64::from(sparse.block_size);
             let entries = new_size.div_ceil(bs);
@@ -91,11 +96,17 @@ pub fn expand<S: Storage>(vhd: &mut Vhd<S>, new_size: u64) -> Result<(), ExpandE
                     .filter(|&&e| e != BAT_UNALLOCATED)
                     .map(|&e| u64::from(e) * SECTOR_SIZE)
                     .chain(
-                        sparse.header.parent_locators.iter().filter(|l| l.platform_code.get() != 0).map(|l| l.platform_data_offset.get()),
+                        sparse
+                            .header
+                            .parent_locators
+                            .iter()
+                            .filter(|l| l.platform_code.get() != 0)
+                            .map(|l| l.platform_data_offset.get()),
                     )
                     .filter(|&o| o >= sparse.bat_offset)
                     .min();
-                let mut new_bat: Vec<u8> = sparse.bat.iter().flat_map(|e| e.to_be_bytes()).collect();
+                let mut new_bat: Vec<u8> =
+                    sparse.bat.iter().flat_map(|e| e.to_be_bytes()).collect();
                 new_bat.resize(bat_len as usize, 0xff);
                 let bat_offset = match first_user {
                     Some(limit) if sparse.bat_offset + bat_len > limit => {
@@ -119,7 +130,9 @@ pub fn expand<S: Storage>(vhd: &mut Vhd<S>, new_size: u64) -> Result<(), ExpandE
                 sparse.end_of_data = sparse.end_of_data.max(bat_offset + bat_len);
                 sparse.bat_offset = bat_offset;
                 sparse.bat.resize(entries as usize, BAT_UNALLOCATED);
-                sparse.full.extend((old_entries..entries).map(|_| AtomicU8::new(0)));
+                sparse
+                    .full
+                    .extend((old_entries..entries).map(|_| AtomicU8::new(0)));
             }
             storage.write_at(sparse.end_of_data, footer.as_bytes())?;
             storage.set_len(sparse.end_of_data + SECTOR_SIZE)?;

@@ -4,7 +4,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::defs::{DiskType, FourCc, Geometry, SectorBitmap, Uuid, VhdTime, BAT_UNALLOCATED, SECTOR_SIZE};
+use crate::defs::{
+    DiskType, FourCc, Geometry, SectorBitmap, Uuid, VhdTime, BAT_UNALLOCATED, SECTOR_SIZE,
+};
 use crate::io::{IoError, Storage};
 use crate::parent::Locator;
 use crate::vhd::{Layout, Vhd, Warning};
@@ -110,10 +112,19 @@ impl<S: Storage> Vhd<S> {
             map.push(e);
         };
         let (mut allocated_blocks, mut allocated_bytes, mut fragmented) = (0u64, 0u64, 0u64);
-        let hole = if self.parent.is_some() { ExtentState::Parent } else { ExtentState::Zero };
+        let hole = if self.parent.is_some() {
+            ExtentState::Parent
+        } else {
+            ExtentState::Zero
+        };
         match &self.layout {
             Layout::Fixed => {
-                push(Extent { start: 0, length: self.size, state: ExtentState::Data, file_offset: Some(0) });
+                push(Extent {
+                    start: 0,
+                    length: self.size,
+                    state: ExtentState::Data,
+                    file_offset: Some(0),
+                });
                 allocated_bytes = self.size;
             }
             Layout::Sparse(s) => {
@@ -127,7 +138,12 @@ impl<S: Storage> Vhd<S> {
                     }
                     let len = bs.min(self.size - start);
                     if entry == BAT_UNALLOCATED {
-                        push(Extent { start, length: len, state: hole, file_offset: None });
+                        push(Extent {
+                            start,
+                            length: len,
+                            state: hole,
+                            file_offset: None,
+                        });
                         continue;
                     }
                     allocated_blocks += 1;
@@ -147,9 +163,19 @@ impl<S: Storage> Vhd<S> {
                         let length = (run as u64 * SECTOR_SIZE).min(len - off);
                         if present {
                             allocated_bytes += length;
-                            push(Extent { start: start + off, length, state: ExtentState::Data, file_offset: Some(data + off) });
+                            push(Extent {
+                                start: start + off,
+                                length,
+                                state: ExtentState::Data,
+                                file_offset: Some(data + off),
+                            });
                         } else {
-                            push(Extent { start: start + off, length, state: hole, file_offset: None });
+                            push(Extent {
+                                start: start + off,
+                                length,
+                                state: hole,
+                                file_offset: None,
+                            });
                         }
                         k += run;
                     }
@@ -177,7 +203,9 @@ impl<S: Storage> Vhd<S> {
             allocated_blocks,
             allocated_bytes,
             file_size: self.storage.len()?,
-            fragmentation_percent: (fragmented * 100).checked_div(allocated_blocks).unwrap_or(0) as u32,
+            fragmentation_percent: (fragmented * 100)
+                .checked_div(allocated_blocks)
+                .unwrap_or(0) as u32,
             parent: match (f.disk_type(), header) {
                 (DiskType::DIFFERENCING, Some(h)) => Some((
                     h.parent_unique_id(),

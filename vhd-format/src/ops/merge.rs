@@ -32,11 +32,16 @@ pub enum MergeError {
 /// now invalid, as with Hyper-V's merge).
 ///
 /// Returns the number of bytes merged. Safe to re-run after an interruption: it only copies.
-pub fn merge_into_parent<S: Storage>(child: &mut Vhd<S>, progress: &mut dyn Progress) -> Result<u64, MergeError> {
+pub fn merge_into_parent<S: Storage>(
+    child: &mut Vhd<S>,
+    progress: &mut dyn Progress,
+) -> Result<u64, MergeError> {
     if child.disk_type() != DiskType::DIFFERENCING {
         return Err(MergeError::NotDifferencing);
     }
-    let Layout::Sparse(sparse) = &child.layout else { return Err(MergeError::NotDifferencing) };
+    let Layout::Sparse(sparse) = &child.layout else {
+        return Err(MergeError::NotDifferencing);
+    };
     let parent = child.parent.as_mut().ok_or(MergeError::NotDifferencing)?;
     let bs = u64::from(sparse.block_size);
     let bitmap_len = sparse.bitmap_bytes as usize;
@@ -46,7 +51,11 @@ pub fn merge_into_parent<S: Storage>(child: &mut Vhd<S>, progress: &mut dyn Prog
     let psize = parent.size();
     let mut merged = 0;
     for (block, &entry) in sparse.bat.iter().enumerate() {
-        progress.report(ProgressEvent { phase: "merge", done: block as u64 + 1, total });
+        progress.report(ProgressEvent {
+            phase: "merge",
+            done: block as u64 + 1,
+            total,
+        });
         if entry == BAT_UNALLOCATED {
             continue;
         }
@@ -65,8 +74,12 @@ pub fn merge_into_parent<S: Storage>(child: &mut Vhd<S>, progress: &mut dyn Prog
             if present {
                 let off = k as u64 * SECTOR_SIZE;
                 let n = (run as u64 * SECTOR_SIZE).min(len - off) as usize;
-                child.storage.read_at(file + bitmap_len as u64 + off, &mut data[..n])?;
-                parent.write_at(start + off, &data[..n]).map_err(MergeError::Parent)?;
+                child
+                    .storage
+                    .read_at(file + bitmap_len as u64 + off, &mut data[..n])?;
+                parent
+                    .write_at(start + off, &data[..n])
+                    .map_err(MergeError::Parent)?;
                 merged += n as u64;
             }
             k += run;

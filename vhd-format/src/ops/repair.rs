@@ -62,7 +62,11 @@ pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairEr
         Err(_) => return Err(RepairError::NotRepairable(before)),
     };
     if footer.disk_type() == DiskType::FIXED {
-        return if before.is_clean() { Ok(actions) } else { Err(RepairError::NotRepairable(before)) };
+        return if before.is_clean() {
+            Ok(actions)
+        } else {
+            Err(RepairError::NotRepairable(before))
+        };
     }
     let header = match read_header(storage, &footer, len) {
         Ok((_, h)) => h,
@@ -70,7 +74,9 @@ pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairEr
         Err(_) => return Err(RepairError::NotRepairable(before)),
     };
     for p in &before.problems {
-        if let Problem::BlockBeyondEof { block, sector, .. } | Problem::BlockOverlapsMetadata { block, sector } = *p {
+        if let Problem::BlockBeyondEof { block, sector, .. }
+        | Problem::BlockOverlapsMetadata { block, sector } = *p
+        {
             let at = header.table_offset.get() + u64::from(block) * 4;
             storage.write_at(at, &BAT_UNALLOCATED.to_be_bytes())?;
             actions.push(RepairAction::ClearedBatEntry { block, sector });
@@ -82,8 +88,15 @@ pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairEr
         Ok(vhd) => vhd.footer_offset(),
         Err(OpenError::NeedsParent { .. }) => {
             // Differencing: opening needs no parent to find the end; use a stand-in.
-            let stand_in = alloc::boxed::Box::new(crate::disk::RawDisk::new(crate::io::MemStorage::new(), false)?);
-            match Vhd::open_with_parent(&mut *storage, stand_in, OpenOptions::new().ignore_parent_id(true)) {
+            let stand_in = alloc::boxed::Box::new(crate::disk::RawDisk::new(
+                crate::io::MemStorage::new(),
+                false,
+            )?);
+            match Vhd::open_with_parent(
+                &mut *storage,
+                stand_in,
+                OpenOptions::new().ignore_parent_id(true),
+            ) {
                 Ok(vhd) => vhd.footer_offset(),
                 Err(_) => return Err(RepairError::NotRepairable(before)),
             }
@@ -107,7 +120,11 @@ pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairEr
     }
     storage.flush()?;
     let after = check(storage)?;
-    if after.is_clean() || !after.problems.iter().any(|p| p.severity() >= super::Severity::Warning && !matches!(p, Problem::BatTooLarge { .. })) {
+    if after.is_clean()
+        || !after.problems.iter().any(|p| {
+            p.severity() >= super::Severity::Warning && !matches!(p, Problem::BatTooLarge { .. })
+        })
+    {
         Ok(actions)
     } else {
         Err(RepairError::NotRepairable(after))

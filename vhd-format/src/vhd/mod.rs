@@ -7,8 +7,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU8;
 
-pub use open::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem};
 pub(crate) use open::{find_footer, read_footer, read_header, validate_footer};
+pub use open::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem};
 
 use crate::defs::{
     DiskType, DynamicHeader, Footer, ParentLocatorEntry, VhdTime, BAT_UNALLOCATED, SECTOR_SIZE,
@@ -53,7 +53,8 @@ pub struct Vhd<S> {
 
 pub(crate) enum Layout {
     Fixed,
-    Sparse(Sparse),
+    /// Boxed: the header alone is 1 KiB.
+    Sparse(Box<Sparse>),
 }
 
 /// Per-block state of the sector-bitmap cache.
@@ -148,7 +149,8 @@ impl<S: Storage> Vhd<S> {
 
     /// Number of allocated blocks of a sparse disk (0 for fixed disks).
     pub fn allocated_blocks(&self) -> usize {
-        self.bat().map_or(0, |b| b.iter().filter(|&&e| e != BAT_UNALLOCATED).count())
+        self.bat()
+            .map_or(0, |b| b.iter().filter(|&&e| e != BAT_UNALLOCATED).count())
     }
 
     /// What was noticed while opening.

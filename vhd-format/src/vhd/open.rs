@@ -65,7 +65,10 @@ pub struct OpenOptions {
 impl OpenOptions {
     /// Read-only, `current_size`, with write barriers (when later made writable).
     pub fn new() -> Self {
-        Self { barriers: true, ..Self::default() }
+        Self {
+            barriers: true,
+            ..Self::default()
+        }
     }
 
     /// Allow writes.
@@ -144,7 +147,9 @@ pub enum OpenError {
         needed: u64,
     },
     /// The BAT does not fit inside the file.
-    #[error("BAT of {entries} entries at offset {offset} does not fit in the file ({file_len} bytes)")]
+    #[error(
+        "BAT of {entries} entries at offset {offset} does not fit in the file ({file_len} bytes)"
+    )]
     BatOutOfRange {
         /// BAT offset.
         offset: u64,
@@ -284,9 +289,11 @@ pub(crate) fn find_footer<S: Storage>(storage: &S, len: u64) -> Result<(Footer, 
         Ok(()) => return Ok((tail, true)),
         Err(p) => p,
     };
-    // Virtual PC before 2004 wrote a 511-byte footer.
+    // Virtual PC before 2004 wrote a 511-byte footer (the last reserved byte is missing).
     if len % SECTOR_SIZE == 511 {
-        let old = read_footer(storage, len - 511)?;
+        let mut buf = [0u8; 512];
+        storage.read_at(len - 511, &mut buf[..511])?;
+        let old = Footer::read_from_bytes(&buf).expect("512 bytes");
         if validate_footer(&old).is_ok() {
             return Ok((old, true));
         }
@@ -298,7 +305,10 @@ pub(crate) fn find_footer<S: Storage>(storage: &S, len: u64) -> Result<(Footer, 
     {
         return Ok((head, false));
     }
-    Err(OpenError::BadFooter { offset: len - SECTOR_SIZE, problem: tail_problem })
+    Err(OpenError::BadFooter {
+        offset: len - SECTOR_SIZE,
+        problem: tail_problem,
+    })
 }
 
 impl<S: Storage> Vhd<S> {
@@ -326,7 +336,9 @@ impl<S: Storage> Vhd<S> {
         let len = storage.len()?;
         let (footer, _) = find_footer(storage, len)?;
         let header = match footer.disk_type() {
-            DiskType::DYNAMIC | DiskType::DIFFERENCING => Some(read_header(storage, &footer, len)?.1),
+            DiskType::DYNAMIC | DiskType::DIFFERENCING => {
+                Some(read_header(storage, &footer, len)?.1)
+            }
             _ => None,
         };
         Ok((footer, header))
@@ -348,21 +360,30 @@ impl<S: Storage> Vhd<S> {
             DiskType::FIXED => {
                 let needed = footer.current_size.get().saturating_add(SECTOR_SIZE);
                 if size > len.saturating_sub(SECTOR_SIZE) || needed > len + 1 {
-                    return Err(OpenError::FixedTruncated { size, needed, file_len: len });
+                    return Err(OpenError::FixedTruncated {
+                        size,
+                        needed,
+                        file_len: len,
+                    });
                 }
                 Layout::Fixed
             }
-            DiskType::DYNAMIC | DiskType::DIFFERENCING => {
-                Layout::Sparse(open_sparse(&storage, &footer, len, tail_ok, size)?)
-            }
+            DiskType::DYNAMIC | DiskType::DIFFERENCING => Layout::Sparse(Box::new(open_sparse(
+                &storage, &footer, len, tail_ok, size,
+            )?)),
             other => return Err(OpenError::UnsupportedDiskType(other)),
         };
         let parent = match (&layout, footer.disk_type()) {
             (Layout::Sparse(sparse), DiskType::DIFFERENCING) => {
                 let expected = sparse.header.parent_unique_id();
-                let parent = parent.ok_or(OpenError::NeedsParent { parent_id: expected })?;
+                let parent = parent.ok_or(OpenError::NeedsParent {
+                    parent_id: expected,
+                })?;
                 match parent.identity() {
-                    Some(DiskIdentity { unique_id, timestamp }) if unique_id == expected => {
+                    Some(DiskIdentity {
+                        unique_id,
+                        timestamp,
+                    }) if unique_id == expected => {
                         if timestamp != sparse.header.parent_timestamp() {
                             warnings.push(Warning::ParentTimestampMismatch {
                                 recorded: sparse.header.parent_timestamp(),
@@ -403,7 +424,10 @@ pub(crate) fn read_header<S: Storage>(
 ) -> Result<(u64, DynamicHeader), OpenError> {
     let offset = footer.data_offset().unwrap_or(u64::MAX);
     if offset.checked_add(1024).is_none_or(|end| end > len) {
-        return Err(OpenError::BadHeader { offset, problem: StructureProblem::OutOfFile });
+        return Err(OpenError::BadHeader {
+            offset,
+            problem: StructureProblem::OutOfFile,
+        });
     }
     let mut buf = [0u8; 1024];
     storage.read_at(offset, &mut buf)?;
@@ -431,8 +455,15 @@ fn open_sparse<S: Storage>(
     }
     let bat_offset = header.table_offset.get();
     let bat_bytes = u64::from(entries) * 4;
-    if bat_offset.checked_add(bat_bytes).is_none_or(|end| end > len) {
-        return Err(OpenError::BatOutOfRange { offset: bat_offset, entries, file_len: len });
+    if bat_offset
+        .checked_add(bat_bytes)
+        .is_none_or(|end| end > len)
+    {
+        return Err(OpenError::BatOutOfRange {
+            offset: bat_offset,
+            entries,
+            file_len: len,
+        });
     }
     // Bounded by the file length checked just above.
     let mut raw = vec![0u8; bat_bytes as usize];
@@ -445,7 +476,14 @@ fn open_sparse<S: Storage>(
 
     let bitmap = u64::from(bitmap_bytes(block_size));
     let span = bitmap + u64::from(block_size);
-    let data_end = if tail_ok { len - SECTOR_SIZE } else { len };
+    // The data ends where the footer starts: EOF-512, or EOF-511 for an old 511-byte footer.
+    let data_end = match (tail_ok, len % SECTOR_SIZE) {
+        (false, _) => len,
+        (true, 511) if validate_footer(&read_footer(storage, len - SECTOR_SIZE)?).is_err() => {
+            len - 511
+        }
+        (true, _) => len - SECTOR_SIZE,
+    };
     let bat_end = (bat_offset + bat_bytes).next_multiple_of(SECTOR_SIZE);
     let metadata: [(u64, u64); 3] = [
         (0, SECTOR_SIZE),
@@ -470,7 +508,11 @@ fn open_sparse<S: Storage>(
         }
         let start = u64::from(sector) * SECTOR_SIZE;
         let end = start + span;
-        let bad = |problem| OpenError::BadBatEntry { block: block as u32, sector, problem };
+        let bad = |problem| OpenError::BadBatEntry {
+            block: block as u32,
+            sector,
+            problem,
+        };
         if end > data_end {
             return Err(bad(BatProblem::BeyondEof { data_end }));
         }
@@ -487,7 +529,9 @@ fn open_sparse<S: Storage>(
         bat,
         block_size,
         bitmap_bytes: bitmap as u32,
-        full: (0..blocks).map(|_| core::sync::atomic::AtomicU8::new(0)).collect(),
+        full: (0..blocks)
+            .map(|_| core::sync::atomic::AtomicU8::new(0))
+            .collect(),
         end_of_data,
     })
 }

@@ -43,7 +43,14 @@ fn chunks(offset: u64, len: usize, block_size: u32) -> impl Iterator<Item = (usi
         let n = ((bs - within) as usize).min(len - done);
         let start = done;
         done += n;
-        Some((start, Chunk { block: (pos / bs) as usize, within, len: n }))
+        Some((
+            start,
+            Chunk {
+                block: (pos / bs) as usize,
+                within,
+                len: n,
+            },
+        ))
     })
 }
 
@@ -86,7 +93,11 @@ impl<S: Storage> Vhd<S> {
     fn read_bitmap(&self, sparse: &Sparse, block: usize, out: &mut [u8]) -> Result<(), DiskError> {
         let start = u64::from(sparse.bat[block]) * SECTOR_SIZE;
         self.storage.read_at(start, out)?;
-        let state = if out.iter().all(|&b| b == 0xff) { BLOCK_FULL } else { BLOCK_PARTIAL };
+        let state = if out.iter().all(|&b| b == 0xff) {
+            BLOCK_FULL
+        } else {
+            BLOCK_PARTIAL
+        };
         sparse.full[block].store(state, Ordering::Relaxed);
         Ok(())
     }
@@ -217,7 +228,9 @@ impl<S: Storage> Vhd<S> {
         if entry == BAT_UNALLOCATED {
             // Writing zeros over something that already reads as zeros changes nothing. In a
             // differencing child that is only true when no ancestor has data there.
-            if data.iter().all(|&b| b == 0) && self.backing_unallocated(offset, data.len() as u64)? {
+            if data.iter().all(|&b| b == 0)
+                && self.backing_unallocated(offset, data.len() as u64)?
+            {
                 return Ok(());
             }
             return self.allocate_and_write(offset, c, data);
@@ -235,7 +248,11 @@ impl<S: Storage> Vhd<S> {
         // Data first, then the bits that make it visible.
         let bitmap_start = u64::from(entry) * SECTOR_SIZE;
         self.storage.write_at(bitmap_start, &bitmap)?;
-        let state = if bitmap.iter().all(|&b| b == 0xff) { BLOCK_FULL } else { BLOCK_PARTIAL };
+        let state = if bitmap.iter().all(|&b| b == 0xff) {
+            BLOCK_FULL
+        } else {
+            BLOCK_PARTIAL
+        };
         self.sparse().full[c.block].store(state, Ordering::Relaxed);
         Ok(())
     }
@@ -267,7 +284,8 @@ impl<S: Storage> Vhd<S> {
             } else {
                 self.read_backing(offset - head_pad as u64, &mut sector_buf)?;
                 sector_buf[head_pad..head_pad + n].copy_from_slice(&data[..n]);
-                self.storage.write_at(data_start + sector_off, &sector_buf)?;
+                self.storage
+                    .write_at(data_start + sector_off, &sector_buf)?;
             }
             n
         } else {
@@ -280,7 +298,8 @@ impl<S: Storage> Vhd<S> {
         let tail_len = if tail_pad != 0 { SECTOR - tail_pad } else { 0 };
         let middle = &data[head_len..data.len() - tail_len];
         if !middle.is_empty() {
-            self.storage.write_at(data_start + c.within + head_len as u64, middle)?;
+            self.storage
+                .write_at(data_start + c.within + head_len as u64, middle)?;
         }
         if tail_len != 0 {
             let sector_off = end - tail_len as u64;
@@ -291,7 +310,8 @@ impl<S: Storage> Vhd<S> {
                 let virt = offset + (data.len() - tail_len) as u64;
                 self.read_backing(virt, &mut sector_buf)?;
                 sector_buf[..tail_len].copy_from_slice(src);
-                self.storage.write_at(data_start + sector_off, &sector_buf)?;
+                self.storage
+                    .write_at(data_start + sector_off, &sector_buf)?;
             }
         }
         Ok(())
@@ -307,7 +327,9 @@ impl<S: Storage> Vhd<S> {
         let block_end = start + bitmap_bytes as u64 + block_size;
         let sector = start / SECTOR_SIZE;
         if sector >= u64::from(BAT_UNALLOCATED) {
-            return Err(DiskError::FileTooLarge { needed: block_end + SECTOR_SIZE });
+            return Err(DiskError::FileTooLarge {
+                needed: block_end + SECTOR_SIZE,
+            });
         }
         let bat_entry_offset = sparse.bat_offset + c.block as u64 * 4;
         // Anything past the footer slot is debris from an interrupted allocation: drop it so
@@ -326,14 +348,16 @@ impl<S: Storage> Vhd<S> {
             SectorBitmapMut(&mut bitmap).set_range(first, last - first + 1);
         } else {
             bitmap.fill(0xff);
-            self.storage.write_at(start + bitmap_bytes as u64 + c.within, data)?;
+            self.storage
+                .write_at(start + bitmap_bytes as u64 + c.within, data)?;
         }
         self.storage.write_at(start, &bitmap)?;
         self.storage.set_len(block_end)?;
         if self.barriers {
             self.storage.flush()?;
         }
-        self.storage.write_at(bat_entry_offset, &(sector as u32).to_be_bytes())?;
+        self.storage
+            .write_at(bat_entry_offset, &(sector as u32).to_be_bytes())?;
         let footer = self.footer;
         self.storage.write_at(block_end, footer.as_bytes())?;
         let full = bitmap.iter().all(|&b| b == 0xff);

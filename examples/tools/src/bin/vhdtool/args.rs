@@ -53,7 +53,9 @@ impl Args {
 
     /// The value of the first of `names` given.
     pub fn value(&self, names: &[&str]) -> Option<&str> {
-        names.iter().find_map(|n| self.values.get(*n).map(String::as_str))
+        names
+            .iter()
+            .find_map(|n| self.values.get(*n).map(String::as_str))
     }
 
     /// Whether any of `names` was given as a flag.
@@ -86,7 +88,10 @@ impl Args {
 /// optional trailing `B`/`iB`).
 pub fn parse_size(text: &str) -> Result<u64, UsageError> {
     let t = text.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
     let (digits, shift) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 10),
         Some('m' | 'M') => (&t[..t.len() - 1], 20),

@@ -76,7 +76,13 @@ mod tests {
 
     #[test]
     fn renders_escaped() {
-        let j = Json::Obj(vec![("a", Json::Str("x\"\\\n".into())), ("b", Json::Arr(vec![Json::Num(1), Json::Null]))]);
-        assert_eq!(j.render(), "{\n  \"a\": \"x\\\"\\\\\\n\",\n  \"b\": [\n    1,\n    null\n  ]\n}");
+        let j = Json::Obj(vec![
+            ("a", Json::Str("x\"\\\n".into())),
+            ("b", Json::Arr(vec![Json::Num(1), Json::Null])),
+        ]);
+        assert_eq!(
+            j.render(),
+            "{\n  \"a\": \"x\\\"\\\\\\n\",\n  \"b\": [\n    1,\n    null\n  ]\n}"
+        );
     }
 }

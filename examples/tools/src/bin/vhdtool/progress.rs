@@ -15,7 +15,11 @@ pub struct Bar {
 impl Bar {
     /// A bar that draws only if stdout is a terminal and `quiet` is off.
     pub fn new(quiet: bool) -> Self {
-        Self { enabled: !quiet && std::io::stdout().is_terminal(), last: None, drawn: false }
+        Self {
+            enabled: !quiet && std::io::stdout().is_terminal(),
+            last: None,
+            drawn: false,
+        }
     }
 
     /// Clears the bar's line.
@@ -34,7 +38,11 @@ impl Progress for Bar {
             return;
         }
         let now = Instant::now();
-        if e.done < e.total && self.last.is_some_and(|t| now - t < Duration::from_millis(100)) {
+        if e.done < e.total
+            && self
+                .last
+                .is_some_and(|t| now - t < Duration::from_millis(100))
+        {
             return;
         }
         self.last = Some(now);
