@@ -20,4 +20,3 @@
 //! With `default-features = false` the crate is `#![no_std]` and needs only `core`.
 
 #![cfg_attr(not(feature = "std"), no_std)]
-
