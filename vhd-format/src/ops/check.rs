@@ -11,7 +11,8 @@ use zerocopy::IntoBytes;
 use crate::defs::{bitmap_bytes, DiskType, Footer, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::io::{IoError, Storage};
 use crate::vhd::{
-    locator_space, read_footer, read_header, validate_footer, OpenError, StructureProblem,
+    locator_space, read_footer, read_header, read_tail_footer, validate_footer, OpenError,
+    StructureProblem,
 };
 
 /// How bad a [`Problem`] is.
@@ -222,11 +223,10 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         r.problems.push(Problem::TooSmall { len });
         return Ok(r);
     }
-    if len % SECTOR_SIZE != 0 {
+    let (tail_offset, tail) = read_tail_footer(storage, len)?;
+    if len % SECTOR_SIZE != 0 && tail_offset != len - 511 {
         r.problems.push(Problem::UnalignedFileLength(len));
     }
-    let tail_offset = len - SECTOR_SIZE;
-    let tail = read_footer(storage, tail_offset)?;
     let tail_ok = match validate_footer(&tail) {
         Ok(()) => true,
         Err(problem) => {
@@ -255,8 +255,9 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
     }
     match footer.disk_type() {
         DiskType::FIXED => {
-            let expected = size.saturating_add(SECTOR_SIZE);
-            if len != expected {
+            // The footer must start right after the data (512 or, for old images, 511 bytes long).
+            let expected = size.saturating_add(len - tail_offset);
+            if tail_offset != size {
                 r.problems.push(Problem::FixedLength {
                     size,
                     file_len: len,

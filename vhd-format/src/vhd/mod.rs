@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU8;
 
-pub(crate) use open::{find_footer, read_footer, read_header, validate_footer};
+pub(crate) use open::{find_footer, read_footer, read_header, read_tail_footer, validate_footer};
 pub use open::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem};
 
 use crate::defs::{

@@ -83,9 +83,10 @@ impl OpenOptions {
         self
     }
 
-    /// Flush between a new block's data and its BAT entry (on by default), so that the block
-    /// is durable before anything points at it even on storage that reorders writes. Writes are
-    /// always issued in crash-consistent order; this adds the barrier.
+    /// Flush between a new block's data and its BAT entry, and between newly present sectors'
+    /// data and the bitmap bits that mark them (on by default), so that data is durable before
+    /// anything points at it even on storage that reorders writes. Writes are always issued in
+    /// crash-consistent order; this adds the barrier.
     pub fn barriers(mut self, yes: bool) -> Self {
         self.barriers = yes;
         self
@@ -237,6 +238,13 @@ pub enum BatProblem {
     /// The block overlaps the footer copy, the dynamic header or the BAT.
     #[error("overlaps the image metadata")]
     OverlapsMetadata,
+    /// The block overlaps another block in the file. Reading such an image is harmless, so
+    /// this is only refused when opening for writing (a write would change both blocks).
+    #[error("overlaps block {other} in the file")]
+    OverlapsBlock {
+        /// The other block.
+        other: u32,
+    },
 }
 
 pub(crate) fn validate_footer(f: &Footer) -> Result<(), StructureProblem> {
@@ -284,20 +292,11 @@ pub(crate) fn find_footer<S: Storage>(storage: &S, len: u64) -> Result<(Footer, 
     if len < SECTOR_SIZE {
         return Err(OpenError::TooSmall { len });
     }
-    let tail = read_footer(storage, len - SECTOR_SIZE)?;
+    let (offset, tail) = read_tail_footer(storage, len)?;
     let tail_problem = match validate_footer(&tail) {
         Ok(()) => return Ok((tail, true)),
         Err(p) => p,
     };
-    // Virtual PC before 2004 wrote a 511-byte footer (the last reserved byte is missing).
-    if len % SECTOR_SIZE == 511 {
-        let mut buf = [0u8; 512];
-        storage.read_at(len - 511, &mut buf[..511])?;
-        let old = Footer::read_from_bytes(&buf).expect("512 bytes");
-        if validate_footer(&old).is_ok() {
-            return Ok((old, true));
-        }
-    }
     // A sparse disk cut off mid-allocation (or with a damaged tail) keeps its copy at 0.
     let head = read_footer(storage, 0)?;
     if validate_footer(&head).is_ok()
@@ -306,9 +305,33 @@ pub(crate) fn find_footer<S: Storage>(storage: &S, len: u64) -> Result<(Footer, 
         return Ok((head, false));
     }
     Err(OpenError::BadFooter {
-        offset: len - SECTOR_SIZE,
+        offset,
         problem: tail_problem,
     })
+}
+
+/// Reads the tail footer: at EOF−512, or, when that one is invalid and the length is 511 mod
+/// 512, the 511-byte footer Virtual PC wrote before VPC 2004 (its missing last byte is reserved,
+/// read as zero). Returns its offset and contents, valid or not. `len` must be at least 512.
+pub(crate) fn read_tail_footer<S: Storage>(
+    storage: &S,
+    len: u64,
+) -> Result<(u64, Footer), IoError> {
+    let tail = read_footer(storage, len - SECTOR_SIZE)?;
+    if validate_footer(&tail).is_err() && len % SECTOR_SIZE == 511 {
+        let mut buf = [0u8; 512];
+        storage.read_at(len - 511, &mut buf[..511])?;
+        let old = Footer::read_from_bytes(&buf).expect("512 bytes");
+        if validate_footer(&old).is_ok() {
+            return Ok((len - 511, old));
+        }
+    }
+    Ok((len - SECTOR_SIZE, tail))
+}
+
+/// Where the tail footer starts: EOF−512, or EOF−511 for an old 511-byte footer.
+fn tail_footer_offset<S: Storage>(storage: &S, len: u64) -> Result<u64, IoError> {
+    Ok(read_tail_footer(storage, len)?.0)
 }
 
 impl<S: Storage> Vhd<S> {
@@ -356,23 +379,24 @@ impl<S: Storage> Vhd<S> {
             warnings.push(Warning::TailFooterInvalid);
         }
         let size = options.size_policy.size_of(&footer);
-        let layout = match footer.disk_type() {
-            DiskType::FIXED => {
-                let needed = footer.current_size.get().saturating_add(SECTOR_SIZE);
-                if size > len.saturating_sub(SECTOR_SIZE) || needed > len + 1 {
-                    return Err(OpenError::FixedTruncated {
-                        size,
-                        needed,
-                        file_len: len,
-                    });
+        let layout =
+            match footer.disk_type() {
+                DiskType::FIXED => {
+                    let needed = footer.current_size.get().saturating_add(SECTOR_SIZE);
+                    if size > tail_footer_offset(&storage, len)? || needed > len + 1 {
+                        return Err(OpenError::FixedTruncated {
+                            size,
+                            needed,
+                            file_len: len,
+                        });
+                    }
+                    Layout::Fixed
                 }
-                Layout::Fixed
-            }
-            DiskType::DYNAMIC | DiskType::DIFFERENCING => Layout::Sparse(Box::new(open_sparse(
-                &storage, &footer, len, tail_ok, size,
-            )?)),
-            other => return Err(OpenError::UnsupportedDiskType(other)),
-        };
+                DiskType::DYNAMIC | DiskType::DIFFERENCING => Layout::Sparse(Box::new(
+                    open_sparse(&storage, &footer, len, tail_ok, size, options.writable)?,
+                )),
+                other => return Err(OpenError::UnsupportedDiskType(other)),
+            };
         let parent = match (&layout, footer.disk_type()) {
             (Layout::Sparse(sparse), DiskType::DIFFERENCING) => {
                 let expected = sparse.header.parent_unique_id();
@@ -442,6 +466,7 @@ fn open_sparse<S: Storage>(
     len: u64,
     tail_ok: bool,
     size: u64,
+    writable: bool,
 ) -> Result<Sparse, OpenError> {
     let (header_offset, header) = read_header(storage, footer, len)?;
     let block_size = header.block_size.get();
@@ -476,13 +501,11 @@ fn open_sparse<S: Storage>(
 
     let bitmap = u64::from(bitmap_bytes(block_size));
     let span = bitmap + u64::from(block_size);
-    // The data ends where the footer starts: EOF-512, or EOF-511 for an old 511-byte footer.
-    let data_end = match (tail_ok, len % SECTOR_SIZE) {
-        (false, _) => len,
-        (true, 511) if validate_footer(&read_footer(storage, len - SECTOR_SIZE)?).is_err() => {
-            len - 511
-        }
-        (true, _) => len - SECTOR_SIZE,
+    // The data ends where the footer starts.
+    let data_end = if tail_ok {
+        tail_footer_offset(storage, len)?
+    } else {
+        len
     };
     let bat_end = (bat_offset + bat_bytes).next_multiple_of(SECTOR_SIZE);
     let metadata: [(u64, u64); 3] = [
@@ -520,6 +543,25 @@ fn open_sparse<S: Storage>(
             return Err(bad(BatProblem::OverlapsMetadata));
         }
         end_of_data = end_of_data.max(end);
+    }
+    if writable {
+        let mut starts: Vec<(u32, u32)> = bat
+            .iter()
+            .enumerate()
+            .filter(|(_, &e)| e != BAT_UNALLOCATED)
+            .map(|(b, &e)| (e, b as u32))
+            .collect();
+        starts.sort_unstable();
+        for pair in starts.windows(2) {
+            let ((a, a_block), (b, b_block)) = (pair[0], pair[1]);
+            if u64::from(b) * SECTOR_SIZE < u64::from(a) * SECTOR_SIZE + span {
+                return Err(OpenError::BadBatEntry {
+                    block: b_block,
+                    sector: b,
+                    problem: BatProblem::OverlapsBlock { other: a_block },
+                });
+            }
+        }
     }
     let blocks = bat.len();
     Ok(Sparse {

@@ -7,8 +7,9 @@
 //! as full, so reads through them cost one storage read and never touch the bitmap.
 //!
 //! Allocation writes, in this order: the bitmap and the data, the file length, (a barrier),
-//! the BAT entry, then the footer at the new end. A cut at any point leaves the previous
-//! contents readable; see the crate docs on crash consistency.
+//! the BAT entry, then the footer at the new end. Marking more sectors of an allocated block
+//! present writes their data, (a barrier), then the bitmap. A cut at any point leaves the
+//! previous contents readable; see the crate docs on crash consistency.
 
 use alloc::vec;
 use core::sync::atomic::Ordering;
@@ -244,8 +245,15 @@ impl<S: Storage> Vhd<S> {
         let first = (c.within / SECTOR_SIZE) as usize;
         let last = ((c.within + c.len as u64 - 1) / SECTOR_SIZE) as usize;
         self.write_sectors_merged(offset, c, data, data_start, &bitmap)?;
+        if SectorBitmap(&bitmap).all_set(first, last - first + 1) {
+            return Ok(());
+        }
         SectorBitmapMut(&mut bitmap).set_range(first, last - first + 1);
-        // Data first, then the bits that make it visible.
+        // Data first, then the bits that make it visible; with barriers the data is durable
+        // before any bit points at it, as for a new block's BAT entry.
+        if self.barriers {
+            self.storage.flush()?;
+        }
         let bitmap_start = u64::from(entry) * SECTOR_SIZE;
         self.storage.write_at(bitmap_start, &bitmap)?;
         let state = if bitmap.iter().all(|&b| b == 0xff) {
