@@ -25,7 +25,6 @@ mod rt;
 /// A named check: returns whether it passed.
 type Check = (&'static str, fn() -> bool);
 
-use hv_hypercall as _;
 use vmbus_ring as _;
 use vswitch_core as _;
 use wim_image as _;
@@ -38,6 +37,10 @@ fn run_checks() -> i32 {
         (
             "vhd-format: dynamic disk write/read/check in memory",
             vhd_dynamic,
+        ),
+        (
+            "hv-hypercall: cpuid, hypercall page, dispatch, synic message",
+            hv_hypercall_check,
         ),
     ];
     let mut failed = 0;
@@ -101,4 +104,130 @@ fn vhd_dynamic() -> bool {
     disk.read_at(70_000, &mut buf).is_ok()
         && &buf == b"no_std"
         && ops::check(disk.storage()).is_ok_and(|r| r.is_clean())
+}
+
+/// hv-hypercall with no heap: CPUID leaves, the port-I/O hypercall page, a fast `HvSignalEvent`
+/// and a slow `HvPostMessage` through the dispatcher, and a SynIC message delivered into the
+/// guest's message page and taken out again by the guest side.
+fn hv_hypercall_check() -> bool {
+    use hv_hypercall::cpuid_builder::Enlightenments;
+    use hv_hypercall::defs::{
+        HvMessage, HvMessageType, HvMsr, HvStatus, HypercallCode, HypercallInput, PostMessageInput,
+        SignalEventInput,
+    };
+    use hv_hypercall::dispatch::{
+        CallingConvention, DispatchConfig, Dispatcher, HypercallHandler, PostMessageRequest,
+        SignalEventRequest, X64Registers,
+    };
+    use hv_hypercall::guest::{receive_message, MsrAccess, MsrFault};
+    use hv_hypercall::hypercall_page::{HypercallPage, HypercallPageKind};
+    use hv_hypercall::memory::{ArrayMemory, GuestMemory};
+    use hv_hypercall::synic::{
+        InterruptSink, Partition, PartitionConfig, ReferenceClock, SintInterrupt, VirtualProcessor,
+        VpEnv,
+    };
+
+    struct Count(u32);
+    impl HypercallHandler for Count {
+        fn post_message(&mut self, r: PostMessageRequest<'_>) -> HvStatus {
+            self.0 += r.payload.len() as u32;
+            HvStatus::SUCCESS
+        }
+        fn signal_event(&mut self, r: SignalEventRequest) -> HvStatus {
+            self.0 += u32::from(r.flag_number);
+            HvStatus::SUCCESS
+        }
+    }
+    struct Clock;
+    impl ReferenceClock for Clock {
+        fn reference_time(&self) -> u64 {
+            0
+        }
+    }
+    struct Sink(u32);
+    impl InterruptSink for Sink {
+        fn request_interrupt(&mut self, i: SintInterrupt) {
+            self.0 += u32::from(i.vector);
+        }
+    }
+    struct NoMsr;
+    impl MsrAccess for NoMsr {
+        fn read_msr(&mut self, msr: u32) -> Result<u64, MsrFault> {
+            Err(MsrFault { msr })
+        }
+        fn write_msr(&mut self, msr: u32, _: u64) -> Result<(), MsrFault> {
+            Err(MsrFault { msr })
+        }
+    }
+
+    let features = Enlightenments::linux_vmbus(1);
+    let Ok(leaves) = features.cpuid_leaves() else {
+        return false;
+    };
+    let Ok(kind) = HypercallPageKind::port_io(0x99) else {
+        return false;
+    };
+    let page = HypercallPage::new(kind);
+    let memory = ArrayMemory::<1024>::new(); // 8 KiB of guest RAM, no heap
+    let mut dispatcher = Dispatcher::new(DispatchConfig::default());
+    let mut handler = Count(0);
+
+    // Fast HvSignalEvent: the input in RDX.
+    let mut regs = X64Registers {
+        rcx: HypercallInput::simple(HypercallCode::SIGNAL_EVENT)
+            .with_fast(true)
+            .0,
+        rdx: SignalEventInput::new(1, 5).to_u64(),
+        ..Default::default()
+    };
+    dispatcher.dispatch(CallingConvention::X64, &mut regs, &memory, &mut handler);
+    let fast_ok = regs.rax == 0 && handler.0 == 5;
+
+    // Slow HvPostMessage: the 256-byte input block in guest memory.
+    let Some(block) = PostMessageInput::new(1, 1, b"no_std") else {
+        return false;
+    };
+    let mut regs = X64Registers {
+        rcx: HypercallInput::simple(HypercallCode::POST_MESSAGE).0,
+        rdx: 0x1000,
+        ..Default::default()
+    };
+    let slow_ok = memory.write(0x1000, &block.to_bytes()).is_ok()
+        && dispatcher
+            .dispatch(CallingConvention::X64, &mut regs, &memory, &mut handler)
+            .result()
+            .is_some_and(|r| r.is_success())
+        && handler.0 == 11;
+
+    // SynIC: enable the message page and SINT 2, post, and take the message as the guest.
+    let partition = Partition::new(PartitionConfig::new(page, &features));
+    let mut vp: VirtualProcessor = VirtualProcessor::new(0);
+    let mut sink = Sink(0);
+    let mut env = VpEnv {
+        partition: &partition,
+        memory: &memory,
+        clock: &Clock,
+        interrupts: &mut sink,
+    };
+    let msrs_ok = vp.write_msr(&mut env, HvMsr::SIMP.0, 0x1000 | 1).is_ok()
+        && vp.write_msr(&mut env, HvMsr::SINT2.0, 0xf3).is_ok()
+        && vp.write_msr(&mut env, HvMsr::SINT2.0, 0x0f).is_err();
+    let Some(msg) = HvMessage::new(HvMessageType::VMBUS, 1, b"synic") else {
+        return false;
+    };
+    let posted = vp.post_message(&memory, &mut sink, 2, &msg).is_ok();
+    let received = matches!(
+        receive_message(&memory, &mut NoMsr, 0x1000, 2),
+        Ok(Some(m)) if m.payload() == b"synic"
+    );
+    leaves
+        .get(0x4000_0001)
+        .is_some_and(|l| l.eax == u32::from_le_bytes(*b"Hv#1"))
+        && page.bytes()[..4] == [0xf3, 0x0f, 0x1e, 0xfa]
+        && fast_ok
+        && slow_ok
+        && msrs_ok
+        && posted
+        && received
+        && sink.0 == 0xf3
 }

@@ -1,0 +1,489 @@
+//! Deterministic tests of the MSR and SynIC model.
+
+use std::vec::Vec;
+
+use zerocopy::FromBytes;
+
+use super::*;
+use crate::cpuid_builder::Enlightenments;
+use crate::defs::{HvMessage, HvMessageType, HvStatus, MessageFlags, ReferenceTscPage};
+use crate::hypercall_page::{HypercallPage, HypercallPageKind};
+use crate::memory::AtomicMemory;
+
+const SIMP: u64 = 0x10_000;
+const SIEFP: u64 = 0x11_000;
+const HCALL: u64 = 0x12_000;
+const TSC: u64 = 0x13_000;
+
+#[derive(Default)]
+struct Sink(Vec<SintInterrupt>);
+
+impl InterruptSink for Sink {
+    fn request_interrupt(&mut self, interrupt: SintInterrupt) {
+        self.0.push(interrupt);
+    }
+}
+
+struct Clock {
+    now: u64,
+    tsc: Option<TscScaleOffset>,
+}
+
+impl ReferenceClock for Clock {
+    fn reference_time(&self) -> u64 {
+        self.now
+    }
+    fn tsc_page_parameters(&self) -> Option<TscScaleOffset> {
+        self.tsc
+    }
+}
+
+struct World {
+    partition: Partition,
+    memory: AtomicMemory,
+    clock: Clock,
+    sink: Sink,
+}
+
+impl World {
+    fn new() -> Self {
+        let page = HypercallPage::new(HypercallPageKind::port_io(0x99).unwrap());
+        Self::with(PartitionConfig::new(page, &Enlightenments::linux_vmbus(1)))
+    }
+
+    fn with(config: PartitionConfig) -> Self {
+        Self {
+            partition: Partition::new(config),
+            memory: AtomicMemory::new(0x20_000),
+            clock: Clock {
+                now: 1234,
+                tsc: TscScaleOffset::for_frequency(2_000_000_000, 0),
+            },
+            sink: Sink::default(),
+        }
+    }
+
+    fn write(&mut self, vp: &mut VirtualProcessor, msr: HvMsr, value: u64) -> Result<(), MsrError> {
+        let mut env = VpEnv {
+            partition: &self.partition,
+            memory: &self.memory,
+            clock: &self.clock,
+            interrupts: &mut self.sink,
+        };
+        vp.write_msr(&mut env, msr.0, value)
+    }
+
+    fn read(&self, vp: &VirtualProcessor, msr: HvMsr) -> Result<u64, MsrError> {
+        vp.read_msr(&self.partition, &self.clock, msr.0)
+    }
+
+    /// Linux's SynIC bring-up for `sint` with `vector`.
+    fn enable_synic(&mut self, vp: &mut VirtualProcessor, sint: u8, vector: u8) {
+        self.write(vp, HvMsr::SIMP, SIMP | 1).unwrap();
+        self.write(vp, HvMsr::SIEFP, SIEFP | 1).unwrap();
+        self.write(vp, HvMsr::sint(sint).unwrap(), u64::from(vector))
+            .unwrap();
+        self.write(vp, HvMsr::SCONTROL, 1).unwrap();
+    }
+
+    fn post(
+        &mut self,
+        vp: &mut VirtualProcessor,
+        sint: u8,
+        n: u8,
+    ) -> Result<PostOutcome, PostError> {
+        let msg = HvMessage::new(HvMessageType::VMBUS, 0, &[n; 4]).unwrap();
+        vp.post_message(&self.memory, &mut self.sink, sint, &msg)
+    }
+
+    fn slot(&self, sint: u8) -> HvMessage {
+        let mut b = [0u8; 256];
+        self.memory
+            .read(SIMP + 256 * u64::from(sint), &mut b)
+            .unwrap();
+        HvMessage::read_from_bytes(&b).unwrap()
+    }
+
+    /// The guest side: free the slot; true if it must write EOM.
+    fn free(&self, sint: u8) -> bool {
+        let gpa = SIMP + 256 * u64::from(sint);
+        let ty = self.memory.read_u32(gpa).unwrap();
+        assert_ne!(ty, 0);
+        assert_eq!(
+            self.memory.compare_exchange_u32(gpa, ty, 0).unwrap(),
+            Ok(ty)
+        );
+        let mut flags = [0u8];
+        self.memory.read(gpa + 5, &mut flags).unwrap();
+        MessageFlags(flags[0]).message_pending()
+    }
+}
+
+#[test]
+fn reset_values_and_read_back() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(3);
+    assert_eq!(w.read(&vp, HvMsr::VP_INDEX), Ok(3));
+    assert_eq!(w.read(&vp, HvMsr::SVERSION), Ok(1));
+    assert_eq!(w.read(&vp, HvMsr::SCONTROL), Ok(1));
+    assert_eq!(w.read(&vp, HvMsr::SIMP), Ok(0));
+    assert_eq!(w.read(&vp, HvMsr::EOM), Ok(0));
+    for n in 0..16 {
+        assert_eq!(w.read(&vp, HvMsr::sint(n).unwrap()), Ok(0x10000));
+    }
+    assert_eq!(w.read(&vp, HvMsr::TIME_REF_COUNT), Ok(1234));
+    for (msr, value) in [
+        (HvMsr::SIMP, SIMP | 1),
+        (HvMsr::SIEFP, SIEFP),
+        (HvMsr::SCONTROL, 0),
+        (HvMsr::SINT15, 0x30 | 1 << 17 | 1 << 18 | 1 << 20),
+        (HvMsr::SINT0, 1 << 16),
+        (HvMsr::VP_ASSIST_PAGE, 0x5000 | 1),
+        (HvMsr::GUEST_OS_ID, 0x8100_0006_0100_0000),
+    ] {
+        w.write(&mut vp, msr, value).unwrap();
+        assert_eq!(w.read(&vp, msr), Ok(value), "{msr:?}");
+    }
+}
+
+#[test]
+fn table_of_faults() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    let gp = |e: Result<(), MsrError>| e.unwrap_err();
+    assert_eq!(
+        gp(w.write(&mut vp, HvMsr::VP_INDEX, 1)),
+        MsrError::ReadOnly { msr: 0x4000_0002 }
+    );
+    assert_eq!(
+        gp(w.write(&mut vp, HvMsr::SVERSION, 1)),
+        MsrError::ReadOnly { msr: 0x4000_0081 }
+    );
+    assert_eq!(
+        gp(w.write(&mut vp, HvMsr::TIME_REF_COUNT, 1)),
+        MsrError::ReadOnly { msr: 0x4000_0020 }
+    );
+    for (msr, value) in [
+        (HvMsr::SCONTROL, 2),
+        (HvMsr::SIMP, SIMP | 2),
+        (HvMsr::SIEFP, SIEFP | 0x800),
+        (HvMsr::SINT2, 0x30 | 1 << 8),
+        (HvMsr::SINT2, 0x30 | 1 << 19),
+        (HvMsr::SINT2, 0x30 | 1 << 21),
+        (HvMsr::HYPERCALL, HCALL | 4),
+        (HvMsr::REFERENCE_TSC, TSC | 2),
+        (HvMsr::VP_ASSIST_PAGE, 0x5000 | 0x10),
+    ] {
+        assert_eq!(
+            gp(w.write(&mut vp, msr, value)),
+            MsrError::ReservedBits { msr: msr.0, value },
+            "{msr:?}"
+        );
+    }
+    assert_eq!(
+        gp(w.write(&mut vp, HvMsr::SINT2, 15)),
+        MsrError::InvalidVector {
+            sint: 2,
+            vector: 15
+        }
+    );
+    assert!(
+        w.write(&mut vp, HvMsr::SINT2, 15 | 1 << 16).is_ok(),
+        "masked: any vector"
+    );
+    for msr in [
+        HvMsr::RESET,
+        HvMsr::VP_RUNTIME,
+        HvMsr::STIMER0_CONFIG,
+        HvMsr::CRASH_CTL,
+        HvMsr::TSC_FREQUENCY,
+        HvMsr(0x4000_01ff),
+    ] {
+        assert_eq!(
+            gp(w.write(&mut vp, msr, 0)),
+            MsrError::Unimplemented { msr: msr.0 }
+        );
+        assert_eq!(
+            w.read(&vp, msr),
+            Err(MsrError::Unimplemented { msr: msr.0 })
+        );
+    }
+    assert!(matches!(
+        gp(w.write(&mut vp, HvMsr::SIMP, 0x100_0000 | 1)),
+        MsrError::Page {
+            gpa: 0x100_0000,
+            ..
+        }
+    ));
+    assert_eq!(
+        w.read(&vp, HvMsr::SIMP),
+        Ok(0),
+        "a failed write changes nothing"
+    );
+    // Every value read back equals the last successful write.
+    assert_eq!(w.read(&vp, HvMsr::SINT2), Ok(15 | 1 << 16));
+}
+
+#[test]
+fn unadvertised_msrs_fault() {
+    let page = HypercallPage::new(HypercallPageKind::Vmcall);
+    let mut e = Enlightenments::linux_vmbus(1);
+    e.synic = false;
+    e.reference_tsc = false;
+    e.time_ref_count = false;
+    e.tsc_invariant_control = true;
+    let mut w = World::with(PartitionConfig::new(page, &e));
+    let mut vp = VirtualProcessor::new(0);
+    for msr in [
+        HvMsr::SCONTROL,
+        HvMsr::SIMP,
+        HvMsr::EOM,
+        HvMsr::SINT2,
+        HvMsr::TIME_REF_COUNT,
+        HvMsr::REFERENCE_TSC,
+    ] {
+        assert_eq!(
+            w.read(&vp, msr),
+            Err(MsrError::Unimplemented { msr: msr.0 }),
+            "{msr:?}"
+        );
+        assert_eq!(
+            w.write(&mut vp, msr, 0),
+            Err(MsrError::Unimplemented { msr: msr.0 })
+        );
+    }
+    w.write(&mut vp, HvMsr::TSC_INVARIANT_CONTROL, 1).unwrap();
+    assert_eq!(w.read(&vp, HvMsr::TSC_INVARIANT_CONTROL), Ok(1));
+    assert!(w.write(&mut vp, HvMsr::TSC_INVARIANT_CONTROL, 2).is_err());
+}
+
+#[test]
+fn hypercall_page_needs_the_guest_os_id_first() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.memory.write(HCALL, &[0x11; 16]).unwrap();
+    w.write(&mut vp, HvMsr::HYPERCALL, HCALL | 1).unwrap();
+    assert_eq!(w.read(&vp, HvMsr::HYPERCALL), Ok(HCALL), "enable ignored");
+    assert!(!w.partition.hypercalls_enabled());
+    assert_eq!(
+        w.memory.read_u64(HCALL).unwrap(),
+        0x1111_1111_1111_1111,
+        "page untouched"
+    );
+
+    w.write(&mut vp, HvMsr::GUEST_OS_ID, 0x8100_0006_0100_0000)
+        .unwrap();
+    w.write(&mut vp, HvMsr::HYPERCALL, HCALL | 1).unwrap();
+    assert_eq!(w.read(&vp, HvMsr::HYPERCALL), Ok(HCALL | 1));
+    assert!(w.partition.hypercalls_enabled());
+    let mut page = [0u8; 4096];
+    w.memory.read(HCALL, &mut page).unwrap();
+    assert_eq!(page, w.partition.config().hypercall_page.bytes());
+    assert_eq!(&page[..7], &[0xf3, 0x0f, 0x1e, 0xfa, 0xe6, 0x99, 0xc3]);
+
+    // Clearing the identity disables hypercalls.
+    w.write(&mut vp, HvMsr::GUEST_OS_ID, 0).unwrap();
+    assert_eq!(w.read(&vp, HvMsr::HYPERCALL), Ok(HCALL));
+    // A page outside memory faults and changes nothing.
+    w.write(&mut vp, HvMsr::GUEST_OS_ID, 1).unwrap();
+    assert!(matches!(
+        w.write(&mut vp, HvMsr::HYPERCALL, 0x40_0000 | 1),
+        Err(MsrError::Page { .. })
+    ));
+    assert_eq!(w.read(&vp, HvMsr::HYPERCALL), Ok(HCALL));
+    // Locking freezes the MSR.
+    w.write(&mut vp, HvMsr::HYPERCALL, HCALL | 3).unwrap();
+    assert_eq!(
+        w.write(&mut vp, HvMsr::HYPERCALL, 0),
+        Err(MsrError::Locked { msr: 0x4000_0001 })
+    );
+    assert_eq!(w.read(&vp, HvMsr::HYPERCALL), Ok(HCALL | 3));
+}
+
+#[test]
+fn reference_tsc_page() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.write(&mut vp, HvMsr::REFERENCE_TSC, TSC | 1).unwrap();
+    assert_eq!(w.read(&vp, HvMsr::REFERENCE_TSC), Ok(TSC | 1));
+    let mut b = [0u8; 4096];
+    w.memory.read(TSC, &mut b).unwrap();
+    let page = ReferenceTscPage::read_from_bytes(&b).unwrap();
+    let p = w.clock.tsc.unwrap();
+    assert_eq!(page.sequence.get(), 1);
+    assert_eq!((page.scale.get(), page.offset.get()), (p.scale, p.offset));
+    w.partition.refresh_tsc_page(&w.memory, &w.clock).unwrap();
+    assert_eq!(w.memory.read_u32(TSC).unwrap(), 2);
+    // Without parameters the page is published invalid.
+    w.clock.tsc = None;
+    w.partition.refresh_tsc_page(&w.memory, &w.clock).unwrap();
+    assert_eq!(w.memory.read_u32(TSC).unwrap(), 0);
+}
+
+#[test]
+fn synic_page_enable_zeroes_stale_data() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.memory.write(SIMP, &[0xff; 4096]).unwrap();
+    w.enable_synic(&mut vp, 2, 0xf3);
+    assert_eq!(w.memory.read_u64(SIMP + 2 * 256).unwrap(), 0);
+    assert_eq!(w.post(&mut vp, 2, 1), Ok(PostOutcome::Delivered));
+}
+
+#[test]
+fn message_pending_and_eom() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(5);
+    w.enable_synic(&mut vp, 2, 0xf3);
+    assert_eq!(w.post(&mut vp, 2, 1), Ok(PostOutcome::Delivered));
+    assert_eq!(
+        w.sink.0,
+        [SintInterrupt {
+            vp_index: 5,
+            sint: 2,
+            vector: 0xf3,
+            auto_eoi: false
+        }]
+    );
+    assert!(!w.slot(2).flags().message_pending(), "nothing else waits");
+    assert_eq!(w.post(&mut vp, 2, 2), Ok(PostOutcome::Queued));
+    assert_eq!(w.post(&mut vp, 2, 3), Ok(PostOutcome::Queued));
+    assert_eq!(w.sink.0.len(), 1, "no interrupt while the slot is busy");
+    assert!(w.slot(2).flags().message_pending(), "host asked for an EOM");
+    assert_eq!(w.slot(2).payload(), &[1; 4]);
+
+    // Guest frees the slot; pending was set, so it writes EOM.
+    assert!(w.free(2));
+    w.write(&mut vp, HvMsr::EOM, 0).unwrap();
+    assert_eq!(w.slot(2).payload(), &[2; 4]);
+    assert!(
+        w.slot(2).flags().message_pending(),
+        "message 3 still queued"
+    );
+    assert_eq!(w.sink.0.len(), 2);
+    assert!(w.free(2));
+    w.write(&mut vp, HvMsr::EOM, 0).unwrap();
+    assert_eq!(w.slot(2).payload(), &[3; 4]);
+    assert!(!w.slot(2).flags().message_pending());
+    assert!(!w.free(2), "last message: no EOM needed");
+    assert_eq!(vp.queued(2), 0);
+    // An EOM with nothing queued is harmless.
+    w.write(&mut vp, HvMsr::EOM, 0).unwrap();
+    assert_eq!(w.memory.read_u32(SIMP + 512).unwrap(), 0);
+    assert_eq!(w.sink.0.len(), 3);
+}
+
+#[test]
+fn masked_and_polled_sints() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.enable_synic(&mut vp, 2, 0xf3);
+    w.write(&mut vp, HvMsr::SINT3, 0x40 | 1 << 16).unwrap();
+    assert_eq!(w.post(&mut vp, 3, 7), Ok(PostOutcome::Queued));
+    assert_eq!(
+        w.memory.read_u32(SIMP + 3 * 256).unwrap(),
+        0,
+        "masked: not delivered"
+    );
+    assert!(w.sink.0.is_empty());
+    // Unmasking delivers.
+    w.write(&mut vp, HvMsr::SINT3, 0x40).unwrap();
+    assert_eq!(w.slot(3).payload(), &[7; 4]);
+    assert_eq!(w.sink.0[0].vector, 0x40);
+    // Polling: delivered, no interrupt.
+    w.write(&mut vp, HvMsr::SINT4, 0x41 | 1 << 18).unwrap();
+    assert_eq!(w.post(&mut vp, 4, 8), Ok(PostOutcome::Delivered));
+    assert_eq!(w.sink.0.len(), 1);
+    assert_eq!(w.slot(4).payload(), &[8; 4]);
+}
+
+#[test]
+fn post_errors_map_to_statuses() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    assert_eq!(w.post(&mut vp, 2, 0), Err(PostError::MessagePageDisabled));
+    w.enable_synic(&mut vp, 2, 0xf3);
+    assert_eq!(
+        w.post(&mut vp, 16, 0),
+        Err(PostError::InvalidSint { sint: 16 })
+    );
+    // The slot holds one message; 16 more fill the queue.
+    for i in 0..17 {
+        assert!(w.post(&mut vp, 2, i).is_ok(), "{i}");
+    }
+    let full = w.post(&mut vp, 2, 99).unwrap_err();
+    assert_eq!(full, PostError::QueueFull { sint: 2 });
+    assert_eq!(full.status(), HvStatus::INSUFFICIENT_BUFFERS);
+    w.write(&mut vp, HvMsr::SCONTROL, 0).unwrap();
+    let off = w.post(&mut vp, 2, 0).unwrap_err();
+    assert_eq!(off, PostError::SynicDisabled);
+    assert_eq!(off.status(), HvStatus::INVALID_SYNIC_STATE);
+    // Order survives the disable/enable.
+    w.write(&mut vp, HvMsr::SCONTROL, 1).unwrap();
+    for i in 0..17 {
+        assert_eq!(w.slot(2).payload(), &[i; 4]);
+        w.free(2);
+        w.write(&mut vp, HvMsr::EOM, 0).unwrap();
+    }
+    assert_eq!(w.memory.read_u32(SIMP + 512).unwrap(), 0);
+}
+
+#[test]
+fn hostile_guest_type_in_a_free_slot() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.enable_synic(&mut vp, 2, 0xf3);
+    // The guest scribbles a type into its own free slot: the host treats the slot as busy.
+    w.memory.write(SIMP + 512, &[0xff; 256]).unwrap();
+    assert_eq!(w.post(&mut vp, 2, 1), Ok(PostOutcome::Queued));
+    assert_eq!(vp.queued(2), 1);
+    assert!(w.sink.0.is_empty());
+    assert_eq!(vp.poll(&w.memory, &mut w.sink), Ok(0));
+    w.memory.write(SIMP + 512, &[0; 4]).unwrap();
+    assert_eq!(vp.poll(&w.memory, &mut w.sink), Ok(1));
+    assert_eq!(w.slot(2).payload(), &[1; 4]);
+}
+
+#[test]
+fn events_raise_only_on_zero_to_one() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(1);
+    let signal = |w: &mut World, vp: &mut VirtualProcessor, sint, flag| {
+        vp.signal_event(&w.memory, &mut w.sink, sint, flag)
+    };
+    assert_eq!(
+        signal(&mut w, &mut vp, 2, 5),
+        Err(SignalError::EventPageDisabled)
+    );
+    w.enable_synic(&mut vp, 2, 0xf3);
+    assert_eq!(signal(&mut w, &mut vp, 2, 5), Ok(true));
+    assert_eq!(signal(&mut w, &mut vp, 2, 5), Ok(false), "already set");
+    assert_eq!(signal(&mut w, &mut vp, 2, 70), Ok(true), "another bit");
+    assert_eq!(w.memory.read_u64(SIEFP + 512).unwrap(), 1 << 5);
+    assert_eq!(w.memory.read_u64(SIEFP + 512 + 8).unwrap(), 1 << 6);
+    assert_eq!(w.sink.0.len(), 2);
+    // Guest clears the word; the next signal raises again.
+    w.memory
+        .compare_exchange_u64(SIEFP + 512, 1 << 5, 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(signal(&mut w, &mut vp, 2, 5), Ok(true));
+    // Masked SINT: the bit is set but nothing is raised.
+    assert_eq!(signal(&mut w, &mut vp, 3, 0), Ok(false));
+    assert_eq!(w.memory.read_u64(SIEFP + 768).unwrap(), 1);
+    assert_eq!(
+        signal(&mut w, &mut vp, 2, 2048),
+        Err(SignalError::InvalidFlag { flag: 2048 })
+    );
+    assert_eq!(
+        signal(&mut w, &mut vp, 16, 0),
+        Err(SignalError::InvalidSint { sint: 16 })
+    );
+    assert_eq!(signal(&mut w, &mut vp, 2, 2047), Ok(true));
+    assert_eq!(w.memory.read_u64(SIEFP + 512 + 255 - 7).unwrap(), 1 << 63);
+    w.write(&mut vp, HvMsr::SCONTROL, 0).unwrap();
+    let off = signal(&mut w, &mut vp, 2, 1).unwrap_err();
+    assert_eq!(off, SignalError::SynicDisabled);
+    assert_eq!(off.status(), HvStatus::INVALID_SYNIC_STATE);
+    assert_eq!(w.sink.0.len(), 4);
+}
