@@ -20,7 +20,10 @@ fn notes() -> Option<String> {
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(text),
         Err(e) => {
-            println!("skipped: reference notes not found at {} ({e})", path.display());
+            println!(
+                "skipped: reference notes not found at {} ({e})",
+                path.display()
+            );
             None
         }
     }

@@ -1,0 +1,431 @@
+//! Host and guest state machines talking through message payloads, for every version.
+
+use alloc::vec::Vec;
+
+use super::client::{Client, ClientEvent, Outgoing, LINUX_VERSIONS};
+use super::messages::{ChannelMessage, VmbusVersion};
+use super::server::{Action, Dropped, OfferSpec, Server, ServerConfig, STATUS_UNSUCCESSFUL};
+use super::{interface, Guid};
+
+const IC_SERVICES: [Guid; 4] = [
+    interface::HEARTBEAT,
+    interface::SHUTDOWN,
+    interface::TIMESYNC,
+    interface::KVP,
+];
+
+/// Delivers client messages to the server and the server's answers back until quiet.
+fn pump(
+    server: &mut Server,
+    client: &mut Client,
+    first: Vec<Outgoing>,
+) -> (Vec<ClientEvent>, Vec<Action>, Vec<Dropped>) {
+    let (mut events, mut actions, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
+    let mut to_host = first;
+    while !to_host.is_empty() {
+        let mut to_guest = Vec::new();
+        for m in to_host.drain(..) {
+            let out = server.handle_message(&m.payload);
+            actions.extend(out.actions);
+            dropped.extend(out.dropped);
+            to_guest.extend(out.messages);
+        }
+        for m in to_guest {
+            let (ev, replies) = client.handle_message(&m);
+            events.extend(ev);
+            to_host.extend(replies);
+        }
+    }
+    (events, actions, dropped)
+}
+
+fn server_with_ics(max: VmbusVersion) -> (Server, Vec<u32>) {
+    let mut server = Server::new(ServerConfig {
+        max_version: max,
+        ..ServerConfig::default()
+    });
+    let relids = IC_SERVICES
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            server
+                .add_offer(OfferSpec::pipe(
+                    *g,
+                    Guid::from_fields(i as u32, 0, 0, [0; 8]),
+                ))
+                .0
+                .unwrap()
+        })
+        .collect();
+    (server, relids)
+}
+
+fn conversation(max: VmbusVersion) {
+    let (mut server, relids) = server_with_ics(max);
+    let mut client = Client::new(&LINUX_VERSIONS, 0, (0x10_000, 0x11_000));
+    let first = client.connect().into_iter().collect();
+    let (events, actions, dropped) = pump(&mut server, &mut client, first);
+    // The client walks down from 5.3 until the server accepts `max`.
+    assert_eq!(client.version(), Some(max));
+    assert_eq!(
+        actions,
+        [Action::Connected {
+            version: max,
+            target_vcpu: 0
+        }]
+    );
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Offer(_)))
+            .count(),
+        4
+    );
+    assert_eq!(events.last(), Some(&ClientEvent::AllOffersDelivered));
+    assert_eq!(
+        client
+            .offers()
+            .values()
+            .map(|o| o.if_type)
+            .collect::<Vec<_>>(),
+        IC_SERVICES
+    );
+
+    // Open the four IC channels: a small ring GPADL each (2 + 2 pages); the heartbeat one
+    // uses a large multi-body GPADL (100 pages).
+    let mut gpadls = Vec::new();
+    for (i, &relid) in relids.iter().enumerate() {
+        let pages = if i == 0 { 100 } else { 4 };
+        let pfns: Vec<u64> = (0..pages).map(|p| 0x200 + 0x100 * i as u64 + p).collect();
+        let (id, msgs) = client.create_gpadl(relid, &pfns).unwrap();
+        assert_eq!(msgs.len(), if i == 0 { 4 } else { 1 });
+        let (events, _, dropped) = pump(&mut server, &mut client, msgs);
+        assert!(dropped.is_empty(), "{dropped:?}");
+        assert_eq!(
+            events,
+            [ClientEvent::GpadlCreated {
+                gpadl_id: id,
+                status: 0
+            }]
+        );
+        assert_eq!(server.gpadl(id).unwrap().len(), pages * 4096);
+        let open = client.open_channel(relid, id, pages as u32 / 2, 0);
+        let (events, actions, _) = pump(&mut server, &mut client, alloc::vec![open]);
+        assert_eq!(events, [ClientEvent::Opened { relid, status: 0 }]);
+        assert!(
+            matches!(actions[..], [Action::OpenChannel { relid: r, gpadl_id, downstream_page_offset, .. }]
+            if r == relid && gpadl_id == id && downstream_page_offset == pages as u32 / 2)
+        );
+        gpadls.push(id);
+    }
+
+    // MODIFYCHANNEL from 4.1; answered from 5.3.
+    let (events, actions, dropped) = {
+        let m = alloc::vec![client.modify_channel(relids[0], 1)];
+        pump(&mut server, &mut client, m)
+    };
+    if max.0 >= VmbusVersion::WIN10_V4_1.0 {
+        assert_eq!(
+            actions,
+            [Action::ModifyChannel {
+                relid: relids[0],
+                target_vp: 1
+            }]
+        );
+        let answered = max.0 >= VmbusVersion::WIN10_V5_3.0;
+        assert_eq!(events.len(), usize::from(answered));
+    } else {
+        assert!(actions.is_empty() && matches!(dropped[..], [Dropped::Unsupported(_)]));
+    }
+
+    // Teardown before close is deferred until the channel closes.
+    let (events, actions, _) = {
+        let m = alloc::vec![client.teardown_gpadl(relids[1], gpadls[1])];
+        pump(&mut server, &mut client, m)
+    };
+    assert!(events.is_empty() && actions.is_empty());
+    let (events, actions, _) = {
+        let m = alloc::vec![client.close_channel(relids[1])];
+        pump(&mut server, &mut client, m)
+    };
+    assert_eq!(
+        actions,
+        [
+            Action::CloseChannel { relid: relids[1] },
+            Action::GpadlReleased {
+                gpadl_id: gpadls[1]
+            }
+        ]
+    );
+    assert_eq!(
+        events,
+        [ClientEvent::GpadlTorndown {
+            gpadl_id: gpadls[1]
+        }]
+    );
+
+    // Rescind: the guest closes and releases; only then is the relid free.
+    let out = server.rescind(relids[2]);
+    let mut events = Vec::new();
+    for m in out.messages {
+        events.extend(client.handle_message(&m).0);
+    }
+    assert_eq!(events, [ClientEvent::Rescinded { relid: relids[2] }]);
+    let msgs = alloc::vec![
+        client.close_channel(relids[2]),
+        client.teardown_gpadl(relids[2], gpadls[2]),
+        client.release_relid(relids[2])
+    ];
+    let (_, actions, dropped) = pump(&mut server, &mut client, msgs);
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(
+        actions.last(),
+        Some(&Action::RelidReleased { relid: relids[2] })
+    );
+    assert!(!server.relids().any(|r| r == relids[2]));
+
+    // UNLOAD resets everything; nothing the guest allocated survives.
+    let (events, actions, _) = {
+        let m = alloc::vec![client.unload()];
+        pump(&mut server, &mut client, m)
+    };
+    assert_eq!(events, [ClientEvent::Unloaded]);
+    assert_eq!(actions.last(), Some(&Action::Reset));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::CloseChannel { .. }))
+            .count(),
+        2
+    );
+    assert_eq!(server.gpadl_count(), 0);
+    assert!(server.version().is_none());
+    assert_eq!(server.relids().count(), 3);
+
+    // Reconnect after unload (what a kexec'd kernel does).
+    let first = client.connect().into_iter().collect();
+    let (events, _, _) = pump(&mut server, &mut client, first);
+    assert_eq!(client.version(), Some(max));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Offer(_)))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn full_conversation_at_every_version() {
+    for v in [
+        VmbusVersion::WIN8,
+        VmbusVersion::WIN8_1,
+        VmbusVersion::WIN10,
+        VmbusVersion::WIN10_V4_1,
+        VmbusVersion::WIN10_V5,
+        VmbusVersion::WIN10_V5_1,
+        VmbusVersion::WIN10_V5_2,
+        VmbusVersion::WIN10_V5_3,
+    ] {
+        conversation(v);
+    }
+}
+
+#[test]
+fn bad_requests_get_the_documented_answers() {
+    let (mut server, relids) = server_with_ics(VmbusVersion::WIN10_V5_3);
+    let mut client = Client::new(&LINUX_VERSIONS, 0, (0, 0));
+    // Before connecting, everything but INITIATE_CONTACT is dropped.
+    let out = server.handle_message(&ChannelMessage::RequestOffers.emit());
+    assert!(matches!(out.dropped[..], [Dropped::NotConnected(_)]) && out.messages.is_empty());
+    let first = client.connect().into_iter().collect();
+    pump(&mut server, &mut client, first);
+    // A second INITIATE_CONTACT without UNLOAD.
+    let again = client.connect().unwrap();
+    assert!(matches!(
+        server.handle_message(&again.payload).dropped[..],
+        [Dropped::AlreadyConnected]
+    ));
+    // A GPADL for an unknown relid: GPADL_CREATED with a failure status.
+    let (id, msgs) = client.create_gpadl(999, &[1, 2, 3, 4]).unwrap();
+    let out = server.handle_message(&msgs[0].payload);
+    assert_eq!(
+        ChannelMessage::parse(&out.messages[0]).unwrap(),
+        ChannelMessage::GpadlCreated {
+            child_relid: 999,
+            gpadl: id,
+            status: STATUS_UNSUCCESSFUL
+        }
+    );
+    // Opening with an unknown GPADL, or a GPADL of another channel: OPENCHANNEL_RESULT failure.
+    let (id, msgs) = client.create_gpadl(relids[0], &[1, 2, 3, 4]).unwrap();
+    pump(&mut server, &mut client, msgs);
+    for (relid, gpadl) in [(relids[1], 0xdead), (relids[1], id)] {
+        let out = server.handle_message(&client.open_channel(relid, gpadl, 2, 0).payload);
+        assert!(matches!(
+            ChannelMessage::parse(&out.messages[0]).unwrap(),
+            ChannelMessage::OpenChannelResult {
+                status: STATUS_UNSUCCESSFUL,
+                ..
+            }
+        ));
+        assert!(out.actions.is_empty());
+    }
+    // A downstream offset that leaves no room for the second ring.
+    let out = server.handle_message(&client.open_channel(relids[0], id, 3, 0).payload);
+    assert!(out.actions.is_empty());
+    // Duplicate GPADL id, teardown of an unknown GPADL, close of a closed channel, release of a
+    // relid that was never rescinded, host-only messages from the guest, garbage.
+    let dup = super::messages::GpadlHeader {
+        child_relid: relids[0],
+        gpadl: id,
+        range_buflen: 16,
+        range_count: 1,
+        values: alloc::vec![4096, 7],
+    };
+    assert!(!server
+        .handle_message(&ChannelMessage::GpadlHeader(dup).emit())
+        .dropped
+        .is_empty());
+    for m in [
+        client.teardown_gpadl(relids[0], 0xbeef).payload,
+        client.close_channel(relids[3]).payload,
+        client.release_relid(relids[3]).payload,
+        ChannelMessage::AllOffersDelivered.emit(),
+        alloc::vec![0xff; 7],
+        alloc::vec![27, 0, 0, 0, 0, 0, 0, 0],
+    ] {
+        let out = server.handle_message(&m);
+        assert_eq!(out.dropped.len(), 1, "{m:?}");
+        assert!(out.actions.is_empty());
+    }
+}
+
+#[test]
+fn version_refusals_fall_back_and_can_fail() {
+    let mut server = Server::new(ServerConfig {
+        min_version: VmbusVersion::WIN10_V5,
+        max_version: VmbusVersion::WIN10_V5,
+        ..ServerConfig::default()
+    });
+    let mut client = Client::new(&[VmbusVersion::WIN10_V5_3, VmbusVersion::WIN8], 0, (0, 0));
+    let first = client.connect().into_iter().collect();
+    let (events, actions, _) = pump(&mut server, &mut client, first);
+    assert_eq!(events, [ClientEvent::ConnectFailed]);
+    assert!(actions.is_empty());
+}
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A guest message: mostly well-formed protocol messages with small ids (so they hit real
+    /// state), some arbitrary bytes.
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        let relid = 0u32..6;
+        let gpadl = 0xE1E10u32..0xE1E14;
+        prop_oneof![
+            (0usize..9).prop_map(|i| LINUX_VERSIONS.get(i).map_or(alloc::vec![0; 40], |v| {
+                let mut c = Client::new(&[*v], 0, (0, 0));
+                c.connect().unwrap().payload
+            })),
+            Just(ChannelMessage::RequestOffers.emit()),
+            (relid.clone(), gpadl.clone(), 1u64..40).prop_map(|(r, g, pages)| {
+                let mut c = Client::new(&LINUX_VERSIONS, 0, (0, 0));
+                let pfns: Vec<u64> = (0..pages).collect();
+                let mut m = c.create_gpadl(r, &pfns).unwrap().1;
+                // Re-id the GPADL and send only some of its messages.
+                let n = (pages as usize % m.len()) + 1;
+                m.truncate(n);
+                let mut bytes = m.swap_remove(0).payload;
+                bytes[12..16].copy_from_slice(&g.to_le_bytes());
+                bytes
+            }),
+            (relid.clone(), gpadl.clone(), 0u32..6).prop_map(|(r, g, off)| Client::new(
+                &LINUX_VERSIONS,
+                0,
+                (0, 0)
+            )
+            .open_channel(r, g, off, 0)
+            .payload),
+            relid
+                .clone()
+                .prop_map(|r| ChannelMessage::CloseChannel { child_relid: r }.emit()),
+            (relid.clone(), gpadl).prop_map(|(r, g)| ChannelMessage::GpadlTeardown {
+                child_relid: r,
+                gpadl: g
+            }
+            .emit()),
+            relid
+                .clone()
+                .prop_map(|r| ChannelMessage::RelidReleased { child_relid: r }.emit()),
+            (relid, 0u32..4).prop_map(|(r, vp)| ChannelMessage::ModifyChannel {
+                child_relid: r,
+                target_vp: vp
+            }
+            .emit()),
+            Just(ChannelMessage::Unload.emit()),
+            prop::collection::vec(any::<u8>(), 0..260),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::test_config())]
+
+        #[test]
+        fn arbitrary_sequences_never_panic_or_leak(msgs in prop::collection::vec(message(), 1..60), rescind in 0u32..6) {
+            let (mut server, _) = server_with_ics(VmbusVersion::WIN10_V5_3);
+            let mut open = alloc::collections::BTreeSet::new();
+            for (i, m) in msgs.iter().enumerate() {
+                if i == msgs.len() / 2 {
+                    let _ = server.rescind(rescind);
+                }
+                let out = server.handle_message(m);
+                for a in &out.actions {
+                    match a {
+                        Action::OpenChannel { relid, .. } => prop_assert!(open.insert(*relid), "opened twice"),
+                        Action::CloseChannel { relid } => prop_assert!(open.remove(relid), "closed a closed channel"),
+                        _ => {}
+                    }
+                }
+                for reply in &out.messages {
+                    prop_assert!(reply.len() <= super::super::messages::MAX_PAYLOAD);
+                    prop_assert!(ChannelMessage::parse(reply).is_ok());
+                }
+                // The model of open channels matches the server's.
+                for relid in 1..6 {
+                    prop_assert_eq!(server.is_open(relid), open.contains(&relid));
+                }
+            }
+            // UNLOAD from a connected state releases everything.
+            if server.version().is_none() {
+                let mut c = Client::new(&LINUX_VERSIONS, 0, (0, 0));
+                server.handle_message(&c.connect().unwrap().payload);
+            }
+            let out = server.handle_message(&ChannelMessage::Unload.emit());
+            prop_assert_eq!(out.actions.last(), Some(&Action::Reset));
+            prop_assert_eq!(server.gpadl_count(), 0);
+            prop_assert!((1..6).all(|r| !server.is_open(r)));
+        }
+    }
+}
+
+/// Linux 6.1 asks for 5.3, 5.2, 5.1, 5.0, 4.1, 4.0, 3.0, 2.4 in that order (WIN7 and WS2008 are
+/// gone); INITIATE_CONTACT for ≥ 5.0 goes to connection 4 with the message SINT in byte 16.
+#[test]
+fn linux_version_order_and_contact_layout() {
+    let values: Vec<u32> = LINUX_VERSIONS.iter().map(|v| v.0).collect();
+    assert_eq!(
+        values,
+        [0x50003, 0x50002, 0x50001, 0x50000, 0x40001, 0x40000, 0x30000, 0x20004]
+    );
+    let mut c = Client::new(&LINUX_VERSIONS, 0, (0, 0));
+    let first = c.connect().unwrap();
+    assert_eq!(first.connection_id, 4);
+    assert_eq!(first.payload.len(), 40);
+    assert_eq!(first.payload[16], 2);
+    let mut old = Client::new(&[VmbusVersion::WIN10], 0, (0, 0));
+    let contact = old.connect().unwrap();
+    assert_eq!((contact.connection_id, contact.payload[16]), (1, 0));
+}

@@ -1,0 +1,333 @@
+//! Host-side GPADL reassembly and bookkeeping.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use super::buffer::{GpaAccessError, GpaBuffer};
+use super::message::{message_type, GpadlBodyMessage, GpadlError, GpadlHeaderMessage};
+use super::range::{GpaRanges, Pfns, RangeError};
+use super::GuestMemoryMap;
+use crate::defs::{MessageType, PAGE_SIZE};
+use crate::memory::MemoryError;
+
+/// Limits a host puts on what a guest may make it allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpadlLimits {
+    /// GPADLs whose header has arrived but whose range buffer is incomplete.
+    pub max_in_progress: usize,
+    /// GPADLs in all (in progress and complete).
+    pub max_gpadls: usize,
+    /// `u64` values (range headers and PFNs) in one GPADL's range buffer. The 16-bit
+    /// `range_buflen` caps this at 8191 anyway.
+    pub max_values: usize,
+}
+
+impl Default for GpadlLimits {
+    /// 32 in progress, 4096 in all, no per-GPADL limit below the protocol's 8191 values
+    /// (32 MiB of guest memory per GPADL): at most 2 MiB of reassembly buffers in flight.
+    fn default() -> Self {
+        Self {
+            max_in_progress: 32,
+            max_gpadls: 4096,
+            max_values: u16::MAX as usize / 8,
+        }
+    }
+}
+
+/// What a GPADL message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpadlProgress {
+    /// More GPADL_BODY messages are needed.
+    InProgress {
+        /// The GPADL.
+        gpadl_id: u32,
+    },
+    /// The range buffer is complete and valid; the host should reply GPADL_CREATED (status 0).
+    Complete {
+        /// The GPADL.
+        gpadl_id: u32,
+        /// Its channel.
+        child_relid: u32,
+    },
+}
+
+/// A complete, validated GPADL: its id, channel and range buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gpadl {
+    id: u32,
+    child_relid: u32,
+    range_count: u16,
+    /// The range buffer exactly as received (range headers and PFNs, little-endian).
+    buffer: Vec<u8>,
+}
+
+impl Gpadl {
+    /// The GPADL id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The channel it belongs to.
+    pub fn child_relid(&self) -> u32 {
+        self.child_relid
+    }
+
+    /// The range buffer as received.
+    pub fn range_buffer(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    /// The ranges.
+    pub fn ranges(&self) -> GpaRanges<'_> {
+        GpaRanges::parse(&self.buffer, u32::from(self.range_count))
+            .map(|(r, _)| r)
+            .unwrap_or_else(|_| GpaRanges::empty())
+    }
+
+    /// Total bytes the GPADL describes.
+    pub fn len(&self) -> u64 {
+        self.ranges().total_len()
+    }
+
+    /// Whether the GPADL describes no bytes (never, once validated).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The page list of a ring GPADL: one range, offset 0, whole pages (what Linux sends for a
+    /// channel's ring buffer). Feed it to [`host_ring_pair`](crate::memory::host_ring_pair).
+    ///
+    /// # Errors
+    /// [`MemoryError::NotRingGpadl`] otherwise.
+    pub fn ring_pfns(&self) -> Result<Pfns<'_>, MemoryError> {
+        let mut ranges = self.ranges().iter();
+        match (ranges.next(), ranges.next()) {
+            (Some(r), None)
+                if r.byte_offset == 0
+                    && (r.byte_count as usize).is_multiple_of(PAGE_SIZE)
+                    && r.byte_count as usize / PAGE_SIZE == r.pfns.len() =>
+            {
+                Ok(r.pfns)
+            }
+            _ => Err(MemoryError::NotRingGpadl),
+        }
+    }
+
+    /// A byte-addressable view of the GPADL's memory (its ranges concatenated), every PFN
+    /// checked against `map`.
+    ///
+    /// # Errors
+    /// [`GpaAccessError::UnmappedPfn`].
+    pub fn buffer<'a, M: GuestMemoryMap + ?Sized>(
+        &'a self,
+        map: &'a M,
+    ) -> Result<GpaBuffer<'a, M>, GpaAccessError> {
+        GpaBuffer::new(self.ranges(), map)
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    gpadl: Gpadl,
+    /// `range_buflen`.
+    declared: usize,
+}
+
+/// The host's GPADL table: reassembles GPADL_HEADER / GPADL_BODY sequences and keeps the
+/// complete GPADLs until they are torn down.
+///
+/// Ids are unique per connection (Linux allocates them from one counter), so a header whose id
+/// is in progress or complete is a [`GpadlError::DuplicateId`]. Values are counted to
+/// `range_buflen`; a message carrying more than is still needed is accepted and the excess
+/// ignored (some guests, UEFI among them, always post full 240-byte messages), but a body for a
+/// complete GPADL is an [`GpadlError::Overrun`]. Once complete, the ranges must be valid and
+/// fill `range_buflen` exactly. Any error on a GPADL in progress discards it.
+#[derive(Debug, Default)]
+pub struct GpadlTable {
+    limits: GpadlLimits,
+    in_progress: BTreeMap<u32, Pending>,
+    complete: BTreeMap<u32, Gpadl>,
+}
+
+impl GpadlTable {
+    /// An empty table with `limits`.
+    pub fn new(limits: GpadlLimits) -> Self {
+        Self {
+            limits,
+            in_progress: BTreeMap::new(),
+            complete: BTreeMap::new(),
+        }
+    }
+
+    /// Handles one GPADL_HEADER or GPADL_BODY message (the SynIC payload, header included).
+    ///
+    /// # Errors
+    /// Any [`GpadlError`]; the host answers a failed header with GPADL_CREATED and a non-zero
+    /// status.
+    pub fn handle_message(&mut self, msg: &[u8]) -> Result<GpadlProgress, GpadlError> {
+        match message_type(msg) {
+            Some(MessageType::GPADL_HEADER) => {
+                self.handle_header(&GpadlHeaderMessage::new_checked(msg)?)
+            }
+            Some(MessageType::GPADL_BODY) => self.handle_body(&GpadlBodyMessage::new_checked(msg)?),
+            Some(msg_type) => Err(GpadlError::UnexpectedType { msg_type }),
+            None => Err(GpadlError::Truncated {
+                len: msg.len(),
+                needed: 8,
+            }),
+        }
+    }
+
+    /// Handles a GPADL_HEADER.
+    ///
+    /// # Errors
+    /// See [`handle_message`](Self::handle_message).
+    pub fn handle_header(
+        &mut self,
+        msg: &GpadlHeaderMessage<'_>,
+    ) -> Result<GpadlProgress, GpadlError> {
+        let gpadl_id = msg.gpadl_id();
+        if self.in_progress.contains_key(&gpadl_id) || self.complete.contains_key(&gpadl_id) {
+            return Err(GpadlError::DuplicateId { gpadl_id });
+        }
+        if msg.range_count() == 0 {
+            return Err(GpadlError::Ranges {
+                gpadl_id,
+                source: RangeError::NoRanges,
+            });
+        }
+        let range_buflen = msg.range_buflen();
+        let declared = usize::from(range_buflen);
+        if declared % 8 != 0 || declared < 16 {
+            return Err(GpadlError::RangeBufLen {
+                gpadl_id,
+                range_buflen,
+            });
+        }
+        if declared / 8 > self.limits.max_values {
+            return Err(GpadlError::TooLong {
+                gpadl_id,
+                values: declared / 8,
+                limit: self.limits.max_values,
+            });
+        }
+        let values = msg.values();
+        let completes = values.len() >= declared;
+        if !completes && self.in_progress.len() >= self.limits.max_in_progress {
+            return Err(GpadlError::TooManyInProgress {
+                limit: self.limits.max_in_progress,
+            });
+        }
+        if self.in_progress.len() + self.complete.len() >= self.limits.max_gpadls {
+            return Err(GpadlError::TooManyGpadls {
+                limit: self.limits.max_gpadls,
+            });
+        }
+        let mut buffer = Vec::with_capacity(declared);
+        buffer.extend_from_slice(values.get(..declared.min(values.len())).unwrap_or_default());
+        let gpadl = Gpadl {
+            id: gpadl_id,
+            child_relid: msg.child_relid(),
+            range_count: msg.range_count(),
+            buffer,
+        };
+        if gpadl.buffer.len() == declared {
+            self.finish(gpadl)
+        } else {
+            self.in_progress
+                .insert(gpadl_id, Pending { gpadl, declared });
+            Ok(GpadlProgress::InProgress { gpadl_id })
+        }
+    }
+
+    /// Handles a GPADL_BODY.
+    ///
+    /// # Errors
+    /// See [`handle_message`](Self::handle_message).
+    pub fn handle_body(&mut self, msg: &GpadlBodyMessage<'_>) -> Result<GpadlProgress, GpadlError> {
+        let gpadl_id = msg.gpadl_id();
+        let Some(mut pending) = self.in_progress.remove(&gpadl_id) else {
+            return Err(if self.complete.contains_key(&gpadl_id) {
+                GpadlError::Overrun { gpadl_id }
+            } else {
+                GpadlError::UnknownId { gpadl_id }
+            });
+        };
+        let values = msg.values();
+        if values.is_empty() {
+            return Err(GpadlError::EmptyBody { gpadl_id });
+        }
+        let want = pending.declared - pending.gpadl.buffer.len();
+        pending
+            .gpadl
+            .buffer
+            .extend_from_slice(values.get(..want.min(values.len())).unwrap_or_default());
+        if pending.gpadl.buffer.len() == pending.declared {
+            self.finish(pending.gpadl)
+        } else {
+            self.in_progress.insert(gpadl_id, pending);
+            Ok(GpadlProgress::InProgress { gpadl_id })
+        }
+    }
+
+    /// Validates a complete range buffer and files the GPADL.
+    fn finish(&mut self, gpadl: Gpadl) -> Result<GpadlProgress, GpadlError> {
+        let gpadl_id = gpadl.id;
+        let (ranges, rest) = GpaRanges::parse(&gpadl.buffer, u32::from(gpadl.range_count))
+            .map_err(|source| GpadlError::Ranges { gpadl_id, source })?;
+        if !rest.is_empty() {
+            return Err(GpadlError::LengthMismatch {
+                gpadl_id,
+                used: ranges.as_bytes().len(),
+                declared: gpadl.buffer.len(),
+            });
+        }
+        let child_relid = gpadl.child_relid;
+        self.complete.insert(gpadl_id, gpadl);
+        Ok(GpadlProgress::Complete {
+            gpadl_id,
+            child_relid,
+        })
+    }
+
+    /// A complete GPADL.
+    pub fn get(&self, gpadl_id: u32) -> Option<&Gpadl> {
+        self.complete.get(&gpadl_id)
+    }
+
+    /// Tears a GPADL down (complete or in progress), returning it if it was complete. The host
+    /// replies GPADL_TORNDOWN once it no longer touches the pages.
+    pub fn remove(&mut self, gpadl_id: u32) -> Option<Gpadl> {
+        self.in_progress.remove(&gpadl_id);
+        self.complete.remove(&gpadl_id)
+    }
+
+    /// Forgets every GPADL (UNLOAD).
+    pub fn clear(&mut self) {
+        self.in_progress.clear();
+        self.complete.clear();
+    }
+
+    /// Complete GPADLs.
+    pub fn len(&self) -> usize {
+        self.complete.len()
+    }
+
+    /// Whether there are no complete GPADLs.
+    pub fn is_empty(&self) -> bool {
+        self.complete.is_empty()
+    }
+
+    /// GPADLs still being assembled.
+    pub fn in_progress(&self) -> usize {
+        self.in_progress.len()
+    }
+
+    /// Ids of the complete GPADLs, in order.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.complete.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests;
