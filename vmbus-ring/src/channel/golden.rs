@@ -246,3 +246,40 @@ fn malformed_messages_are_typed_errors() {
         Err(MessageError::TooLong(248))
     ));
 }
+
+#[test]
+fn reserved_channel_and_tl_connect_result() {
+    let mut open = OpenReservedChannel::new_zeroed();
+    open.header = Header::new(MessageType::OPEN_RESERVED_CHANNEL);
+    open.channel_id = U32::new(1);
+    open.target_vp = U32::new(2);
+    open.target_sint = U32::new(3);
+    open.ring_gpadl = U32::new(4);
+    open.downstream_page_offset = U32::new(5);
+    let want = build(
+        18,
+        28,
+        &[(8, &[1]), (12, &[2]), (16, &[3]), (20, &[4]), (24, &[5])],
+    );
+    check(ChannelMessage::OpenReservedChannel(open), want);
+
+    let mut close = CloseReservedChannel::new_zeroed();
+    close.header = Header::new(MessageType::CLOSE_RESERVED_CHANNEL);
+    close.channel_id = U32::new(1);
+    close.target_vp = U32::new(2);
+    close.target_sint = U32::new(3);
+    check(
+        ChannelMessage::CloseReservedChannel(close),
+        build(19, 20, &[(8, &[1]), (12, &[2]), (16, &[3])]),
+    );
+
+    let mut result = TlConnectResult::new_zeroed();
+    result.header = Header::new(MessageType::TL_CONNECT_RESULT);
+    result.guest_endpoint = Guid::from_fields(1, 0, 0, [0; 8]);
+    result.host_service = Guid::from_fields(2, 0, 0, [0; 8]);
+    result.status = U32::new(0xC000_0001);
+    check(
+        ChannelMessage::TlConnectResult(result),
+        build(23, 44, &[(8, &[1]), (24, &[2]), (40, &[1, 0, 0, 0xC0])]),
+    );
+}

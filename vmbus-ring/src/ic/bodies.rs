@@ -260,6 +260,23 @@ mod tests {
         );
         assert_eq!(t.as_bytes()[16], 1);
         assert_eq!(windows_to_unix_nanos(WINDOWS_EPOCH_OFFSET + 10), 1000);
+        let v3 = TimeSyncV3 {
+            parent_time: U64::new(0x0102_0304_0506_0708),
+            child_time: U64::new(0),
+            round_trip: U64::new(0),
+            flags: TimeSyncFlags::SAMPLE.0,
+        };
+        let b = v3.as_bytes();
+        assert_eq!(
+            (b.len(), &b[..8], b[24]),
+            (25, &[8, 7, 6, 5, 4, 3, 2, 1][..], 2)
+        );
+        let vss = VssMessage {
+            operation: VssOp::HOT_BACKUP.0,
+            reserved: [0; 7],
+            flags: U32::new(5),
+        };
+        assert_eq!(vss.as_bytes(), &[2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0]);
         assert!(parse::<Shutdown>(&[0u8; 2059]).is_err());
         assert!(parse::<TimeSyncV3>(&[0u8; 25]).is_ok());
     }
