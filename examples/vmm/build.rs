@@ -21,6 +21,14 @@ fn main() {
     for path in ["Cargo.toml", "Cargo.lock", "build.rs", "link.ld", "src"] {
         println!("cargo:rerun-if-changed={}", guest_dir.join(path).display());
     }
+    // The guest also builds `hv-hypercall` from source (a path dependency).
+    let hv_hypercall = manifest_dir.join("..").join("..").join("hv-hypercall");
+    for path in ["Cargo.toml", "src"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            hv_hypercall.join(path).display()
+        );
+    }
     println!("cargo:rerun-if-changed=build.rs");
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -373,7 +373,7 @@ impl<'a> ElfImage<'a> {
 
     /// Copies every segment into `memory` and zero-fills its tail. Each segment must lie
     /// inside `region`, a part of guest RAM that images may occupy.
-    pub fn load(&self, memory: &mut GuestMemory, region: Range<u64>) -> Result<(), LoadError> {
+    pub fn load(&self, memory: &GuestMemory, region: Range<u64>) -> Result<(), LoadError> {
         // Check every segment before writing any, so a failed load leaves RAM untouched.
         for segment in &self.segments {
             let range = segment.range();
@@ -462,9 +462,9 @@ mod tests {
         assert_eq!(image.entry(), BASE);
         assert_eq!(image.segments().len(), 1);
 
-        let mut mem = GuestMemory::new(4 << 20).unwrap();
+        let mem = GuestMemory::new(4 << 20).unwrap();
         mem.fill(BASE, 64, 0xcc).unwrap();
-        image.load(&mut mem, BASE..(4 << 20)).unwrap();
+        image.load(&mem, BASE..(4 << 20)).unwrap();
         let mut loaded = [0xff; 24];
         mem.read_at(BASE, &mut loaded).unwrap();
         assert_eq!(&loaded[..CODE.len()], CODE);
@@ -476,9 +476,9 @@ mod tests {
     fn parses_the_built_guest() {
         let bytes = include_bytes!(env!("VIRIDIAN_GUEST_ELF"));
         let image = ElfImage::parse(bytes).unwrap();
-        let mut mem = GuestMemory::new(4 << 20).unwrap();
+        let mem = GuestMemory::new(4 << 20).unwrap();
         let region = crate::layout::image_region(mem.size());
-        image.load(&mut mem, region).unwrap();
+        image.load(&mem, region).unwrap();
         assert!(image
             .segments()
             .iter()
@@ -595,9 +595,9 @@ mod tests {
     fn rejects_segment_outside_ram() {
         let bytes = tiny_elf(8 << 20); // 8 MiB of bss does not fit in 4 MiB of RAM.
         let image = ElfImage::parse(&bytes).unwrap();
-        let mut mem = GuestMemory::new(4 << 20).unwrap();
+        let mem = GuestMemory::new(4 << 20).unwrap();
         let region = crate::layout::image_region(mem.size());
-        let err = image.load(&mut mem, region).unwrap_err();
+        let err = image.load(&mem, region).unwrap_err();
         assert!(matches!(
             err,
             LoadError::SegmentOutsideRegion {
@@ -621,9 +621,9 @@ mod tests {
         });
         bytes[24..32].copy_from_slice(&0x9000u64.to_le_bytes());
         let image = ElfImage::parse(&bytes).unwrap();
-        let mut mem = GuestMemory::new(4 << 20).unwrap();
+        let mem = GuestMemory::new(4 << 20).unwrap();
         assert!(matches!(
-            image.load(&mut mem, crate::layout::image_region(4 << 20)),
+            image.load(&mem, crate::layout::image_region(4 << 20)),
             Err(LoadError::SegmentOutsideRegion { start: 0x9000, .. })
         ));
     }

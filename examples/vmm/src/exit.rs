@@ -8,6 +8,7 @@
 
 use core::fmt;
 
+use hv_hypercall::dispatch::X64Registers;
 use kvm_bindings::{
     KVM_EXIT_DEBUG, KVM_EXIT_DIRTY_RING_FULL, KVM_EXIT_EXCEPTION, KVM_EXIT_FAIL_ENTRY,
     KVM_EXIT_HLT, KVM_EXIT_HYPERCALL, KVM_EXIT_HYPERV, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR,
@@ -21,7 +22,9 @@ use kvm_bindings::{
 use kvm_ioctls::VcpuExit;
 
 use crate::devices::{DeviceError, PortAction, PortBus};
+use crate::hyperv::{msr_name, HyperV, HypercallExit, SYNTHETIC_MSRS};
 use crate::kvm::{InternalError, KvmError, Vm};
+use crate::memory::GuestMemory;
 use crate::regs::RegisterDump;
 
 /// A vCPU exit the VMM does not handle.
@@ -219,6 +222,18 @@ pub enum RunError {
     /// The vCPU state could not be read for the report.
     #[error("cannot read the vcpu state after an exit")]
     Kvm(#[source] KvmError),
+    /// The registers of a hypercall could not be read or written back.
+    #[error("cannot access the vcpu registers for a hypercall")]
+    Hypercall(#[source] KvmError),
+    /// A synthetic interrupt could not be injected.
+    #[error("cannot inject the synthetic interrupt vector {vector:#x}")]
+    Interrupt {
+        /// The vector.
+        vector: u8,
+        /// Why.
+        #[source]
+        source: KvmError,
+    },
 }
 
 impl RunError {
@@ -245,17 +260,25 @@ enum Step {
         port: u16,
         error: DeviceError,
     },
+    /// The guest trapped through the hypercall page: dispatch with the vCPU's registers.
+    Hypercall,
 }
 
 /// Runs the vCPU of `vm` until the guest powers off, and returns the guest's exit status.
-/// With `trace`, every exit is logged to stderr.
-pub fn run(vm: &mut Vm, bus: &mut PortBus, trace: bool) -> Result<u8, RunError> {
+/// Synthetic MSR accesses and hypercalls go to `hyperv`. With `trace`, every exit is logged
+/// to stderr.
+pub fn run(
+    vm: &mut Vm,
+    bus: &mut PortBus,
+    hyperv: &mut HyperV,
+    trace: bool,
+) -> Result<u8, RunError> {
     let mut count: u64 = 0;
     loop {
-        let step = match vm.vcpu().run() {
-            Ok(exit) => {
+        let step = match vm.run() {
+            Ok((exit, memory)) => {
                 count += 1;
-                handle(exit, bus, trace.then_some(count))
+                handle(exit, memory, bus, hyperv, trace.then_some(count))
             }
             Err(e) => match std::io::Error::from_raw_os_error(e.errno()).kind() {
                 // A signal or a transient condition: run again.
@@ -267,8 +290,18 @@ pub fn run(vm: &mut Vm, bus: &mut PortBus, trace: bool) -> Result<u8, RunError> 
                 }
             },
         };
+        // Interrupts the SynIC model asked for while handling the exit.
+        for interrupt in hyperv.take_interrupts() {
+            let apic_id = u8::try_from(interrupt.vp_index).unwrap_or(u8::MAX);
+            vm.signal_msi(apic_id, interrupt.vector)
+                .map_err(|source| RunError::Interrupt {
+                    vector: interrupt.vector,
+                    source,
+                })?;
+        }
         match step {
             Step::Resume => {}
+            Step::Hypercall => hypercall(vm, hyperv)?,
             Step::PowerOff(status) => {
                 bus.flush().map_err(RunError::Flush)?;
                 return Ok(status);
@@ -305,9 +338,80 @@ pub fn run(vm: &mut Vm, bus: &mut PortBus, trace: bool) -> Result<u8, RunError> 
     }
 }
 
+/// Runs the hypercall the guest trapped with: registers in, dispatch, registers out.
+fn hypercall(vm: &mut Vm, hyperv: &mut HyperV) -> Result<(), RunError> {
+    let mut regs = vm.general_registers().map_err(RunError::Hypercall)?;
+    let mut abi = X64Registers {
+        rax: regs.rax,
+        rcx: regs.rcx,
+        rdx: regs.rdx,
+        rbx: regs.rbx,
+        rsi: regs.rsi,
+        rdi: regs.rdi,
+        r8: regs.r8,
+        // XMM fast calls are not advertised, so the dispatcher never reads these.
+        xmm: [0; 6],
+    };
+    let exit = hyperv.hypercall(vm.memory(), &mut abi);
+    (regs.rax, regs.rcx, regs.rdx, regs.rbx) = (abi.rax, abi.rcx, abi.rdx, abi.rbx);
+    (regs.rsi, regs.rdi, regs.r8) = (abi.rsi, abi.rdi, abi.r8);
+    if let HypercallExit::Retry { rewind } = exit {
+        regs.rip = regs.rip.wrapping_sub(rewind);
+    }
+    vm.set_general_registers(&regs).map_err(RunError::Hypercall)
+}
+
 /// Handles one exit. `trace` is the exit's sequence number when tracing.
-fn handle(exit: VcpuExit<'_>, bus: &mut PortBus, trace: Option<u64>) -> Step {
+fn handle(
+    exit: VcpuExit<'_>,
+    memory: &GuestMemory,
+    bus: &mut PortBus,
+    hyperv: &mut HyperV,
+    trace: Option<u64>,
+) -> Step {
     match exit {
+        VcpuExit::IoOut(port, data) if Some(port) == hyperv.hypercall_port() => {
+            if let Some(n) = trace {
+                eprintln!("[exit {n}] io out {port:#06x} [{}] hypercall", Hex(data));
+            }
+            Step::Hypercall
+        }
+        VcpuExit::X86Rdmsr(exit) => {
+            if SYNTHETIC_MSRS.contains(exit.index) {
+                match hyperv.read_msr(exit.index) {
+                    Ok(value) => *exit.data = value,
+                    Err(_) => *exit.error = 1,
+                }
+            } else {
+                // Unknown to KVM or invalid: #GP, as KVM itself would do.
+                *exit.error = 1;
+            }
+            if let Some(n) = trace {
+                let result = if *exit.error != 0 {
+                    "#GP".to_string()
+                } else {
+                    format!("{:#x}", *exit.data)
+                };
+                eprintln!("[exit {n}] rdmsr {} -> {result}", msr_name(exit.index));
+            }
+            Step::Resume
+        }
+        VcpuExit::X86Wrmsr(exit) => {
+            let ok = SYNTHETIC_MSRS.contains(exit.index)
+                && hyperv.write_msr(memory, exit.index, exit.data).is_ok();
+            if !ok {
+                *exit.error = 1;
+            }
+            if let Some(n) = trace {
+                let gp = if ok { "" } else { " -> #GP" };
+                eprintln!(
+                    "[exit {n}] wrmsr {} <- {:#x}{gp}",
+                    msr_name(exit.index),
+                    exit.data
+                );
+            }
+            Step::Resume
+        }
         VcpuExit::IoOut(port, data) => {
             let Some((device, offset)) = bus.find(port) else {
                 return Step::Unexpected(Some(UnexpectedExit::PortWrite {

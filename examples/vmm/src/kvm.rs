@@ -10,12 +10,18 @@
 //!   page, which `kvm-ioctls` does not decode.
 #![allow(unsafe_code)]
 
+use hv_hypercall::defs::CpuidLeaf;
 use kvm_bindings::{
-    kvm_fpu, kvm_regs, kvm_segment, kvm_sregs, kvm_userspace_memory_region,
-    KVM_EXIT_INTERNAL_ERROR, KVM_MAX_CPUID_ENTRIES,
+    kvm_enable_cap, kvm_fpu, kvm_msi, kvm_regs, kvm_segment, kvm_sregs,
+    kvm_userspace_memory_region, CpuId, KVM_CAP_X86_USER_SPACE_MSR, KVM_EXIT_INTERNAL_ERROR,
+    KVM_MAX_CPUID_ENTRIES, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
+    KVM_MSR_EXIT_REASON_UNKNOWN,
 };
-use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{
+    Cap, Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuExit, VcpuFd, VmFd,
+};
 
+use crate::hyperv::{cpuid::guest_cpuid, MsrRange};
 use crate::long_mode::{BootCpu, SegmentRegister};
 use crate::memory::GuestMemory;
 
@@ -40,6 +46,9 @@ pub enum KvmError {
     /// A capability the VMM cannot do without is missing.
     #[error("KVM lacks a required capability: {0}")]
     MissingCapability(&'static str),
+    /// The guest's CPUID has more entries than `KVM_SET_CPUID2` takes.
+    #[error("the guest cpuid has {0} entries, more than KVM takes ({KVM_MAX_CPUID_ENTRIES})")]
+    TooManyCpuidEntries(usize),
     /// A KVM ioctl failed.
     #[error("{op} failed")]
     Ioctl {
@@ -58,11 +67,17 @@ fn ioctl(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> KvmError {
 
 /// How to build the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VmOptions {
+pub struct VmOptions<'a> {
     /// Create the in-kernel interrupt controller (`KVM_CREATE_IRQCHIP`) if KVM has one.
     /// With it, KVM handles `hlt` itself (the vCPU sleeps until an interrupt); without it,
     /// `hlt` exits to the VMM.
     pub irqchip: bool,
+    /// Hypervisor CPUID leaves that replace KVM's (see [`guest_cpuid`]).
+    pub hypervisor_leaves: &'a [CpuidLeaf],
+    /// MSRs whose every read and write exits to the VMM (`KVM_X86_SET_MSR_FILTER` denies them;
+    /// `KVM_CAP_X86_USER_SPACE_MSR` turns the denial into an exit). Unknown and invalid MSR
+    /// accesses exit too, so the VMM decides about every #GP.
+    pub user_space_msrs: MsrRange,
 }
 
 /// The details KVM gives with `KVM_EXIT_INTERNAL_ERROR`.
@@ -81,7 +96,7 @@ pub struct InternalError {
 #[derive(Debug)]
 pub struct Vm {
     vcpu: VcpuFd,
-    _vm: VmFd,
+    vm: VmFd,
     _kvm: Kvm,
     memory: GuestMemory,
     irqchip: bool,
@@ -89,9 +104,9 @@ pub struct Vm {
 
 impl Vm {
     /// Opens `/dev/kvm`, creates a VM backed by `memory` (one slot at guest-physical 0), the
-    /// in-kernel interrupt controller if asked and available, and vCPU 0 with the CPUID KVM
-    /// supports on this host.
-    pub fn create(memory: GuestMemory, options: VmOptions) -> Result<Self, KvmError> {
+    /// in-kernel interrupt controller if asked and available, the MSR exits, and vCPU 0 with
+    /// the CPUID KVM supports on this host, its hypervisor leaves replaced.
+    pub fn create(memory: GuestMemory, options: VmOptions<'_>) -> Result<Self, KvmError> {
         let kvm = Kvm::new().map_err(KvmError::Open)?;
         let version = kvm.get_api_version();
         if version != KVM_API_VERSION {
@@ -122,16 +137,21 @@ impl Vm {
             vm.create_irq_chip().map_err(ioctl("KVM_CREATE_IRQCHIP"))?;
         }
 
+        exit_msrs_to_user_space(&kvm, &vm, options.user_space_msrs)?;
+
         let vcpu = vm.create_vcpu(0).map_err(ioctl("KVM_CREATE_VCPU"))?;
         // Without CPUID set, the guest sees a bare CPU (no XSAVE: `xsetbv` faults).
-        let cpuid = kvm
+        let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(ioctl("KVM_GET_SUPPORTED_CPUID"))?;
+        let entries = guest_cpuid(supported.as_slice(), options.hypervisor_leaves);
+        let cpuid = CpuId::from_entries(&entries)
+            .map_err(|_| KvmError::TooManyCpuidEntries(entries.len()))?;
         vcpu.set_cpuid2(&cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
 
         Ok(Self {
             vcpu,
-            _vm: vm,
+            vm,
             _kvm: kvm,
             memory,
             irqchip,
@@ -148,9 +168,43 @@ impl Vm {
         &self.memory
     }
 
-    /// The vCPU, for running it.
-    pub fn vcpu(&mut self) -> &mut VcpuFd {
-        &mut self.vcpu
+    /// Runs the vCPU (`KVM_RUN`) until its next exit; guest RAM comes along for the exit's
+    /// handling while the exit borrows the vCPU.
+    pub fn run(&mut self) -> Result<(VcpuExit<'_>, &GuestMemory), kvm_ioctls::Error> {
+        let Self { vcpu, memory, .. } = self;
+        Ok((vcpu.run()?, memory))
+    }
+
+    /// The vCPU's CPUID as KVM holds it (`KVM_GET_CPUID2`).
+    #[cfg(test)]
+    pub fn cpuid(&self) -> Result<CpuId, KvmError> {
+        self.vcpu
+            .get_cpuid2(KVM_MAX_CPUID_ENTRIES)
+            .map_err(ioctl("KVM_GET_CPUID2"))
+    }
+
+    /// The vCPU's general registers (`KVM_GET_REGS`).
+    pub fn general_registers(&self) -> Result<kvm_regs, KvmError> {
+        self.vcpu.get_regs().map_err(ioctl("KVM_GET_REGS"))
+    }
+
+    /// Sets the vCPU's general registers (`KVM_SET_REGS`).
+    pub fn set_general_registers(&self, regs: &kvm_regs) -> Result<(), KvmError> {
+        self.vcpu.set_regs(regs).map_err(ioctl("KVM_SET_REGS"))
+    }
+
+    /// Injects a fixed, edge-triggered interrupt with `vector` into the local APIC `apic_id`
+    /// (`KVM_SIGNAL_MSI`; needs the in-kernel irqchip).
+    pub fn signal_msi(&self, apic_id: u8, vector: u8) -> Result<(), KvmError> {
+        let msi = kvm_msi {
+            address_lo: 0xfee0_0000 | u32::from(apic_id) << 12,
+            data: u32::from(vector),
+            ..Default::default()
+        };
+        self.vm
+            .signal_msi(msi)
+            .map(|_| ())
+            .map_err(ioctl("KVM_SIGNAL_MSI"))
     }
 
     /// Loads `cpu` into the vCPU: segments, descriptor tables, control registers, EFER,
@@ -217,6 +271,42 @@ impl Vm {
     }
 }
 
+/// Makes every access to `msrs` exit to user space: `KVM_CAP_X86_USER_SPACE_MSR` with the
+/// reasons FILTER, UNKNOWN and INVAL, and an MSR filter that denies reads and writes of the
+/// range (default: allow everything else).
+fn exit_msrs_to_user_space(kvm: &Kvm, vm: &VmFd, msrs: MsrRange) -> Result<(), KvmError> {
+    if !kvm.check_extension(Cap::X86UserSpaceMsr) {
+        return Err(KvmError::MissingCapability("KVM_CAP_X86_USER_SPACE_MSR"));
+    }
+    if !kvm.check_extension(Cap::X86MsrFilter) {
+        return Err(KvmError::MissingCapability("KVM_CAP_X86_MSR_FILTER"));
+    }
+    let reasons =
+        KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL;
+    let cap = kvm_enable_cap {
+        cap: KVM_CAP_X86_USER_SPACE_MSR,
+        args: [u64::from(reasons), 0, 0, 0],
+        ..Default::default()
+    };
+    vm.enable_cap(&cap)
+        .map_err(ioctl("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)"))?;
+    // A clear bit denies the access; KVM copies the bitmap during the ioctl.
+    let bitmap = msr_filter_bitmap(msrs);
+    let range = MsrFilterRange {
+        flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE,
+        base: msrs.base,
+        msr_count: msrs.count,
+        bitmap: &bitmap,
+    };
+    vm.set_msr_filter(MsrFilterDefaultAction::ALLOW, &[range])
+        .map_err(ioctl("KVM_X86_SET_MSR_FILTER"))
+}
+
+/// The filter bitmap that denies every MSR of `msrs`: one clear bit per MSR.
+fn msr_filter_bitmap(msrs: MsrRange) -> Vec<u8> {
+    vec![0; msrs.count.div_ceil(8) as usize]
+}
+
 /// A segment register in KVM's form.
 fn segment(reg: SegmentRegister) -> kvm_segment {
     let d = reg.descriptor;
@@ -234,5 +324,60 @@ fn segment(reg: SegmentRegister) -> kvm_segment {
         avl: d.avl(),
         unusable: 0,
         padding: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hv_hypercall::cpuid_builder::Enlightenments;
+
+    use super::*;
+    use crate::hyperv::SYNTHETIC_MSRS;
+
+    #[test]
+    fn filter_bitmap_denies_the_whole_range() {
+        let bitmap = msr_filter_bitmap(SYNTHETIC_MSRS);
+        assert_eq!(bitmap.len() * 8, 0x200);
+        assert!(bitmap.iter().all(|&b| b == 0));
+        assert_eq!(msr_filter_bitmap(MsrRange { base: 0, count: 9 }).len(), 2);
+    }
+
+    /// Needs `/dev/kvm`; prints why and passes where it cannot be opened.
+    #[test]
+    fn installs_hyper_v_cpuid_and_msr_filter() {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+        {
+            println!("skipped: /dev/kvm not available ({e})");
+            return;
+        }
+        let leaves = Enlightenments::linux_vmbus(1).cpuid_leaves().unwrap();
+        let vm = Vm::create(
+            GuestMemory::new(0x10_0000).unwrap(),
+            VmOptions {
+                irqchip: true,
+                hypervisor_leaves: leaves.as_slice(),
+                user_space_msrs: SYNTHETIC_MSRS,
+            },
+        )
+        .unwrap();
+        let cpuid = vm.cpuid().unwrap();
+        let entries = cpuid.as_slice();
+        let leaf = |f: u32| entries.iter().find(|e| e.function == f).copied();
+        let vendor = leaf(0x4000_0000).unwrap();
+        assert_eq!(
+            [vendor.ebx, vendor.ecx, vendor.edx],
+            [
+                u32::from_le_bytes(*b"Micr"),
+                u32::from_le_bytes(*b"osof"),
+                u32::from_le_bytes(*b"t Hv")
+            ]
+        );
+        assert_eq!(leaf(0x4000_0001).unwrap().eax, u32::from_le_bytes(*b"Hv#1"));
+        assert_ne!(leaf(1).unwrap().ecx & (1 << 31), 0);
+        let kvm_sig = u32::from_le_bytes(*b"KVMK");
+        assert!(entries.iter().all(|e| e.ebx != kvm_sig));
     }
 }

@@ -308,7 +308,7 @@ impl BootCpu {
 }
 
 /// Writes the boot page tables and the GDT into guest RAM at their [`layout`] addresses.
-pub fn write_boot_structures(memory: &mut GuestMemory) -> Result<(), MemoryError> {
+pub fn write_boot_structures(memory: &GuestMemory) -> Result<(), MemoryError> {
     let tables = identity_map(
         layout::PML4_ADDR,
         layout::PDPT_ADDR,
@@ -413,8 +413,8 @@ mod tests {
 
     #[test]
     fn writes_boot_structures_into_ram() {
-        let mut mem = GuestMemory::new(4 << 20).unwrap();
-        write_boot_structures(&mut mem).unwrap();
+        let mem = GuestMemory::new(4 << 20).unwrap();
+        write_boot_structures(&mem).unwrap();
         let mut entry = [0; 8];
         mem.read_at(layout::PML4_ADDR, &mut entry).unwrap();
         assert_eq!(u64::from_le_bytes(entry), layout::PDPT_ADDR | 3);

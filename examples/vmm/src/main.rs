@@ -5,10 +5,12 @@
 //!
 //! 1. map guest RAM ([`memory`]) and copy the guest's `PT_LOAD` segments into it ([`elf`]);
 //! 2. write identity-mapped page tables and a GDT ([`long_mode`], placed per [`layout`]);
-//! 3. create the KVM VM, the in-kernel irqchip and the vCPU with the host's CPUID ([`kvm`]);
+//! 3. create the KVM VM, the in-kernel irqchip, the synthetic-MSR exits and the vCPU with the
+//!    host's CPUID, its hypervisor leaves replaced by Hyper-V's ([`kvm`], [`hyperv`]);
 //! 4. load the long-mode register state, `rip` at the ELF entry;
 //! 5. run the exit loop ([`exit`]): port I/O goes to the [`devices`] (COM1 serial → stdout,
-//!    the power-off port → stop); anything else stops the VM with an error and a register dump.
+//!    the power-off port → stop), synthetic MSR accesses and the hypercall port to [`hyperv`];
+//!    anything else stops the VM with an error and a register dump.
 //!
 //! Exit status: 0 when the guest powers off with status 0, 1 when the VMM fails (KVM missing,
 //! an unexpected exit, ...), 2 for a bad command line, 3 when the guest powers off with a
@@ -17,6 +19,8 @@
 mod devices;
 mod elf;
 mod exit;
+mod guest_memory;
+mod hyperv;
 mod kvm;
 mod layout;
 mod long_mode;
@@ -32,6 +36,7 @@ use devices::pm::{PowerOff, POWER_OFF_PORT};
 use devices::serial::{Serial, COM1_BASE, PORT_COUNT};
 use devices::PortBus;
 use elf::ElfImage;
+use hyperv::HyperV;
 use kvm::{Vm, VmOptions};
 use long_mode::BootCpu;
 use memory::GuestMemory;
@@ -147,6 +152,8 @@ enum VmmError {
     Memory(#[from] memory::MemoryError),
     #[error("cannot register the devices")]
     Devices(#[from] devices::OverlapError),
+    #[error("cannot set up the Hyper-V interface")]
+    Hyperv(#[from] hyperv::HypervError),
     #[error("cannot set up the KVM virtual machine")]
     Kvm(#[from] kvm::KvmError),
     #[error("the virtual machine stopped")]
@@ -179,14 +186,18 @@ fn run(options: &Options) -> Result<u8, VmmError> {
     let image = ElfImage::parse(bytes)?;
 
     let mem_size = options.mem_mib * layout::MIB;
-    let mut memory = GuestMemory::new(mem_size)?;
-    image.load(&mut memory, layout::image_region(mem_size))?;
-    long_mode::write_boot_structures(&mut memory)?;
+    let memory = GuestMemory::new(mem_size)?;
+    image.load(&memory, layout::image_region(mem_size))?;
+    long_mode::write_boot_structures(&memory)?;
 
+    let mut hyperv = HyperV::new(options.trace)?;
+    let leaves = hyperv.cpuid_leaves();
     let mut vm = Vm::create(
         memory,
         VmOptions {
             irqchip: options.irqchip,
+            hypervisor_leaves: leaves.as_slice(),
+            user_space_msrs: hyperv::SYNTHETIC_MSRS,
         },
     )?;
     vm.set_boot_cpu(&BootCpu::long_mode(
@@ -218,7 +229,15 @@ fn run(options: &Options) -> Result<u8, VmmError> {
     )?;
     bus.register(POWER_OFF_PORT, 1, Box::new(PowerOff))?;
 
-    Ok(exit::run(&mut vm, &mut bus, options.trace)?)
+    let status = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
+    if options.trace {
+        let c = hyperv.counters();
+        eprintln!(
+            "[vmm] hyper-v: {} synthetic msr reads, {} writes, {} hypercalls ({} diagnostic signals)",
+            c.msr_reads, c.msr_writes, c.hypercalls, c.diagnostic_signals
+        );
+    }
+    Ok(status)
 }
 
 fn main() -> ExitCode {

@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 
 /// The line the test guest prints.
 const GREETING: &str = "viridian guest: hello from long mode";
+/// The test guest's Hyper-V start, in order (each line starts with one of these).
+const HYPER_V_START: [&str; 6] = [
+    "viridian guest: hypervisor \"Microsoft Hv\", interface \"Hv#1\", max leaf 0x4000000a, 1 vp(s)",
+    "viridian guest: guest os id 0x8076000001000000, hypercall page enabled at 0x",
+    "viridian guest: HvSignalEvent(connection 0x7f00, flag 0) -> HV_STATUS_SUCCESS (0x0)",
+    "viridian guest: HvSignalEvent(connection 0x7f01, flag 0) -> HV_STATUS_INVALID_CONNECTION_ID (0x12)",
+    "viridian guest: HvPostMessage(connection 0x1, 5 bytes) -> HV_STATUS_INVALID_CONNECTION_ID (0x12)",
+    "viridian guest: reference time 0x",
+];
 /// Longest a VMM run may take before the test kills it (a guest stuck in `hlt` under the
 /// in-kernel irqchip would otherwise hang the test).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -121,7 +130,22 @@ fn boots_the_test_guest_and_powers_off() {
     require_kvm!();
     let out = vmm(&[]);
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    assert!(out.stdout.contains(GREETING), "stdout:\n{}", out.stdout);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        HYPER_V_START.len() + 1,
+        "stdout:\n{}",
+        out.stdout
+    );
+    for (line, start) in lines.iter().zip(HYPER_V_START) {
+        assert!(line.starts_with(start), "expected {start:?}, got {line:?}");
+    }
+    assert!(
+        lines[5].ends_with("x 100 ns, from TIME_REF_COUNT (TSC page invalid)"),
+        "{}",
+        lines[5]
+    );
+    assert_eq!(lines[6], GREETING);
 }
 
 #[test]
@@ -137,6 +161,55 @@ fn traces_exits() {
     );
     assert!(
         out.stderr.contains("io out 0x00f4 [00] power-off"),
+        "{}",
+        out.stderr
+    );
+    // The Hyper-V plumbing: synthetic MSR exits, the hypercall trap and the dispatcher.
+    for needle in [
+        "wrmsr 0x40000000 (GUEST_OS_ID) <- 0x8076000001000000",
+        "rdmsr 0x40000001 (HYPERCALL) -> 0x",
+        "io out 0x0099 [5d] hypercall",
+        "[hv] HvSignalEvent connection 0x7f00 flag 0 -> HV_STATUS_SUCCESS (0x0)",
+        "[hv] HvPostMessage connection 0x1 type 0x1 (5 bytes) -> HV_STATUS_INVALID_CONNECTION_ID (0x12)",
+        "rdmsr 0x40000020 (TIME_REF_COUNT) -> 0x",
+        "[vmm] hyper-v: 3 synthetic msr reads, 3 writes, 3 hypercalls (1 diagnostic signals)",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle:?} missing:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn synthetic_msr_faults_reach_the_guest_as_gp() {
+    require_kvm!();
+    // wrmsr 0x40000002 (VP_INDEX, read-only) with edx:eax = 0:1. The model refuses the write,
+    // the VMM injects #GP, and with no IDT the guest triple-faults.
+    // mov ecx, 0x40000002; mov eax, 1; xor edx, edx; wrmsr
+    let code = [
+        0xb9, 0x02, 0x00, 0x00, 0x40, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30,
+    ];
+    let guest = write_guest("vp_index_write", &code);
+    let out = vmm(&["--trace", "--guest", guest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("wrmsr 0x40000002 (VP_INDEX) <- 0x1 -> #GP"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("triple fault"), "{}", out.stderr);
+}
+
+#[test]
+fn hypercall_port_before_the_page_is_enabled_is_no_device() {
+    require_kvm!();
+    // mov al, 0x5d; out 0x99, al — the trap port only serves hypercalls once the guest has
+    // enabled the hypercall page.
+    let guest = write_guest("early_hypercall", &[0xb0, 0x5d, 0xe6, 0x99]);
+    let out = vmm(&["--guest", guest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1-byte write to port 0x99, which has no device (data 5d)"),
         "{}",
         out.stderr
     );
