@@ -27,7 +27,6 @@ type Check = (&'static str, fn() -> bool);
 
 use vswitch_core as _;
 use wim_image as _;
-use x86_decode as _;
 
 /// Runs every check and returns how many failed.
 fn run_checks() -> i32 {
@@ -44,6 +43,10 @@ fn run_checks() -> i32 {
         (
             "vmbus-ring: GPA-direct packet through a static ring, guest buffer copied out",
             vmbus_ring_check,
+        ),
+        (
+            "x86-decode: RIP-relative decode, truncation, invalid opcode",
+            x86_decode_check,
         ),
     ];
     let mut failed = 0;
@@ -287,4 +290,17 @@ fn vmbus_ring_check() -> bool {
         && packet.transaction_id == 7
         && data.read_at(0, &mut copy).is_ok()
         && &copy == b"no_std vmbus"
+}
+
+/// x86-decode: a RIP-relative store, a truncated window and an undefined opcode, without std.
+fn x86_decode_check() -> bool {
+    use x86_decode::{DecodeError, Decoder, Mode, Register};
+    let d = Decoder::new(Mode::Bits64);
+    let store = matches!(
+        d.decode(&[0xC7, 0x05, 0x10, 0, 0, 0, 1, 0, 0, 0], 0x1000),
+        Ok(i) if i.len() == 10 && i.memory_base() == Register::RIP && i.ip_relative_target() == Some(0x101A)
+    );
+    let short = d.decode(&[0xC7, 0x05], 0) == Err(DecodeError::NeedMoreBytes { have: 2 });
+    let bad = matches!(d.decode(&[0xD6], 0), Err(DecodeError::Invalid(_)));
+    store && short && bad
 }
