@@ -27,7 +27,11 @@ fuzz_target!(|input: Input| {
         1 => Mode::Bits32,
         _ => Mode::Bits64,
     };
-    let vendor = if input.amd { Vendor::Amd } else { Vendor::Intel };
+    let vendor = if input.amd {
+        Vendor::Amd
+    } else {
+        Vendor::Intel
+    };
     let ip = match mode {
         Mode::Bits16 => input.ip & 0xFFFF,
         Mode::Bits32 => input.ip & 0xFFFF_FFFF,
@@ -35,10 +39,16 @@ fuzz_target!(|input: Input| {
     };
     // Mostly full windows; sometimes a truncated one (then only valid prefixes are compared,
     // since which of "invalid" and "truncated" a decoder reports first is not specified).
-    let len = if input.window < 16 { usize::from(input.window) } else { 15 };
+    let len = if input.window < 16 {
+        usize::from(input.window)
+    } else {
+        15
+    };
     let bytes = &input.bytes[..len];
     if len < 15 {
-        let full = x86_decode::Decoder::new(mode).with_vendor(vendor).decode(&input.bytes, ip);
+        let full = x86_decode::Decoder::new(mode)
+            .with_vendor(vendor)
+            .decode(&input.bytes, ip);
         if !full.is_ok_and(|i| i.len() > len) {
             return;
         }

@@ -9,13 +9,19 @@ use libfuzzer_sys::fuzz_target;
 use x86_decode::{DecodeError, Decoder, Mode, Vendor};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, bytes)) = data.split_first() else { return };
+    let Some((&sel, bytes)) = data.split_first() else {
+        return;
+    };
     let mode = match sel % 3 {
         0 => Mode::Bits16,
         1 => Mode::Bits32,
         _ => Mode::Bits64,
     };
-    let vendor = if sel & 0x80 != 0 { Vendor::Amd } else { Vendor::Intel };
+    let vendor = if sel & 0x80 != 0 {
+        Vendor::Amd
+    } else {
+        Vendor::Intel
+    };
     let d = Decoder::new(mode).with_vendor(vendor);
     match d.decode(bytes, 0) {
         Ok(i) => {
