@@ -297,6 +297,7 @@ impl Decoder {
             mode,
             asize,
             seg_prefix: seg,
+            amd: self.vendor == Vendor::Amd,
             ..Instruction::default()
         };
         let insn = out;

@@ -146,11 +146,11 @@ impl fmt::Debug for Segment {
     }
 }
 
-/// A register (open enum). The high three bits give the class, the low five the number:
+/// A register (open enum). The value is `class << 5 | number`:
 ///
 /// | class | values |
 /// |---|---|
-/// | 0 | special: `NONE`, `RIP`, `EIP`, `IP` |
+/// | 0 | special: `NONE`, `RIP`, `EIP` |
 /// | 1 | 8-bit GPRs `AL`…`R15B` (0–15; 4–7 are `SPL`…`DIL`), `AH`…`BH` are 16–19 |
 /// | 2 | 16-bit GPRs `AX`…`R15W` |
 /// | 3 | 32-bit GPRs `EAX`…`R15D` |
@@ -158,9 +158,15 @@ impl fmt::Debug for Segment {
 /// | 5 | `XMM0`…`XMM31` |
 /// | 6 | `YMM0`…`YMM31` |
 /// | 7 | `ZMM0`…`ZMM31` |
+/// | 8 | segment registers `ES`…`GS` (0–5, the `Sreg` encoding) |
+/// | 9 | control registers `CR0`…`CR15` |
+/// | 10 | debug registers `DR0`…`DR15` |
+/// | 11 | MMX registers `MM0`…`MM7` |
+/// | 12 | x87 stack registers `ST0`…`ST7` |
+/// | 13 | AVX-512 opmask registers `K0`…`K7` |
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(transparent)]
-pub struct Register(pub u8);
+pub struct Register(pub u16);
 
 impl Register {
     /// No register.
@@ -176,8 +182,14 @@ impl Register {
     /// `RBP`.
     pub const RBP: Self = Self::gpr(8, 5);
 
-    const CLASS_GPR8: u8 = 1;
-    const CLASS_XMM: u8 = 5;
+    const CLASS_GPR8: u16 = 1;
+    const CLASS_XMM: u16 = 5;
+    const CLASS_SEGMENT: u16 = 8;
+    const CLASS_CR: u16 = 9;
+    const CLASS_DR: u16 = 10;
+    const CLASS_MMX: u16 = 11;
+    const CLASS_ST: u16 = 12;
+    const CLASS_K: u16 = 13;
 
     /// The general-purpose register `num` (0–15) of `size` bytes (1, 2, 4 or 8). For size 1,
     /// numbers 4–7 are `SPL`…`DIL`; use [`Register::high_byte`] for `AH`…`BH`.
@@ -189,13 +201,13 @@ impl Register {
             4 => 3,
             _ => 4,
         };
-        Self(class << 5 | (num & 15))
+        Self(class << 5 | (num & 15) as u16)
     }
 
     /// `AH`, `CH`, `DH` or `BH` for `num` 4–7 (the legacy encoding without REX).
     #[must_use]
     pub const fn high_byte(num: u8) -> Self {
-        Self(Self::CLASS_GPR8 << 5 | (16 + (num & 3)))
+        Self(Self::CLASS_GPR8 << 5 | (16 + (num & 3)) as u16)
     }
 
     /// A vector register: `XMM` (16 bytes), `YMM` (32) or `ZMM` (64), number 0–31.
@@ -206,32 +218,74 @@ impl Register {
             32 => 6,
             _ => 7,
         };
-        Self(class << 5 | (num & 31))
+        Self(class << 5 | (num & 31) as u16)
+    }
+
+    const fn of(class: u16, num: u8) -> Self {
+        Self(class << 5 | num as u16)
+    }
+
+    /// A segment register (`seg` is the `Sreg` encoding, [`Segment::ES`]…[`Segment::GS`]).
+    #[must_use]
+    pub const fn segment(seg: Segment) -> Self {
+        Self::of(Self::CLASS_SEGMENT, seg.0 & 7)
+    }
+
+    /// Control register `CRn` (0–15).
+    #[must_use]
+    pub const fn control(num: u8) -> Self {
+        Self::of(Self::CLASS_CR, num & 15)
+    }
+
+    /// Debug register `DRn` (0–15).
+    #[must_use]
+    pub const fn debug(num: u8) -> Self {
+        Self::of(Self::CLASS_DR, num & 15)
+    }
+
+    /// MMX register `MMn` (0–7).
+    #[must_use]
+    pub const fn mmx(num: u8) -> Self {
+        Self::of(Self::CLASS_MMX, num & 7)
+    }
+
+    /// x87 stack register `ST(n)` (0–7).
+    #[must_use]
+    pub const fn st(num: u8) -> Self {
+        Self::of(Self::CLASS_ST, num & 7)
+    }
+
+    /// AVX-512 opmask register `Kn` (0–7).
+    #[must_use]
+    pub const fn opmask(num: u8) -> Self {
+        Self::of(Self::CLASS_K, num & 7)
     }
 
     /// The register class (see the type documentation).
     #[must_use]
-    pub const fn class(self) -> u8 {
+    pub const fn class(self) -> u16 {
         self.0 >> 5
     }
 
     /// The register number within its class.
     #[must_use]
     pub const fn number(self) -> u8 {
-        self.0 & 31
+        (self.0 & 31) as u8
     }
 
-    /// Size of a GPR or vector register in bytes (0 for special registers).
+    /// Size of the register in bytes (segment registers 2, control and debug registers 8,
+    /// MMX 8, x87 10, opmask 8; 0 for [`Register::NONE`]).
     #[must_use]
     pub const fn size(self) -> u8 {
         match self.class() {
             1 => 1,
-            2 => 2,
+            2 | 8 => 2,
             3 => 4,
-            4 => 8,
+            4 | 9 | 10 | 11 | 13 => 8,
             5 => 16,
             6 => 32,
             7 => 64,
+            12 => 10,
             _ => match self.0 {
                 1 => 8,
                 2 => 4,
@@ -281,6 +335,12 @@ impl fmt::Display for Register {
             5 => return write!(f, "xmm{n}"),
             6 => return write!(f, "ymm{n}"),
             7 => return write!(f, "zmm{n}"),
+            8 => Segment::NAMES.get(n).copied(),
+            9 => return write!(f, "cr{n}"),
+            10 => return write!(f, "dr{n}"),
+            11 if n < 8 => return write!(f, "mm{n}"),
+            12 if n < 8 => return write!(f, "st({n})"),
+            13 if n < 8 => return write!(f, "k{n}"),
             _ => match self.0 {
                 0 => Some("none"),
                 1 => Some("rip"),

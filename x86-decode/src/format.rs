@@ -1,7 +1,7 @@
 //! A diagnostic formatter (feature `formatter`) in Intel syntax.
 //!
-//! Instructions with an operand list ([`Instruction::operands`]: the general-purpose integer
-//! instructions) print in full Intel syntax (`add dword ptr [rax+rcx*4-0x10], 0x1`). Others
+//! Instructions with an operand list ([`Instruction::operands`]: the semantic level) print in
+//! full Intel syntax (`add dword ptr [rax+rcx*4-0x10], 0x1`). Others
 //! print their mnemonic if known, or their encoding, map and opcode (`(vex 66 0F38 00 /0)`),
 //! followed by the operands decoded so far: the memory operand, immediates, branch target.
 
@@ -147,6 +147,18 @@ impl fmt::Display for Display<'_> {
                     OperandKind::Immediate | OperandKind::NearBranch => {
                         write!(f, "{:#x}", o.value)?
                     }
+                    OperandKind::FarBranch => write!(f, "{:#x}:{:#x}", i.immediate2().0, o.value)?,
+                    OperandKind::StringSource
+                    | OperandKind::StringDestination
+                    | OperandKind::ImplicitDestination => {
+                        if let Some(p) = ptr_name(o.size) {
+                            write!(f, "{p} ptr ")?;
+                        }
+                        if let Some(s) = o.segment.name() {
+                            write!(f, "{s}:")?;
+                        }
+                        write!(f, "[{}]", o.register)?;
+                    }
                 }
             }
             return Ok(());
@@ -198,7 +210,12 @@ mod tests {
             "mov dword ptr [0x101a], 0x1"
         );
         assert_eq!(s(&[0xE8, 0x00, 0x00, 0x00, 0x00]), "call 0x1005");
-        assert_eq!(s(&[0xF3, 0xA4]), "rep movsb");
+        assert_eq!(
+            s(&[0xF3, 0xA4]),
+            "rep movsb byte ptr es:[rdi], byte ptr ds:[rsi]"
+        );
+        assert_eq!(s(&[0x0F, 0x22, 0xD8]), "mov cr3, rax");
+        assert_eq!(s(&[0x8E, 0xD8]), "mov ds, eax");
         assert_eq!(
             s(&[0x64, 0x8B, 0x04, 0x25, 0x28, 0, 0, 0]),
             "mov eax, dword ptr fs:[0x28]"

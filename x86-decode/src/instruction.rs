@@ -88,6 +88,8 @@ pub struct Instruction {
     pub(crate) imm_size: u8,
     pub(crate) imm2_size: u8,
     pub(crate) rel: bool,
+    /// Decoded with [`crate::Vendor::Amd`] rules.
+    pub(crate) amd: bool,
 }
 
 impl Default for Instruction {
@@ -123,6 +125,7 @@ impl Default for Instruction {
             imm_size: 0,
             imm2_size: 0,
             rel: false,
+            amd: false,
         }
     }
 }

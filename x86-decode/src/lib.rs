@@ -19,6 +19,10 @@
 //!                      validity.rs + generated/ (is this encoding defined?)
 //!                                                          ▼
 //!                                              Instruction (Copy, 56 bytes)
+//!                                                          │ on demand
+//!                                                          ▼
+//!            semantic.rs ─► gp.rs (integer, string, system) / vector.rs (x87, vector moves)
+//!                        ─► operands.rs (operand list, access size), RFLAGS effects
 //! ```
 //!
 //! ## Example
@@ -47,17 +51,22 @@
 //!   for overrides, base, index incl. VSIB, scale, displacement, address size, RIP/EIP-relative
 //!   target; EVEX compressed `disp8*N` applied), immediates and near-branch targets, the
 //!   15-byte limit and LOCK validity.
-//! * **Semantic level, in part.** [`Instruction::mnemonic`], [`Instruction::memory_size`] and
-//!   [`Instruction::flags`] (RFLAGS read / written / undefined) for the general-purpose integer,
-//!   string and common system instructions; mnemonic and memory size for the x87 memory forms
-//!   and for the SSE/AVX/AVX-512 loads, stores, non-temporal and masked moves (whose EVEX
-//!   masking is in [`Instruction::op_mask`] and [`Prefixes::ZEROING`]). Outside that set these
-//!   return `None`; [`Instruction::operands`] lists the explicit operands (kind, register,
-//!   size, immediate with its sign extension, branch target) of the general-purpose integer
-//!   instructions and of those vector moves (XMM/YMM/ZMM forms).
-//! * **Not yet**: operand lists for string, system, x87 and MMX instructions; mnemonics for
-//!   the rest of the ISA (MMX/SSE/AVX arithmetic, AMX, …); full Intel syntax in the formatter
-//!   beyond the instructions with an operand list (see [`Display`]).
+//! * **Semantic level.** [`Instruction::mnemonic`], [`Instruction::operands`] (every operand
+//!   with its kind, register and size; immediates with their sign extension; near and far
+//!   branch targets; the implicit `[rSI]`/`es:[rDI]` string operands with their segment rules),
+//!   [`Instruction::memory_size`] and [`Instruction::flags`] (RFLAGS read / written / undefined)
+//!   for: all general-purpose integer instructions (incl. BMI1/2, ADX, TBM, MOVBE, MOVDIRI,
+//!   RAO-INT, CMPccXADD), the string instructions (REP/REPE/REPNE are [`Prefixes::REP`] and
+//!   [`Prefixes::REPNE`]), the system instructions (descriptor tables, CR/DR/segment moves,
+//!   MSRs, VMX, SVM, SEV-SNP, TDX, SGX leaves, CET, XSAVE family, fences and cache control,
+//!   user interrupts, `IN`/`OUT`, `HLT`, `IRET`, ...), the x87 memory forms, and every
+//!   MMX/SSE/AVX/AVX-512 instruction that moves data to or from memory (loads, stores,
+//!   non-temporal moves, VEX masked moves, EVEX moves whose masking is [`Instruction::op_mask`]
+//!   and [`Prefixes::ZEROING`], broadcasts, inserts/extracts, compress/expand, down-converting
+//!   stores, gathers/scatters, `KMOV`). Outside that set (vector arithmetic, register-only
+//!   vector forms, AMX, x87 register forms) these return `None`.
+//! * **Not covered**: semantic level for the rest of the ISA (see above); the formatter prints
+//!   those with their encoding and memory operand only (see [`Display`]).
 //!
 //! ## How validity is known
 //!
@@ -107,7 +116,9 @@ mod error;
 mod format;
 mod forms;
 mod generated;
+mod gp;
 mod instruction;
+mod mnemonic;
 mod operands;
 mod semantic;
 mod validity;

@@ -424,6 +424,57 @@ fn semantic_examples() {
     assert_eq!(ok(M64, "C4 E2 71 00 C2").mnemonic(), None);
 }
 
+#[test]
+fn semantic_string_system_and_masked_moves() {
+    use x86_decode::{rflags, Mnemonic, OperandKind, Segment};
+    // String instruction: implicit operands with their segment rules, REP, address size.
+    let i = ok(M64, "F3 67 2E A5");
+    let ops = i.operands().expect("movsd operands");
+    let ops = ops.as_slice();
+    assert_eq!(i.mnemonic(), Some(Mnemonic::Movsd));
+    assert!(i.prefixes().contains(Prefixes::REP));
+    assert_eq!(
+        (ops[0].kind, ops[0].register, ops[0].segment, ops[0].size),
+        (
+            OperandKind::StringDestination,
+            Register::gpr(4, 7),
+            Segment::ES,
+            4
+        )
+    );
+    // 64-bit mode: the CS prefix is ignored, the source stays DS.
+    assert_eq!(
+        (ops[1].kind, ops[1].register, ops[1].segment),
+        (OperandKind::StringSource, Register::gpr(4, 6), Segment::DS)
+    );
+    let f = i.flags().expect("movs");
+    assert_eq!((f.read, f.written), (rflags::DF, 0));
+    let i = ok(M32, "64 A6");
+    assert_eq!(
+        i.operands().expect("cmpsb").as_slice()[0].segment,
+        Segment::FS
+    );
+    // System instructions.
+    let ops = ok(M64, "0F 22 D8").operands().expect("mov cr3, rax");
+    assert_eq!(ops.as_slice()[0].register, Register::control(3));
+    assert_eq!(ok(M64, "0F 01 10").memory_size(), Some(10), "lgdt m16&64");
+    assert_eq!(ok(M32, "0F 01 10").memory_size(), Some(6), "lgdt m16&32");
+    let i = ok(M64, "9D");
+    assert_eq!(i.flags().map(|f| f.written & rflags::IF), Some(rflags::IF));
+    assert_eq!(ok(M64, "0F 01 F8").mnemonic(), Some(Mnemonic::Swapgs));
+    // EVEX masked move with disp8*N; VEX masked move names its mask register.
+    let i = ok(M64, "62 F1 7E 4A 7F 48 02");
+    assert_eq!((i.mnemonic(), i.op_mask()), (Some(Mnemonic::Vmovdqu32), 2));
+    assert_eq!((i.memory_size(), i.memory_displacement()), (Some(64), 128));
+    let ops = ok(M64, "C4 E2 75 2E 00")
+        .operands()
+        .expect("vmaskmovps store");
+    assert_eq!(ops.as_slice()[1].register, Register::vector(32, 1));
+    // MASKMOVDQU: the destination is the implicit ds:[rDI].
+    let ops = ok(M64, "66 0F F7 C1").operands().expect("maskmovdqu");
+    assert_eq!(ops.as_slice()[0].kind, OperandKind::ImplicitDestination);
+}
+
 /// Found by the large differential run: the 3DNow! suffix `A6` (PFRCPIT1) after an `F3` prefix
 /// must not be mistaken for VIA `MONTMUL` (`F3 0F A6 C0`).
 #[test]

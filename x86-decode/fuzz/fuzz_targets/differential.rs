@@ -1,6 +1,6 @@
 //! Differential fuzzing against iced-x86: validity (incl. "needs more bytes"), length,
 //! immediate/displacement layout, memory operand and branch target must agree, except for the
-//! documented allow-list in `tests/support/iced_diff.rs`.
+//! documented allow-list in `tests/support/iced_diff.rs`; so must the semantic level.
 //!
 //! Run: `cd x86-decode/fuzz && cargo +nightly fuzz run differential seeds/differential`
 
@@ -59,4 +59,8 @@ fuzz_target!(|input: Input| {
             "{mode:?} {vendor:?} {bytes:02X?}: {m:?}"
         );
     }
+    // Semantic level: mnemonic, operands, memory size, RFLAGS, string prefixes, EVEX masking,
+    // and coverage of the instructions the semantic level claims.
+    let (_, sem) = iced_diff::compare_semantic(mode, vendor, bytes);
+    assert!(sem.is_none(), "{mode:?} {vendor:?} {bytes:02X?}: {sem:?}");
 });

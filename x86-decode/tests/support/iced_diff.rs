@@ -169,7 +169,8 @@ pub fn compare(mode: Mode, vendor: Vendor, bytes: &[u8], ip: u64) -> Option<Mism
     None
 }
 
-/// A semantic-level disagreement (only checked where we claim to know the answer).
+/// A semantic-level disagreement (only checked where we claim to know the answer, except
+/// [`SemanticMismatch::NotCovered`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SemanticMismatch {
     /// Mnemonic differs.
@@ -178,55 +179,130 @@ pub enum SemanticMismatch {
     Flags,
     /// Memory access size differs.
     MemorySize,
-    /// Operand count, kinds, registers, immediates or branch targets differ.
+    /// Operand count differs.
+    OperandCount,
+    /// Operand kinds, registers, immediates or branch targets differ.
     Operands,
+    /// REP/REPNE, opmask or zeroing-masking differ.
+    Prefixes,
+    /// iced names an instruction of the covered set (a mnemonic we know, in a general-purpose
+    /// form or with a memory operand) and we return no semantic level for it.
+    NotCovered,
 }
 
-/// Our GPR (incl. 8-bit) vs iced's numbering (AL..BL, AH..BH, SPL..DIL, R8L..R15L).
+/// Our register vs iced's (iced numbers 8-bit GPRs AL..BL, AH..BH, SPL..DIL, R8L..R15L).
 fn reg_eq_any(ours: Register, iced: iced_x86::Register) -> bool {
+    use iced_x86::Register as R;
     if iced.is_gpr8() {
         let n = iced.number() as u8;
         let want = match n {
             0..=3 => Register::gpr(1, n),
             4..=7 => Register::high_byte(n),
-            8..=11 => Register::gpr(1, n - 4),
             _ => Register::gpr(1, n - 4),
         };
         return ours == want;
     }
-    reg_eq(ours, iced)
+    let n = iced.number() as u8;
+    let want = if iced.is_segment_register() {
+        Register::segment(x86_decode::Segment(iced as u8 - R::ES as u8))
+    } else if iced.is_cr() {
+        Register::control(iced as u8 - R::CR0 as u8)
+    } else if iced.is_dr() {
+        Register::debug(iced as u8 - R::DR0 as u8)
+    } else if iced.is_mm() {
+        Register::mmx(iced as u8 - R::MM0 as u8)
+    } else if iced.is_st() {
+        Register::st(iced as u8 - R::ST0 as u8)
+    } else if iced.is_k() {
+        Register::opmask(iced as u8 - R::K0 as u8)
+    } else {
+        let _ = n;
+        return reg_eq(ours, iced);
+    };
+    ours == want
 }
 
-fn operands_agree(o: &x86_decode::Instruction, i: &iced_x86::Instruction) -> bool {
+fn operands_agree(
+    o: &x86_decode::Instruction,
+    i: &iced_x86::Instruction,
+) -> Option<SemanticMismatch> {
     use x86_decode::OperandKind as K;
-    let Some(ops) = o.operands() else { return true };
+    let ops = o.operands()?;
     let ops = ops.as_slice();
     if ops.len() != i.op_count() as usize {
-        return false;
+        return Some(SemanticMismatch::OperandCount);
     }
-    ops.iter().enumerate().all(|(k, op)| {
+    let asz = usize::from(o.address_size());
+    let implicit = |op: &x86_decode::Operand, num: usize| {
+        usize::from(op.register.size()) == asz && usize::from(op.register.number()) == num
+    };
+    let ok = ops.iter().enumerate().all(|(k, op)| {
         let k = k as u32;
         match (op.kind, i.op_kind(k)) {
             (K::Register, OpKind::Register) => reg_eq_any(op.register, i.op_register(k)),
             (K::Memory, OpKind::Memory) => true,
-            (
-                K::Immediate,
-                OpKind::Immediate8
-                | OpKind::Immediate8_2nd
-                | OpKind::Immediate16
-                | OpKind::Immediate32
-                | OpKind::Immediate64
-                | OpKind::Immediate8to16
-                | OpKind::Immediate8to32
-                | OpKind::Immediate8to64
-                | OpKind::Immediate32to64,
-            ) => i.immediate(k) == op.value,
+            (K::Immediate, kind) => {
+                let sext = matches!(
+                    kind,
+                    OpKind::Immediate8to16
+                        | OpKind::Immediate8to32
+                        | OpKind::Immediate8to64
+                        | OpKind::Immediate32to64
+                );
+                let imm = matches!(
+                    kind,
+                    OpKind::Immediate8
+                        | OpKind::Immediate8_2nd
+                        | OpKind::Immediate16
+                        | OpKind::Immediate32
+                        | OpKind::Immediate64
+                ) || sext;
+                imm && i.immediate(k) == op.value
+                    && (sext == op.sign_extended
+                        || kind == OpKind::Immediate8to16 && !op.sign_extended)
+            }
             (K::NearBranch, OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64) => {
                 i.near_branch_target() == op.value
             }
+            (K::FarBranch, OpKind::FarBranch16) => {
+                u64::from(i.far_branch16()) == op.value
+                    && i.far_branch_selector() == o.immediate2().0
+            }
+            (K::FarBranch, OpKind::FarBranch32) => {
+                u64::from(i.far_branch32()) == op.value
+                    && i.far_branch_selector() == o.immediate2().0
+            }
+            (
+                K::StringSource,
+                OpKind::MemorySegSI | OpKind::MemorySegESI | OpKind::MemorySegRSI,
+            ) => implicit(op, 6) && segment_agrees(o, op.segment, i),
+            (
+                K::StringDestination,
+                OpKind::MemoryESDI | OpKind::MemoryESEDI | OpKind::MemoryESRDI,
+            ) => implicit(op, 7) && op.segment == x86_decode::Segment::ES,
+            (
+                K::ImplicitDestination,
+                OpKind::MemorySegDI | OpKind::MemorySegEDI | OpKind::MemorySegRDI,
+            ) => implicit(op, 7) && segment_agrees(o, op.segment, i),
             _ => false,
         }
-    })
+    });
+    (!ok).then_some(SemanticMismatch::Operands)
+}
+
+/// An implicit operand's segment against iced's `memory_segment`, with the allow-listed
+/// 64-bit quirk (iced reports an ignored ES/CS/SS/DS prefix; the CPU uses DS).
+fn segment_agrees(
+    o: &x86_decode::Instruction,
+    ours: x86_decode::Segment,
+    i: &iced_x86::Instruction,
+) -> bool {
+    let iced = x86_decode::Segment(i.memory_segment() as u8 - iced_x86::Register::ES as u8);
+    ours == iced
+        || o.mode() == Mode::Bits64
+            && ours == x86_decode::Segment::DS
+            && matches!(iced.0, 0..=3)
+            && o.segment_prefix() == x86_decode::Segment::NONE
 }
 
 fn iced_flags_to_arch(f: u32) -> u32 {
@@ -241,14 +317,56 @@ fn iced_flags_to_arch(f: u32) -> u32 {
         (B::PF, R::PF),
         (B::DF, R::DF),
         (B::IF, R::IF),
+        (B::AC, R::AC),
     ];
     map.iter()
         .filter(|(b, _)| f & b != 0)
         .fold(0, |acc, (_, r)| acc | r)
 }
 
-/// Compares the semantic level (mnemonic, RFLAGS) of a window both decoders accept.
-/// Returns `(covered, mismatch)`: whether we claimed a mnemonic, and the first disagreement.
+/// Names of our mnemonics, for the coverage check.
+fn our_names() -> &'static std::collections::HashSet<&'static str> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| x86_decode::Mnemonic::ALL.iter().map(|m| m.name()).collect())
+}
+
+/// Is `i` an instruction of the covered set by iced's account: a mnemonic we know, and either
+/// a memory operand or no MMX/x87/vector register operand (a general-purpose form)?
+fn iced_in_covered_set(i: &iced_x86::Instruction, name: &str) -> bool {
+    // Same name, different instruction (SSE2 CMPSD vs the string CMPSD); x87 register forms.
+    if !our_names().contains(name)
+        || i.code() == iced_x86::Code::Cmpsd_xmm_xmmm64_imm8
+        || i.code() == iced_x86::Code::Fnstsw_AX
+    {
+        return false;
+    }
+    let mut vector_reg = false;
+    let mut memory = false;
+    for k in 0..i.op_count() {
+        match i.op_kind(k) {
+            OpKind::Memory | OpKind::MemorySegDI | OpKind::MemorySegEDI | OpKind::MemorySegRDI => {
+                memory = true
+            }
+            OpKind::Register => {
+                let r = i.op_register(k);
+                vector_reg |= r.is_vector_register() || r.is_mm() || r.is_st() || r.is_k();
+            }
+            _ => {}
+        }
+    }
+    memory || !vector_reg
+}
+
+fn is_string(o: &x86_decode::Instruction) -> bool {
+    o.encoding() == Encoding::Legacy
+        && o.map().0 == 0
+        && matches!(o.opcode(), 0x6C..=0x6F | 0xA4..=0xA7 | 0xAA..=0xAF)
+}
+
+/// Compares the semantic level (mnemonic, operands, memory size, RFLAGS, string prefixes,
+/// EVEX masking) of a window both decoders accept. Returns `(covered, mismatch)`: whether we
+/// claimed a mnemonic, and the first disagreement.
 pub fn compare_semantic(
     mode: Mode,
     vendor: Vendor,
@@ -262,27 +380,40 @@ pub fn compare_semantic(
     if i.is_invalid() {
         return (false, None);
     }
-    let Some(m) = o.mnemonic() else {
-        return (false, None);
-    };
     let iced_name = format!("{:?}", i.mnemonic()).to_lowercase();
+    let Some(m) = o.mnemonic() else {
+        let missing = iced_in_covered_set(&i, &iced_name);
+        return (false, missing.then_some(SemanticMismatch::NotCovered));
+    };
     if m.name() != iced_name {
         return (true, Some(SemanticMismatch::Mnemonic));
     }
-    if !operands_agree(&o, &i) {
-        return (true, Some(SemanticMismatch::Operands));
+    if let Some(bad) = operands_agree(&o, &i) {
+        return (true, Some(bad));
     }
     if let Some(size) = o.memory_size() {
         if usize::from(size) != i.memory_size().size() {
             return (true, Some(SemanticMismatch::MemorySize));
         }
     }
+    if is_string(&o)
+        && (i.has_rep_prefix() != o.prefixes().contains(Prefixes::REP)
+            || i.has_repne_prefix() != o.prefixes().contains(Prefixes::REPNE))
+    {
+        return (true, Some(SemanticMismatch::Prefixes));
+    }
+    if o.encoding() == Encoding::Evex
+        && (i.op_mask() as u32 != u32::from(o.op_mask()) + iced_x86::Register::K0 as u32
+            && (o.op_mask() != 0 || i.op_mask() != iced_x86::Register::None)
+            || i.zeroing_masking() != o.prefixes().contains(Prefixes::ZEROING))
+    {
+        return (true, Some(SemanticMismatch::Prefixes));
+    }
     if let Some(f) = o.flags() {
         let read = iced_flags_to_arch(i.rflags_read());
         let written = iced_flags_to_arch(i.rflags_written() | i.rflags_cleared() | i.rflags_set());
         let undefined = iced_flags_to_arch(i.rflags_undefined());
-        let all = x86_decode::rflags::STATUS | x86_decode::rflags::DF | x86_decode::rflags::IF;
-        if f.read & all != read || f.written != written || f.undefined != undefined {
+        if f.read != read || f.written != written || f.undefined != undefined {
             return (true, Some(SemanticMismatch::Flags));
         }
     }
