@@ -352,12 +352,51 @@ impl Decoder {
         seg: &mut Segment,
         last_rep: &mut u8,
     ) -> Result<(), DecodeError> {
+        // Fast path: no prefix, or a lone REX (most 64-bit code), tested before the general
+        // loop so the common case does not go through its jump table.
+        let x = c.byte()?;
+        let mut kind = PREFIX_KIND[usize::from(x)];
+        *b = x;
+        if kind == K_REX && self.mode == Mode::Bits64 {
+            let y = c.byte()?;
+            *b = y;
+            *rex = x;
+            kind = PREFIX_KIND[usize::from(y)];
+        }
+        if kind == 0 || kind == K_REX && self.mode != Mode::Bits64 {
+            return Ok(());
+        }
+        self.prefixes_slow(c, b, rex, flags, seg, last_rep)
+    }
+
+    /// The general prefix loop; `*b` is the first prefix byte (already consumed).
+    #[inline(always)]
+    fn prefixes_slow(
+        &self,
+        c: &mut Cursor<'_>,
+        b: &mut u8,
+        rex: &mut u8,
+        flags: &mut u16,
+        seg: &mut Segment,
+        last_rep: &mut u8,
+    ) -> Result<(), DecodeError> {
         let long = self.mode == Mode::Bits64;
+        let mut x = *b;
         loop {
-            let x = c.byte()?;
-            *b = x;
-            match PREFIX_KIND[usize::from(x)] {
-                0 => break,
+            let kind = PREFIX_KIND[usize::from(x)];
+            if kind == 0 {
+                break;
+            }
+            if kind == K_REX {
+                if !long {
+                    break;
+                }
+                *rex = x;
+                x = c.byte()?;
+                *b = x;
+                continue;
+            }
+            match kind {
                 K_SEG => {
                     if !long {
                         *seg = Segment((x >> 3) & 3);
@@ -367,16 +406,11 @@ impl Decoder {
                 K_66 => *flags |= Prefixes::OPERAND_SIZE,
                 K_67 => *flags |= Prefixes::ADDRESS_SIZE,
                 K_LOCK => *flags |= Prefixes::LOCK,
-                K_REP => *last_rep = x,
-                _ => {
-                    if !long {
-                        break;
-                    }
-                    *rex = x;
-                    continue;
-                }
+                _ => *last_rep = x,
             }
             *rex = 0;
+            x = c.byte()?;
+            *b = x;
         }
         Ok(())
     }
@@ -468,15 +502,17 @@ impl Decoder {
                 _ => (0, 0, false),
             }
         };
-        let at = c.pos as u8;
-        let v = c.le(usize::from(imm_size))?;
-        insn.imm_off = if imm_size != 0 { at } else { 0 };
-        insn.imm_size = imm_size;
-        insn.imm = if rel {
-            sign_extend_n(v, usize::from(imm_size))
-        } else {
-            v
-        };
+        if imm_size != 0 {
+            let at = c.pos as u8;
+            let v = c.le(usize::from(imm_size))?;
+            insn.imm_off = at;
+            insn.imm_size = imm_size;
+            insn.imm = if rel {
+                sign_extend_n(v, usize::from(imm_size))
+            } else {
+                v
+            };
+        }
         if imm2_size != 0 {
             insn.imm2 = c.le(usize::from(imm2_size))? as u16;
             insn.imm2_size = imm2_size;
