@@ -57,7 +57,10 @@ fn main() {
         );
     }
 
-    let elf = target_dir.join("release").join("guest");
+    let elf = target_dir
+        .join("x86_64-unknown-linux-gnu")
+        .join("release")
+        .join("guest");
     assert!(
         elf.is_file(),
         "the guest build succeeded but {} is missing",

@@ -19,6 +19,7 @@ use hv_hypercall::guest::native::{
 };
 use hv_hypercall::guest::{
     self, CpuidAccess as _, HvInfo, HypercallError, Hypercalls, MsrAccess as _, SetupError,
+    SynicSetup,
 };
 
 /// A 4 KiB page of guest memory the hypervisor may write.
@@ -38,6 +39,10 @@ struct HvPages {
     input: Page,
     output: Page,
     tsc: Page,
+    simp: Page,
+    siefp: Page,
+    monitor1: Page,
+    monitor2: Page,
 }
 
 /// Zero-initialized, so it lands in `.bss`, which the VMM zero-fills.
@@ -46,6 +51,10 @@ static PAGES: HvPages = HvPages {
     input: Page::new(),
     output: Page::new(),
     tsc: Page::new(),
+    simp: Page::new(),
+    siefp: Page::new(),
+    monitor1: Page::new(),
+    monitor2: Page::new(),
 };
 
 /// Guest-physical address of `page` (identity mapping).
@@ -82,7 +91,7 @@ pub fn detect() -> Result<(HvInfo, Signatures), SetupError> {
 }
 
 /// MSR access. Call only after [`detect`] succeeded.
-fn msrs() -> NativeMsr {
+pub fn msrs() -> NativeMsr {
     // SAFETY: the guest runs at CPL 0 (the VMM's boot contract) in a partition with the
     // synthetic MSRs (`detect` checked the privileges), and the only pages it names through
     // these MSRs are in `PAGES`, which it owns for the hypervisor.
@@ -90,7 +99,7 @@ fn msrs() -> NativeMsr {
 }
 
 /// Identity-mapped access to `PAGES` by guest-physical address.
-fn pages_memory() -> IdentityMemory {
+pub fn pages_memory() -> IdentityMemory {
     let start = gpa(&PAGES.hypercall);
     let len = start + core::mem::size_of::<HvPages>() as u64;
     // GPA `x` lives at virtual address `x`: the base pointer is `PAGES` moved back by its own
@@ -112,8 +121,11 @@ pub fn enable_hypercalls() -> Result<u64, SetupError> {
     Ok(page)
 }
 
+/// The hypercall interface the guest uses.
+pub type Calls = Hypercalls<NativeHypercall, IdentityMemory>;
+
 /// Hypercalls through the enabled page. Call only after [`enable_hypercalls`] succeeded.
-pub fn hypercalls() -> Hypercalls<NativeHypercall, IdentityMemory> {
+pub fn hypercalls() -> Calls {
     let page = core::ptr::from_ref(&PAGES.hypercall).cast::<u8>();
     // SAFETY: `enable_hypercalls` read the HYPERCALL MSR back enabled with this page, which is
     // identity-mapped and executable (no NX in the boot page tables) for the program's life;
@@ -159,4 +171,37 @@ pub fn reference_time() -> Result<(u64, TimeSource), SetupError> {
             TimeSource::TimeRefCount,
         )),
     }
+}
+
+/// The SIMP and SIEFP pages (guest-physical addresses).
+pub fn synic_pages() -> (u64, u64) {
+    (gpa(&PAGES.simp), gpa(&PAGES.siefp))
+}
+
+/// The two monitor pages the guest donates in INITIATE_CONTACT (unused by this VMM's offers).
+pub fn monitor_pages() -> (u64, u64) {
+    (gpa(&PAGES.monitor1), gpa(&PAGES.monitor2))
+}
+
+/// Enables the SynIC: message and event pages, SINT `sint` on `vector` without auto-EOI
+/// (the VMM asks for that with the deprecating-auto-EOI hint; its interrupts are edge MSIs).
+pub fn enable_synic(sint: u8, vector: u8) -> Result<(), SetupError> {
+    let (simp_gpa, siefp_gpa) = synic_pages();
+    guest::enable_synic(
+        &mut msrs(),
+        &SynicSetup {
+            simp_gpa,
+            siefp_gpa,
+            sint,
+            vector,
+            auto_eoi: false,
+        },
+    )
+}
+
+/// The partition's reference time now (100 ns units), from `TIME_REF_COUNT`.
+pub fn reference_time_now() -> u64 {
+    msrs()
+        .read_msr(HvMsr::TIME_REF_COUNT.0)
+        .unwrap_or_else(|e| panic!("cannot read TIME_REF_COUNT: {e}"))
 }

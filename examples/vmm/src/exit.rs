@@ -21,6 +21,9 @@ use kvm_bindings::{
 };
 use kvm_ioctls::VcpuExit;
 
+use std::time::Instant;
+
+use crate::complete::{self, CompleteError};
 use crate::devices::{DeviceError, PortAction, PortBus};
 use crate::hyperv::{msr_name, HyperV, HypercallExit, SYNTHETIC_MSRS};
 use crate::kvm::{InternalError, KvmError, Vm};
@@ -226,6 +229,12 @@ pub enum RunError {
     #[error("cannot access the vcpu registers for a hypercall")]
     Hypercall(#[source] KvmError),
     /// A synthetic interrupt could not be injected.
+    #[error("KVM could not emulate an instruction, and neither could the VMM")]
+    Completion {
+        #[source]
+        source: CompleteError,
+        regs: Box<RegisterDump>,
+    },
     #[error("cannot inject the synthetic interrupt vector {vector:#x}")]
     Interrupt {
         /// The vector.
@@ -240,9 +249,40 @@ impl RunError {
     /// The registers at the exit, when the error has them.
     pub fn registers(&self) -> Option<&RegisterDump> {
         match self {
-            Self::UnexpectedExit { regs, .. } | Self::Device { regs, .. } => Some(regs),
+            Self::UnexpectedExit { regs, .. }
+            | Self::Device { regs, .. }
+            | Self::Completion { regs, .. } => Some(regs),
             _ => None,
         }
+    }
+}
+
+/// The port the guest's exit probe writes to.
+pub const PROBE_PORT: u16 = 0x510;
+
+/// Exit counts and the exit-probe timing.
+#[derive(Debug, Default, Clone)]
+pub struct ExitStats {
+    /// Every exit.
+    pub exits: u64,
+    /// Emulation failures the VMM completed.
+    pub completions: u64,
+    /// Exits after all four channels opened.
+    pub exits_after_open: u64,
+    /// Serial-console exits after all four channels opened.
+    pub console_exits_after_open: u64,
+    /// Probe-port writes seen.
+    pub probe_exits: u64,
+    /// First and last probe write.
+    probe_span: Option<(Instant, Instant)>,
+}
+
+impl ExitStats {
+    /// Mean time between consecutive probe exits: one guest->VMM->guest round trip.
+    pub fn probe_ns_per_exit(&self) -> Option<f64> {
+        let (first, last) = self.probe_span?;
+        (self.probe_exits > 1)
+            .then(|| (last - first).as_nanos() as f64 / (self.probe_exits - 1) as f64)
     }
 }
 
@@ -250,6 +290,8 @@ impl RunError {
 enum Step {
     /// Run the vCPU again.
     Resume,
+    /// A write to the probe port.
+    Probe,
     /// The guest powered off with this status.
     PowerOff(u8),
     /// An exit the VMM does not handle; `None` means "read the details from `kvm_run`".
@@ -272,12 +314,20 @@ pub fn run(
     bus: &mut PortBus,
     hyperv: &mut HyperV,
     trace: bool,
-) -> Result<u8, RunError> {
+) -> Result<(u8, ExitStats), RunError> {
     let mut count: u64 = 0;
+    let mut stats = ExitStats::default();
     loop {
         let step = match vm.run() {
             Ok((exit, memory)) => {
                 count += 1;
+                if hyperv.vmbus.stats.all_open.is_some() {
+                    stats.exits_after_open += 1;
+                    if matches!(exit, VcpuExit::IoOut(p, _) | VcpuExit::IoIn(p, _) if bus.find(p).is_some_and(|(d, _)| d.name() == "serial"))
+                    {
+                        stats.console_exits_after_open += 1;
+                    }
+                }
                 handle(exit, memory, bus, hyperv, trace.then_some(count))
             }
             Err(e) => match std::io::Error::from_raw_os_error(e.errno()).kind() {
@@ -290,6 +340,18 @@ pub fn run(
                 }
             },
         };
+        stats.exits = count;
+        if let Step::Probe = step {
+            let now = Instant::now();
+            stats.probe_exits += 1;
+            let first = stats.probe_span.map_or(now, |(first, _)| first);
+            stats.probe_span = Some((first, now));
+        }
+        if let Step::Hypercall = step {
+            hypercall(vm, hyperv)?;
+        }
+        // The VMBus host's work: queued messages, rings, timers.
+        hyperv.service(vm.memory(), count);
         // Interrupts the SynIC model asked for while handling the exit.
         for interrupt in hyperv.take_interrupts() {
             let apic_id = u8::try_from(interrupt.vp_index).unwrap_or(u8::MAX);
@@ -300,11 +362,29 @@ pub fn run(
                 })?;
         }
         match step {
-            Step::Resume => {}
-            Step::Hypercall => hypercall(vm, hyperv)?,
+            Step::Resume | Step::Probe | Step::Hypercall => {}
             Step::PowerOff(status) => {
                 bus.flush().map_err(RunError::Flush)?;
-                return Ok(status);
+                return Ok((status, stats));
+            }
+            Step::Unexpected(None)
+                if vm
+                    .internal_error()
+                    .is_some_and(|e| e.suberror == KVM_INTERNAL_ERROR_EMULATION) =>
+            {
+                match complete::complete(vm) {
+                    Ok(len) => {
+                        stats.completions += 1;
+                        if trace {
+                            eprintln!("[exit {count}] completed a {len}-byte instruction KVM could not emulate");
+                        }
+                    }
+                    Err(source) => {
+                        let _ = bus.flush();
+                        let regs = Box::new(RegisterDump::capture(vm).map_err(RunError::Kvm)?);
+                        return Err(RunError::Completion { source, regs });
+                    }
+                }
             }
             Step::Unexpected(exit) => {
                 let _ = bus.flush();
@@ -370,6 +450,7 @@ fn handle(
     trace: Option<u64>,
 ) -> Step {
     match exit {
+        VcpuExit::IoOut(PROBE_PORT, _) => Step::Probe,
         VcpuExit::IoOut(port, data) if Some(port) == hyperv.hypercall_port() => {
             if let Some(n) = trace {
                 eprintln!("[exit {n}] io out {port:#06x} [{}] hypercall", Hex(data));

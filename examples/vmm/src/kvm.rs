@@ -242,6 +242,26 @@ impl Vm {
         self.vcpu.set_regs(&regs).map_err(ioctl("KVM_SET_REGS"))
     }
 
+    /// The vCPU's x87/SSE state (`KVM_GET_FPU`).
+    pub fn fpu(&self) -> Result<kvm_fpu, KvmError> {
+        self.vcpu.get_fpu().map_err(ioctl("KVM_GET_FPU"))
+    }
+
+    /// Loads the vCPU's x87/SSE state (`KVM_SET_FPU`).
+    pub fn set_fpu(&self, fpu: &kvm_fpu) -> Result<(), KvmError> {
+        self.vcpu.set_fpu(fpu).map_err(ioctl("KVM_SET_FPU"))
+    }
+
+    /// The guest-physical address of guest-virtual `gva` under the vCPU's current paging
+    /// (`KVM_TRANSLATE`), or `None` if it is not mapped.
+    pub fn translate(&self, gva: u64) -> Result<Option<u64>, KvmError> {
+        let t = self
+            .vcpu
+            .translate_gva(gva)
+            .map_err(ioctl("KVM_TRANSLATE"))?;
+        Ok((t.valid != 0).then_some(t.physical_address))
+    }
+
     /// The vCPU's general and special registers.
     pub fn registers(&self) -> Result<(kvm_regs, kvm_sregs), KvmError> {
         let regs = self.vcpu.get_regs().map_err(ioctl("KVM_GET_REGS"))?;

@@ -16,6 +16,7 @@
 //! an unexpected exit, ...), 2 for a bad command line, 3 when the guest powers off with a
 //! non-zero status.
 
+mod complete;
 mod devices;
 mod elf;
 mod exit;
@@ -26,6 +27,8 @@ mod layout;
 mod long_mode;
 mod memory;
 mod regs;
+mod tick;
+mod timeline;
 
 use std::error::Error;
 use std::ffi::OsString;
@@ -40,6 +43,8 @@ use hyperv::HyperV;
 use kvm::{Vm, VmOptions};
 use long_mode::BootCpu;
 use memory::GuestMemory;
+use timeline::{GuestConsole, Timeline};
+use vmbus_ring::channel::VmbusVersion;
 
 /// The test guest built from `examples/guest` by `build.rs`.
 static BUILTIN_GUEST: &[u8] = include_bytes!(env!("VIRIDIAN_GUEST_ELF"));
@@ -54,12 +59,21 @@ Boots a 64-bit ELF guest under KVM in long mode and runs it until it powers off.
 The guest's serial output (COM1) goes to stdout.
 
 options:
-  --mem <MiB>     guest RAM size in MiB (default 64, 4 to 3072)
-  --guest <path>  boot this ELF64 executable instead of the built-in test guest
-  --no-irqchip    do not create KVM's in-kernel interrupt controller; a guest `hlt`
-                  then stops the VM with an error instead of sleeping
-  --trace         log every vCPU exit to stderr
-  -h, --help      show this help
+  --mem <MiB>            guest RAM size in MiB (default 64, 4 to 3072)
+  --kvp <key=value>      a key the host writes into the guest's External KVP pool and
+                         reads back (repeatable; default HostName and VirtualMachineName)
+  --heartbeat-ms <ms>    heartbeat period (default 500)
+  --run-ms <ms>          how long to run once the channels are open before asking the
+                         guest to shut down (default 2500)
+  --probe <n>            port writes in the guest's exit-probe loop (default 2000)
+  --vmbus-version <x.y>  newest VMBus version the host accepts (default 5.3)
+  --scenario <name>      a negative scenario for the built-in guest: malformed-message,
+                         unknown-connection, reserved-synic-bits (default: none)
+  --guest <path>         boot this ELF64 executable instead of the built-in test guest
+  --no-irqchip           do not create KVM's in-kernel interrupt controller; a guest `hlt`
+                         then stops the VM with an error instead of sleeping
+  --trace                log every vCPU exit to stderr
+  -h, --help             show this help
 
 exit status: 0 guest powered off with status 0, 1 VMM error, 2 usage error,
              3 guest powered off with a non-zero status";
@@ -71,7 +85,20 @@ struct Options {
     guest: Option<PathBuf>,
     irqchip: bool,
     trace: bool,
+    kvp: Vec<(String, String)>,
+    heartbeat_ms: u64,
+    run_ms: u64,
+    probe: u64,
+    max_version: VmbusVersion,
+    scenario: u64,
 }
+
+/// The negative scenarios of the built-in guest, by name (the guest's `Scenario` numbers).
+const SCENARIOS: [(&str, u64); 3] = [
+    ("malformed-message", 1),
+    ("unknown-connection", 2),
+    ("reserved-synic-bits", 3),
+];
 
 /// The parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +117,11 @@ enum UsageError {
     MissingValue(&'static str),
     #[error("--mem takes a whole number of MiB from {min} to {max}, not {value:?}", min = layout::MIN_MEM_MIB, max = layout::MAX_MEM_MIB)]
     BadMemSize { value: OsString },
+    #[error("{option} does not take {value:?}")]
+    BadValue {
+        option: &'static str,
+        value: OsString,
+    },
 }
 
 /// Parses the arguments after the program name.
@@ -99,7 +131,14 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
         guest: None,
         irqchip: true,
         trace: false,
+        kvp: Vec::new(),
+        heartbeat_ms: 500,
+        run_ms: 2500,
+        probe: 2000,
+        max_version: VmbusVersion::WIN10_V5_3,
+        scenario: 0,
     };
+    let mut kvp_given = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // Accept `--name=value` as well as `--name value`.
@@ -126,10 +165,71 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
                     .ok_or(UsageError::BadMemSize { value })?;
             }
             "--guest" => options.guest = Some(value("--guest")?.into()),
+            "--kvp" => {
+                let value = value("--kvp")?;
+                let pair = value
+                    .to_str()
+                    .and_then(|v| v.split_once('='))
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or(UsageError::BadValue {
+                        option: "--kvp",
+                        value: value.clone(),
+                    })?;
+                options.kvp.push((pair.0.to_string(), pair.1.to_string()));
+                kvp_given = true;
+            }
+            name @ ("--heartbeat-ms" | "--run-ms" | "--probe") => {
+                let option = match name {
+                    "--heartbeat-ms" => "--heartbeat-ms",
+                    "--run-ms" => "--run-ms",
+                    _ => "--probe",
+                };
+                let value = value(option)?;
+                let n: u64 = value
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| option == "--probe" || n > 0)
+                    .ok_or(UsageError::BadValue { option, value })?;
+                match option {
+                    "--heartbeat-ms" => options.heartbeat_ms = n,
+                    "--run-ms" => options.run_ms = n,
+                    _ => options.probe = n,
+                }
+            }
+            "--vmbus-version" => {
+                let value = value("--vmbus-version")?;
+                options.max_version = value
+                    .to_str()
+                    .and_then(|v| v.split_once('.'))
+                    .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+                    .map(|(major, minor)| VmbusVersion(major << 16 | minor))
+                    .filter(|v| v.0 >= VmbusVersion::WIN8.0 && v.0 <= VmbusVersion::WIN10_V5_3.0)
+                    .ok_or(UsageError::BadValue {
+                        option: "--vmbus-version",
+                        value,
+                    })?;
+            }
+            "--scenario" => {
+                let value = value("--scenario")?;
+                options.scenario = SCENARIOS
+                    .iter()
+                    .find(|(name, _)| value.to_str() == Some(name))
+                    .map(|&(_, n)| n)
+                    .ok_or(UsageError::BadValue {
+                        option: "--scenario",
+                        value,
+                    })?;
+            }
             "--no-irqchip" if inline.is_none() => options.irqchip = false,
             "--trace" if inline.is_none() => options.trace = true,
             _ => return Err(UsageError::UnknownOption(name)),
         }
+    }
+    if !kvp_given {
+        options.kvp = vec![
+            ("HostName".into(), "viridian-host".into()),
+            ("VirtualMachineName".into(), "viridian-demo".into()),
+        ];
     }
     Ok(Command::Run(options))
 }
@@ -156,6 +256,8 @@ enum VmmError {
     Hyperv(#[from] hyperv::HypervError),
     #[error("cannot set up the KVM virtual machine")]
     Kvm(#[from] kvm::KvmError),
+    #[error("cannot start the service timer")]
+    Tick(#[source] std::io::Error),
     #[error("the virtual machine stopped")]
     Run(#[from] exit::RunError),
 }
@@ -190,7 +292,17 @@ fn run(options: &Options) -> Result<u8, VmmError> {
     image.load(&memory, layout::image_region(mem_size))?;
     long_mode::write_boot_structures(&memory)?;
 
-    let mut hyperv = HyperV::new(options.trace)?;
+    let timeline = Timeline::new();
+    let mut hyperv = HyperV::new(
+        options.trace,
+        timeline,
+        hyperv::vmbus::DemoConfig {
+            heartbeat_ms: options.heartbeat_ms,
+            run_ms: options.run_ms,
+            kvp: options.kvp.clone(),
+            max_version: options.max_version,
+        },
+    )?;
     let leaves = hyperv.cpuid_leaves();
     let mut vm = Vm::create(
         memory,
@@ -204,6 +316,16 @@ fn run(options: &Options) -> Result<u8, VmmError> {
         image.entry(),
         layout::stack_pointer(mem_size),
     ))?;
+    // The built-in guest's arguments (System V: rdi, rsi): the scenario and the probe count.
+    let mut regs = vm.general_registers()?;
+    (regs.rdi, regs.rsi) = (options.scenario, options.probe);
+    vm.set_general_registers(&regs)?;
+    timeline.host(format_args!(
+        "vm created: {} MiB ram, guest entry {:#x}, Hyper-V cpuid leaves 0x40000000-{:#x}, no KVM signature",
+        options.mem_mib,
+        image.entry(),
+        leaves.as_slice().iter().map(|l| l.function).max().unwrap_or(0x4000_0000),
+    ));
     if options.trace {
         eprintln!(
             "[vmm] {} MiB ram, entry {:#x}, in-kernel irqchip {}",
@@ -225,11 +347,13 @@ fn run(options: &Options) -> Result<u8, VmmError> {
     bus.register(
         COM1_BASE,
         PORT_COUNT,
-        Box::new(Serial::new(std::io::stdout())),
+        Box::new(Serial::new(GuestConsole::new(timeline))),
     )?;
     bus.register(POWER_OFF_PORT, 1, Box::new(PowerOff))?;
 
-    let status = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
+    let _tick = tick::Tick::start(std::time::Duration::from_millis(5)).map_err(VmmError::Tick)?;
+    let (status, stats) = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
+    summary(&timeline, &hyperv, &stats);
     if options.trace {
         let c = hyperv.counters();
         eprintln!(
@@ -238,6 +362,55 @@ fn run(options: &Options) -> Result<u8, VmmError> {
         );
     }
     Ok(status)
+}
+
+/// The measurements, printed after the guest powered off.
+fn summary(timeline: &Timeline, hyperv: &HyperV, stats: &exit::ExitStats) {
+    let v = &hyperv.vmbus.stats;
+    timeline.host(format_args!(
+        "guest powered off after {} exits ({} completed SSE instructions)",
+        stats.exits, stats.completions
+    ));
+    if let Some((at, exits)) = v.all_open {
+        timeline.host(format_args!(
+            "measured: boot to all four channels open: {:.1} ms, {exits} exits",
+            (at - timeline.start()).as_secs_f64() * 1e3
+        ));
+    }
+    let rtt = &v.heartbeat_rtt_ns;
+    if !rtt.is_empty() {
+        let avg = rtt.iter().sum::<u64>() as f64 / rtt.len() as f64;
+        timeline.host(format_args!(
+            "measured: heartbeat round trip: min {:.2} ms, mean {:.2} ms, max {:.2} ms over {}",
+            *rtt.iter().min().unwrap_or(&0) as f64 / 1e6,
+            avg / 1e6,
+            *rtt.iter().max().unwrap_or(&0) as f64 / 1e6,
+            rtt.len()
+        ));
+    }
+    let messages = v.packets_to_guest + v.packets_from_guest;
+    if messages > 0 {
+        let ic_exits = stats
+            .exits_after_open
+            .saturating_sub(stats.console_exits_after_open);
+        timeline.host(format_args!(
+            "measured: {:.1} exits per integration-service message ({ic_exits} non-console exits after the channels opened, {messages} messages)",
+            ic_exits as f64 / messages as f64
+        ));
+    }
+    if let Some(per_exit) = stats.probe_ns_per_exit() {
+        let ratio = if rtt.is_empty() {
+            String::new()
+        } else {
+            let avg = rtt.iter().sum::<u64>() as f64 / rtt.len() as f64;
+            format!("; heartbeat round trip = {:.0} raw exits", avg / per_exit)
+        };
+        timeline.host(format_args!(
+            "measured: raw exit round trip (guest loop of {} port writes): {:.1} us per exit{ratio}",
+            stats.probe_exits,
+            per_exit / 1e3
+        ));
+    }
 }
 
 fn main() -> ExitCode {
@@ -290,6 +463,15 @@ mod tests {
                 guest: None,
                 irqchip: true,
                 trace: false,
+                kvp: vec![
+                    ("HostName".into(), "viridian-host".into()),
+                    ("VirtualMachineName".into(), "viridian-demo".into()),
+                ],
+                heartbeat_ms: 500,
+                run_ms: 2500,
+                probe: 2000,
+                max_version: VmbusVersion::WIN10_V5_3,
+                scenario: 0,
             })
         );
     }
@@ -338,5 +520,49 @@ mod tests {
             parse(&["--trace=1"]),
             Err(UsageError::UnknownOption(_))
         ));
+        for bad in [
+            &["--kvp", "novalue"][..],
+            &["--kvp", "=v"],
+            &["--heartbeat-ms", "0"],
+            &["--vmbus-version", "6.0"],
+            &["--vmbus-version", "1.0"],
+            &["--scenario", "bogus"],
+        ] {
+            assert!(
+                matches!(parse(bad), Err(UsageError::BadValue { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn demo_options() {
+        let Command::Run(options) = parse(&[
+            "--kvp",
+            "a=b=c",
+            "--kvp=x=",
+            "--heartbeat-ms",
+            "100",
+            "--run-ms=50",
+            "--probe",
+            "0",
+            "--vmbus-version",
+            "4.0",
+            "--scenario",
+            "unknown-connection",
+        ])
+        .unwrap() else {
+            panic!("expected run");
+        };
+        assert_eq!(
+            options.kvp,
+            [("a".into(), "b=c".into()), ("x".into(), String::new())]
+        );
+        assert_eq!(
+            (options.heartbeat_ms, options.run_ms, options.probe),
+            (100, 50, 0)
+        );
+        assert_eq!(options.max_version, VmbusVersion::WIN10);
+        assert_eq!(options.scenario, 2);
     }
 }

@@ -133,6 +133,17 @@ impl GuestMemory {
         Ok(unsafe { AtomicU64::from_ptr(ptr.cast()) })
     }
 
+    /// All of guest RAM as 64-bit atomics, word `i` at guest-physical address `8 * i` (the
+    /// page map `vmbus-ring` reads rings and GPADL buffers through).
+    pub fn words(&self) -> &[AtomicU64] {
+        let ptr = self.mmap.as_mut_ptr();
+        // SAFETY: the mapping is page-aligned (so 8-aligned), readable and writable, a whole
+        // number of pages long, and stays mapped while `self` is borrowed; `AtomicU64` has the
+        // size of `u64` and accepts every bit pattern; all host accesses to guest RAM are atomic
+        // (see the module documentation), so the guest's concurrent writes are permitted.
+        unsafe { core::slice::from_raw_parts(ptr.cast::<AtomicU64>(), self.mmap.len() / 8) }
+    }
+
     /// The host address of `gpa..gpa + align`, checked to be inside RAM and aligned.
     fn aligned(&self, gpa: u64, align: u64) -> Result<*mut u8, MemoryError> {
         if !gpa.is_multiple_of(align) {

@@ -9,15 +9,18 @@
 //!   (`out` [`HYPERCALL_PORT`], `al`; `ret`) into guest RAM; the exit for that `out` runs the
 //!   [`Dispatcher`] on the vCPU's registers.
 //!
-//! Hypercalls served today: `HvSignalEvent` on [`DIAGNOSTIC_CONNECTION_ID`] (flag 0) succeeds
-//! and is counted; every other connection answers `HV_STATUS_INVALID_CONNECTION_ID` (VMBus
-//! brings its connections later). Every other call code gets `HV_STATUS_INVALID_HYPERCALL_CODE`
-//! from the dispatcher.
+//! Hypercalls served: `HvPostMessage` on VMBus connections 1 and 4 with message type 1 (queued
+//! for the [`vmbus`] host; another type answers `HV_STATUS_INVALID_PARAMETER`);
+//! `HvSignalEvent` on an open channel's connection (flag 0) or on
+//! [`DIAGNOSTIC_CONNECTION_ID`] (counted); every other connection answers
+//! `HV_STATUS_INVALID_CONNECTION_ID`. Every other call code gets
+//! `HV_STATUS_INVALID_HYPERCALL_CODE` from the dispatcher.
 //!
 //! The reference TSC page is published invalid (sequence 0), so guests read `TIME_REF_COUNT`,
 //! which counts 100 ns units since the VM was created.
 
 pub mod cpuid;
+pub mod vmbus;
 
 use std::time::Instant;
 
@@ -34,6 +37,8 @@ use hv_hypercall::synic::{
 };
 
 use crate::memory::GuestMemory;
+use crate::timeline::Timeline;
+use vmbus::{DemoConfig, VmbusHost};
 
 /// The I/O port the hypercall page traps through. Not one of the ports KVM's in-kernel devices
 /// claim (`HypercallPageKind::port_io` refuses those) nor one of the VMM's devices.
@@ -78,7 +83,7 @@ pub enum HypervError {
 }
 
 /// The partition's reference clock: 100 ns units since the VM was created.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Clock {
     start: Instant,
 }
@@ -123,6 +128,9 @@ pub struct HyperV {
     interrupts: Interrupts,
     counters: Counters,
     trace: bool,
+    timeline: Timeline,
+    /// The VMBus host.
+    pub vmbus: VmbusHost,
 }
 
 impl core::fmt::Debug for HyperV {
@@ -138,7 +146,7 @@ impl core::fmt::Debug for HyperV {
 impl HyperV {
     /// A partition with one VP, the Linux/VMBus feature set and the port-I/O hypercall page.
     /// With `trace`, hypercalls and synthetic MSR accesses are logged to stderr.
-    pub fn new(trace: bool) -> Result<Self, HypervError> {
+    pub fn new(trace: bool, timeline: Timeline, demo: DemoConfig) -> Result<Self, HypervError> {
         let features = Enlightenments::linux_vmbus(1);
         features.validate()?;
         let page = HypercallPage::new(HypercallPageKind::port_io(HYPERCALL_PORT)?);
@@ -149,11 +157,13 @@ impl HyperV {
             vp: VirtualProcessor::new(0),
             dispatcher: Dispatcher::new(DispatchConfig::from_features(features.features())),
             clock: Clock {
-                start: Instant::now(),
+                start: timeline.start(),
             },
             interrupts: Interrupts::default(),
             counters: Counters::default(),
             trace,
+            timeline,
+            vmbus: VmbusHost::new(demo),
         })
     }
 
@@ -216,6 +226,7 @@ impl HyperV {
         let mut handler = Handler {
             trace: self.trace,
             counters: &mut self.counters,
+            vmbus: &mut self.vmbus,
         };
         match self
             .dispatcher
@@ -231,6 +242,24 @@ impl HyperV {
                 rewind: self.page.trap_len(),
             },
         }
+    }
+
+    /// Runs the VMBus host's pending work (after every exit and on every timer tick);
+    /// `exits` is the exit count so far, for the measurements.
+    pub fn service(&mut self, memory: &GuestMemory, exits: u64) {
+        self.vmbus.service(
+            memory,
+            &mut self.vp,
+            &mut self.interrupts,
+            &self.timeline,
+            exits,
+        );
+    }
+
+    /// The timeline the VMM prints on.
+    #[allow(dead_code)]
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// Takes the SINT interrupts the model requested since the last call.
@@ -255,11 +284,20 @@ pub enum HypercallExit {
 struct Handler<'a> {
     trace: bool,
     counters: &'a mut Counters,
+    vmbus: &'a mut VmbusHost,
 }
 
 impl HypercallHandler for Handler<'_> {
     fn post_message(&mut self, request: PostMessageRequest<'_>) -> HvStatus {
-        let status = HvStatus::INVALID_CONNECTION_ID;
+        // VMBus: connection 1 (and 4 for INITIATE_CONTACT at ≥ 5.0), message type 1.
+        let status = match request.connection_id {
+            1 | 4 if request.message_type.0 == 1 => {
+                self.vmbus.inbox.push(request.payload.to_vec());
+                HvStatus::SUCCESS
+            }
+            1 | 4 => HvStatus::INVALID_PARAMETER,
+            _ => HvStatus::INVALID_CONNECTION_ID,
+        };
         if self.trace {
             eprintln!(
                 "[hv] HvPostMessage connection {:#x} type {:#x} ({} bytes) -> {status}",
@@ -284,6 +322,16 @@ impl HypercallHandler for Handler<'_> {
                 connection_id: DIAGNOSTIC_CONNECTION_ID,
                 ..
             } => HvStatus::INVALID_PARAMETER,
+            // A channel's connection: its rings are drained after this exit anyway.
+            SignalEventRequest {
+                connection_id,
+                flag_number: 0,
+            } if self.vmbus.is_channel_connection(connection_id) => HvStatus::SUCCESS,
+            SignalEventRequest { connection_id, .. }
+                if self.vmbus.is_channel_connection(connection_id) =>
+            {
+                HvStatus::INVALID_PARAMETER
+            }
             _ => HvStatus::INVALID_CONNECTION_ID,
         };
         if self.trace {
@@ -334,7 +382,13 @@ mod tests {
     #[test]
     fn enables_the_port_io_page_and_dispatches() {
         let memory = GuestMemory::new(0x10_000).unwrap();
-        let mut hv = HyperV::new(false).unwrap();
+        let demo = DemoConfig {
+            heartbeat_ms: 1000,
+            run_ms: 1000,
+            kvp: Vec::new(),
+            max_version: vmbus_ring::channel::VmbusVersion::WIN10_V5_3,
+        };
+        let mut hv = HyperV::new(false, Timeline::new(), demo).unwrap();
         assert_eq!(hv.hypercall_port(), None);
         // Reserved bits → #GP; no identity yet → the page stays disabled.
         assert!(hv.write_msr(&memory, 0x4000_0001, 0x2001 | 0x4).is_err());

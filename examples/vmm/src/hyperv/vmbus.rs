@@ -1,0 +1,553 @@
+//! The VMBus host: `vmbus-ring`'s channel server on the SynIC message path, the rings of each
+//! open channel read and written over the guest's GPADL pages, and the four integration
+//! services (`vmbus-ring`'s IC host layer) driven by a small demo script.
+//!
+//! The hypercall handler only queues: `HvPostMessage` payloads go to [`VmbusHost::inbox`],
+//! `HvSignalEvent`s mark a channel. [`VmbusHost::service`] runs after every exit and on every
+//! timer tick: it feeds the server, posts its answers into SINT 2's message slot, drains every
+//! open channel's guest→host ring into its service, writes the services' packets into the
+//! host→guest ring, and signals the guest (event flag = relid, SINT 2) when the ring says so.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hv_hypercall::defs::{HvMessage, HvMessageType};
+use hv_hypercall::synic::{InterruptSink, VirtualProcessor};
+use vmbus_ring::channel::server::{Action, OfferSpec, Server, ServerConfig};
+use vmbus_ring::channel::{interface, Guid, VmbusVersion};
+use vmbus_ring::gpadl::GuestRam;
+use vmbus_ring::ic::bodies::{AppState, ShutdownFlags};
+use vmbus_ring::ic::framing::IcStatus;
+use vmbus_ring::ic::host::{HostConfig, HostEvent, HostService, KvpRequest, Now, Output, Service};
+use vmbus_ring::ic::kvp::{KvpPool, Record};
+use vmbus_ring::memory::host_ring_pair;
+use vmbus_ring::packet::{PacketKind, PacketRepr};
+use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+
+use crate::memory::GuestMemory;
+use crate::timeline::Timeline;
+
+/// SynIC message type of VMBus channel messages.
+const VMBUS_MESSAGE: HvMessageType = HvMessageType(1);
+/// The SINT VMBus uses.
+const VMBUS_SINT: u8 = 2;
+
+/// What the demo does with the integration services.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Heartbeat period.
+    pub heartbeat_ms: u64,
+    /// How long to run once the channels are open, before asking the guest to shut down.
+    pub run_ms: u64,
+    /// Keys the host writes into the guest's External pool (and reads back).
+    pub kvp: Vec<(String, String)>,
+    /// Newest VMBus version the host accepts.
+    pub max_version: VmbusVersion,
+}
+
+/// Measurements for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct VmbusStats {
+    /// When all four channels were open, and the exit count then.
+    pub all_open: Option<(Instant, u64)>,
+    /// Heartbeat round trips, in ns.
+    pub heartbeat_rtt_ns: Vec<u64>,
+    /// Integration-service packets sent to the guest.
+    pub packets_to_guest: u64,
+    /// Integration-service packets received from the guest.
+    pub packets_from_guest: u64,
+    /// Guest messages the server dropped.
+    pub dropped: u64,
+}
+
+struct Channel {
+    name: &'static str,
+    service: HostService,
+    open: Option<OpenRing>,
+}
+
+#[derive(Clone, Copy)]
+struct OpenRing {
+    gpadl_id: u32,
+    downstream: u32,
+    target_vp: u32,
+    connection_id: u32,
+}
+
+/// The VMBus host of a one-VP partition.
+pub struct VmbusHost {
+    server: Server,
+    channels: BTreeMap<u32, Channel>,
+    /// Guest message payloads posted since the last [`VmbusHost::service`].
+    pub inbox: Vec<Vec<u8>>,
+    demo: DemoConfig,
+    next_txid: u64,
+    kvp_started: bool,
+    shutdown_requested: bool,
+    /// What happened, for the summary.
+    pub stats: VmbusStats,
+}
+
+impl std::fmt::Debug for VmbusHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmbusHost")
+            .field("version", &self.server.version())
+            .field("channels", &self.channels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn services() -> [(Guid, Service, &'static str, u128); 4] {
+    [
+        (interface::HEARTBEAT, Service::Heartbeat, "heartbeat", 0x1),
+        (interface::SHUTDOWN, Service::Shutdown, "shutdown", 0x2),
+        (interface::TIMESYNC, Service::TimeSync, "time sync", 0x3),
+        (interface::KVP, Service::Kvp, "kvp", 0x4),
+    ]
+}
+
+impl VmbusHost {
+    /// A host offering the four integration services.
+    pub fn new(demo: DemoConfig) -> Self {
+        let mut server = Server::new(ServerConfig {
+            max_version: demo.max_version,
+            ..ServerConfig::default()
+        });
+        let config = HostConfig {
+            heartbeat_period_ns: demo.heartbeat_ms * 1_000_000,
+            ..HostConfig::default()
+        };
+        let mut channels = BTreeMap::new();
+        for (if_type, service, name, n) in services() {
+            let instance = Guid::from_fields(0x7669_7269, 0x6469, 0x616e, (n as u64).to_be_bytes());
+            let (relid, _) = server.add_offer(OfferSpec::pipe(if_type, instance));
+            if let Some(relid) = relid {
+                channels.insert(
+                    relid,
+                    Channel {
+                        name,
+                        service: HostService::new(service, config),
+                        open: None,
+                    },
+                );
+            }
+        }
+        Self {
+            server,
+            channels,
+            inbox: Vec::new(),
+            demo,
+            next_txid: 1,
+            kvp_started: false,
+            shutdown_requested: false,
+            stats: VmbusStats::default(),
+        }
+    }
+
+    /// Whether `connection_id` is an open channel's event connection.
+    pub fn is_channel_connection(&self, connection_id: u32) -> bool {
+        self.channels
+            .values()
+            .any(|c| c.open.is_some_and(|o| o.connection_id == connection_id))
+    }
+
+    /// Runs everything pending (see the module documentation).
+    pub fn service<I: InterruptSink>(
+        &mut self,
+        memory: &GuestMemory,
+        vp: &mut VirtualProcessor,
+        interrupts: &mut I,
+        timeline: &Timeline,
+        exits: u64,
+    ) {
+        let now = now(timeline);
+        for payload in std::mem::take(&mut self.inbox) {
+            let out = self.server.handle_message(&payload);
+            for dropped in &out.dropped {
+                self.stats.dropped += 1;
+                timeline.host(format_args!("vmbus: dropped a guest message: {dropped}"));
+            }
+            for message in &out.messages {
+                self.post(memory, vp, interrupts, timeline, message);
+            }
+            for action in out.actions {
+                self.act(action, now, memory, vp, interrupts, timeline, exits);
+            }
+        }
+        let relids: Vec<u32> = self.channels.keys().copied().collect();
+        for relid in relids {
+            self.drain(relid, now, memory, vp, interrupts, timeline);
+            let out = match self.channels.get_mut(&relid) {
+                Some(c) if c.open.is_some() => c.service.poll(now),
+                _ => continue,
+            };
+            self.deliver(relid, out, memory, vp, interrupts, timeline);
+        }
+        self.script(timeline);
+    }
+
+    fn post<I: InterruptSink>(
+        &mut self,
+        memory: &GuestMemory,
+        vp: &mut VirtualProcessor,
+        interrupts: &mut I,
+        timeline: &Timeline,
+        payload: &[u8],
+    ) {
+        let Some(message) = HvMessage::new(VMBUS_MESSAGE, 0, payload) else {
+            timeline.host(format_args!(
+                "vmbus: message of {} bytes is too large",
+                payload.len()
+            ));
+            return;
+        };
+        if let Err(e) = vp.post_message(memory, interrupts, VMBUS_SINT, &message) {
+            timeline.host(format_args!("vmbus: cannot post to the guest: {e}"));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn act<I: InterruptSink>(
+        &mut self,
+        action: Action,
+        now: Now,
+        memory: &GuestMemory,
+        vp: &mut VirtualProcessor,
+        interrupts: &mut I,
+        timeline: &Timeline,
+        exits: u64,
+    ) {
+        match action {
+            Action::Connected {
+                version,
+                target_vcpu,
+            } => timeline.host(format_args!(
+                "vmbus: guest connected, version {}.{}, messages to vp {target_vcpu}",
+                version.0 >> 16,
+                version.0 & 0xffff
+            )),
+            Action::OpenChannel {
+                relid,
+                gpadl_id,
+                downstream_page_offset,
+                target_vp,
+                connection_id,
+            } => {
+                let Some(channel) = self.channels.get_mut(&relid) else {
+                    return;
+                };
+                channel.open = Some(OpenRing {
+                    gpadl_id,
+                    downstream: downstream_page_offset,
+                    target_vp,
+                    connection_id,
+                });
+                timeline.host(format_args!(
+                    "vmbus: channel {relid} ({}) open: ring GPADL {gpadl_id:#x}, {} pages, connection {connection_id:#x}",
+                    channel.name,
+                    self.server.gpadl(gpadl_id).map_or(0, |g| g.len() / 4096),
+                ));
+                let out = channel.service.on_open(now);
+                self.deliver(relid, out, memory, vp, interrupts, timeline);
+                if self.stats.all_open.is_none() && self.channels.values().all(|c| c.open.is_some())
+                {
+                    self.stats.all_open = Some((Instant::now(), exits));
+                    timeline.host(format_args!(
+                        "vmbus: all four integration-service channels open ({exits} exits so far)"
+                    ));
+                }
+            }
+            Action::CloseChannel { relid } => {
+                if let Some(c) = self.channels.get_mut(&relid) {
+                    c.open = None;
+                    timeline.host(format_args!("vmbus: channel {relid} ({}) closed", c.name));
+                }
+            }
+            Action::Reset => {
+                for c in self.channels.values_mut() {
+                    c.open = None;
+                }
+                timeline.host(format_args!("vmbus: guest unloaded"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads every packet the guest sent on `relid` into its service.
+    fn drain<I: InterruptSink>(
+        &mut self,
+        relid: u32,
+        now: Now,
+        memory: &GuestMemory,
+        vp: &mut VirtualProcessor,
+        interrupts: &mut I,
+        timeline: &Timeline,
+    ) {
+        let Some(ring) = self.channels.get(&relid).and_then(|c| c.open) else {
+            return;
+        };
+        let ram = GuestRam::new(0, memory.words()).expect("guest ram is whole pages");
+        let Some(gpadl) = self.server.gpadl(ring.gpadl_id) else {
+            return;
+        };
+        let pfns = match gpadl.ring_pfns() {
+            Ok(p) => p,
+            Err(e) => return timeline.host(format_args!("vmbus: channel {relid}: {e}")),
+        };
+        let (incoming, _) = match host_ring_pair(pfns, ring.downstream, &ram) {
+            Ok(pair) => pair,
+            Err(e) => return timeline.host(format_args!("vmbus: channel {relid}: {e}")),
+        };
+        let mut reader = match RingReader::new(incoming) {
+            Ok(r) => r,
+            Err(e) => return timeline.host(format_args!("vmbus: channel {relid}: {e}")),
+        };
+        let mut buf = vec![0u8; 16384];
+        let mut outputs = Vec::new();
+        let mut signal = false;
+        loop {
+            match reader.read(&mut buf) {
+                Ok((len, released)) => {
+                    signal |= released.must_signal;
+                    self.stats.packets_from_guest += 1;
+                    let Ok(packet) = PacketRepr::parse_bytes(&buf[..len]) else {
+                        timeline.host(format_args!("vmbus: channel {relid}: malformed packet"));
+                        continue;
+                    };
+                    if packet.kind != PacketKind::InBand {
+                        continue;
+                    }
+                    if let Some(c) = self.channels.get_mut(&relid) {
+                        outputs.push(c.service.on_packet(now, packet.payload));
+                    }
+                }
+                Err(ReadError::Empty) => break,
+                Err(e) => {
+                    timeline.host(format_args!("vmbus: channel {relid}: {e}"));
+                    break;
+                }
+            }
+        }
+        drop(reader);
+        if signal {
+            let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, relid);
+        }
+        for out in outputs {
+            self.deliver(relid, out, memory, vp, interrupts, timeline);
+        }
+    }
+
+    /// Sends a service's packets on `relid` and reports its events.
+    fn deliver<I: InterruptSink>(
+        &mut self,
+        relid: u32,
+        out: Output,
+        memory: &GuestMemory,
+        vp: &mut VirtualProcessor,
+        interrupts: &mut I,
+        timeline: &Timeline,
+    ) {
+        let Some(channel) = self.channels.get(&relid) else {
+            return;
+        };
+        let name = channel.name;
+        if let (Some(ring), false) = (channel.open, out.packets.is_empty()) {
+            let ram = GuestRam::new(0, memory.words()).expect("guest ram is whole pages");
+            let written = self
+                .server
+                .gpadl(ring.gpadl_id)
+                .ok_or_else(|| "the ring GPADL is gone".to_string())
+                .and_then(|g| g.ring_pfns().map_err(|e| e.to_string()))
+                .and_then(|pfns| {
+                    host_ring_pair(pfns, ring.downstream, &ram).map_err(|e| e.to_string())
+                })
+                .and_then(|(_, outgoing)| RingWriter::new(outgoing).map_err(|e| e.to_string()))
+                .map(|mut writer| {
+                    let mut signal = false;
+                    for packet in &out.packets {
+                        let txid = self.next_txid;
+                        self.next_txid += 1;
+                        match writer.write(&PacketRepr::in_band(txid, false, packet)) {
+                            Ok(w) => {
+                                signal |= w.must_signal;
+                                self.stats.packets_to_guest += 1;
+                            }
+                            Err(e) => timeline.host(format_args!("ic: {name}: cannot send: {e}")),
+                        }
+                    }
+                    signal
+                });
+            match written {
+                Ok(true) => {
+                    let _ = ring.target_vp;
+                    let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, relid);
+                }
+                Ok(false) => {}
+                Err(e) => timeline.host(format_args!("ic: {name}: {e}")),
+            }
+        }
+        for event in out.events {
+            self.report(relid, name, event, timeline);
+        }
+    }
+
+    fn report(&mut self, relid: u32, name: &str, event: HostEvent, timeline: &Timeline) {
+        match event {
+            HostEvent::Negotiated { framework, message } => timeline.host(format_args!(
+                "ic: {name} negotiated (framework {framework}, message {message})"
+            )),
+            HostEvent::NegotiationFailed => timeline.host(format_args!(
+                "ic: {name}: the guest supports none of our versions"
+            )),
+            HostEvent::Heartbeat {
+                seq,
+                state,
+                round_trip_ns,
+            } => {
+                self.stats.heartbeat_rtt_ns.push(round_trip_ns);
+                let health = match state {
+                    AppState::HEALTHY => "healthy",
+                    AppState::CRITICAL => "critical",
+                    AppState::STOPPED => "stopped",
+                    _ => "unknown",
+                };
+                timeline.host(format_args!(
+                    "heartbeat #{seq}: guest {health}, round trip {:.2} ms",
+                    round_trip_ns as f64 / 1e6
+                ));
+            }
+            HostEvent::ShutdownAnswered { status } => timeline.host(format_args!(
+                "shutdown: guest answered {}",
+                if status == IcStatus::S_OK {
+                    "S_OK, shutting down"
+                } else {
+                    "with a failure"
+                }
+            )),
+            HostEvent::TimeSyncAcknowledged { flags } => timeline.host(format_args!(
+                "time sync: guest acknowledged the {} sample",
+                if flags.0 & 1 != 0 { "SYNC" } else { "periodic" }
+            )),
+            HostEvent::Kvp {
+                request,
+                status,
+                record,
+            } => {
+                let ok = status == IcStatus::S_OK;
+                match request {
+                    KvpRequest::Set(pool, r) => timeline.host(format_args!(
+                        "kvp: set {}/{} = {:?} -> {}",
+                        pool.name().unwrap_or("?"),
+                        r.key,
+                        r.value,
+                        if ok { "S_OK" } else { "failed" }
+                    )),
+                    KvpRequest::Get(pool, key) => match record {
+                        Some(r) if ok => timeline.host(format_args!(
+                            "kvp: guest reports {}/{} = {:?}",
+                            pool.name().unwrap_or("?"),
+                            r.key,
+                            r.value
+                        )),
+                        _ => timeline.host(format_args!(
+                            "kvp: guest has no {}/{key}",
+                            pool.name().unwrap_or("?")
+                        )),
+                    },
+                    KvpRequest::Enumerate(pool, index) => match record {
+                        Some(r) if ok => {
+                            timeline.host(format_args!(
+                                "kvp: guest published {}/{} = {:?}",
+                                pool.name().unwrap_or("?"),
+                                r.key,
+                                r.value
+                            ));
+                            if let Some(c) = self.channels.get_mut(&relid) {
+                                c.service.queue_kvp(KvpRequest::Enumerate(pool, index + 1));
+                            }
+                        }
+                        _ => timeline.host(format_args!(
+                            "kvp: {index} keys enumerated in the guest's {} pool",
+                            pool.name().unwrap_or("?")
+                        )),
+                    },
+                    KvpRequest::Delete(pool, key) => timeline.host(format_args!(
+                        "kvp: delete {}/{key} -> {}",
+                        pool.name().unwrap_or("?"),
+                        if ok { "S_OK" } else { "failed" }
+                    )),
+                }
+            }
+            HostEvent::Timeout { msgtype } => {
+                timeline.host(format_args!("ic: {name}: no answer to {msgtype:?}"))
+            }
+            HostEvent::Ignored { reason } => {
+                timeline.host(format_args!("ic: {name}: ignored a packet: {reason}"))
+            }
+            _ => {}
+        }
+    }
+
+    /// The demo: KVP exchange once the channels are open, shutdown after the run time.
+    fn script(&mut self, timeline: &Timeline) {
+        let Some((opened, _)) = self.stats.all_open else {
+            return;
+        };
+        let kvp_ready = self.channel_ready(Service::Kvp);
+        if !self.kvp_started && kvp_ready {
+            self.kvp_started = true;
+            let requests: Vec<KvpRequest> = self
+                .demo
+                .kvp
+                .iter()
+                .map(|(k, v)| KvpRequest::Set(KvpPool::EXTERNAL, Record::string(k, v)))
+                .chain(
+                    self.demo
+                        .kvp
+                        .iter()
+                        .map(|(k, _)| KvpRequest::Get(KvpPool::EXTERNAL, k.clone())),
+                )
+                .chain([KvpRequest::Enumerate(KvpPool::AUTO, 0)])
+                .collect();
+            if let Some(c) = self.channel_mut(Service::Kvp) {
+                for r in requests {
+                    c.service.queue_kvp(r);
+                }
+            }
+        }
+        if !self.shutdown_requested
+            && opened.elapsed().as_millis() >= u128::from(self.demo.run_ms)
+            && self.channel_ready(Service::Shutdown)
+        {
+            self.shutdown_requested = true;
+            timeline.host(format_args!("shutdown: asking the guest to shut down"));
+            if let Some(c) = self.channel_mut(Service::Shutdown) {
+                c.service
+                    .request_shutdown(ShutdownFlags::SHUTDOWN, 30, "viridian demo finished");
+            }
+        }
+    }
+
+    fn channel_mut(&mut self, service: Service) -> Option<&mut Channel> {
+        let name = services().into_iter().find(|s| s.1 == service)?.2;
+        self.channels.values_mut().find(|c| c.name == name)
+    }
+
+    fn channel_ready(&mut self, service: Service) -> bool {
+        self.channel_mut(service)
+            .is_some_and(|c| c.open.is_some() && c.service.versions().is_some())
+    }
+}
+
+/// The time as the services need it: monotonic since boot, wall clock, and the partition's
+/// reference time (100 ns units since boot, what the guest reads from TIME_REF_COUNT).
+fn now(timeline: &Timeline) -> Now {
+    let since = timeline.start().elapsed();
+    Now {
+        monotonic_ns: u64::try_from(since.as_nanos()).unwrap_or(u64::MAX),
+        unix_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        reference_time: u64::try_from(since.as_nanos() / 100).unwrap_or(u64::MAX),
+    }
+}
