@@ -10,17 +10,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The line the test guest prints.
+/// The line the test guest prints last.
 const GREETING: &str = "viridian guest: hello from long mode";
-/// The test guest's Hyper-V start, in order (each line starts with one of these).
-const HYPER_V_START: [&str; 6] = [
-    "viridian guest: hypervisor \"Microsoft Hv\", interface \"Hv#1\", max leaf 0x4000000a, 1 vp(s)",
-    "viridian guest: guest os id 0x8076000001000000, hypercall page enabled at 0x",
-    "viridian guest: HvSignalEvent(connection 0x7f00, flag 0) -> HV_STATUS_SUCCESS (0x0)",
-    "viridian guest: HvSignalEvent(connection 0x7f01, flag 0) -> HV_STATUS_INVALID_CONNECTION_ID (0x12)",
-    "viridian guest: HvPostMessage(connection 0x1, 5 bytes) -> HV_STATUS_INVALID_CONNECTION_ID (0x12)",
-    "viridian guest: reference time 0x",
-];
 /// Longest a VMM run may take before the test kills it (a guest stuck in `hlt` under the
 /// in-kernel irqchip would otherwise hang the test).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -125,33 +116,220 @@ fn write_guest(name: &str, code: &[u8]) -> PathBuf {
     path
 }
 
-#[test]
-fn boots_the_test_guest_and_powers_off() {
-    require_kvm!();
-    let out = vmm(&[]);
-    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(
-        lines.len(),
-        HYPER_V_START.len() + 1,
-        "stdout:\n{}",
-        out.stdout
-    );
-    for (line, start) in lines.iter().zip(HYPER_V_START) {
-        assert!(line.starts_with(start), "expected {start:?}, got {line:?}");
+/// The demo's arguments for the tests: a short run with a known KVP key.
+const DEMO: [&str; 8] = [
+    "--run-ms",
+    "1200",
+    "--heartbeat-ms",
+    "300",
+    "--kvp",
+    "Owner=ci",
+    "--probe",
+    "500",
+];
+
+/// The transcript's lines without their `[   12.345 ms] ` timestamps.
+fn transcript(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .map(|line| {
+            let (stamp, rest) = line
+                .split_once("] ")
+                .unwrap_or_else(|| panic!("no timestamp: {line:?}"));
+            assert!(stamp.starts_with('[') && stamp.ends_with(" ms"), "{line:?}");
+            rest
+        })
+        .collect()
+}
+
+/// Asserts that lines starting with each of `expected` appear in this order.
+fn assert_in_order(lines: &[&str], expected: &[&str]) {
+    let mut at = 0;
+    for want in expected {
+        match lines[at..].iter().position(|l| l.starts_with(want)) {
+            Some(i) => at += i + 1,
+            None => panic!("{want:?} missing after line {at}:\n{}", lines.join("\n")),
+        }
     }
-    assert!(
-        lines[5].ends_with("x 100 ns, from TIME_REF_COUNT (TSC page invalid)"),
-        "{}",
-        lines[5]
+}
+
+#[test]
+fn demo_transcript() {
+    require_kvm!();
+    let out = vmm(&DEMO);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
     );
-    assert_eq!(lines[6], GREETING);
+    let lines = transcript(&out.stdout);
+    assert_in_order(
+        &lines,
+        &[
+            "host: vm created: 64 MiB ram, guest entry 0x100000, Hyper-V cpuid leaves 0x40000000-0x4000000a, no KVM signature",
+            "viridian guest: hypervisor \"Microsoft Hv\", interface \"Hv#1\", max leaf 0x4000000a, 1 vp(s)",
+            "viridian guest: guest os id 0x8076000001000000, hypercall page enabled at 0x",
+            "viridian guest: HvSignalEvent(diagnostic connection 0x7f00) -> HV_STATUS_SUCCESS (0x0)",
+            "viridian guest: reference time ",
+            "viridian guest: synic enabled: sint 2 -> vector 0xf3, x2apic on",
+            "viridian guest: vmbus: requesting version 5.3",
+            "host: vmbus: guest connected, version 5.3, messages to vp 0",
+            "viridian guest: vmbus: connected, version 5.3",
+            "host: vmbus: all four integration-service channels open (",
+            "host: kvp: set EXTERNAL/Owner = \"ci\" -> S_OK",
+            "host: kvp: guest reports EXTERNAL/Owner = \"ci\"",
+            "host: kvp: guest published AUTO/FullyQualifiedDomainName = \"viridian-guest.local\"",
+            "host: kvp: guest published AUTO/IntegrationServicesVersion = \"1.0\"",
+            "host: kvp: 4 keys enumerated in the guest's AUTO pool",
+            "host: shutdown: asking the guest to shut down",
+            "host: shutdown: guest answered S_OK, shutting down",
+            "viridian guest: shutdown: the host asks for a shutdown within 30 s",
+            "viridian guest: powering off for a shutdown",
+            GREETING,
+            "host: guest powered off after ",
+            "host: measured: boot to all four channels open: ",
+            "host: measured: heartbeat round trip: ",
+            "host: measured: ",
+            "host: measured: raw exit round trip (guest loop of 500 port writes): ",
+        ],
+    );
+    // Each channel, opened on both sides and negotiated.
+    for (relid, name, guest_name) in [
+        (1, "heartbeat", "heartbeat"),
+        (2, "shutdown", "shutdown"),
+        (3, "time sync", "time sync"),
+        (4, "kvp", "key/value pair exchange"),
+    ] {
+        let host = format!("host: vmbus: channel {relid} ({name}) open: ring GPADL 0x");
+        let guest = format!("viridian guest: vmbus: channel {guest_name} open (relid {relid}, ");
+        let negotiated = format!("host: ic: {name} negotiated (framework 3.0, message ");
+        for want in [host, guest, negotiated] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(&want)),
+                "{want:?} missing"
+            );
+        }
+    }
+    // The guest reports the host's key back, and steps its clock on the first sample.
+    assert_in_order(
+        &lines,
+        &["viridian guest: kvp: host set EXTERNAL/Owner = \"ci\""],
+    );
+    assert_in_order(
+        &lines,
+        &[
+            "host: time sync: guest acknowledged the SYNC sample",
+            "viridian guest: time sync (sync): clock set to ",
+        ],
+    );
+    // Heartbeats: several, healthy, with consecutive sequence numbers.
+    let seqs: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("host: heartbeat #"))
+        .map(|rest| {
+            assert!(rest.contains(": guest healthy, round trip "), "{rest}");
+            rest.split(':').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(seqs.len() >= 3, "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    for bad in ["panic", "dropped", "error", "cannot", "ignored"] {
+        assert!(!out.stdout.contains(bad), "{bad:?} in:\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn vmbus_version_fallback() {
+    require_kvm!();
+    let out = vmm(&["--vmbus-version", "4.0", "--run-ms", "200", "--probe", "0"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let lines = transcript(&out.stdout);
+    assert_in_order(
+        &lines,
+        &[
+            "viridian guest: vmbus: requesting version 5.3",
+            "viridian guest: vmbus: host refused the previous version, requesting 5.2",
+            "viridian guest: vmbus: host refused the previous version, requesting 5.1",
+            "viridian guest: vmbus: host refused the previous version, requesting 5.0",
+            "viridian guest: vmbus: host refused the previous version, requesting 4.1",
+            "viridian guest: vmbus: host refused the previous version, requesting 4.0",
+            "host: vmbus: guest connected, version 4.0",
+            "viridian guest: vmbus: connected, version 4.0",
+            "host: vmbus: all four integration-service channels open (",
+            GREETING,
+        ],
+    );
+}
+
+/// A negative scenario: the guest's deliberate mistakes get the documented answers, and the
+/// VMM keeps running (the guest still opens its channels and shuts down cleanly).
+fn negative(scenario: &str, expected: &[&str]) {
+    let out = vmm(&["--scenario", scenario, "--run-ms", "200", "--probe", "0"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let lines = transcript(&out.stdout);
+    let mut all: Vec<&str> = expected.to_vec();
+    all.extend([
+        "host: vmbus: all four integration-service channels open (",
+        "host: shutdown: guest answered S_OK, shutting down",
+        GREETING,
+    ]);
+    assert_in_order(&lines, &all);
+}
+
+#[test]
+fn negative_malformed_vmbus_messages_are_dropped() {
+    require_kvm!();
+    negative(
+        "malformed-message",
+        &[
+            "host: vmbus: dropped a guest message: malformed message",
+            "viridian guest: negative: HvPostMessage(unknown VMBus message type) -> HV_STATUS_SUCCESS (0x0), as documented",
+            "host: vmbus: dropped a guest message: malformed message",
+            "viridian guest: negative: HvPostMessage(2-byte VMBus message) -> HV_STATUS_SUCCESS (0x0), as documented",
+            "viridian guest: negative: HvPostMessage(message type 0x55) -> HV_STATUS_INVALID_PARAMETER (0x5), as documented",
+        ],
+    );
+}
+
+#[test]
+fn negative_unknown_connection_is_refused() {
+    require_kvm!();
+    negative(
+        "unknown-connection",
+        &[
+            "viridian guest: negative: HvSignalEvent(connection 0x2fff) -> HV_STATUS_INVALID_CONNECTION_ID (0x12), as documented",
+            "viridian guest: negative: HvPostMessage(connection 0x2fff) -> HV_STATUS_INVALID_CONNECTION_ID (0x12), as documented",
+        ],
+    );
+}
+
+#[test]
+fn negative_reserved_synic_bits_fault() {
+    require_kvm!();
+    negative(
+        "reserved-synic-bits",
+        &["viridian guest: negative: wrmsr SINT2 and SCONTROL with reserved bits -> #GP twice, registers unchanged, as documented"],
+    );
 }
 
 #[test]
 fn traces_exits() {
     require_kvm!();
-    let out = vmm(&["--trace", "--mem", "16"]);
+    let out = vmm(&["--trace", "--mem", "16", "--run-ms", "200", "--probe", "0"]);
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
     assert!(out.stdout.contains(GREETING));
     assert!(
@@ -164,17 +342,23 @@ fn traces_exits() {
         "{}",
         out.stderr
     );
-    // The Hyper-V plumbing: synthetic MSR exits, the hypercall trap and the dispatcher.
+    // The Hyper-V plumbing: synthetic MSR exits, the hypercall trap, the dispatcher, VMBus.
     for needle in [
         "wrmsr 0x40000000 (GUEST_OS_ID) <- 0x8076000001000000",
         "rdmsr 0x40000001 (HYPERCALL) -> 0x",
         "io out 0x0099 [5d] hypercall",
         "[hv] HvSignalEvent connection 0x7f00 flag 0 -> HV_STATUS_SUCCESS (0x0)",
-        "[hv] HvPostMessage connection 0x1 type 0x1 (5 bytes) -> HV_STATUS_INVALID_CONNECTION_ID (0x12)",
+        "[hv] HvPostMessage connection 0x4 type 0x1 (40 bytes) -> HV_STATUS_SUCCESS (0x0)",
+        "[hv] HvSignalEvent connection 0x2001 flag 0 -> HV_STATUS_SUCCESS (0x0)",
+        "wrmsr 0x40000080 (SCONTROL) <- 0x1",
         "rdmsr 0x40000020 (TIME_REF_COUNT) -> 0x",
-        "[vmm] hyper-v: 3 synthetic msr reads, 3 writes, 3 hypercalls (1 diagnostic signals)",
+        "[vmm] hyper-v: ",
     ] {
-        assert!(out.stderr.contains(needle), "{needle:?} missing:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "{needle:?} missing:\n{}",
+            out.stderr
+        );
     }
 }
 
