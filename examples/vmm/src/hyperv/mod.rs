@@ -322,17 +322,18 @@ impl HypercallHandler for Handler<'_> {
                 connection_id: DIAGNOSTIC_CONNECTION_ID,
                 ..
             } => HvStatus::INVALID_PARAMETER,
-            // A channel's connection: its rings are drained after this exit anyway.
+            // A channel's connection: its ring is read after this exit.
             SignalEventRequest {
                 connection_id,
-                flag_number: 0,
-            } if self.vmbus.is_channel_connection(connection_id) => HvStatus::SUCCESS,
-            SignalEventRequest { connection_id, .. }
-                if self.vmbus.is_channel_connection(connection_id) =>
-            {
-                HvStatus::INVALID_PARAMETER
-            }
-            _ => HvStatus::INVALID_CONNECTION_ID,
+                flag_number,
+            } => match self.vmbus.channel_of(connection_id) {
+                Some(relid) if flag_number == 0 => {
+                    self.vmbus.signal(relid);
+                    HvStatus::SUCCESS
+                }
+                Some(_) => HvStatus::INVALID_PARAMETER,
+                None => HvStatus::INVALID_CONNECTION_ID,
+            },
         };
         if self.trace {
             eprintln!(

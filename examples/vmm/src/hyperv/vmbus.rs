@@ -70,7 +70,6 @@ struct Channel {
 struct OpenRing {
     gpadl_id: u32,
     downstream: u32,
-    target_vp: u32,
     connection_id: u32,
 }
 
@@ -80,6 +79,10 @@ pub struct VmbusHost {
     channels: BTreeMap<u32, Channel>,
     /// Guest message payloads posted since the last [`VmbusHost::service`].
     pub inbox: Vec<Vec<u8>>,
+    /// Channels the guest signaled since the last [`VmbusHost::service`]: only their rings are
+    /// read (the ring protocol makes the guest signal whenever a ring goes from empty to
+    /// non-empty, and the host always drains a signaled ring completely).
+    signaled: std::collections::BTreeSet<u32>,
     demo: DemoConfig,
     next_txid: u64,
     kvp_started: bool,
@@ -136,6 +139,7 @@ impl VmbusHost {
             server,
             channels,
             inbox: Vec::new(),
+            signaled: std::collections::BTreeSet::new(),
             demo,
             next_txid: 1,
             kvp_started: false,
@@ -144,11 +148,18 @@ impl VmbusHost {
         }
     }
 
-    /// Whether `connection_id` is an open channel's event connection.
-    pub fn is_channel_connection(&self, connection_id: u32) -> bool {
+    /// The relid of the open channel whose event connection is `connection_id`.
+    pub fn channel_of(&self, connection_id: u32) -> Option<u32> {
         self.channels
-            .values()
-            .any(|c| c.open.is_some_and(|o| o.connection_id == connection_id))
+            .iter()
+            .find(|(_, c)| c.open.is_some_and(|o| o.connection_id == connection_id))
+            .map(|(&relid, _)| relid)
+    }
+
+    /// Records that the guest signaled channel `relid` (its ring is read at the next
+    /// [`VmbusHost::service`]).
+    pub fn signal(&mut self, relid: u32) {
+        self.signaled.insert(relid);
     }
 
     /// Runs everything pending (see the module documentation).
@@ -174,9 +185,11 @@ impl VmbusHost {
                 self.act(action, now, memory, vp, interrupts, timeline, exits);
             }
         }
+        for relid in std::mem::take(&mut self.signaled) {
+            self.drain(relid, now, memory, vp, interrupts, timeline);
+        }
         let relids: Vec<u32> = self.channels.keys().copied().collect();
         for relid in relids {
-            self.drain(relid, now, memory, vp, interrupts, timeline);
             let out = match self.channels.get_mut(&relid) {
                 Some(c) if c.open.is_some() => c.service.poll(now),
                 _ => continue,
@@ -230,8 +243,8 @@ impl VmbusHost {
                 relid,
                 gpadl_id,
                 downstream_page_offset,
-                target_vp,
                 connection_id,
+                ..
             } => {
                 let Some(channel) = self.channels.get_mut(&relid) else {
                     return;
@@ -239,7 +252,6 @@ impl VmbusHost {
                 channel.open = Some(OpenRing {
                     gpadl_id,
                     downstream: downstream_page_offset,
-                    target_vp,
                     connection_id,
                 });
                 timeline.host(format_args!(
@@ -379,7 +391,6 @@ impl VmbusHost {
                 });
             match written {
                 Ok(true) => {
-                    let _ = ring.target_vp;
                     let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, relid);
                 }
                 Ok(false) => {}
