@@ -70,6 +70,8 @@ enum Scenario {
     UnknownConnection,
     /// Write reserved bits of SINT2 and SCONTROL.
     ReservedSynicBits,
+    /// Describe a GPADL with a page outside guest RAM (checked by the VMBus driver).
+    GpadlOutsideRam,
 }
 
 impl Scenario {
@@ -79,6 +81,7 @@ impl Scenario {
             1 => Self::MalformedMessage,
             2 => Self::UnknownConnection,
             3 => Self::ReservedSynicBits,
+            4 => Self::GpadlOutsideRam,
             _ => return None,
         })
     }
@@ -107,6 +110,9 @@ pub extern "C" fn _start(scenario: u64, probe_writes: u64) -> ! {
     ));
     negative(scenario, &mut calls);
     let mut bus = vmbus::Vmbus::new(calls);
+    if scenario == Scenario::GpadlOutsideRam {
+        bus.probe_gpadl_outside_ram();
+    }
     let action = bus.run();
     let stats = bus.stats();
     say(format_args!(
@@ -183,7 +189,8 @@ fn negative(scenario: Scenario, calls: &mut hyperv::Calls) {
             .unwrap_or_else(|e| panic!("HvPostMessage failed: {e}"))
     };
     match scenario {
-        Scenario::Normal => {}
+        // The GPADL scenario needs a connected VMBus: the driver runs it (see `vmbus`).
+        Scenario::Normal | Scenario::GpadlOutsideRam => {}
         Scenario::MalformedMessage => {
             // A VMBus message type the protocol does not have (0x7fff): the VMM accepts the
             // post (the hypervisor delivered it) and the VMBus host drops it.

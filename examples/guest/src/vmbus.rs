@@ -14,6 +14,7 @@ use core::sync::atomic::AtomicU64;
 use hv_hypercall::defs::HvMessageType;
 use hv_hypercall::guest as synic;
 use vmbus_ring::channel::client::{Client, ClientEvent, Outgoing, LINUX_VERSIONS};
+use vmbus_ring::channel::server::STATUS_UNSUCCESSFUL;
 use vmbus_ring::channel::{interface, Guid, VmbusVersion};
 use vmbus_ring::ic::bodies::ShutdownFlags;
 use vmbus_ring::ic::guest::{GuestEvent, GuestService, KvpStore, MemKvpStore};
@@ -88,6 +89,8 @@ pub struct Vmbus {
     /// Guest wall clock = reference time (100 ns) × 100 + this, in Unix ns; 0 until synced.
     clock_offset_ns: i128,
     stats: Stats,
+    /// The negative GPADL scenario: `Some(None)` until the probe GPADL is sent, then its id.
+    bad_gpadl: Option<Option<u32>>,
 }
 
 impl Vmbus {
@@ -110,7 +113,14 @@ impl Vmbus {
             kvp,
             clock_offset_ns: 0,
             stats: Stats::default(),
+            bad_gpadl: None,
         }
+    }
+
+    /// Before the first ring GPADL, describe one whose last page lies far outside guest RAM
+    /// (1 TiB up) and check that the host refuses it with GPADL_CREATED's failure status.
+    pub fn probe_gpadl_outside_ram(&mut self) {
+        self.bad_gpadl = Some(None);
     }
 
     /// What the driver did so far.
@@ -225,6 +235,17 @@ impl Vmbus {
             return;
         };
         let first = RINGS[ring].0.as_ptr() as u64 >> 12;
+        if self.bad_gpadl == Some(None) {
+            let pfns = [first, first + 1, 1 << 28];
+            let (gpadl_id, messages) = self
+                .client
+                .create_gpadl(relid, &pfns)
+                .unwrap_or_else(|e| panic!("cannot describe the probe GPADL: {e}"));
+            self.bad_gpadl = Some(Some(gpadl_id));
+            for m in &messages {
+                self.post(m);
+            }
+        }
         let pfns: Vec<u64> = (0..RING_PAGES as u64).map(|i| first + i).collect();
         let (gpadl_id, messages) = self
             .client
@@ -245,6 +266,16 @@ impl Vmbus {
     }
 
     fn on_gpadl_created(&mut self, gpadl_id: u32, status: u32) {
+        if self.bad_gpadl == Some(Some(gpadl_id)) {
+            assert!(
+                status == STATUS_UNSUCCESSFUL,
+                "the host accepted GPADL {gpadl_id:#x} outside RAM: status {status:#x}"
+            );
+            say(format_args!(
+                "negative: GPADL with a page at 1 TiB -> GPADL_CREATED status {status:#x}, as documented"
+            ));
+            return;
+        }
         let Some(channel) = self.channels.iter().find(|c| c.gpadl_id == Some(gpadl_id)) else {
             return;
         };

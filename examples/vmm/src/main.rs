@@ -68,7 +68,8 @@ options:
   --probe <n>            port writes in the guest's exit-probe loop (default 2000)
   --vmbus-version <x.y>  newest VMBus version the host accepts (default 5.3)
   --scenario <name>      a negative scenario for the built-in guest: malformed-message,
-                         unknown-connection, reserved-synic-bits (default: none)
+                         unknown-connection, reserved-synic-bits, gpadl-outside-ram
+                         (default: none)
   --guest <path>         boot this ELF64 executable instead of the built-in test guest
   --no-irqchip           do not create KVM's in-kernel interrupt controller; a guest `hlt`
                          then stops the VM with an error instead of sleeping
@@ -94,10 +95,11 @@ struct Options {
 }
 
 /// The negative scenarios of the built-in guest, by name (the guest's `Scenario` numbers).
-const SCENARIOS: [(&str, u64); 3] = [
+const SCENARIOS: [(&str, u64); 4] = [
     ("malformed-message", 1),
     ("unknown-connection", 2),
     ("reserved-synic-bits", 3),
+    ("gpadl-outside-ram", 4),
 ];
 
 /// The parsed command line.

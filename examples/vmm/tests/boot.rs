@@ -327,6 +327,18 @@ fn negative_reserved_synic_bits_fault() {
 }
 
 #[test]
+fn negative_gpadl_outside_ram_is_refused() {
+    require_kvm!();
+    negative(
+        "gpadl-outside-ram",
+        &[
+            "host: vmbus: dropped a guest message: GPADL 0x",
+            "viridian guest: negative: GPADL with a page at 1 TiB -> GPADL_CREATED status 0xc0000001, as documented",
+        ],
+    );
+}
+
+#[test]
 fn traces_exits() {
     require_kvm!();
     let out = vmm(&["--trace", "--mem", "16", "--run-ms", "200", "--probe", "0"]);

@@ -176,6 +176,12 @@ pub enum Dropped {
     /// A GPADL body the reassembly rejected.
     #[error("GPADL body rejected")]
     Gpadl(#[source] GpadlError),
+    /// A complete GPADL the host's check refused (see [`Server::handle_message_checked`]).
+    #[error("GPADL {gpadl_id:#x} refused: it names pages the host cannot map")]
+    GpadlRefused {
+        /// The GPADL, now forgotten.
+        gpadl_id: u32,
+    },
     /// A feature this server does not offer.
     #[error("{0:?} is not supported")]
     Unsupported(MessageType),
@@ -316,8 +322,21 @@ impl Server {
         ChannelMessage::OfferChannel(offer).emit()
     }
 
-    /// Handles one guest→host message.
+    /// Handles one guest→host message, accepting every GPADL the guest describes (a host that
+    /// maps GPADL pages should use [`Server::handle_message_checked`] instead).
     pub fn handle_message(&mut self, payload: &[u8]) -> Output {
+        self.handle_message_checked(payload, |_| true)
+    }
+
+    /// Handles one guest→host message; `accept` vets every GPADL the moment it is complete
+    /// (typically: is every page guest RAM the host can map?). A refused GPADL is forgotten and
+    /// answered with GPADL_CREATED carrying [`STATUS_UNSUCCESSFUL`], plus
+    /// [`Dropped::GpadlRefused`], so no channel can later open over pages the host cannot reach.
+    pub fn handle_message_checked<F: FnMut(&Gpadl) -> bool>(
+        &mut self,
+        payload: &[u8],
+        mut accept: F,
+    ) -> Output {
         let mut out = Output::default();
         let msg = match ChannelMessage::parse(payload) {
             Ok(m) => m,
@@ -376,14 +395,7 @@ impl Server {
                     Ok(GpadlProgress::Complete {
                         gpadl_id,
                         child_relid,
-                    }) => out.messages.push(
-                        ChannelMessage::GpadlCreated {
-                            child_relid,
-                            gpadl: gpadl_id,
-                            status: 0,
-                        }
-                        .emit(),
-                    ),
+                    }) => self.gpadl_complete(gpadl_id, child_relid, &mut accept, &mut out),
                     Ok(GpadlProgress::InProgress { .. }) => {}
                     Err(e) => {
                         // The documented answer to a bad header: GPADL_CREATED with a failure.
@@ -403,14 +415,7 @@ impl Server {
                 Ok(GpadlProgress::Complete {
                     gpadl_id,
                     child_relid,
-                }) => out.messages.push(
-                    ChannelMessage::GpadlCreated {
-                        child_relid,
-                        gpadl: gpadl_id,
-                        status: 0,
-                    }
-                    .emit(),
-                ),
+                }) => self.gpadl_complete(gpadl_id, child_relid, &mut accept, &mut out),
                 Ok(GpadlProgress::InProgress { .. }) => {}
                 Err(e) => {
                     if !matches!(e, GpadlError::UnknownId { .. } | GpadlError::Overrun { .. }) {
@@ -641,6 +646,32 @@ impl Server {
         if self.deferred_teardown.remove(&gpadl_id) {
             self.release_gpadl(gpadl_id, out);
         }
+    }
+
+    /// A GPADL just finished assembly: vet it and answer GPADL_CREATED.
+    fn gpadl_complete<F: FnMut(&Gpadl) -> bool>(
+        &mut self,
+        gpadl_id: u32,
+        child_relid: u32,
+        accept: &mut F,
+        out: &mut Output,
+    ) {
+        let accepted = self.gpadls.get(gpadl_id).is_some_and(&mut *accept);
+        let status = if accepted {
+            0
+        } else {
+            self.gpadls.remove(gpadl_id);
+            out.dropped.push(Dropped::GpadlRefused { gpadl_id });
+            STATUS_UNSUCCESSFUL
+        };
+        out.messages.push(
+            ChannelMessage::GpadlCreated {
+                child_relid,
+                gpadl: gpadl_id,
+                status,
+            }
+            .emit(),
+        );
     }
 
     fn release_gpadl(&mut self, gpadl_id: u32, out: &mut Output) {

@@ -303,6 +303,55 @@ fn bad_requests_get_the_documented_answers() {
 }
 
 #[test]
+fn refused_gpadls_are_forgotten_and_answered_with_a_failure() {
+    let (mut server, relids) = server_with_ics(VmbusVersion::WIN10_V5_3);
+    let mut client = Client::new(&LINUX_VERSIONS, 0, (0, 0));
+    let first = client.connect().into_iter().collect();
+    pump(&mut server, &mut client, first);
+    // "RAM" is PFNs 0..0x100: a one-message GPADL and one long enough to need body messages,
+    // each with a single page outside, are refused when complete; one inside is accepted.
+    let in_ram = |g: &crate::gpadl::Gpadl| g.pfns().all(|p| p < 0x100);
+    let long: Vec<u64> = (0..600)
+        .map(|i| if i == 599 { 0x100 } else { i % 0x100 })
+        .collect();
+    for pfns in [&[1, 2, 0x1_0000_0000, 4][..], &long[..]] {
+        let (id, msgs) = client.create_gpadl(relids[0], pfns).unwrap();
+        let mut answers = Vec::new();
+        let mut dropped = Vec::new();
+        for m in &msgs {
+            let out = server.handle_message_checked(&m.payload, in_ram);
+            answers.extend(out.messages);
+            dropped.extend(out.dropped);
+        }
+        assert_eq!(
+            answers
+                .iter()
+                .map(|m| ChannelMessage::parse(m).unwrap())
+                .collect::<Vec<_>>(),
+            [ChannelMessage::GpadlCreated {
+                child_relid: relids[0],
+                gpadl: id,
+                status: STATUS_UNSUCCESSFUL
+            }]
+        );
+        assert_eq!(dropped, [Dropped::GpadlRefused { gpadl_id: id }]);
+        assert!(server.gpadl(id).is_none());
+        assert_eq!(server.gpadl_count(), 0);
+        // Opening over the refused GPADL fails too.
+        let out = server.handle_message(&client.open_channel(relids[0], id, 2, 0).payload);
+        assert!(out.actions.is_empty());
+    }
+    let (id, msgs) = client.create_gpadl(relids[0], &[1, 2, 3, 0xff]).unwrap();
+    let out = server.handle_message_checked(&msgs[0].payload, in_ram);
+    assert!(out.dropped.is_empty());
+    assert!(matches!(
+        ChannelMessage::parse(&out.messages[0]).unwrap(),
+        ChannelMessage::GpadlCreated { status: 0, .. }
+    ));
+    assert!(server.gpadl(id).is_some());
+}
+
+#[test]
 fn version_refusals_fall_back_and_can_fail() {
     let mut server = Server::new(ServerConfig {
         min_version: VmbusVersion::WIN10_V5,

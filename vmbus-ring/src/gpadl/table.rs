@@ -84,6 +84,14 @@ impl Gpadl {
             .unwrap_or_else(|_| GpaRanges::empty())
     }
 
+    /// Every page the GPADL names, range by range (what a host checks against guest RAM
+    /// before it accepts the GPADL; see [`Server::handle_message_checked`]).
+    ///
+    /// [`Server::handle_message_checked`]: crate::channel::server::Server::handle_message_checked
+    pub fn pfns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ranges().iter().flat_map(|r| r.pfns.iter())
+    }
+
     /// Total bytes the GPADL describes.
     pub fn len(&self) -> u64 {
         self.ranges().total_len()

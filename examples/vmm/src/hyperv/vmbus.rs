@@ -173,7 +173,11 @@ impl VmbusHost {
     ) {
         let now = now(timeline);
         for payload in std::mem::take(&mut self.inbox) {
-            let out = self.server.handle_message(&payload);
+            // Every GPADL must lie in guest RAM: the rings and buffers are accessed there.
+            let ram_pages = memory.size() / 4096;
+            let out = self
+                .server
+                .handle_message_checked(&payload, |g| g.pfns().all(|p| p < ram_pages));
             for dropped in &out.dropped {
                 self.stats.dropped += 1;
                 timeline.host(format_args!("vmbus: dropped a guest message: {dropped}"));
