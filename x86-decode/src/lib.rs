@@ -111,6 +111,7 @@
 
 mod decode;
 mod defs;
+pub mod emulate;
 mod error;
 #[cfg(feature = "formatter")]
 mod format;
