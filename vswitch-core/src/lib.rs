@@ -1,21 +1,120 @@
 //! # `vswitch-core`: an 802.1D/802.1Q learning switch
 //!
-//! A virtual switch core in the style of the Hyper-V virtual switch: IEEE 802.1D MAC learning and
-//! forwarding with ageing, IEEE 802.1Q VLAN tagging (access and trunk ports), and Hyper-V port
-//! features such as MAC spoofing protection, DHCP guard, router guard and port ACLs. It moves
-//! frames between ports it does not own: the caller supplies the frames and delivers the output.
+//! The engine of a Hyper-V-style virtual switch as a `no_std` library: frames in, forwarding
+//! decisions and frames out, no I/O of its own. IEEE 802.1D MAC learning and forwarding with
+//! aging, IEEE 802.1Q VLANs (access, trunk, native VLAN, 802.1ad S-VLAN ports, priority tags),
+//! and the Hyper-V port features: MAC spoofing protection, DHCP guard, router guard, private
+//! VLANs, port mirroring, per-port and per-VLAN statistics, the external/internal/private
+//! network types, software checksum and large-send offload, and an optional spanning tree.
 //!
-//! ## Status
+//! Semantics follow 802.1D and 802.1Q as summarised in the project's
+//! `shared/reference/vswitch.md` (§1), with the Linux bridge as the behavioural reference
+//! where the standard leaves a choice (reserved addresses, `static` versus `sticky`, ageing
+//! time 0).
 //!
-//! Nothing is implemented yet. The bridge, VLANs and port features arrive with the switch issue.
+//! ## Overview
+//!
+//! ```text
+//!   RxFrame { port, &[u8], offload }*  ──►  Bridge::process(frames, now, &mut TxBatch)
+//!                                              │   pass 1: parse, hash, prefetch (×32)
+//!                                              │   pass 2: classify, guards, learn,
+//!                                              │           lookup, flood, egress edit
+//!                                              ▼
+//!   TxBatch { TxAction { port, frame index, Edit | arena bytes, offload }*, drops }
+//!
+//!   Bridge::tick(now)  ── spanning-tree timers, BPDUs out      Bridge::age(now, budget)
+//!   add_port / remove_port / set_port_config / add_static / set_fid / configure_pvlan
+//! ```
+//!
+//! | module | what | needs |
+//! |---|---|---|
+//! | [`frame`] | MAC addresses, EtherTypes, TCI, [`frame::EthernetFrame`] view and [`frame::EthernetRepr`] (C-tag, S-tag, QinQ) | `core` |
+//! | [`packet`] | IPv4, IPv6 (extension-header walk), ARP, UDP, TCP views; ICMP and DHCP constants | `core` |
+//! | [`vlan`] | [`vlan::VlanSet`], [`vlan::VlanConfig`] (access, trunk, private-VLAN roles), classification, [`vlan::Edit`] | `core` |
+//! | [`port`] | [`port::PortConfig`], Hyper-V network and port kinds, security, mirroring, offload capabilities | `core` |
+//! | [`features`] | DHCP and router guard inspection, drop reasons, statistics | `core` |
+//! | [`offload`] | Internet checksum, TCP/UDP checksum insertion, [`offload::TcpSegmenter`] | `core` |
+//! | [`stp`] | BPDU encoding/decoding (STP, TCN, RST) and [`stp::SpanningTree`] | `core` (`alloc` for the tree) |
+//! | [`fdb`] | [`fdb::Fdb`]: keyed-hash open-addressing table, IVL/SVL keys, kinds, aging, limits | `alloc` |
+//! | [`bridge`], [`batch`] | [`Bridge`] and its batch data path | `alloc` |
+//!
+//! ## Semantics in brief
+//!
+//! - **Intake.** Frames shorter than 14 bytes, with a group or all-zero source, or longer than
+//!   the port's MTU allows (14 + MTU + 4 per tag) are dropped. Short frames are accepted (VM
+//!   ports send runts).
+//! - **Classification.** Only the port's TPID (0x8100 or 0x88A8) is a tag; anything else is
+//!   payload. VID 4095 is dropped; VID 0 (priority tag) goes to the PVID keeping its PCP.
+//!   Acceptable frame types and ingress filtering are per port.
+//! - **Learning** happens after every ingress check (so spoofed or filtered frames teach
+//!   nothing), per FID; a port in the learning state learns and then drops.
+//! - **Forwarding.** Known unicast goes to its port if that port may transmit the VLAN, never
+//!   back to the ingress port unless it is in hairpin mode; broadcast, multicast and unknown
+//!   unicast flood to the VLAN's egress members except the ingress port. Reserved
+//!   01-80-C2-00-00-0x: -00 is consumed by the spanning tree when it runs and flooded
+//!   otherwise (as Linux does), -01 never passes, the others pass only if the ingress port's
+//!   `group_fwd_mask` has their bit.
+//! - **Egress.** Tagged or untagged per the egress port's untagged set, with the egress port's
+//!   TPID, PCP and DEI kept; a popped frame is re-padded to 60 bytes.
+//!
+//! ## Example
+//!
+//! ```
+//! use vswitch_core::{Bridge, BridgeConfig, HashKey, PortConfig, RxFrame, TxBatch};
+//! use vswitch_core::frame::MacAddr;
+//!
+//! let mut br = Bridge::new(BridgeConfig::new(HashKey::from_seed(0x5eed)));
+//! let a = MacAddr([2, 0, 0, 0, 0, 0xa]);
+//! let b = MacAddr([2, 0, 0, 0, 0, 0xb]);
+//! let pa = br.add_port(PortConfig::vm(a)).unwrap();
+//! let pb = br.add_port(PortConfig::vm(b)).unwrap();
+//!
+//! // A frame from A to B floods (B is unknown) and teaches the bridge where A is.
+//! let mut frame = [0u8; 60];
+//! frame[..6].copy_from_slice(&b.0);
+//! frame[6..12].copy_from_slice(&a.0);
+//! frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+//! let mut out = TxBatch::new();
+//! br.process(&[RxFrame::new(pa, &frame)], 0, &mut out);
+//! assert_eq!(out.actions().len(), 1);
+//! assert_eq!(out.actions()[0].port, pb);
+//! assert_eq!(br.lookup(1, a, 0), Some(pa));
+//! ```
 //!
 //! ## Features
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `alloc` | via `std` | heap-backed conveniences; needs only `core` + `alloc` |
-//! | `std` | yes | operating-system conveniences (files, `std::error::Error`); implies `alloc` |
+//! | `alloc` | via `std` | the forwarding table, the bridge and the spanning tree |
+//! | `std` | yes | [`HashKey::random`]; implies `alloc` |
 //!
-//! With `default-features = false` the crate is `#![no_std]` and needs only `core`.
+//! With `default-features = false` the crate is `#![no_std]` and needs only `core`: the
+//! framing, VLAN, offload and BPDU layers are available; the bridge needs `alloc`.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod macros;
+
+pub mod features;
+pub mod frame;
+pub mod offload;
+pub mod packet;
+pub mod port;
+pub mod stp;
+pub mod vlan;
+
+#[cfg(feature = "alloc")]
+pub mod batch;
+#[cfg(feature = "alloc")]
+pub mod bridge;
+pub mod fdb;
+
+#[cfg(feature = "alloc")]
+pub use batch::{Offload, RxFrame, TxAction, TxBatch, TxData};
+#[cfg(feature = "alloc")]
+pub use bridge::{Bridge, BridgeConfig, ConfigError};
+pub use fdb::HashKey;
+pub use port::{PortConfig, PortId};

@@ -1,0 +1,646 @@
+//! The data path: a batch of received frames in, per-port transmit actions out.
+//!
+//! [`Bridge::process`] takes a slice of [`RxFrame`]s and fills a [`TxBatch`]. Each
+//! [`TxAction`] names an egress port and either the received frame plus an [`Edit`] (nothing,
+//! a TCI rewrite, a tag push or a tag pop: the caller copies at most once, while writing into
+//! its transmit buffer, and not at all for [`Edit::Unchanged`]) or bytes the bridge built in
+//! the batch's arena (software checksum or segmentation, BPDUs). Frames are handled in
+//! chunks of 32: a first pass reads the headers, hashes the source and destination keys and
+//! prefetches their table slots; a second pass runs the pipeline:
+//!
+//! ```text
+//! port up? ─ BPDU? ─ valid source ─ size ─ VLAN classify ─ spoof guard ─ DHCP/router guard
+//!   ─ learn ─ learning-state stop ─ reserved-address filter ─ lookup ─ unicast / flood
+//!   ─ per egress port: state, VLAN egress set, flood knobs, tag edit, MTU, offloads ─ mirror
+//! ```
+//!
+//! After warm-up (the batch's vectors have reached their working sizes) nothing here
+//! allocates.
+
+use alloc::vec::Vec;
+
+use crate::bridge::{Bridge, Port};
+use crate::fdb::{pack, Learn};
+use crate::features::{inspect, DropReason, GuardHit, VlanStats};
+use crate::frame::{Tci, HEADER_LEN, MAX_TAGS, TAG_LEN};
+use crate::offload::{fill_l4_checksum, TcpSegmenter};
+use crate::port::{MirrorMode, PortId, PortState};
+use crate::stp::Bpdu;
+use crate::vlan::{Edit, VlanDrop};
+
+/// Offload work a frame still needs (set by the sender, e.g. a guest's NDIS OOB data).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Offload {
+    /// The TCP/UDP checksum is not filled in yet.
+    pub checksum: bool,
+    /// Non-zero: the frame is one large TCP segment to be cut into frames of this MSS.
+    pub lso_mss: u16,
+}
+
+/// A received frame.
+#[derive(Clone, Copy, Debug)]
+pub struct RxFrame<'a> {
+    /// Ingress port.
+    pub port: PortId,
+    /// The frame, from the destination address on, without FCS.
+    pub data: &'a [u8],
+    /// Pending offload work.
+    pub offload: Offload,
+}
+
+impl<'a> RxFrame<'a> {
+    /// A frame with no pending offloads.
+    pub fn new(port: PortId, data: &'a [u8]) -> Self {
+        Self {
+            port,
+            data,
+            offload: Offload::default(),
+        }
+    }
+}
+
+/// What to transmit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxData {
+    /// The received frame with an edit applied.
+    Frame(Edit),
+    /// Bytes in [`TxBatch::arena`].
+    Arena {
+        /// Offset.
+        start: u32,
+        /// Length.
+        len: u32,
+    },
+}
+
+/// One frame to transmit on one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TxAction {
+    /// Egress port ([`PortId::LOCAL`] for frames to the switch's own address).
+    pub port: PortId,
+    /// Index of the received frame in the `process` call ([`GENERATED`] for BPDUs).
+    pub frame: u32,
+    /// The bytes.
+    pub data: TxData,
+    /// Offload work the egress port has to finish (it advertised the capability).
+    pub offload: Offload,
+}
+
+/// [`TxAction::frame`] of frames the bridge generated itself.
+pub const GENERATED: u32 = u32::MAX;
+
+/// The output of [`Bridge::process`] and [`Bridge::tick`]; reuse one across calls.
+#[derive(Clone, Debug, Default)]
+pub struct TxBatch {
+    pub(crate) actions: Vec<TxAction>,
+    pub(crate) arena: Vec<u8>,
+    pub(crate) drops: Vec<(u32, DropReason)>,
+}
+
+impl TxBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the contents, keeping the storage.
+    pub fn clear(&mut self) {
+        self.actions.clear();
+        self.arena.clear();
+        self.drops.clear();
+    }
+
+    /// The transmit actions, in order.
+    pub fn actions(&self) -> &[TxAction] {
+        &self.actions
+    }
+
+    /// Received frames dropped as a whole: (frame index, reason).
+    pub fn drops(&self) -> &[(u32, DropReason)] {
+        &self.drops
+    }
+
+    /// Bytes of [`TxData::Arena`] actions.
+    pub fn arena(&self) -> &[u8] {
+        &self.arena
+    }
+
+    /// The action's bytes without copying, when no edit is needed (unchanged or arena).
+    pub fn borrowed<'a>(&'a self, a: &TxAction, frames: &[RxFrame<'a>]) -> Option<&'a [u8]> {
+        match a.data {
+            TxData::Frame(Edit::Unchanged) => frames.get(a.frame as usize).map(|f| f.data),
+            TxData::Frame(_) => None,
+            TxData::Arena { start, len } => self.arena.get(start as usize..(start + len) as usize),
+        }
+    }
+
+    /// Length of the action's bytes (0 if `frames` is not the batch that produced it).
+    pub fn len_of(&self, a: &TxAction, frames: &[RxFrame<'_>]) -> usize {
+        match a.data {
+            TxData::Frame(e) => frames
+                .get(a.frame as usize)
+                .map_or(0, |f| e.output_len(f.data.len())),
+            TxData::Arena { len, .. } => len as usize,
+        }
+    }
+
+    /// Writes the action's bytes into `out`; returns the length, or `None` if `out` is too
+    /// small or `frames` is not the batch that produced the action.
+    pub fn write(&self, a: &TxAction, frames: &[RxFrame<'_>], out: &mut [u8]) -> Option<usize> {
+        match a.data {
+            TxData::Frame(e) => e.apply(frames.get(a.frame as usize)?.data, out),
+            TxData::Arena { .. } => {
+                let b = self.borrowed(a, frames)?;
+                out.get_mut(..b.len())?.copy_from_slice(b);
+                Some(b.len())
+            }
+        }
+    }
+
+    /// The action's bytes in a new vector.
+    pub fn to_vec(&self, a: &TxAction, frames: &[RxFrame<'_>]) -> Vec<u8> {
+        let mut v = alloc::vec![0; self.len_of(a, frames)];
+        let n = self.write(a, frames, &mut v).unwrap_or(0);
+        v.truncate(n);
+        v
+    }
+
+    /// Appends a generated frame written by `f` into the arena (f returns its length).
+    pub(crate) fn push_generated(&mut self, port: PortId, f: impl FnOnce(&mut [u8]) -> usize) {
+        let start = self.arena.len();
+        self.arena.resize(start + 128, 0);
+        let n = f(&mut self.arena[start..]);
+        self.arena.truncate(start + n);
+        if n > 0 {
+            self.actions.push(TxAction {
+                port,
+                frame: GENERATED,
+                data: TxData::Arena {
+                    start: start as u32,
+                    len: n as u32,
+                },
+                offload: Offload::default(),
+            });
+        }
+    }
+}
+
+const CHUNK: usize = 32;
+
+/// Keys and hashes computed in the first pass over a chunk.
+#[derive(Clone, Copy, Default)]
+struct Pre {
+    src_key: u64,
+    src_hash: u64,
+    dst_key: u64,
+    dst_hash: u64,
+}
+
+#[inline(always)]
+fn mac_at(d: &[u8], off: usize) -> u64 {
+    u64::from_be_bytes([
+        0,
+        0,
+        d[off],
+        d[off + 1],
+        d[off + 2],
+        d[off + 3],
+        d[off + 4],
+        d[off + 5],
+    ])
+}
+
+const BROADCAST: u64 = 0xffff_ffff_ffff;
+const BRIDGE_GROUP: u64 = 0x0180_c200_0000;
+
+/// How a flooded frame is classed for the per-port flood knobs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flood {
+    Unknown,
+    Broadcast,
+    Multicast,
+}
+
+/// Counts tags of any TPID at the front of a frame (at most [`MAX_TAGS`]).
+fn count_tags(d: &[u8]) -> usize {
+    crate::frame::network_offset(d).map_or(MAX_TAGS, |(_, off)| (off - HEADER_LEN) / TAG_LEN)
+}
+
+/// Everything about the received frame the egress side needs.
+struct Ingress<'f> {
+    idx: u32,
+    rx: &'f RxFrame<'f>,
+    tag: Option<(u16, Tci)>,
+    tci: Tci,
+}
+
+impl Bridge {
+    /// Forwards a batch of frames received at `now` (ms). `out` is cleared first.
+    pub fn process(&mut self, frames: &[RxFrame<'_>], now: u64, out: &mut TxBatch) {
+        out.clear();
+        self.now = now;
+        let mut pre = [Pre::default(); CHUNK];
+        for (c, chunk) in frames.chunks(CHUNK).enumerate() {
+            for (p, f) in pre.iter_mut().zip(chunk) {
+                *p = self.prepare(f);
+            }
+            for (j, (f, p)) in chunk.iter().zip(&pre).enumerate() {
+                self.forward((c * CHUNK + j) as u32, f, p, now, out);
+            }
+        }
+        if !self.stp_out.is_empty() {
+            self.flush_stp_out(out);
+        }
+    }
+
+    /// First pass: the (FID, MAC) keys the frame will use if it is admitted, hashed and
+    /// prefetched.
+    #[inline(always)]
+    fn prepare(&self, f: &RxFrame<'_>) -> Pre {
+        let d = f.data;
+        let Some(Some(port)) = self.ports.get(f.port.0 as usize) else {
+            return Pre::default();
+        };
+        if d.len() < HEADER_LEN {
+            return Pre::default();
+        }
+        let mut vid = port.cfg.vlan.pvid.unwrap_or(0);
+        if u16::from_be_bytes([d[12], d[13]]) == port.cfg.tpid.0 && d.len() >= 16 {
+            let v = u16::from_be_bytes([d[14], d[15]]) & 0x0fff;
+            if v != 0 {
+                vid = v;
+            }
+        }
+        let fid = self.fid[usize::from(vid & 0x0fff)];
+        let fid_bits = pack(fid, crate::frame::MacAddr::ZERO);
+        let src_key = fid_bits | mac_at(d, 6);
+        let src_hash = self.fdb.hash(src_key);
+        self.fdb.prefetch(src_hash);
+        let dst = mac_at(d, 0);
+        let (dst_key, dst_hash) = if dst >> 40 & 1 == 0 {
+            let k = fid_bits | dst;
+            let h = self.fdb.hash(k);
+            self.fdb.prefetch(h);
+            (k, h)
+        } else {
+            (0, 0)
+        };
+        Pre {
+            src_key,
+            src_hash,
+            dst_key,
+            dst_hash,
+        }
+    }
+
+    /// Second pass: the whole pipeline for one frame.
+    #[inline(always)]
+    fn forward(&mut self, idx: u32, rx: &RxFrame<'_>, pre: &Pre, now: u64, out: &mut TxBatch) {
+        let d = rx.data;
+        let pi = rx.port.0 as usize;
+        let Some(Some(port)) = self.ports.get_mut(pi) else {
+            out.drops.push((idx, DropReason::NoSuchPort));
+            return;
+        };
+        port.stats.rx_frames += 1;
+        port.stats.rx_bytes += d.len() as u64;
+        macro_rules! drop_frame {
+            ($port:expr, $r:expr) => {{
+                let r = $r;
+                $port.stats.drops[r as usize] += 1;
+                out.drops.push((idx, r));
+                return;
+            }};
+        }
+        if d.len() < HEADER_LEN {
+            drop_frame!(port, DropReason::Malformed);
+        }
+        if port.state == PortState::Disabled {
+            drop_frame!(port, DropReason::PortState);
+        }
+        let dst = mac_at(d, 0);
+        let src = mac_at(d, 6);
+        if dst == BRIDGE_GROUP && (port.cfg.security.bpdu_guard || self.stp.is_some()) {
+            if port.cfg.security.bpdu_guard || !port.cfg.stp {
+                drop_frame!(port, DropReason::BpduGuard);
+            }
+            port.stats.bpdus += 1;
+            self.receive_bpdu(pi, d, now);
+            return;
+        }
+        if !matches!(port.state, PortState::Forwarding | PortState::Learning) {
+            drop_frame!(port, DropReason::PortState);
+        }
+        if src >> 40 & 1 != 0 || src == 0 {
+            drop_frame!(port, DropReason::InvalidSource);
+        }
+        let tpid = port.cfg.tpid.0;
+        let tag = if u16::from_be_bytes([d[12], d[13]]) == tpid {
+            if d.len() < HEADER_LEN + TAG_LEN {
+                drop_frame!(port, DropReason::Malformed);
+            }
+            Some(Tci(u16::from_be_bytes([d[14], d[15]])))
+        } else {
+            None
+        };
+        if d.len() > port.max_len[0]
+            && rx.offload.lso_mss == 0
+            && d.len() > port.max_len[count_tags(d)]
+        {
+            drop_frame!(port, DropReason::Oversize);
+        }
+        let tci = match port.cfg.vlan.classify(tag, port.cfg.default_pcp) {
+            Ok(t) => t,
+            Err(e) => drop_frame!(
+                port,
+                match e {
+                    VlanDrop::ReservedVid => DropReason::ReservedVid,
+                    VlanDrop::FrameType => DropReason::FrameType,
+                    VlanDrop::NotMember => DropReason::NotMember,
+                    VlanDrop::NoPvid => DropReason::NoPvid,
+                }
+            ),
+        };
+        if port.guard != u64::MAX && src != port.guard {
+            drop_frame!(port, DropReason::MacSpoofing);
+        }
+        if port.inspect {
+            let s = port.cfg.security;
+            match inspect(d, s.dhcp_guard, s.router_guard) {
+                Some(GuardHit::DhcpServer) => drop_frame!(port, DropReason::DhcpGuard),
+                Some(GuardHit::Router) => drop_frame!(port, DropReason::RouterGuard),
+                None => {}
+            }
+        }
+        let vid = tci.vid();
+        let vs = &mut self.vlan_stats[usize::from(vid)];
+        vs.rx_frames += 1;
+        vs.rx_bytes += d.len() as u64;
+        if port.cfg.learning {
+            match self
+                .fdb
+                .learn_hashed(pre.src_key, pre.src_hash, pi as u32, now)
+            {
+                Learn::Refreshed | Learn::Pinned | Learn::Disabled => {}
+                Learn::Learned => port.stats.learned += 1,
+                Learn::Moved(_) => port.stats.moves += 1,
+                Learn::Refused(_) => port.stats.learn_refused += 1,
+            }
+        }
+        if port.state == PortState::Learning {
+            drop_frame!(port, DropReason::Learning);
+        }
+        if dst >> 8 == BRIDGE_GROUP >> 8 && dst & 0xf0 == 0 {
+            let x = (dst & 0x0f) as u16;
+            let relay = match x {
+                0 => true,
+                1 => false,
+                _ => port.cfg.group_fwd_mask >> x & 1 != 0,
+            };
+            if !relay {
+                drop_frame!(port, DropReason::Reserved);
+            }
+        }
+        let hairpin = port.cfg.hairpin;
+        let mirror_in = port.cfg.mirror == MirrorMode::Source;
+        let ing = Ingress {
+            idx,
+            rx,
+            tag: tag.map(|t| (tpid, t)),
+            tci,
+        };
+        let a0 = out.actions.len();
+        let fid = usize::from(vid);
+        if dst >> 40 & 1 != 0 {
+            let kind = if dst == BROADCAST {
+                Flood::Broadcast
+            } else {
+                Flood::Multicast
+            };
+            self.flood(pi, hairpin, kind, &ing, out);
+        } else {
+            match self.fdb.lookup_hashed(pre.dst_key, pre.dst_hash, now) {
+                Some(q) if Bridge::is_local(q) => out.actions.push(TxAction {
+                    port: PortId::LOCAL,
+                    frame: idx,
+                    data: TxData::Frame(Edit::Unchanged),
+                    offload: rx.offload,
+                }),
+                Some(q) => {
+                    let reason = if q as usize == pi && !hairpin {
+                        Some(DropReason::Reflection)
+                    } else {
+                        match self.ports.get_mut(q as usize) {
+                            Some(Some(qp))
+                                if qp.state == PortState::Forwarding
+                                    && qp.cfg.vlan.egress.contains(vid) =>
+                            {
+                                emit(
+                                    qp,
+                                    q,
+                                    &ing,
+                                    &mut self.vlan_stats[fid],
+                                    &mut self.scratch,
+                                    out,
+                                );
+                                None
+                            }
+                            _ => Some(DropReason::EgressFilter),
+                        }
+                    };
+                    if let Some(r) = reason {
+                        if let Some(Some(p)) = self.ports.get_mut(pi) {
+                            drop_frame!(p, r);
+                        }
+                    }
+                }
+                None => self.flood(pi, hairpin, Flood::Unknown, &ing, out),
+            }
+        }
+        if self.mirror_sources > 0 && !self.monitors.is_empty() {
+            self.mirror(pi, mirror_in, a0, &ing, out);
+        }
+    }
+
+    #[inline(always)]
+    fn flood(
+        &mut self,
+        pi: usize,
+        hairpin: bool,
+        kind: Flood,
+        ing: &Ingress<'_>,
+        out: &mut TxBatch,
+    ) {
+        let vid = ing.tci.vid();
+        let vs = &mut self.vlan_stats[usize::from(vid)];
+        for &q in &self.flood[usize::from(vid)] {
+            if q as usize == pi && !hairpin {
+                continue;
+            }
+            let Some(Some(qp)) = self.ports.get_mut(q as usize) else {
+                continue;
+            };
+            let allowed = match kind {
+                Flood::Unknown => qp.cfg.flood.unknown_unicast,
+                Flood::Broadcast => qp.cfg.flood.broadcast,
+                Flood::Multicast => qp.cfg.flood.multicast,
+            };
+            if qp.state == PortState::Forwarding && allowed {
+                emit(qp, q, ing, vs, &mut self.scratch, out);
+            }
+        }
+        if let Some(Some(p)) = self.ports.get_mut(pi) {
+            p.stats.flooded += 1;
+        }
+    }
+
+    /// Adds one unchanged copy per monitor port when the frame touched a mirror source.
+    #[cold]
+    fn mirror(
+        &mut self,
+        pi: usize,
+        mirror_in: bool,
+        a0: usize,
+        ing: &Ingress<'_>,
+        out: &mut TxBatch,
+    ) {
+        let is_source = |q: PortId| {
+            self.ports
+                .get(q.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|p| p.cfg.mirror == MirrorMode::Source)
+        };
+        if !mirror_in && !out.actions[a0..].iter().any(|a| is_source(a.port)) {
+            return;
+        }
+        for &m in &self.monitors {
+            if m as usize == pi || out.actions[a0..].iter().any(|a| a.port.0 == m) {
+                continue;
+            }
+            let Some(Some(mp)) = self.ports.get_mut(m as usize) else {
+                continue;
+            };
+            if mp.state != PortState::Forwarding {
+                continue;
+            }
+            mp.stats.tx_frames += 1;
+            mp.stats.tx_bytes += ing.rx.data.len() as u64;
+            out.actions.push(TxAction {
+                port: PortId(m),
+                frame: ing.idx,
+                data: TxData::Frame(Edit::Unchanged),
+                offload: ing.rx.offload,
+            });
+        }
+    }
+
+    #[cold]
+    fn receive_bpdu(&mut self, pi: usize, d: &[u8], now: u64) {
+        let Ok(bpdu) = Bpdu::parse_frame(d) else {
+            return;
+        };
+        if let Some(stp) = self.stp.as_mut() {
+            let o = &mut self.stp_out;
+            stp.receive(pi, &bpdu, now, &mut |p, b| o.push((p, b)));
+        }
+        self.sync_stp_states();
+    }
+}
+
+/// Transmits one copy on port `q`: egress tagging, MTU, software offloads, counters.
+#[inline(always)]
+fn emit(
+    qp: &mut Port,
+    q: u32,
+    ing: &Ingress<'_>,
+    vs: &mut VlanStats,
+    scratch: &mut Vec<u8>,
+    out: &mut TxBatch,
+) {
+    let d = ing.rx.data;
+    let vid = ing.tci.vid();
+    let edit = Edit::for_egress(
+        ing.tag,
+        ing.tci,
+        qp.cfg.vlan.untagged.contains(vid),
+        qp.cfg.tpid.0,
+    );
+    let off = ing.rx.offload;
+    let len = edit.output_len(d.len());
+    if (off.lso_mss != 0 && !qp.cfg.offloads.lso) || (off.checksum && !qp.cfg.offloads.checksum) {
+        if let Err(r) = software_offload(q, ing, edit, scratch, out) {
+            qp.stats.drops[r as usize] += 1;
+            return;
+        }
+    } else {
+        if off.lso_mss == 0 && len > qp.max_len[0] {
+            let tags = match edit {
+                Edit::PushTag { .. } => count_tags(d) + 1,
+                Edit::PopTag => count_tags(d).saturating_sub(1),
+                _ => count_tags(d),
+            };
+            if len > qp.max_len[tags.min(MAX_TAGS)] {
+                qp.stats.drops[DropReason::TxOversize as usize] += 1;
+                return;
+            }
+        }
+        out.actions.push(TxAction {
+            port: PortId(q),
+            frame: ing.idx,
+            data: TxData::Frame(edit),
+            offload: off,
+        });
+    }
+    qp.stats.tx_frames += 1;
+    qp.stats.tx_bytes += d.len() as u64;
+    vs.tx_frames += 1;
+}
+
+/// Builds the copy for a port that cannot finish the frame's offloads: checksum filled in,
+/// and cut into MSS-sized segments if LSO was asked for.
+#[cold]
+fn software_offload(
+    q: u32,
+    ing: &Ingress<'_>,
+    edit: Edit,
+    scratch: &mut Vec<u8>,
+    out: &mut TxBatch,
+) -> Result<(), DropReason> {
+    let d = ing.rx.data;
+    scratch.clear();
+    scratch.resize(edit.output_len(d.len()), 0);
+    edit.apply(d, scratch).ok_or(DropReason::Offload)?;
+    let mss = ing.rx.offload.lso_mss;
+    let push = |out: &mut TxBatch, start: usize, len: usize| {
+        out.actions.push(TxAction {
+            port: PortId(q),
+            frame: ing.idx,
+            data: TxData::Arena {
+                start: start as u32,
+                len: len as u32,
+            },
+            offload: Offload::default(),
+        });
+    };
+    if mss != 0 {
+        let seg = TcpSegmenter::new(scratch, mss).map_err(|_| DropReason::Offload)?;
+        let a0 = out.actions.len();
+        let base = out.arena.len();
+        for i in 0..seg.count() {
+            let start = out.arena.len();
+            out.arena.resize(start + seg.segment_len(i), 0);
+            if seg.write(i, &mut out.arena[start..]).is_err() {
+                out.arena.truncate(base);
+                out.actions.truncate(a0);
+                return Err(DropReason::Offload);
+            }
+            push(out, start, out.arena.len() - start);
+        }
+    } else {
+        fill_l4_checksum(scratch).map_err(|_| DropReason::Offload)?;
+        let start = out.arena.len();
+        out.arena.extend_from_slice(scratch);
+        push(out, start, scratch.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,490 @@
+//! The bridge's control plane: ports added and removed at run time, VLAN-to-FID mapping,
+//! configured FDB entries, aging, spanning-tree timers and statistics. The data path is in
+//! [`crate::batch`].
+
+use alloc::{boxed::Box, vec, vec::Vec};
+
+use crate::batch::TxBatch;
+use crate::fdb::{AgeReport, EntryKind, Fdb, FdbConfig, FdbError, HashKey, LOCAL_PORT};
+use crate::features::{PortStats, VlanStats};
+use crate::frame::MacAddr;
+use crate::port::{MirrorMode, PortConfig, PortId, PortKind, PortState, SwitchType};
+use crate::stp::{Bpdu, SpanningTree, StpConfig};
+use crate::vlan::{VlanConfig, MAX_VID};
+
+/// Bridge-wide configuration.
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    /// Hyper-V network type: which port kinds may be added.
+    pub switch_type: SwitchType,
+    /// Forwarding-table sizes, limits and ageing time.
+    pub fdb: FdbConfig,
+    /// The forwarding-table hash key. Use a secret random value: see [`HashKey`].
+    pub hash_key: HashKey,
+    /// Run the spanning tree with these parameters.
+    pub stp: Option<StpConfig>,
+}
+
+impl BridgeConfig {
+    /// An external switch with default FDB settings and no STP.
+    pub fn new(hash_key: HashKey) -> Self {
+        Self {
+            switch_type: SwitchType::External,
+            fdb: FdbConfig::default(),
+            hash_key,
+            stp: None,
+        }
+    }
+}
+
+/// Why a configuration call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No port with this id.
+    #[error("no port {0:?}")]
+    NoSuchPort(PortId),
+    /// The switch type does not admit another port of this kind.
+    #[error("a {switch:?} switch does not admit another {kind:?} port")]
+    KindNotAllowed {
+        /// The switch's network type.
+        switch: SwitchType,
+        /// The refused kind.
+        kind: PortKind,
+    },
+    /// A VID outside 1..=4094 (or a FID above 4095).
+    #[error("vlan id {0} is outside 1..=4094")]
+    InvalidVid(u16),
+    /// A configured FDB entry was refused.
+    #[error(transparent)]
+    Fdb(#[from] FdbError),
+    /// The spanning tree is not running.
+    #[error("spanning tree is not enabled")]
+    NoStp,
+}
+
+/// A port's live state.
+#[derive(Debug)]
+pub(crate) struct Port {
+    pub(crate) cfg: PortConfig,
+    /// Effective state (administrative, or the spanning tree's).
+    pub(crate) state: PortState,
+    /// The assigned MAC as a u64 when the spoofing guard is on, else `u64::MAX`.
+    pub(crate) guard: u64,
+    /// Whether the DHCP or router guard needs a look past the Ethernet header.
+    pub(crate) inspect: bool,
+    /// The longest accepted frame with 0, 1 and 2 tags.
+    pub(crate) max_len: [usize; 3],
+    pub(crate) stats: PortStats,
+}
+
+impl Port {
+    fn new(cfg: PortConfig) -> Self {
+        let mut p = Self {
+            state: cfg.state,
+            guard: u64::MAX,
+            inspect: false,
+            max_len: [0; 3],
+            stats: PortStats::default(),
+            cfg,
+        };
+        p.derive();
+        p
+    }
+
+    fn derive(&mut self) {
+        self.guard = self.cfg.guarded_mac().map_or(u64::MAX, MacAddr::to_u64);
+        self.inspect = self.cfg.security.dhcp_guard || self.cfg.security.router_guard;
+        self.max_len = [0, 1, 2].map(|t| self.cfg.max_frame_len(t));
+    }
+}
+
+/// The switch: ports, forwarding table, VLANs, spanning tree.
+///
+/// Everything that changes per frame lives in preallocated storage, so [`Bridge::process`]
+/// does not allocate once the output batch has grown to its working size.
+#[derive(Debug)]
+pub struct Bridge {
+    pub(crate) switch_type: SwitchType,
+    pub(crate) ports: Vec<Option<Port>>,
+    pub(crate) fdb: Fdb,
+    /// VID → FID.
+    pub(crate) fid: Box<[u16]>,
+    /// VID → egress member ports, ascending.
+    pub(crate) flood: Vec<Vec<u32>>,
+    /// Mirror destination ports, ascending.
+    pub(crate) monitors: Vec<u32>,
+    /// Number of mirror source ports.
+    pub(crate) mirror_sources: usize,
+    pub(crate) vlan_stats: Box<[VlanStats]>,
+    pub(crate) stp: Option<SpanningTree>,
+    pub(crate) stp_out: Vec<(usize, Bpdu)>,
+    pub(crate) ageing_ms: u32,
+    pub(crate) scratch: Vec<u8>,
+    /// The latest time passed in (for spanning-tree timers started by configuration calls).
+    pub(crate) now: u64,
+}
+
+fn check_vid(vid: u16) -> Result<u16, ConfigError> {
+    if (1..=MAX_VID).contains(&vid) {
+        Ok(vid)
+    } else {
+        Err(ConfigError::InvalidVid(vid))
+    }
+}
+
+impl Bridge {
+    /// A bridge with no ports. Allocates the forwarding table now.
+    pub fn new(config: BridgeConfig) -> Self {
+        let stp = config.stp.map(|c| SpanningTree::new(c, 0));
+        Self {
+            switch_type: config.switch_type,
+            ports: Vec::new(),
+            fdb: Fdb::new(config.fdb, config.hash_key),
+            fid: (0..4096u16).collect(),
+            flood: vec![Vec::new(); 4096],
+            monitors: Vec::new(),
+            mirror_sources: 0,
+            vlan_stats: vec![VlanStats::default(); 4096].into_boxed_slice(),
+            stp,
+            stp_out: Vec::new(),
+            ageing_ms: config.fdb.ageing_ms,
+            scratch: Vec::new(),
+            now: 0,
+        }
+    }
+
+    /// The network type.
+    pub fn switch_type(&self) -> SwitchType {
+        self.switch_type
+    }
+
+    fn port_ref(&self, id: PortId) -> Result<&Port, ConfigError> {
+        self.ports
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(ConfigError::NoSuchPort(id))
+    }
+
+    fn port_mut(&mut self, id: PortId) -> Result<&mut Port, ConfigError> {
+        self.ports
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(ConfigError::NoSuchPort(id))
+    }
+
+    fn count_kind(&self, kind: PortKind, except: Option<usize>) -> usize {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| Some(*i) != except && p.as_ref().is_some_and(|p| p.cfg.kind == kind))
+            .count()
+    }
+
+    fn admit(&self, kind: PortKind, except: Option<usize>) -> Result<(), ConfigError> {
+        let hosts = self.count_kind(PortKind::Host, except);
+        let ext = self.count_kind(PortKind::External, except);
+        if self.switch_type.admits(kind, hosts, ext) {
+            Ok(())
+        } else {
+            Err(ConfigError::KindNotAllowed {
+                switch: self.switch_type,
+                kind,
+            })
+        }
+    }
+
+    /// Adds a port; the lowest free index is used. Fails if the network type does not admit
+    /// the port's kind.
+    pub fn add_port(&mut self, cfg: PortConfig) -> Result<PortId, ConfigError> {
+        self.admit(cfg.kind, None)?;
+        let i = self
+            .ports
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.ports.len());
+        if i == self.ports.len() {
+            self.ports.push(None);
+        }
+        self.ports[i] = Some(Port::new(cfg));
+        self.attach(i);
+        Ok(PortId(i as u32))
+    }
+
+    /// Removes a port, its FDB entries and its place in every flood list; returns its
+    /// configuration. Costs one pass over the forwarding table.
+    pub fn remove_port(&mut self, id: PortId) -> Result<PortConfig, ConfigError> {
+        self.port_ref(id)?;
+        let i = id.0 as usize;
+        self.detach(i);
+        let port = self.ports[i].take().ok_or(ConfigError::NoSuchPort(id))?;
+        self.fdb.flush_port(id.0);
+        self.fdb.set_port_limit(id.0, u32::MAX);
+        while self.ports.last().is_some_and(Option::is_none) {
+            self.ports.pop();
+        }
+        Ok(port.cfg)
+    }
+
+    /// Replaces a port's configuration (the kind may change if the network type admits it).
+    pub fn set_port_config(&mut self, id: PortId, cfg: PortConfig) -> Result<(), ConfigError> {
+        let i = id.0 as usize;
+        self.port_ref(id)?;
+        self.admit(cfg.kind, Some(i))?;
+        self.detach(i);
+        if let Some(p) = self.ports[i].as_mut() {
+            p.cfg = cfg;
+            p.state = p.cfg.state;
+            p.derive();
+        }
+        self.attach(i);
+        Ok(())
+    }
+
+    /// Changes only a port's VLAN parameters.
+    pub fn set_port_vlan(&mut self, id: PortId, vlan: VlanConfig) -> Result<(), ConfigError> {
+        let cfg = self.port_ref(id)?.cfg.clone().with_vlan(vlan);
+        self.set_port_config(id, cfg)
+    }
+
+    /// Sets a port's administrative state (ports in the spanning tree follow the tree).
+    pub fn set_port_state(&mut self, id: PortId, state: PortState) -> Result<(), ConfigError> {
+        let p = self.port_mut(id)?;
+        p.cfg.state = state;
+        p.state = state;
+        self.sync_stp_states();
+        Ok(())
+    }
+
+    /// Hooks port `i` into flood lists, mirroring, the FDB limit and the spanning tree.
+    fn attach(&mut self, i: usize) {
+        let Some(p) = self.ports[i].as_ref() else {
+            return;
+        };
+        let (egress, mirror, limit, stp, cost) = (
+            p.cfg.vlan.egress.clone(),
+            p.cfg.mirror,
+            p.cfg.learn_limit,
+            p.cfg.stp,
+            p.cfg.path_cost,
+        );
+        for vid in egress.iter() {
+            let list = &mut self.flood[usize::from(vid)];
+            if let Err(pos) = list.binary_search(&(i as u32)) {
+                list.insert(pos, i as u32);
+            }
+        }
+        match mirror {
+            MirrorMode::Destination => {
+                if let Err(pos) = self.monitors.binary_search(&(i as u32)) {
+                    self.monitors.insert(pos, i as u32);
+                }
+            }
+            MirrorMode::Source => self.mirror_sources += 1,
+            MirrorMode::None => {}
+        }
+        self.fdb.set_port_limit(i as u32, limit.unwrap_or(u32::MAX));
+        if let (Some(stp), true) = (self.stp.as_mut(), stp) {
+            let out = &mut self.stp_out;
+            stp.add_port(i, i as u16 + 1, cost, self.now, &mut |p, b| {
+                out.push((p, b))
+            });
+        }
+        self.sync_stp_states();
+    }
+
+    /// Unhooks port `i` (the reverse of [`attach`](Self::attach)).
+    fn detach(&mut self, i: usize) {
+        let Some(cfg) = self.ports[i].as_ref().map(|p| p.cfg.clone()) else {
+            return;
+        };
+        for vid in cfg.vlan.egress.iter() {
+            let list = &mut self.flood[usize::from(vid)];
+            if let Ok(pos) = list.binary_search(&(i as u32)) {
+                list.remove(pos);
+            }
+        }
+        match cfg.mirror {
+            MirrorMode::Destination => self.monitors.retain(|m| *m != i as u32),
+            MirrorMode::Source => self.mirror_sources -= 1,
+            MirrorMode::None => {}
+        }
+        if let Some(stp) = self.stp.as_mut() {
+            let out = &mut self.stp_out;
+            stp.remove_port(i, self.now, &mut |p, b| out.push((p, b)));
+        }
+    }
+
+    /// Copies spanning-tree port states into the ports that take part.
+    pub(crate) fn sync_stp_states(&mut self) {
+        let Some(stp) = self.stp.as_ref() else { return };
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            if let Some(p) = p {
+                if p.cfg.stp && p.cfg.state != PortState::Disabled {
+                    p.state = stp.state(i);
+                }
+            }
+        }
+        let ageing = if stp.topology_change() {
+            stp.forward_delay_ms().min(self.ageing_ms)
+        } else {
+            self.ageing_ms
+        };
+        self.fdb.set_ageing(ageing);
+    }
+
+    /// The ids of all ports, ascending.
+    pub fn ports(&self) -> impl Iterator<Item = PortId> + '_ {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| PortId(i as u32))
+    }
+
+    /// A port's configuration.
+    pub fn port_config(&self, id: PortId) -> Option<&PortConfig> {
+        self.port_ref(id).ok().map(|p| &p.cfg)
+    }
+
+    /// A port's effective state.
+    pub fn port_state(&self, id: PortId) -> Option<PortState> {
+        self.port_ref(id).ok().map(|p| p.state)
+    }
+
+    /// A port's counters.
+    pub fn port_stats(&self, id: PortId) -> Option<&PortStats> {
+        self.port_ref(id).ok().map(|p| &p.stats)
+    }
+
+    /// A VLAN's counters.
+    pub fn vlan_stats(&self, vid: u16) -> VlanStats {
+        self.vlan_stats[usize::from(vid & 0x0fff)]
+    }
+
+    /// Maps `vid` to filtering database `fid` (shared learning). By default every VID is its
+    /// own FID (IVL). Entries learned under the old FID stay until they age out.
+    pub fn set_fid(&mut self, vid: u16, fid: u16) -> Result<(), ConfigError> {
+        check_vid(vid)?;
+        if fid > 4095 {
+            return Err(ConfigError::InvalidVid(fid));
+        }
+        self.fid[usize::from(vid)] = fid;
+        Ok(())
+    }
+
+    /// The FID of `vid`.
+    pub fn fid(&self, vid: u16) -> u16 {
+        self.fid[usize::from(vid & 0x0fff)]
+    }
+
+    /// Declares a private VLAN: every secondary (isolated or community) learns in the
+    /// primary's FID, so replies from promiscuous ports find hosts without flooding.
+    pub fn configure_pvlan(
+        &mut self,
+        primary: u16,
+        secondaries: &[u16],
+    ) -> Result<(), ConfigError> {
+        check_vid(primary)?;
+        let fid = self.fid(primary);
+        for &s in secondaries {
+            self.set_fid(s, fid)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a configured entry for `mac` in `vid`'s FID on `port`.
+    pub fn add_static(
+        &mut self,
+        vid: u16,
+        mac: MacAddr,
+        port: PortId,
+        kind: EntryKind,
+        now: u64,
+    ) -> Result<(), ConfigError> {
+        check_vid(vid)?;
+        if kind != EntryKind::Local {
+            self.port_ref(port)?;
+        }
+        let fid = self.fid(vid);
+        Ok(self.fdb.insert_static(fid, mac, port.0, kind, now)?)
+    }
+
+    /// Adds the switch's own address in `vid`: frames to it are delivered to
+    /// [`PortId::LOCAL`].
+    pub fn add_local(&mut self, vid: u16, mac: MacAddr, now: u64) -> Result<(), ConfigError> {
+        self.add_static(vid, mac, PortId::LOCAL, EntryKind::Local, now)
+    }
+
+    /// Removes the entry for `mac` in `vid`'s FID.
+    pub fn remove_entry(&mut self, vid: u16, mac: MacAddr) -> bool {
+        self.fdb.remove(self.fid(vid), mac)
+    }
+
+    /// Where a frame to `mac` in `vid` would go (`None`: flooded).
+    pub fn lookup(&self, vid: u16, mac: MacAddr, now: u64) -> Option<PortId> {
+        self.fdb.lookup(self.fid(vid), mac, now).map(PortId)
+    }
+
+    /// The forwarding table (read-only: dumps, sizes).
+    pub fn fdb(&self) -> &Fdb {
+        &self.fdb
+    }
+
+    /// Removes every dynamic entry.
+    pub fn flush(&mut self) {
+        self.fdb.flush_dynamic();
+    }
+
+    /// Sets the ageing time (ms); 0 disables learning.
+    pub fn set_ageing(&mut self, ms: u32) {
+        self.ageing_ms = ms;
+        self.sync_stp_states();
+        if self.stp.is_none() {
+            self.fdb.set_ageing(ms);
+        }
+    }
+
+    /// Removes expired entries, visiting at most `budget` table slots (see [`Fdb::age`]).
+    pub fn age(&mut self, now: u64, budget: usize) -> AgeReport {
+        self.fdb.age(now, budget)
+    }
+
+    /// The spanning tree, if enabled.
+    pub fn stp(&self) -> Option<&SpanningTree> {
+        self.stp.as_ref()
+    }
+
+    /// Runs the spanning-tree timers at `now` and appends BPDUs to send to `out` (as arena
+    /// frames). Call it a few times a second when STP is on; without STP it does nothing.
+    pub fn tick(&mut self, now: u64, out: &mut TxBatch) {
+        self.now = now;
+        if let Some(stp) = self.stp.as_mut() {
+            let o = &mut self.stp_out;
+            stp.tick(now, &mut |p, b| o.push((p, b)));
+        }
+        self.flush_stp_out(out);
+    }
+
+    /// Turns queued BPDUs into transmit actions and re-syncs port states.
+    pub(crate) fn flush_stp_out(&mut self, out: &mut TxBatch) {
+        self.sync_stp_states();
+        let Some(stp) = self.stp.as_ref() else {
+            self.stp_out.clear();
+            return;
+        };
+        let mac = MacAddr::from_u64(stp.bridge_id().0);
+        for (p, bpdu) in self.stp_out.drain(..) {
+            if self.ports.get(p).is_some_and(Option::is_some) {
+                out.push_generated(PortId(p as u32), |buf| {
+                    bpdu.emit_frame(mac, buf).unwrap_or(0)
+                });
+            }
+        }
+    }
+
+    /// Whether a port id is the local pseudo-port.
+    pub(crate) fn is_local(port: u32) -> bool {
+        port == LOCAL_PORT
+    }
+}

@@ -1,0 +1,762 @@
+//! The filtering database: (FID, MAC) → port, as a fixed-capacity open-addressing table.
+//!
+//! - **Key.** 64 bits: FID (12 bits) << 48 | MAC (48 bits). Learning is per VLAN (IVL) by
+//!   default; the bridge maps each VID to a FID, so several VIDs can share one (SVL, needed
+//!   by private VLANs).
+//! - **Hash.** A keyed hash ([`HashKey`], two rounds of a 64×64→128-bit folded multiply over
+//!   the key xor secret words), so a guest that picks its MAC addresses cannot aim them at
+//!   one bucket without knowing the key. The key comes from the caller (`no_std` has no
+//!   entropy); [`HashKey::random`] draws one from the standard library's per-process keys.
+//! - **Table.** Linear probing over a power-of-two array of 16-byte slots sized for at most
+//!   50% load, allocated once at construction: no allocation on the forwarding path.
+//!   Deletion shifts the cluster back (no tombstones).
+//! - **Kinds.** Dynamic entries age and move. [`EntryKind::Static`] never ages but still moves
+//!   when its MAC is learned elsewhere (Linux `static`); [`EntryKind::Sticky`] never ages and
+//!   never moves (Linux `static sticky`, VPP static); [`EntryKind::Local`] is the switch's own
+//!   address: frames to it are delivered to the switch owner.
+//! - **Aging.** The caller passes the time (milliseconds, any epoch). An entry whose age
+//!   reaches the ageing time is *expired*: lookups ignore it at once, and [`Fdb::age`] removes
+//!   it with a bounded number of slot visits per call. Until it is removed an expired entry
+//!   still occupies its slot and counts toward the limits. An ageing time of 0 disables
+//!   learning (as on Linux, where `ageing_time 0` creates no entries). Times are kept modulo
+//!   2^32 ms, so sweep at least once every 49 days.
+//! - **Limits.** A hard capacity (all entries), a global limit on dynamic entries and a
+//!   per-port limit. At a limit the new address is *not learned* (its frames still flow and
+//!   replies flood); a MAC move onto a port at its limit removes the stale entry instead of
+//!   moving it, so traffic floods rather than going to the old port.
+
+#[cfg(feature = "alloc")]
+use alloc::{boxed::Box, vec, vec::Vec};
+
+use crate::frame::MacAddr;
+
+/// The secret words of the forwarding-table hash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HashKey([u64; 4]);
+
+impl core::fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("HashKey(..)")
+    }
+}
+
+impl HashKey {
+    /// A key expanded from a 128-bit seed (splitmix64), e.g. from a hardware RNG.
+    pub const fn from_seed(seed: u128) -> Self {
+        let mut s = (seed as u64) ^ ((seed >> 64) as u64).rotate_left(32);
+        let mut k = [0u64; 4];
+        let mut i = 0;
+        while i < 4 {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            k[i] = (z ^ (z >> 31)) | 1;
+            i += 1;
+        }
+        Self(k)
+    }
+
+    /// A key from the standard library's randomly seeded `RandomState` (per process).
+    #[cfg(feature = "std")]
+    pub fn random() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x5657_5357);
+        let a = h.finish();
+        h.write_u64(a);
+        let b = h.finish();
+        Self::from_seed((u128::from(a) << 64) | u128::from(b))
+    }
+
+    /// The hash of a packed (FID, MAC) key.
+    #[inline(always)]
+    pub fn hash(&self, key: u64) -> u64 {
+        let a = fold_mul(key ^ self.0[0], self.0[1]);
+        fold_mul(a ^ self.0[2], self.0[3])
+    }
+}
+
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// How an entry behaves; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// Learned: ages, moves.
+    Dynamic,
+    /// Configured: never ages, moves when learned on another port.
+    Static,
+    /// Configured: never ages, never moves.
+    Sticky,
+    /// The switch's own address: never ages or moves; frames to it are delivered locally.
+    Local,
+}
+
+/// A table entry as reported by [`Fdb::entries`] and [`Fdb::get`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// Filtering database ID.
+    pub fid: u16,
+    /// Station address.
+    pub mac: MacAddr,
+    /// Port index ([`LOCAL_PORT`] for local entries).
+    pub port: u32,
+    /// Last time (ms, modulo 2^32) the address was seen or configured.
+    pub stamp: u32,
+    /// Behaviour.
+    pub kind: EntryKind,
+}
+
+/// The port index of [`EntryKind::Local`] entries.
+pub const LOCAL_PORT: u32 = u32::MAX;
+
+const OCCUPIED: u64 = 1 << 63;
+#[cfg(feature = "alloc")]
+const F_STATIC: u64 = 1 << 62;
+#[cfg(feature = "alloc")]
+const F_STICKY: u64 = 1 << 61;
+#[cfg(feature = "alloc")]
+const F_LOCAL: u64 = 1 << 60;
+#[cfg(feature = "alloc")]
+const MATCH: u64 = OCCUPIED | ((1 << 60) - 1);
+
+/// The packed key of (FID, MAC) as the table stores it (occupied bit set).
+#[inline(always)]
+pub fn pack(fid: u16, mac: MacAddr) -> u64 {
+    OCCUPIED | (u64::from(fid & 0x0fff) << 48) | mac.to_u64()
+}
+
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct Slot {
+    key: u64,
+    port: u32,
+    stamp: u32,
+}
+
+#[cfg(feature = "alloc")]
+impl Slot {
+    fn kind(&self) -> EntryKind {
+        if self.key & F_LOCAL != 0 {
+            EntryKind::Local
+        } else if self.key & F_STICKY != 0 {
+            EntryKind::Sticky
+        } else if self.key & F_STATIC != 0 {
+            EntryKind::Static
+        } else {
+            EntryKind::Dynamic
+        }
+    }
+}
+
+/// Sizes and limits of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdbConfig {
+    /// Hard capacity: entries of every kind. The slot array is the next power of two at or
+    /// above twice this (16 bytes each).
+    pub capacity: usize,
+    /// The most dynamic entries.
+    pub learn_limit: usize,
+    /// Ageing time in milliseconds (802.1D default 300 s); 0 disables learning.
+    pub ageing_ms: u32,
+}
+
+impl Default for FdbConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 8192,
+            learn_limit: 8192,
+            ageing_ms: 300_000,
+        }
+    }
+}
+
+/// What [`Fdb::learn`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Learn {
+    /// The entry already pointed at this port; its time was refreshed.
+    Refreshed,
+    /// A new entry.
+    Learned,
+    /// The entry moved from the given port.
+    Moved(u32),
+    /// Sticky or local entry on another port: nothing changed.
+    Pinned,
+    /// A limit refused the address (see [`Limit`]).
+    Refused(Limit),
+    /// Learning is disabled (ageing time 0).
+    Disabled,
+}
+
+/// Which limit refused a learn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// The table's hard capacity.
+    Capacity,
+    /// The global dynamic-entry limit.
+    Global,
+    /// The port's limit; for a move, the stale entry was removed.
+    Port,
+}
+
+/// Why a configured entry could not be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FdbError {
+    /// The table holds `capacity` entries.
+    #[error("forwarding table full ({capacity} entries)")]
+    Full {
+        /// The hard capacity.
+        capacity: usize,
+    },
+    /// Group or zero addresses cannot be table entries.
+    #[error("{0} is not a station address")]
+    InvalidMac(MacAddr),
+}
+
+/// What one [`Fdb::age`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgeReport {
+    /// Slots visited (re-visits after a removal included).
+    pub visited: usize,
+    /// Expired entries removed.
+    pub removed: usize,
+    /// Whether a full pass over the table ended during this call.
+    pub pass_complete: bool,
+}
+
+/// The forwarding table.
+#[cfg(feature = "alloc")]
+pub struct Fdb {
+    slots: Box<[Slot]>,
+    mask: usize,
+    key: HashKey,
+    config: FdbConfig,
+    len: usize,
+    dynamic: usize,
+    per_port: Vec<(u32, u32)>,
+    cursor: usize,
+    swept: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl core::fmt::Debug for Fdb {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Fdb")
+            .field("len", &self.len)
+            .field("dynamic", &self.dynamic)
+            .field("slots", &self.slots.len())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Fdb {
+    /// An empty table; allocates the slot array now.
+    pub fn new(config: FdbConfig, key: HashKey) -> Self {
+        let n = config.capacity.max(8).saturating_mul(2).next_power_of_two();
+        Self {
+            slots: vec![Slot::default(); n].into_boxed_slice(),
+            mask: n - 1,
+            key,
+            config,
+            len: 0,
+            dynamic: 0,
+            per_port: Vec::new(),
+            cursor: 0,
+            swept: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FdbConfig {
+        &self.config
+    }
+
+    /// Sets the ageing time (milliseconds; 0 disables learning).
+    pub fn set_ageing(&mut self, ms: u32) {
+        self.config.ageing_ms = ms;
+    }
+
+    /// Entries of every kind, expired ones included until swept.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Dynamic entries.
+    pub fn dynamic_len(&self) -> usize {
+        self.dynamic
+    }
+
+    /// Dynamic entries on `port`.
+    pub fn port_len(&self, port: u32) -> u32 {
+        self.per_port.get(port as usize).map_or(0, |p| p.0)
+    }
+
+    /// Sets the per-port limit of dynamic entries (`u32::MAX` = none).
+    pub fn set_port_limit(&mut self, port: u32, limit: u32) {
+        let i = port as usize;
+        if self.per_port.len() <= i {
+            self.per_port.resize(i + 1, (0, u32::MAX));
+        }
+        self.per_port[i].1 = limit;
+    }
+
+    /// The hash of a packed key (see [`pack`]).
+    #[inline(always)]
+    pub fn hash(&self, key: u64) -> u64 {
+        self.key.hash(key)
+    }
+
+    /// Hints the CPU to load the slot where a key with hash `h` starts probing.
+    #[inline(always)]
+    pub fn prefetch(&self, h: u64) {
+        prefetch::read(
+            self.slots
+                .as_ptr()
+                .wrapping_add(h as usize & self.mask)
+                .cast(),
+        );
+    }
+
+    #[inline(always)]
+    fn find(&self, key: u64, h: u64) -> Result<usize, usize> {
+        let mut i = h as usize & self.mask;
+        loop {
+            let k = self.slots[i].key;
+            if k & MATCH == key {
+                return Ok(i);
+            }
+            if k == 0 {
+                return Err(i);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    #[inline(always)]
+    fn expired(&self, s: &Slot, now: u32) -> bool {
+        s.key & F_STATIC == 0 && now.wrapping_sub(s.stamp) >= self.config.ageing_ms
+    }
+
+    /// Looks up a packed key with its hash; expired entries are misses. Returns the port
+    /// (or [`LOCAL_PORT`]).
+    #[inline(always)]
+    pub fn lookup_hashed(&self, key: u64, h: u64, now: u64) -> Option<u32> {
+        let i = self.find(key, h).ok()?;
+        let s = &self.slots[i];
+        (!self.expired(s, now as u32)).then_some(s.port)
+    }
+
+    /// Looks up (FID, MAC).
+    pub fn lookup(&self, fid: u16, mac: MacAddr, now: u64) -> Option<u32> {
+        let k = pack(fid, mac);
+        self.lookup_hashed(k, self.hash(k), now)
+    }
+
+    /// The entry for (FID, MAC), expired or not.
+    pub fn get(&self, fid: u16, mac: MacAddr) -> Option<Entry> {
+        let k = pack(fid, mac);
+        let i = self.find(k, self.hash(k)).ok()?;
+        Some(self.entry(&self.slots[i]))
+    }
+
+    fn entry(&self, s: &Slot) -> Entry {
+        Entry {
+            fid: ((s.key >> 48) & 0x0fff) as u16,
+            mac: MacAddr::from_u64(s.key),
+            port: s.port,
+            stamp: s.stamp,
+            kind: s.kind(),
+        }
+    }
+
+    fn port_count(&mut self, port: u32) -> &mut (u32, u32) {
+        let i = port as usize;
+        if self.per_port.len() <= i {
+            self.per_port.resize(i + 1, (0, u32::MAX));
+        }
+        &mut self.per_port[i]
+    }
+
+    /// Learns that `key` (hash `h`) was seen on `port` at `now`.
+    #[inline(always)]
+    pub fn learn_hashed(&mut self, key: u64, h: u64, port: u32, now: u64) -> Learn {
+        let now32 = now as u32;
+        match self.find(key, h) {
+            Ok(i) => {
+                let s = &mut self.slots[i];
+                if s.port == port {
+                    if s.stamp != now32 {
+                        s.stamp = now32;
+                    }
+                    return Learn::Refreshed;
+                }
+                self.relearn(i, port, now32)
+            }
+            Err(i) => self.insert_new(i, key, port, now32),
+        }
+    }
+
+    #[inline(never)]
+    fn relearn(&mut self, i: usize, port: u32, now32: u32) -> Learn {
+        let s = self.slots[i];
+        if s.key & (F_STICKY | F_LOCAL) != 0 {
+            return Learn::Pinned;
+        }
+        if s.key & F_STATIC != 0 {
+            self.slots[i].port = port;
+            self.slots[i].stamp = now32;
+            return Learn::Moved(s.port);
+        }
+        let pc = self.port_count(port);
+        if pc.0 >= pc.1 {
+            self.remove_at(i);
+            return Learn::Refused(Limit::Port);
+        }
+        pc.0 += 1;
+        self.port_count(s.port).0 -= 1;
+        self.slots[i].port = port;
+        self.slots[i].stamp = now32;
+        Learn::Moved(s.port)
+    }
+
+    #[inline(never)]
+    fn insert_new(&mut self, i: usize, key: u64, port: u32, now32: u32) -> Learn {
+        if self.config.ageing_ms == 0 {
+            return Learn::Disabled;
+        }
+        if self.len >= self.config.capacity {
+            return Learn::Refused(Limit::Capacity);
+        }
+        if self.dynamic >= self.config.learn_limit {
+            return Learn::Refused(Limit::Global);
+        }
+        let pc = self.port_count(port);
+        if pc.0 >= pc.1 {
+            return Learn::Refused(Limit::Port);
+        }
+        pc.0 += 1;
+        self.slots[i] = Slot {
+            key,
+            port,
+            stamp: now32,
+        };
+        self.len += 1;
+        self.dynamic += 1;
+        Learn::Learned
+    }
+
+    /// Learns (FID, MAC) on `port`.
+    pub fn learn(&mut self, fid: u16, mac: MacAddr, port: u32, now: u64) -> Learn {
+        let k = pack(fid, mac);
+        self.learn_hashed(k, self.hash(k), port, now)
+    }
+
+    /// Adds or replaces a configured entry (`kind` other than [`EntryKind::Dynamic`]; a
+    /// dynamic `kind` is stored as [`EntryKind::Static`]). Local entries ignore `port`.
+    pub fn insert_static(
+        &mut self,
+        fid: u16,
+        mac: MacAddr,
+        port: u32,
+        kind: EntryKind,
+        now: u64,
+    ) -> Result<(), FdbError> {
+        if !mac.is_valid_source() {
+            return Err(FdbError::InvalidMac(mac));
+        }
+        let flags = match kind {
+            EntryKind::Dynamic | EntryKind::Static => F_STATIC,
+            EntryKind::Sticky => F_STATIC | F_STICKY,
+            EntryKind::Local => F_STATIC | F_STICKY | F_LOCAL,
+        };
+        let port = if kind == EntryKind::Local {
+            LOCAL_PORT
+        } else {
+            port
+        };
+        let key = pack(fid, mac);
+        let h = self.hash(key);
+        let i = match self.find(key, h) {
+            Ok(i) => {
+                self.remove_at(i);
+                self.find(key, h).err().unwrap_or(i)
+            }
+            Err(i) => i,
+        };
+        if self.len >= self.config.capacity {
+            return Err(FdbError::Full {
+                capacity: self.config.capacity,
+            });
+        }
+        self.slots[i] = Slot {
+            key: key | flags,
+            port,
+            stamp: now as u32,
+        };
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes (FID, MAC); returns whether it was present.
+    pub fn remove(&mut self, fid: u16, mac: MacAddr) -> bool {
+        let k = pack(fid, mac);
+        match self.find(k, self.hash(k)) {
+            Ok(i) => {
+                self.remove_at(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Empties slot `i` and shifts the rest of its cluster back.
+    fn remove_at(&mut self, mut i: usize) {
+        let s = self.slots[i];
+        if s.key & F_STATIC == 0 {
+            self.dynamic -= 1;
+            self.port_count(s.port).0 -= 1;
+        }
+        self.len -= 1;
+        let mut j = i;
+        loop {
+            self.slots[i] = Slot::default();
+            loop {
+                j = (j + 1) & self.mask;
+                let s = self.slots[j];
+                if s.key == 0 {
+                    return;
+                }
+                let home = self.hash(s.key & MATCH) as usize & self.mask;
+                if j.wrapping_sub(home) & self.mask >= j.wrapping_sub(i) & self.mask {
+                    self.slots[i] = s;
+                    i = j;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Removes entries matching `pred` in one full pass; returns how many.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> usize {
+        let mut removed = 0;
+        let mut i = 0;
+        let mut visited = 0;
+        while visited < self.slots.len() + removed {
+            let s = self.slots[i];
+            visited += 1;
+            if s.key != 0 && !keep(&self.entry(&s)) {
+                self.remove_at(i);
+                removed += 1;
+                continue;
+            }
+            i = (i + 1) & self.mask;
+        }
+        removed
+    }
+
+    /// Removes every non-local entry on `port` (used when a port is removed).
+    pub fn flush_port(&mut self, port: u32) -> usize {
+        self.retain(|e| e.port != port || e.kind == EntryKind::Local)
+    }
+
+    /// Removes every dynamic entry.
+    pub fn flush_dynamic(&mut self) -> usize {
+        self.retain(|e| e.kind != EntryKind::Dynamic)
+    }
+
+    /// Visits up to `budget` slots from where the last call stopped, removing expired
+    /// entries. A removal re-visits the same slot (the cluster shifted into it), and that
+    /// counts toward the budget. Calling with a budget of at least twice the slot count
+    /// always completes a pass.
+    pub fn age(&mut self, now: u64, budget: usize) -> AgeReport {
+        let now32 = now as u32;
+        let mut r = AgeReport::default();
+        while r.visited < budget {
+            r.visited += 1;
+            let s = self.slots[self.cursor];
+            if s.key != 0 && self.expired(&s, now32) {
+                self.remove_at(self.cursor);
+                r.removed += 1;
+                continue;
+            }
+            self.cursor = (self.cursor + 1) & self.mask;
+            self.swept += 1;
+            if self.swept == self.slots.len() {
+                self.swept = 0;
+                r.pass_complete = true;
+                break;
+            }
+        }
+        r
+    }
+
+    /// Removes every expired entry (one complete pass).
+    pub fn age_all(&mut self, now: u64) -> usize {
+        let mut removed = 0;
+        loop {
+            let r = self.age(now, usize::MAX);
+            removed += r.removed;
+            if r.pass_complete {
+                return removed;
+            }
+        }
+    }
+
+    /// Every entry (expired ones included until swept), in slot order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.key != 0)
+            .map(|s| self.entry(s))
+    }
+
+    /// Whether the entry at (FID, MAC) is expired at `now`.
+    pub fn is_expired(&self, e: &Entry, now: u64) -> bool {
+        e.kind == EntryKind::Dynamic && (now as u32).wrapping_sub(e.stamp) >= self.config.ageing_ms
+    }
+}
+
+#[cfg(feature = "alloc")]
+/// The crate's only `unsafe`: a cache prefetch hint.
+#[allow(unsafe_code)]
+mod prefetch {
+    /// Asks the CPU to bring the cache line at `p` into L1. A hint only: it never faults,
+    /// whatever `p` is, and has no effect on program semantics.
+    #[inline(always)]
+    pub(super) fn read(p: *const i8) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+        // SAFETY: `_mm_prefetch` needs SSE, which the cfg guarantees; PREFETCHT0 does not
+        // access memory architecturally, so any address (even an invalid one) is allowed.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p);
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
+        let _ = p;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(i: u64) -> MacAddr {
+        MacAddr::from_u64(0x0200_0000_0000 | i)
+    }
+
+    fn small(cap: usize) -> Fdb {
+        Fdb::new(
+            FdbConfig {
+                capacity: cap,
+                learn_limit: cap,
+                ageing_ms: 1000,
+            },
+            HashKey::from_seed(7),
+        )
+    }
+
+    #[test]
+    fn learn_lookup_move() {
+        let mut t = small(16);
+        assert_eq!(t.learn(1, mac(1), 3, 0), Learn::Learned);
+        assert_eq!(t.learn(1, mac(1), 3, 10), Learn::Refreshed);
+        assert_eq!(t.lookup(1, mac(1), 20), Some(3));
+        assert_eq!(t.lookup(2, mac(1), 20), None, "IVL: another FID misses");
+        assert_eq!(t.learn(1, mac(1), 4, 30), Learn::Moved(3));
+        assert_eq!((t.port_len(3), t.port_len(4)), (0, 1));
+        assert_eq!(t.lookup(1, mac(1), 1029), Some(4));
+        assert_eq!(t.lookup(1, mac(1), 1030), None, "expired at age == ageing");
+    }
+
+    #[test]
+    fn limits() {
+        let mut t = small(4);
+        t.set_port_limit(1, 2);
+        assert_eq!(t.learn(1, mac(1), 1, 0), Learn::Learned);
+        assert_eq!(t.learn(1, mac(2), 1, 0), Learn::Learned);
+        assert_eq!(t.learn(1, mac(3), 1, 0), Learn::Refused(Limit::Port));
+        assert_eq!(t.learn(1, mac(3), 2, 0), Learn::Learned);
+        assert_eq!(t.learn(1, mac(3), 1, 0), Learn::Refused(Limit::Port));
+        assert_eq!(
+            t.get(1, mac(3)),
+            None,
+            "a refused move removes the stale entry"
+        );
+        t.insert_static(1, mac(9), 2, EntryKind::Sticky, 0).unwrap();
+        t.insert_static(1, mac(8), 2, EntryKind::Static, 0).unwrap();
+        assert_eq!(t.learn(1, mac(4), 2, 0), Learn::Refused(Limit::Capacity));
+        assert_eq!(
+            t.insert_static(1, mac(7), 2, EntryKind::Static, 0),
+            Err(FdbError::Full { capacity: 4 })
+        );
+        assert_eq!(t.learn(1, mac(9), 1, 0), Learn::Pinned);
+        assert_eq!(t.learn(1, mac(8), 1, 0), Learn::Moved(2));
+        assert_eq!(t.get(1, mac(8)).unwrap().kind, EntryKind::Static);
+    }
+
+    #[test]
+    fn aging_bounded_and_complete() {
+        let mut t = small(512);
+        for i in 0..400 {
+            t.learn(1, mac(i), (i % 5) as u32, i);
+        }
+        t.insert_static(1, mac(1000), 0, EntryKind::Static, 0)
+            .unwrap();
+        let mut removed = 0;
+        loop {
+            let r = t.age(2000, 37);
+            assert!(r.visited <= 37);
+            removed += r.removed;
+            if r.pass_complete {
+                break;
+            }
+        }
+        assert_eq!(removed, 400);
+        assert_eq!((t.len(), t.dynamic_len()), (1, 0));
+        for i in 0..400 {
+            assert_eq!(t.learn(1, mac(i), 1, 3000), Learn::Learned);
+        }
+        assert_eq!(t.age_all(3500), 0);
+        assert_eq!(t.age_all(4000), 400);
+    }
+
+    #[test]
+    fn removal_keeps_clusters_reachable() {
+        let mut t = small(1000);
+        for i in 0..1000 {
+            t.learn((i % 7) as u16, mac(i), 1, 0);
+        }
+        for i in (0..1000).step_by(3) {
+            assert!(t.remove((i % 7) as u16, mac(i)));
+        }
+        for i in 0..1000 {
+            assert_eq!(
+                t.lookup((i % 7) as u16, mac(i), 1).is_some(),
+                i % 3 != 0,
+                "{i}"
+            );
+        }
+        assert_eq!(t.flush_port(1), 666);
+        assert!(t.is_empty() && t.entries().next().is_none());
+    }
+
+    #[test]
+    fn keyed_hash_depends_on_key() {
+        let a = HashKey::from_seed(1);
+        let b = HashKey::from_seed(2);
+        let k = pack(1, mac(1));
+        assert_ne!(a.hash(k), b.hash(k));
+    }
+}

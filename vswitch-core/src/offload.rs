@@ -1,0 +1,347 @@
+//! Software offloads for ports that cannot finish a frame themselves: TCP/UDP checksum
+//! insertion and TCP segmentation of large sends (LSO) into MSS-sized frames.
+//!
+//! A guest that uses checksum offload hands over frames whose TCP/UDP checksum field holds
+//! only the pseudo-header sum (or anything: this module recomputes it from scratch). With
+//! LSO it hands over one TCP segment of up to 64 KiB plus an MSS; [`TcpSegmenter`] cuts it
+//! into frames of at most MSS payload bytes, each with its own IP length, IPv4 ID and header
+//! checksum, TCP sequence number, flags (FIN and PSH only on the last, CWR only on the first)
+//! and TCP checksum. Both work on IPv4 and IPv6, behind up to two VLAN tags.
+
+use crate::frame::{network_offset, EtherType};
+use crate::packet::{IpProtocol, Ipv4Packet, Ipv6Packet, PacketError, TcpSegment};
+
+/// Why an offload could not be done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OffloadError {
+    /// Not IPv4 or IPv6 (or the tags are cut off).
+    #[error("not an ip frame")]
+    NotIp,
+    /// The L4 protocol is not TCP (segmentation) or TCP/UDP (checksum).
+    #[error("unsupported l4 protocol {0:?}")]
+    Protocol(IpProtocol),
+    /// IPv4 fragments cannot be checksummed or segmented.
+    #[error("ip fragment")]
+    Fragment,
+    /// A zero MSS.
+    #[error("mss of 0")]
+    ZeroMss,
+    /// Malformed headers.
+    #[error(transparent)]
+    Packet(#[from] PacketError),
+    /// The output buffer is too small.
+    #[error("output buffer of {len} bytes is smaller than the {needed} needed")]
+    BufferTooSmall {
+        /// Bytes available.
+        len: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+}
+
+/// Adds `data` as big-endian 16-bit words to a ones'-complement accumulator.
+pub fn sum_words(mut acc: u64, data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc += (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
+    }
+    let mut words = chunks.remainder().chunks_exact(2);
+    for w in &mut words {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    acc
+}
+
+/// Folds an accumulator to 16 bits and complements it: the Internet checksum (RFC 1071).
+pub fn finish(mut acc: u64) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// The Internet checksum of `data` (0 when `data` includes a correct checksum field).
+pub fn checksum(data: &[u8]) -> u16 {
+    finish(sum_words(0, data))
+}
+
+/// Where the IP and L4 headers of a frame are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    l3: usize,
+    l4: usize,
+    /// End of the IP packet (padding excluded).
+    end: usize,
+    v6: bool,
+    proto: IpProtocol,
+}
+
+fn layout(frame: &[u8]) -> Result<Layout, OffloadError> {
+    let (t, l3) = network_offset(frame).ok_or(OffloadError::NotIp)?;
+    let ip = &frame[l3..];
+    match t {
+        EtherType::IPV4 => {
+            let p = Ipv4Packet::new_checked(ip)?;
+            if p.frag_offset() != 0 || p.more_frags() {
+                return Err(OffloadError::Fragment);
+            }
+            Ok(Layout {
+                l3,
+                l4: l3 + p.header_len(),
+                end: l3 + p.total_len(),
+                v6: false,
+                proto: p.protocol(),
+            })
+        }
+        EtherType::IPV6 => {
+            let p = Ipv6Packet::new_checked(ip)?;
+            let ul = p.upper_layer()?;
+            if !ul.first_fragment {
+                return Err(OffloadError::Fragment);
+            }
+            Ok(Layout {
+                l3,
+                l4: l3 + ul.offset,
+                end: l3 + 40 + p.payload_len(),
+                v6: true,
+                proto: ul.protocol,
+            })
+        }
+        _ => Err(OffloadError::NotIp),
+    }
+}
+
+fn pseudo_sum(frame: &[u8], lay: &Layout, l4_len: usize) -> u64 {
+    let addrs = if lay.v6 {
+        &frame[lay.l3 + 8..lay.l3 + 40]
+    } else {
+        &frame[lay.l3 + 12..lay.l3 + 20]
+    };
+    sum_words(0, addrs) + u64::from(lay.proto.0) + l4_len as u64
+}
+
+/// Computes and writes the TCP or UDP checksum of a frame in place.
+pub fn fill_l4_checksum(frame: &mut [u8]) -> Result<(), OffloadError> {
+    let lay = layout(frame)?;
+    let field = match lay.proto {
+        IpProtocol::TCP => {
+            TcpSegment::new_checked(&frame[lay.l4..lay.end])?;
+            16
+        }
+        IpProtocol::UDP => {
+            crate::packet::UdpDatagram::new_checked(&frame[lay.l4..lay.end])?;
+            6
+        }
+        p => return Err(OffloadError::Protocol(p)),
+    };
+    let l4_len = lay.end - lay.l4;
+    frame[lay.l4 + field..lay.l4 + field + 2].fill(0);
+    let mut c = finish(sum_words(
+        pseudo_sum(frame, &lay, l4_len),
+        &frame[lay.l4..lay.end],
+    ));
+    if c == 0 && lay.proto == IpProtocol::UDP {
+        c = 0xffff;
+    }
+    frame[lay.l4 + field..lay.l4 + field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// Cuts one large TCP frame into MSS-sized frames.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegmenter<'a> {
+    frame: &'a [u8],
+    lay: Layout,
+    hdr: usize,
+    mss: usize,
+    payload: usize,
+}
+
+impl<'a> TcpSegmenter<'a> {
+    /// Checks that `frame` is a TCP segment over IPv4 or IPv6 (no IPv6 extension headers).
+    pub fn new(frame: &'a [u8], mss: u16) -> Result<Self, OffloadError> {
+        if mss == 0 {
+            return Err(OffloadError::ZeroMss);
+        }
+        let lay = layout(frame)?;
+        if lay.proto != IpProtocol::TCP {
+            return Err(OffloadError::Protocol(lay.proto));
+        }
+        if lay.v6 && lay.l4 != lay.l3 + 40 {
+            return Err(OffloadError::Protocol(IpProtocol::HOP_BY_HOP));
+        }
+        let tcp = TcpSegment::new_checked(&frame[lay.l4..lay.end])?;
+        let hdr = lay.l4 + tcp.header_len();
+        Ok(Self {
+            frame,
+            lay,
+            hdr,
+            mss: usize::from(mss),
+            payload: lay.end - hdr,
+        })
+    }
+
+    /// Number of output frames (at least one, even for an empty payload).
+    pub fn count(&self) -> usize {
+        self.payload.div_ceil(self.mss).max(1)
+    }
+
+    /// Length of output frame `i`.
+    pub fn segment_len(&self, i: usize) -> usize {
+        let start = i * self.mss;
+        self.hdr + self.payload.saturating_sub(start).min(self.mss)
+    }
+
+    /// Total bytes of all output frames.
+    pub fn total_len(&self) -> usize {
+        self.hdr * self.count() + self.payload
+    }
+
+    /// Writes output frame `i` into `out`; returns its length.
+    pub fn write(&self, i: usize, out: &mut [u8]) -> Result<usize, OffloadError> {
+        let n = self.segment_len(i);
+        let Some(out) = out.get_mut(..n) else {
+            return Err(OffloadError::BufferTooSmall {
+                len: out.len(),
+                needed: n,
+            });
+        };
+        let (hdr, body) = out.split_at_mut(self.hdr);
+        hdr.copy_from_slice(&self.frame[..self.hdr]);
+        let start = self.hdr + i * self.mss;
+        body.copy_from_slice(&self.frame[start..start + body.len()]);
+        let lay = self.lay;
+        let ip_len = n - lay.l3;
+        if lay.v6 {
+            let pl = (ip_len - 40) as u16;
+            out[lay.l3 + 4..lay.l3 + 6].copy_from_slice(&pl.to_be_bytes());
+        } else {
+            out[lay.l3 + 2..lay.l3 + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+            let id = u16::from_be_bytes([out[lay.l3 + 4], out[lay.l3 + 5]]);
+            let id = id.wrapping_add(i as u16);
+            out[lay.l3 + 4..lay.l3 + 6].copy_from_slice(&id.to_be_bytes());
+            out[lay.l3 + 10..lay.l3 + 12].fill(0);
+            let c = checksum(&out[lay.l3..lay.l4]);
+            out[lay.l3 + 10..lay.l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let t = lay.l4;
+        let seq = u32::from_be_bytes([out[t + 4], out[t + 5], out[t + 6], out[t + 7]]);
+        let seq = seq.wrapping_add((i * self.mss) as u32);
+        out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
+        use crate::packet::tcp_flags::{CWR, FIN, PSH};
+        if i + 1 < self.count() {
+            out[t + 13] &= !(FIN | PSH);
+        }
+        if i > 0 {
+            out[t + 13] &= !CWR;
+        }
+        let l4_len = n - t;
+        out[t + 16..t + 18].fill(0);
+        let c = finish(sum_words(pseudo_sum(out, &lay, l4_len), &out[t..n]));
+        out[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tagged IPv4/TCP frame with `payload` bytes of data.
+    pub(crate) fn tcp4(payload: usize) -> alloc::vec::Vec<u8> {
+        let mut f = alloc::vec![0u8; 18 + 20 + 20 + payload];
+        f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        f[12..18].copy_from_slice(&[0x81, 0, 0, 10, 8, 0]);
+        let ip = &mut f[18..38];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((40 + payload) as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let tcp = &mut f[38..58];
+        tcp[0..4].copy_from_slice(&[0x12, 0x34, 0, 80]);
+        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        tcp[12] = 0x50;
+        tcp[13] = 0x18 | 0x01 | 0x80;
+        for (i, b) in f[58..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    fn l4_ok(frame: &[u8]) -> bool {
+        let lay = layout(frame).unwrap();
+        finish(sum_words(
+            pseudo_sum(frame, &lay, lay.end - lay.l4),
+            &frame[lay.l4..lay.end],
+        )) == 0
+    }
+
+    #[test]
+    fn checksum_rfc1071_example() {
+        // RFC 1071 §3: the sum of 0001 f203 f4f5 f6f7 is ddf2 (before complement).
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            !0xddf2
+        );
+        assert_eq!(checksum(&[0xff]), !0xff00);
+    }
+
+    #[test]
+    fn fills_tcp_checksum() {
+        let mut f = tcp4(33);
+        assert!(!l4_ok(&f));
+        fill_l4_checksum(&mut f).unwrap();
+        assert!(l4_ok(&f));
+    }
+
+    #[test]
+    fn segments_lso_frame() {
+        let mut f = tcp4(3000);
+        fill_l4_checksum(&mut f).unwrap();
+        let s = TcpSegmenter::new(&f, 1448).unwrap();
+        assert_eq!(s.count(), 3);
+        let mut payload = alloc::vec::Vec::new();
+        for i in 0..3 {
+            let mut out = [0u8; 1600];
+            let n = s.write(i, &mut out).unwrap();
+            let seg = &out[..n];
+            assert!(l4_ok(seg), "segment {i} checksum");
+            let ip = Ipv4Packet::new_checked(&seg[18..]).unwrap();
+            assert!(ip.checksum_ok());
+            assert_eq!(ip.ident(), 0x1234 + i as u16);
+            let tcp = TcpSegment::new_checked(ip.payload()).unwrap();
+            assert_eq!(tcp.seq(), 1000 + 1448 * i as u32);
+            assert_eq!(tcp.flags() & 0x01 != 0, i == 2, "FIN only on the last");
+            assert_eq!(tcp.flags() & 0x80 != 0, i == 0, "CWR only on the first");
+            payload.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(payload, f[58..]);
+        assert_eq!(s.total_len(), 3 * 58 + 3000);
+    }
+
+    #[test]
+    fn rejects_non_tcp() {
+        let mut f = tcp4(10);
+        f[18 + 9] = 17;
+        assert_eq!(
+            TcpSegmenter::new(&f, 100).unwrap_err(),
+            OffloadError::Protocol(IpProtocol::UDP)
+        );
+        assert_eq!(TcpSegmenter::new(&f, 0).unwrap_err(), OffloadError::ZeroMss);
+        assert_eq!(
+            fill_l4_checksum(&mut f[..40]).unwrap_err(),
+            OffloadError::Packet(PacketError::Truncated {
+                len: 22,
+                needed: 50
+            })
+        );
+    }
+}

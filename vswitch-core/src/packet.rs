@@ -1,0 +1,493 @@
+//! Just enough of IPv4, IPv6, ARP, UDP, TCP, ICMP and DHCP for the port features (DHCP guard,
+//! router guard) and the offloads (checksums, segmentation): checked views over bytes.
+//!
+//! Each view's `new_checked` validates the lengths its accessors rely on, so no accessor panics
+//! afterwards. IP views trim Ethernet padding: their payload ends where the IP length says.
+
+use crate::frame::{be16, be32};
+use crate::macros::open_enum;
+
+open_enum! {
+    /// An IP protocol / IPv6 next-header number.
+    pub struct IpProtocol(u8) {
+        /// IPv6 hop-by-hop options.
+        HOP_BY_HOP = 0,
+        /// ICMP for IPv4.
+        ICMP = 1,
+        /// TCP.
+        TCP = 6,
+        /// UDP.
+        UDP = 17,
+        /// IPv6 routing header.
+        ROUTING = 43,
+        /// IPv6 fragment header.
+        FRAGMENT = 44,
+        /// Encapsulating security payload.
+        ESP = 50,
+        /// Authentication header.
+        AH = 51,
+        /// ICMPv6.
+        ICMPV6 = 58,
+        /// IPv6 "no next header".
+        NO_NEXT = 59,
+        /// IPv6 destination options.
+        DEST_OPTS = 60,
+    }
+}
+
+/// Why bytes are not a well-formed packet of the expected kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PacketError {
+    /// The bytes end before the header (or the length it declares) does.
+    #[error("packet of {len} bytes is truncated: {needed} needed")]
+    Truncated {
+        /// Bytes present.
+        len: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The IP version nibble is not the one expected.
+    #[error("ip version {0} where another was expected")]
+    Version(u8),
+    /// A header-length field smaller than the fixed header.
+    #[error("header length {0} is below the minimum")]
+    HeaderLen(usize),
+    /// The IPv6 extension-header chain is longer than this crate walks.
+    #[error("ipv6 extension header chain longer than {MAX_EXT_HEADERS}")]
+    ExtensionChain,
+}
+
+fn need(len: usize, needed: usize) -> Result<(), PacketError> {
+    if len < needed {
+        Err(PacketError::Truncated { len, needed })
+    } else {
+        Ok(())
+    }
+}
+
+/// A checked IPv4 header view. Invariants: at least 20 bytes, version 4, `20 <= IHL*4 <=
+/// total length <= buffer length`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ipv4Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// Validates the header and its lengths.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let b = buffer.as_ref();
+        need(b.len(), 20)?;
+        if b[0] >> 4 != 4 {
+            return Err(PacketError::Version(b[0] >> 4));
+        }
+        let hl = usize::from(b[0] & 15) * 4;
+        if hl < 20 {
+            return Err(PacketError::HeaderLen(hl));
+        }
+        let total = usize::from(u16::from_be_bytes([b[2], b[3]]));
+        if total < hl {
+            return Err(PacketError::HeaderLen(total));
+        }
+        need(b.len(), total)?;
+        Ok(Self { buffer })
+    }
+
+    fn b(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+    /// Header length in bytes (IHL × 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.b()[0] & 15) * 4
+    }
+    /// Total length (header + payload) from the header.
+    pub fn total_len(&self) -> usize {
+        usize::from(u16::from_be_bytes([self.b()[2], self.b()[3]]))
+    }
+    /// Identification.
+    pub fn ident(&self) -> u16 {
+        u16::from_be_bytes([self.b()[4], self.b()[5]])
+    }
+    /// Fragment offset in 8-byte units.
+    pub fn frag_offset(&self) -> u16 {
+        u16::from_be_bytes([self.b()[6], self.b()[7]]) & 0x1fff
+    }
+    /// The more-fragments flag.
+    pub fn more_frags(&self) -> bool {
+        self.b()[6] & 0x20 != 0
+    }
+    /// Protocol of the payload.
+    pub fn protocol(&self) -> IpProtocol {
+        IpProtocol(self.b()[9])
+    }
+    /// Source address.
+    pub fn src(&self) -> [u8; 4] {
+        let b = self.b();
+        [b[12], b[13], b[14], b[15]]
+    }
+    /// Destination address.
+    pub fn dst(&self) -> [u8; 4] {
+        let b = self.b();
+        [b[16], b[17], b[18], b[19]]
+    }
+    /// Header checksum field.
+    pub fn checksum(&self) -> u16 {
+        u16::from_be_bytes([self.b()[10], self.b()[11]])
+    }
+    /// Whether the header checksum verifies.
+    pub fn checksum_ok(&self) -> bool {
+        crate::offload::checksum(&self.b()[..self.header_len()]) == 0
+    }
+    /// The payload, trimmed to the total length (Ethernet padding excluded).
+    pub fn payload(&self) -> &[u8] {
+        &self.b()[self.header_len()..self.total_len()]
+    }
+}
+
+/// Where an IPv6 packet's upper-layer header is, after the extension headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpperLayer {
+    /// The upper-layer protocol.
+    pub protocol: IpProtocol,
+    /// Offset of its header from the start of the IPv6 header.
+    pub offset: usize,
+    /// `false` for a non-first fragment (the upper-layer header is in another fragment).
+    pub first_fragment: bool,
+}
+
+/// The longest IPv6 extension-header chain [`Ipv6Packet::upper_layer`] walks.
+pub const MAX_EXT_HEADERS: usize = 8;
+
+/// A checked IPv6 header view. Invariants: at least 40 bytes, version 6, `40 + payload length
+/// <= buffer length`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ipv6Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// Validates the fixed header and the payload length.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let b = buffer.as_ref();
+        need(b.len(), 40)?;
+        if b[0] >> 4 != 6 {
+            return Err(PacketError::Version(b[0] >> 4));
+        }
+        let total = 40 + usize::from(u16::from_be_bytes([b[4], b[5]]));
+        need(b.len(), total)?;
+        Ok(Self { buffer })
+    }
+
+    fn b(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+    /// Payload length from the header.
+    pub fn payload_len(&self) -> usize {
+        usize::from(u16::from_be_bytes([self.b()[4], self.b()[5]]))
+    }
+    /// The first next-header value.
+    pub fn next_header(&self) -> IpProtocol {
+        IpProtocol(self.b()[6])
+    }
+    /// Hop limit.
+    pub fn hop_limit(&self) -> u8 {
+        self.b()[7]
+    }
+    /// Source address.
+    pub fn src(&self) -> [u8; 16] {
+        self.b()[8..24].try_into().unwrap_or([0; 16])
+    }
+    /// Destination address.
+    pub fn dst(&self) -> [u8; 16] {
+        self.b()[24..40].try_into().unwrap_or([0; 16])
+    }
+    /// Header plus payload, Ethernet padding excluded.
+    pub fn packet(&self) -> &[u8] {
+        &self.b()[..40 + self.payload_len()]
+    }
+
+    /// Walks hop-by-hop, routing, fragment, destination-options and AH headers to the upper
+    /// layer. A chain that runs past the packet is `Truncated`; one longer than
+    /// [`MAX_EXT_HEADERS`] is an error too (RFC 7113 asks RA guards to treat both as suspect).
+    pub fn upper_layer(&self) -> Result<UpperLayer, PacketError> {
+        let b = self.packet();
+        let mut proto = self.next_header();
+        let mut off = 40;
+        let mut first_fragment = true;
+        for _ in 0..=MAX_EXT_HEADERS {
+            let len = match proto {
+                IpProtocol::HOP_BY_HOP | IpProtocol::ROUTING | IpProtocol::DEST_OPTS => {
+                    need(b.len(), off + 2)?;
+                    8 + usize::from(b[off + 1]) * 8
+                }
+                IpProtocol::AH => {
+                    need(b.len(), off + 2)?;
+                    (usize::from(b[off + 1]) + 2) * 4
+                }
+                IpProtocol::FRAGMENT => {
+                    need(b.len(), off + 8)?;
+                    if u16::from_be_bytes([b[off + 2], b[off + 3]]) >> 3 != 0 {
+                        first_fragment = false;
+                    }
+                    8
+                }
+                _ => {
+                    return Ok(UpperLayer {
+                        protocol: proto,
+                        offset: off,
+                        first_fragment,
+                    })
+                }
+            };
+            need(b.len(), off + len)?;
+            proto = IpProtocol(b[off]);
+            off += len;
+        }
+        Err(PacketError::ExtensionChain)
+    }
+}
+
+/// ARP operation: request.
+pub const ARP_REQUEST: u16 = 1;
+/// ARP operation: reply.
+pub const ARP_REPLY: u16 = 2;
+
+/// A checked view of an Ethernet/IPv4 ARP packet (28 bytes).
+#[derive(Clone, Copy, Debug)]
+pub struct ArpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> ArpPacket<T> {
+    /// Checks the length and that hardware/protocol are Ethernet/IPv4 with 6/4-byte addresses.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let b = buffer.as_ref();
+        need(b.len(), 28)?;
+        if b[..6] != [0, 1, 8, 0, 6, 4] {
+            return Err(PacketError::HeaderLen(usize::from(b[4])));
+        }
+        Ok(Self { buffer })
+    }
+    fn b(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+    /// Operation ([`ARP_REQUEST`], [`ARP_REPLY`]).
+    pub fn operation(&self) -> u16 {
+        u16::from_be_bytes([self.b()[6], self.b()[7]])
+    }
+    /// Sender hardware address.
+    pub fn sender_mac(&self) -> crate::frame::MacAddr {
+        crate::frame::MacAddr::from_bytes(&self.b()[8..]).unwrap_or_default()
+    }
+    /// Sender protocol address.
+    pub fn sender_ip(&self) -> [u8; 4] {
+        let b = self.b();
+        [b[14], b[15], b[16], b[17]]
+    }
+    /// Target protocol address.
+    pub fn target_ip(&self) -> [u8; 4] {
+        let b = self.b();
+        [b[24], b[25], b[26], b[27]]
+    }
+}
+
+/// A checked UDP header view (at least 8 bytes).
+#[derive(Clone, Copy, Debug)]
+pub struct UdpDatagram<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> UdpDatagram<T> {
+    /// Checks that the 8-byte header is present.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        need(buffer.as_ref().len(), 8)?;
+        Ok(Self { buffer })
+    }
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), 0).unwrap_or(0)
+    }
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), 2).unwrap_or(0)
+    }
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        be16(self.buffer.as_ref(), 6).unwrap_or(0)
+    }
+    /// Bytes after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[8..]
+    }
+}
+
+/// TCP flag bits (the low byte of the flags field, plus NS is not modelled).
+pub mod tcp_flags {
+    /// No more data from sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// Reset.
+    pub const RST: u8 = 0x04;
+    /// Push.
+    pub const PSH: u8 = 0x08;
+    /// Acknowledgement field significant.
+    pub const ACK: u8 = 0x10;
+    /// Urgent pointer significant.
+    pub const URG: u8 = 0x20;
+    /// ECN echo.
+    pub const ECE: u8 = 0x40;
+    /// Congestion window reduced.
+    pub const CWR: u8 = 0x80;
+}
+
+/// A checked TCP header view: at least 20 bytes and the data offset's header length present.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> TcpSegment<T> {
+    /// Validates the data offset against the buffer.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let b = buffer.as_ref();
+        need(b.len(), 20)?;
+        let hl = usize::from(b[12] >> 4) * 4;
+        if hl < 20 {
+            return Err(PacketError::HeaderLen(hl));
+        }
+        need(b.len(), hl)?;
+        Ok(Self { buffer })
+    }
+    fn b(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        be16(self.b(), 0).unwrap_or(0)
+    }
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        be16(self.b(), 2).unwrap_or(0)
+    }
+    /// Sequence number.
+    pub fn seq(&self) -> u32 {
+        be32(self.b(), 4).unwrap_or(0)
+    }
+    /// Acknowledgement number.
+    pub fn ack(&self) -> u32 {
+        be32(self.b(), 8).unwrap_or(0)
+    }
+    /// Header length in bytes.
+    pub fn header_len(&self) -> usize {
+        usize::from(self.b()[12] >> 4) * 4
+    }
+    /// Flag bits (see [`tcp_flags`]).
+    pub fn flags(&self) -> u8 {
+        self.b()[13]
+    }
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        be16(self.b(), 16).unwrap_or(0)
+    }
+    /// Bytes after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.b()[self.header_len()..]
+    }
+}
+
+/// ICMPv4 type: redirect.
+pub const ICMPV4_REDIRECT: u8 = 5;
+/// ICMPv4 type: router advertisement (RFC 1256).
+pub const ICMPV4_ROUTER_ADVERT: u8 = 9;
+/// ICMPv6 type: router solicitation.
+pub const ICMPV6_ROUTER_SOLICIT: u8 = 133;
+/// ICMPv6 type: router advertisement.
+pub const ICMPV6_ROUTER_ADVERT: u8 = 134;
+/// ICMPv6 type: redirect.
+pub const ICMPV6_REDIRECT: u8 = 137;
+
+/// DHCPv4 server port.
+pub const DHCP_SERVER_PORT: u16 = 67;
+/// DHCPv4 client port.
+pub const DHCP_CLIENT_PORT: u16 = 68;
+/// BOOTP op: reply (every DHCPv4 server-to-client message).
+pub const BOOTP_REPLY: u8 = 2;
+/// DHCPv6 client port.
+pub const DHCPV6_CLIENT_PORT: u16 = 546;
+/// DHCPv6 server/relay port.
+pub const DHCPV6_SERVER_PORT: u16 = 547;
+
+/// DHCPv6 message types only servers and relays send: ADVERTISE, REPLY, RECONFIGURE,
+/// RELAY-REPL (RFC 8415 §7.3).
+pub fn is_dhcpv6_server_message(msg_type: u8) -> bool {
+    matches!(msg_type, 2 | 7 | 10 | 13)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_view() {
+        let mut p = [0u8; 30];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        p[9] = 17;
+        let v = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(v.protocol(), IpProtocol::UDP);
+        assert_eq!(v.payload().len(), 8);
+        assert!(Ipv4Packet::new_checked(&p[..27]).is_err());
+        p[0] = 0x44;
+        assert_eq!(
+            Ipv4Packet::new_checked(&p[..]).unwrap_err(),
+            PacketError::HeaderLen(16)
+        );
+    }
+
+    #[test]
+    fn ipv6_extension_walk() {
+        let mut p = [0u8; 40 + 8 + 8 + 4];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&20u16.to_be_bytes());
+        p[6] = 0; // hop-by-hop
+        p[40] = 44; // -> fragment
+        p[48] = 58; // -> icmpv6
+        p[56] = 134;
+        let v = Ipv6Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(
+            v.upper_layer(),
+            Ok(UpperLayer {
+                protocol: IpProtocol::ICMPV6,
+                offset: 56,
+                first_fragment: true
+            })
+        );
+        p[50] = 0x01; // fragment offset 32
+        let v = Ipv6Packet::new_checked(&p[..]).unwrap();
+        assert!(!v.upper_layer().unwrap().first_fragment);
+        p[41] = 5; // hop-by-hop claims 48 bytes
+        let v = Ipv6Packet::new_checked(&p[..]).unwrap();
+        assert!(matches!(
+            v.upper_layer(),
+            Err(PacketError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn tcp_and_arp() {
+        let mut t = [0u8; 24];
+        t[12] = 0x60;
+        t[13] = tcp_flags::SYN;
+        let v = TcpSegment::new_checked(&t[..]).unwrap();
+        assert_eq!((v.header_len(), v.flags()), (24, tcp_flags::SYN));
+        t[12] = 0x70;
+        assert!(TcpSegment::new_checked(&t[..]).is_err());
+        let mut a = [0u8; 28];
+        a[..8].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+        assert_eq!(
+            ArpPacket::new_checked(&a[..]).unwrap().operation(),
+            ARP_REPLY
+        );
+    }
+}
