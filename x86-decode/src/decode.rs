@@ -6,6 +6,8 @@ use crate::forms::{self, EN, FP, G11Z, G3B, G3Z, M, M3D, MB, MO, MR, MZ, N, R8, 
 use crate::instruction::{Instruction, Prefixes};
 use crate::validity;
 
+mod fast;
+
 /// The longest legal instruction, in bytes.
 pub const MAX_INSTRUCTION_LEN: usize = 15;
 
@@ -252,6 +254,20 @@ impl Decoder {
     /// As for [`Decoder::decode`].
     #[inline]
     pub fn decode_out(
+        &self,
+        bytes: &[u8],
+        ip: u64,
+        out: &mut Instruction,
+    ) -> Result<(), DecodeError> {
+        if self.mode == Mode::Bits64 && fast::decode64(self.vendor, bytes, ip, out) {
+            return Ok(());
+        }
+        self.decode_general(bytes, ip, out)
+    }
+
+    /// The general path: every mode, prefix, encoding and window length.
+    #[inline]
+    fn decode_general(
         &self,
         bytes: &[u8],
         ip: u64,
