@@ -20,7 +20,7 @@
 use alloc::vec::Vec;
 
 use crate::bridge::{Bridge, Port};
-use crate::fdb::{pack, Learn};
+use crate::fdb::{pack, prefetch, Learn};
 use crate::features::{inspect, DropReason, GuardHit, VlanStats};
 use crate::frame::{Tci, HEADER_LEN, MAX_TAGS, TAG_LEN};
 use crate::offload::{fill_l4_checksum, TcpSegmenter};
@@ -240,9 +240,15 @@ impl Bridge {
         out.clear();
         self.now = now;
         let mut pre = [Pre::default(); CHUNK];
+        for f in frames.iter().take(CHUNK) {
+            prefetch::read(f.data.as_ptr().cast());
+        }
         for (c, chunk) in frames.chunks(CHUNK).enumerate() {
             for (p, f) in pre.iter_mut().zip(chunk) {
                 *p = self.prepare(f);
+            }
+            for f in frames.iter().skip((c + 1) * CHUNK).take(CHUNK) {
+                prefetch::read(f.data.as_ptr().cast());
             }
             for (j, (f, p)) in chunk.iter().zip(&pre).enumerate() {
                 self.forward((c * CHUNK + j) as u32, f, p, now, out);

@@ -7,9 +7,12 @@
 //!   the key xor secret words), so a guest that picks its MAC addresses cannot aim them at
 //!   one bucket without knowing the key. The key comes from the caller (`no_std` has no
 //!   entropy); [`HashKey::random`] draws one from the standard library's per-process keys.
-//! - **Table.** Linear probing over a power-of-two array of 16-byte slots sized for at most
-//!   50% load, allocated once at construction: no allocation on the forwarding path.
-//!   Deletion shifts the cluster back (no tombstones).
+//! - **Table.** A power-of-two array of 64-byte buckets of four 16-byte slots (one cache line
+//!   per bucket), at most 50% full, allocated once at construction: no allocation on the
+//!   forwarding path. A key lives in its home bucket or, if that was full, in the next
+//!   non-full one (linear probing by bucket); a lookup compares the four keys of a bucket
+//!   without branching and stops at the first bucket with a free slot. Deletion moves a later
+//!   entry back into the hole when the probe invariant needs it (no tombstones).
 //! - **Kinds.** Dynamic entries age and move. [`EntryKind::Static`] never ages but still moves
 //!   when its MAC is learned elsewhere (Linux `static`); [`EntryKind::Sticky`] never ages and
 //!   never moves (Linux `static sticky`, VPP static); [`EntryKind::Local`] is the switch's own
@@ -139,6 +142,12 @@ struct Slot {
     stamp: u32,
 }
 
+/// Four slots in one cache line: the unit of probing.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket([Slot; 4]);
+
 #[cfg(feature = "alloc")]
 impl Slot {
     fn kind(&self) -> EntryKind {
@@ -233,8 +242,11 @@ pub struct AgeReport {
 /// The forwarding table.
 #[cfg(feature = "alloc")]
 pub struct Fdb {
-    slots: Box<[Slot]>,
+    buckets: Box<[Bucket]>,
+    /// Slot-index mask (slots = 4 × buckets).
     mask: usize,
+    /// Bucket-index mask.
+    bmask: usize,
     key: HashKey,
     config: FdbConfig,
     len: usize,
@@ -250,7 +262,7 @@ impl core::fmt::Debug for Fdb {
         f.debug_struct("Fdb")
             .field("len", &self.len)
             .field("dynamic", &self.dynamic)
-            .field("slots", &self.slots.len())
+            .field("slots", &(self.mask + 1))
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -262,8 +274,9 @@ impl Fdb {
     pub fn new(config: FdbConfig, key: HashKey) -> Self {
         let n = config.capacity.max(8).saturating_mul(2).next_power_of_two();
         Self {
-            slots: vec![Slot::default(); n].into_boxed_slice(),
+            buckets: vec![Bucket::default(); n / 4].into_boxed_slice(),
             mask: n - 1,
+            bmask: n / 4 - 1,
             key,
             config,
             len: 0,
@@ -323,25 +336,49 @@ impl Fdb {
     #[inline(always)]
     pub fn prefetch(&self, h: u64) {
         prefetch::read(
-            self.slots
+            self.buckets
                 .as_ptr()
-                .wrapping_add(h as usize & self.mask)
+                .wrapping_add(h as usize & self.bmask)
                 .cast(),
         );
     }
 
     #[inline(always)]
+    fn slot(&self, i: usize) -> &Slot {
+        &self.buckets[(i >> 2) & self.bmask].0[i & 3]
+    }
+
+    #[inline(always)]
+    fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        &mut self.buckets[(i >> 2) & self.bmask].0[i & 3]
+    }
+
+    /// The home bucket of a stored key.
+    fn home(&self, key: u64) -> usize {
+        self.hash(key & MATCH) as usize & self.bmask
+    }
+
+    /// `Ok(slot)` of `key`, or `Err(slot)`: the free slot where it would be inserted.
+    #[inline(always)]
     fn find(&self, key: u64, h: u64) -> Result<usize, usize> {
-        let mut i = h as usize & self.mask;
+        let mut b = h as usize & self.bmask;
         loop {
-            let k = self.slots[i].key;
-            if k & MATCH == key {
-                return Ok(i);
+            let [s0, s1, s2, s3] = &self.buckets[b].0;
+            let hit = u32::from(s0.key & MATCH == key)
+                | u32::from(s1.key & MATCH == key) << 1
+                | u32::from(s2.key & MATCH == key) << 2
+                | u32::from(s3.key & MATCH == key) << 3;
+            if hit != 0 {
+                return Ok(b * 4 + hit.trailing_zeros() as usize);
             }
-            if k == 0 {
-                return Err(i);
+            let free = u32::from(s0.key == 0)
+                | u32::from(s1.key == 0) << 1
+                | u32::from(s2.key == 0) << 2
+                | u32::from(s3.key == 0) << 3;
+            if free != 0 {
+                return Err(b * 4 + free.trailing_zeros() as usize);
             }
-            i = (i + 1) & self.mask;
+            b = (b + 1) & self.bmask;
         }
     }
 
@@ -355,7 +392,7 @@ impl Fdb {
     #[inline(always)]
     pub fn lookup_hashed(&self, key: u64, h: u64, now: u64) -> Option<u32> {
         let i = self.find(key, h).ok()?;
-        let s = &self.slots[i];
+        let s = self.slot(i);
         (!self.expired(s, now as u32)).then_some(s.port)
     }
 
@@ -369,7 +406,7 @@ impl Fdb {
     pub fn get(&self, fid: u16, mac: MacAddr) -> Option<Entry> {
         let k = pack(fid, mac);
         let i = self.find(k, self.hash(k)).ok()?;
-        Some(self.entry(&self.slots[i]))
+        Some(self.entry(self.slot(i)))
     }
 
     fn entry(&self, s: &Slot) -> Entry {
@@ -396,7 +433,7 @@ impl Fdb {
         let now32 = now as u32;
         match self.find(key, h) {
             Ok(i) => {
-                let s = &mut self.slots[i];
+                let s = self.slot_mut(i);
                 if s.port == port {
                     if s.stamp != now32 {
                         s.stamp = now32;
@@ -411,13 +448,13 @@ impl Fdb {
 
     #[inline(never)]
     fn relearn(&mut self, i: usize, port: u32, now32: u32) -> Learn {
-        let s = self.slots[i];
+        let s = *self.slot(i);
         if s.key & (F_STICKY | F_LOCAL) != 0 {
             return Learn::Pinned;
         }
         if s.key & F_STATIC != 0 {
-            self.slots[i].port = port;
-            self.slots[i].stamp = now32;
+            self.slot_mut(i).port = port;
+            self.slot_mut(i).stamp = now32;
             return Learn::Moved(s.port);
         }
         let pc = self.port_count(port);
@@ -427,8 +464,8 @@ impl Fdb {
         }
         pc.0 += 1;
         self.port_count(s.port).0 -= 1;
-        self.slots[i].port = port;
-        self.slots[i].stamp = now32;
+        self.slot_mut(i).port = port;
+        self.slot_mut(i).stamp = now32;
         Learn::Moved(s.port)
     }
 
@@ -448,7 +485,7 @@ impl Fdb {
             return Learn::Refused(Limit::Port);
         }
         pc.0 += 1;
-        self.slots[i] = Slot {
+        *self.slot_mut(i) = Slot {
             key,
             port,
             stamp: now32,
@@ -501,7 +538,7 @@ impl Fdb {
                 capacity: self.config.capacity,
             });
         }
-        self.slots[i] = Slot {
+        *self.slot_mut(i) = Slot {
             key: key | flags,
             port,
             stamp: now as u32,
@@ -522,28 +559,44 @@ impl Fdb {
         }
     }
 
-    /// Empties slot `i` and shifts the rest of its cluster back.
-    fn remove_at(&mut self, mut i: usize) {
-        let s = self.slots[i];
+    /// Empties slot `i`, then restores the probe invariant (an entry in bucket `c` with home
+    /// bucket `h` has every bucket in `[h, c)` full): while some later entry up to the first
+    /// non-full bucket could live in the hole's bucket, it moves into the hole.
+    fn remove_at(&mut self, i: usize) {
+        let s = *self.slot(i);
         if s.key & F_STATIC == 0 {
             self.dynamic -= 1;
             self.port_count(s.port).0 -= 1;
         }
         self.len -= 1;
-        let mut j = i;
-        loop {
-            self.slots[i] = Slot::default();
+        let mut hole = i;
+        *self.slot_mut(hole) = Slot::default();
+        'refill: loop {
+            let hb = hole >> 2;
+            let mut c = hb;
             loop {
-                j = (j + 1) & self.mask;
-                let s = self.slots[j];
-                if s.key == 0 {
+                c = (c + 1) & self.bmask;
+                if c == hb {
                     return;
                 }
-                let home = self.hash(s.key & MATCH) as usize & self.mask;
-                if j.wrapping_sub(home) & self.mask >= j.wrapping_sub(i) & self.mask {
-                    self.slots[i] = s;
-                    i = j;
-                    break;
+                let mut free = false;
+                for k in 0..4 {
+                    let j = c * 4 + k;
+                    let e = *self.slot(j);
+                    if e.key == 0 {
+                        free = true;
+                        continue;
+                    }
+                    let dist = c.wrapping_sub(self.home(e.key)) & self.bmask;
+                    if dist >= c.wrapping_sub(hb) & self.bmask {
+                        *self.slot_mut(hole) = e;
+                        *self.slot_mut(j) = Slot::default();
+                        hole = j;
+                        continue 'refill;
+                    }
+                }
+                if free {
+                    return;
                 }
             }
         }
@@ -554,8 +607,8 @@ impl Fdb {
         let mut removed = 0;
         let mut i = 0;
         let mut visited = 0;
-        while visited < self.slots.len() + removed {
-            let s = self.slots[i];
+        while visited < (self.mask + 1) + removed {
+            let s = *self.slot(i);
             visited += 1;
             if s.key != 0 && !keep(&self.entry(&s)) {
                 self.remove_at(i);
@@ -586,7 +639,7 @@ impl Fdb {
         let mut r = AgeReport::default();
         while r.visited < budget {
             r.visited += 1;
-            let s = self.slots[self.cursor];
+            let s = *self.slot(self.cursor);
             if s.key != 0 && self.expired(&s, now32) {
                 self.remove_at(self.cursor);
                 r.removed += 1;
@@ -594,7 +647,7 @@ impl Fdb {
             }
             self.cursor = (self.cursor + 1) & self.mask;
             self.swept += 1;
-            if self.swept == self.slots.len() {
+            if self.swept == (self.mask + 1) {
                 self.swept = 0;
                 r.pass_complete = true;
                 break;
@@ -617,8 +670,9 @@ impl Fdb {
 
     /// Every entry (expired ones included until swept), in slot order.
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.slots
+        self.buckets
             .iter()
+            .flat_map(|b| b.0.iter())
             .filter(|s| s.key != 0)
             .map(|s| self.entry(s))
     }
@@ -632,11 +686,11 @@ impl Fdb {
 #[cfg(feature = "alloc")]
 /// The crate's only `unsafe`: a cache prefetch hint.
 #[allow(unsafe_code)]
-mod prefetch {
+pub(crate) mod prefetch {
     /// Asks the CPU to bring the cache line at `p` into L1. A hint only: it never faults,
     /// whatever `p` is, and has no effect on program semantics.
     #[inline(always)]
-    pub(super) fn read(p: *const i8) {
+    pub(crate) fn read(p: *const i8) {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
         // SAFETY: `_mm_prefetch` needs SSE, which the cfg guarantees; PREFETCHT0 does not
         // access memory architecturally, so any address (even an invalid one) is allowed.
