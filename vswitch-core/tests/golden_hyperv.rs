@@ -1,0 +1,622 @@
+//! Golden frame tests for the Hyper-V port features, network types, offloads, spanning tree
+//! and the batch interface: one test per rule, named after it.
+
+mod common;
+
+use common::{bridge, bridge_with, eth, mac, send, send_rx};
+use vswitch_core::batch::{Offload, TxData};
+use vswitch_core::features::DropReason;
+use vswitch_core::frame::MacAddr;
+use vswitch_core::offload::{checksum, finish, sum_words};
+use vswitch_core::packet::{Ipv4Packet, TcpSegment};
+use vswitch_core::port::{MirrorMode, PortKind, PortState, SwitchType};
+use vswitch_core::stp::StpConfig;
+use vswitch_core::vlan::{Edit, VlanConfig, VlanSet};
+use vswitch_core::{
+    Bridge, BridgeConfig, ConfigError, HashKey, PortConfig, PortId, RxFrame, TxBatch,
+};
+
+/// An IPv4 packet (header checksum filled) carrying `proto` and `l4`.
+fn ipv4(proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 20];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    let c = checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(l4);
+    p
+}
+
+fn udp(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&src.to_be_bytes());
+    u.extend_from_slice(&dst.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+/// An IPv6 packet whose header chain is `next` then `ext` (already encoded) then `l4`.
+fn ipv6(next: u8, ext: &[u8], l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&((ext.len() + l4.len()) as u16).to_be_bytes());
+    p[6] = next;
+    p[7] = 255;
+    p[8] = 0xfe;
+    p[9] = 0x80;
+    p[24] = 0xff;
+    p[25] = 0x02;
+    p[39] = 1;
+    p.extend_from_slice(ext);
+    p.extend_from_slice(l4);
+    p
+}
+
+fn vm_pair() -> (Bridge, PortId, PortId) {
+    let mut br = bridge();
+    let a = br.add_port(PortConfig::vm(mac(1))).unwrap();
+    let b = br.add_port(PortConfig::vm(mac(2))).unwrap();
+    (br, a, b)
+}
+
+fn guarded(br: &mut Bridge, p: PortId, dhcp: bool, router: bool) {
+    let mut cfg = br.port_config(p).unwrap().clone();
+    cfg.security.dhcp_guard = dhcp;
+    cfg.security.router_guard = router;
+    br.set_port_config(p, cfg).unwrap();
+}
+
+// ---- spoofing -------------------------------------------------------------------------------
+
+#[test]
+fn mac_spoofing_guard_drops_foreign_source() {
+    let (mut br, a, _) = vm_pair();
+    let f = eth(MacAddr::BROADCAST, mac(9)).done();
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::MacSpoofing);
+    assert!(br.fdb().is_empty(), "a spoofed source teaches nothing");
+    let ok = eth(MacAddr::BROADCAST, mac(1)).done();
+    assert_eq!(send(&mut br, a, &ok, 0).tx.len(), 1);
+}
+
+#[test]
+fn mac_spoofing_allowed_learns_any_source() {
+    let (mut br, a, b) = vm_pair();
+    let mut cfg = br.port_config(a).unwrap().clone();
+    cfg.security.allow_mac_spoofing = true;
+    br.set_port_config(a, cfg).unwrap();
+    let f = eth(MacAddr::BROADCAST, mac(9)).done();
+    assert_eq!(send(&mut br, a, &f, 0).ports(), [b]);
+    assert_eq!(br.lookup(1, mac(9), 0), Some(a));
+}
+
+// ---- DHCP guard -----------------------------------------------------------------------------
+
+#[test]
+fn dhcp_guard_drops_dhcpv4_server_messages() {
+    let (mut br, a, b) = vm_pair();
+    guarded(&mut br, a, true, false);
+    let mut bootp = vec![0u8; 240];
+    bootp[0] = 2; // BOOTREPLY (offer/ack/nak)
+    let offer = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(17, &udp(67, 68, &bootp)));
+    assert_eq!(send(&mut br, a, &offer, 0).dropped(), DropReason::DhcpGuard);
+    bootp[0] = 1; // BOOTREQUEST from the client passes
+    let discover = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(17, &udp(68, 67, &bootp)));
+    assert_eq!(send(&mut br, a, &discover, 0).ports(), [b]);
+    // The unguarded port may answer.
+    bootp[0] = 2;
+    let offer = eth(MacAddr::BROADCAST, mac(2)).payload(0x0800, &ipv4(17, &udp(67, 68, &bootp)));
+    assert_eq!(send(&mut br, b, &offer, 0).ports(), [a]);
+}
+
+#[test]
+fn dhcp_guard_drops_dhcpv6_server_messages() {
+    let (mut br, a, b) = vm_pair();
+    guarded(&mut br, a, true, false);
+    let advertise = eth(MacAddr([0x33, 0x33, 0, 1, 0, 2]), mac(1))
+        .payload(0x86dd, &ipv6(17, &[], &udp(547, 546, &[2, 0, 0, 1])));
+    assert_eq!(
+        send(&mut br, a, &advertise, 0).dropped(),
+        DropReason::DhcpGuard
+    );
+    let solicit = eth(MacAddr([0x33, 0x33, 0, 1, 0, 2]), mac(1))
+        .payload(0x86dd, &ipv6(17, &[], &udp(546, 547, &[1, 0, 0, 1])));
+    assert_eq!(send(&mut br, a, &solicit, 0).ports(), [b]);
+}
+
+// ---- router guard ---------------------------------------------------------------------------
+
+#[test]
+fn router_guard_drops_router_advertisements_and_redirects() {
+    let (mut br, a, b) = vm_pair();
+    guarded(&mut br, a, false, true);
+    let dst = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
+    for t in [134u8, 137] {
+        let f = eth(dst, mac(1)).payload(0x86dd, &ipv6(58, &[], &[t, 0, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(
+            send(&mut br, a, &f, 0).dropped(),
+            DropReason::RouterGuard,
+            "type {t}"
+        );
+    }
+    let rs = eth(dst, mac(1)).payload(0x86dd, &ipv6(58, &[], &[133, 0, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(send(&mut br, a, &rs, 0).ports(), [b]);
+    for t in [5u8, 9] {
+        let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(1, &[t, 0, 0, 0]));
+        assert_eq!(
+            send(&mut br, a, &f, 0).dropped(),
+            DropReason::RouterGuard,
+            "icmpv4 {t}"
+        );
+    }
+}
+
+#[test]
+fn router_guard_sees_through_extension_headers() {
+    let (mut br, a, _) = vm_pair();
+    guarded(&mut br, a, false, true);
+    let dst = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
+    // Hop-by-hop (8 bytes) then destination options (16 bytes) then the RA.
+    let mut ext = vec![60, 0, 1, 4, 0, 0, 0, 0];
+    ext.extend_from_slice(&[58, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let f = eth(dst, mac(1)).payload(0x86dd, &ipv6(0, &ext, &[134, 0, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::RouterGuard);
+    // A chain that runs past the packet hides the upper layer: dropped as suspect (RFC 7113).
+    let f = eth(dst, mac(1)).payload(0x86dd, &ipv6(0, &[58, 9, 0, 0, 0, 0, 0, 0], &[]));
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::RouterGuard);
+}
+
+// ---- private VLANs --------------------------------------------------------------------------
+
+/// Primary 100, isolated 101, community 102: two isolated, two community, one promiscuous
+/// port and a trunk uplink.
+fn pvlan() -> (Bridge, [PortId; 6]) {
+    let mut br = bridge();
+    let iso = VlanConfig::isolated(100, 101);
+    let com = VlanConfig::community(100, 102);
+    let pro = VlanConfig::promiscuous(100, &VlanSet::from_vids(&[101, 102]));
+    let up = VlanConfig::trunk(VlanSet::from_vids(&[100, 101, 102]), None);
+    let p = [iso.clone(), iso, com.clone(), com, pro, up]
+        .map(|v| br.add_port(PortConfig::plain().with_vlan(v)).unwrap());
+    br.configure_pvlan(100, &[101, 102]).unwrap();
+    (br, p)
+}
+
+#[test]
+fn pvlan_isolated_port_reaches_only_promiscuous_and_uplink() {
+    let (mut br, [i1, _, _, _, pr, up]) = pvlan();
+    let out = send(&mut br, i1, &eth(MacAddr::BROADCAST, mac(1)).done(), 0);
+    assert_eq!(out.ports(), [pr, up]);
+    assert_eq!(
+        &out.tx[1].1[12..16],
+        &[0x81, 0, 0, 101],
+        "secondary VID on the uplink"
+    );
+}
+
+#[test]
+fn pvlan_community_port_reaches_its_community_and_promiscuous() {
+    let (mut br, [_, _, c1, c2, pr, up]) = pvlan();
+    let out = send(&mut br, c1, &eth(MacAddr::BROADCAST, mac(3)).done(), 0);
+    assert_eq!(out.ports(), [c2, pr, up]);
+}
+
+#[test]
+fn pvlan_promiscuous_port_reaches_everyone() {
+    let (mut br, [i1, i2, c1, c2, pr, up]) = pvlan();
+    let out = send(&mut br, pr, &eth(MacAddr::BROADCAST, mac(5)).done(), 0);
+    assert_eq!(out.ports(), [i1, i2, c1, c2, up]);
+    assert_eq!(
+        &out.tx[4].1[12..16],
+        &[0x81, 0, 0, 100],
+        "primary VID on the uplink"
+    );
+}
+
+#[test]
+fn pvlan_learning_is_shared_and_isolation_holds_for_unicast() {
+    let (mut br, [i1, i2, _, _, pr, _]) = pvlan();
+    send(&mut br, i1, &eth(MacAddr::BROADCAST, mac(1)).done(), 0);
+    // The promiscuous reply (primary VLAN) finds the host learned in the isolated VLAN.
+    let f = eth(mac(1), mac(5)).done();
+    assert_eq!(send(&mut br, pr, &f, 0).ports(), [i1]);
+    // Another isolated host cannot reach it, even knowing its address.
+    let g = eth(mac(1), mac(2)).done();
+    assert_eq!(send(&mut br, i2, &g, 0).dropped(), DropReason::EgressFilter);
+}
+
+// ---- mirroring and statistics ---------------------------------------------------------------
+
+#[test]
+fn mirroring_copies_source_traffic_to_the_monitor() {
+    let mut br = bridge();
+    let mut src = PortConfig::plain();
+    src.mirror = MirrorMode::Source;
+    let s = br.add_port(src).unwrap();
+    let o = br.add_port(PortConfig::plain()).unwrap();
+    let mut mon = PortConfig::plain();
+    mon.mirror = MirrorMode::Destination;
+    mon.flood.broadcast = false;
+    mon.flood.unknown_unicast = false;
+    let m = br.add_port(mon).unwrap();
+    // Received on the source port.
+    let f = eth(MacAddr::BROADCAST, mac(1)).done();
+    let out = send(&mut br, s, &f, 0);
+    assert_eq!(out.tx, [(o, f.clone()), (m, f)]);
+    // Sent to the source port.
+    let g = eth(mac(1), mac(2)).done();
+    assert_eq!(send(&mut br, o, &g, 0).ports(), [s, m]);
+    // Traffic not touching the source is not mirrored.
+    let h = eth(mac(2), mac(1)).done();
+    assert_eq!(send(&mut br, s, &h, 0).ports(), [o, m]);
+    let k = eth(mac(9), mac(2)).done();
+    assert_eq!(
+        send(&mut br, o, &k, 0).ports(),
+        [s, m],
+        "flood reaches the source"
+    );
+}
+
+#[test]
+fn statistics_count_per_port_and_per_vlan() {
+    let mut br = bridge();
+    let a = br
+        .add_port(PortConfig::plain().with_vlan(VlanConfig::access(7)))
+        .unwrap();
+    let b = br
+        .add_port(PortConfig::plain().with_vlan(VlanConfig::access(7)))
+        .unwrap();
+    let c = br
+        .add_port(PortConfig::plain().with_vlan(VlanConfig::access(7)))
+        .unwrap();
+    send(&mut br, a, &eth(MacAddr::BROADCAST, mac(1)).len(100), 0);
+    send(
+        &mut br,
+        a,
+        &eth(MacAddr::BROADCAST, MacAddr::ZERO).done(),
+        0,
+    );
+    let sa = br.port_stats(a).unwrap();
+    assert_eq!(
+        (sa.rx_frames, sa.rx_bytes, sa.flooded, sa.learned),
+        (2, 160, 1, 1)
+    );
+    assert_eq!(sa.dropped(DropReason::InvalidSource), 1);
+    let sb = br.port_stats(b).unwrap();
+    assert_eq!((sb.tx_frames, sb.tx_bytes), (1, 100));
+    assert_eq!(br.port_stats(c).unwrap().tx_frames, 1);
+    let v = br.vlan_stats(7);
+    assert_eq!((v.rx_frames, v.rx_bytes, v.tx_frames), (1, 100, 2));
+    assert_eq!(br.vlan_stats(1).rx_frames, 0);
+}
+
+// ---- network types --------------------------------------------------------------------------
+
+#[test]
+fn private_switch_admits_only_vm_ports() {
+    let mut br = bridge_with(SwitchType::Private, 64, 300_000);
+    br.add_port(PortConfig::vm(mac(1))).unwrap();
+    assert_eq!(
+        br.add_port(PortConfig::host(mac(2))),
+        Err(ConfigError::KindNotAllowed {
+            switch: SwitchType::Private,
+            kind: PortKind::Host
+        })
+    );
+    assert!(br.add_port(PortConfig::external()).is_err());
+}
+
+#[test]
+fn internal_switch_admits_one_host_port_and_no_uplink() {
+    let mut br = bridge_with(SwitchType::Internal, 64, 300_000);
+    let h = br.add_port(PortConfig::host(mac(1))).unwrap();
+    assert!(br.add_port(PortConfig::host(mac(2))).is_err());
+    assert!(br.add_port(PortConfig::external()).is_err());
+    br.remove_port(h).unwrap();
+    br.add_port(PortConfig::host(mac(2))).unwrap();
+}
+
+#[test]
+fn external_switch_admits_one_uplink_trunking_every_vlan() {
+    let mut br = bridge();
+    let up = br.add_port(PortConfig::external()).unwrap();
+    assert!(br.add_port(PortConfig::external()).is_err());
+    let vm = br
+        .add_port(PortConfig::vm(mac(1)).with_vlan(VlanConfig::access(42)))
+        .unwrap();
+    let out = send(&mut br, vm, &eth(MacAddr::BROADCAST, mac(1)).done(), 0);
+    let (port, bytes) = out.only();
+    assert_eq!(port, up);
+    assert_eq!(&bytes[12..16], &[0x81, 0, 0, 42]);
+}
+
+// ---- offloads -------------------------------------------------------------------------------
+
+/// A TCP/IPv4 frame with `len` payload bytes and an unfilled checksum.
+fn tcp_frame(len: usize) -> Vec<u8> {
+    let mut tcp = vec![0u8; 20 + len];
+    tcp[..4].copy_from_slice(&[0x04, 0x00, 0x00, 0x50]);
+    tcp[4..8].copy_from_slice(&7u32.to_be_bytes());
+    tcp[12] = 0x50;
+    tcp[13] = 0x18;
+    for (i, b) in tcp[20..].iter_mut().enumerate() {
+        *b = (i * 7) as u8;
+    }
+    eth(mac(2), mac(1)).payload(0x0800, &ipv4(6, &tcp))
+}
+
+fn tcp_checksum_ok(frame: &[u8]) -> bool {
+    let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+    let l4 = ip.payload();
+    let mut acc = sum_words(0, &ip.src());
+    acc = sum_words(acc, &ip.dst()) + 6 + l4.len() as u64;
+    finish(sum_words(acc, l4)) == 0
+}
+
+fn offload_pair(caps: vswitch_core::port::PortOffloads) -> (Bridge, PortId, PortId) {
+    let mut br = bridge();
+    let a = br.add_port(PortConfig::plain()).unwrap();
+    let mut cfg = PortConfig::plain();
+    cfg.offloads = caps;
+    let b = br.add_port(cfg).unwrap();
+    br.add_static(1, mac(2), b, vswitch_core::fdb::EntryKind::Static, 0)
+        .unwrap();
+    (br, a, b)
+}
+
+#[test]
+fn checksum_is_computed_for_a_port_without_checksum_offload() {
+    let (mut br, a, b) = offload_pair(Default::default());
+    let f = tcp_frame(100);
+    assert!(!tcp_checksum_ok(&f));
+    let rx = RxFrame {
+        port: a,
+        data: &f,
+        offload: Offload {
+            checksum: true,
+            lso_mss: 0,
+        },
+    };
+    let out = send_rx(&mut br, rx, 0);
+    let (port, bytes) = out.only();
+    assert_eq!(port, b);
+    assert!(tcp_checksum_ok(bytes));
+}
+
+#[test]
+fn checksum_offload_passes_through_to_a_capable_port() {
+    let caps = vswitch_core::port::PortOffloads {
+        checksum: true,
+        lso: false,
+    };
+    let (mut br, a, b) = offload_pair(caps);
+    let f = tcp_frame(100);
+    let off = Offload {
+        checksum: true,
+        lso_mss: 0,
+    };
+    let mut out = TxBatch::new();
+    br.process(
+        &[RxFrame {
+            port: a,
+            data: &f,
+            offload: off,
+        }],
+        0,
+        &mut out,
+    );
+    let act = out.actions()[0];
+    assert_eq!(
+        (act.port, act.data, act.offload),
+        (b, TxData::Frame(Edit::Unchanged), off)
+    );
+}
+
+#[test]
+fn large_send_is_segmented_for_a_port_without_lso() {
+    let (mut br, a, b) = offload_pair(Default::default());
+    let f = tcp_frame(4000);
+    let rx = RxFrame {
+        port: a,
+        data: &f,
+        offload: Offload {
+            checksum: true,
+            lso_mss: 1460,
+        },
+    };
+    let out = send_rx(&mut br, rx, 0);
+    assert_eq!(out.ports(), [b, b, b]);
+    let mut data = Vec::new();
+    for (i, (_, seg)) in out.tx.iter().enumerate() {
+        assert!(seg.len() <= 1514);
+        assert!(tcp_checksum_ok(seg), "segment {i}");
+        let ip = Ipv4Packet::new_checked(&seg[14..]).unwrap();
+        assert!(ip.checksum_ok());
+        let tcp = TcpSegment::new_checked(ip.payload()).unwrap();
+        assert_eq!(tcp.seq(), 7 + 1460 * i as u32);
+        data.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(data, f[54..]);
+}
+
+#[test]
+fn large_send_passes_through_to_an_lso_port() {
+    let caps = vswitch_core::port::PortOffloads {
+        checksum: true,
+        lso: true,
+    };
+    let (mut br, a, b) = offload_pair(caps);
+    let f = tcp_frame(4000);
+    let off = Offload {
+        checksum: true,
+        lso_mss: 1460,
+    };
+    let out = send_rx(
+        &mut br,
+        RxFrame {
+            port: a,
+            data: &f,
+            offload: off,
+        },
+        0,
+    );
+    assert_eq!(
+        out.only(),
+        (b, &f[..]),
+        "oversize accepted and passed whole"
+    );
+}
+
+#[test]
+fn offload_of_a_non_tcp_frame_is_dropped_on_that_port() {
+    let (mut br, a, b) = offload_pair(Default::default());
+    let f = eth(mac(2), mac(1)).payload(0x0806, &[0; 28]);
+    let rx = RxFrame {
+        port: a,
+        data: &f,
+        offload: Offload {
+            checksum: true,
+            lso_mss: 0,
+        },
+    };
+    assert!(send_rx(&mut br, rx, 0).tx.is_empty());
+    assert_eq!(br.port_stats(b).unwrap().dropped(DropReason::Offload), 1);
+}
+
+// ---- spanning tree --------------------------------------------------------------------------
+
+fn stp_bridge(n: u8, priority: u16) -> (Bridge, [PortId; 3]) {
+    let mut cfg = BridgeConfig::new(HashKey::from_seed(u128::from(n)));
+    let mut stp = StpConfig::new(MacAddr([2, 0xb, 0, 0, 0, n]));
+    stp.priority = priority;
+    cfg.stp = Some(stp);
+    let mut br = Bridge::new(cfg);
+    let mut up = PortConfig::plain();
+    up.stp = true;
+    let p = [
+        br.add_port(up.clone()).unwrap(),
+        br.add_port(up).unwrap(),
+        br.add_port(PortConfig::vm(mac(n))).unwrap(),
+    ];
+    (br, p)
+}
+
+/// Collects every frame in `out` that leaves an uplink (ports 0 and 1), for the other bridge.
+fn wire(out: &TxBatch, frames: &[RxFrame<'_>], next: &mut Vec<(PortId, Vec<u8>)>) {
+    for a in out.actions() {
+        if a.port.0 < 2 {
+            next.push((a.port, out.to_vec(a, frames)));
+        }
+    }
+}
+
+#[test]
+fn spanning_tree_cuts_a_loop_between_two_uplinks() {
+    let (mut a, pa) = stp_bridge(1, 4096);
+    let (mut b, pb) = stp_bridge(2, 32768);
+    // Run both bridges for 40 s of BPDU exchange (ticks every 100 ms).
+    let mut inbox: [Vec<(PortId, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+    let mut out = TxBatch::new();
+    for step in 0..=400u64 {
+        let now = step * 100;
+        for side in 0..2 {
+            let br = if side == 0 { &mut a } else { &mut b };
+            let received = std::mem::take(&mut inbox[side]);
+            let frames: Vec<RxFrame<'_>> =
+                received.iter().map(|(p, f)| RxFrame::new(*p, f)).collect();
+            let mut next = Vec::new();
+            br.process(&frames, now, &mut out);
+            wire(&out, &frames, &mut next);
+            br.tick(now, &mut out);
+            wire(&out, &[], &mut next);
+            inbox[1 - side].extend(next);
+        }
+    }
+    assert!(a.stp().unwrap().is_root());
+    assert_eq!(b.port_state(pb[0]), Some(PortState::Forwarding));
+    assert_eq!(b.port_state(pb[1]), Some(PortState::Blocking));
+    assert_eq!(a.port_state(pa[0]), Some(PortState::Forwarding));
+    // A broadcast from the VM on A crosses once per forwarding link and dies out.
+    let f = eth(MacAddr::BROADCAST, mac(1)).done();
+    let mut pending = vec![(true, pa[2], f)];
+    let mut crossings = 0;
+    for _ in 0..10 {
+        let mut next = Vec::new();
+        for (on_a, port, bytes) in pending.drain(..) {
+            let br = if on_a { &mut a } else { &mut b };
+            let frames = [RxFrame::new(port, &bytes)];
+            br.process(&frames, 41_000, &mut out);
+            for act in out.actions() {
+                if act.port.0 < 2 {
+                    crossings += 1;
+                    next.push((!on_a, act.port, out.to_vec(act, &frames)));
+                }
+            }
+        }
+        pending = next;
+    }
+    assert!(pending.is_empty(), "the broadcast still circulates");
+    assert_eq!(
+        crossings, 2,
+        "A floods to both uplinks; B accepts only on its root port"
+    );
+}
+
+#[test]
+fn spanning_tree_consumes_bpdus_and_guards_vm_ports() {
+    let (mut a, pa) = stp_bridge(1, 4096);
+    let mut out = TxBatch::new();
+    a.tick(0, &mut out);
+    let bpdus: Vec<Vec<u8>> = out.actions().iter().map(|x| out.to_vec(x, &[])).collect();
+    assert_eq!(out.actions().len(), 2, "hello on both designated uplinks");
+    assert!(bpdus
+        .iter()
+        .all(|b| b[..6] == MacAddr::BRIDGE_GROUP.0 && b[14..17] == [0x42, 0x42, 3]));
+    let r = send(&mut a, pa[0], &bpdus[1], 1);
+    assert!(r.tx.is_empty() && r.drops.is_empty(), "consumed");
+    assert_eq!(a.port_stats(pa[0]).unwrap().bpdus, 1);
+    assert_eq!(
+        send(&mut a, pa[2], &bpdus[1], 1).dropped(),
+        DropReason::BpduGuard
+    );
+}
+
+// ---- batch interface ------------------------------------------------------------------------
+
+#[test]
+fn batch_output_borrows_unmodified_frames() {
+    let mut br = bridge();
+    let t1 = br
+        .add_port(PortConfig::plain().with_vlan(VlanConfig::trunk(VlanSet::all(), None)))
+        .unwrap();
+    let t2 = br
+        .add_port(PortConfig::plain().with_vlan(VlanConfig::trunk(VlanSet::all(), None)))
+        .unwrap();
+    let a = br
+        .add_port(PortConfig::plain().with_vlan(VlanConfig::access(5)))
+        .unwrap();
+    let f1 = eth(MacAddr::BROADCAST, mac(1)).vlan(5).done();
+    let f2 = eth(MacAddr::BROADCAST, mac(2)).vlan(6).done();
+    let frames = [
+        RxFrame::new(t1, &f1),
+        RxFrame::new(t1, &f2),
+        RxFrame::new(PortId(99), &f2),
+    ];
+    let mut out = TxBatch::new();
+    br.process(&frames, 0, &mut out);
+    let acts = out.actions();
+    assert_eq!(
+        acts.iter().map(|x| (x.port, x.frame)).collect::<Vec<_>>(),
+        [(t2, 0), (a, 0), (t2, 1)]
+    );
+    let borrowed = out.borrowed(&acts[0], &frames).unwrap();
+    assert!(std::ptr::eq(borrowed, &f1[..]), "zero copy");
+    assert_eq!(acts[1].data, TxData::Frame(Edit::PopTag));
+    assert!(out.borrowed(&acts[1], &frames).is_none());
+    assert_eq!(out.drops(), [(2, DropReason::NoSuchPort)]);
+}
