@@ -21,3 +21,5 @@
 //! With `default-features = false` the crate is `#![no_std]` and needs only `core`.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+
+pub mod codec;
