@@ -450,6 +450,11 @@ impl Bridge {
         self.fdb.age(now, budget)
     }
 
+    /// Removes every expired entry now (a full pass: use [`age`](Self::age) on the hot path).
+    pub fn age_all(&mut self, now: u64) -> usize {
+        self.fdb.age_all(now)
+    }
+
     /// The spanning tree, if enabled.
     pub fn stp(&self) -> Option<&SpanningTree> {
         self.stp.as_ref()

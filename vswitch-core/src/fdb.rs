@@ -656,16 +656,10 @@ impl Fdb {
         r
     }
 
-    /// Removes every expired entry (one complete pass).
+    /// Removes every expired entry now (one full pass over the table, unbounded work).
     pub fn age_all(&mut self, now: u64) -> usize {
-        let mut removed = 0;
-        loop {
-            let r = self.age(now, usize::MAX);
-            removed += r.removed;
-            if r.pass_complete {
-                return removed;
-            }
-        }
+        let ageing = self.config.ageing_ms;
+        self.retain(|e| e.kind != EntryKind::Dynamic || (now as u32).wrapping_sub(e.stamp) < ageing)
     }
 
     /// Every entry (expired ones included until swept), in slot order.
