@@ -132,7 +132,7 @@ impl RawSock {
             if n < 0 {
                 return None;
             }
-            if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if sll.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             buf.truncate(n as usize);
@@ -167,6 +167,9 @@ impl Drop for RawSock {
         unsafe { libc::close(self.fd) };
     }
 }
+
+/// The frames each port transmitted: (port index, bytes).
+type Egress = BTreeSet<(usize, Vec<u8>)>;
 
 static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -272,7 +275,7 @@ impl Lab {
         sh(&v)
     }
 
-    fn drain(&self) -> BTreeSet<(usize, Vec<u8>)> {
+    fn drain(&self) -> Egress {
         let mut got = BTreeSet::new();
         while RawSock::wait(&self.socks, QUIET) {
             for (i, s) in self.socks.iter().enumerate() {
@@ -289,11 +292,7 @@ impl Lab {
     }
 
     /// Sends `frame` on port `i` to both bridges; returns (kernel, engine) egress sets.
-    fn send(
-        &mut self,
-        i: usize,
-        frame: &[u8],
-    ) -> (BTreeSet<(usize, Vec<u8>)>, BTreeSet<(usize, Vec<u8>)>) {
+    fn send(&mut self, i: usize, frame: &[u8]) -> (Egress, Egress) {
         let now = self.now();
         self.socks[i].send(frame);
         let kernel = self.drain();
