@@ -25,7 +25,6 @@ mod rt;
 /// A named check: returns whether it passed.
 type Check = (&'static str, fn() -> bool);
 
-use vswitch_core as _;
 use wim_image as _;
 
 /// Runs every check and returns how many failed.
@@ -47,6 +46,10 @@ fn run_checks() -> i32 {
         (
             "x86-decode: RIP-relative decode, truncation, invalid opcode",
             x86_decode_check,
+        ),
+        (
+            "vswitch-core: flood with egress tagging, learning, known unicast untagged",
+            vswitch_check,
         ),
     ];
     let mut failed = 0;
@@ -303,4 +306,51 @@ fn x86_decode_check() -> bool {
     let short = d.decode(&[0xC7, 0x05], 0) == Err(DecodeError::NeedMoreBytes { have: 2 });
     let bad = matches!(d.decode(&[0xD6], 0), Err(DecodeError::Invalid(_)));
     store && short && bad
+}
+
+/// vswitch-core with only `alloc`: a VM port in access VLAN 10 and a trunk. A broadcast from
+/// the VM floods to the trunk tagged with VID 10; the reply from the trunk goes to the learned
+/// VM port only, untagged and re-padded to 60 bytes.
+fn vswitch_check() -> bool {
+    use vswitch_core::batch::TxData;
+    use vswitch_core::frame::MacAddr;
+    use vswitch_core::vlan::{Edit, VlanConfig, VlanSet};
+    use vswitch_core::{Bridge, BridgeConfig, HashKey, PortConfig, RxFrame, TxBatch};
+
+    let vm_mac = MacAddr([2, 0, 0, 0, 0, 1]);
+    let peer = MacAddr([2, 0, 0, 0, 0, 2]);
+    let mut br = Bridge::new(BridgeConfig::new(HashKey::from_seed(0x6e6f_7374)));
+    let Ok(vm) = br.add_port(PortConfig::vm(vm_mac).with_vlan(VlanConfig::access(10))) else {
+        return false;
+    };
+    let trunk_cfg =
+        PortConfig::plain().with_vlan(VlanConfig::trunk(VlanSet::from_vids(&[10]), None));
+    let Ok(trunk) = br.add_port(trunk_cfg) else {
+        return false;
+    };
+    let mut bcast = [0u8; 60];
+    bcast[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+    bcast[6..12].copy_from_slice(&vm_mac.0);
+    bcast[12..14].copy_from_slice(&[0x08, 0x06]);
+    let mut out = TxBatch::new();
+    let frames = [RxFrame::new(vm, &bcast)];
+    br.process(&frames, 1, &mut out);
+    let mut buf = [0u8; 64];
+    let flooded = matches!(out.actions(), [a] if a.port == trunk
+        && out.write(a, &frames, &mut buf) == Some(64)
+        && buf[12..16] == [0x81, 0x00, 0x00, 10]
+        && buf[16..18] == [0x08, 0x06]);
+
+    let mut reply = [0u8; 60];
+    reply[..6].copy_from_slice(&vm_mac.0);
+    reply[6..12].copy_from_slice(&peer.0);
+    reply[12..18].copy_from_slice(&[0x81, 0x00, 0x00, 10, 0x08, 0x06]);
+    let frames = [RxFrame::new(trunk, &reply)];
+    br.process(&frames, 2, &mut out);
+    let unicast = matches!(out.actions(), [a] if a.port == vm
+        && a.data == TxData::Frame(Edit::PopTag)
+        && out.write(a, &frames, &mut buf) == Some(60)
+        && buf[12..14] == [0x08, 0x06]
+        && buf[56..60] == [0; 4]);
+    flooded && unicast && br.lookup(10, peer, 2) == Some(trunk) && br.fdb().len() == 2
 }
