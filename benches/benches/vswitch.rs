@@ -355,8 +355,12 @@ fn summary() {
         rounds()
     );
     println!(
-        "  {:<44} {:>10} {:>10} {:>8}",
-        "case", "Mpps", "naive Mpps", "ratio"
+        "  {:<44} {:>9} {:>9} {:>7}   {:>9} {:>9} {:>7}",
+        "case", "Mpps", "naive", "ratio", "cpu Mpps", "naive", "ratio"
+    );
+    println!(
+        "  {:<44} {:>27}   {:>27}",
+        "", "(per wall-clock second)", "(per second of CPU time)"
     );
     for n in SIZES {
         let mut cs = case(n);

@@ -19,12 +19,12 @@
 
 use alloc::vec::Vec;
 
-use crate::bridge::{Bridge, Port};
+use crate::bridge::{Bridge, FloodEntry, PortHot};
 use crate::fdb::{pack, prefetch, Learn};
 use crate::features::{inspect, DropReason, GuardHit, VlanStats};
 use crate::frame::{Tci, HEADER_LEN, MAX_TAGS, TAG_LEN};
 use crate::offload::{fill_l4_checksum, TcpSegmenter};
-use crate::port::{MirrorMode, PortId, PortState};
+use crate::port::{PortId, PortState};
 use crate::stp::Bpdu;
 use crate::vlan::{Edit, VlanDrop};
 
@@ -64,13 +64,8 @@ impl<'a> RxFrame<'a> {
 pub enum TxData {
     /// The received frame with an edit applied.
     Frame(Edit),
-    /// Bytes in [`TxBatch::arena`].
-    Arena {
-        /// Offset.
-        start: u32,
-        /// Length.
-        len: u32,
-    },
+    /// Bytes the bridge built: entry `n` of [`TxBatch::segment`] (a range of the arena).
+    Arena(u32),
 }
 
 /// One frame to transmit on one port.
@@ -82,9 +77,9 @@ pub struct TxAction {
     pub frame: u32,
     /// The bytes.
     pub data: TxData,
-    /// Offload work the egress port has to finish (it advertised the capability).
-    pub offload: Offload,
 }
+
+const _: () = assert!(size_of::<TxAction>() == 16);
 
 /// [`TxAction::frame`] of frames the bridge generated itself.
 pub const GENERATED: u32 = u32::MAX;
@@ -94,6 +89,7 @@ pub const GENERATED: u32 = u32::MAX;
 pub struct TxBatch {
     pub(crate) actions: Vec<TxAction>,
     pub(crate) arena: Vec<u8>,
+    pub(crate) segments: Vec<(u32, u32)>,
     pub(crate) drops: Vec<(u32, DropReason)>,
 }
 
@@ -107,6 +103,7 @@ impl TxBatch {
     pub fn clear(&mut self) {
         self.actions.clear();
         self.arena.clear();
+        self.segments.clear();
         self.drops.clear();
     }
 
@@ -120,9 +117,22 @@ impl TxBatch {
         &self.drops
     }
 
-    /// Bytes of [`TxData::Arena`] actions.
-    pub fn arena(&self) -> &[u8] {
-        &self.arena
+    /// The bytes of [`TxData::Arena`]`(n)`.
+    pub fn segment(&self, n: u32) -> Option<&[u8]> {
+        let &(start, len) = self.segments.get(n as usize)?;
+        self.arena.get(start as usize..(start + len) as usize)
+    }
+
+    /// Offload work the action's egress port still has to do: the received frame's request
+    /// when it is passed on as is (the port advertised the capability), nothing for bytes the
+    /// bridge built.
+    pub fn offload(&self, a: &TxAction, frames: &[RxFrame<'_>]) -> Offload {
+        match a.data {
+            TxData::Frame(_) => frames
+                .get(a.frame as usize)
+                .map_or_else(Offload::default, |f| f.offload),
+            TxData::Arena(_) => Offload::default(),
+        }
     }
 
     /// The action's bytes without copying, when no edit is needed (unchanged or arena).
@@ -130,7 +140,7 @@ impl TxBatch {
         match a.data {
             TxData::Frame(Edit::Unchanged) => frames.get(a.frame as usize).map(|f| f.data),
             TxData::Frame(_) => None,
-            TxData::Arena { start, len } => self.arena.get(start as usize..(start + len) as usize),
+            TxData::Arena(n) => self.segment(n),
         }
     }
 
@@ -140,7 +150,7 @@ impl TxBatch {
             TxData::Frame(e) => frames
                 .get(a.frame as usize)
                 .map_or(0, |f| e.output_len(f.data.len())),
-            TxData::Arena { len, .. } => len as usize,
+            TxData::Arena(n) => self.segment(n).map_or(0, <[u8]>::len),
         }
     }
 
@@ -149,7 +159,7 @@ impl TxBatch {
     pub fn write(&self, a: &TxAction, frames: &[RxFrame<'_>], out: &mut [u8]) -> Option<usize> {
         match a.data {
             TxData::Frame(e) => e.apply(frames.get(a.frame as usize)?.data, out),
-            TxData::Arena { .. } => {
+            TxData::Arena(_) => {
                 let b = self.borrowed(a, frames)?;
                 out.get_mut(..b.len())?.copy_from_slice(b);
                 Some(b.len())
@@ -172,16 +182,18 @@ impl TxBatch {
         let n = f(&mut self.arena[start..]);
         self.arena.truncate(start + n);
         if n > 0 {
-            self.actions.push(TxAction {
-                port,
-                frame: GENERATED,
-                data: TxData::Arena {
-                    start: start as u32,
-                    len: n as u32,
-                },
-                offload: Offload::default(),
-            });
+            self.push_segment(port, GENERATED, start, n);
         }
+    }
+
+    /// Records arena bytes `start..start + len` as a transmit action.
+    pub(crate) fn push_segment(&mut self, port: PortId, frame: u32, start: usize, len: usize) {
+        self.actions.push(TxAction {
+            port,
+            frame,
+            data: TxData::Arena(self.segments.len() as u32),
+        });
+        self.segments.push((start as u32, len as u32));
     }
 }
 
@@ -213,12 +225,14 @@ fn mac_at(d: &[u8], off: usize) -> u64 {
 const BROADCAST: u64 = 0xffff_ffff_ffff;
 const BRIDGE_GROUP: u64 = 0x0180_c200_0000;
 
-/// How a flooded frame is classed for the per-port flood knobs.
+/// How a flooded frame is classed for the per-port flood knobs (its bit in the port's flood
+/// mask).
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Flood {
-    Unknown,
-    Broadcast,
-    Multicast,
+    Unknown = 1,
+    Broadcast = 2,
+    Multicast = 4,
 }
 
 /// Counts tags of any TPID at the front of a frame (at most [`MAX_TAGS`]).
@@ -232,6 +246,8 @@ struct Ingress<'f> {
     rx: &'f RxFrame<'f>,
     tag: Option<(u16, Tci)>,
     tci: Tci,
+    /// The frame asks for checksum or segmentation offload.
+    offload: bool,
 }
 
 impl Bridge {
@@ -408,12 +424,12 @@ impl Bridge {
             }
         }
         let hairpin = port.cfg.hairpin;
-        let mirror_in = port.cfg.mirror == MirrorMode::Source;
         let ing = Ingress {
             idx,
             rx,
             tag: tag.map(|t| (tpid, t)),
             tci,
+            offload: rx.offload.checksum || rx.offload.lso_mss != 0,
         };
         let a0 = out.actions.len();
         let fid = usize::from(vid);
@@ -430,25 +446,22 @@ impl Bridge {
                     port: PortId::LOCAL,
                     frame: idx,
                     data: TxData::Frame(Edit::Unchanged),
-                    offload: rx.offload,
                 }),
                 Some(q) => {
                     let reason = if q as usize == pi && !hairpin {
                         Some(DropReason::Reflection)
                     } else {
-                        match self.ports.get_mut(q as usize) {
-                            Some(Some(qp))
-                                if qp.state == PortState::Forwarding
-                                    && qp.cfg.vlan.egress.contains(vid) =>
+                        match (self.ports.get(q as usize), self.hot.get_mut(q as usize)) {
+                            (Some(Some(qp)), Some(h))
+                                if h.forwarding && qp.cfg.vlan.egress.contains(vid) =>
                             {
-                                emit(
-                                    qp,
-                                    q,
-                                    &ing,
-                                    &mut self.vlan_stats[fid],
-                                    &mut self.scratch,
-                                    out,
-                                );
+                                let entry = FloodEntry {
+                                    port: q,
+                                    tpid: qp.cfg.tpid.0,
+                                    untagged: qp.cfg.vlan.untagged.contains(vid),
+                                };
+                                let vs = &mut self.vlan_stats[fid];
+                                emit(h, entry, &ing, vs, &mut self.scratch, out);
                                 None
                             }
                             _ => Some(DropReason::EgressFilter),
@@ -464,7 +477,7 @@ impl Bridge {
             }
         }
         if self.mirror_sources > 0 && !self.monitors.is_empty() {
-            self.mirror(pi, mirror_in, a0, &ing, out);
+            self.mirror(pi, a0, &ing, out);
         }
     }
 
@@ -477,22 +490,19 @@ impl Bridge {
         ing: &Ingress<'_>,
         out: &mut TxBatch,
     ) {
-        let vid = ing.tci.vid();
-        let vs = &mut self.vlan_stats[usize::from(vid)];
-        for &q in &self.flood[usize::from(vid)] {
-            if q as usize == pi && !hairpin {
+        let vid = usize::from(ing.tci.vid());
+        let vs = &mut self.vlan_stats[vid];
+        let bit = kind as u8;
+        out.actions.reserve(self.flood[vid].len());
+        for &e in &self.flood[vid] {
+            if e.port as usize == pi && !hairpin {
                 continue;
             }
-            let Some(Some(qp)) = self.ports.get_mut(q as usize) else {
+            let Some(h) = self.hot.get_mut(e.port as usize) else {
                 continue;
             };
-            let allowed = match kind {
-                Flood::Unknown => qp.cfg.flood.unknown_unicast,
-                Flood::Broadcast => qp.cfg.flood.broadcast,
-                Flood::Multicast => qp.cfg.flood.multicast,
-            };
-            if qp.state == PortState::Forwarding && allowed {
-                emit(qp, q, ing, vs, &mut self.scratch, out);
+            if h.forwarding && h.flood & bit != 0 {
+                emit(h, e, ing, vs, &mut self.scratch, out);
             }
         }
         if let Some(Some(p)) = self.ports.get_mut(pi) {
@@ -502,40 +512,27 @@ impl Bridge {
 
     /// Adds one unchanged copy per monitor port when the frame touched a mirror source.
     #[cold]
-    fn mirror(
-        &mut self,
-        pi: usize,
-        mirror_in: bool,
-        a0: usize,
-        ing: &Ingress<'_>,
-        out: &mut TxBatch,
-    ) {
-        let is_source = |q: PortId| {
-            self.ports
-                .get(q.0 as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|p| p.cfg.mirror == MirrorMode::Source)
-        };
-        if !mirror_in && !out.actions[a0..].iter().any(|a| is_source(a.port)) {
+    fn mirror(&mut self, pi: usize, a0: usize, ing: &Ingress<'_>, out: &mut TxBatch) {
+        let is_source = |q: u32| self.hot.get(q as usize).is_some_and(|h| h.mirror_source);
+        if !is_source(pi as u32) && !out.actions[a0..].iter().any(|a| is_source(a.port.0)) {
             return;
         }
         for &m in &self.monitors {
             if m as usize == pi || out.actions[a0..].iter().any(|a| a.port.0 == m) {
                 continue;
             }
-            let Some(Some(mp)) = self.ports.get_mut(m as usize) else {
+            let Some(h) = self.hot.get_mut(m as usize) else {
                 continue;
             };
-            if mp.state != PortState::Forwarding {
+            if !h.forwarding {
                 continue;
             }
-            mp.stats.tx_frames += 1;
-            mp.stats.tx_bytes += ing.rx.data.len() as u64;
+            h.tx_frames += 1;
+            h.tx_bytes += ing.rx.data.len() as u64;
             out.actions.push(TxAction {
                 port: PortId(m),
                 frame: ing.idx,
                 data: TxData::Frame(Edit::Unchanged),
-                offload: ing.rx.offload,
             });
         }
     }
@@ -553,53 +550,57 @@ impl Bridge {
     }
 }
 
-/// Transmits one copy on port `q`: egress tagging, MTU, software offloads, counters.
+/// Transmits one copy on port `e.port`: egress tagging, MTU, software offloads, counters.
 #[inline(always)]
 fn emit(
-    qp: &mut Port,
-    q: u32,
+    h: &mut PortHot,
+    e: FloodEntry,
     ing: &Ingress<'_>,
     vs: &mut VlanStats,
     scratch: &mut Vec<u8>,
     out: &mut TxBatch,
 ) {
     let d = ing.rx.data;
-    let vid = ing.tci.vid();
-    let edit = Edit::for_egress(
-        ing.tag,
-        ing.tci,
-        qp.cfg.vlan.untagged.contains(vid),
-        qp.cfg.tpid.0,
-    );
-    let off = ing.rx.offload;
-    let len = edit.output_len(d.len());
-    if (off.lso_mss != 0 && !qp.cfg.offloads.lso) || (off.checksum && !qp.cfg.offloads.checksum) {
-        if let Err(r) = software_offload(q, ing, edit, scratch, out) {
-            qp.stats.drops[r as usize] += 1;
-            return;
-        }
-    } else {
-        if off.lso_mss == 0 && len > qp.max_len[0] {
-            let tags = match edit {
-                Edit::PushTag { .. } => count_tags(d) + 1,
-                Edit::PopTag => count_tags(d).saturating_sub(1),
-                _ => count_tags(d),
-            };
-            if len > qp.max_len[tags.min(MAX_TAGS)] {
-                qp.stats.drops[DropReason::TxOversize as usize] += 1;
+    let edit = Edit::for_egress(ing.tag, ing.tci, e.untagged, e.tpid);
+    if ing.offload {
+        let off = ing.rx.offload;
+        if (off.lso_mss != 0 && h.offloads & 2 == 0) || (off.checksum && h.offloads & 1 == 0) {
+            if software_offload(e.port, ing, edit, scratch, out).is_err() {
+                h.tx_offload += 1;
                 return;
             }
+            h.tx_frames += 1;
+            h.tx_bytes += d.len() as u64;
+            vs.tx_frames += 1;
+            return;
         }
-        out.actions.push(TxAction {
-            port: PortId(q),
-            frame: ing.idx,
-            data: TxData::Frame(edit),
-            offload: off,
-        });
     }
-    qp.stats.tx_frames += 1;
-    qp.stats.tx_bytes += d.len() as u64;
+    if d.len() + TAG_LEN > h.max_len[0] as usize
+        && ing.rx.offload.lso_mss == 0
+        && oversize(h, edit, d)
+    {
+        h.tx_oversize += 1;
+        return;
+    }
+    out.actions.push(TxAction {
+        port: PortId(e.port),
+        frame: ing.idx,
+        data: TxData::Frame(edit),
+    });
+    h.tx_frames += 1;
+    h.tx_bytes += d.len() as u64;
     vs.tx_frames += 1;
+}
+
+/// Whether the edited copy of `d` is longer than port `h` accepts.
+#[cold]
+fn oversize(h: &PortHot, edit: Edit, d: &[u8]) -> bool {
+    let tags = match edit {
+        Edit::PushTag { .. } => count_tags(d) + 1,
+        Edit::PopTag => count_tags(d).saturating_sub(1),
+        _ => count_tags(d),
+    };
+    edit.output_len(d.len()) > h.max_len[tags.min(MAX_TAGS)] as usize
 }
 
 /// Builds the copy for a port that cannot finish the frame's offloads: checksum filled in,
@@ -618,19 +619,12 @@ fn software_offload(
     edit.apply(d, scratch).ok_or(DropReason::Offload)?;
     let mss = ing.rx.offload.lso_mss;
     let push = |out: &mut TxBatch, start: usize, len: usize| {
-        out.actions.push(TxAction {
-            port: PortId(q),
-            frame: ing.idx,
-            data: TxData::Arena {
-                start: start as u32,
-                len: len as u32,
-            },
-            offload: Offload::default(),
-        });
+        out.push_segment(PortId(q), ing.idx, start, len);
     };
     if mss != 0 {
         let seg = TcpSegmenter::new(scratch, mss).map_err(|_| DropReason::Offload)?;
         let a0 = out.actions.len();
+        let s0 = out.segments.len();
         let base = out.arena.len();
         for i in 0..seg.count() {
             let start = out.arena.len();
@@ -638,6 +632,7 @@ fn software_offload(
             if seg.write(i, &mut out.arena[start..]).is_err() {
                 out.arena.truncate(base);
                 out.actions.truncate(a0);
+                out.segments.truncate(s0);
                 return Err(DropReason::Offload);
             }
             push(out, start, out.arena.len() - start);

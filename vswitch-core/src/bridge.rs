@@ -99,6 +99,34 @@ impl Port {
     }
 }
 
+/// The per-port facts the flood and egress loops read, packed densely (one small record per
+/// port, apart from the large [`Port`]), plus the transmit counters they update.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PortHot {
+    pub(crate) present: bool,
+    /// State is Forwarding.
+    pub(crate) forwarding: bool,
+    /// Flood knobs: bit 0 unknown unicast, bit 1 broadcast, bit 2 multicast.
+    pub(crate) flood: u8,
+    /// Offload capabilities: bit 0 checksum, bit 1 LSO.
+    pub(crate) offloads: u8,
+    pub(crate) mirror_source: bool,
+    /// The longest frame accepted (and sent) with 0, 1 and 2 tags.
+    pub(crate) max_len: [u32; 3],
+    pub(crate) tx_frames: u64,
+    pub(crate) tx_bytes: u64,
+    pub(crate) tx_oversize: u64,
+    pub(crate) tx_offload: u64,
+}
+
+/// One egress member of a VLAN, with how that port sends the VLAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FloodEntry {
+    pub(crate) port: u32,
+    pub(crate) tpid: u16,
+    pub(crate) untagged: bool,
+}
+
 /// The switch: ports, forwarding table, VLANs, spanning tree.
 ///
 /// Everything that changes per frame lives in preallocated storage, so [`Bridge::process`]
@@ -107,11 +135,13 @@ impl Port {
 pub struct Bridge {
     pub(crate) switch_type: SwitchType,
     pub(crate) ports: Vec<Option<Port>>,
+    /// Dense per-port data of the forwarding loops, indexed like `ports`.
+    pub(crate) hot: Vec<PortHot>,
     pub(crate) fdb: Fdb,
     /// VID → FID.
     pub(crate) fid: Box<[u16]>,
     /// VID → egress member ports, ascending.
-    pub(crate) flood: Vec<Vec<u32>>,
+    pub(crate) flood: Vec<Vec<FloodEntry>>,
     /// Mirror destination ports, ascending.
     pub(crate) monitors: Vec<u32>,
     /// Number of mirror source ports.
@@ -140,6 +170,7 @@ impl Bridge {
         Self {
             switch_type: config.switch_type,
             ports: Vec::new(),
+            hot: Vec::new(),
             fdb: Fdb::new(config.fdb, config.hash_key),
             fid: (0..4096u16).collect(),
             flood: vec![Vec::new(); 4096],
@@ -205,6 +236,7 @@ impl Bridge {
             .unwrap_or(self.ports.len());
         if i == self.ports.len() {
             self.ports.push(None);
+            self.hot.push(PortHot::default());
         }
         self.ports[i] = Some(Port::new(cfg));
         self.attach(i);
@@ -220,8 +252,10 @@ impl Bridge {
         let port = self.ports[i].take().ok_or(ConfigError::NoSuchPort(id))?;
         self.fdb.flush_port(id.0);
         self.fdb.set_port_limit(id.0, u32::MAX);
+        self.hot[i] = PortHot::default();
         while self.ports.last().is_some_and(Option::is_none) {
             self.ports.pop();
+            self.hot.pop();
         }
         Ok(port.cfg)
     }
@@ -252,6 +286,7 @@ impl Bridge {
         let p = self.port_mut(id)?;
         p.cfg.state = state;
         p.state = state;
+        self.refresh_hot(id.0 as usize);
         self.sync_stp_states();
         Ok(())
     }
@@ -269,9 +304,14 @@ impl Bridge {
             p.cfg.path_cost,
         );
         for vid in egress.iter() {
+            let entry = FloodEntry {
+                port: i as u32,
+                tpid: p.cfg.tpid.0,
+                untagged: p.cfg.vlan.untagged.contains(vid),
+            };
             let list = &mut self.flood[usize::from(vid)];
-            if let Err(pos) = list.binary_search(&(i as u32)) {
-                list.insert(pos, i as u32);
+            if let Err(pos) = list.binary_search_by_key(&entry.port, |e| e.port) {
+                list.insert(pos, entry);
             }
         }
         match mirror {
@@ -284,6 +324,7 @@ impl Bridge {
             MirrorMode::None => {}
         }
         self.fdb.set_port_limit(i as u32, limit.unwrap_or(u32::MAX));
+        self.refresh_hot(i);
         if let (Some(stp), true) = (self.stp.as_mut(), stp) {
             let out = &mut self.stp_out;
             stp.add_port(i, i as u16 + 1, cost, self.now, &mut |p, b| {
@@ -300,7 +341,7 @@ impl Bridge {
         };
         for vid in cfg.vlan.egress.iter() {
             let list = &mut self.flood[usize::from(vid)];
-            if let Ok(pos) = list.binary_search(&(i as u32)) {
+            if let Ok(pos) = list.binary_search_by_key(&(i as u32), |e| e.port) {
                 list.remove(pos);
             }
         }
@@ -315,16 +356,39 @@ impl Bridge {
         }
     }
 
+    /// Recomputes port `i`'s dense record from its configuration and state, keeping the
+    /// counters.
+    fn refresh_hot(&mut self, i: usize) {
+        let Some(p) = self.ports.get(i).and_then(Option::as_ref) else {
+            return;
+        };
+        let c = &p.cfg;
+        let h = &mut self.hot[i];
+        h.present = true;
+        h.forwarding = p.state == PortState::Forwarding;
+        h.flood = u8::from(c.flood.unknown_unicast)
+            | u8::from(c.flood.broadcast) << 1
+            | u8::from(c.flood.multicast) << 2;
+        h.offloads = u8::from(c.offloads.checksum) | u8::from(c.offloads.lso) << 1;
+        h.mirror_source = c.mirror == MirrorMode::Source;
+        h.max_len = p.max_len.map(|l| l as u32);
+    }
+
     /// Copies spanning-tree port states into the ports that take part.
     pub(crate) fn sync_stp_states(&mut self) {
         let Some(stp) = self.stp.as_ref() else { return };
-        for (i, p) in self.ports.iter_mut().enumerate() {
-            if let Some(p) = p {
+        for i in 0..self.ports.len() {
+            let state = stp.state(i);
+            if let Some(p) = self.ports[i].as_mut() {
                 if p.cfg.stp && p.cfg.state != PortState::Disabled {
-                    p.state = stp.state(i);
+                    p.state = state;
                 }
             }
         }
+        for i in 0..self.ports.len() {
+            self.refresh_hot(i);
+        }
+        let Some(stp) = self.stp.as_ref() else { return };
         let ageing = if stp.topology_change() {
             stp.forward_delay_ms().min(self.ageing_ms)
         } else {
@@ -353,8 +417,15 @@ impl Bridge {
     }
 
     /// A port's counters.
-    pub fn port_stats(&self, id: PortId) -> Option<&PortStats> {
-        self.port_ref(id).ok().map(|p| &p.stats)
+    pub fn port_stats(&self, id: PortId) -> Option<PortStats> {
+        let p = self.port_ref(id).ok()?;
+        let h = &self.hot[id.0 as usize];
+        let mut s = p.stats.clone();
+        s.tx_frames += h.tx_frames;
+        s.tx_bytes += h.tx_bytes;
+        s.drops[crate::features::DropReason::TxOversize as usize] += h.tx_oversize;
+        s.drops[crate::features::DropReason::Offload as usize] += h.tx_offload;
+        Some(s)
     }
 
     /// A VLAN's counters.

@@ -685,13 +685,13 @@ pub(crate) mod prefetch {
     /// whatever `p` is, and has no effect on program semantics.
     #[inline(always)]
     pub(crate) fn read(p: *const i8) {
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(miri)))]
         // SAFETY: `_mm_prefetch` needs SSE, which the cfg guarantees; PREFETCHT0 does not
         // access memory architecturally, so any address (even an invalid one) is allowed.
         unsafe {
             core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p);
         }
-        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(miri))))]
         let _ = p;
     }
 }

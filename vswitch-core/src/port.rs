@@ -150,8 +150,9 @@ pub struct PortConfig {
     pub flood: FloodControl,
     /// Allow a frame to leave through the port it arrived on (reflective relay, VEPA).
     pub hairpin: bool,
-    /// Bit `x` relays 01-80-C2-00-00-0x received on this port. Bit 1 (PAUSE) is ignored; bit 0
-    /// only matters while STP runs (without STP, -00 is flooded as Linux does).
+    /// Bit `x` relays 01-80-C2-00-00-0x received on this port. Bits 0 and 1 have no effect:
+    /// -00 is consumed by the spanning tree when it runs and flooded otherwise (as Linux does),
+    /// -01 (PAUSE) is never relayed.
     pub group_fwd_mask: u16,
     /// Security settings.
     pub security: PortSecurity,

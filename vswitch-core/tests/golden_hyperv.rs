@@ -401,18 +401,15 @@ fn checksum_offload_passes_through_to_a_capable_port() {
         lso_mss: 0,
     };
     let mut out = TxBatch::new();
-    br.process(
-        &[RxFrame {
-            port: a,
-            data: &f,
-            offload: off,
-        }],
-        0,
-        &mut out,
-    );
+    let frames = [RxFrame {
+        port: a,
+        data: &f,
+        offload: off,
+    }];
+    br.process(&frames, 0, &mut out);
     let act = out.actions()[0];
     assert_eq!(
-        (act.port, act.data, act.offload),
+        (act.port, act.data, out.offload(&act, &frames)),
         (b, TxData::Frame(Edit::Unchanged), off)
     );
 }
