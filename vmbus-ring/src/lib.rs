@@ -172,6 +172,8 @@ pub mod memory;
 pub mod mock;
 pub mod packet;
 pub mod ring;
+#[cfg(feature = "alloc")]
+pub mod storvsc;
 
 #[cfg(test)]
 pub(crate) fn test_config() -> proptest::test_runner::Config {
