@@ -11,7 +11,8 @@
 //! checked to decode to its input with both decoders.
 //!
 //! Each case prints the best of `VIRIDIAN_BENCH_ROUNDS` (default 7) interleaved rounds per
-//! decoder, then Criterion measures the same functions.
+//! decoder, then Criterion measures the same functions. `WIM_CODEC_BENCH_ONLY=<text>` keeps
+//! the cases whose name contains it (e.g. `lzx`, `solid`).
 
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;

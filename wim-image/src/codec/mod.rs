@@ -77,9 +77,11 @@ extern crate alloc;
 mod bits;
 mod copy;
 mod huffman;
+mod lzms;
 mod lzx;
 mod xpress;
 
+pub use lzms::LzmsDecoder;
 pub use lzx::LzxDecoder;
 pub use xpress::XpressDecoder;
 
@@ -103,7 +105,7 @@ impl Codec {
         match self {
             Codec::Xpress => xpress::MAX_CHUNK_SIZE,
             Codec::Lzx => lzx::MAX_CHUNK_SIZE,
-            Codec::Lzms => 1 << 30,
+            Codec::Lzms => lzms::MAX_CHUNK_SIZE,
         }
     }
 
@@ -254,12 +256,6 @@ pub enum DecompressError {
         /// Where in the input.
         offset: usize,
     },
-    /// The codec is not implemented yet (interim: LZMS arrives in the next commit).
-    #[error("{codec:?} decompression is not implemented yet")]
-    NotYetSupported {
-        /// The codec.
-        codec: Codec,
-    },
     /// Decoding consumed bits or bytes past the end of the compressed chunk.
     #[error("compressed chunk of {len} bytes ends before its data does")]
     Truncated {
@@ -284,8 +280,7 @@ pub struct Decompressor {
 enum State {
     Xpress(alloc::boxed::Box<XpressDecoder>),
     Lzx(alloc::boxed::Box<LzxDecoder>),
-    /// Interim: LZMS lands in the next commit.
-    NotYet(Codec),
+    Lzms(alloc::boxed::Box<LzmsDecoder>),
 }
 
 #[cfg(feature = "alloc")]
@@ -296,7 +291,7 @@ impl Decompressor {
         let state = match codec {
             Codec::Xpress => State::Xpress(XpressDecoder::new_boxed()),
             Codec::Lzx => State::Lzx(LzxDecoder::new_boxed()),
-            Codec::Lzms => State::NotYet(codec),
+            Codec::Lzms => State::Lzms(LzmsDecoder::new_boxed()),
         };
         Decompressor {
             chunk_size: 32 * 1024,
@@ -316,7 +311,7 @@ impl Decompressor {
         match self.state {
             State::Xpress(_) => Codec::Xpress,
             State::Lzx(_) => Codec::Lzx,
-            State::NotYet(c) => c,
+            State::Lzms(_) => Codec::Lzms,
         }
     }
 
@@ -348,7 +343,7 @@ impl Decompressor {
         match &mut self.state {
             State::Xpress(d) => d.decompress(input, output),
             State::Lzx(d) => d.decompress(input, output, self.chunk_size),
-            State::NotYet(codec) => Err(DecompressError::NotYetSupported { codec: *codec }),
+            State::Lzms(d) => d.decompress(input, output),
         }
     }
 }
