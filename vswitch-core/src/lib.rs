@@ -20,7 +20,7 @@
 //!                                              │   pass 2: classify, guards, learn,
 //!                                              │           lookup, flood, egress edit
 //!                                              ▼
-//!   TxBatch { TxAction { port, frame index, Edit | arena bytes, offload }*, drops }
+//!   TxBatch { TxAction { port, frame index, Edit | arena segment }*, arena, drops }  (16 B each)
 //!
 //!   Bridge::tick(now)  ── spanning-tree timers, BPDUs out      Bridge::age(now, budget)
 //!   add_port / remove_port / set_port_config / add_static / set_fid / configure_pvlan
