@@ -432,7 +432,7 @@ impl Bridge {
             offload: rx.offload.checksum || rx.offload.lso_mss != 0,
         };
         let a0 = out.actions.len();
-        let fid = usize::from(vid);
+        let vi = usize::from(vid);
         if dst >> 40 & 1 != 0 {
             let kind = if dst == BROADCAST {
                 Flood::Broadcast
@@ -460,7 +460,7 @@ impl Bridge {
                                     tpid: qp.cfg.tpid.0,
                                     untagged: qp.cfg.vlan.untagged.contains(vid),
                                 };
-                                let vs = &mut self.vlan_stats[fid];
+                                let vs = &mut self.vlan_stats[vi];
                                 emit(h, entry, &ing, vs, &mut self.scratch, out);
                                 None
                             }

@@ -166,8 +166,8 @@ impl Slot {
 /// Sizes and limits of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdbConfig {
-    /// Hard capacity: entries of every kind. The slot array is the next power of two at or
-    /// above twice this (16 bytes each).
+    /// Hard capacity: entries of every kind (at most 2^30). The slot array is the next power
+    /// of two at or above twice this (16 bytes each).
     pub capacity: usize,
     /// The most dynamic entries.
     pub learn_limit: usize,
@@ -271,7 +271,8 @@ impl core::fmt::Debug for Fdb {
 #[cfg(feature = "alloc")]
 impl Fdb {
     /// An empty table; allocates the slot array now.
-    pub fn new(config: FdbConfig, key: HashKey) -> Self {
+    pub fn new(mut config: FdbConfig, key: HashKey) -> Self {
+        config.capacity = config.capacity.min(1 << 30);
         let n = config.capacity.max(8).saturating_mul(2).next_power_of_two();
         Self {
             buckets: vec![Bucket::default(); n / 4].into_boxed_slice(),
@@ -632,8 +633,9 @@ impl Fdb {
 
     /// Visits up to `budget` slots from where the last call stopped, removing expired
     /// entries. A removal re-visits the same slot (the cluster shifted into it), and that
-    /// counts toward the budget. Calling with a budget of at least twice the slot count
-    /// always completes a pass.
+    /// counts toward the budget. Successive calls cycle through the table, so every expired
+    /// entry is gone after enough calls to cover one pass (see
+    /// [`AgeReport::pass_complete`]); [`age_all`](Self::age_all) does a whole pass at once.
     pub fn age(&mut self, now: u64, budget: usize) -> AgeReport {
         let now32 = now as u32;
         let mut r = AgeReport::default();
