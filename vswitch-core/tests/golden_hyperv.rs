@@ -350,6 +350,18 @@ fn tcp_frame(len: usize) -> Vec<u8> {
     eth(mac(2), mac(1)).payload(0x0800, &ipv4(6, &tcp))
 }
 
+/// A frame from `port` asking for checksum offload, and segmentation when `mss` is non-zero.
+fn offloaded(port: PortId, data: &[u8], mss: u16) -> RxFrame<'_> {
+    RxFrame {
+        port,
+        data,
+        offload: Offload {
+            checksum: true,
+            lso_mss: mss,
+        },
+    }
+}
+
 fn tcp_checksum_ok(frame: &[u8]) -> bool {
     let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
     let l4 = ip.payload();
@@ -374,14 +386,7 @@ fn checksum_is_computed_for_a_port_without_checksum_offload() {
     let (mut br, a, b) = offload_pair(Default::default());
     let f = tcp_frame(100);
     assert!(!tcp_checksum_ok(&f));
-    let rx = RxFrame {
-        port: a,
-        data: &f,
-        offload: Offload {
-            checksum: true,
-            lso_mss: 0,
-        },
-    };
+    let rx = offloaded(a, &f, 0);
     let out = send_rx(&mut br, rx, 0);
     let (port, bytes) = out.only();
     assert_eq!(port, b);
@@ -396,21 +401,13 @@ fn checksum_offload_passes_through_to_a_capable_port() {
     };
     let (mut br, a, b) = offload_pair(caps);
     let f = tcp_frame(100);
-    let off = Offload {
-        checksum: true,
-        lso_mss: 0,
-    };
     let mut out = TxBatch::new();
-    let frames = [RxFrame {
-        port: a,
-        data: &f,
-        offload: off,
-    }];
+    let frames = [offloaded(a, &f, 0)];
     br.process(&frames, 0, &mut out);
     let act = out.actions()[0];
     assert_eq!(
         (act.port, act.data, out.offload(&act, &frames)),
-        (b, TxData::Frame(Edit::Unchanged), off)
+        (b, TxData::Frame(Edit::Unchanged), frames[0].offload)
     );
 }
 
@@ -418,14 +415,7 @@ fn checksum_offload_passes_through_to_a_capable_port() {
 fn large_send_is_segmented_for_a_port_without_lso() {
     let (mut br, a, b) = offload_pair(Default::default());
     let f = tcp_frame(4000);
-    let rx = RxFrame {
-        port: a,
-        data: &f,
-        offload: Offload {
-            checksum: true,
-            lso_mss: 1460,
-        },
-    };
+    let rx = offloaded(a, &f, 1460);
     let out = send_rx(&mut br, rx, 0);
     assert_eq!(out.ports(), [b, b, b]);
     let mut data = Vec::new();
@@ -449,19 +439,7 @@ fn large_send_passes_through_to_an_lso_port() {
     };
     let (mut br, a, b) = offload_pair(caps);
     let f = tcp_frame(4000);
-    let off = Offload {
-        checksum: true,
-        lso_mss: 1460,
-    };
-    let out = send_rx(
-        &mut br,
-        RxFrame {
-            port: a,
-            data: &f,
-            offload: off,
-        },
-        0,
-    );
+    let out = send_rx(&mut br, offloaded(a, &f, 1460), 0);
     assert_eq!(
         out.only(),
         (b, &f[..]),
@@ -473,14 +451,7 @@ fn large_send_passes_through_to_an_lso_port() {
 fn offload_of_a_non_tcp_frame_is_dropped_on_that_port() {
     let (mut br, a, b) = offload_pair(Default::default());
     let f = eth(mac(2), mac(1)).payload(0x0806, &[0; 28]);
-    let rx = RxFrame {
-        port: a,
-        data: &f,
-        offload: Offload {
-            checksum: true,
-            lso_mss: 0,
-        },
-    };
+    let rx = offloaded(a, &f, 0);
     assert!(send_rx(&mut br, rx, 0).tx.is_empty());
     assert_eq!(br.port_stats(b).unwrap().dropped(DropReason::Offload), 1);
 }
