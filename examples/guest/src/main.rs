@@ -43,6 +43,7 @@ mod interrupts;
 mod mem;
 mod pm;
 mod serial;
+mod storage;
 mod vmbus;
 
 use core::fmt::Write as _;

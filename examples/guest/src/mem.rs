@@ -88,22 +88,34 @@ pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
 }
 
 /// Compares `n` bytes at `a` and `b`; returns the difference of the first unequal pair.
+/// One `repe cmpsb`: every guest instruction is expensive when KVM emulates them, a string
+/// instruction counts once.
 ///
 /// # Safety
 ///
 /// `a` and `b` are each valid for `n` bytes of reads.
 #[no_mangle]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    for i in 0..n {
-        // SAFETY: `i < n`, and the caller guarantees `n` readable bytes at `a`.
-        let x = unsafe { a.wrapping_add(i).read() };
-        // SAFETY: as above, for `b`.
-        let y = unsafe { b.wrapping_add(i).read() };
-        if x != y {
-            return i32::from(x) - i32::from(y);
-        }
+    if n == 0 {
+        return 0;
     }
-    0
+    let (mut pa, mut pb, mut left) = (a, b, n);
+    // SAFETY: `repe cmpsb` reads at most `n` bytes from each of `a` (rsi) and `b` (rdi), which
+    // the caller guarantees are readable; the direction flag is clear (the System V ABI).
+    unsafe {
+        asm!(
+            "repe cmpsb",
+            inout("rsi") pa, inout("rdi") pb, inout("rcx") left,
+            options(readonly, nostack)
+        );
+    }
+    let _ = left;
+    // After the loop both pointers are one past the last compared pair.
+    // SAFETY: at least one pair was compared, so `pa - 1` lies in `a`'s buffer.
+    let x = unsafe { pa.wrapping_sub(1).read() };
+    // SAFETY: likewise `pb - 1` in `b`'s.
+    let y = unsafe { pb.wrapping_sub(1).read() };
+    i32::from(x) - i32::from(y)
 }
 
 /// Compares `n` bytes at `a` and `b`; returns 0 when they are equal.
@@ -115,4 +127,45 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: same contract as `memcmp`.
     unsafe { memcmp(a, b, n) }
+}
+
+/// Fills `buf` with the 8-byte `value`, then the tail (under 8 bytes) with its low bytes; one
+/// `rep stosq` (KVM's emulator runs a string instruction far faster than a loop).
+pub fn fill_qwords(buf: &mut [u8], value: u64) {
+    let words = buf.len() / 8;
+    let (mut ptr, mut count) = (buf.as_mut_ptr(), words);
+    // SAFETY: `rep stosq` writes `words * 8 <= buf.len()` bytes from `buf`'s start, which the
+    // exclusive borrow makes writable; the direction flag is clear (the System V ABI).
+    unsafe {
+        asm!("rep stosq", inout("rdi") ptr, inout("rcx") count, in("rax") value, options(nostack));
+    }
+    let _ = (ptr, count);
+    let tail = words * 8;
+    for (i, b) in buf[tail..].iter_mut().enumerate() {
+        *b = (value >> (8 * i)) as u8;
+    }
+}
+
+/// Whether `a` and `b` (of the same length, a multiple of 8) are equal: one `repe cmpsq`.
+pub fn equal_qwords(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() || !a.len().is_multiple_of(8) {
+        return a == b;
+    }
+    let (mut pa, mut pb, mut left) = (a.as_ptr(), b.as_ptr(), a.len() / 8);
+    let equal: u8;
+    // SAFETY: `repe cmpsq` reads at most `len` bytes from each slice (rsi = a, rdi = b), both
+    // borrowed for reading; the direction flag is clear. `sete` reads the flags it left (an
+    // empty comparison leaves ZF from the `cmp` that precedes it: set, i.e. equal).
+    unsafe {
+        asm!(
+            "cmp rcx, rcx",
+            "repe cmpsq",
+            "sete {e}",
+            e = out(reg_byte) equal,
+            inout("rsi") pa, inout("rdi") pb, inout("rcx") left,
+            options(readonly, nostack)
+        );
+    }
+    let _ = (pa, pb, left);
+    equal != 0
 }

@@ -45,7 +45,19 @@ struct RingBuffer([AtomicU64; RING_PAGES * WORDS_PER_PAGE]);
 static RINGS: [RingBuffer; 4] =
     [const { RingBuffer([const { AtomicU64::new(0) }; RING_PAGES * WORDS_PER_PAGE]) }; 4];
 
+/// The synthetic SCSI controller's ring buffer.
+static STORAGE_RING: RingBuffer =
+    RingBuffer([const { AtomicU64::new(0) }; RING_PAGES * WORDS_PER_PAGE]);
+
 type Ring = FlatRingMemory<&'static [AtomicU64]>;
+
+/// The storage channel while it opens.
+#[derive(Clone, Copy)]
+struct StorageOffer {
+    relid: u32,
+    connection_id: u32,
+    gpadl_id: u32,
+}
 
 /// The integration service an offer's interface type names.
 fn service_of(if_type: Guid) -> Option<(Service, &'static str, usize)> {
@@ -91,6 +103,7 @@ pub struct Vmbus {
     stats: Stats,
     /// The negative GPADL scenario: `Some(None)` until the probe GPADL is sent, then its id.
     bad_gpadl: Option<Option<u32>>,
+    storage: Option<StorageOffer>,
 }
 
 impl Vmbus {
@@ -114,6 +127,7 @@ impl Vmbus {
             clock_offset_ns: 0,
             stats: Stats::default(),
             bad_gpadl: None,
+            storage: None,
         }
     }
 
@@ -226,6 +240,27 @@ impl Vmbus {
 
     fn on_offer(&mut self, offer: &vmbus_ring::channel::messages::Offer) {
         let relid = offer.child_relid.get();
+        if offer.if_type == vmbus_ring::storvsc::SCSI_INTERFACE {
+            let first = STORAGE_RING.0.as_ptr() as u64 >> 12;
+            let pfns: Vec<u64> = (0..RING_PAGES as u64).map(|i| first + i).collect();
+            let (gpadl_id, messages) = self
+                .client
+                .create_gpadl(relid, &pfns)
+                .unwrap_or_else(|e| panic!("cannot describe the storage ring GPADL: {e}"));
+            self.storage = Some(StorageOffer {
+                relid,
+                connection_id: offer.connection_id.get(),
+                gpadl_id,
+            });
+            say(format_args!(
+                "vmbus: synthetic SCSI controller offered (relid {})",
+                Dec(relid.into())
+            ));
+            for m in &messages {
+                self.post(m);
+            }
+            return;
+        }
         let Some((service, name, ring)) = service_of(offer.if_type) else {
             say(format_args!(
                 "vmbus: ignoring offer of relid {} ({})",
@@ -266,6 +301,15 @@ impl Vmbus {
     }
 
     fn on_gpadl_created(&mut self, gpadl_id: u32, status: u32) {
+        if let Some(st) = self.storage.filter(|st| st.gpadl_id == gpadl_id) {
+            assert!(
+                status == 0,
+                "the host refused the storage GPADL: {status:#x}"
+            );
+            let open = self.client.open_channel(st.relid, gpadl_id, DOWNSTREAM, 0);
+            self.post(&open);
+            return;
+        }
         if self.bad_gpadl == Some(Some(gpadl_id)) {
             assert!(
                 status == STATUS_UNSUCCESSFUL,
@@ -290,6 +334,22 @@ impl Vmbus {
     }
 
     fn on_opened(&mut self, relid: u32, status: u32) {
+        if let Some(st) = self.storage.filter(|st| st.relid == relid) {
+            assert!(
+                status == 0,
+                "the host refused to open the storage channel: {status:#x}"
+            );
+            let words: &'static [AtomicU64] = &STORAGE_RING.0;
+            let (tx, rx) = FlatRingMemory::split_pair(words, DOWNSTREAM)
+                .unwrap_or_else(|e| panic!("ring layout: {e}"));
+            let writer = RingWriter::new(tx).unwrap_or_else(|e| panic!("ring: {e}"));
+            let reader = RingReader::new(rx).unwrap_or_else(|e| panic!("ring: {e}"));
+            let mut driver =
+                crate::storage::Storvsc::new(&mut self.calls, st.connection_id, writer, reader);
+            driver.exercise();
+            self.stats.signals += driver.signals as u32;
+            return;
+        }
         let Some(channel) = self.channels.iter_mut().find(|c| c.relid == relid) else {
             return;
         };

@@ -27,6 +27,7 @@ mod layout;
 mod long_mode;
 mod memory;
 mod regs;
+mod storage;
 mod tick;
 mod timeline;
 
@@ -70,6 +71,8 @@ options:
   --scenario <name>      a negative scenario for the built-in guest: malformed-message,
                          unknown-connection, reserved-synic-bits, gpadl-outside-ram
                          (default: none)
+  --disk <path.vhd>      attach this VHD (fixed, dynamic or differencing) as LUN 0 of a
+                         synthetic SCSI controller; the built-in guest tests it
   --guest <path>         boot this ELF64 executable instead of the built-in test guest
   --no-irqchip           do not create KVM's in-kernel interrupt controller; a guest `hlt`
                          then stops the VM with an error instead of sleeping
@@ -92,6 +95,7 @@ struct Options {
     probe: u64,
     max_version: VmbusVersion,
     scenario: u64,
+    disk: Option<PathBuf>,
 }
 
 /// The negative scenarios of the built-in guest, by name (the guest's `Scenario` numbers).
@@ -139,6 +143,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
         probe: 2000,
         max_version: VmbusVersion::WIN10_V5_3,
         scenario: 0,
+        disk: None,
     };
     let mut kvp_given = false;
     let mut args = args.into_iter();
@@ -222,6 +227,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
                         value,
                     })?;
             }
+            "--disk" => options.disk = Some(PathBuf::from(value("--disk")?)),
             "--no-irqchip" if inline.is_none() => options.irqchip = false,
             "--trace" if inline.is_none() => options.trace = true,
             _ => return Err(UsageError::UnknownOption(name)),
@@ -258,6 +264,12 @@ enum VmmError {
     Hyperv(#[from] hyperv::HypervError),
     #[error("cannot set up the KVM virtual machine")]
     Kvm(#[from] kvm::KvmError),
+    #[error("cannot open the disk {path}")]
+    Disk {
+        path: PathBuf,
+        #[source]
+        source: vhd_format::OpenError,
+    },
     #[error("cannot start the service timer")]
     Tick(#[source] std::io::Error),
     #[error("the virtual machine stopped")]
@@ -305,6 +317,28 @@ fn run(options: &Options) -> Result<u8, VmmError> {
             max_version: options.max_version,
         },
     )?;
+    if let Some(path) = &options.disk {
+        let vhd = vhd_format::Vhd::open_path(
+            path,
+            vhd_format::OpenOptions::new().writable(true),
+            &vhd_format::ParentPolicy::default(),
+        )
+        .map_err(|source| VmmError::Disk {
+            path: path.clone(),
+            source,
+        })?;
+        let serial = path
+            .file_name()
+            .map_or_else(|| "disk".into(), |n| n.to_string_lossy().into_owned());
+        let disk = storage::scsi::ScsiDisk::new(Box::new(vhd), &serial);
+        let blocks = disk.blocks();
+        hyperv.vmbus.attach_disk(disk);
+        timeline.host(format_args!(
+            "disk: {} ({} MiB) on the synthetic SCSI controller, LUN 0",
+            path.display(),
+            (blocks * 512) >> 20
+        ));
+    }
     let leaves = hyperv.cpuid_leaves();
     let mut vm = Vm::create(
         memory,
@@ -355,6 +389,22 @@ fn run(options: &Options) -> Result<u8, VmmError> {
 
     let _tick = tick::Tick::start(std::time::Duration::from_millis(5)).map_err(VmmError::Tick)?;
     let (status, stats) = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
+    if let Some(storage) = hyperv.vmbus.storage_mut() {
+        if let Err(e) = storage.disk.flush() {
+            timeline.host(format_args!("disk: flush failed: {e}"));
+        }
+        let (d, s) = (storage.disk.stats, storage.stats);
+        timeline.host(format_args!(
+            "disk: {} reads ({} KiB), {} writes ({} KiB), {} errors; {} requests in {} drains",
+            d.reads,
+            d.bytes_read >> 10,
+            d.writes,
+            d.bytes_written >> 10,
+            d.errors,
+            s.requests,
+            s.drains
+        ));
+    }
     summary(&timeline, &hyperv, &stats);
     if options.trace {
         let c = hyperv.counters();
@@ -474,6 +524,7 @@ mod tests {
                 probe: 2000,
                 max_version: VmbusVersion::WIN10_V5_3,
                 scenario: 0,
+                disk: None,
             })
         );
     }
@@ -552,6 +603,7 @@ mod tests {
             "4.0",
             "--scenario",
             "unknown-connection",
+            "--disk=/tmp/x.vhd",
         ])
         .unwrap() else {
             panic!("expected run");
@@ -566,5 +618,6 @@ mod tests {
         );
         assert_eq!(options.max_version, VmbusVersion::WIN10);
         assert_eq!(options.scenario, 2);
+        assert_eq!(options.disk, Some(PathBuf::from("/tmp/x.vhd")));
     }
 }

@@ -25,6 +25,8 @@ use vmbus_ring::packet::{PacketKind, PacketRepr};
 use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
 
 use crate::memory::GuestMemory;
+use crate::storage::scsi::ScsiDisk;
+use crate::storage::storvsp::StorageChannel;
 use crate::timeline::Timeline;
 
 /// SynIC message type of VMBus channel messages.
@@ -66,6 +68,13 @@ struct Channel {
     open: Option<OpenRing>,
 }
 
+/// The synthetic SCSI controller's channel.
+struct StorageSlot {
+    relid: u32,
+    channel: StorageChannel,
+    open: Option<OpenRing>,
+}
+
 #[derive(Clone, Copy)]
 struct OpenRing {
     gpadl_id: u32,
@@ -87,6 +96,7 @@ pub struct VmbusHost {
     next_txid: u64,
     kvp_started: bool,
     shutdown_requested: bool,
+    storage: Option<StorageSlot>,
     /// What happened, for the summary.
     pub stats: VmbusStats,
 }
@@ -144,12 +154,42 @@ impl VmbusHost {
             next_txid: 1,
             kvp_started: false,
             shutdown_requested: false,
+            storage: None,
             stats: VmbusStats::default(),
         }
     }
 
+    /// Offers a synthetic SCSI controller with `disk` as LUN 0 (before the guest connects).
+    pub fn attach_disk(&mut self, disk: ScsiDisk) -> Option<u32> {
+        let instance = Guid::from_fields(0x7669_7269, 0x6469, 0x616e, 0x5343_5349u64.to_be_bytes());
+        let spec = OfferSpec {
+            if_type: vmbus_ring::storvsc::SCSI_INTERFACE,
+            if_instance: instance,
+            flags: 0,
+            user_def: [0; 120],
+        };
+        let (relid, _) = self.server.add_offer(spec);
+        let relid = relid?;
+        self.storage = Some(StorageSlot {
+            relid,
+            channel: StorageChannel::new(disk),
+            open: None,
+        });
+        Some(relid)
+    }
+
+    /// The storage channel, mutably (to flush its disk at the end).
+    pub fn storage_mut(&mut self) -> Option<&mut StorageChannel> {
+        self.storage.as_mut().map(|s| &mut s.channel)
+    }
+
     /// The relid of the open channel whose event connection is `connection_id`.
     pub fn channel_of(&self, connection_id: u32) -> Option<u32> {
+        if let Some(s) = &self.storage {
+            if s.open.is_some_and(|o| o.connection_id == connection_id) {
+                return Some(s.relid);
+            }
+        }
         self.channels
             .iter()
             .find(|(_, c)| c.open.is_some_and(|o| o.connection_id == connection_id))
@@ -250,6 +290,19 @@ impl VmbusHost {
                 connection_id,
                 ..
             } => {
+                if let Some(s) = self.storage.as_mut().filter(|s| s.relid == relid) {
+                    s.open = Some(OpenRing {
+                        gpadl_id,
+                        downstream: downstream_page_offset,
+                        connection_id,
+                    });
+                    s.channel.reset();
+                    timeline.host(format_args!(
+                        "vmbus: channel {relid} (scsi) open: ring GPADL {gpadl_id:#x}, {} pages, connection {connection_id:#x}",
+                        self.server.gpadl(gpadl_id).map_or(0, |g| g.len() / 4096),
+                    ));
+                    return;
+                }
                 let Some(channel) = self.channels.get_mut(&relid) else {
                     return;
                 };
@@ -273,6 +326,15 @@ impl VmbusHost {
                     ));
                 }
             }
+            Action::CloseChannel { relid }
+                if self.storage.as_ref().is_some_and(|s| s.relid == relid) =>
+            {
+                if let Some(s) = self.storage.as_mut() {
+                    s.open = None;
+                    s.channel.reset();
+                }
+                timeline.host(format_args!("vmbus: channel {relid} (scsi) closed"));
+            }
             Action::CloseChannel { relid } => {
                 if let Some(c) = self.channels.get_mut(&relid) {
                     c.open = None;
@@ -282,6 +344,10 @@ impl VmbusHost {
             Action::Reset => {
                 for c in self.channels.values_mut() {
                     c.open = None;
+                }
+                if let Some(s) = self.storage.as_mut() {
+                    s.open = None;
+                    s.channel.reset();
                 }
                 timeline.host(format_args!("vmbus: guest unloaded"));
             }
@@ -299,6 +365,9 @@ impl VmbusHost {
         interrupts: &mut I,
         timeline: &Timeline,
     ) {
+        if self.storage.as_ref().is_some_and(|s| s.relid == relid) {
+            return self.drain_storage(memory, vp, interrupts, timeline);
+        }
         let Some(ring) = self.channels.get(&relid).and_then(|c| c.open) else {
             return;
         };
@@ -350,6 +419,42 @@ impl VmbusHost {
         }
         for out in outputs {
             self.deliver(relid, out, memory, vp, interrupts, timeline);
+        }
+    }
+
+    /// Answers every request in the storage channel's ring.
+    fn drain_storage<I: InterruptSink>(
+        &mut self,
+        memory: &GuestMemory,
+        vp: &mut VirtualProcessor,
+        interrupts: &mut I,
+        timeline: &Timeline,
+    ) {
+        let Some(slot) = self.storage.as_mut() else {
+            return;
+        };
+        let Some(ring) = slot.open else {
+            return;
+        };
+        let Some(gpadl) = self.server.gpadl(ring.gpadl_id) else {
+            return;
+        };
+        match slot.channel.drain(gpadl, ring.downstream, memory) {
+            Ok(done) => {
+                if done.became_ready {
+                    let v = slot.channel.version().unwrap_or(0);
+                    timeline.host(format_args!(
+                        "storvsp: channel initialized, protocol {}.{}, disk of {} sectors",
+                        v >> 8,
+                        v & 0xff,
+                        slot.channel.disk.blocks()
+                    ));
+                }
+                if done.signal {
+                    let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, slot.relid);
+                }
+            }
+            Err(e) => timeline.host(format_args!("storvsp: {e}")),
         }
     }
 

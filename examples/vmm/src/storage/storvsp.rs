@@ -1,0 +1,199 @@
+//! The storvsp channel: `vmbus-ring`'s storage host state machine over the channel's rings, SCSI
+//! commands run against a [`ScsiDisk`], data moved between guest RAM (the request's GPA range)
+//! and a host buffer.
+//!
+//! A signaled channel is drained completely: every request read is answered (initialization
+//! steps at once, SCSI commands after they ran) and the completions are written as one batch,
+//! so a guest that queues 32 requests costs one signal each way.
+
+use std::time::Instant;
+
+use vmbus_ring::gpadl::{GpaRange, Gpadl, GuestRam};
+use vmbus_ring::memory::host_ring_pair;
+use vmbus_ring::packet::PacketRepr;
+use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+use vmbus_ring::storvsc::host::{HostAction, HostConfig, ScsiCommand, ScsiOutcome, StorageHost};
+use vmbus_ring::storvsc::{sense_key, SenseData, SrbStatus};
+
+use super::scsi::ScsiDisk;
+use crate::memory::GuestMemory;
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Requests answered.
+    pub requests: u64,
+    /// The guest must be signaled (a completion went into an empty ring, or the guest waits
+    /// for room).
+    pub signal: bool,
+    /// The channel finished initialization during this drain.
+    pub became_ready: bool,
+}
+
+/// Counters for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StorageStats {
+    /// Requests answered.
+    pub requests: u64,
+    /// Drains (one per guest signal).
+    pub drains: u64,
+    /// Time spent in the disk, in ns.
+    pub disk_ns: u64,
+}
+
+/// One storage channel.
+pub struct StorageChannel {
+    host: StorageHost,
+    /// The disk behind LUN 0.
+    pub disk: ScsiDisk,
+    buffer: Vec<u8>,
+    /// Counters.
+    pub stats: StorageStats,
+}
+
+impl StorageChannel {
+    /// A channel serving `disk`.
+    pub fn new(disk: ScsiDisk) -> Self {
+        Self {
+            host: StorageHost::new(HostConfig::default()),
+            disk,
+            buffer: Vec::new(),
+            stats: StorageStats::default(),
+        }
+    }
+
+    /// The negotiated protocol version, once initialized.
+    pub fn version(&self) -> Option<u16> {
+        self.host
+            .is_ready()
+            .then(|| self.host.version().map_or(0, |v| v.0))
+    }
+
+    /// The channel (re)opened or closed: start over.
+    pub fn reset(&mut self) {
+        self.host.reset();
+    }
+
+    /// Reads every request in the guest→host ring of `gpadl` and answers it.
+    ///
+    /// # Errors
+    /// A description when the rings cannot be used (their pages are checked against RAM).
+    pub fn drain(
+        &mut self,
+        gpadl: &Gpadl,
+        downstream: u32,
+        memory: &GuestMemory,
+    ) -> Result<Drained, String> {
+        let ram = GuestRam::new(0, memory.words()).map_err(|e| e.to_string())?;
+        let pfns = gpadl.ring_pfns().map_err(|e| e.to_string())?;
+        let (incoming, outgoing) =
+            host_ring_pair(pfns, downstream, &ram).map_err(|e| e.to_string())?;
+        let mut reader = RingReader::new(incoming).map_err(|e| e.to_string())?;
+        let mut writer = RingWriter::new(outgoing).map_err(|e| e.to_string())?;
+        let was_ready = self.host.is_ready();
+        let mut out = Drained::default();
+        let mut packet = vec![0u8; 4096];
+        let mut replies: Vec<(u64, Vec<u8>)> = Vec::new();
+        loop {
+            let len = match reader.read(&mut packet) {
+                Ok((len, released)) => {
+                    out.signal |= released.must_signal;
+                    len
+                }
+                Err(ReadError::Empty) => break,
+                Err(e) => return Err(e.to_string()),
+            };
+            let Ok(repr) = PacketRepr::parse_bytes(&packet[..len]) else {
+                continue;
+            };
+            let txid = repr.transaction_id;
+            match self.host.handle(&repr) {
+                HostAction::Reply(p, n) => replies.push((txid, p.bytes(n).to_vec())),
+                HostAction::Execute(cmd) => {
+                    let outcome = self.run(&cmd, memory);
+                    let p = self.host.complete(&cmd, &outcome);
+                    replies.push((txid, p.bytes(cmd.reply_len).to_vec()));
+                }
+                HostAction::Drop(_) => {}
+            }
+        }
+        drop(reader);
+        if !replies.is_empty() {
+            let mut batch = writer.batch();
+            for (txid, bytes) in &replies {
+                batch
+                    .write(&PacketRepr::completion(*txid, bytes))
+                    .map_err(|e| e.to_string())?;
+            }
+            out.signal |= batch.commit().must_signal;
+        }
+        out.requests = replies.len() as u64;
+        out.became_ready = !was_ready && self.host.is_ready();
+        self.stats.requests += out.requests;
+        self.stats.drains += 1;
+        Ok(out)
+    }
+
+    /// Runs one SCSI command, moving its data through guest RAM.
+    fn run(&mut self, cmd: &ScsiCommand<'_>, memory: &GuestMemory) -> ScsiOutcome {
+        let len = cmd.len as usize;
+        self.buffer.clear();
+        self.buffer.resize(len, 0);
+        let range = cmd.buffer;
+        if let (false, Some(range)) = (cmd.to_guest, range) {
+            if copy_range(memory, range, &mut self.buffer, false).is_err() {
+                return bad_buffer();
+            }
+        }
+        let t0 = Instant::now();
+        let outcome = self.disk.execute(&cmd.request, &mut self.buffer);
+        self.stats.disk_ns += t0.elapsed().as_nanos() as u64;
+        if let (true, Some(range)) = (cmd.to_guest, range) {
+            let moved = (outcome.transferred as usize).min(len);
+            if copy_range(memory, range, &mut self.buffer[..moved], true).is_err() {
+                return bad_buffer();
+            }
+        }
+        outcome
+    }
+}
+
+/// The guest's buffer is not RAM: fail the command the way a DMA error would.
+fn bad_buffer() -> ScsiOutcome {
+    let mut o = ScsiOutcome::check_condition(SenseData::new(sense_key::HARDWARE_ERROR, 0x44, 0));
+    o.srb_status = SrbStatus::ERROR;
+    o
+}
+
+/// Copies between `buf` and the guest pages of `range` (to the guest when `to_guest`), page
+/// by page: the PFNs need not be contiguous.
+fn copy_range(
+    memory: &GuestMemory,
+    range: GpaRange<'_>,
+    buf: &mut [u8],
+    to_guest: bool,
+) -> Result<(), ()> {
+    let mut done = 0usize;
+    let mut offset = range.byte_offset as usize;
+    for pfn in range.pfns.iter() {
+        if done == buf.len() {
+            break;
+        }
+        let n = (4096 - offset).min(buf.len() - done);
+        let gpa = pfn.checked_mul(4096).ok_or(())? + offset as u64;
+        let chunk = &mut buf[done..done + n];
+        let r = if to_guest {
+            memory.write_at(gpa, chunk)
+        } else {
+            memory.read_at(gpa, chunk)
+        };
+        r.map_err(|_| ())?;
+        done += n;
+        offset = 0;
+    }
+    if done == buf.len() {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
