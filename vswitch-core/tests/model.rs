@@ -1,7 +1,8 @@
 //! Reference-model property test: a deliberately simple bridge (plain maps, one frame at a
 //! time, written from the rules rather than from the engine) and the real engine get the same
-//! random port/VLAN configuration and the same random sequence of frames, clock advances,
-//! sweeps, configured entries and port removals. After every step their outputs (egress port
+//! random port configuration (VLAN mode, acceptable frames, filtering, learning, limits,
+//! hairpin, spoof guard, forward mask, port state, flood knobs) and the same random sequence
+//! of frames, clock advances, sweeps, configured entries and port replacements. After every step their outputs (egress port
 //! and exact bytes, or the drop reason) and their forwarding tables must be identical.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +11,7 @@ use proptest::prelude::*;
 use vswitch_core::fdb::{EntryKind, FdbConfig};
 use vswitch_core::features::DropReason;
 use vswitch_core::frame::MacAddr;
+use vswitch_core::port::PortState;
 use vswitch_core::vlan::{AcceptableFrames, VlanConfig, VlanSet};
 use vswitch_core::{Bridge, BridgeConfig, HashKey, PortConfig, PortId, RxFrame, TxBatch};
 
@@ -28,6 +30,9 @@ struct MPort {
     hairpin: bool,
     guard: Option<[u8; 6]>,
     mask: u16,
+    state: PortState,
+    /// Flood knobs: 1 unknown unicast, 2 broadcast, 4 multicast.
+    flood: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +132,10 @@ impl Model {
         if f.len() < 14 {
             return Err(DropReason::Malformed);
         }
+        let p = self.ports[&port].clone();
+        if p.state == PortState::Blocking {
+            return Err(DropReason::PortState);
+        }
         let dst: [u8; 6] = f[..6].try_into().unwrap();
         let src: [u8; 6] = f[6..12].try_into().unwrap();
         if src[0] & 1 == 1 || src == [0; 6] {
@@ -136,7 +145,6 @@ impl Model {
         if tagged && f.len() < 18 {
             return Err(DropReason::Malformed);
         }
-        let p = self.ports[&port].clone();
         let tci_in = if tagged {
             u16::from_be_bytes([f[14], f[15]])
         } else {
@@ -170,6 +178,9 @@ impl Model {
         if p.learning {
             self.learn((fid, src), port, now);
         }
+        if p.state == PortState::Learning {
+            return Err(DropReason::Learning);
+        }
         if dst[..5] == [0x01, 0x80, 0xc2, 0, 0] && dst[5] < 16 {
             let x = dst[5];
             let relay = x == 0 || x != 1 && p.mask >> x & 1 == 1;
@@ -191,16 +202,24 @@ impl Model {
             }
             out
         };
-        let flood = || -> Output {
+        let flood = |bit: u8| -> Output {
             Ok(self
                 .ports
                 .iter()
-                .filter(|(q, qp)| qp.egress.contains(&vid) && (**q != port || p.hairpin))
+                .filter(|(q, qp)| {
+                    qp.egress.contains(&vid)
+                        && (**q != port || p.hairpin)
+                        && qp.state == PortState::Forwarding
+                        && qp.flood & bit != 0
+                })
                 .map(|(q, _)| (*q, egress(*q)))
                 .collect())
         };
+        if dst == [0xff; 6] {
+            return flood(2);
+        }
         if dst[0] & 1 == 1 {
-            return flood();
+            return flood(4);
         }
         match self.fdb.get(&(fid, dst)) {
             Some(e) if self.live(e, now) => {
@@ -211,14 +230,14 @@ impl Model {
                 } else if self
                     .ports
                     .get(&e.port)
-                    .is_some_and(|q| q.egress.contains(&vid))
+                    .is_some_and(|q| q.egress.contains(&vid) && q.state == PortState::Forwarding)
                 {
                     Ok(vec![(e.port, egress(e.port))])
                 } else {
                     Err(DropReason::EgressFilter)
                 }
             }
-            _ => flood(),
+            _ => flood(1),
         }
     }
 }
@@ -237,6 +256,8 @@ struct PortSpec {
     hairpin: bool,
     guard: Option<u8>,
     mask: u16,
+    state: u8,
+    flood: u8,
 }
 
 fn port_spec() -> impl Strategy<Value = PortSpec> {
@@ -256,13 +277,15 @@ fn port_spec() -> impl Strategy<Value = PortSpec> {
             prop::bool::weighted(0.2),
             proptest::option::weighted(0.2, 0u8..6),
             any::<u16>(),
+            0u8..12,
+            prop_oneof![3 => Just(7u8), 1 => 0u8..8],
         ),
     )
         .prop_map(
             |(
                 (mode, vids, native, acceptable),
                 (filtering, learning, limit),
-                (hairpin, guard, mask),
+                (hairpin, guard, mask, state, flood),
             )| {
                 PortSpec {
                     mode,
@@ -275,6 +298,8 @@ fn port_spec() -> impl Strategy<Value = PortSpec> {
                     hairpin,
                     guard,
                     mask,
+                    state,
+                    flood,
                 }
             },
         )
@@ -304,6 +329,14 @@ impl PortSpec {
         c.learn_limit = self.limit;
         c.hairpin = self.hairpin;
         c.group_fwd_mask = self.mask;
+        c.state = match self.state {
+            10 => PortState::Learning,
+            11 => PortState::Blocking,
+            _ => PortState::Forwarding,
+        };
+        c.flood.unknown_unicast = self.flood & 1 != 0;
+        c.flood.broadcast = self.flood & 2 != 0;
+        c.flood.multicast = self.flood & 4 != 0;
         if let Some(g) = self.guard {
             c.mac = Some(MacAddr(station(g)));
             c.security.allow_mac_spoofing = false;
@@ -326,6 +359,8 @@ impl PortSpec {
             hairpin: c.hairpin,
             guard: c.guarded_mac().map(|m| m.0),
             mask: c.group_fwd_mask,
+            state: c.state,
+            flood: self.flood,
         }
     }
 }
