@@ -25,7 +25,7 @@ use vswitch_core::{Bridge, BridgeConfig, HashKey, PortConfig, PortId, RxFrame, T
 
 const PORTS: usize = 4;
 /// How long the capture waits for a further frame before it calls the wire quiet.
-const QUIET: Duration = Duration::from_millis(40);
+const QUIET: Duration = Duration::from_millis(60);
 
 fn sh(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
@@ -230,8 +230,12 @@ impl Lab {
             v.extend_from_slice(args);
             sh(&v)
         };
-        n(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
-        n(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
+        // Best effort: without IPv6 in the kernel there is no router solicitation, DAD or MLD
+        // noise to silence in the first place.
+        for knob in ["all", "default"] {
+            let path = format!("/proc/sys/net/ipv6/conf/{knob}/disable_ipv6");
+            let _ = n(&["sh", "-c", &format!("test -e {path} && echo 1 > {path}")]);
+        }
         let cs = (ageing_ms / 10).to_string();
         n(&[
             "ip",
