@@ -73,6 +73,12 @@ options:
                          (default: none)
   --disk <path.vhd>      attach this VHD (fixed, dynamic or differencing) as LUN 0 of a
                          synthetic SCSI controller; the built-in guest tests it
+  --snapshot <child.avhd>
+                         while the guest runs, turn the disk into the parent of this new
+                         differencing disk (after --snapshot-after <n> guest writes,
+                         default 1); at shutdown keep it, or with --merge merge it back.
+                         With a disk, standard input takes host commands:
+                         `snapshot [child.avhd]` snapshots the running disk now
   --guest <path>         boot this ELF64 executable instead of the built-in test guest
   --no-irqchip           do not create KVM's in-kernel interrupt controller; a guest `hlt`
                          then stops the VM with an error instead of sleeping
@@ -96,6 +102,7 @@ struct Options {
     max_version: VmbusVersion,
     scenario: u64,
     disk: Option<PathBuf>,
+    snapshot: Option<storage::snapshot::SnapshotPlan>,
 }
 
 /// The negative scenarios of the built-in guest, by name (the guest's `Scenario` numbers).
@@ -144,8 +151,10 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
         max_version: VmbusVersion::WIN10_V5_3,
         scenario: 0,
         disk: None,
+        snapshot: None,
     };
     let mut kvp_given = false;
+    let (mut snapshot_after, mut merge) = (None, false);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // Accept `--name=value` as well as `--name value`.
@@ -228,10 +237,47 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
                     })?;
             }
             "--disk" => options.disk = Some(PathBuf::from(value("--disk")?)),
+            "--snapshot" => {
+                let child = PathBuf::from(value("--snapshot")?);
+                let plan = options
+                    .snapshot
+                    .get_or_insert(storage::snapshot::SnapshotPlan {
+                        child: PathBuf::new(),
+                        after_writes: 1,
+                        merge: false,
+                    });
+                plan.child = child;
+            }
+            "--snapshot-after" => {
+                let value = value("--snapshot-after")?;
+                let n =
+                    value
+                        .to_str()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or(UsageError::BadValue {
+                            option: "--snapshot-after",
+                            value,
+                        })?;
+                snapshot_after = Some(n);
+            }
+            "--merge" if inline.is_none() => merge = true,
             "--no-irqchip" if inline.is_none() => options.irqchip = false,
             "--trace" if inline.is_none() => options.trace = true,
             _ => return Err(UsageError::UnknownOption(name)),
         }
+    }
+    match options.snapshot.as_mut() {
+        Some(plan) => {
+            plan.after_writes = snapshot_after.unwrap_or(1);
+            plan.merge = merge;
+        }
+        None if snapshot_after.is_some() || merge => {
+            return Err(UsageError::BadValue {
+                option: "--snapshot-after/--merge",
+                value: OsString::from("given without --snapshot"),
+            })
+        }
+        None => {}
     }
     if !kvp_given {
         options.kvp = vec![
@@ -330,14 +376,29 @@ fn run(options: &Options) -> Result<u8, VmmError> {
         let serial = path
             .file_name()
             .map_or_else(|| "disk".into(), |n| n.to_string_lossy().into_owned());
-        let disk = storage::scsi::ScsiDisk::new(Box::new(vhd), &serial);
+        let disk = storage::scsi::ScsiDisk::new(vhd, &serial);
         let blocks = disk.blocks();
-        hyperv.vmbus.attach_disk(disk);
+        hyperv
+            .vmbus
+            .attach_disk(disk, path.clone(), options.snapshot.clone());
         timeline.host(format_args!(
             "disk: {} ({} MiB) on the synthetic SCSI controller, LUN 0",
             path.display(),
             (blocks * 512) >> 20
         ));
+    }
+    if options.disk.is_some() {
+        // Host commands (`snapshot [CHILD.avhd]`) from standard input, one per line.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        hyperv.vmbus.commands = Some(rx);
     }
     let leaves = hyperv.cpuid_leaves();
     let mut vm = Vm::create(
@@ -389,6 +450,7 @@ fn run(options: &Options) -> Result<u8, VmmError> {
 
     let _tick = tick::Tick::start(std::time::Duration::from_millis(5)).map_err(VmmError::Tick)?;
     let (status, stats) = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
+    hyperv.vmbus.finish_snapshot(&timeline);
     if let Some(storage) = hyperv.vmbus.storage_mut() {
         if let Err(e) = storage.disk.flush() {
             timeline.host(format_args!("disk: flush failed: {e}"));
@@ -525,6 +587,7 @@ mod tests {
                 max_version: VmbusVersion::WIN10_V5_3,
                 scenario: 0,
                 disk: None,
+                snapshot: None,
             })
         );
     }

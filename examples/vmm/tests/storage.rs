@@ -59,10 +59,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The raw image the guest's writes must produce on a zeroed disk of `size` bytes.
-fn expected_image(size: u64) -> Vec<u8> {
+/// The raw image the guest's writes to `regions` must produce on a zeroed disk of `size` bytes.
+fn expected_image(size: u64, regions: &[(u64, u64)]) -> Vec<u8> {
     let mut raw = vec![0u8; size as usize];
-    for (start, len) in REGIONS {
+    for &(start, len) in regions {
         for at in start..start + len {
             raw[at as usize] = pattern(at);
         }
@@ -87,22 +87,47 @@ fn virtual_size(vhd: &Path) -> u64 {
         .expect("a number")
 }
 
-#[test]
-fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
+/// Runs the VMM (at most two minutes) with `args` and a short demo; returns its stdout.
+fn run_vmm(args: &[&str]) -> String {
+    let mut all = vec![
+        "120",
+        env!("CARGO_BIN_EXE_vmm"),
+        "--run-ms",
+        "300",
+        "--probe",
+        "0",
+    ];
+    all.extend_from_slice(args);
+    let out = Command::new("timeout")
+        .args(&all)
+        .output()
+        .expect("run the vmm");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// KVM and qemu-img are there (else the test prints why it skips).
+fn prerequisites() -> bool {
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
     {
         println!("skipped: /dev/kvm not available ({e})");
-        return;
+        return false;
     }
-    if !have("qemu-img") {
-        return;
-    }
-    let dir = scratch("storage-dynamic");
+    have("qemu-img")
+}
+
+/// A new 32 MiB dynamic VHD made by qemu-img.
+fn qemu_disk(dir: &Path) -> PathBuf {
     let vhd = dir.join("disk.vhd");
-    let vhd_s = vhd.to_str().unwrap();
     run(
         "qemu-img",
         &[
@@ -112,31 +137,41 @@ fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
             "vpc",
             "-o",
             "subformat=dynamic",
-            vhd_s,
+            vhd.to_str().unwrap(),
             "32M",
         ],
     );
+    vhd
+}
 
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            env!("CARGO_BIN_EXE_vmm"),
-            "--disk",
-            vhd_s,
-            "--run-ms",
-            "300",
-            "--probe",
-            "0",
-        ])
-        .output()
-        .expect("run the vmm");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+/// `qemu-img compare` of `vhd` (read alone, as qemu does) with `expected`.
+fn qemu_compare(vhd: &Path, expected: &[u8]) {
+    let raw = vhd.with_extension("expected.raw");
+    std::fs::write(&raw, expected).unwrap();
+    run(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "vpc",
+            "-F",
+            "raw",
+            vhd.to_str().unwrap(),
+            raw.to_str().unwrap(),
+        ],
     );
+}
+
+#[test]
+fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
+    if !prerequisites() {
+        return;
+    }
+    let dir = scratch("storage-dynamic");
+    let vhd = qemu_disk(&dir);
+    let vhd_s = vhd.to_str().unwrap();
+
+    let stdout = run_vmm(&["--disk", vhd_s]);
     for line in [
         "host: storvsp: channel initialized, protocol 6.2",
         "viridian guest: storvsc: LUN 0 is \"Msft Virtual Disk\", 65552 sectors of 512 bytes",
@@ -153,21 +188,8 @@ fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
     let report = vhd_format::ops::check(&file).expect("vhd-format check");
     assert!(report.is_clean(), "{report:?}");
     let size = virtual_size(&vhd);
-    let expected = expected_image(size);
-    let raw = dir.join("expected.raw");
-    std::fs::write(&raw, &expected).unwrap();
-    run(
-        "qemu-img",
-        &[
-            "compare",
-            "-f",
-            "vpc",
-            "-F",
-            "raw",
-            vhd_s,
-            raw.to_str().unwrap(),
-        ],
-    );
+    let expected = expected_image(size, &REGIONS);
+    qemu_compare(&vhd, &expected);
 
     // libvhdi: the headers parse, and its FUSE mount shows the same bytes.
     if !have("vhdiinfo") || !have("vhdimount") {
@@ -202,5 +224,129 @@ fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
     assert!(
         seen == expected,
         "libvhdi sees different bytes than the guest wrote"
+    );
+}
+
+/// A live snapshot after the guest's first write: the boundary region stays in the parent,
+/// the sequential run goes to the child; kept, the chain reads as the guest saw it while the
+/// parent alone holds only the first write; merged, the parent holds everything.
+#[test]
+fn live_snapshot_is_kept_or_merged() {
+    if !prerequisites() {
+        return;
+    }
+    for merge in [false, true] {
+        let dir = scratch(if merge {
+            "storage-merge"
+        } else {
+            "storage-keep"
+        });
+        let vhd = qemu_disk(&dir);
+        let child = dir.join("disk-1.avhd");
+        let mut args = vec![
+            "--disk",
+            vhd.to_str().unwrap(),
+            "--snapshot",
+            child.to_str().unwrap(),
+        ];
+        if merge {
+            args.push("--merge");
+        }
+        let stdout = run_vmm(&args);
+        assert!(
+            stdout.contains("is now the read-only parent of")
+                && stdout.contains("(1 writes so far)"),
+            "{stdout}"
+        );
+        let size = virtual_size(&vhd);
+        let everything = expected_image(size, &REGIONS);
+        if merge {
+            assert!(
+                stdout.contains("host: snapshot: merged 2048 KiB"),
+                "{stdout}"
+            );
+            assert!(!child.exists(), "the merged child was not removed");
+            qemu_compare(&vhd, &everything);
+        } else {
+            assert!(stdout.contains("host: snapshot: kept"), "{stdout}");
+            qemu_compare(&vhd, &expected_image(size, &REGIONS[..1]));
+            // The chain, read through vhd-format's parent resolution, is the guest's view.
+            let chain = vhd_format::Vhd::open_path(
+                &child,
+                vhd_format::OpenOptions::new(),
+                &vhd_format::ParentPolicy::default(),
+            )
+            .expect("open the snapshot chain");
+            let mut seen = vec![0u8; everything.len()];
+            vhd_format::Disk::read_at(&chain, 0, &mut seen).unwrap();
+            assert!(
+                seen == everything,
+                "the snapshot chain differs from the guest's writes"
+            );
+            if have("vhdiinfo") {
+                let info = run("vhdiinfo", &[child.to_str().unwrap()]);
+                let text = String::from_utf8_lossy(&info.stdout);
+                assert!(
+                    text.contains("Differential") && text.contains("disk.vhd"),
+                    "{text}"
+                );
+            }
+        }
+    }
+}
+
+/// The host command on standard input: `snapshot CHILD` snapshots the running disk; the chain
+/// then reads exactly as the guest wrote it.
+#[test]
+fn snapshot_host_command_on_stdin() {
+    if !prerequisites() {
+        return;
+    }
+    use std::io::Write;
+    let dir = scratch("storage-command");
+    let vhd = qemu_disk(&dir);
+    let child = dir.join("now.avhd");
+    let mut vmm = Command::new("timeout")
+        .args([
+            "120",
+            env!("CARGO_BIN_EXE_vmm"),
+            "--run-ms",
+            "300",
+            "--probe",
+            "0",
+            "--disk",
+        ])
+        .arg(&vhd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the vmm");
+    let mut stdin = vmm.stdin.take().unwrap();
+    writeln!(stdin, "frobnicate").unwrap();
+    writeln!(stdin, "snapshot {}", child.display()).unwrap();
+    drop(stdin);
+    let out = vmm.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("host: command: unknown command \"frobnicate\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("is now the read-only parent of"),
+        "{stdout}"
+    );
+    let chain = vhd_format::Vhd::open_path(
+        &child,
+        vhd_format::OpenOptions::new(),
+        &vhd_format::ParentPolicy::default(),
+    )
+    .expect("open the snapshot chain");
+    let everything = expected_image(virtual_size(&vhd), &REGIONS);
+    let mut seen = vec![0u8; everything.len()];
+    vhd_format::Disk::read_at(&chain, 0, &mut seen).unwrap();
+    assert!(
+        seen == everything,
+        "the snapshot chain differs from the guest's writes"
     );
 }

@@ -25,8 +25,9 @@ use vmbus_ring::packet::{PacketKind, PacketRepr};
 use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
 
 use crate::memory::GuestMemory;
-use crate::storage::scsi::ScsiDisk;
+use crate::storage::snapshot::{self, SnapshotPlan};
 use crate::storage::storvsp::StorageChannel;
+use crate::storage::VmDisk;
 use crate::timeline::Timeline;
 
 /// SynIC message type of VMBus channel messages.
@@ -73,6 +74,9 @@ struct StorageSlot {
     relid: u32,
     channel: StorageChannel,
     open: Option<OpenRing>,
+    /// The disk's file, and the snapshot to take (with whether it was taken).
+    path: std::path::PathBuf,
+    snapshot: Option<(SnapshotPlan, bool)>,
 }
 
 #[derive(Clone, Copy)]
@@ -97,6 +101,8 @@ pub struct VmbusHost {
     kvp_started: bool,
     shutdown_requested: bool,
     storage: Option<StorageSlot>,
+    /// Host commands typed on the VMM's standard input (see [`VmbusHost::command`]).
+    pub commands: Option<std::sync::mpsc::Receiver<String>>,
     /// What happened, for the summary.
     pub stats: VmbusStats,
 }
@@ -155,12 +161,19 @@ impl VmbusHost {
             kvp_started: false,
             shutdown_requested: false,
             storage: None,
+            commands: None,
             stats: VmbusStats::default(),
         }
     }
 
-    /// Offers a synthetic SCSI controller with `disk` as LUN 0 (before the guest connects).
-    pub fn attach_disk(&mut self, disk: ScsiDisk) -> Option<u32> {
+    /// Offers a synthetic SCSI controller with `disk` (opened from `path`) as LUN 0, before
+    /// the guest connects; `snapshot` is taken live once the guest completed its writes.
+    pub fn attach_disk(
+        &mut self,
+        disk: VmDisk,
+        path: std::path::PathBuf,
+        snapshot: Option<SnapshotPlan>,
+    ) -> Option<u32> {
         let instance = Guid::from_fields(0x7669_7269, 0x6469, 0x616e, 0x5343_5349u64.to_be_bytes());
         let spec = OfferSpec {
             if_type: vmbus_ring::storvsc::SCSI_INTERFACE,
@@ -174,6 +187,8 @@ impl VmbusHost {
             relid,
             channel: StorageChannel::new(disk),
             open: None,
+            path,
+            snapshot: snapshot.map(|p| (p, false)),
         });
         Some(relid)
     }
@@ -181,6 +196,95 @@ impl VmbusHost {
     /// The storage channel, mutably (to flush its disk at the end).
     pub fn storage_mut(&mut self) -> Option<&mut StorageChannel> {
         self.storage.as_mut().map(|s| &mut s.channel)
+    }
+
+    /// Takes the planned snapshot now (a host command), if there is one not yet taken.
+    pub fn snapshot_now(&mut self, timeline: &Timeline) {
+        let Some(slot) = self.storage.as_mut() else {
+            return;
+        };
+        let Some((plan, taken)) = slot.snapshot.as_mut().filter(|(_, taken)| !taken) else {
+            return;
+        };
+        match snapshot::take(&mut slot.channel.disk, &slot.path, &plan.child) {
+            Ok(()) => {
+                *taken = true;
+                timeline.host(format_args!(
+                    "snapshot: {} is now the read-only parent of {}; the guest keeps running ({} writes so far)",
+                    slot.path.display(),
+                    plan.child.display(),
+                    slot.channel.disk.stats.writes
+                ));
+            }
+            Err(e) => {
+                timeline.host(format_args!("snapshot: failed: {e}"));
+                slot.snapshot = None;
+            }
+        }
+    }
+
+    /// Runs one host command: `snapshot [CHILD.avhd]` takes a live snapshot of the disk now
+    /// (into CHILD, or the `--snapshot` path).
+    pub fn command(&mut self, line: &str, timeline: &Timeline) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("snapshot"), child) => {
+                let Some(slot) = self.storage.as_mut() else {
+                    return timeline.host(format_args!("command: no disk attached"));
+                };
+                if let Some(child) = child {
+                    match &mut slot.snapshot {
+                        Some((_, true)) => {
+                            return timeline
+                                .host(format_args!("command: a snapshot was already taken"))
+                        }
+                        Some((plan, false)) => plan.child = child.into(),
+                        None => {
+                            slot.snapshot = Some((
+                                SnapshotPlan {
+                                    child: child.into(),
+                                    after_writes: u64::MAX,
+                                    merge: false,
+                                },
+                                false,
+                            ));
+                        }
+                    }
+                } else if slot.snapshot.is_none() {
+                    return timeline.host(format_args!(
+                        "command: snapshot needs a path (or --snapshot)"
+                    ));
+                }
+                self.snapshot_now(timeline);
+            }
+            (None, _) => {}
+            (Some(other), _) => timeline.host(format_args!(
+                "command: unknown command {other:?} (try: snapshot [CHILD.avhd])"
+            )),
+        }
+    }
+
+    /// At shutdown: merges the snapshot into its parent or keeps it, as planned.
+    pub fn finish_snapshot(&mut self, timeline: &Timeline) {
+        let Some(slot) = self.storage.as_mut() else {
+            return;
+        };
+        let Some((plan, true)) = slot.snapshot.take() else {
+            return;
+        };
+        if !plan.merge {
+            timeline.host(format_args!("snapshot: kept {}", plan.child.display()));
+            return;
+        }
+        match snapshot::merge(&mut slot.channel.disk, &plan.child) {
+            Ok(bytes) => timeline.host(format_args!(
+                "snapshot: merged {} KiB from {} into {}; the child is removed",
+                bytes >> 10,
+                plan.child.display(),
+                slot.path.display()
+            )),
+            Err(e) => timeline.host(format_args!("snapshot: merge failed: {e}")),
+        }
     }
 
     /// The relid of the open channel whose event connection is `connection_id`.
@@ -212,6 +316,13 @@ impl VmbusHost {
         exits: u64,
     ) {
         let now = now(timeline);
+        let typed: Vec<String> = self
+            .commands
+            .as_ref()
+            .map_or_else(Vec::new, |rx| rx.try_iter().collect());
+        for line in typed {
+            self.command(&line, timeline);
+        }
         for payload in std::mem::take(&mut self.inbox) {
             // Every GPADL must lie in guest RAM: the rings and buffers are accessed there.
             let ram_pages = memory.size() / 4096;
@@ -452,6 +563,12 @@ impl VmbusHost {
                 }
                 if done.signal {
                     let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, slot.relid);
+                }
+                let due = slot.snapshot.as_ref().is_some_and(|(plan, taken)| {
+                    !taken && slot.channel.disk.stats.writes >= plan.after_writes
+                });
+                if due {
+                    self.snapshot_now(timeline);
                 }
             }
             Err(e) => timeline.host(format_args!("storvsp: {e}")),

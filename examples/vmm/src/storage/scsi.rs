@@ -17,8 +17,9 @@ use zerocopy::{FromZeros, IntoBytes};
 pub const BLOCK: u64 = 512;
 
 /// A disk behind LUN 0.
-pub struct ScsiDisk {
-    disk: Box<dyn Disk>,
+pub struct ScsiDisk<D: Disk> {
+    /// `None` only while a snapshot swaps the disk (commands then fail with a hardware error).
+    disk: Option<D>,
     serial: String,
     /// Sense of the last failed command, for REQUEST SENSE.
     pending_sense: Option<SenseData>,
@@ -53,11 +54,16 @@ fn reply(out: &mut [u8], alloc_len: usize, data: &[u8]) -> ScsiOutcome {
     ScsiOutcome::good(n as u32)
 }
 
-impl ScsiDisk {
+/// The disk is being swapped.
+fn detached() -> ScsiOutcome {
+    ScsiOutcome::check_condition(SenseData::new(sense_key::HARDWARE_ERROR, 0x3E, 0))
+}
+
+impl<D: Disk> ScsiDisk<D> {
     /// LUN 0 over `disk` (its size is rounded down to whole blocks).
-    pub fn new(disk: Box<dyn Disk>, serial: &str) -> Self {
+    pub fn new(disk: D, serial: &str) -> Self {
         Self {
-            disk,
+            disk: Some(disk),
             serial: serial.to_owned(),
             pending_sense: None,
             stats: ScsiStats::default(),
@@ -66,12 +72,27 @@ impl ScsiDisk {
 
     /// Blocks on the disk.
     pub fn blocks(&self) -> u64 {
-        self.disk.size() / BLOCK
+        self.disk.as_ref().map_or(0, |d| d.size() / BLOCK)
     }
 
     /// Makes completed writes durable.
     pub fn flush(&mut self) -> Result<(), vhd_format::DiskError> {
-        self.disk.flush()
+        self.disk.as_mut().map_or(Ok(()), Disk::flush)
+    }
+
+    /// The disk.
+    pub fn disk_mut(&mut self) -> Option<&mut D> {
+        self.disk.as_mut()
+    }
+
+    /// Takes the disk out (commands fail until [`ScsiDisk::put_disk`]).
+    pub fn take_disk(&mut self) -> Option<D> {
+        self.disk.take()
+    }
+
+    /// Puts a disk (back) behind the LUN.
+    pub fn put_disk(&mut self, disk: D) {
+        self.disk = Some(disk);
     }
 
     /// Runs `request`'s CDB with `data` as the transfer buffer (`data.len()` =
@@ -156,7 +177,7 @@ impl ScsiDisk {
                 let lba = u64::from_be_bytes(cdb[2..10].try_into().unwrap_or_default());
                 self.rw(op == 0x8A, lba, u64::from(be32(cdb, 10) as u32), data)
             }
-            0x35 | 0x91 => match self.disk.flush() {
+            0x35 | 0x91 => match self.flush() {
                 Ok(()) => ScsiOutcome::good(0),
                 Err(_) => {
                     ScsiOutcome::check_condition(SenseData::new(sense_key::MEDIUM_ERROR, 0x03, 0))
@@ -181,14 +202,17 @@ impl ScsiDisk {
             return o;
         }
         let buf = &mut data[..len as usize];
+        let Some(disk) = self.disk.as_mut() else {
+            return detached();
+        };
         let result = if write {
             self.stats.writes += 1;
             self.stats.bytes_written += len;
-            self.disk.write_at(lba * BLOCK, buf)
+            disk.write_at(lba * BLOCK, buf)
         } else {
             self.stats.reads += 1;
             self.stats.bytes_read += len;
-            self.disk.read_at(lba * BLOCK, buf)
+            disk.read_at(lba * BLOCK, buf)
         };
         match result {
             Ok(()) => ScsiOutcome::good(len as u32),
@@ -296,9 +320,9 @@ mod tests {
     use vhd_format::{create_dynamic, CreateOptions, MemStorage};
     use zerocopy::byteorder::little_endian::U32;
 
-    fn disk() -> ScsiDisk {
+    fn disk() -> ScsiDisk<vhd_format::Vhd<MemStorage>> {
         let vhd = create_dynamic(MemStorage::new(), &CreateOptions::new(8 << 20)).unwrap();
-        ScsiDisk::new(Box::new(vhd), "viridian-test")
+        ScsiDisk::new(vhd, "viridian-test")
     }
 
     fn srb(cdb: &[u8], len: u32) -> ScsiRequest {

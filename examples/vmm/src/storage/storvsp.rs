@@ -1,5 +1,5 @@
 //! The storvsp channel: `vmbus-ring`'s storage host state machine over the channel's rings, SCSI
-//! commands run against a [`ScsiDisk`], data moved between guest RAM (the request's GPA range)
+//! commands run against a [`VmDisk`], data moved between guest RAM (the request's GPA range)
 //! and a host buffer.
 //!
 //! A signaled channel is drained completely: every request read is answered (initialization
@@ -15,7 +15,7 @@ use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
 use vmbus_ring::storvsc::host::{HostAction, HostConfig, ScsiCommand, ScsiOutcome, StorageHost};
 use vmbus_ring::storvsc::{sense_key, SenseData, SrbStatus};
 
-use super::scsi::ScsiDisk;
+use super::VmDisk;
 use crate::memory::GuestMemory;
 
 /// What one drain did.
@@ -45,7 +45,7 @@ pub struct StorageStats {
 pub struct StorageChannel {
     host: StorageHost,
     /// The disk behind LUN 0.
-    pub disk: ScsiDisk,
+    pub disk: VmDisk,
     buffer: Vec<u8>,
     /// Counters.
     pub stats: StorageStats,
@@ -53,7 +53,7 @@ pub struct StorageChannel {
 
 impl StorageChannel {
     /// A channel serving `disk`.
-    pub fn new(disk: ScsiDisk) -> Self {
+    pub fn new(disk: VmDisk) -> Self {
         Self {
             host: StorageHost::new(HostConfig::default()),
             disk,
