@@ -35,6 +35,12 @@ const SEQ_LEN: usize = 2 << 20;
 /// The block-boundary write: 64 KiB straddling the 2 MiB boundary of a dynamic VHD.
 const EDGE_OFFSET: u64 = (2 << 20) - (32 << 10);
 const EDGE_LEN: usize = 64 << 10;
+/// Random 4 KiB I/O (of zeros, so the test pattern is untouched): the upper 16 MiB of a 32 MiB
+/// disk.
+const RANDOM_START: u64 = 16 << 20;
+const RANDOM_LEN: u64 = 16 << 20;
+/// Random I/Os per measurement.
+const RANDOM_OPS: usize = 128;
 
 /// The test pattern: each 512-byte sector starts with its LBA (little-endian u64) and the rest
 /// is filled with [`fill_byte`] of the LBA, so a misplaced sector is visible. The VMM's tests
@@ -82,20 +88,27 @@ impl<'a> Storvsc<'a> {
         }
     }
 
-    /// Sends `packet` (with `buffer` as its data, if any) and waits for its completion.
-    fn request(&mut self, packet: &VstorPacket, buffer: Option<&[u8]>) -> VstorPacket {
+    /// Sends `packet` (with `buffer` as its data, if any); returns its transaction id.
+    fn submit(&mut self, packet: &VstorPacket, buffer: Option<&[u8]>) -> u64 {
         let txid = self.next_txid;
         self.next_txid += 1;
         let payload = packet.bytes(64);
-        let pfns: Vec<u64>;
+        let mut pfns = [0u64; 80];
         let mut ranges_buf = [0u8; 24 + 8 * 80];
         let sent = match buffer.filter(|b| !b.is_empty()) {
             Some(b) => {
                 let start = b.as_ptr() as u64;
                 let first = start >> 12;
-                let last = (start + b.len() as u64 - 1) >> 12;
-                pfns = (first..=last).collect();
-                let range = GpaRange::new((start & 0xFFF) as u32, b.len() as u32, &pfns);
+                let count = (((start + b.len() as u64 - 1) >> 12) - first + 1) as usize;
+                assert!(
+                    count <= pfns.len(),
+                    "storvsc: buffer of {} bytes is too large",
+                    b.len()
+                );
+                for (i, pfn) in pfns[..count].iter_mut().enumerate() {
+                    *pfn = first + i as u64;
+                }
+                let range = GpaRange::new((start & 0xFFF) as u32, b.len() as u32, &pfns[..count]);
                 let ranges = GpaRanges::encode(&[range], &mut ranges_buf)
                     .unwrap_or_else(|e| panic!("storvsc: buffer range: {e}"));
                 self.writer
@@ -109,6 +122,11 @@ impl<'a> Storvsc<'a> {
             hyperv::status(self.calls.signal_event(self.connection_id, 0))
                 .unwrap_or_else(|e| panic!("storvsc: HvSignalEvent failed: {e}"));
         }
+        txid
+    }
+
+    /// Waits for the next completion; returns its transaction id and packet.
+    fn next_completion(&mut self) -> (u64, VstorPacket) {
         let mut buf = [0u8; 256];
         loop {
             match self.reader.read(&mut buf) {
@@ -119,7 +137,7 @@ impl<'a> Storvsc<'a> {
                     }
                     let p = PacketRepr::parse_bytes(&buf[..len])
                         .unwrap_or_else(|e| panic!("storvsc: bad packet: {e}"));
-                    if p.kind != PacketKind::Completion || p.transaction_id != txid {
+                    if p.kind != PacketKind::Completion {
                         continue;
                     }
                     let answer = VstorPacket::parse(p.payload)
@@ -129,10 +147,21 @@ impl<'a> Storvsc<'a> {
                         "storvsc: completion with operation {:?}",
                         answer.operation()
                     );
-                    return answer;
+                    return (p.transaction_id, answer);
                 }
                 Err(ReadError::Empty) => interrupts::wait(),
                 Err(e) => panic!("storvsc: corrupt ring: {e}"),
+            }
+        }
+    }
+
+    /// Sends `packet` and waits for its completion.
+    fn request(&mut self, packet: &VstorPacket, buffer: Option<&[u8]>) -> VstorPacket {
+        let txid = self.submit(packet, buffer);
+        loop {
+            let (id, answer) = self.next_completion();
+            if id == txid {
+                return answer;
             }
         }
     }
@@ -181,35 +210,91 @@ impl<'a> Storvsc<'a> {
         (version, props.properties().max_transfer_bytes.get())
     }
 
-    /// Runs `cdb` on LUN 0 with `data` (to the device when `write`); returns the completion's
-    /// SCSI request.
-    pub fn scsi(&mut self, cdb: &[u8], data: &mut [u8], write: bool) -> ScsiRequest {
+    /// An EXECUTE_SRB packet for `cdb` on LUN 0 moving `len` bytes (to the device when `write`).
+    fn srb_packet(cdb: &[u8], len: usize, write: bool) -> VstorPacket {
         let mut srb = ScsiRequest::new_zeroed();
         srb.length = U16::new(52);
         srb.cdb_length = cdb.len() as u8;
         srb.cdb_or_sense[..cdb.len()].copy_from_slice(cdb);
         srb.sense_info_length = 20;
-        srb.data_in = match (data.is_empty(), write) {
+        srb.data_in = match (len == 0, write) {
             (true, _) => DATA_NONE,
             (false, true) => DATA_OUT,
             (false, false) => DATA_IN,
         };
-        srb.data_transfer_length = U32::new(data.len() as u32);
+        srb.data_transfer_length = U32::new(len as u32);
         srb.time_out_value = U32::new(60);
         let mut p = VstorPacket::new(Operation::EXECUTE_SRB, NtStatus::SUCCESS);
         p.flags = U32::new(REQUEST_COMPLETION_FLAG);
         p.set_srb(&srb);
-        let answer = self.request(&p, Some(data));
-        answer.srb()
+        p
     }
 
-    fn rw(&mut self, write: bool, offset: u64, data: &mut [u8]) {
-        let lba = offset / 512;
-        let blocks = (data.len() / 512) as u32;
+    /// The CDB of READ(16) / WRITE(16) of `blocks` sectors at `lba`.
+    fn rw_cdb(write: bool, lba: u64, blocks: u32) -> [u8; 16] {
         let mut cdb = [0u8; 16];
         cdb[0] = if write { 0x8A } else { 0x88 };
         cdb[2..10].copy_from_slice(&lba.to_be_bytes());
         cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
+        cdb
+    }
+
+    /// Runs `cdb` on LUN 0 with `data` (to the device when `write`); returns the completion's
+    /// SCSI request.
+    pub fn scsi(&mut self, cdb: &[u8], data: &mut [u8], write: bool) -> ScsiRequest {
+        let p = Self::srb_packet(cdb, data.len(), write);
+        self.request(&p, Some(data)).srb()
+    }
+
+    /// 4 KiB random reads or writes (of zeros) at queue depth `qd` in the free upper half of a
+    /// 32 MiB disk; returns the elapsed time in 100 ns units.
+    fn random_io(&mut self, write: bool, qd: usize, ops: usize) -> u64 {
+        let mut raw = vec![0u8; (qd + 1) * 4096];
+        let base = raw.as_ptr() as usize;
+        let aligned = (base + 4095) & !4095;
+        let slots = &mut raw[aligned - base..];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next_lba = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            RANDOM_START / 512 + (seed % (RANDOM_LEN / 4096)) * 8
+        };
+        let mut slot_of: Vec<u64> = vec![0; qd];
+        let t0 = hyperv::reference_time_now();
+        let mut submitted = 0;
+        for (slot, id) in slot_of.iter_mut().enumerate() {
+            if submitted == ops {
+                break;
+            }
+            let p = Self::srb_packet(&Self::rw_cdb(write, next_lba(), 8), 4096, write);
+            *id = self.submit(&p, Some(&slots[slot * 4096..(slot + 1) * 4096]));
+            submitted += 1;
+        }
+        let mut completed = 0;
+        while completed < ops {
+            let (id, answer) = self.next_completion();
+            let srb = answer.srb();
+            assert!(
+                srb.srb_status == SrbStatus::SUCCESS.0,
+                "storvsc: random I/O failed: {:#x}",
+                srb.srb_status
+            );
+            completed += 1;
+            let Some(slot) = slot_of.iter().position(|&s| s == id) else {
+                continue;
+            };
+            if submitted < ops {
+                let p = Self::srb_packet(&Self::rw_cdb(write, next_lba(), 8), 4096, write);
+                slot_of[slot] = self.submit(&p, Some(&slots[slot * 4096..(slot + 1) * 4096]));
+                submitted += 1;
+            }
+        }
+        hyperv::reference_time_now() - t0
+    }
+
+    fn rw(&mut self, write: bool, offset: u64, data: &mut [u8]) {
+        let cdb = Self::rw_cdb(write, offset / 512, (data.len() / 512) as u32);
         let r = self.scsi(&cdb, data, write);
         assert!(
             r.srb_status == SrbStatus::SUCCESS.0 && r.data_transfer_length.get() as usize == data.len(),
@@ -316,6 +401,18 @@ impl<'a> Storvsc<'a> {
             Dec(mbps(w)),
             Dec(mbps(r))
         ));
+        for write in [false, true] {
+            for qd in [1, 32] {
+                let t = self.random_io(write, qd, RANDOM_OPS);
+                say(format_args!(
+                    "storvsc: 4 KiB random {} at queue depth {}: {} IOPS ({} ops)",
+                    if write { "writes" } else { "reads" },
+                    Dec(qd as u64),
+                    Dec(RANDOM_OPS as u64 * 10_000_000 / t.max(1)),
+                    Dec(RANDOM_OPS as u64)
+                ));
+            }
+        }
         let mut none = [0u8; 0];
         let r = self.scsi(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &mut none, false);
         assert!(

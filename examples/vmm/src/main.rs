@@ -466,6 +466,22 @@ fn run(options: &Options) -> Result<u8, VmmError> {
             s.requests,
             s.drains
         ));
+        if let Some((first, last)) = s.exits.filter(|_| s.requests > 0) {
+            timeline.host(format_args!(
+                "measured: storage: {:.1} exits per request ({} exits from the first request to the last, {} requests)",
+                (last - first) as f64 / s.requests as f64,
+                last - first,
+                s.requests
+            ));
+        }
+        if let Some(path) = &options.disk {
+            match storage::host_baseline(path, 2048) {
+                Ok((r, w)) => timeline.host(format_args!(
+                    "measured: host baseline on the same file, 4 KiB random, queue depth 1: pread {r:.0} IOPS, pwrite {w:.0} IOPS"
+                )),
+                Err(e) => timeline.host(format_args!("measured: host baseline failed: {e}")),
+            }
+        }
     }
     summary(&timeline, &hyperv, &stats);
     if options.trace {

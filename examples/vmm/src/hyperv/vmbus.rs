@@ -341,7 +341,7 @@ impl VmbusHost {
             }
         }
         for relid in std::mem::take(&mut self.signaled) {
-            self.drain(relid, now, memory, vp, interrupts, timeline);
+            self.drain(relid, now, memory, vp, interrupts, timeline, exits);
         }
         let relids: Vec<u32> = self.channels.keys().copied().collect();
         for relid in relids {
@@ -467,6 +467,7 @@ impl VmbusHost {
     }
 
     /// Reads every packet the guest sent on `relid` into its service.
+    #[allow(clippy::too_many_arguments)]
     fn drain<I: InterruptSink>(
         &mut self,
         relid: u32,
@@ -475,9 +476,10 @@ impl VmbusHost {
         vp: &mut VirtualProcessor,
         interrupts: &mut I,
         timeline: &Timeline,
+        exits: u64,
     ) {
         if self.storage.as_ref().is_some_and(|s| s.relid == relid) {
-            return self.drain_storage(memory, vp, interrupts, timeline);
+            return self.drain_storage(memory, vp, interrupts, timeline, exits);
         }
         let Some(ring) = self.channels.get(&relid).and_then(|c| c.open) else {
             return;
@@ -540,6 +542,7 @@ impl VmbusHost {
         vp: &mut VirtualProcessor,
         interrupts: &mut I,
         timeline: &Timeline,
+        exits: u64,
     ) {
         let Some(slot) = self.storage.as_mut() else {
             return;
@@ -550,7 +553,7 @@ impl VmbusHost {
         let Some(gpadl) = self.server.gpadl(ring.gpadl_id) else {
             return;
         };
-        match slot.channel.drain(gpadl, ring.downstream, memory) {
+        match slot.channel.drain(gpadl, ring.downstream, memory, exits) {
             Ok(done) => {
                 if done.became_ready {
                     let v = slot.channel.version().unwrap_or(0);

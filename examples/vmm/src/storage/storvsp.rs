@@ -39,6 +39,8 @@ pub struct StorageStats {
     pub drains: u64,
     /// Time spent in the disk, in ns.
     pub disk_ns: u64,
+    /// VM exits when the first and the latest request arrived.
+    pub exits: Option<(u64, u64)>,
 }
 
 /// One storage channel.
@@ -83,7 +85,10 @@ impl StorageChannel {
         gpadl: &Gpadl,
         downstream: u32,
         memory: &GuestMemory,
+        exits: u64,
     ) -> Result<Drained, String> {
+        let first = self.stats.exits.map_or(exits, |(first, _)| first);
+        self.stats.exits = Some((first, exits));
         let ram = GuestRam::new(0, memory.words()).map_err(|e| e.to_string())?;
         let pfns = gpadl.ring_pfns().map_err(|e| e.to_string())?;
         let (incoming, outgoing) =
