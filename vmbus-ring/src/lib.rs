@@ -170,6 +170,8 @@ pub mod ic;
 pub mod memory;
 #[cfg(all(feature = "alloc", any(test, feature = "test-utils")))]
 pub mod mock;
+#[cfg(feature = "alloc")]
+pub mod netvsc;
 pub mod packet;
 pub mod ring;
 #[cfg(feature = "alloc")]
