@@ -262,6 +262,10 @@ impl<'a, C: CpuState + ?Sized, M: Memory + ?Sized> Ctx<'a, C, M> {
         align: usize,
     ) -> R<Span> {
         let la = self.linearize(s, offset, size, kind)?;
+        // Alignment is checked on the linear address, before translation (#AC wins over #PF).
+        if align > 1 && self.ac_enabled() && la % align as u64 != 0 {
+            return Err(Fault::Exception(Exception::AlignmentCheck));
+        }
         let first = size.min(0x1000 - (la & 0xFFF) as usize);
         let g1 = self.translate(la, kind)?;
         let mut span = Span {
@@ -274,9 +278,6 @@ impl<'a, C: CpuState + ?Sized, M: Memory + ?Sized> Ctx<'a, C, M> {
             let g2 = self.translate(la2, kind)?;
             span.parts[1] = (g2, size - first, Region::Ram);
             span.count = 2;
-        }
-        if align > 1 && self.ac_enabled() && la % align as u64 != 0 {
-            return Err(Fault::Exception(Exception::AlignmentCheck));
         }
         for p in span.parts.iter_mut().take(span.count) {
             p.2 = self.mem.region(p.0);
@@ -317,20 +318,55 @@ impl<'a, C: CpuState + ?Sized, M: Memory + ?Sized> Ctx<'a, C, M> {
     }
 
     /// Finishes a read-modify-write whose operand `span` held `old`: writes `new`. Locked
-    /// operations on RAM go through one compare-exchange (`Retry` if the bytes changed).
+    /// operations on RAM go through one compare-exchange (`Retry` if the bytes changed). An
+    /// operand split between RAM and a device compare-exchanges the RAM part and then writes
+    /// the device part; one split between two RAM pages cannot be made atomic (split lock).
     pub(crate) fn commit(&mut self, span: &Span, old: &[u8], new: &[u8], locked: bool) -> R<()> {
         if !locked || !span.pieces().iter().any(|p| p.2 == Region::Ram) {
             return self.write_span(span, new);
         }
-        let split = Fault::Unsupported(Unsupported::SplitLock { address: span.la });
-        if span.count != 1 {
-            return Err(split);
+        if span.all_ram() && span.count != 1 {
+            return Err(Fault::Unsupported(Unsupported::SplitLock {
+                address: span.la,
+            }));
         }
-        let (gpa, size, _) = span.parts[0];
+        let mut at = 0;
+        let mut device = None;
+        for &(gpa, len, region) in span.pieces() {
+            let (o, n) = (
+                old.get(at..at + len).ok_or(GP0)?,
+                new.get(at..at + len).ok_or(GP0)?,
+            );
+            if region == Region::Ram {
+                self.compare_exchange_piece(span.la, gpa, o, n)?;
+            } else {
+                device = Some((gpa, at, len));
+            }
+            at += len;
+        }
+        if let Some((gpa, at, len)) = device {
+            self.mem.write(gpa, new.get(at..at + len).ok_or(GP0)?)?;
+        }
+        Ok(())
+    }
+
+    /// Atomically replaces `old` by `new` at `gpa` (RAM, inside one page), widening to the
+    /// aligned 1/2/4/8/16-byte block that holds it.
+    fn compare_exchange_piece(&mut self, la: u64, gpa: u64, old: &[u8], new: &[u8]) -> R<()> {
+        let size = old.len();
         let width = [1usize, 2, 4, 8, 16]
             .into_iter()
-            .find(|&w| w >= size && gpa / w as u64 == (gpa + size as u64 - 1) / w as u64)
-            .ok_or(split)?;
+            .find(|&w| w >= size && gpa / w as u64 == (gpa + size as u64 - 1) / w as u64);
+        let Some(width) = width else {
+            return match self.mem.compare_exchange_split(gpa, old, new) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Fault::Retry),
+                Err(MemoryError::NotAtomic(_)) => {
+                    Err(Fault::Unsupported(Unsupported::SplitLock { address: la }))
+                }
+                Err(e) => Err(e.into()),
+            };
+        };
         let base = gpa & !(width as u64 - 1);
         let off = (gpa - base) as usize;
         let mut cur = [0u8; 16];
@@ -354,7 +390,7 @@ impl<'a, C: CpuState + ?Sized, M: Memory + ?Sized> Ctx<'a, C, M> {
     pub(crate) fn reg(&mut self, r: Register) -> u64 {
         let n = r.number();
         match r.class() {
-            1 if n >= 16 => (self.cpu.gpr(usize::from(n - 12)) >> 8) & 0xFF,
+            1 if n >= 16 => (self.cpu.gpr(usize::from(n - 16)) >> 8) & 0xFF,
             1 => self.cpu.gpr(usize::from(n & 15)) & 0xFF,
             2 => self.cpu.gpr(usize::from(n & 15)) & 0xFFFF,
             3 => self.cpu.gpr(usize::from(n & 15)) & 0xFFFF_FFFF,
@@ -367,7 +403,7 @@ impl<'a, C: CpuState + ?Sized, M: Memory + ?Sized> Ctx<'a, C, M> {
     pub(crate) fn set_reg(&mut self, r: Register, v: u64) {
         let n = r.number();
         let (idx, mask, shift) = match r.class() {
-            1 if n >= 16 => (usize::from(n - 12), 0xFF, 8),
+            1 if n >= 16 => (usize::from(n - 16), 0xFF, 8),
             1 => (usize::from(n & 15), 0xFF, 0),
             2 => (usize::from(n & 15), 0xFFFF, 0),
             3 => {

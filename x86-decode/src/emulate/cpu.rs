@@ -227,6 +227,20 @@ pub trait Memory {
         current: &[u8],
         new: &[u8],
     ) -> Result<bool, MemoryError>;
+    /// Atomically compare-exchanges `current.len()` (2 to 16) bytes at `gpa` that straddle a
+    /// 16-byte boundary inside one page (a *split lock*; x86 hosts can do this with a locked
+    /// `CMPXCHG` on the unaligned address). The default refuses with
+    /// [`MemoryError::NotAtomic`], which the emulator reports as
+    /// [`Unsupported::SplitLock`](super::Unsupported::SplitLock).
+    fn compare_exchange_split(
+        &mut self,
+        gpa: u64,
+        current: &[u8],
+        new: &[u8],
+    ) -> Result<bool, MemoryError> {
+        let _ = (current, new);
+        Err(MemoryError::NotAtomic(gpa))
+    }
     /// Reads `buf.len()` (1, 2 or 4) bytes from I/O port `port` (`INS`). The default has no
     /// ports.
     fn read_port(&mut self, port: u16, buf: &mut [u8]) -> Result<(), MemoryError> {

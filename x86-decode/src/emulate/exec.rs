@@ -10,7 +10,7 @@ use crate::error::{DecodeError, InvalidReason};
 use crate::instruction::Instruction;
 use crate::operands::{Operand, OperandKind};
 use crate::semantic::Mnemonic as Mn;
-use crate::Decoder;
+use crate::{Decoder, Vendor};
 
 /// How an instruction ended.
 pub(crate) enum Step {
@@ -176,9 +176,10 @@ fn modify<C: CpuState + ?Sized, M: Memory + ?Sized>(
     match p {
         Place::Reg(r) => {
             let old = ctx.reg(r);
-            if let Some(new) = f(old) {
-                ctx.set_reg(r, new);
-            }
+            // A 32-bit register destination is written (zero-extended) even when the
+            // operation leaves it unchanged, as a shift by 0 does (measured).
+            let new = f(old).unwrap_or(old);
+            ctx.set_reg(r, new);
             Ok(old)
         }
         Place::Mem(s, off) => {
@@ -441,7 +442,11 @@ fn cmpxchg<C: CpuState + ?Sized, M: Memory + ?Sized>(
         }
         Place::Reg(r) => {
             let oldv = ctx.reg(r);
-            ctx.set_reg(r, if oldv == acc { src } else { oldv });
+            // Intel's pseudo-code writes the destination back on failure (zero-extending a
+            // 32-bit register); AMD processors leave it alone (measured on EPYC).
+            if oldv == acc || ctx.opts.vendor == Vendor::Intel {
+                ctx.set_reg(r, if oldv == acc { src } else { oldv });
+            }
             oldv
         }
         Place::Imm(_) => return Err(unsupported(i)),

@@ -162,7 +162,9 @@ pub(crate) fn execute<C: CpuState + ?Sized, M: Memory + ?Sized>(
             break Ok(Step::Partial);
         }
     };
-    write_progress(ctx, &pr, rep);
+    if result.is_ok() || done > 0 {
+        write_progress(ctx, &pr, op, rep);
+    }
     if result.is_err() && done > 0 {
         // Completed iterations stay completed, flags included.
         ctx.cpu.set_rflags(ctx.rflags);
@@ -173,14 +175,21 @@ pub(crate) fn execute<C: CpuState + ?Sized, M: Memory + ?Sized>(
 fn write_progress<C: CpuState + ?Sized, M: Memory + ?Sized>(
     ctx: &mut Ctx<'_, C, M>,
     pr: &Progress,
+    op: Op,
     rep: bool,
 ) {
+    // Only the registers the instruction uses are written (a 32-bit address size in 64-bit
+    // mode zero-extends them, so writing an unused one would be visible).
     let a = pr.asize;
     if rep {
         ctx.set_reg(Register::gpr(a, 1), pr.rcx);
     }
-    ctx.set_reg(Register::gpr(a, 6), pr.rsi);
-    ctx.set_reg(Register::gpr(a, 7), pr.rdi);
+    if matches!(op, Op::Movs | Op::Cmps | Op::Lods | Op::Outs) {
+        ctx.set_reg(Register::gpr(a, 6), pr.rsi);
+    }
+    if matches!(op, Op::Movs | Op::Cmps | Op::Stos | Op::Scas | Op::Ins) {
+        ctx.set_reg(Register::gpr(a, 7), pr.rdi);
+    }
 }
 
 /// One element. Returns whether the instruction compares (the REPE/REPNE condition applies).
@@ -257,32 +266,37 @@ fn block<C: CpuState + ?Sized, M: Memory + ?Sized>(
         let wrap = limit - off + 1;
         page.min(wrap) / size
     };
-    let dla = ctx.linearize(Segment::ES, pr.rdi, usize::from(n), AccessKind::Write)?;
-    let mut k = max.min(room(pr.rdi, dla)).min(CHUNK as u64 / size);
+    // Source before destination, as each element is read before it is written.
     let sla = if op == Op::Movs {
-        let sla = ctx.linearize(src_seg, pr.rsi, usize::from(n), AccessKind::Read)?;
-        k = k.min(room(pr.rsi, sla));
-        Some(sla)
+        Some(ctx.linearize(src_seg, pr.rsi, usize::from(n), AccessKind::Read)?)
     } else {
         None
     };
+    let dla = ctx.linearize(Segment::ES, pr.rdi, usize::from(n), AccessKind::Write)?;
+    let mut k = max.min(room(pr.rdi, dla)).min(CHUNK as u64 / size);
+    if let Some(sla) = sla {
+        k = k.min(room(pr.rsi, sla));
+    }
     if k < 2 {
         return Ok(None);
     }
     let bytes = (k * size) as usize;
     // Segment limits for the whole run.
-    ctx.linearize(Segment::ES, pr.rdi, bytes, AccessKind::Write)?;
     if op == Op::Movs {
         ctx.linearize(src_seg, pr.rsi, bytes, AccessKind::Read)?;
     }
+    ctx.linearize(Segment::ES, pr.rdi, bytes, AccessKind::Write)?;
+    let sgpa = match sla {
+        Some(sla) => Some(ctx.translate(sla, AccessKind::Read)?),
+        None => None,
+    };
     let dgpa = ctx.translate(dla, AccessKind::Write)?;
     if ctx.mem.region(dgpa) != Region::Ram {
         return Ok(None);
     }
     let mut buf = [0u8; CHUNK];
-    match sla {
-        Some(sla) => {
-            let sgpa = ctx.translate(sla, AccessKind::Read)?;
+    match sgpa {
+        Some(sgpa) => {
             // Overlapping runs must propagate element by element, as the processor does.
             let apart = sgpa + bytes as u64 <= dgpa || dgpa + bytes as u64 <= sgpa;
             if ctx.mem.region(sgpa) != Region::Ram || !apart {

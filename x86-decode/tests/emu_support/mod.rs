@@ -125,6 +125,28 @@ impl Memory for SparseMemory {
         }
     }
 
+    fn compare_exchange_split(
+        &mut self,
+        gpa: u64,
+        current: &[u8],
+        new: &[u8],
+    ) -> Result<bool, MemoryError> {
+        assert_eq!(
+            gpa >> 12,
+            (gpa + current.len() as u64 - 1) >> 12,
+            "split lock across pages"
+        );
+        self.cmpxchg_calls += 1;
+        let mut cur = vec![0u8; current.len()];
+        self.read_bytes(gpa, &mut cur);
+        if cur == current {
+            self.write_bytes(gpa, new);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
     fn read_port(&mut self, port: u16, buf: &mut [u8]) -> Result<(), MemoryError> {
         for (k, b) in buf.iter_mut().enumerate() {
             *b = (port as u8).wrapping_add(k as u8);
