@@ -6,10 +6,42 @@
 //! alternate data streams, an integrity table and an XML description. This crate reads, verifies,
 //! applies, captures, appends and exports WIM images.
 //!
+//! ## Layers
+//!
+//! ```text
+//!  defs (layouts, flags, open enums)   header   resource (chunk tables, solid headers)
+//!  blob_table   integrity   metadata + dentry (security data, tree)   xml   reparse
+//!        ── pure decoding of bytes, no I/O; `alloc` except defs/header ──
+//!  io::ReadAt ─► wim::Wim (open one file, a split set, a pipable WIM)
+//!             ─► read::BlobReader (random access by chunk, cached chunks)  ─► verify
+//!             ─► apply (std, Linux: files, links, symlinks, times, UNIX data; threads)
+//!  codec (XPRESS, LZX, LZMS chunk decompressors)
+//! ```
+//!
+//! ## Example
+//!
+//! ```no_run
+//! # #[cfg(feature = "std")] {
+//! use wim_image::{FileSource, Wim};
+//! let wim = Wim::open(FileSource::open("install.wim").unwrap()).unwrap();
+//! for i in 1..=wim.image_count() {
+//!     println!("{i}: {:?}", wim.xml().image(i).and_then(|x| x.name()));
+//! }
+//! let tree = wim.image(1).unwrap();
+//! let file = tree.lookup("/Windows/notepad.exe").unwrap();
+//! let hash = tree.node(file).dentry.data.unwrap();
+//! let blob = wim.blob(&hash).unwrap();
+//! let mut head = [0u8; 2];
+//! wim.reader().read_at(blob, 0, &mut head).unwrap();
+//! assert_eq!(&head, b"MZ");
+//! # }
+//! ```
+//!
 //! ## Status
 //!
-//! Nothing is implemented yet. Reading, verifying and applying arrive with the first WIM issue;
-//! capture, append, export and optimize with the second.
+//! Reading, listing, verifying and applying (to a Linux directory) every WIM wimlib and
+//! Microsoft's tools write: uncompressed, XPRESS, LZX, LZMS, solid (ESD), split (`.swm`) and
+//! pipable. Capture, append, export and optimize arrive with the second WIM issue.
 //!
 //! ## Features
 //!
@@ -22,4 +54,45 @@
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+#[cfg(feature = "std")]
+pub mod apply;
 pub mod codec;
+pub mod defs;
+pub mod header;
+pub mod io;
+
+#[cfg(feature = "alloc")]
+pub mod blob_table;
+#[cfg(feature = "alloc")]
+pub mod dentry;
+#[cfg(feature = "alloc")]
+pub mod integrity;
+#[cfg(feature = "alloc")]
+pub mod metadata;
+#[cfg(feature = "alloc")]
+pub mod read;
+#[cfg(feature = "alloc")]
+pub mod reparse;
+#[cfg(feature = "alloc")]
+pub mod resource;
+#[cfg(feature = "alloc")]
+pub mod verify;
+#[cfg(feature = "alloc")]
+pub mod wim;
+#[cfg(feature = "alloc")]
+pub mod xml;
+
+#[cfg(feature = "alloc")]
+pub use blob_table::{Blob, BlobTable, Sha1Hash};
+#[cfg(feature = "std")]
+pub use io::FileSource;
+pub use io::{IoError, ReadAt};
+#[cfg(feature = "alloc")]
+pub use metadata::{NodeId, Tree};
+#[cfg(feature = "alloc")]
+pub use read::{BlobReader, ReadError};
+#[cfg(feature = "alloc")]
+pub use wim::{ImageError, OpenError, Wim};

@@ -1,0 +1,489 @@
+//! The subcommands.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use wim_image::apply::{self, ApplyOptions, ApplyReport};
+use wim_image::defs::HeaderFlags;
+use wim_image::{FileSource, Tree, Wim};
+
+use crate::args::{Args, UsageError};
+use crate::json::Json;
+use crate::progress::Bar;
+use crate::text::{attribute_names, filetime, hex};
+
+/// Why a command failed; each kind has its exit code.
+pub enum Failure {
+    /// Bad arguments (1).
+    Usage(String),
+    /// A corrupt or unusable WIM, or failed verification (2).
+    Corrupt(String),
+    /// An I/O error (3).
+    Io(String),
+}
+
+impl Failure {
+    /// The exit code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 1,
+            Failure::Corrupt(_) => 2,
+            Failure::Io(_) => 3,
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) | Failure::Corrupt(m) | Failure::Io(m) => m,
+        }
+    }
+}
+
+impl From<UsageError> for Failure {
+    fn from(e: UsageError) -> Self {
+        Failure::Usage(e.0)
+    }
+}
+
+/// An error and its causes, joined with `: `.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn corrupt(e: &dyn std::error::Error) -> Failure {
+    Failure::Corrupt(with_causes(e))
+}
+
+fn io_failure(what: &Path, e: &dyn std::error::Error) -> Failure {
+    Failure::Io(format!("{}: {}", what.display(), with_causes(e)))
+}
+
+/// Runs `command` with its arguments.
+pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
+    let with_value = ["--threads", "--ref", "--dest-dir"];
+    let a = Args::parse(rest, &with_value)?;
+    match command {
+        "info" => info(&a),
+        "dir" => dir(&a),
+        "extract" => extract(&a),
+        "apply" => apply_cmd(&a),
+        "verify" => verify(&a),
+        other => Err(UsageError(format!("unknown command {other:?}")).into()),
+    }
+}
+
+type W = Wim<FileSource>;
+
+/// Opens a WIM; for a split set, the other parts come from `--ref` or sit beside the first
+/// as `NAME2.swm`, `NAME3.swm` …
+fn open(path: &str, a: &Args) -> Result<W, Failure> {
+    let p = Path::new(path);
+    let first = FileSource::open(p).map_err(|e| io_failure(p, &e))?;
+    let wim = match Wim::open(first) {
+        Err(wim_image::OpenError::SplitSet { .. }) => None,
+        r => Some(r.map_err(|e| corrupt(&e))?),
+    };
+    if let Some(w) = wim {
+        return Ok(w);
+    }
+    let mut parts = vec![p.to_path_buf()];
+    match a.value(&["--ref"]) {
+        Some(glob) => parts.extend(expand_glob(glob)?.into_iter().filter(|q| q != p)),
+        None => {
+            let stem = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let ext = p.extension().map(|e| e.to_string_lossy().into_owned());
+            for n in 2.. {
+                let name = match &ext {
+                    Some(e) => format!("{stem}{n}.{e}"),
+                    None => format!("{stem}{n}"),
+                };
+                let q = p.with_file_name(name);
+                if !q.exists() {
+                    break;
+                }
+                parts.push(q);
+            }
+        }
+    }
+    let mut sources = Vec::new();
+    for q in &parts {
+        sources.push(FileSource::open(q).map_err(|e| io_failure(q, &e))?);
+    }
+    Wim::open_parts(sources).map_err(|e| corrupt(&e))
+}
+
+/// `DIR/prefix*suffix` with one `*` in the file name.
+fn expand_glob(glob: &str) -> Result<Vec<PathBuf>, Failure> {
+    let g = Path::new(glob);
+    let dir = g
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = g
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let Some((pre, post)) = name.split_once('*') else {
+        return Ok(vec![g.to_path_buf()]);
+    };
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| io_failure(dir, &e))? {
+        let e = e.map_err(|e| io_failure(dir, &e))?;
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(pre) && n.ends_with(post) && n.len() >= pre.len() + post.len() {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An image given by 1-based index or by name.
+fn image_index(wim: &W, sel: Option<&String>) -> Result<u32, Failure> {
+    let Some(sel) = sel else { return Ok(1) };
+    if let Ok(i) = sel.parse::<u32>() {
+        if i >= 1 && i <= wim.image_count() {
+            return Ok(i);
+        }
+    }
+    for i in 1..=wim.image_count() {
+        if wim.xml().image(i).and_then(|x| x.name()).as_deref() == Some(sel.as_str()) {
+            return Ok(i);
+        }
+    }
+    Err(UsageError(format!("no image {sel:?}")).into())
+}
+
+fn compression_name(wim: &W) -> &'static str {
+    let f = wim.header().flags;
+    if !f.contains(HeaderFlags::COMPRESSION) {
+        "None"
+    } else if f.contains(HeaderFlags::COMPRESS_LZMS) {
+        "LZMS"
+    } else if f.contains(HeaderFlags::COMPRESS_LZX) {
+        "LZX"
+    } else {
+        "XPRESS"
+    }
+}
+
+fn info(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["--json", "--xml", "-q", "--quiet"])?;
+    let [path] = a.positional(&["WIM"])? else {
+        unreachable!()
+    };
+    let wim = open(path, a)?;
+    if a.flag(&["--xml"]) {
+        println!("{}", wim.xml().to_xml_string());
+        return Ok(());
+    }
+    let h = wim.header();
+    let size: u64 = (1..=wim.part_count() as u16)
+        .filter_map(|p| wim.part(p))
+        .map(wim_image::ReadAt::size)
+        .sum();
+    let mut attrs = Vec::new();
+    if !h.integrity.is_empty() {
+        attrs.push("Integrity info");
+    }
+    if h.flags.contains(HeaderFlags::RP_FIX) {
+        attrs.push("Relative path junction");
+    }
+    if h.pipable {
+        attrs.push("Pipable");
+    }
+    if h.flags.contains(HeaderFlags::READONLY) {
+        attrs.push("Readonly");
+    }
+    let chunk = h.compression().ok().flatten().map_or(0, |(_, c)| c);
+    if a.flag(&["--json"]) {
+        let images = (1..=wim.image_count())
+            .map(|i| {
+                let x = wim.xml().image(i);
+                let s = |v: Option<String>| v.map_or(Json::Null, Json::Str);
+                let n = |v: Option<u64>| v.map_or(Json::Null, Json::Num);
+                Json::Obj(vec![
+                    ("index", Json::Num(i as u64)),
+                    ("name", s(x.and_then(|x| x.name()))),
+                    ("description", s(x.and_then(|x| x.description()))),
+                    ("dir_count", n(x.and_then(|x| x.dir_count()))),
+                    ("file_count", n(x.and_then(|x| x.file_count()))),
+                    ("total_bytes", n(x.and_then(|x| x.total_bytes()))),
+                    ("hard_link_bytes", n(x.and_then(|x| x.hard_link_bytes()))),
+                    ("creation_time", n(x.and_then(|x| x.creation_time()))),
+                ])
+            })
+            .collect();
+        let j = Json::Obj(vec![
+            ("path", Json::Str(path.clone())),
+            ("guid", Json::Str(hex(&h.guid))),
+            ("version", Json::Num(h.version.0 as u64)),
+            ("image_count", Json::Num(h.image_count as u64)),
+            ("compression", Json::Str(compression_name(&wim).into())),
+            ("chunk_size", Json::Num(chunk as u64)),
+            ("part_number", Json::Num(h.part_number as u64)),
+            ("total_parts", Json::Num(h.total_parts as u64)),
+            ("boot_index", Json::Num(h.boot_index as u64)),
+            ("size", Json::Num(size)),
+            ("flags", Json::Num(h.flags.bits() as u64)),
+            (
+                "attributes",
+                Json::Arr(attrs.iter().map(|s| Json::Str((*s).into())).collect()),
+            ),
+            ("blobs", Json::Num(wim.blob_table().blobs.len() as u64)),
+            ("images", Json::Arr(images)),
+            ("xml", Json::Str(wim.xml().to_xml_string())),
+        ]);
+        println!("{}", j.render());
+        return Ok(());
+    }
+    println!("WIM Information:\n----------------");
+    println!("Path:           {path}");
+    println!("GUID:           0x{}", hex(&h.guid));
+    println!("Version:        {}", h.version.0);
+    println!("Image Count:    {}", h.image_count);
+    println!("Compression:    {}", compression_name(&wim));
+    println!("Chunk Size:     {chunk} bytes");
+    println!("Part Number:    {}/{}", h.part_number, h.total_parts);
+    println!("Boot Index:     {}", h.boot_index);
+    println!("Size:           {size} bytes");
+    println!("Attributes:     {}", attrs.join(", "));
+    println!("\nAvailable Images:\n-----------------");
+    for i in 1..=wim.image_count() {
+        let Some(x) = wim.xml().image(i) else {
+            println!("Index:                  {i}\n");
+            continue;
+        };
+        println!("Index:                  {i}");
+        println!("Name:                   {}", x.name().unwrap_or_default());
+        println!(
+            "Description:            {}",
+            x.description().unwrap_or_default()
+        );
+        if let Some(v) = x.display_name() {
+            println!("Display Name:           {v}");
+        }
+        println!("Directory Count:        {}", x.dir_count().unwrap_or(0));
+        println!("File Count:             {}", x.file_count().unwrap_or(0));
+        println!("Total Bytes:            {}", x.total_bytes().unwrap_or(0));
+        println!(
+            "Hard Link Bytes:        {}",
+            x.hard_link_bytes().unwrap_or(0)
+        );
+        println!(
+            "Creation Time:          {}",
+            filetime(x.creation_time().unwrap_or(0))
+        );
+        println!(
+            "Last Modification Time: {}",
+            filetime(x.last_modification_time().unwrap_or(0))
+        );
+        println!(
+            "WIMBoot compatible:     {}",
+            if x.wimboot() { "yes" } else { "no" }
+        );
+        println!();
+    }
+    Ok(())
+}
+
+fn load(wim: &W, index: u32) -> Result<Tree, Failure> {
+    wim.image(index).map_err(|e| corrupt(&e))
+}
+
+fn dir(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["--detailed", "-q", "--quiet"])?;
+    let (path, sel) = match a.positional.as_slice() {
+        [p] => (p, None),
+        [p, i] => (p, Some(i)),
+        _ => return Err(UsageError("expected WIM [IMAGE]".into()).into()),
+    };
+    let wim = open(path, a)?;
+    let tree = load(&wim, image_index(&wim, sel)?)?;
+    let detailed = a.flag(&["--detailed"]);
+    let mut out = String::new();
+    for id in tree.walk() {
+        let p = tree.path(id);
+        if !detailed {
+            out.push_str(&p);
+            out.push('\n');
+            continue;
+        }
+        let d = &tree.node(id).dentry;
+        let _ = writeln!(out, "{}", "-".repeat(76));
+        let _ = writeln!(out, "Full Path           = \"{p}\"");
+        let _ = writeln!(out, "Short Name          = \"{}\"", d.short_name);
+        let _ = writeln!(out, "Attributes          = 0x{:08x}", d.attributes.bits());
+        for n in attribute_names(d.attributes) {
+            let _ = writeln!(out, "    {n} is set");
+        }
+        let _ = writeln!(out, "Creation Time       = {}", filetime(d.creation_time));
+        let _ = writeln!(out, "Last Write Time     = {}", filetime(d.last_write_time));
+        let _ = writeln!(
+            out,
+            "Last Access Time    = {}",
+            filetime(d.last_access_time)
+        );
+        if let Some(r) = d.reparse {
+            let _ = writeln!(out, "Reparse Tag         = 0x{:08x}", r.tag.0);
+        }
+        let _ = writeln!(out, "Link Group ID       = 0x{:016x}", d.link_group);
+        if let Some(u) = d.unix_data() {
+            let _ = writeln!(
+                out,
+                "UNIX Data           = uid:{} gid:{} mode:0{:o} rdev:0x{:x}",
+                u.uid, u.gid, u.mode, u.rdev
+            );
+        }
+        let mut stream = |label: &str, h: &[u8; 20]| {
+            let size = wim.blob(h).map_or(0, |b| b.size);
+            let _ = writeln!(out, "\t{label}:\nHash              = 0x{}", hex(h));
+            let _ = writeln!(out, "Uncompressed size = {size} bytes\n");
+        };
+        if let Some(h) = &d.reparse_data {
+            stream("Reparse point stream", h);
+        }
+        if let Some(h) = &d.data {
+            stream("Unnamed data stream", h);
+        }
+        for s in &d.named_streams {
+            stream(&format!("Named data stream \"{}\"", s.name), &s.hash);
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn options(a: &Args) -> Result<ApplyOptions, Failure> {
+    let threads = match a.value(&["--threads"]) {
+        Some(t) => t
+            .parse()
+            .map_err(|_| UsageError(format!("invalid thread count {t:?}")))?,
+        None => 0,
+    };
+    let rpfix = if a.flag(&["--rpfix"]) {
+        Some(true)
+    } else if a.flag(&["--norpfix"]) {
+        Some(false)
+    } else {
+        None
+    };
+    Ok(ApplyOptions {
+        threads,
+        unix_data: a.flag(&["--unix-data"]),
+        rpfix,
+    })
+}
+
+fn report_skipped(r: &ApplyReport) {
+    let s = &r.skipped;
+    let items = [
+        (s.named_streams, "named data streams"),
+        (s.security_descriptors, "security descriptors"),
+        (s.short_names, "short names"),
+        (s.object_ids, "object IDs"),
+        (s.xattrs, "extended attribute sets"),
+        (s.other_tagged_items, "other tagged metadata items"),
+        (s.attributes, "files with Windows attributes"),
+        (s.encrypted, "encrypted files"),
+        (s.reparse_points, "non-link reparse points"),
+        (s.extra_streams, "extra unnamed streams"),
+        (s.special_files, "special files"),
+        (s.owners, "owners"),
+    ];
+    for (n, what) in items {
+        if n > 0 {
+            eprintln!("skipped: {n} {what} (not representable in a Linux directory)");
+        }
+    }
+}
+
+fn apply_failure(e: &apply::ApplyError) -> Failure {
+    match e {
+        apply::ApplyError::Io { path, source } => io_failure(path, source),
+        e => corrupt(e),
+    }
+}
+
+fn apply_cmd(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["--unix-data", "--rpfix", "--norpfix", "-q", "--quiet"])?;
+    let (path, sel, dest) = match a.positional.as_slice() {
+        [p, d] => (p, None, d),
+        [p, i, d] => (p, Some(i), d),
+        _ => return Err(UsageError("expected WIM [IMAGE] DIR".into()).into()),
+    };
+    let wim = open(path, a)?;
+    let index = image_index(&wim, sel)?;
+    let opts = options(a)?;
+    let mut bar = Bar::new("apply", a.flag(&["-q", "--quiet"]));
+    let r = apply::apply(&wim, index, Path::new(dest), &opts, &mut |p| {
+        bar.update(p.done, p.total)
+    })
+    .map_err(|e| apply_failure(&e))?;
+    drop(bar);
+    report_skipped(&r);
+    Ok(())
+}
+
+fn extract(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["--unix-data", "--rpfix", "--norpfix", "-q", "--quiet"])?;
+    let [path, sel, paths @ ..] = a.positional.as_slice() else {
+        return Err(UsageError("expected WIM IMAGE PATH...".into()).into());
+    };
+    if paths.is_empty() {
+        return Err(UsageError("expected WIM IMAGE PATH...".into()).into());
+    }
+    let wim = open(path, a)?;
+    let index = image_index(&wim, Some(sel))?;
+    let dest = a.value(&["--dest-dir"]).unwrap_or(".");
+    let opts = options(a)?;
+    let list: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let mut bar = Bar::new("extract", a.flag(&["-q", "--quiet"]));
+    let r = apply::extract(&wim, index, &list, Path::new(dest), &opts, &mut |p| {
+        bar.update(p.done, p.total)
+    })
+    .map_err(|e| apply_failure(&e))?;
+    drop(bar);
+    report_skipped(&r);
+    Ok(())
+}
+
+fn verify(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["-q", "--quiet"])?;
+    let [path] = a.positional(&["WIM"])? else {
+        unreachable!()
+    };
+    let wim = open(path, a)?;
+    let mut bar = Bar::new("verify", a.flag(&["-q", "--quiet"]));
+    let r = wim.verify(&mut |p| bar.update(p.done, p.total));
+    drop(bar);
+    for p in &r.problems {
+        eprintln!("{p}");
+    }
+    if !r.is_ok() {
+        return Err(Failure::Corrupt(format!(
+            "{} problem(s) found",
+            r.problems.len()
+        )));
+    }
+    println!(
+        "\"{path}\" was successfully verified ({} blobs, {} bytes{})",
+        r.blobs,
+        r.bytes,
+        if r.integrity_checked {
+            ", integrity table checked"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}

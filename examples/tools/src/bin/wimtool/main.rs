@@ -1,0 +1,61 @@
+//! `wimtool`: a read-only `wimlib-imagex`-like command-line tool over the `wim-image` crate.
+//!
+//! Exit codes: 0 success, 1 usage error, 2 corrupt or unusable WIM (or failed verification),
+//! 3 I/O error.
+
+#[path = "../vhdtool/args.rs"]
+#[allow(dead_code)]
+mod args;
+mod commands;
+#[path = "../vhdtool/json.rs"]
+#[allow(dead_code)]
+mod json;
+mod progress;
+mod text;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: wimtool <command> [options] <arguments>
+
+commands:
+  info     [--json] [--xml] WIM           header, images and their XML data
+  dir      [--detailed] WIM [IMAGE]       list an image's files (IMAGE: index or name, default 1)
+  extract  [--dest-dir DIR] WIM IMAGE PATH...
+                                          extract chosen paths (into DIR, default .)
+  apply    WIM [IMAGE] DIR                apply an image to a directory
+  verify   WIM                            check the integrity table, metadata and every blob
+
+options:
+  --threads N        decoder threads for apply/extract (default: all cores)
+  --unix-data        restore owners, modes and special files (apply/extract)
+  --rpfix/--norpfix  rewrite absolute link targets under DIR (default: as the WIM says)
+  --ref GLOB         for split WIMs: the other parts (default: NAME2.swm, NAME3.swm ...)
+  -q, --quiet        no progress bar
+
+exit codes: 0 ok, 1 usage error, 2 corrupt WIM or verification failed, 3 I/O error";
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let code = match argv.split_first() {
+        None => {
+            eprintln!("{USAGE}");
+            1
+        }
+        Some((help, _)) if ["-h", "--help", "help"].contains(&help.as_str()) => {
+            println!("{USAGE}");
+            0
+        }
+        Some((command, rest)) => commands::run(command, rest).map_or_else(
+            |f| {
+                eprintln!("wimtool {command}: {}", f.message());
+                if f.code() == 1 {
+                    eprintln!("run `wimtool --help` for usage");
+                }
+                f.code()
+            },
+            |()| 0,
+        ),
+    };
+    ExitCode::from(code)
+}

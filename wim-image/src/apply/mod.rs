@@ -1,0 +1,507 @@
+//! Applying an image (or chosen paths of it) to a directory on Linux.
+//!
+//! ```text
+//!  plan (tree walk) ─► directories ─► file data ─────────────► hard links ─► symlinks,
+//!                                     units in on-disk order      special files ─► owners,
+//!                                     ├ decoder threads (chunks)                  modes, times
+//!                                     └ one writer, in order                      (children first)
+//! ```
+//!
+//! What a Linux directory cannot hold is counted in [`Skipped`] and never silently dropped:
+//! named streams, security descriptors, short names, object IDs, extended attributes,
+//! Windows attributes, creation times, encrypted files and reparse points other than
+//! symbolic links and junctions (their unnamed data, if any, is still written).
+
+mod pipeline;
+mod sys;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::blob_table::Sha1Hash;
+use crate::defs::{filetime_to_unix, FileAttributes, ItemTag};
+use crate::dentry::{Dentry, ZERO_HASH};
+use crate::io::ReadAt;
+use crate::metadata::{NodeId, Tree};
+use crate::read::ReadError;
+use crate::reparse::{LinkReparse, ReparseError};
+use crate::wim::{ImageError, Wim};
+
+/// Options for [`apply`] and [`extract`] (the default: all cores, no UNIX data, fix-ups as
+/// the header says).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Decoder threads; 0 = one per available core. 1 decodes on the calling thread.
+    pub threads: usize,
+    /// Restore owners, modes and special files from UNIX data (like `--unix-data`).
+    pub unix_data: bool,
+    /// Rewrite "fixed" absolute link targets under the target directory; `None` follows the
+    /// header's `RP_FIX` flag (as wimlib does for whole images).
+    pub rpfix: Option<bool>,
+}
+
+/// Things a Linux directory cannot hold, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Named data streams.
+    pub named_streams: u64,
+    /// Files with a security descriptor.
+    pub security_descriptors: u64,
+    /// Short (8.3) names.
+    pub short_names: u64,
+    /// Object IDs.
+    pub object_ids: u64,
+    /// Extended attributes (either format).
+    pub xattrs: u64,
+    /// Other tagged items (UNIX data when not restoring it included).
+    pub other_tagged_items: u64,
+    /// Files with Windows attributes beyond directory/archive/normal/reparse/sparse.
+    pub attributes: u64,
+    /// Non-zero creation times.
+    pub creation_times: u64,
+    /// Encrypted files (only raw EFS data is stored).
+    pub encrypted: u64,
+    /// Reparse points other than symbolic links and junctions.
+    pub reparse_points: u64,
+    /// Unnamed streams beyond the first (or data on directories).
+    pub extra_streams: u64,
+    /// Special files (devices, FIFOs, sockets) when UNIX data is not restored or mknod failed.
+    pub special_files: u64,
+    /// Owners that could not be set (not running as root).
+    pub owners: u64,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Directories created.
+    pub dirs: u64,
+    /// Regular files created (first links).
+    pub files: u64,
+    /// Extra hard links.
+    pub hard_links: u64,
+    /// Symbolic links.
+    pub symlinks: u64,
+    /// Special files created.
+    pub special_files: u64,
+    /// File data bytes written (each copy counted).
+    pub bytes: u64,
+    /// What was not applied.
+    pub skipped: Skipped,
+}
+
+/// Progress of the data phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyProgress {
+    /// Bytes written so far.
+    pub done: u64,
+    /// Bytes to write.
+    pub total: u64,
+}
+
+/// Why an apply failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The image could not be loaded.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// File data could not be read or did not match its hash.
+    #[error("{path}: {source}")]
+    Read {
+        /// A file that needed the data.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: ReadError,
+    },
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A stream references a blob that is not in the WIM.
+    #[error("{path}: blob {} is missing from the WIM", crate::read::hex(hash))]
+    MissingBlob {
+        /// The file.
+        path: PathBuf,
+        /// The hash.
+        hash: Sha1Hash,
+    },
+    /// A symlink's reparse data is invalid.
+    #[error("{path}: {source}")]
+    Reparse {
+        /// The link.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: ReparseError,
+    },
+    /// A path to extract is not in the image.
+    #[error("{path}: not in the image")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// A decoder thread panicked (a bug).
+    #[error("a decoder thread failed")]
+    Thread,
+}
+
+/// How a dentry is materialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    /// A regular file with its data hash (zero = empty).
+    File(Sha1Hash),
+    /// A further name of the file at entry `usize`.
+    HardLink(usize),
+    Symlink,
+    Special(u32, u32),
+}
+
+/// One entry of the plan.
+#[derive(Debug)]
+struct Entry {
+    node: NodeId,
+    path: PathBuf,
+    kind: Kind,
+}
+
+/// Applies image `index` to `target` (created if missing).
+pub fn apply<R: ReadAt + Sync>(
+    wim: &Wim<R>,
+    index: u32,
+    target: &Path,
+    opts: &ApplyOptions,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<ApplyReport, ApplyError> {
+    let tree = wim.image(index)?;
+    let rpfix = opts.rpfix.unwrap_or(wim.rp_fix());
+    run(
+        wim,
+        &tree,
+        &[(0, target.to_path_buf())],
+        target,
+        opts,
+        rpfix,
+        progress,
+    )
+}
+
+/// Extracts the chosen `paths` of image `index` into directory `target`, each under its own
+/// name (the whole subtree for directories). Link fix-ups are off unless asked for.
+pub fn extract<R: ReadAt + Sync>(
+    wim: &Wim<R>,
+    index: u32,
+    paths: &[&str],
+    target: &Path,
+    opts: &ApplyOptions,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<ApplyReport, ApplyError> {
+    let tree = wim.image(index)?;
+    let mut roots = Vec::new();
+    for p in paths {
+        let id = tree.lookup(p).ok_or_else(|| ApplyError::NotFound {
+            path: String::from(*p),
+        })?;
+        let name = &tree.node(id).dentry.name;
+        let dest = if id == 0 {
+            target.to_path_buf()
+        } else {
+            target.join(name)
+        };
+        roots.push((id, dest));
+    }
+    let io_err = |source| ApplyError::Io {
+        path: target.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(target).map_err(io_err)?;
+    run(
+        wim,
+        &tree,
+        &roots,
+        target,
+        opts,
+        opts.rpfix.unwrap_or(false),
+        progress,
+    )
+}
+
+fn run<R: ReadAt + Sync>(
+    wim: &Wim<R>,
+    tree: &Tree,
+    roots: &[(NodeId, PathBuf)],
+    target: &Path,
+    opts: &ApplyOptions,
+    rpfix: bool,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<ApplyReport, ApplyError> {
+    let mut report = ApplyReport::default();
+    let entries = plan(tree, roots, opts, &mut report.skipped);
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ApplyError::Io { path, source }
+    };
+
+    // Directories, then empty files.
+    for e in &entries {
+        match e.kind {
+            Kind::Dir => {
+                match fs::DirBuilder::new().mode(0o755).create(&e.path) {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists && e.path.is_dir() => {}
+                    r => r.map_err(io_err(&e.path))?,
+                }
+                report.dirs += 1;
+            }
+            Kind::File(h) => {
+                if h == ZERO_HASH {
+                    create_file(&e.path).map_err(io_err(&e.path))?;
+                }
+                report.files += 1;
+            }
+            _ => {}
+        }
+    }
+
+    // File data: every needed blob with the files it goes to.
+    let mut targets: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Kind::File(h) = e.kind {
+            if h == ZERO_HASH {
+                continue;
+            }
+            let b = wim
+                .blob_table()
+                .lookup(&h)
+                .ok_or_else(|| ApplyError::MissingBlob {
+                    path: e.path.clone(),
+                    hash: h,
+                })?;
+            targets.entry(b).or_default().push(i);
+        }
+    }
+    let paths: Vec<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
+    report.bytes = pipeline::write_data(wim, &targets, &paths, opts.threads, progress)?;
+
+    // Hard links, symlinks, special files.
+    let root_str = fs::canonicalize(target)
+        .map_err(io_err(target))?
+        .to_string_lossy()
+        .into_owned();
+    let mut reader = wim.reader();
+    for e in &entries {
+        match e.kind {
+            Kind::HardLink(first) => {
+                replace(&e.path, |p| fs::hard_link(&entries[first].path, p))
+                    .map_err(io_err(&e.path))?;
+                report.hard_links += 1;
+            }
+            Kind::Symlink => {
+                let d = &tree.node(e.node).dentry;
+                let h = d.reparse_data.unwrap_or(ZERO_HASH);
+                let data = match wim.blob(&h) {
+                    Some(b) => reader.read_verified(b).map_err(|source| ApplyError::Read {
+                        path: e.path.clone(),
+                        source,
+                    })?,
+                    None if h == ZERO_HASH => Vec::new(),
+                    None => {
+                        return Err(ApplyError::MissingBlob {
+                            path: e.path.clone(),
+                            hash: h,
+                        })
+                    }
+                };
+                let info = d.reparse.map(|r| (r.tag, r.flags)).unwrap_or_default();
+                let link =
+                    LinkReparse::parse(info.0, &data).map_err(|source| ApplyError::Reparse {
+                        path: e.path.clone(),
+                        source,
+                    })?;
+                let t = link.unix_target(info.1, rpfix.then_some(root_str.as_str()));
+                replace(&e.path, |p| std::os::unix::fs::symlink(&t, p)).map_err(io_err(&e.path))?;
+                report.symlinks += 1;
+            }
+            Kind::Special(mode, rdev) => {
+                match replace(&e.path, |p| sys::mknod(p, mode, rdev as u64)) {
+                    Ok(()) => report.special_files += 1,
+                    Err(_) => report.skipped.special_files += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Owners, modes and times, children before parents (a directory's times change as
+    // entries are made in it).
+    for e in entries.iter().rev() {
+        let d = &tree.node(e.node).dentry;
+        if opts.unix_data {
+            if let Some(u) = d.unix_data() {
+                if std::os::unix::fs::lchown(&e.path, Some(u.uid), Some(u.gid)).is_err() {
+                    report.skipped.owners += 1;
+                }
+                if !matches!(e.kind, Kind::Symlink) {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&e.path, fs::Permissions::from_mode(u.mode & 0o7777))
+                        .map_err(io_err(&e.path))?;
+                }
+            }
+        }
+        sys::set_times(
+            &e.path,
+            filetime_to_unix(d.last_access_time),
+            filetime_to_unix(d.last_write_time),
+        )
+        .map_err(io_err(&e.path))?;
+    }
+    Ok(report)
+}
+
+/// Creates an empty file (0644 before the umask), replacing a non-directory in the way.
+fn create_file(path: &Path) -> io::Result<fs::File> {
+    let open = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            open()
+        }
+        r => r,
+    }
+}
+
+/// Runs `make`, replacing a non-directory already at `path`.
+fn replace(path: &Path, make: impl Fn(&Path) -> io::Result<()>) -> io::Result<()> {
+    match make(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            make(path)
+        }
+        r => r,
+    }
+}
+
+/// Walks the chosen subtrees and decides what each dentry becomes, counting what is lost.
+fn plan(
+    tree: &Tree,
+    roots: &[(NodeId, PathBuf)],
+    opts: &ApplyOptions,
+    sk: &mut Skipped,
+) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut links: HashMap<(u64, Sha1Hash), usize> = HashMap::new();
+    for (root, dest) in roots {
+        let mut stack: Vec<(NodeId, PathBuf)> = vec![(*root, dest.clone())];
+        while let Some((id, path)) = stack.pop() {
+            let d = &tree.node(id).dentry;
+            count_skipped(d, opts, sk);
+            let kind = kind_of(d, opts, sk);
+            let kind = match kind {
+                Kind::File(h) if d.link_group != 0 => match links.get(&(d.link_group, h)) {
+                    Some(&first) => Kind::HardLink(first),
+                    None => {
+                        links.insert((d.link_group, h), entries.len());
+                        kind
+                    }
+                },
+                k => k,
+            };
+            if kind == Kind::Dir {
+                for c in tree.children(id).rev() {
+                    let mut p = path.clone();
+                    p.push(OsString::from(&tree.node(c).dentry.name));
+                    stack.push((c, p));
+                }
+            }
+            entries.push(Entry {
+                node: id,
+                path,
+                kind,
+            });
+        }
+    }
+    entries
+}
+
+fn kind_of(d: &Dentry, opts: &ApplyOptions, sk: &mut Skipped) -> Kind {
+    if d.is_dir() {
+        if d.data.is_some_and(|h| h != ZERO_HASH) {
+            sk.extra_streams += 1;
+        }
+        if d.reparse.is_some() && !d.is_link_reparse() {
+            sk.reparse_points += 1;
+        }
+        return Kind::Dir;
+    }
+    if d.attributes.contains(FileAttributes::ENCRYPTED) {
+        sk.encrypted += 1;
+        return Kind::File(ZERO_HASH);
+    }
+    if d.is_link_reparse() {
+        if d.data.is_some_and(|h| h != ZERO_HASH) {
+            sk.extra_streams += 1;
+        }
+        return Kind::Symlink;
+    }
+    if d.reparse.is_some() {
+        sk.reparse_points += 1;
+    }
+    if let Some(u) = d.unix_data() {
+        let fmt = u.mode & 0o170000;
+        if matches!(fmt, 0o020000 | 0o060000 | 0o010000 | 0o140000) {
+            if opts.unix_data {
+                return Kind::Special(u.mode, u.rdev);
+            }
+            sk.special_files += 1;
+        }
+    }
+    Kind::File(d.data.unwrap_or(ZERO_HASH))
+}
+
+fn count_skipped(d: &Dentry, opts: &ApplyOptions, sk: &mut Skipped) {
+    sk.named_streams += d.named_streams.len() as u64;
+    sk.extra_streams += d.extra_unnamed as u64;
+    if d.security_id >= 0 {
+        sk.security_descriptors += 1;
+    }
+    if !d.short_name.is_empty() {
+        sk.short_names += 1;
+    }
+    if d.creation_time != 0 {
+        sk.creation_times += 1;
+    }
+    let kept = FileAttributes::DIRECTORY
+        | FileAttributes::ARCHIVE
+        | FileAttributes::NORMAL
+        | FileAttributes::REPARSE_POINT
+        | FileAttributes::SPARSE_FILE
+        | FileAttributes::ENCRYPTED;
+    if !(d.attributes - kept).is_empty() {
+        sk.attributes += 1;
+    }
+    for t in &d.tagged {
+        match t.tag {
+            ItemTag::OBJECT_ID => sk.object_ids += 1,
+            ItemTag::XATTRS | ItemTag::LINUX_XATTRS => sk.xattrs += 1,
+            ItemTag::UNIX_DATA if opts.unix_data => {}
+            _ => sk.other_tagged_items += 1,
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The data phase of apply: blobs cut into units in on-disk order (a unit is a run of chunks
+//! of one resource, at most a few MiB of output, or one solid chunk), decoded by worker
+//! threads, written by one writer in unit order so every file is written front to back.
+//!
+//! A blob wholly inside one unit is hashed by the worker that decoded it; a blob spread over
+//! several units is hashed by the writer as its pieces arrive.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
+
+use sha1::{Digest, Sha1};
+
+use super::{create_file, ApplyError, ApplyProgress};
+use crate::blob_table::Blob;
+use crate::io::ReadAt;
+use crate::read::{check_hash, BlobReader, ReadError, ResKind, ResRef};
+use crate::wim::Wim;
+
+/// Output bytes a unit aims at (more only when one chunk is bigger).
+const UNIT_BYTES: u64 = 4 << 20;
+
+/// A piece of one blob inside a unit.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    /// Index into the blob list.
+    blob: usize,
+    /// Offset in the blob.
+    blob_off: u64,
+    /// Offset in the unit's output.
+    unit_off: u64,
+    len: u64,
+}
+
+/// Decoding work: chunks `[first, end)` of a resource (or a byte range of an uncompressed
+/// one), and the blob pieces they hold.
+#[derive(Debug, Clone)]
+struct Unit {
+    res: ResRef,
+    /// Chunk range (compressed), or byte range (uncompressed).
+    first: u64,
+    end: u64,
+    pieces: Vec<Piece>,
+}
+
+/// One needed blob: its descriptor, where it is, and the files it goes to.
+struct Job<'a> {
+    blob: Blob,
+    res: ResRef,
+    res_off: u64,
+    files: &'a [usize],
+}
+
+/// Writes every blob in `targets` (blob index → entry indexes) to the paths of its entries.
+/// Returns the bytes written.
+pub(super) fn write_data<R: ReadAt + Sync>(
+    wim: &Wim<R>,
+    targets: &HashMap<u32, Vec<usize>>,
+    paths: &[&Path],
+    threads: usize,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<u64, ApplyError> {
+    let reader = wim.reader();
+    let mut jobs = Vec::with_capacity(targets.len());
+    for (&b, files) in targets {
+        let blob = wim.blob_table().blobs[b as usize];
+        let (res, res_off) = reader
+            .locate(&blob)
+            .ok_or_else(|| ApplyError::MissingBlob {
+                path: paths[files[0]].to_path_buf(),
+                hash: blob.hash,
+            })?;
+        jobs.push(Job {
+            blob,
+            res,
+            res_off,
+            files,
+        });
+    }
+    drop(reader);
+    // On-disk order.
+    jobs.sort_by_key(|j| (j.res.part, j.res.reshdr.offset, j.res_off));
+    let units = make_units(wim, &jobs).map_err(|source| ApplyError::Read {
+        path: jobs
+            .first()
+            .map_or_else(PathBuf::new, |j| paths[j.files[0]].to_path_buf()),
+        source,
+    })?;
+    let total: u64 = jobs
+        .iter()
+        .map(|j| j.blob.size * j.files.len() as u64)
+        .sum();
+    let mut writer = Writer {
+        jobs: &jobs,
+        paths,
+        open: HashMap::new(),
+        done: 0,
+        total,
+        progress,
+    };
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    if threads <= 1 || units.len() <= 1 {
+        let mut reader = wim.reader();
+        let mut buf = Vec::new();
+        for u in &units {
+            decode(&mut reader, &jobs, u, &mut buf).map_err(|e| writer.error(u, e))?;
+            writer.write(u, &buf)?;
+        }
+    } else {
+        parallel(wim, &jobs, &units, threads, &mut writer)?;
+    }
+    Ok(writer.done)
+}
+
+/// Cuts the jobs (sorted in on-disk order) into units.
+fn make_units<R: ReadAt>(wim: &Wim<R>, jobs: &[Job<'_>]) -> Result<Vec<Unit>, ReadError> {
+    let mut reader = wim.reader();
+    let mut units: Vec<Unit> = Vec::new();
+    let mut i = 0;
+    while i < jobs.len() {
+        // The jobs of one resource.
+        let res = jobs[i].res;
+        let mut j = i;
+        while j < jobs.len()
+            && (jobs[j].res.part, jobs[j].res.reshdr.offset) == (res.part, res.reshdr.offset)
+        {
+            j += 1;
+        }
+        let unit_span = match res.kind {
+            ResKind::Uncompressed => 1,
+            _ => reader.table(&res)?.chunk_size as u64,
+        };
+        let per_unit = (UNIT_BYTES / unit_span).max(1);
+        let mut cur: Option<Unit> = None;
+        for (k, job) in jobs.iter().enumerate().take(j).skip(i) {
+            let start = job.res_off;
+            let end = start + job.blob.size;
+            let mut pos = start;
+            while pos < end {
+                let idx = pos / unit_span;
+                let fits = cur
+                    .as_ref()
+                    .is_some_and(|u| idx < u.end || (idx == u.end && u.end - u.first < per_unit));
+                if !fits {
+                    if let Some(u) = cur.take() {
+                        units.push(u);
+                    }
+                    cur = Some(Unit {
+                        res,
+                        first: idx,
+                        end: idx,
+                        pieces: Vec::new(),
+                    });
+                }
+                let u = cur.as_mut().expect("set above");
+                // Extend the unit to cover as much of the blob as allowed.
+                let max_end = u.first + per_unit;
+                let want_end = end.div_ceil(unit_span);
+                u.end = u.end.max(want_end.min(max_end)).max(idx + 1);
+                let unit_start = u.first * unit_span;
+                let piece_end = end.min(u.end * unit_span);
+                u.pieces.push(Piece {
+                    blob: k,
+                    blob_off: pos - start,
+                    unit_off: pos - unit_start,
+                    len: piece_end - pos,
+                });
+                pos = piece_end;
+            }
+        }
+        if let Some(u) = cur.take() {
+            units.push(u);
+        }
+        i = j;
+    }
+    Ok(units)
+}
+
+/// Decodes a unit into `buf` and checks the hash of each blob wholly inside it.
+fn decode<R: ReadAt>(
+    reader: &mut BlobReader<'_, R>,
+    jobs: &[Job<'_>],
+    u: &Unit,
+    buf: &mut Vec<u8>,
+) -> Result<(), ReadError> {
+    buf.clear();
+    match u.res.kind {
+        ResKind::Uncompressed => {
+            let len = (u.end - u.first) as usize;
+            buf.resize(len, 0);
+            let src = reader_source(reader, u.res.part)?;
+            src.read_exact_at(buf, u.res.reshdr.offset + u.first)?;
+        }
+        _ => {
+            let mut chunk = Vec::new();
+            for i in u.first..u.end {
+                reader.decode_chunk(&u.res, i, &mut chunk)?;
+                if u.first + 1 == u.end {
+                    std::mem::swap(buf, &mut chunk);
+                } else {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+    for p in &u.pieces {
+        let job = &jobs[p.blob];
+        let bytes = buf
+            .get(p.unit_off as usize..(p.unit_off + p.len) as usize)
+            .ok_or(ReadError::Range {
+                offset: p.blob_off,
+                len: p.len,
+                size: job.blob.size,
+            })?;
+        if p.blob_off == 0 && p.len == job.blob.size {
+            check_hash(&job.blob.hash, Sha1::digest(bytes).into())?;
+        }
+    }
+    Ok(())
+}
+
+fn reader_source<'w, R: ReadAt>(reader: &BlobReader<'w, R>, part: u16) -> Result<&'w R, ReadError> {
+    reader.wim().part(part).ok_or(ReadError::Range {
+        offset: part as u64,
+        len: 0,
+        size: 0,
+    })
+}
+
+/// The in-order writer.
+struct Writer<'a, 'p> {
+    jobs: &'a [Job<'a>],
+    paths: &'a [&'a Path],
+    /// Files of blobs spread over several units, with their running hash.
+    open: HashMap<usize, (Vec<File>, Sha1)>,
+    done: u64,
+    total: u64,
+    progress: &'p mut dyn FnMut(ApplyProgress),
+}
+
+impl Writer<'_, '_> {
+    fn path(&self, blob: usize) -> PathBuf {
+        self.paths[self.jobs[blob].files[0]].to_path_buf()
+    }
+
+    fn error(&self, u: &Unit, source: ReadError) -> ApplyError {
+        let blob = u.pieces.first().map_or(0, |p| p.blob);
+        ApplyError::Read {
+            path: self.path(blob),
+            source,
+        }
+    }
+
+    fn write(&mut self, u: &Unit, buf: &[u8]) -> Result<(), ApplyError> {
+        for p in &u.pieces {
+            let job = &self.jobs[p.blob];
+            let bytes = &buf[p.unit_off as usize..(p.unit_off + p.len) as usize];
+            let whole = p.blob_off == 0 && p.len == job.blob.size;
+            let io = |i: usize| {
+                let path = self.paths[i].to_path_buf();
+                move |source| ApplyError::Io { path, source }
+            };
+            if whole {
+                for &f in job.files {
+                    create_file(self.paths[f])
+                        .and_then(|mut file| file.write_all(bytes))
+                        .map_err(io(f))?;
+                }
+            } else {
+                if p.blob_off == 0 {
+                    let mut files = Vec::with_capacity(job.files.len());
+                    for &f in job.files {
+                        files.push(create_file(self.paths[f]).map_err(io(f))?);
+                    }
+                    self.open.insert(p.blob, (files, Sha1::new()));
+                }
+                let Some((files, h)) = self.open.get_mut(&p.blob) else {
+                    return Err(self.error(
+                        u,
+                        ReadError::Missing {
+                            hash: job.blob.hash,
+                        },
+                    ));
+                };
+                h.update(bytes);
+                for (file, &f) in files.iter_mut().zip(job.files) {
+                    file.write_all(bytes).map_err(io(f))?;
+                }
+                if p.blob_off + p.len == job.blob.size {
+                    let (_, h) = self.open.remove(&p.blob).unwrap_or_default();
+                    check_hash(&job.blob.hash, h.finalize().into())
+                        .map_err(|e| self.error(u, e))?;
+                }
+            }
+            self.done += p.len * job.files.len() as u64;
+        }
+        (self.progress)(ApplyProgress {
+            done: self.done,
+            total: self.total,
+        });
+        Ok(())
+    }
+}
+
+/// Decoder threads take units in order (never more than `window` ahead of the writer) and
+/// send them to the writer on this thread, which writes them in order.
+fn parallel<R: ReadAt + Sync>(
+    wim: &Wim<R>,
+    jobs: &[Job<'_>],
+    units: &[Unit],
+    threads: usize,
+    writer: &mut Writer<'_, '_>,
+) -> Result<(), ApplyError> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // Units written so far; decoders wait while they are `window` ahead.
+    let written = (Mutex::new(0usize), Condvar::new());
+    let window = threads + 1;
+    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<u8>, ReadError>)>();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, written) = (&next, &stop, &written);
+            s.spawn(move || {
+                let mut reader = wim.reader();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= units.len() || stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    {
+                        let (m, cv) = written;
+                        let mut w = m.lock().unwrap_or_else(|e| e.into_inner());
+                        while i >= *w + window && !stop.load(Ordering::Relaxed) {
+                            w = cv.wait(w).unwrap_or_else(|e| e.into_inner());
+                        }
+                    }
+                    let mut buf = Vec::new();
+                    let r = decode(&mut reader, jobs, &units[i], &mut buf).map(|()| buf);
+                    if tx.send((i, r)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, Result<Vec<u8>, ReadError>> = BTreeMap::new();
+        let mut want = 0;
+        let result = (|| {
+            while want < units.len() {
+                let Ok((i, r)) = rx.recv() else {
+                    return Err(ApplyError::Thread);
+                };
+                pending.insert(i, r);
+                while let Some(r) = pending.remove(&want) {
+                    let buf = r.map_err(|e| writer.error(&units[want], e))?;
+                    writer.write(&units[want], &buf)?;
+                    want += 1;
+                    let (m, cv) = &written;
+                    *m.lock().unwrap_or_else(|e| e.into_inner()) = want;
+                    cv.notify_all();
+                }
+            }
+            Ok(())
+        })();
+        {
+            // Under the lock, so that no decoder misses the wake-up between its check and
+            // its wait.
+            let _guard = written.0.lock().unwrap_or_else(|e| e.into_inner());
+            stop.store(true, Ordering::Relaxed);
+        }
+        written.1.notify_all();
+        drop(rx);
+        result
+    })
+}

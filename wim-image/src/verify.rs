@@ -1,0 +1,217 @@
+//! Verification: the integrity table (if any), every image's metadata, every stream's blob
+//! present, and every blob's SHA-1 after decompression.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use sha1::{Digest, Sha1};
+
+use crate::blob_table::{BlobLocation, Sha1Hash};
+use crate::defs::HEADER_SIZE;
+use crate::dentry::ZERO_HASH;
+use crate::io::ReadAt;
+use crate::read::ReadError;
+use crate::wim::{ImageError, Wim};
+
+/// Progress of [`Wim::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyProgress {
+    /// Bytes checked so far (integrity table bytes, then blob bytes).
+    pub done: u64,
+    /// Bytes to check.
+    pub total: u64,
+}
+
+/// One problem found.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A chunk of the file does not match the integrity table.
+    Integrity {
+        /// Chunk index.
+        chunk: u64,
+        /// Its file offset.
+        offset: u64,
+    },
+    /// The integrity table itself is unreadable.
+    IntegrityTable(ImageError),
+    /// An image's metadata is unreadable or invalid.
+    Image {
+        /// 1-based image index.
+        index: u32,
+        /// The error.
+        error: ImageError,
+    },
+    /// A stream refers to a blob that is not in the WIM.
+    MissingBlob {
+        /// 1-based image index.
+        index: u32,
+        /// The file's path.
+        path: String,
+        /// The hash.
+        hash: Sha1Hash,
+    },
+    /// A blob failed to read, decompress or hash.
+    Blob {
+        /// The blob's hash.
+        hash: Sha1Hash,
+        /// The error.
+        error: ReadError,
+    },
+}
+
+impl core::fmt::Display for Problem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use crate::read::hex;
+        match self {
+            Problem::Integrity { chunk, offset } => {
+                write!(
+                    f,
+                    "integrity check failed for chunk {chunk} at offset {offset}"
+                )
+            }
+            Problem::IntegrityTable(e) => write!(f, "integrity table: {e}"),
+            Problem::Image { index, error } => write!(f, "image {index}: {error}"),
+            Problem::MissingBlob { index, path, hash } => {
+                write!(f, "image {index}: {path}: blob {} missing", hex(hash))
+            }
+            Problem::Blob { hash, error } => write!(f, "blob {}: {error}", hex(hash)),
+        }
+    }
+}
+
+/// The outcome of [`Wim::verify`].
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Whether an integrity table was present and checked.
+    pub integrity_checked: bool,
+    /// Blobs checked (metadata included).
+    pub blobs: u64,
+    /// Uncompressed bytes hashed.
+    pub bytes: u64,
+    /// Everything wrong, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// No problems.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl<R: ReadAt> Wim<R> {
+    /// Checks everything that can be checked; problems are collected, not fatal.
+    pub fn verify(&self, progress: &mut dyn FnMut(VerifyProgress)) -> VerifyReport {
+        let mut report = VerifyReport::default();
+        let integrity = match self.integrity_table() {
+            Ok(t) => t,
+            Err(e) => {
+                report.problems.push(Problem::IntegrityTable(e));
+                None
+            }
+        };
+        let covered = self
+            .header()
+            .blob_table
+            .end()
+            .unwrap_or(0)
+            .saturating_sub(HEADER_SIZE as u64);
+        let blob_bytes: u64 = self.blob_table().blobs.iter().map(|b| b.size).sum();
+        let total = blob_bytes + if integrity.is_some() { covered } else { 0 };
+        let mut done = 0;
+
+        if let (Some(t), Some(src)) = (&integrity, self.part(1)) {
+            report.integrity_checked = true;
+            let mut buf = vec![0u8; t.chunk_size.min(16 << 20) as usize];
+            for (i, expected) in t.hashes.iter().enumerate() {
+                let start = HEADER_SIZE as u64 + i as u64 * t.chunk_size as u64;
+                let len = (covered - i as u64 * t.chunk_size as u64).min(t.chunk_size as u64);
+                let mut h = Sha1::new();
+                let mut pos = 0;
+                let mut ok = true;
+                while pos < len {
+                    let n = (len - pos).min(buf.len() as u64) as usize;
+                    if src.read_exact_at(&mut buf[..n], start + pos).is_err() {
+                        ok = false;
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    pos += n as u64;
+                }
+                let actual: Sha1Hash = h.finalize().into();
+                if !ok || actual != *expected {
+                    report.problems.push(Problem::Integrity {
+                        chunk: i as u64,
+                        offset: start,
+                    });
+                }
+                done += len;
+                progress(VerifyProgress { done, total });
+            }
+        }
+
+        for index in 1..=self.image_count() {
+            match self.image(index) {
+                Ok(tree) => {
+                    for id in tree.walk() {
+                        let d = &tree.node(id).dentry;
+                        let hashes = d
+                            .data
+                            .iter()
+                            .chain(d.reparse_data.iter())
+                            .chain(d.efs_data.iter())
+                            .chain(d.named_streams.iter().map(|s| &s.hash));
+                        for h in hashes {
+                            if *h != ZERO_HASH && self.blob(h).is_none() {
+                                report.problems.push(Problem::MissingBlob {
+                                    index,
+                                    path: tree.path(id),
+                                    hash: *h,
+                                });
+                            }
+                        }
+                    }
+                }
+                Err(error) => report.problems.push(Problem::Image { index, error }),
+            }
+        }
+
+        // Every blob, in on-disk order so solid chunks are decoded once.
+        let mut order: Vec<usize> = (0..self.blob_table().blobs.len()).collect();
+        let reader = self.reader();
+        let key = |i: &usize| {
+            let b = &self.blob_table().blobs[*i];
+            match (b.location, reader.locate(b)) {
+                (_, Some((r, off))) => (r.part, r.reshdr.offset, off),
+                (BlobLocation::Resource { part, reshdr }, None) => (part, reshdr.offset, 0),
+                (BlobLocation::Solid { offset, .. }, None) => (0, u64::MAX, offset),
+            }
+        };
+        order.sort_by_key(key);
+        let mut reader = self.reader();
+        for i in order {
+            let b = self.blob_table().blobs[i];
+            let mut last = 0;
+            let r = reader.stream_verified(&b, &mut |p| {
+                done += p.len() as u64;
+                if done - last >= 1 << 20 {
+                    last = done;
+                    progress(VerifyProgress { done, total });
+                }
+                Ok(())
+            });
+            report.blobs += 1;
+            report.bytes += b.size;
+            if let Err(error) = r {
+                report.problems.push(Problem::Blob {
+                    hash: b.hash,
+                    error,
+                });
+            }
+        }
+        progress(VerifyProgress { done: total, total });
+        report
+    }
+}

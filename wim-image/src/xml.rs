@@ -1,0 +1,411 @@
+//! The XML document: UTF-16LE (with a byte-order mark), one `<WIM>` root holding an
+//! `<IMAGE INDEX="n">` per image. Parsed with `roxmltree` into an owned tree that keeps every
+//! element, attribute and text node, with typed access to the usual elements.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+
+/// Largest XML document accepted (bytes, UTF-16).
+pub const MAX_XML_SIZE: u64 = 64 << 20;
+
+/// Why the XML document was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// Not a whole number of UTF-16 units, or invalid UTF-16.
+    #[error("XML data is not valid UTF-16LE (near byte {offset})")]
+    Encoding {
+        /// Where.
+        offset: usize,
+    },
+    /// Not well-formed XML.
+    #[error("XML is not well formed: {message}")]
+    Syntax {
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// The root element is not `<WIM>`.
+    #[error("XML root element is <{name}>, not <WIM>")]
+    Root {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// A node of the XML tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XmlNode {
+    /// An element.
+    Element(Element),
+    /// Text (entities decoded).
+    Text(String),
+}
+
+/// An XML element with everything it contains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Element {
+    /// The tag name.
+    pub name: String,
+    /// Attributes in document order.
+    pub attributes: Vec<(String, String)>,
+    /// Child nodes in document order.
+    pub children: Vec<XmlNode>,
+}
+
+impl Element {
+    /// The first child element called `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.name == name)
+    }
+
+    /// Child elements.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|c| match c {
+            XmlNode::Element(e) => Some(e),
+            XmlNode::Text(_) => None,
+        })
+    }
+
+    /// The attribute `name`.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The concatenated text directly inside, trimmed.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for c in &self.children {
+            if let XmlNode::Text(t) = c {
+                s.push_str(t);
+            }
+        }
+        String::from(s.trim())
+    }
+
+    /// Text of the element at a `/`-separated path of child names.
+    pub fn text_at(&self, path: &str) -> Option<String> {
+        let mut e = self;
+        for p in path.split('/') {
+            e = e.child(p)?;
+        }
+        Some(e.text())
+    }
+
+    /// Writes the element as XML text (escaped, no declaration).
+    pub fn write_to(&self, out: &mut impl Write) -> fmt::Result {
+        write!(out, "<{}", self.name)?;
+        for (n, v) in &self.attributes {
+            write!(out, " {}=\"", n)?;
+            escape(out, v, true)?;
+            out.write_char('"')?;
+        }
+        if self.children.is_empty() {
+            return out.write_str("/>");
+        }
+        out.write_char('>')?;
+        for c in &self.children {
+            match c {
+                XmlNode::Element(e) => e.write_to(out)?,
+                XmlNode::Text(t) => escape(out, t, false)?,
+            }
+        }
+        write!(out, "</{}>", self.name)
+    }
+}
+
+fn escape(out: &mut impl Write, s: &str, attr: bool) -> fmt::Result {
+    for c in s.chars() {
+        match c {
+            '<' => out.write_str("&lt;")?,
+            '>' => out.write_str("&gt;")?,
+            '&' => out.write_str("&amp;")?,
+            '"' if attr => out.write_str("&quot;")?,
+            '\r' => out.write_str("&#13;")?,
+            c => out.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+/// The decoded XML document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XmlInfo {
+    /// The `<WIM>` element.
+    pub root: Element,
+}
+
+/// A FILETIME from `<HIGHPART>`/`<LOWPART>` hex halves.
+fn filetime(e: &Element) -> Option<u64> {
+    let part = |n: &str| -> Option<u64> {
+        let t = e.child(n)?.text();
+        let t = t.trim_start_matches("0x").trim_start_matches("0X");
+        u32::from_str_radix(t, 16).ok().map(u64::from)
+    };
+    Some(part("HIGHPART")? << 32 | part("LOWPART")?)
+}
+
+/// Typed view of one `<IMAGE>` element.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageInfo<'a> {
+    /// The element itself (everything is reachable through it).
+    pub element: &'a Element,
+}
+
+impl<'a> ImageInfo<'a> {
+    fn text(&self, name: &str) -> Option<String> {
+        self.element.text_at(name)
+    }
+
+    fn number(&self, name: &str) -> Option<u64> {
+        self.text(name)?.parse().ok()
+    }
+
+    /// `INDEX` attribute (1-based).
+    pub fn index(&self) -> Option<u32> {
+        self.element.attribute("INDEX")?.parse().ok()
+    }
+    /// `<NAME>`.
+    pub fn name(&self) -> Option<String> {
+        self.text("NAME")
+    }
+    /// `<DESCRIPTION>`.
+    pub fn description(&self) -> Option<String> {
+        self.text("DESCRIPTION")
+    }
+    /// `<DISPLAYNAME>`.
+    pub fn display_name(&self) -> Option<String> {
+        self.text("DISPLAYNAME")
+    }
+    /// `<DISPLAYDESCRIPTION>`.
+    pub fn display_description(&self) -> Option<String> {
+        self.text("DISPLAYDESCRIPTION")
+    }
+    /// `<FLAGS>` (the edition id).
+    pub fn flags(&self) -> Option<String> {
+        self.text("FLAGS")
+    }
+    /// `<DIRCOUNT>`.
+    pub fn dir_count(&self) -> Option<u64> {
+        self.number("DIRCOUNT")
+    }
+    /// `<FILECOUNT>`.
+    pub fn file_count(&self) -> Option<u64> {
+        self.number("FILECOUNT")
+    }
+    /// `<TOTALBYTES>`.
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.number("TOTALBYTES")
+    }
+    /// `<HARDLINKBYTES>`.
+    pub fn hard_link_bytes(&self) -> Option<u64> {
+        self.number("HARDLINKBYTES")
+    }
+    /// `<CREATIONTIME>` as a FILETIME.
+    pub fn creation_time(&self) -> Option<u64> {
+        filetime(self.element.child("CREATIONTIME")?)
+    }
+    /// `<LASTMODIFICATIONTIME>` as a FILETIME.
+    pub fn last_modification_time(&self) -> Option<u64> {
+        filetime(self.element.child("LASTMODIFICATIONTIME")?)
+    }
+    /// `<WIMBOOT>` is 1.
+    pub fn wimboot(&self) -> bool {
+        self.number("WIMBOOT") == Some(1)
+    }
+    /// `<WINDOWS><ARCH>` (0 x86, 5 ARM, 6 IA-64, 9 x64, 12 ARM64).
+    pub fn arch(&self) -> Option<u64> {
+        self.number("WINDOWS/ARCH")
+    }
+    /// `<WINDOWS><PRODUCTNAME>`.
+    pub fn product_name(&self) -> Option<String> {
+        self.text("WINDOWS/PRODUCTNAME")
+    }
+    /// `<WINDOWS><EDITIONID>`.
+    pub fn edition_id(&self) -> Option<String> {
+        self.text("WINDOWS/EDITIONID")
+    }
+    /// `<WINDOWS><VERSION>` as (major, minor, build, service-pack build).
+    pub fn version(&self) -> Option<(u64, u64, u64, u64)> {
+        let v = |n: &str| -> Option<u64> {
+            self.text(&alloc::format!("WINDOWS/VERSION/{n}"))?
+                .parse()
+                .ok()
+        };
+        Some((
+            v("MAJOR")?,
+            v("MINOR")?,
+            v("BUILD")?,
+            v("SPBUILD").unwrap_or(0),
+        ))
+    }
+}
+
+impl XmlInfo {
+    /// Decodes UTF-16LE bytes (a leading byte-order mark is skipped) and parses them.
+    pub fn parse(bytes: &[u8]) -> Result<XmlInfo, XmlError> {
+        if !bytes.len().is_multiple_of(2) {
+            return Err(XmlError::Encoding {
+                offset: bytes.len() - 1,
+            });
+        }
+        let units = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]));
+        let mut text = String::with_capacity(bytes.len() / 2);
+        for (i, c) in char::decode_utf16(units).enumerate() {
+            match c {
+                Ok('\u{feff}') if i == 0 => {}
+                Ok('\0') => break,
+                Ok(c) => text.push(c),
+                Err(_) => return Err(XmlError::Encoding { offset: i * 2 }),
+            }
+        }
+        Self::parse_str(&text)
+    }
+
+    /// Parses XML text.
+    pub fn parse_str(text: &str) -> Result<XmlInfo, XmlError> {
+        let doc = roxmltree::Document::parse(text).map_err(|e| XmlError::Syntax {
+            message: alloc::format!("{e}"),
+        })?;
+        let root = convert(doc.root_element());
+        if root.name != "WIM" {
+            return Err(XmlError::Root { name: root.name });
+        }
+        Ok(XmlInfo { root })
+    }
+
+    /// The `<IMAGE>` elements in document order.
+    pub fn images(&self) -> impl Iterator<Item = ImageInfo<'_>> {
+        self.root
+            .elements()
+            .filter(|e| e.name == "IMAGE")
+            .map(|element| ImageInfo { element })
+    }
+
+    /// The `<IMAGE>` whose `INDEX` is `index` (1-based); falls back to the `index`-th.
+    pub fn image(&self, index: u32) -> Option<ImageInfo<'_>> {
+        self.images()
+            .find(|i| i.index() == Some(index))
+            .or_else(|| self.images().nth(index.checked_sub(1)? as usize))
+    }
+
+    /// The document's `<TOTALBYTES>`.
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.root.text_at("TOTALBYTES")?.parse().ok()
+    }
+
+    /// Whether the document marks the file as an encrypted ESD (`<ESD><ENCRYPTED>`).
+    pub fn is_encrypted_esd(&self) -> bool {
+        self.root
+            .child("ESD")
+            .and_then(|e| e.child("ENCRYPTED"))
+            .is_some()
+    }
+
+    /// The document as XML text.
+    pub fn to_xml_string(&self) -> String {
+        let mut s = String::new();
+        let _ = self.root.write_to(&mut s);
+        s
+    }
+}
+
+fn convert(n: roxmltree::Node<'_, '_>) -> Element {
+    // Iterative to bound stack use on hostile nesting.
+    let mut stack: Vec<(roxmltree::Node<'_, '_>, Element)> = Vec::new();
+    stack.push((n, new_element(n)));
+    let mut iters: Vec<roxmltree::Children<'_, '_>> = alloc::vec![n.children()];
+    loop {
+        let Some(it) = iters.last_mut() else {
+            return Element::default();
+        };
+        match it.next() {
+            Some(c) if c.is_element() => {
+                stack.push((c, new_element(c)));
+                iters.push(c.children());
+            }
+            Some(c) if c.is_text() => {
+                if let Some((_, e)) = stack.last_mut() {
+                    e.children
+                        .push(XmlNode::Text(String::from(c.text().unwrap_or(""))));
+                }
+            }
+            Some(_) => {}
+            None => {
+                iters.pop();
+                let Some((_, done)) = stack.pop() else {
+                    return Element::default();
+                };
+                match stack.last_mut() {
+                    Some((_, parent)) => parent.children.push(XmlNode::Element(done)),
+                    None => return done,
+                }
+            }
+        }
+    }
+}
+
+fn new_element(n: roxmltree::Node<'_, '_>) -> Element {
+    Element {
+        name: String::from(n.tag_name().name()),
+        attributes: n
+            .attributes()
+            .map(|a| (String::from(a.name()), String::from(a.value())))
+            .collect(),
+        children: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utf16(s: &str) -> Vec<u8> {
+        let mut v = alloc::vec![0xFF, 0xFE];
+        for u in s.encode_utf16() {
+            v.extend_from_slice(&u.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn typed_and_preserved() {
+        let doc = "<WIM><TOTALBYTES>123</TOTALBYTES><IMAGE INDEX=\"1\"><NAME>bench &amp; co</NAME>\
+            <DIRCOUNT>3</DIRCOUNT><CREATIONTIME><HIGHPART>0x01D9A1B2</HIGHPART>\
+            <LOWPART>0x12345678</LOWPART></CREATIONTIME><X a=\"1\">keep</X>\
+            <WINDOWS><ARCH>9</ARCH><VERSION><MAJOR>10</MAJOR><MINOR>0</MINOR><BUILD>19041</BUILD></VERSION></WINDOWS>\
+            </IMAGE></WIM>";
+        let x = XmlInfo::parse(&utf16(doc)).unwrap();
+        assert_eq!(x.total_bytes(), Some(123));
+        let i = x.image(1).unwrap();
+        assert_eq!(i.name().as_deref(), Some("bench & co"));
+        assert_eq!(i.dir_count(), Some(3));
+        assert_eq!(i.creation_time(), Some(0x01D9A1B2_12345678));
+        assert_eq!(i.arch(), Some(9));
+        assert_eq!(i.version(), Some((10, 0, 19041, 0)));
+        assert_eq!(i.element.child("X").unwrap().attribute("a"), Some("1"));
+        let again = XmlInfo::parse_str(&x.to_xml_string()).unwrap();
+        assert_eq!(again, x);
+    }
+
+    #[test]
+    fn rejects() {
+        assert!(matches!(
+            XmlInfo::parse(&[0xFF]),
+            Err(XmlError::Encoding { .. })
+        ));
+        assert!(matches!(
+            XmlInfo::parse(&utf16("<WIM>")),
+            Err(XmlError::Syntax { .. })
+        ));
+        assert!(matches!(
+            XmlInfo::parse(&utf16("<X/>")),
+            Err(XmlError::Root { .. })
+        ));
+    }
+}
