@@ -39,7 +39,24 @@ impl Bits for super::bits::BitReader<'_> {
 /// Decodes one symbol; the reader must hold at least the code's longest codeword.
 #[inline(always)]
 pub(crate) fn decode<B: Bits, const N: usize>(table: &[u16; N], table_bits: u32, r: &mut B) -> u32 {
-    let mut entry = u32::from(table[r.peek(table_bits) as usize]);
+    let entry = root_entry(table, table_bits, r);
+    finish_decode(table, table_bits, entry, r)
+}
+
+/// The root-table entry for the next bits (nothing consumed).
+#[inline(always)]
+pub(crate) fn root_entry<B: Bits, const N: usize>(table: &[u16; N], table_bits: u32, r: &B) -> u32 {
+    u32::from(table[r.peek(table_bits) as usize])
+}
+
+/// Finishes [`decode`] from the root entry [`root_entry`] gave.
+#[inline(always)]
+pub(crate) fn finish_decode<B: Bits, const N: usize>(
+    table: &[u16; N],
+    table_bits: u32,
+    mut entry: u32,
+    r: &mut B,
+) -> u32 {
     if entry >> 4 >= 1 << table_bits {
         r.consume(table_bits);
         let start = (entry >> 4) as usize;

@@ -44,6 +44,8 @@ const MAIN_TABLE_SIZE: usize = 2726;
 const LEN_TABLE_SIZE: usize = 1326;
 const PRE_TABLE_SIZE: usize = 582;
 const ALIGNED_TABLE_SIZE: usize = 1 << ALIGNED_TABLE_BITS;
+/// Main-table root entries below this are literals needing no subtable.
+const LITERAL_ENTRY_LIMIT: u32 = (NUM_CHARS as u32) << 4;
 
 /// Verbatim bits after each offset slot: 0 for slots 0–3, then 1, 1, 2, 2, …, 16, 16, then 17.
 /// (Padded to 64 entries so that a masked index needs no bounds check.)
@@ -303,8 +305,29 @@ impl LzxDecoder {
         let aligned = &self.aligned_table;
         while pos < block_end {
             // Main symbol and length symbol: at most 16 bits each.
-            r.ensure(32);
-            let sym = huffman::decode(main, MAIN_TABLE_BITS, r) as usize;
+            r.refill();
+            let entry = huffman::root_entry(main, MAIN_TABLE_BITS, r);
+            if entry < LITERAL_ENTRY_LIMIT {
+                // A literal needing no subtable. With >= 48 bits buffered two more main
+                // symbols fit without a refill: try them as literals too.
+                r.consume(entry & 15);
+                out[pos] = (entry >> 4) as u8;
+                pos += 1;
+                let entry = huffman::root_entry(main, MAIN_TABLE_BITS, r);
+                if entry < LITERAL_ENTRY_LIMIT && pos < block_end {
+                    r.consume(entry & 15);
+                    out[pos] = (entry >> 4) as u8;
+                    pos += 1;
+                    let entry = huffman::root_entry(main, MAIN_TABLE_BITS, r);
+                    if entry < LITERAL_ENTRY_LIMIT && pos < block_end {
+                        r.consume(entry & 15);
+                        out[pos] = (entry >> 4) as u8;
+                        pos += 1;
+                    }
+                }
+                continue;
+            }
+            let sym = huffman::finish_decode(main, MAIN_TABLE_BITS, entry, r) as usize;
             if sym < NUM_CHARS {
                 out[pos] = sym as u8;
                 pos += 1;
@@ -406,49 +429,91 @@ fn undo_e8(data: &mut [u8]) {
         return;
     }
     let limit = data.len() - 10;
-    let mut i = 0;
-    while i < limit {
-        match find_e8(&data[i..limit]) {
-            Some(k) => i += k,
-            None => break,
+    // `next`: the first position not inside an already translated operand.
+    let mut next = 0;
+    let mut p = 0;
+    // 32 bytes at a time: a mask with bit k set where byte p + k is 0xE8.
+    while p + 32 <= limit {
+        let block: &[u8; 32] = data[p..p + 32].try_into().unwrap_or(&[0; 32]);
+        let mut mask = e8_mask32(block);
+        while mask != 0 {
+            let at = p + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if at >= next {
+                // Rewrites bytes at+1..at+5; those still in `mask` are skipped (< next).
+                translate_e8(data, at);
+                next = at + 5;
+            }
         }
-        let t = &mut data[i + 1..i + 5];
-        let abs = i32::from_le_bytes([t[0], t[1], t[2], t[3]]);
-        let pos = i as i32;
-        let rel = if abs >= 0 {
-            (abs < E8_FILE_SIZE).then(|| abs - pos)
-        } else {
-            (abs >= -pos).then(|| abs + E8_FILE_SIZE)
-        };
-        if let Some(rel) = rel {
-            t.copy_from_slice(&rel.to_le_bytes());
+        p += 32;
+    }
+    for at in p.max(next)..limit {
+        if at >= next && data[at] == 0xe8 {
+            translate_e8(data, at);
+            next = at + 5;
         }
-        i += 5;
     }
 }
 
-/// Index of the first 0xE8 byte in `s`, eight bytes at a time.
+/// Bit k set for each byte k of `block` that is 0xE8.
+#[inline(always)]
+fn e8_mask32(block: &[u8; 32]) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    // SAFETY: the only requirement of `e8_mask_sse2` is SSE2, which this build enables (the
+    // cfg above; it is part of the x86-64 baseline).
+    #[allow(unsafe_code)]
+    return unsafe { e8_mask_sse2(block) };
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return e8_mask(block);
+}
+
+/// [`e8_mask32`] with SSE2 compare and move-mask (the loads are plain safe reads).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
 #[inline]
-fn find_e8(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = s.chunks_exact(8);
-    let mut base = 0;
-    for c in &mut chunks {
-        let x =
-            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ (ONES * 0xe8);
-        // The lowest flagged byte is always a real zero byte of `x`.
-        let z = x.wrapping_sub(ONES) & !x & HIGHS;
-        if z != 0 {
-            return Some(base + (z.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
+fn e8_mask_sse2(block: &[u8; 32]) -> u32 {
+    use core::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x};
+    let word = |i: usize| {
+        let b = &block[i..i + 8];
+        i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    };
+    let e8 = _mm_set1_epi8(0xe8u8 as i8);
+    let lo = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_set_epi64x(word(8), word(0)), e8));
+    let hi = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_set_epi64x(word(24), word(16)), e8));
+    (lo as u32 & 0xffff) | ((hi as u32) << 16)
+}
+
+/// [`e8_mask32`], portable: an exact per-byte zero test of `word ^ 0xE8..`, whose high bits
+/// are then gathered by a multiply.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+fn e8_mask(block: &[u8; 32]) -> u32 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut mask = 0;
+    for (k, b) in block.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            ^ 0xe8e8_e8e8_e8e8_e8e8;
+        let zero_bytes = !(((x & LOW7) + LOW7) | x) & !LOW7;
+        let bits = ((zero_bytes >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+        mask |= bits << (8 * k);
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == 0xe8)
-        .map(|k| base + k)
+    mask
+}
+
+/// Turns the absolute call target after the 0xE8 at `at` back into a relative one.
+#[inline]
+fn translate_e8(data: &mut [u8], at: usize) {
+    let t = &mut data[at + 1..at + 5];
+    let abs = i32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+    let pos = at as i32;
+    let rel = if abs >= 0 {
+        (abs < E8_FILE_SIZE).then(|| abs - pos)
+    } else {
+        (abs >= -pos).then(|| abs + E8_FILE_SIZE)
+    };
+    if let Some(rel) = rel {
+        t.copy_from_slice(&rel.to_le_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -510,8 +575,17 @@ mod tests {
             undo_e8(&mut data);
             assert_eq!(data, orig, "len {len}");
         }
-        assert_eq!(find_e8(&[1, 2, 3, 0xe8, 0xe8]), Some(3));
-        assert_eq!(find_e8(&[0; 20]), None);
-        assert_eq!(find_e8(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0xe8]), Some(9));
+        for b in 0..=255u8 {
+            let mut block = [b; 32];
+            for k in [1, 4, 6, 17, 31] {
+                block[k] = 0xe8;
+            }
+            block[5] = 0xe9;
+            let expect = (0..32)
+                .filter(|&k| block[k] == 0xe8)
+                .fold(0u32, |m, k| m | 1 << k);
+            assert_eq!(e8_mask(&block), expect, "{b:#x}");
+            assert_eq!(e8_mask32(&block), expect, "{b:#x}");
+        }
     }
 }

@@ -21,6 +21,8 @@ const NUM_SYMS: usize = 512;
 const TABLE_BITS: u32 = 11;
 /// zlib `enough 512 11 15`.
 const TABLE_SIZE: usize = 2566;
+/// Root entries below this are literals (symbol < 256) needing no subtable.
+const LITERAL_ENTRY_LIMIT: u32 = 256 << 4;
 
 /// Decoder state for XPRESS chunks (one decode table, about 5 KiB); usable without `alloc`.
 pub struct XpressDecoder {
@@ -78,8 +80,29 @@ impl XpressDecoder {
         let mut pos = 0usize;
         while pos < end {
             // A symbol (<= 15 bits) and its offset bits (<= 15).
-            r.ensure(32);
-            let sym = huffman::decode(table, TABLE_BITS, &mut r);
+            r.refill();
+            let entry = huffman::root_entry(table, TABLE_BITS, &r);
+            if entry < LITERAL_ENTRY_LIMIT {
+                // A literal with no subtable (one compare covers both). With >= 48 bits
+                // buffered, two more symbols fit without a refill: try them as literals too.
+                r.consume(entry & 15);
+                output[pos] = (entry >> 4) as u8;
+                pos += 1;
+                let entry = huffman::root_entry(table, TABLE_BITS, &r);
+                if entry < LITERAL_ENTRY_LIMIT && pos < end {
+                    r.consume(entry & 15);
+                    output[pos] = (entry >> 4) as u8;
+                    pos += 1;
+                    let entry = huffman::root_entry(table, TABLE_BITS, &r);
+                    if entry < LITERAL_ENTRY_LIMIT && pos < end {
+                        r.consume(entry & 15);
+                        output[pos] = (entry >> 4) as u8;
+                        pos += 1;
+                    }
+                }
+                continue;
+            }
+            let sym = huffman::finish_decode(table, TABLE_BITS, entry, &mut r);
             if sym < 256 {
                 output[pos] = sym as u8;
                 pos += 1;
