@@ -9,7 +9,8 @@ use crate::fdb::{AgeReport, EntryKind, Fdb, FdbConfig, FdbError, HashKey, LOCAL_
 use crate::features::{PortStats, VlanStats};
 use crate::frame::MacAddr;
 use crate::port::{MirrorMode, PortConfig, PortId, PortKind, PortState, SwitchType};
-use crate::stp::{Bpdu, SpanningTree, StpConfig};
+use crate::stp::rstp::RstpPortConfig;
+use crate::stp::{Bpdu, Link, StpConfig, Tree};
 use crate::vlan::{VlanConfig, MAX_VID};
 
 /// Bridge-wide configuration.
@@ -21,7 +22,8 @@ pub struct BridgeConfig {
     pub fdb: FdbConfig,
     /// The forwarding-table hash key. Use a secret random value: see [`HashKey`].
     pub hash_key: HashKey,
-    /// Run the spanning tree with these parameters.
+    /// Run the spanning tree with these parameters ([`StpConfig::protocol`] picks STP or
+    /// RSTP).
     pub stp: Option<StpConfig>,
 }
 
@@ -67,8 +69,11 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub(crate) struct Port {
     pub(crate) cfg: PortConfig,
-    /// Effective state (administrative, or the spanning tree's).
+    /// Effective state (administrative, or the spanning tree's; `Disabled` while the link is
+    /// down).
     pub(crate) state: PortState,
+    /// The link as the caller reported it.
+    pub(crate) link: Link,
     /// The assigned MAC as a u64 when the spoofing guard is on, else `u64::MAX`.
     pub(crate) guard: u64,
     /// Whether the DHCP or router guard needs a look past the Ethernet header.
@@ -82,6 +87,7 @@ impl Port {
     fn new(cfg: PortConfig) -> Self {
         let mut p = Self {
             state: cfg.state,
+            link: Link::FullDuplex,
             guard: u64::MAX,
             inspect: false,
             max_len: [0; 3],
@@ -147,8 +153,10 @@ pub struct Bridge {
     /// Number of mirror source ports.
     pub(crate) mirror_sources: usize,
     pub(crate) vlan_stats: Box<[VlanStats]>,
-    pub(crate) stp: Option<SpanningTree>,
+    pub(crate) stp: Option<Tree>,
     pub(crate) stp_out: Vec<(usize, Bpdu)>,
+    /// Ports whose dynamic entries the spanning tree asked to flush.
+    pub(crate) stp_flush: Vec<u32>,
     pub(crate) ageing_ms: u32,
     pub(crate) scratch: Vec<u8>,
     /// The latest time passed in (for spanning-tree timers started by configuration calls).
@@ -166,7 +174,7 @@ fn check_vid(vid: u16) -> Result<u16, ConfigError> {
 impl Bridge {
     /// A bridge with no ports. Allocates the forwarding table now.
     pub fn new(config: BridgeConfig) -> Self {
-        let stp = config.stp.map(|c| SpanningTree::new(c, 0));
+        let stp = config.stp.map(|c| Tree::new(c, 0));
         Self {
             switch_type: config.switch_type,
             ports: Vec::new(),
@@ -179,6 +187,7 @@ impl Bridge {
             vlan_stats: vec![VlanStats::default(); 4096].into_boxed_slice(),
             stp,
             stp_out: Vec::new(),
+            stp_flush: Vec::new(),
             ageing_ms: config.fdb.ageing_ms,
             scratch: Vec::new(),
             now: 0,
@@ -257,6 +266,7 @@ impl Bridge {
             self.ports.pop();
             self.hot.pop();
         }
+        self.sync_stp_states();
         Ok(port.cfg)
     }
 
@@ -287,8 +297,56 @@ impl Bridge {
         p.cfg.state = state;
         p.state = state;
         self.refresh_hot(id.0 as usize);
+        self.apply_link(id.0 as usize);
         self.sync_stp_states();
         Ok(())
+    }
+
+    /// Reports a port's link state (up or down, and the duplex RSTP uses to detect a
+    /// point-to-point link). A port whose link is down is `Disabled`; with the spanning tree
+    /// on, the tree sees the port disabled (RSTP) or loses it until the link is back (STP).
+    pub fn set_port_link(&mut self, id: PortId, link: Link) -> Result<(), ConfigError> {
+        self.port_mut(id)?.link = link;
+        self.apply_link(id.0 as usize);
+        self.sync_stp_states();
+        Ok(())
+    }
+
+    /// Tells the spanning tree port `i`'s link (down also while administratively disabled,
+    /// for RSTP).
+    fn apply_link(&mut self, i: usize) {
+        let Some(p) = self.ports.get(i).and_then(Option::as_ref) else {
+            return;
+        };
+        if !p.cfg.stp {
+            return;
+        }
+        let (link, cfg) = (p.link, Self::rstp_port(&p.cfg));
+        let admin_down = p.cfg.state == PortState::Disabled;
+        let (now, out) = (self.now, &mut self.stp_out);
+        let tx = &mut |p, b| out.push((p, b));
+        match self.stp.as_mut() {
+            Some(t @ Tree::Rstp(_)) => {
+                t.set_link(i, if admin_down { Link::Down } else { link }, now, tx)
+            }
+            Some(t @ Tree::Stp(_)) => match (link, t.role(i).is_some()) {
+                (Link::Down, true) => t.remove_port(i, now, tx),
+                (Link::HalfDuplex | Link::FullDuplex, false) => {
+                    t.add_port(i, i as u16 + 1, cfg, now, tx)
+                }
+                _ => {}
+            },
+            None => {}
+        }
+    }
+
+    fn rstp_port(c: &PortConfig) -> RstpPortConfig {
+        RstpPortConfig {
+            path_cost: c.path_cost,
+            admin_edge: c.stp_edge,
+            auto_edge: c.stp_auto_edge,
+            point_to_point: c.stp_point_to_point,
+        }
     }
 
     /// Hooks port `i` into flood lists, mirroring, the FDB limit and the spanning tree.
@@ -296,12 +354,12 @@ impl Bridge {
         let Some(p) = self.ports[i].as_ref() else {
             return;
         };
-        let (egress, mirror, limit, stp, cost) = (
+        let (egress, mirror, limit, stp, tree_cfg) = (
             p.cfg.vlan.egress.clone(),
             p.cfg.mirror,
             p.cfg.learn_limit,
             p.cfg.stp,
-            p.cfg.path_cost,
+            Self::rstp_port(&p.cfg),
         );
         for vid in egress.iter() {
             let entry = FloodEntry {
@@ -327,9 +385,10 @@ impl Bridge {
         self.refresh_hot(i);
         if let (Some(stp), true) = (self.stp.as_mut(), stp) {
             let out = &mut self.stp_out;
-            stp.add_port(i, i as u16 + 1, cost, self.now, &mut |p, b| {
+            stp.add_port(i, i as u16 + 1, tree_cfg, self.now, &mut |p, b| {
                 out.push((p, b))
             });
+            self.apply_link(i);
         }
         self.sync_stp_states();
     }
@@ -374,22 +433,30 @@ impl Bridge {
         h.max_len = p.max_len.map(|l| l as u32);
     }
 
-    /// Copies spanning-tree port states into the ports that take part.
+    /// Copies spanning-tree port states into the ports that take part, applies the flushes
+    /// the tree asked for and sets the ageing time it implies.
     pub(crate) fn sync_stp_states(&mut self) {
-        let Some(stp) = self.stp.as_ref() else { return };
-        for i in 0..self.ports.len() {
-            let state = stp.state(i);
-            if let Some(p) = self.ports[i].as_mut() {
-                if p.cfg.stp && p.cfg.state != PortState::Disabled {
-                    p.state = state;
-                }
-            }
+        if let Some(stp) = self.stp.as_mut() {
+            let flush = &mut self.stp_flush;
+            stp.drain_flushes(&mut |i| flush.push(i as u32));
+        }
+        if !self.stp_flush.is_empty() {
+            self.fdb.flush_dynamic_on(&self.stp_flush);
+            self.stp_flush.clear();
         }
         for i in 0..self.ports.len() {
+            let tree = self.stp.as_ref().map(|t| t.state(i));
+            if let Some(p) = self.ports[i].as_mut() {
+                p.state = match tree {
+                    _ if p.link == Link::Down => PortState::Disabled,
+                    Some(s) if p.cfg.stp && p.cfg.state != PortState::Disabled => s,
+                    _ => p.cfg.state,
+                };
+            }
             self.refresh_hot(i);
         }
         let Some(stp) = self.stp.as_ref() else { return };
-        let ageing = if stp.topology_change() {
+        let ageing = if stp.topology_change(self.now) {
             stp.forward_delay_ms().min(self.ageing_ms)
         } else {
             self.ageing_ms
@@ -527,7 +594,7 @@ impl Bridge {
     }
 
     /// The spanning tree, if enabled.
-    pub fn stp(&self) -> Option<&SpanningTree> {
+    pub fn stp(&self) -> Option<&Tree> {
         self.stp.as_ref()
     }
 

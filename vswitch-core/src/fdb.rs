@@ -626,6 +626,14 @@ impl Fdb {
         self.retain(|e| e.port != port || e.kind == EntryKind::Local)
     }
 
+    /// Removes every dynamic entry on any of `ports` in one pass (a spanning-tree flush).
+    pub fn flush_dynamic_on(&mut self, ports: &[u32]) -> usize {
+        if ports.is_empty() {
+            return 0;
+        }
+        self.retain(|e| e.kind != EntryKind::Dynamic || !ports.contains(&e.port))
+    }
+
     /// Removes every dynamic entry.
     pub fn flush_dynamic(&mut self) -> usize {
         self.retain(|e| e.kind != EntryKind::Dynamic)

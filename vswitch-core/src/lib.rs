@@ -34,7 +34,7 @@
 //! | [`port`] | [`port::PortConfig`], Hyper-V network and port kinds, security, mirroring, offload capabilities | `core` |
 //! | [`features`] | DHCP and router guard inspection, drop reasons, statistics | `core` |
 //! | [`offload`] | Internet checksum, TCP/UDP checksum insertion, [`offload::TcpSegmenter`] | `core` |
-//! | [`stp`] | BPDU encoding/decoding (STP, TCN, RST) and [`stp::SpanningTree`] | `core` (`alloc` for the tree) |
+//! | [`stp`] | BPDU encoding/decoding (STP, TCN, RST), [`stp::SpanningTree`] (STP) and [`stp::rstp::Rstp`] (RSTP) | `core` (`alloc` for the trees) |
 //! | [`fdb`] | [`fdb::Fdb`]: keyed-hash open-addressing table, IVL/SVL keys, kinds, aging, limits | `alloc` |
 //! | [`bridge`], [`batch`] | [`Bridge`] and its batch data path | `alloc` |
 //!
@@ -71,9 +71,11 @@
 //! - **Offloads.** A frame marked with a pending checksum or an LSO MSS is passed on as is to
 //!   a port that advertises the capability, and finished in software (checksum filled, TCP
 //!   segmented) for a port that does not.
-//! - **Spanning tree** (optional, [`stp`]): 802.1D port states and roles, BPDUs consumed on
-//!   participating ports and dropped on the others; a topology change shortens aging to the
-//!   forward delay.
+//! - **Spanning tree** (optional, [`stp`]): 802.1D-1998 STP or 802.1D-2004 RSTP per bridge
+//!   ([`stp::StpConfig::protocol`]); BPDUs consumed on participating ports and dropped on the
+//!   others. With STP a topology change shortens aging to the forward delay; with RSTP it
+//!   flushes the learned entries of the affected ports at once (and shortens aging while an
+//!   802.1D neighbour takes part). [`Bridge::set_port_link`] reports links going down and up.
 //!
 //! ## Performance
 //!

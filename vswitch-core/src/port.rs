@@ -3,6 +3,7 @@
 //! mirroring, offload capabilities and forwarding knobs.
 
 use crate::frame::{EtherType, MacAddr};
+use crate::stp::PointToPoint;
 use crate::vlan::{VlanConfig, VlanSet, DEFAULT_VID};
 
 /// A port handle. Indices of removed ports are reused by later [`crate::Bridge::add_port`]s.
@@ -165,6 +166,13 @@ pub struct PortConfig {
     pub stp: bool,
     /// STP path cost of this port.
     pub path_cost: u32,
+    /// RSTP AdminEdge: the port starts as an edge port, forwarding at once, until it hears a
+    /// BPDU.
+    pub stp_edge: bool,
+    /// RSTP AutoEdge: the port becomes an edge port when it hears no BPDU for the edge delay.
+    pub stp_auto_edge: bool,
+    /// RSTP adminPointToPointMAC: rapid agreement needs a point-to-point link.
+    pub stp_point_to_point: PointToPoint,
     /// Administrative state; with STP on, the spanning tree drives participating ports.
     pub state: PortState,
 }
@@ -188,6 +196,9 @@ impl PortConfig {
             offloads: PortOffloads::default(),
             stp: false,
             path_cost: 2,
+            stp_edge: false,
+            stp_auto_edge: true,
+            stp_point_to_point: PointToPoint::Auto,
             state: PortState::Forwarding,
         }
     }

@@ -1,18 +1,33 @@
 //! Spanning tree: 802.1D configuration and TCN BPDUs, RSTP (802.1w / 802.1D-2004) RST BPDUs,
-//! and the 802.1D-1998 port state machine, so that a loop through uplinks is cut.
+//! the 802.1D-1998 port state machine ([`SpanningTree`]) and the 802.1D-2004 clause-17 rapid
+//! spanning tree ([`rstp::Rstp`]), so that a loop through uplinks is cut.
 //!
 //! BPDUs are LLC frames (802.3 length field, DSAP/SSAP 0x42, control 0x03) to
-//! 01-80-C2-00-00-00. Times on the wire are in 1/256 s; [`SpanningTree`] keeps milliseconds.
+//! 01-80-C2-00-00-00. Times on the wire are in 1/256 s; the machines keep milliseconds and
+//! take the caller's clock in every call.
 //!
-//! The state machine is the classic one (Blocking → Listening → Learning → Forwarding with
-//! the forward delay between steps; root and designated port selection from priority
-//! vectors; message-age expiry; topology-change notification and acknowledgement; the hold
-//! timer). RST BPDUs are decoded and their priority vector is used like a configuration
-//! BPDU's; RSTP's proposal/agreement handshake (fast transitions) is not implemented, so an
-//! RSTP neighbour sees a bridge that converges at 802.1D speed.
+//! [`StpConfig::protocol`] chooses the machine a bridge runs ([`Tree`] holds either):
+//!
+//! - **STP** ([`SpanningTree`]): the classic machine (Blocking → Listening → Learning →
+//!   Forwarding with the forward delay between steps; root and designated port selection from
+//!   priority vectors; message-age expiry; topology-change notification and acknowledgement;
+//!   the hold timer). RST BPDUs are read like configuration BPDUs, so an RSTP neighbour sees
+//!   an 802.1D bridge.
+//! - **RSTP** ([`rstp::Rstp`]): port roles (root, designated, alternate, backup, disabled),
+//!   discarding / learning / forwarding, edge ports (admin and automatic), point-to-point
+//!   links, the proposal / agreement handshake with sync, immediate alternate-port failover,
+//!   TC propagation with per-port flushes, and fallback to 802.1D BPDUs on a port that hears
+//!   them.
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
+
+#[cfg(feature = "alloc")]
+pub mod rstp;
+#[cfg(feature = "alloc")]
+mod tree;
+#[cfg(feature = "alloc")]
+pub use tree::Tree;
 
 use zerocopy::byteorder::big_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -289,9 +304,60 @@ impl Bpdu {
     }
 }
 
+/// A port role (802.1D-2004 17.7). The STP machine reports the roles its port states imply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortRole {
+    /// Not in the active topology (link down or administratively disabled).
+    Disabled,
+    /// The port towards the root.
+    Root,
+    /// The port that serves its link for the tree.
+    Designated,
+    /// A blocked port offering another path to the root.
+    Alternate,
+    /// A blocked port backing up another port of this bridge on a shared link.
+    Backup,
+}
+
+/// adminPointToPointMAC (802.1D-2004 6.4.3): whether the port's link joins just two bridges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PointToPoint {
+    /// Point-to-point when the link is full duplex.
+    #[default]
+    Auto,
+    /// Always point-to-point.
+    ForceTrue,
+    /// Never point-to-point (a shared medium): no rapid agreement.
+    ForceFalse,
+}
+
+/// A port's MAC operational state, as the caller learns it from the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Link {
+    /// Down: the port is disabled for the spanning tree.
+    Down,
+    /// Up, half duplex.
+    HalfDuplex,
+    /// Up, full duplex.
+    #[default]
+    FullDuplex,
+}
+
+/// Which spanning-tree protocol a bridge runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum StpProtocol {
+    /// 802.1D-1998 STP ([`SpanningTree`]).
+    #[default]
+    Stp,
+    /// 802.1D-2004 RSTP ([`rstp::Rstp`]), falling back to STP per port.
+    Rstp,
+}
+
 /// Bridge-wide spanning-tree parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StpConfig {
+    /// The protocol.
+    pub protocol: StpProtocol,
     /// Bridge priority (default 32768).
     pub priority: u16,
     /// The bridge's MAC (bridge identifier and BPDU source).
@@ -305,14 +371,23 @@ pub struct StpConfig {
 }
 
 impl StpConfig {
-    /// 802.1D defaults for a bridge with this MAC.
+    /// 802.1D defaults for an STP bridge with this MAC.
     pub fn new(mac: MacAddr) -> Self {
         Self {
+            protocol: StpProtocol::Stp,
             priority: 32768,
             mac,
             hello_ms: 2000,
             max_age_ms: 20_000,
             forward_delay_ms: 15_000,
+        }
+    }
+
+    /// 802.1D-2004 defaults for an RSTP bridge with this MAC.
+    pub fn rstp(mac: MacAddr) -> Self {
+        Self {
+            protocol: StpProtocol::Rstp,
+            ..Self::new(mac)
         }
     }
 }
@@ -423,6 +498,19 @@ impl SpanningTree {
     }
     fn port(&self, i: usize) -> Option<&StpPort> {
         self.ports.get(i).and_then(Option::as_ref)
+    }
+    /// The role port `i`'s state implies.
+    pub fn role(&self, i: usize) -> Option<PortRole> {
+        let p = self.port(i)?;
+        Some(if p.state == PortState::Disabled {
+            PortRole::Disabled
+        } else if self.root_port == Some(i) {
+            PortRole::Root
+        } else if self.is_designated(i) {
+            PortRole::Designated
+        } else {
+            PortRole::Alternate
+        })
     }
 
     /// Adds port `i` with 802.1D port number `number` (priority 0x80) and `path_cost`. It
