@@ -1,6 +1,8 @@
 //! Arbitrary frames on arbitrary ports of an arbitrarily configured bridge: never a panic, the
 //! forwarding table never exceeds its capacity, global learn limit or any port's limit, and
 //! every transmit action names a live port (or the local pseudo-port) and a frame of the batch.
+//! With a spanning tree (STP or RSTP), structured BPDU sequences and link changes drive it; an
+//! RSTP port whose role is alternate, backup or disabled never forwards.
 //!
 //! Run: `cd vswitch-core/fuzz && cargo +nightly fuzz run bridge seeds/bridge`
 
@@ -12,7 +14,7 @@ use vswitch_core::batch::Offload;
 use vswitch_core::fdb::{EntryKind, FdbConfig};
 use vswitch_core::frame::{EtherType, MacAddr};
 use vswitch_core::port::{MirrorMode, PortState};
-use vswitch_core::stp::StpConfig;
+use vswitch_core::stp::{Bpdu, BridgeId, ConfigBpdu, Link, PointToPoint, PortRole, StpConfig};
 use vswitch_core::vlan::{AcceptableFrames, VlanConfig, VlanSet};
 use vswitch_core::{Bridge, BridgeConfig, HashKey, PortConfig, PortId, RxFrame, TxBatch};
 
@@ -35,6 +37,9 @@ struct PortSpec {
     mirror: u8,
     offloads: (bool, bool),
     stp: bool,
+    edge: bool,
+    auto_edge: bool,
+    p2p: u8,
     state: u8,
     acceptable: u8,
     filtering: bool,
@@ -80,6 +85,13 @@ impl PortSpec {
         c.offloads.checksum = self.offloads.0;
         c.offloads.lso = self.offloads.1;
         c.stp = self.stp;
+        c.stp_edge = self.edge;
+        c.stp_auto_edge = self.auto_edge;
+        c.stp_point_to_point = [
+            PointToPoint::Auto,
+            PointToPoint::ForceTrue,
+            PointToPoint::ForceFalse,
+        ][usize::from(self.p2p % 3)];
         c.state = [
             PortState::Forwarding,
             PortState::Learning,
@@ -100,6 +112,43 @@ enum Op {
     RemovePort(u8),
     Static(u16, [u8; 6], u8, u8),
     Fid(u16, u16),
+    Link(u8, u8),
+    Bpdu(BpduSpec),
+}
+
+/// A BPDU built field by field, so the fuzzer reaches the spanning tree's states quickly.
+#[derive(Arbitrary, Debug)]
+struct BpduSpec {
+    port: u8,
+    kind: u8,
+    flags: u8,
+    root: (u16, u8),
+    cost: u32,
+    bridge: (u16, u8),
+    port_id: u16,
+    times: [u16; 4],
+}
+
+impl BpduSpec {
+    fn bpdu(&self) -> Bpdu {
+        let id = |(prio, m): (u16, u8)| BridgeId::new(prio, MacAddr([2, 0, 0, 0, 0, m]));
+        let c = ConfigBpdu {
+            flags: self.flags,
+            root: id(self.root),
+            root_path_cost: self.cost,
+            bridge: id(self.bridge),
+            port: self.port_id,
+            message_age: self.times[0],
+            max_age: self.times[1],
+            hello_time: self.times[2],
+            forward_delay: self.times[3],
+        };
+        match self.kind % 3 {
+            0 => Bpdu::Config(c),
+            1 => Bpdu::Tcn,
+            _ => Bpdu::Rst(c),
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -107,7 +156,8 @@ struct Input {
     capacity: u8,
     learn_limit: u8,
     ageing: u16,
-    stp: bool,
+    /// 0: no spanning tree, 1: STP, 2: RSTP.
+    stp: u8,
     ports: Vec<PortSpec>,
     ops: Vec<Op>,
 }
@@ -122,6 +172,17 @@ fn check(br: &Bridge, cfg: &FdbConfig) {
             assert!(fdb.port_len(p.0) <= limit);
         }
     }
+    if let Some(rstp) = br.stp().and_then(|t| t.rstp()) {
+        for p in br.ports() {
+            let i = p.0 as usize;
+            if matches!(
+                rstp.role(i),
+                Some(PortRole::Alternate | PortRole::Backup | PortRole::Disabled)
+            ) {
+                assert_ne!(rstp.state(i), PortState::Forwarding);
+            }
+        }
+    }
 }
 
 fuzz_target!(|input: Input| {
@@ -132,9 +193,12 @@ fuzz_target!(|input: Input| {
     };
     let mut cfg = BridgeConfig::new(HashKey::from_seed(7));
     cfg.fdb = fdb;
-    cfg.stp = input
-        .stp
-        .then(|| StpConfig::new(MacAddr([2, 0, 0, 0, 0, 1])));
+    let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+    cfg.stp = match input.stp % 3 {
+        0 => None,
+        1 => Some(StpConfig::new(mac)),
+        _ => Some(StpConfig::rstp(mac)),
+    };
     let mut br = Bridge::new(cfg);
     for p in input.ports.iter().take(8) {
         let _ = br.add_port(p.config());
@@ -196,6 +260,19 @@ fuzz_target!(|input: Input| {
             }
             Op::Fid(vid, fid) => {
                 let _ = br.set_fid(*vid, *fid);
+            }
+            Op::Link(p, link) => {
+                let link = [Link::Down, Link::HalfDuplex, Link::FullDuplex][usize::from(*link % 3)];
+                let _ = br.set_port_link(PortId(u32::from(*p % 10)), link);
+            }
+            Op::Bpdu(spec) => {
+                let mut frame = [0u8; 64];
+                let n = spec
+                    .bpdu()
+                    .emit_frame(MacAddr([2, 0, 0, 0, 0, 9]), &mut frame)
+                    .unwrap();
+                let rx = [RxFrame::new(PortId(u32::from(spec.port % 10)), &frame[..n])];
+                br.process(&rx, now, &mut out);
             }
         }
         check(&br, &fdb);
