@@ -8,8 +8,9 @@
 //! * SSE usable (`CR4.OSFXSR`, `CR4.OSXMMEXCPT`), so the compiler's SSE code runs.
 //! * `rsp` points at a stack in guest RAM, aligned as if `_start` had been called.
 //! * `rip` is `_start`, the ELF entry point; the image lives at 1 MiB (see `link.ld`).
-//! * `rdi` holds the scenario number ([`Scenario`]) and `rsi` the number of exit-probe port
-//!   writes (the System V argument registers, so `_start` reads them as its arguments).
+//! * `rdi` holds the scenario number ([`Scenario`]), `rsi` the number of exit-probe port
+//!   writes and `rdx` the network role (0 none, 1 A, 2 B; see [`net`]) — the System V
+//!   argument registers, so `_start` reads them as its arguments.
 //!
 //! On the `kvm_pvm` KVM variant these machines have, this guest never enters PVM's native
 //! mode: KVM runs it instruction by instruction in its in-kernel emulator (≈1.5 µs per
@@ -41,6 +42,7 @@ mod heap;
 mod hyperv;
 mod interrupts;
 mod mem;
+mod net;
 mod pm;
 mod serial;
 mod storage;
@@ -94,7 +96,7 @@ impl Scenario {
 // point. Nothing else defines `_start` in this freestanding binary, so there is no clash.
 #[allow(unsafe_code)]
 #[no_mangle]
-pub extern "C" fn _start(scenario: u64, probe_writes: u64) -> ! {
+pub extern "C" fn _start(scenario: u64, probe_writes: u64, net_role: u64) -> ! {
     Serial::com1().init();
     let scenario = Scenario::from_register(scenario)
         .unwrap_or_else(|| panic!("unknown scenario {scenario:#x}"));
@@ -111,6 +113,7 @@ pub extern "C" fn _start(scenario: u64, probe_writes: u64) -> ! {
     ));
     negative(scenario, &mut calls);
     let mut bus = vmbus::Vmbus::new(calls);
+    bus.set_net_role(net_role);
     if scenario == Scenario::GpadlOutsideRam {
         bus.probe_gpadl_outside_ram();
     }

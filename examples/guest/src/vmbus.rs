@@ -51,6 +51,20 @@ static STORAGE_RING: RingBuffer =
 
 type Ring = FlatRingMemory<&'static [AtomicU64]>;
 
+/// The network channel's ring buffer.
+static NET_RING: RingBuffer =
+    RingBuffer([const { AtomicU64::new(0) }; RING_PAGES * WORDS_PER_PAGE]);
+
+/// The network channel while it opens: its ring and receive-buffer GPADLs (and whether each
+/// was created).
+#[derive(Clone, Copy)]
+struct NetOffer {
+    relid: u32,
+    connection_id: u32,
+    ring_gpadl: (u32, bool),
+    recv_gpadl: (u32, bool),
+}
+
 /// The storage channel while it opens.
 #[derive(Clone, Copy)]
 struct StorageOffer {
@@ -104,6 +118,10 @@ pub struct Vmbus {
     /// The negative GPADL scenario: `Some(None)` until the probe GPADL is sent, then its id.
     bad_gpadl: Option<Option<u32>>,
     storage: Option<StorageOffer>,
+    /// The network role (0: no network, 1: A, 2: B) and the adapter.
+    net_role: u64,
+    net_offer: Option<NetOffer>,
+    net: Option<crate::net::NetDriver>,
 }
 
 impl Vmbus {
@@ -128,6 +146,9 @@ impl Vmbus {
             stats: Stats::default(),
             bad_gpadl: None,
             storage: None,
+            net_role: 0,
+            net_offer: None,
+            net: None,
         }
     }
 
@@ -135,6 +156,11 @@ impl Vmbus {
     /// (1 TiB up) and check that the host refuses it with GPADL_CREATED's failure status.
     pub fn probe_gpadl_outside_ram(&mut self) {
         self.bad_gpadl = Some(None);
+    }
+
+    /// Brings up the network adapter in `role` (1: A pings, 2: B answers) when one is offered.
+    pub fn set_net_role(&mut self, role: u64) {
+        self.net_role = role;
     }
 
     /// What the driver did so far.
@@ -195,6 +221,9 @@ impl Vmbus {
                     return action;
                 }
             }
+            if let Some(net) = self.net.as_mut() {
+                busy |= net.poll(&mut self.calls);
+            }
             if !busy {
                 interrupts::wait();
             }
@@ -240,6 +269,36 @@ impl Vmbus {
 
     fn on_offer(&mut self, offer: &vmbus_ring::channel::messages::Offer) {
         let relid = offer.child_relid.get();
+        if offer.if_type == vmbus_ring::netvsc::NIC_INTERFACE && self.net_role != 0 {
+            let first = NET_RING.0.as_ptr() as u64 >> 12;
+            let ring: Vec<u64> = (0..RING_PAGES as u64).map(|i| first + i).collect();
+            let (first, pages) = crate::net::recv_buffer_pfns();
+            let recv: Vec<u64> = (0..pages as u64).map(|i| first + i).collect();
+            let mut messages = Vec::new();
+            let mut gpadl = |pfns: &[u64]| {
+                let (id, m) = self
+                    .client
+                    .create_gpadl(relid, pfns)
+                    .unwrap_or_else(|e| panic!("cannot describe a network GPADL: {e}"));
+                messages.extend(m);
+                id
+            };
+            let (ring_gpadl, recv_gpadl) = (gpadl(&ring), gpadl(&recv));
+            self.net_offer = Some(NetOffer {
+                relid,
+                connection_id: offer.connection_id.get(),
+                ring_gpadl: (ring_gpadl, false),
+                recv_gpadl: (recv_gpadl, false),
+            });
+            say(format_args!(
+                "vmbus: synthetic network adapter offered (relid {})",
+                Dec(relid.into())
+            ));
+            for m in &messages {
+                self.post(m);
+            }
+            return;
+        }
         if offer.if_type == vmbus_ring::storvsc::SCSI_INTERFACE {
             let first = STORAGE_RING.0.as_ptr() as u64 >> 12;
             let pfns: Vec<u64> = (0..RING_PAGES as u64).map(|i| first + i).collect();
@@ -301,6 +360,23 @@ impl Vmbus {
     }
 
     fn on_gpadl_created(&mut self, gpadl_id: u32, status: u32) {
+        if let Some(n) = self.net_offer.as_mut() {
+            if n.ring_gpadl.0 == gpadl_id || n.recv_gpadl.0 == gpadl_id {
+                assert!(status == 0, "the host refused a network GPADL: {status:#x}");
+                if n.ring_gpadl.0 == gpadl_id {
+                    n.ring_gpadl.1 = true;
+                } else {
+                    n.recv_gpadl.1 = true;
+                }
+                if n.ring_gpadl.1 && n.recv_gpadl.1 {
+                    let open = self
+                        .client
+                        .open_channel(n.relid, n.ring_gpadl.0, DOWNSTREAM, 0);
+                    self.post(&open);
+                }
+                return;
+            }
+        }
         if let Some(st) = self.storage.filter(|st| st.gpadl_id == gpadl_id) {
             assert!(
                 status == 0,
@@ -334,6 +410,26 @@ impl Vmbus {
     }
 
     fn on_opened(&mut self, relid: u32, status: u32) {
+        if let Some(n) = self.net_offer.filter(|n| n.relid == relid) {
+            assert!(
+                status == 0,
+                "the host refused to open the network channel: {status:#x}"
+            );
+            let words: &'static [AtomicU64] = &NET_RING.0;
+            let (tx, rx) = FlatRingMemory::split_pair(words, DOWNSTREAM)
+                .unwrap_or_else(|e| panic!("ring layout: {e}"));
+            let writer = RingWriter::new(tx).unwrap_or_else(|e| panic!("ring: {e}"));
+            let reader = RingReader::new(rx).unwrap_or_else(|e| panic!("ring: {e}"));
+            self.net = Some(crate::net::NetDriver::start(
+                &mut self.calls,
+                n.connection_id,
+                writer,
+                reader,
+                n.recv_gpadl.0,
+                self.net_role,
+            ));
+            return;
+        }
         if let Some(st) = self.storage.filter(|st| st.relid == relid) {
             assert!(
                 status == 0,

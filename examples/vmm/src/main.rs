@@ -26,6 +26,7 @@ mod kvm;
 mod layout;
 mod long_mode;
 mod memory;
+mod net;
 mod regs;
 mod storage;
 mod tick;
@@ -35,6 +36,7 @@ use std::error::Error;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use devices::pm::{PowerOff, POWER_OFF_PORT};
 use devices::serial::{Serial, COM1_BASE, PORT_COUNT};
@@ -79,6 +81,9 @@ options:
                          default 1); at shutdown keep it, or with --merge merge it back.
                          With a disk, standard input takes host commands:
                          `snapshot [child.avhd]` snapshots the running disk now
+  --net                  run two built-in guests at once, each with a synthetic network
+                         adapter on one vswitch-core switch; guest a pings guest b
+  --vlans <a>,<b>        the two adapters' access VLANs (implies --net; default 1,1)
   --guest <path>         boot this ELF64 executable instead of the built-in test guest
   --no-irqchip           do not create KVM's in-kernel interrupt controller; a guest `hlt`
                          then stops the VM with an error instead of sleeping
@@ -103,6 +108,8 @@ struct Options {
     scenario: u64,
     disk: Option<PathBuf>,
     snapshot: Option<storage::snapshot::SnapshotPlan>,
+    /// Run two guests on one switch (`--net`), their ports on these access VLANs.
+    net: Option<(u16, u16)>,
 }
 
 /// The negative scenarios of the built-in guest, by name (the guest's `Scenario` numbers).
@@ -152,6 +159,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
         scenario: 0,
         disk: None,
         snapshot: None,
+        net: None,
     };
     let mut kvp_given = false;
     let (mut snapshot_after, mut merge) = (None, false);
@@ -237,6 +245,22 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
                     })?;
             }
             "--disk" => options.disk = Some(PathBuf::from(value("--disk")?)),
+            "--net" if inline.is_none() => {
+                options.net.get_or_insert((1, 1));
+            }
+            "--vlans" => {
+                let value = value("--vlans")?;
+                let pair = value
+                    .to_str()
+                    .and_then(|v| v.split_once(','))
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .filter(|&(a, b): &(u16, u16)| (1..4095).contains(&a) && (1..4095).contains(&b))
+                    .ok_or(UsageError::BadValue {
+                        option: "--vlans",
+                        value,
+                    })?;
+                options.net = Some(pair);
+            }
             "--snapshot" => {
                 let child = PathBuf::from(value("--snapshot")?);
                 let plan = options
@@ -332,8 +356,71 @@ impl VmmError {
     }
 }
 
+/// Which VM of a run this is.
+struct VmIdentity {
+    timeline: Timeline,
+    /// The network adapter: switch, MAC, access VLAN, the guest's role (1: a, 2: b).
+    net: Option<(Arc<net::Hub>, [u8; 6], u16, u64)>,
+    /// Drive the 5 ms service tick with a process timer (one VM per process only).
+    own_tick: bool,
+}
+
 /// Boots the guest and runs it to power-off; returns the guest's exit status.
 fn run(options: &Options) -> Result<u8, VmmError> {
+    run_vm(
+        options,
+        VmIdentity {
+            timeline: Timeline::new(),
+            net: None,
+            own_tick: true,
+        },
+    )
+}
+
+/// Two guests on one switch, each VM on its own thread; returns the worse exit status.
+fn run_pair(options: &Options, vlans: (u16, u16)) -> Result<u8, VmmError> {
+    let hub = Arc::new(net::Hub::new());
+    let timeline = Timeline::new();
+    timeline.host(format_args!(
+        "network: one vswitch-core switch, guest a on access VLAN {}, guest b on access VLAN {}",
+        vlans.0, vlans.1
+    ));
+    let spawn = |name: &'static str, last: u8, vlan: u16, role: u64| {
+        let identity = VmIdentity {
+            timeline: timeline.named(name),
+            net: Some((hub.clone(), [0x02, 0, 0, 0, 0, last], vlan, role)),
+            own_tick: false,
+        };
+        let options = options.clone();
+        std::thread::Builder::new()
+            .name(format!("vm-{name}"))
+            .spawn(move || run_vm(&options, identity))
+    };
+    let spawned = (spawn("a", 0x0a, vlans.0, 1), spawn("b", 0x0b, vlans.1, 2));
+    let (Ok(a), Ok(b)) = spawned else {
+        return Err(VmmError::Tick(std::io::Error::other(
+            "cannot start the VM threads",
+        )));
+    };
+    use std::os::unix::thread::JoinHandleExt;
+    let threads = [a.as_pthread_t(), b.as_pthread_t()];
+    tick::kick_threads(&threads, std::time::Duration::from_millis(5), || {
+        a.is_finished() && b.is_finished()
+    })
+    .map_err(VmmError::Tick)?;
+    let join = |h: std::thread::JoinHandle<Result<u8, VmmError>>| {
+        h.join().unwrap_or_else(|_| {
+            Err(VmmError::Tick(std::io::Error::other(
+                "a VM thread panicked",
+            )))
+        })
+    };
+    let (ra, rb) = (join(a), join(b));
+    Ok(ra?.max(rb?))
+}
+
+/// Boots one guest and runs it to power-off; returns the guest's exit status.
+fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
     let file;
     let bytes = match &options.guest {
         Some(path) => {
@@ -352,7 +439,7 @@ fn run(options: &Options) -> Result<u8, VmmError> {
     image.load(&memory, layout::image_region(mem_size))?;
     long_mode::write_boot_structures(&memory)?;
 
-    let timeline = Timeline::new();
+    let timeline = identity.timeline;
     let mut hyperv = HyperV::new(
         options.trace,
         timeline,
@@ -387,6 +474,20 @@ fn run(options: &Options) -> Result<u8, VmmError> {
             (blocks * 512) >> 20
         ));
     }
+    let mut net_role = 0;
+    if let Some((hub, mac, vlan, role)) = &identity.net {
+        let port = hub
+            .add_port(*mac, *vlan)
+            .ok_or_else(|| VmmError::Tick(std::io::Error::other("the switch refused a port")))?;
+        hyperv
+            .vmbus
+            .attach_nic(net::netvsp::NetChannel::new(*mac, hub.clone(), port));
+        net_role = *role;
+        timeline.host(format_args!(
+            "network: adapter {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on switch port {}, access VLAN {vlan}",
+            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], port.0
+        ));
+    }
     if options.disk.is_some() {
         // Host commands (`snapshot [CHILD.avhd]`) from standard input, one per line.
         let (tx, rx) = std::sync::mpsc::channel();
@@ -415,7 +516,7 @@ fn run(options: &Options) -> Result<u8, VmmError> {
     ))?;
     // The built-in guest's arguments (System V: rdi, rsi): the scenario and the probe count.
     let mut regs = vm.general_registers()?;
-    (regs.rdi, regs.rsi) = (options.scenario, options.probe);
+    (regs.rdi, regs.rsi, regs.rdx) = (options.scenario, options.probe, net_role);
     vm.set_general_registers(&regs)?;
     timeline.host(format_args!(
         "vm created: {} MiB ram, guest entry {:#x}, Hyper-V cpuid leaves 0x40000000-{:#x}, no KVM signature",
@@ -448,7 +549,11 @@ fn run(options: &Options) -> Result<u8, VmmError> {
     )?;
     bus.register(POWER_OFF_PORT, 1, Box::new(PowerOff))?;
 
-    let _tick = tick::Tick::start(std::time::Duration::from_millis(5)).map_err(VmmError::Tick)?;
+    let _tick = if identity.own_tick {
+        Some(tick::Tick::start(std::time::Duration::from_millis(5)).map_err(VmmError::Tick)?)
+    } else {
+        None
+    };
     let (status, stats) = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
     hyperv.vmbus.finish_snapshot(&timeline);
     if let Some(storage) = hyperv.vmbus.storage_mut() {
@@ -481,6 +586,21 @@ fn run(options: &Options) -> Result<u8, VmmError> {
                 )),
                 Err(e) => timeline.host(format_args!("measured: host baseline failed: {e}")),
             }
+        }
+    }
+    if let Some(n) = hyperv.vmbus.net() {
+        let (rx, tx, dropped) = n.switch_counters();
+        let s = n.stats;
+        timeline.host(format_args!(
+            "network: {} frames from the guest, {} to it, {} control messages; switch port {}: {rx} received, {tx} transmitted, {dropped} dropped",
+            s.frames_out, s.frames_in, s.control, n.port().0
+        ));
+        if let Some((first, last)) = s.exits.filter(|_| s.frames_out + s.frames_in > 0) {
+            timeline.host(format_args!(
+                "measured: network: {:.1} exits per frame ({} frames)",
+                (last - first) as f64 / (s.frames_out + s.frames_in) as f64,
+                s.frames_out + s.frames_in
+            ));
         }
     }
     summary(&timeline, &hyperv, &stats);
@@ -555,7 +675,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
+    let result = match options.net {
+        Some(vlans) => run_pair(&options, vlans),
+        None => run(&options),
+    };
+    match result {
         Ok(0) => ExitCode::SUCCESS,
         Ok(status) => {
             eprintln!("vmm: the guest powered off with failure status {status}");
@@ -604,6 +728,7 @@ mod tests {
                 scenario: 0,
                 disk: None,
                 snapshot: None,
+                net: None,
             })
         );
     }

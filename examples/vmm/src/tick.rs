@@ -37,6 +37,33 @@ impl Tick {
     }
 }
 
+/// Wakes the vCPU threads of a multi-VM run: every `period`, a SIGALRM to each thread (so each
+/// one's `KVM_RUN` returns and its VM services VMBus), until `done` says all have finished.
+pub fn kick_threads(
+    threads: &[libc::pthread_t],
+    period: Duration,
+    done: impl Fn() -> bool,
+) -> io::Result<()> {
+    // SAFETY: `sigaction` is plain data; zeroed is a valid starting value (empty mask, no
+    // flags).
+    let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+    action.sa_sigaction = on_alarm as *const () as libc::sighandler_t;
+    // SAFETY: installs a handler that does nothing (async-signal-safe); `action` is a valid,
+    // zeroed sigaction with only the handler set.
+    if unsafe { libc::sigaction(libc::SIGALRM, &action, core::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    while !done() {
+        std::thread::sleep(period);
+        for &t in threads {
+            // SAFETY: `t` is a live thread of this process (its JoinHandle is held by the
+            // caller until `done`); a failed kill of an exiting thread is harmless.
+            unsafe { libc::pthread_kill(t, libc::SIGALRM) };
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Tick {
     fn drop(&mut self) {
         // Stopping can only fail for invalid arguments, which zero is not.

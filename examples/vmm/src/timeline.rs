@@ -8,6 +8,8 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub struct Timeline {
     start: Instant,
+    /// The VM's name when several run (its lines read `host[a]:` and `[a] viridian guest:`).
+    name: Option<&'static str>,
 }
 
 impl Timeline {
@@ -15,6 +17,7 @@ impl Timeline {
     pub fn new() -> Self {
         Self {
             start: Instant::now(),
+            name: None,
         }
     }
 
@@ -23,12 +26,22 @@ impl Timeline {
         self.start
     }
 
+    /// The same clock for the VM called `name`.
+    pub fn named(self, name: &'static str) -> Self {
+        Self {
+            name: Some(name),
+            ..self
+        }
+    }
+
     /// Prints one host line.
     pub fn host(&self, args: Arguments<'_>) {
         let ms = self.start.elapsed().as_secs_f64() * 1e3;
         let mut out = std::io::stdout().lock();
-        // Nothing sensible to do if stdout is gone; the exit status still tells.
-        let _ = writeln!(out, "[{ms:>9.3} ms] host: {args}");
+        let _ = match self.name {
+            Some(name) => writeln!(out, "[{ms:>9.3} ms] host[{name}]: {args}"),
+            None => writeln!(out, "[{ms:>9.3} ms] host: {args}"),
+        };
         let _ = out.flush();
     }
 }
@@ -57,7 +70,10 @@ impl std::io::Write for GuestConsole {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let ms = self.timeline.start.elapsed().as_secs_f64() * 1e3;
         let mut out = std::io::stdout().lock();
-        write!(out, "[{ms:>9.3} ms] ")?;
+        match self.timeline.name {
+            Some(name) => write!(out, "[{ms:>9.3} ms] [{name}] ")?,
+            None => write!(out, "[{ms:>9.3} ms] ")?,
+        }
         out.write_all(buf)?;
         Ok(buf.len())
     }

@@ -25,6 +25,7 @@ use vmbus_ring::packet::{PacketKind, PacketRepr};
 use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
 
 use crate::memory::GuestMemory;
+use crate::net::netvsp::NetChannel;
 use crate::storage::snapshot::{self, SnapshotPlan};
 use crate::storage::storvsp::StorageChannel;
 use crate::storage::VmDisk;
@@ -79,6 +80,13 @@ struct StorageSlot {
     snapshot: Option<(SnapshotPlan, bool)>,
 }
 
+/// The synthetic network adapter's channel.
+struct NetSlot {
+    relid: u32,
+    channel: NetChannel,
+    open: Option<OpenRing>,
+}
+
 #[derive(Clone, Copy)]
 struct OpenRing {
     gpadl_id: u32,
@@ -101,6 +109,7 @@ pub struct VmbusHost {
     kvp_started: bool,
     shutdown_requested: bool,
     storage: Option<StorageSlot>,
+    net: Option<NetSlot>,
     /// Host commands typed on the VMM's standard input (see [`VmbusHost::command`]).
     pub commands: Option<std::sync::mpsc::Receiver<String>>,
     /// What happened, for the summary.
@@ -161,6 +170,7 @@ impl VmbusHost {
             kvp_started: false,
             shutdown_requested: false,
             storage: None,
+            net: None,
             commands: None,
             stats: VmbusStats::default(),
         }
@@ -191,6 +201,29 @@ impl VmbusHost {
             snapshot: snapshot.map(|p| (p, false)),
         });
         Some(relid)
+    }
+
+    /// Offers a synthetic network adapter (before the guest connects).
+    pub fn attach_nic(&mut self, channel: NetChannel) -> Option<u32> {
+        let instance = Guid::from_fields(0x7669_7269, 0x6469, 0x616e, 0x4e49_4300u64.to_be_bytes());
+        let spec = OfferSpec {
+            if_type: vmbus_ring::netvsc::NIC_INTERFACE,
+            if_instance: instance,
+            flags: 0,
+            user_def: [0; 120],
+        };
+        let relid = self.server.add_offer(spec).0?;
+        self.net = Some(NetSlot {
+            relid,
+            channel,
+            open: None,
+        });
+        Some(relid)
+    }
+
+    /// The network channel, if an adapter is attached.
+    pub fn net(&self) -> Option<&NetChannel> {
+        self.net.as_ref().map(|n| &n.channel)
     }
 
     /// The storage channel, mutably (to flush its disk at the end).
@@ -289,6 +322,11 @@ impl VmbusHost {
 
     /// The relid of the open channel whose event connection is `connection_id`.
     pub fn channel_of(&self, connection_id: u32) -> Option<u32> {
+        if let Some(n) = &self.net {
+            if n.open.is_some_and(|o| o.connection_id == connection_id) {
+                return Some(n.relid);
+            }
+        }
         if let Some(s) = &self.storage {
             if s.open.is_some_and(|o| o.connection_id == connection_id) {
                 return Some(s.relid);
@@ -340,9 +378,14 @@ impl VmbusHost {
                 self.act(action, now, memory, vp, interrupts, timeline, exits);
             }
         }
+        let net_relid = self.net.as_ref().map(|n| n.relid);
         for relid in std::mem::take(&mut self.signaled) {
-            self.drain(relid, now, memory, vp, interrupts, timeline, exits);
+            if Some(relid) != net_relid {
+                self.drain(relid, now, memory, vp, interrupts, timeline, exits);
+            }
         }
+        // The network channel also delivers frames other VMs sent, signaled or not.
+        self.service_net(memory, vp, interrupts, timeline, exits);
         let relids: Vec<u32> = self.channels.keys().copied().collect();
         for relid in relids {
             let out = match self.channels.get_mut(&relid) {
@@ -401,6 +444,18 @@ impl VmbusHost {
                 connection_id,
                 ..
             } => {
+                if let Some(n) = self.net.as_mut().filter(|n| n.relid == relid) {
+                    n.open = Some(OpenRing {
+                        gpadl_id,
+                        downstream: downstream_page_offset,
+                        connection_id,
+                    });
+                    timeline.host(format_args!(
+                        "vmbus: channel {relid} (network) open: ring GPADL {gpadl_id:#x}, {} pages, connection {connection_id:#x}",
+                        self.server.gpadl(gpadl_id).map_or(0, |g| g.len() / 4096),
+                    ));
+                    return;
+                }
                 if let Some(s) = self.storage.as_mut().filter(|s| s.relid == relid) {
                     s.open = Some(OpenRing {
                         gpadl_id,
@@ -438,6 +493,14 @@ impl VmbusHost {
                 }
             }
             Action::CloseChannel { relid }
+                if self.net.as_ref().is_some_and(|n| n.relid == relid) =>
+            {
+                if let Some(n) = self.net.as_mut() {
+                    n.open = None;
+                }
+                timeline.host(format_args!("vmbus: channel {relid} (network) closed"));
+            }
+            Action::CloseChannel { relid }
                 if self.storage.as_ref().is_some_and(|s| s.relid == relid) =>
             {
                 if let Some(s) = self.storage.as_mut() {
@@ -460,6 +523,9 @@ impl VmbusHost {
                     s.open = None;
                     s.channel.reset();
                 }
+                if let Some(n) = self.net.as_mut() {
+                    n.open = None;
+                }
                 timeline.host(format_args!("vmbus: guest unloaded"));
             }
             _ => {}
@@ -480,6 +546,9 @@ impl VmbusHost {
     ) {
         if self.storage.as_ref().is_some_and(|s| s.relid == relid) {
             return self.drain_storage(memory, vp, interrupts, timeline, exits);
+        }
+        if self.net.as_ref().is_some_and(|n| n.relid == relid) {
+            return self.service_net(memory, vp, interrupts, timeline, exits);
         }
         let Some(ring) = self.channels.get(&relid).and_then(|c| c.open) else {
             return;
@@ -532,6 +601,43 @@ impl VmbusHost {
         }
         for out in outputs {
             self.deliver(relid, out, memory, vp, interrupts, timeline);
+        }
+    }
+
+    /// Serves the network channel: the guest's packets, then what waits for the guest.
+    fn service_net<I: InterruptSink>(
+        &mut self,
+        memory: &GuestMemory,
+        vp: &mut VirtualProcessor,
+        interrupts: &mut I,
+        timeline: &Timeline,
+        exits: u64,
+    ) {
+        let Some(slot) = self.net.as_mut() else {
+            return;
+        };
+        let Some(ring) = slot.open else {
+            return;
+        };
+        match slot
+            .channel
+            .service(&self.server, ring.gpadl_id, ring.downstream, memory, exits)
+        {
+            Ok(done) => {
+                if done.link_up {
+                    let v = slot.channel.version().unwrap_or(0);
+                    timeline.host(format_args!(
+                        "netvsp: adapter up (NVSP {}.{}, RNDIS initialized, packet filter set), switch port {}",
+                        v >> 16,
+                        v & 0xffff,
+                        slot.channel.port().0
+                    ));
+                }
+                if done.signal {
+                    let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, slot.relid);
+                }
+            }
+            Err(e) => timeline.host(format_args!("netvsp: {e}")),
         }
     }
 

@@ -1,0 +1,272 @@
+//! The netvsp channel: `vmbus-ring`'s network host state machine over the channel's rings,
+//! the guest's receive and send buffers read and written through their GPADLs, frames switched
+//! through the [`Hub`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use vmbus_ring::channel::server::Server;
+use vmbus_ring::defs::TransferPageRange;
+use vmbus_ring::gpadl::{GpaBuffer, GuestRam};
+use vmbus_ring::memory::host_ring_pair;
+use vmbus_ring::netvsc::host::{NetAction, NetConfig, NetHost};
+use vmbus_ring::netvsc::{nvsp, rndis};
+use vmbus_ring::packet::PacketRepr;
+use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+use vswitch_core::PortId;
+use zerocopy::byteorder::little_endian::U32;
+
+use super::Hub;
+use crate::memory::GuestMemory;
+
+/// The largest RNDIS message stream accepted from the guest.
+const MAX_STREAM: u64 = 64 * 1024;
+
+/// Counters for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NetStats {
+    /// Frames the guest sent.
+    pub frames_out: u64,
+    /// Frames delivered to the guest.
+    pub frames_in: u64,
+    /// RNDIS control responses delivered.
+    pub control: u64,
+    /// Packets the host refused.
+    pub errors: u64,
+    /// VM exits when the first and the latest packet arrived.
+    pub exits: Option<(u64, u64)>,
+}
+
+/// One network channel.
+pub struct NetChannel {
+    host: NetHost,
+    hub: Arc<Hub>,
+    port: PortId,
+    /// RNDIS control responses waiting for a receive slot (they go before frames).
+    control: VecDeque<Vec<u8>>,
+    /// Counters.
+    pub stats: NetStats,
+    /// The first event worth a timeline line (RNDIS up with a packet filter), once.
+    announced: bool,
+}
+
+/// What one service pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Serviced {
+    /// The guest must be signaled.
+    pub signal: bool,
+    /// The adapter just came up (RNDIS initialized, packet filter set).
+    pub link_up: bool,
+}
+
+impl NetChannel {
+    /// An adapter with `mac` on `port` of `hub`.
+    pub fn new(mac: [u8; 6], hub: Arc<Hub>, port: PortId) -> Self {
+        Self {
+            host: NetHost::new(NetConfig::new(mac)),
+            hub,
+            port,
+            control: VecDeque::new(),
+            stats: NetStats::default(),
+            announced: false,
+        }
+    }
+
+    /// The switch port.
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+
+    /// The negotiated NVSP version.
+    pub fn version(&self) -> Option<u32> {
+        self.host.version().map(|v| v.0)
+    }
+
+    /// Reads every guest packet on the channel and answers it, then delivers what waits for
+    /// the guest (control responses, switched frames) while receive slots are free.
+    ///
+    /// # Errors
+    /// A description when the rings cannot be used.
+    pub fn service(
+        &mut self,
+        server: &Server,
+        ring_gpadl: u32,
+        downstream: u32,
+        memory: &GuestMemory,
+        exits: u64,
+    ) -> Result<Serviced, String> {
+        let ram = GuestRam::new(0, memory.words()).map_err(|e| e.to_string())?;
+        let gpadl = server.gpadl(ring_gpadl).ok_or("the ring GPADL is gone")?;
+        let pfns = gpadl.ring_pfns().map_err(|e| e.to_string())?;
+        let (incoming, outgoing) =
+            host_ring_pair(pfns, downstream, &ram).map_err(|e| e.to_string())?;
+        let mut reader = RingReader::new(incoming).map_err(|e| e.to_string())?;
+        let mut writer = RingWriter::new(outgoing).map_err(|e| e.to_string())?;
+        let mut out = Serviced::default();
+        let mut packet = vec![0u8; 8192];
+        let mut replies: Vec<(u64, [u8; nvsp::MESSAGE_LEN])> = Vec::new();
+        loop {
+            let len = match reader.read(&mut packet) {
+                Ok((len, released)) => {
+                    out.signal |= released.must_signal;
+                    len
+                }
+                Err(ReadError::Empty) => break,
+                Err(e) => return Err(e.to_string()),
+            };
+            let first = self.stats.exits.map_or(exits, |(first, _)| first);
+            self.stats.exits = Some((first, exits));
+            let Ok(repr) = PacketRepr::parse_bytes(&packet[..len]) else {
+                self.stats.errors += 1;
+                continue;
+            };
+            let txid = repr.transaction_id;
+            match self.host.handle(&repr) {
+                NetAction::Complete(c) => replies.push((txid, c)),
+                NetAction::Nothing => {}
+                NetAction::Drop(_) => self.stats.errors += 1,
+                NetAction::MapBuffer { kind: _, gpadl } => {
+                    let len = server
+                        .gpadl(gpadl)
+                        .and_then(|g| g.buffer(&ram).ok().map(|b| b.len()));
+                    replies.push((txid, self.host.buffer_mapped(len)));
+                }
+                NetAction::Rndis {
+                    channel_type,
+                    section,
+                    ranges,
+                } => {
+                    let status = match self.gather(server, &ram, section, ranges) {
+                        Some(stream) => {
+                            let result = self.host.rndis(channel_type, &stream);
+                            for f in &result.frames {
+                                self.hub.send(self.port, &stream[f.clone()]);
+                                self.stats.frames_out += 1;
+                            }
+                            self.control.extend(result.responses);
+                            result.status
+                        }
+                        None => nvsp::Status::INVALID_RNDIS_PACKET,
+                    };
+                    if repr.completion_requested {
+                        replies.push((txid, nvsp::rndis_complete(status)));
+                    }
+                }
+            }
+        }
+        drop(reader);
+        let mut batch = writer.batch();
+        for (txid, bytes) in &replies {
+            batch
+                .write(&PacketRepr::completion(*txid, bytes))
+                .map_err(|e| e.to_string())?;
+        }
+        out.signal |= batch.commit().must_signal;
+        out.signal |= self.deliver(server, &ram, &mut writer)?;
+        if !self.announced && self.host.accepts_frames() {
+            self.announced = true;
+            out.link_up = true;
+        }
+        Ok(out)
+    }
+
+    /// The RNDIS bytes of one SEND_RNDIS_PACKET: the send-buffer section, then the GPA ranges.
+    fn gather(
+        &self,
+        server: &Server,
+        ram: &GuestRam<&[std::sync::atomic::AtomicU64]>,
+        section: Option<std::ops::Range<u64>>,
+        ranges: Option<vmbus_ring::gpadl::GpaRanges<'_>>,
+    ) -> Option<Vec<u8>> {
+        let mut stream = Vec::new();
+        if let Some(section) = section {
+            let send = server.gpadl(self.host.buffers().1?)?;
+            let buf = send.buffer(ram).ok()?;
+            let len = section.end.checked_sub(section.start)?.min(MAX_STREAM) as usize;
+            stream.resize(len, 0);
+            buf.read_at(section.start, &mut stream).ok()?;
+        }
+        if let Some(ranges) = ranges {
+            let buf = GpaBuffer::new(ranges, ram).ok()?;
+            let have = stream.len();
+            let extra = buf.len().min(MAX_STREAM - have as u64) as usize;
+            stream.resize(have + extra, 0);
+            buf.read_at(0, &mut stream[have..]).ok()?;
+        }
+        Some(stream)
+    }
+
+    /// Writes waiting messages into free receive slots; returns whether to signal.
+    fn deliver<M: vmbus_ring::memory::RingMemory>(
+        &mut self,
+        server: &Server,
+        ram: &GuestRam<&[std::sync::atomic::AtomicU64]>,
+        writer: &mut RingWriter<M>,
+    ) -> Result<bool, String> {
+        let Some(recv) = self.host.buffers().0.and_then(|g| server.gpadl(g)) else {
+            return Ok(false);
+        };
+        let buf = recv.buffer(ram).map_err(|e| e.to_string())?;
+        let mut signal = false;
+        loop {
+            let (message, channel, frame) = if let Some(m) = self.control.pop_front() {
+                (m, nvsp::CHANNEL_CONTROL, None)
+            } else if self.host.accepts_frames() {
+                match self.hub.receive(self.port) {
+                    Some(f) => (rndis::packet(&f), nvsp::CHANNEL_DATA, Some(f)),
+                    None => break,
+                }
+            } else {
+                break;
+            };
+            let Some(slot) = self.host.receive_slot() else {
+                // No room: keep the message for the next pass.
+                match frame {
+                    Some(f) => self.hub.unreceive(self.port, f),
+                    None => self.control.push_front(message),
+                }
+                break;
+            };
+            if message.len() > slot.len as usize
+                || buf.write_at(u64::from(slot.offset), &message).is_err()
+            {
+                self.host.release_slot(slot);
+                self.stats.errors += 1;
+                continue;
+            }
+            let range = TransferPageRange {
+                byte_count: U32::new(message.len() as u32),
+                byte_offset: U32::new(slot.offset),
+            };
+            let nvsp = nvsp::rndis_packet(channel);
+            let ranges = [range];
+            let packet =
+                PacketRepr::transfer_pages(slot.transaction_id, true, slot.set_id, &ranges, &nvsp);
+            match writer.write(&packet) {
+                Ok(w) => {
+                    signal |= w.must_signal;
+                    if channel == nvsp::CHANNEL_DATA {
+                        self.stats.frames_in += 1;
+                    } else {
+                        self.stats.control += 1;
+                    }
+                }
+                Err(_) => {
+                    // The ring is full: the slot goes back, the message waits.
+                    self.host.release_slot(slot);
+                    match frame {
+                        Some(f) => self.hub.unreceive(self.port, f),
+                        None => self.control.push_front(message),
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(signal)
+    }
+
+    /// The switch counters of this adapter's port: (received, transmitted, dropped).
+    pub fn switch_counters(&self) -> (u64, u64, u64) {
+        self.hub.counters(self.port)
+    }
+}
