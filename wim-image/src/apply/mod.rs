@@ -441,11 +441,18 @@ fn plan(
 }
 
 fn kind_of(d: &Dentry, opts: &ApplyOptions, sk: &mut Skipped) -> Kind {
+    // Before the directory test: a symlink to a directory carries the directory attribute.
+    if d.is_link_reparse() && !d.attributes.contains(FileAttributes::ENCRYPTED) {
+        if d.data.is_some_and(|h| h != ZERO_HASH) {
+            sk.extra_streams += 1;
+        }
+        return Kind::Symlink;
+    }
     if d.is_dir() {
         if d.data.is_some_and(|h| h != ZERO_HASH) {
             sk.extra_streams += 1;
         }
-        if d.reparse.is_some() && !d.is_link_reparse() {
+        if d.reparse.is_some() {
             sk.reparse_points += 1;
         }
         return Kind::Dir;
@@ -453,12 +460,6 @@ fn kind_of(d: &Dentry, opts: &ApplyOptions, sk: &mut Skipped) -> Kind {
     if d.attributes.contains(FileAttributes::ENCRYPTED) {
         sk.encrypted += 1;
         return Kind::File(ZERO_HASH);
-    }
-    if d.is_link_reparse() {
-        if d.data.is_some_and(|h| h != ZERO_HASH) {
-            sk.extra_streams += 1;
-        }
-        return Kind::Symlink;
     }
     if d.reparse.is_some() {
         sk.reparse_points += 1;
