@@ -203,16 +203,28 @@ impl NetDriver {
         if w.must_signal {
             self.signal(calls);
         }
+        self.completion(calls, txid)
+    }
+
+    /// Waits for the completion of `txid`; returns its payload.
+    fn completion(&mut self, calls: &mut Calls, txid: u64) -> Vec<u8> {
+        let k = self.wait_for(
+            calls,
+            |i| matches!(i, Incoming::Completion(id, _) if *id == txid),
+        );
+        match self.inbox.remove(k) {
+            Incoming::Completion(_, payload) => payload,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Pumps (sleeping in between) until the inbox holds an entry `want` accepts; returns its
+    /// index.
+    fn wait_for(&mut self, calls: &mut Calls, want: impl Fn(&Incoming) -> bool) -> usize {
         loop {
             self.pump(calls);
-            let hit = self
-                .inbox
-                .iter()
-                .position(|i| matches!(i, Incoming::Completion(id, _) if *id == txid));
-            if let Some(k) = hit {
-                if let Incoming::Completion(_, payload) = self.inbox.remove(k) {
-                    return payload;
-                }
+            if let Some(k) = self.inbox.iter().position(&want) {
+                return k;
             }
             interrupts::wait();
         }
@@ -245,35 +257,16 @@ impl NetDriver {
         if w.must_signal {
             self.signal(calls);
         }
-        loop {
-            self.pump(calls);
-            let hit = self
-                .inbox
-                .iter()
-                .position(|i| matches!(i, Incoming::Completion(id, _) if *id == txid));
-            if let Some(k) = hit {
-                self.inbox.remove(k);
-                return;
-            }
-            interrupts::wait();
-        }
+        self.completion(calls, txid);
     }
 
     /// Sends an RNDIS control request and waits for its response.
     fn control(&mut self, calls: &mut Calls, message: &[u8]) -> Vec<u8> {
         self.send_rndis(calls, nvsp::CHANNEL_CONTROL, message);
-        loop {
-            self.pump(calls);
-            if let Some(k) = self
-                .inbox
-                .iter()
-                .position(|i| matches!(i, Incoming::Control(_)))
-            {
-                if let Incoming::Control(m) = self.inbox.remove(k) {
-                    return m;
-                }
-            }
-            interrupts::wait();
+        let k = self.wait_for(calls, |i| matches!(i, Incoming::Control(_)));
+        match self.inbox.remove(k) {
+            Incoming::Control(m) => m,
+            _ => Vec::new(),
         }
     }
 

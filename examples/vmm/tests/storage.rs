@@ -87,42 +87,16 @@ fn virtual_size(vhd: &Path) -> u64 {
         .expect("a number")
 }
 
-/// Runs the VMM (at most two minutes) with `args` and a short demo; returns its stdout.
+mod common;
+
+/// Runs the VMM with `args` and a short demo; returns its stdout.
 fn run_vmm(args: &[&str]) -> String {
-    let mut all = vec![
-        "120",
-        env!("CARGO_BIN_EXE_vmm"),
-        "--run-ms",
-        "300",
-        "--probe",
-        "0",
-    ];
-    all.extend_from_slice(args);
-    let out = Command::new("timeout")
-        .args(&all)
-        .output()
-        .expect("run the vmm");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::run_vmm("300", args)
 }
 
 /// KVM and qemu-img are there (else the test prints why it skips).
 fn prerequisites() -> bool {
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        println!("skipped: /dev/kvm not available ({e})");
-        return false;
-    }
-    have("qemu-img")
+    common::kvm() && have("qemu-img")
 }
 
 /// A new 32 MiB dynamic VHD made by qemu-img.

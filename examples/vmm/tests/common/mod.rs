@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests that run the VMM binary.
+
+use std::process::Command;
+
+/// Whether `/dev/kvm` can be opened (else prints why the test skips).
+pub fn kvm() -> bool {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => true,
+        Err(e) => {
+            println!("skipped: /dev/kvm not available ({e})");
+            false
+        }
+    }
+}
+
+/// Runs the VMM (at most two minutes) with a demo of `run_ms` and no exit probe, plus `args`;
+/// asserts exit status 0 and returns its stdout.
+pub fn run_vmm(run_ms: &str, args: &[&str]) -> String {
+    let mut all = vec![
+        "120",
+        env!("CARGO_BIN_EXE_vmm"),
+        "--run-ms",
+        run_ms,
+        "--probe",
+        "0",
+    ];
+    all.extend_from_slice(args);
+    let out = Command::new("timeout")
+        .args(&all)
+        .output()
+        .expect("run the vmm");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
