@@ -36,7 +36,7 @@ pub struct PagingState {
     pub efer: u64,
     /// The PAE PDPTEs loaded with CR3, if known (else they are read from memory).
     pub pdptes: Option<[u64; 4]>,
-    /// MAXPHYADDR (CPUID 0x80000008 EAX[7:0]), 32–52. Physical-address bits at and above it
+    /// MAXPHYADDR (CPUID 0x80000008 EAX bits 7:0), 32–52. Physical-address bits at and above it
     /// in a paging entry are reserved.
     pub max_physical_bits: u8,
 }
