@@ -208,8 +208,9 @@ pub enum MemoryError {
 
 /// Guest-physical memory.
 ///
-/// The emulator splits every access at page boundaries (each piece is one translated
-/// guest-physical range inside one 4 KiB page) and at most 64 bytes long.
+/// The emulator splits every access at page boundaries: each `read`/`write` is one translated
+/// guest-physical range inside one 4 KiB page, at most 64 bytes long, except the block moves of
+/// `REP MOVS`/`REP STOS` between RAM pages, which pass up to 256 bytes at once.
 pub trait Memory {
     /// What lives at `gpa`. The answer is assumed to hold for the whole 4 KiB page.
     fn region(&mut self, gpa: u64) -> Region;

@@ -80,8 +80,18 @@ fn fetch<C: CpuState + ?Sized, M: Memory + ?Sized>(
                 let la = ctx.linearize(Segment::CS, ip, 1, AccessKind::Execute)?;
                 let mut n = (15 - have).min(0x1000 - (la & 0xFFF) as usize);
                 if !ctx.long {
-                    let limit = u64::from(ctx.segment(Segment::CS).limit);
-                    n = n.min((limit - ip + 1).min(15) as usize);
+                    // Bytes left in CS from `ip` (at least 1: `linearize` checked that one).
+                    let cs = ctx.segment(Segment::CS);
+                    let end = if cs.attributes.expand_down() {
+                        if cs.attributes.default_big() {
+                            0xFFFF_FFFF
+                        } else {
+                            0xFFFF
+                        }
+                    } else {
+                        u64::from(cs.limit)
+                    };
+                    n = n.min(end.saturating_sub(ip).saturating_add(1).clamp(1, 15) as usize);
                 }
                 let gpa = ctx.translate(la, AccessKind::Execute)?;
                 ctx.mem.read(gpa, &mut buf[have..have + n])?;
