@@ -37,6 +37,7 @@
 extern crate alloc;
 
 mod cpu;
+mod fat;
 mod fmt;
 mod heap;
 mod hyperv;
@@ -45,6 +46,7 @@ mod mem;
 mod net;
 mod pm;
 mod serial;
+mod sha1;
 mod storage;
 mod vmbus;
 

@@ -6,6 +6,7 @@
 //! says so, sleep until the completion arrives. Data buffers are heap vectors described by one
 //! GPA range (this guest's memory is identity-mapped, so a virtual address is its physical one).
 
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
@@ -350,7 +351,74 @@ impl<'a> Storvsc<'a> {
         (write_time, read_time)
     }
 
-    /// Identifies the disk, then the pattern runs.
+    /// Reads whole sectors at byte `offset` (sector-aligned) into `buf`.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) {
+        self.rw(false, offset, buf);
+    }
+
+    /// The deployment check: list the FAT32 volume and check files against the WIM's SHA-1
+    /// hashes in `WIMHASH.TXT` (small files only: every guest instruction is emulated).
+    fn check_deployment(&mut self, mut fat: crate::fat::Fat32) {
+        let (mut files, mut dirs) = (0u64, 0u64);
+        let mut stack = vec![(fat.root(), String::new(), 0)];
+        while let Some((cluster, prefix, depth)) = stack.pop() {
+            for e in fat.list(self, cluster) {
+                let path = if prefix.is_empty() {
+                    e.name.clone()
+                } else {
+                    alloc::format!("{prefix}/{}", e.name)
+                };
+                if e.dir {
+                    dirs += 1;
+                    say(format_args!("deploy: found directory {path}"));
+                    if depth < 8 {
+                        stack.push((e.cluster, path, depth + 1));
+                    }
+                } else {
+                    files += 1;
+                    say(format_args!(
+                        "deploy: found {path} ({} bytes)",
+                        Dec(e.size.into())
+                    ));
+                }
+            }
+        }
+        let manifest = fat
+            .find(self, "WIMHASH.TXT")
+            .map(|e| fat.read_chain(self, e.cluster, e.size as usize))
+            .unwrap_or_else(|| panic!("deploy: no WIMHASH.TXT on the volume"));
+        let text = core::str::from_utf8(&manifest).unwrap_or("");
+        let (mut checked, mut listed) = (0u64, 0u64);
+        for line in text.lines() {
+            let Some((hex, path)) = line.split_once(' ') else {
+                continue;
+            };
+            listed += 1;
+            let entry = fat
+                .find(self, path)
+                .unwrap_or_else(|| panic!("deploy: {path} is missing"));
+            if entry.size as usize > 16 * 1024 || checked == 3 {
+                continue;
+            }
+            let data = fat.read_chain(self, entry.cluster, entry.size as usize);
+            let digest = crate::sha1::digest(&data);
+            let ok = hex.len() == 40
+                && digest
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16) == Ok(*b));
+            assert!(ok, "deploy: {path}: SHA-1 differs from the WIM's");
+            checked += 1;
+            say(format_args!("deploy: {path}: SHA-1 {hex} matches the WIM"));
+        }
+        say(format_args!(
+            "deploy: {} files and {} directories on the volume, all {} WIM files present, {} checked by SHA-1",
+            Dec(files), Dec(dirs), Dec(listed), Dec(checked)
+        ));
+    }
+
+    /// Identifies the disk, then the pattern runs (or, on a deployed FAT32 volume, the
+    /// deployment check).
     pub fn exercise(&mut self) {
         let (version, max_transfer) = self.initialize();
         say(format_args!(
@@ -381,6 +449,14 @@ impl<'a> Storvsc<'a> {
             Dec(block.into()),
             Dec((blocks * u64::from(block)) >> 20)
         ));
+        let mut boot = [0u8; 512];
+        self.read_at(0, &mut boot);
+        if let Some(fat) = crate::fat::Fat32::parse(&boot) {
+            say(format_args!(
+                "storvsc: LUN 0 holds a FAT32 volume: checking the deployment, read-only"
+            ));
+            return self.check_deployment(fat);
+        }
         assert!(
             blocks * 512 >= SEQ_OFFSET + SEQ_LEN as u64,
             "storvsc: the disk is too small for the test (needs 12 MiB)"

@@ -81,6 +81,8 @@ options:
                          default 1); at shutdown keep it, or with --merge merge it back.
                          With a disk, standard input takes host commands:
                          `snapshot [child.avhd]` snapshots the running disk now
+  --deploy <image.wim:n> create --disk as a new dynamic VHD, format it FAT32 and apply WIM
+                         image n onto it; the built-in guest lists it and checks hashes
   --net                  run two built-in guests at once, each with a synthetic network
                          adapter on one vswitch-core switch; guest a pings guest b
   --vlans <a>,<b>        the two adapters' access VLANs (implies --net; default 1,1)
@@ -110,6 +112,8 @@ struct Options {
     snapshot: Option<storage::snapshot::SnapshotPlan>,
     /// Run two guests on one switch (`--net`), their ports on these access VLANs.
     net: Option<(u16, u16)>,
+    /// Deploy this WIM image onto a new `--disk` first.
+    deploy: Option<(PathBuf, u32)>,
 }
 
 /// The negative scenarios of the built-in guest, by name (the guest's `Scenario` numbers).
@@ -160,6 +164,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
         disk: None,
         snapshot: None,
         net: None,
+        deploy: None,
     };
     let mut kvp_given = false;
     let (mut snapshot_after, mut merge) = (None, false);
@@ -245,6 +250,15 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
                     })?;
             }
             "--disk" => options.disk = Some(PathBuf::from(value("--disk")?)),
+            "--deploy" => {
+                let value = value("--deploy")?;
+                options.deploy = Some(value.to_str().and_then(storage::deploy::parse_spec).ok_or(
+                    UsageError::BadValue {
+                        option: "--deploy",
+                        value,
+                    },
+                )?);
+            }
             "--net" if inline.is_none() => {
                 options.net.get_or_insert((1, 1));
             }
@@ -289,6 +303,12 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
             "--trace" if inline.is_none() => options.trace = true,
             _ => return Err(UsageError::UnknownOption(name)),
         }
+    }
+    if options.deploy.is_some() && options.disk.is_none() {
+        return Err(UsageError::BadValue {
+            option: "--deploy",
+            value: OsString::from("needs --disk NEW.vhd"),
+        });
     }
     match options.snapshot.as_mut() {
         Some(plan) => {
@@ -339,6 +359,12 @@ enum VmmError {
         path: PathBuf,
         #[source]
         source: vhd_format::OpenError,
+    },
+    #[error("cannot deploy {path}")]
+    Deploy {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("cannot start the service timer")]
     Tick(#[source] std::io::Error),
@@ -450,6 +476,24 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
             max_version: options.max_version,
         },
     )?;
+    if let (Some((wim, index)), Some(disk)) = (&options.deploy, &options.disk) {
+        let t0 = std::time::Instant::now();
+        let d = storage::deploy::deploy(wim, *index, disk).map_err(|source| VmmError::Deploy {
+            path: wim.clone(),
+            source,
+        })?;
+        timeline.host(format_args!(
+            "deploy: image {index} of {} onto {} (FAT32, {} MiB): {} files, {} directories, {} KiB, {} links left out, in {:.0} ms",
+            wim.display(),
+            disk.display(),
+            d.disk_size >> 20,
+            d.files,
+            d.dirs,
+            d.bytes >> 10,
+            d.skipped,
+            t0.elapsed().as_secs_f64() * 1e3
+        ));
+    }
     if let Some(path) = &options.disk {
         let vhd = vhd_format::Vhd::open_path(
             path,
@@ -729,6 +773,7 @@ mod tests {
                 disk: None,
                 snapshot: None,
                 net: None,
+                deploy: None,
             })
         );
     }

@@ -1,6 +1,7 @@
 //! Synthetic storage: a SCSI disk over a `vhd-format` disk ([`scsi`]), served to the guest on
 //! a storvsp channel ([`storvsp`]), with live snapshots ([`snapshot`]).
 
+pub mod deploy;
 pub mod scsi;
 pub mod snapshot;
 pub mod storvsp;
