@@ -50,6 +50,16 @@ pub enum ReadError {
         /// The blob's size.
         size: u64,
     },
+    /// A chunk larger than the limit set with [`Wim::set_max_chunk_size`].
+    #[error("chunk at file offset {offset} would decompress to {size} bytes (limit {limit})")]
+    ChunkTooLarge {
+        /// Its file offset.
+        offset: u64,
+        /// Its uncompressed size.
+        size: u32,
+        /// The limit.
+        limit: u32,
+    },
     /// The data's SHA-1 differs from the blob table's.
     #[error("blob {} has SHA-1 {} after reading", hex(expected), hex(actual))]
     Hash {
@@ -255,6 +265,13 @@ impl<'w, R: ReadAt> BlobReader<'w, R> {
                 size: t.num_chunks(),
             });
         };
+        if c.usize > self.wim.max_chunk {
+            return Err(ReadError::ChunkTooLarge {
+                offset: c.file_offset,
+                size: c.usize,
+                limit: self.wim.max_chunk,
+            });
+        }
         out.resize(c.usize as usize, 0);
         let src = self.source(r.part);
         if c.csize == c.usize {

@@ -124,6 +124,7 @@ pub struct Wim<R> {
     blobs: BlobTable,
     pub(crate) solid: Vec<Vec<SolidResource>>,
     pub(crate) compression: Option<(Codec, u32)>,
+    pub(crate) max_chunk: u32,
 }
 
 /// Reads a header: the first one, or for pipable WIMs the copy at the end of the file.
@@ -249,6 +250,7 @@ impl<R: ReadAt> Wim<R> {
             blobs,
             solid: Vec::new(),
             compression,
+            max_chunk: 1 << 30,
         };
         wim.load_solid()?;
         wim.check_blobs()?;
@@ -330,6 +332,14 @@ impl<R: ReadAt> Wim<R> {
         let r = &list[i];
         let rel = offset - r.start;
         (rel.checked_add(size)? <= r.header.uncompressed_size).then_some((r, rel))
+    }
+
+    /// Limits the uncompressed size of a chunk any reader will allocate (default 1 GiB, the
+    /// largest LZMS chunk). A compressed chunk can claim any size up to its codec's limit
+    /// whatever its stored size, so callers reading untrusted files with little memory set
+    /// this lower; larger chunks then fail with [`ReadError::ChunkTooLarge`].
+    pub fn set_max_chunk_size(&mut self, bytes: u32) {
+        self.max_chunk = bytes;
     }
 
     /// The header (of part 1 for split sets).

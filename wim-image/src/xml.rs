@@ -20,10 +20,10 @@ pub enum XmlError {
         offset: usize,
     },
     /// Not well-formed XML.
-    #[error("XML is not well formed: {message}")]
+    #[error("XML is not well formed: {error}")]
     Syntax {
-        /// The parser's message (with line and column).
-        message: String,
+        /// The parser's error (with line and column).
+        error: roxmltree::Error,
     },
     /// The root element is not `<WIM>`.
     #[error("XML root element is <{name}>, not <WIM>")]
@@ -231,7 +231,10 @@ impl<'a> ImageInfo<'a> {
     /// `<WINDOWS><VERSION>` as (major, minor, build, service-pack build).
     pub fn version(&self) -> Option<(u64, u64, u64, u64)> {
         let v = |n: &str| -> Option<u64> {
-            self.text(&alloc::format!("WINDOWS/VERSION/{n}"))?
+            self.element
+                .child("WINDOWS")?
+                .child("VERSION")?
+                .text_at(n)?
                 .parse()
                 .ok()
         };
@@ -269,9 +272,7 @@ impl XmlInfo {
 
     /// Parses XML text.
     pub fn parse_str(text: &str) -> Result<XmlInfo, XmlError> {
-        let doc = roxmltree::Document::parse(text).map_err(|e| XmlError::Syntax {
-            message: alloc::format!("{e}"),
-        })?;
+        let doc = roxmltree::Document::parse(text).map_err(|error| XmlError::Syntax { error })?;
         let root = convert(doc.root_element());
         if root.name != "WIM" {
             return Err(XmlError::Root { name: root.name });

@@ -94,3 +94,13 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
 /// `panic = "abort"`: nothing unwinds and nothing calls this; it only satisfies the linker.
 #[no_mangle]
 extern "C" fn rust_eh_personality() {}
+
+/// The unwinder's resume entry, named by the landing pads of the prebuilt `alloc`
+/// (`alloc::fmt::format`, which `roxmltree` uses through `wim-image`'s XML parser).
+///
+/// As with `rust_eh_personality`: with `panic = "abort"` nothing unwinds, so no landing pad
+/// runs and this is never called; it only satisfies the linker.
+#[no_mangle]
+extern "C" fn _Unwind_Resume() -> ! {
+    exit(102)
+}
