@@ -99,20 +99,50 @@ pub(crate) fn build(table: &mut [u16], table_bits: u32, lens: &[u8], max_len: u3
         table[..root_size].fill(0);
         return true;
     }
+    let mut sorted = [0u16; MAX_SYMS];
+    fill(table, table_bits, lens, max_len, &counts, &mut sorted)
+}
+
+/// Builds the decode table for a code known to be complete, given its length counts
+/// (`counts[l]` = symbols of length `l`); `sorted` is working space of `lens.len()` entries.
+pub(crate) fn build_complete(
+    table: &mut [u16],
+    table_bits: u32,
+    lens: &[u8],
+    max_len: u32,
+    counts: &[u16; MAX_LEN + 1],
+    sorted: &mut [u16],
+) -> bool {
+    table.len() >= 1 << table_bits && fill(table, table_bits, lens, max_len, counts, sorted)
+}
+
+/// The table fill shared by [`build`] and [`build_complete`]: `counts` describes a complete
+/// code, `table` has at least `2^table_bits` entries.
+fn fill(
+    table: &mut [u16],
+    table_bits: u32,
+    lens: &[u8],
+    max_len: u32,
+    counts: &[u16; MAX_LEN + 1],
+    sorted: &mut [u16],
+) -> bool {
+    let root_size = 1usize << table_bits;
     // Symbols sorted by (length, symbol).
     let mut offsets = [0u16; MAX_LEN + 2];
     for len in 1..=max_len as usize {
         offsets[len + 1] = offsets[len] + counts[len];
     }
-    let mut sorted = [0u16; MAX_SYMS];
     for (sym, &l) in lens.iter().enumerate() {
         if l != 0 {
-            let o = &mut offsets[usize::from(l)];
-            sorted[usize::from(*o)] = sym as u16;
-            *o += 1;
+            if let Some(o) = offsets.get_mut(usize::from(l)) {
+                if let Some(slot) = sorted.get_mut(usize::from(*o)) {
+                    *slot = sym as u16;
+                }
+                *o += 1;
+            }
         }
     }
-    let used = lens.len() - usize::from(counts[0]);
+    let used = usize::from(offsets[max_len as usize + 1]).min(sorted.len());
     let sorted = &sorted[..used];
 
     // Root entries, shortest codewords first: each fills 2^(table_bits - len) slots.
@@ -134,6 +164,7 @@ pub(crate) fn build(table: &mut [u16], table_bits: u32, lens: &[u8], max_len: u3
     }
 
     // Subtables for the longer codewords.
+    let mut counts = *counts;
     let mut codeword = (pos as u32) << 1;
     let mut len = table_bits + 1;
     let mut sub_pos = root_size;

@@ -13,23 +13,22 @@ use super::super::huffman::{self, Bits};
 /// Longest LZMS codeword.
 const MAX_LEN: u32 = 15;
 
-/// An adaptive code over up to `S` symbols with a decode table of `T` entries.
-pub(crate) struct AdaptiveCode<const S: usize, const T: usize> {
+/// An adaptive code over up to `S` symbols with a decode table of `T` entries indexed by
+/// `B` bits (constants, so that lookups compile to fixed shifts without bounds checks).
+pub(crate) struct AdaptiveCode<const S: usize, const T: usize, const B: u32> {
     table: [u16; T],
     freqs: [u32; S],
     num_syms: usize,
-    table_bits: u32,
     rebuild_freq: u32,
     until_rebuild: u32,
 }
 
-impl<const S: usize, const T: usize> AdaptiveCode<S, T> {
-    pub(crate) const fn new(table_bits: u32, rebuild_freq: u32) -> Self {
+impl<const S: usize, const T: usize, const B: u32> AdaptiveCode<S, T, B> {
+    pub(crate) const fn new(rebuild_freq: u32) -> Self {
         AdaptiveCode {
             table: [0; T],
             freqs: [1; S],
             num_syms: 0,
-            table_bits,
             rebuild_freq,
             until_rebuild: rebuild_freq,
         }
@@ -44,8 +43,8 @@ impl<const S: usize, const T: usize> AdaptiveCode<S, T> {
 
     /// Decodes one symbol (the reader must hold 15 bits) and counts it.
     #[inline(always)]
-    pub(crate) fn decode<B: Bits>(&mut self, r: &mut B, scratch: &mut Scratch) -> usize {
-        let sym = huffman::decode(&self.table, self.table_bits, r) as usize;
+    pub(crate) fn decode<R: Bits>(&mut self, r: &mut R, scratch: &mut Scratch) -> usize {
+        let sym = huffman::decode(&self.table, B, r) as usize;
         // Symbols come from the table and are below `num_syms <= S` (or 0 for a code of
         // fewer than two symbols).
         if let Some(f) = self.freqs.get_mut(sym) {
@@ -72,16 +71,23 @@ impl<const S: usize, const T: usize> AdaptiveCode<S, T> {
         let lens = &mut scratch.lens[..n];
         if n < 2 {
             // No code: the table yields symbol 0 from zero bits.
-            self.table[..1 << self.table_bits].fill(0);
+            self.table[..1 << B].fill(0);
             return;
         }
-        code_lengths(&self.freqs[..n], lens, &mut scratch.nodes);
-        let ok = huffman::build(&mut self.table, self.table_bits, lens, MAX_LEN);
+        let counts = code_lengths(&self.freqs[..n], lens, &mut scratch.nodes);
+        let ok = huffman::build_complete(
+            &mut self.table,
+            B,
+            lens,
+            MAX_LEN,
+            &counts,
+            &mut scratch.sorted,
+        );
         debug_assert!(ok, "Huffman lengths always form a complete code");
     }
 }
 
-impl<const S: usize, const T: usize> core::fmt::Debug for AdaptiveCode<S, T> {
+impl<const S: usize, const T: usize, const B: u32> core::fmt::Debug for AdaptiveCode<S, T, B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("AdaptiveCode")
             .field("num_syms", &self.num_syms)
@@ -95,6 +101,7 @@ impl<const S: usize, const T: usize> core::fmt::Debug for AdaptiveCode<S, T> {
 pub(crate) struct Scratch {
     lens: [u8; huffman::MAX_SYMS],
     nodes: [u32; huffman::MAX_SYMS],
+    sorted: [u16; huffman::MAX_SYMS],
 }
 
 impl Scratch {
@@ -102,6 +109,7 @@ impl Scratch {
         Scratch {
             lens: [0; huffman::MAX_SYMS],
             nodes: [0; huffman::MAX_SYMS],
+            sorted: [0; huffman::MAX_SYMS],
         }
     }
 }
@@ -112,19 +120,23 @@ const SYM_MASK: u32 = (1 << SYM_BITS) - 1;
 
 /// Huffman codeword lengths for `freqs` (at least two symbols, each count at least 1, counts
 /// below 2^22) into `lens`; `nodes` is working space of at least `freqs.len()` entries.
-pub(crate) fn code_lengths(freqs: &[u32], lens: &mut [u8], nodes: &mut [u32]) {
+/// Returns the number of codewords of each length.
+pub(crate) fn code_lengths(
+    freqs: &[u32],
+    lens: &mut [u8],
+    nodes: &mut [u32],
+) -> [u16; huffman::MAX_LEN + 1] {
     let n = freqs.len();
     // Leaves sorted by (count, symbol), packed as count << 10 | symbol.
     let keys = &mut nodes[..n];
-    for (k, (sym, &f)) in keys.iter_mut().zip(freqs.iter().enumerate()) {
-        *k = (f.min((1 << (32 - SYM_BITS)) - 1) << SYM_BITS) | sym as u32;
-    }
-    sort_keys(keys);
+    sort_leaves(freqs, keys);
 
     // Build the tree's internal nodes in place: node `e` overwrites leaf slot `e` (already
     // consumed: two leaves or more are merged before slot `e` is written). An internal node
     // keeps its count in the high bits; once it has a parent, the parent's index replaces
-    // the count. The low bits keep the leaf's symbol for the final assignment.
+    // the count. The low bits keep the leaf's symbol for the final assignment. (Branches
+    // beat a branch-free merge here: the pattern is regular, the sentinel version's
+    // dependency chain is not.)
     let count = |v: u32| v >> SYM_BITS;
     let (mut leaf, mut first_open, mut e) = (0usize, 0usize, 0usize);
     let last = n - 1;
@@ -182,37 +194,41 @@ pub(crate) fn code_lengths(freqs: &[u32], lens: &mut [u8], nodes: &mut [u32]) {
 
     // Longest lengths to the symbols first in (count, symbol) order.
     let mut i = 0;
+    let mut counts = [0u16; huffman::MAX_LEN + 1];
     for len in (1..=MAX_LEN as usize).rev() {
+        counts[len] = len_counts[len] as u16;
         for _ in 0..len_counts[len] {
             lens[(keys[i] & SYM_MASK) as usize] = len as u8;
             i += 1;
         }
     }
+    counts
 }
 
-/// Sorts packed keys ascending: counts are mostly small, so a counting sort on the count
-/// handles them, and the few large ones are sorted by comparison.
-fn sort_keys(keys: &mut [u32]) {
+/// Writes `count << 10 | symbol` for every symbol into `keys`, sorted ascending: counts are
+/// mostly small, so a counting sort on the count places them (symbols in increasing order
+/// within a count), and the few large ones are sorted by comparison afterwards.
+fn sort_leaves(freqs: &[u32], keys: &mut [u32]) {
     const BUCKETS: usize = 64;
-    let mut counts = [0u16; BUCKETS + 1];
-    for &k in keys.iter() {
-        counts[((k >> SYM_BITS) as usize).min(BUCKETS)] += 1;
-    }
+    let bucket = |f: u32| (f as usize).min(BUCKETS);
     let mut starts = [0u16; BUCKETS + 1];
+    for &f in freqs {
+        starts[bucket(f)] += 1;
+    }
     let mut sum = 0;
-    for (s, &c) in starts.iter_mut().zip(counts.iter()) {
+    for s in starts.iter_mut() {
+        let c = *s;
         *s = sum;
         sum += c;
     }
-    let mut sorted = [0u32; huffman::MAX_SYMS];
-    // Symbols were written in increasing order, so each bucket stays sorted by symbol.
-    for &k in keys.iter() {
-        let b = ((k >> SYM_BITS) as usize).min(BUCKETS);
-        sorted[usize::from(starts[b])] = k;
-        starts[b] += 1;
+    let big = usize::from(starts[BUCKETS]);
+    for (sym, &f) in freqs.iter().enumerate() {
+        let slot = &mut starts[bucket(f)];
+        if let Some(k) = keys.get_mut(usize::from(*slot)) {
+            *k = (f.min((1 << (32 - SYM_BITS)) - 1) << SYM_BITS) | sym as u32;
+        }
+        *slot += 1;
     }
-    keys.copy_from_slice(&sorted[..keys.len()]);
-    let big = usize::from(starts[BUCKETS - 1]);
     keys[big..].sort_unstable();
 }
 

@@ -38,9 +38,9 @@ use tables::{LENGTH_SLOTS, OFFSET_SLOTS};
 /// wimlib's LZMS limit (1 GiB; Microsoft's software uses chunks up to 64 MiB).
 pub(crate) const MAX_CHUNK_SIZE: usize = 1 << 30;
 
-/// zlib `enough` for (256, 10, 15), (799, 11, 15), (54, 9, 15) and (8, 7, 15).
+/// zlib `enough` for (256, 10, 15), (799, 10, 15), (54, 9, 15) and (8, 7, 15).
 const LITERAL_TABLE: usize = 1302;
-const OFFSET_TABLE: usize = 2854;
+const OFFSET_TABLE: usize = 1846;
 const LENGTH_TABLE: usize = 618;
 const POWER_TABLE: usize = 128;
 
@@ -73,11 +73,11 @@ impl Decisions {
 #[derive(Debug)]
 pub struct LzmsDecoder {
     decisions: Decisions,
-    literal: AdaptiveCode<256, LITERAL_TABLE>,
-    lz_offset: AdaptiveCode<{ tables::NUM_OFFSET_SLOTS }, OFFSET_TABLE>,
-    length: AdaptiveCode<{ tables::NUM_LENGTH_SLOTS }, LENGTH_TABLE>,
-    delta_offset: AdaptiveCode<{ tables::NUM_OFFSET_SLOTS }, OFFSET_TABLE>,
-    delta_power: AdaptiveCode<8, POWER_TABLE>,
+    literal: AdaptiveCode<256, LITERAL_TABLE, 10>,
+    lz_offset: AdaptiveCode<{ tables::NUM_OFFSET_SLOTS }, OFFSET_TABLE, 10>,
+    length: AdaptiveCode<{ tables::NUM_LENGTH_SLOTS }, LENGTH_TABLE, 9>,
+    delta_offset: AdaptiveCode<{ tables::NUM_OFFSET_SLOTS }, OFFSET_TABLE, 10>,
+    delta_power: AdaptiveCode<8, POWER_TABLE, 7>,
     scratch: Scratch,
     x86: x86::TargetTable,
 }
@@ -98,11 +98,11 @@ impl LzmsDecoder {
     pub const fn new() -> Self {
         LzmsDecoder {
             decisions: Decisions::INITIAL,
-            literal: AdaptiveCode::new(10, 1024),
-            lz_offset: AdaptiveCode::new(11, 1024),
-            length: AdaptiveCode::new(9, 512),
-            delta_offset: AdaptiveCode::new(11, 1024),
-            delta_power: AdaptiveCode::new(7, 512),
+            literal: AdaptiveCode::new(1024),
+            lz_offset: AdaptiveCode::new(1024),
+            length: AdaptiveCode::new(512),
+            delta_offset: AdaptiveCode::new(1024),
+            delta_power: AdaptiveCode::new(512),
             scratch: Scratch::new(),
             x86: x86::TargetTable::new(),
         }
@@ -263,8 +263,8 @@ fn take_repeat<T: Copy>(q: &mut [T; 4], rep: usize, k: usize) -> T {
 }
 
 #[inline(always)]
-fn decode_offset<const S: usize, const T: usize>(
-    code: &mut AdaptiveCode<S, T>,
+fn decode_offset<const S: usize, const T: usize, const B: u32>(
+    code: &mut AdaptiveCode<S, T, B>,
     back: &mut BackReader<'_>,
     s: &mut Scratch,
 ) -> u32 {
@@ -276,8 +276,8 @@ fn decode_offset<const S: usize, const T: usize>(
 }
 
 #[inline(always)]
-fn decode_length<const S: usize, const T: usize>(
-    code: &mut AdaptiveCode<S, T>,
+fn decode_length<const S: usize, const T: usize, const B: u32>(
+    code: &mut AdaptiveCode<S, T, B>,
     back: &mut BackReader<'_>,
     s: &mut Scratch,
 ) -> u32 {

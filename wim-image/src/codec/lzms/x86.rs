@@ -50,6 +50,50 @@ static IS_OPCODE: [bool; 256] = {
     t
 };
 
+/// Bit k set for each byte k of `block` that can start a candidate.
+#[inline(always)]
+fn opcode_mask(block: &[u8; 16]) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    // SAFETY: the only requirement of `opcode_mask_sse2` is SSE2, which this build enables
+    // (the cfg above; it is part of the x86-64 baseline).
+    #[allow(unsafe_code)]
+    return unsafe { opcode_mask_sse2(block) };
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return opcode_mask_portable(block);
+}
+
+/// [`opcode_mask`] with SSE2: 0x48/0x4C are `b & 0xFB == 0x48`, 0xE8/0xE9 `b & 0xFE == 0xE8`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn opcode_mask_sse2(block: &[u8; 16]) -> u32 {
+    use core::arch::x86_64::{
+        _mm_and_si128, _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    let word = |i: usize| {
+        let b = &block[i..i + 8];
+        i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    };
+    let v = _mm_set_epi64x(word(8), word(0));
+    let byte = |b: u8| _mm_set1_epi8(b as i8);
+    let rex = _mm_cmpeq_epi8(_mm_and_si128(v, byte(0xfb)), byte(0x48));
+    let call_jmp = _mm_cmpeq_epi8(_mm_and_si128(v, byte(0xfe)), byte(0xe8));
+    let lock = _mm_cmpeq_epi8(v, byte(0xf0));
+    let group = _mm_cmpeq_epi8(v, byte(0xff));
+    let any = _mm_or_si128(_mm_or_si128(rex, call_jmp), _mm_or_si128(lock, group));
+    _mm_movemask_epi8(any) as u32 & 0xffff
+}
+
+/// [`opcode_mask`] byte by byte.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+fn opcode_mask_portable(block: &[u8; 16]) -> u32 {
+    block.iter().enumerate().fold(0, |m, (k, &b)| {
+        m | u32::from(IS_OPCODE[usize::from(b)]) << k
+    })
+}
+
 impl TargetTable {
     pub(crate) const fn new() -> Self {
         TargetTable {
@@ -79,10 +123,15 @@ impl TargetTable {
         let tail = data.len() - 16;
         let mut last_x86: i32 = -MAX_TRANSLATION_OFFSET - 1;
         let mut p = 1;
-        loop {
-            while p < tail && !IS_OPCODE[usize::from(data[p])] {
-                p += 1;
+        while p < tail {
+            // The next candidate at or after `p`, 16 bytes at a time (`p + 16 < len`).
+            let block: &[u8; 16] = data[p..p + 16].try_into().unwrap_or(&[0; 16]);
+            let mask = opcode_mask(block);
+            if mask == 0 {
+                p += 16;
+                continue;
             }
+            p += mask.trailing_zeros() as usize;
             if p >= tail {
                 break;
             }
@@ -211,6 +260,20 @@ mod tests {
             }
             t.undo(&mut data);
             assert_eq!(data, orig, "len {len}");
+        }
+    }
+
+    #[test]
+    fn opcode_masks_agree() {
+        for b in 0..=255u8 {
+            let mut block = [b; 16];
+            block[3] = 0x48;
+            block[15] = 0xe9;
+            let expect = (0..16)
+                .filter(|&k| IS_OPCODE[usize::from(block[k])])
+                .fold(0u32, |m, k| m | 1 << k);
+            assert_eq!(opcode_mask(&block), expect, "{b:#x}");
+            assert_eq!(opcode_mask_portable(&block), expect, "{b:#x}");
         }
     }
 
