@@ -4,9 +4,10 @@
 //! RCX, RSI and RDI are used at the address size and wrap at it. At most
 //! [`Options::max_rep_iterations`](super::Options::max_rep_iterations) iterations run per call
 //! (one with RFLAGS.TF); the progress registers are written after every call, including one that
-//! ends in a fault, so the instruction resumes where it stopped, as on hardware. Runs of
-//! elements inside one page on RAM are moved as one block (`MOVS`/`STOS` forward, without
-//! alignment checking); device accesses stay one element each, in order.
+//! ends in a fault, so the instruction resumes where it stopped, as on hardware. For
+//! `MOVS`/`STOS` going forward without alignment checking, a run of elements that stays inside
+//! one page on each side is translated once; between RAM pages it is moved as one block, and
+//! with a device on either side it stays one access per element, in order.
 
 use super::access::{mask_address, Ctx, Fault, R};
 use super::alu::{self, mask, STATUS, ZF};
@@ -245,8 +246,10 @@ fn element<C: CpuState + ?Sized, M: Memory + ?Sized>(
     Ok(false)
 }
 
-/// Moves a run of whole elements that stays inside one page on both sides, when every side is
-/// RAM and alignment checking is off. `Ok(None)`: take the element path instead.
+/// Moves a run of whole elements that stays inside one page on both sides (forward, without
+/// alignment checking) with one translation per side. Between two RAM pages the run is moved
+/// as one block (at most 256 bytes, unless the runs overlap); with a device on either side it
+/// is still one access per element, in order. `Ok(None)`: take the element path instead.
 fn block<C: CpuState + ?Sized, M: Memory + ?Sized>(
     ctx: &mut Ctx<'_, C, M>,
     op: Op,
@@ -273,44 +276,65 @@ fn block<C: CpuState + ?Sized, M: Memory + ?Sized>(
         None
     };
     let dla = ctx.linearize(Segment::ES, pr.rdi, usize::from(n), AccessKind::Write)?;
-    let mut k = max.min(room(pr.rdi, dla)).min(CHUNK as u64 / size);
+    let mut k = max.min(room(pr.rdi, dla));
     if let Some(sla) = sla {
         k = k.min(room(pr.rsi, sla));
     }
     if k < 2 {
         return Ok(None);
     }
-    let bytes = (k * size) as usize;
-    // Segment limits for the whole run.
-    if op == Op::Movs {
-        ctx.linearize(src_seg, pr.rsi, bytes, AccessKind::Read)?;
+    // Segment limits for the whole run; if the run reaches past a limit, the element path
+    // completes the elements before it and then faults, as the processor does.
+    let bytes = k * size;
+    if op == Op::Movs
+        && ctx
+            .linearize(src_seg, pr.rsi, bytes as usize, AccessKind::Read)
+            .is_err()
+    {
+        return Ok(None);
     }
-    ctx.linearize(Segment::ES, pr.rdi, bytes, AccessKind::Write)?;
+    if ctx
+        .linearize(Segment::ES, pr.rdi, bytes as usize, AccessKind::Write)
+        .is_err()
+    {
+        return Ok(None);
+    }
     let sgpa = match sla {
         Some(sla) => Some(ctx.translate(sla, AccessKind::Read)?),
         None => None,
     };
     let dgpa = ctx.translate(dla, AccessKind::Write)?;
-    if ctx.mem.region(dgpa) != Region::Ram {
-        return Ok(None);
-    }
-    let mut buf = [0u8; CHUNK];
-    match sgpa {
-        Some(sgpa) => {
-            // Overlapping runs must propagate element by element, as the processor does.
-            let apart = sgpa + bytes as u64 <= dgpa || dgpa + bytes as u64 <= sgpa;
-            if ctx.mem.region(sgpa) != Region::Ram || !apart {
-                return Ok(None);
+    let dst_ram = ctx.mem.region(dgpa) == Region::Ram;
+    let src_ram = match sgpa {
+        Some(g) => ctx.mem.region(g) == Region::Ram,
+        None => true,
+    };
+    let apart = sgpa.is_none_or(|g| g + bytes <= dgpa || dgpa + bytes <= g);
+    let acc = ctx.reg(Register::gpr(n, 0)).to_le_bytes();
+    let es = usize::from(n);
+    if dst_ram && src_ram && apart {
+        let k = k.min(CHUNK as u64 / size);
+        let len = (k * size) as usize;
+        let mut buf = [0u8; CHUNK];
+        match sgpa {
+            Some(g) => ctx.mem.read(g, &mut buf[..len])?,
+            None => {
+                for c in buf[..len].chunks_mut(es) {
+                    c.copy_from_slice(&acc[..es]);
+                }
             }
-            ctx.mem.read(sgpa, &mut buf[..bytes])?;
         }
-        None => {
-            let v = ctx.reg(Register::gpr(n, 0)).to_le_bytes();
-            for c in buf[..bytes].chunks_mut(usize::from(n)) {
-                c.copy_from_slice(&v[..c.len()]);
-            }
-        }
+        ctx.mem.write(dgpa, &buf[..len])?;
+        return Ok(Some(k));
     }
-    ctx.mem.write(dgpa, &buf[..bytes])?;
+    let mut e = [0u8; 8];
+    for j in 0..k {
+        let off = j * size;
+        match sgpa {
+            Some(g) => ctx.mem.read(g + off, &mut e[..es])?,
+            None => e[..es].copy_from_slice(&acc[..es]),
+        }
+        ctx.mem.write(dgpa + off, &e[..es])?;
+    }
     Ok(Some(k))
 }
