@@ -8,21 +8,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is missing under CI=true"
-        );
-        println!("skipped: {tool} not installed");
-    }
-    found
-}
-
 fn tree(root: &Path) {
     std::fs::create_dir_all(root.join("docs/deep")).unwrap();
     std::fs::write(root.join("readme.txt"), b"deployed by viridian\n").unwrap();
@@ -39,7 +24,7 @@ fn tree(root: &Path) {
 
 #[test]
 fn deploy_a_wim_image_and_check_it_in_the_guest() {
-    if !common::kvm() || !have("wimlib-imagex") {
+    if !common::kvm() || !common::have("wimlib-imagex") {
         return;
     }
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deploy");
@@ -91,7 +76,7 @@ fn deploy_a_wim_image_and_check_it_in_the_guest() {
         );
     }
     // And peers read the disk: libvhdi sees a dynamic VHD, the boot sector is FAT32.
-    if have("vhdiinfo") {
+    if common::have("vhdiinfo") {
         let info = Command::new("vhdiinfo").arg(&vhd).output().unwrap();
         assert!(
             String::from_utf8_lossy(&info.stdout).contains("Dynamic"),

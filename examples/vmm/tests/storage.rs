@@ -23,21 +23,6 @@ fn pattern(at: u64) -> u8 {
     }
 }
 
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is missing under CI=true"
-        );
-        println!("skipped: {tool} not installed");
-    }
-    found
-}
-
 fn run(program: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new(program)
         .args(args)
@@ -96,7 +81,7 @@ fn run_vmm(args: &[&str]) -> String {
 
 /// KVM and qemu-img are there (else the test prints why it skips).
 fn prerequisites() -> bool {
-    common::kvm() && have("qemu-img")
+    common::kvm() && common::have("qemu-img")
 }
 
 /// A new 32 MiB dynamic VHD made by qemu-img.
@@ -166,7 +151,7 @@ fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
     qemu_compare(&vhd, &expected);
 
     // libvhdi: the headers parse, and its FUSE mount shows the same bytes.
-    if !have("vhdiinfo") || !have("vhdimount") {
+    if !common::have("vhdiinfo") || !common::have("vhdimount") {
         return;
     }
     let info = run("vhdiinfo", &[vhd_s]);
@@ -257,7 +242,7 @@ fn live_snapshot_is_kept_or_merged() {
                 seen == everything,
                 "the snapshot chain differs from the guest's writes"
             );
-            if have("vhdiinfo") {
+            if common::have("vhdiinfo") {
                 let info = run("vhdiinfo", &[child.to_str().unwrap()]);
                 let text = String::from_utf8_lossy(&info.stdout);
                 assert!(

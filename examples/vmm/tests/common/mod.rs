@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests that run the VMM binary.
+// Each test binary uses only some of the helpers.
+#![allow(dead_code)]
 
 use std::process::Command;
 
@@ -41,4 +43,21 @@ pub fn run_vmm(run_ms: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Whether `tool` is on the PATH (else prints why the test skips; under `CI=true` a missing
+/// peer fails).
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is missing under CI=true"
+        );
+        println!("skipped: {tool} not installed");
+    }
+    found
 }
