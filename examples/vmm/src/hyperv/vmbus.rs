@@ -107,6 +107,8 @@ pub struct VmbusHost {
     demo: DemoConfig,
     next_txid: u64,
     kvp_started: bool,
+    /// The KVP script ran to its end (the enumeration finished).
+    kvp_done: bool,
     shutdown_requested: bool,
     storage: Option<StorageSlot>,
     net: Option<NetSlot>,
@@ -168,6 +170,7 @@ impl VmbusHost {
             demo,
             next_txid: 1,
             kvp_started: false,
+            kvp_done: false,
             shutdown_requested: false,
             storage: None,
             net: None,
@@ -812,10 +815,13 @@ impl VmbusHost {
                                 c.service.queue_kvp(KvpRequest::Enumerate(pool, index + 1));
                             }
                         }
-                        _ => timeline.host(format_args!(
-                            "kvp: {index} keys enumerated in the guest's {} pool",
-                            pool.name().unwrap_or("?")
-                        )),
+                        _ => {
+                            self.kvp_done = true;
+                            timeline.host(format_args!(
+                                "kvp: {index} keys enumerated in the guest's {} pool",
+                                pool.name().unwrap_or("?")
+                            ));
+                        }
                     },
                     KvpRequest::Delete(pool, key) => timeline.host(format_args!(
                         "kvp: delete {}/{key} -> {}",
@@ -861,8 +867,13 @@ impl VmbusHost {
                 }
             }
         }
+        // The shutdown waits for the run time and for the KVP script (at most 10 s more): on a
+        // slow or loaded host the script can outlast the run time, and the demo shows it whole.
+        let elapsed = opened.elapsed().as_millis();
+        let run = u128::from(self.demo.run_ms);
         if !self.shutdown_requested
-            && opened.elapsed().as_millis() >= u128::from(self.demo.run_ms)
+            && elapsed >= run
+            && (self.kvp_done || elapsed >= run + 10_000)
             && self.channel_ready(Service::Shutdown)
         {
             self.shutdown_requested = true;
