@@ -42,7 +42,7 @@ fn run_checks() -> i32 {
             vmbus_ring_check,
         ),
         (
-            "x86-decode: RIP-relative decode, truncation, invalid opcode",
+            "x86-decode: decode (RIP-relative, truncation, invalid); emulate an MMIO store and a locked add",
             x86_decode_check,
         ),
         (
@@ -311,7 +311,152 @@ fn x86_decode_check() -> bool {
     );
     let short = d.decode(&[0xC7, 0x05], 0) == Err(DecodeError::NeedMoreBytes { have: 2 });
     let bad = matches!(d.decode(&[0xD6], 0), Err(DecodeError::Invalid(_)));
-    store && short && bad
+    store && short && bad && x86_emulate_check()
+}
+
+/// x86-decode's emulator without `std`: `mov [rip+0x10], eax` completed against a device page
+/// in 64-bit mode with paging off in the emulator's view (identity), and a locked `add` on RAM
+/// through the compare-exchange callback.
+fn x86_emulate_check() -> bool {
+    use x86_decode::emulate::{
+        CpuState, Emulator, Memory, MemoryError, Options, Outcome, Region, SegmentAttributes,
+        SegmentRegister,
+    };
+    use x86_decode::Segment;
+    struct Cpu {
+        gpr: [u64; 16],
+        rip: u64,
+        rflags: u64,
+    }
+    impl CpuState for Cpu {
+        fn gpr(&mut self, i: usize) -> u64 {
+            self.gpr[i]
+        }
+        fn set_gpr(&mut self, i: usize, v: u64) {
+            self.gpr[i] = v;
+        }
+        fn rip(&mut self) -> u64 {
+            self.rip
+        }
+        fn set_rip(&mut self, v: u64) {
+            self.rip = v;
+        }
+        fn rflags(&mut self) -> u64 {
+            self.rflags
+        }
+        fn set_rflags(&mut self, v: u64) {
+            self.rflags = v;
+        }
+        fn segment(&mut self, s: Segment) -> SegmentRegister {
+            let attributes = if s == Segment::CS {
+                SegmentAttributes::CODE64
+            } else {
+                SegmentAttributes::FLAT_DATA
+            };
+            SegmentRegister {
+                selector: 0,
+                base: 0,
+                limit: u32::MAX,
+                attributes,
+            }
+        }
+        fn cr0(&mut self) -> u64 {
+            1
+        }
+        fn cr3(&mut self) -> u64 {
+            0
+        }
+        fn cr4(&mut self) -> u64 {
+            0x20
+        }
+        fn efer(&mut self) -> u64 {
+            0x500
+        }
+        fn xcr0(&mut self) -> u64 {
+            1
+        }
+        fn vector(&mut self, _: usize) -> [u8; 64] {
+            [0; 64]
+        }
+        fn set_vector(&mut self, _: usize, _: [u8; 64]) {}
+        fn opmask(&mut self, _: usize) -> u64 {
+            0
+        }
+    }
+    /// 4 KiB of RAM at 0 and a device page at 0x1000 that keeps its last write.
+    struct Mem {
+        ram: [u8; 0x1000],
+        mmio: u32,
+    }
+    impl Memory for Mem {
+        fn region(&mut self, gpa: u64) -> Region {
+            if gpa >= 0x1000 {
+                Region::Device
+            } else {
+                Region::Ram
+            }
+        }
+        fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+            let at = gpa as usize;
+            buf.copy_from_slice(
+                self.ram
+                    .get(at..at + buf.len())
+                    .ok_or(MemoryError::Unmapped(gpa))?,
+            );
+            Ok(())
+        }
+        fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
+            if gpa >= 0x1000 {
+                let mut b = [0u8; 4];
+                b[..data.len().min(4)].copy_from_slice(&data[..data.len().min(4)]);
+                self.mmio = u32::from_le_bytes(b);
+                return Ok(());
+            }
+            let at = gpa as usize;
+            self.ram
+                .get_mut(at..at + data.len())
+                .ok_or(MemoryError::Unmapped(gpa))?
+                .copy_from_slice(data);
+            Ok(())
+        }
+        fn compare_exchange(
+            &mut self,
+            gpa: u64,
+            cur: &[u8],
+            new: &[u8],
+        ) -> Result<bool, MemoryError> {
+            let at = gpa as usize;
+            let cell = self
+                .ram
+                .get_mut(at..at + cur.len())
+                .ok_or(MemoryError::NotAtomic(gpa))?;
+            let same = cell == cur;
+            if same {
+                cell.copy_from_slice(new);
+            }
+            Ok(same)
+        }
+    }
+    let mut cpu = Cpu {
+        gpr: [0; 16],
+        rip: 0x100,
+        rflags: 2,
+    };
+    cpu.gpr[0] = 0x1234_5678;
+    let mut mem = Mem {
+        ram: [0; 0x1000],
+        mmio: 0,
+    };
+    let mut emu = Emulator::new(Options::default());
+    // mov [rip + 0xefa], eax: the next RIP is 0x106, so the store goes to 0x1000 (the device).
+    let store = emu.emulate(&mut cpu, &mut mem, &[0x89, 0x05, 0xFA, 0x0E, 0, 0]);
+    let stored = store == Ok(Outcome::Completed) && mem.mmio == 0x1234_5678 && cpu.rip == 0x106;
+    // lock add dword [rdi], eax on RAM.
+    cpu.gpr[7] = 0x800;
+    mem.ram[0x800] = 1;
+    let add = emu.emulate(&mut cpu, &mut mem, &[0xF0, 0x01, 0x07]);
+    let added = add == Ok(Outcome::Completed) && mem.ram[0x800] == 0x79 && cpu.rip == 0x109;
+    stored && added
 }
 
 /// vswitch-core with only `alloc`: a VM port in access VLAN 10 and a trunk. A broadcast from
