@@ -1,10 +1,12 @@
-//! # `x86-decode`: an x86/x86-64 instruction decoder
+//! # `x86-decode`: an x86/x86-64 instruction decoder and instruction-completion emulator
 //!
 //! When a guest's memory access traps (MMIO, a write-protected page, an instruction the
 //! hypervisor could not finish), the VMM decodes the instruction at RIP to complete it. This
 //! crate is that decoder: `no_std`, allocation-free, `unsafe`-free, and exact about lengths,
-//! validity, prefixes and memory operands in 16-, 32- and 64-bit mode. The emulator that acts on
-//! the decoded instruction is the subject of a later issue.
+//! validity, prefixes and memory operands in 16-, 32- and 64-bit mode. The [`emulate`] module
+//! is the emulator that then completes the instruction: guest page-table walk, segmentation,
+//! the access against RAM or a device (atomically for locked operations), registers, flags,
+//! exceptions and RIP, checked instruction by instruction against the processor itself.
 //!
 //! The references are the Intel® 64 and IA-32 Architectures Software Developer's Manual, Vol. 2
 //! (chapter 2 "Instruction Format", appendix A "Opcode Map") and the AMD64 Architecture
@@ -67,6 +69,10 @@
 //!   vector forms, AMX, x87 register forms) these return `None`.
 //! * **Not covered**: semantic level for the rest of the ISA (see above); the formatter prints
 //!   those with their encoding and memory operand only (see [`Display`]).
+//! * **Completion** ([`emulate`]): the MOV family, integer arithmetic/logic/shifts/bit tests,
+//!   exchanges incl. `CMPXCHG16B`, the string instructions with `REP`, SSE moves and the VEX/EVEX
+//!   data moves with masking, through [`emulate::CpuState`] and [`emulate::Memory`] traits;
+//!   the page walker is [`emulate::paging`].
 //!
 //! ## How validity is known
 //!

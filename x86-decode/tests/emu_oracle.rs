@@ -14,7 +14,7 @@
 //! compare-exchange there), data page 2 (not present, like the PROT_NONE page) and data page 3
 //! (read-only). Forms needing a feature the host lacks are skipped with a message.
 //!
-//! `EMU_ORACLE_CASES=N` sets the cases per form (default 24), `EMU_ORACLE_SEED` the seed.
+//! `EMU_ORACLE_CASES=N` sets the cases per form (default 16), `EMU_ORACLE_SEED` the seed.
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 mod emu_native;
@@ -983,7 +983,7 @@ fn emulator_matches_the_processor() {
     let cases: u64 = std::env::var("EMU_ORACLE_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
+        .unwrap_or(16);
     let seed: u64 = std::env::var("EMU_ORACLE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
