@@ -105,7 +105,7 @@ fn cmpxchg16b(cell: &mut [u8], current: &[u8], new: &[u8]) -> bool {
     let q =
         |b: &[u8], k: usize| u64::from_le_bytes(b[k * 8..k * 8 + 8].try_into().unwrap_or([0; 8]));
     let ptr = cell.as_mut_ptr();
-    assert!(cell.len() == 16 && ptr as usize % 16 == 0);
+    assert!(cell.len() == 16 && (ptr as usize).is_multiple_of(16));
     let ok: u8;
     // SAFETY: `ptr` points to 16 writable, 16-byte-aligned bytes (checked above); rbx is
     // swapped in and out because the compiler reserves it.
