@@ -7,13 +7,13 @@
 //!   store's address is translated by another one (two walks, eight paging-entry reads), then
 //!   decoded, checked, and written to the device.
 //! - `mmio_store/warm`: the same with the emulator's `TranslationCache` kept between calls
-//!   ("warm" = both the code page and the device page are cached: what a VMM gets by keeping
-//!   one `Emulator` per vCPU and flushing it on the guest's CR3 writes / `INVLPG`, or by seeding
-//!   it with the intercept's GVA→GPA).
+//!   (`Options::keep_translations`; "warm" = both the code page and the device page are
+//!   cached: what a VMM gets by keeping translations while it can rule out page-table changes,
+//!   or by seeding the cache with the intercept's GVA→GPA for the data and fetch pages).
 //! - `rep_movsb_4k_ram_to_device`: `rep movsb` of 4096 bytes from a RAM page to a device page,
 //!   completed in one call (iteration cap 4096): 4096 one-byte device writes in order.
-//! - `lock_cmpxchg16b_ram`: `lock cmpxchg16b [rdi]` on RAM, through a real `lock cmpxchg16b`
-//!   on the host in the memory callback.
+//! - `lock_cmpxchg16b_ram/{cold,warm}`: `lock cmpxchg16b [rdi]` on RAM, through a real
+//!   `lock cmpxchg16b` on the host in the memory callback, without and with kept translations.
 //!
 //! Peer: no other Rust (or C) library completes intercepted instructions behind a
 //! register/memory callback interface that can be called in-process (OpenVMM's `x86emu` is not
@@ -229,6 +229,11 @@ fn mmio_store_bytes() -> [u8; 6] {
 fn emulator_benches(c: &mut Criterion) {
     let store = mmio_store_bytes();
     let mut g = c.benchmark_group("x86_emu");
+    // "Warm": the emulator keeps its translations between calls (see `Options`).
+    let warm = Options {
+        keep_translations: true,
+        ..Options::default()
+    };
 
     // Sanity: each case completes and does what it should before it is timed.
     {
@@ -255,7 +260,7 @@ fn emulator_benches(c: &mut Criterion) {
     g.bench_function("mmio_store/warm", |b| {
         let mut mem = guest(&store);
         let mut cpu = vcpu();
-        let mut emu = Emulator::new(Options::default());
+        let mut emu = Emulator::new(warm);
         b.iter(|| {
             cpu.rip = CODE;
             black_box(emu.emulate(&mut cpu, &mut mem, &[]))
@@ -264,7 +269,7 @@ fn emulator_benches(c: &mut Criterion) {
     g.bench_function("mmio_store/warm_bytes_supplied", |b| {
         let mut mem = guest(&store);
         let mut cpu = vcpu();
-        let mut emu = Emulator::new(Options::default());
+        let mut emu = Emulator::new(warm);
         b.iter(|| {
             cpu.rip = CODE;
             black_box(emu.emulate(&mut cpu, &mut mem, &store))
@@ -303,10 +308,29 @@ fn emulator_benches(c: &mut Criterion) {
     // lock cmpxchg16b [rdi] on RAM: alternately succeeds (memory = RDX:RAX) — the loop keeps
     // RDX:RAX equal to memory so every iteration takes the success path.
     let cx16 = [0xF0, 0x48, 0x0F, 0xC7, 0x0F];
-    g.bench_function("lock_cmpxchg16b_ram", |b| {
+    g.bench_function("lock_cmpxchg16b_ram/cold", |b| {
         let mut mem = guest(&cx16);
         let mut cpu = vcpu();
         let mut emu = Emulator::new(Options::default());
+        cpu.gpr[7] = RAM_PAGE;
+        let mut n = 0u64;
+        b.iter(|| {
+            cpu.rip = CODE;
+            cpu.gpr[0] = n;
+            cpu.gpr[2] = n;
+            cpu.gpr[3] = n + 1;
+            cpu.gpr[1] = n + 1;
+            let out = emu.emulate(&mut cpu, &mut mem, &[]);
+            debug_assert_eq!(cpu.rflags & 0x40, 0x40);
+            n += 1;
+            black_box(out)
+        })
+    });
+
+    g.bench_function("lock_cmpxchg16b_ram/warm", |b| {
+        let mut mem = guest(&cx16);
+        let mut cpu = vcpu();
+        let mut emu = Emulator::new(warm);
         cpu.gpr[7] = RAM_PAGE;
         let mut n = 0u64;
         b.iter(|| {

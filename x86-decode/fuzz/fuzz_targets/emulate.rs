@@ -272,6 +272,7 @@ fuzz_target!(|input: Input| {
         max_rep_iterations: u32::from(input.rep_cap % 64),
         update_accessed_dirty: input.update_ad,
         max_physical_bits: input.max_phys,
+        keep_translations: input.rep_cap & 0x80 != 0,
         vendor: if input.amd {
             Vendor::Amd
         } else {

@@ -147,6 +147,12 @@ pub struct Options {
     pub max_physical_bits: u8,
     /// Decode with this vendor's rules.
     pub vendor: Vendor,
+    /// Keep the translations of one call for the next ones. Off by default: the guest changes
+    /// its page tables and runs `INVLPG` without the VMM seeing it, so a VMM that turns this on
+    /// must flush ([`Emulator::translation_cache`]) whenever it cannot rule that out (for
+    /// example on every exit that is not an emulation of the same vCPU in a row). Translations
+    /// seeded before a call are used by that call either way.
+    pub keep_translations: bool,
 }
 
 impl Default for Options {
@@ -156,11 +162,13 @@ impl Default for Options {
             update_accessed_dirty: true,
             max_physical_bits: 52,
             vendor: Vendor::Intel,
+            keep_translations: false,
         }
     }
 }
 
-/// An exception the guest must take.
+/// An exception the guest must take. The VMM injects it (for #PF also writing CR2 from
+/// [`PageFault::address`]); the emulator does not change CR2 itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Exception {
@@ -301,6 +309,10 @@ impl Emulator {
         bytes: &[u8],
     ) -> Result<Outcome, EmulateError> {
         let mut ctx = access::Ctx::new(cpu, mem, &mut self.cache, &self.options);
-        exec::run(&mut ctx, bytes)
+        let result = exec::run(&mut ctx, bytes);
+        if !self.options.keep_translations {
+            self.cache.flush();
+        }
+        result
     }
 }

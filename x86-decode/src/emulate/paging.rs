@@ -524,10 +524,9 @@ fn set_accessed_dirty<M: Memory + ?Sized>(
 /// The emulator looks here before walking and fills it after each walk; the rights are
 /// re-checked against every access, and a write to a page cached as clean walks again so that
 /// the dirty bit gets set. A VMM may seed it with the translation an intercept reports
-/// ([`TranslationCache::insert`]). Like a TLB, it does not see the guest's page-table writes:
-/// keep one across emulations only if stale entries are acceptable until the guest's next
-/// `INVLPG`/CR3 write (which the VMM observes), and call [`TranslationCache::flush`] then.
-/// A fresh cache per emulation is always exact.
+/// ([`TranslationCache::insert`]). Like a TLB, it does not see the guest's page-table writes,
+/// so the [`Emulator`](super::Emulator) flushes it after every call unless
+/// [`Options::keep_translations`](super::Options::keep_translations) is set.
 #[derive(Clone, Debug, Default)]
 pub struct TranslationCache {
     key: Option<PagingKey>,
