@@ -43,6 +43,7 @@ mod heap;
 mod hyperv;
 mod interrupts;
 mod mem;
+mod mmio;
 mod net;
 mod pm;
 mod serial;
@@ -113,6 +114,7 @@ pub extern "C" fn _start(scenario: u64, probe_writes: u64, net_role: u64) -> ! {
         "synic enabled: sint 2 -> vector {:#x}, x2apic on",
         interrupts::VMBUS_VECTOR
     ));
+    mmio::run();
     negative(scenario, &mut calls);
     let mut bus = vmbus::Vmbus::new(calls);
     bus.set_net_role(net_role);

@@ -267,6 +267,8 @@ pub struct ExitStats {
     pub exits: u64,
     /// Emulation failures the VMM completed.
     pub completions: u64,
+    /// Of those, the ones `x86-decode`'s emulator completed (memory forms, AVX, the device).
+    pub emulated: u64,
     /// Exits after all four channels opened.
     pub exits_after_open: u64,
     /// Serial-console exits after all four channels opened.
@@ -372,11 +374,28 @@ pub fn run(
                     .internal_error()
                     .is_some_and(|e| e.suberror == KVM_INTERNAL_ERROR_EMULATION) =>
             {
-                match complete::complete(vm) {
+                // The SSE forms first, then the emulator (memory forms, AVX, devices).
+                let done = match complete::complete(vm) {
+                    Err(CompleteError::Unsupported { .. }) => {
+                        match crate::emulate::complete(vm, &mut bus.mmio) {
+                            Ok(Some(x86_decode::emulate::Outcome::Completed)) => {
+                                stats.emulated += 1;
+                                Ok(0)
+                            }
+                            _ => complete::complete(vm),
+                        }
+                    }
+                    other => other,
+                };
+                match done {
                     Ok(len) => {
                         stats.completions += 1;
                         if trace {
-                            eprintln!("[exit {count}] completed a {len}-byte instruction KVM could not emulate");
+                            if len == 0 {
+                                eprintln!("[exit {count}] x86-decode's emulator completed an instruction KVM could not emulate");
+                            } else {
+                                eprintln!("[exit {count}] completed a {len}-byte instruction KVM could not emulate");
+                            }
                         }
                     }
                     Err(source) => {
@@ -541,10 +560,17 @@ fn handle(
                 },
             }
         }
-        VcpuExit::MmioRead(addr, data) => Step::Unexpected(Some(UnexpectedExit::MmioRead {
-            addr,
-            size: data.len(),
-        })),
+        VcpuExit::MmioWrite(addr, data) if bus.mmio.write(addr, data) => Step::Resume,
+        VcpuExit::MmioRead(addr, data) => {
+            if bus.mmio.read(addr, data) {
+                Step::Resume
+            } else {
+                Step::Unexpected(Some(UnexpectedExit::MmioRead {
+                    addr,
+                    size: data.len(),
+                }))
+            }
+        }
         VcpuExit::MmioWrite(addr, data) => Step::Unexpected(Some(UnexpectedExit::MmioWrite {
             addr,
             data: data.to_vec(),

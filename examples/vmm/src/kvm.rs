@@ -220,11 +220,24 @@ impl Vm {
         sregs.idt.limit = cpu.idt_limit;
         sregs.cr0 = cpu.cr0;
         sregs.cr3 = cpu.cr3;
-        sregs.cr4 = cpu.cr4;
+        sregs.cr4 = cpu.cr4 | crate::long_mode::cr4::OSXSAVE;
         sregs.efer = cpu.efer;
-        self.vcpu
-            .set_sregs(&sregs)
-            .map_err(ioctl("KVM_SET_SREGS"))?;
+        // XSAVE and AVX state enabled as firmware leaves them, when the vCPU has them: KVM
+        // refuses CR4.OSXSAVE without XSAVE in CPUID, and an XCR0 the CPU cannot hold.
+        if self.vcpu.set_sregs(&sregs).is_err() {
+            sregs.cr4 = cpu.cr4;
+            self.vcpu
+                .set_sregs(&sregs)
+                .map_err(ioctl("KVM_SET_SREGS"))?;
+        } else {
+            let mut xcrs = kvm_bindings::kvm_xcrs {
+                nr_xcrs: 1,
+                ..Default::default()
+            };
+            xcrs.xcrs[0].xcr = 0;
+            xcrs.xcrs[0].value = 0b111; // x87, SSE, AVX
+            let _ = self.vcpu.set_xcrs(&xcrs);
+        }
 
         let fpu = kvm_fpu {
             fcw: FCW_DEFAULT,
@@ -260,6 +273,28 @@ impl Vm {
             .translate_gva(gva)
             .map_err(ioctl("KVM_TRANSLATE"))?;
         Ok((t.valid != 0).then_some(t.physical_address))
+    }
+
+    /// The vCPU's XSAVE area (`KVM_GET_XSAVE`): x87, SSE and AVX state.
+    pub fn xsave(&self) -> Result<kvm_bindings::kvm_xsave, KvmError> {
+        self.vcpu.get_xsave().map_err(ioctl("KVM_GET_XSAVE"))
+    }
+
+    /// Loads the vCPU's XSAVE area (`KVM_SET_XSAVE`).
+    pub fn set_xsave(&self, xsave: &kvm_bindings::kvm_xsave) -> Result<(), KvmError> {
+        // SAFETY: `xsave` is a whole `kvm_xsave` the kernel filled (`KVM_GET_XSAVE`) and the
+        // VMM only changed register bytes inside it; the legacy 4 KiB layout is what
+        // `KVM_SET_XSAVE` reads.
+        unsafe { self.vcpu.set_xsave(xsave) }.map_err(ioctl("KVM_SET_XSAVE"))
+    }
+
+    /// XCR0 (`KVM_GET_XCRS`; 1 = x87 only when the guest never set it).
+    pub fn xcr0(&self) -> Result<u64, KvmError> {
+        let xcrs = self.vcpu.get_xcrs().map_err(ioctl("KVM_GET_XCRS"))?;
+        Ok(xcrs.xcrs[..(xcrs.nr_xcrs as usize).min(xcrs.xcrs.len())]
+            .iter()
+            .find(|x| x.xcr == 0)
+            .map_or(1, |x| x.value))
     }
 
     /// The vCPU's general and special registers.

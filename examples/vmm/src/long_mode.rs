@@ -36,6 +36,8 @@ pub mod cr4 {
     pub const PAE: u64 = 1 << 5;
     /// The OS supports `fxsave`/`fxrstor`: enables SSE instructions.
     pub const OSFXSR: u64 = 1 << 9;
+    /// `xsave` and XCR0 enabled (needed for AVX); set at boot when the vCPU has XSAVE.
+    pub const OSXSAVE: u64 = 1 << 18;
     /// The OS handles SIMD floating-point exceptions (`#XM`).
     pub const OSXMMEXCPT: u64 = 1 << 10;
 }

@@ -19,6 +19,7 @@
 mod complete;
 mod devices;
 mod elf;
+mod emulate;
 mod exit;
 mod guest_memory;
 mod hyperv;
@@ -599,6 +600,24 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
         None
     };
     let (status, stats) = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
+    if !bus.mmio.log.is_empty() {
+        let accesses: Vec<String> = bus
+            .mmio
+            .log
+            .iter()
+            .map(|(write, offset, len)| {
+                format!(
+                    "{} {len} at {offset:#x}",
+                    if *write { "write" } else { "read" }
+                )
+            })
+            .collect();
+        timeline.host(format_args!(
+            "mmio: the test device saw {} accesses: {}",
+            accesses.len(),
+            accesses.join(", ")
+        ));
+    }
     hyperv.vmbus.finish_snapshot(&timeline);
     if let Some(storage) = hyperv.vmbus.storage_mut() {
         if let Err(e) = storage.disk.flush() {
@@ -662,8 +681,11 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
 fn summary(timeline: &Timeline, hyperv: &HyperV, stats: &exit::ExitStats) {
     let v = &hyperv.vmbus.stats;
     timeline.host(format_args!(
-        "guest powered off after {} exits ({} completed SSE instructions)",
-        stats.exits, stats.completions
+        "guest powered off after {} exits ({} instructions KVM could not emulate completed: {} by x86-decode's emulator, {} SSE register forms)",
+        stats.exits,
+        stats.completions,
+        stats.emulated,
+        stats.completions - stats.emulated
     ));
     if let Some((at, exits)) = v.all_open {
         timeline.host(format_args!(

@@ -80,6 +80,8 @@ struct Mapping {
 #[derive(Default)]
 pub struct PortBus {
     mappings: Vec<Mapping>,
+    /// The MMIO test device (instruction completion's target).
+    pub mmio: crate::emulate::MmioDevice,
 }
 
 impl core::fmt::Debug for PortBus {
