@@ -86,27 +86,10 @@ pub fn run() {
     let lo = u64::from_le_bytes(core::array::from_fn(|b| initial(0x300 + b as u64)));
     let hi = u64::from_le_bytes(core::array::from_fn(|b| initial(0x308 + b as u64)));
     let (new_lo, new_hi) = (0x1122_3344_5566_7788u64, 0x99aa_bbcc_ddee_ff00u64);
-    let (mut rax, mut rdx) = (lo, hi);
-    let zf: u8;
-    // SAFETY: the MMIO page offset 0x300 is 16-byte aligned; rbx is saved and restored around
-    // the instruction because LLVM reserves it.
-    unsafe {
-        asm!(
-            "xchg {nlo}, rbx",
-            "lock cmpxchg16b [{dev}]",
-            "sete {zf}",
-            "xchg {nlo}, rbx",
-            dev = in(reg) MMIO + 0x300,
-            nlo = inout(reg) new_lo => _,
-            zf = out(reg_byte) zf,
-            inout("rax") rax, inout("rdx") rdx,
-            in("rcx") new_hi,
-            options(nostack)
-        );
-    }
+    let (zf, rax, rdx) = cmpxchg16b(MMIO + 0x300, (lo, hi), (new_lo, new_hi));
     assert!(
-        zf == 1 && rax == lo && rdx == hi,
-        "mmio: cmpxchg16b did not succeed (zf {zf}, rax {rax:#x})"
+        zf && rax == lo && rdx == hi,
+        "mmio: cmpxchg16b did not succeed (rax {rax:#x})"
     );
     let (got_lo, got_hi) = (load_u64(MMIO + 0x300), load_u64(MMIO + 0x308));
     assert!(
@@ -114,29 +97,37 @@ pub fn run() {
         "mmio: cmpxchg16b left {got_lo:#x}:{got_hi:#x}"
     );
     // A second exchange with the old value must fail and load the current one.
-    let (mut rax, mut rdx) = (lo, hi);
-    let zf: u8;
-    // SAFETY: as above.
-    unsafe {
-        asm!(
-            "xchg {nlo}, rbx",
-            "lock cmpxchg16b [{dev}]",
-            "sete {zf}",
-            "xchg {nlo}, rbx",
-            dev = in(reg) MMIO + 0x300,
-            nlo = inout(reg) 0u64 => _,
-            zf = out(reg_byte) zf,
-            inout("rax") rax, inout("rdx") rdx,
-            in("rcx") 0u64,
-            options(nostack)
-        );
-    }
+    let (zf, rax, rdx) = cmpxchg16b(MMIO + 0x300, (lo, hi), (0, 0));
     assert!(
-        zf == 0 && rax == new_lo && rdx == new_hi,
+        !zf && rax == new_lo && rdx == new_hi,
         "mmio: failed cmpxchg16b did not load the device value"
     );
     say(format_args!(
         "mmio: lock cmpxchg16b on the device: exchanged, then refused with the current value loaded ({} checks)",
         Dec(4)
     ));
+}
+
+/// `lock cmpxchg16b [addr]` with RDX:RAX = `expected` and RCX:RBX = `new`; returns ZF and the
+/// RAX, RDX it left.
+fn cmpxchg16b(addr: u64, expected: (u64, u64), new: (u64, u64)) -> (bool, u64, u64) {
+    let (mut rax, mut rdx) = expected;
+    let zf: u8;
+    // SAFETY: `addr` is 16-byte aligned in the MMIO test page; rbx is swapped in and out
+    // around the instruction because LLVM reserves it.
+    unsafe {
+        asm!(
+            "xchg {nlo}, rbx",
+            "lock cmpxchg16b [{dev}]",
+            "sete {zf}",
+            "xchg {nlo}, rbx",
+            dev = in(reg) addr,
+            nlo = inout(reg) new.0 => _,
+            zf = out(reg_byte) zf,
+            inout("rax") rax, inout("rdx") rdx,
+            in("rcx") new.1,
+            options(nostack)
+        );
+    }
+    (zf != 0, rax, rdx)
 }
