@@ -1173,15 +1173,19 @@ fn emulator_matches_the_processor() {
             }
         }
     }
+    // Straight to stderr, past the test harness's output capture, so that skips are visible
+    // in every run.
+    let mut report = String::new();
     for s in &skipped {
-        println!("skipped (host lacks the feature): {s}");
+        report += &format!("emu_oracle: skipped (host lacks the feature): {s}\n");
     }
-    println!(
-        "{} forms, {} native runs compared, {} of them faulted natively",
+    report += &format!(
+        "emu_oracle: {} forms, {} native runs compared, {} of them faulted natively\n",
         all.len() - skipped.len(),
         tally.runs,
         tally.faults
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
     assert!(
         tally.failures.is_empty(),
         "{} mismatches (first {}):\n{}",
