@@ -47,6 +47,9 @@ const PINGS: u16 = 4;
 const RETRY: u64 = 1_000_000;
 /// ARP attempts before role A gives up.
 const ARP_TRIES: u32 = 3;
+/// Frames in role A's burst, and their EtherType (IEEE local experimental).
+const BURST: u16 = 100;
+const BURST_ETHERTYPE: [u8; 2] = [0x88, 0xB5];
 /// The forged source MAC role A tries last.
 const SPOOFED: [u8; 6] = [0x02, 0, 0, 0, 0, 0xee];
 
@@ -76,6 +79,9 @@ pub struct NetDriver {
     rtts: Vec<u64>,
     /// What arrived and was not consumed yet.
     inbox: Vec<Incoming>,
+    /// Burst frames received, and when the first came.
+    burst_seen: u32,
+    burst_first: Option<u64>,
     /// Frames received.
     pub frames_in: u32,
     /// Frames sent.
@@ -133,6 +139,8 @@ impl NetDriver {
             next_txid: 1,
             rtts: Vec::new(),
             inbox: Vec::new(),
+            burst_seen: 0,
+            burst_first: None,
             frames_in: 0,
             frames_out: 0,
         };
@@ -390,6 +398,7 @@ impl NetDriver {
                 Dec(min / 10),
                 Dec(max / 10)
             ));
+            self.burst(calls, peer);
             self.spoof(calls);
             self.phase = Phase::Done;
             return;
@@ -397,6 +406,27 @@ impl NetDriver {
         let frame = icmp_echo(8, self.mac, self.ip, peer, self.peer_ip, seq);
         self.phase = Phase::Pinging(seq, hyperv::reference_time_now());
         self.send_frame(calls, &frame);
+    }
+
+    /// [`BURST`] frames to the peer as fast as the adapter takes them: the packet rate.
+    fn burst(&mut self, calls: &mut Calls, peer: [u8; 6]) {
+        let mut frame = Vec::with_capacity(60);
+        frame.extend_from_slice(&peer);
+        frame.extend_from_slice(&self.mac);
+        frame.extend_from_slice(&BURST_ETHERTYPE);
+        frame.resize(60, 0x5a);
+        let t0 = hyperv::reference_time_now();
+        for i in 0..BURST {
+            frame[14..16].copy_from_slice(&i.to_be_bytes());
+            self.send_frame(calls, &frame);
+        }
+        let t = (hyperv::reference_time_now() - t0).max(1);
+        say(format_args!(
+            "netvsc: sent {} frames to the peer in {} ms: {} frames/s",
+            Dec(BURST.into()),
+            Dec(t / 10_000),
+            Dec(u64::from(BURST) * 10_000_000 / t)
+        ));
     }
 
     /// One gratuitous ARP with a forged source MAC: the switch must drop it.
@@ -409,6 +439,21 @@ impl NetDriver {
     }
 
     fn on_frame(&mut self, calls: &mut Calls, f: &[u8]) {
+        if f.len() >= 16 && f[12..14] == BURST_ETHERTYPE {
+            let now = hyperv::reference_time_now();
+            let first = *self.burst_first.get_or_insert(now);
+            self.burst_seen += 1;
+            if self.burst_seen == u32::from(BURST) {
+                let t = (now - first).max(1);
+                say(format_args!(
+                    "netvsc: received all {} burst frames in {} ms: {} frames/s",
+                    Dec(BURST.into()),
+                    Dec(t / 10_000),
+                    Dec(u64::from(BURST) * 10_000_000 / t)
+                ));
+            }
+            return;
+        }
         if f.len() < 42 || f[12..14] != [0x08, 0x06] && f[12..14] != [0x08, 0x00] {
             return;
         }
