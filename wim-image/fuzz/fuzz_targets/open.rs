@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     wim.set_max_chunk_size(4 << 20);
     let _ = wim.xml().to_xml_string();
     for i in 1..=wim.image_count().min(4) {
-        let _ = wim.xml().image(i).map(|x| (x.name(), x.total_bytes(), x.creation_time()));
+        let _ = wim
+            .xml()
+            .image(i)
+            .map(|x| (x.name(), x.total_bytes(), x.creation_time()));
         let Ok(tree) = wim.image(i) else {
             continue;
         };
