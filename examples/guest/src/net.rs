@@ -340,6 +340,12 @@ impl NetDriver {
         self.send_rndis(calls, nvsp::CHANNEL_DATA, &rndis::packet(frame));
     }
 
+    /// Whether this adapter's part of the exchange is over (role A: done; role B: always, it
+    /// only answers).
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Serve | Phase::Done)
+    }
+
     /// Handles what arrived and moves role A's exchange on; returns `true` when busy.
     pub fn poll(&mut self, calls: &mut Calls) -> bool {
         self.pump(calls);

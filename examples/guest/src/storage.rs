@@ -2,9 +2,13 @@
 //! first, falling back), identifies LUN 0, then writes a test pattern across a VHD block
 //! boundary and a sequential run, reads everything back, compares, and reports throughput.
 //!
-//! Requests are synchronous (queue depth 1): write the packet, signal the host if the ring
-//! says so, sleep until the completion arrives. Data buffers are heap vectors described by one
-//! GPA range (this guest's memory is identity-mapped, so a virtual address is its physical one).
+//! Requests are synchronous (queue depth 1: write the packet, signal the host if the ring
+//! says so, sleep until the completion arrives), except the random I/O at queue depth 32,
+//! which keeps 32 requests outstanding: it writes a batch of requests, signals once, and
+//! refills with one batch for every group of completions it finds. Data buffers are heap
+//! vectors described by one GPA range (this guest's memory is identity-mapped, so a virtual
+//! address is its physical one). A TEST UNIT READY before and after each measured phase lets
+//! the host report the phase's exits.
 
 use alloc::string::String;
 use alloc::vec;
@@ -92,6 +96,23 @@ impl<'a> Storvsc<'a> {
 
     /// Sends `packet` (with `buffer` as its data, if any); returns its transaction id.
     fn submit(&mut self, packet: &VstorPacket, buffer: Option<&[u8]>) -> u64 {
+        let (txid, signal) = self.queue(packet, buffer);
+        if signal {
+            self.signal();
+        }
+        txid
+    }
+
+    /// Signals the host.
+    fn signal(&mut self) {
+        self.signals += 1;
+        hyperv::status(self.calls.signal_event(self.connection_id, 0))
+            .unwrap_or_else(|e| panic!("storvsc: HvSignalEvent failed: {e}"));
+    }
+
+    /// Writes `packet` into the ring without signaling; returns its transaction id and
+    /// whether the host must be signaled for it (once the batch is written).
+    fn queue(&mut self, packet: &VstorPacket, buffer: Option<&[u8]>) -> (u64, bool) {
         let txid = self.next_txid;
         self.next_txid += 1;
         let payload = packet.bytes(64);
@@ -119,16 +140,21 @@ impl<'a> Storvsc<'a> {
             None => self.writer.write(&PacketRepr::in_band(txid, true, payload)),
         }
         .unwrap_or_else(|e| panic!("storvsc: cannot send: {e}"));
-        if sent.must_signal {
-            self.signals += 1;
-            hyperv::status(self.calls.signal_event(self.connection_id, 0))
-                .unwrap_or_else(|e| panic!("storvsc: HvSignalEvent failed: {e}"));
-        }
-        txid
+        (txid, sent.must_signal)
     }
 
     /// Waits for the next completion; returns its transaction id and packet.
     fn next_completion(&mut self) -> (u64, VstorPacket) {
+        loop {
+            if let Some(done) = self.try_completion() {
+                return done;
+            }
+            interrupts::wait();
+        }
+    }
+
+    /// The next completion if one is in the ring.
+    fn try_completion(&mut self) -> Option<(u64, VstorPacket)> {
         let mut buf = [0u8; 256];
         loop {
             match self.reader.read(&mut buf) {
@@ -149,9 +175,9 @@ impl<'a> Storvsc<'a> {
                         "storvsc: completion with operation {:?}",
                         answer.operation()
                     );
-                    return (p.transaction_id, answer);
+                    return Some((p.transaction_id, answer));
                 }
-                Err(ReadError::Empty) => interrupts::wait(),
+                Err(ReadError::Empty) => return None,
                 Err(e) => panic!("storvsc: corrupt ring: {e}"),
             }
         }
@@ -241,6 +267,16 @@ impl<'a> Storvsc<'a> {
         cdb
     }
 
+    /// TEST UNIT READY: a phase boundary for the host's measurements.
+    fn mark(&mut self) {
+        let r = self.scsi(&[0; 6], &mut [], false);
+        assert!(
+            r.srb_status == SrbStatus::SUCCESS.0,
+            "storvsc: TEST UNIT READY failed: {:#x}",
+            r.srb_status
+        );
+    }
+
     /// Runs `cdb` on LUN 0 with `data` (to the device when `write`); returns the completion's
     /// SCSI request.
     pub fn scsi(&mut self, cdb: &[u8], data: &mut [u8], write: bool) -> ScsiRequest {
@@ -262,34 +298,43 @@ impl<'a> Storvsc<'a> {
             seed ^= seed << 17;
             RANDOM_START / 512 + (seed % (RANDOM_LEN / 4096)) * 8
         };
-        let mut slot_of: Vec<u64> = vec![0; qd];
+        // The transaction in each slot (`u64::MAX`: free).
+        let mut slot_of: Vec<u64> = vec![u64::MAX; qd];
         let t0 = hyperv::reference_time_now();
-        let mut submitted = 0;
-        for (slot, id) in slot_of.iter_mut().enumerate() {
-            if submitted == ops {
-                break;
-            }
-            let p = Self::srb_packet(&Self::rw_cdb(write, next_lba(), 8), 4096, write);
-            *id = self.submit(&p, Some(&slots[slot * 4096..(slot + 1) * 4096]));
-            submitted += 1;
-        }
-        let mut completed = 0;
+        let (mut submitted, mut completed) = (0, 0);
         while completed < ops {
-            let (id, answer) = self.next_completion();
-            let srb = answer.srb();
-            assert!(
-                srb.srb_status == SrbStatus::SUCCESS.0,
-                "storvsc: random I/O failed: {:#x}",
-                srb.srb_status
-            );
-            completed += 1;
-            let Some(slot) = slot_of.iter().position(|&s| s == id) else {
-                continue;
-            };
-            if submitted < ops {
+            // Fill every free slot, then signal once for the whole batch.
+            let mut signal = false;
+            for slot in 0..qd {
+                if submitted == ops {
+                    break;
+                }
+                if slot_of[slot] != u64::MAX {
+                    continue;
+                }
                 let p = Self::srb_packet(&Self::rw_cdb(write, next_lba(), 8), 4096, write);
-                slot_of[slot] = self.submit(&p, Some(&slots[slot * 4096..(slot + 1) * 4096]));
+                let (id, must) = self.queue(&p, Some(&slots[slot * 4096..(slot + 1) * 4096]));
+                slot_of[slot] = id;
+                signal |= must;
                 submitted += 1;
+            }
+            if signal {
+                self.signal();
+            }
+            // Wait for one completion, then take every other one already there.
+            let mut next = Some(self.next_completion());
+            while let Some((id, answer)) = next {
+                let srb = answer.srb();
+                assert!(
+                    srb.srb_status == SrbStatus::SUCCESS.0,
+                    "storvsc: random I/O failed: {:#x}",
+                    srb.srb_status
+                );
+                completed += 1;
+                if let Some(slot) = slot_of.iter().position(|&s| s == id) {
+                    slot_of[slot] = u64::MAX;
+                }
+                next = self.try_completion();
             }
         }
         hyperv::reference_time_now() - t0
@@ -468,6 +513,7 @@ impl<'a> Storvsc<'a> {
             Dec((EDGE_LEN / 1024) as u64),
             EDGE_OFFSET
         ));
+        self.mark();
         let (w, r) = self.pattern_run(SEQ_OFFSET, SEQ_LEN);
         let mbps = |t: u64| (SEQ_LEN as u64 * 10_000_000 / t.max(1)) >> 20;
         say(format_args!(
@@ -480,6 +526,7 @@ impl<'a> Storvsc<'a> {
         ));
         for write in [false, true] {
             for qd in [1, 32] {
+                self.mark();
                 let t = self.random_io(write, qd, RANDOM_OPS);
                 say(format_args!(
                     "storvsc: 4 KiB random {} at queue depth {}: {} IOPS ({} ops)",
@@ -490,6 +537,7 @@ impl<'a> Storvsc<'a> {
                 ));
             }
         }
+        self.mark();
         let mut none = [0u8; 0];
         let r = self.scsi(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &mut none, false);
         assert!(

@@ -198,7 +198,19 @@ impl Vmbus {
         self.post(&first);
         let (simp, siefp) = hyperv::synic_pages();
         let memory = hyperv::pages_memory();
+        // A shutdown the host asked for while this guest's network exchange still runs: it is
+        // carried out when the exchange ends (a real guest also finishes its work first).
+        let mut pending = None;
         loop {
+            if let Some(action) = pending {
+                if self.net.as_ref().is_none_or(|n| n.finished()) {
+                    if let Some(net) = self.net.as_mut() {
+                        // Take in what the host already delivered before powering off.
+                        while net.poll(&mut self.calls) {}
+                    }
+                    return action;
+                }
+            }
             let mut busy = false;
             // Host messages in SINT 2's slot.
             loop {
@@ -218,7 +230,8 @@ impl Vmbus {
                 .unwrap_or_else(|e| panic!("cannot read the event page: {e}"));
             for index in 0..self.channels.len() {
                 if let Some(action) = self.serve(index) {
-                    return action;
+                    busy = true;
+                    pending = Some(action);
                 }
             }
             if let Some(net) = self.net.as_mut() {

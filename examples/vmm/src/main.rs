@@ -16,6 +16,7 @@
 //! an unexpected exit, ...), 2 for a bad command line, 3 when the guest powers off with a
 //! non-zero status.
 
+mod cli;
 mod complete;
 mod devices;
 mod elf;
@@ -34,11 +35,11 @@ mod tick;
 mod timeline;
 
 use std::error::Error;
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cli::{parse_args, Command, Options, USAGE};
 use devices::pm::{PowerOff, POWER_OFF_PORT};
 use devices::serial::{Serial, COM1_BASE, PORT_COUNT};
 use devices::PortBus;
@@ -48,290 +49,9 @@ use kvm::{Vm, VmOptions};
 use long_mode::BootCpu;
 use memory::GuestMemory;
 use timeline::{GuestConsole, Timeline};
-use vmbus_ring::channel::VmbusVersion;
 
 /// The test guest built from `examples/guest` by `build.rs`.
 static BUILTIN_GUEST: &[u8] = include_bytes!(env!("VIRIDIAN_GUEST_ELF"));
-
-/// Guest RAM size when `--mem` is not given, in MiB.
-const DEFAULT_MEM_MIB: u64 = 64;
-
-const USAGE: &str = "\
-usage: vmm [options]
-
-Boots a 64-bit ELF guest under KVM in long mode and runs it until it powers off.
-The guest's serial output (COM1) goes to stdout.
-
-options:
-  --mem <MiB>            guest RAM size in MiB (default 64, 4 to 3072)
-  --kvp <key=value>      a key the host writes into the guest's External KVP pool and
-                         reads back (repeatable; default HostName and VirtualMachineName)
-  --heartbeat-ms <ms>    heartbeat period (default 500)
-  --run-ms <ms>          how long to run once the channels are open before asking the
-                         guest to shut down (default 2500)
-  --probe <n>            port writes in the guest's exit-probe loop (default 2000)
-  --vmbus-version <x.y>  newest VMBus version the host accepts (default 5.3)
-  --scenario <name>      a negative scenario for the built-in guest: malformed-message,
-                         unknown-connection, reserved-synic-bits, gpadl-outside-ram
-                         (default: none)
-  --disk <path.vhd>      attach this VHD (fixed, dynamic or differencing) as LUN 0 of a
-                         synthetic SCSI controller; the built-in guest tests it
-  --snapshot <child.avhd>
-                         while the guest runs, turn the disk into the parent of this new
-                         differencing disk (after --snapshot-after <n> guest writes,
-                         default 1); at shutdown keep it, or with --merge merge it back.
-                         With a disk, standard input takes host commands:
-                         `snapshot [child.avhd]` snapshots the running disk now
-  --deploy <image.wim:n> create --disk as a new dynamic VHD, format it FAT32 and apply WIM
-                         image n onto it; the built-in guest lists it and checks hashes
-  --net                  run two built-in guests at once, each with a synthetic network
-                         adapter on one vswitch-core switch; guest a pings guest b
-  --vlans <a>,<b>        the two adapters' access VLANs (implies --net; default 1,1)
-  --guest <path>         boot this ELF64 executable instead of the built-in test guest
-  --no-irqchip           do not create KVM's in-kernel interrupt controller; a guest `hlt`
-                         then stops the VM with an error instead of sleeping
-  --trace                log every vCPU exit to stderr
-  -h, --help             show this help
-
-exit status: 0 guest powered off with status 0, 1 VMM error, 2 usage error,
-             3 guest powered off with a non-zero status";
-
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Options {
-    mem_mib: u64,
-    guest: Option<PathBuf>,
-    irqchip: bool,
-    trace: bool,
-    kvp: Vec<(String, String)>,
-    heartbeat_ms: u64,
-    run_ms: u64,
-    probe: u64,
-    max_version: VmbusVersion,
-    scenario: u64,
-    disk: Option<PathBuf>,
-    snapshot: Option<storage::snapshot::SnapshotPlan>,
-    /// Run two guests on one switch (`--net`), their ports on these access VLANs.
-    net: Option<(u16, u16)>,
-    /// Deploy this WIM image onto a new `--disk` first.
-    deploy: Option<(PathBuf, u32)>,
-}
-
-/// The negative scenarios of the built-in guest, by name (the guest's `Scenario` numbers).
-const SCENARIOS: [(&str, u64); 4] = [
-    ("malformed-message", 1),
-    ("unknown-connection", 2),
-    ("reserved-synic-bits", 3),
-    ("gpadl-outside-ram", 4),
-];
-
-/// The parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Command {
-    Run(Options),
-    Help,
-}
-
-/// A bad command line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-enum UsageError {
-    #[error("unknown option {0:?}")]
-    UnknownOption(OsString),
-    #[error("{0} needs a value")]
-    MissingValue(&'static str),
-    #[error("--mem takes a whole number of MiB from {min} to {max}, not {value:?}", min = layout::MIN_MEM_MIB, max = layout::MAX_MEM_MIB)]
-    BadMemSize { value: OsString },
-    #[error("{option} does not take {value:?}")]
-    BadValue {
-        option: &'static str,
-        value: OsString,
-    },
-}
-
-/// Parses the arguments after the program name.
-fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
-    let mut options = Options {
-        mem_mib: DEFAULT_MEM_MIB,
-        guest: None,
-        irqchip: true,
-        trace: false,
-        kvp: Vec::new(),
-        heartbeat_ms: 500,
-        run_ms: 2500,
-        probe: 2000,
-        max_version: VmbusVersion::WIN10_V5_3,
-        scenario: 0,
-        disk: None,
-        snapshot: None,
-        net: None,
-        deploy: None,
-    };
-    let mut kvp_given = false;
-    let (mut snapshot_after, mut merge) = (None, false);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        // Accept `--name=value` as well as `--name value`.
-        let (name, inline) = match arg.to_str().and_then(|a| a.split_once('=')) {
-            Some((name, value)) if name.starts_with("--") => {
-                (OsString::from(name), Some(OsString::from(value)))
-            }
-            _ => (arg, None),
-        };
-        let mut value = |option: &'static str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(UsageError::MissingValue(option))
-        };
-        match name.to_str().unwrap_or("") {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--mem" => {
-                let value = value("--mem")?;
-                options.mem_mib = value
-                    .to_str()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|mib| (layout::MIN_MEM_MIB..=layout::MAX_MEM_MIB).contains(mib))
-                    .ok_or(UsageError::BadMemSize { value })?;
-            }
-            "--guest" => options.guest = Some(value("--guest")?.into()),
-            "--kvp" => {
-                let value = value("--kvp")?;
-                let pair = value
-                    .to_str()
-                    .and_then(|v| v.split_once('='))
-                    .filter(|(k, _)| !k.is_empty())
-                    .ok_or(UsageError::BadValue {
-                        option: "--kvp",
-                        value: value.clone(),
-                    })?;
-                options.kvp.push((pair.0.to_string(), pair.1.to_string()));
-                kvp_given = true;
-            }
-            name @ ("--heartbeat-ms" | "--run-ms" | "--probe") => {
-                let option = match name {
-                    "--heartbeat-ms" => "--heartbeat-ms",
-                    "--run-ms" => "--run-ms",
-                    _ => "--probe",
-                };
-                let value = value(option)?;
-                let n: u64 = value
-                    .to_str()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| option == "--probe" || n > 0)
-                    .ok_or(UsageError::BadValue { option, value })?;
-                match option {
-                    "--heartbeat-ms" => options.heartbeat_ms = n,
-                    "--run-ms" => options.run_ms = n,
-                    _ => options.probe = n,
-                }
-            }
-            "--vmbus-version" => {
-                let value = value("--vmbus-version")?;
-                options.max_version = value
-                    .to_str()
-                    .and_then(|v| v.split_once('.'))
-                    .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-                    .map(|(major, minor)| VmbusVersion(major << 16 | minor))
-                    .filter(|v| v.0 >= VmbusVersion::WIN8.0 && v.0 <= VmbusVersion::WIN10_V5_3.0)
-                    .ok_or(UsageError::BadValue {
-                        option: "--vmbus-version",
-                        value,
-                    })?;
-            }
-            "--scenario" => {
-                let value = value("--scenario")?;
-                options.scenario = SCENARIOS
-                    .iter()
-                    .find(|(name, _)| value.to_str() == Some(name))
-                    .map(|&(_, n)| n)
-                    .ok_or(UsageError::BadValue {
-                        option: "--scenario",
-                        value,
-                    })?;
-            }
-            "--disk" => options.disk = Some(PathBuf::from(value("--disk")?)),
-            "--deploy" => {
-                let value = value("--deploy")?;
-                options.deploy = Some(value.to_str().and_then(storage::deploy::parse_spec).ok_or(
-                    UsageError::BadValue {
-                        option: "--deploy",
-                        value,
-                    },
-                )?);
-            }
-            "--net" if inline.is_none() => {
-                options.net.get_or_insert((1, 1));
-            }
-            "--vlans" => {
-                let value = value("--vlans")?;
-                let pair = value
-                    .to_str()
-                    .and_then(|v| v.split_once(','))
-                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                    .filter(|&(a, b): &(u16, u16)| (1..4095).contains(&a) && (1..4095).contains(&b))
-                    .ok_or(UsageError::BadValue {
-                        option: "--vlans",
-                        value,
-                    })?;
-                options.net = Some(pair);
-            }
-            "--snapshot" => {
-                let child = PathBuf::from(value("--snapshot")?);
-                let plan = options
-                    .snapshot
-                    .get_or_insert(storage::snapshot::SnapshotPlan {
-                        child: PathBuf::new(),
-                        after_writes: 1,
-                        merge: false,
-                    });
-                plan.child = child;
-            }
-            "--snapshot-after" => {
-                let value = value("--snapshot-after")?;
-                let n =
-                    value
-                        .to_str()
-                        .and_then(|v| v.parse().ok())
-                        .ok_or(UsageError::BadValue {
-                            option: "--snapshot-after",
-                            value,
-                        })?;
-                snapshot_after = Some(n);
-            }
-            "--merge" if inline.is_none() => merge = true,
-            "--no-irqchip" if inline.is_none() => options.irqchip = false,
-            "--trace" if inline.is_none() => options.trace = true,
-            _ => return Err(UsageError::UnknownOption(name)),
-        }
-    }
-    if options.deploy.is_some() && options.disk.is_none() {
-        return Err(UsageError::BadValue {
-            option: "--deploy",
-            value: OsString::from("needs --disk NEW.vhd"),
-        });
-    }
-    match options.snapshot.as_mut() {
-        Some(plan) => {
-            plan.after_writes = snapshot_after.unwrap_or(1);
-            plan.merge = merge;
-        }
-        None if snapshot_after.is_some() || merge => {
-            return Err(UsageError::BadValue {
-                option: "--snapshot-after/--merge",
-                value: OsString::from("given without --snapshot"),
-            })
-        }
-        None => {}
-    }
-    if !kvp_given {
-        options.kvp = vec![
-            ("HostName".into(), "viridian-host".into()),
-            ("VirtualMachineName".into(), "viridian-demo".into()),
-        ];
-    }
-    Ok(Command::Run(options))
-}
 
 /// Everything that can stop the VMM before or while the guest runs.
 #[derive(Debug, thiserror::Error)]
@@ -367,6 +87,18 @@ enum VmmError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create the demo's disk in {path}")]
+    DemoDisk {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the TAP uplink {name}")]
+    Tap {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the service timer")]
     Tick(#[source] std::io::Error),
     #[error("the virtual machine stopped")]
@@ -390,6 +122,10 @@ struct VmIdentity {
     net: Option<(Arc<net::Hub>, [u8; 6], u16, u64)>,
     /// Drive the 5 ms service tick with a process timer (one VM per process only).
     own_tick: bool,
+    /// Attach `--disk` (with its snapshot plan) to this VM.
+    disk: bool,
+    /// Ask this guest to shut down only once the flag is set (see [`hyperv::vmbus::DemoConfig`]).
+    hold_shutdown: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Boots the guest and runs it to power-off; returns the guest's exit status.
@@ -400,28 +136,91 @@ fn run(options: &Options) -> Result<u8, VmmError> {
             timeline: Timeline::new(),
             net: None,
             own_tick: true,
+            disk: true,
+            hold_shutdown: None,
         },
     )
 }
 
-/// Two guests on one switch, each VM on its own thread; returns the worse exit status.
-fn run_pair(options: &Options, vlans: (u16, u16)) -> Result<u8, VmmError> {
-    let hub = Arc::new(net::Hub::new());
+/// The whole demo: a new dynamic VHD in a temporary directory for guest a, snapshotted live
+/// after its first write and merged back at shutdown; two guests on one switch.
+fn run_whole_demo(options: &Options) -> Result<u8, VmmError> {
     let timeline = Timeline::new();
+    let dir = storage::TempDir::new("viridian-demo").map_err(|source| VmmError::DemoDisk {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let disk = dir.path().join("demo.vhd");
+    let child = dir.path().join("demo-1.avhd");
+    storage::create_disk(&disk, 32 << 20).map_err(|source| VmmError::DemoDisk {
+        path: disk.clone(),
+        source,
+    })?;
+    timeline.host(format_args!(
+        "demo: guest a gets {} (a new 32 MiB dynamic VHD), snapshotted live into {} after its first write and merged back at shutdown; guests a and b share one switch",
+        disk.display(),
+        child.display()
+    ));
+    let mut options = options.clone();
+    options.disk = Some(disk.clone());
+    options.snapshot = Some(storage::snapshot::SnapshotPlan {
+        child,
+        after_writes: 1,
+        merge: true,
+    });
+    let status = run_pair(&options, (1, 1), timeline)?;
+    match storage::check_disk(&disk) {
+        Ok(line) => timeline.host(format_args!("demo: after the merge, {line}")),
+        Err(e) => timeline.host(format_args!("demo: cannot check {}: {e}", disk.display())),
+    }
+    Ok(status)
+}
+
+/// Two guests on one switch, each VM on its own thread; returns the worse exit status.
+/// Guest a gets `--disk`; guest b is asked to shut down only after a has powered off, so
+/// that everything a sends reaches it.
+fn run_pair(options: &Options, vlans: (u16, u16), timeline: Timeline) -> Result<u8, VmmError> {
+    let hub = Arc::new(net::Hub::new());
     timeline.host(format_args!(
         "network: one vswitch-core switch, guest a on access VLAN {}, guest b on access VLAN {}",
         vlans.0, vlans.1
     ));
+    let tap = match &options.tap {
+        Some(name) => {
+            let tap =
+                net::tap::TapUplink::open(name, hub.clone()).map_err(|source| VmmError::Tap {
+                    name: name.clone(),
+                    source,
+                })?;
+            timeline.host(format_args!(
+                "network: TAP interface {} is up as the switch's uplink (port {}, trunk, VLAN 1 untagged)",
+                tap.name(),
+                tap.port().0
+            ));
+            Some(tap)
+        }
+        None => None,
+    };
+    let a_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let spawn = |name: &'static str, last: u8, vlan: u16, role: u64| {
         let identity = VmIdentity {
             timeline: timeline.named(name),
             net: Some((hub.clone(), [0x02, 0, 0, 0, 0, last], vlan, role)),
             own_tick: false,
+            disk: role == 1,
+            hold_shutdown: (role == 2).then(|| a_done.clone()),
         };
         let options = options.clone();
+        let done = (role == 1).then(|| a_done.clone());
         std::thread::Builder::new()
             .name(format!("vm-{name}"))
-            .spawn(move || run_vm(&options, identity))
+            .spawn(move || {
+                let result = run_vm(&options, identity);
+                if let Some(done) = done {
+                    done.store(true, std::sync::atomic::Ordering::Release);
+                }
+                result
+            })
     };
     let spawned = (spawn("a", 0x0a, vlans.0, 1), spawn("b", 0x0b, vlans.1, 2));
     let (Ok(a), Ok(b)) = spawned else {
@@ -443,6 +242,15 @@ fn run_pair(options: &Options, vlans: (u16, u16)) -> Result<u8, VmmError> {
         })
     };
     let (ra, rb) = (join(a), join(b));
+    if let Some(tap) = tap {
+        let (name, port) = (tap.name().to_string(), tap.port());
+        let s = tap.stop();
+        let (rx, tx, dropped) = hub.counters(port);
+        timeline.host(format_args!(
+            "network: TAP {name}: {} frames from the host, {} to it ({} refused); switch port {}: {rx} received, {tx} transmitted, {dropped} dropped",
+            s.from_host, s.to_host, s.write_errors, port.0
+        ));
+    }
     Ok(ra?.max(rb?))
 }
 
@@ -475,9 +283,11 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
             run_ms: options.run_ms,
             kvp: options.kvp.clone(),
             max_version: options.max_version,
+            hold_shutdown: identity.hold_shutdown.clone(),
         },
     )?;
-    if let (Some((wim, index)), Some(disk)) = (&options.deploy, &options.disk) {
+    let disk_path = options.disk.as_ref().filter(|_| identity.disk);
+    if let (Some((wim, index)), Some(disk)) = (&options.deploy, disk_path) {
         let t0 = std::time::Instant::now();
         let d = storage::deploy::deploy(wim, *index, disk).map_err(|source| VmmError::Deploy {
             path: wim.clone(),
@@ -495,7 +305,7 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
             t0.elapsed().as_secs_f64() * 1e3
         ));
     }
-    if let Some(path) = &options.disk {
+    if let Some(path) = disk_path {
         let vhd = vhd_format::Vhd::open_path(
             path,
             vhd_format::OpenOptions::new().writable(true),
@@ -533,7 +343,7 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
             mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], port.0
         ));
     }
-    if options.disk.is_some() {
+    if disk_path.is_some() {
         // Host commands (`snapshot [CHILD.avhd]`) from standard input, one per line.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -642,7 +452,7 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
                 s.requests
             ));
         }
-        if let Some(path) = &options.disk {
+        if let Some(path) = disk_path {
             match storage::host_baseline(path, 2048) {
                 Ok((r, w)) => timeline.host(format_args!(
                     "measured: host baseline on the same file, 4 KiB random, queue depth 1: pread {r:.0} IOPS, pwrite {w:.0} IOPS"
@@ -705,7 +515,8 @@ fn summary(timeline: &Timeline, hyperv: &HyperV, stats: &exit::ExitStats) {
         ));
     }
     let messages = v.packets_to_guest + v.packets_from_guest;
-    if messages > 0 {
+    // With a disk or an adapter their traffic shares the exits: no per-message figure then.
+    if messages > 0 && !hyperv.vmbus.has_devices() {
         let ic_exits = stats
             .exits_after_open
             .saturating_sub(stats.console_exits_after_open);
@@ -742,7 +553,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match options.net {
-        Some(vlans) => run_pair(&options, vlans),
+        _ if options.whole_demo() => run_whole_demo(&options),
+        Some(vlans) => run_pair(&options, vlans, Timeline::new()),
         None => run(&options),
     };
     match result {
@@ -763,132 +575,5 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Command, UsageError> {
-        parse_args(args.iter().map(OsString::from))
-    }
-
-    #[test]
-    fn defaults() {
-        assert_eq!(
-            parse(&[]).unwrap(),
-            Command::Run(Options {
-                mem_mib: DEFAULT_MEM_MIB,
-                guest: None,
-                irqchip: true,
-                trace: false,
-                kvp: vec![
-                    ("HostName".into(), "viridian-host".into()),
-                    ("VirtualMachineName".into(), "viridian-demo".into()),
-                ],
-                heartbeat_ms: 500,
-                run_ms: 2500,
-                probe: 2000,
-                max_version: VmbusVersion::WIN10_V5_3,
-                scenario: 0,
-                disk: None,
-                snapshot: None,
-                net: None,
-                deploy: None,
-            })
-        );
-    }
-
-    #[test]
-    fn flags_and_values() {
-        let Command::Run(options) =
-            parse(&["--mem", "128", "--trace", "--guest=/x", "--no-irqchip"]).unwrap()
-        else {
-            panic!("expected run");
-        };
-        assert_eq!(options.mem_mib, 128);
-        assert_eq!(options.guest, Some(PathBuf::from("/x")));
-        assert!(options.trace);
-        assert!(!options.irqchip);
-        assert_eq!(
-            parse(&["--mem=16"]).unwrap(),
-            parse(&["--mem", "16"]).unwrap()
-        );
-        assert_eq!(parse(&["--trace", "-h"]).unwrap(), Command::Help);
-    }
-
-    #[test]
-    fn rejects_bad_arguments() {
-        assert_eq!(
-            parse(&["--mem"]).unwrap_err(),
-            UsageError::MissingValue("--mem")
-        );
-        assert!(matches!(
-            parse(&["--mem", "2"]),
-            Err(UsageError::BadMemSize { .. })
-        ));
-        assert!(matches!(
-            parse(&["--mem", "4096"]),
-            Err(UsageError::BadMemSize { .. })
-        ));
-        assert!(matches!(
-            parse(&["--mem", "x"]),
-            Err(UsageError::BadMemSize { .. })
-        ));
-        assert!(matches!(
-            parse(&["--bogus"]),
-            Err(UsageError::UnknownOption(_))
-        ));
-        assert!(matches!(
-            parse(&["--trace=1"]),
-            Err(UsageError::UnknownOption(_))
-        ));
-        for bad in [
-            &["--kvp", "novalue"][..],
-            &["--kvp", "=v"],
-            &["--heartbeat-ms", "0"],
-            &["--vmbus-version", "6.0"],
-            &["--vmbus-version", "1.0"],
-            &["--scenario", "bogus"],
-        ] {
-            assert!(
-                matches!(parse(bad), Err(UsageError::BadValue { .. })),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn demo_options() {
-        let Command::Run(options) = parse(&[
-            "--kvp",
-            "a=b=c",
-            "--kvp=x=",
-            "--heartbeat-ms",
-            "100",
-            "--run-ms=50",
-            "--probe",
-            "0",
-            "--vmbus-version",
-            "4.0",
-            "--scenario",
-            "unknown-connection",
-            "--disk=/tmp/x.vhd",
-        ])
-        .unwrap() else {
-            panic!("expected run");
-        };
-        assert_eq!(
-            options.kvp,
-            [("a".into(), "b=c".into()), ("x".into(), String::new())]
-        );
-        assert_eq!(
-            (options.heartbeat_ms, options.run_ms, options.probe),
-            (100, 50, 0)
-        );
-        assert_eq!(options.max_version, VmbusVersion::WIN10);
-        assert_eq!(options.scenario, 2);
-        assert_eq!(options.disk, Some(PathBuf::from("/tmp/x.vhd")));
     }
 }

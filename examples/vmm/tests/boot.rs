@@ -5,6 +5,10 @@
 //! test prints `skipped: /dev/kvm not available (<reason>)` and passes. KVM is a property of
 //! the machine, not a peer tool the test could install, so this holds under `CI=true` too.
 
+mod common;
+
+use common::assert_in_order;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -116,8 +120,9 @@ fn write_guest(name: &str, code: &[u8]) -> PathBuf {
     path
 }
 
-/// The demo's arguments for the tests: a short run with a known KVP key.
-const DEMO: [&str; 8] = [
+/// The one-guest demo's arguments for the tests: a short run with a known KVP key.
+const DEMO: [&str; 9] = [
+    "--single",
     "--run-ms",
     "1200",
     "--heartbeat-ms",
@@ -140,17 +145,6 @@ fn transcript(stdout: &str) -> Vec<&str> {
             rest
         })
         .collect()
-}
-
-/// Asserts that lines starting with each of `expected` appear in this order.
-fn assert_in_order(lines: &[&str], expected: &[&str]) {
-    let mut at = 0;
-    for want in expected {
-        match lines[at..].iter().position(|l| l.starts_with(want)) {
-            Some(i) => at += i + 1,
-            None => panic!("{want:?} missing after line {at}:\n{}", lines.join("\n")),
-        }
-    }
 }
 
 #[test]
@@ -270,7 +264,15 @@ fn demo_transcript() {
 #[test]
 fn vmbus_version_fallback() {
     require_kvm!();
-    let out = vmm(&["--vmbus-version", "4.0", "--run-ms", "200", "--probe", "0"]);
+    let out = vmm(&[
+        "--single",
+        "--vmbus-version",
+        "4.0",
+        "--run-ms",
+        "200",
+        "--probe",
+        "0",
+    ]);
     assert_eq!(
         out.code,
         Some(0),
@@ -368,7 +370,9 @@ fn negative_gpadl_outside_ram_is_refused() {
 #[test]
 fn traces_exits() {
     require_kvm!();
-    let out = vmm(&["--trace", "--mem", "16", "--run-ms", "200", "--probe", "0"]);
+    let out = vmm(&[
+        "--single", "--trace", "--mem", "16", "--run-ms", "200", "--probe", "0",
+    ]);
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
     assert!(out.stdout.contains(GREETING));
     assert!(

@@ -388,6 +388,7 @@ mod tests {
             run_ms: 1000,
             kvp: Vec::new(),
             max_version: vmbus_ring::channel::VmbusVersion::WIN10_V5_3,
+            hold_shutdown: None,
         };
         let mut hv = HyperV::new(false, Timeline::new(), demo).unwrap();
         assert_eq!(hv.hypercall_port(), None);

@@ -47,6 +47,9 @@ pub struct DemoConfig {
     pub kvp: Vec<(String, String)>,
     /// Newest VMBus version the host accepts.
     pub max_version: VmbusVersion,
+    /// Ask for the shutdown only once this is set (the peer VM of a two-guest run has
+    /// finished its network exchange and powered off).
+    pub hold_shutdown: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Measurements for the summary.
@@ -227,6 +230,11 @@ impl VmbusHost {
     /// The network channel, if an adapter is attached.
     pub fn net(&self) -> Option<&NetChannel> {
         self.net.as_ref().map(|n| &n.channel)
+    }
+
+    /// Whether a disk or a network adapter is attached.
+    pub fn has_devices(&self) -> bool {
+        self.storage.is_some() || self.net.is_some()
     }
 
     /// The storage channel, mutably (to flush its disk at the end).
@@ -676,6 +684,16 @@ impl VmbusHost {
                 if done.signal {
                     let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, slot.relid);
                 }
+                if let Some(seg) = done.segment.filter(|s| s.requests > 0) {
+                    timeline.host(format_args!(
+                        "measured: storage: that phase took {} requests in {} drains (up to {} per drain), {} exits: {:.1} exits per request",
+                        seg.requests,
+                        seg.drains,
+                        seg.max_batch,
+                        seg.exits,
+                        seg.exits as f64 / seg.requests as f64
+                    ));
+                }
                 let due = slot.snapshot.as_ref().is_some_and(|(plan, taken)| {
                     !taken && slot.channel.disk.stats.writes >= plan.after_writes
                 });
@@ -874,6 +892,7 @@ impl VmbusHost {
         if !self.shutdown_requested
             && elapsed >= run
             && (self.kvp_done || elapsed >= run + 10_000)
+            && self.peer_done()
             && self.channel_ready(Service::Shutdown)
         {
             self.shutdown_requested = true;
@@ -883,6 +902,19 @@ impl VmbusHost {
                     .request_shutdown(ShutdownFlags::SHUTDOWN, 30, "viridian demo finished");
             }
         }
+    }
+
+    /// Whether the peer VM (if any) is done and nothing it sent still waits for this guest.
+    fn peer_done(&self) -> bool {
+        let peer = self
+            .demo
+            .hold_shutdown
+            .as_ref()
+            .is_none_or(|done| done.load(std::sync::atomic::Ordering::Acquire));
+        peer && self
+            .net
+            .as_ref()
+            .is_none_or(|n| !n.channel.frames_waiting())
     }
 
     fn channel_mut(&mut self, service: Service) -> Option<&mut Channel> {

@@ -7,6 +7,7 @@
 //! every tick).
 
 pub mod netvsp;
+pub mod tap;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -57,8 +58,21 @@ impl Hub {
 
     /// Adds a VM port for `mac` on access VLAN `vlan`.
     pub fn add_port(&self, mac: [u8; 6], vlan: u16) -> Option<PortId> {
+        self.add(PortConfig::vm(MacAddr(mac)).with_vlan(VlanConfig::access(vlan)))
+    }
+
+    /// Adds the external uplink: a trunk of every VLAN, VLAN 1 untagged, any source MAC. No
+    /// offloads (the TAP device takes whole, checksummed frames) and no spanning tree (the
+    /// uplink is the switch's only way out).
+    pub fn add_uplink(&self) -> Option<PortId> {
+        let mut config = PortConfig::external();
+        config.offloads = vswitch_core::port::PortOffloads::default();
+        config.stp = false;
+        self.add(config)
+    }
+
+    fn add(&self, config: PortConfig) -> Option<PortId> {
         let mut s = self.lock();
-        let config = PortConfig::vm(MacAddr(mac)).with_vlan(VlanConfig::access(vlan));
         let id = s.bridge.add_port(config).ok()?;
         let index = id.0 as usize;
         if s.queues.len() <= index {
@@ -97,6 +111,14 @@ impl Hub {
         if let Some(q) = self.lock().queues.get_mut(port.0 as usize) {
             q.push_front(frame);
         }
+    }
+
+    /// Frames queued for `port`.
+    pub fn waiting(&self, port: PortId) -> usize {
+        self.lock()
+            .queues
+            .get(port.0 as usize)
+            .map_or(0, VecDeque::len)
     }
 
     /// `port`'s counters: (received, transmitted, dropped) frames.

@@ -269,4 +269,9 @@ impl NetChannel {
     pub fn switch_counters(&self) -> (u64, u64, u64) {
         self.hub.counters(self.port)
     }
+
+    /// Whether frames for this adapter wait in the switch (not yet in the guest's buffer).
+    pub fn frames_waiting(&self) -> bool {
+        self.hub.waiting(self.port) > 0
+    }
 }

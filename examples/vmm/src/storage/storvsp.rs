@@ -28,6 +28,29 @@ pub struct Drained {
     pub signal: bool,
     /// The channel finished initialization during this drain.
     pub became_ready: bool,
+    /// The guest closed a measured stretch (see [`Segment`]) during this drain.
+    pub segment: Option<Segment>,
+}
+
+/// What happened between two TEST UNIT READY commands of the guest: the test guest sends one
+/// before and after each measured phase, so the host can put exits next to its figures.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Requests answered (the markers not counted).
+    pub requests: u64,
+    /// Drains that answered at least one of them.
+    pub drains: u64,
+    /// The most requests answered in one drain.
+    pub max_batch: u64,
+    /// VM exits from the opening marker to the closing one.
+    pub exits: u64,
+}
+
+/// The stretch being measured: where it started and what it saw so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct OpenSegment {
+    exits_at: u64,
+    seen: Segment,
 }
 
 /// Counters for the summary.
@@ -51,6 +74,8 @@ pub struct StorageChannel {
     buffer: Vec<u8>,
     /// Counters.
     pub stats: StorageStats,
+    /// Since the guest's last TEST UNIT READY.
+    segment: Option<OpenSegment>,
 }
 
 impl StorageChannel {
@@ -61,6 +86,7 @@ impl StorageChannel {
             disk,
             buffer: Vec::new(),
             stats: StorageStats::default(),
+            segment: None,
         }
     }
 
@@ -99,6 +125,8 @@ impl StorageChannel {
         let mut out = Drained::default();
         let mut packet = vec![0u8; 4096];
         let mut replies: Vec<(u64, Vec<u8>)> = Vec::new();
+        // Requests of the open segment answered in this drain.
+        let mut batch_len = 0u64;
         loop {
             let len = match reader.read(&mut packet) {
                 Ok((len, released)) => {
@@ -115,6 +143,14 @@ impl StorageChannel {
             match self.host.handle(&repr) {
                 HostAction::Reply(p, n) => replies.push((txid, p.bytes(n).to_vec())),
                 HostAction::Execute(cmd) => {
+                    // TEST UNIT READY.
+                    let marker = cmd.request.cdb().first() == Some(&0x00);
+                    if marker {
+                        out.segment = self.close_segment(batch_len, exits);
+                        batch_len = 0;
+                    } else {
+                        batch_len += 1;
+                    }
                     let outcome = self.run(&cmd, memory);
                     let p = self.host.complete(&cmd, &outcome);
                     replies.push((txid, p.bytes(cmd.reply_len).to_vec()));
@@ -132,11 +168,36 @@ impl StorageChannel {
             }
             out.signal |= batch.commit().must_signal;
         }
+        if let (Some(open), true) = (self.segment.as_mut(), batch_len > 0) {
+            open.seen.requests += batch_len;
+            open.seen.drains += 1;
+            open.seen.max_batch = open.seen.max_batch.max(batch_len);
+        }
         out.requests = replies.len() as u64;
         out.became_ready = !was_ready && self.host.is_ready();
         self.stats.requests += out.requests;
         self.stats.drains += 1;
         Ok(out)
+    }
+
+    /// A marker arrived after `pending` requests of this drain: closes the open segment (if
+    /// any) and opens the next one at `exits`.
+    fn close_segment(&mut self, pending: u64, exits: u64) -> Option<Segment> {
+        let closed = self.segment.map(|open| {
+            let mut seen = open.seen;
+            if pending > 0 {
+                seen.requests += pending;
+                seen.drains += 1;
+                seen.max_batch = seen.max_batch.max(pending);
+            }
+            seen.exits = exits.saturating_sub(open.exits_at);
+            seen
+        });
+        self.segment = Some(OpenSegment {
+            exits_at: exits,
+            seen: Segment::default(),
+        });
+        closed
     }
 
     /// Runs one SCSI command, moving its data through guest RAM.

@@ -61,3 +61,14 @@ pub fn have(tool: &str) -> bool {
     }
     found
 }
+
+/// Asserts that lines starting with each of `expected` appear in `lines` in this order.
+pub fn assert_in_order(lines: &[&str], expected: &[&str]) {
+    let mut at = 0;
+    for want in expected {
+        match lines[at..].iter().position(|l| l.starts_with(want)) {
+            Some(i) => at += i + 1,
+            None => panic!("{want:?} missing after line {at}:\n{}", lines.join("\n")),
+        }
+    }
+}
