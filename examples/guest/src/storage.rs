@@ -41,9 +41,12 @@ const SEQ_LEN: usize = 2 << 20;
 /// The block-boundary write: 64 KiB straddling the 2 MiB boundary of a dynamic VHD.
 const EDGE_OFFSET: u64 = (2 << 20) - (32 << 10);
 const EDGE_LEN: usize = 64 << 10;
-/// Random 4 KiB I/O (of zeros, so the test pattern is untouched): the upper 16 MiB of a 32 MiB
-/// disk.
+/// Random 4 KiB I/O: the upper 16 MiB of a 32 MiB disk, away from the pattern runs. Each 4 KiB
+/// block written holds one 8-byte value repeated, [`RANDOM_FILL`] xor its first LBA (so the
+/// data is never zeros, which a sparse disk would not store, and reads can be verified).
 const RANDOM_START: u64 = 16 << 20;
+/// See [`RANDOM_START`]; the integration tests compute the same image.
+const RANDOM_FILL: u64 = 0x7669_7269_6469_616E;
 const RANDOM_LEN: u64 = 16 << 20;
 /// Random I/Os per measurement.
 const RANDOM_OPS: usize = 128;
@@ -284,9 +287,11 @@ impl<'a> Storvsc<'a> {
         self.request(&p, Some(data)).srb()
     }
 
-    /// 4 KiB random reads or writes (of zeros) at queue depth `qd` in the free upper half of a
-    /// 32 MiB disk; returns the elapsed time in 100 ns units.
+    /// 4 KiB random reads or writes at queue depth `qd` in the free upper half of a 32 MiB
+    /// disk (the same `ops` LBAs every time: writes store [`RANDOM_FILL`] xor the LBA, reads
+    /// check it); returns the elapsed time in 100 ns units.
     fn random_io(&mut self, write: bool, qd: usize, ops: usize) -> u64 {
+        let mut expected = vec![0u8; 4096];
         let mut raw = vec![0u8; (qd + 1) * 4096];
         let base = raw.as_ptr() as usize;
         let aligned = (base + 4095) & !4095;
@@ -298,8 +303,9 @@ impl<'a> Storvsc<'a> {
             seed ^= seed << 17;
             RANDOM_START / 512 + (seed % (RANDOM_LEN / 4096)) * 8
         };
-        // The transaction in each slot (`u64::MAX`: free).
+        // The transaction in each slot (`u64::MAX`: free), and its LBA.
         let mut slot_of: Vec<u64> = vec![u64::MAX; qd];
+        let mut lba_of: Vec<u64> = vec![0; qd];
         let t0 = hyperv::reference_time_now();
         let (mut submitted, mut completed) = (0, 0);
         while completed < ops {
@@ -312,9 +318,15 @@ impl<'a> Storvsc<'a> {
                 if slot_of[slot] != u64::MAX {
                     continue;
                 }
-                let p = Self::srb_packet(&Self::rw_cdb(write, next_lba(), 8), 4096, write);
-                let (id, must) = self.queue(&p, Some(&slots[slot * 4096..(slot + 1) * 4096]));
+                let lba = next_lba();
+                let buffer = &mut slots[slot * 4096..(slot + 1) * 4096];
+                if write {
+                    fill_qwords(buffer, RANDOM_FILL ^ lba);
+                }
+                let p = Self::srb_packet(&Self::rw_cdb(write, lba, 8), 4096, write);
+                let (id, must) = self.queue(&p, Some(buffer));
                 slot_of[slot] = id;
+                lba_of[slot] = lba;
                 signal |= must;
                 submitted += 1;
             }
@@ -333,6 +345,14 @@ impl<'a> Storvsc<'a> {
                 completed += 1;
                 if let Some(slot) = slot_of.iter().position(|&s| s == id) {
                     slot_of[slot] = u64::MAX;
+                    if !write {
+                        fill_qwords(&mut expected, RANDOM_FILL ^ lba_of[slot]);
+                        assert!(
+                            equal_qwords(&slots[slot * 4096..(slot + 1) * 4096], &expected),
+                            "storvsc: random read of LBA {} returned other data",
+                            lba_of[slot]
+                        );
+                    }
                 }
                 next = self.try_completion();
             }
@@ -524,16 +544,19 @@ impl<'a> Storvsc<'a> {
             Dec(mbps(w)),
             Dec(mbps(r))
         ));
-        for write in [false, true] {
+        // Writes first, so the reads find data (a sparse disk answers unwritten blocks
+        // without reading anything).
+        for write in [true, false] {
             for qd in [1, 32] {
                 self.mark();
                 let t = self.random_io(write, qd, RANDOM_OPS);
                 say(format_args!(
-                    "storvsc: 4 KiB random {} at queue depth {}: {} IOPS ({} ops)",
+                    "storvsc: 4 KiB random {} at queue depth {}: {} IOPS ({} ops{})",
                     if write { "writes" } else { "reads" },
                     Dec(qd as u64),
                     Dec(RANDOM_OPS as u64 * 10_000_000 / t.max(1)),
-                    Dec(RANDOM_OPS as u64)
+                    Dec(RANDOM_OPS as u64),
+                    if write { "" } else { ", verified" }
                 ));
             }
         }

@@ -44,12 +44,19 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The raw image the guest's writes to `regions` must produce on a zeroed disk of `size` bytes.
-fn expected_image(size: u64, regions: &[(u64, u64)]) -> Vec<u8> {
+/// The raw image the guest's writes to `regions` (and its random writes, when `random`) must
+/// produce on a zeroed disk of `size` bytes.
+fn expected_image(size: u64, regions: &[(u64, u64)], random: bool) -> Vec<u8> {
     let mut raw = vec![0u8; size as usize];
     for &(start, len) in regions {
         for at in start..start + len {
             raw[at as usize] = pattern(at);
+        }
+    }
+    if random {
+        for lba in common::random_lbas() {
+            let at = lba as usize * 512;
+            raw[at..at + 4096].copy_from_slice(&common::random_block(lba));
         }
     }
     raw
@@ -147,7 +154,7 @@ fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
     let report = vhd_format::ops::check(&file).expect("vhd-format check");
     assert!(report.is_clean(), "{report:?}");
     let size = virtual_size(&vhd);
-    let expected = expected_image(size, &REGIONS);
+    let expected = expected_image(size, &REGIONS, true);
     qemu_compare(&vhd, &expected);
 
     // libvhdi: the headers parse, and its FUSE mount shows the same bytes.
@@ -186,6 +193,44 @@ fn guest_writes_land_where_qemu_img_and_libvhdi_see_them() {
     );
 }
 
+/// A fixed VHD made by qemu-img: the same writes land in the flat data area.
+#[test]
+fn fixed_disk_from_qemu_img() {
+    if !prerequisites() {
+        return;
+    }
+    let dir = scratch("storage-fixed");
+    let vhd = dir.join("fixed.vhd");
+    let vhd_s = vhd.to_str().unwrap();
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vpc",
+            "-o",
+            "subformat=fixed",
+            vhd_s,
+            "32M",
+        ],
+    );
+    let stdout = run_vmm(&["--disk", vhd_s]);
+    assert!(
+        stdout.contains("storvsc: 4 KiB random reads at queue depth 32: ")
+            && stdout.contains(", 0 errors;"),
+        "{stdout}"
+    );
+    qemu_compare(&vhd, &expected_image(virtual_size(&vhd), &REGIONS, true));
+    if common::have("vhdiinfo") {
+        let info = run("vhdiinfo", &[vhd_s]);
+        assert!(
+            String::from_utf8_lossy(&info.stdout).contains("Fixed"),
+            "vhdiinfo: {info:?}"
+        );
+    }
+}
+
 /// A live snapshot after the guest's first write: the boundary region stays in the parent,
 /// the sequential run goes to the child; kept, the chain reads as the guest saw it while the
 /// parent alone holds only the first write; merged, the parent holds everything.
@@ -218,17 +263,20 @@ fn live_snapshot_is_kept_or_merged() {
             "{stdout}"
         );
         let size = virtual_size(&vhd);
-        let everything = expected_image(size, &REGIONS);
+        let everything = expected_image(size, &REGIONS, true);
         if merge {
             assert!(
-                stdout.contains("host: snapshot: merged 2048 KiB"),
+                stdout.contains(&format!(
+                    "host: snapshot: merged {} KiB",
+                    2048 + common::random_kib()
+                )),
                 "{stdout}"
             );
             assert!(!child.exists(), "the merged child was not removed");
             qemu_compare(&vhd, &everything);
         } else {
             assert!(stdout.contains("host: snapshot: kept"), "{stdout}");
-            qemu_compare(&vhd, &expected_image(size, &REGIONS[..1]));
+            qemu_compare(&vhd, &expected_image(size, &REGIONS[..1], false));
             // The chain, read through vhd-format's parent resolution, is the guest's view.
             let chain = vhd_format::Vhd::open_path(
                 &child,
@@ -301,7 +349,7 @@ fn snapshot_host_command_on_stdin() {
         &vhd_format::ParentPolicy::default(),
     )
     .expect("open the snapshot chain");
-    let everything = expected_image(virtual_size(&vhd), &REGIONS);
+    let everything = expected_image(virtual_size(&vhd), &REGIONS, true);
     let mut seen = vec![0u8; everything.len()];
     vhd_format::Disk::read_at(&chain, 0, &mut seen).unwrap();
     assert!(

@@ -72,3 +72,36 @@ pub fn assert_in_order(lines: &[&str], expected: &[&str]) {
         }
     }
 }
+
+/// The LBAs (512-byte sectors) of the built-in guest's random 4 KiB I/O, in order: its
+/// xorshift over the upper 16 MiB of the disk (`examples/guest/src/storage.rs`).
+pub fn random_lbas() -> Vec<u64> {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    (0..128)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (16 << 20) / 512 + (seed % ((16 << 20) / 4096)) * 8
+        })
+        .collect()
+}
+
+/// What the guest's random writes leave in the 4 KiB block at `lba`: one 8-byte value, the
+/// guest's `RANDOM_FILL` xor the LBA, repeated (little-endian).
+pub fn random_block(lba: u64) -> [u8; 4096] {
+    let value = (0x7669_7269_6469_616E_u64 ^ lba).to_le_bytes();
+    let mut block = [0u8; 4096];
+    for (i, b) in block.iter_mut().enumerate() {
+        *b = value[i % 8];
+    }
+    block
+}
+
+/// The KiB the guest's random writes occupy (distinct 4 KiB blocks).
+pub fn random_kib() -> u64 {
+    let mut lbas = random_lbas();
+    lbas.sort_unstable();
+    lbas.dedup();
+    lbas.len() as u64 * 4
+}
