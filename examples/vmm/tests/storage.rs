@@ -93,7 +93,13 @@ fn prerequisites() -> bool {
 
 /// A new 32 MiB dynamic VHD made by qemu-img.
 fn qemu_disk(dir: &Path) -> PathBuf {
-    let vhd = dir.join("disk.vhd");
+    qemu_vhd(dir, "disk.vhd", "dynamic")
+}
+
+/// A new 32 MiB VHD of `subformat` (dynamic, fixed) made by qemu-img as `dir/name`.
+fn qemu_vhd(dir: &Path, name: &str, subformat: &str) -> PathBuf {
+    let vhd = dir.join(name);
+    let option = format!("subformat={subformat}");
     run(
         "qemu-img",
         &[
@@ -102,7 +108,7 @@ fn qemu_disk(dir: &Path) -> PathBuf {
             "-f",
             "vpc",
             "-o",
-            "subformat=dynamic",
+            &option,
             vhd.to_str().unwrap(),
             "32M",
         ],
@@ -200,21 +206,8 @@ fn fixed_disk_from_qemu_img() {
         return;
     }
     let dir = scratch("storage-fixed");
-    let vhd = dir.join("fixed.vhd");
+    let vhd = qemu_vhd(&dir, "fixed.vhd", "fixed");
     let vhd_s = vhd.to_str().unwrap();
-    run(
-        "qemu-img",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "vpc",
-            "-o",
-            "subformat=fixed",
-            vhd_s,
-            "32M",
-        ],
-    );
     let stdout = run_vmm(&["--disk", vhd_s]);
     assert!(
         stdout.contains("storvsc: 4 KiB random reads at queue depth 32: ")
