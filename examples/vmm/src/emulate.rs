@@ -305,14 +305,18 @@ impl Memory for VmMemory<'_> {
 }
 
 /// Completes the instruction at RIP with the emulator; `Ok(None)` if it does not complete it.
-pub fn complete(vm: &Vm, device: &mut MmioDevice) -> Result<Option<Outcome>, KvmError> {
+pub fn complete(
+    vm: &Vm,
+    device: &mut MmioDevice,
+    bytes: &[u8],
+) -> Result<Option<Outcome>, KvmError> {
     let mut cpu = VmCpu::load(vm)?;
     let mut mem = VmMemory {
         ram: vm.memory(),
         device,
     };
     let mut emulator = Emulator::new(Options::default());
-    match emulator.emulate(&mut cpu, &mut mem, &[]) {
+    match emulator.emulate(&mut cpu, &mut mem, bytes) {
         Ok(o @ Outcome::Completed) => {
             cpu.store(vm)?;
             Ok(Some(o))

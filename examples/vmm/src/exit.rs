@@ -269,6 +269,8 @@ pub struct ExitStats {
     pub completions: u64,
     /// Of those, the ones `x86-decode`'s emulator completed (memory forms, AVX, the device).
     pub emulated: u64,
+    /// Of those, the ones whose bytes came with KVM's exit (`KVM_CAP_EXIT_ON_EMULATION_FAILURE`).
+    pub emulated_from_exit_bytes: u64,
     /// Exits after all four channels opened.
     pub exits_after_open: u64,
     /// Serial-console exits after all four channels opened.
@@ -374,12 +376,18 @@ pub fn run(
                     .internal_error()
                     .is_some_and(|e| e.suberror == KVM_INTERNAL_ERROR_EMULATION) =>
             {
+                // The instruction as KVM fetched it, when it says (else the emulator fetches).
+                let bytes = vm
+                    .internal_error()
+                    .and_then(|e| e.instruction_bytes())
+                    .unwrap_or_default();
                 // The SSE forms first, then the emulator (memory forms, AVX, devices).
                 let done = match complete::complete(vm) {
                     Err(CompleteError::Unsupported { .. }) => {
-                        match crate::emulate::complete(vm, &mut bus.mmio) {
+                        match crate::emulate::complete(vm, &mut bus.mmio, &bytes) {
                             Ok(Some(x86_decode::emulate::Outcome::Completed)) => {
                                 stats.emulated += 1;
+                                stats.emulated_from_exit_bytes += u64::from(!bytes.is_empty());
                                 Ok(0)
                             }
                             _ => complete::complete(vm),

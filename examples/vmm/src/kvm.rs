@@ -13,9 +13,10 @@
 use hv_hypercall::defs::CpuidLeaf;
 use kvm_bindings::{
     kvm_enable_cap, kvm_fpu, kvm_msi, kvm_regs, kvm_segment, kvm_sregs,
-    kvm_userspace_memory_region, CpuId, KVM_CAP_X86_USER_SPACE_MSR, KVM_EXIT_INTERNAL_ERROR,
-    KVM_MAX_CPUID_ENTRIES, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL,
-    KVM_MSR_EXIT_REASON_UNKNOWN,
+    kvm_userspace_memory_region, CpuId, KVM_CAP_EXIT_ON_EMULATION_FAILURE,
+    KVM_CAP_X86_USER_SPACE_MSR, KVM_EXIT_INTERNAL_ERROR, KVM_INTERNAL_ERROR_EMULATION,
+    KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KVM_MAX_CPUID_ENTRIES,
+    KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN,
 };
 use kvm_ioctls::{
     Cap, Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuExit, VcpuFd, VmFd,
@@ -89,6 +90,27 @@ pub struct InternalError {
     pub data: Vec<u64>,
 }
 
+impl InternalError {
+    /// The bytes of the instruction KVM could not emulate, when it reported them: the
+    /// `emulation_failure` layout of `kvm_run` (`flags`, then `insn_size` and up to 15
+    /// `insn_bytes`), with `KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES` set.
+    pub fn instruction_bytes(&self) -> Option<Vec<u8>> {
+        let flag = u64::from(KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES);
+        match self.data.as_slice() {
+            [flags, a, b, ..]
+                if self.suberror == KVM_INTERNAL_ERROR_EMULATION && flags & flag != 0 =>
+            {
+                let mut raw = [0u8; 16];
+                raw[..8].copy_from_slice(&a.to_le_bytes());
+                raw[8..].copy_from_slice(&b.to_le_bytes());
+                let len = usize::from(raw[0]).min(15);
+                (len > 0).then(|| raw[1..=len].to_vec())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A VM with one vCPU and its guest RAM.
 ///
 /// Fields drop in declaration order: the vCPU and VM file descriptors close before the guest
@@ -100,6 +122,9 @@ pub struct Vm {
     _kvm: Kvm,
     memory: GuestMemory,
     irqchip: bool,
+    /// `KVM_CAP_EXIT_ON_EMULATION_FAILURE` is on: emulation failures carry the instruction
+    /// bytes.
+    failure_bytes: bool,
 }
 
 impl Vm {
@@ -138,6 +163,17 @@ impl Vm {
         }
 
         exit_msrs_to_user_space(&kvm, &vm, options.user_space_msrs)?;
+        // Emulation failures exit to user space with the instruction's bytes (KVM fetched
+        // them already), so completing an instruction starts from what the guest executed.
+        let failure_bytes = kvm.check_extension_raw(u64::from(KVM_CAP_EXIT_ON_EMULATION_FAILURE))
+            > 0
+            && vm
+                .enable_cap(&kvm_enable_cap {
+                    cap: KVM_CAP_EXIT_ON_EMULATION_FAILURE,
+                    args: [1, 0, 0, 0],
+                    ..Default::default()
+                })
+                .is_ok();
 
         let vcpu = vm.create_vcpu(0).map_err(ioctl("KVM_CREATE_VCPU"))?;
         // Without CPUID set, the guest sees a bare CPU (no XSAVE: `xsetbv` faults).
@@ -155,7 +191,13 @@ impl Vm {
             _kvm: kvm,
             memory,
             irqchip,
+            failure_bytes,
         })
+    }
+
+    /// Whether emulation failures report the instruction bytes (see [`InternalError`]).
+    pub fn failure_bytes(&self) -> bool {
+        self.failure_bytes
     }
 
     /// Whether the in-kernel interrupt controller was created.
@@ -434,5 +476,41 @@ mod tests {
         assert_ne!(leaf(1).unwrap().ecx & (1 << 31), 0);
         let kvm_sig = u32::from_le_bytes(*b"KVMK");
         assert!(entries.iter().all(|e| e.ebx != kvm_sig));
+    }
+
+    #[test]
+    fn emulation_failure_instruction_bytes() {
+        // `vmovdqu [rdi], ymm0` (c5 fe 7f 07): flags, then insn_size and the bytes.
+        let mut raw = [0u8; 16];
+        raw[..5].copy_from_slice(&[4, 0xc5, 0xfe, 0x7f, 0x07]);
+        let raw = raw;
+        let word = |raw: &[u8; 16], i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().unwrap());
+        let with = |raw: &[u8; 16], suberror, flags| InternalError {
+            suberror,
+            data: vec![flags, word(raw, 0), word(raw, 8), 0xdead],
+        };
+        let error = |suberror, flags| with(&raw, suberror, flags);
+        let emulation = KVM_INTERNAL_ERROR_EMULATION;
+        assert_eq!(
+            error(emulation, 1).instruction_bytes(),
+            Some(vec![0xc5, 0xfe, 0x7f, 0x07])
+        );
+        // No flag, another suberror, or too little data: no bytes.
+        assert_eq!(error(emulation, 0).instruction_bytes(), None);
+        assert_eq!(error(emulation + 1, 1).instruction_bytes(), None);
+        let short = InternalError {
+            suberror: emulation,
+            data: vec![1, word(&raw, 0)],
+        };
+        assert_eq!(short.instruction_bytes(), None);
+        // A size over 15 is clamped to the 15 bytes there are.
+        let mut long = raw;
+        long[0] = 200;
+        assert_eq!(
+            with(&long, emulation, 1)
+                .instruction_bytes()
+                .map(|b| b.len()),
+            Some(15)
+        );
     }
 }

@@ -374,10 +374,15 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
     (regs.rdi, regs.rsi, regs.rdx) = (options.scenario, options.probe, net_role);
     vm.set_general_registers(&regs)?;
     timeline.host(format_args!(
-        "vm created: {} MiB ram, guest entry {:#x}, Hyper-V cpuid leaves 0x40000000-{:#x}, no KVM signature",
+        "vm created: {} MiB ram, guest entry {:#x}, Hyper-V cpuid leaves 0x40000000-{:#x}, no KVM signature; emulation failures exit {}",
         options.mem_mib,
         image.entry(),
         leaves.as_slice().iter().map(|l| l.function).max().unwrap_or(0x4000_0000),
+        if vm.failure_bytes() {
+            "with the instruction bytes"
+        } else {
+            "without instruction bytes (KVM_CAP_EXIT_ON_EMULATION_FAILURE unavailable)"
+        }
     ));
     if options.trace {
         eprintln!(
@@ -491,10 +496,11 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
 fn summary(timeline: &Timeline, hyperv: &HyperV, stats: &exit::ExitStats) {
     let v = &hyperv.vmbus.stats;
     timeline.host(format_args!(
-        "guest powered off after {} exits ({} instructions KVM could not emulate completed: {} by x86-decode's emulator, {} SSE register forms)",
+        "guest powered off after {} exits ({} instructions KVM could not emulate completed: {} by x86-decode's emulator ({} from the bytes in KVM's exit), {} SSE register forms)",
         stats.exits,
         stats.completions,
         stats.emulated,
+        stats.emulated_from_exit_bytes,
         stats.completions - stats.emulated
     ));
     if let Some((at, exits)) = v.all_open {

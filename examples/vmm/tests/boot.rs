@@ -215,6 +215,18 @@ fn demo_transcript() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         assert!(emulated >= 6, "{summary}");
+        // With KVM_CAP_EXIT_ON_EMULATION_FAILURE the emulator starts from KVM's bytes.
+        if out
+            .stdout
+            .contains("emulation failures exit with the instruction bytes")
+        {
+            assert!(
+                summary.contains(&format!(
+                    "{emulated} by x86-decode's emulator ({emulated} from the bytes in KVM's exit)"
+                )),
+                "{summary}"
+            );
+        }
     }
     // Each channel, opened on both sides and negotiated.
     for (relid, name, guest_name) in [
