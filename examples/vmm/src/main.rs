@@ -126,6 +126,8 @@ struct VmIdentity {
     disk: bool,
     /// Ask this guest to shut down only once the flag is set (see [`hyperv::vmbus::DemoConfig`]).
     hold_shutdown: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set once the VM runs (its thread may then be kicked, see [`tick::kick_threads`]).
+    running: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Boots the guest and runs it to power-off; returns the guest's exit status.
@@ -138,6 +140,7 @@ fn run(options: &Options) -> Result<u8, VmmError> {
             own_tick: true,
             disk: true,
             hold_shutdown: None,
+            running: None,
         },
     )
 }
@@ -202,6 +205,7 @@ fn run_pair(options: &Options, vlans: (u16, u16), timeline: Timeline) -> Result<
         None => None,
     };
     let a_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = [(); 2].map(|()| Arc::new(std::sync::atomic::AtomicBool::new(false)));
     let spawn = |name: &'static str, last: u8, vlan: u16, role: u64| {
         let identity = VmIdentity {
             timeline: timeline.named(name),
@@ -209,6 +213,7 @@ fn run_pair(options: &Options, vlans: (u16, u16), timeline: Timeline) -> Result<
             own_tick: false,
             disk: role == 1,
             hold_shutdown: (role == 2).then(|| a_done.clone()),
+            running: Some(running[role as usize - 1].clone()),
         };
         let options = options.clone();
         let done = (role == 1).then(|| a_done.clone());
@@ -229,7 +234,10 @@ fn run_pair(options: &Options, vlans: (u16, u16), timeline: Timeline) -> Result<
         )));
     };
     use std::os::unix::thread::JoinHandleExt;
-    let threads = [a.as_pthread_t(), b.as_pthread_t()];
+    let threads = [
+        (a.as_pthread_t(), &*running[0]),
+        (b.as_pthread_t(), &*running[1]),
+    ];
     tick::kick_threads(&threads, std::time::Duration::from_millis(5), || {
         a.is_finished() && b.is_finished()
     })
@@ -414,7 +422,14 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
     } else {
         None
     };
-    let (status, stats) = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace)?;
+    if let Some(running) = &identity.running {
+        running.store(true, std::sync::atomic::Ordering::Release);
+    }
+    let ran = exit::run(&mut vm, &mut bus, &mut hyperv, options.trace);
+    if let Some(running) = &identity.running {
+        running.store(false, std::sync::atomic::Ordering::Release);
+    }
+    let (status, stats) = ran?;
     if !bus.mmio.log.is_empty() {
         let accesses: Vec<String> = bus
             .mmio

@@ -37,10 +37,12 @@ impl Tick {
     }
 }
 
-/// Wakes the vCPU threads of a multi-VM run: every `period`, a SIGALRM to each thread (so each
-/// one's `KVM_RUN` returns and its VM services VMBus), until `done` says all have finished.
+/// Wakes the vCPU threads of a multi-VM run: every `period`, a SIGALRM to each thread whose
+/// flag says its VM is running (so its `KVM_RUN` returns and the VM services VMBus), until
+/// `done` says all have finished. A thread still setting its VM up is left alone: the handler
+/// has no `SA_RESTART`, so the signal would make a setup ioctl fail with `EINTR`.
 pub fn kick_threads(
-    threads: &[libc::pthread_t],
+    threads: &[(libc::pthread_t, &std::sync::atomic::AtomicBool)],
     period: Duration,
     done: impl Fn() -> bool,
 ) -> io::Result<()> {
@@ -55,7 +57,10 @@ pub fn kick_threads(
     }
     while !done() {
         std::thread::sleep(period);
-        for &t in threads {
+        for &(t, running) in threads {
+            if !running.load(std::sync::atomic::Ordering::Acquire) {
+                continue;
+            }
             // SAFETY: `t` is a live thread of this process (its JoinHandle is held by the
             // caller until `done`); a failed kill of an exiting thread is harmless.
             unsafe { libc::pthread_kill(t, libc::SIGALRM) };
