@@ -252,10 +252,12 @@ impl Tree {
             .find(|&c| self.nodes[c as usize].dentry.name == name)
     }
 
-    /// Finds a node by path (`/` or `\` separated, relative to the root; empty = root).
+    /// Finds a node by path (`/`-separated, relative to the root; empty = root), the form
+    /// [`Tree::path`] returns. A backslash is part of a name, not a separator: names captured
+    /// on UNIX may contain one, and every node must stay reachable by its path.
     pub fn lookup(&self, path: &str) -> Option<NodeId> {
         let mut cur = 0;
-        for part in path.split(['/', '\\']).filter(|p| !p.is_empty()) {
+        for part in path.split('/').filter(|p| !p.is_empty()) {
             cur = self.child(cur, part)?;
         }
         Some(cur)
