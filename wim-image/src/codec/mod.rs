@@ -76,11 +76,15 @@ extern crate alloc;
 
 mod bits;
 mod copy;
+#[cfg(feature = "alloc")]
+mod enc;
 mod huffman;
 mod lzms;
 mod lzx;
 mod xpress;
 
+#[cfg(feature = "alloc")]
+pub use enc::{CompressError, Compressor, Level};
 pub use lzms::LzmsDecoder;
 pub use lzx::LzxDecoder;
 pub use xpress::XpressDecoder;

@@ -1,0 +1,79 @@
+//! Bit writers for the XPRESS and LZX bitstreams: 16-bit little-endian words filled from
+//! their most significant bit.
+//!
+//! Both writers stop at the end of their buffer: once a word or byte does not fit they only
+//! count, and [`finish`](WordWriter::finish) reports `None`, so a chunk that does not shrink
+//! costs no more than the bits written until then, and nothing is written out of bounds.
+
+/// XPRESS: words are reserved two ahead of the raw-byte position, so that raw bytes land
+/// where a decoder that loads a word only when it holds fewer than 16 bits reads them.
+pub(crate) struct XpressWriter<'a> {
+    out: &'a mut [u8],
+    /// Where the word being filled goes, and the one after it.
+    slot: usize,
+    slot2: usize,
+    /// Where the next raw byte (or newly reserved word) goes.
+    next: usize,
+    buf: u32,
+    count: u32,
+    overflow: bool,
+}
+
+impl<'a> XpressWriter<'a> {
+    /// A writer starting at `out[start..]` (after the 256-byte length table).
+    pub(crate) fn new(out: &'a mut [u8], start: usize) -> Self {
+        XpressWriter {
+            out,
+            slot: start,
+            slot2: start + 2,
+            next: start + 4,
+            buf: 0,
+            count: 0,
+            overflow: false,
+        }
+    }
+
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        match self.out.get_mut(at..at + bytes.len()) {
+            Some(s) => s.copy_from_slice(bytes),
+            None => self.overflow = true,
+        }
+    }
+
+    /// Appends the low `n` bits of `bits` (`n` at most 16).
+    #[inline(always)]
+    pub(crate) fn bits(&mut self, bits: u32, n: u32) {
+        debug_assert!(n <= 16 && bits >> n == 0);
+        self.buf = (self.buf << n) | bits;
+        self.count += n;
+        if self.count > 16 {
+            self.count -= 16;
+            let w = (self.buf >> self.count) as u16;
+            self.put(self.slot, &w.to_le_bytes());
+            self.slot = self.slot2;
+            self.slot2 = self.next;
+            self.next += 2;
+        }
+    }
+
+    /// A raw byte (the extended match length).
+    pub(crate) fn byte(&mut self, b: u8) {
+        self.put(self.next, &[b]);
+        self.next += 1;
+    }
+
+    /// A raw little-endian u16 (the full match length).
+    pub(crate) fn u16(&mut self, v: u16) {
+        self.put(self.next, &v.to_le_bytes());
+        self.next += 2;
+    }
+
+    /// Flushes the partial word and the reserved one; the total size, or `None` if it did
+    /// not fit.
+    pub(crate) fn finish(mut self) -> Option<usize> {
+        let w = ((self.buf << (16 - self.count)) & 0xffff) as u16;
+        self.put(self.slot, &w.to_le_bytes());
+        self.put(self.slot2, &[0, 0]);
+        (!self.overflow).then_some(self.next)
+    }
+}

@@ -1,0 +1,212 @@
+//! Length-limited canonical Huffman codes for the compressors.
+//!
+//! [`make_code`] turns symbol frequencies into codeword lengths no longer than a limit and
+//! the canonical codewords the decoders expect (assigned in order of length, then symbol).
+//! The lengths come from an ordinary Huffman tree (two-queue construction over the symbols
+//! sorted by frequency); lengths over the limit are clamped and the Kraft sum repaired by
+//! moving leaves down one level (shortest first) until the code is no longer over-full,
+//! then up one level (longest first) until it is exactly full. The number of codewords of
+//! each length is all that changes; they are handed out again by frequency, so more
+//! frequent symbols never get longer codewords. Every code with at least one used symbol
+//! comes out complete (a single used symbol is paired with a dummy, as the decoders want).
+
+/// Most symbols of any code the compressors build (LZMS offset slots).
+pub(crate) const MAX_SYMS: usize = 799;
+const MAX_LIMIT: usize = 16;
+
+/// Fills `lens` (codeword lengths, 0 = unused) and `codes` (canonical codewords, right
+/// aligned) for `freqs`, with no codeword longer than `max_len` (at most 16; `2^max_len`
+/// must be at least the number of symbols).
+pub(crate) fn make_code(freqs: &[u32], max_len: u32, lens: &mut [u8], codes: &mut [u32]) {
+    make_lens(freqs, max_len, lens);
+    assign_codewords(&lens[..freqs.len()], max_len, codes);
+}
+
+/// The lengths part of [`make_code`].
+pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) {
+    let n = freqs.len();
+    debug_assert!((2..=MAX_SYMS).contains(&n) && (max_len as usize) <= MAX_LIMIT);
+    let lens = &mut lens[..n];
+    lens.fill(0);
+    // Used symbols sorted by (frequency, symbol), packed into one key.
+    let mut sorted = [0u64; MAX_SYMS];
+    let mut used = 0;
+    for (sym, &f) in freqs.iter().enumerate() {
+        if f != 0 {
+            sorted[used] = (u64::from(f) << 16) | sym as u64;
+            used += 1;
+        }
+    }
+    let sorted = &mut sorted[..used];
+    match used {
+        0 => return,
+        1 => {
+            let sym = (sorted[0] & 0xffff) as usize;
+            lens[sym] = 1;
+            lens[usize::from(sym == 0)] = 1;
+            return;
+        }
+        _ => {}
+    }
+    sorted.sort_unstable();
+
+    // Two-queue Huffman: leaves 0..used in order, internal nodes used..2*used-1 created in
+    // nondecreasing weight order.
+    let mut weight = [0u64; 2 * MAX_SYMS];
+    let mut parent = [0u16; 2 * MAX_SYMS];
+    for (w, key) in weight.iter_mut().zip(sorted.iter()) {
+        *w = key >> 16;
+    }
+    let (mut leaf, mut inner, mut next) = (0usize, used, used);
+    let take = |leaf: &mut usize, inner: &mut usize, next: usize, weight: &[u64]| {
+        if *leaf < used && (*inner >= next || weight[*leaf] <= weight[*inner]) {
+            *leaf += 1;
+            *leaf - 1
+        } else {
+            *inner += 1;
+            *inner - 1
+        }
+    };
+    while next < 2 * used - 1 {
+        let a = take(&mut leaf, &mut inner, next, &weight);
+        let b = take(&mut leaf, &mut inner, next, &weight);
+        weight[next] = weight[a] + weight[b];
+        parent[a] = next as u16;
+        parent[b] = next as u16;
+        next += 1;
+    }
+    // Depths, root (the last node) first; `weight` is reused to hold them.
+    let root = 2 * used - 2;
+    weight[root] = 0;
+    for i in (0..root).rev() {
+        weight[i] = weight[usize::from(parent[i])] + 1;
+    }
+
+    // Codewords per length, clamped to the limit, then the Kraft sum repaired.
+    let max = max_len as usize;
+    let mut count = [0u32; MAX_LIMIT + 1];
+    for &d in &weight[..used] {
+        count[(d as usize).min(max)] += 1;
+    }
+    let full = 1u64 << max;
+    let mut kraft: u64 = (1..=max).map(|l| u64::from(count[l]) << (max - l)).sum();
+    while kraft > full {
+        // Move a leaf from the longest length below the limit one level down.
+        let l = (1..max).rev().find(|&l| count[l] > 0).unwrap_or(max - 1);
+        count[l] -= 1;
+        count[l + 1] += 1;
+        kraft -= 1 << (max - l - 1);
+    }
+    while kraft < full {
+        // Move a leaf from the longest used length one level up: adds exactly the smallest
+        // unit the sum is made of, so this never overshoots.
+        let l = (2..=max).rev().find(|&l| count[l] > 0).unwrap_or(2);
+        count[l] -= 1;
+        count[l - 1] += 1;
+        kraft += 1 << (max - l);
+    }
+    // Longest codewords to the least frequent symbols.
+    let mut l = max;
+    for key in sorted.iter() {
+        while count[l] == 0 {
+            l -= 1;
+        }
+        count[l] -= 1;
+        lens[(key & 0xffff) as usize] = l as u8;
+    }
+}
+
+/// Canonical codewords for `lens` (each at most `max_len` bits).
+pub(crate) fn assign_codewords(lens: &[u8], max_len: u32, codes: &mut [u32]) {
+    let mut count = [0u32; MAX_LIMIT + 2];
+    for &l in lens {
+        count[usize::from(l)] += 1;
+    }
+    count[0] = 0;
+    let mut next = [0u32; MAX_LIMIT + 2];
+    let mut code = 0u32;
+    for l in 1..=max_len as usize {
+        code = (code + count[l - 1]) << 1;
+        next[l] = code;
+    }
+    for (c, &l) in codes.iter_mut().zip(lens) {
+        if l != 0 {
+            *c = next[usize::from(l)];
+            next[usize::from(l)] += 1;
+        } else {
+            *c = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kraft(lens: &[u8], max: u32) -> u64 {
+        lens.iter()
+            .filter(|&&l| l != 0)
+            .map(|&l| 1u64 << (max - u32::from(l)))
+            .sum()
+    }
+
+    #[test]
+    fn codes_are_complete_limited_and_monotone() {
+        let mut seed = 0x9e37_79b9u32;
+        for round in 0..400 {
+            let n = [2usize, 3, 8, 20, 249, 512, 656, 799][round % 8];
+            let max = if n > 128 {
+                [15u32, 16][round % 2]
+            } else {
+                [7u32, 15, 16][round % 3]
+            };
+            let freqs: Vec<u32> = (0..n)
+                .map(|i| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    match round % 4 {
+                        // Fibonacci-like skew forces the limit to bite.
+                        0 => 1u32 << ((i as u32 * 7 + (seed >> 28)) % 31).min(28),
+                        1 => seed >> (16 + seed % 16),
+                        2 => u32::from(seed.is_multiple_of(5)) * (seed >> 20),
+                        _ => seed % 3,
+                    }
+                })
+                .collect();
+            let mut lens = vec![0u8; n];
+            let mut codes = vec![0u32; n];
+            make_code(&freqs, max, &mut lens, &mut codes);
+            let used = freqs.iter().filter(|&&f| f != 0).count();
+            if used == 0 {
+                assert!(lens.iter().all(|&l| l == 0));
+                continue;
+            }
+            assert_eq!(kraft(&lens, max), 1 << max, "round {round}");
+            assert!(lens.iter().all(|&l| u32::from(l) <= max));
+            for a in 0..n {
+                for b in 0..n {
+                    if freqs[a] > freqs[b] && freqs[b] != 0 {
+                        assert!(lens[a] <= lens[b], "round {round}");
+                    }
+                }
+                if used >= 2 {
+                    assert_eq!(lens[a] != 0, freqs[a] != 0);
+                }
+            }
+            if n > 64 {
+                continue;
+            }
+            // Prefix-free: no codeword is a prefix of another.
+            let words: Vec<(u32, u8)> = (0..n)
+                .filter(|&s| lens[s] != 0)
+                .map(|s| (codes[s], lens[s]))
+                .collect();
+            for &(ca, la) in &words {
+                for &(cb, lb) in &words {
+                    if (ca, la) != (cb, lb) && la <= lb {
+                        assert_ne!(cb >> (lb - la), ca, "round {round}");
+                    }
+                }
+            }
+        }
+    }
+}

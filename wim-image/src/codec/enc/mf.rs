@@ -1,0 +1,298 @@
+//! Match finders over one chunk: hash chains for the greedy and lazy parsers, binary trees
+//! for the near-optimal ones.
+//!
+//! Both index 4-byte prefixes (a hash of the next four bytes picks a chain or a tree) and
+//! keep a one-entry table of 3-byte prefixes for the shortest matches (see `Heads`).
+
+use super::super::alloc::{vec, vec::Vec};
+
+const HASH4_BITS: u32 = 16;
+const HASH3_BITS: u32 = 15;
+
+#[inline(always)]
+fn load_u32(data: &[u8], pos: usize) -> u32 {
+    let b = &data[pos..pos + 4];
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[inline(always)]
+fn hash4(v: u32) -> usize {
+    (v.wrapping_mul(0x1e35_a7bd) >> (32 - HASH4_BITS)) as usize
+}
+
+#[inline(always)]
+fn hash3(v: u32) -> usize {
+    ((v & 0xff_ffff).wrapping_mul(0x1e35_a7bd) >> (32 - HASH3_BITS)) as usize
+}
+
+/// Length of the common prefix of `data[a..]` and `data[b..]` (`a < b`), from `start`, at
+/// most `max` (the caller guarantees `b + max <= data.len()`).
+#[inline(always)]
+pub(crate) fn match_len(data: &[u8], a: usize, b: usize, start: usize, max: usize) -> usize {
+    let mut n = start;
+    while n + 8 <= max {
+        let x = u64::from_le_bytes(data[a + n..a + n + 8].try_into().unwrap_or([0; 8]));
+        let y = u64::from_le_bytes(data[b + n..b + n + 8].try_into().unwrap_or([0; 8]));
+        let d = x ^ y;
+        if d != 0 {
+            return n + (d.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    while n < max && data[a + n] == data[b + n] {
+        n += 1;
+    }
+    n
+}
+
+/// The hash heads both finders share. Entries are `base + position`; raising the base at
+/// each chunk empties the tables without clearing them (until the base would wrap).
+struct Heads {
+    head3: Vec<u32>,
+    head4: Vec<u32>,
+    base: u32,
+    /// Largest chunk, to know when the base must wrap.
+    max: u32,
+    last_len: usize,
+}
+
+impl Heads {
+    fn new(max_chunk: usize) -> Self {
+        Heads {
+            head3: vec![0; 1 << HASH3_BITS],
+            head4: vec![0; 1 << HASH4_BITS],
+            base: 1,
+            max: max_chunk as u32,
+            last_len: 0,
+        }
+    }
+
+    /// Starts a chunk of `len` bytes.
+    fn reset(&mut self, len: usize) {
+        let step = self.last_len as u32 + 1;
+        if self.base > u32::MAX - 2 * self.max - 2 - step {
+            self.base = 1;
+            self.head3.fill(0);
+            self.head4.fill(0);
+        } else {
+            self.base += step;
+        }
+        self.last_len = len;
+    }
+}
+
+/// Hash chains: `head4` holds the newest position of each 4-byte hash, `prev` links each
+/// position to the previous one with the same hash.
+pub(crate) struct HashChains {
+    heads: Heads,
+    prev: Vec<u32>,
+}
+
+impl HashChains {
+    pub(crate) fn new(max_chunk: usize) -> Self {
+        HashChains {
+            heads: Heads::new(max_chunk),
+            prev: vec![0; max_chunk],
+        }
+    }
+
+    /// Prepares for a new chunk of `len` bytes.
+    pub(crate) fn reset(&mut self, len: usize) {
+        self.heads.reset(len);
+    }
+
+    /// Inserts `pos` and returns the longest match there, longer than `min_len - 1`, as
+    /// `(length, offset)` (length 0 if none): at most `max_len` bytes, offset at most
+    /// `max_offset`, searching at most `depth` chain entries and stopping at `nice_len`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn find(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        min_len: usize,
+        max_len: usize,
+        nice_len: usize,
+        depth: u32,
+        max_offset: usize,
+    ) -> (usize, usize) {
+        if pos + 4 > data.len() || max_len < 4 {
+            return (0, 0);
+        }
+        let base = self.heads.base;
+        let v = load_u32(data, pos);
+        let (h3, h4) = (hash3(v), hash4(v));
+        let cand3 = self.heads.head3[h3];
+        let mut cand = self.heads.head4[h4];
+        let me = base + pos as u32;
+        self.heads.head3[h3] = me;
+        self.heads.head4[h4] = me;
+        self.prev[pos] = cand;
+        let nice_len = nice_len.min(max_len);
+        let mut best_len = min_len.max(4) - 1;
+        if best_len >= nice_len {
+            return (0, 0);
+        }
+        let mut best_off = 0;
+        let mut depth = depth;
+        while cand >= base && depth > 0 {
+            let c = (cand - base) as usize;
+            if pos - c > max_offset {
+                break;
+            }
+            depth -= 1;
+            if data[c + best_len] == data[pos + best_len] && load_u32(data, c) == v {
+                let len = match_len(data, c, pos, 4, max_len);
+                if len > best_len {
+                    best_len = len;
+                    best_off = pos - c;
+                    if len >= nice_len {
+                        return (len, best_off);
+                    }
+                }
+            }
+            cand = self.prev[c];
+        }
+        if best_off == 0 && min_len <= 3 && cand3 >= base {
+            let c = (cand3 - base) as usize;
+            if pos - c <= max_offset && load_u32(data, c) & 0xff_ffff == v & 0xff_ffff {
+                return (3, pos - c);
+            }
+        }
+        if best_off == 0 {
+            (0, 0)
+        } else {
+            (best_len, best_off)
+        }
+    }
+
+    /// Inserts `pos` without searching.
+    #[inline]
+    pub(crate) fn skip(&mut self, data: &[u8], pos: usize) {
+        if pos + 4 > data.len() {
+            return;
+        }
+        let v = load_u32(data, pos);
+        let me = self.heads.base + pos as u32;
+        self.heads.head3[hash3(v)] = me;
+        let h4 = hash4(v);
+        self.prev[pos] = self.heads.head4[h4];
+        self.heads.head4[h4] = me;
+    }
+}
+
+/// One match: its length and offset.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Match {
+    pub(crate) len: u32,
+    pub(crate) off: u32,
+}
+
+const NONE: u32 = 0;
+
+/// Binary trees: each 4-byte hash has a tree of earlier positions ordered by the bytes
+/// that follow them; inserting a position walks down its tree, collecting ever longer
+/// matches, and re-hangs the tree under the new position.
+pub(crate) struct BinaryTrees {
+    heads: Heads,
+    /// `children[2p]`: the subtree of strings less than the one at `p`; `2p + 1` greater.
+    children: Vec<u32>,
+}
+
+impl BinaryTrees {
+    pub(crate) fn new(max_chunk: usize) -> Self {
+        BinaryTrees {
+            heads: Heads::new(max_chunk),
+            children: vec![0; 2 * max_chunk],
+        }
+    }
+
+    /// Prepares for a new chunk of `len` bytes.
+    pub(crate) fn reset(&mut self, len: usize) {
+        self.heads.reset(len);
+    }
+
+    /// Inserts `pos`; with `out`, also appends its matches (lengths strictly increasing,
+    /// from 3 for `min3` or else from 4, offsets at most `max_offset`) and returns the
+    /// longest length found.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn advance(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        nice_len: usize,
+        depth: u32,
+        max_offset: usize,
+        min3: bool,
+        mut out: Option<&mut Vec<Match>>,
+    ) -> usize {
+        let max_len = data.len() - pos;
+        if max_len < 4 {
+            return 0;
+        }
+        let base = self.heads.base;
+        let me = base + pos as u32;
+        let v = load_u32(data, pos);
+        let h3 = hash3(v);
+        let cand3 = self.heads.head3[h3];
+        self.heads.head3[h3] = me;
+        let h4 = hash4(v);
+        let mut cand = self.heads.head4[h4];
+        self.heads.head4[h4] = me;
+        let mut best = 3;
+        if let Some(out) = out.as_deref_mut() {
+            if min3 && cand3 >= base {
+                let c = (cand3 - base) as usize;
+                if pos - c <= max_offset && load_u32(data, c) & 0xff_ffff == v & 0xff_ffff {
+                    out.push(Match {
+                        len: 3,
+                        off: (pos - c) as u32,
+                    });
+                }
+            }
+        }
+        let nice_len = nice_len.min(max_len);
+        let (mut lt_slot, mut gt_slot) = (2 * pos, 2 * pos + 1);
+        let (mut lt_len, mut gt_len) = (0usize, 0usize);
+        let mut depth = depth;
+        loop {
+            if cand < base || pos - (cand - base) as usize > max_offset || depth == 0 {
+                self.children[lt_slot] = NONE;
+                self.children[gt_slot] = NONE;
+                return best;
+            }
+            let c = (cand - base) as usize;
+            depth -= 1;
+            let mut len = lt_len.min(gt_len);
+            if data[c + len] == data[pos + len] {
+                len = match_len(data, c, pos, len + 1, max_len);
+                if len > best {
+                    best = len;
+                    if let Some(out) = out.as_deref_mut() {
+                        out.push(Match {
+                            len: len as u32,
+                            off: (pos - c) as u32,
+                        });
+                    }
+                }
+                if len >= nice_len {
+                    self.children[lt_slot] = self.children[2 * c];
+                    self.children[gt_slot] = self.children[2 * c + 1];
+                    return best;
+                }
+            }
+            if data[c + len] < data[pos + len] {
+                self.children[lt_slot] = cand;
+                lt_slot = 2 * c + 1;
+                cand = self.children[lt_slot];
+                lt_len = len;
+            } else {
+                self.children[gt_slot] = cand;
+                gt_slot = 2 * c;
+                cand = self.children[gt_slot];
+                gt_len = len;
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The chunk compressors: XPRESS, LZX and LZMS, each with a fast and a near-optimal parser.
+//!
+//! [`Compressor`] is the public face; the per-codec encoders live in the submodules and
+//! share the match finders ([`mf`]), the Huffman code builder ([`huffman`]) and the bit
+//! writers ([`bitout`]). Levels follow wimlib's scale and thresholds per codec (see
+//! [`Level`]). All memory is allocated by [`Compressor::new`], sized for the largest chunk;
+//! compressing allocates nothing.
+
+mod bitout;
+mod huffman;
+mod mf;
+mod xpress;
+
+use super::alloc::boxed::Box;
+use super::Codec;
+use core::fmt;
+
+/// Compression effort on wimlib's scale: 1 to 100 (wimlib's default is 50; larger values
+/// are accepted and treated as 300 at most).
+///
+/// Per codec, as in wimlib: XPRESS parses greedily below 30, lazily below 60 and
+/// near-optimally from 60; LZX parses lazily up to 34 and near-optimally above (with more
+/// cost-model passes at 45, 70 and 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level(pub u32);
+
+impl Level {
+    /// A fast level (20): greedy XPRESS, lazy LZX.
+    pub const FAST: Level = Level(20);
+    /// wimlib's default level (50).
+    pub const DEFAULT: Level = Level(50);
+    /// The top of the usual scale (100).
+    pub const MAX: Level = Level(100);
+}
+
+impl Default for Level {
+    fn default() -> Self {
+        Level::DEFAULT
+    }
+}
+
+/// Why a [`Compressor`] could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompressError {
+    /// The maximum chunk size is zero or above what the codec can describe.
+    #[error("{codec:?} cannot compress chunks of {size} bytes (allowed: 1 to {max})")]
+    ChunkSize {
+        /// The codec.
+        codec: Codec,
+        /// The requested maximum chunk size.
+        size: usize,
+        /// The codec's largest chunk.
+        max: usize,
+    },
+    /// Level 0 (the scale starts at 1).
+    #[error("compression level {level} is out of range (1 or more)")]
+    Level {
+        /// The level given.
+        level: u32,
+    },
+    /// The codec has no compressor in this build yet.
+    #[error("no {codec:?} compressor is available")]
+    Unsupported {
+        /// The codec.
+        codec: Codec,
+    },
+}
+
+/// One parsed item: a literal (`len == 1`, `off` = the byte) or a match.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Item {
+    pub(crate) len: u32,
+    pub(crate) off: u32,
+}
+
+impl Item {
+    #[inline(always)]
+    pub(crate) fn literal(b: u8) -> Self {
+        Item {
+            len: 1,
+            off: u32::from(b),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn new_match(len: usize, off: usize) -> Self {
+        Item {
+            len: len as u32,
+            off: off as u32,
+        }
+    }
+}
+
+enum Encoder {
+    Xpress(Box<xpress::XpressEncoder>),
+}
+
+/// Reusable compression state for one codec, level and maximum chunk size.
+///
+/// Create one per thread, then compress any number of chunks: no call allocates. Memory is
+/// proportional to the maximum chunk size (about 4 bytes per byte for the fast parsers, 20
+/// for the near-optimal ones).
+///
+/// ```
+/// use wim_image::codec::{Codec, Compressor, Decompressor, Level};
+/// let data = b"hello hello hello hello hello hello hello hello".repeat(20);
+/// let mut c = Compressor::new(Codec::Xpress, Level::DEFAULT, 32 * 1024).unwrap();
+/// let mut out = vec![0u8; data.len()];
+/// let n = c.compress(&data, &mut out).expect("repetitive data shrinks");
+/// let mut back = vec![0u8; data.len()];
+/// Decompressor::new(Codec::Xpress).decompress(&out[..n], &mut back).unwrap();
+/// assert_eq!(back, data);
+/// ```
+pub struct Compressor {
+    codec: Codec,
+    level: Level,
+    max_chunk_size: usize,
+    encoder: Encoder,
+}
+
+impl fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compressor")
+            .field("codec", &self.codec)
+            .field("level", &self.level)
+            .field("max_chunk_size", &self.max_chunk_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compressor {
+    /// State for `codec` at `level`, for chunks of at most `max_chunk_size` bytes.
+    ///
+    /// `max_chunk_size` is the resource's chunk size: for LZX it also fixes the window (the
+    /// next power of two, at least 32 KiB), exactly as the decompressor derives it from the
+    /// resource's chunk size, so use the same value for every chunk of a resource, the
+    /// short last one included.
+    pub fn new(codec: Codec, level: Level, max_chunk_size: usize) -> Result<Self, CompressError> {
+        let max = codec.max_chunk_size();
+        if max_chunk_size == 0 || max_chunk_size > max {
+            return Err(CompressError::ChunkSize {
+                codec,
+                size: max_chunk_size,
+                max,
+            });
+        }
+        if level.0 == 0 {
+            return Err(CompressError::Level { level: level.0 });
+        }
+        let eff = Level(level.0.min(300));
+        let encoder = match codec {
+            Codec::Xpress => {
+                Encoder::Xpress(Box::new(xpress::XpressEncoder::new(eff, max_chunk_size)))
+            }
+            Codec::Lzx | Codec::Lzms => return Err(CompressError::Unsupported { codec }),
+        };
+        Ok(Compressor {
+            codec,
+            level,
+            max_chunk_size,
+            encoder,
+        })
+    }
+
+    /// The codec this state compresses with.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The level it was created with.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The largest chunk it accepts.
+    pub fn max_chunk_size(&self) -> usize {
+        self.max_chunk_size
+    }
+
+    /// Compresses one chunk (`input.len()` from 1 to [`max_chunk_size`](Self::max_chunk_size))
+    /// into `output`, returning the compressed size, or `None` when the result would not be
+    /// smaller than `input` (store the chunk raw) or `input` is empty or too long. Never
+    /// writes past `output`; `output.len() >= input.len()` is always enough.
+    pub fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
+        if input.is_empty() || input.len() > self.max_chunk_size {
+            return None;
+        }
+        let limit = output.len().min(input.len() - 1);
+        let out = &mut output[..limit];
+        let n = match &mut self.encoder {
+            Encoder::Xpress(e) => e.compress(input, out)?,
+        };
+        (n < input.len()).then_some(n)
+    }
+}

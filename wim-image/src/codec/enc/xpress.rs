@@ -1,0 +1,337 @@
+//! The XPRESS (Huffman) compressor.
+//!
+//! Three parsers, chosen by level as wimlib does: greedy below 30, lazy from 30 to 59 (both
+//! over hash chains), and from 60 a near-optimal parser: binary-tree match finding into a
+//! match cache, then a minimum-cost path over the chunk (backwards, as XPRESS has no
+//! repeat offsets) priced with the previous pass's Huffman code lengths. The chosen
+//! literals and matches get one Huffman code (plus the end-of-data symbol 256 that
+//! Microsoft's decoder wants), written as the 256-byte length table and the bitstream.
+
+use super::super::alloc::{vec, vec::Vec};
+use super::bitout::XpressWriter;
+use super::huffman::make_code;
+use super::mf::{BinaryTrees, HashChains, Match};
+use super::{Item, Level};
+
+const NUM_SYMS: usize = 512;
+const MAX_CODEWORD_LEN: u32 = 15;
+const MIN_MATCH: usize = 3;
+const MAX_MATCH: usize = 65538;
+const MAX_OFFSET: usize = 65535;
+/// Match-cache entries reserved per position before a chunk stops caching matches.
+const CACHE_PER_POS: usize = 8;
+const END_OF_DATA: usize = 256;
+
+enum Parser {
+    Greedy(HashChains),
+    Lazy(HashChains),
+    NearOptimal(NearOptimal),
+}
+
+struct NearOptimal {
+    bt: BinaryTrees,
+    passes: u32,
+    /// Matches of every position, flat; `starts[i]..starts[i + 1]` are position `i`'s.
+    cache: Vec<Match>,
+    starts: Vec<u32>,
+    /// Cost (1/16 bits) from each position to the end, and the step taken there
+    /// (length, 1 = literal; offset).
+    cost: Vec<u32>,
+    step: Vec<Match>,
+}
+
+/// XPRESS compression state for chunks up to a fixed size.
+pub(crate) struct XpressEncoder {
+    parser: Parser,
+    depth: u32,
+    nice: usize,
+    items: Vec<Item>,
+    freqs: [u32; NUM_SYMS],
+    lens: [u8; NUM_SYMS],
+    codes: [u32; NUM_SYMS],
+}
+
+impl XpressEncoder {
+    pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
+        let l = level.0;
+        let (parser, depth, nice) = if l < 30 {
+            let p = Parser::Greedy(HashChains::new(max_chunk));
+            (p, l * 30 / 16, l as usize * 60 / 16)
+        } else if l < 60 {
+            let p = Parser::Lazy(HashChains::new(max_chunk));
+            (p, (l * 30 / 32).max(2), l as usize * 60 / 32)
+        } else {
+            let p = Parser::NearOptimal(NearOptimal {
+                bt: BinaryTrees::new(max_chunk),
+                passes: (l / 40).max(1),
+                cache: Vec::with_capacity(max_chunk * CACHE_PER_POS + MAX_MATCH.min(300)),
+                starts: vec![0; max_chunk + 1],
+                cost: vec![0; max_chunk + 1],
+                step: vec![Match::default(); max_chunk + 1],
+            });
+            (p, l * 28 / 100, l as usize * 56 / 100)
+        };
+        XpressEncoder {
+            parser,
+            depth: depth.max(1),
+            nice: nice.max(MIN_MATCH),
+            items: Vec::with_capacity(max_chunk + 1),
+            freqs: [0; NUM_SYMS],
+            lens: [0; NUM_SYMS],
+            codes: [0; NUM_SYMS],
+        }
+    }
+
+    /// Compresses `data` into `out`; `None` if it does not fit.
+    pub(crate) fn compress(&mut self, data: &[u8], out: &mut [u8]) -> Option<usize> {
+        self.items.clear();
+        let (depth, nice) = (self.depth, self.nice);
+        match &mut self.parser {
+            Parser::Greedy(hc) => parse_greedy(hc, data, depth, nice, &mut self.items, false),
+            Parser::Lazy(hc) => parse_greedy(hc, data, depth, nice, &mut self.items, true),
+            Parser::NearOptimal(no) => no.parse(data, depth, nice, &mut self.items),
+        }
+        self.freqs.fill(0);
+        for it in &self.items {
+            self.freqs[symbol(it)] += 1;
+        }
+        self.freqs[END_OF_DATA] += 1;
+        make_code(
+            &self.freqs,
+            MAX_CODEWORD_LEN,
+            &mut self.lens,
+            &mut self.codes,
+        );
+        self.write(out)
+    }
+
+    fn write(&self, out: &mut [u8]) -> Option<usize> {
+        let header = out.get_mut(..NUM_SYMS / 2)?;
+        for (b, pair) in header.iter_mut().zip(self.lens.chunks_exact(2)) {
+            *b = pair[0] | (pair[1] << 4);
+        }
+        let mut w = XpressWriter::new(out, NUM_SYMS / 2);
+        let (codes, lens) = (&self.codes, &self.lens);
+        for it in &self.items {
+            let sym = symbol(it);
+            w.bits(codes[sym], u32::from(lens[sym]));
+            if it.len > 1 {
+                let adj = it.len as usize - MIN_MATCH;
+                if adj >= 15 {
+                    if adj - 15 < 255 {
+                        w.byte((adj - 15) as u8);
+                    } else {
+                        w.byte(255);
+                        w.u16(adj as u16);
+                    }
+                }
+                let log2 = 31 - it.off.leading_zeros();
+                w.bits(it.off - (1 << log2), log2);
+            }
+        }
+        w.bits(codes[END_OF_DATA], u32::from(lens[END_OF_DATA]));
+        w.finish()
+    }
+}
+
+/// The XPRESS symbol of an item.
+#[inline(always)]
+fn symbol(it: &Item) -> usize {
+    if it.len == 1 {
+        it.off as usize
+    } else {
+        match_symbol(it.len as usize, it.off)
+    }
+}
+
+#[inline(always)]
+fn match_symbol(len: usize, off: u32) -> usize {
+    let log2 = (31 - off.leading_zeros()) as usize;
+    256 + (log2 << 4) + (len - MIN_MATCH).min(15)
+}
+
+/// Greedy (or, with `lazy`, one-step lazy) parsing over hash chains.
+fn parse_greedy(
+    hc: &mut HashChains,
+    data: &[u8],
+    depth: u32,
+    nice: usize,
+    items: &mut Vec<Item>,
+    lazy: bool,
+) {
+    let n = data.len();
+    hc.reset(n);
+    let mut i = 0;
+    while i < n {
+        let max_len = (n - i).min(MAX_MATCH);
+        let (mut len, mut off) = hc.find(data, i, MIN_MATCH, max_len, nice, depth, MAX_OFFSET);
+        if len < MIN_MATCH {
+            items.push(Item::literal(data[i]));
+            i += 1;
+            continue;
+        }
+        let mut next_inserted = i + 1;
+        if lazy {
+            while len < nice && i + 1 < n {
+                let max_len = (n - i - 1).min(MAX_MATCH);
+                let (l2, o2) = hc.find(data, i + 1, len + 1, max_len, nice, depth / 2, MAX_OFFSET);
+                next_inserted = i + 2;
+                if l2 > len {
+                    items.push(Item::literal(data[i]));
+                    i += 1;
+                    (len, off) = (l2, o2);
+                } else {
+                    break;
+                }
+            }
+        }
+        items.push(Item::new_match(len, off));
+        for p in next_inserted..i + len {
+            hc.skip(data, p);
+        }
+        i += len;
+    }
+}
+
+impl NearOptimal {
+    fn parse(&mut self, data: &[u8], depth: u32, nice: usize, items: &mut Vec<Item>) {
+        let n = data.len();
+        self.find_matches(data, depth, nice);
+        // Initial prices: literals from the chunk's byte histogram, matches a flat guess.
+        let mut lit = [0u32; 256];
+        let mut hist = [0u32; 256];
+        for &b in data {
+            hist[usize::from(b)] += 1;
+        }
+        for (c, &h) in lit.iter_mut().zip(&hist) {
+            *c = log2_16(n as u32 + 1)
+                .saturating_sub(log2_16(h + 1))
+                .clamp(16, 15 * 16);
+        }
+        let mut msym = [[0u32; 16]; 16];
+        for (log2, row) in msym.iter_mut().enumerate() {
+            for (h, c) in row.iter_mut().enumerate() {
+                *c = (9 + log2 as u32 / 2 + h as u32 / 4) * 16;
+            }
+        }
+        let mut freqs = [0u32; NUM_SYMS];
+        let mut lens = [0u8; NUM_SYMS];
+        let mut codes = [0u32; NUM_SYMS];
+        for pass in 0..self.passes {
+            if pass > 0 {
+                // Re-price with the code the previous pass would get.
+                freqs.fill(0);
+                let mut i = 0;
+                while i < n {
+                    let s = self.step[i];
+                    freqs[if s.len == 1 {
+                        usize::from(data[i])
+                    } else {
+                        match_symbol(s.len as usize, s.off)
+                    }] += 1;
+                    i += s.len as usize;
+                }
+                freqs[END_OF_DATA] += 1;
+                make_code(&freqs, MAX_CODEWORD_LEN, &mut lens, &mut codes);
+                let price = |l: u8| if l == 0 { 13 * 16 } else { u32::from(l) * 16 };
+                for (c, &l) in lit.iter_mut().zip(&lens[..256]) {
+                    *c = price(l);
+                }
+                for (k, &l) in lens[256..].iter().enumerate() {
+                    msym[k >> 4][k & 15] = price(l);
+                }
+            }
+            self.min_cost_path(data, &lit, &msym);
+        }
+        let mut i = 0;
+        while i < n {
+            let s = self.step[i];
+            if s.len == 1 {
+                items.push(Item::literal(data[i]));
+            } else {
+                items.push(Item::new_match(s.len as usize, s.off as usize));
+            }
+            i += s.len as usize;
+        }
+    }
+
+    /// Fills the match cache for every position of `data`.
+    fn find_matches(&mut self, data: &[u8], depth: u32, nice: usize) {
+        let n = data.len();
+        self.bt.reset(n);
+        self.cache.clear();
+        let limit = self.cache.capacity() - nice.min(n) - 2;
+        let mut i = 0;
+        while i < n {
+            self.starts[i] = self.cache.len() as u32;
+            let room = self.cache.len() < limit;
+            let out = room.then_some(&mut self.cache);
+            let longest = self.bt.advance(data, i, nice, depth, MAX_OFFSET, true, out);
+            i += 1;
+            if longest >= nice {
+                // A long match: don't search inside it (its positions get no matches).
+                let end = (i - 1 + longest).min(n);
+                while i < end {
+                    self.starts[i] = self.cache.len() as u32;
+                    self.bt
+                        .advance(data, i, nice, depth, MAX_OFFSET, true, None);
+                    i += 1;
+                }
+            }
+        }
+        self.starts[n] = self.cache.len() as u32;
+    }
+
+    /// The cheapest way from each position to the end, back to front.
+    fn min_cost_path(&mut self, data: &[u8], lit: &[u32; 256], msym: &[[u32; 16]; 16]) {
+        let n = data.len();
+        self.cost[n] = 0;
+        for i in (0..n).rev() {
+            let mut best = lit[usize::from(data[i])] + self.cost[i + 1];
+            let mut step = Match { len: 1, off: 0 };
+            let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+            let mut len = MIN_MATCH;
+            for m in &self.cache[s..e] {
+                let log2 = 31 - m.off.leading_zeros();
+                let row = &msym[log2 as usize];
+                let fixed = log2 * 16;
+                let end = m.len as usize;
+                while len <= end {
+                    let adj = len - MIN_MATCH;
+                    let extra = if adj < 15 {
+                        0
+                    } else if adj < 270 {
+                        8 * 16
+                    } else {
+                        24 * 16
+                    };
+                    let c = row[adj.min(15)] + fixed + extra + self.cost[i + len];
+                    if c < best {
+                        best = c;
+                        step = Match {
+                            len: len as u32,
+                            off: m.off,
+                        };
+                    }
+                    len += 1;
+                }
+            }
+            self.cost[i] = best;
+            self.step[i] = step;
+        }
+    }
+}
+
+/// log2(x) in 1/16 bits (integer part exact, fraction linear).
+pub(crate) fn log2_16(x: u32) -> u32 {
+    if x == 0 {
+        return 0;
+    }
+    let ip = 31 - x.leading_zeros();
+    let frac = if ip >= 4 {
+        (x >> (ip - 4)) & 15
+    } else {
+        (x << (4 - ip)) & 15
+    };
+    ip * 16 + frac
+}
