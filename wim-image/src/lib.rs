@@ -83,6 +83,8 @@ pub mod verify;
 #[cfg(feature = "alloc")]
 pub mod wim;
 #[cfg(feature = "alloc")]
+pub mod write;
+#[cfg(feature = "alloc")]
 pub mod xml;
 
 #[cfg(feature = "alloc")]
@@ -96,3 +98,5 @@ pub use metadata::{NodeId, Tree};
 pub use read::{BlobReader, ReadError};
 #[cfg(feature = "alloc")]
 pub use wim::{ImageError, OpenError, Wim};
+#[cfg(feature = "alloc")]
+pub use write::{WimWriter, WriteError, WriteOptions};

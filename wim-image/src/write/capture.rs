@@ -1,0 +1,391 @@
+//! Capturing a directory tree (Linux/UNIX) into a [`NewImage`], as `wimlib-imagex capture`
+//! does without `--unix-data`:
+//!
+//! * regular files: `FILE_ATTRIBUTE_NORMAL`, or `SPARSE_FILE` when fewer blocks are
+//!   allocated than the size needs; their data are read when written;
+//! * directories: `FILE_ATTRIBUTE_DIRECTORY`;
+//! * symbolic links: symlink reparse points (`REPARSE_POINT`, plus `DIRECTORY` when the
+//!   target is a directory). A relative target is stored relative (`SYMLINK_FLAG_RELATIVE`,
+//!   `/` and `\` swapped); an absolute one as `\??\C:` + the path, and with reparse-point
+//!   fixing on, a target inside the captured tree is first made relative to the tree's root
+//!   and the link marked fixed (rp_flags without `NOT_FIXED`);
+//! * hard links: files with the same device and inode number share one inode;
+//! * times: creation = last write = `st_mtime`, last access = `st_atime`, in 100 ns units;
+//! * no security descriptors (an empty security block, security id −1);
+//! * FIFOs, sockets and device nodes are skipped (counted in the report).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::blob_table::Sha1Hash;
+use crate::defs::{
+    FileAttributes, ReparseTag, FILETIME_UNIX_EPOCH, RP_FLAG_NOT_FIXED, SYMLINK_FLAG_RELATIVE,
+};
+use crate::dentry::ReparseInfo;
+
+use super::image::{Content, DentryId, Inode, InodeId, NewImage};
+use super::resource::{BlobOut, Source};
+use super::{ImageProps, NoBlobs, WimWriter, WriteAt, WriteError};
+
+/// Files up to this size are read whole and hashed before writing (duplicates cost no
+/// write); larger ones are hashed while written.
+const PRELOAD_LIMIT: u64 = 8 << 20;
+
+/// The largest reparse buffer (header included) Windows accepts.
+const MAX_REPARSE: usize = 16 * 1024;
+
+/// Why a tree could not be captured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// A file could not be examined.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The capture source is not a directory.
+    #[error("{path}: not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file name or link target that is not valid UTF-8 (WIM names are UTF-16).
+    #[error("{path}: name or link target is not valid UTF-8")]
+    Encoding {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A link target too long for a reparse point.
+    #[error("{path}: link target too long for a reparse point")]
+    LinkTooLong {
+        /// The link.
+        path: PathBuf,
+    },
+    /// Writing the WIM failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Capture settings.
+#[derive(Clone, Copy, Debug)]
+pub struct CaptureOptions {
+    /// Make absolute link targets inside the tree relative to its root (`--rpfix`, the
+    /// default).
+    pub rp_fix: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions { rp_fix: true }
+    }
+}
+
+/// What a capture found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureReport {
+    /// Directories, the root included.
+    pub dirs: u64,
+    /// Regular files (one per name).
+    pub files: u64,
+    /// Symbolic links.
+    pub symlinks: u64,
+    /// Absolute link targets made relative to the root.
+    pub fixed_links: u64,
+    /// FIFOs, sockets and device nodes left out.
+    pub skipped_special: u64,
+}
+
+/// FILETIME of a UNIX time.
+pub fn unix_to_filetime(secs: i64, nanos: i64) -> u64 {
+    let t = secs as i128 * 10_000_000 + (nanos / 100) as i128 + FILETIME_UNIX_EPOCH as i128;
+    t.clamp(0, u64::MAX as i128) as u64
+}
+
+/// The current time as a FILETIME.
+pub fn filetime_now() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    unix_to_filetime(d.as_secs() as i64, d.subsec_nanos() as i64)
+}
+
+struct Scan<'a> {
+    img: NewImage,
+    opts: &'a CaptureOptions,
+    root_id: (u64, u64),
+    links: HashMap<(u64, u64), InodeId>,
+    report: CaptureReport,
+}
+
+/// Scans the tree under `root` into an image (file data stay on disk until written).
+pub fn scan(root: &Path, opts: &CaptureOptions) -> Result<(NewImage, CaptureReport), CaptureError> {
+    let io = |source| CaptureError::Io {
+        path: root.to_path_buf(),
+        source,
+    };
+    let md = fs::metadata(root).map_err(io)?;
+    if !md.is_dir() {
+        return Err(CaptureError::NotADirectory {
+            path: root.to_path_buf(),
+        });
+    }
+    let mut s = Scan {
+        img: NewImage::new(inode_for(&md, FileAttributes::DIRECTORY)),
+        opts,
+        root_id: (md.dev(), md.ino()),
+        links: HashMap::new(),
+        report: CaptureReport {
+            dirs: 1,
+            ..CaptureReport::default()
+        },
+    };
+    s.directory(root, 0)?;
+    Ok((s.img, s.report))
+}
+
+fn inode_for(md: &fs::Metadata, attributes: FileAttributes) -> Inode {
+    let mtime = unix_to_filetime(md.mtime(), md.mtime_nsec());
+    let atime = unix_to_filetime(md.atime(), md.atime_nsec());
+    Inode::new(attributes, mtime, atime, mtime)
+}
+
+fn utf8(name: &OsStr, path: &Path) -> Result<String, CaptureError> {
+    name.to_str()
+        .map(String::from)
+        .ok_or_else(|| CaptureError::Encoding {
+            path: path.to_path_buf(),
+        })
+}
+
+impl Scan<'_> {
+    fn directory(&mut self, dir: &Path, dentry: DentryId) -> Result<(), CaptureError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CaptureError::Io { path, source }
+        };
+        for entry in fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let path = entry.path();
+            let name = utf8(&entry.file_name(), &path)?;
+            let md = fs::symlink_metadata(&path).map_err(io(&path))?;
+            let ft = md.file_type();
+            if ft.is_dir() {
+                let inode = self
+                    .img
+                    .add_inode(inode_for(&md, FileAttributes::DIRECTORY));
+                let d = self.img.add_dentry(dentry, name, inode);
+                self.report.dirs += 1;
+                self.directory(&path, d)?;
+            } else if ft.is_file() {
+                let key = (md.dev(), md.ino());
+                self.report.files += 1;
+                if md.nlink() > 1 {
+                    if let Some(&inode) = self.links.get(&key) {
+                        self.img.add_dentry(dentry, name, inode);
+                        continue;
+                    }
+                }
+                let sparse = md.blocks() < md.size().div_ceil(512);
+                let attr = if sparse {
+                    FileAttributes::SPARSE_FILE
+                } else {
+                    FileAttributes::NORMAL
+                };
+                let mut inode = inode_for(&md, attr);
+                inode.data = self.img.add_stream(md.size(), Content::File(path.clone()));
+                let inode = self.img.add_inode(inode);
+                if md.nlink() > 1 {
+                    self.links.insert(key, inode);
+                }
+                self.img.add_dentry(dentry, name, inode);
+            } else if ft.is_symlink() {
+                self.report.symlinks += 1;
+                let inode = self.symlink(&path, &md)?;
+                self.img.add_dentry(dentry, name, inode);
+            } else {
+                self.report.skipped_special += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn symlink(&mut self, path: &Path, md: &fs::Metadata) -> Result<InodeId, CaptureError> {
+        let io = |source| CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let target = fs::read_link(path).map_err(io)?;
+        let mut target = utf8(target.as_os_str(), path)?;
+        let mut flags = RP_FLAG_NOT_FIXED;
+        if self.opts.rp_fix && target.starts_with('/') {
+            if let Some(rest) = relativize(&target, self.root_id) {
+                target = rest;
+                flags = 0;
+                self.report.fixed_links += 1;
+            }
+        }
+        let data = symlink_reparse_data(&target).ok_or_else(|| CaptureError::LinkTooLong {
+            path: path.to_path_buf(),
+        })?;
+        let mut attr = FileAttributes::REPARSE_POINT;
+        if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            attr |= FileAttributes::DIRECTORY;
+        }
+        let mut inode = inode_for(md, attr);
+        inode.reparse = Some(ReparseInfo {
+            tag: ReparseTag::SYMLINK,
+            reserved: 0,
+            flags,
+        });
+        let size = data.len() as u64;
+        inode.reparse_data = self.img.add_stream(size, Content::Bytes(data.into()));
+        Ok(self.img.add_inode(inode))
+    }
+}
+
+/// Captures the tree under `root` as a new image of the WIM being written; returns its
+/// index and what was found.
+pub fn capture_image<W: WriteAt>(
+    writer: &mut WimWriter<W>,
+    root: &Path,
+    props: &ImageProps,
+    opts: &CaptureOptions,
+) -> Result<(u32, CaptureReport), CaptureError> {
+    let (mut img, report) = scan(root, opts)?;
+    let index = writer.add_image(&mut img, props, &mut NoBlobs)?;
+    Ok((index, report))
+}
+
+/// If the absolute `target` points into the directory `root` (device, inode) through one of
+/// its prefixes, the rest of the target after that prefix (keeping its leading slashes).
+fn relativize(target: &str, root: (u64, u64)) -> Option<String> {
+    let b = target.as_bytes();
+    let mut p = 0;
+    loop {
+        while p < b.len() && b[p] == b'/' {
+            p += 1;
+        }
+        if p == b.len() {
+            return None;
+        }
+        while p < b.len() && b[p] != b'/' {
+            p += 1;
+        }
+        let md = fs::metadata(&target[..p]).ok()?;
+        if (md.dev(), md.ino()) == root {
+            return Some(String::from(&target[p..]));
+        }
+        if p == b.len() {
+            return None;
+        }
+    }
+}
+
+/// The symlink reparse data (without the 8-byte reparse header) for a UNIX target: `/` and
+/// `\` swapped; absolute targets (and an empty fixed one) behind a `\??\C:` prefix with the
+/// relative flag clear. `None` if too long.
+pub fn symlink_reparse_data(target: &str) -> Option<Vec<u8>> {
+    let nt: Vec<u16> = target
+        .chars()
+        .map(|c| match c {
+            '/' => '\\',
+            '\\' => '/',
+            c => c,
+        })
+        .collect::<String>()
+        .encode_utf16()
+        .collect();
+    let absolute = nt.first().is_none_or(|&c| c == b'\\' as u16);
+    let (subst, print, flags): (Vec<u16>, Vec<u16>, u32) = if absolute {
+        let mut s: Vec<u16> = "\\??\\C:".encode_utf16().collect();
+        s.extend_from_slice(&nt);
+        let p = s[4..].to_vec();
+        (s, p, 0)
+    } else {
+        (nt.clone(), nt, SYMLINK_FLAG_RELATIVE)
+    };
+    let (sl, pl) = (subst.len() * 2, print.len() * 2);
+    if 8 + 12 + sl + pl + 4 > MAX_REPARSE {
+        return None;
+    }
+    let mut out = Vec::with_capacity(12 + sl + pl + 4);
+    for v in [0, sl, sl + 2, pl] {
+        out.extend_from_slice(&(v as u16).to_le_bytes());
+    }
+    out.extend_from_slice(&flags.to_le_bytes());
+    for name in [&subst, &print] {
+        for u in name {
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+        out.extend_from_slice(&[0, 0]);
+    }
+    Some(out)
+}
+
+/// Writes a captured file's data (checking it still has the scanned size).
+pub(crate) fn write_file<W: WriteAt>(
+    blobs: &mut BlobOut<W>,
+    path: &Path,
+    size: u64,
+    refs: u32,
+) -> Result<Sha1Hash, WriteError> {
+    let err = |source| WriteError::Source {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(err)?;
+    if f.metadata().map_err(err)?.len() != size {
+        return Err(WriteError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    if size <= PRELOAD_LIMIT {
+        let mut buf = vec![0u8; size as usize];
+        f.read_exact(&mut buf).map_err(err)?;
+        return blobs.add_blob(Source::Slice(&buf), refs);
+    }
+    let mut fill = |buf: &mut [u8]| f.read_exact(buf).map_err(err);
+    blobs.add_blob(
+        Source::Reader {
+            size,
+            fill: &mut fill,
+        },
+        refs,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reparse::LinkReparse;
+
+    #[test]
+    fn reparse_data_parses_back() {
+        for (t, unix) in [
+            ("../a/b", "../a/b"),
+            ("/etc/hostname", "/etc/hostname"),
+            ("with\\backslash", "with\\backslash"),
+            ("", "/"),
+        ] {
+            let d = symlink_reparse_data(t).unwrap();
+            let l = LinkReparse::parse(ReparseTag::SYMLINK, &d).unwrap();
+            assert_eq!(l.unix_target(RP_FLAG_NOT_FIXED, None), unix, "{t}");
+            assert_eq!(l.is_relative(), !t.is_empty() && !t.starts_with('/'));
+        }
+        assert!(symlink_reparse_data(&"x".repeat(5000)).is_none());
+    }
+
+    #[test]
+    fn filetimes() {
+        assert_eq!(unix_to_filetime(0, 0), FILETIME_UNIX_EPOCH);
+        assert_eq!(unix_to_filetime(1, 250), FILETIME_UNIX_EPOCH + 10_000_002);
+    }
+}

@@ -1,0 +1,131 @@
+//! Chunk compression for the writer: one engine per thread, batches of chunks compressed in
+//! parallel (with `std`), results in input order. A chunk that does not shrink is stored raw.
+//!
+//! The engines wrap the codec module's compressors. A codec whose compressor is not
+//! available yet is reported as [`WriteError::CodecUnavailable`] when the writer is created,
+//! never in the middle of writing.
+
+use alloc::vec::Vec;
+
+use crate::codec::Codec;
+
+use super::WriteError;
+
+/// One thread's compressor for one codec, level and chunk size.
+#[derive(Debug)]
+pub(crate) struct Engine(Never);
+
+/// No compressor exists yet in the codec module: an engine cannot be built.
+#[derive(Debug)]
+enum Never {}
+
+impl Engine {
+    /// A compressor for `codec` at `level` for chunks up to `chunk_size` bytes.
+    pub(crate) fn new(codec: Codec, level: u32, chunk_size: u32) -> Result<Engine, WriteError> {
+        let _ = (level, chunk_size);
+        Err(WriteError::CodecUnavailable { codec })
+    }
+
+    /// Compresses `input` into `output`; `None` if it does not shrink.
+    fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
+        let _ = (input, output);
+        match self.0 {}
+    }
+}
+
+/// Engines for every thread and the reusable output buffers of a batch.
+#[derive(Debug)]
+pub(crate) struct Engines {
+    engines: Vec<Engine>,
+    chunk_size: usize,
+    outputs: Vec<Vec<u8>>,
+}
+
+impl Engines {
+    /// `threads` engines (at least one).
+    pub(crate) fn new(
+        codec: Codec,
+        level: u32,
+        chunk_size: u32,
+        threads: usize,
+    ) -> Result<Engines, WriteError> {
+        let mut engines = Vec::new();
+        for _ in 0..threads.max(1) {
+            engines.push(Engine::new(codec, level, chunk_size)?);
+        }
+        Ok(Engines {
+            engines,
+            chunk_size: chunk_size as usize,
+            outputs: Vec::new(),
+        })
+    }
+
+    /// How many chunks a batch should hold to keep every thread busy.
+    pub(crate) fn batch_chunks(&self) -> usize {
+        self.engines.len() * 4
+    }
+
+    /// Compresses each chunk of `chunks`; result `i` is the compressed bytes of chunk `i`, or
+    /// `None` to store it raw.
+    pub(crate) fn compress(&mut self, chunks: &[&[u8]]) -> Vec<Option<&[u8]>> {
+        while self.outputs.len() < chunks.len() {
+            self.outputs.push(alloc::vec![0u8; self.chunk_size]);
+        }
+        let outs = &mut self.outputs[..chunks.len()];
+        let mut sizes = alloc::vec![None; chunks.len()];
+        run_parallel(&mut self.engines, chunks, outs, &mut sizes);
+        sizes
+            .iter()
+            .zip(self.outputs.iter())
+            .map(|(s, o)| s.map(|n| &o[..n]))
+            .collect()
+    }
+}
+
+/// Chunk `i` of every engine's share: contiguous slices, one per engine.
+#[cfg(feature = "std")]
+fn run_parallel(
+    engines: &mut [Engine],
+    chunks: &[&[u8]],
+    outs: &mut [Vec<u8>],
+    sizes: &mut [Option<usize>],
+) {
+    if engines.len() == 1 || chunks.len() == 1 {
+        run_serial(&mut engines[0], chunks, outs, sizes);
+        return;
+    }
+    let per = chunks.len().div_ceil(engines.len());
+    std::thread::scope(|s| {
+        let mut rest = (chunks, outs, sizes);
+        for e in engines.iter_mut() {
+            let n = per.min(rest.0.len());
+            if n == 0 {
+                break;
+            }
+            let (c, c2) = rest.0.split_at(n);
+            let (o, o2) = core::mem::take(&mut rest.1).split_at_mut(n);
+            let (z, z2) = core::mem::take(&mut rest.2).split_at_mut(n);
+            rest = (c2, o2, z2);
+            s.spawn(move || run_serial(e, c, o, z));
+        }
+    });
+}
+
+#[cfg(not(feature = "std"))]
+fn run_parallel(
+    engines: &mut [Engine],
+    chunks: &[&[u8]],
+    outs: &mut [Vec<u8>],
+    sizes: &mut [Option<usize>],
+) {
+    run_serial(&mut engines[0], chunks, outs, sizes);
+}
+
+fn run_serial(e: &mut Engine, chunks: &[&[u8]], outs: &mut [Vec<u8>], sizes: &mut [Option<usize>]) {
+    for ((c, o), s) in chunks.iter().zip(outs.iter_mut()).zip(sizes.iter_mut()) {
+        // Only a strictly smaller result is worth storing compressed.
+        *s = e
+            .compress(c, &mut o[..c.len().saturating_sub(1)])
+            .filter(|&n| n > 0 && n < c.len());
+    }
+}

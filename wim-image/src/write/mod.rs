@@ -1,0 +1,583 @@
+//! Writing WIMs: a new file from images built in memory or captured from a directory, and
+//! in-place appends.
+//!
+//! ```text
+//!  NewImage (inodes, dentries, streams) ──► WimWriter::add_image
+//!      streams ─► BlobOut: SHA-1 single-instance store, chunks compressed on N threads
+//!      tree    ─► metadata resource (security data + dentries), XML <IMAGE> with statistics
+//!  WimWriter::finish ─► blob table, XML (TOTALBYTES), integrity table, final header
+//! ```
+//!
+//! # Write-in-progress protocol
+//!
+//! Creating: a header with `WRITE_IN_PROGRESS` goes first, then resources, the blob table,
+//! the XML document and the optional integrity table; after a [`WriteAt::sync`] the final
+//! header (flag cleared) is written and synced.
+//!
+//! Appending never overwrites a byte of the existing file until the new header is written:
+//! the header is first rewritten with `WRITE_IN_PROGRESS` set (all other fields unchanged,
+//! so the old images stay readable), new resources and tables go after the old end of the
+//! file, then everything is synced and the new header written in one 208-byte write. A crash
+//! at any point leaves either the old WIM (possibly flagged, with unreferenced bytes at the
+//! end) or the new one.
+
+mod engine;
+pub mod image;
+mod resource;
+pub mod sink;
+pub mod xml;
+
+#[cfg(feature = "std")]
+pub mod capture;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use sha1::{Digest, Sha1};
+use zerocopy::little_endian::{U16, U32};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::blob_table::Sha1Hash;
+use crate::codec::Codec;
+use crate::defs::{
+    BlobEntryDisk, HeaderDisk, HeaderFlags, IntegrityHeaderDisk, ResHdrDisk, ResourceFlags,
+    WimVersion, HEADER_SIZE, WIM_MAGIC,
+};
+use crate::header::{check_chunk_size, ResHdr};
+use crate::io::{IoError, ReadAt};
+use crate::wim::{OpenError, Wim};
+use crate::xml::XmlInfo;
+
+use image::{Content, NewImage};
+use resource::{reshdr_disk, BlobOut, Source};
+pub use sink::{SinkError, WriteAt};
+pub use xml::ImageProps;
+
+/// Bytes covered by each digest of the integrity table (wimlib's choice).
+pub const INTEGRITY_CHUNK_SIZE: u32 = 10 * 1024 * 1024;
+
+/// Why writing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The output failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The existing WIM (appending) could not be opened.
+    #[error("the existing WIM cannot be opened")]
+    Open(#[source] OpenError),
+    /// The existing WIM cannot be modified in place (split, pipable or read-only).
+    #[error("the existing WIM cannot be modified in place: {why}")]
+    NotModifiable {
+        /// Why.
+        why: &'static str,
+    },
+    /// No compressor for this codec is available yet.
+    #[error("compression with {codec:?} is not available yet")]
+    CodecUnavailable {
+        /// The codec.
+        codec: Codec,
+    },
+    /// A chunk size the codec does not accept.
+    #[error("chunk size {chunk_size} is invalid for {codec:?}")]
+    ChunkSize {
+        /// The codec.
+        codec: Codec,
+        /// The chunk size.
+        chunk_size: u32,
+    },
+    /// The image cannot be serialized.
+    #[error(transparent)]
+    Image(#[from] image::ImageBuildError),
+    /// An image with this name exists already.
+    #[error("an image named {name:?} already exists")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// More images than a WIM holds, or a boot index naming no image.
+    #[error("image index {index} is invalid")]
+    ImageIndex {
+        /// The index.
+        index: u32,
+    },
+    /// A stream references a blob that neither the output nor the source has.
+    #[error("blob {} is not available", crate::read::hex(hash))]
+    MissingBlob {
+        /// Its hash.
+        hash: Sha1Hash,
+    },
+    /// A blob read from a source did not hash to what its stream says.
+    #[error(
+        "blob {} read back as {}",
+        crate::read::hex(expected),
+        crate::read::hex(actual)
+    )]
+    Hash {
+        /// The expected hash.
+        expected: Sha1Hash,
+        /// What the data hashed to.
+        actual: Sha1Hash,
+    },
+    /// A resource too large for a resource header.
+    #[error("resource of {size} bytes is too large")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+    },
+    /// Reading a source file failed (capture).
+    #[cfg(feature = "std")]
+    #[error("{path}: {source}")]
+    Source {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A source file changed size between scanning and reading (capture).
+    #[cfg(feature = "std")]
+    #[error("{path}: changed size while being captured")]
+    Changed {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// Reading a blob of the source WIM (export) failed.
+    #[error("reading a source blob failed")]
+    Read(#[source] crate::read::ReadError),
+    /// An inconsistency in the writer itself.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What.
+        what: &'static str,
+    },
+}
+
+/// How to write.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// The codec of non-solid resources (`None`: uncompressed). Ignored when appending (the
+    /// file's own compression is used).
+    pub compression: Option<Codec>,
+    /// Uncompressed chunk size (0: 32 KiB, what Microsoft's tools need for LZX).
+    pub chunk_size: u32,
+    /// Compression level, 1–100 (50: wimlib's default).
+    pub level: u32,
+    /// Compression threads (0: all cores).
+    pub threads: usize,
+    /// Write an integrity table (`--check`); appending keeps an existing one either way.
+    pub integrity: bool,
+    /// Set the `RP_FIX` header flag (absolute link targets made image-relative at capture).
+    pub rp_fix: bool,
+    /// The GUID of a new file.
+    pub guid: [u8; 16],
+    /// The time recorded in the XML (FILETIME).
+    pub now: u64,
+}
+
+impl Default for WriteOptions {
+    /// Uncompressed, 32 KiB chunks, level 50, all cores, no integrity table, `RP_FIX`, and
+    /// with `std` the current time and a GUID derived from it and the process.
+    fn default() -> Self {
+        let (guid, now) = guid_and_now();
+        WriteOptions {
+            compression: None,
+            chunk_size: 0,
+            level: 50,
+            threads: 0,
+            integrity: false,
+            rp_fix: true,
+            guid,
+            now,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+fn guid_and_now() -> ([u8; 16], u64) {
+    let now = capture::filetime_now();
+    let mut h = Sha1::new();
+    h.update(now.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let d: [u8; 20] = h.finalize().into();
+    let mut guid = [0u8; 16];
+    guid.copy_from_slice(&d[..16]);
+    (guid, now)
+}
+
+#[cfg(not(feature = "std"))]
+fn guid_and_now() -> ([u8; 16], u64) {
+    ([0; 16], 0)
+}
+
+fn threads(n: usize) -> usize {
+    #[cfg(feature = "std")]
+    if n == 0 {
+        return std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
+    n.max(1)
+}
+
+/// Reads blobs that a new image references by hash but the output lacks (export).
+pub trait BlobProvider {
+    /// Fills `buf` from `offset` of the blob `hash` (of `size` bytes).
+    fn read_at(
+        &mut self,
+        hash: &Sha1Hash,
+        size: u64,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), WriteError>;
+}
+
+/// A provider that has no blobs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBlobs;
+
+impl BlobProvider for NoBlobs {
+    fn read_at(&mut self, hash: &Sha1Hash, _: u64, _: u64, _: &mut [u8]) -> Result<(), WriteError> {
+        Err(WriteError::MissingBlob { hash: *hash })
+    }
+}
+
+/// Lets the reader open what a sink holds.
+struct ReadBack<'a, W>(&'a W);
+
+impl<W: WriteAt> ReadAt for ReadBack<'_, W> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), IoError> {
+        let eof = IoError::Eof {
+            offset,
+            len: buf.len(),
+            size: self.0.size(),
+        };
+        match self.0.read_back(buf, offset) {
+            Ok(()) => Ok(()),
+            #[cfg(feature = "std")]
+            Err(SinkError::Os { source, .. }) => Err(IoError::Os { offset, source }),
+            Err(_) => Err(eof),
+        }
+    }
+}
+
+/// A WIM being written: a new file, or an existing one being appended to.
+#[derive(Debug)]
+pub struct WimWriter<W> {
+    blobs: BlobOut<W>,
+    header: HeaderDisk,
+    xml: XmlInfo,
+    names: Vec<String>,
+    metadata: Vec<ResHdr>,
+    image_count: u32,
+    integrity: bool,
+    now: u64,
+}
+
+impl<W: WriteAt> WimWriter<W> {
+    /// Starts a new WIM in `out` (which should be empty; it is cut to the written size at the
+    /// end).
+    pub fn create(out: W, opts: &WriteOptions) -> Result<Self, WriteError> {
+        let compression = match opts.compression {
+            None => None,
+            Some(codec) => {
+                let chunk = if opts.chunk_size == 0 {
+                    32768
+                } else {
+                    opts.chunk_size
+                };
+                check_chunk_size(codec, chunk).map_err(|()| WriteError::ChunkSize {
+                    codec,
+                    chunk_size: chunk,
+                })?;
+                Some((codec, chunk))
+            }
+        };
+        let mut flags = HeaderFlags::empty();
+        if opts.rp_fix {
+            flags |= HeaderFlags::RP_FIX;
+        }
+        let version = match compression {
+            Some((c, _)) => {
+                flags |= HeaderFlags::COMPRESSION
+                    | match c {
+                        Codec::Xpress => HeaderFlags::COMPRESS_XPRESS,
+                        Codec::Lzx => HeaderFlags::COMPRESS_LZX,
+                        Codec::Lzms => HeaderFlags::COMPRESS_LZMS,
+                    };
+                if c == Codec::Lzms {
+                    WimVersion::SOLID
+                } else {
+                    WimVersion::DEFAULT
+                }
+            }
+            None => WimVersion::DEFAULT,
+        };
+        let zero = ResHdrDisk::default();
+        let header = HeaderDisk {
+            magic: WIM_MAGIC,
+            header_size: U32::new(HEADER_SIZE as u32),
+            version: U32::new(version.0),
+            flags: U32::new(flags.bits()),
+            chunk_size: U32::new(compression.map_or(0, |(_, c)| c)),
+            guid: opts.guid,
+            part_number: U16::new(1),
+            total_parts: U16::new(1),
+            image_count: U32::new(0),
+            blob_table: zero,
+            xml: zero,
+            boot_metadata: zero,
+            boot_index: U32::new(0),
+            integrity: zero,
+            unused: [0; 60],
+        };
+        let mut blobs = BlobOut::new(
+            out,
+            HEADER_SIZE as u64,
+            compression,
+            opts.level,
+            threads(opts.threads),
+        )?;
+        let mut wip = header;
+        wip.flags
+            .set(flags.bits() | HeaderFlags::WRITE_IN_PROGRESS.bits());
+        blobs.write_at(wip.as_bytes(), 0)?;
+        Ok(WimWriter {
+            blobs,
+            header,
+            xml: xml::empty_document(),
+            names: Vec::new(),
+            metadata: Vec::new(),
+            image_count: 0,
+            integrity: opts.integrity,
+            now: opts.now,
+        })
+    }
+
+    /// Opens the WIM in `out` to append images in place. Its compression and chunk size are
+    /// kept; `opts` gives threads, level, time and whether to add an integrity table.
+    pub fn append(out: W, opts: &WriteOptions) -> Result<Self, WriteError> {
+        let (hdr, xml, names, entries, old) = {
+            let wim = Wim::open(ReadBack(&out)).map_err(WriteError::Open)?;
+            let h = wim.header();
+            if h.pipable {
+                return Err(WriteError::NotModifiable { why: "pipable WIM" });
+            }
+            if h.total_parts != 1 {
+                return Err(WriteError::NotModifiable {
+                    why: "part of a split WIM",
+                });
+            }
+            if h.flags.contains(HeaderFlags::READONLY) {
+                return Err(WriteError::NotModifiable {
+                    why: "marked read-only",
+                });
+            }
+            let names = wim.xml().images().filter_map(|i| i.name()).collect();
+            let mut raw = [0u8; HEADER_SIZE];
+            out.read_back(&mut raw, 0)?;
+            let hdr = HeaderDisk::read_from_bytes(&raw).map_err(|_| WriteError::Internal {
+                what: "header size",
+            })?;
+            let t = h.blob_table;
+            let mut table = alloc::vec![0u8; t.size_in_wim as usize];
+            out.read_back(&mut table, t.offset)?;
+            let entries = <[BlobEntryDisk]>::ref_from_bytes(&table)
+                .map_err(|_| WriteError::Internal {
+                    what: "blob table size",
+                })?
+                .to_vec();
+            let old = (
+                h.compression().ok().flatten(),
+                h.image_count,
+                !h.integrity.is_empty(),
+            );
+            (hdr, wim.xml().clone(), names, entries, old)
+        };
+        let (compression, image_count, had_integrity) = old;
+        let pos = out.size();
+        let mut blobs = BlobOut::new(out, pos, compression, opts.level, threads(opts.threads))?;
+        blobs.adopt_entries(entries, 1);
+        let mut wip = hdr;
+        wip.flags
+            .set(hdr.flags.get() | HeaderFlags::WRITE_IN_PROGRESS.bits());
+        blobs.write_at(wip.as_bytes(), 0)?;
+        blobs.out.sync()?;
+        Ok(WimWriter {
+            blobs,
+            header: hdr,
+            xml,
+            names,
+            metadata: Vec::new(),
+            image_count,
+            integrity: opts.integrity || had_integrity,
+            now: opts.now,
+        })
+    }
+
+    /// The number of write calls made to the output so far.
+    pub fn writes(&self) -> u64 {
+        self.blobs.writes
+    }
+
+    /// Writes the image's streams (reading blobs the output lacks from `provider`), its
+    /// metadata resource and its XML element; returns its 1-based index.
+    pub fn add_image(
+        &mut self,
+        image: &mut NewImage,
+        props: &ImageProps,
+        provider: &mut dyn BlobProvider,
+    ) -> Result<u32, WriteError> {
+        if !props.name.is_empty() && self.names.contains(&props.name) {
+            return Err(WriteError::DuplicateName {
+                name: props.name.clone(),
+            });
+        }
+        let index = self.image_count + 1;
+        if index > crate::header::MAX_IMAGES {
+            return Err(WriteError::ImageIndex { index });
+        }
+        let refs = image.stream_refs();
+        for (i, st) in image.streams.iter_mut().enumerate() {
+            if refs[i] == 0 {
+                continue;
+            }
+            let hash = self.write_stream(st.size, &st.content, refs[i], provider)?;
+            st.hash = Some(hash);
+        }
+        let meta = image.serialize()?;
+        let (r, hash) = self
+            .blobs
+            .write_resource(&mut Source::Slice(&meta), ResourceFlags::METADATA)?;
+        self.blobs.push_entry(r, hash, 1);
+        self.metadata.push(r);
+        let stats = image.stats();
+        xml::push_image(
+            &mut self.xml,
+            xml::image_element(index, props, &stats, self.now),
+        );
+        self.names.push(props.name.clone());
+        self.image_count = index;
+        Ok(index)
+    }
+
+    fn write_stream(
+        &mut self,
+        size: u64,
+        content: &Content,
+        refs: u32,
+        provider: &mut dyn BlobProvider,
+    ) -> Result<Sha1Hash, WriteError> {
+        match content {
+            Content::Bytes(b) => self.blobs.add_blob(Source::Slice(b), refs),
+            Content::Blob(h) => {
+                if self.blobs.add_ref(h, refs) {
+                    return Ok(*h);
+                }
+                let mut at = 0u64;
+                let mut fill = |buf: &mut [u8]| {
+                    provider.read_at(h, size, at, buf)?;
+                    at += buf.len() as u64;
+                    Ok(())
+                };
+                let got = self.blobs.add_blob(
+                    Source::Reader {
+                        size,
+                        fill: &mut fill,
+                    },
+                    refs,
+                )?;
+                if got != *h {
+                    return Err(WriteError::Hash {
+                        expected: *h,
+                        actual: got,
+                    });
+                }
+                Ok(got)
+            }
+            #[cfg(feature = "std")]
+            Content::File(path) => capture::write_file(&mut self.blobs, path, size, refs),
+        }
+    }
+
+    /// Marks image `index` (1-based; 0 for none) as the bootable one.
+    pub fn set_boot_index(&mut self, index: u32) -> Result<(), WriteError> {
+        if index > self.image_count {
+            return Err(WriteError::ImageIndex { index });
+        }
+        self.header.boot_index.set(index);
+        Ok(())
+    }
+
+    /// Writes the blob table, the XML document and the integrity table, then commits the
+    /// header. Returns the output.
+    pub fn finish(mut self) -> Result<W, WriteError> {
+        let table = self.blobs.table_bytes();
+        let table = self.blobs.write_raw(&table, ResourceFlags::METADATA)?;
+        let table_end = table.offset + table.size_in_wim;
+        xml::set_total_bytes(&mut self.xml, table_end);
+        let doc = xml::encode(&self.xml);
+        let xml = self.blobs.write_raw(&doc, ResourceFlags::METADATA)?;
+        let integrity = if self.integrity {
+            let t = integrity_table(&self.blobs.out, table_end)?;
+            self.blobs.write_raw(&t, ResourceFlags::empty())?
+        } else {
+            ResHdr::default()
+        };
+        let end = self.blobs.pos;
+        if self.blobs.out.size() > end {
+            self.blobs.out.set_len(end)?;
+        }
+        let h = &mut self.header;
+        h.image_count.set(self.image_count);
+        h.blob_table = reshdr_disk(&table);
+        h.xml = reshdr_disk(&xml);
+        h.integrity = reshdr_disk(&integrity);
+        let boot = h.boot_index.get();
+        let old_images = self.image_count - self.metadata.len() as u32;
+        if boot > old_images {
+            h.boot_metadata = reshdr_disk(&self.metadata[(boot - old_images - 1) as usize]);
+        } else if boot == 0 {
+            h.boot_metadata = ResHdrDisk::default();
+        }
+        h.flags
+            .set(h.flags.get() & !HeaderFlags::WRITE_IN_PROGRESS.bits());
+        let bytes = self.header;
+        self.blobs.out.sync()?;
+        self.blobs.write_at(bytes.as_bytes(), 0)?;
+        self.blobs.out.sync()?;
+        Ok(self.blobs.out)
+    }
+}
+
+/// Builds the integrity table over `[208, end)` of what `out` holds.
+fn integrity_table<W: WriteAt>(out: &W, end: u64) -> Result<Vec<u8>, WriteError> {
+    let start = HEADER_SIZE as u64;
+    let chunk = INTEGRITY_CHUNK_SIZE as u64;
+    let n = (end - start).div_ceil(chunk);
+    let mut t = Vec::with_capacity(12 + 20 * n as usize);
+    let h = IntegrityHeaderDisk {
+        size: U32::new(12 + 20 * n as u32),
+        num_entries: U32::new(n as u32),
+        chunk_size: U32::new(INTEGRITY_CHUNK_SIZE),
+    };
+    t.extend_from_slice(h.as_bytes());
+    let mut buf = alloc::vec![0u8; 1 << 20];
+    for i in 0..n {
+        let from = start + i * chunk;
+        let to = (from + chunk).min(end);
+        let mut hasher = Sha1::new();
+        let mut at = from;
+        while at < to {
+            let len = ((to - at) as usize).min(buf.len());
+            out.read_back(&mut buf[..len], at)?;
+            hasher.update(&buf[..len]);
+            at += len as u64;
+        }
+        let d: Sha1Hash = hasher.finalize().into();
+        t.extend_from_slice(&d);
+    }
+    Ok(t)
+}

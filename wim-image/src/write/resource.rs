@@ -1,0 +1,317 @@
+//! Writing resources: uncompressed, or cut into chunks compressed in parallel with a chunk
+//! table in front (4-byte entries, 8-byte above 4 GiB), single-instance storage by SHA-1
+//! and the blob table.
+//!
+//! ```text
+//!  start                table_len = (n − 1) × 4|8           chunk i at table end + offset[i]
+//!  ┌───────────────────┬─────────┬─────────┬───┬──────────────┐
+//!  │ offsets of 1..n−1 │ chunk 0 │ chunk 1 │ … │ chunk n−1    │
+//!  └───────────────────┴─────────┴─────────┴───┴──────────────┘
+//! ```
+//!
+//! A chunk that does not shrink is stored raw. A whole resource in memory that does not
+//! shrink is stored uncompressed (the COMPRESSED flag cleared), as wimlib does; a streamed
+//! one keeps its chunk table with raw chunks (valid, a few bytes larger).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use sha1::{Digest, Sha1};
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::IntoBytes;
+
+use crate::blob_table::Sha1Hash;
+use crate::codec::Codec;
+use crate::defs::{BlobEntryDisk, ResHdrDisk, ResourceFlags, SHA1_SIZE, SOLID_RESOURCE_MAGIC_SIZE};
+use crate::header::ResHdr;
+
+use super::engine::Engines;
+use super::sink::WriteAt;
+use super::WriteError;
+
+/// The largest stored size a resource header holds (56 bits).
+const MAX_SIZE_IN_WIM: u64 = (1 << 56) - 1;
+
+/// The on-disk form of a resource header.
+pub(crate) fn reshdr_disk(r: &ResHdr) -> ResHdrDisk {
+    ResHdrDisk {
+        size_and_flags: U64::new(r.size_in_wim | (r.flags.bits() as u64) << 56),
+        offset: U64::new(r.offset),
+        uncompressed_size: U64::new(r.uncompressed_size),
+    }
+}
+
+/// The header of an uncompressed resource.
+fn uncompressed_reshdr(offset: u64, size: u64, flags: ResourceFlags) -> ResHdr {
+    ResHdr {
+        offset,
+        size_in_wim: size,
+        uncompressed_size: size,
+        flags,
+    }
+}
+
+/// Where a resource's bytes come from.
+pub(crate) enum Source<'a> {
+    /// All in memory.
+    Slice(&'a [u8]),
+    /// `size` bytes delivered in order by repeated calls filling the whole buffer given.
+    Reader {
+        size: u64,
+        fill: &'a mut dyn FnMut(&mut [u8]) -> Result<(), WriteError>,
+    },
+}
+
+impl Source<'_> {
+    fn size(&self) -> u64 {
+        match self {
+            Source::Slice(s) => s.len() as u64,
+            Source::Reader { size, .. } => *size,
+        }
+    }
+
+    /// Fills `buf` with the bytes at `at` (sequential calls only for readers).
+    fn read(&mut self, at: u64, buf: &mut [u8]) -> Result<(), WriteError> {
+        match self {
+            Source::Slice(s) => {
+                buf.copy_from_slice(&s[at as usize..at as usize + buf.len()]);
+                Ok(())
+            }
+            Source::Reader { fill, .. } => fill(buf),
+        }
+    }
+}
+
+/// The output file as a sequence of resources and the blob table being built.
+#[derive(Debug)]
+pub(crate) struct BlobOut<W> {
+    /// The sink.
+    pub out: W,
+    /// Where the next resource goes.
+    pub pos: u64,
+    /// The file's compression: codec and chunk size.
+    pub compression: Option<(Codec, u32)>,
+    engines: Option<Engines>,
+    /// Blob-table entries in table order (existing ones first when appending).
+    pub entries: Vec<BlobEntryDisk>,
+    by_hash: BTreeMap<Sha1Hash, usize>,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    /// Number of write calls made (for tests and progress).
+    pub writes: u64,
+}
+
+impl<W: WriteAt> BlobOut<W> {
+    /// An output writing from `pos`, compressing with `compression` on `threads` threads.
+    pub(crate) fn new(
+        out: W,
+        pos: u64,
+        compression: Option<(Codec, u32)>,
+        level: u32,
+        threads: usize,
+    ) -> Result<Self, WriteError> {
+        let engines = match compression {
+            Some((codec, chunk)) => Some(Engines::new(codec, level, chunk, threads)?),
+            None => None,
+        };
+        Ok(BlobOut {
+            out,
+            pos,
+            compression,
+            engines,
+            entries: Vec::new(),
+            by_hash: BTreeMap::new(),
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            writes: 0,
+        })
+    }
+
+    /// Takes over existing blob-table entries (appending): data blobs become reusable.
+    pub(crate) fn adopt_entries(&mut self, entries: Vec<BlobEntryDisk>, part: u16) {
+        for (i, e) in entries.iter().enumerate() {
+            let r = ResHdr::from_disk(&e.reshdr);
+            let usable = e.hash != [0; SHA1_SIZE]
+                && e.part_number.get() == part
+                && !r.flags.contains(ResourceFlags::METADATA)
+                && !(r.flags.contains(ResourceFlags::SOLID)
+                    && r.uncompressed_size == SOLID_RESOURCE_MAGIC_SIZE);
+            if usable {
+                self.by_hash.entry(e.hash).or_insert(i);
+            }
+        }
+        self.entries = entries;
+    }
+
+    /// Writes `buf` at `offset`.
+    pub(crate) fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<(), WriteError> {
+        self.writes += 1;
+        self.out.write_all_at(buf, offset)?;
+        Ok(())
+    }
+
+    /// Adds `refs` references to the blob `hash` if the table has it.
+    pub(crate) fn add_ref(&mut self, hash: &Sha1Hash, refs: u32) -> bool {
+        let Some(&i) = self.by_hash.get(hash) else {
+            return false;
+        };
+        let e = &mut self.entries[i];
+        e.ref_count.set(e.ref_count.get().saturating_add(refs));
+        true
+    }
+
+    /// Stores a blob (unless the table has it) and returns its SHA-1. `refs` references are
+    /// counted either way. Data in memory are hashed first; streamed data are hashed while
+    /// written and the space reused if the blob turns out to be a duplicate.
+    pub(crate) fn add_blob(
+        &mut self,
+        mut src: Source<'_>,
+        refs: u32,
+    ) -> Result<Sha1Hash, WriteError> {
+        if let Source::Slice(s) = src {
+            let hash: Sha1Hash = Sha1::digest(s).into();
+            if self.add_ref(&hash, refs) {
+                return Ok(hash);
+            }
+        }
+        let start = self.pos;
+        let (reshdr, hash) = self.write_resource(&mut src, ResourceFlags::empty())?;
+        if self.add_ref(&hash, refs) {
+            // A duplicate found only after writing: its space is reused.
+            self.pos = start;
+            return Ok(hash);
+        }
+        self.push_entry(reshdr, hash, refs);
+        Ok(hash)
+    }
+
+    /// Appends a blob-table entry.
+    pub(crate) fn push_entry(&mut self, reshdr: ResHdr, hash: Sha1Hash, refs: u32) {
+        self.entries.push(BlobEntryDisk {
+            reshdr: reshdr_disk(&reshdr),
+            part_number: U16::new(1),
+            ref_count: U32::new(refs),
+            hash,
+        });
+        if !reshdr.flags.contains(ResourceFlags::METADATA) {
+            self.by_hash.insert(hash, self.entries.len() - 1);
+        }
+    }
+
+    /// Writes uncompressed bytes (a table or the XML) at the end and returns their header.
+    pub(crate) fn write_raw(
+        &mut self,
+        bytes: &[u8],
+        flags: ResourceFlags,
+    ) -> Result<ResHdr, WriteError> {
+        let r = uncompressed_reshdr(self.pos, bytes.len() as u64, flags);
+        self.write_at(bytes, self.pos)?;
+        self.pos += bytes.len() as u64;
+        Ok(r)
+    }
+
+    /// Writes one resource at the end (compressed with the file's codec if any) and returns
+    /// its header and SHA-1. `flags` are added (METADATA for image metadata).
+    pub(crate) fn write_resource(
+        &mut self,
+        src: &mut Source<'_>,
+        flags: ResourceFlags,
+    ) -> Result<(ResHdr, Sha1Hash), WriteError> {
+        let size = src.size();
+        let start = self.pos;
+        let mut hasher = Sha1::new();
+        let Some((_, chunk_size)) = self.compression else {
+            let mut at = 0u64;
+            while at < size {
+                let n = (size - at).min(1 << 20) as usize;
+                let mut buf = core::mem::take(&mut self.inbuf);
+                buf.resize(n, 0);
+                src.read(at, &mut buf)?;
+                hasher.update(&buf);
+                self.write_at(&buf, start + at)?;
+                self.inbuf = buf;
+                at += n as u64;
+            }
+            self.pos = start + size;
+            return Ok((
+                uncompressed_reshdr(start, size, flags),
+                hasher.finalize().into(),
+            ));
+        };
+        let chunk = chunk_size as u64;
+        let n = size.div_ceil(chunk);
+        let entry = if size > u32::MAX as u64 { 8 } else { 4 };
+        let table_len = n.saturating_sub(1) * entry;
+        let data_start = start + table_len;
+        let mut offsets: Vec<u64> = Vec::with_capacity(n as usize);
+        let mut data_len = 0u64;
+        let mut engines = self.engines.take().ok_or(WriteError::Internal {
+            what: "compressed output without engines",
+        })?;
+        let batch = engines.batch_chunks() as u64;
+        let mut i = 0u64;
+        let result = (|| -> Result<(), WriteError> {
+            while i < n {
+                let m = batch.min(n - i);
+                let from = i * chunk;
+                let to = ((i + m) * chunk).min(size);
+                let mut inbuf = core::mem::take(&mut self.inbuf);
+                inbuf.resize((to - from) as usize, 0);
+                src.read(from, &mut inbuf)?;
+                hasher.update(&inbuf);
+                let chunks: Vec<&[u8]> = inbuf.chunks(chunk_size as usize).collect();
+                let mut outbuf = core::mem::take(&mut self.outbuf);
+                outbuf.clear();
+                for (c, z) in chunks.iter().zip(engines.compress(&chunks)) {
+                    offsets.push(data_len + outbuf.len() as u64);
+                    outbuf.extend_from_slice(z.unwrap_or(c));
+                }
+                self.write_at(&outbuf, data_start + data_len)?;
+                data_len += outbuf.len() as u64;
+                self.inbuf = inbuf;
+                self.outbuf = outbuf;
+                i += m;
+            }
+            Ok(())
+        })();
+        self.engines = Some(engines);
+        result?;
+        let hash: Sha1Hash = hasher.finalize().into();
+        let stored = table_len + data_len;
+        if stored >= size {
+            if let Source::Slice(s) = src {
+                // Did not shrink: store it uncompressed instead.
+                self.write_at(s, start)?;
+                self.pos = start + size;
+                return Ok((uncompressed_reshdr(start, size, flags), hash));
+            }
+        }
+        let mut table = Vec::with_capacity(table_len as usize);
+        for &o in offsets.iter().skip(1) {
+            if entry == 8 {
+                table.extend_from_slice(&o.to_le_bytes());
+            } else {
+                table.extend_from_slice(&(o as u32).to_le_bytes());
+            }
+        }
+        if !table.is_empty() {
+            self.write_at(&table, start)?;
+        }
+        if stored > MAX_SIZE_IN_WIM {
+            return Err(WriteError::TooLarge { size: stored });
+        }
+        self.pos = start + stored;
+        let r = ResHdr {
+            offset: start,
+            size_in_wim: stored,
+            uncompressed_size: size,
+            flags: flags | ResourceFlags::COMPRESSED,
+        };
+        Ok((r, hash))
+    }
+
+    /// The blob table's bytes.
+    pub(crate) fn table_bytes(&self) -> Vec<u8> {
+        self.entries.as_bytes().to_vec()
+    }
+}

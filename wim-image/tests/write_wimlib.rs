@@ -1,0 +1,316 @@
+//! The writer against `wimlib-imagex`: a tree captured by us and by wimlib must give the same
+//! metadata (dentry order, attributes, times, streams, links, reparse data), the same XML
+//! statistics, and the same tree when wimlib applies either; wimlib `verify` and `info`
+//! accept ours, and our reader reads it back. Appends are compared the same way.
+//!
+//! Skipped with a message when `wimlib-imagex` is missing; fails under `CI=true`.
+
+mod wimlib_support;
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use wim_image::codec::Codec;
+use wim_image::write::capture::{capture_image, CaptureOptions};
+use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
+use wim_image::{FileSource, Wim};
+use wimlib_support::{
+    assert_same_tree, build_tree, bytes, run_wimlib, set_times, snapshot, wimlib, wimlib_verifies,
+    Info, Scratch,
+};
+
+/// The source tree's times, restored after each capture: reading a directory or a file moves
+/// its access time, and the second capture must see the same times as the first.
+struct Times(Vec<(std::path::PathBuf, Info)>);
+
+impl Times {
+    fn take(root: &Path) -> Times {
+        let t = Times(
+            snapshot(root)
+                .into_iter()
+                .map(|(rel, info)| (root.join(rel), info))
+                .collect(),
+        );
+        t.restore();
+        t
+    }
+
+    /// Children before parents, so that restoring a child does not touch its parent again.
+    fn restore(&self) {
+        for (p, info) in self.0.iter().rev() {
+            set_times(p, info.atime, info.mtime);
+        }
+    }
+}
+
+fn open(path: &Path) -> Wim<FileSource> {
+    Wim::open(FileSource::open(path).unwrap()).unwrap()
+}
+
+/// A scratch directory with the test tree in `src`, or `None` without wimlib.
+fn scratch_tree(name: &str) -> Option<(Scratch, std::path::PathBuf)> {
+    wimlib()?;
+    let s = Scratch::new(name);
+    let src = s.path("src");
+    build_tree(&src, 0);
+    Some((s, src))
+}
+
+/// `wimlib-imagex capture SRC OUT NAME COMPRESS`.
+fn wimlib_capture(src: &Path, out: &Path, name: &str, compress: &str) {
+    let (src, out) = (src.to_str().unwrap(), out.to_str().unwrap());
+    run_wimlib(&["capture", src, out, name, compress]);
+}
+
+/// An existing file open for reading and writing.
+fn open_rw(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap()
+}
+
+/// A new file open for reading too (the integrity table hashes what was written).
+fn create(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap()
+}
+
+fn props(name: &str) -> ImageProps {
+    ImageProps {
+        name: name.into(),
+        description: Some(format!("{name} description")),
+        flags: None,
+    }
+}
+
+/// Our capture of `src` into a new file; `None` if the codec has no compressor yet.
+fn our_capture(src: &Path, out: &Path, codec: Option<Codec>, extra: &WriteOptions) -> Option<()> {
+    let opts = WriteOptions {
+        compression: codec,
+        ..extra.clone()
+    };
+    let f = create(out);
+    let mut w = match WimWriter::create(f, &opts) {
+        Err(WriteError::CodecUnavailable { codec }) => {
+            eprintln!("skipped: no {codec:?} compressor yet");
+            return None;
+        }
+        r => r.unwrap(),
+    };
+    capture_image(&mut w, src, &props("img"), &CaptureOptions::default()).unwrap();
+    w.finish().unwrap();
+    Some(())
+}
+
+/// Every dentry of image `index` of both files must agree (except offsets and the numeric
+/// value of hard-link group ids, compared as groups).
+fn assert_same_metadata(ours: &Wim<FileSource>, theirs: &Wim<FileSource>, index: u32) {
+    let a = ours.image(index).unwrap();
+    let b = theirs.image(index).unwrap();
+    let pa: Vec<String> = a.walk().map(|i| a.path(i)).collect();
+    let pb: Vec<String> = b.walk().map(|i| b.path(i)).collect();
+    assert_eq!(pa, pb, "stored dentry order");
+    let mut groups = std::collections::HashMap::new();
+    for (ia, ib) in a.walk().zip(b.walk()) {
+        let (da, db) = (&a.node(ia).dentry, &b.node(ib).dentry);
+        let path = a.path(ia);
+        assert_eq!(da.attributes, db.attributes, "{path}: attributes");
+        assert_eq!(da.security_id, db.security_id, "{path}: security id");
+        assert_eq!(
+            (da.creation_time, da.last_write_time, da.last_access_time),
+            (db.creation_time, db.last_write_time, db.last_access_time),
+            "{path}: times"
+        );
+        // wimlib 1.13 gives a directory reparse point an empty unnamed data entry, which DISM
+        // rejects; we follow wimlib ≥ 1.14.2 and DISM and write none.
+        let dir_data =
+            |d: &wim_image::dentry::Dentry| d.data.filter(|h| !(d.is_dir() && *h == [0; 20]));
+        assert_eq!(dir_data(da), dir_data(db), "{path}: data stream");
+        assert_eq!(da.reparse, db.reparse, "{path}: reparse fields");
+        assert_eq!(da.reparse_data, db.reparse_data, "{path}: reparse data");
+        assert_eq!(da.named_streams, db.named_streams, "{path}: named streams");
+        assert_eq!(da.link_group == 0, db.link_group == 0, "{path}: linked");
+        if da.link_group != 0 {
+            let g = *groups.entry(da.link_group).or_insert(db.link_group);
+            assert_eq!(g, db.link_group, "{path}: link group");
+        }
+    }
+    assert_eq!(a.security.descriptors, b.security.descriptors);
+}
+
+fn assert_same_stats(ours: &Wim<FileSource>, theirs: &Wim<FileSource>, index: u32) {
+    let (a, b) = (
+        ours.xml().image(index).unwrap(),
+        theirs.xml().image(index).unwrap(),
+    );
+    assert_eq!(a.dir_count(), b.dir_count(), "DIRCOUNT");
+    assert_eq!(a.file_count(), b.file_count(), "FILECOUNT");
+    assert_eq!(a.total_bytes(), b.total_bytes(), "TOTALBYTES");
+    assert_eq!(a.hard_link_bytes(), b.hard_link_bytes(), "HARDLINKBYTES");
+    assert!(a.creation_time().is_some() && a.last_modification_time().is_some());
+    let end = ours.header().blob_table.end();
+    assert_eq!(ours.xml().total_bytes(), end, "WIM TOTALBYTES");
+}
+
+/// wimlib accepts the file, and applying image `index` of ours and of theirs gives one tree.
+fn assert_applies_same(ours: &Path, theirs: &Path, index: u32, s: &Scratch) {
+    assert!(
+        wimlib_verifies(ours),
+        "wimlib-imagex verify {}",
+        ours.display()
+    );
+    let info = run_wimlib(&["info", ours.to_str().unwrap()]);
+    assert!(info.contains("Image Count"), "{info}");
+    let idx = index.to_string();
+    let (a, b) = (
+        s.path(&format!("apply-ours-{index}")),
+        s.path(&format!("apply-theirs-{index}")),
+    );
+    run_wimlib(&["apply", ours.to_str().unwrap(), &idx, a.to_str().unwrap()]);
+    run_wimlib(&["apply", theirs.to_str().unwrap(), &idx, b.to_str().unwrap()]);
+    assert_same_tree(&a, &b, &format!("apply of image {index}"));
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+fn capture_mode(name: &str, codec: Option<Codec>, wimlib_compress: &str) {
+    let Some((s, src)) = scratch_tree(&format!("write-{name}")) else {
+        return;
+    };
+    let times = Times::take(&src);
+    let ours = s.path("ours.wim");
+    let opts = WriteOptions {
+        threads: 2,
+        ..WriteOptions::default()
+    };
+    if our_capture(&src, &ours, codec, &opts).is_none() {
+        return;
+    }
+    times.restore();
+    let theirs = s.path("theirs.wim");
+    wimlib_capture(&src, &theirs, "img", wimlib_compress);
+    let (a, b) = (open(&ours), open(&theirs));
+    let report = a.verify(&mut |_| {});
+    assert!(report.is_ok(), "our verify: {:?}", report.problems);
+    assert_eq!(a.header().flags, b.header().flags, "header flags");
+    assert_eq!(a.header().chunk_size, b.header().chunk_size);
+    assert_same_metadata(&a, &b, 1);
+    assert_same_stats(&a, &b, 1);
+    assert_applies_same(&ours, &theirs, 1, &s);
+}
+
+#[test]
+fn capture_uncompressed() {
+    capture_mode("none", None, "--compress=none");
+}
+
+#[test]
+fn capture_xpress() {
+    capture_mode("xpress", Some(Codec::Xpress), "--compress=XPRESS");
+}
+
+#[test]
+fn capture_lzx() {
+    capture_mode("lzx", Some(Codec::Lzx), "--compress=LZX");
+}
+
+/// `--check` and `--boot`: wimlib checks our integrity table; the boot metadata header
+/// matches image 1's.
+#[test]
+fn capture_integrity_and_boot() {
+    let Some((s, src)) = scratch_tree("write-check") else {
+        return;
+    };
+    std::fs::write(src.join("big.bin"), bytes(3, 23 << 20, false)).unwrap();
+    let ours = s.path("ours.wim");
+    let f = create(&ours);
+    let opts = WriteOptions {
+        integrity: true,
+        ..WriteOptions::default()
+    };
+    let mut w = WimWriter::create(f, &opts).unwrap();
+    capture_image(&mut w, &src, &props("img"), &CaptureOptions::default()).unwrap();
+    w.set_boot_index(1).unwrap();
+    w.finish().unwrap();
+    let out = run_wimlib(&["verify", ours.to_str().unwrap()]);
+    assert!(out.contains("integrity"), "{out}");
+    let wim = open(&ours);
+    let t = wim.integrity_table().unwrap().unwrap();
+    let covered = wim.header().blob_table.end().unwrap() - 208;
+    assert_eq!(t.hashes.len() as u64, covered.div_ceil(10 << 20));
+    assert!(t.hashes.len() >= 3);
+    assert_eq!(wim.header().boot_index, 1);
+    assert_eq!(wim.header().boot_metadata, {
+        let b = wim.metadata_blob(1).unwrap();
+        match b.location {
+            wim_image::blob_table::BlobLocation::Resource { reshdr, .. } => reshdr,
+            _ => panic!("metadata in a solid resource"),
+        }
+    });
+    let info = run_wimlib(&["info", ours.to_str().unwrap()]);
+    assert!(
+        info.contains("Boot Index:         1") || info.contains("Boot Index"),
+        "{info}"
+    );
+}
+
+/// Append a second tree to a capture: ours in place vs `wimlib-imagex append`, from the same
+/// starting file.
+#[test]
+fn append_matches_wimlib() {
+    let Some((s, src)) = scratch_tree("write-append") else {
+        return;
+    };
+    let src2 = s.path("src2");
+    std::fs::create_dir_all(src2.join("sub")).unwrap();
+    std::fs::copy(src.join("text-100000.txt"), src2.join("shared.txt")).unwrap();
+    std::fs::write(src2.join("sub/new.bin"), bytes(77, 300_000, true)).unwrap();
+    std::fs::write(src2.join("empty"), b"").unwrap();
+    let base = s.path("base.wim");
+    wimlib_capture(&src, &base, "one", "--compress=none");
+    let theirs = s.path("theirs.wim");
+    let ours = s.path("ours.wim");
+    std::fs::copy(&base, &theirs).unwrap();
+    std::fs::copy(&base, &ours).unwrap();
+    let before = std::fs::metadata(&ours).unwrap().len();
+    let times = Times::take(&src2);
+    run_wimlib(&[
+        "append",
+        src2.to_str().unwrap(),
+        theirs.to_str().unwrap(),
+        "two",
+    ]);
+    times.restore();
+    let mut w = WimWriter::append(open_rw(&ours), &WriteOptions::default()).unwrap();
+    let (index, _) =
+        capture_image(&mut w, &src2, &props("two"), &CaptureOptions::default()).unwrap();
+    assert_eq!(index, 2);
+    w.finish().unwrap();
+    let (a, b) = (open(&ours), open(&theirs));
+    assert_eq!(a.image_count(), 2);
+    let report = a.verify(&mut |_| {});
+    assert!(report.is_ok(), "{:?}", report.problems);
+    for i in 1..=2 {
+        assert_same_metadata(&a, &b, i);
+        assert_same_stats(&a, &b, i);
+        assert_applies_same(&ours, &theirs, i, &s);
+    }
+    // The shared file was stored once; only the new file's data and the tables were added.
+    let grown = std::fs::metadata(&ours).unwrap().len() - before;
+    assert!(grown < 300_000 + 100_000, "appended {grown} bytes");
+    // Same names: a duplicate name is refused.
+    let mut w = WimWriter::append(open_rw(&ours), &WriteOptions::default()).unwrap();
+    assert!(matches!(
+        capture_image(&mut w, &src2, &props("two"), &CaptureOptions::default()),
+        Err(wim_image::write::capture::CaptureError::Write(
+            WriteError::DuplicateName { .. }
+        ))
+    ));
+}
