@@ -1,0 +1,387 @@
+//! The writer in memory: random trees written and read back give the same tree (names,
+//! attributes, times, contents, hard links, reparse data), in one or several images with
+//! single-instance storage; and an append cut at every write boundary leaves a WIM whose
+//! original images still read, checked with our reader at every cut and with
+//! `wimlib-imagex` at a few.
+
+mod wimlib_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use wim_image::defs::{FileAttributes, ReparseTag};
+use wim_image::dentry::ReparseInfo;
+use wim_image::write::image::{Content, DentryId, Inode, NewImage};
+use wim_image::write::{ImageProps, NoBlobs, SinkError, WimWriter, WriteAt, WriteOptions};
+use wim_image::Wim;
+
+/// One generated file system object.
+#[derive(Clone, Debug)]
+enum Spec {
+    Dir(Vec<(String, Spec)>),
+    File(Vec<u8>, u64),
+    /// A second name for the n-th file created so far (modulo their number).
+    Link(usize),
+    Reparse(Vec<u8>),
+}
+
+fn name() -> impl Strategy<Value = String> {
+    proptest::string::string_regex("[a-cA-C_ä.Ω😀 ]{1,6}")
+        .unwrap()
+        .prop_filter("not . or ..", |n| n != "." && n != "..")
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let contents = prop_oneof![
+        Just(Vec::new()),
+        Just(b"shared content".to_vec()),
+        proptest::collection::vec(any::<u8>(), 1..300),
+        (1usize..3).prop_map(|k| vec![k as u8; 70_000 * k]),
+    ];
+    let leaf = prop_oneof![
+        4 => (contents, any::<u64>()).prop_map(|(c, t)| Spec::File(c, t >> 8)),
+        1 => any::<usize>().prop_map(Spec::Link),
+        1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Spec::Reparse),
+    ];
+    leaf.prop_recursive(3, 40, 6, |inner| {
+        proptest::collection::btree_map(name(), inner, 0..6)
+            .prop_map(|m| Spec::Dir(m.into_iter().collect()))
+    })
+}
+
+/// What a path must read back as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Expect {
+    attributes: FileAttributes,
+    write_time: u64,
+    data: Option<Vec<u8>>,
+    reparse: Option<Vec<u8>>,
+    /// Index of the first path of the same file (hard links).
+    file: usize,
+}
+
+struct Builder {
+    img: NewImage,
+    expect: BTreeMap<String, Expect>,
+    files: Vec<(u32, String)>,
+}
+
+impl Builder {
+    fn add(&mut self, parent: DentryId, path: &str, spec: &Spec) {
+        let Spec::Dir(children) = spec else {
+            unreachable!("the root is a directory")
+        };
+        for (name, child) in children {
+            let p = format!("{path}/{name}");
+            match child {
+                Spec::Dir(_) => {
+                    let t = 130_000_000_000_000_000 + p.len() as u64;
+                    let inode = self
+                        .img
+                        .add_inode(Inode::new(FileAttributes::DIRECTORY, t, t, t));
+                    let d = self.img.add_dentry(parent, name.clone(), inode);
+                    self.expect.insert(
+                        p.clone(),
+                        expect(FileAttributes::DIRECTORY, t, self.expect.len()),
+                    );
+                    self.add(d, &p, child);
+                }
+                Spec::File(data, t) => {
+                    let mut inode = Inode::new(FileAttributes::NORMAL, *t, *t + 1, *t);
+                    inode.data = self.img.add_stream(
+                        data.len() as u64,
+                        Content::Bytes(Arc::from(data.as_slice())),
+                    );
+                    let inode = self.img.add_inode(inode);
+                    self.img.add_dentry(parent, name.clone(), inode);
+                    let mut e = expect(FileAttributes::NORMAL, *t, self.expect.len());
+                    e.data = Some(data.clone());
+                    self.files.push((inode, p.clone()));
+                    self.expect.insert(p, e);
+                }
+                Spec::Link(n) if !self.files.is_empty() => {
+                    let (inode, first) = self.files[n % self.files.len()].clone();
+                    self.img.add_dentry(parent, name.clone(), inode);
+                    let e = self.expect[&first].clone();
+                    self.expect.insert(p, e);
+                }
+                Spec::Link(_) => {}
+                Spec::Reparse(data) => {
+                    let mut inode = Inode::new(FileAttributes::REPARSE_POINT, 5, 6, 7);
+                    inode.reparse = Some(ReparseInfo {
+                        tag: ReparseTag(0x8000_0099),
+                        reserved: 0,
+                        flags: 1,
+                    });
+                    inode.reparse_data = self.img.add_stream(
+                        data.len() as u64,
+                        Content::Bytes(Arc::from(data.as_slice())),
+                    );
+                    let inode = self.img.add_inode(inode);
+                    self.img.add_dentry(parent, name.clone(), inode);
+                    let mut e = expect(FileAttributes::REPARSE_POINT, 7, self.expect.len());
+                    e.reparse = Some(data.clone());
+                    // A non-directory reparse point has an (empty) unnamed data stream.
+                    e.data = Some(Vec::new());
+                    self.expect.insert(p, e);
+                }
+            }
+        }
+    }
+}
+
+fn expect(attributes: FileAttributes, write_time: u64, file: usize) -> Expect {
+    Expect {
+        attributes,
+        write_time,
+        data: None,
+        reparse: None,
+        file,
+    }
+}
+
+fn build(spec: &Spec) -> (NewImage, BTreeMap<String, Expect>) {
+    let root = Inode::new(FileAttributes::DIRECTORY, 1, 2, 3);
+    let mut b = Builder {
+        img: NewImage::new(root),
+        expect: BTreeMap::new(),
+        files: Vec::new(),
+    };
+    b.add(0, "", spec);
+    (b.img, b.expect)
+}
+
+/// Reads image `index` back into the same shape as the expectations.
+fn read_back<R: wim_image::ReadAt>(wim: &Wim<R>, index: u32) -> BTreeMap<String, Expect> {
+    let tree = wim.image(index).unwrap();
+    let mut reader = wim.reader();
+    let mut out = BTreeMap::new();
+    let mut groups: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut content = |h: Option<[u8; 20]>| -> Option<Vec<u8>> {
+        let h = h?;
+        if h == [0; 20] {
+            return Some(Vec::new());
+        }
+        Some(reader.read_verified(wim.blob(&h).unwrap()).unwrap())
+    };
+    for id in tree.walk().skip(1) {
+        let d = &tree.node(id).dentry;
+        let path = tree.path(id);
+        let file = if d.link_group != 0 {
+            *groups.entry(d.link_group).or_insert(out.len())
+        } else {
+            out.len()
+        };
+        let e = Expect {
+            attributes: d.attributes,
+            write_time: d.last_write_time,
+            data: if d.is_dir() { None } else { content(d.data) },
+            reparse: d.reparse.and_then(|_| content(d.reparse_data)),
+            file,
+        };
+        out.insert(path, e);
+    }
+    out
+}
+
+/// Hard-link groups compared by their members, not by numbering.
+fn normalize(m: &BTreeMap<String, Expect>) -> BTreeMap<String, Expect> {
+    let paths: Vec<&String> = m.keys().collect();
+    let mut first: BTreeMap<usize, usize> = BTreeMap::new();
+    m.iter()
+        .enumerate()
+        .map(|(i, (p, e))| {
+            let mut e = e.clone();
+            e.file = *first.entry(e.file).or_insert(i);
+            let _ = &paths;
+            (p.clone(), e)
+        })
+        .collect()
+}
+
+fn write(images: &mut [NewImage], opts: &WriteOptions) -> Vec<u8> {
+    let mut w = WimWriter::create(Vec::new(), opts).unwrap();
+    for (i, img) in images.iter_mut().enumerate() {
+        let props = ImageProps {
+            name: format!("image {i}"),
+            ..ImageProps::default()
+        };
+        w.add_image(img, &props, &mut NoBlobs).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn trees_round_trip(a in spec(), b in spec(), integrity in any::<bool>()) {
+        let (ia, ea) = build(&Spec::Dir(vec![("a".into(), a)]));
+        let (ib, eb) = build(&b_root(b));
+        let opts = WriteOptions { integrity, threads: 2, ..WriteOptions::default() };
+        let bytes = write(&mut [ia, ib], &opts);
+        let wim = Wim::open(bytes).unwrap();
+        prop_assert_eq!(wim.image_count(), 2);
+        let ok = wim.verify(&mut |_| ()).is_ok();
+        prop_assert!(ok);
+        prop_assert_eq!(normalize(&read_back(&wim, 1)), normalize(&ea));
+        prop_assert_eq!(normalize(&read_back(&wim, 2)), normalize(&eb));
+        // Single instance: no two blob-table entries hold the same data.
+        let mut seen = std::collections::BTreeSet::new();
+        for blob in &wim.blob_table().blobs {
+            prop_assert!(seen.insert(blob.hash));
+        }
+    }
+}
+
+fn b_root(b: Spec) -> Spec {
+    match b {
+        d @ Spec::Dir(_) => d,
+        other => Spec::Dir(vec![("only".into(), other)]),
+    }
+}
+
+/// A sink that drops every write after the first `keep` (a crash at that boundary).
+struct CutSink {
+    data: Vec<u8>,
+    keep: u64,
+    writes: u64,
+}
+
+impl WriteAt for CutSink {
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> Result<(), SinkError> {
+        self.writes += 1;
+        if self.writes <= self.keep {
+            WriteAt::write_all_at(&mut self.data, buf, offset)?;
+        }
+        Ok(())
+    }
+    /// After the cut the writer is a dead process: what it reads of dropped writes (zeros
+    /// here) never reaches the file.
+    fn read_back(&self, buf: &mut [u8], offset: u64) -> Result<(), SinkError> {
+        if WriteAt::read_back(&self.data, buf, offset).is_err() {
+            buf.fill(0);
+        }
+        Ok(())
+    }
+    fn set_len(&mut self, len: u64) -> Result<(), SinkError> {
+        self.writes += 1;
+        if self.writes <= self.keep {
+            WriteAt::set_len(&mut self.data, len)?;
+        }
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+fn crash_tree(seed: u8) -> (NewImage, BTreeMap<String, Expect>) {
+    let big: Vec<u8> = (0..200_000u32)
+        .map(|i| (i * 7 + seed as u32) as u8)
+        .collect();
+    let spec = Spec::Dir(vec![
+        (
+            "dir".into(),
+            Spec::Dir(vec![("big".into(), Spec::File(big, 9))]),
+        ),
+        ("small".into(), Spec::File(vec![seed; 100], 10)),
+        ("shared".into(), Spec::File(b"shared content".to_vec(), 11)),
+        ("link".into(), Spec::Link(0)),
+    ]);
+    build(&spec)
+}
+
+fn append(sink: CutSink, integrity: bool) -> CutSink {
+    let (mut img, _) = crash_tree(2);
+    let opts = WriteOptions {
+        integrity,
+        ..WriteOptions::default()
+    };
+    let mut w = WimWriter::append(sink, &opts).unwrap();
+    let props = ImageProps {
+        name: "appended".into(),
+        ..ImageProps::default()
+    };
+    w.add_image(&mut img, &props, &mut NoBlobs).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn append_survives_a_cut_at_every_write() {
+    let (img, expect1) = crash_tree(1);
+    for integrity in [false, true] {
+        let opts = WriteOptions {
+            integrity,
+            ..WriteOptions::default()
+        };
+        let base = write(&mut [img.clone()], &opts);
+        let full = append(
+            CutSink {
+                data: base.clone(),
+                keep: u64::MAX,
+                writes: 0,
+            },
+            integrity,
+        );
+        let total = full.writes;
+        assert!(total >= 6, "{total} writes");
+        let (_, expect2) = crash_tree(2);
+        let mut cut_files = Vec::new();
+        for keep in 0..=total {
+            let out = append(
+                CutSink {
+                    data: base.clone(),
+                    keep,
+                    writes: 0,
+                },
+                integrity,
+            );
+            let wim = Wim::open(out.data.as_slice())
+                .unwrap_or_else(|e| panic!("cut after {keep} of {total} writes: {e}"));
+            assert!(wim.verify(&mut |_| {}).is_ok(), "cut after {keep}");
+            assert_eq!(
+                normalize(&read_back(&wim, 1)),
+                normalize(&expect1),
+                "cut after {keep}"
+            );
+            if keep == total {
+                assert_eq!(wim.image_count(), 2);
+                assert_eq!(normalize(&read_back(&wim, 2)), normalize(&expect2));
+            } else {
+                assert_eq!(wim.image_count(), 1, "cut after {keep}");
+            }
+            if [0, 1, total / 2, total - 1, total].contains(&keep) {
+                cut_files.push((keep, out.data));
+            }
+        }
+        check_with_wimlib(&cut_files, total);
+    }
+}
+
+/// wimlib reads the first image of a WIM cut at a few points (and both after the last).
+fn check_with_wimlib(files: &[(u64, Vec<u8>)], total: u64) {
+    if wimlib_support::wimlib().is_none() {
+        return;
+    }
+    let s = wimlib_support::Scratch::new("write-cut");
+    for (keep, data) in files {
+        let p = s.path(&format!("cut-{keep}.wim"));
+        std::fs::write(&p, data).unwrap();
+        let p = p.to_str().unwrap();
+        wimlib_support::run_wimlib(&["verify", p]);
+        let listing = wimlib_support::run_wimlib(&["dir", p, "1"]);
+        assert!(listing.contains("/dir/big"), "{listing}");
+        let images = if *keep == total { "2" } else { "1" };
+        let info = wimlib_support::run_wimlib(&["info", p]);
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with("Image Count:") && l.trim_end().ends_with(images)),
+            "cut after {keep}: {info}"
+        );
+    }
+}
