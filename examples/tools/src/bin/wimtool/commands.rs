@@ -47,24 +47,30 @@ impl From<UsageError> for Failure {
 }
 
 /// An error and its causes, joined with `: `.
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub fn with_causes(e: &dyn std::error::Error) -> String {
     std::iter::successors(Some(e), |e| e.source())
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join(": ")
 }
 
-fn corrupt(e: &dyn std::error::Error) -> Failure {
+pub fn corrupt(e: &dyn std::error::Error) -> Failure {
     Failure::Corrupt(with_causes(e))
 }
 
-fn io_failure(what: &Path, e: &dyn std::error::Error) -> Failure {
+pub fn io_failure(what: &Path, e: &dyn std::error::Error) -> Failure {
     Failure::Io(format!("{}: {}", what.display(), with_causes(e)))
 }
 
 /// Runs `command` with its arguments.
 pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
-    let with_value = ["--threads", "--ref", "--dest-dir"];
+    let with_value = [
+        "--threads",
+        "--ref",
+        "--dest-dir",
+        "--compress",
+        "--chunk-size",
+    ];
     let a = Args::parse(rest, &with_value)?;
     match command {
         "info" => info(&a),
@@ -72,6 +78,8 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "extract" => extract(&a),
         "apply" => apply_cmd(&a),
         "verify" => verify(&a),
+        "capture" => crate::write::capture(&a),
+        "append" => crate::write::append(&a),
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
 }

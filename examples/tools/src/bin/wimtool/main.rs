@@ -1,4 +1,4 @@
-//! `wimtool`: a read-only `wimlib-imagex`-like command-line tool over the `wim-image` crate.
+//! `wimtool`: a `wimlib-imagex`-like command-line tool over the `wim-image` crate.
 //!
 //! Exit codes: 0 success, 1 usage error, 2 corrupt or unusable WIM (or failed verification),
 //! 3 I/O error.
@@ -12,6 +12,7 @@ mod commands;
 mod json;
 mod progress;
 mod text;
+mod write;
 
 use std::process::ExitCode;
 
@@ -25,11 +26,20 @@ commands:
                                           extract chosen paths (into DIR, default .)
   apply    WIM [IMAGE] DIR                apply an image to a directory
   verify   WIM                            check the integrity table, metadata and every blob
+  capture  DIR WIM [NAME [DESCRIPTION]]   a new WIM holding one image of DIR
+  append   DIR WIM [NAME [DESCRIPTION]]   add an image of DIR to WIM in place
 
 options:
-  --threads N        decoder threads for apply/extract (default: all cores)
+  --threads N        decoder threads for apply/extract, compressor threads for
+                     capture/append (default: all cores)
+  --compress=TYPE[:LEVEL]
+                     capture: none, xpress, lzx (default) or lzms; level 1-100
+  --chunk-size=SIZE  capture: uncompressed chunk size (default 32K)
+  --check            capture/append: write an integrity table
+  --boot             capture/append: mark the new image bootable
   --unix-data        restore owners, modes and special files (apply/extract)
-  --rpfix/--norpfix  rewrite absolute link targets under DIR (default: as the WIM says)
+  --rpfix/--norpfix  apply: rewrite absolute link targets under DIR (default: as the WIM
+                     says); capture: store targets inside DIR relative to it (default on)
   --ref GLOB         for split WIMs: the other parts (default: NAME2.swm, NAME3.swm ...)
   -q, --quiet        no progress bar
 

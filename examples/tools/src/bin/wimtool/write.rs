@@ -1,0 +1,180 @@
+//! The subcommands that write: `capture` and `append`.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use wim_image::codec::Codec;
+use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, CaptureReport};
+use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
+
+use crate::args::{parse_size, Args, UsageError};
+use crate::commands::{corrupt, io_failure, with_causes, Failure};
+
+/// Flags the writing commands accept.
+const FLAGS: &[&str] = &["--check", "--boot", "--rpfix", "--norpfix", "-q", "--quiet"];
+
+/// `--compress=none|xpress|lzx|lzms[:LEVEL]` (case-insensitive; default LZX like wimlib).
+fn compression(a: &Args) -> Result<(Option<Codec>, Option<u32>), Failure> {
+    let text = a.value(&["--compress"]).unwrap_or("lzx");
+    let (name, level) = match text.split_once(':') {
+        Some((n, l)) => {
+            let l: u32 = l
+                .parse()
+                .ok()
+                .filter(|l| (1..=100).contains(l))
+                .ok_or_else(|| UsageError(format!("invalid compression level {l:?}")))?;
+            (n, Some(l))
+        }
+        None => (text, None),
+    };
+    let codec = match name.to_ascii_lowercase().as_str() {
+        "none" => None,
+        "xpress" | "fast" => Some(Codec::Xpress),
+        "lzx" | "maximum" => Some(Codec::Lzx),
+        "lzms" | "recovery" => Some(Codec::Lzms),
+        _ => return Err(UsageError(format!("unknown compression {name:?}")).into()),
+    };
+    Ok((codec, level))
+}
+
+fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
+    let (codec, level) = compression(a)?;
+    let chunk_size = match a.value(&["--chunk-size"]) {
+        Some(s) => u32::try_from(parse_size(s)?)
+            .map_err(|_| UsageError(format!("chunk size {s:?} is too large")))?,
+        None => 0,
+    };
+    let threads = match a.value(&["--threads"]) {
+        Some(t) => t
+            .parse()
+            .map_err(|_| UsageError(format!("invalid thread count {t:?}")))?,
+        None => 0,
+    };
+    Ok(WriteOptions {
+        compression: codec,
+        chunk_size,
+        level: level.unwrap_or(50),
+        threads,
+        integrity: a.flag(&["--check"]),
+        rp_fix: !a.flag(&["--norpfix"]),
+        ..WriteOptions::default()
+    })
+}
+
+/// NAME and DESCRIPTION after the two paths; the name defaults to the directory's name.
+fn props(dir: &Path, rest: &[String]) -> Result<ImageProps, Failure> {
+    if rest.len() > 2 {
+        return Err(UsageError("too many arguments".into()).into());
+    }
+    let name = match rest.first() {
+        Some(n) => n.clone(),
+        None => std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default(),
+    };
+    Ok(ImageProps {
+        name,
+        description: rest.get(1).cloned(),
+        flags: None,
+    })
+}
+
+fn write_failure(e: &WriteError, wim: &Path) -> Failure {
+    match e {
+        WriteError::Open(_) | WriteError::NotModifiable { .. } => {
+            Failure::Corrupt(format!("{}: {}", wim.display(), with_causes(e)))
+        }
+        WriteError::CodecUnavailable { .. }
+        | WriteError::ChunkSize { .. }
+        | WriteError::DuplicateName { .. } => Failure::Usage(with_causes(e)),
+        _ => io_failure(wim, e),
+    }
+}
+
+fn capture_failure(e: &CaptureError, wim: &Path) -> Failure {
+    match e {
+        CaptureError::Write(w) => write_failure(w, wim),
+        CaptureError::Encoding { .. } | CaptureError::LinkTooLong { .. } => corrupt(e),
+        _ => Failure::Io(with_causes(e)),
+    }
+}
+
+fn report(r: &CaptureReport, quiet: bool) {
+    if !quiet {
+        eprintln!(
+            "captured {} directories, {} files, {} symbolic links ({} fixed)",
+            r.dirs, r.files, r.symlinks, r.fixed_links
+        );
+    }
+    if r.skipped_special > 0 {
+        eprintln!(
+            "skipped {} special files (FIFOs, sockets, devices)",
+            r.skipped_special
+        );
+    }
+}
+
+/// Captures `dir` into the writer, sets the boot index if asked, and commits.
+fn add_and_finish(
+    mut w: WimWriter<File>,
+    dir: &Path,
+    props: &ImageProps,
+    a: &Args,
+    wim: &Path,
+) -> Result<(), Failure> {
+    let copts = CaptureOptions {
+        rp_fix: !a.flag(&["--norpfix"]),
+    };
+    let (index, r) =
+        capture_image(&mut w, dir, props, &copts).map_err(|e| capture_failure(&e, wim))?;
+    if a.flag(&["--boot"]) {
+        w.set_boot_index(index)
+            .map_err(|e| write_failure(&e, wim))?;
+    }
+    w.finish().map_err(|e| write_failure(&e, wim))?;
+    report(&r, a.flag(&["-q", "--quiet"]));
+    Ok(())
+}
+
+/// The arguments of `capture` and `append`: `DIR WIM [NAME [DESCRIPTION]]` and options.
+fn parse(a: &Args) -> Result<(&Path, &Path, ImageProps, WriteOptions), Failure> {
+    a.only_flags(FLAGS)?;
+    let [dir, wim, rest @ ..] = a.positional.as_slice() else {
+        return Err(UsageError("expected DIR WIM [NAME [DESCRIPTION]]".into()).into());
+    };
+    let (dir, wim) = (Path::new(dir), Path::new(wim));
+    Ok((dir, wim, props(dir, rest)?, write_options(a)?))
+}
+
+/// `capture DIR WIM [NAME [DESCRIPTION]]`: a new WIM holding one image of `DIR`.
+pub fn capture(a: &Args) -> Result<(), Failure> {
+    let (dir, wim, props, opts) = parse(a)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(wim)
+        .map_err(|e| io_failure(wim, &e))?;
+    let result = WimWriter::create(f, &opts)
+        .map_err(|e| write_failure(&e, wim))
+        .and_then(|w| add_and_finish(w, dir, &props, a, wim));
+    if result.is_err() {
+        let _ = std::fs::remove_file(wim);
+    }
+    result
+}
+
+/// `append DIR WIM [NAME [DESCRIPTION]]`: adds an image of `DIR` to `WIM` in place (the
+/// file's compression is kept).
+pub fn append(a: &Args) -> Result<(), Failure> {
+    let (dir, wim, props, opts) = parse(a)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(wim)
+        .map_err(|e| io_failure(wim, &e))?;
+    let w = WimWriter::append(f, &opts).map_err(|e| write_failure(&e, wim))?;
+    add_and_finish(w, dir, &props, a, wim)
+}
