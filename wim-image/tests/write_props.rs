@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use wim_image::codec::Codec;
 use wim_image::defs::{FileAttributes, ReparseTag};
 use wim_image::dentry::ReparseInfo;
 use wim_image::write::image::{Content, DentryId, Inode, NewImage};
@@ -216,10 +217,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn trees_round_trip(a in spec(), b in spec(), integrity in any::<bool>()) {
+    fn trees_round_trip(a in spec(), b in spec(), integrity in any::<bool>(), xpress in any::<bool>()) {
         let (ia, ea) = build(&Spec::Dir(vec![("a".into(), a)]));
         let (ib, eb) = build(&b_root(b));
-        let opts = WriteOptions { integrity, threads: 2, ..WriteOptions::default() };
+        let compression = xpress.then_some(Codec::Xpress);
+        let opts = WriteOptions { integrity, threads: 2, compression, chunk_size: 4096, ..WriteOptions::default() };
         let bytes = write(&mut [ia, ib], &opts);
         let wim = Wim::open(bytes).unwrap();
         prop_assert_eq!(wim.image_count(), 2);

@@ -1,35 +1,35 @@
 //! Chunk compression for the writer: one engine per thread, batches of chunks compressed in
 //! parallel (with `std`), results in input order. A chunk that does not shrink is stored raw.
 //!
-//! The engines wrap the codec module's compressors. A codec whose compressor is not
+//! The engines wrap the codec module's [`Compressor`]s. A codec whose compressor is not
 //! available yet is reported as [`WriteError::CodecUnavailable`] when the writer is created,
 //! never in the middle of writing.
 
 use alloc::vec::Vec;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CompressError, Compressor, Level};
 
 use super::WriteError;
 
 /// One thread's compressor for one codec, level and chunk size.
 #[derive(Debug)]
-pub(crate) struct Engine(Never);
-
-/// No compressor exists yet in the codec module: an engine cannot be built.
-#[derive(Debug)]
-enum Never {}
+pub(crate) struct Engine(Compressor);
 
 impl Engine {
     /// A compressor for `codec` at `level` for chunks up to `chunk_size` bytes.
     pub(crate) fn new(codec: Codec, level: u32, chunk_size: u32) -> Result<Engine, WriteError> {
-        let _ = (level, chunk_size);
-        Err(WriteError::CodecUnavailable { codec })
+        match Compressor::new(codec, Level(level), chunk_size as usize) {
+            Ok(c) => Ok(Engine(c)),
+            Err(CompressError::Unsupported { codec }) => {
+                Err(WriteError::CodecUnavailable { codec })
+            }
+            Err(e) => Err(WriteError::Compressor(e)),
+        }
     }
 
-    /// Compresses `input` into `output`; `None` if it does not shrink.
+    /// Compresses `input` into `output`; `None` if it does not fit.
     fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
-        let _ = (input, output);
-        match self.0 {}
+        self.0.compress(input, output)
     }
 }
 

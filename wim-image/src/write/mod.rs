@@ -78,6 +78,9 @@ pub enum WriteError {
         /// The codec.
         codec: Codec,
     },
+    /// The codec refused the settings (level, chunk size).
+    #[error("the compressor refused the settings")]
+    Compressor(#[source] crate::codec::CompressError),
     /// A chunk size the codec does not accept.
     #[error("chunk size {chunk_size} is invalid for {codec:?}")]
     ChunkSize {
