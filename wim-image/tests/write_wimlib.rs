@@ -12,6 +12,7 @@ use std::path::Path;
 
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureOptions};
+use wim_image::write::export::{export_image, rebuild};
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 use wim_image::{FileSource, Wim};
 use wimlib_support::{
@@ -313,4 +314,95 @@ fn append_matches_wimlib() {
             WriteError::DuplicateName { .. }
         ))
     ));
+}
+
+/// A two-image WIM made by wimlib (the test tree, then a small second tree).
+fn two_images(s: &Scratch, src: &Path) -> std::path::PathBuf {
+    let src2 = s.path("src2");
+    std::fs::create_dir_all(src2.join("sub")).unwrap();
+    std::fs::copy(src.join("text-100000.txt"), src2.join("shared.txt")).unwrap();
+    std::fs::write(src2.join("sub/new.bin"), bytes(78, 200_000, true)).unwrap();
+    let base = s.path("base.wim");
+    wimlib_capture(src, &base, "one", "--compress=none");
+    run_wimlib(&[
+        "append",
+        src2.to_str().unwrap(),
+        base.to_str().unwrap(),
+        "two",
+    ]);
+    base
+}
+
+/// `export` of image 2 into a new XPRESS file, and of image 1 into an existing file, against
+/// `wimlib-imagex export` of the same images.
+#[test]
+fn export_matches_wimlib() {
+    let Some((s, src)) = scratch_tree("write-export") else {
+        return;
+    };
+    let base = two_images(&s, &src);
+    let (ours, theirs) = (s.path("ours.wim"), s.path("theirs.wim"));
+    let (b, o, t) = (
+        base.to_str().unwrap(),
+        ours.to_str().unwrap(),
+        theirs.to_str().unwrap(),
+    );
+    run_wimlib(&["export", b, "2", t, "--compress=XPRESS"]);
+    run_wimlib(&["export", b, "1", t]);
+    let src_wim = open(&base);
+    let opts = WriteOptions {
+        compression: Some(Codec::Xpress),
+        ..WriteOptions::default()
+    };
+    let mut w = WimWriter::create(create(&ours), &opts).unwrap();
+    assert_eq!(export_image(&src_wim, 2, &mut w, None).unwrap(), 1);
+    w.finish().unwrap();
+    let mut w = WimWriter::append(open_rw(&ours), &WriteOptions::default()).unwrap();
+    assert_eq!(export_image(&src_wim, 1, &mut w, None).unwrap(), 2);
+    w.finish().unwrap();
+    let (a, b) = (open(&ours), open(&theirs));
+    assert!(a.verify(&mut |_| {}).is_ok());
+    assert_eq!(a.header().flags, b.header().flags);
+    for i in 1..=2 {
+        assert_eq!(
+            a.xml().image(i).unwrap().name(),
+            b.xml().image(i).unwrap().name()
+        );
+        assert_eq!(a.xml().image(i).unwrap().index(), Some(i));
+        assert_same_metadata(&a, &b, i);
+        assert_same_stats(&a, &b, i);
+        assert_applies_same(&ours, &theirs, i, &s);
+    }
+}
+
+/// `delete` (a rebuild without the image) against `wimlib-imagex delete`.
+#[test]
+fn delete_matches_wimlib() {
+    let Some((s, src)) = scratch_tree("write-delete") else {
+        return;
+    };
+    let base = two_images(&s, &src);
+    let theirs = s.path("theirs.wim");
+    std::fs::copy(&base, &theirs).unwrap();
+    run_wimlib(&["delete", theirs.to_str().unwrap(), "1"]);
+    let ours = s.path("ours.wim");
+    let src_wim = open(&base);
+    rebuild(
+        &src_wim,
+        create(&ours),
+        &|i| i != 1,
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let (a, b) = (open(&ours), open(&theirs));
+    assert_eq!(a.image_count(), 1);
+    assert!(a.verify(&mut |_| {}).is_ok());
+    assert_same_metadata(&a, &b, 1);
+    assert_same_stats(&a, &b, 1);
+    assert_applies_same(&ours, &theirs, 1, &s);
+    // Only the remaining image's blobs are left, each referenced as often as it is used.
+    let blobs = &a.blob_table().blobs;
+    let data: Vec<_> = blobs.iter().filter(|b| !b.is_metadata).collect();
+    assert_eq!(data.len(), 2, "shared.txt and new.bin");
+    assert!(data.iter().all(|b| b.ref_count == 1));
 }

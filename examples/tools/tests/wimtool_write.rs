@@ -79,6 +79,8 @@ fn applies_same(ours: &Path, theirs: &Path, images: u32, s: &Scratch) {
         run_wimlib(&["apply", ours.to_str().unwrap(), &idx, a.to_str().unwrap()]);
         run_wimlib(&["apply", theirs.to_str().unwrap(), &idx, b.to_str().unwrap()]);
         assert_same_tree(&a, &b, &format!("image {i}"));
+        std::fs::remove_dir_all(&a).unwrap();
+        std::fs::remove_dir_all(&b).unwrap();
     }
 }
 
@@ -119,6 +121,22 @@ fn capture_and_append_match_wimlib() {
     applies_same(&ours, &theirs, 2, &s);
     // Our own verify agrees.
     ok(&["verify", o]);
+
+    // Export image 2 into new XPRESS files, then image 1 appended to them.
+    let (oe, te) = (s.path("ours-exp.wim"), s.path("theirs-exp.wim"));
+    let (oe_s, te_s) = (oe.to_str().unwrap(), te.to_str().unwrap());
+    ok(&["export", o, "2", oe_s, "--compress=xpress"]);
+    run_wimlib(&["export", t, "2", te_s, "--compress=XPRESS"]);
+    ok(&["export", o, "first", oe_s, "renamed"]);
+    run_wimlib(&["export", t, "first", te_s, "renamed"]);
+    assert_eq!(stats(&oe), stats(&te));
+    applies_same(&oe, &te, 2, &s);
+
+    // Delete image 1 of the two-image files.
+    ok(&["delete", o, "1"]);
+    run_wimlib(&["delete", t, "1"]);
+    assert_eq!(stats(&ours), stats(&theirs));
+    applies_same(&ours, &theirs, 1, &s);
 }
 
 #[test]

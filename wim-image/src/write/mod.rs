@@ -22,6 +22,7 @@
 //! end) or the new one.
 
 mod engine;
+pub mod export;
 pub mod image;
 mod resource;
 pub mod sink;

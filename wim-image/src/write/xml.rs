@@ -140,6 +140,27 @@ pub fn set_index(e: &mut Element, index: u32) {
     }
 }
 
+/// Sets `<NAME>`.
+pub fn set_name(e: &mut Element, name: &str) {
+    replace_child(e, text("NAME", String::from(name)));
+}
+
+/// Replaces the `index`-th (1-based) `<IMAGE>` element.
+pub fn replace_image(doc: &mut XmlInfo, index: u32, image: Element) {
+    let slot = doc
+        .root
+        .children
+        .iter_mut()
+        .filter_map(|c| match c {
+            XmlNode::Element(e) if e.name == "IMAGE" => Some(e),
+            _ => None,
+        })
+        .nth(index as usize - 1);
+    if let Some(e) = slot {
+        *e = image;
+    }
+}
+
 /// Sets the document's `<TOTALBYTES>` (the end of the blob table), moving it last.
 pub fn set_total_bytes(doc: &mut XmlInfo, total: u64) {
     doc.root

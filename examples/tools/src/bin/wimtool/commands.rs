@@ -80,15 +80,18 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "verify" => verify(&a),
         "capture" => crate::write::capture(&a),
         "append" => crate::write::append(&a),
+        "export" => crate::write::export(&a),
+        "delete" => crate::write::delete(&a),
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
 }
 
-type W = Wim<FileSource>;
+/// An open WIM (or split set) on files.
+pub type W = Wim<FileSource>;
 
 /// Opens a WIM; for a split set, the other parts come from `--ref` or sit beside the first
 /// as `NAME2.swm`, `NAME3.swm` …
-fn open(path: &str, a: &Args) -> Result<W, Failure> {
+pub fn open(path: &str, a: &Args) -> Result<W, Failure> {
     let p = Path::new(path);
     let first = FileSource::open(p).map_err(|e| io_failure(p, &e))?;
     let wim = match Wim::open(first) {
@@ -156,7 +159,7 @@ fn expand_glob(glob: &str) -> Result<Vec<PathBuf>, Failure> {
 }
 
 /// An image given by 1-based index or by name.
-fn image_index(wim: &W, sel: Option<&String>) -> Result<u32, Failure> {
+pub fn image_index(wim: &W, sel: Option<&String>) -> Result<u32, Failure> {
     let Some(sel) = sel else { return Ok(1) };
     if let Ok(i) = sel.parse::<u32>() {
         if i >= 1 && i <= wim.image_count() {

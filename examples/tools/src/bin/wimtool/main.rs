@@ -28,15 +28,18 @@ commands:
   verify   WIM                            check the integrity table, metadata and every blob
   capture  DIR WIM [NAME [DESCRIPTION]]   a new WIM holding one image of DIR
   append   DIR WIM [NAME [DESCRIPTION]]   add an image of DIR to WIM in place
+  export   SRC IMAGE|all DEST [NAME]      copy images into DEST (appended if it exists)
+  delete   WIM IMAGE|all                  remove images (the file is rebuilt and replaced)
 
 options:
   --threads N        decoder threads for apply/extract, compressor threads for
                      capture/append (default: all cores)
   --compress=TYPE[:LEVEL]
-                     capture: none, xpress, lzx (default) or lzms; level 1-100
-  --chunk-size=SIZE  capture: uncompressed chunk size (default 32K)
-  --check            capture/append: write an integrity table
-  --boot             capture/append: mark the new image bootable
+                     capture/export: none, xpress, lzx (default for capture; export:
+                     the source's) or lzms; level 1-100
+  --chunk-size=SIZE  capture/export: uncompressed chunk size (default 32K)
+  --check            capture/append/export/delete: write an integrity table
+  --boot             capture/append/export: mark the new image bootable
   --unix-data        restore owners, modes and special files (apply/extract)
   --rpfix/--norpfix  apply: rewrite absolute link targets under DIR (default: as the WIM
                      says); capture: store targets inside DIR relative to it (default on)

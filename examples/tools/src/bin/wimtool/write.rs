@@ -1,14 +1,15 @@
-//! The subcommands that write: `capture` and `append`.
+//! The subcommands that write: `capture`, `append`, `export` and `delete`.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, CaptureReport};
+use wim_image::write::export::{export_image, rebuild};
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 
 use crate::args::{parse_size, Args, UsageError};
-use crate::commands::{corrupt, io_failure, with_causes, Failure};
+use crate::commands::{corrupt, image_index, io_failure, open, with_causes, Failure};
 
 /// Flags the writing commands accept.
 const FLAGS: &[&str] = &["--check", "--boot", "--rpfix", "--norpfix", "-q", "--quiet"];
@@ -177,4 +178,95 @@ pub fn append(a: &Args) -> Result<(), Failure> {
         .map_err(|e| io_failure(wim, &e))?;
     let w = WimWriter::append(f, &opts).map_err(|e| write_failure(&e, wim))?;
     add_and_finish(w, dir, &props, a, wim)
+}
+
+/// `export SRC IMAGE|all DEST [NAME]`: copies images into DEST, appending if it exists
+/// (keeping its compression), else creating it (with `--compress`, default the source's).
+pub fn export(a: &Args) -> Result<(), Failure> {
+    a.only_flags(FLAGS)?;
+    let (src, sel, dest, name) = match a.positional.as_slice() {
+        [s, i, d] => (s, i, d, None),
+        [s, i, d, n] => (s, i, d, Some(n.as_str())),
+        _ => return Err(UsageError("expected SRC IMAGE|all DEST [NAME]".into()).into()),
+    };
+    let wim = open(src, a)?;
+    let images: Vec<u32> = if sel.eq_ignore_ascii_case("all") {
+        (1..=wim.image_count()).collect()
+    } else {
+        vec![image_index(&wim, Some(sel))?]
+    };
+    if name.is_some() && images.len() > 1 {
+        return Err(UsageError("NAME needs a single image".into()).into());
+    }
+    let dest = Path::new(dest);
+    let mut opts = write_options(a)?;
+    if a.value(&["--compress"]).is_none() {
+        let c = wim.header().compression().ok().flatten();
+        opts.compression = c.map(|(codec, _)| codec);
+        if a.value(&["--chunk-size"]).is_none() {
+            opts.chunk_size = c.map_or(0, |(_, size)| size);
+        }
+    }
+    let existing = dest.exists();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(!existing)
+        .open(dest)
+        .map_err(|e| io_failure(dest, &e))?;
+    let result = (|| {
+        let mut w = if existing {
+            WimWriter::append(f, &opts)
+        } else {
+            WimWriter::create(f, &opts)
+        }
+        .map_err(|e| write_failure(&e, dest))?;
+        for &i in &images {
+            let n = export_image(&wim, i, &mut w, name).map_err(|e| write_failure(&e, dest))?;
+            if a.flag(&["--boot"]) {
+                w.set_boot_index(n).map_err(|e| write_failure(&e, dest))?;
+            }
+        }
+        w.finish().map_err(|e| write_failure(&e, dest))?;
+        Ok(())
+    })();
+    if result.is_err() && !existing {
+        let _ = std::fs::remove_file(dest);
+    }
+    result
+}
+
+/// `delete WIM IMAGE|all`: rebuilds WIM without the image into a temporary file beside it,
+/// then renames it over the original (a crash leaves the original untouched).
+pub fn delete(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["-q", "--quiet", "--check"])?;
+    let [path, sel] = a.positional(&["WIM", "IMAGE"])? else {
+        unreachable!()
+    };
+    let wim = open(path, a)?;
+    let gone: Vec<u32> = if sel.eq_ignore_ascii_case("all") {
+        (1..=wim.image_count()).collect()
+    } else {
+        vec![image_index(&wim, Some(sel))?]
+    };
+    let path = Path::new(path);
+    let tmp = path.with_file_name(format!(
+        ".{}.wimtool-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let opts = write_options(a)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| io_failure(&tmp, &e))?;
+    let result = rebuild(&wim, f, &|i| !gone.contains(&i), &opts)
+        .map_err(|e| write_failure(&e, path))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| io_failure(path, &e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

@@ -1,0 +1,197 @@
+//! Exporting images from an open WIM into a WIM being written (`export`), which also rebuilds
+//! files without some of their images (`delete`): each image's tree is turned back into a
+//! [`NewImage`] whose streams name their blobs by hash, and blobs the output lacks are copied
+//! (decompressed, hashed and recompressed with the output's settings). Reference counts come
+//! from the trees, never from the source's blob table.
+
+use alloc::collections::BTreeMap;
+
+use crate::blob_table::Sha1Hash;
+use crate::dentry::{Dentry, ZERO_HASH};
+use crate::io::ReadAt;
+use crate::metadata::Tree;
+use crate::read::BlobReader;
+use crate::wim::Wim;
+
+use super::image::{Content, Inode, InodeId, NewImage, StreamId};
+use super::{xml, BlobProvider, ImageProps, WimWriter, WriteAt, WriteError};
+
+/// Reads the blobs of a source WIM.
+struct SourceBlobs<'w, R> {
+    wim: &'w Wim<R>,
+    reader: BlobReader<'w, R>,
+}
+
+impl<R: ReadAt> BlobProvider for SourceBlobs<'_, R> {
+    fn read_at(
+        &mut self,
+        hash: &Sha1Hash,
+        _size: u64,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), WriteError> {
+        let blob = self
+            .wim
+            .blob(hash)
+            .ok_or(WriteError::MissingBlob { hash: *hash })?;
+        self.reader
+            .read_at(blob, offset, buf)
+            .map_err(WriteError::Read)
+    }
+}
+
+/// Converts a read tree into an image whose streams are the source's blobs.
+pub fn image_from_tree<R: ReadAt>(wim: &Wim<R>, tree: &Tree) -> Result<NewImage, WriteError> {
+    let root = &tree.root().dentry;
+    let mut img = NewImage::new(inode_from(root));
+    img.security = tree.security.descriptors.clone();
+    let mut links: BTreeMap<u64, InodeId> = BTreeMap::new();
+    let stream =
+        |img: &mut NewImage, h: Option<Sha1Hash>| -> Result<Option<StreamId>, WriteError> {
+            match h {
+                None => Ok(None),
+                Some(h) if h == ZERO_HASH => Ok(None),
+                Some(h) => {
+                    let size = wim
+                        .blob(&h)
+                        .ok_or(WriteError::MissingBlob { hash: h })?
+                        .size;
+                    Ok(img.add_stream(size, Content::Blob(h)))
+                }
+            }
+        };
+    img.inodes[0].reparse_data = stream(&mut img, root.reparse_data)?;
+    // Dentry ids follow the tree's node ids (breadth first, children contiguous).
+    let mut ids: alloc::vec::Vec<u32> = alloc::vec![0; tree.nodes.len()];
+    for id in tree.walk().skip(1) {
+        let n = tree.node(id);
+        let de = &n.dentry;
+        let inode = match links.get(&de.link_group) {
+            Some(&i) if de.link_group != 0 => i,
+            _ => {
+                let mut inode = inode_from(de);
+                inode.data = stream(&mut img, if de.is_dir() { None } else { de.data })?;
+                inode.reparse_data = stream(&mut img, de.reparse_data)?;
+                if de
+                    .attributes
+                    .contains(crate::defs::FileAttributes::ENCRYPTED)
+                {
+                    inode.data = stream(&mut img, de.efs_data)?;
+                }
+                for ns in &de.named_streams {
+                    let s = stream(&mut img, Some(ns.hash))?;
+                    inode.named.push((ns.name.clone(), s));
+                }
+                let i = img.add_inode(inode);
+                if de.link_group != 0 {
+                    links.insert(de.link_group, i);
+                }
+                i
+            }
+        };
+        let parent = ids[n.parent as usize];
+        let d = img.add_dentry(parent, de.name.clone(), inode);
+        img.dentries[d as usize].short_name = de.short_name.clone();
+        ids[id as usize] = d;
+    }
+    Ok(img)
+}
+
+fn inode_from(d: &Dentry) -> Inode {
+    let mut i = Inode::new(
+        d.attributes,
+        d.creation_time,
+        d.last_access_time,
+        d.last_write_time,
+    );
+    i.security_id = d.security_id;
+    i.reparse = d.reparse;
+    i.tagged = d.tagged.clone();
+    i.unknown_0x54 = d.unknown_0x54;
+    i
+}
+
+/// Copies image `index` of `src` into `out` as its next image, keeping the source's XML
+/// element (renumbered, statistics recomputed) unless `name` replaces its name. Returns the
+/// new index.
+pub fn export_image<R: ReadAt, W: WriteAt>(
+    src: &Wim<R>,
+    index: u32,
+    out: &mut WimWriter<W>,
+    name: Option<&str>,
+) -> Result<u32, WriteError> {
+    let tree = src
+        .image(index)
+        .map_err(|_| WriteError::ImageIndex { index })?;
+    let mut img = image_from_tree(src, &tree)?;
+    let element = src.xml().image(index).map(|i| i.element.clone());
+    let props = ImageProps {
+        name: match name {
+            Some(n) => n.into(),
+            None => element
+                .as_ref()
+                .and_then(|e| e.text_at("NAME"))
+                .unwrap_or_default(),
+        },
+        ..ImageProps::default()
+    };
+    let mut provider = SourceBlobs {
+        wim: src,
+        reader: src.reader(),
+    };
+    out.add_image_with(&mut img, &props, &mut provider, element)
+}
+
+impl<W: WriteAt> WimWriter<W> {
+    /// Like [`add_image`](Self::add_image), but keeps `element` (an `<IMAGE>` from another
+    /// WIM) with its index, name and statistics updated.
+    pub fn add_image_with(
+        &mut self,
+        image: &mut NewImage,
+        props: &ImageProps,
+        provider: &mut dyn BlobProvider,
+        element: Option<crate::xml::Element>,
+    ) -> Result<u32, WriteError> {
+        let index = self.add_image(image, props, provider)?;
+        if let Some(mut e) = element {
+            xml::set_index(&mut e, index);
+            xml::set_stats(&mut e, &image.stats(), self.now);
+            if !props.name.is_empty() {
+                xml::set_name(&mut e, &props.name);
+            }
+            xml::replace_image(&mut self.xml, index, e);
+        }
+        Ok(index)
+    }
+}
+
+/// Writes into `out` the images of `src` for which `keep(index)` holds, in order, with the
+/// source's compression, chunk size, `RP_FIX` flag and integrity table (and its boot image,
+/// if kept); `opts` gives threads, level, time, GUID and whether to add an integrity table. This is how `delete` rebuilds a
+/// file: into a new one that then replaces the original.
+pub fn rebuild<R: ReadAt, W: WriteAt>(
+    src: &Wim<R>,
+    out: W,
+    keep: &dyn Fn(u32) -> bool,
+    opts: &super::WriteOptions,
+) -> Result<W, WriteError> {
+    let h = src.header();
+    let compression = h.compression().ok().flatten();
+    let opts = super::WriteOptions {
+        compression: compression.map(|(c, _)| c),
+        chunk_size: compression.map_or(0, |(_, s)| s),
+        rp_fix: h.flags.contains(crate::defs::HeaderFlags::RP_FIX),
+        integrity: opts.integrity || !h.integrity.is_empty(),
+        ..opts.clone()
+    };
+    let mut w = WimWriter::create(out, &opts)?;
+    for i in 1..=src.image_count() {
+        if keep(i) {
+            let n = export_image(src, i, &mut w, None)?;
+            if h.boot_index == i {
+                w.set_boot_index(n)?;
+            }
+        }
+    }
+    w.finish()
+}
