@@ -41,7 +41,9 @@
 //!
 //! Reading, listing, verifying and applying (to a Linux directory) every WIM wimlib and
 //! Microsoft's tools write: uncompressed, XPRESS, LZX, LZMS, solid (ESD), split (`.swm`) and
-//! pipable. Capture, append, export and optimize arrive with the second WIM issue.
+//! pipable. Writing ([`write`](mod@write)): capture of a Linux directory tree, in-place append, export
+//! and delete (as a rebuild), uncompressed or XPRESS so far (LZX and LZMS as their
+//! compressors land); no solid output, split, update or optimize yet.
 //!
 //! ## Features
 //!

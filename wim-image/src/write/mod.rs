@@ -401,6 +401,12 @@ impl<W: WriteAt> WimWriter<W> {
             (hdr, wim.xml().clone(), names, entries, old)
         };
         let (compression, image_count, had_integrity) = old;
+        let mut hdr = hdr;
+        if hdr.boot_index.get() > image_count {
+            // Names no image (wimlib ignores such a value): dropped.
+            hdr.boot_index.set(0);
+            hdr.boot_metadata = ResHdrDisk::default();
+        }
         let pos = out.size();
         let mut blobs = BlobOut::new(out, pos, compression, opts.level, threads(opts.threads))?;
         blobs.adopt_entries(entries, 1);
@@ -541,8 +547,11 @@ impl<W: WriteAt> WimWriter<W> {
         h.integrity = reshdr_disk(&integrity);
         let boot = h.boot_index.get();
         let old_images = self.image_count - self.metadata.len() as u32;
-        if boot > old_images {
-            h.boot_metadata = reshdr_disk(&self.metadata[(boot - old_images - 1) as usize]);
+        if let Some(r) = boot
+            .checked_sub(old_images + 1)
+            .and_then(|i| self.metadata.get(i as usize))
+        {
+            h.boot_metadata = reshdr_disk(r);
         } else if boot == 0 {
             h.boot_metadata = ResHdrDisk::default();
         }
