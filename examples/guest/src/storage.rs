@@ -48,6 +48,11 @@ const RANDOM_START: u64 = 16 << 20;
 /// See [`RANDOM_START`]; the integration tests compute the same image.
 const RANDOM_FILL: u64 = 0x7669_7269_6469_616E;
 const RANDOM_LEN: u64 = 16 << 20;
+/// Sequential I/O at queue depth 1 and 32: 1 MiB at 12 MiB in 16 KiB requests, each 4 KiB
+/// block holding [`RANDOM_FILL`] xor its LBA like the random writes.
+const QUEUED_OFFSET: u64 = 12 << 20;
+const QUEUED_LEN: usize = 1 << 20;
+const QUEUED_CHUNK: usize = 16 << 10;
 /// Random I/Os per measurement.
 const RANDOM_OPS: usize = 128;
 
@@ -288,21 +293,50 @@ impl<'a> Storvsc<'a> {
     }
 
     /// 4 KiB random reads or writes at queue depth `qd` in the free upper half of a 32 MiB
-    /// disk (the same `ops` LBAs every time: writes store [`RANDOM_FILL`] xor the LBA, reads
-    /// check it); returns the elapsed time in 100 ns units.
+    /// disk (the same `ops` LBAs every time); returns the elapsed time in 100 ns units.
     fn random_io(&mut self, write: bool, qd: usize, ops: usize) -> u64 {
-        let mut expected = vec![0u8; 4096];
-        let mut raw = vec![0u8; (qd + 1) * 4096];
-        let base = raw.as_ptr() as usize;
-        let aligned = (base + 4095) & !4095;
-        let slots = &mut raw[aligned - base..];
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next_lba = move || {
+        self.queued_io(write, qd, ops, 4096, move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             RANDOM_START / 512 + (seed % (RANDOM_LEN / 4096)) * 8
-        };
+        })
+    }
+
+    /// Sequential [`QUEUED_CHUNK`]-byte reads or writes over [`QUEUED_LEN`] bytes at
+    /// [`QUEUED_OFFSET`], at queue depth `qd`; returns the elapsed time in 100 ns units.
+    fn sequential_io(&mut self, write: bool, qd: usize) -> u64 {
+        let mut lba = QUEUED_OFFSET / 512;
+        self.queued_io(
+            write,
+            qd,
+            QUEUED_LEN / QUEUED_CHUNK,
+            QUEUED_CHUNK,
+            move || {
+                let at = lba;
+                lba += (QUEUED_CHUNK / 512) as u64;
+                at
+            },
+        )
+    }
+
+    /// `ops` requests of `len` bytes (whole 4 KiB blocks) at the LBAs `next_lba` gives, with
+    /// up to `qd` outstanding. Writes store in each 4 KiB block [`RANDOM_FILL`] xor its LBA;
+    /// reads check it. Returns the elapsed time in 100 ns units.
+    fn queued_io(
+        &mut self,
+        write: bool,
+        qd: usize,
+        ops: usize,
+        len: usize,
+        mut next_lba: impl FnMut() -> u64,
+    ) -> u64 {
+        let mut expected = vec![0u8; 4096];
+        let mut raw = vec![0u8; qd * len + 4096];
+        let base = raw.as_ptr() as usize;
+        let aligned = (base + 4095) & !4095;
+        let slots = &mut raw[aligned - base..];
         // The transaction in each slot (`u64::MAX`: free), and its LBA.
         let mut slot_of: Vec<u64> = vec![u64::MAX; qd];
         let mut lba_of: Vec<u64> = vec![0; qd];
@@ -319,11 +353,13 @@ impl<'a> Storvsc<'a> {
                     continue;
                 }
                 let lba = next_lba();
-                let buffer = &mut slots[slot * 4096..(slot + 1) * 4096];
+                let buffer = &mut slots[slot * len..(slot + 1) * len];
                 if write {
-                    fill_qwords(buffer, RANDOM_FILL ^ lba);
+                    for (k, block) in buffer.chunks_mut(4096).enumerate() {
+                        fill_qwords(block, RANDOM_FILL ^ (lba + 8 * k as u64));
+                    }
                 }
-                let p = Self::srb_packet(&Self::rw_cdb(write, lba, 8), 4096, write);
+                let p = Self::srb_packet(&Self::rw_cdb(write, lba, (len / 512) as u32), len, write);
                 let (id, must) = self.queue(&p, Some(buffer));
                 slot_of[slot] = id;
                 lba_of[slot] = lba;
@@ -339,19 +375,22 @@ impl<'a> Storvsc<'a> {
                 let srb = answer.srb();
                 assert!(
                     srb.srb_status == SrbStatus::SUCCESS.0,
-                    "storvsc: random I/O failed: {:#x}",
+                    "storvsc: queued I/O failed: {:#x}",
                     srb.srb_status
                 );
                 completed += 1;
                 if let Some(slot) = slot_of.iter().position(|&s| s == id) {
                     slot_of[slot] = u64::MAX;
                     if !write {
-                        fill_qwords(&mut expected, RANDOM_FILL ^ lba_of[slot]);
-                        assert!(
-                            equal_qwords(&slots[slot * 4096..(slot + 1) * 4096], &expected),
-                            "storvsc: random read of LBA {} returned other data",
-                            lba_of[slot]
-                        );
+                        let buffer = &slots[slot * len..(slot + 1) * len];
+                        for (k, block) in buffer.chunks(4096).enumerate() {
+                            let lba = lba_of[slot] + 8 * k as u64;
+                            fill_qwords(&mut expected, RANDOM_FILL ^ lba);
+                            assert!(
+                                equal_qwords(block, &expected),
+                                "storvsc: read of LBA {lba} returned other data"
+                            );
+                        }
                     }
                 }
                 next = self.try_completion();
@@ -546,6 +585,22 @@ impl<'a> Storvsc<'a> {
         ));
         // Writes first, so the reads find data (a sparse disk answers unwritten blocks
         // without reading anything).
+        for write in [true, false] {
+            for qd in [1, 32] {
+                self.mark();
+                let t = self.sequential_io(write, qd);
+                say(format_args!(
+                    "storvsc: sequential {} MiB at {:#x} in {} KiB requests at queue depth {}: {} {} MiB/s{}",
+                    Dec((QUEUED_LEN >> 20) as u64),
+                    QUEUED_OFFSET,
+                    Dec((QUEUED_CHUNK >> 10) as u64),
+                    Dec(qd as u64),
+                    if write { "write" } else { "read" },
+                    Dec((QUEUED_LEN as u64 * 10_000_000 / t.max(1)) >> 20),
+                    if write { "" } else { ", verified" }
+                ));
+            }
+        }
         for write in [true, false] {
             for qd in [1, 32] {
                 self.mark();

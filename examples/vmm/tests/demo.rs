@@ -37,7 +37,7 @@ fn whole_demo_composes_disk_snapshot_network_and_completion() {
     // The sequential run and the random writes come after the snapshot.
     let merged = format!(
         "host[a]: snapshot: merged {} KiB from ",
-        2048 + common::random_kib()
+        2048 + common::filled_kib()
     );
     in_order(
         &a,

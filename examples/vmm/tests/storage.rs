@@ -44,7 +44,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The raw image the guest's writes to `regions` (and its random writes, when `random`) must
+/// The raw image the guest's writes to `regions` (and its queued writes, when `random`) must
 /// produce on a zeroed disk of `size` bytes.
 fn expected_image(size: u64, regions: &[(u64, u64)], random: bool) -> Vec<u8> {
     let mut raw = vec![0u8; size as usize];
@@ -54,7 +54,7 @@ fn expected_image(size: u64, regions: &[(u64, u64)], random: bool) -> Vec<u8> {
         }
     }
     if random {
-        for lba in common::random_lbas() {
+        for lba in common::filled_lbas() {
             let at = lba as usize * 512;
             raw[at..at + 4096].copy_from_slice(&common::random_block(lba));
         }
@@ -261,7 +261,7 @@ fn live_snapshot_is_kept_or_merged() {
             assert!(
                 stdout.contains(&format!(
                     "host: snapshot: merged {} KiB",
-                    2048 + common::random_kib()
+                    2048 + common::filled_kib()
                 )),
                 "{stdout}"
             );

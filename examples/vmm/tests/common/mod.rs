@@ -87,7 +87,17 @@ pub fn random_lbas() -> Vec<u64> {
         .collect()
 }
 
-/// What the guest's random writes leave in the 4 KiB block at `lba`: one 8-byte value, the
+/// The 4 KiB blocks (by first LBA, sorted, each once) the guest's queued writes fill with
+/// [`random_block`]: the random writes and the sequential queue-depth run (1 MiB at 12 MiB).
+pub fn filled_lbas() -> Vec<u64> {
+    let mut lbas = random_lbas();
+    lbas.extend(((12 << 20) / 512..(13 << 20) / 512).step_by(8));
+    lbas.sort_unstable();
+    lbas.dedup();
+    lbas
+}
+
+/// What the guest's queued writes leave in the 4 KiB block at `lba`: one 8-byte value, the
 /// guest's `RANDOM_FILL` xor the LBA, repeated (little-endian).
 pub fn random_block(lba: u64) -> [u8; 4096] {
     let value = (0x7669_7269_6469_616E_u64 ^ lba).to_le_bytes();
@@ -98,10 +108,7 @@ pub fn random_block(lba: u64) -> [u8; 4096] {
     block
 }
 
-/// The KiB the guest's random writes occupy (distinct 4 KiB blocks).
-pub fn random_kib() -> u64 {
-    let mut lbas = random_lbas();
-    lbas.sort_unstable();
-    lbas.dedup();
-    lbas.len() as u64 * 4
+/// The KiB the guest's queued writes occupy (distinct 4 KiB blocks).
+pub fn filled_kib() -> u64 {
+    filled_lbas().len() as u64 * 4
 }
