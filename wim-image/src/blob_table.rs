@@ -91,8 +91,9 @@ pub struct BlobTable {
 
 impl BlobTable {
     /// Parses the table of part `part`: entries for other parts, with a zero hash or size, or
-    /// repeating a hash, are ignored (as wimlib does); so are metadata entries whose reference
-    /// count is zero.
+    /// repeating the hash of a data blob, are ignored (as wimlib does); so are metadata entries
+    /// whose reference count is zero. Every other metadata entry is an image, even when its
+    /// hash repeats an earlier image's (identical trees).
     pub fn parse(bytes: &[u8], part: u16) -> Result<BlobTable, BlobTableError> {
         let mut t = BlobTable::default();
         t.add_part(bytes, part)?;
@@ -156,7 +157,12 @@ impl BlobTable {
                 self.ignored += 1;
                 continue;
             }
-            if self.by_hash.contains_key(&e.hash) {
+            // A repeated hash is the same blob stored twice: the first copy serves. Metadata
+            // resources are the exception: each is its own image, and two images with
+            // identical trees have identical metadata (wimlib writes such files when the same
+            // tree is appended again).
+            let seen = self.by_hash.contains_key(&e.hash);
+            if seen && !is_metadata {
                 self.ignored += 1;
                 continue;
             }
@@ -168,7 +174,9 @@ impl BlobTable {
                 is_metadata,
                 location,
             });
-            self.by_hash.insert(e.hash, idx);
+            if !seen {
+                self.by_hash.insert(e.hash, idx);
+            }
             if is_metadata {
                 self.metadata.push(idx);
             }

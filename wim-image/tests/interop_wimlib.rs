@@ -226,6 +226,44 @@ fn append_and_split() {
     assert!(Wim::open_parts(sources).is_err());
 }
 
+/// The same tree captured and appended again: the two images' metadata resources are
+/// byte-identical (same hash in the blob table) and both must still be images.
+#[test]
+fn same_tree_appended_twice() {
+    if wimlib().is_none() {
+        return;
+    }
+    let s = Scratch::new("twice");
+    let a = s.path("a");
+    build_tree(&a, 0);
+    // A first capture reads every file, so their access times (relatime) stop changing and
+    // the two captures below record identical trees.
+    let warm = s.path("warm.wim");
+    run_wimlib(&["capture", a.to_str().unwrap(), warm.to_str().unwrap()]);
+    let w = s.path("twice.wim");
+    let ws = w.to_str().unwrap();
+    run_wimlib(&["capture", a.to_str().unwrap(), ws, "first"]);
+    run_wimlib(&["append", a.to_str().unwrap(), ws, "again"]);
+    let info = run_wimlib(&["info", ws, "--blobs"]);
+    let metadata_hashes: Vec<&str> = info
+        .split("\n\n")
+        .filter(|entry| entry.contains("WIM_RESHDR_FLAG_METADATA"))
+        .filter_map(|entry| entry.lines().find(|l| l.starts_with("Hash")))
+        .collect();
+    assert_eq!(metadata_hashes.len(), 2, "{info}");
+    assert_eq!(
+        metadata_hashes[0], metadata_hashes[1],
+        "the images differ: {info}"
+    );
+    let wim = open(&w);
+    assert_eq!(wim.image_count(), 2);
+    assert!(wim.verify(&mut |_| {}).is_ok());
+    for i in 1..=2 {
+        check_dir(&wim, &w, i, None);
+    }
+    check_apply(&wim, &w, 2, false, 2, &s, None);
+}
+
 #[test]
 fn large_file() {
     if wimlib().is_none() {
