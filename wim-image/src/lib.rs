@@ -41,9 +41,10 @@
 //!
 //! Reading, listing, verifying and applying (to a Linux directory) every WIM wimlib and
 //! Microsoft's tools write: uncompressed, XPRESS, LZX, LZMS, solid (ESD), split (`.swm`) and
-//! pipable. Writing ([`write`](mod@write)): capture of a Linux directory tree, in-place append, export
-//! and delete (as a rebuild), uncompressed or XPRESS so far (LZX and LZMS as their
-//! compressors land); no solid output, split, update or optimize yet.
+//! pipable. Writing ([`write`](mod@write)): capture of a Linux directory tree, in-place append,
+//! export, delete (as a rebuild, or in place), and update (add, replace, delete and rename
+//! paths of an image, committed in place), uncompressed or XPRESS so far (LZX and LZMS as
+//! their compressors land); no solid output, split or optimize yet.
 //!
 //! ## Features
 //!

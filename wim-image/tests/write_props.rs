@@ -1,8 +1,8 @@
 //! The writer in memory: random trees written and read back give the same tree (names,
 //! attributes, times, contents, hard links, reparse data), in one or several images with
-//! single-instance storage; and an append cut at every write boundary leaves a WIM whose
-//! original images still read, checked with our reader at every cut and with
-//! `wimlib-imagex` at a few.
+//! single-instance storage; and an append, an update (an image's tree replaced) and an
+//! in-place delete cut at every write boundary leave a WIM whose original images still read,
+//! checked with our reader at every cut and with `wimlib-imagex` at a few.
 
 mod wimlib_support;
 
@@ -14,6 +14,7 @@ use wim_image::codec::Codec;
 use wim_image::defs::{FileAttributes, ReparseTag};
 use wim_image::dentry::ReparseInfo;
 use wim_image::write::image::{Content, DentryId, Inode, NewImage};
+use wim_image::write::inplace::{delete_in_place, Fate};
 use wim_image::write::{ImageProps, NoBlobs, SinkError, WimWriter, WriteAt, WriteOptions};
 use wim_image::Wim;
 
@@ -229,9 +230,10 @@ proptest! {
         prop_assert!(ok);
         prop_assert_eq!(normalize(&read_back(&wim, 1)), normalize(&ea));
         prop_assert_eq!(normalize(&read_back(&wim, 2)), normalize(&eb));
-        // Single instance: no two blob-table entries hold the same data.
+        // Single instance: no two data entries hold the same data (two images with identical
+        // trees have identical metadata, each its own entry).
         let mut seen = std::collections::BTreeSet::new();
-        for blob in &wim.blob_table().blobs {
+        for blob in wim.blob_table().blobs.iter().filter(|b| !b.is_metadata) {
             prop_assert!(seen.insert(blob.hash));
         }
     }
@@ -313,64 +315,163 @@ fn append(sink: CutSink, integrity: bool) -> CutSink {
     w.finish().unwrap()
 }
 
+/// Files cut after some number of writes.
+type CutFiles = [(u64, Vec<u8>)];
+
+/// Runs `op` on `base` with a crash after every possible number of writes: every cut file
+/// must open, verify and satisfy `old` (and `new` when no write was lost); wimlib checks a
+/// few of them with `wimlib_check`.
+fn cut_at_every_write(
+    base: &[u8],
+    op: &dyn Fn(CutSink) -> CutSink,
+    old: &dyn Fn(&Wim<&[u8]>, u64),
+    new: &dyn Fn(&Wim<&[u8]>),
+    wimlib_check: &dyn Fn(&CutFiles, u64),
+) {
+    let sink = |keep| CutSink {
+        data: base.to_vec(),
+        keep,
+        writes: 0,
+    };
+    let total = op(sink(u64::MAX)).writes;
+    assert!(total >= 4, "{total} writes");
+    let mut cut_files = Vec::new();
+    for keep in 0..=total {
+        let out = op(sink(keep));
+        let wim = Wim::open(out.data.as_slice())
+            .unwrap_or_else(|e| panic!("cut after {keep} of {total} writes: {e}"));
+        assert!(wim.verify(&mut |_| {}).is_ok(), "cut after {keep}");
+        if keep == total {
+            new(&wim);
+        } else {
+            old(&wim, keep);
+        }
+        if [0, 1, total / 2, total - 1, total].contains(&keep) {
+            cut_files.push((keep, out.data));
+        }
+    }
+    wimlib_check(&cut_files, total);
+}
+
 #[test]
 fn append_survives_a_cut_at_every_write() {
     let (img, expect1) = crash_tree(1);
+    let (_, expect2) = crash_tree(2);
     for integrity in [false, true] {
         let opts = WriteOptions {
             integrity,
             ..WriteOptions::default()
         };
         let base = write(&mut [img.clone()], &opts);
-        let full = append(
-            CutSink {
-                data: base.clone(),
-                keep: u64::MAX,
-                writes: 0,
-            },
-            integrity,
-        );
-        let total = full.writes;
-        assert!(total >= 6, "{total} writes");
-        let (_, expect2) = crash_tree(2);
-        let mut cut_files = Vec::new();
-        for keep in 0..=total {
-            let out = append(
-                CutSink {
-                    data: base.clone(),
-                    keep,
-                    writes: 0,
-                },
-                integrity,
-            );
-            let wim = Wim::open(out.data.as_slice())
-                .unwrap_or_else(|e| panic!("cut after {keep} of {total} writes: {e}"));
-            assert!(wim.verify(&mut |_| {}).is_ok(), "cut after {keep}");
-            assert_eq!(
-                normalize(&read_back(&wim, 1)),
-                normalize(&expect1),
-                "cut after {keep}"
-            );
-            if keep == total {
-                assert_eq!(wim.image_count(), 2);
-                assert_eq!(normalize(&read_back(&wim, 2)), normalize(&expect2));
-            } else {
+        cut_at_every_write(
+            &base,
+            &|s| append(s, integrity),
+            &|wim, keep| {
                 assert_eq!(wim.image_count(), 1, "cut after {keep}");
-            }
-            if [0, 1, total / 2, total - 1, total].contains(&keep) {
-                cut_files.push((keep, out.data));
-            }
-        }
-        check_with_wimlib(&cut_files, total);
+                assert_eq!(normalize(&read_back(wim, 1)), normalize(&expect1));
+            },
+            &|wim| {
+                assert_eq!(wim.image_count(), 2);
+                assert_eq!(normalize(&read_back(wim, 1)), normalize(&expect1));
+                assert_eq!(normalize(&read_back(wim, 2)), normalize(&expect2));
+            },
+            &|files, total| check_with_wimlib("append", files, total, "2", "1"),
+        );
     }
 }
 
-/// wimlib reads the first image of a WIM cut at a few points (and both after the last).
-fn check_with_wimlib(files: &[(u64, Vec<u8>)], total: u64) {
+/// The two images of [`two_images`] are intact.
+fn both_old(
+    wim: &Wim<&[u8]>,
+    keep: u64,
+    expect1: &BTreeMap<String, Expect>,
+    expect2: &BTreeMap<String, Expect>,
+) {
+    assert_eq!(wim.image_count(), 2, "cut after {keep}");
+    assert_eq!(normalize(&read_back(wim, 1)), normalize(expect1));
+    assert_eq!(normalize(&read_back(wim, 2)), normalize(expect2));
+}
+
+/// Two images, uncompressed or XPRESS.
+fn two_images(xpress: bool) -> Vec<u8> {
+    let opts = WriteOptions {
+        compression: xpress.then_some(Codec::Xpress),
+        ..WriteOptions::default()
+    };
+    write(&mut [crash_tree(1).0, crash_tree(2).0], &opts)
+}
+
+#[test]
+fn update_survives_a_cut_at_every_write() {
+    let (_, expect1) = crash_tree(1);
+    let (_, expect2) = crash_tree(2);
+    let (_, expect3) = crash_tree(3);
+    for xpress in [false, true] {
+        let base = two_images(xpress);
+        // Image 1 gets a new tree (new blobs and shared ones); image 2 stays.
+        let op = |s: CutSink| {
+            let mut w =
+                WimWriter::rewrite(s, &WriteOptions::default(), &[Fate::Replace, Fate::Keep])
+                    .unwrap();
+            w.replace_image(1, &mut crash_tree(3).0, &mut NoBlobs)
+                .unwrap();
+            w.finish().unwrap()
+        };
+        cut_at_every_write(
+            &base,
+            &op,
+            &|wim, keep| both_old(wim, keep, &expect1, &expect2),
+            &|wim| {
+                assert_eq!(wim.image_count(), 2);
+                assert_eq!(normalize(&read_back(wim, 1)), normalize(&expect3));
+                assert_eq!(normalize(&read_back(wim, 2)), normalize(&expect2));
+                // Image 1's old big file is gone from the table; the shared blob counts 2.
+                let blobs = &wim.blob_table().blobs;
+                assert_eq!(blobs.iter().filter(|b| b.size == 200_000).count(), 2);
+                let shared = blobs.iter().find(|b| b.size == 14).unwrap();
+                assert_eq!(shared.ref_count, 2);
+            },
+            &|files, total| check_with_wimlib("update", files, total, "2", "2"),
+        );
+    }
+}
+
+#[test]
+fn delete_in_place_survives_a_cut_at_every_write() {
+    let (_, expect1) = crash_tree(1);
+    let (_, expect2) = crash_tree(2);
+    for xpress in [false, true] {
+        let base = two_images(xpress);
+        let op = |s: CutSink| delete_in_place(s, &[1], &WriteOptions::default()).unwrap();
+        cut_at_every_write(
+            &base,
+            &op,
+            &|wim, keep| both_old(wim, keep, &expect1, &expect2),
+            &|wim| {
+                assert_eq!(wim.image_count(), 1);
+                assert_eq!(normalize(&read_back(wim, 1)), normalize(&expect2));
+                // Only image 2's blobs stay: its big file, small file and the shared one.
+                let data = wim.blob_table().blobs.iter().filter(|b| !b.is_metadata);
+                assert_eq!(data.count(), 3);
+            },
+            &|files, total| check_with_wimlib("delete", files, total, "1", "2"),
+        );
+    }
+}
+
+/// wimlib verifies a WIM cut at a few points, lists `/dir/big` in image 1 and counts
+/// `images_new` images after the last write, `images_old` before.
+fn check_with_wimlib(
+    what: &str,
+    files: &[(u64, Vec<u8>)],
+    total: u64,
+    images_new: &str,
+    images_old: &str,
+) {
     if wimlib_support::wimlib().is_none() {
         return;
     }
-    let s = wimlib_support::Scratch::new("write-cut");
+    let s = wimlib_support::Scratch::new(&format!("cut-{what}"));
     for (keep, data) in files {
         let p = s.path(&format!("cut-{keep}.wim"));
         std::fs::write(&p, data).unwrap();
@@ -378,7 +479,11 @@ fn check_with_wimlib(files: &[(u64, Vec<u8>)], total: u64) {
         wimlib_support::run_wimlib(&["verify", p]);
         let listing = wimlib_support::run_wimlib(&["dir", p, "1"]);
         assert!(listing.contains("/dir/big"), "{listing}");
-        let images = if *keep == total { "2" } else { "1" };
+        let images = if *keep == total {
+            images_new
+        } else {
+            images_old
+        };
         let info = wimlib_support::run_wimlib(&["info", p]);
         assert!(
             info.lines()

@@ -342,11 +342,7 @@ fn export_matches_wimlib() {
     };
     let base = two_images(&s, &src);
     let (ours, theirs) = (s.path("ours.wim"), s.path("theirs.wim"));
-    let (b, o, t) = (
-        base.to_str().unwrap(),
-        ours.to_str().unwrap(),
-        theirs.to_str().unwrap(),
-    );
+    let (b, t) = (base.to_str().unwrap(), theirs.to_str().unwrap());
     run_wimlib(&["export", b, "2", t, "--compress=XPRESS"]);
     run_wimlib(&["export", b, "1", t]);
     let src_wim = open(&base);

@@ -7,82 +7,10 @@
 #[path = "../../../wim-image/tests/wimlib_support/mod.rs"]
 mod wimlib_support;
 
-use std::path::Path;
-use std::process::Command;
+mod wimtool_common;
 
-use wimlib_support::{
-    assert_same_tree, build_tree, bytes, run_wimlib, set_times, snapshot, wimlib, Scratch,
-};
-
-fn wimtool(args: &[&str]) -> (i32, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wimtool"))
-        .args(args)
-        .output()
-        .expect("run wimtool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code().expect("exit code"), text)
-}
-
-fn ok(args: &[&str]) {
-    let (code, text) = wimtool(args);
-    assert_eq!(code, 0, "wimtool {args:?}: {text}");
-}
-
-/// Runs `f` on `root` and puts every time under it back afterwards (reading moves access
-/// times, and the second tool must see what the first saw).
-fn keeping_times(root: &Path, f: impl FnOnce()) {
-    let before: Vec<_> = snapshot(root)
-        .into_iter()
-        .map(|(rel, info)| (root.join(rel), info))
-        .collect();
-    let restore = || {
-        for (p, info) in before.iter().rev() {
-            set_times(p, info.atime, info.mtime);
-        }
-    };
-    restore();
-    f();
-    restore();
-}
-
-/// The per-image statistics lines of `wimlib-imagex info` (times left out).
-fn stats(wim: &Path) -> Vec<String> {
-    let info = run_wimlib(&["info", wim.to_str().unwrap()]);
-    let keys = [
-        "Image Count:",
-        "Index:",
-        "Name:",
-        "Description:",
-        "Directory Count:",
-        "File Count:",
-        "Total Bytes:",
-        "Hard Link Bytes:",
-        "Boot Index:",
-        "Compression:",
-        "Attributes:",
-    ];
-    info.lines()
-        .filter(|l| keys.iter().any(|k| l.starts_with(k)))
-        .map(String::from)
-        .collect()
-}
-
-fn applies_same(ours: &Path, theirs: &Path, images: u32, s: &Scratch) {
-    run_wimlib(&["verify", ours.to_str().unwrap()]);
-    for i in 1..=images {
-        let idx = i.to_string();
-        let (a, b) = (s.path(&format!("a{i}")), s.path(&format!("b{i}")));
-        run_wimlib(&["apply", ours.to_str().unwrap(), &idx, a.to_str().unwrap()]);
-        run_wimlib(&["apply", theirs.to_str().unwrap(), &idx, b.to_str().unwrap()]);
-        assert_same_tree(&a, &b, &format!("image {i}"));
-        std::fs::remove_dir_all(&a).unwrap();
-        std::fs::remove_dir_all(&b).unwrap();
-    }
-}
+use wimlib_support::{build_tree, bytes, run_wimlib, wimlib, Scratch};
+use wimtool_common::{applies_same, keeping_times, ok, stats, wimtool};
 
 #[test]
 fn capture_and_append_match_wimlib() {

@@ -122,11 +122,18 @@ struct Scan<'a> {
     opts: &'a CaptureOptions,
     root_id: (u64, u64),
     links: HashMap<(u64, u64), InodeId>,
+    /// Device and inode number of every regular file's inode.
+    file_ids: Vec<(InodeId, (u64, u64))>,
     report: CaptureReport,
 }
 
 /// Scans the tree under `root` into an image (file data stay on disk until written).
 pub fn scan(root: &Path, opts: &CaptureOptions) -> Result<(NewImage, CaptureReport), CaptureError> {
+    let s = scan_dir(root, opts)?;
+    Ok((s.img, s.report))
+}
+
+fn scan_dir<'a>(root: &Path, opts: &'a CaptureOptions) -> Result<Scan<'a>, CaptureError> {
     let io = |source| CaptureError::Io {
         path: root.to_path_buf(),
         source,
@@ -142,13 +149,58 @@ pub fn scan(root: &Path, opts: &CaptureOptions) -> Result<(NewImage, CaptureRepo
         opts,
         root_id: (md.dev(), md.ino()),
         links: HashMap::new(),
+        file_ids: Vec::new(),
         report: CaptureReport {
             dirs: 1,
             ..CaptureReport::default()
         },
     };
     s.directory(root, 0)?;
-    Ok((s.img, s.report))
+    Ok(s)
+}
+
+/// A file or directory tree scanned to be added to an existing image (`update`).
+#[derive(Debug)]
+pub struct Branch {
+    /// The scanned tree: the source is dentry 0 if it is a directory, else the only child
+    /// of an empty root.
+    pub image: NewImage,
+    /// The source's dentry (`None`: a special file, skipped).
+    pub root: Option<DentryId>,
+    /// Device and inode number of each regular file's inode: a file met again in a later
+    /// branch of the same update becomes a hard link of the first (as wimlib does).
+    pub file_ids: Vec<(InodeId, (u64, u64))>,
+    /// What was found.
+    pub report: CaptureReport,
+}
+
+/// Scans `path` (a directory, a file or a symbolic link, not followed) as a [`Branch`].
+/// Reparse-point fixing, if asked, is relative to `path`.
+pub fn scan_branch(path: &Path, opts: &CaptureOptions) -> Result<Branch, CaptureError> {
+    let md = fs::symlink_metadata(path).map_err(|source| CaptureError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (s, root) = if md.is_dir() {
+        (scan_dir(path, opts)?, Some(0))
+    } else {
+        let mut s = Scan {
+            img: NewImage::new(Inode::new(FileAttributes::DIRECTORY, 0, 0, 0)),
+            opts,
+            root_id: (md.dev(), md.ino()),
+            links: HashMap::new(),
+            file_ids: Vec::new(),
+            report: CaptureReport::default(),
+        };
+        let d = s.entry(path, String::from("branch"), 0)?;
+        (s, d)
+    };
+    Ok(Branch {
+        image: s.img,
+        root,
+        file_ids: s.file_ids,
+        report: s.report,
+    })
 }
 
 fn inode_for(md: &fs::Metadata, attributes: FileAttributes) -> Inode {
@@ -175,46 +227,64 @@ impl Scan<'_> {
             let entry = entry.map_err(io(dir))?;
             let path = entry.path();
             let name = utf8(&entry.file_name(), &path)?;
-            let md = fs::symlink_metadata(&path).map_err(io(&path))?;
-            let ft = md.file_type();
-            if ft.is_dir() {
-                let inode = self
-                    .img
-                    .add_inode(inode_for(&md, FileAttributes::DIRECTORY));
-                let d = self.img.add_dentry(dentry, name, inode);
-                self.report.dirs += 1;
-                self.directory(&path, d)?;
-            } else if ft.is_file() {
-                let key = (md.dev(), md.ino());
-                self.report.files += 1;
-                if md.nlink() > 1 {
-                    if let Some(&inode) = self.links.get(&key) {
-                        self.img.add_dentry(dentry, name, inode);
-                        continue;
-                    }
-                }
-                let sparse = md.blocks() < md.size().div_ceil(512);
-                let attr = if sparse {
-                    FileAttributes::SPARSE_FILE
-                } else {
-                    FileAttributes::NORMAL
-                };
-                let mut inode = inode_for(&md, attr);
-                inode.data = self.img.add_stream(md.size(), Content::File(path.clone()));
-                let inode = self.img.add_inode(inode);
-                if md.nlink() > 1 {
-                    self.links.insert(key, inode);
-                }
-                self.img.add_dentry(dentry, name, inode);
-            } else if ft.is_symlink() {
-                self.report.symlinks += 1;
-                let inode = self.symlink(&path, &md)?;
-                self.img.add_dentry(dentry, name, inode);
-            } else {
-                self.report.skipped_special += 1;
-            }
+            self.entry(&path, name, dentry)?;
         }
         Ok(())
+    }
+
+    /// Adds `path` as `name` under `dentry` (recursively for a directory); returns its
+    /// dentry (`None` for a skipped special file).
+    fn entry(
+        &mut self,
+        path: &Path,
+        name: String,
+        dentry: DentryId,
+    ) -> Result<Option<DentryId>, CaptureError> {
+        let md = fs::symlink_metadata(path).map_err(|source| CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            let inode = self
+                .img
+                .add_inode(inode_for(&md, FileAttributes::DIRECTORY));
+            let d = self.img.add_dentry(dentry, name, inode);
+            self.report.dirs += 1;
+            self.directory(path, d)?;
+            Ok(Some(d))
+        } else if ft.is_file() {
+            let key = (md.dev(), md.ino());
+            self.report.files += 1;
+            if md.nlink() > 1 {
+                if let Some(&inode) = self.links.get(&key) {
+                    return Ok(Some(self.img.add_dentry(dentry, name, inode)));
+                }
+            }
+            let sparse = md.blocks() < md.size().div_ceil(512);
+            let attr = if sparse {
+                FileAttributes::SPARSE_FILE
+            } else {
+                FileAttributes::NORMAL
+            };
+            let mut inode = inode_for(&md, attr);
+            inode.data = self
+                .img
+                .add_stream(md.size(), Content::File(path.to_path_buf()));
+            let inode = self.img.add_inode(inode);
+            self.file_ids.push((inode, key));
+            if md.nlink() > 1 {
+                self.links.insert(key, inode);
+            }
+            Ok(Some(self.img.add_dentry(dentry, name, inode)))
+        } else if ft.is_symlink() {
+            self.report.symlinks += 1;
+            let inode = self.symlink(path, &md)?;
+            Ok(Some(self.img.add_dentry(dentry, name, inode)))
+        } else {
+            self.report.skipped_special += 1;
+            Ok(None)
+        }
     }
 
     fn symlink(&mut self, path: &Path, md: &fs::Metadata) -> Result<InodeId, CaptureError> {

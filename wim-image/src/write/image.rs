@@ -288,7 +288,9 @@ impl NewImage {
         s
     }
 
-    fn check(&self) -> Result<(), ImageBuildError> {
+    /// Checks the structure: indexes in range, a tree rooted at a directory, valid names,
+    /// and (with `hashed`) every used stream's hash known.
+    pub(crate) fn check(&self, hashed: bool) -> Result<(), ImageBuildError> {
         let bad = |what, index| Err(ImageBuildError::Structure { what, index });
         match self.dentries.first() {
             Some(r)
@@ -337,7 +339,7 @@ impl NewImage {
             for s in inode.streams() {
                 match self.streams.get(s as usize) {
                     None => return bad("inode names a missing stream", i as u32),
-                    Some(st) if st.hash.is_none() => {
+                    Some(st) if hashed && st.hash.is_none() => {
                         return Err(ImageBuildError::Unhashed { stream: s })
                     }
                     Some(_) => {}
@@ -349,7 +351,7 @@ impl NewImage {
 
     /// Serializes the metadata resource (uncompressed).
     pub fn serialize(&self) -> Result<Vec<u8>, ImageBuildError> {
-        self.check()?;
+        self.check(true)?;
         let links = self.link_counts();
         // Hard-link group ids: 1, 2, … for inodes named more than once (never reparse points).
         let mut group = alloc::vec![0u64; self.inodes.len()];

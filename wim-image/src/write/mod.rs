@@ -1,5 +1,5 @@
 //! Writing WIMs: a new file from images built in memory or captured from a directory, and
-//! in-place appends.
+//! in-place changes ([`inplace`]: append, delete, and [`update`] of an image's tree).
 //!
 //! ```text
 //!  NewImage (inodes, dentries, streams) ──► WimWriter::add_image
@@ -24,19 +24,21 @@
 mod engine;
 pub mod export;
 pub mod image;
+pub mod inplace;
 mod resource;
 pub mod sink;
 pub mod xml;
 
 #[cfg(feature = "std")]
 pub mod capture;
+pub mod update;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use sha1::{Digest, Sha1};
 use zerocopy::little_endian::{U16, U32};
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::IntoBytes;
 
 use crate::blob_table::Sha1Hash;
 use crate::codec::Codec;
@@ -46,7 +48,7 @@ use crate::defs::{
 };
 use crate::header::{check_chunk_size, ResHdr};
 use crate::io::{IoError, ReadAt};
-use crate::wim::{OpenError, Wim};
+use crate::wim::OpenError;
 use crate::xml::XmlInfo;
 
 use image::{Content, NewImage};
@@ -149,6 +151,16 @@ pub enum WriteError {
     /// Reading a blob of the source WIM (export) failed.
     #[error("reading a source blob failed")]
     Read(#[source] crate::read::ReadError),
+    /// An image of the existing WIM (rewriting in place) or of the source (export) could
+    /// not be read.
+    #[error("image {index} cannot be read")]
+    OldImage {
+        /// Its 1-based index.
+        index: u32,
+        /// Why.
+        #[source]
+        source: crate::wim::ImageError,
+    },
     /// An inconsistency in the writer itself.
     #[error("internal error: {what}")]
     Internal {
@@ -267,15 +279,20 @@ impl<W: WriteAt> ReadAt for ReadBack<'_, W> {
     }
 }
 
-/// A WIM being written: a new file, or an existing one being appended to.
+/// A WIM being written: a new file, or an existing one being appended to or rewritten in
+/// place (see [`inplace`]).
 #[derive(Debug)]
 pub struct WimWriter<W> {
     blobs: BlobOut<W>,
     header: HeaderDisk,
     xml: XmlInfo,
+    /// Every image's name (empty if none), in image order.
     names: Vec<String>,
-    metadata: Vec<ResHdr>,
-    image_count: u32,
+    /// Every image's metadata resource and SHA-1, in image order (`None`: an image still to
+    /// be replaced).
+    metadata: Vec<Option<(ResHdr, Sha1Hash)>>,
+    /// Drop unreferenced blobs from the table (their references were recounted).
+    prune: bool,
     integrity: bool,
     now: u64,
 }
@@ -341,8 +358,8 @@ impl<W: WriteAt> WimWriter<W> {
             out,
             HEADER_SIZE as u64,
             compression,
-            opts.level,
-            threads(opts.threads),
+            (opts.level, threads(opts.threads)),
+            true,
         )?;
         let mut wip = header;
         wip.flags
@@ -354,7 +371,7 @@ impl<W: WriteAt> WimWriter<W> {
             xml: xml::empty_document(),
             names: Vec::new(),
             metadata: Vec::new(),
-            image_count: 0,
+            prune: false,
             integrity: opts.integrity,
             now: opts.now,
         })
@@ -363,68 +380,7 @@ impl<W: WriteAt> WimWriter<W> {
     /// Opens the WIM in `out` to append images in place. Its compression and chunk size are
     /// kept; `opts` gives threads, level, time and whether to add an integrity table.
     pub fn append(out: W, opts: &WriteOptions) -> Result<Self, WriteError> {
-        let (hdr, xml, names, entries, old) = {
-            let wim = Wim::open(ReadBack(&out)).map_err(WriteError::Open)?;
-            let h = wim.header();
-            if h.pipable {
-                return Err(WriteError::NotModifiable { why: "pipable WIM" });
-            }
-            if h.total_parts != 1 {
-                return Err(WriteError::NotModifiable {
-                    why: "part of a split WIM",
-                });
-            }
-            if h.flags.contains(HeaderFlags::READONLY) {
-                return Err(WriteError::NotModifiable {
-                    why: "marked read-only",
-                });
-            }
-            let names = wim.xml().images().filter_map(|i| i.name()).collect();
-            let mut raw = [0u8; HEADER_SIZE];
-            out.read_back(&mut raw, 0)?;
-            let hdr = HeaderDisk::read_from_bytes(&raw).map_err(|_| WriteError::Internal {
-                what: "header size",
-            })?;
-            let t = h.blob_table;
-            let mut table = alloc::vec![0u8; t.size_in_wim as usize];
-            out.read_back(&mut table, t.offset)?;
-            let entries = <[BlobEntryDisk]>::ref_from_bytes(&table)
-                .map_err(|_| WriteError::Internal {
-                    what: "blob table size",
-                })?
-                .to_vec();
-            let old = (
-                h.compression().ok().flatten(),
-                h.image_count,
-                !h.integrity.is_empty(),
-            );
-            (hdr, wim.xml().clone(), names, entries, old)
-        };
-        let (compression, image_count, had_integrity) = old;
-        let mut hdr = hdr;
-        if hdr.boot_index.get() > image_count {
-            // Names no image (wimlib ignores such a value): dropped.
-            hdr.boot_index.set(0);
-            hdr.boot_metadata = ResHdrDisk::default();
-        }
-        let pos = out.size();
-        let mut blobs = BlobOut::new(out, pos, compression, opts.level, threads(opts.threads))?;
-        blobs.adopt_entries(entries, 1);
-        let mut wip = hdr;
-        wip.flags
-            .set(hdr.flags.get() | HeaderFlags::WRITE_IN_PROGRESS.bits());
-        blobs.write_at(wip.as_bytes(), 0)?;
-        blobs.out.sync()?;
-        Ok(WimWriter {
-            blobs,
-            header: hdr,
-            xml,
-            names,
-            metadata: Vec::new(),
-            image_count,
-            integrity: opts.integrity || had_integrity,
-            now: opts.now,
-        })
+        Self::open_in_place(out, opts, None)
     }
 
     /// The number of write calls made to the output so far.
@@ -445,10 +401,27 @@ impl<W: WriteAt> WimWriter<W> {
                 name: props.name.clone(),
             });
         }
-        let index = self.image_count + 1;
+        let index = self.metadata.len() as u32 + 1;
         if index > crate::header::MAX_IMAGES {
             return Err(WriteError::ImageIndex { index });
         }
+        let meta = self.write_tree(image, provider)?;
+        self.metadata.push(Some(meta));
+        let stats = image.stats();
+        xml::push_image(
+            &mut self.xml,
+            xml::image_element(index, props, &stats, self.now),
+        );
+        self.names.push(props.name.clone());
+        Ok(index)
+    }
+
+    /// Writes the image's streams and its metadata resource.
+    fn write_tree(
+        &mut self,
+        image: &mut NewImage,
+        provider: &mut dyn BlobProvider,
+    ) -> Result<(ResHdr, Sha1Hash), WriteError> {
         let refs = image.stream_refs();
         for (i, st) in image.streams.iter_mut().enumerate() {
             if refs[i] == 0 {
@@ -458,19 +431,8 @@ impl<W: WriteAt> WimWriter<W> {
             st.hash = Some(hash);
         }
         let meta = image.serialize()?;
-        let (r, hash) = self
-            .blobs
-            .write_resource(&mut Source::Slice(&meta), ResourceFlags::METADATA)?;
-        self.blobs.push_entry(r, hash, 1);
-        self.metadata.push(r);
-        let stats = image.stats();
-        xml::push_image(
-            &mut self.xml,
-            xml::image_element(index, props, &stats, self.now),
-        );
-        self.names.push(props.name.clone());
-        self.image_count = index;
-        Ok(index)
+        self.blobs
+            .write_resource(&mut Source::Slice(&meta), ResourceFlags::METADATA)
     }
 
     fn write_stream(
@@ -514,7 +476,7 @@ impl<W: WriteAt> WimWriter<W> {
 
     /// Marks image `index` (1-based; 0 for none) as the bootable one.
     pub fn set_boot_index(&mut self, index: u32) -> Result<(), WriteError> {
-        if index > self.image_count {
+        if index as usize > self.metadata.len() {
             return Err(WriteError::ImageIndex { index });
         }
         self.header.boot_index.set(index);
@@ -524,7 +486,19 @@ impl<W: WriteAt> WimWriter<W> {
     /// Writes the blob table, the XML document and the integrity table, then commits the
     /// header. Returns the output.
     pub fn finish(mut self) -> Result<W, WriteError> {
-        let table = self.blobs.table_bytes();
+        let mut metadata = Vec::with_capacity(self.metadata.len());
+        for m in &self.metadata {
+            let (r, hash) = m.ok_or(WriteError::Internal {
+                what: "an image to replace was not written",
+            })?;
+            metadata.push(BlobEntryDisk {
+                reshdr: reshdr_disk(&r),
+                part_number: U16::new(1),
+                ref_count: U32::new(1),
+                hash,
+            });
+        }
+        let table = self.blobs.table_bytes(self.prune, &metadata);
         let table = self.blobs.write_raw(&table, ResourceFlags::METADATA)?;
         let table_end = table.offset + table.size_in_wim;
         xml::set_total_bytes(&mut self.xml, table_end);
@@ -541,20 +515,14 @@ impl<W: WriteAt> WimWriter<W> {
             self.blobs.out.set_len(end)?;
         }
         let h = &mut self.header;
-        h.image_count.set(self.image_count);
+        h.image_count.set(metadata.len() as u32);
         h.blob_table = reshdr_disk(&table);
         h.xml = reshdr_disk(&xml);
         h.integrity = reshdr_disk(&integrity);
-        let boot = h.boot_index.get();
-        let old_images = self.image_count - self.metadata.len() as u32;
-        if let Some(r) = boot
-            .checked_sub(old_images + 1)
-            .and_then(|i| self.metadata.get(i as usize))
-        {
-            h.boot_metadata = reshdr_disk(r);
-        } else if boot == 0 {
-            h.boot_metadata = ResHdrDisk::default();
-        }
+        h.boot_metadata = match (h.boot_index.get() as usize).checked_sub(1) {
+            Some(i) => metadata.get(i).map(|e| e.reshdr).unwrap_or_default(),
+            None => ResHdrDisk::default(),
+        };
         h.flags
             .set(h.flags.get() & !HeaderFlags::WRITE_IN_PROGRESS.bits());
         let bytes = self.header;

@@ -92,6 +92,8 @@ pub(crate) struct BlobOut<W> {
     /// The file's compression: codec and chunk size.
     pub compression: Option<(Codec, u32)>,
     engines: Option<Engines>,
+    /// Level and threads of engines made on first use.
+    engine_params: (u32, usize),
     /// Blob-table entries in table order (existing ones first when appending).
     pub entries: Vec<BlobEntryDisk>,
     by_hash: BTreeMap<Sha1Hash, usize>,
@@ -103,22 +105,25 @@ pub(crate) struct BlobOut<W> {
 
 impl<W: WriteAt> BlobOut<W> {
     /// An output writing from `pos`, compressing with `compression` on `threads` threads.
+    /// With `eager` the compressors are made now (an unavailable codec fails here), else
+    /// when the first compressed resource is written.
     pub(crate) fn new(
         out: W,
         pos: u64,
         compression: Option<(Codec, u32)>,
-        level: u32,
-        threads: usize,
+        (level, threads): (u32, usize),
+        eager: bool,
     ) -> Result<Self, WriteError> {
         let engines = match compression {
-            Some((codec, chunk)) => Some(Engines::new(codec, level, chunk, threads)?),
-            None => None,
+            Some((codec, chunk)) if eager => Some(Engines::new(codec, level, chunk, threads)?),
+            _ => None,
         };
         Ok(BlobOut {
             out,
             pos,
             compression,
             engines,
+            engine_params: (level, threads),
             entries: Vec::new(),
             by_hash: BTreeMap::new(),
             inbuf: Vec::new(),
@@ -127,20 +132,43 @@ impl<W: WriteAt> BlobOut<W> {
         })
     }
 
-    /// Takes over existing blob-table entries (appending): data blobs become reusable.
-    pub(crate) fn adopt_entries(&mut self, entries: Vec<BlobEntryDisk>, part: u16) {
-        for (i, e) in entries.iter().enumerate() {
+    /// Takes over existing blob-table entries (appending or rewriting in place): data blobs
+    /// become reusable; metadata entries are left out (the writer lists every image's
+    /// metadata itself, after the data). With `recount`, every count restarts at zero for
+    /// the caller to count the references again.
+    pub(crate) fn adopt_entries(
+        &mut self,
+        entries: Vec<BlobEntryDisk>,
+        part: u16,
+        recount: bool,
+    ) -> Result<(), WriteError> {
+        let mut kept: Vec<BlobEntryDisk> = Vec::with_capacity(entries.len());
+        let mut removed_since_last = false;
+        for mut e in entries {
             let r = ResHdr::from_disk(&e.reshdr);
-            let usable = e.hash != [0; SHA1_SIZE]
-                && e.part_number.get() == part
-                && !r.flags.contains(ResourceFlags::METADATA)
-                && !(r.flags.contains(ResourceFlags::SOLID)
-                    && r.uncompressed_size == SOLID_RESOURCE_MAGIC_SIZE);
-            if usable {
-                self.by_hash.entry(e.hash).or_insert(i);
+            if r.flags.contains(ResourceFlags::METADATA) {
+                removed_since_last = true;
+                continue;
             }
+            if removed_since_last && is_solid(&e) && kept.last().is_some_and(is_solid) {
+                // Two solid runs would become one, shifting the second run's offsets.
+                return Err(WriteError::NotModifiable {
+                    why: "image metadata between two solid runs of the blob table",
+                });
+            }
+            removed_since_last = false;
+            if recount && !is_solid_resource(&e) {
+                e.ref_count.set(0);
+            }
+            let usable =
+                e.hash != [0; SHA1_SIZE] && e.part_number.get() == part && !is_solid_resource(&e);
+            if usable {
+                self.by_hash.entry(e.hash).or_insert(kept.len());
+            }
+            kept.push(e);
         }
-        self.entries = entries;
+        self.entries = kept;
+        Ok(())
     }
 
     /// Writes `buf` at `offset`.
@@ -245,9 +273,16 @@ impl<W: WriteAt> BlobOut<W> {
         let data_start = start + table_len;
         let mut offsets: Vec<u64> = Vec::with_capacity(n as usize);
         let mut data_len = 0u64;
-        let mut engines = self.engines.take().ok_or(WriteError::Internal {
-            what: "compressed output without engines",
-        })?;
+        let mut engines = match self.engines.take() {
+            Some(e) => e,
+            None => {
+                let (codec, _) = self.compression.ok_or(WriteError::Internal {
+                    what: "compressed output without a codec",
+                })?;
+                let (level, threads) = self.engine_params;
+                Engines::new(codec, level, chunk_size, threads)?
+            }
+        };
         let batch = engines.batch_chunks() as u64;
         let mut i = 0u64;
         let result = (|| -> Result<(), WriteError> {
@@ -310,8 +345,40 @@ impl<W: WriteAt> BlobOut<W> {
         Ok((r, hash))
     }
 
-    /// The blob table's bytes.
-    pub(crate) fn table_bytes(&self) -> Vec<u8> {
-        self.entries.as_bytes().to_vec()
+    /// The blob table's bytes: the data entries (with `prune`, only those referenced, solid
+    /// resource entries, and entries whose removal would join two solid runs), then
+    /// `metadata`.
+    pub(crate) fn table_bytes(&self, prune: bool, metadata: &[BlobEntryDisk]) -> Vec<u8> {
+        let mut out: Vec<BlobEntryDisk> = Vec::with_capacity(self.entries.len() + metadata.len());
+        let mut separator: Option<BlobEntryDisk> = None;
+        for e in &self.entries {
+            let keep = !prune || e.ref_count.get() > 0 || is_solid_resource(e);
+            if !keep {
+                if !is_solid(e) && out.last().is_some_and(is_solid) && separator.is_none() {
+                    separator = Some(*e);
+                }
+                continue;
+            }
+            if let Some(sep) = separator.take() {
+                if is_solid(e) {
+                    out.push(sep);
+                }
+            }
+            out.push(*e);
+        }
+        out.extend_from_slice(metadata);
+        out.as_bytes().to_vec()
     }
+}
+
+fn is_solid(e: &BlobEntryDisk) -> bool {
+    ResHdr::from_disk(&e.reshdr)
+        .flags
+        .contains(ResourceFlags::SOLID)
+}
+
+/// The entry of a solid resource (not of a blob inside one).
+fn is_solid_resource(e: &BlobEntryDisk) -> bool {
+    let r = ResHdr::from_disk(&e.reshdr);
+    r.flags.contains(ResourceFlags::SOLID) && r.uncompressed_size == SOLID_RESOURCE_MAGIC_SIZE
 }

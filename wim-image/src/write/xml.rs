@@ -145,18 +145,21 @@ pub fn set_name(e: &mut Element, name: &str) {
     replace_child(e, text("NAME", String::from(name)));
 }
 
-/// Replaces the `index`-th (1-based) `<IMAGE>` element.
-pub fn replace_image(doc: &mut XmlInfo, index: u32, image: Element) {
-    let slot = doc
-        .root
+/// The `index`-th (1-based) `<IMAGE>` element.
+pub fn image_mut(doc: &mut XmlInfo, index: u32) -> Option<&mut Element> {
+    doc.root
         .children
         .iter_mut()
         .filter_map(|c| match c {
             XmlNode::Element(e) if e.name == "IMAGE" => Some(e),
             _ => None,
         })
-        .nth(index as usize - 1);
-    if let Some(e) = slot {
+        .nth((index as usize).checked_sub(1)?)
+}
+
+/// Replaces the `index`-th (1-based) `<IMAGE>` element.
+pub fn replace_image(doc: &mut XmlInfo, index: u32, image: Element) {
+    if let Some(e) = image_mut(doc, index) {
         *e = image;
     }
 }

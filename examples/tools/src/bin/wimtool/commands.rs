@@ -70,6 +70,7 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "--dest-dir",
         "--compress",
         "--chunk-size",
+        "--command",
     ];
     let a = Args::parse(rest, &with_value)?;
     match command {
@@ -82,6 +83,7 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "append" => crate::write::append(&a),
         "export" => crate::write::export(&a),
         "delete" => crate::write::delete(&a),
+        "update" => crate::update::update(&a),
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
 }

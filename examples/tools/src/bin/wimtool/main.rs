@@ -12,6 +12,7 @@ mod commands;
 mod json;
 mod progress;
 mod text;
+mod update;
 mod write;
 
 use std::process::ExitCode;
@@ -29,7 +30,11 @@ commands:
   capture  DIR WIM [NAME [DESCRIPTION]]   a new WIM holding one image of DIR
   append   DIR WIM [NAME [DESCRIPTION]]   add an image of DIR to WIM in place
   export   SRC IMAGE|all DEST [NAME]      copy images into DEST (appended if it exists)
-  delete   WIM IMAGE|all                  remove images (the file is rebuilt and replaced)
+  delete   [--soft] WIM IMAGE|all         remove images (the file is rebuilt and replaced;
+                                          --soft: in place, leaving a hole)
+  update   WIM [IMAGE] [< COMMANDS]       add/delete/rename paths in an image, in place:
+                                          add [--no-replace] SRC DEST, delete [--force]
+                                          [--recursive] PATH, rename OLD NEW (one per line)
 
 options:
   --threads N        decoder threads for apply/extract, compressor threads for
@@ -38,7 +43,11 @@ options:
                      capture/export: none, xpress, lzx (default for capture; export:
                      the source's) or lzms; level 1-100
   --chunk-size=SIZE  capture/export: uncompressed chunk size (default 32K)
-  --check            capture/append/export/delete: write an integrity table
+  --check            capture/append/export/delete/update: write an integrity table
+  --command=CMD      update: one command instead of standard input
+  --rebuild          update: rebuild the file afterwards (no holes)
+  --no-replace, --force, --recursive
+                     update: the option for every add / delete command
   --boot             capture/append/export: mark the new image bootable
   --unix-data        restore owners, modes and special files (apply/extract)
   --rpfix/--norpfix  apply: rewrite absolute link targets under DIR (default: as the WIM

@@ -1,4 +1,5 @@
-//! The subcommands that write: `capture`, `append`, `export` and `delete`.
+//! The subcommands that write: `capture`, `append`, `export` and `delete` (`update` has its
+//! own module).
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -6,6 +7,7 @@ use std::path::Path;
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, CaptureReport};
 use wim_image::write::export::{export_image, rebuild};
+use wim_image::write::inplace::delete_in_place;
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 
 use crate::args::{parse_size, Args, UsageError};
@@ -38,7 +40,7 @@ fn compression(a: &Args) -> Result<(Option<Codec>, Option<u32>), Failure> {
     Ok((codec, level))
 }
 
-fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
+pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
     let (codec, level) = compression(a)?;
     let chunk_size = match a.value(&["--chunk-size"]) {
         Some(s) => u32::try_from(parse_size(s)?)
@@ -81,7 +83,7 @@ fn props(dir: &Path, rest: &[String]) -> Result<ImageProps, Failure> {
     })
 }
 
-fn write_failure(e: &WriteError, wim: &Path) -> Failure {
+pub(crate) fn write_failure(e: &WriteError, wim: &Path) -> Failure {
     match e {
         WriteError::Open(_) | WriteError::NotModifiable { .. } => {
             Failure::Corrupt(format!("{}: {}", wim.display(), with_causes(e)))
@@ -93,7 +95,7 @@ fn write_failure(e: &WriteError, wim: &Path) -> Failure {
     }
 }
 
-fn capture_failure(e: &CaptureError, wim: &Path) -> Failure {
+pub(crate) fn capture_failure(e: &CaptureError, wim: &Path) -> Failure {
     match e {
         CaptureError::Write(w) => write_failure(w, wim),
         CaptureError::Encoding { .. } | CaptureError::LinkTooLong { .. } => corrupt(e),
@@ -236,10 +238,11 @@ pub fn export(a: &Args) -> Result<(), Failure> {
     result
 }
 
-/// `delete WIM IMAGE|all`: rebuilds WIM without the image into a temporary file beside it,
-/// then renames it over the original (a crash leaves the original untouched).
+/// `delete WIM IMAGE|all`: rebuilds WIM without the images into a temporary file beside
+/// it, then renames it over the original (a crash leaves the original untouched); with
+/// `--soft`, deletes in place instead (the space stays in the file as a hole).
 pub fn delete(a: &Args) -> Result<(), Failure> {
-    a.only_flags(&["-q", "--quiet", "--check"])?;
+    a.only_flags(&["-q", "--quiet", "--check", "--soft"])?;
     let [path, sel] = a.positional(&["WIM", "IMAGE"])? else {
         unreachable!()
     };
@@ -249,24 +252,51 @@ pub fn delete(a: &Args) -> Result<(), Failure> {
     } else {
         vec![image_index(&wim, Some(sel))?]
     };
+    drop(wim);
     let path = Path::new(path);
+    let opts = write_options(a)?;
+    if a.flag(&["--soft"]) {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| io_failure(path, &e))?;
+        delete_in_place(f, &gone, &opts).map_err(|e| write_failure(&e, path))?;
+        return Ok(());
+    }
+    rebuild_into_temp(path, a, &|i| !gone.contains(&i), &opts)
+}
+
+/// Rebuilds the WIM at `path` (the images `keep` selects) into a temporary file beside it,
+/// then renames that over the original: a crash leaves the original untouched.
+pub(crate) fn rebuild_into_temp(
+    path: &Path,
+    a: &Args,
+    keep: &dyn Fn(u32) -> bool,
+    opts: &WriteOptions,
+) -> Result<(), Failure> {
+    let wim = open(&path.to_string_lossy(), a)?;
     let tmp = path.with_file_name(format!(
         ".{}.wimtool-{}",
         path.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
-    let opts = write_options(a)?;
     let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(&tmp)
         .map_err(|e| io_failure(&tmp, &e))?;
-    let result = rebuild(&wim, f, &|i| !gone.contains(&i), &opts)
+    let result = rebuild(&wim, f, keep, opts)
         .map_err(|e| write_failure(&e, path))
         .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| io_failure(path, &e)));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Rebuilds the WIM at `path` with all its images (`update --rebuild`).
+pub(crate) fn rebuild_file(path: &Path, a: &Args, opts: &WriteOptions) -> Result<(), Failure> {
+    rebuild_into_temp(path, a, &|_| true, opts)
 }

@@ -1,0 +1,210 @@
+//! `update WIM [IMAGE] < COMMANDS`: `wimlib-imagex update`'s command language, committed in
+//! place.
+//!
+//! One command per line: `add [--no-replace] SOURCE DEST`, `delete [--force] [--recursive]
+//! PATH`, `rename OLD NEW`. Blank lines and lines starting with `#` are ignored; arguments are
+//! separated by blanks and may be quoted with `"` or `'` (no escapes).
+
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use wim_image::write::update::{update_in_place, UpdateCommand, UpdateError};
+
+use crate::args::{Args, UsageError};
+use crate::commands::{image_index, io_failure, open, Failure};
+use crate::write::{write_failure, write_options};
+
+/// Splits a command line into arguments (quotes removed).
+fn split_line(line: &str) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let Some(&first) = chars.peek() else {
+            return Ok(args);
+        };
+        let mut arg = String::new();
+        if first == '"' || first == '\'' {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some(c) if c == first => break,
+                    Some(c) => arg.push(c),
+                    None => return Err(format!("unterminated quote in {line:?}")),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                arg.push(c);
+            }
+        }
+        args.push(arg);
+    }
+}
+
+/// Options given on the command line for every command.
+#[derive(Clone, Copy, Default)]
+pub struct Defaults {
+    pub no_replace: bool,
+    pub force: bool,
+    pub recursive: bool,
+}
+
+/// Parses the command file.
+pub fn parse_commands(text: &str, d: Defaults) -> Result<Vec<UpdateCommand>, String> {
+    let mut cmds = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let err = |m: &str| format!("line {}: {m}: {t:?}", n + 1);
+        let words = split_line(t).map_err(|e| err(&e))?;
+        let Some((name, rest)) = words.split_first() else {
+            continue;
+        };
+        let (opts, paths): (Vec<&String>, Vec<&String>) =
+            rest.iter().partition(|w| w.starts_with("--"));
+        let mut d = d;
+        for o in opts {
+            match (name.as_str(), o.as_str()) {
+                ("add", "--no-replace") => d.no_replace = true,
+                ("delete", "--force") => d.force = true,
+                ("delete", "--recursive") => d.recursive = true,
+                _ => return Err(err(&format!("unsupported option {o}"))),
+            }
+        }
+        let cmd = match (name.as_str(), paths.as_slice()) {
+            ("add", [src, dest]) => UpdateCommand::Add {
+                source: PathBuf::from(src),
+                dest: dest.to_string(),
+                no_replace: d.no_replace,
+            },
+            ("delete", [path]) => UpdateCommand::Delete {
+                path: path.to_string(),
+                force: d.force,
+                recursive: d.recursive,
+            },
+            ("rename", [from, to]) => UpdateCommand::Rename {
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+            ("add" | "delete" | "rename", _) => return Err(err("wrong number of paths")),
+            _ => return Err(err("unknown command")),
+        };
+        cmds.push(cmd);
+    }
+    Ok(cmds)
+}
+
+fn update_failure(e: &UpdateError, wim: &Path) -> Failure {
+    match e {
+        UpdateError::Write(w) => write_failure(w, wim),
+        UpdateError::Capture(c) => crate::write::capture_failure(c, wim),
+        _ => Failure::Usage(crate::commands::with_causes(e)),
+    }
+}
+
+/// `update WIM [IMAGE]`: applies the commands from standard input (or `--command`) to the
+/// image and commits them in place; with `--rebuild` the file is rebuilt afterwards.
+pub fn update(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&[
+        "--check",
+        "--rebuild",
+        "--no-replace",
+        "--force",
+        "--recursive",
+        "-q",
+        "--quiet",
+    ])?;
+    let (path, sel) = match a.positional.as_slice() {
+        [p] => (p, None),
+        [p, i] => (p, Some(i)),
+        _ => return Err(UsageError("expected WIM [IMAGE]".into()).into()),
+    };
+    let index = {
+        let wim = open(path, a)?;
+        if sel.is_none() && wim.image_count() > 1 {
+            return Err(UsageError("the WIM holds several images: name one".into()).into());
+        }
+        image_index(&wim, sel)?
+    };
+    let text = match a.value(&["--command"]) {
+        Some(c) => c.to_string(),
+        None => {
+            let mut t = String::new();
+            std::io::stdin()
+                .read_to_string(&mut t)
+                .map_err(|e| Failure::Io(format!("standard input: {e}")))?;
+            t
+        }
+    };
+    let defaults = Defaults {
+        no_replace: a.flag(&["--no-replace"]),
+        force: a.flag(&["--force"]),
+        recursive: a.flag(&["--recursive"]),
+    };
+    let cmds = parse_commands(&text, defaults).map_err(UsageError)?;
+    let opts = write_options(a)?;
+    let p = Path::new(path);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(p)
+        .map_err(|e| io_failure(p, &e))?;
+    update_in_place(f, index, &cmds, &opts).map_err(|e| update_failure(&e, p))?;
+    if a.flag(&["--rebuild"]) {
+        crate::write::rebuild_file(p, a, &opts)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_file() {
+        let text = "# comment\n\n  add 'a b' \"/x y/z\"\ndelete --force --recursive /d\nrename /a /b\nadd --no-replace s d\n";
+        let cmds = parse_commands(text, Defaults::default()).unwrap();
+        assert_eq!(
+            cmds,
+            vec![
+                UpdateCommand::Add {
+                    source: "a b".into(),
+                    dest: "/x y/z".into(),
+                    no_replace: false
+                },
+                UpdateCommand::Delete {
+                    path: "/d".into(),
+                    force: true,
+                    recursive: true
+                },
+                UpdateCommand::Rename {
+                    from: "/a".into(),
+                    to: "/b".into()
+                },
+                UpdateCommand::Add {
+                    source: "s".into(),
+                    dest: "d".into(),
+                    no_replace: true
+                },
+            ]
+        );
+        let d = Defaults {
+            recursive: true,
+            ..Defaults::default()
+        };
+        assert!(matches!(
+            parse_commands("delete x", d).unwrap()[0],
+            UpdateCommand::Delete {
+                recursive: true,
+                ..
+            }
+        ));
+        for bad in ["add x", "move a b", "delete 'x", "rename --force a b"] {
+            assert!(parse_commands(bad, Defaults::default()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `wimtool update` against `wimlib-imagex update` with the same command file on copies of
+//! the same WIM: the same XML statistics, files wimlib verifies, and the same trees when
+//! wimlib applies them; failing commands leave the file as it was.
+//!
+//! Skipped with a message when `wimlib-imagex` is missing; fails under `CI=true`.
+
+#[path = "../../../wim-image/tests/wimlib_support/mod.rs"]
+mod wimlib_support;
+mod wimtool_common;
+
+use std::path::Path;
+
+use wimlib_support::{build_tree, bytes, run_wimlib, set_times, wimlib, Scratch};
+use wimtool_common::{keeping_times, ok, stats, wimlib_stdin, wimtool, wimtool_stdin};
+
+/// The sources added by the commands, with fixed times.
+fn add_sources(root: &Path) {
+    let merge = root.join("merge");
+    std::fs::create_dir_all(merge.join("sub")).unwrap();
+    // Replaces a file of /dup, adds one beside it and a new subdirectory.
+    std::fs::write(merge.join("same-as-text.txt"), b"replaced").unwrap();
+    std::fs::write(merge.join("new.txt"), bytes(21, 50_000, true)).unwrap();
+    std::fs::write(merge.join("sub/deeper"), bytes(22, 9_000, false)).unwrap();
+    std::fs::hard_link(merge.join("new.txt"), merge.join("sub/new-link")).unwrap();
+    std::fs::write(root.join("single"), bytes(23, 70_000, true)).unwrap();
+    // The same content as a file of the image: single-instanced.
+    std::fs::write(root.join("dup-of-image"), bytes(11, 100_000, true)).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", root.join("abs-link")).unwrap();
+    // A second tree sharing files with the first (a directory read twice in one update
+    // would get a different access time from each tool): shared files become one inode.
+    let other = root.join("other");
+    std::fs::create_dir_all(other.join("sub")).unwrap();
+    std::fs::hard_link(merge.join("new.txt"), other.join("new.txt")).unwrap();
+    std::fs::hard_link(merge.join("sub/deeper"), other.join("sub/deeper")).unwrap();
+    std::fs::write(other.join("own"), b"own").unwrap();
+    for (i, p) in [
+        "other/sub",
+        "other/own",
+        "other",
+        "merge/sub/deeper",
+        "merge/sub/new-link",
+        "merge/sub",
+        "merge/same-as-text.txt",
+        "merge/new.txt",
+        "merge",
+        "single",
+        "dup-of-image",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let t = 1_650_000_000 + i as i64 * 11;
+        set_times(&root.join(p), (t + 1, 500), (t, 700));
+    }
+}
+
+/// Directories the commands create as parents: their times are "now" on both sides.
+const FILLERS: [&str; 3] = ["new", "new/filler", "new/filler/dir"];
+
+#[test]
+fn update_matches_wimlib() {
+    if wimlib().is_none() {
+        return;
+    }
+    let s = Scratch::new("wimtool-update");
+    let (src, add) = (s.path("src"), s.path("add"));
+    build_tree(&src, 0);
+    add_sources(&add);
+    let (ours, theirs) = (s.path("ours.wim"), s.path("theirs.wim"));
+    let (o, t) = (ours.to_str().unwrap(), theirs.to_str().unwrap());
+    run_wimlib(&[
+        "capture",
+        src.to_str().unwrap(),
+        t,
+        "base",
+        "--compress=XPRESS",
+    ]);
+    run_wimlib(&["append", src.to_str().unwrap(), t, "second"]);
+    std::fs::copy(&theirs, &ours).unwrap();
+    let a = add.to_str().unwrap();
+    let commands = format!(
+        "# servicing without a mount\n\
+         add {a}/merge /dup\n\
+         add '{a}/single' /new/filler/dir/file.txt\n\
+         add {a}/single /text-100.txt\n\
+         add {a}/dup-of-image \"/ünïcødé ✓/dup of image\"\n\
+         add {a}/abs-link /links/added-absolute\n\
+         add {a}/other /copied\n\
+         delete --recursive /deep\n\
+         delete /rand-0.bin\n\
+         delete --force /does/not/exist\n\
+         rename /wide /wide-renamed\n\
+         rename /text-1.txt /links/renamed.txt\n\
+         rename /copied/sub /sub-moved\n"
+    );
+    keeping_times(&add, || {
+        let (code, text) = wimtool_stdin(&["update", o, "1", "--threads=1"], &commands);
+        assert_eq!(code, 0, "{text}");
+    });
+    keeping_times(&add, || wimlib_stdin(&["update", t, "1"], &commands));
+    // wimlib 1.13 leaves the parent directories it creates out of DIRCOUNT (their inodes are
+    // not on the image's inode list until the image is loaded again); a second, empty
+    // update makes it count them.
+    run_wimlib(&["update", t, "1", "--command=delete --force /no/such/path"]);
+    assert_eq!(stats(&ours), stats(&theirs));
+    ok(&["verify", o]);
+    applies_same_but_fillers(&ours, &theirs, &s);
+
+    // Image 2 by name, one command on the command line, then rebuilt without holes.
+    let cmd = "--command=rename /dup /dup-renamed";
+    ok(&["update", o, "second", cmd, "--rebuild"]);
+    run_wimlib(&["update", t, "second", cmd, "--rebuild"]);
+    assert_eq!(stats(&ours), stats(&theirs));
+    applies_same_but_fillers(&ours, &theirs, &s);
+
+    // Failing commands change nothing.
+    let before = std::fs::read(&ours).unwrap();
+    for bad in [
+        "delete /dup-renamed",
+        "delete /missing",
+        "rename /missing /x",
+        "rename /links /links/inside",
+        "add /nonexistent-source-path /x",
+        "bogus command",
+    ] {
+        let (code, text) = wimtool(&["update", o, "2", &format!("--command={bad}")]);
+        assert_ne!(code, 0, "{bad}: {text}");
+        assert_eq!(std::fs::read(&ours).unwrap(), before, "{bad}");
+    }
+    let (code, _) = wimtool(&["update", o, "--command=delete /x"]);
+    assert_eq!(code, 1, "two images and no IMAGE");
+}
+
+/// Both images of each file applied by wimlib give the same trees once the parent
+/// directories the commands created have the same times on both sides.
+fn applies_same_but_fillers(ours: &Path, theirs: &Path, s: &Scratch) {
+    run_wimlib(&["verify", ours.to_str().unwrap()]);
+    for i in ["1", "2"] {
+        let (a, b) = (s.path("fa"), s.path("fb"));
+        run_wimlib(&["apply", ours.to_str().unwrap(), i, a.to_str().unwrap()]);
+        run_wimlib(&["apply", theirs.to_str().unwrap(), i, b.to_str().unwrap()]);
+        for f in FILLERS.iter().rev() {
+            if a.join(f).exists() {
+                set_times(&a.join(f), (1, 0), (1, 0));
+                set_times(&b.join(f), (1, 0), (1, 0));
+            }
+        }
+        wimlib_support::assert_same_tree(&a, &b, &format!("image {i}"));
+        std::fs::remove_dir_all(&a).unwrap();
+        std::fs::remove_dir_all(&b).unwrap();
+    }
+}

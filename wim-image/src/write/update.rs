@@ -1,0 +1,531 @@
+//! Editing an image's tree the way `wimlib-imagex update` does, then committing it in place:
+//! the "mount, change, commit" servicing workflow without a mount.
+//!
+//! * `add SOURCE DEST`: a file or directory tree from the file system at `DEST`. Missing
+//!   parent directories are created (attribute DIRECTORY, times = now). An existing directory
+//!   at `DEST` takes the source directory's contents (merged recursively, the existing
+//!   directories keep their own metadata); an existing file is replaced by a source file
+//!   (an error with `no_replace`). A directory never replaces a file nor the reverse.
+//! * `delete PATH`: a file, or with `recursive` a directory tree; a missing path is an error
+//!   unless `force`.
+//! * `rename FROM TO`: POSIX `rename` semantics: an existing `TO` is replaced, unless it is a
+//!   directory and `FROM` is not, `FROM` is a directory and `TO` is not or is not empty, or
+//!   `TO` lies inside `FROM`.
+//!
+//! Paths inside the image are relative to its root; the leading slash is optional, `/` and
+//! `\` both separate components, names compare case-sensitively (wimlib's default on UNIX).
+//! Unchanged files keep their blobs (no data is read or rewritten); only the new files' data,
+//! the new metadata resource and the tables are written (see [`super::inplace`]).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::image::{DentryId, Inode, InodeId, NewImage, StreamId};
+use crate::defs::FileAttributes;
+
+/// One change to an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpdateCommand {
+    /// Adds a file or directory tree from the file system.
+    #[cfg(feature = "std")]
+    Add {
+        /// The file or directory on the file system.
+        source: std::path::PathBuf,
+        /// Where it goes in the image.
+        dest: String,
+        /// Refuse to replace an existing file.
+        no_replace: bool,
+    },
+    /// Deletes a file or directory tree.
+    Delete {
+        /// The path in the image.
+        path: String,
+        /// No error if the path does not exist.
+        force: bool,
+        /// Allow deleting a directory with its contents.
+        recursive: bool,
+    },
+    /// Renames (moves) a file or directory tree.
+    Rename {
+        /// The old path.
+        from: String,
+        /// The new path.
+        to: String,
+    },
+}
+
+/// Why a change cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// A path (or one of its parents) does not exist in the image.
+    #[error("{path:?} does not exist in the image")]
+    NotFound {
+        /// The path.
+        path: String,
+    },
+    /// A component of a path is a file where a directory is needed.
+    #[error("{path:?} is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: String,
+    },
+    /// A directory where a file is needed (delete without `recursive`, a file added or
+    /// renamed onto a directory).
+    #[error("{path:?} is a directory")]
+    IsADirectory {
+        /// The path.
+        path: String,
+    },
+    /// Renaming a directory onto a non-empty one.
+    #[error("{path:?} is a directory that is not empty")]
+    NotEmpty {
+        /// The path.
+        path: String,
+    },
+    /// An existing file that `no_replace` protects.
+    #[error("{path:?} exists and would be replaced")]
+    Exists {
+        /// The path.
+        path: String,
+    },
+    /// Renaming a directory into itself, or deleting or renaming the root.
+    #[error("{path:?} cannot be moved or deleted there")]
+    Invalid {
+        /// The path.
+        path: String,
+    },
+    /// Scanning an added source failed.
+    #[cfg(feature = "std")]
+    #[error(transparent)]
+    Capture(#[from] super::capture::CaptureError),
+    /// Reading the image or writing the WIM failed.
+    #[error(transparent)]
+    Write(#[from] super::WriteError),
+}
+
+/// The components of a path inside the image.
+fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split(['/', '\\']).filter(|c| !c.is_empty())
+}
+
+/// The image's tree with parent links, for editing. Removed dentries stay in the image,
+/// unreachable, until [`compact`] (when the session ends).
+#[derive(Debug)]
+struct Editor<'a> {
+    img: &'a mut NewImage,
+    parents: Vec<DentryId>,
+    /// The image's inode of each file (device, inode number) added so far.
+    files: BTreeMap<(u64, u64), InodeId>,
+}
+
+impl<'a> Editor<'a> {
+    fn new(img: &'a mut NewImage) -> Self {
+        let mut parents = alloc::vec![0; img.dentries.len()];
+        for (i, d) in img.dentries.iter().enumerate() {
+            for &c in &d.children {
+                if let Some(p) = parents.get_mut(c as usize) {
+                    *p = i as DentryId;
+                }
+            }
+        }
+        Editor {
+            img,
+            parents,
+            files: BTreeMap::new(),
+        }
+    }
+
+    fn is_dir(&self, d: DentryId) -> bool {
+        let inode = self.img.dentries[d as usize].inode;
+        self.img.inodes[inode as usize].is_directory()
+    }
+
+    fn child(&self, dir: DentryId, name: &str) -> Option<DentryId> {
+        self.img.dentries[dir as usize]
+            .children
+            .iter()
+            .copied()
+            .find(|&c| self.img.dentries[c as usize].name == name)
+    }
+
+    /// The dentry at `path`; `Ok(None)` if only its last component is missing.
+    fn lookup(&self, path: &str) -> Result<Option<DentryId>, UpdateError> {
+        let mut d = 0;
+        let mut parts = components(path).peekable();
+        while let Some(name) = parts.next() {
+            if !self.is_dir(d) {
+                return Err(UpdateError::NotADirectory { path: path.into() });
+            }
+            match self.child(d, name) {
+                Some(c) => d = c,
+                None if parts.peek().is_none() => return Ok(None),
+                None => return Err(UpdateError::NotFound { path: path.into() }),
+            }
+        }
+        Ok(Some(d))
+    }
+
+    /// The parent directory of `path` and its last component (`None` for the root).
+    fn parent(&self, path: &str) -> Result<Option<(DentryId, String)>, UpdateError> {
+        let parts: Vec<&str> = components(path).collect();
+        let Some((last, dirs)) = parts.split_last() else {
+            return Ok(None);
+        };
+        let dir = self
+            .lookup(&dirs.join("/"))?
+            .ok_or_else(|| UpdateError::NotFound { path: path.into() })?;
+        if !self.is_dir(dir) {
+            return Err(UpdateError::NotADirectory { path: path.into() });
+        }
+        Ok(Some((dir, String::from(*last))))
+    }
+
+    fn unlink(&mut self, d: DentryId) {
+        let p = self.parents[d as usize];
+        self.img.dentries[p as usize].children.retain(|&c| c != d);
+    }
+
+    fn link(&mut self, parent: DentryId, d: DentryId) {
+        self.img.dentries[parent as usize].children.push(d);
+        if self.parents.len() <= d as usize {
+            self.parents.resize(d as usize + 1, 0);
+        }
+        self.parents[d as usize] = parent;
+    }
+
+    fn add_dentry(&mut self, parent: DentryId, name: String, inode: InodeId) -> DentryId {
+        let d = self.img.add_dentry(parent, name, inode);
+        self.parents.push(parent);
+        d
+    }
+
+    fn delete(&mut self, path: &str, force: bool, recursive: bool) -> Result<(), UpdateError> {
+        let found = match self.lookup(path) {
+            Ok(found) => found,
+            Err(UpdateError::NotFound { .. }) if force => None,
+            Err(e) => return Err(e),
+        };
+        let Some(d) = found else {
+            return if force {
+                Ok(())
+            } else {
+                Err(UpdateError::NotFound { path: path.into() })
+            };
+        };
+        if d == 0 {
+            return Err(UpdateError::Invalid { path: path.into() });
+        }
+        if self.is_dir(d) && !recursive {
+            return Err(UpdateError::IsADirectory { path: path.into() });
+        }
+        self.unlink(d);
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), UpdateError> {
+        let src = self
+            .lookup(from)?
+            .ok_or_else(|| UpdateError::NotFound { path: from.into() })?;
+        let (parent, name) = self
+            .parent(to)?
+            .ok_or_else(|| UpdateError::Invalid { path: to.into() })?;
+        if src == 0 {
+            return Err(UpdateError::Invalid { path: from.into() });
+        }
+        let dst = self.child(parent, &name);
+        if let Some(dst) = dst {
+            if dst == src {
+                return Ok(());
+            }
+            match (self.is_dir(src), self.is_dir(dst)) {
+                (false, true) => return Err(UpdateError::IsADirectory { path: to.into() }),
+                (true, false) => return Err(UpdateError::NotADirectory { path: to.into() }),
+                (true, true) if !self.img.dentries[dst as usize].children.is_empty() => {
+                    return Err(UpdateError::NotEmpty { path: to.into() })
+                }
+                _ => {}
+            }
+        }
+        let mut a = parent;
+        loop {
+            if a == src {
+                return Err(UpdateError::Invalid { path: to.into() });
+            }
+            if a == 0 {
+                break;
+            }
+            a = self.parents[a as usize];
+        }
+        if let Some(dst) = dst {
+            self.unlink(dst);
+        }
+        self.unlink(src);
+        self.img.dentries[src as usize].name = name;
+        self.link(parent, src);
+        Ok(())
+    }
+
+    /// Adds branch dentry `b` where `existing` is: directories merge, files replace.
+    fn conflict(
+        &mut self,
+        branch: &NewImage,
+        b: DentryId,
+        existing: DentryId,
+        path: &str,
+        no_replace: bool,
+        copier: &mut Copier,
+    ) -> Result<(), UpdateError> {
+        let b_dir = branch.inodes[branch.dentries[b as usize].inode as usize].is_directory();
+        match (b_dir, self.is_dir(existing)) {
+            (false, true) => Err(UpdateError::IsADirectory { path: path.into() }),
+            (true, false) => Err(UpdateError::NotADirectory { path: path.into() }),
+            (true, true) => {
+                for &c in &branch.dentries[b as usize].children {
+                    let name = &branch.dentries[c as usize].name;
+                    let sub = alloc::format!("{}/{}", path.trim_end_matches('/'), name);
+                    match self.child(existing, name) {
+                        Some(e) => self.conflict(branch, c, e, &sub, no_replace, copier)?,
+                        None => copier.graft(self, branch, c, existing, name.clone()),
+                    }
+                }
+                Ok(())
+            }
+            (false, false) if no_replace => Err(UpdateError::Exists { path: path.into() }),
+            (false, false) => {
+                let parent = self.parents[existing as usize];
+                let name = self.img.dentries[existing as usize].name.clone();
+                self.unlink(existing);
+                copier.graft(self, branch, b, parent, name);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Copies dentries of a branch into the image, keeping the branch's hard links and linking
+/// files met in earlier branches of the session.
+struct Copier {
+    /// Branch inode → image inode.
+    inodes: BTreeMap<InodeId, InodeId>,
+    /// Branch inode → (device, inode number) of regular files.
+    file_ids: BTreeMap<InodeId, (u64, u64)>,
+}
+
+impl Copier {
+    fn graft(
+        &mut self,
+        ed: &mut Editor<'_>,
+        branch: &NewImage,
+        b: DentryId,
+        parent: DentryId,
+        name: String,
+    ) {
+        let bd = &branch.dentries[b as usize];
+        let key = self.file_ids.get(&bd.inode).copied();
+        let known = self
+            .inodes
+            .get(&bd.inode)
+            .or_else(|| key.and_then(|k| ed.files.get(&k)))
+            .copied();
+        let inode = match known {
+            Some(i) => i,
+            None => {
+                let mut inode = branch.inodes[bd.inode as usize].clone();
+                let mut copy = |s: Option<StreamId>| {
+                    s.and_then(|s| branch.streams.get(s as usize))
+                        .and_then(|st| {
+                            let id = ed.img.add_stream(st.size, st.content.clone())?;
+                            ed.img.streams[id as usize].hash = st.hash;
+                            Some(id)
+                        })
+                };
+                inode.data = copy(inode.data);
+                inode.reparse_data = copy(inode.reparse_data);
+                for n in inode.named.iter_mut() {
+                    n.1 = copy(n.1);
+                }
+                // Captured branches carry no security descriptors.
+                inode.security_id = -1;
+                let i = ed.img.add_inode(inode);
+                self.inodes.insert(bd.inode, i);
+                if let Some(k) = key {
+                    ed.files.insert(k, i);
+                }
+                i
+            }
+        };
+        let d = ed.add_dentry(parent, name, inode);
+        ed.img.dentries[d as usize].short_name = bd.short_name.clone();
+        for &c in &bd.children {
+            let n = branch.dentries[c as usize].name.clone();
+            self.graft(ed, branch, c, d, n);
+        }
+    }
+}
+
+/// An editing session on one image: commands applied in order (see the module docs). The
+/// image is compacted (removed dentries, inodes and streams dropped) when the session ends.
+#[derive(Debug)]
+pub struct Session<'a> {
+    ed: Editor<'a>,
+}
+
+impl<'a> Session<'a> {
+    /// Starts editing `img` (its structure is checked first).
+    pub fn new(img: &'a mut NewImage) -> Result<Self, UpdateError> {
+        img.check(false).map_err(super::WriteError::from)?;
+        Ok(Session {
+            ed: Editor::new(img),
+        })
+    }
+
+    /// Deletes `path`.
+    pub fn delete(&mut self, path: &str, force: bool, recursive: bool) -> Result<(), UpdateError> {
+        self.ed.delete(path, force, recursive)
+    }
+
+    /// Renames `from` to `to`.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), UpdateError> {
+        self.ed.rename(from, to)
+    }
+
+    /// Adds dentry `b` of `branch` (with everything under it) at `dest`; parents created on
+    /// the way get the times `now`. `file_ids` gives the (device, inode number) of branch
+    /// inodes: the same file in two branches of a session becomes one inode.
+    pub fn add(
+        &mut self,
+        branch: &NewImage,
+        b: DentryId,
+        file_ids: &[(InodeId, (u64, u64))],
+        dest: &str,
+        no_replace: bool,
+        now: u64,
+    ) -> Result<(), UpdateError> {
+        branch.check(false).map_err(super::WriteError::from)?;
+        if b as usize >= branch.dentries.len()
+            || file_ids
+                .iter()
+                .any(|&(i, _)| i as usize >= branch.inodes.len())
+        {
+            return Err(UpdateError::NotFound { path: dest.into() });
+        }
+        let ed = &mut self.ed;
+        let mut copier = Copier {
+            inodes: BTreeMap::new(),
+            file_ids: file_ids.iter().copied().collect(),
+        };
+        let parts: Vec<&str> = components(dest).collect();
+        let Some((last, dirs)) = parts.split_last() else {
+            return ed.conflict(branch, b, 0, dest, no_replace, &mut copier);
+        };
+        let mut d = 0;
+        for name in dirs {
+            if !ed.is_dir(d) {
+                return Err(UpdateError::NotADirectory { path: dest.into() });
+            }
+            d = match ed.child(d, name) {
+                Some(c) => c,
+                None => {
+                    let inode =
+                        ed.img
+                            .add_inode(Inode::new(FileAttributes::DIRECTORY, now, now, now));
+                    ed.add_dentry(d, String::from(*name), inode)
+                }
+            };
+        }
+        if !ed.is_dir(d) {
+            return Err(UpdateError::NotADirectory { path: dest.into() });
+        }
+        match ed.child(d, last) {
+            Some(existing) => ed.conflict(branch, b, existing, dest, no_replace, &mut copier),
+            None => {
+                copier.graft(ed, branch, b, d, String::from(*last));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        compact(self.ed.img);
+    }
+}
+
+/// Drops dentries no longer reachable from the root, inodes no dentry names and streams no
+/// inode uses, renumbering what stays.
+pub fn compact(img: &mut NewImage) {
+    let n = img.dentries.len();
+    let mut dmap: Vec<Option<DentryId>> = alloc::vec![None; n];
+    let mut order = alloc::vec![0 as DentryId];
+    dmap[0] = Some(0);
+    let mut i = 0;
+    while i < order.len() {
+        let d = order[i] as usize;
+        for &c in &img.dentries[d].children {
+            if let Some(slot) = dmap.get_mut(c as usize) {
+                if slot.is_none() {
+                    *slot = Some(order.len() as DentryId);
+                    order.push(c);
+                }
+            }
+        }
+        i += 1;
+    }
+    let mut imap: Vec<Option<InodeId>> = alloc::vec![None; img.inodes.len()];
+    let mut inodes = Vec::new();
+    let mut smap: Vec<Option<StreamId>> = alloc::vec![None; img.streams.len()];
+    let mut streams = Vec::new();
+    let mut dentries = Vec::with_capacity(order.len());
+    for &d in &order {
+        let mut de = core::mem::replace(
+            &mut img.dentries[d as usize],
+            super::image::NewDentry {
+                name: String::new(),
+                short_name: String::new(),
+                inode: 0,
+                children: Vec::new(),
+            },
+        );
+        de.children = de
+            .children
+            .iter()
+            .filter_map(|&c| dmap.get(c as usize).copied().flatten())
+            .collect();
+        let old = de.inode as usize;
+        de.inode = match imap.get(old).copied().flatten() {
+            Some(i) => i,
+            None => {
+                let mut inode = img.inodes[old].clone();
+                let mut remap = |s: Option<StreamId>| {
+                    let s = s? as usize;
+                    if smap[s].is_none() {
+                        smap[s] = Some(streams.len() as StreamId);
+                        streams.push(img.streams[s].clone());
+                    }
+                    smap[s]
+                };
+                inode.data = remap(inode.data);
+                inode.reparse_data = remap(inode.reparse_data);
+                for n in inode.named.iter_mut() {
+                    n.1 = remap(n.1);
+                }
+                imap[old] = Some(inodes.len() as InodeId);
+                inodes.push(inode);
+                inodes.len() as InodeId - 1
+            }
+        };
+        dentries.push(de);
+    }
+    img.dentries = dentries;
+    img.inodes = inodes;
+    img.streams = streams;
+}
+
+#[cfg(feature = "std")]
+mod fs_update;
+#[cfg(feature = "std")]
+pub use fs_update::{update_image, update_in_place};
