@@ -12,7 +12,7 @@ use std::path::Path;
 
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureOptions};
-use wim_image::write::export::{export_image, rebuild};
+use wim_image::write::export::{export_image, rebuild, Recompress};
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 use wim_image::{FileSource, Wim};
 use wimlib_support::{
@@ -388,6 +388,7 @@ fn delete_matches_wimlib() {
         create(&ours),
         &|i| i != 1,
         &WriteOptions::default(),
+        Recompress::Keep,
     )
     .unwrap();
     let (a, b) = (open(&ours), open(&theirs));

@@ -150,3 +150,53 @@ fn applies_same_but_fillers(ours: &Path, theirs: &Path, s: &Scratch) {
         std::fs::remove_dir_all(&b).unwrap();
     }
 }
+
+/// `delete --soft` leaves holes; `optimize` removes them, and `optimize --compress=...`
+/// recompresses, against the same operations of wimlib-imagex on copies of the same file.
+#[test]
+fn soft_delete_and_optimize_match_wimlib() {
+    if wimlib().is_none() {
+        return;
+    }
+    let s = Scratch::new("wimtool-optimize");
+    let (src, src2) = (s.path("src"), s.path("src2"));
+    build_tree(&src, 0);
+    std::fs::create_dir_all(&src2).unwrap();
+    std::fs::write(src2.join("only-in-two"), bytes(31, 300_000, true)).unwrap();
+    let (ours, theirs) = (s.path("ours.wim"), s.path("theirs.wim"));
+    let (o, t) = (ours.to_str().unwrap(), theirs.to_str().unwrap());
+    let src_s = src.to_str().unwrap();
+    run_wimlib(&["capture", src_s, t, "one", "--compress=XPRESS"]);
+    run_wimlib(&["append", src2.to_str().unwrap(), t, "two"]);
+    std::fs::copy(&theirs, &ours).unwrap();
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let full = size(&ours);
+    ok(&["delete", o, "1", "--soft"]);
+    run_wimlib(&["delete", t, "1", "--soft"]);
+    assert_eq!(stats(&ours), stats(&theirs));
+    ok(&["verify", o]);
+    assert!(size(&ours) >= full, "a soft delete only appends");
+    let sizes = |what: &str| {
+        let (a, b) = (size(&ours), size(&theirs));
+        eprintln!("{what}: ours {a} bytes, wimlib {b} bytes");
+        (a, b)
+    };
+    ok(&["optimize", o]);
+    run_wimlib(&["optimize", t]);
+    assert_eq!(stats(&ours), stats(&theirs));
+    let (a, b) = sizes("optimize (XPRESS)");
+    assert!(a < full / 10, "the holes are gone: {a} of {full}");
+    assert!(a.abs_diff(b) < b / 20, "within 5% of wimlib: {a} vs {b}");
+    run_wimlib(&["verify", o]);
+    for (ours_c, theirs_c) in [("none", "none"), ("xpress:80", "XPRESS:80")] {
+        ok(&["optimize", o, &format!("--compress={ours_c}")]);
+        run_wimlib(&["optimize", t, &format!("--compress={theirs_c}")]);
+        assert_eq!(stats(&ours), stats(&theirs), "{ours_c}");
+        let (a, b) = sizes(&format!("optimize --compress={ours_c}"));
+        assert!(a.abs_diff(b) < b / 20, "{ours_c}: {a} vs {b}");
+    }
+    let (a, b) = (s.path("a"), s.path("b"));
+    run_wimlib(&["apply", o, "1", a.to_str().unwrap()]);
+    run_wimlib(&["apply", t, "1", b.to_str().unwrap()]);
+    wimlib_support::assert_same_tree(&a, &b, "optimized");
+}

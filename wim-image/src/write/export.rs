@@ -165,18 +165,33 @@ impl<W: WriteAt> WimWriter<W> {
     }
 }
 
+/// The compression of a rebuilt file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recompress {
+    /// The source's codec and chunk size.
+    Keep,
+    /// This codec (`None`: uncompressed) and chunk size (0: 32 KiB).
+    To(Option<crate::codec::Codec>, u32),
+}
+
 /// Writes into `out` the images of `src` for which `keep(index)` holds, in order, with the
-/// source's compression, chunk size, `RP_FIX` flag and integrity table (and its boot image,
-/// if kept); `opts` gives threads, level, time, GUID and whether to add an integrity table. This is how `delete` rebuilds a
-/// file: into a new one that then replaces the original.
+/// source's `RP_FIX` flag, integrity table (and its boot image, if kept), and compression
+/// unless `how` changes it; `opts` gives threads, level, time, GUID and whether to add an
+/// integrity table. This is how `delete` and `optimize` rebuild a file: into a new one
+/// that then replaces the original. Every blob is decompressed, checked and compressed
+/// again.
 pub fn rebuild<R: ReadAt, W: WriteAt>(
     src: &Wim<R>,
     out: W,
     keep: &dyn Fn(u32) -> bool,
     opts: &super::WriteOptions,
+    how: Recompress,
 ) -> Result<W, WriteError> {
     let h = src.header();
-    let compression = h.compression().ok().flatten();
+    let compression = match how {
+        Recompress::Keep => h.compression().ok().flatten(),
+        Recompress::To(codec, chunk) => codec.map(|c| (c, chunk)),
+    };
     let opts = super::WriteOptions {
         compression: compression.map(|(c, _)| c),
         chunk_size: compression.map_or(0, |(_, s)| s),

@@ -84,6 +84,7 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "export" => crate::write::export(&a),
         "delete" => crate::write::delete(&a),
         "update" => crate::update::update(&a),
+        "optimize" => crate::write::optimize(&a),
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
 }

@@ -35,13 +35,15 @@ commands:
   update   WIM [IMAGE] [< COMMANDS]       add/delete/rename paths in an image, in place:
                                           add [--no-replace] SRC DEST, delete [--force]
                                           [--recursive] PATH, rename OLD NEW (one per line)
+  optimize WIM                            rebuild without holes (--compress, --chunk-size
+                                          to recompress)
 
 options:
   --threads N        decoder threads for apply/extract, compressor threads for
                      capture/append (default: all cores)
   --compress=TYPE[:LEVEL]
-                     capture/export: none, xpress, lzx (default for capture; export:
-                     the source's) or lzms; level 1-100
+                     capture/export/optimize: none, xpress, lzx (default for capture;
+                     export/optimize: the source's) or lzms; level 1-100
   --chunk-size=SIZE  capture/export: uncompressed chunk size (default 32K)
   --check            capture/append/export/delete/update: write an integrity table
   --command=CMD      update: one command instead of standard input

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, CaptureReport};
-use wim_image::write::export::{export_image, rebuild};
+use wim_image::write::export::{export_image, rebuild, Recompress};
 use wim_image::write::inplace::delete_in_place;
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 
@@ -264,7 +264,7 @@ pub fn delete(a: &Args) -> Result<(), Failure> {
         delete_in_place(f, &gone, &opts).map_err(|e| write_failure(&e, path))?;
         return Ok(());
     }
-    rebuild_into_temp(path, a, &|i| !gone.contains(&i), &opts)
+    rebuild_into_temp(path, a, &|i| !gone.contains(&i), &opts, Recompress::Keep)
 }
 
 /// Rebuilds the WIM at `path` (the images `keep` selects) into a temporary file beside it,
@@ -274,6 +274,7 @@ pub(crate) fn rebuild_into_temp(
     a: &Args,
     keep: &dyn Fn(u32) -> bool,
     opts: &WriteOptions,
+    how: Recompress,
 ) -> Result<(), Failure> {
     let wim = open(&path.to_string_lossy(), a)?;
     let tmp = path.with_file_name(format!(
@@ -287,7 +288,7 @@ pub(crate) fn rebuild_into_temp(
         .create_new(true)
         .open(&tmp)
         .map_err(|e| io_failure(&tmp, &e))?;
-    let result = rebuild(&wim, f, keep, opts)
+    let result = rebuild(&wim, f, keep, opts, how)
         .map_err(|e| write_failure(&e, path))
         .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| io_failure(path, &e)));
     if result.is_err() {
@@ -298,5 +299,37 @@ pub(crate) fn rebuild_into_temp(
 
 /// Rebuilds the WIM at `path` with all its images (`update --rebuild`).
 pub(crate) fn rebuild_file(path: &Path, a: &Args, opts: &WriteOptions) -> Result<(), Failure> {
-    rebuild_into_temp(path, a, &|_| true, opts)
+    rebuild_into_temp(path, a, &|_| true, opts, Recompress::Keep)
+}
+
+/// `optimize WIM`: rebuilds the file without holes, with `--compress=TYPE[:LEVEL]` and
+/// `--chunk-size` in a new compression (`--recompress` is accepted: data are always
+/// recompressed).
+pub fn optimize(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["--check", "--recompress", "-q", "--quiet"])?;
+    let [path] = a.positional(&["WIM"])? else {
+        unreachable!()
+    };
+    let opts = write_options(a)?;
+    let how = match (a.value(&["--compress"]), a.value(&["--chunk-size"])) {
+        (None, None) => Recompress::Keep,
+        (Some(_), _) => Recompress::To(opts.compression, opts.chunk_size),
+        (None, Some(_)) => {
+            let wim = open(path, a)?;
+            let codec = wim.header().compression().ok().flatten().map(|(c, _)| c);
+            Recompress::To(codec, opts.chunk_size)
+        }
+    };
+    let path = Path::new(path);
+    let before = std::fs::metadata(path)
+        .map_err(|e| io_failure(path, &e))?
+        .len();
+    rebuild_into_temp(path, a, &|_| true, &opts, how)?;
+    let after = std::fs::metadata(path)
+        .map_err(|e| io_failure(path, &e))?
+        .len();
+    if !a.flag(&["-q", "--quiet"]) {
+        eprintln!("{before} bytes before, {after} bytes after");
+    }
+    Ok(())
 }
