@@ -22,6 +22,10 @@ use wim_image::codec::{Codec, Decompressor};
 
 #[path = "../../wim-image/tests/codec_oracle/mod.rs"]
 mod oracle;
+#[path = "wim_input/mod.rs"]
+mod wim_input;
+
+use wim_input::load_input;
 
 /// One benchmark case: compressed chunks and their sizes.
 struct Case {
@@ -31,55 +35,6 @@ struct Case {
     chunks: Vec<(Vec<u8>, usize)>,
     bytes: usize,
     compressed: usize,
-}
-
-fn files(dir: &str, filter: &dyn Fn(&str) -> bool, budget: usize, out: &mut Vec<u8>) {
-    let mut paths = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from(dir)];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file() && filter(&p.to_string_lossy()) {
-                paths.push(p);
-            }
-        }
-    }
-    paths.sort();
-    let start = out.len();
-    for p in paths {
-        if out.len() - start >= budget {
-            break;
-        }
-        if let Ok(mut d) = std::fs::read(&p) {
-            d.truncate(budget - (out.len() - start));
-            out.extend_from_slice(&d);
-        }
-    }
-}
-
-fn load_input() -> Vec<u8> {
-    let mib: usize = std::env::var("WIM_CODEC_BENCH_MIB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
-    let half = mib << 19;
-    let mut v = Vec::new();
-    files("/usr/share/doc", &|_| true, half, &mut v);
-    files(
-        "/usr/lib/x86_64-linux-gnu",
-        &|p| p.ends_with(".so") || p.contains(".so."),
-        2 * half - v.len(),
-        &mut v,
-    );
-    v
 }
 
 fn make_case(

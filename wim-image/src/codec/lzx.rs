@@ -23,13 +23,13 @@ use super::{check_output_size, Codec, DecompressError, HuffmanCode};
 /// wimlib's LZX limit (window order 21).
 pub(crate) const MAX_CHUNK_SIZE: usize = 1 << 21;
 
-const MIN_WINDOW_ORDER: u32 = 15;
-const NUM_CHARS: usize = 256;
-const MAX_OFFSET_SLOTS: usize = 50;
-const MAX_MAIN_SYMS: usize = NUM_CHARS + 8 * MAX_OFFSET_SLOTS;
-const NUM_LEN_SYMS: usize = 249;
-const NUM_PRE_SYMS: usize = 20;
-const NUM_ALIGNED_SYMS: usize = 8;
+pub(crate) const MIN_WINDOW_ORDER: u32 = 15;
+pub(crate) const NUM_CHARS: usize = 256;
+pub(crate) const MAX_OFFSET_SLOTS: usize = 50;
+pub(crate) const MAX_MAIN_SYMS: usize = NUM_CHARS + 8 * MAX_OFFSET_SLOTS;
+pub(crate) const NUM_LEN_SYMS: usize = 249;
+pub(crate) const NUM_PRE_SYMS: usize = 20;
+pub(crate) const NUM_ALIGNED_SYMS: usize = 8;
 /// A pretree run can write up to 50 lengths past the end of the range being read (wimlib
 /// lets it, and so do we: the overflow lands in the next range or in this slack).
 const LENS_SLACK: usize = 50;
@@ -49,7 +49,7 @@ const LITERAL_ENTRY_LIMIT: u32 = (NUM_CHARS as u32) << 4;
 
 /// Verbatim bits after each offset slot: 0 for slots 0–3, then 1, 1, 2, 2, …, 16, 16, then 17.
 /// (Padded to 64 entries so that a masked index needs no bounds check.)
-const EXTRA_BITS: [u8; 64] = {
+pub(crate) const EXTRA_BITS: [u8; 64] = {
     let mut t = [0u8; 64];
     let mut s = 4;
     while s < MAX_OFFSET_SLOTS {
@@ -61,7 +61,7 @@ const EXTRA_BITS: [u8; 64] = {
 
 /// First "formatted offset" of each slot (position base minus the 2 repeat-offset codes):
 /// the match offset is this plus the slot's verbatim bits.
-const OFFSET_BASE: [u32; 64] = {
+pub(crate) const OFFSET_BASE: [u32; 64] = {
     let mut t = [0u32; 64];
     let mut base = 0u32;
     let mut s = 0;
@@ -76,7 +76,7 @@ const OFFSET_BASE: [u32; 64] = {
 
 /// Number of offset slots for a window of `2^order` bytes (the largest offset is
 /// window − 3: a match cannot copy the first two bytes onto the last two).
-const fn num_offset_slots(order: u32) -> usize {
+pub(crate) const fn num_offset_slots(order: u32) -> usize {
     let max_offset = (1u32 << order) - 3;
     let mut n = 30;
     while max_offset >= OFFSET_BASE[n] {
@@ -86,7 +86,7 @@ const fn num_offset_slots(order: u32) -> usize {
 }
 
 /// E8 translation's fixed "file size".
-const E8_FILE_SIZE: i32 = 12_000_000;
+pub(crate) const E8_FILE_SIZE: i32 = 12_000_000;
 
 /// Decoder state for LZX chunks (decode tables and code lengths, about 10 KiB); usable
 /// without `alloc`.
@@ -421,6 +421,37 @@ fn invalid(code: HuffmanCode, r: &BitReader<'_>) -> DecompressError {
     }
 }
 
+/// E8 call translation, forwards: each 0xE8 byte before the last 10 bytes of the chunk is
+/// taken as a call; a relative target `rel` in `-pos..12,000,000` becomes absolute
+/// (`rel + pos`, or `rel - 12,000,000` when that would reach past the "file size"), and
+/// the four operand bytes are skipped.
+#[cfg(any(feature = "alloc", test))]
+pub(crate) fn e8_translate(data: &mut [u8]) {
+    if data.len() <= 10 {
+        return;
+    }
+    let limit = data.len() - 10;
+    let mut i = 0;
+    while i < limit {
+        let Some(k) = data[i..limit].iter().position(|&b| b == 0xe8) else {
+            return;
+        };
+        i += k;
+        let t = &mut data[i + 1..i + 5];
+        let rel = i32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+        let pos = i as i32;
+        if rel >= -pos && rel < E8_FILE_SIZE {
+            let abs = if rel < E8_FILE_SIZE - pos {
+                rel + pos
+            } else {
+                rel - E8_FILE_SIZE
+            };
+            t.copy_from_slice(&abs.to_le_bytes());
+        }
+        i += 5;
+    }
+}
+
 /// Undoes E8 translation: for each 0xE8 byte at position `i < len − 10` (skipping the four
 /// bytes after a translated one), the following little-endian i32 was turned from a relative
 /// call target into an absolute one; turn it back.
@@ -536,28 +567,6 @@ mod tests {
 
     #[test]
     fn e8_translation_round_trips_with_the_forward_rule() {
-        // Forward rule, written independently of `undo_e8`.
-        fn forward(data: &mut [u8]) {
-            let mut i = 0;
-            while data.len() > 10 && i < data.len() - 10 {
-                if data[i] == 0xe8 {
-                    let t = &mut data[i + 1..i + 5];
-                    let rel = i32::from_le_bytes([t[0], t[1], t[2], t[3]]);
-                    let pos = i as i32;
-                    if rel >= -pos && rel < E8_FILE_SIZE {
-                        let abs = if rel < E8_FILE_SIZE - pos {
-                            rel + pos
-                        } else {
-                            rel - E8_FILE_SIZE
-                        };
-                        t.copy_from_slice(&abs.to_le_bytes());
-                    }
-                    i += 5;
-                } else {
-                    i += 1;
-                }
-            }
-        }
         let mut seed = 0x1234_5678u32;
         for len in [0usize, 5, 10, 11, 15, 100, 4096] {
             let orig: Vec<u8> = (0..len)
@@ -571,7 +580,7 @@ mod tests {
                 })
                 .collect();
             let mut data = orig.clone();
-            forward(&mut data);
+            e8_translate(&mut data);
             undo_e8(&mut data);
             assert_eq!(data, orig, "len {len}");
         }
@@ -587,5 +596,20 @@ mod tests {
             assert_eq!(e8_mask(&block), expect, "{b:#x}");
             assert_eq!(e8_mask32(&block), expect, "{b:#x}");
         }
+    }
+
+    #[test]
+    fn e8_translation_is_what_the_decoder_undoes() {
+        let mut data = [0u8; 64];
+        data[3] = 0xe8;
+        data[4..8].copy_from_slice(&100i32.to_le_bytes());
+        data[20] = 0xe8;
+        data[21..25].copy_from_slice(&(-10i32).to_le_bytes());
+        data[60] = 0xe8; // within the last 10 bytes: untouched
+        let orig = data;
+        e8_translate(&mut data);
+        assert_eq!(i32::from_le_bytes(data[4..8].try_into().unwrap()), 103);
+        assert_eq!(i32::from_le_bytes(data[21..25].try_into().unwrap()), 10);
+        assert_eq!(data[56..], orig[56..]);
     }
 }

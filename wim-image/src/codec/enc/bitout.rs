@@ -5,6 +5,83 @@
 //! count, and [`finish`](WordWriter::finish) reports `None`, so a chunk that does not shrink
 //! costs no more than the bits written until then, and nothing is written out of bounds.
 
+/// LZX: a plain word stream, plus the raw bytes of uncompressed blocks.
+pub(crate) struct WordWriter<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+    buf: u32,
+    count: u32,
+    overflow: bool,
+}
+
+impl<'a> WordWriter<'a> {
+    pub(crate) fn new(out: &'a mut [u8]) -> Self {
+        WordWriter {
+            out,
+            pos: 0,
+            buf: 0,
+            count: 0,
+            overflow: false,
+        }
+    }
+
+    fn put_word(&mut self, w: u16) {
+        match self.out.get_mut(self.pos..self.pos + 2) {
+            Some(s) => s.copy_from_slice(&w.to_le_bytes()),
+            None => self.overflow = true,
+        }
+        self.pos += 2;
+    }
+
+    /// Appends the low `n` bits of `bits` (`n` at most 16).
+    #[inline(always)]
+    pub(crate) fn bits(&mut self, bits: u32, n: u32) {
+        debug_assert!(n <= 16 && bits >> n == 0);
+        self.buf = (self.buf << n) | bits;
+        self.count += n;
+        if self.count >= 16 {
+            self.count -= 16;
+            self.put_word((self.buf >> self.count) as u16);
+        }
+    }
+
+    /// Appends up to 32 bits.
+    pub(crate) fn long_bits(&mut self, bits: u32, n: u32) {
+        if n > 16 {
+            self.bits(bits >> 16, n - 16);
+            self.bits(bits & 0xffff, 16);
+        } else {
+            self.bits(bits, n);
+        }
+    }
+
+    /// Pads to the next word boundary, with a whole zero word if already on one (what an
+    /// LZX uncompressed block header needs).
+    pub(crate) fn align_for_raw(&mut self) {
+        let pad = 16 - self.count;
+        self.bits(0, pad);
+    }
+
+    /// Raw bytes at the current (word-aligned) position.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(self.count, 0);
+        match self.out.get_mut(self.pos..self.pos + bytes.len()) {
+            Some(s) => s.copy_from_slice(bytes),
+            None => self.overflow = true,
+        }
+        self.pos += bytes.len();
+    }
+
+    /// Flushes the last partial word; the total size, or `None` if it did not fit.
+    pub(crate) fn finish(mut self) -> Option<usize> {
+        if self.count > 0 {
+            let pad = 16 - self.count;
+            self.bits(0, pad);
+        }
+        (!self.overflow).then_some(self.pos)
+    }
+}
+
 /// XPRESS: words are reserved two ahead of the raw-byte position, so that raw bytes land
 /// where a decoder that loads a word only when it holds fewer than 16 bits reads them.
 pub(crate) struct XpressWriter<'a> {

@@ -6,8 +6,11 @@
 
 use super::super::alloc::{vec, vec::Vec};
 
-const HASH4_BITS: u32 = 16;
-const HASH3_BITS: u32 = 15;
+/// Hash table sizes: 2^(log2(chunk) + 1) four-byte heads within these bounds (bigger chunks
+/// get bigger tables, so chains stay short), and at most 2^15 three-byte heads.
+const MIN_HASH4_BITS: u32 = 14;
+const MAX_HASH4_BITS: u32 = 22;
+const MAX_HASH3_BITS: u32 = 15;
 
 #[inline(always)]
 fn load_u32(data: &[u8], pos: usize) -> u32 {
@@ -16,13 +19,8 @@ fn load_u32(data: &[u8], pos: usize) -> u32 {
 }
 
 #[inline(always)]
-fn hash4(v: u32) -> usize {
-    (v.wrapping_mul(0x1e35_a7bd) >> (32 - HASH4_BITS)) as usize
-}
-
-#[inline(always)]
-fn hash3(v: u32) -> usize {
-    ((v & 0xff_ffff).wrapping_mul(0x1e35_a7bd) >> (32 - HASH3_BITS)) as usize
+fn hash(v: u32, bits: u32) -> usize {
+    (v.wrapping_mul(0x1e35_a7bd) >> (32 - bits)) as usize
 }
 
 /// Length of the common prefix of `data[a..]` and `data[b..]` (`a < b`), from `start`, at
@@ -50,6 +48,8 @@ pub(crate) fn match_len(data: &[u8], a: usize, b: usize, start: usize, max: usiz
 struct Heads {
     head3: Vec<u32>,
     head4: Vec<u32>,
+    bits3: u32,
+    bits4: u32,
     base: u32,
     /// Largest chunk, to know when the base must wrap.
     max: u32,
@@ -58,9 +58,14 @@ struct Heads {
 
 impl Heads {
     fn new(max_chunk: usize) -> Self {
+        let order = max_chunk.next_power_of_two().trailing_zeros();
+        let bits4 = (order + 1).clamp(MIN_HASH4_BITS, MAX_HASH4_BITS);
+        let bits3 = bits4.min(MAX_HASH3_BITS);
         Heads {
-            head3: vec![0; 1 << HASH3_BITS],
-            head4: vec![0; 1 << HASH4_BITS],
+            head3: vec![0; 1 << bits3],
+            head4: vec![0; 1 << bits4],
+            bits3,
+            bits4,
             base: 1,
             max: max_chunk as u32,
             last_len: 0,
@@ -78,6 +83,12 @@ impl Heads {
             self.base += step;
         }
         self.last_len = len;
+    }
+
+    /// The 3-byte and 4-byte hashes of the four bytes `v`.
+    #[inline(always)]
+    fn hashes(&self, v: u32) -> (usize, usize) {
+        (hash(v & 0xff_ffff, self.bits3), hash(v, self.bits4))
     }
 }
 
@@ -121,7 +132,7 @@ impl HashChains {
         }
         let base = self.heads.base;
         let v = load_u32(data, pos);
-        let (h3, h4) = (hash3(v), hash4(v));
+        let (h3, h4) = self.heads.hashes(v);
         let cand3 = self.heads.head3[h3];
         let mut cand = self.heads.head4[h4];
         let me = base + pos as u32;
@@ -174,11 +185,20 @@ impl HashChains {
         }
         let v = load_u32(data, pos);
         let me = self.heads.base + pos as u32;
-        self.heads.head3[hash3(v)] = me;
-        let h4 = hash4(v);
+        let (h3, h4) = self.heads.hashes(v);
+        self.heads.head3[h3] = me;
         self.prev[pos] = self.heads.head4[h4];
         self.heads.head4[h4] = me;
     }
+}
+
+/// Match-search effort: chain or tree entries visited per position, the length at which
+/// a match is taken without looking further, and the farthest offset the format allows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Search {
+    pub(crate) depth: u32,
+    pub(crate) nice: usize,
+    pub(crate) max_offset: usize,
 }
 
 /// One match: its length and offset.
@@ -213,31 +233,32 @@ impl BinaryTrees {
     }
 
     /// Inserts `pos`; with `out`, also appends its matches (lengths strictly increasing,
-    /// from 3 for `min3` or else from 4, offsets at most `max_offset`) and returns the
-    /// longest length found.
+    /// from 3 for `min3` or else from 4, at most `max_len`, offsets at most `max_offset`)
+    /// and returns the longest length found. Without `out`, pass `max_len` = the nice
+    /// length: extending further only costs time.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn advance(
         &mut self,
         data: &[u8],
         pos: usize,
+        max_len: usize,
         nice_len: usize,
         depth: u32,
         max_offset: usize,
         min3: bool,
         mut out: Option<&mut Vec<Match>>,
     ) -> usize {
-        let max_len = data.len() - pos;
+        let max_len = max_len.max(4).min(data.len() - pos);
         if max_len < 4 {
             return 0;
         }
         let base = self.heads.base;
         let me = base + pos as u32;
         let v = load_u32(data, pos);
-        let h3 = hash3(v);
+        let (h3, h4) = self.heads.hashes(v);
         let cand3 = self.heads.head3[h3];
         self.heads.head3[h3] = me;
-        let h4 = hash4(v);
         let mut cand = self.heads.head4[h4];
         self.heads.head4[h4] = me;
         let mut best = 3;

@@ -266,7 +266,10 @@ impl NearOptimal {
             self.starts[i] = self.cache.len() as u32;
             let room = self.cache.len() < limit;
             let out = room.then_some(&mut self.cache);
-            let longest = self.bt.advance(data, i, nice, depth, MAX_OFFSET, true, out);
+            let max_len = (n - i).min(MAX_MATCH);
+            let longest = self
+                .bt
+                .advance(data, i, max_len, nice, depth, MAX_OFFSET, true, out);
             i += 1;
             if longest >= nice {
                 // A long match: don't search inside it (its positions get no matches).
@@ -274,7 +277,7 @@ impl NearOptimal {
                 while i < end {
                     self.starts[i] = self.cache.len() as u32;
                     self.bt
-                        .advance(data, i, nice, depth, MAX_OFFSET, true, None);
+                        .advance(data, i, nice, nice, depth, MAX_OFFSET, true, None);
                     i += 1;
                 }
             }

@@ -24,10 +24,10 @@
 //! Codes ([`adaptive`]): literal (256 symbols, rebuilt every 1024 symbols), LZ offset and
 //! delta offset (every 1024), length (54, every 512), delta power (8, every 512).
 
-mod adaptive;
-mod streams;
-mod tables;
-mod x86;
+pub(crate) mod adaptive;
+pub(crate) mod streams;
+pub(crate) mod tables;
+pub(crate) mod x86;
 
 use super::copy::copy_match;
 use super::{check_output_size, Codec, DecompressError};
@@ -48,17 +48,17 @@ type Probs<const N: usize> = [Probability; N];
 
 /// All decision probabilities.
 #[derive(Clone, Debug)]
-struct Decisions {
-    main: Probs<16>,
-    matched: Probs<32>,
-    lz: Probs<64>,
-    delta: Probs<64>,
-    lz_rep: [Probs<64>; 2],
-    delta_rep: [Probs<64>; 2],
+pub(crate) struct Decisions {
+    pub(crate) main: Probs<16>,
+    pub(crate) matched: Probs<32>,
+    pub(crate) lz: Probs<64>,
+    pub(crate) delta: Probs<64>,
+    pub(crate) lz_rep: [Probs<64>; 2],
+    pub(crate) delta_rep: [Probs<64>; 2],
 }
 
 impl Decisions {
-    const INITIAL: Decisions = Decisions {
+    pub(crate) const INITIAL: Decisions = Decisions {
         main: [Probability::INITIAL; 16],
         matched: [Probability::INITIAL; 32],
         lz: [Probability::INITIAL; 64],
@@ -254,7 +254,7 @@ fn repeat_index(
 /// (`k` = 1 right after an item of the same kind, whose entry sits in slot 0 and does not
 /// count yet): the entry is removed and everything before it moves one slot back.
 #[inline(always)]
-fn take_repeat<T: Copy>(q: &mut [T; 4], rep: usize, k: usize) -> T {
+pub(crate) fn take_repeat<T: Copy>(q: &mut [T; 4], rep: usize, k: usize) -> T {
     let v = q[rep + k];
     q[rep + k] = q[rep];
     // Shift slots 0..rep one to the right (slot 0 is overwritten by the caller).

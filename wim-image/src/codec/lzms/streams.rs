@@ -18,7 +18,7 @@ impl Probability {
     };
 
     #[inline(always)]
-    fn get(&self) -> u32 {
+    pub(crate) fn get(&self) -> u32 {
         let p = self.zeros;
         // 0 → 1 and 64 → 63.
         let p = p + (p.wrapping_sub(1) >> 31);
@@ -26,7 +26,7 @@ impl Probability {
     }
 
     #[inline(always)]
-    fn update(&mut self, bit: u32) {
+    pub(crate) fn update(&mut self, bit: u32) {
         // The oldest bit leaves the window, `bit` enters it.
         self.zeros = self.zeros + (self.recent >> 63) as u32 - bit;
         self.recent = (self.recent << 1) | u64::from(bit);

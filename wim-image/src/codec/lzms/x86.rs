@@ -116,6 +116,18 @@ impl TargetTable {
 
     /// Undoes the filter on a decoded chunk.
     pub(crate) fn undo(&mut self, data: &mut [u8]) {
+        self.run::<false>(data);
+    }
+
+    /// Applies the filter to a chunk about to be compressed (the encoder's side).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn forward(&mut self, data: &mut [u8]) {
+        self.run::<true>(data);
+    }
+
+    /// The scan both directions share: the same candidates, decisions and table updates,
+    /// made on the relative form of each operand.
+    fn run<const FORWARD: bool>(&mut self, data: &mut [u8]) {
         if data.len() <= 17 {
             return;
         }
@@ -135,13 +147,19 @@ impl TargetTable {
             if p >= tail {
                 break;
             }
-            p = self.candidate(data, p, epoch, &mut last_x86);
+            p = self.candidate::<FORWARD>(data, p, epoch, &mut last_x86);
         }
     }
 
     /// Examines the candidate opcode at `p` (`p < len − 16`); returns where to continue.
     #[inline]
-    fn candidate(&mut self, data: &mut [u8], p: usize, epoch: u32, last_x86: &mut i32) -> usize {
+    fn candidate<const FORWARD: bool>(
+        &mut self,
+        data: &mut [u8],
+        p: usize,
+        epoch: u32,
+        last_x86: &mut i32,
+    ) -> usize {
         let (b0, b1, b2) = (data[p], data[p + 1], data[p + 2]);
         let (opcode_len, max_offset) = match b0 {
             0xff if b1 == 0x15 => (2, MAX_TRANSLATION_OFFSET),
@@ -161,12 +179,22 @@ impl TargetTable {
         let i = p as i32;
         let q = p + opcode_len;
         let operand = &mut data[q..q + 4];
-        if i - *last_x86 <= max_offset {
-            let abs = u32::from_le_bytes([operand[0], operand[1], operand[2], operand[3]]);
-            operand.copy_from_slice(&abs.wrapping_sub(i as u32).to_le_bytes());
+        let value = u32::from_le_bytes([operand[0], operand[1], operand[2], operand[3]]);
+        let translate = i - *last_x86 <= max_offset;
+        let rel = if FORWARD || !translate {
+            value
+        } else {
+            value.wrapping_sub(i as u32)
+        };
+        if translate {
+            let v = if FORWARD {
+                rel.wrapping_add(i as u32)
+            } else {
+                rel
+            };
+            operand.copy_from_slice(&v.to_le_bytes());
         }
-        let target =
-            (i as u32).wrapping_add(u32::from(u16::from_le_bytes([operand[0], operand[1]]))) as u16;
+        let target = (i as u32).wrapping_add(rel & 0xffff) as u16;
         let end = i + opcode_len as i32 + 3;
         let stamp = epoch + end as u32;
         let slot = &mut self.last_use[usize::from(target)];
@@ -255,6 +283,9 @@ mod tests {
                 .collect();
             let mut data = orig.clone();
             forward(&mut data);
+            let mut ours = orig.clone();
+            t.forward(&mut ours);
+            assert_eq!(ours, data, "len {len}: forward filter");
             if len > 1000 {
                 assert_ne!(data, orig, "the filter changed nothing");
             }

@@ -1,0 +1,231 @@
+//! The LZX (WIM variant) compressor.
+//!
+//! A chunk is first E8-translated (call operands turned into absolute targets, as the
+//! decoder will undo), then parsed, then written as blocks of at most 64 KiB. Parsers by
+//! level, as wimlib's: lazy over hash chains up to 34 (with the three repeat offsets
+//! tried at each step), near-optimal above (see [`super::lzx_opt`]). The window, and with
+//! it the number of offset slots and the block-size field width, comes from the maximum
+//! chunk size, exactly as the decoder derives it from the resource's chunk size.
+
+use super::super::alloc::{boxed::Box, vec, vec::Vec};
+use super::super::lzx::{e8_translate, num_offset_slots, MIN_WINDOW_ORDER, NUM_CHARS};
+use super::bitout::WordWriter;
+use super::lzx_block::BlockCoder;
+use super::lzx_opt::Optimal;
+use super::mf::{match_len, HashChains, Search};
+use super::{Item, Level};
+
+pub(crate) const MIN_MATCH: usize = 2;
+pub(crate) const MAX_MATCH: usize = 257;
+/// Bytes per block (the near-optimal parser's segment).
+pub(crate) const BLOCK_SIZE: usize = 1 << 16;
+/// wimlib's boundary between the lazy and the near-optimal parser.
+const MAX_LAZY_LEVEL: u32 = 34;
+
+enum Parser {
+    Lazy(HashChains),
+    NearOptimal(Box<Optimal>),
+}
+
+/// LZX compression state for chunks up to a fixed size.
+pub(crate) struct LzxEncoder {
+    parser: Parser,
+    search: Search,
+    /// The E8-translated chunk.
+    buf: Vec<u8>,
+    items: Vec<Item>,
+    coder: Box<BlockCoder>,
+}
+
+impl LzxEncoder {
+    pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
+        let order = max_chunk
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(MIN_WINDOW_ORDER);
+        let num_main = NUM_CHARS + 8 * num_offset_slots(order);
+        let l = level.0;
+        let (parser, depth, nice) = if l <= MAX_LAZY_LEVEL {
+            let p = Parser::Lazy(HashChains::new(max_chunk));
+            (p, (60 * l / 20).max(2), 80 * l as usize / 20)
+        } else {
+            let passes = 1 + u32::from(l >= 45) + u32::from(l >= 70) + u32::from(l >= 100);
+            let p = Parser::NearOptimal(Box::new(Optimal::new(max_chunk, passes)));
+            (p, (24 * l / 50).max(1), 48 * l as usize / 50)
+        };
+        LzxEncoder {
+            parser,
+            search: Search {
+                depth,
+                nice: nice.clamp(3, MAX_MATCH),
+                max_offset: (1 << order) - 3,
+            },
+            buf: vec![0; max_chunk],
+            items: Vec::with_capacity(max_chunk.min(BLOCK_SIZE) + 1),
+            coder: Box::new(BlockCoder::new(num_main, order >= 16)),
+        }
+    }
+
+    /// Compresses `data` into `out`; `None` if it does not fit.
+    pub(crate) fn compress(&mut self, data: &[u8], out: &mut [u8]) -> Option<usize> {
+        let n = data.len();
+        let buf = &mut self.buf[..n];
+        buf.copy_from_slice(data);
+        e8_translate(buf);
+        let buf = &self.buf[..n];
+        self.coder.start_chunk();
+        let mut w = WordWriter::new(out);
+        let mut queue = [1u32; 3];
+        match &mut self.parser {
+            Parser::Lazy(hc) => hc.reset(n),
+            Parser::NearOptimal(opt) => opt.reset(n),
+        }
+        let search = self.search;
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK_SIZE).min(n);
+            let items = &mut self.items;
+            items.clear();
+            match &mut self.parser {
+                Parser::Lazy(hc) => parse_lazy(hc, buf, start, end, search, &mut queue, items),
+                Parser::NearOptimal(opt) => {
+                    queue = opt.parse(buf, start, end, search, queue, &mut self.coder, items);
+                }
+            }
+            self.coder
+                .write_block(&mut w, items, &buf[start..end], queue);
+            start = end;
+        }
+        w.finish()
+    }
+}
+
+/// Rough bits a match saves over literals, for the lazy parser's choices.
+#[inline(always)]
+fn score(len: usize, off: usize, rep: bool) -> i32 {
+    let cost = if rep {
+        9
+    } else {
+        10 + (usize::BITS - off.leading_zeros()) as i32
+    };
+    7 * len as i32 - cost
+}
+
+/// The longest repeat-offset match at `pos`: (length, index), length 0 if none.
+#[inline(always)]
+fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize, usize) {
+    let mut best = (0, 0);
+    for (r, &off) in queue.iter().enumerate() {
+        let off = off as usize;
+        if off > pos {
+            continue;
+        }
+        let l = match_len(buf, pos - off, pos, 0, max_len);
+        if l > best.0 {
+            best = (l, r);
+        }
+    }
+    best
+}
+
+/// The best match at `pos` as (score, length, offset code), where the code is the repeat
+/// index or the offset plus 2; length 0 if no match is worth taking.
+#[inline(always)]
+fn best_at(
+    hc: &mut HashChains,
+    buf: &[u8],
+    pos: usize,
+    end: usize,
+    search: Search,
+    queue: &[u32; 3],
+) -> (i32, usize, u32) {
+    let max_len = (end - pos).min(MAX_MATCH);
+    // The chains cover the whole chunk, so a match may look past the block end; cap it.
+    let (el, eo) = hc.find(
+        buf,
+        pos,
+        3,
+        (buf.len() - pos).min(MAX_MATCH),
+        search.nice,
+        search.depth,
+        search.max_offset,
+    );
+    let el = el.min(max_len);
+    let (rl, ri) = if max_len >= MIN_MATCH {
+        best_rep(buf, pos, max_len, queue)
+    } else {
+        (0, 0)
+    };
+    let mut best = (0, 0, 0);
+    if rl >= MIN_MATCH {
+        best = (score(rl, 0, true), rl, ri as u32);
+    }
+    if el >= 3 {
+        let rep = queue.iter().position(|&q| q as usize == eo);
+        let s = score(el, eo, rep.is_some());
+        if s > best.0 {
+            best = (s, el, rep.map_or(eo as u32 + 2, |r| r as u32));
+        }
+    }
+    if best.0 <= 0 {
+        (0, 0, 0)
+    } else {
+        best
+    }
+}
+
+/// Lazy parsing of `buf[start..end]` into `items` (matches stop at `end`).
+fn parse_lazy(
+    hc: &mut HashChains,
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    search: Search,
+    queue: &mut [u32; 3],
+    items: &mut Vec<Item>,
+) {
+    let mut i = start;
+    while i < end {
+        let (mut s, mut len, mut code) = best_at(hc, buf, i, end, search, queue);
+        if len == 0 {
+            items.push(Item::literal(buf[i]));
+            i += 1;
+            continue;
+        }
+        let mut inserted = i + 1;
+        let half = Search {
+            depth: search.depth / 2,
+            ..search
+        };
+        while len < search.nice && i + 1 < end {
+            let (s2, l2, c2) = best_at(hc, buf, i + 1, end, half, queue);
+            inserted = i + 2;
+            if s2 > s {
+                items.push(Item::literal(buf[i]));
+                i += 1;
+                (s, len, code) = (s2, l2, c2);
+            } else {
+                break;
+            }
+        }
+        items.push(Item {
+            len: len as u32,
+            off: code,
+        });
+        update_queue(queue, code);
+        for p in inserted..i + len {
+            hc.skip(buf, p);
+        }
+        i += len;
+    }
+}
+
+/// The repeat-offset queue after a match with offset code `code`.
+#[inline(always)]
+pub(crate) fn update_queue(queue: &mut [u32; 3], code: u32) {
+    if code < 3 {
+        queue.swap(0, code as usize);
+    } else {
+        *queue = [code - 2, queue[0], queue[1]];
+    }
+}
