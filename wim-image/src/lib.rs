@@ -44,8 +44,8 @@
 //! pipable. Writing ([`write`](mod@write)): capture of a Linux directory tree, in-place append,
 //! export, delete (as a rebuild, or in place), and update (add, replace, delete and rename
 //! paths of an image, committed in place), uncompressed or XPRESS so far (LZX and LZMS as
-//! their compressors land), and optimize (a rebuild without holes, optionally recompressed);
-//! no solid output or split yet.
+//! their compressors land), optimize (a rebuild without holes, optionally recompressed) and
+//! split into `.swm` parts; no solid output yet.
 //!
 //! ## Features
 //!

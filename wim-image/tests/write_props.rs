@@ -15,6 +15,7 @@ use wim_image::defs::{FileAttributes, ReparseTag};
 use wim_image::dentry::ReparseInfo;
 use wim_image::write::image::{Content, DentryId, Inode, NewImage};
 use wim_image::write::inplace::{delete_in_place, Fate};
+use wim_image::write::split::split;
 use wim_image::write::{ImageProps, NoBlobs, SinkError, WimWriter, WriteAt, WriteOptions};
 use wim_image::Wim;
 
@@ -489,6 +490,39 @@ fn check_with_wimlib(
             info.lines()
                 .any(|l| l.starts_with("Image Count:") && l.trim_end().ends_with(images)),
             "cut after {keep}: {info}"
+        );
+    }
+}
+
+/// Split into parts of at most 1000 bytes of resources: the set opens with every image intact,
+/// each part lists only its own blobs, part 1 holds the metadata; unsplit, the boot index
+/// stays.
+#[test]
+fn split_parts_read_back() {
+    let (_, expect1) = crash_tree(1);
+    let (_, expect2) = crash_tree(2);
+    for xpress in [false, true] {
+        let src = two_images(xpress);
+        let wim = Wim::open(src.as_slice()).unwrap();
+        let parts = split(&wim, 1000, &mut |_| Ok(Vec::new())).unwrap();
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        let set = Wim::open_parts(parts.iter().map(Vec::as_slice).collect()).unwrap();
+        assert!(set.verify(&mut |_| {}).is_ok());
+        assert_eq!(normalize(&read_back(&set, 1)), normalize(&expect1));
+        assert_eq!(normalize(&read_back(&set, 2)), normalize(&expect2));
+        for (i, p) in parts.iter().enumerate() {
+            let h = wim_image::header::Header::parse(p[..208].try_into().unwrap()).unwrap();
+            assert_eq!(
+                (h.part_number as usize, h.total_parts as usize),
+                (i + 1, parts.len())
+            );
+            assert_eq!(h.guid, wim.header().guid);
+        }
+        let one = split(&wim, u64::MAX, &mut |_| Ok(Vec::new())).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            normalize(&read_back(&Wim::open(one[0].as_slice()).unwrap(), 2)),
+            normalize(&expect2)
         );
     }
 }

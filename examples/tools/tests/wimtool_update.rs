@@ -200,3 +200,63 @@ fn soft_delete_and_optimize_match_wimlib() {
     run_wimlib(&["apply", t, "1", b.to_str().unwrap()]);
     wimlib_support::assert_same_tree(&a, &b, "optimized");
 }
+
+/// `split` into .swm parts against `wimlib-imagex split` of the same file: as many parts,
+/// wimlib verifies and applies ours with `--ref` as it applies its own, and our reader
+/// applies ours as it applies wimlib's.
+#[test]
+fn split_matches_wimlib() {
+    if wimlib().is_none() {
+        return;
+    }
+    let s = Scratch::new("wimtool-split");
+    let (src, src2) = (s.path("src"), s.path("src2"));
+    build_tree(&src, 3 << 20);
+    std::fs::create_dir_all(&src2).unwrap();
+    std::fs::write(src2.join("only-in-two"), bytes(41, 900_000, false)).unwrap();
+    let wim = s.path("base.wim");
+    let w = wim.to_str().unwrap();
+    run_wimlib(&[
+        "capture",
+        src.to_str().unwrap(),
+        w,
+        "one",
+        "--compress=XPRESS",
+    ]);
+    run_wimlib(&["append", src2.to_str().unwrap(), w, "two", "--boot"]);
+    let (o, t) = (s.path("o.swm"), s.path("t.swm"));
+    let (o_s, t_s) = (o.to_str().unwrap(), t.to_str().unwrap());
+    ok(&["split", w, o_s, "1"]);
+    run_wimlib(&["split", w, t_s, "1"]);
+    let parts = |prefix: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(&s.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix) && n.ends_with(".swm"))
+            .collect();
+        v.sort();
+        v
+    };
+    let (ours, theirs) = (parts("o"), parts("t"));
+    assert!(ours.len() >= 3, "{ours:?}");
+    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
+    assert_eq!(stats(&o), stats(&t));
+    let o_ref = format!("--ref={}", s.path("o*.swm").display());
+    let t_ref = format!("--ref={}", s.path("t*.swm").display());
+    run_wimlib(&["verify", o_s, &o_ref]);
+    ok(&["verify", o_s]);
+    for i in ["1", "2"] {
+        let (a, b) = (s.path("a"), s.path("b"));
+        let (c, d) = (s.path("c"), s.path("d"));
+        run_wimlib(&["apply", o_s, i, a.to_str().unwrap(), &o_ref]);
+        run_wimlib(&["apply", t_s, i, b.to_str().unwrap(), &t_ref]);
+        ok(&["apply", o_s, i, c.to_str().unwrap()]);
+        ok(&["apply", t_s, i, d.to_str().unwrap()]);
+        wimlib_support::assert_same_tree(&a, &b, &format!("image {i}, wimlib"));
+        wimlib_support::assert_same_tree(&c, &d, &format!("image {i}, ours"));
+        for dir in [a, b, c, d] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+    assert_eq!(wimtool(&["split", w, o_s, "0"]).0, 1, "part size 0");
+}

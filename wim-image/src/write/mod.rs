@@ -27,6 +27,7 @@ pub mod image;
 pub mod inplace;
 mod resource;
 pub mod sink;
+pub mod split;
 pub mod xml;
 
 #[cfg(feature = "std")]

@@ -85,6 +85,7 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "delete" => crate::write::delete(&a),
         "update" => crate::update::update(&a),
         "optimize" => crate::write::optimize(&a),
+        "split" => crate::write::split(&a),
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
 }

@@ -37,6 +37,7 @@ commands:
                                           [--recursive] PATH, rename OLD NEW (one per line)
   optimize WIM                            rebuild without holes (--compress, --chunk-size
                                           to recompress)
+  split    WIM X.swm MAX_MiB              split into parts X.swm, X2.swm, X3.swm ...
 
 options:
   --threads N        decoder threads for apply/extract, compressor threads for

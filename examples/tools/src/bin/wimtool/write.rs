@@ -333,3 +333,63 @@ pub fn optimize(a: &Args) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// The name of part `n` of a split set whose first part is `first`: `x.swm`, `x2.swm`, …
+fn part_name(first: &Path, n: u16) -> std::path::PathBuf {
+    if n == 1 {
+        return first.to_path_buf();
+    }
+    let stem = first.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match first.extension() {
+        Some(ext) => format!("{stem}{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}{n}"),
+    };
+    first.with_file_name(name)
+}
+
+/// `split WIM X.swm MAX_MiB`: writes the parts `X.swm`, `X2.swm`, `X3.swm`… (as wimlib
+/// names them), each holding at most MAX_MiB of resources unless a single file is larger.
+pub fn split(a: &Args) -> Result<(), Failure> {
+    a.only_flags(&["-q", "--quiet"])?;
+    let [src, first, size] = a.positional(&["WIM", "X.swm", "MAX_MiB"])? else {
+        unreachable!()
+    };
+    let mib: f64 = size
+        .parse()
+        .ok()
+        .filter(|m: &f64| *m > 0.0 && m.is_finite())
+        .ok_or_else(|| UsageError(format!("invalid part size {size:?} (MiB)")))?;
+    let max = (mib * 1_048_576.0) as u64;
+    let wim = open(src, a)?;
+    let first = Path::new(first);
+    let mut made = Vec::new();
+    let result = wim_image::write::split::split(&wim, max.max(1), &mut |n| {
+        let p = part_name(first, n);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .map_err(|source| WriteError::Source {
+                path: p.clone(),
+                source,
+            })?;
+        made.push(p);
+        Ok(f)
+    });
+    match result {
+        Ok(parts) => {
+            if !a.flag(&["-q", "--quiet"]) {
+                eprintln!("wrote {} parts", parts.len());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for p in &made {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(write_failure(&e, first))
+        }
+    }
+}
