@@ -179,7 +179,9 @@ impl<W: WriteAt> WimWriter<W> {
             pos,
             old.compression,
             (opts.level, threads(opts.threads)),
-            fates.is_none(),
+            // Compressors are made now (an unavailable codec fails before the header is
+            // touched) unless nothing new will be compressed (a delete in place).
+            fates.is_none_or(|f| f.contains(&Fate::Replace)),
         )?;
         blobs.adopt_entries(old.entries, 1, fates.is_some())?;
         for (hash, n) in &old.refs {
