@@ -334,6 +334,17 @@ impl<R: ReadAt> Wim<R> {
         (rel.checked_add(size)? <= r.header.uncompressed_size).then_some((r, rel))
     }
 
+    /// Where a blob of a solid run is stored: the solid resource holding it (its header as the
+    /// blob table gives it), the resource's uncompressed size (from its solid header), and
+    /// the blob's offset in that uncompressed data. `None` for a blob outside solid runs.
+    pub fn solid_location(&self, blob: &Blob) -> Option<(ResHdr, u64, u64)> {
+        let BlobLocation::Solid { run, offset } = blob.location else {
+            return None;
+        };
+        let (r, rel) = self.solid_place(run, offset, blob.size)?;
+        Some((r.reshdr, r.header.uncompressed_size, rel))
+    }
+
     /// Limits the uncompressed size of a chunk any reader will allocate (default 1 GiB, the
     /// largest LZMS chunk). A compressed chunk can claim any size up to its codec's limit
     /// whatever its stored size, so callers reading untrusted files with little memory set

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use wim_image::apply::{self, ApplyOptions, ApplyReport};
-use wim_image::defs::HeaderFlags;
+use wim_image::blob_table::BlobLocation;
+use wim_image::defs::{HeaderFlags, ResourceFlags};
 use wim_image::{FileSource, Tree, Wim};
 
 use crate::args::{Args, UsageError};
@@ -210,11 +211,12 @@ fn info(a: &Args) -> Result<(), Failure> {
     if !h.integrity.is_empty() {
         attrs.push("Integrity info");
     }
-    if h.flags.contains(HeaderFlags::RP_FIX) {
-        attrs.push("Relative path junction");
-    }
+    // wimlib-imagex's order.
     if h.pipable {
         attrs.push("Pipable");
+    }
+    if h.flags.contains(HeaderFlags::RP_FIX) {
+        attrs.push("Relative path junction");
     }
     if h.flags.contains(HeaderFlags::READONLY) {
         attrs.push("Readonly");
@@ -249,6 +251,10 @@ fn info(a: &Args) -> Result<(), Failure> {
             ("total_parts", Json::Num(h.total_parts as u64)),
             ("boot_index", Json::Num(h.boot_index as u64)),
             ("size", Json::Num(size)),
+            (
+                "total_bytes",
+                wim.xml().total_bytes().map_or(Json::Null, Json::Num),
+            ),
             ("flags", Json::Num(h.flags.bits() as u64)),
             (
                 "attributes",
@@ -270,7 +276,12 @@ fn info(a: &Args) -> Result<(), Failure> {
     println!("Chunk Size:     {chunk} bytes");
     println!("Part Number:    {}/{}", h.part_number, h.total_parts);
     println!("Boot Index:     {}", h.boot_index);
-    println!("Size:           {size} bytes");
+    // As wimlib-imagex: the WIM's TOTALBYTES from the XML (the bytes before the XML), the
+    // file size only when the XML has none.
+    println!(
+        "Size:           {} bytes",
+        wim.xml().total_bytes().unwrap_or(size)
+    );
     println!("Attributes:     {}", attrs.join(", "));
     println!("\nAvailable Images:\n-----------------");
     for i in 1..=wim.image_count() {
@@ -311,6 +322,55 @@ fn info(a: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The blob lines of `dir --detailed` for the stream with hash `h`, as `wimlib-imagex dir
+/// --detailed` prints them (zeros for an empty stream).
+fn blob_details(out: &mut String, wim: &W, h: &[u8; 20]) {
+    let Some(b) = wim.blob(h) else {
+        let _ = writeln!(
+            out,
+            "Uncompressed size = 0 bytes\nCompressed size   = 0 bytes\nOffset in WIM     = 0 bytes\nPart Number       = 0\nReference Count   = 0\nFlags             = \n"
+        );
+        return;
+    };
+    let _ = writeln!(out, "Uncompressed size = {} bytes", b.size);
+    let (part, flags) = match b.location {
+        BlobLocation::Resource { part, reshdr } => {
+            let _ = writeln!(out, "Compressed size   = {} bytes", reshdr.size_in_wim);
+            let _ = writeln!(out, "Offset in WIM     = {} bytes", reshdr.offset);
+            (part, reshdr.flags)
+        }
+        BlobLocation::Solid { run, .. } => {
+            if let Some((res, size, offset)) = wim.solid_location(b) {
+                let _ = writeln!(
+                    out,
+                    "Solid resource    = {size} => {} bytes @ offset {}",
+                    res.size_in_wim, res.offset
+                );
+                let _ = writeln!(out, "Solid offset      = {offset} bytes");
+            }
+            let runs = &wim.blob_table().solid_runs;
+            let part = runs.get(run as usize).map_or(0, |r| r.part);
+            (part, ResourceFlags::SOLID)
+        }
+    };
+    let _ = writeln!(out, "Part Number       = {part}");
+    let _ = writeln!(out, "Reference Count   = {}", b.ref_count);
+    let mut names = String::new();
+    for (flag, name) in [
+        (ResourceFlags::FREE, "WIM_RESHDR_FLAG_FREE"),
+        (ResourceFlags::METADATA, "WIM_RESHDR_FLAG_METADATA"),
+        (ResourceFlags::COMPRESSED, "WIM_RESHDR_FLAG_COMPRESSED"),
+        (ResourceFlags::SPANNED, "WIM_RESHDR_FLAG_SPANNED"),
+        (ResourceFlags::SOLID, "WIM_RESHDR_FLAG_SOLID"),
+    ] {
+        if flags.contains(flag) {
+            names.push_str(name);
+            names.push_str("  ");
+        }
+    }
+    let _ = writeln!(out, "Flags             = {names}\n");
+}
+
 fn load(wim: &W, index: u32) -> Result<Tree, Failure> {
     wim.image(index).map_err(|e| corrupt(&e))
 }
@@ -325,6 +385,16 @@ fn dir(a: &Args) -> Result<(), Failure> {
     let wim = open(path, a)?;
     let tree = load(&wim, image_index(&wim, sel)?)?;
     let detailed = a.flag(&["--detailed"]);
+    // Dentries per hard-link group: the inode's link count.
+    let mut links: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
+    if detailed {
+        for id in tree.walk() {
+            let g = tree.node(id).dentry.link_group;
+            if g != 0 {
+                *links.entry(g).or_default() += 1;
+            }
+        }
+    }
     let mut out = String::new();
     for id in tree.walk() {
         let p = tree.path(id);
@@ -352,6 +422,8 @@ fn dir(a: &Args) -> Result<(), Failure> {
             let _ = writeln!(out, "Reparse Tag         = 0x{:08x}", r.tag.0);
         }
         let _ = writeln!(out, "Link Group ID       = 0x{:016x}", d.link_group);
+        let count = links.get(&d.link_group).copied().unwrap_or(1);
+        let _ = writeln!(out, "Link Count          = {count}");
         if let Some(u) = d.unix_data() {
             let _ = writeln!(
                 out,
@@ -360,14 +432,19 @@ fn dir(a: &Args) -> Result<(), Failure> {
             );
         }
         let mut stream = |label: &str, h: &[u8; 20]| {
-            let size = wim.blob(h).map_or(0, |b| b.size);
             let _ = writeln!(out, "\t{label}:\nHash              = 0x{}", hex(h));
-            let _ = writeln!(out, "Uncompressed size = {size} bytes\n");
+            blob_details(&mut out, &wim, h);
         };
         if let Some(h) = &d.reparse_data {
             stream("Reparse point stream", h);
         }
-        if let Some(h) = &d.data {
+        // As wimlib lists an inode's streams: a reparse point's empty unnamed stream is not
+        // one (a directory's is).
+        if let Some(h) = d
+            .data
+            .as_ref()
+            .filter(|h| d.reparse.is_none() || **h != [0; 20])
+        {
             stream("Unnamed data stream", h);
         }
         for s in &d.named_streams {
