@@ -57,6 +57,10 @@ fn run_checks() -> i32 {
             "wim-image: open an in-memory WIM, XML, tree walk, read a file by path",
             wim_container_check,
         ),
+        (
+            "wim-image: compress a chunk with each codec (alloc), decode it back; raw when it won't shrink",
+            wim_compress_check,
+        ),
     ];
     let mut failed = 0;
     for (name, check) in checks {
@@ -546,6 +550,43 @@ fn wim_image_check() -> bool {
             | DecompressError::MatchLength { .. })
     );
     lzx_ok && lzms_ok && truncated
+}
+
+/// wim-image's compressors without std (they need `alloc`): one chunk of repetitive text
+/// per codec at the default level, decoded back by the matching `Decompressor`; a chunk of
+/// noise comes back as `None` (stored raw).
+fn wim_compress_check() -> bool {
+    use wim_image::codec::{Codec, Compressor, Decompressor, Level};
+    const TEXT: &[u8] = b"no_std wim-image: XPRESS, LZX and LZMS chunks compress without std. ";
+    let mut chunk = [0u8; 16 * TEXT.len()];
+    for (c, t) in chunk.chunks_mut(TEXT.len()).zip(core::iter::repeat(TEXT)) {
+        c.copy_from_slice(t);
+    }
+    let mut noise = [0u8; 512];
+    let mut x = 0x2545_f491u32;
+    for b in &mut noise {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    [Codec::Xpress, Codec::Lzx, Codec::Lzms]
+        .into_iter()
+        .all(|codec| {
+            let Ok(mut c) = Compressor::new(codec, Level::DEFAULT, 32 << 10) else {
+                return false;
+            };
+            let mut out = [0u8; 16 * TEXT.len()];
+            let Some(n) = c.compress(&chunk, &mut out) else {
+                return false;
+            };
+            let mut back = [0u8; 16 * TEXT.len()];
+            let decoded = Decompressor::new(codec)
+                .decompress(&out[..n], &mut back)
+                .is_ok();
+            let raw = c.compress(&noise, &mut [0u8; 512]).is_none();
+            decoded && back == chunk && n < chunk.len() / 2 && raw
+        })
 }
 
 /// wim-image's container layer without std: a small uncompressed WIM that wimlib-imagex 1.13
