@@ -60,6 +60,11 @@ impl Engines {
         })
     }
 
+    /// The number of threads (engines).
+    pub(crate) fn threads(&self) -> usize {
+        self.engines.len()
+    }
+
     /// How many chunks a batch should hold to keep every thread busy.
     pub(crate) fn batch_chunks(&self) -> usize {
         self.engines.len() * 4

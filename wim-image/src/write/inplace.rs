@@ -184,6 +184,16 @@ impl<W: WriteAt> WimWriter<W> {
             fates.is_none_or(|f| f.contains(&Fate::Replace)),
         )?;
         blobs.adopt_entries(old.entries, 1, fates.is_some())?;
+        if let Some((codec, chunk)) = opts.solid {
+            blobs.solid = Some(super::solid::SolidOut::new(
+                codec,
+                chunk,
+                opts.level,
+                threads(opts.threads),
+            )?);
+            // SOLID flags count only in version 0xE00 files.
+            hdr.version.set(crate::defs::WimVersion::SOLID.0);
+        }
         for (hash, n) in &old.refs {
             if !blobs.add_ref(hash, *n) {
                 return Err(WriteError::MissingBlob { hash: *hash });

@@ -27,6 +27,7 @@ pub mod image;
 pub mod inplace;
 mod resource;
 pub mod sink;
+pub mod solid;
 pub mod split;
 pub mod xml;
 
@@ -178,6 +179,12 @@ pub struct WriteOptions {
     pub compression: Option<Codec>,
     /// Uncompressed chunk size (0: 32 KiB, what Microsoft's tools need for LZX).
     pub chunk_size: u32,
+    /// Solid output (`wimlib-imagex --solid`): the codec and chunk size (0: the codec's
+    /// default, 64 MiB for LZMS, see [`solid::default_solid_chunk_size`]) of the solid
+    /// resources that hold the data blobs; the file becomes version 0xE00. Metadata resources
+    /// stay non-solid with [`compression`](Self::compression) (LZMS when that is `None`, as
+    /// wimlib does). Appending adds a new solid run.
+    pub solid: Option<(Codec, u32)>,
     /// Compression level, 1–100 (50: wimlib's default).
     pub level: u32,
     /// Compression threads (0: all cores).
@@ -200,6 +207,7 @@ impl Default for WriteOptions {
         WriteOptions {
             compression: None,
             chunk_size: 0,
+            solid: None,
             level: 50,
             threads: 0,
             integrity: false,
@@ -302,10 +310,18 @@ impl<W: WriteAt> WimWriter<W> {
     /// Starts a new WIM in `out` (which should be empty; it is cut to the written size at the
     /// end).
     pub fn create(out: W, opts: &WriteOptions) -> Result<Self, WriteError> {
-        let compression = match opts.compression {
+        let codec = match (opts.compression, opts.solid) {
+            (None, Some(_)) => Some(Codec::Lzms),
+            (c, _) => c,
+        };
+        let compression = match codec {
             None => None,
             Some(codec) => {
-                let chunk = if opts.chunk_size == 0 {
+                let chunk = if opts.chunk_size == 0 && codec == Codec::Lzms && opts.solid.is_some()
+                {
+                    // wimlib's non-solid LZMS default, for the metadata of a solid file.
+                    1 << 17
+                } else if opts.chunk_size == 0 {
                     32768
                 } else {
                     opts.chunk_size
@@ -329,7 +345,7 @@ impl<W: WriteAt> WimWriter<W> {
                         Codec::Lzx => HeaderFlags::COMPRESS_LZX,
                         Codec::Lzms => HeaderFlags::COMPRESS_LZMS,
                     };
-                if c == Codec::Lzms {
+                if c == Codec::Lzms || opts.solid.is_some() {
                     WimVersion::SOLID
                 } else {
                     WimVersion::DEFAULT
@@ -362,6 +378,14 @@ impl<W: WriteAt> WimWriter<W> {
             (opts.level, threads(opts.threads)),
             true,
         )?;
+        if let Some((codec, chunk)) = opts.solid {
+            blobs.solid = Some(solid::SolidOut::new(
+                codec,
+                chunk,
+                opts.level,
+                threads(opts.threads),
+            )?);
+        }
         let mut wip = header;
         wip.flags
             .set(flags.bits() | HeaderFlags::WRITE_IN_PROGRESS.bits());
@@ -487,6 +511,7 @@ impl<W: WriteAt> WimWriter<W> {
     /// Writes the blob table, the XML document and the integrity table, then commits the
     /// header. Returns the output.
     pub fn finish(mut self) -> Result<W, WriteError> {
+        self.blobs.finish_solid()?;
         let mut metadata = Vec::with_capacity(self.metadata.len());
         for m in &self.metadata {
             let (r, hash) = m.ok_or(WriteError::Internal {

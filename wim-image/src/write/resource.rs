@@ -27,6 +27,7 @@ use crate::header::ResHdr;
 
 use super::engine::Engines;
 use super::sink::WriteAt;
+use super::solid::SolidOut;
 use super::WriteError;
 
 /// The largest stored size a resource header holds (56 bits).
@@ -63,7 +64,7 @@ pub(crate) enum Source<'a> {
 }
 
 impl Source<'_> {
-    fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         match self {
             Source::Slice(s) => s.len() as u64,
             Source::Reader { size, .. } => *size,
@@ -71,7 +72,7 @@ impl Source<'_> {
     }
 
     /// Fills `buf` with the bytes at `at` (sequential calls only for readers).
-    fn read(&mut self, at: u64, buf: &mut [u8]) -> Result<(), WriteError> {
+    pub(crate) fn read(&mut self, at: u64, buf: &mut [u8]) -> Result<(), WriteError> {
         match self {
             Source::Slice(s) => {
                 buf.copy_from_slice(&s[at as usize..at as usize + buf.len()]);
@@ -99,6 +100,8 @@ pub(crate) struct BlobOut<W> {
     by_hash: BTreeMap<Sha1Hash, usize>,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
+    /// Solid output: data blobs go into solid resources (metadata stays non-solid).
+    pub solid: Option<SolidOut>,
     /// Number of write calls made (for tests and progress).
     pub writes: u64,
 }
@@ -128,6 +131,7 @@ impl<W: WriteAt> BlobOut<W> {
             by_hash: BTreeMap::new(),
             inbuf: Vec::new(),
             outbuf: Vec::new(),
+            solid: None,
             writes: 0,
         })
     }
@@ -196,6 +200,9 @@ impl<W: WriteAt> BlobOut<W> {
         mut src: Source<'_>,
         refs: u32,
     ) -> Result<Sha1Hash, WriteError> {
+        if self.solid.is_some() {
+            return self.add_solid_blob(src, refs);
+        }
         if let Source::Slice(s) = src {
             let hash: Sha1Hash = Sha1::digest(s).into();
             if self.add_ref(&hash, refs) {
@@ -371,7 +378,7 @@ impl<W: WriteAt> BlobOut<W> {
     }
 }
 
-fn is_solid(e: &BlobEntryDisk) -> bool {
+pub(crate) fn is_solid(e: &BlobEntryDisk) -> bool {
     ResHdr::from_disk(&e.reshdr)
         .flags
         .contains(ResourceFlags::SOLID)

@@ -71,6 +71,8 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "--dest-dir",
         "--compress",
         "--chunk-size",
+        "--solid-compress",
+        "--solid-chunk-size",
         "--command",
     ];
     let a = Args::parse(rest, &with_value)?;

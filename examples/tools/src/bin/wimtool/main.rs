@@ -46,6 +46,11 @@ options:
                      capture/export/optimize: none, xpress, lzx (default for capture;
                      export/optimize: the source's) or lzms; level 1-100
   --chunk-size=SIZE  capture/export: uncompressed chunk size (default 32K)
+  --solid            capture/append/export/optimize: data in solid resources (ESD style,
+                     version 0xE00); metadata LZMS unless --compress says otherwise
+  --solid-compress=TYPE, --solid-chunk-size=SIZE
+                     the solid codec (default lzms) and chunk size (default 64M for LZMS,
+                     32K otherwise)
   --check            capture/append/export/delete/update: write an integrity table
   --command=CMD      update: one command instead of standard input
   --rebuild          update: rebuild the file afterwards (no holes)

@@ -14,7 +14,15 @@ use crate::args::{parse_size, Args, UsageError};
 use crate::commands::{corrupt, image_index, io_failure, open, with_causes, Failure};
 
 /// Flags the writing commands accept.
-const FLAGS: &[&str] = &["--check", "--boot", "--rpfix", "--norpfix", "-q", "--quiet"];
+const FLAGS: &[&str] = &[
+    "--check",
+    "--boot",
+    "--rpfix",
+    "--norpfix",
+    "--solid",
+    "-q",
+    "--quiet",
+];
 
 /// `--compress=none|xpress|lzx|lzms[:LEVEL]` (case-insensitive; default LZX like wimlib).
 fn compression(a: &Args) -> Result<(Option<Codec>, Option<u32>), Failure> {
@@ -40,13 +48,46 @@ fn compression(a: &Args) -> Result<(Option<Codec>, Option<u32>), Failure> {
     Ok((codec, level))
 }
 
-pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
-    let (codec, level) = compression(a)?;
-    let chunk_size = match a.value(&["--chunk-size"]) {
-        Some(s) => u32::try_from(parse_size(s)?)
-            .map_err(|_| UsageError(format!("chunk size {s:?} is too large")))?,
-        None => 0,
+/// A `--chunk-size`-like option's value (0 when absent).
+fn size_option(a: &Args, name: &str) -> Result<u32, Failure> {
+    match a.value(&[name]) {
+        Some(s) => Ok(u32::try_from(parse_size(s)?)
+            .map_err(|_| UsageError(format!("chunk size {s:?} is too large")))?),
+        None => Ok(0),
+    }
+}
+
+/// `--solid [--solid-compress=TYPE] [--solid-chunk-size=SIZE]`: the solid codec (LZMS by
+/// default, like wimlib) and chunk size (0: the codec's default, 64 MiB for LZMS).
+fn solid_options(a: &Args) -> Result<Option<(Codec, u32)>, Failure> {
+    let named =
+        a.value(&["--solid-compress"]).is_some() || a.value(&["--solid-chunk-size"]).is_some();
+    if !a.flag(&["--solid"]) && !named {
+        return Ok(None);
+    }
+    let codec = match a
+        .value(&["--solid-compress"])
+        .map(|s| s.to_ascii_lowercase())
+    {
+        None => Codec::Lzms,
+        Some(s) => match s.as_str() {
+            "xpress" | "fast" => Codec::Xpress,
+            "lzx" | "maximum" => Codec::Lzx,
+            "lzms" | "recovery" => Codec::Lzms,
+            _ => return Err(UsageError(format!("unknown solid compression {s:?}")).into()),
+        },
     };
+    Ok(Some((codec, size_option(a, "--solid-chunk-size")?)))
+}
+
+pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
+    let (mut codec, level) = compression(a)?;
+    let solid = solid_options(a)?;
+    if solid.is_some() && a.value(&["--compress"]).is_none() {
+        // wimlib's `--solid` alone: LZMS (128K chunks) for the metadata too.
+        codec = Some(Codec::Lzms);
+    }
+    let chunk_size = size_option(a, "--chunk-size")?;
     let threads = match a.value(&["--threads"]) {
         Some(t) => t
             .parse()
@@ -56,6 +97,7 @@ pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
     Ok(WriteOptions {
         compression: codec,
         chunk_size,
+        solid,
         level: level.unwrap_or(50),
         threads,
         integrity: a.flag(&["--check"]),
@@ -306,7 +348,7 @@ pub(crate) fn rebuild_file(path: &Path, a: &Args, opts: &WriteOptions) -> Result
 /// `--chunk-size` in a new compression (`--recompress` is accepted: data are always
 /// recompressed).
 pub fn optimize(a: &Args) -> Result<(), Failure> {
-    a.only_flags(&["--check", "--recompress", "-q", "--quiet"])?;
+    a.only_flags(&["--check", "--recompress", "--solid", "-q", "--quiet"])?;
     let [path] = a.positional(&["WIM"])? else {
         unreachable!()
     };

@@ -1,0 +1,280 @@
+//! Solid (ESD-style) output: blobs concatenated and compressed together in big chunks
+//! (64 MiB for LZMS), as `wimlib-imagex --solid` and Microsoft's "recovery" compression do.
+//!
+//! ```text
+//!  solid resource at `offset`:
+//!  ┌──────────────────────────────────┬──────────────────────┬─────────┬───┬───────────┐
+//!  │ usize u64 │ chunk u32 │ format u32 │ n × u32 stored sizes │ chunk 0 │ … │ chunk n−1 │
+//!  └──────────────────────────────────┴──────────────────────┴─────────┴───┴───────────┘
+//!  blob table: [resource: SOLID, offset, stored size, usize = 0x1_0000_0000, zero hash]
+//!              [blob: SOLID, offset in the run's concatenated data, size, usize = 0]…
+//! ```
+//!
+//! Blobs go into the open resource as they come; whole chunks are compressed (in parallel,
+//! one chunk per thread) once a batch is complete, so memory holds about one batch of
+//! uncompressed data plus the open resource's compressed chunks. A resource is closed at a
+//! blob boundary once it holds [`resource_limit`] bytes (blobs never straddle two resources:
+//! wimlib cannot read that), and at the end. All resources written by one writer form one
+//! run (their offsets continue across resources); an empty separator entry keeps a new run
+//! apart from a solid run already in the table (appending).
+//!
+//! A blob read in one pass (a big file) whose SHA-1 shows, at its end, that it is stored
+//! already is cut out of the resource again, unless its bytes had to be compressed before
+//! its end (more than two batches); then they stay as unreferenced bytes of the resource.
+
+use alloc::vec::Vec;
+
+use sha1::{Digest, Sha1};
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::IntoBytes;
+
+use crate::blob_table::Sha1Hash;
+use crate::codec::Codec;
+use crate::defs::{
+    BlobEntryDisk, CompressionFormat, ResourceFlags, SolidHeaderDisk, SOLID_RESOURCE_MAGIC_SIZE,
+};
+use crate::header::{check_chunk_size, ResHdr};
+
+use super::engine::Engines;
+use super::resource::{is_solid, reshdr_disk, BlobOut, Source};
+use super::sink::WriteAt;
+use super::WriteError;
+
+/// The default solid chunk size of `codec` (wimlib's: 64 MiB for LZMS, else 32 KiB).
+pub fn default_solid_chunk_size(codec: Codec) -> u32 {
+    match codec {
+        Codec::Lzms => 1 << 26,
+        Codec::Xpress | Codec::Lzx => 1 << 15,
+    }
+}
+
+/// Uncompressed bytes after which the open resource is closed (at the next blob boundary).
+pub fn resource_limit(chunk: u32) -> u64 {
+    (chunk as u64 * 8).max(64 << 20)
+}
+
+/// The solid resource being built and the run it belongs to.
+#[derive(Debug)]
+pub(crate) struct SolidOut {
+    codec: Codec,
+    chunk: usize,
+    engines: Engines,
+    /// Uncompressed bytes not compressed yet (they start at a chunk boundary).
+    pending: Vec<u8>,
+    /// The open resource's compressed (or raw) chunks, and their stored sizes.
+    packed: Vec<u8>,
+    sizes: Vec<u32>,
+    /// Uncompressed bytes in the open resource.
+    res_size: u64,
+    /// Offset of the open resource in the run's concatenated data.
+    run_base: u64,
+    /// The blob-table entry of the open resource.
+    res_entry: Option<usize>,
+    /// Whether this writer has begun its run.
+    in_run: bool,
+}
+
+impl SolidOut {
+    /// Solid output with `codec` in chunks of `chunk` bytes (0: the default), compressed at
+    /// `level` on `threads` threads.
+    pub(crate) fn new(
+        codec: Codec,
+        chunk: u32,
+        level: u32,
+        threads: usize,
+    ) -> Result<SolidOut, WriteError> {
+        let chunk = if chunk == 0 {
+            default_solid_chunk_size(codec)
+        } else {
+            chunk
+        };
+        check_chunk_size(codec, chunk).map_err(|()| WriteError::ChunkSize {
+            codec,
+            chunk_size: chunk,
+        })?;
+        Ok(SolidOut {
+            codec,
+            chunk: chunk as usize,
+            engines: Engines::new(codec, level, chunk, threads)?,
+            pending: Vec::new(),
+            packed: Vec::new(),
+            sizes: Vec::new(),
+            res_size: 0,
+            run_base: 0,
+            res_entry: None,
+            in_run: false,
+        })
+    }
+
+    /// Uncompressed bytes a batch holds.
+    fn batch_bytes(&self) -> usize {
+        self.chunk * self.engines.threads()
+    }
+
+    /// Compresses the whole chunks of `pending` (all of it with `all`, the last chunk short).
+    fn compress_pending(&mut self, all: bool) {
+        let len = if all {
+            self.pending.len()
+        } else {
+            self.pending.len() / self.chunk * self.chunk
+        };
+        if len == 0 {
+            return;
+        }
+        let chunks: Vec<&[u8]> = self.pending[..len].chunks(self.chunk).collect();
+        for batch in chunks.chunks(self.engines.threads()) {
+            for (c, z) in batch.iter().zip(self.engines.compress(batch)) {
+                let stored = z.unwrap_or(c);
+                self.sizes.push(stored.len() as u32);
+                self.packed.extend_from_slice(stored);
+            }
+        }
+        self.pending.drain(..len);
+    }
+}
+
+impl<W: WriteAt> BlobOut<W> {
+    /// Stores a blob into the open solid resource (unless the table has it) and returns its
+    /// SHA-1, counting `refs` references either way.
+    pub(crate) fn add_solid_blob(
+        &mut self,
+        mut src: Source<'_>,
+        refs: u32,
+    ) -> Result<Sha1Hash, WriteError> {
+        if let Source::Slice(s) = src {
+            let hash: Sha1Hash = Sha1::digest(s).into();
+            if self.add_ref(&hash, refs) {
+                return Ok(hash);
+            }
+        }
+        let mut s = self.solid.take().ok_or(WriteError::Internal {
+            what: "solid blob without solid output",
+        })?;
+        let r = self.fill_solid(&mut s, &mut src, refs);
+        self.solid = Some(s);
+        r
+    }
+
+    fn fill_solid(
+        &mut self,
+        s: &mut SolidOut,
+        src: &mut Source<'_>,
+        refs: u32,
+    ) -> Result<Sha1Hash, WriteError> {
+        if s.res_entry.is_none() {
+            if !s.in_run && self.entries.last().is_some_and(is_solid) {
+                // A separator: an empty entry ends the existing run for every reader.
+                self.entries.push(BlobEntryDisk {
+                    reshdr: Default::default(),
+                    part_number: U16::new(1),
+                    ref_count: U32::new(0),
+                    hash: [0; 20],
+                });
+            }
+            s.in_run = true;
+            s.res_entry = Some(self.entries.len());
+            self.entries.push(BlobEntryDisk {
+                reshdr: Default::default(),
+                part_number: U16::new(1),
+                ref_count: U32::new(1),
+                hash: [0; 20],
+            });
+        }
+        let size = src.size();
+        let (blob_start, keep_from) = (s.res_size, s.pending.len());
+        let mut spilled = false;
+        let mut hasher = Sha1::new();
+        let mut at = 0u64;
+        while at < size {
+            let n = (size - at).min(1 << 20) as usize;
+            let old = s.pending.len();
+            s.pending.resize(old + n, 0);
+            src.read(at, &mut s.pending[old..])?;
+            hasher.update(&s.pending[old..]);
+            at += n as u64;
+            s.res_size += n as u64;
+            if s.pending.len() >= 2 * s.batch_bytes() {
+                s.compress_pending(false);
+                spilled = true;
+            }
+        }
+        let hash: Sha1Hash = hasher.finalize().into();
+        if self.add_ref(&hash, refs) {
+            if !spilled {
+                s.pending.truncate(keep_from);
+                s.res_size = blob_start;
+            }
+            return Ok(hash);
+        }
+        let r = ResHdr {
+            offset: s.run_base + blob_start,
+            size_in_wim: size,
+            uncompressed_size: 0,
+            flags: ResourceFlags::SOLID,
+        };
+        self.push_entry(r, hash, refs);
+        if s.pending.len() >= s.batch_bytes() {
+            s.compress_pending(false);
+        }
+        if s.res_size >= resource_limit(s.chunk as u32) {
+            self.close_solid(s)?;
+        }
+        Ok(hash)
+    }
+
+    /// Writes the open solid resource, if any, at the end of the output.
+    pub(crate) fn finish_solid(&mut self) -> Result<(), WriteError> {
+        let Some(mut s) = self.solid.take() else {
+            return Ok(());
+        };
+        let r = self.close_solid(&mut s);
+        self.solid = Some(s);
+        r
+    }
+
+    fn close_solid(&mut self, s: &mut SolidOut) -> Result<(), WriteError> {
+        let Some(index) = s.res_entry.take() else {
+            return Ok(());
+        };
+        if s.res_size == 0 && index + 1 == self.entries.len() {
+            // Every blob of it turned out to be stored already.
+            self.entries.truncate(index);
+            return Ok(());
+        }
+        s.compress_pending(true);
+        let format = match s.codec {
+            Codec::Xpress => CompressionFormat::XPRESS,
+            Codec::Lzx => CompressionFormat::LZX,
+            Codec::Lzms => CompressionFormat::LZMS,
+        };
+        let header = SolidHeaderDisk {
+            uncompressed_size: U64::new(s.res_size),
+            chunk_size: U32::new(s.chunk as u32),
+            compression_format: U32::new(format.0),
+        };
+        let start = self.pos;
+        let mut head = Vec::with_capacity(16 + 4 * s.sizes.len());
+        head.extend_from_slice(header.as_bytes());
+        for &z in &s.sizes {
+            head.extend_from_slice(&z.to_le_bytes());
+        }
+        let stored = head.len() as u64 + s.packed.len() as u64;
+        if stored >= 1 << 56 {
+            return Err(WriteError::TooLarge { size: stored });
+        }
+        self.write_at(&head, start)?;
+        self.write_at(&s.packed, start + head.len() as u64)?;
+        self.pos = start + stored;
+        self.entries[index].reshdr = reshdr_disk(&ResHdr {
+            offset: start,
+            size_in_wim: stored,
+            uncompressed_size: SOLID_RESOURCE_MAGIC_SIZE,
+            flags: ResourceFlags::SOLID,
+        });
+        s.run_base += s.res_size;
+        s.res_size = 0;
+        s.packed.clear();
+        s.sizes.clear();
+        Ok(())
+    }
+}
