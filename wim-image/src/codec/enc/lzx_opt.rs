@@ -111,14 +111,14 @@ impl Optimal {
             let out = (self.cache.len() < limit).then_some(&mut self.cache);
             let longest = self
                 .bt
-                .advance(buf, i, MAX_MATCH, nice, depth, max_offset, false, out);
+                .advance(buf, i, MAX_MATCH, nice, depth, max_offset, true, out);
             i += 1;
             if longest >= nice {
                 let stop = (i - 1 + longest).min(end);
                 while i < stop {
                     self.starts[i - start] = self.cache.len() as u32;
                     self.bt
-                        .advance(buf, i, nice, nice, depth, max_offset, false, None);
+                        .advance(buf, i, nice, nice, depth, max_offset, true, None);
                     i += 1;
                 }
             }
