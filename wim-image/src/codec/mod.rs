@@ -2,7 +2,8 @@
 //!
 //! A compressed resource is a sequence of independently compressed chunks; the container layer
 //! (chunk tables, solid resources, stored chunks whose compressed size equals their size) lives
-//! elsewhere in the crate. This module only turns one compressed chunk into its bytes.
+//! elsewhere in the crate. This module turns one compressed chunk into its bytes, and (with
+//! `alloc`) one chunk into its compressed form: see [`Compressor`].
 //!
 //! ```text
 //!  compressed chunk ──► Decompressor::decompress ──► exactly output.len() bytes
@@ -51,6 +52,16 @@
 //! assert_eq!(&out, b"abba");
 //! # }
 //! ```
+//!
+//! # Compression
+//!
+//! [`Compressor`] (needs `alloc`) holds one codec's reusable state for a maximum chunk size
+//! and a [`Level`] on wimlib's 1–100 scale, with wimlib's parser per level: XPRESS greedy
+//! (< 30), lazy (< 60) or near-optimal; LZX lazy (≤ 34) or near-optimal; LZMS lazy. Its
+//! output decodes with [`Decompressor`] and with wimlib (the tests check both); a chunk that
+//! would not shrink comes back as `None`, to be stored raw. XPRESS always ends with the
+//! end-of-data symbol Microsoft's decoder wants; LZX chunks are E8-translated and use the
+//! window of the maximum chunk size; LZMS chunks go through the x86 filter.
 //!
 //! # Hostile input
 //!
