@@ -240,6 +240,28 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Solid output with small chunks (XPRESS 4 KiB or LZMS 32 KiB) reads back.
+    #[test]
+    fn solid_trees_round_trip(a in spec(), b in spec(), lzms in any::<bool>()) {
+        let (ia, ea) = build(&Spec::Dir(vec![("a".into(), a)]));
+        let (ib, eb) = build(&b_root(b));
+        let solid = if lzms { (Codec::Lzms, 32768) } else { (Codec::Xpress, 4096) };
+        let opts = WriteOptions { threads: 2, solid: Some(solid), ..WriteOptions::default() };
+        let bytes = write(&mut [ia, ib], &opts);
+        let wim = Wim::open(bytes).unwrap();
+        prop_assert_eq!(wim.header().version, wim_image::defs::WimVersion::SOLID);
+        let ok = wim.verify(&mut |_| ()).is_ok();
+        prop_assert!(ok);
+        prop_assert_eq!(normalize(&read_back(&wim, 1)), normalize(&ea));
+        prop_assert_eq!(normalize(&read_back(&wim, 2)), normalize(&eb));
+        let data = wim.blob_table().blobs.iter().filter(|b| !b.is_metadata).count();
+        prop_assert_eq!(wim.blob_table().solid_runs.len(), usize::from(data > 0));
+    }
+}
+
 fn b_root(b: Spec) -> Spec {
     match b {
         d @ Spec::Dir(_) => d,

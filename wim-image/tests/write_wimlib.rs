@@ -9,6 +9,7 @@ mod wimlib_support;
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
+use std::process::Command;
 
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureOptions};
@@ -220,6 +221,44 @@ fn capture_xpress() {
 #[test]
 fn capture_lzx() {
     capture_mode("lzx", Some(Codec::Lzx), "--compress=LZX");
+}
+
+/// `--solid`: LZMS solid resources (64 MiB chunks) and LZMS-128K metadata, version 0xE00;
+/// wimlib verifies and applies it, and our reader reads it back.
+#[test]
+fn capture_solid() {
+    let Some((s, src)) = scratch_tree("write-solid") else {
+        return;
+    };
+    let times = Times::take(&src);
+    let ours = s.path("ours.wim");
+    let opts = WriteOptions {
+        threads: 2,
+        solid: Some((Codec::Lzms, 0)),
+        ..WriteOptions::default()
+    };
+    if our_capture(&src, &ours, Some(Codec::Lzms), &opts).is_none() {
+        return;
+    }
+    times.restore();
+    let theirs = s.path("theirs.wim");
+    wimlib_capture(&src, &theirs, "img", "--solid");
+    let (a, b) = (open(&ours), open(&theirs));
+    let report = a.verify(&mut |_| {});
+    assert!(report.is_ok(), "our verify: {:?}", report.problems);
+    assert_eq!(a.header().version, b.header().version, "version");
+    assert_eq!(a.header().flags, b.header().flags, "header flags");
+    assert_eq!(a.header().chunk_size, b.header().chunk_size);
+    assert!(!a.blob_table().solid_runs.is_empty(), "no solid run");
+    let out = Command::new("wimlib-imagex")
+        .arg("verify")
+        .arg(&ours)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "wimlib verify: {out:?}");
+    assert_same_metadata(&a, &b, 1);
+    assert_same_stats(&a, &b, 1);
+    assert_applies_same(&ours, &theirs, 1, &s);
 }
 
 /// `--check` and `--boot`: wimlib checks our integrity table; the boot metadata header
