@@ -143,6 +143,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Err(e) = std::fs::create_dir_all(bench_dir()) {
+        eprintln!("wim_capture bench: {}: {e}", bench_dir().display());
+        return;
+    }
     let out = bench_dir().join("out.wim");
     println!("tree {}; {rounds} round(s), fastest shown", tree.display());
     println!(
