@@ -95,9 +95,9 @@ impl LzmsEncoder {
 #[inline(always)]
 fn score(len: usize, off: u32, rep: bool) -> i32 {
     let cost = if rep {
-        8
+        10
     } else {
-        12 + (u32::BITS - off.leading_zeros()) as i32
+        8 + (u32::BITS - off.leading_zeros()) as i32
     };
     7 * len as i32 - cost
 }
