@@ -18,7 +18,7 @@ pub(crate) struct ModRm {
 }
 
 #[inline(always)]
-fn pattern_allows(pattern: u16, m: ModRm) -> bool {
+pub(crate) fn pattern_allows(pattern: u16, m: ModRm) -> bool {
     let (reg, mem, memsib) = t::PATTERNS[usize::from(pattern)];
     let modrm = m.modrm;
     if modrm >= 0xC0 {
@@ -35,7 +35,7 @@ const LEGACY_KEYS: usize = 2 * 3 * 4 * 4 * 256;
 
 /// The hot path of [`legacy`]: for each key, the pattern for no LOCK and no extra `66`, without
 /// and with REX.W, flattened (one load instead of three). Built at compile time.
-static LEGACY_FAST: [[u8; 2]; LEGACY_KEYS] = {
+pub(crate) static LEGACY_FAST: [[u8; 2]; LEGACY_KEYS] = {
     assert!(t::PATTERNS.len() <= 256, "pattern indices must fit in u8");
     assert!(t::PATTERNS[ALL_VALID as usize].0 == u64::MAX);
     assert!(t::PATTERNS[ALL_VALID as usize].1 == 0xFF && t::PATTERNS[ALL_VALID as usize].2 == 0xFF);
@@ -55,7 +55,7 @@ static LEGACY_FAST: [[u8; 2]; LEGACY_KEYS] = {
 };
 
 /// The pattern that allows every ModRM form (the generator interns it first after "none").
-const ALL_VALID: u16 = 1;
+pub(crate) const ALL_VALID: u16 = 1;
 
 /// A legacy-map opcode: `map` 0–3, `pclass` 0 none / 1 `66` / 2 `F3` / 3 `F2`; `also66` when
 /// a `66` prefix accompanies an `F2`/`F3` mandatory prefix.

