@@ -185,6 +185,30 @@ pub enum ImageBuildError {
 }
 
 impl NewImage {
+    /// The order to write the streams in when they go into solid resources: by the extension,
+    /// then the name, of the first file that holds each (files of a kind side by side compress
+    /// better across a solid chunk, which is why wimlib sorts the same way), then as found.
+    pub fn solid_order(&self) -> Vec<usize> {
+        let mut name: Vec<Option<&str>> = vec![None; self.streams.len()];
+        for d in &self.dentries {
+            let Some(inode) = self.inodes.get(d.inode as usize) else {
+                continue;
+            };
+            for s in inode.streams() {
+                if let Some(slot) = name.get_mut(s as usize) {
+                    slot.get_or_insert(d.name.as_str());
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..self.streams.len()).collect();
+        order.sort_by_cached_key(|&i| {
+            let n = name[i].unwrap_or("");
+            let ext = n.rsplit_once('.').map_or("", |(_, e)| e);
+            (ext.to_lowercase(), n.to_lowercase(), i)
+        });
+        order
+    }
+
     /// An image holding only a root directory with these times.
     pub fn new(root: Inode) -> NewImage {
         NewImage {

@@ -448,10 +448,16 @@ impl<W: WriteAt> WimWriter<W> {
         provider: &mut dyn BlobProvider,
     ) -> Result<(ResHdr, Sha1Hash), WriteError> {
         let refs = image.stream_refs();
-        for (i, st) in image.streams.iter_mut().enumerate() {
+        let order = if self.blobs.solid.is_some() {
+            image.solid_order()
+        } else {
+            (0..image.streams.len()).collect()
+        };
+        for i in order {
             if refs[i] == 0 {
                 continue;
             }
+            let st = &mut image.streams[i];
             let hash = self.write_stream(st.size, &st.content, refs[i], provider)?;
             st.hash = Some(hash);
         }
