@@ -177,7 +177,8 @@ pub struct WriteOptions {
     /// The codec of non-solid resources (`None`: uncompressed). Ignored when appending (the
     /// file's own compression is used).
     pub compression: Option<Codec>,
-    /// Uncompressed chunk size (0: 32 KiB, what Microsoft's tools need for LZX).
+    /// Uncompressed chunk size (0: wimlib's defaults, 32 KiB for XPRESS and LZX, what Microsoft's
+    /// tools need for LZX, and 128 KiB for LZMS).
     pub chunk_size: u32,
     /// Solid output (`wimlib-imagex --solid`): the codec and chunk size (0: the codec's
     /// default, 64 MiB for LZMS, see [`solid::default_solid_chunk_size`]) of the solid
@@ -317,9 +318,8 @@ impl<W: WriteAt> WimWriter<W> {
         let compression = match codec {
             None => None,
             Some(codec) => {
-                let chunk = if opts.chunk_size == 0 && codec == Codec::Lzms && opts.solid.is_some()
-                {
-                    // wimlib's non-solid LZMS default, for the metadata of a solid file.
+                let chunk = if opts.chunk_size == 0 && codec == Codec::Lzms {
+                    // wimlib's non-solid LZMS default (also the metadata's in a solid file).
                     1 << 17
                 } else if opts.chunk_size == 0 {
                     32768
