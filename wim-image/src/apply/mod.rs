@@ -290,15 +290,25 @@ fn run<R: ReadAt + Sync>(
             targets.entry(b).or_default().push(i);
         }
     }
+    // Symlink targets (reparse data) are read in the same pass as file data.
+    let mut keep: HashMap<u32, PathBuf> = HashMap::new();
+    for e in &entries {
+        if let Kind::Symlink = e.kind {
+            let h = tree.node(e.node).dentry.reparse_data.unwrap_or(ZERO_HASH);
+            if let Some(b) = wim.blob_table().lookup(&h) {
+                keep.entry(b).or_insert_with(|| e.path.clone());
+            }
+        }
+    }
     let paths: Vec<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
-    report.bytes = pipeline::write_data(wim, &targets, &paths, opts.threads, progress)?;
+    let written = pipeline::write_data(wim, &targets, &keep, &paths, opts.threads, progress)?;
+    report.bytes = written.bytes;
 
     // Hard links, symlinks, special files.
     let root_str = fs::canonicalize(target)
         .map_err(io_err(target))?
         .to_string_lossy()
         .into_owned();
-    let mut reader = wim.reader();
     for e in &entries {
         match e.kind {
             Kind::HardLink(first) => {
@@ -309,11 +319,15 @@ fn run<R: ReadAt + Sync>(
             Kind::Symlink => {
                 let d = &tree.node(e.node).dentry;
                 let h = d.reparse_data.unwrap_or(ZERO_HASH);
-                let data = match wim.blob(&h) {
-                    Some(b) => reader.read_verified(b).map_err(|source| ApplyError::Read {
-                        path: e.path.clone(),
-                        source,
-                    })?,
+                let data = match wim.blob_table().lookup(&h) {
+                    Some(b) => written
+                        .kept
+                        .get(&b)
+                        .cloned()
+                        .ok_or(ApplyError::MissingBlob {
+                            path: e.path.clone(),
+                            hash: h,
+                        })?,
                     None if h == ZERO_HASH => Vec::new(),
                     None => {
                         return Err(ApplyError::MissingBlob {

@@ -4,6 +4,9 @@
 //!
 //! A blob wholly inside one unit is hashed by the worker that decoded it; a blob spread over
 //! several units is hashed by the writer as its pieces arrive.
+//!
+//! Blobs the caller needs in memory (symlink targets) ride along in the same pass: a solid
+//! chunk holding them is decoded once, not again afterwards.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -46,38 +49,64 @@ struct Unit {
     pieces: Vec<Piece>,
 }
 
-/// One needed blob: its descriptor, where it is, and the files it goes to.
+/// One needed blob: its descriptor, where it is, the files it goes to, and whether the caller
+/// wants its bytes.
 struct Job<'a> {
     blob: Blob,
+    /// Its index in the blob table.
+    index: u32,
     res: ResRef,
     res_off: u64,
     files: &'a [usize],
+    keep: bool,
 }
 
-/// Writes every blob in `targets` (blob index → entry indexes) to the paths of its entries.
-/// Returns the bytes written.
+/// What [`write_data`] did.
+pub(super) struct Written {
+    /// Bytes written to files.
+    pub bytes: u64,
+    /// The verified bytes of each blob asked for in `keep`, by blob index.
+    pub kept: HashMap<u32, Vec<u8>>,
+}
+
+/// Writes every blob in `targets` (blob index → entry indexes) to the paths of its entries,
+/// and returns the bytes of the blobs in `keep` (`path_of` names a blob in errors).
 pub(super) fn write_data<R: ReadAt + Sync>(
     wim: &Wim<R>,
     targets: &HashMap<u32, Vec<usize>>,
+    keep: &HashMap<u32, PathBuf>,
     paths: &[&Path],
     threads: usize,
     progress: &mut dyn FnMut(ApplyProgress),
-) -> Result<u64, ApplyError> {
+) -> Result<Written, ApplyError> {
     let reader = wim.reader();
-    let mut jobs = Vec::with_capacity(targets.len());
-    for (&b, files) in targets {
+    let mut jobs = Vec::with_capacity(targets.len() + keep.len());
+    let needed = targets
+        .iter()
+        .map(|(&b, files)| (b, files.as_slice()))
+        .chain(
+            keep.keys()
+                .filter(|b| !targets.contains_key(b))
+                .map(|&b| (b, &[][..])),
+        );
+    for (b, files) in needed {
         let blob = wim.blob_table().blobs[b as usize];
-        let (res, res_off) = reader
-            .locate(&blob)
-            .ok_or_else(|| ApplyError::MissingBlob {
-                path: paths[files[0]].to_path_buf(),
-                hash: blob.hash,
-            })?;
+        let path = files
+            .first()
+            .map(|&f| paths[f].to_path_buf())
+            .or_else(|| keep.get(&b).cloned())
+            .unwrap_or_default();
+        let (res, res_off) = reader.locate(&blob).ok_or(ApplyError::MissingBlob {
+            path,
+            hash: blob.hash,
+        })?;
         jobs.push(Job {
             blob,
+            index: b,
             res,
             res_off,
             files,
+            keep: keep.contains_key(&b),
         });
     }
     drop(reader);
@@ -86,7 +115,8 @@ pub(super) fn write_data<R: ReadAt + Sync>(
     let units = make_units(wim, &jobs).map_err(|source| ApplyError::Read {
         path: jobs
             .first()
-            .map_or_else(PathBuf::new, |j| paths[j.files[0]].to_path_buf()),
+            .and_then(|j| j.files.first())
+            .map_or_else(PathBuf::new, |&f| paths[f].to_path_buf()),
         source,
     })?;
     let total: u64 = jobs
@@ -97,6 +127,7 @@ pub(super) fn write_data<R: ReadAt + Sync>(
         jobs: &jobs,
         paths,
         open: HashMap::new(),
+        kept: HashMap::new(),
         done: 0,
         total,
         progress,
@@ -115,7 +146,10 @@ pub(super) fn write_data<R: ReadAt + Sync>(
     } else {
         parallel(wim, &jobs, &units, threads, &mut writer)?;
     }
-    Ok(writer.done)
+    Ok(Written {
+        bytes: writer.done,
+        kept: writer.kept,
+    })
 }
 
 /// Cuts the jobs (sorted in on-disk order) into units.
@@ -239,6 +273,8 @@ struct Writer<'a, 'p> {
     paths: &'a [&'a Path],
     /// Files of blobs spread over several units, with their running hash.
     open: HashMap<usize, (Vec<File>, Sha1)>,
+    /// The bytes of the blobs to keep, by blob table index.
+    kept: HashMap<u32, Vec<u8>>,
     done: u64,
     total: u64,
     progress: &'p mut dyn FnMut(ApplyProgress),
@@ -246,7 +282,10 @@ struct Writer<'a, 'p> {
 
 impl Writer<'_, '_> {
     fn path(&self, blob: usize) -> PathBuf {
-        self.paths[self.jobs[blob].files[0]].to_path_buf()
+        self.jobs[blob]
+            .files
+            .first()
+            .map_or_else(PathBuf::new, |&f| self.paths[f].to_path_buf())
     }
 
     fn error(&self, u: &Unit, source: ReadError) -> ApplyError {
@@ -266,6 +305,12 @@ impl Writer<'_, '_> {
                 let path = self.paths[i].to_path_buf();
                 move |source| ApplyError::Io { path, source }
             };
+            if job.keep {
+                self.kept
+                    .entry(job.index)
+                    .or_insert_with(|| Vec::with_capacity(job.blob.size as usize))
+                    .extend_from_slice(bytes);
+            }
             if whole {
                 for &f in job.files {
                     create_file(self.paths[f])
