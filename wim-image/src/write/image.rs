@@ -189,7 +189,7 @@ impl NewImage {
     /// then the name, of the first file that holds each (files of a kind side by side compress
     /// better across a solid chunk, which is why wimlib sorts the same way), then as found.
     pub fn solid_order(&self) -> Vec<usize> {
-        let mut name: Vec<Option<&str>> = vec![None; self.streams.len()];
+        let mut name: Vec<Option<&str>> = alloc::vec![None; self.streams.len()];
         for d in &self.dentries {
             let Some(inode) = self.inodes.get(d.inode as usize) else {
                 continue;
