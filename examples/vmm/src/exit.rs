@@ -365,20 +365,21 @@ pub fn run(
                     source,
                 })?;
         }
+        // An emulation failure, read once: the instruction bytes come with it.
+        let failure = matches!(step, Step::Unexpected(None))
+            .then(|| vm.internal_error())
+            .flatten()
+            .filter(|e| e.suberror == KVM_INTERNAL_ERROR_EMULATION);
         match step {
             Step::Resume | Step::Probe | Step::Hypercall => {}
             Step::PowerOff(status) => {
                 bus.flush().map_err(RunError::Flush)?;
                 return Ok((status, stats));
             }
-            Step::Unexpected(None)
-                if vm
-                    .internal_error()
-                    .is_some_and(|e| e.suberror == KVM_INTERNAL_ERROR_EMULATION) =>
-            {
+            Step::Unexpected(None) if failure.is_some() => {
                 // The instruction as KVM fetched it, when it says (else the emulator fetches).
-                let bytes = vm
-                    .internal_error()
+                let bytes = failure
+                    .as_ref()
                     .and_then(|e| e.instruction_bytes())
                     .unwrap_or_default();
                 // The SSE forms first, then the emulator (memory forms, AVX, devices).

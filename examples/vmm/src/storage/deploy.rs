@@ -102,13 +102,11 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 /// The WIM, the disk or the file system failed.
 pub fn deploy(wim_path: &Path, index: u32, vhd_path: &Path) -> io::Result<Deployed> {
     let wim = Wim::open(FileSource::open(wim_path)?).map_err(other)?;
-    let staging = std::env::temp_dir().join(format!("viridian-deploy-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
+    // Removed with everything in it when dropped, on errors too.
+    let staging = super::TempDir::new("viridian-deploy")?;
     let opts = ApplyOptions::default();
-    apply(&wim, index, &staging, &opts, &mut |_| {}).map_err(other)?;
-    let result = copy_to_vhd(&wim, &staging, vhd_path);
-    let _ = std::fs::remove_dir_all(&staging);
-    result
+    apply(&wim, index, staging.path(), &opts, &mut |_| {}).map_err(other)?;
+    copy_to_vhd(&wim, staging.path(), vhd_path)
 }
 
 fn tree_bytes(dir: &Path) -> io::Result<u64> {

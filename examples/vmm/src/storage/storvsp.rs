@@ -46,6 +46,17 @@ pub struct Segment {
     pub exits: u64,
 }
 
+impl Segment {
+    /// Counts one drain that answered `n` requests of the segment (none: nothing to count).
+    fn add_drain(&mut self, n: u64) {
+        if n > 0 {
+            self.requests += n;
+            self.drains += 1;
+            self.max_batch = self.max_batch.max(n);
+        }
+    }
+}
+
 /// The stretch being measured: where it started and what it saw so far.
 #[derive(Debug, Default, Clone, Copy)]
 struct OpenSegment {
@@ -168,10 +179,8 @@ impl StorageChannel {
             }
             out.signal |= batch.commit().must_signal;
         }
-        if let (Some(open), true) = (self.segment.as_mut(), batch_len > 0) {
-            open.seen.requests += batch_len;
-            open.seen.drains += 1;
-            open.seen.max_batch = open.seen.max_batch.max(batch_len);
+        if let Some(open) = self.segment.as_mut() {
+            open.seen.add_drain(batch_len);
         }
         out.requests = replies.len() as u64;
         out.became_ready = !was_ready && self.host.is_ready();
@@ -185,11 +194,7 @@ impl StorageChannel {
     fn close_segment(&mut self, pending: u64, exits: u64) -> Option<Segment> {
         let closed = self.segment.map(|open| {
             let mut seen = open.seen;
-            if pending > 0 {
-                seen.requests += pending;
-                seen.drains += 1;
-                seen.max_batch = seen.max_batch.max(pending);
-            }
+            seen.add_drain(pending);
             seen.exits = exits.saturating_sub(open.exits_at);
             seen
         });
