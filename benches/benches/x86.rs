@@ -7,6 +7,11 @@
 //! - iced-x86 1.22 `Decoder::decode_out`;
 //! - yaxpeax-x86 2.2 `InstDecoder::decode_into`.
 //!
+//! Every record is handed to `black_box` after each decode, so it must really be written to
+//! memory: without that, the compiler inlines our decoder and drops the stores (and the work)
+//! of every field the loop does not read — it only reads the length. Each loop reads the
+//! length before `black_box`, as a caller that knows it has not changed would.
+//!
 //! Invalid bytes are skipped one at a time (the disas-bench rule). Before timing, the bench
 //! checks that the three decoders agree on the instruction count, then prints one line per
 //! decoder (median of 5 passes after a warm-up) with instructions/s and the ratio to iced, and
@@ -33,7 +38,9 @@ fn ours(d: &[u8]) -> Count {
         match dec.decode_out(&d[off..], 0x1000 + off as u64, &mut i) {
             Ok(()) => {
                 c.insns += 1;
-                off += i.len();
+                let len = i.len();
+                black_box(&i);
+                off += len;
             }
             Err(_) => {
                 c.bad += 1;
@@ -50,6 +57,7 @@ fn iced(d: &[u8]) -> Count {
     let (mut i, mut c) = (Instruction::default(), Count { insns: 0, bad: 0 });
     while dec.can_decode() {
         dec.decode_out(&mut i);
+        black_box(&i);
         if i.is_invalid() {
             c.bad += 1;
         } else {
@@ -68,7 +76,9 @@ fn yaxpeax(d: &[u8]) -> Count {
         match dec.decode_into(&mut i, &mut U8Reader::new(&d[off..])) {
             Ok(()) => {
                 c.insns += 1;
-                off += i.len().to_const() as usize;
+                let len = i.len().to_const() as usize;
+                black_box(&i);
+                off += len;
             }
             Err(_) => {
                 c.bad += 1;

@@ -266,7 +266,10 @@ impl Decoder {
     }
 
     /// The general path: every mode, prefix, encoding and window length.
-    #[inline]
+    ///
+    /// Never inlined: inlined into a caller's loop, its registers and spills crowd the fast
+    /// path's (measured: 153 against 147 machine instructions per decoded instruction).
+    #[inline(never)]
     fn decode_general(
         &self,
         bytes: &[u8],
@@ -495,9 +498,7 @@ impl Decoder {
         } else {
             match form {
                 MO => {
-                    let at = c.pos;
                     insn.disp = c.le(usize::from(insn.asize))?;
-                    insn.disp_off = at as u8;
                     insn.disp_size = insn.asize;
                     insn.segment = if insn.seg_prefix == Segment::NONE {
                         Segment::DS
@@ -519,9 +520,7 @@ impl Decoder {
             }
         };
         if imm_size != 0 {
-            let at = c.pos as u8;
             let v = c.le(usize::from(imm_size))?;
-            insn.imm_off = at;
             insn.imm_size = imm_size;
             insn.imm = if rel {
                 sign_extend_n(v, usize::from(imm_size))
@@ -566,7 +565,6 @@ impl Decoder {
             encoding = Encoding::Amd3dNow;
             op = insn.imm as u8;
             insn.imm_size = 0;
-            insn.imm_off = 0;
             ok = ok && validity::amd3dnow(mode, op);
         }
         let lock = flags & Prefixes::LOCK != 0;
@@ -713,7 +711,6 @@ impl Decoder {
             _ => 0,
         };
         if imm_size != 0 {
-            insn.imm_off = c.pos as u8;
             insn.imm = c.le(usize::from(imm_size))?;
             insn.imm_size = imm_size;
             if is4(lead, map, op) {
@@ -890,7 +887,6 @@ fn parse_memory(
             let sib = c.byte()?;
             flags |= Prefixes::SIB;
             insn.sib = sib;
-            insn.scale = 1 << (sib >> 6);
             let idx = (sib >> 3) & 7 | ext.x << 3;
             if ext.vsib != 0 {
                 let hi = if long { ext.vprime << 4 } else { 0 };
@@ -925,11 +921,9 @@ fn parse_memory(
             _ => 1,
         };
     }
-    let at = c.pos as u8;
     let v = c.le(disp_size)?;
     insn.disp = mask_to(sign_extend_n(v, disp_size), asize);
     insn.disp_size = disp_size as u8;
-    insn.disp_off = if disp_size != 0 { at } else { 0 };
     insn.segment = if insn.seg_prefix != Segment::NONE {
         insn.seg_prefix
     } else if ss {

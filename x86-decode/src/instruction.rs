@@ -57,77 +57,81 @@ impl Prefixes {
 /// memory operand. The location of the displacement and immediate bytes is kept, so a caller can
 /// patch or re-encode them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// Field order matters to the 64-bit fast path: the fields it computes come first, the ones
+// that are constant there (the second immediate, mode, encoding, VEX/EVEX fields, address
+// size, segment prefix) last and together, so they cost one or two wide stores.
+#[repr(C)]
 pub struct Instruction {
     pub(crate) ip: u64,
     pub(crate) disp: u64,
     pub(crate) imm: u64,
-    pub(crate) imm2: u16,
     pub(crate) prefixes: Prefixes,
+    pub(crate) base: Register,
+    pub(crate) index: Register,
+    pub(crate) imm2: u16,
     pub(crate) len: u8,
-    pub(crate) mode: Mode,
-    pub(crate) encoding: Encoding,
     pub(crate) map: u8,
     pub(crate) opcode: u8,
     pub(crate) modrm: u8,
     pub(crate) sib: u8,
     pub(crate) rex: u8,
     pub(crate) pp: u8,
-    pub(crate) vvvv: u8,
-    pub(crate) vl: u8,
-    pub(crate) aaa: u8,
     pub(crate) osize: u8,
-    pub(crate) asize: u8,
-    pub(crate) seg_prefix: Segment,
     pub(crate) segment: Segment,
-    pub(crate) base: Register,
-    pub(crate) index: Register,
-    pub(crate) scale: u8,
-    pub(crate) disp_off: u8,
     pub(crate) disp_size: u8,
-    pub(crate) imm_off: u8,
     pub(crate) imm_size: u8,
-    pub(crate) imm2_size: u8,
     pub(crate) rel: bool,
     /// Decoded with [`crate::Vendor::Amd`] rules.
     pub(crate) amd: bool,
+    pub(crate) seg_prefix: Segment,
+    pub(crate) imm2_size: u8,
+    pub(crate) asize: u8,
+    pub(crate) mode: Mode,
+    pub(crate) encoding: Encoding,
+    pub(crate) vvvv: u8,
+    pub(crate) vl: u8,
+    pub(crate) aaa: u8,
 }
 
 impl Default for Instruction {
     fn default() -> Self {
-        Self {
-            ip: 0,
-            disp: 0,
-            imm: 0,
-            imm2: 0,
-            prefixes: Prefixes(0),
-            len: 0,
-            mode: Mode::Bits64,
-            encoding: Encoding::Legacy,
-            map: 0,
-            opcode: 0,
-            modrm: 0,
-            sib: 0,
-            rex: 0,
-            pp: 0,
-            vvvv: 0,
-            vl: 0,
-            aaa: 0,
-            osize: 0,
-            asize: 0,
-            seg_prefix: Segment::NONE,
-            segment: Segment::NONE,
-            base: Register::NONE,
-            index: Register::NONE,
-            scale: 1,
-            disp_off: 0,
-            disp_size: 0,
-            imm_off: 0,
-            imm_size: 0,
-            imm2_size: 0,
-            rel: false,
-            amd: false,
-        }
+        Self::LEGACY64
     }
+}
+
+impl Instruction {
+    /// A 64-bit legacy-encoded instruction with nothing decoded yet (64-bit addressing, no
+    /// prefixes, operands or immediates): the template the decoder's fast path starts from.
+    pub(crate) const LEGACY64: Instruction = Instruction {
+        ip: 0,
+        disp: 0,
+        imm: 0,
+        imm2: 0,
+        prefixes: Prefixes(0),
+        len: 0,
+        mode: Mode::Bits64,
+        encoding: Encoding::Legacy,
+        map: 0,
+        opcode: 0,
+        modrm: 0,
+        sib: 0,
+        rex: 0,
+        pp: 0,
+        vvvv: 0,
+        vl: 0,
+        aaa: 0,
+        osize: 0,
+        asize: 8,
+        seg_prefix: Segment::NONE,
+        segment: Segment::NONE,
+        base: Register::NONE,
+        index: Register::NONE,
+        disp_size: 0,
+        imm_size: 0,
+        imm2_size: 0,
+        rel: false,
+        amd: false,
+    };
 }
 
 impl Instruction {
@@ -299,7 +303,12 @@ impl Instruction {
     /// The index scale: 1, 2, 4 or 8 (1 without an index).
     #[must_use]
     pub const fn memory_scale(&self) -> u8 {
-        self.scale
+        // Kept as the SIB byte, not a field: one store less on the decoder's hot path.
+        if self.prefixes.contains(Prefixes::SIB) {
+            1 << (self.sib >> 6)
+        } else {
+            1
+        }
     }
 
     /// The displacement, sign-extended and truncated to the address size (a `moffs` address
@@ -319,7 +328,18 @@ impl Instruction {
     /// Offset of the displacement within the instruction (0 if none).
     #[must_use]
     pub const fn displacement_offset(&self) -> usize {
-        self.disp_off as usize
+        // The displacement is followed only by the immediates (and, for 3DNow!, the opcode
+        // byte), so its offset follows from the sizes rather than being stored.
+        if self.disp_size == 0 {
+            return 0;
+        }
+        let suffix = matches!(self.encoding, Encoding::Amd3dNow) as usize;
+        self.immediates_offset() - self.disp_size as usize - suffix
+    }
+
+    /// Where the immediates (if any) start: they end the instruction.
+    const fn immediates_offset(&self) -> usize {
+        self.len as usize - self.imm_size as usize - self.imm2_size as usize
     }
 
     /// Is the memory operand RIP- or EIP-relative?
@@ -358,7 +378,11 @@ impl Instruction {
     /// Offset of the first immediate within the instruction (0 if none).
     #[must_use]
     pub const fn immediate_offset(&self) -> usize {
-        self.imm_off as usize
+        if self.imm_size == 0 {
+            0
+        } else {
+            self.immediates_offset()
+        }
     }
 
     /// The second immediate (`ENTER`'s nesting level, a far pointer's selector, `EXTRQ`'s and
