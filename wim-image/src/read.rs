@@ -256,6 +256,19 @@ impl<'w, R: ReadAt> BlobReader<'w, R> {
         i: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), ReadError> {
+        self.decode_chunk_at(r, i, out, 0)
+    }
+
+    /// Decompresses chunk `i` of `r` into `out[at..]`, leaving `out` exactly `at` plus the
+    /// chunk's size long. Bytes already there are overwritten, not zeroed first: a reused
+    /// buffer costs no memset.
+    pub(crate) fn decode_chunk_at(
+        &mut self,
+        r: &ResRef,
+        i: u64,
+        out: &mut Vec<u8>,
+        at: usize,
+    ) -> Result<(), ReadError> {
         let t = self.table(r)?;
         let (codec, chunk_size) = (t.codec, t.chunk_size);
         let Some(c) = t.chunk(i) else {
@@ -272,7 +285,8 @@ impl<'w, R: ReadAt> BlobReader<'w, R> {
                 limit: self.wim.max_chunk,
             });
         }
-        out.resize(c.usize as usize, 0);
+        set_len(out, at + c.usize as usize);
+        let out = &mut out[at..];
         let src = self.source(r.part);
         if c.csize == c.usize {
             src.read_exact_at(out, c.file_offset)?;
@@ -429,4 +443,13 @@ pub(crate) fn check_hash(expected: &Sha1Hash, actual: Sha1Hash) -> Result<(), Re
         });
     }
     Ok(())
+}
+
+/// Makes `v` exactly `len` bytes long, zero-filling only what it grows by.
+pub(crate) fn set_len(v: &mut Vec<u8>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0);
+    } else {
+        v.truncate(len);
+    }
 }

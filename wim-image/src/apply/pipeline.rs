@@ -20,7 +20,7 @@ use sha1::{Digest, Sha1};
 use super::{create_file, ApplyError, ApplyProgress};
 use crate::blob_table::Blob;
 use crate::io::ReadAt;
-use crate::read::{check_hash, BlobReader, ReadError, ResKind, ResRef};
+use crate::read::{check_hash, set_len, BlobReader, ReadError, ResKind, ResRef};
 use crate::wim::Wim;
 
 /// Output bytes a unit aims at (more only when one chunk is bigger).
@@ -216,30 +216,25 @@ fn make_units<R: ReadAt>(wim: &Wim<R>, jobs: &[Job<'_>]) -> Result<Vec<Unit>, Re
     Ok(units)
 }
 
-/// Decodes a unit into `buf` and checks the hash of each blob wholly inside it.
+/// Decodes a unit into `buf` (its old bytes are overwritten, so a recycled buffer costs no
+/// memset) and checks the hash of each blob wholly inside it.
 fn decode<R: ReadAt>(
     reader: &mut BlobReader<'_, R>,
     jobs: &[Job<'_>],
     u: &Unit,
     buf: &mut Vec<u8>,
 ) -> Result<(), ReadError> {
-    buf.clear();
     match u.res.kind {
         ResKind::Uncompressed => {
-            let len = (u.end - u.first) as usize;
-            buf.resize(len, 0);
+            set_len(buf, (u.end - u.first) as usize);
             let src = reader_source(reader, u.res.part)?;
             src.read_exact_at(buf, u.res.reshdr.offset + u.first)?;
         }
         _ => {
-            let mut chunk = Vec::new();
+            // Each chunk straight to its place in the unit: no copy.
             for i in u.first..u.end {
-                reader.decode_chunk(&u.res, i, &mut chunk)?;
-                if u.first + 1 == u.end {
-                    std::mem::swap(buf, &mut chunk);
-                } else {
-                    buf.extend_from_slice(&chunk);
-                }
+                let at = if i == u.first { 0 } else { buf.len() };
+                reader.decode_chunk_at(&u.res, i, buf, at)?;
             }
         }
     }
@@ -367,11 +362,14 @@ fn parallel<R: ReadAt + Sync>(
     // Units written so far; decoders wait while they are `window` ahead.
     let written = (Mutex::new(0usize), Condvar::new());
     let window = threads + 1;
+    // Unit buffers go back to the decoders once written: at most `window` + `threads` exist,
+    // and their pages are not faulted in (and zeroed by the kernel) again for every unit.
+    let pool = Mutex::new(Vec::<Vec<u8>>::new());
     let (tx, rx) = mpsc::channel::<(usize, Result<Vec<u8>, ReadError>)>();
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, written) = (&next, &stop, &written);
+            let (next, stop, written, pool) = (&next, &stop, &written, &pool);
             s.spawn(move || {
                 let mut reader = wim.reader();
                 loop {
@@ -386,7 +384,11 @@ fn parallel<R: ReadAt + Sync>(
                             w = cv.wait(w).unwrap_or_else(|e| e.into_inner());
                         }
                     }
-                    let mut buf = Vec::new();
+                    let mut buf = pool
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop()
+                        .unwrap_or_default();
                     let r = decode(&mut reader, jobs, &units[i], &mut buf).map(|()| buf);
                     if tx.send((i, r)).is_err() {
                         return;
@@ -406,6 +408,7 @@ fn parallel<R: ReadAt + Sync>(
                 while let Some(r) = pending.remove(&want) {
                     let buf = r.map_err(|e| writer.error(&units[want], e))?;
                     writer.write(&units[want], &buf)?;
+                    pool.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
                     want += 1;
                     let (m, cv) = &written;
                     *m.lock().unwrap_or_else(|e| e.into_inner()) = want;
