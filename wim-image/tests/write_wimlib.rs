@@ -442,3 +442,57 @@ fn delete_matches_wimlib() {
     assert_eq!(data.len(), 2, "shared.txt and new.bin");
     assert!(data.iter().all(|b| b.ref_count == 1));
 }
+
+/// The stored bytes of every data blob of `wim` (a file at `path`), by hash.
+fn stored_resources(wim: &Wim<FileSource>, path: &Path) -> Vec<([u8; 20], Vec<u8>)> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).unwrap();
+    let mut out = Vec::new();
+    for b in wim.blob_table().blobs.iter().filter(|b| !b.is_metadata) {
+        let wim_image::blob_table::BlobLocation::Resource { reshdr, .. } = b.location else {
+            panic!("a solid blob in a non-solid file");
+        };
+        let mut bytes = vec![0; reshdr.size_in_wim as usize];
+        f.read_exact_at(&mut bytes, reshdr.offset).unwrap();
+        out.push((b.hash, bytes));
+    }
+    out.sort();
+    out
+}
+
+/// `optimize` without a compression change copies every blob as stored (as
+/// `wimlib-imagex optimize` does); with `copy_stored` off (`--recompress`) it compresses
+/// them again. Both results are accepted by wimlib and apply to the same tree.
+#[test]
+fn optimize_copies_stored_resources() {
+    let Some((s, src)) = scratch_tree("write-copy-stored") else {
+        return;
+    };
+    let base = s.path("base.wim");
+    wimlib_capture(&src, &base, "one", "--compress=LZX");
+    let src_wim = open(&base);
+    let source = stored_resources(&src_wim, &base);
+    assert!(source.len() > 5, "the tree has several blobs");
+    for copy_stored in [true, false] {
+        let ours = s.path(&format!("ours-{copy_stored}.wim"));
+        let opts = WriteOptions {
+            copy_stored,
+            ..WriteOptions::default()
+        };
+        rebuild(&src_wim, create(&ours), &|_| true, &opts, Recompress::Keep).unwrap();
+        run_wimlib(&["verify", ours.to_str().unwrap()]);
+        assert_applies_same(&ours, &base, 1, &s);
+        let got = stored_resources(&open(&ours), &ours);
+        assert_eq!(
+            got.iter().map(|(h, _)| h).collect::<Vec<_>>(),
+            source.iter().map(|(h, _)| h).collect::<Vec<_>>()
+        );
+        let same = got.iter().zip(&source).filter(|(a, b)| a.1 == b.1).count();
+        if copy_stored {
+            assert_eq!(same, source.len(), "every resource copied byte for byte");
+        } else {
+            // Our LZX encoder is not wimlib's: recompressed resources differ.
+            assert!(same < source.len(), "resources were compressed again");
+        }
+    }
+}

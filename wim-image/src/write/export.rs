@@ -1,8 +1,10 @@
 //! Exporting images from an open WIM into a WIM being written (`export`), which also rebuilds
 //! files without some of their images (`delete`): each image's tree is turned back into a
-//! [`NewImage`] whose streams name their blobs by hash, and blobs the output lacks are copied
-//! (decompressed, hashed and recompressed with the output's settings). Reference counts come
-//! from the trees, never from the source's blob table.
+//! [`NewImage`] whose streams name their blobs by hash, and blobs the output lacks are copied:
+//! as stored when the output compresses the way the source did (see
+//! [`WriteOptions::copy_stored`](super::WriteOptions::copy_stored)), else decompressed, hashed
+//! and recompressed with the output's settings. Reference counts come from the trees, never
+//! from the source's blob table.
 
 use alloc::collections::BTreeMap;
 
@@ -10,11 +12,11 @@ use crate::blob_table::Sha1Hash;
 use crate::dentry::{Dentry, ZERO_HASH};
 use crate::io::ReadAt;
 use crate::metadata::Tree;
-use crate::read::BlobReader;
+use crate::read::{BlobReader, ResKind};
 use crate::wim::Wim;
 
 use super::image::{Content, Inode, InodeId, NewImage, StreamId};
-use super::{xml, BlobProvider, ImageProps, WimWriter, WriteAt, WriteError};
+use super::{xml, BlobProvider, ImageProps, StoredBlob, WimWriter, WriteAt, WriteError};
 
 /// Reads the blobs of a source WIM.
 struct SourceBlobs<'w, R> {
@@ -37,6 +39,43 @@ impl<R: ReadAt> BlobProvider for SourceBlobs<'_, R> {
         self.reader
             .read_at(blob, offset, buf)
             .map_err(WriteError::Read)
+    }
+
+    fn stored(&mut self, hash: &Sha1Hash) -> Option<StoredBlob> {
+        let blob = self.wim.blob(hash)?;
+        let (res, res_off) = self.reader.locate(blob)?;
+        let compression = match res.kind {
+            ResKind::Uncompressed => None,
+            ResKind::Compressed {
+                codec,
+                chunk_size,
+                pipable: false,
+            } => Some((codec, chunk_size)),
+            // A pipable resource has its chunk table after the data; a solid one is shared.
+            ResKind::Compressed { pipable: true, .. } | ResKind::Solid(_) => return None,
+        };
+        (res_off == 0 && res.reshdr.uncompressed_size == blob.size).then_some(StoredBlob {
+            stored_size: res.reshdr.size_in_wim,
+            compression,
+        })
+    }
+
+    fn read_stored(
+        &mut self,
+        hash: &Sha1Hash,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), WriteError> {
+        let missing = || WriteError::MissingBlob { hash: *hash };
+        let blob = self.wim.blob(hash).ok_or_else(missing)?;
+        let (res, _) = self.reader.locate(blob).ok_or_else(missing)?;
+        let end = offset.checked_add(buf.len() as u64).ok_or_else(missing)?;
+        if end > res.reshdr.size_in_wim {
+            return Err(missing());
+        }
+        let part = self.wim.part(res.part).ok_or_else(missing)?;
+        part.read_exact_at(buf, res.reshdr.offset + offset)
+            .map_err(|e| WriteError::Read(e.into()))
     }
 }
 
@@ -178,7 +217,8 @@ pub enum Recompress {
 /// source's `RP_FIX` flag, integrity table (and its boot image, if kept), and compression
 /// unless `how` changes it; `opts` gives threads, level, time, GUID and whether to add an
 /// integrity table. This is how `delete` and `optimize` rebuild a file: into a new one
-/// that then replaces the original. Every blob is decompressed, checked and compressed
+/// that then replaces the original. Blobs are copied as stored when the compression stays
+/// the same and `opts.copy_stored` holds; otherwise decompressed, checked and compressed
 /// again.
 pub fn rebuild<R: ReadAt, W: WriteAt>(
     src: &Wim<R>,

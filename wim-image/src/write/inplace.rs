@@ -240,6 +240,7 @@ impl<W: WriteAt> WimWriter<W> {
             prune: fates.is_some(),
             integrity: opts.integrity || old.had_integrity,
             now: opts.now,
+            copy_stored: opts.copy_stored,
         })
     }
 

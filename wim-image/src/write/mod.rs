@@ -198,11 +198,18 @@ pub struct WriteOptions {
     pub guid: [u8; 16],
     /// The time recorded in the XML (FILETIME).
     pub now: u64,
+    /// Copy a source's blob as it is stored when the source holds it alone in a resource
+    /// that is uncompressed or compressed the way this file compresses (same codec and chunk
+    /// size; non-solid output), as `wimlib-imagex export` and `optimize` do: no
+    /// decompression, no recompression, and no check of its SHA-1 either. `false`: every blob is decompressed,
+    /// checked and compressed again (`--recompress`).
+    pub copy_stored: bool,
 }
 
 impl Default for WriteOptions {
-    /// Uncompressed, 32 KiB chunks, level 50, all cores, no integrity table, `RP_FIX`, and
-    /// with `std` the current time and a GUID derived from it and the process.
+    /// Uncompressed, 32 KiB chunks, level 50, all cores, no integrity table, `RP_FIX`, blobs
+    /// copied as stored where possible, and with `std` the current time and a GUID derived
+    /// from it and the process.
     fn default() -> Self {
         let (guid, now) = guid_and_now();
         WriteOptions {
@@ -215,6 +222,7 @@ impl Default for WriteOptions {
             rp_fix: true,
             guid,
             now,
+            copy_stored: true,
         }
     }
 }
@@ -254,6 +262,35 @@ pub trait BlobProvider {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<(), WriteError>;
+
+    /// How the blob `hash` is stored, when it fills a non-solid resource of its own (not a
+    /// pipable one), so that a writer with the same compression can copy that resource as it
+    /// is (see [`WriteOptions::copy_stored`]). The default: never.
+    fn stored(&mut self, hash: &Sha1Hash) -> Option<StoredBlob> {
+        let _ = hash;
+        None
+    }
+
+    /// Fills `buf` from `offset` of the stored bytes of `hash` (a [`stored`](Self::stored)
+    /// resource: its chunk table and compressed chunks, or its bytes if uncompressed).
+    fn read_stored(
+        &mut self,
+        hash: &Sha1Hash,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), WriteError> {
+        let _ = (offset, buf);
+        Err(WriteError::MissingBlob { hash: *hash })
+    }
+}
+
+/// A blob alone in a resource of its source, as [`BlobProvider::stored`] describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Bytes the resource takes in its file.
+    pub stored_size: u64,
+    /// Its codec and chunk size (`None`: stored uncompressed).
+    pub compression: Option<(Codec, u32)>,
 }
 
 /// A provider that has no blobs.
@@ -305,6 +342,8 @@ pub struct WimWriter<W> {
     prune: bool,
     integrity: bool,
     now: u64,
+    /// [`WriteOptions::copy_stored`].
+    copy_stored: bool,
 }
 
 impl<W: WriteAt> WimWriter<W> {
@@ -399,6 +438,7 @@ impl<W: WriteAt> WimWriter<W> {
             prune: false,
             integrity: opts.integrity,
             now: opts.now,
+            copy_stored: opts.copy_stored,
         })
     }
 
@@ -479,6 +519,17 @@ impl<W: WriteAt> WimWriter<W> {
                 if self.blobs.add_ref(h, refs) {
                     return Ok(*h);
                 }
+                if self.copy_stored && self.blobs.solid.is_none() {
+                    if let Some(st) = provider.stored(h) {
+                        // An uncompressed resource is valid in any file (compression did not
+                        // pay when it was written); a compressed one needs the same codec
+                        // and chunk size.
+                        if st.compression.is_none() || st.compression == self.blobs.compression {
+                            self.copy_stored_blob(h, size, st, refs, provider)?;
+                            return Ok(*h);
+                        }
+                    }
+                }
                 let mut at = 0u64;
                 let mut fill = |buf: &mut [u8]| {
                     provider.read_at(h, size, at, buf)?;
@@ -503,6 +554,41 @@ impl<W: WriteAt> WimWriter<W> {
             #[cfg(feature = "std")]
             Content::File(path) => capture::write_file(&mut self.blobs, path, size, refs),
         }
+    }
+
+    /// Copies the resource of blob `h` (`size` bytes) as its source stores it.
+    fn copy_stored_blob(
+        &mut self,
+        h: &Sha1Hash,
+        size: u64,
+        st: StoredBlob,
+        refs: u32,
+        provider: &mut dyn BlobProvider,
+    ) -> Result<(), WriteError> {
+        const STEP: u64 = 1 << 20;
+        let start = self.blobs.pos;
+        let mut buf = alloc::vec![0u8; STEP.min(st.stored_size) as usize];
+        let mut at = 0u64;
+        while at < st.stored_size {
+            let n = STEP.min(st.stored_size - at) as usize;
+            provider.read_stored(h, at, &mut buf[..n])?;
+            self.blobs.write_at(&buf[..n], start + at)?;
+            at += n as u64;
+        }
+        self.blobs.pos = start + st.stored_size;
+        let flags = if st.compression.is_some() {
+            ResourceFlags::COMPRESSED
+        } else {
+            ResourceFlags::empty()
+        };
+        let reshdr = ResHdr {
+            size_in_wim: st.stored_size,
+            flags,
+            offset: start,
+            uncompressed_size: size,
+        };
+        self.blobs.push_entry(reshdr, *h, refs);
+        Ok(())
     }
 
     /// Marks image `index` (1-based; 0 for none) as the bootable one.

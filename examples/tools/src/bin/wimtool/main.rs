@@ -36,7 +36,7 @@ commands:
                                           add [--no-replace] SRC DEST, delete [--force]
                                           [--recursive] PATH, rename OLD NEW (one per line)
   optimize WIM                            rebuild without holes (--compress, --chunk-size
-                                          to recompress)
+                                          to change the compression)
   split    WIM X.swm MAX_MiB              split into parts X.swm, X2.swm, X3.swm ...
 
 options:
@@ -51,6 +51,8 @@ options:
   --solid-compress=TYPE, --solid-chunk-size=SIZE
                      the solid codec (default lzms) and chunk size (default 64M for LZMS,
                      32K otherwise)
+  --recompress       export/optimize: compress every blob again (default: blobs the
+                     source compressed the same way are copied as stored)
   --check            capture/append/export/delete/update: write an integrity table
   --command=CMD      update: one command instead of standard input
   --rebuild          update: rebuild the file afterwards (no holes)

@@ -20,6 +20,7 @@ const FLAGS: &[&str] = &[
     "--rpfix",
     "--norpfix",
     "--solid",
+    "--recompress",
     "-q",
     "--quiet",
 ];
@@ -102,6 +103,7 @@ pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
         threads,
         integrity: a.flag(&["--check"]),
         rp_fix: !a.flag(&["--norpfix"]),
+        copy_stored: !a.flag(&["--recompress"]),
         ..WriteOptions::default()
     })
 }
@@ -345,8 +347,8 @@ pub(crate) fn rebuild_file(path: &Path, a: &Args, opts: &WriteOptions) -> Result
 }
 
 /// `optimize WIM`: rebuilds the file without holes, with `--compress=TYPE[:LEVEL]` and
-/// `--chunk-size` in a new compression (`--recompress` is accepted: data are always
-/// recompressed).
+/// `--chunk-size` in a new compression. Data already compressed the way the result is are
+/// copied as stored unless `--recompress` is given.
 pub fn optimize(a: &Args) -> Result<(), Failure> {
     a.only_flags(&["--check", "--recompress", "--solid", "-q", "--quiet"])?;
     let [path] = a.positional(&["WIM"])? else {
