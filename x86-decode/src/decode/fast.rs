@@ -290,7 +290,6 @@ pub(super) fn decode64(vendor: Vendor, bytes: &[u8], ip: u64, out: &mut Instruct
     true
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
