@@ -1,4 +1,4 @@
-//! The chunk compressors: XPRESS, LZX and LZMS, each with a fast and a near-optimal parser.
+//! The chunk compressors: XPRESS, LZX and LZMS, with fast and near-optimal parsers.
 //!
 //! [`Compressor`] is the public face; the per-codec encoders live in the submodules and
 //! share the match finders ([`mf`]), the Huffman code builder ([`huffman`]) and the bit
@@ -9,7 +9,8 @@
 mod bitout;
 mod huffman;
 mod lzms;
-mod lzms_parse;
+mod lzms_delta;
+mod lzms_opt;
 mod lzx;
 mod lzx_block;
 mod lzx_opt;
@@ -25,7 +26,8 @@ use core::fmt;
 ///
 /// Per codec, as in wimlib: XPRESS parses greedily below 30, lazily below 60 and
 /// near-optimally from 60; LZX parses lazily up to 34 and near-optimally above (with more
-/// cost-model passes at 45, 70 and 100).
+/// cost-model passes at 45, 70 and 100); LZMS parses near-optimally at every level, looks
+/// for delta matches from 35 and tries match + literal + repeat steps from 45 and 60.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Level(pub u32);
 
@@ -101,7 +103,7 @@ impl Item {
 enum Encoder {
     Xpress(Box<xpress::XpressEncoder>),
     Lzx(Box<lzx::LzxEncoder>),
-    Lzms(Box<lzms_parse::LzmsEncoder>),
+    Lzms(Box<lzms_opt::LzmsEncoder>),
 }
 
 /// Reusable compression state for one codec, level and maximum chunk size.
@@ -162,9 +164,7 @@ impl Compressor {
                 Encoder::Xpress(Box::new(xpress::XpressEncoder::new(eff, max_chunk_size)))
             }
             Codec::Lzx => Encoder::Lzx(Box::new(lzx::LzxEncoder::new(eff, max_chunk_size))),
-            Codec::Lzms => {
-                Encoder::Lzms(Box::new(lzms_parse::LzmsEncoder::new(eff, max_chunk_size)))
-            }
+            Codec::Lzms => Encoder::Lzms(Box::new(lzms_opt::LzmsEncoder::new(eff, max_chunk_size))),
         };
         Ok(Compressor {
             codec,

@@ -1,0 +1,617 @@
+//! LZMS near-optimal parsing.
+//!
+//! A forward minimum-cost search over the positions of a stretch of the chunk: from each
+//! position it relaxes a literal, every length of the repeat LZ and delta matches the
+//! position's queues offer, every length of each explicit LZ match (binary trees) and
+//! delta match ([`super::lzms_delta`]), and a few two- and three-item steps that bridge a
+//! one-byte gap with a repeat match (match + literal + repeat 0). Each position keeps its
+//! cheapest arrival and the adaptive state that arrival leaves (queues and decision
+//! contexts), so repeats and decision bits are priced in the state they will be coded in.
+//! Costs come from the coder's live probabilities and code lengths (1/64 bit), which stay
+//! fixed within a stretch. A stretch ends where no arrival reaches past the current
+//! position, after [`STRETCH`] positions, or at a match of the "nice" length, which is
+//! taken at once; its items are then coded, which updates the model for the next one.
+
+use super::super::alloc::{boxed::Box, vec, vec::Vec};
+use super::super::lzms::streams::Probability;
+use super::super::lzms::tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, OFFSET_SLOTS};
+use super::super::lzms::x86::TargetTable;
+use super::lzms::{length_slot, next_state, ItemCoder, LzmsItem, State, Streams, PAIR_SHIFT};
+use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED};
+use super::mf::{match_len, BinaryTrees, Match};
+use super::Level;
+
+/// Positions per stretch at most.
+const STRETCH: usize = 2048;
+/// Longest "nice" length, and the longest length the cost table covers.
+const MAX_NICE: usize = 255;
+const INFINITE: u32 = u32::MAX;
+
+/// `-log2(p / 64)` in 1/64 bits for a probability of `p`/64 (0 and 64 as 1 and 63).
+/// Generated: `[round(-log2(min(63, max(1, p)) / 64) * 64) for p in range(65)]`.
+const BIT_COST: [u32; 65] = [
+    384, 384, 320, 283, 256, 235, 219, 204, 192, 181, 171, 163, 155, 147, 140, 134, 128, 122, 117,
+    112, 107, 103, 99, 94, 91, 87, 83, 80, 76, 73, 70, 67, 64, 61, 58, 56, 53, 51, 48, 46, 43, 41,
+    39, 37, 35, 33, 30, 29, 27, 25, 23, 21, 19, 17, 16, 14, 12, 11, 9, 8, 6, 4, 3, 1, 1,
+];
+
+#[inline(always)]
+fn bit0(p: &Probability) -> u32 {
+    BIT_COST[p.get() as usize]
+}
+
+#[inline(always)]
+fn bit1(p: &Probability) -> u32 {
+    BIT_COST[64 - p.get() as usize]
+}
+
+/// Offers `item` (with the items before it) as an arrival at node `to`.
+#[inline(always)]
+fn relax(
+    nodes: &mut [Node],
+    to: usize,
+    cost: u32,
+    item: LzmsItem,
+    before: [LzmsItem; 2],
+    num_before: u8,
+) {
+    let node = &mut nodes[to];
+    if cost < node.cost {
+        node.cost = cost;
+        node.item = item;
+        node.before = before;
+        node.num_before = num_before;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Node {
+    cost: u32,
+    /// The last item of the cheapest arrival and, for a multi-item step, the items before
+    /// it (latest first).
+    item: LzmsItem,
+    before: [LzmsItem; 2],
+    num_before: u8,
+    state: State,
+}
+
+const UNREACHED: Node = Node {
+    cost: INFINITE,
+    item: LzmsItem { len: 0, src: 0 },
+    before: [LzmsItem { len: 0, src: 0 }; 2],
+    num_before: 0,
+    state: State::INITIAL,
+};
+
+/// Parameters by level (as wimlib scales them).
+struct Params {
+    nice: usize,
+    depth: u32,
+    delta: bool,
+    match_lit_rep: bool,
+    lit_rep: bool,
+    rep_lit_rep: bool,
+}
+
+/// LZMS compression state for chunks up to a fixed size.
+pub(crate) struct LzmsEncoder {
+    buf: Vec<u8>,
+    x86: Box<TargetTable>,
+    bt: BinaryTrees,
+    /// The newest position + 1 of each two-byte string (the binary trees start at three).
+    head2: Vec<u32>,
+    delta: DeltaFinder,
+    coder: Box<ItemCoder>,
+    nodes: Vec<Node>,
+    matches: Vec<Match>,
+    deltas: Vec<DeltaMatch>,
+    path: Vec<LzmsItem>,
+    /// Length → cost, for the length code of generation `len_gen`.
+    len_cost: [u32; MAX_NICE + 1],
+    len_gen: u32,
+    p: Params,
+}
+
+impl LzmsEncoder {
+    pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
+        let l = level.0;
+        LzmsEncoder {
+            buf: vec![0; max_chunk],
+            x86: Box::new(TargetTable::new()),
+            bt: BinaryTrees::new(max_chunk),
+            head2: vec![0; 1 << 16],
+            delta: DeltaFinder::new(max_chunk),
+            coder: Box::new(ItemCoder::new(max_chunk)),
+            nodes: vec![UNREACHED; STRETCH + 2 * MAX_NICE + 2],
+            matches: Vec::with_capacity(MAX_NICE + 1),
+            deltas: Vec::with_capacity(8),
+            path: Vec::with_capacity(STRETCH + 2),
+            len_cost: [0; MAX_NICE + 1],
+            len_gen: 0,
+            p: Params {
+                nice: (l as usize * 63 / 50).clamp(8, MAX_NICE),
+                depth: l.clamp(8, 200),
+                delta: l >= 35,
+                match_lit_rep: l >= 45,
+                lit_rep: l >= 60,
+                rep_lit_rep: l >= 60,
+            },
+        }
+    }
+
+    /// Compresses `data` into `out`; `None` if it does not fit.
+    pub(crate) fn compress(&mut self, data: &[u8], out: &mut [u8]) -> Option<usize> {
+        let n = data.len();
+        let mut buf = core::mem::take(&mut self.buf);
+        buf[..n].copy_from_slice(data);
+        self.x86.forward(&mut buf[..n]);
+        self.coder.reset(n);
+        self.bt.reset(n);
+        self.head2.fill(0);
+        self.delta.reset();
+        self.refresh_len_costs();
+        let mut s = Streams::new(out);
+        let mut pos = 0;
+        while pos < n {
+            pos = self.stretch(&buf[..n], pos, &mut s);
+        }
+        self.buf = buf;
+        s.finish()
+    }
+
+    fn refresh_len_costs(&mut self) {
+        self.len_gen = self.coder.length.generation();
+        let lens = self.coder.length.lens();
+        for (len, c) in self.len_cost.iter_mut().enumerate().skip(1) {
+            let slot = length_slot(len as u32);
+            *c = (u32::from(lens[slot]) + u32::from(LENGTH_SLOTS[slot].1)) << 6;
+        }
+        debug_assert!(NUM_LENGTH_SLOTS > length_slot(MAX_NICE as u32));
+    }
+
+    /// Codes `item` and keeps the length costs current.
+    fn code(&mut self, s: &mut Streams<'_>, item: LzmsItem) {
+        self.coder.encode(s, item);
+        if self.coder.length.generation() != self.len_gen {
+            self.refresh_len_costs();
+        }
+    }
+
+    /// Codes the cheapest path to node `end` of the stretch.
+    fn code_path(&mut self, s: &mut Streams<'_>, end: usize) {
+        let mut path = core::mem::take(&mut self.path);
+        path.clear();
+        let mut k = end;
+        while k > 0 {
+            let node = &self.nodes[k];
+            path.push(node.item);
+            k -= node.item.len as usize;
+            for &b in &node.before[..usize::from(node.num_before)] {
+                path.push(b);
+                k -= b.len as usize;
+            }
+        }
+        for &item in path.iter().rev() {
+            self.code(s, item);
+        }
+        self.path = path;
+    }
+
+    /// Ends the stretch at node `cur` (position `pos`) with the long `item`: codes the path
+    /// there and the item, and inserts the positions it covers into the match finders
+    /// from `from`. Returns the next position.
+    fn take_long(
+        &mut self,
+        buf: &[u8],
+        s: &mut Streams<'_>,
+        cur: usize,
+        pos: usize,
+        from: usize,
+        item: LzmsItem,
+    ) -> usize {
+        self.code_path(s, cur);
+        self.code(s, item);
+        let end = pos + item.len as usize;
+        for p in from..end {
+            if p + 2 <= buf.len() {
+                self.head2[usize::from(u16::from_le_bytes([buf[p], buf[p + 1]]))] = p as u32 + 1;
+            }
+            self.bt.advance(
+                buf,
+                p,
+                self.p.nice,
+                self.p.nice,
+                self.p.depth,
+                usize::MAX,
+                false,
+                None,
+            );
+            if self.p.delta {
+                self.delta.find(buf, p, 0, None);
+            }
+        }
+        end
+    }
+
+    /// Parses and codes one stretch starting at `start`; returns where the next begins.
+    fn stretch(&mut self, buf: &[u8], start: usize, s: &mut Streams<'_>) -> usize {
+        let n = buf.len();
+        let nice = self.p.nice;
+        self.nodes[0].cost = 0;
+        self.nodes[0].state = self.coder.st;
+        let mut end = 0;
+        let mut cur = 0;
+        loop {
+            let pos = start + cur;
+            let remaining = n - pos;
+            let st = self.nodes[cur].state;
+            let cur_cost = self.nodes[cur].cost;
+            let d = &self.coder.d;
+            let match_bit = bit1(&d.main[usize::from(st.main)]);
+            let lz_bits = match_bit + bit0(&d.matched[usize::from(st.matched)]);
+            let delta_bits = match_bit + bit1(&d.matched[usize::from(st.matched)]);
+            // The contexts after a match (for the steps across a gap).
+            let main_after_match = next_state::<16>(st.main, 1);
+            let matched_after_lz = next_state::<32>(st.matched, 0);
+
+            // Repeat LZ matches.
+            if remaining >= 2 {
+                let reps = st.lz_reps();
+                for (r, &off) in reps.iter().enumerate() {
+                    let off = off as usize;
+                    if off > pos || buf[pos] != buf[pos - off] || buf[pos + 1] != buf[pos + 1 - off]
+                    {
+                        continue;
+                    }
+                    let len = match_len(buf, pos - off, pos, 2, remaining);
+                    if len >= nice {
+                        let item = LzmsItem::lz_rep(len as u32, r);
+                        return self.take_long(buf, s, cur, pos, pos, item);
+                    }
+                    let d = &self.coder.d;
+                    let base = cur_cost
+                        + lz_bits
+                        + bit1(&d.lz[usize::from(st.lz_ctx)])
+                        + rep_cost(&d.lz_rep, st.lz_rep, r);
+                    reach(&mut self.nodes, &mut end, cur + len);
+                    let item = |l| LzmsItem::lz_rep(l, r);
+                    relax_run(&mut self.nodes, &self.len_cost, cur, 2, len, base, item);
+                    // Repeat + literal + repeat 0 (the same offset) across a one-byte gap.
+                    if self.p.rep_lit_rep && remaining >= len + 3 {
+                        let ctx = GapContexts {
+                            main: main_after_match,
+                            matched: matched_after_lz,
+                            lz: next_state::<64>(st.lz_ctx, 1),
+                            rep0: next_state::<64>(st.lz_rep[0], u32::from(r > 0)),
+                        };
+                        let first = LzmsItem::lz_rep(len as u32, r);
+                        let cost = base + self.len_cost[len];
+                        self.gap_step(buf, pos, cur, &mut end, first, off, cost, ctx);
+                    }
+                }
+            }
+
+            // Repeat delta matches.
+            if self.p.delta && remaining >= 4 {
+                let reps = st.delta_reps();
+                for (r, &pair) in reps.iter().enumerate() {
+                    let power = pair >> PAIR_SHIFT;
+                    let span = 1usize << power;
+                    let off = ((pair & ((1 << PAIR_SHIFT) - 1)) as usize) << power;
+                    if off + span > pos || !delta_starts(buf, pos - off, pos, span) {
+                        continue;
+                    }
+                    let len = delta_len(buf, pos - off, pos, span, 2, remaining);
+                    if len >= nice {
+                        let item = LzmsItem::delta_rep(len as u32, r);
+                        return self.take_long(buf, s, cur, pos, pos, item);
+                    }
+                    let d = &self.coder.d;
+                    let base = cur_cost
+                        + delta_bits
+                        + bit1(&d.delta[usize::from(st.delta_ctx)])
+                        + rep_cost(&d.delta_rep, st.delta_rep, r);
+                    reach(&mut self.nodes, &mut end, cur + len);
+                    let item = |l| LzmsItem::delta_rep(l, r);
+                    relax_run(&mut self.nodes, &self.len_cost, cur, 2, len, base, item);
+                }
+            }
+
+            // Explicit LZ matches: the newest two-byte one, then the trees' (from three).
+            let mut matches = core::mem::take(&mut self.matches);
+            matches.clear();
+            if remaining >= 2 {
+                let h = usize::from(u16::from_le_bytes([buf[pos], buf[pos + 1]]));
+                let c = self.head2[h] as usize;
+                self.head2[h] = pos as u32 + 1;
+                if c != 0 {
+                    matches.push(Match {
+                        len: 2,
+                        off: (pos + 1 - c) as u32,
+                    });
+                }
+            }
+            let depth = self.p.depth;
+            let tree_matches = Some(&mut matches);
+            self.bt
+                .advance(buf, pos, nice, nice, depth, usize::MAX, true, tree_matches);
+            if let Some(&longest) = matches.last() {
+                if longest.len as usize >= nice {
+                    let off = longest.off as usize;
+                    let len = match_len(buf, pos - off, pos, longest.len as usize, remaining);
+                    self.matches = matches;
+                    let item = LzmsItem::lz(len as u32, off as u32);
+                    return self.take_long(buf, s, cur, pos, pos + 1, item);
+                }
+                let base = cur_cost + lz_bits + bit0(&self.coder.d.lz[usize::from(st.lz_ctx)]);
+                reach(&mut self.nodes, &mut end, cur + longest.len as usize);
+                let mut l = 2;
+                for m in &matches {
+                    let c = &*self.coder;
+                    let slot = c.slots.slot(m.off);
+                    let bits =
+                        u32::from(c.lz_offset.lens()[slot]) + u32::from(OFFSET_SLOTS[slot].1);
+                    let at = base + (bits << 6);
+                    let len = m.len as usize;
+                    let item = |l| LzmsItem::lz(l, m.off);
+                    relax_run(&mut self.nodes, &self.len_cost, cur, l, len, at, item);
+                    l = len + 1;
+                    // Match + literal + repeat 0 (the same offset) across a one-byte gap.
+                    if self.p.match_lit_rep && remaining >= len + 3 {
+                        let ctx = GapContexts {
+                            main: main_after_match,
+                            matched: matched_after_lz,
+                            lz: next_state::<64>(st.lz_ctx, 0),
+                            rep0: st.lz_rep[0],
+                        };
+                        let first = LzmsItem::lz(m.len, m.off);
+                        let cost = at + self.len_cost[len];
+                        self.gap_step(buf, pos, cur, &mut end, first, m.off as usize, cost, ctx);
+                    }
+                }
+            }
+            self.matches = matches;
+
+            // Explicit delta matches.
+            if self.p.delta && remaining > HASHED {
+                let mut deltas = core::mem::take(&mut self.deltas);
+                deltas.clear();
+                self.delta.find(buf, pos, remaining, Some(&mut deltas));
+                if let Some(dm) = deltas.iter().find(|dm| dm.len as usize >= nice) {
+                    let item = LzmsItem::delta(dm.len, dm.pair);
+                    self.deltas = deltas;
+                    return self.take_long(buf, s, cur, pos, pos + 1, item);
+                }
+                for dm in &deltas {
+                    let c = &*self.coder;
+                    let power = (dm.pair >> PAIR_SHIFT) as usize;
+                    let slot = c.slots.slot(dm.pair & ((1 << PAIR_SHIFT) - 1));
+                    let bits = u32::from(c.delta_power.lens()[power])
+                        + u32::from(c.delta_offset.lens()[slot])
+                        + u32::from(OFFSET_SLOTS[slot].1);
+                    let base = cur_cost
+                        + delta_bits
+                        + bit0(&c.d.delta[usize::from(st.delta_ctx)])
+                        + (bits << 6);
+                    let len = dm.len as usize;
+                    reach(&mut self.nodes, &mut end, cur + len);
+                    let item = |l| LzmsItem::delta(l, dm.pair);
+                    relax_run(
+                        &mut self.nodes,
+                        &self.len_cost,
+                        cur,
+                        HASHED,
+                        len,
+                        base,
+                        item,
+                    );
+                }
+                self.deltas = deltas;
+            }
+
+            // The literal, and literal + repeat 0.
+            reach(&mut self.nodes, &mut end, cur + 1);
+            let c = &*self.coder;
+            let lit = cur_cost
+                + bit0(&c.d.main[usize::from(st.main)])
+                + (u32::from(c.literal.lens()[usize::from(buf[pos])]) << 6);
+            if lit < self.nodes[cur + 1].cost {
+                relax(
+                    &mut self.nodes,
+                    cur + 1,
+                    lit,
+                    LzmsItem::literal(buf[pos]),
+                    NO,
+                    0,
+                );
+            } else if self.p.lit_rep && remaining >= 3 {
+                // After a literal, repeat 0 is the newest LZ offset.
+                let off = st.lz[0] as usize;
+                let g = pos + 1;
+                if off <= g && buf[g] == buf[g - off] && buf[g + 1] == buf[g + 1 - off] {
+                    let len2 = match_len(buf, g - off, g, 2, nice.min(n - g));
+                    let ctx = GapContexts {
+                        main: st.main,
+                        matched: st.matched,
+                        lz: st.lz_ctx,
+                        rep0: st.lz_rep[0],
+                    };
+                    let cost = lit + self.rep0_after_literal(ctx, len2);
+                    let to = cur + 1 + len2;
+                    reach(&mut self.nodes, &mut end, to);
+                    let before = [LzmsItem::literal(buf[pos]), LzmsItem::default()];
+                    let item = LzmsItem::lz_rep(len2 as u32, 0);
+                    relax(&mut self.nodes, to, cost, item, before, 1);
+                }
+            }
+
+            // Step: the cheapest arrival here is final; derive its state.
+            cur += 1;
+            let node = self.nodes[cur];
+            let before = &node.before[..usize::from(node.num_before)];
+            let from =
+                cur - node.item.len as usize - before.iter().map(|b| b.len as usize).sum::<usize>();
+            let mut state = self.nodes[from].state;
+            for &b in before.iter().rev() {
+                state.apply(b);
+            }
+            state.apply(node.item);
+            self.nodes[cur].state = state;
+            if cur == end || cur == STRETCH {
+                self.code_path(s, cur);
+                debug_assert_eq!(self.coder.st, state);
+                return start + cur;
+            }
+        }
+    }
+
+    /// The cost of a literal (contexts `ctx` before it) and then repeat 0 for `len` bytes.
+    #[inline(always)]
+    fn rep0_after_literal(&self, ctx: GapContexts, len: usize) -> u32 {
+        let d = &self.coder.d;
+        let main_lit = next_state::<16>(ctx.main, 0);
+        bit1(&d.main[usize::from(main_lit)])
+            + bit0(&d.matched[usize::from(ctx.matched)])
+            + bit1(&d.lz[usize::from(ctx.lz)])
+            + bit0(&d.lz_rep[0][usize::from(ctx.rep0)])
+            + self.len_cost[len]
+    }
+
+    /// After `first` (an LZ match at `off`, costing `cost` up to its end), offers a literal
+    /// and a repeat of the same offset, if the bytes after the literal repeat.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn gap_step(
+        &mut self,
+        buf: &[u8],
+        pos: usize,
+        cur: usize,
+        end: &mut usize,
+        first: LzmsItem,
+        off: usize,
+        cost: u32,
+        ctx: GapContexts,
+    ) {
+        let len = first.len as usize;
+        let g = pos + len + 1;
+        if buf[g] != buf[g - off] || buf[g + 1] != buf[g + 1 - off] {
+            return;
+        }
+        let len2 = match_len(buf, g - off, g, 2, self.p.nice.min(buf.len() - g));
+        let lit = buf[pos + len];
+        let cost = cost
+            + bit0(&self.coder.d.main[usize::from(ctx.main)])
+            + (u32::from(self.coder.literal.lens()[usize::from(lit)]) << 6)
+            + self.rep0_after_literal(ctx, len2);
+        let to = cur + len + 1 + len2;
+        reach(&mut self.nodes, end, to);
+        let before = [LzmsItem::literal(lit), first];
+        relax(
+            &mut self.nodes,
+            to,
+            cost,
+            LzmsItem::lz_rep(len2 as u32, 0),
+            before,
+            2,
+        );
+    }
+}
+
+/// Decision contexts for a literal and a repeat-0 match that follow (see
+/// [`LzmsEncoder::rep0_after_literal`]).
+#[derive(Clone, Copy)]
+struct GapContexts {
+    main: u8,
+    matched: u8,
+    lz: u8,
+    rep0: u8,
+}
+
+const NO: [LzmsItem; 2] = [LzmsItem { len: 0, src: 0 }; 2];
+
+/// Makes nodes up to `to` reachable (unreached so far).
+#[inline(always)]
+fn reach(nodes: &mut [Node], end: &mut usize, to: usize) {
+    while *end < to {
+        *end += 1;
+        nodes[*end].cost = INFINITE;
+    }
+}
+
+/// The cost of the repeat-index decisions for index `r`.
+#[inline(always)]
+fn rep_cost(probs: &[[Probability; 64]; 2], states: [u8; 2], r: usize) -> u32 {
+    let first = &probs[0][usize::from(states[0])];
+    if r == 0 {
+        return bit0(first);
+    }
+    let second = &probs[1][usize::from(states[1])];
+    bit1(first) + if r == 1 { bit0(second) } else { bit1(second) }
+}
+
+/// Offers `item(l)` at cost `base + len_cost[l]` for every length `l` in `from..=to`.
+#[inline(always)]
+fn relax_run(
+    nodes: &mut [Node],
+    len_cost: &[u32; MAX_NICE + 1],
+    cur: usize,
+    from: usize,
+    to: usize,
+    base: u32,
+    item: impl Fn(u32) -> LzmsItem,
+) {
+    if from > to {
+        return;
+    }
+    let targets = &mut nodes[cur + from..=cur + to];
+    for ((node, &lc), l) in targets
+        .iter_mut()
+        .zip(&len_cost[from..=to])
+        .zip(from as u32..)
+    {
+        let cost = base + lc;
+        if cost < node.cost {
+            node.cost = cost;
+            node.item = item(l);
+            node.num_before = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::lzms::LzmsDecoder;
+    use super::*;
+
+    fn round_trip(level: u32, data: &[u8]) -> usize {
+        let mut e = LzmsEncoder::new(Level(level), data.len().max(1));
+        let mut out = vec![0u8; data.len() + 64];
+        let n = e.compress(data, &mut out).expect("fits");
+        let mut back = vec![0u8; data.len()];
+        LzmsDecoder::new_boxed()
+            .decompress(&out[..n], &mut back)
+            .expect("decodes");
+        let first_bad = back.iter().zip(data).position(|(a, b)| a != b);
+        assert_eq!(first_bad, None, "level {level}, {} bytes", data.len());
+        n
+    }
+
+    #[test]
+    fn small_inputs_round_trip() {
+        let mut x = 1u32;
+        let random: Vec<u8> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for level in [20, 50, 100] {
+            for len in [1, 2, 3, 4, 5, 17, 100, 1000, 5000] {
+                round_trip(level, &random[..len]);
+                round_trip(level, &b"abcabcabd".repeat(600)[..len]);
+            }
+        }
+    }
+}
