@@ -115,29 +115,52 @@ impl DeltaFinder {
         (v.wrapping_mul(0x1e35_a7bd) >> (32 - self.bits)) as usize
     }
 
-    /// Inserts `pos` (which needs `HASHED + 1` bytes from it) for every power and appends
-    /// to `out` the delta matches found there, up to `max_len` bytes each; without `out`,
-    /// only inserts.
+    /// Inserts `pos` (which needs `HASHED + 1` bytes from it) for every power and stores
+    /// in `out` the delta matches found there, up to `max_len` bytes each; returns how
+    /// many.
+    // Plain index loops over the powers: they unroll to straight-line code, where the
+    // iterator adapters did not (measured).
+    #[allow(clippy::needless_range_loop)]
     #[inline]
     pub(crate) fn find(
         &mut self,
         buf: &[u8],
         pos: usize,
         max_len: usize,
-        mut out: Option<&mut Vec<DeltaMatch>>,
-    ) {
+        out: &mut [DeltaMatch; POWERS],
+    ) -> usize {
         if pos + HASHED >= buf.len() {
-            return;
+            return 0;
         }
-        for power in 0..POWERS.min(usize::BITS as usize - pos.leading_zeros() as usize) {
+        // The differences for every span, from one window (constant indices once the loop
+        // over the powers is unrolled), or one by one near the start.
+        const BACK: usize = 1 << (POWERS - 1);
+        let mut diffs = [0u64; POWERS];
+        let powers = if let Some(w) = pos
+            .checked_sub(BACK)
+            .and_then(|from| buf.get(from..pos + 4))
+            .and_then(|w| <&[u8; BACK + 4]>::try_from(w).ok())
+        {
+            let at = |i: usize| u64::from(u32::from_le_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]));
+            let here = at(BACK);
+            for power in 0..POWERS {
+                diffs[power] = bytes_sub(here, at(BACK - (1 << power))) & 0xff_ffff;
+            }
+            POWERS
+        } else {
+            let powers = POWERS.min(usize::BITS as usize - pos.leading_zeros() as usize);
+            for power in 0..powers {
+                diffs[power] = diffs3(buf, pos, 1 << power);
+            }
+            powers
+        };
+        let mut found = 0;
+        for power in 0..powers {
             let span = 1usize << power;
-            let d = diffs3(buf, pos, span);
+            let d = diffs[power];
             let h = self.hash(d, pos, span);
             let cand = self.table[h] as usize;
             self.table[h] = pos as u32 + 1;
-            let Some(out) = out.as_deref_mut() else {
-                continue;
-            };
             // (An entry just made for another power of this position may collide.)
             if cand == 0 || cand > pos {
                 continue;
@@ -149,12 +172,14 @@ impl DeltaFinder {
                 continue;
             }
             if diffs3(buf, c, span) == d {
-                out.push(DeltaMatch {
+                out[found] = DeltaMatch {
                     len: delta_len(buf, c, pos, span, HASHED, max_len) as u32,
                     pair: ((power as u32) << PAIR_SHIFT) | raw as u32,
-                });
+                };
+                found += 1;
             }
         }
+        found
     }
 }
 
@@ -187,12 +212,12 @@ mod tests {
             buf.extend_from_slice(&[i.wrapping_mul(3), 200u8.wrapping_sub(i.wrapping_mul(5))]);
         }
         let mut f = DeltaFinder::new(buf.len());
-        let mut out = Vec::new();
+        let mut out = [DeltaMatch::default(); POWERS];
         for pos in 0..100 {
-            f.find(&buf, pos, 0, None);
+            f.find(&buf, pos, 0, &mut out);
         }
-        f.find(&buf, 100, buf.len() - 100, Some(&mut out));
-        let m = out
+        let found = f.find(&buf, 100, buf.len() - 100, &mut out);
+        let m = out[..found]
             .iter()
             .find(|m| m.pair >> PAIR_SHIFT == 1)
             .expect("a span-2 match");

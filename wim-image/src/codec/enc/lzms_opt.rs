@@ -17,7 +17,7 @@ use super::super::lzms::streams::Probability;
 use super::super::lzms::tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, OFFSET_SLOTS};
 use super::super::lzms::x86::TargetTable;
 use super::lzms::{length_slot, next_state, ItemCoder, LzmsItem, State, Streams, PAIR_SHIFT};
-use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED};
+use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED, POWERS};
 use super::mf::{match_len, BinaryTrees, Match};
 use super::Level;
 
@@ -104,7 +104,6 @@ pub(crate) struct LzmsEncoder {
     coder: Box<ItemCoder>,
     nodes: Vec<Node>,
     matches: Vec<Match>,
-    deltas: Vec<DeltaMatch>,
     path: Vec<LzmsItem>,
     /// Length → cost, for the length code of generation `len_gen`.
     len_cost: [u32; MAX_NICE + 1],
@@ -124,7 +123,6 @@ impl LzmsEncoder {
             coder: Box::new(ItemCoder::new(max_chunk)),
             nodes: vec![UNREACHED; STRETCH + 2 * MAX_NICE + 2],
             matches: Vec::with_capacity(MAX_NICE + 1),
-            deltas: Vec::with_capacity(8),
             path: Vec::with_capacity(STRETCH + 2),
             len_cost: [0; MAX_NICE + 1],
             len_gen: 0,
@@ -226,9 +224,6 @@ impl LzmsEncoder {
                 false,
                 None,
             );
-            if self.p.delta {
-                self.delta.find(buf, p, 0, None);
-            }
         }
         end
     }
@@ -374,15 +369,14 @@ impl LzmsEncoder {
 
             // Explicit delta matches.
             if self.p.delta && remaining > HASHED {
-                let mut deltas = core::mem::take(&mut self.deltas);
-                deltas.clear();
-                self.delta.find(buf, pos, remaining, Some(&mut deltas));
-                if let Some(dm) = deltas.iter().find(|dm| dm.len as usize >= nice) {
+                let mut found = [DeltaMatch::default(); POWERS];
+                let k = self.delta.find(buf, pos, remaining, &mut found);
+                let found = &found[..k];
+                if let Some(dm) = found.iter().find(|dm| dm.len as usize >= nice) {
                     let item = LzmsItem::delta(dm.len, dm.pair);
-                    self.deltas = deltas;
                     return self.take_long(buf, s, cur, pos, pos + 1, item);
                 }
-                for dm in &deltas {
+                for dm in found {
                     let c = &*self.coder;
                     let power = (dm.pair >> PAIR_SHIFT) as usize;
                     let slot = c.slots.slot(dm.pair & ((1 << PAIR_SHIFT) - 1));
@@ -406,7 +400,6 @@ impl LzmsEncoder {
                         item,
                     );
                 }
-                self.deltas = deltas;
             }
 
             // The literal, and literal + repeat 0.
