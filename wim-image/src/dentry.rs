@@ -58,6 +58,20 @@ pub struct UnixData {
     pub rdev: u32,
 }
 
+impl UnixData {
+    /// As the tagged item wimlib stores (`uid`, `gid`, `mode`, `rdev`, little-endian).
+    pub fn to_item(&self) -> TaggedItem {
+        let mut data = Vec::with_capacity(16);
+        for v in [self.uid, self.gid, self.mode, self.rdev] {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        TaggedItem {
+            tag: ItemTag::UNIX_DATA,
+            data,
+        }
+    }
+}
+
 /// A directory entry, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dentry {

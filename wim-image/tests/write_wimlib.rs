@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use wim_image::codec::Codec;
-use wim_image::write::capture::{capture_image, CaptureOptions};
+use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions};
 use wim_image::write::export::{export_image, rebuild, Recompress};
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 use wim_image::{FileSource, Wim};
@@ -138,6 +138,7 @@ fn assert_same_metadata(ours: &Wim<FileSource>, theirs: &Wim<FileSource>, index:
         assert_eq!(da.reparse, db.reparse, "{path}: reparse fields");
         assert_eq!(da.reparse_data, db.reparse_data, "{path}: reparse data");
         assert_eq!(da.named_streams, db.named_streams, "{path}: named streams");
+        assert_eq!(da.tagged, db.tagged, "{path}: tagged items (UNIX data)");
         assert_eq!(da.link_group == 0, db.link_group == 0, "{path}: linked");
         if da.link_group != 0 {
             let g = *groups.entry(da.link_group).or_insert(db.link_group);
@@ -495,4 +496,125 @@ fn optimize_copies_stored_resources() {
             assert!(same < source.len(), "resources were compressed again");
         }
     }
+}
+
+/// Captures `src` with `copts` into a new uncompressed file `out`.
+fn capture_with(src: &Path, out: &Path, copts: &CaptureOptions) -> Result<(), CaptureError> {
+    let mut w = WimWriter::create(create(out), &WriteOptions::default()).unwrap();
+    capture_image(&mut w, src, &props("img"), copts)?;
+    w.finish().unwrap();
+    Ok(())
+}
+
+/// `capture --unix-data` against wimlib's: the same dentries (the UNIX data items included:
+/// owners, modes, device numbers), the same statistics, special files kept, and
+/// `apply --unix-data` of both gives the same tree.
+#[test]
+fn capture_unix_data() {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    if wimlib().is_none() {
+        return;
+    }
+    let s = Scratch::new("write-unix-data");
+    let src = s.path("src");
+    std::fs::create_dir_all(src.join("private")).unwrap();
+    std::fs::write(src.join("owned.txt"), b"owned\n").unwrap();
+    std::fs::write(src.join("private/secret"), bytes(5, 3000, true)).unwrap();
+    symlink("owned.txt", src.join("link")).unwrap();
+    let mode = |p: &str, m: u32| {
+        std::fs::set_permissions(src.join(p), std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode("owned.txt", 0o640);
+    mode("private/secret", 0o600);
+    mode("private", 0o700);
+    if chown(src.join("owned.txt"), Some(1234), Some(567)).is_err() {
+        eprintln!("not root: owners are not varied");
+    }
+    let fifo = Command::new("mkfifo").arg(src.join("fifo")).status();
+    assert!(fifo.is_ok_and(|s| s.success()), "mkfifo");
+    let dev = Command::new("mknod")
+        .arg(src.join("null"))
+        .args(["c", "1", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !dev {
+        eprintln!("mknod failed (not root?): no device node in the tree");
+    }
+    let times = Times::take(&src);
+    let (ours, theirs) = (s.path("ours.wim"), s.path("theirs.wim"));
+    let copts = CaptureOptions {
+        unix_data: true,
+        ..CaptureOptions::default()
+    };
+    capture_with(&src, &ours, &copts).unwrap();
+    times.restore();
+    wimlib_capture(&src, &theirs, "img", "--unix-data");
+    let (a, b) = (open(&ours), open(&theirs));
+    assert_same_metadata(&a, &b, 1);
+    assert_same_stats(&a, &b, 1);
+    let tree = a.image(1).unwrap();
+    let fifo = tree.walk().find(|&i| tree.path(i) == "/fifo").unwrap();
+    let u = tree
+        .node(fifo)
+        .dentry
+        .unix_data()
+        .expect("the FIFO's UNIX data");
+    assert_eq!(u.mode & 0o170000, 0o010000, "S_IFIFO");
+    assert!(wimlib_verifies(&ours));
+    let (pa, pb) = (s.path("apply-ours"), s.path("apply-theirs"));
+    for (wim, dir) in [(&ours, &pa), (&theirs, &pb)] {
+        run_wimlib(&[
+            "apply",
+            wim.to_str().unwrap(),
+            "1",
+            dir.to_str().unwrap(),
+            "--unix-data",
+        ]);
+    }
+    assert_same_tree(&pa, &pb, "apply --unix-data");
+    let applied = snapshot(&pa);
+    assert_eq!(applied[Path::new("fifo")].kind, 's');
+    assert_eq!(applied[Path::new("private")].mode & 0o7777, 0o700);
+}
+
+/// `capture --dereference` against wimlib's: links to a file and to a directory outside the
+/// tree are captured as what they point to; a link back up the tree is an error.
+#[test]
+fn capture_dereference() {
+    use std::os::unix::fs::symlink;
+    if wimlib().is_none() {
+        return;
+    }
+    let s = Scratch::new("write-dereference");
+    let (src, outside) = (s.path("src"), s.path("outside"));
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    std::fs::write(outside.join("t.txt"), b"target\n").unwrap();
+    std::fs::write(outside.join("sub/deep.bin"), bytes(9, 5000, false)).unwrap();
+    symlink(outside.join("t.txt"), src.join("file-link")).unwrap();
+    symlink(&outside, src.join("dir-link")).unwrap();
+    std::fs::write(src.join("d/plain"), b"plain\n").unwrap();
+    let times = [Times::take(&src), Times::take(&outside)];
+    let (ours, theirs) = (s.path("ours.wim"), s.path("theirs.wim"));
+    let copts = CaptureOptions {
+        dereference: true,
+        ..CaptureOptions::default()
+    };
+    capture_with(&src, &ours, &copts).unwrap();
+    times.iter().for_each(Times::restore);
+    wimlib_capture(&src, &theirs, "img", "--dereference");
+    let (a, b) = (open(&ours), open(&theirs));
+    assert_same_metadata(&a, &b, 1);
+    assert_same_stats(&a, &b, 1);
+    assert_applies_same(&ours, &theirs, 1, &s);
+    let tree = a.image(1).unwrap();
+    let paths: Vec<String> = tree.walk().map(|i| tree.path(i)).collect();
+    assert!(
+        paths.contains(&"/dir-link/sub/deep.bin".to_string()),
+        "{paths:?}"
+    );
+    // A loop.
+    symlink("..", src.join("d/up")).unwrap();
+    let err = capture_with(&src, &s.path("loop.wim"), &copts).unwrap_err();
+    assert!(matches!(err, CaptureError::Loop { .. }), "{err}");
 }

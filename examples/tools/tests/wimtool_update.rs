@@ -26,6 +26,7 @@ fn add_sources(root: &Path) {
     // The same content as a file of the image: single-instanced.
     std::fs::write(root.join("dup-of-image"), bytes(11, 100_000, true)).unwrap();
     std::os::unix::fs::symlink("/etc/hostname", root.join("abs-link")).unwrap();
+    std::os::unix::fs::symlink("single", root.join("rel-link")).unwrap();
     // A second tree sharing files with the first (a directory read twice in one update
     // would get a different access time from each tool): shared files become one inode.
     let other = root.join("other");
@@ -112,6 +113,29 @@ fn update_matches_wimlib() {
     run_wimlib(&["update", t, "second", cmd, "--rebuild"]);
     assert_eq!(stats(&ours), stats(&theirs));
     applies_same_but_fillers(&ours, &theirs, &s);
+
+    // Per-command options: UNIX data, and a followed link.
+    let cmds = format!(
+        "add --unix-data {a}/single /unix-single\n\
+         add --dereference {a}/rel-link /followed\n"
+    );
+    keeping_times(&add, || {
+        let (code, text) = wimtool_stdin(&["update", o, "second"], &cmds);
+        assert_eq!(code, 0, "{text}");
+    });
+    keeping_times(&add, || wimlib_stdin(&["update", t, "second"], &cmds));
+    assert_eq!(stats(&ours), stats(&theirs));
+    applies_same_but_fillers(&ours, &theirs, &s);
+    // wimlib reads the UNIX data we stored, and sees the followed link as a file.
+    let listing = run_wimlib(&["dir", o, "2", "--detailed"]);
+    let block = |path: &str| {
+        let start = listing
+            .find(&format!("Full Path           = \"{path}\""))
+            .unwrap_or_else(|| panic!("{path} listed"));
+        listing[start..].split("\n\n").next().unwrap().to_string()
+    };
+    assert!(block("/unix-single").contains("UNIX Data           = uid:"));
+    assert!(!block("/followed").contains("Reparse"));
 
     // Failing commands change nothing.
     let before = std::fs::read(&ours).unwrap();

@@ -1,5 +1,5 @@
 //! Capturing a directory tree (Linux/UNIX) into a [`NewImage`], as `wimlib-imagex capture`
-//! does without `--unix-data`:
+//! does:
 //!
 //! * regular files: `FILE_ATTRIBUTE_NORMAL`, or `SPARSE_FILE` when fewer blocks are
 //!   allocated than the size needs; their data are read when written;
@@ -10,9 +10,14 @@
 //!   fixing on, a target inside the captured tree is first made relative to the tree's root
 //!   and the link marked fixed (rp_flags without `NOT_FIXED`);
 //! * hard links: files with the same device and inode number share one inode;
+//! * with [`CaptureOptions::dereference`], links are followed and what they point to is
+//!   captured in their place;
 //! * times: creation = last write = `st_mtime`, last access = `st_atime`, in 100 ns units;
 //! * no security descriptors (an empty security block, security id −1);
-//! * FIFOs, sockets and device nodes are skipped (counted in the report).
+//! * FIFOs, sockets and device nodes are skipped (counted in the report), unless
+//!   [`CaptureOptions::unix_data`] is set (`--unix-data`): then every inode carries wimlib's
+//!   UNIX data item (owner, group, `st_mode`, `st_rdev`) and special files are kept as empty
+//!   entries with no attributes, their type and device number in that item.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -25,7 +30,7 @@ use crate::blob_table::Sha1Hash;
 use crate::defs::{
     FileAttributes, ReparseTag, FILETIME_UNIX_EPOCH, RP_FLAG_NOT_FIXED, SYMLINK_FLAG_RELATIVE,
 };
-use crate::dentry::ReparseInfo;
+use crate::dentry::{ReparseInfo, UnixData};
 
 use super::image::{Content, DentryId, Inode, InodeId, NewImage};
 use super::resource::{BlobOut, Source};
@@ -69,6 +74,12 @@ pub enum CaptureError {
         /// The link.
         path: PathBuf,
     },
+    /// Following links (`dereference`) led back into a directory being captured.
+    #[error("{path}: a link leads back to a directory above it")]
+    Loop {
+        /// The directory reached again.
+        path: PathBuf,
+    },
     /// Writing the WIM failed.
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -80,11 +91,20 @@ pub struct CaptureOptions {
     /// Make absolute link targets inside the tree relative to its root (`--rpfix`, the
     /// default).
     pub rp_fix: bool,
+    /// Store owners, modes and device numbers, and keep special files (`--unix-data`).
+    pub unix_data: bool,
+    /// Follow symbolic links: capture what they point to (`--dereference`). A link back to
+    /// a directory being captured is an error ([`CaptureError::Loop`]), not a endless tree.
+    pub dereference: bool,
 }
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { rp_fix: true }
+        CaptureOptions {
+            rp_fix: true,
+            unix_data: false,
+            dereference: false,
+        }
     }
 }
 
@@ -99,8 +119,10 @@ pub struct CaptureReport {
     pub symlinks: u64,
     /// Absolute link targets made relative to the root.
     pub fixed_links: u64,
-    /// FIFOs, sockets and device nodes left out.
+    /// FIFOs, sockets and device nodes left out (without UNIX data).
     pub skipped_special: u64,
+    /// FIFOs, sockets and device nodes kept as UNIX data (with it).
+    pub special: u64,
 }
 
 /// FILETIME of a UNIX time.
@@ -124,6 +146,9 @@ struct Scan<'a> {
     links: HashMap<(u64, u64), InodeId>,
     /// Device and inode number of every regular file's inode.
     file_ids: Vec<(InodeId, (u64, u64))>,
+    /// Device and inode number of the directories being scanned (followed links could lead
+    /// back into one).
+    ancestors: Vec<(u64, u64)>,
     report: CaptureReport,
 }
 
@@ -138,18 +163,19 @@ fn scan_dir<'a>(root: &Path, opts: &'a CaptureOptions) -> Result<Scan<'a>, Captu
         path: root.to_path_buf(),
         source,
     };
-    let md = fs::metadata(root).map_err(io)?;
+    let md = stat(root, opts.dereference).map_err(io)?;
     if !md.is_dir() {
         return Err(CaptureError::NotADirectory {
             path: root.to_path_buf(),
         });
     }
     let mut s = Scan {
-        img: NewImage::new(inode_for(&md, FileAttributes::DIRECTORY)),
+        img: NewImage::new(inode_for(&md, FileAttributes::DIRECTORY, opts.unix_data)),
         opts,
         root_id: (md.dev(), md.ino()),
         links: HashMap::new(),
         file_ids: Vec::new(),
+        ancestors: alloc::vec![(md.dev(), md.ino())],
         report: CaptureReport {
             dirs: 1,
             ..CaptureReport::default()
@@ -174,10 +200,11 @@ pub struct Branch {
     pub report: CaptureReport,
 }
 
-/// Scans `path` (a directory, a file or a symbolic link, not followed) as a [`Branch`].
-/// Reparse-point fixing, if asked, is relative to `path`.
+/// Scans `path` (a directory, a file or a symbolic link, followed only with
+/// [`CaptureOptions::dereference`]) as a [`Branch`]. Reparse-point fixing, if asked, is
+/// relative to `path`.
 pub fn scan_branch(path: &Path, opts: &CaptureOptions) -> Result<Branch, CaptureError> {
-    let md = fs::symlink_metadata(path).map_err(|source| CaptureError::Io {
+    let md = stat(path, opts.dereference).map_err(|source| CaptureError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -190,6 +217,7 @@ pub fn scan_branch(path: &Path, opts: &CaptureOptions) -> Result<Branch, Capture
             root_id: (md.dev(), md.ino()),
             links: HashMap::new(),
             file_ids: Vec::new(),
+            ancestors: Vec::new(),
             report: CaptureReport::default(),
         };
         let d = s.entry(path, String::from("branch"), 0)?;
@@ -203,10 +231,31 @@ pub fn scan_branch(path: &Path, opts: &CaptureOptions) -> Result<Branch, Capture
     })
 }
 
-fn inode_for(md: &fs::Metadata, attributes: FileAttributes) -> Inode {
+/// The metadata of `path`, of what it links to with `follow`.
+fn stat(path: &Path, follow: bool) -> std::io::Result<fs::Metadata> {
+    if follow {
+        fs::metadata(path)
+    } else {
+        fs::symlink_metadata(path)
+    }
+}
+
+/// An inode for a file with metadata `md`; with `unix`, it carries the UNIX data item.
+fn inode_for(md: &fs::Metadata, attributes: FileAttributes, unix: bool) -> Inode {
     let mtime = unix_to_filetime(md.mtime(), md.mtime_nsec());
     let atime = unix_to_filetime(md.atime(), md.atime_nsec());
-    Inode::new(attributes, mtime, atime, mtime)
+    let mut inode = Inode::new(attributes, mtime, atime, mtime);
+    if unix {
+        let data = UnixData {
+            uid: md.uid(),
+            gid: md.gid(),
+            mode: md.mode(),
+            // wimlib keeps the low 32 bits of `st_rdev`.
+            rdev: md.rdev() as u32,
+        };
+        inode.tagged.push(data.to_item());
+    }
+    inode
 }
 
 fn utf8(name: &OsStr, path: &Path) -> Result<String, CaptureError> {
@@ -240,23 +289,35 @@ impl Scan<'_> {
         name: String,
         dentry: DentryId,
     ) -> Result<Option<DentryId>, CaptureError> {
-        let md = fs::symlink_metadata(path).map_err(|source| CaptureError::Io {
+        let md = stat(path, self.opts.dereference).map_err(|source| CaptureError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let ft = md.file_type();
         if ft.is_dir() {
-            let inode = self
-                .img
-                .add_inode(inode_for(&md, FileAttributes::DIRECTORY));
+            let id = (md.dev(), md.ino());
+            if self.ancestors.contains(&id) {
+                return Err(CaptureError::Loop {
+                    path: path.to_path_buf(),
+                });
+            }
+            let inode = self.img.add_inode(inode_for(
+                &md,
+                FileAttributes::DIRECTORY,
+                self.opts.unix_data,
+            ));
             let d = self.img.add_dentry(dentry, name, inode);
             self.report.dirs += 1;
+            self.ancestors.push(id);
             self.directory(path, d)?;
+            self.ancestors.pop();
             Ok(Some(d))
         } else if ft.is_file() {
             let key = (md.dev(), md.ino());
             self.report.files += 1;
-            if md.nlink() > 1 {
+            // A file can be met twice through hard links, or through followed links.
+            let shared = md.nlink() > 1 || self.opts.dereference;
+            if shared {
                 if let Some(&inode) = self.links.get(&key) {
                     return Ok(Some(self.img.add_dentry(dentry, name, inode)));
                 }
@@ -267,19 +328,26 @@ impl Scan<'_> {
             } else {
                 FileAttributes::NORMAL
             };
-            let mut inode = inode_for(&md, attr);
+            let mut inode = inode_for(&md, attr, self.opts.unix_data);
             inode.data = self
                 .img
                 .add_stream(md.size(), Content::File(path.to_path_buf()));
             let inode = self.img.add_inode(inode);
             self.file_ids.push((inode, key));
-            if md.nlink() > 1 {
+            if shared {
                 self.links.insert(key, inode);
             }
             Ok(Some(self.img.add_dentry(dentry, name, inode)))
         } else if ft.is_symlink() {
             self.report.symlinks += 1;
             let inode = self.symlink(path, &md)?;
+            Ok(Some(self.img.add_dentry(dentry, name, inode)))
+        } else if self.opts.unix_data {
+            // A FIFO, socket or device node: an empty entry without attributes (as wimlib
+            // stores it), its type and device number in the UNIX data.
+            self.report.special += 1;
+            let inode = inode_for(&md, FileAttributes::empty(), true);
+            let inode = self.img.add_inode(inode);
             Ok(Some(self.img.add_dentry(dentry, name, inode)))
         } else {
             self.report.skipped_special += 1;
@@ -309,7 +377,7 @@ impl Scan<'_> {
         if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
             attr |= FileAttributes::DIRECTORY;
         }
-        let mut inode = inode_for(md, attr);
+        let mut inode = inode_for(md, attr, self.opts.unix_data);
         inode.reparse = Some(ReparseInfo {
             tag: ReparseTag::SYMLINK,
             reserved: 0,

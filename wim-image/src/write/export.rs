@@ -57,6 +57,7 @@ impl<R: ReadAt> BlobProvider for SourceBlobs<'_, R> {
         (res_off == 0 && res.reshdr.uncompressed_size == blob.size).then_some(StoredBlob {
             stored_size: res.reshdr.size_in_wim,
             compression,
+            file_compression: self.wim.header().compression().ok().flatten(),
         })
     }
 

@@ -199,9 +199,10 @@ pub struct WriteOptions {
     /// The time recorded in the XML (FILETIME).
     pub now: u64,
     /// Copy a source's blob as it is stored when the source holds it alone in a resource
-    /// that is uncompressed or compressed the way this file compresses (same codec and chunk
-    /// size; non-solid output), as `wimlib-imagex export` and `optimize` do: no
-    /// decompression, no recompression, and no check of its SHA-1 either. `false`: every blob is decompressed,
+    /// compressed the way this file compresses (same codec and chunk size; non-solid
+    /// output), or left uncompressed in a file that compresses that way, as
+    /// `wimlib-imagex export` and `optimize` do: no decompression, no recompression, and no
+    /// check of its SHA-1 either. `false`: every blob is decompressed,
     /// checked and compressed again (`--recompress`).
     pub copy_stored: bool,
 }
@@ -291,6 +292,8 @@ pub struct StoredBlob {
     pub stored_size: u64,
     /// Its codec and chunk size (`None`: stored uncompressed).
     pub compression: Option<(Codec, u32)>,
+    /// The codec and chunk size of the file holding it (`None`: an uncompressed file).
+    pub file_compression: Option<(Codec, u32)>,
 }
 
 /// A provider that has no blobs.
@@ -521,10 +524,12 @@ impl<W: WriteAt> WimWriter<W> {
                 }
                 if self.copy_stored && self.blobs.solid.is_none() {
                     if let Some(st) = provider.stored(h) {
-                        // An uncompressed resource is valid in any file (compression did not
-                        // pay when it was written); a compressed one needs the same codec
-                        // and chunk size.
-                        if st.compression.is_none() || st.compression == self.blobs.compression {
+                        // The same compression, or a resource its writer left uncompressed
+                        // (it did not shrink) in a file compressed the way this one is.
+                        let out = self.blobs.compression;
+                        let same = st.compression == out
+                            || (st.compression.is_none() && st.file_compression == out);
+                        if same {
                             self.copy_stored_blob(h, size, st, refs, provider)?;
                             return Ok(*h);
                         }

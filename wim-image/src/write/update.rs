@@ -37,6 +37,10 @@ pub enum UpdateCommand {
         dest: String,
         /// Refuse to replace an existing file.
         no_replace: bool,
+        /// Store owners, modes and device numbers, and keep special files (`--unix-data`).
+        unix_data: bool,
+        /// Follow symbolic links (`--dereference`).
+        dereference: bool,
     },
     /// Deletes a file or directory tree.
     Delete {

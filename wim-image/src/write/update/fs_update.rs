@@ -12,7 +12,7 @@ use crate::wim::Wim;
 /// absolute link targets inside the source when `rp_fix_root` is set (wimlib does so when the
 /// WIM has the `RP_FIX` flag or holds a single image); other adds leave targets as they are.
 /// Directories created on the way get the time `now`. A special file (FIFO, socket, device)
-/// given as a source adds nothing. A file met in two adds becomes one inode with two links,
+/// given as a source adds nothing unless the command asks for UNIX data. A file met in two adds becomes one inode with two links,
 /// as wimlib does.
 pub fn update_image(
     img: &mut NewImage,
@@ -27,10 +27,14 @@ pub fn update_image(
                 source,
                 dest,
                 no_replace,
+                unix_data,
+                dereference,
             } => {
                 let entire = components(dest).next().is_none();
                 let opts = CaptureOptions {
                     rp_fix: entire && rp_fix_root,
+                    unix_data: *unix_data,
+                    dereference: *dereference,
                 };
                 let b = scan_branch(source, &opts)?;
                 if let Some(root) = b.root {

@@ -59,7 +59,9 @@ options:
   --no-replace, --force, --recursive
                      update: the option for every add / delete command
   --boot             capture/append/export: mark the new image bootable
-  --unix-data        restore owners, modes and special files (apply/extract)
+  --unix-data        apply/extract: restore owners, modes and special files;
+                     capture/append/update: store them (special files kept)
+  --dereference      capture/append/update: follow symbolic links
   --rpfix/--norpfix  apply: rewrite absolute link targets under DIR (default: as the WIM
                      says); capture: store targets inside DIR relative to it (default on)
   --ref GLOB         for split WIMs: the other parts (default: NAME2.swm, NAME3.swm ...)

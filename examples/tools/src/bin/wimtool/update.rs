@@ -49,6 +49,8 @@ pub struct Defaults {
     pub no_replace: bool,
     pub force: bool,
     pub recursive: bool,
+    pub unix_data: bool,
+    pub dereference: bool,
 }
 
 /// Parses the command file.
@@ -70,6 +72,8 @@ pub fn parse_commands(text: &str, d: Defaults) -> Result<Vec<UpdateCommand>, Str
         for o in opts {
             match (name.as_str(), o.as_str()) {
                 ("add", "--no-replace") => d.no_replace = true,
+                ("add", "--unix-data") => d.unix_data = true,
+                ("add", "--dereference") => d.dereference = true,
                 ("delete", "--force") => d.force = true,
                 ("delete", "--recursive") => d.recursive = true,
                 _ => return Err(err(&format!("unsupported option {o}"))),
@@ -80,6 +84,8 @@ pub fn parse_commands(text: &str, d: Defaults) -> Result<Vec<UpdateCommand>, Str
                 source: PathBuf::from(src),
                 dest: dest.to_string(),
                 no_replace: d.no_replace,
+                unix_data: d.unix_data,
+                dereference: d.dereference,
             },
             ("delete", [path]) => UpdateCommand::Delete {
                 path: path.to_string(),
@@ -115,6 +121,8 @@ pub fn update(a: &Args) -> Result<(), Failure> {
         "--no-replace",
         "--force",
         "--recursive",
+        "--unix-data",
+        "--dereference",
         "-q",
         "--quiet",
     ])?;
@@ -144,6 +152,8 @@ pub fn update(a: &Args) -> Result<(), Failure> {
         no_replace: a.flag(&["--no-replace"]),
         force: a.flag(&["--force"]),
         recursive: a.flag(&["--recursive"]),
+        unix_data: a.flag(&["--unix-data"]),
+        dereference: a.flag(&["--dereference"]),
     };
     let cmds = parse_commands(&text, defaults).map_err(UsageError)?;
     let opts = write_options(a)?;
@@ -174,7 +184,9 @@ mod tests {
                 UpdateCommand::Add {
                     source: "a b".into(),
                     dest: "/x y/z".into(),
-                    no_replace: false
+                    no_replace: false,
+                    unix_data: false,
+                    dereference: false,
                 },
                 UpdateCommand::Delete {
                     path: "/d".into(),
@@ -188,7 +200,9 @@ mod tests {
                 UpdateCommand::Add {
                     source: "s".into(),
                     dest: "d".into(),
-                    no_replace: true
+                    no_replace: true,
+                    unix_data: false,
+                    dereference: false,
                 },
             ]
         );

@@ -21,6 +21,8 @@ const FLAGS: &[&str] = &[
     "--norpfix",
     "--solid",
     "--recompress",
+    "--unix-data",
+    "--dereference",
     "-q",
     "--quiet",
 ];
@@ -154,6 +156,12 @@ fn report(r: &CaptureReport, quiet: bool) {
             r.dirs, r.files, r.symlinks, r.fixed_links
         );
     }
+    if r.special > 0 && !quiet {
+        eprintln!(
+            "kept {} special files (FIFOs, sockets, devices) as UNIX data",
+            r.special
+        );
+    }
     if r.skipped_special > 0 {
         eprintln!(
             "skipped {} special files (FIFOs, sockets, devices)",
@@ -172,6 +180,8 @@ fn add_and_finish(
 ) -> Result<(), Failure> {
     let copts = CaptureOptions {
         rp_fix: !a.flag(&["--norpfix"]),
+        unix_data: a.flag(&["--unix-data"]),
+        dereference: a.flag(&["--dereference"]),
     };
     let (index, r) =
         capture_image(&mut w, dir, props, &copts).map_err(|e| capture_failure(&e, wim))?;
