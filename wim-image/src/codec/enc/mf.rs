@@ -27,20 +27,21 @@ fn hash(v: u32, bits: u32) -> usize {
 /// most `max` (the caller guarantees `b + max <= data.len()`).
 #[inline(always)]
 pub(crate) fn match_len(data: &[u8], a: usize, b: usize, start: usize, max: usize) -> usize {
-    let mut n = start;
-    while n + 8 <= max {
-        let x = u64::from_le_bytes(data[a + n..a + n + 8].try_into().unwrap_or([0; 8]));
-        let y = u64::from_le_bytes(data[b + n..b + n + 8].try_into().unwrap_or([0; 8]));
-        let d = x ^ y;
-        if d != 0 {
-            return n + (d.trailing_zeros() / 8) as usize;
+    // Both sides as slices of the same length: the loop needs no bounds checks.
+    let (x, y) = (&data[a + start..a + max], &data[b + start..b + max]);
+    let mut n = 0;
+    for (p, q) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+        let p = u64::from_le_bytes(p.try_into().unwrap_or([0; 8]));
+        let q = u64::from_le_bytes(q.try_into().unwrap_or([0; 8]));
+        if p != q {
+            return start + n + ((p ^ q).trailing_zeros() / 8) as usize;
         }
         n += 8;
     }
-    while n < max && data[a + n] == data[b + n] {
+    while n < x.len() && x[n] == y[n] {
         n += 1;
     }
-    n
+    start + n
 }
 
 /// The hash heads both finders share. Entries are `base + position`; raising the base at
@@ -146,20 +147,25 @@ impl HashChains {
         }
         let mut best_off = 0;
         let mut depth = depth;
-        while cand >= base && depth > 0 {
+        // Entries below `limit` are from earlier chunks or too far back: one compare ends
+        // the chain for both.
+        let limit = base + pos.saturating_sub(max_offset) as u32;
+        let window = &data[..pos + max_len];
+        // The four bytes ending at `best_len`: a candidate that differs there cannot be
+        // longer (a stronger first test than one byte).
+        let mut tail = load_u32(window, pos + best_len - 3);
+        while cand >= limit && depth > 0 {
             let c = (cand - base) as usize;
-            if pos - c > max_offset {
-                break;
-            }
             depth -= 1;
-            if data[c + best_len] == data[pos + best_len] && load_u32(data, c) == v {
-                let len = match_len(data, c, pos, 4, max_len);
+            if load_u32(window, c + best_len - 3) == tail && load_u32(window, c) == v {
+                let len = match_len(window, c, pos, 4, max_len);
                 if len > best_len {
                     best_len = len;
                     best_off = pos - c;
                     if len >= nice_len {
                         return (len, best_off);
                     }
+                    tail = load_u32(window, pos + best_len - 3);
                 }
             }
             cand = self.prev[c];
@@ -277,8 +283,10 @@ impl BinaryTrees {
         let (mut lt_slot, mut gt_slot) = (2 * pos, 2 * pos + 1);
         let (mut lt_len, mut gt_len) = (0usize, 0usize);
         let mut depth = depth;
+        // Entries below `limit` are from earlier chunks or too far back.
+        let limit = base + pos.saturating_sub(max_offset) as u32;
         loop {
-            if cand < base || pos - (cand - base) as usize > max_offset || depth == 0 {
+            if cand < limit || depth == 0 {
                 self.children[lt_slot] = NONE;
                 self.children[gt_slot] = NONE;
                 return best;
