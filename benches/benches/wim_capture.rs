@@ -4,10 +4,12 @@
 //!
 //! Input: `/usr/lib/git-core` plus `/usr/share/doc` (copied with `cp -a` once into
 //! `$CARGO_TARGET_DIR/wim-capture-bench/tree`, plus a copy of `git-core` as duplicates), or
-//! the directory `WIM_CAPTURE_BENCH_TREE` names (e.g. the `wim_apply` bench's cached tree, the
-//! reference tree of `shared/reference/wim.md` §5). Each case runs `VIRIDIAN_BENCH_ROUNDS`
-//! (default 1) interleaved rounds of ours then wimlib and prints each side's fastest time,
-//! output size and the ratios (time ours / wimlib: below 1 is faster; size ours / wimlib).
+//! with `WIM_CAPTURE_BENCH_TREE=reference` the reference tree of `shared/reference/wim.md`
+//! §5 (about 300 MiB; built once and shared with the `wim_apply` bench, see
+//! `wim_reference`), or any other directory `WIM_CAPTURE_BENCH_TREE` names. Each case runs
+//! `VIRIDIAN_BENCH_ROUNDS` (default 1) interleaved rounds of ours then wimlib and prints
+//! each side's fastest time, output size and the ratios (time ours / wimlib: below 1 is
+//! faster; size ours / wimlib).
 //! `VIRIDIAN_BENCH_SUMMARY_ONLY=1` stops after the table; otherwise Criterion measures our
 //! 1-thread XPRESS capture.
 
@@ -20,6 +22,9 @@ use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureOptions};
 use wim_image::write::{ImageProps, WimWriter, WriteOptions};
 
+#[path = "wim_reference/mod.rs"]
+mod wim_reference;
+
 fn bench_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -30,6 +35,9 @@ fn bench_dir() -> PathBuf {
 /// The tree to capture (built on first use).
 fn tree() -> Option<PathBuf> {
     if let Some(t) = std::env::var_os("WIM_CAPTURE_BENCH_TREE") {
+        if t == "reference" {
+            return wim_reference::tree();
+        }
         return Some(PathBuf::from(t));
     }
     let tree = bench_dir().join("tree");
