@@ -140,7 +140,7 @@ pub(super) fn write_data<R: ReadAt + Sync>(
         let mut reader = wim.reader();
         let mut buf = Vec::new();
         for u in &units {
-            decode(&mut reader, &jobs, u, &mut buf).map_err(|e| writer.error(u, e))?;
+            decode(&mut reader, &jobs, u, &mut buf, 0).map_err(|e| writer.error(u, e))?;
             writer.write(u, &buf)?;
         }
     } else {
@@ -216,24 +216,26 @@ fn make_units<R: ReadAt>(wim: &Wim<R>, jobs: &[Job<'_>]) -> Result<Vec<Unit>, Re
     Ok(units)
 }
 
-/// Decodes a unit into `buf` (its old bytes are overwritten, so a recycled buffer costs no
-/// memset) and checks the hash of each blob wholly inside it.
+/// Decodes a unit into `buf[base..]` (old bytes there are overwritten, so a recycled
+/// buffer costs no memset; `buf` ends with the unit) and checks the hash of each blob wholly
+/// inside it.
 fn decode<R: ReadAt>(
     reader: &mut BlobReader<'_, R>,
     jobs: &[Job<'_>],
     u: &Unit,
     buf: &mut Vec<u8>,
+    base: usize,
 ) -> Result<(), ReadError> {
     match u.res.kind {
         ResKind::Uncompressed => {
-            set_len(buf, (u.end - u.first) as usize);
+            set_len(buf, base + (u.end - u.first) as usize);
             let src = reader_source(reader, u.res.part)?;
-            src.read_exact_at(buf, u.res.reshdr.offset + u.first)?;
+            src.read_exact_at(&mut buf[base..], u.res.reshdr.offset + u.first)?;
         }
         _ => {
             // Each chunk straight to its place in the unit: no copy.
             for i in u.first..u.end {
-                let at = if i == u.first { 0 } else { buf.len() };
+                let at = if i == u.first { base } else { buf.len() };
                 reader.decode_chunk_at(&u.res, i, buf, at)?;
             }
         }
@@ -241,7 +243,7 @@ fn decode<R: ReadAt>(
     for p in &u.pieces {
         let job = &jobs[p.blob];
         let bytes = buf
-            .get(p.unit_off as usize..(p.unit_off + p.len) as usize)
+            .get(base + p.unit_off as usize..base + (p.unit_off + p.len) as usize)
             .ok_or(ReadError::Range {
                 offset: p.blob_off,
                 len: p.len,
@@ -252,6 +254,26 @@ fn decode<R: ReadAt>(
         }
     }
     Ok(())
+}
+
+/// Consecutive units taken together as one piece of work of about [`UNIT_BYTES`]: most
+/// blobs are small files, one resource (and so one unit) each, and handing them to the
+/// decoders one by one would cost more in hand-offs than in decoding.
+fn batches(units: &[Unit]) -> Vec<core::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, u) in units.iter().enumerate() {
+        let size: u64 = u.pieces.iter().map(|p| p.len).sum();
+        if i > start && bytes + size > UNIT_BYTES {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < units.len() {
+        out.push(start..units.len());
+    }
+    out
 }
 
 fn reader_source<'w, R: ReadAt>(reader: &BlobReader<'w, R>, part: u16) -> Result<&'w R, ReadError> {
@@ -348,8 +370,8 @@ impl Writer<'_, '_> {
     }
 }
 
-/// Decoder threads take units in order (never more than `window` ahead of the writer) and
-/// send them to the writer on this thread, which writes them in order.
+/// Decoder threads take batches of units in order (never more than `window` batches ahead
+/// of the writer) and send them to the writer on this thread, which writes them in order.
 fn parallel<R: ReadAt + Sync>(
     wim: &Wim<R>,
     jobs: &[Job<'_>],
@@ -357,24 +379,27 @@ fn parallel<R: ReadAt + Sync>(
     threads: usize,
     writer: &mut Writer<'_, '_>,
 ) -> Result<(), ApplyError> {
+    let batches = batches(units);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    // Units written so far; decoders wait while they are `window` ahead.
+    // Batches written so far; decoders wait while they are `window` ahead.
     let written = (Mutex::new(0usize), Condvar::new());
     let window = threads + 1;
-    // Unit buffers go back to the decoders once written: at most `window` + `threads` exist,
-    // and their pages are not faulted in (and zeroed by the kernel) again for every unit.
+    // Buffers go back to the decoders once written: at most `window` + `threads` exist, and
+    // their pages are not faulted in (and zeroed by the kernel) again for every batch.
     let pool = Mutex::new(Vec::<Vec<u8>>::new());
-    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<u8>, ReadError>)>();
+    // A decoded batch: its buffer and where each unit starts in it, or the failing unit.
+    type Decoded = Result<(Vec<u8>, Vec<usize>), (usize, ReadError)>;
+    let (tx, rx) = mpsc::channel::<(usize, Decoded)>();
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, written, pool) = (&next, &stop, &written, &pool);
+            let (next, stop, written, pool, batches) = (&next, &stop, &written, &pool, &batches);
             s.spawn(move || {
                 let mut reader = wim.reader();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= units.len() || stop.load(Ordering::Relaxed) {
+                    if i >= batches.len() || stop.load(Ordering::Relaxed) {
                         return;
                     }
                     {
@@ -389,7 +414,15 @@ fn parallel<R: ReadAt + Sync>(
                         .unwrap_or_else(|e| e.into_inner())
                         .pop()
                         .unwrap_or_default();
-                    let r = decode(&mut reader, jobs, &units[i], &mut buf).map(|()| buf);
+                    let mut starts = Vec::with_capacity(batches[i].len());
+                    let r = batches[i]
+                        .clone()
+                        .try_for_each(|k| {
+                            let base = if starts.is_empty() { 0 } else { buf.len() };
+                            starts.push(base);
+                            decode(&mut reader, jobs, &units[k], &mut buf, base).map_err(|e| (k, e))
+                        })
+                        .map(|()| (buf, starts));
                     if tx.send((i, r)).is_err() {
                         return;
                     }
@@ -397,17 +430,20 @@ fn parallel<R: ReadAt + Sync>(
             });
         }
         drop(tx);
-        let mut pending: BTreeMap<usize, Result<Vec<u8>, ReadError>> = BTreeMap::new();
+        let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
         let mut want = 0;
         let result = (|| {
-            while want < units.len() {
+            while want < batches.len() {
                 let Ok((i, r)) = rx.recv() else {
                     return Err(ApplyError::Thread);
                 };
                 pending.insert(i, r);
                 while let Some(r) = pending.remove(&want) {
-                    let buf = r.map_err(|e| writer.error(&units[want], e))?;
-                    writer.write(&units[want], &buf)?;
+                    let (buf, starts) = r.map_err(|(k, e)| writer.error(&units[k], e))?;
+                    let ends = starts.iter().skip(1).copied().chain([buf.len()]);
+                    for ((k, &a), b) in batches[want].clone().zip(&starts).zip(ends) {
+                        writer.write(&units[k], &buf[a..b])?;
+                    }
                     pool.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
                     want += 1;
                     let (m, cv) = &written;
