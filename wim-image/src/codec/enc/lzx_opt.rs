@@ -168,7 +168,6 @@ impl Optimal {
         };
         let main = &self.prices.main;
         let lenp = &self.prices.len;
-        let len_price = |l: usize| if l - 2 >= 7 { lenp[l - 9] } else { 0 };
         for i in 0..n {
             let Node {
                 cost: c0, queue: q, ..
@@ -189,10 +188,15 @@ impl Optimal {
             }
             for r in 0..3 {
                 let off = q[r] as usize;
-                if off > pos || (r > 0 && q[..r].contains(&q[r])) {
+                // (A repeat offset must match its first two bytes, which most do not.)
+                if off > pos
+                    || buf[pos] != buf[pos - off]
+                    || buf[pos + 1] != buf[pos + 1 - off]
+                    || (r > 0 && q[..r].contains(&q[r]))
+                {
                     continue;
                 }
-                let rl = match_len(buf, pos - off, pos, 0, max_len);
+                let rl = match_len(buf, pos - off, pos, 2, max_len);
                 if rl < MIN_MATCH {
                     continue;
                 }
@@ -200,10 +204,8 @@ impl Optimal {
                 nq.swap(0, r);
                 let row = &main[NUM_CHARS + r * 8..NUM_CHARS + r * 8 + 8];
                 let lo = if rl >= nice { rl } else { MIN_MATCH };
-                for l in lo..=rl {
-                    let c = c0 + row[(l - 2).min(7)] + len_price(l);
-                    relax(nodes, i + l, c, l as u32, r as u32, nq);
-                }
+                let code = r as u32;
+                relax_lengths(nodes, i, lo, rl, c0, row, lenp, code, nq);
             }
             let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
             let mut l = 3;
@@ -220,10 +222,9 @@ impl Optimal {
                 if mlen >= nice {
                     l = mlen;
                 }
-                while l <= mlen {
-                    let c = c0 + row[(l - 2).min(7)] + len_price(l) + extra;
-                    relax(nodes, i + l, c, l as u32, m.off + 2, nq);
-                    l += 1;
+                if l <= mlen {
+                    relax_lengths(nodes, i, l, mlen, c0 + extra, row, lenp, m.off + 2, nq);
+                    l = mlen + 1;
                 }
             }
         }
@@ -263,6 +264,48 @@ fn relax(nodes: &mut [Node], j: usize, cost: u32, len: u32, code: u32, queue: [u
             code,
             queue,
         };
+    }
+}
+
+/// Offers a match (`code`, leaving queue `queue`) of every length `lo..=hi` (at least 2)
+/// from node `i`: `base` plus the main symbol's price for the length header (`row`, 8
+/// entries) plus, from length 9, the length symbol's price.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn relax_lengths(
+    nodes: &mut [Node],
+    i: usize,
+    lo: usize,
+    hi: usize,
+    base: u32,
+    row: &[u32],
+    lenp: &[u32; NUM_LEN_SYMS],
+    code: u32,
+    queue: [u32; 3],
+) {
+    // Lengths 2..=8 have their own header; longer ones share header 7 and add a length
+    // symbol (length - 9).
+    let run = |nodes: &mut [Node], from: usize, to: usize, base: u32, prices: &[u32]| {
+        let targets = &mut nodes[i + from..=i + to];
+        for ((node, &p), l) in targets.iter_mut().zip(prices).zip(from as u32..) {
+            let cost = base + p;
+            if cost < node.cost {
+                *node = Node {
+                    cost,
+                    len: l,
+                    code,
+                    queue,
+                };
+            }
+        }
+    };
+    let short_hi = hi.min(8);
+    if lo <= short_hi {
+        run(nodes, lo, short_hi, base, &row[lo - 2..]);
+    }
+    let long_lo = lo.max(9);
+    if long_lo <= hi {
+        run(nodes, long_lo, hi, base + row[7], &lenp[long_lo - 9..]);
     }
 }
 
