@@ -253,8 +253,21 @@ fn run<R: ReadAt + Sync>(
         move |source| ApplyError::Io { path, source }
     };
 
+    // Every entry's (access, write) times; regular files get theirs from the writer as soon
+    // as their data are in, through the open file (no second path lookup).
+    let times: Vec<FileTimes> = entries
+        .iter()
+        .map(|e| {
+            let d = &tree.node(e.node).dentry;
+            (
+                filetime_to_unix(d.last_access_time),
+                filetime_to_unix(d.last_write_time),
+            )
+        })
+        .collect();
+
     // Directories, then empty files.
-    for e in &entries {
+    for (i, e) in entries.iter().enumerate() {
         match e.kind {
             Kind::Dir => {
                 match fs::DirBuilder::new().mode(0o755).create(&e.path) {
@@ -265,7 +278,9 @@ fn run<R: ReadAt + Sync>(
             }
             Kind::File(h) => {
                 if h == ZERO_HASH {
-                    create_file(&e.path).map_err(io_err(&e.path))?;
+                    create_file(&e.path)
+                        .and_then(|f| set_file_times(&f, times[i]))
+                        .map_err(io_err(&e.path))?;
                 }
                 report.files += 1;
             }
@@ -301,7 +316,8 @@ fn run<R: ReadAt + Sync>(
         }
     }
     let paths: Vec<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
-    let written = pipeline::write_data(wim, &targets, &keep, &paths, opts.threads, progress)?;
+    let written =
+        pipeline::write_data(wim, &targets, &keep, &paths, &times, opts.threads, progress)?;
     report.bytes = written.bytes;
 
     // Hard links, symlinks, special files.
@@ -358,7 +374,7 @@ fn run<R: ReadAt + Sync>(
 
     // Owners, modes and times, children before parents (a directory's times change as
     // entries are made in it).
-    for e in entries.iter().rev() {
+    for (e, &(atime, mtime)) in entries.iter().zip(&times).rev() {
         let d = &tree.node(e.node).dentry;
         if opts.unix_data {
             if let Some(u) = d.unix_data() {
@@ -372,14 +388,36 @@ fn run<R: ReadAt + Sync>(
                 }
             }
         }
-        sys::set_times(
-            &e.path,
-            filetime_to_unix(d.last_access_time),
-            filetime_to_unix(d.last_write_time),
-        )
-        .map_err(io_err(&e.path))?;
+        // Regular files (and their further names, the same inode) got their times when
+        // their data were written.
+        if !matches!(e.kind, Kind::File(_) | Kind::HardLink(_)) {
+            sys::set_times(&e.path, atime, mtime).map_err(io_err(&e.path))?;
+        }
     }
     Ok(report)
+}
+
+/// Access and write times, as (seconds, nanoseconds) since the Unix epoch.
+type FileTimes = ((i64, u32), (i64, u32));
+
+/// Sets an open file's access and write times.
+fn set_file_times(f: &fs::File, (atime, mtime): FileTimes) -> io::Result<()> {
+    let t = |(secs, nanos): (i64, u32)| {
+        let d = std::time::Duration::new(secs.unsigned_abs(), 0);
+        let whole = if secs >= 0 {
+            std::time::UNIX_EPOCH.checked_add(d)
+        } else {
+            std::time::UNIX_EPOCH.checked_sub(d)
+        };
+        whole
+            .and_then(|w| w.checked_add(std::time::Duration::from_nanos(u64::from(nanos))))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "time out of range"))
+    };
+    f.set_times(
+        fs::FileTimes::new()
+            .set_accessed(t(atime)?)
+            .set_modified(t(mtime)?),
+    )
 }
 
 /// Creates an empty file (0644 before the umask), replacing a non-directory in the way.

@@ -17,7 +17,7 @@ use std::sync::{mpsc, Condvar, Mutex};
 
 use sha1::{Digest, Sha1};
 
-use super::{create_file, ApplyError, ApplyProgress};
+use super::{create_file, set_file_times, ApplyError, ApplyProgress, FileTimes};
 use crate::blob_table::Blob;
 use crate::io::ReadAt;
 use crate::read::{check_hash, set_len, BlobReader, ReadError, ResKind, ResRef};
@@ -70,12 +70,14 @@ pub(super) struct Written {
 }
 
 /// Writes every blob in `targets` (blob index → entry indexes) to the paths of its entries,
-/// and returns the bytes of the blobs in `keep` (`path_of` names a blob in errors).
+/// giving each file its `times` once written, and returns the bytes of the blobs in `keep`
+/// (`path_of` names a blob in errors).
 pub(super) fn write_data<R: ReadAt + Sync>(
     wim: &Wim<R>,
     targets: &HashMap<u32, Vec<usize>>,
     keep: &HashMap<u32, PathBuf>,
     paths: &[&Path],
+    times: &[FileTimes],
     threads: usize,
     progress: &mut dyn FnMut(ApplyProgress),
 ) -> Result<Written, ApplyError> {
@@ -126,6 +128,7 @@ pub(super) fn write_data<R: ReadAt + Sync>(
     let mut writer = Writer {
         jobs: &jobs,
         paths,
+        times,
         open: HashMap::new(),
         kept: HashMap::new(),
         done: 0,
@@ -288,6 +291,7 @@ fn reader_source<'w, R: ReadAt>(reader: &BlobReader<'w, R>, part: u16) -> Result
 struct Writer<'a, 'p> {
     jobs: &'a [Job<'a>],
     paths: &'a [&'a Path],
+    times: &'a [FileTimes],
     /// Files of blobs spread over several units, with their running hash.
     open: HashMap<usize, (Vec<File>, Sha1)>,
     /// The bytes of the blobs to keep, by blob table index.
@@ -331,7 +335,10 @@ impl Writer<'_, '_> {
             if whole {
                 for &f in job.files {
                     create_file(self.paths[f])
-                        .and_then(|mut file| file.write_all(bytes))
+                        .and_then(|mut file| {
+                            file.write_all(bytes)?;
+                            set_file_times(&file, self.times[f])
+                        })
                         .map_err(io(f))?;
                 }
             } else {
@@ -355,7 +362,10 @@ impl Writer<'_, '_> {
                     file.write_all(bytes).map_err(io(f))?;
                 }
                 if p.blob_off + p.len == job.blob.size {
-                    let (_, h) = self.open.remove(&p.blob).unwrap_or_default();
+                    let (files, h) = self.open.remove(&p.blob).unwrap_or_default();
+                    for (file, &f) in files.iter().zip(job.files) {
+                        set_file_times(file, self.times[f]).map_err(io(f))?;
+                    }
                     check_hash(&job.blob.hash, h.finalize().into())
                         .map_err(|e| self.error(u, e))?;
                 }
