@@ -618,3 +618,98 @@ fn capture_dereference() {
     let err = capture_with(&src, &s.path("loop.wim"), &copts).unwrap_err();
     assert!(matches!(err, CaptureError::Loop { .. }), "{err}");
 }
+
+/// What a capture leaves out, against wimlib: its default list without a configuration
+/// (root `pagefile.sys`, `System Volume Information`, but not the same names deeper or in
+/// another case), then a configuration file with exclusions and exceptions.
+#[test]
+fn capture_config_matches_wimlib() {
+    use wim_image::write::config::CaptureConfig;
+    if wimlib().is_none() {
+        return;
+    }
+    let s = Scratch::new("write-config");
+    let src = s.path("src");
+    for dir in [
+        "sub",
+        "System Volume Information",
+        "a/b",
+        "c",
+        "Windows/CSC",
+    ] {
+        std::fs::create_dir_all(src.join(dir)).unwrap();
+    }
+    for (i, file) in [
+        "pagefile.sys",
+        "PAGEFILE.SYS",
+        "sub/pagefile.sys",
+        "System Volume Information/x",
+        "Windows/CSC/cached",
+        "Windows/notepad.exe",
+        "a.mp3",
+        "sub/b.mp3",
+        "sub/keep.mp3",
+        "sub/keep.txt",
+        "a/y.txt",
+        "a/b/x.txt",
+        "a/b/z.log",
+        "c/x.txt",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(src.join(file), bytes(i as u64, 100 + i * 50, true)).unwrap();
+    }
+    let ini = s.path("config.ini");
+    std::fs::write(
+        &ini,
+        "# what to leave out\n[ExclusionList]\n*.mp3\n/a/*\n\"/sub\"\n\
+         [ExclusionException]\n/a/b/z.log\n/sub/keep.txt\nkeep.mp3\n[PrepopulateList]\n/c\n",
+    )
+    .unwrap();
+    let (config, warnings) = CaptureConfig::parse(&std::fs::read(&ini).unwrap()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let cases = [
+        ("default", CaptureConfig::default(), None),
+        ("file", config, Some(format!("--config={}", ini.display()))),
+    ];
+    let times = Times::take(&src);
+    for (name, config, wimlib_arg) in cases {
+        let (ours, theirs) = (
+            s.path(&format!("ours-{name}.wim")),
+            s.path(&format!("theirs-{name}.wim")),
+        );
+        let copts = CaptureOptions {
+            config,
+            ..CaptureOptions::default()
+        };
+        capture_with(&src, &ours, &copts).unwrap();
+        times.restore();
+        let (sp, tp) = (src.to_str().unwrap(), theirs.to_str().unwrap());
+        let mut args = vec!["capture", sp, tp, "img"];
+        if let Some(a) = &wimlib_arg {
+            args.push(a);
+        }
+        run_wimlib(&args);
+        times.restore();
+        let (a, b) = (open(&ours), open(&theirs));
+        assert_same_metadata(&a, &b, 1);
+        assert_same_stats(&a, &b, 1);
+        let tree = a.image(1).unwrap();
+        let paths: Vec<String> = tree.walk().map(|i| tree.path(i)).collect();
+        let has = |p: &str| paths.iter().any(|x| x == p);
+        assert!(has("/PAGEFILE.SYS") && has("/sub/pagefile.sys") == (name == "default"));
+        if name == "default" {
+            assert!(!has("/pagefile.sys") && !has("/System Volume Information"));
+            assert!(!has("/Windows/CSC") && has("/Windows/notepad.exe") && has("/a.mp3"));
+        } else {
+            assert!(
+                has("/pagefile.sys") && has("/Windows/CSC/cached"),
+                "{paths:?}"
+            );
+            assert!(!has("/a.mp3") && !has("/sub/b.mp3") && has("/sub/keep.mp3"));
+            assert!(has("/sub/keep.txt") && has("/a/b/z.log") && !has("/a/b/x.txt"));
+            assert!(!has("/a/y.txt") && has("/c/x.txt"));
+        }
+    }
+}

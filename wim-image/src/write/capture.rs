@@ -14,6 +14,7 @@
 //!   captured in their place;
 //! * times: creation = last write = `st_mtime`, last access = `st_atime`, in 100 ns units;
 //! * no security descriptors (an empty security block, security id −1);
+//! * files the [`CaptureConfig`] excludes are left out (by default wimlib's default list);
 //! * FIFOs, sockets and device nodes are skipped (counted in the report), unless
 //!   [`CaptureOptions::unix_data`] is set (`--unix-data`): then every inode carries wimlib's
 //!   UNIX data item (owner, group, `st_mode`, `st_rdev`) and special files are kept as empty
@@ -31,6 +32,8 @@ use crate::defs::{
     FileAttributes, ReparseTag, FILETIME_UNIX_EPOCH, RP_FLAG_NOT_FIXED, SYMLINK_FLAG_RELATIVE,
 };
 use crate::dentry::{ReparseInfo, UnixData};
+
+use super::config::CaptureConfig;
 
 use super::image::{Content, DentryId, Inode, InodeId, NewImage};
 use super::resource::{BlobOut, Source};
@@ -86,7 +89,7 @@ pub enum CaptureError {
 }
 
 /// Capture settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct CaptureOptions {
     /// Make absolute link targets inside the tree relative to its root (`--rpfix`, the
     /// default).
@@ -96,6 +99,8 @@ pub struct CaptureOptions {
     /// Follow symbolic links: capture what they point to (`--dereference`). A link back to
     /// a directory being captured is an error ([`CaptureError::Loop`]), not a endless tree.
     pub dereference: bool,
+    /// What to leave out (`--config`); by default wimlib's default list.
+    pub config: CaptureConfig,
 }
 
 impl Default for CaptureOptions {
@@ -104,6 +109,7 @@ impl Default for CaptureOptions {
             rp_fix: true,
             unix_data: false,
             dereference: false,
+            config: CaptureConfig::default(),
         }
     }
 }
@@ -123,6 +129,8 @@ pub struct CaptureReport {
     pub skipped_special: u64,
     /// FIFOs, sockets and device nodes kept as UNIX data (with it).
     pub special: u64,
+    /// Files and directories left out by the configuration (a directory counts once).
+    pub excluded: u64,
 }
 
 /// FILETIME of a UNIX time.
@@ -149,6 +157,8 @@ struct Scan<'a> {
     /// Device and inode number of the directories being scanned (followed links could lead
     /// back into one).
     ancestors: Vec<(u64, u64)>,
+    /// The path being scanned, by component from the captured directory.
+    comps: Vec<String>,
     report: CaptureReport,
 }
 
@@ -176,6 +186,7 @@ fn scan_dir<'a>(root: &Path, opts: &'a CaptureOptions) -> Result<Scan<'a>, Captu
         links: HashMap::new(),
         file_ids: Vec::new(),
         ancestors: alloc::vec![(md.dev(), md.ino())],
+        comps: Vec::new(),
         report: CaptureReport {
             dirs: 1,
             ..CaptureReport::default()
@@ -218,6 +229,7 @@ pub fn scan_branch(path: &Path, opts: &CaptureOptions) -> Result<Branch, Capture
             links: HashMap::new(),
             file_ids: Vec::new(),
             ancestors: Vec::new(),
+            comps: Vec::new(),
             report: CaptureReport::default(),
         };
         let d = s.entry(path, String::from("branch"), 0)?;
@@ -276,7 +288,13 @@ impl Scan<'_> {
             let entry = entry.map_err(io(dir))?;
             let path = entry.path();
             let name = utf8(&entry.file_name(), &path)?;
-            self.entry(&path, name, dentry)?;
+            self.comps.push(name.clone());
+            if self.opts.config.excludes(&self.comps) {
+                self.report.excluded += 1;
+            } else {
+                self.entry(&path, name, dentry)?;
+            }
+            self.comps.pop();
         }
         Ok(())
     }

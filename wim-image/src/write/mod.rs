@@ -21,6 +21,7 @@
 //! at any point leaves either the old WIM (possibly flagged, with unreferenced bytes at the
 //! end) or the new one.
 
+pub mod config;
 mod engine;
 pub mod export;
 pub mod image;

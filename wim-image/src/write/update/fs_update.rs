@@ -13,7 +13,8 @@ use crate::wim::Wim;
 /// WIM has the `RP_FIX` flag or holds a single image); other adds leave targets as they are.
 /// Directories created on the way get the time `now`. A special file (FIFO, socket, device)
 /// given as a source adds nothing unless the command asks for UNIX data. A file met in two adds becomes one inode with two links,
-/// as wimlib does.
+/// as wimlib does. Sources are filtered by wimlib's default exclusion list (see
+/// [`CaptureConfig`](super::super::config::CaptureConfig)), from the source's own root.
 pub fn update_image(
     img: &mut NewImage,
     cmds: &[UpdateCommand],
@@ -35,6 +36,8 @@ pub fn update_image(
                     rp_fix: entire && rp_fix_root,
                     unix_data: *unix_data,
                     dereference: *dereference,
+                    // wimlib's default exclusions, relative to the source, as it does.
+                    ..CaptureOptions::default()
                 };
                 let b = scan_branch(source, &opts)?;
                 if let Some(root) = b.root {

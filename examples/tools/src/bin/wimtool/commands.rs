@@ -74,6 +74,7 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "--solid-compress",
         "--solid-chunk-size",
         "--command",
+        "--config",
     ];
     let a = Args::parse(rest, &with_value)?;
     match command {

@@ -62,6 +62,8 @@ options:
   --unix-data        apply/extract: restore owners, modes and special files;
                      capture/append/update: store them (special files kept)
   --dereference      capture/append/update: follow symbolic links
+  --config=FILE      capture/append: what to leave out ([ExclusionList],
+                     [ExclusionException]; default: wimlib's default list)
   --rpfix/--norpfix  apply: rewrite absolute link targets under DIR (default: as the WIM
                      says); capture: store targets inside DIR relative to it (default on)
   --ref GLOB         for split WIMs: the other parts (default: NAME2.swm, NAME3.swm ...)

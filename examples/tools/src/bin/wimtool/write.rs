@@ -6,6 +6,7 @@ use std::path::Path;
 
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, CaptureReport};
+use wim_image::write::config::CaptureConfig;
 use wim_image::write::export::{export_image, rebuild, Recompress};
 use wim_image::write::inplace::delete_in_place;
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
@@ -156,6 +157,9 @@ fn report(r: &CaptureReport, quiet: bool) {
             r.dirs, r.files, r.symlinks, r.fixed_links
         );
     }
+    if r.excluded > 0 && !quiet {
+        eprintln!("left out {} paths (capture configuration)", r.excluded);
+    }
     if r.special > 0 && !quiet {
         eprintln!(
             "kept {} special files (FIFOs, sockets, devices) as UNIX data",
@@ -170,6 +174,22 @@ fn report(r: &CaptureReport, quiet: bool) {
     }
 }
 
+/// `--config=FILE` (warnings about what it ignores go to standard error), or wimlib's
+/// default exclusions.
+fn capture_config(a: &Args) -> Result<CaptureConfig, Failure> {
+    let Some(file) = a.value(&["--config"]) else {
+        return Ok(CaptureConfig::default());
+    };
+    let p = Path::new(file);
+    let bytes = std::fs::read(p).map_err(|e| io_failure(p, &e))?;
+    let (config, warnings) =
+        CaptureConfig::parse(&bytes).map_err(|e| UsageError(format!("{file}: {e}")))?;
+    for w in warnings {
+        eprintln!("{file}: {w}");
+    }
+    Ok(config)
+}
+
 /// Captures `dir` into the writer, sets the boot index if asked, and commits.
 fn add_and_finish(
     mut w: WimWriter<File>,
@@ -182,6 +202,7 @@ fn add_and_finish(
         rp_fix: !a.flag(&["--norpfix"]),
         unix_data: a.flag(&["--unix-data"]),
         dereference: a.flag(&["--dereference"]),
+        config: capture_config(a)?,
     };
     let (index, r) =
         capture_image(&mut w, dir, props, &copts).map_err(|e| capture_failure(&e, wim))?;
