@@ -12,9 +12,10 @@ use crate::wim::Wim;
 /// absolute link targets inside the source when `rp_fix_root` is set (wimlib does so when the
 /// WIM has the `RP_FIX` flag or holds a single image); other adds leave targets as they are.
 /// Directories created on the way get the time `now`. A special file (FIFO, socket, device)
-/// given as a source adds nothing unless the command asks for UNIX data. A file met in two adds becomes one inode with two links,
-/// as wimlib does. Sources are filtered by wimlib's default exclusion list (see
-/// [`CaptureConfig`](super::super::config::CaptureConfig)), from the source's own root.
+/// given as a source adds nothing unless the command asks for UNIX data. A file met in two
+/// adds becomes one inode with two links, as wimlib does. Sources are filtered by wimlib's
+/// default exclusion list (see [`CaptureConfig`](super::super::config::CaptureConfig)), from
+/// the source's own root.
 pub fn update_image(
     img: &mut NewImage,
     cmds: &[UpdateCommand],
