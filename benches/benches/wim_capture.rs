@@ -143,7 +143,8 @@ fn main() {
         eprintln!("wim_capture bench: wimlib-imagex not found, skipped");
         return;
     }
-    let Some(tree) = tree() else {
+    // (A cached tree may be a symbolic link to the real one; capture the directory.)
+    let Some(tree) = tree().and_then(|t| std::fs::canonicalize(t).ok()) else {
         return;
     };
     let rounds: usize = std::env::var("VIRIDIAN_BENCH_ROUNDS")
