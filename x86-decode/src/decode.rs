@@ -728,8 +728,9 @@ impl Decoder {
                 f.b = bb != 0;
                 f.rprime = rprime != 0;
                 f.x = x != 0;
-                // With VSIB, V' extends the index register instead of vvvv.
-                if vsib && modrm < 0xC0 {
+                // With VSIB, V' extends the index register instead of vvvv; outside 64-bit
+                // mode there is no index 16-31, so a clear (inverted: set) V' stays invalid.
+                if vsib && modrm < 0xC0 && long {
                     f.vprime_used = false;
                 }
                 validity::evex(mode, f, op, mr)

@@ -273,6 +273,21 @@ fn rows_23_25_vex_evex_xop_recognition() {
     );
 }
 
+/// EVEX.V' extends a VSIB index only in 64-bit mode; elsewhere a clear (inverted: set) V' is
+/// invalid, as it is for `vvvv` (found by the differential fuzzer against iced-x86).
+#[test]
+fn evex_vsib_vprime_outside_64_bit_mode() {
+    // vpgatherdd zmm1{k2}, [esp+zmm2*4+disp32] and vgatherpf0qps [esp+zmm2*4+disp32]{k2}
+    for op in ["90", "C7"] {
+        let good = format!("62 F2 7D 4A {op} 8C 94 8C 8C 3A 8C");
+        let bad = format!("62 F2 7D 42 {op} 8C 94 8C 8C 3A 8C");
+        assert_eq!(ok(M32, &good).memory_index().number(), 2, "{good}");
+        assert_eq!(invalid(M32, &bad), InvalidReason::Undefined, "{bad}");
+        assert_eq!(invalid(M16, &bad), InvalidReason::Undefined, "{bad}");
+        assert_eq!(ok(M64, &bad).memory_index().number(), 18, "{bad}");
+    }
+}
+
 #[test]
 fn rows_26_27_nop_and_movsxd() {
     let i = ok(M64, "41 90");
