@@ -56,7 +56,13 @@ fn add_sources(root: &Path) {
 }
 
 /// Directories the commands create as parents: their times are "now" on both sides.
-const FILLERS: [&str; 3] = ["new", "new/filler", "new/filler/dir"];
+const FILLERS: [&str; 5] = [
+    "new",
+    "new/filler",
+    "new/filler/dir",
+    "Windows",
+    "Windows/System32",
+];
 
 #[test]
 fn update_matches_wimlib() {
@@ -136,6 +142,49 @@ fn update_matches_wimlib() {
     };
     assert!(block("/unix-single").contains("UNIX Data           = uid:"));
     assert!(!block("/followed").contains("Reparse"));
+
+    // A capture configuration for every add (matched from each source's root), then a
+    // WIMBoot configuration file instead of commands.
+    let cfg = s.path("update.ini");
+    std::fs::write(
+        &cfg,
+        "[ExclusionList]\n\\sub\n*.txt\n[ExclusionException]\n\\new.txt\n",
+    )
+    .unwrap();
+    let config = format!("--config={}", cfg.display());
+    let cmds = format!("add {a}/merge /configured\nadd {a}/other /configured-other\n");
+    keeping_times(&add, || {
+        let (code, text) = wimtool_stdin(&["update", o, "second", &config], &cmds);
+        assert_eq!(code, 0, "{text}");
+    });
+    keeping_times(&add, || {
+        wimlib_stdin(&["update", t, "second", &config], &cmds)
+    });
+    let wimboot = format!("--wimboot-config={a}/single");
+    keeping_times(&add, || ok(&["update", o, "second", &wimboot]));
+    keeping_times(&add, || {
+        run_wimlib(&["update", t, "second", &wimboot]);
+    });
+    run_wimlib(&[
+        "update",
+        t,
+        "second",
+        "--command=delete --force /no/such/path",
+    ]);
+    assert_eq!(stats(&ours), stats(&theirs));
+    applies_same_but_fillers(&ours, &theirs, &s);
+    let listing = run_wimlib(&["dir", o, "2"]);
+    for (path, kept) in [
+        ("/configured/new.txt", true),
+        ("/configured/same-as-text.txt", false),
+        ("/configured/sub", false),
+        ("/configured-other/sub/deeper", false),
+        ("/configured-other/own", true),
+        ("/Windows/System32/WimBootCompress.ini", true),
+    ] {
+        let listed = listing.lines().any(|l| l == path);
+        assert_eq!(listed, kept, "{path} in\n{listing}");
+    }
 
     // Failing commands change nothing.
     let before = std::fs::read(&ours).unwrap();

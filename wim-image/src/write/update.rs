@@ -41,6 +41,9 @@ pub enum UpdateCommand {
         unix_data: bool,
         /// Follow symbolic links (`--dereference`).
         dereference: bool,
+        /// What to leave out of the source, matched from the source's own root (`--config`;
+        /// [`CaptureConfig::default`](super::config::CaptureConfig) is wimlib's default list).
+        config: super::config::CaptureConfig,
     },
     /// Deletes a file or directory tree.
     Delete {

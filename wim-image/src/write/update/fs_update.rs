@@ -13,9 +13,9 @@ use crate::wim::Wim;
 /// WIM has the `RP_FIX` flag or holds a single image); other adds leave targets as they are.
 /// Directories created on the way get the time `now`. A special file (FIFO, socket, device)
 /// given as a source adds nothing unless the command asks for UNIX data. A file met in two
-/// adds becomes one inode with two links, as wimlib does. Sources are filtered by wimlib's
-/// default exclusion list (see [`CaptureConfig`](super::super::config::CaptureConfig)), from
-/// the source's own root.
+/// adds becomes one inode with two links, as wimlib does. Sources are filtered by the
+/// command's [`CaptureConfig`](super::super::config::CaptureConfig) (by default wimlib's
+/// default exclusion list), matched from the source's own root as wimlib does.
 pub fn update_image(
     img: &mut NewImage,
     cmds: &[UpdateCommand],
@@ -31,14 +31,14 @@ pub fn update_image(
                 no_replace,
                 unix_data,
                 dereference,
+                config,
             } => {
                 let entire = components(dest).next().is_none();
                 let opts = CaptureOptions {
                     rp_fix: entire && rp_fix_root,
                     unix_data: *unix_data,
                     dereference: *dereference,
-                    // wimlib's default exclusions, relative to the source, as it does.
-                    ..CaptureOptions::default()
+                    config: config.clone(),
                 };
                 let b = scan_branch(source, &opts)?;
                 if let Some(root) = b.root {

@@ -75,6 +75,7 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "--solid-chunk-size",
         "--command",
         "--config",
+        "--wimboot-config",
     ];
     let a = Args::parse(rest, &with_value)?;
     match command {

@@ -62,8 +62,11 @@ options:
   --unix-data        apply/extract: restore owners, modes and special files;
                      capture/append/update: store them (special files kept)
   --dereference      capture/append/update: follow symbolic links
-  --config=FILE      capture/append: what to leave out ([ExclusionList],
+  --config=FILE      capture/append/update (every add): what to leave out ([ExclusionList],
                      [ExclusionException]; default: wimlib's default list)
+  --wimboot-config=FILE
+                     update: instead of commands, add FILE as
+                     /Windows/System32/WimBootCompress.ini
   --rpfix/--norpfix  apply: rewrite absolute link targets under DIR (default: as the WIM
                      says); capture: store targets inside DIR relative to it (default on)
   --ref GLOB         for split WIMs: the other parts (default: NAME2.swm, NAME3.swm ...)

@@ -1,19 +1,23 @@
 //! `update WIM [IMAGE] < COMMANDS`: `wimlib-imagex update`'s command language, committed in
 //! place.
 //!
-//! One command per line: `add [--no-replace] SOURCE DEST`, `delete [--force] [--recursive]
-//! PATH`, `rename OLD NEW`. Blank lines and lines starting with `#` are ignored; arguments are
-//! separated by blanks and may be quoted with `"` or `'` (no escapes).
+//! One command per line: `add [--no-replace] [--unix-data] [--dereference] SOURCE DEST`,
+//! `delete [--force] [--recursive] PATH`, `rename OLD NEW`. Blank lines and lines starting with
+//! `#` are ignored; arguments are separated by blanks and may be quoted with `"` or `'` (no
+//! escapes). As with wimlib, `--config=FILE` on the command line sets the capture
+//! configuration of every `add`, and `--wimboot-config=FILE` replaces the commands with
+//! `add FILE /Windows/System32/WimBootCompress.ini`.
 
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use wim_image::write::config::CaptureConfig;
 use wim_image::write::update::{update_in_place, UpdateCommand, UpdateError};
 
 use crate::args::{Args, UsageError};
 use crate::commands::{image_index, io_failure, open, Failure};
-use crate::write::{write_failure, write_options};
+use crate::write::{capture_config, write_failure, write_options};
 
 /// Splits a command line into arguments (quotes removed).
 fn split_line(line: &str) -> Result<Vec<String>, String> {
@@ -44,17 +48,22 @@ fn split_line(line: &str) -> Result<Vec<String>, String> {
 }
 
 /// Options given on the command line for every command.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct Defaults {
     pub no_replace: bool,
     pub force: bool,
     pub recursive: bool,
     pub unix_data: bool,
     pub dereference: bool,
+    /// The capture configuration of every `add` (`--config`).
+    pub config: CaptureConfig,
 }
 
+/// Where `--wimboot-config` puts its file.
+const WIMBOOT_CONFIG_PATH: &str = "/Windows/System32/WimBootCompress.ini";
+
 /// Parses the command file.
-pub fn parse_commands(text: &str, d: Defaults) -> Result<Vec<UpdateCommand>, String> {
+pub fn parse_commands(text: &str, defaults: &Defaults) -> Result<Vec<UpdateCommand>, String> {
     let mut cmds = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let t = line.trim();
@@ -68,7 +77,7 @@ pub fn parse_commands(text: &str, d: Defaults) -> Result<Vec<UpdateCommand>, Str
         };
         let (opts, paths): (Vec<&String>, Vec<&String>) =
             rest.iter().partition(|w| w.starts_with("--"));
-        let mut d = d;
+        let mut d = defaults.clone();
         for o in opts {
             match (name.as_str(), o.as_str()) {
                 ("add", "--no-replace") => d.no_replace = true,
@@ -86,6 +95,7 @@ pub fn parse_commands(text: &str, d: Defaults) -> Result<Vec<UpdateCommand>, Str
                 no_replace: d.no_replace,
                 unix_data: d.unix_data,
                 dereference: d.dereference,
+                config: d.config,
             },
             ("delete", [path]) => UpdateCommand::Delete {
                 path: path.to_string(),
@@ -126,6 +136,9 @@ pub fn update(a: &Args) -> Result<(), Failure> {
         "-q",
         "--quiet",
     ])?;
+    if a.value(&["--wimboot-config"]).is_some() && a.value(&["--command"]).is_some() {
+        return Err(UsageError("--wimboot-config and --command exclude each other".into()).into());
+    }
     let (path, sel) = match a.positional.as_slice() {
         [p] => (p, None),
         [p, i] => (p, Some(i)),
@@ -138,24 +151,36 @@ pub fn update(a: &Args) -> Result<(), Failure> {
         }
         image_index(&wim, sel)?
     };
-    let text = match a.value(&["--command"]) {
-        Some(c) => c.to_string(),
-        None => {
-            let mut t = String::new();
-            std::io::stdin()
-                .read_to_string(&mut t)
-                .map_err(|e| Failure::Io(format!("standard input: {e}")))?;
-            t
-        }
-    };
     let defaults = Defaults {
         no_replace: a.flag(&["--no-replace"]),
         force: a.flag(&["--force"]),
         recursive: a.flag(&["--recursive"]),
         unix_data: a.flag(&["--unix-data"]),
         dereference: a.flag(&["--dereference"]),
+        config: capture_config(a)?,
     };
-    let cmds = parse_commands(&text, defaults).map_err(UsageError)?;
+    let cmds = if let Some(f) = a.value(&["--wimboot-config"]) {
+        vec![UpdateCommand::Add {
+            source: PathBuf::from(f),
+            dest: WIMBOOT_CONFIG_PATH.into(),
+            no_replace: defaults.no_replace,
+            unix_data: defaults.unix_data,
+            dereference: defaults.dereference,
+            config: defaults.config,
+        }]
+    } else {
+        let text = match a.value(&["--command"]) {
+            Some(c) => c.to_string(),
+            None => {
+                let mut t = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut t)
+                    .map_err(|e| Failure::Io(format!("standard input: {e}")))?;
+                t
+            }
+        };
+        parse_commands(&text, &defaults).map_err(UsageError)?
+    };
     let opts = write_options(a)?;
     let p = Path::new(path);
     let f = OpenOptions::new()
@@ -177,7 +202,7 @@ mod tests {
     #[test]
     fn command_file() {
         let text = "# comment\n\n  add 'a b' \"/x y/z\"\ndelete --force --recursive /d\nrename /a /b\nadd --no-replace s d\n";
-        let cmds = parse_commands(text, Defaults::default()).unwrap();
+        let cmds = parse_commands(text, &Defaults::default()).unwrap();
         assert_eq!(
             cmds,
             vec![
@@ -187,6 +212,7 @@ mod tests {
                     no_replace: false,
                     unix_data: false,
                     dereference: false,
+                    config: CaptureConfig::default(),
                 },
                 UpdateCommand::Delete {
                     path: "/d".into(),
@@ -203,6 +229,7 @@ mod tests {
                     no_replace: true,
                     unix_data: false,
                     dereference: false,
+                    config: CaptureConfig::default(),
                 },
             ]
         );
@@ -211,14 +238,14 @@ mod tests {
             ..Defaults::default()
         };
         assert!(matches!(
-            parse_commands("delete x", d).unwrap()[0],
+            parse_commands("delete x", &d).unwrap()[0],
             UpdateCommand::Delete {
                 recursive: true,
                 ..
             }
         ));
         for bad in ["add x", "move a b", "delete 'x", "rename --force a b"] {
-            assert!(parse_commands(bad, Defaults::default()).is_err(), "{bad}");
+            assert!(parse_commands(bad, &Defaults::default()).is_err(), "{bad}");
         }
     }
 }

@@ -176,7 +176,7 @@ fn report(r: &CaptureReport, quiet: bool) {
 
 /// `--config=FILE` (warnings about what it ignores go to standard error), or wimlib's
 /// default exclusions.
-fn capture_config(a: &Args) -> Result<CaptureConfig, Failure> {
+pub fn capture_config(a: &Args) -> Result<CaptureConfig, Failure> {
     let Some(file) = a.value(&["--config"]) else {
         return Ok(CaptureConfig::default());
     };
