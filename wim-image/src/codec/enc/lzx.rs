@@ -77,7 +77,7 @@ impl LzxEncoder {
         let mut w = WordWriter::new(out);
         let mut queue = [1u32; 3];
         match &mut self.parser {
-            Parser::Lazy(hc) => hc.reset(n),
+            Parser::Lazy(hc) => hc.reset(buf),
             Parser::NearOptimal(opt) => opt.reset(n),
         }
         let search = self.search;
@@ -144,8 +144,8 @@ fn best_at(
     let (el, eo) = hc.find(
         buf,
         pos,
-        3,
-        (buf.len() - pos).min(MAX_MATCH),
+        2,
+        MAX_MATCH,
         search.nice,
         search.depth,
         search.max_offset,
@@ -213,9 +213,7 @@ fn parse_lazy(
             off: code,
         });
         update_queue(queue, code);
-        for p in inserted..i + len {
-            hc.skip(buf, p);
-        }
+        hc.skip(buf, inserted, i + len);
         i += len;
     }
 }

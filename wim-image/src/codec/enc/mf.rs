@@ -14,8 +14,8 @@ const MAX_HASH3_BITS: u32 = 15;
 
 #[inline(always)]
 fn load_u32(data: &[u8], pos: usize) -> u32 {
-    let b = &data[pos..pos + 4];
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    let b: [u8; 4] = data[pos..pos + 4].try_into().unwrap_or([0; 4]);
+    u32::from_le_bytes(b)
 }
 
 #[inline(always)]
@@ -93,11 +93,34 @@ impl Heads {
     }
 }
 
+/// A cache prefetch hint for the line holding `slot`.
+#[inline(always)]
+fn prefetch<T>(slot: &T) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: a prefetch never faults and changes nothing the program can observe; the
+    // address comes from a live reference anyway.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((slot as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slot;
+}
+
 /// Hash chains: `head4` holds the newest position of each 4-byte hash, `prev` links each
 /// position to the previous one with the same hash.
+///
+/// Positions must be visited in order, each once, by [`find`](Self::find) or
+/// [`skip`](Self::skip): each call computes the next position's hashes and prefetches its
+/// heads, so a position is hashed once and its heads are in cache when it comes. The last
+/// four positions of a chunk are not inserted and get no match.
 pub(crate) struct HashChains {
     heads: Heads,
     prev: Vec<u32>,
+    /// The 3- and 4-byte hashes of position `next_pos`.
+    next: (usize, usize),
+    next_pos: usize,
 }
 
 impl HashChains {
@@ -105,57 +128,107 @@ impl HashChains {
         HashChains {
             heads: Heads::new(max_chunk),
             prev: vec![0; max_chunk],
+            next: (0, 0),
+            next_pos: 0,
         }
     }
 
-    /// Prepares for a new chunk of `len` bytes.
-    pub(crate) fn reset(&mut self, len: usize) {
-        self.heads.reset(len);
+    /// Prepares for a new chunk, `data`.
+    pub(crate) fn reset(&mut self, data: &[u8]) {
+        self.heads.reset(data.len());
+        self.next_pos = 0;
+        if data.len() >= 4 {
+            self.next = self.heads.hashes(load_u32(data, 0));
+        }
     }
 
-    /// Inserts `pos` and returns the longest match there, longer than `min_len - 1`, as
-    /// `(length, offset)` (length 0 if none): at most `max_len` bytes, offset at most
-    /// `max_offset`, searching at most `depth` chain entries and stopping at `nice_len`.
-    #[inline]
+    /// Inserts `pos` (the position after the last one visited): returns its heads' old
+    /// values (the newest 3-byte and 4-byte candidates) and advances the hashes.
+    #[inline(always)]
+    fn insert(&mut self, data: &[u8], pos: usize) -> (u32, u32) {
+        debug_assert_eq!(pos, self.next_pos);
+        self.next_pos = pos + 1;
+        let (h3, h4) = self.next;
+        self.next = self.heads.hashes(load_u32(data, pos + 1));
+        let heads = &mut self.heads;
+        prefetch(&heads.head3[self.next.0]);
+        prefetch(&heads.head4[self.next.1]);
+        let me = heads.base + pos as u32;
+        let cand3 = core::mem::replace(&mut heads.head3[h3], me);
+        let cand4 = core::mem::replace(&mut heads.head4[h4], me);
+        self.prev[pos] = cand4;
+        (cand3, cand4)
+    }
+
+    /// Inserts `pos` and returns the longest match there, longer than `best_len` (at least
+    /// 2), as `(length, offset)` (length 0 if none): at most `max_len` bytes, offset at
+    /// most `max_offset`, searching at most `depth` chain entries and stopping at
+    /// `nice_len`. A 3-byte match is only looked for (in the one-entry 3-byte table)
+    /// when `best_len` is 2 and no longer match turns up.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn find(
         &mut self,
         data: &[u8],
         pos: usize,
-        min_len: usize,
+        best_len: usize,
         max_len: usize,
         nice_len: usize,
         depth: u32,
         max_offset: usize,
     ) -> (usize, usize) {
-        if pos + 4 > data.len() || max_len < 4 {
+        if pos + 5 > data.len() {
+            return (0, 0);
+        }
+        let (cand3, mut cand) = self.insert(data, pos);
+        let max_len = max_len.min(data.len() - pos);
+        let nice_len = nice_len.min(max_len);
+        let mut best_len = best_len.max(3);
+        if best_len >= nice_len {
             return (0, 0);
         }
         let base = self.heads.base;
         let v = load_u32(data, pos);
-        let (h3, h4) = self.heads.hashes(v);
-        let cand3 = self.heads.head3[h3];
-        let mut cand = self.heads.head4[h4];
-        let me = base + pos as u32;
-        self.heads.head3[h3] = me;
-        self.heads.head4[h4] = me;
-        self.prev[pos] = cand;
-        let nice_len = nice_len.min(max_len);
-        let mut best_len = min_len.max(4) - 1;
-        if best_len >= nice_len {
-            return (0, 0);
-        }
-        let mut best_off = 0;
         let mut depth = depth;
         // Entries below `limit` are from earlier chunks or too far back: one compare ends
         // the chain for both.
         let limit = base + pos.saturating_sub(max_offset) as u32;
         let window = &data[..pos + max_len];
-        // The four bytes ending at `best_len`: a candidate that differs there cannot be
-        // longer (a stronger first test than one byte).
+        let prev = &self.prev[..pos];
+        // Candidates are earlier positions (`c < pos`, checked: the loads below rely on
+        // it); reads at `c + k` for `k + 4 <= max_len` then stay inside `window`.
+        let mut best_off = 0;
+        if best_len == 3 {
+            // No 4-byte match yet: the first candidate whose four bytes match.
+            loop {
+                if cand < limit || depth == 0 {
+                    return self.match3(data, pos, cand3, v, max_offset);
+                }
+                let c = (cand - base) as usize;
+                if c >= pos {
+                    return (0, 0);
+                }
+                depth -= 1;
+                if load_u32(window, c) == v {
+                    best_len = match_len(window, c, pos, 4, max_len);
+                    best_off = pos - c;
+                    if best_len >= nice_len {
+                        return (best_len, best_off);
+                    }
+                    cand = prev[c];
+                    break;
+                }
+                cand = prev[c];
+            }
+        }
+        // Longer matches: a candidate must match the four bytes ending at `best_len + 1`
+        // (a stronger first test than one byte), then the first four.
         let mut tail = load_u32(window, pos + best_len - 3);
         while cand >= limit && depth > 0 {
             let c = (cand - base) as usize;
+            if c >= pos {
+                break;
+            }
             depth -= 1;
             if load_u32(window, c + best_len - 3) == tail && load_u32(window, c) == v {
                 let len = match_len(window, c, pos, 4, max_len);
@@ -163,38 +236,48 @@ impl HashChains {
                     best_len = len;
                     best_off = pos - c;
                     if len >= nice_len {
-                        return (len, best_off);
+                        break;
                     }
                     tail = load_u32(window, pos + best_len - 3);
                 }
             }
-            cand = self.prev[c];
+            cand = prev[c];
         }
-        if best_off == 0 && min_len <= 3 && cand3 >= base {
-            let c = (cand3 - base) as usize;
-            if pos - c <= max_offset && load_u32(data, c) & 0xff_ffff == v & 0xff_ffff {
-                return (3, pos - c);
-            }
-        }
-        if best_off == 0 {
-            (0, 0)
-        } else {
+        if best_off != 0 {
             (best_len, best_off)
+        } else {
+            (0, 0)
         }
     }
 
-    /// Inserts `pos` without searching.
-    #[inline]
-    pub(crate) fn skip(&mut self, data: &[u8], pos: usize) {
-        if pos + 4 > data.len() {
-            return;
+    /// The 3-byte match at `cand3` (the newest position with the same 3-byte hash), if its
+    /// bytes and offset fit.
+    #[inline(always)]
+    fn match3(
+        &self,
+        data: &[u8],
+        pos: usize,
+        cand3: u32,
+        v: u32,
+        max_offset: usize,
+    ) -> (usize, usize) {
+        let base = self.heads.base;
+        if cand3 >= base {
+            let c = (cand3 - base) as usize;
+            if c < pos && pos - c <= max_offset && load_u32(data, c) & 0xff_ffff == v & 0xff_ffff {
+                return (3, pos - c);
+            }
         }
-        let v = load_u32(data, pos);
-        let me = self.heads.base + pos as u32;
-        let (h3, h4) = self.heads.hashes(v);
-        self.heads.head3[h3] = me;
-        self.prev[pos] = self.heads.head4[h4];
-        self.heads.head4[h4] = me;
+        (0, 0)
+    }
+
+    /// Inserts the positions `from..to` without searching (`from` is the next position).
+    #[inline(always)]
+    pub(crate) fn skip(&mut self, data: &[u8], from: usize, to: usize) {
+        let to = to.min(data.len().saturating_sub(4));
+        for pos in from..to {
+            self.insert(data, pos);
+        }
     }
 }
 

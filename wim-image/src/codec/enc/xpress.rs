@@ -160,22 +160,22 @@ fn parse_greedy(
     lazy: bool,
 ) {
     let n = data.len();
-    hc.reset(n);
+    hc.reset(data);
     let mut i = 0;
     while i < n {
-        let max_len = (n - i).min(MAX_MATCH);
-        let (mut len, mut off) = hc.find(data, i, MIN_MATCH, max_len, nice, depth, MAX_OFFSET);
+        let (mut len, mut off) =
+            hc.find(data, i, MIN_MATCH - 1, MAX_MATCH, nice, depth, MAX_OFFSET);
         if len < MIN_MATCH {
             items.push(Item::literal(data[i]));
             i += 1;
             continue;
         }
-        let mut next_inserted = i + 1;
+        // The first position after `i` not yet in the chains.
+        let mut next = i + 1;
         if lazy {
             while len < nice && i + 1 < n {
-                let max_len = (n - i - 1).min(MAX_MATCH);
-                let (l2, o2) = hc.find(data, i + 1, len + 1, max_len, nice, depth / 2, MAX_OFFSET);
-                next_inserted = i + 2;
+                let (l2, o2) = hc.find(data, i + 1, len, MAX_MATCH, nice, depth / 2, MAX_OFFSET);
+                next = i + 2;
                 if l2 > len {
                     items.push(Item::literal(data[i]));
                     i += 1;
@@ -186,9 +186,7 @@ fn parse_greedy(
             }
         }
         items.push(Item::new_match(len, off));
-        for p in next_inserted..i + len {
-            hc.skip(data, p);
-        }
+        hc.skip(data, next, i + len);
         i += len;
     }
 }
