@@ -64,12 +64,15 @@ struct Gen {
 }
 
 /// Opcodes whose register operands must all differ (#UD otherwise): VEX gathers (destination,
-/// mask and index), EVEX gathers (destination and index), and the AVX512-FP16 complex
-/// multiplies (destination and both sources). Their patterns are probed with distinct register
+/// mask and index), EVEX gathers (destination and index), the AVX512-FP16 complex
+/// multiplies and the AMX tile dot products and complex multiplies (destination and both
+/// sources). Their patterns are probed with distinct register
 /// numbers, and the decoder checks distinctness itself. Keep in sync with `src/decode.rs`.
 fn distinct_operands(lead: u8, map: u8, pp: u8, op: u8) -> bool {
     match (lead, map) {
-        (0xC4 | 0x62, 2) => pp == 1 && matches!(op, 0x90..=0x93),
+        (0xC4 | 0x62, 2) if pp == 1 && matches!(op, 0x90..=0x93) => true,
+        // AMX tile dot products and complex multiplies: three tile registers.
+        (0xC4, 2) => matches!((pp, op), (2 | 3, 0x5C) | (_, 0x5E) | (0 | 1, 0x6C)),
         (0x62, 6) => pp >= 2 && matches!(op, 0x56 | 0x57 | 0xD6 | 0xD7),
         _ => false,
     }

@@ -273,6 +273,25 @@ fn rows_23_25_vex_evex_xop_recognition() {
     );
 }
 
+/// The AMX tile dot products and complex multiplies name three tile registers, which must all
+/// differ (found by the differential fuzzer against iced-x86).
+#[test]
+fn amx_tile_operands_must_differ() {
+    // tdpbf16ps / tdpbssd / tcmmrlfp16ps tmm7, tmm6, tmm0 (vvvv 0): valid.
+    for (p1, op) in [("7A", "5C"), ("7B", "5E"), ("78", "6C")] {
+        let good = format!("C4 E2 {p1} {op} FE");
+        assert_eq!(ok(M64, &good).modrm(), Some(0xFE), "{good}");
+    }
+    for bad in [
+        "C4 E2 42 5C FE", // vvvv 7 = destination
+        "C4 E2 7B 5E F6", // destination = rm (tmm6)
+        "C4 E2 30 6C FE", // vvvv 6 = rm
+        "C4 E2 40 6C FE", // vvvv 7 = destination (the fuzzer's find)
+    ] {
+        assert_eq!(invalid(M64, bad), InvalidReason::Undefined, "{bad}");
+    }
+}
+
 /// EVEX.V' extends a VSIB index only in 64-bit mode; elsewhere a clear (inverted: set) V' is
 /// invalid, as it is for `vvvv` (found by the differential fuzzer against iced-x86).
 #[test]
