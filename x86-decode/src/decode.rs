@@ -759,7 +759,9 @@ impl Decoder {
             // Destination, sources, mask and VSIB index must be different registers.
             let dest = (modrm >> 3) & 7 | r << 3 | rprime << 4;
             let rm = if modrm >= 0xC0 {
-                Some(modrm & 7 | bb << 3 | x << 4)
+                // EVEX.X extends a register `rm` to 16–31; VEX ignores X there.
+                let hi = if lead == 0x62 { x << 4 } else { 0 };
+                Some(modrm & 7 | bb << 3 | hi)
             } else if vsib {
                 Some(insn.index.number())
             } else {

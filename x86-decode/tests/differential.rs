@@ -455,3 +455,66 @@ fn opcode_space_sweep() {
     t.finish("opcode-space sweep");
     sem.finish("opcode-space sweep");
 }
+
+/// VEX, XOP and EVEX opcodes with their register-extension fields varied: R/X/B (and EVEX R'),
+/// `vvvv` (and V'), the mask and the vector length, against register and memory (VSIB-shaped)
+/// ModRM bytes, in every mode. The opcode-space sweep keeps those fields at their defaults;
+/// rules such as "three different tile registers" or "V' is invalid outside 64-bit mode" live
+/// here (both were found by the fuzzer first).
+#[test]
+fn register_field_sweep() {
+    let mut t = Tally::new();
+    let mut r = Rng(0x5EED_F1E1_D5EE_D5ED);
+    let slow = !cfg!(debug_assertions) || std::env::var("X86_DIFF_WINDOWS").is_ok();
+    let per_opcode = if slow { 48 } else { 4 };
+    // Memory forms (SIB for VSIB), register forms with `reg` = `rm` and with them apart.
+    const MODRMS: [u8; 11] = [
+        0x04, 0x44, 0x84, 0x0C, 0x05, 0xC0, 0xDB, 0xC1, 0xD1, 0xCA, 0xFE,
+    ];
+    const LEADS: [(u8, &[u8]); 3] = [
+        (0xC4, &[1, 2, 3]),
+        (0x8F, &[8, 9, 10]),
+        (0x62, &[1, 2, 3, 5, 6]),
+    ];
+    let mut w = [0u8; 15];
+    for mode in MODES {
+        for (lead, maps) in LEADS {
+            for &map in maps {
+                for op in 0..=255u8 {
+                    for _ in 0..per_opcode {
+                        for b in w.iter_mut() {
+                            *b = r.byte();
+                        }
+                        // Mostly the "no extension" values of R/X/B (and R'), which outside
+                        // 64-bit mode also keep the lead byte a VEX/EVEX prefix.
+                        let rxb = if r.below(2) == 0 {
+                            0xE0
+                        } else {
+                            r.byte() & 0xE0 | 0x80
+                        };
+                        let rp = if lead == 0x62 && r.below(3) != 0 {
+                            0x10
+                        } else {
+                            0
+                        };
+                        let vvvv = [15u8, 0, 7, 8, r.byte() & 15][r.below(5) as usize];
+                        let (wl, pp) = (r.byte() & 0x84, r.byte() & 3);
+                        w[0] = lead;
+                        w[1] = rxb | rp | map;
+                        w[2] = wl & 0x80 | vvvv << 3 | pp | if lead == 0x62 { 4 } else { wl & 4 };
+                        let mut at = 3;
+                        if lead == 0x62 {
+                            // z, L'L (not 3), b, V', aaa.
+                            w[3] = r.byte() & 0x9F | (r.below(3) as u8) << 5;
+                            at = 4;
+                        }
+                        w[at] = op;
+                        w[at + 1] = MODRMS[r.below(MODRMS.len() as u64) as usize];
+                        t.check(mode, Vendor::Intel, &w, 0x10_0000);
+                    }
+                }
+            }
+        }
+    }
+    t.finish("register-field sweep");
+}

@@ -287,6 +287,7 @@ fn amx_tile_operands_must_differ() {
         "C4 E2 7B 5E F6", // destination = rm (tmm6)
         "C4 E2 30 6C FE", // vvvv 6 = rm
         "C4 E2 40 6C FE", // vvvv 7 = destination (the fuzzer's find)
+        "C4 A2 40 5E C0", // destination = rm (tmm0): VEX.X does not extend rm
     ] {
         assert_eq!(invalid(M64, bad), InvalidReason::Undefined, "{bad}");
     }
