@@ -120,7 +120,7 @@ impl LzmsEncoder {
         LzmsEncoder {
             buf: vec![0; max_chunk],
             x86: Box::new(TargetTable::new()),
-            bt: BinaryTrees::new(max_chunk),
+            bt: BinaryTrees::new(max_chunk, false),
             head2: vec![0; 1 << 16],
             delta: DeltaFinder::new(max_chunk),
             coder: Box::new(ItemCoder::new(max_chunk)),

@@ -1,18 +1,20 @@
 //! LZX near-optimal parsing: the cheapest path through a block under a price model.
 //!
 //! Binary-tree match finding fills a match cache for the block's positions; then a forward
-//! pass over the block relaxes, from each reachable position, a literal, every length of
-//! the three repeat-offset matches, and every length of each cached match, keeping per
-//! position the cheapest arrival and the repeat-offset queue it leaves (so repeat offsets
-//! are priced along the path actually taken). Prices are codeword lengths in 1/16 bits:
-//! first guessed (literals from the block's byte histogram), then, for each further pass,
-//! the Huffman code the previous pass's path would get. Lengths at or above the "nice"
-//! length are tried only in full, and positions inside such a match get no cached
-//! matches, as in wimlib.
+//! pass over the block relaxes, from each position, a literal and every length of the
+//! matches there, each length only with its cheapest-looking source: repeat offset 0,
+//! then 1, then 2, then the cached matches by increasing length (so by increasing
+//! offset), as wimlib does. Repeat offsets are only tried where the finder found a match.
+//! A node holds its cheapest arrival (8 bytes); the repeat-offset queue that arrival
+//! leaves is settled once, when the node becomes current, in a ring of recent queues
+//! (a match reaches back at most 257 positions). Prices are codeword lengths in 1/16 bits
+//! in a (slot, length) table: first guessed (literals from the block's byte histogram),
+//! then, for each further pass, the Huffman code the previous pass's path would get.
+//! Positions inside a match of the "nice" length get no cached matches, as in wimlib.
 
 use super::super::alloc::{vec, vec::Vec};
-use super::super::lzx::{EXTRA_BITS, MAX_MAIN_SYMS, NUM_CHARS, NUM_LEN_SYMS};
-use super::lzx::{update_queue, MAX_MATCH, MIN_MATCH};
+use super::super::lzx::{EXTRA_BITS, MAX_MAIN_SYMS, MAX_OFFSET_SLOTS, NUM_CHARS, NUM_LEN_SYMS};
+use super::lzx::{MAX_MATCH, MIN_MATCH};
 use super::lzx_block::{offset_slot, BlockCoder};
 use super::mf::{match_len, BinaryTrees, Match, Search};
 use super::xpress::log2_16;
@@ -21,20 +23,48 @@ use super::Item;
 /// Match-cache entries reserved per position.
 const CACHE_PER_POS: usize = 10;
 const INFINITE: u32 = u32::MAX;
+/// Lengths a (slot, length) price row covers: 2 to 257.
+const NUM_LENS: usize = MAX_MATCH - MIN_MATCH + 1;
+/// Recent repeat-offset queues kept (a power of two above the longest match).
+const QUEUE_RING: usize = 512;
+/// Bits of a node's item that hold the length (1 = literal).
+const LEN_BITS: u32 = 9;
 
+/// The cheapest arrival found so far at a position: its cost and the step, as
+/// `length | code << LEN_BITS` (code: the byte of a literal, else the offset code).
 #[derive(Clone, Copy, Default)]
 struct Node {
     cost: u32,
-    /// The step that arrives here: its length (1 = literal) and offset code (or byte).
-    len: u32,
-    code: u32,
-    queue: [u32; 3],
+    item: u32,
 }
 
 /// Prices in 1/16 bits.
 struct Prices {
     main: [u32; MAX_MAIN_SYMS],
     len: [u32; NUM_LEN_SYMS],
+    /// `matches[slot][length - 2]`: main symbol, length symbol and extra bits.
+    matches: Vec<[u32; NUM_LENS]>,
+}
+
+impl Prices {
+    /// Fills the (slot, length) table from `main` and `len`.
+    fn derive(&mut self, num_slots: usize) {
+        for (slot, row) in self.matches[..num_slots].iter_mut().enumerate() {
+            let header = &self.main[NUM_CHARS + slot * 8..NUM_CHARS + slot * 8 + 8];
+            let extra = if slot < 3 {
+                0
+            } else {
+                16 * u32::from(EXTRA_BITS[slot])
+            };
+            let (short, long) = row.split_at_mut(7);
+            for (p, &h) in short.iter_mut().zip(header) {
+                *p = h + extra;
+            }
+            for (p, &l) in long.iter_mut().zip(&self.len) {
+                *p = header[7] + l + extra;
+            }
+        }
+    }
 }
 
 /// Near-optimal parsing state.
@@ -44,6 +74,8 @@ pub(crate) struct Optimal {
     cache: Vec<Match>,
     starts: Vec<u32>,
     nodes: Vec<Node>,
+    /// Packed queues ([`pack`]), by position modulo [`QUEUE_RING`].
+    queues: Vec<u64>,
     prices: Prices,
 }
 
@@ -51,14 +83,16 @@ impl Optimal {
     pub(crate) fn new(max_chunk: usize, passes: u32) -> Self {
         let block = max_chunk.min(super::lzx::BLOCK_SIZE);
         Optimal {
-            bt: BinaryTrees::new(max_chunk),
+            bt: BinaryTrees::new(max_chunk, true),
             passes,
             cache: Vec::with_capacity(block * CACHE_PER_POS + MAX_MATCH + 2),
             starts: vec![0; block + 1],
             nodes: vec![Node::default(); block + 1],
+            queues: vec![0; QUEUE_RING],
             prices: Prices {
                 main: [0; MAX_MAIN_SYMS],
                 len: [0; NUM_LEN_SYMS],
+                matches: vec![[0; NUM_LENS]; MAX_OFFSET_SLOTS],
             },
         }
     }
@@ -82,6 +116,7 @@ impl Optimal {
         items: &mut Vec<Item>,
     ) -> [u32; 3] {
         self.find_matches(buf, start, end, search);
+        let num_slots = (coder.num_main - NUM_CHARS) / 8;
         self.initial_prices(&buf[start..end], coder.num_main);
         let mut out_queue = queue;
         for pass in 0..self.passes {
@@ -90,9 +125,10 @@ impl Optimal {
                 set_prices(&mut self.prices.main[..main.len()], main, 16);
                 set_prices(&mut self.prices.len, len, 16);
             }
-            self.min_cost_path(buf, start, end, search.nice, queue);
+            self.prices.derive(num_slots);
+            out_queue = self.min_cost_path(buf, start, end, queue);
             items.clear();
-            out_queue = self.collect(end - start, items);
+            self.collect(end - start, items);
         }
         out_queue
     }
@@ -146,166 +182,132 @@ impl Optimal {
         self.prices.len.fill(6 * 16);
     }
 
-    /// Forward relaxation over the block; leaves the cheapest arrivals in `nodes`.
-    fn min_cost_path(
-        &mut self,
-        buf: &[u8],
-        start: usize,
-        end: usize,
-        nice: usize,
-        queue: [u32; 3],
-    ) {
+    /// Forward relaxation over the block; leaves the cheapest arrivals in `nodes` and
+    /// returns the repeat-offset queue at the end.
+    fn min_cost_path(&mut self, buf: &[u8], start: usize, end: usize, queue: [u32; 3]) -> [u32; 3] {
         let n = end - start;
         let nodes = &mut self.nodes[..=n];
         for node in nodes.iter_mut() {
             node.cost = INFINITE;
         }
-        nodes[0] = Node {
-            cost: 0,
-            len: 0,
-            code: 0,
-            queue,
-        };
+        nodes[0] = Node { cost: 0, item: 0 };
+        let queues: &mut [u64; QUEUE_RING] = (&mut self.queues[..QUEUE_RING])
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("the ring has QUEUE_RING entries"));
+        queues[0] = pack(queue);
         let main = &self.prices.main;
-        let lenp = &self.prices.len;
+        let rows = &self.prices.matches;
+        let block = &buf[..end];
         for i in 0..n {
-            let Node {
-                cost: c0, queue: q, ..
-            } = nodes[i];
+            let c0 = nodes[i].cost;
+            let packed = queues[i % QUEUE_RING];
+            let q = unpack(packed);
             let pos = start + i;
-            let byte = buf[pos];
-            relax(
-                nodes,
-                i + 1,
-                c0 + main[usize::from(byte)],
-                1,
-                u32::from(byte),
-                q,
-            );
-            let max_len = (n - i).min(MAX_MATCH);
-            if max_len < MIN_MATCH {
-                continue;
-            }
-            for r in 0..3 {
-                let off = q[r] as usize;
-                // (A repeat offset must match its first two bytes, which most do not.)
-                if off > pos
-                    || buf[pos] != buf[pos - off]
-                    || buf[pos + 1] != buf[pos + 1 - off]
-                    || (r > 0 && q[..r].contains(&q[r]))
-                {
-                    continue;
-                }
-                let rl = match_len(buf, pos - off, pos, 2, max_len);
-                if rl < MIN_MATCH {
-                    continue;
-                }
-                let mut nq = q;
-                nq.swap(0, r);
-                let row = &main[NUM_CHARS + r * 8..NUM_CHARS + r * 8 + 8];
-                let lo = if rl >= nice { rl } else { MIN_MATCH };
-                let code = r as u32;
-                relax_lengths(nodes, i, lo, rl, c0, row, lenp, code, nq);
-            }
             let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
-            let mut l = 3;
-            for m in &self.cache[s..e] {
-                let mlen = (m.len as usize).min(max_len);
-                if q.contains(&m.off) {
-                    l = l.max(mlen + 1);
-                    continue;
+            let max_len = (n - i).min(MAX_MATCH);
+            if s != e && max_len >= MIN_MATCH {
+                let targets = &mut nodes[i..=i + max_len];
+                // The next length to offer: each length goes to its first source only.
+                let mut next = MIN_MATCH;
+                for (r, &off) in q.iter().enumerate() {
+                    let off = off as usize;
+                    if off > pos
+                        || block[pos] != block[pos - off]
+                        || block[pos + 1] != block[pos + 1 - off]
+                    {
+                        continue;
+                    }
+                    let len = match_len(block, pos - off, pos, 2, max_len);
+                    if len >= next {
+                        offer(targets, next, len, c0, &rows[r], r as u32);
+                        next = len + 1;
+                    }
                 }
-                let slot = offset_slot(m.off);
-                let row = &main[NUM_CHARS + slot * 8..NUM_CHARS + slot * 8 + 8];
-                let extra = 16 * u32::from(EXTRA_BITS[slot]);
-                let nq = [m.off, q[0], q[1]];
-                if mlen >= nice {
-                    l = mlen;
-                }
-                if l <= mlen {
-                    relax_lengths(nodes, i, l, mlen, c0 + extra, row, lenp, m.off + 2, nq);
-                    l = mlen + 1;
+                for m in &self.cache[s..e] {
+                    let len = (m.len as usize).min(max_len);
+                    if len >= next {
+                        let row = &rows[offset_slot(m.off)];
+                        offer(targets, next, len, c0, row, m.off + 2);
+                        next = len + 1;
+                    }
                 }
             }
+            // The literal; then node `i + 1` is final: settle the queue it leaves.
+            let byte = u32::from(block[pos]);
+            let lit = c0 + main[byte as usize];
+            let j = i + 1;
+            let node = &mut nodes[j];
+            queues[j % QUEUE_RING] = if lit <= node.cost {
+                *node = Node {
+                    cost: lit,
+                    item: 1 | byte << LEN_BITS,
+                };
+                packed
+            } else {
+                let len = (node.item & ((1 << LEN_BITS) - 1)) as usize;
+                let from = queues[(j - len) % QUEUE_RING];
+                let code = node.item >> LEN_BITS;
+                if code >= 3 {
+                    (from << OFFSET_BITS | u64::from(code - 2)) & ((1 << (3 * OFFSET_BITS)) - 1)
+                } else {
+                    let mut q = unpack(from);
+                    q.swap(0, code as usize);
+                    pack(q)
+                }
+            };
         }
+        unpack(queues[n % QUEUE_RING])
     }
 
-    /// Appends the cheapest path's items (in order) to `items`; returns the final queue.
-    fn collect(&mut self, n: usize, items: &mut Vec<Item>) -> [u32; 3] {
+    /// Appends the cheapest path's items (in order) to `items`.
+    fn collect(&mut self, n: usize, items: &mut Vec<Item>) {
         let first = items.len();
         let mut j = n;
         while j > 0 {
-            let node = self.nodes[j];
+            let item = self.nodes[j].item;
+            let len = item & ((1 << LEN_BITS) - 1);
             items.push(Item {
-                len: node.len,
-                off: node.code,
+                len,
+                off: item >> LEN_BITS,
             });
-            j -= node.len as usize;
+            j -= len as usize;
         }
         items[first..].reverse();
-        let mut q = self.nodes[0].queue;
-        for it in &items[first..] {
-            if it.len > 1 {
-                update_queue(&mut q, it.off);
-            }
-        }
-        debug_assert_eq!(q, self.nodes[n].queue);
-        q
     }
 }
 
+/// Bits per offset in a packed queue (LZX offsets are below 2^21).
+const OFFSET_BITS: u32 = 21;
+
+/// A repeat-offset queue in one word, entry 0 lowest.
 #[inline(always)]
-fn relax(nodes: &mut [Node], j: usize, cost: u32, len: u32, code: u32, queue: [u32; 3]) {
-    let node = &mut nodes[j];
-    if cost < node.cost {
-        *node = Node {
-            cost,
-            len,
-            code,
-            queue,
-        };
-    }
+fn pack(q: [u32; 3]) -> u64 {
+    u64::from(q[0]) | u64::from(q[1]) << OFFSET_BITS | u64::from(q[2]) << (2 * OFFSET_BITS)
 }
 
-/// Offers a match (`code`, leaving queue `queue`) of every length `lo..=hi` (at least 2)
-/// from node `i`: `base` plus the main symbol's price for the length header (`row`, 8
-/// entries) plus, from length 9, the length symbol's price.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn relax_lengths(
-    nodes: &mut [Node],
-    i: usize,
-    lo: usize,
-    hi: usize,
-    base: u32,
-    row: &[u32],
-    lenp: &[u32; NUM_LEN_SYMS],
-    code: u32,
-    queue: [u32; 3],
-) {
-    // Lengths 2..=8 have their own header; longer ones share header 7 and add a length
-    // symbol (length - 9).
-    let run = |nodes: &mut [Node], from: usize, to: usize, base: u32, prices: &[u32]| {
-        let targets = &mut nodes[i + from..=i + to];
-        for ((node, &p), l) in targets.iter_mut().zip(prices).zip(from as u32..) {
-            let cost = base + p;
-            if cost < node.cost {
-                *node = Node {
-                    cost,
-                    len: l,
-                    code,
-                    queue,
-                };
-            }
+fn unpack(p: u64) -> [u32; 3] {
+    let mask = (1 << OFFSET_BITS) - 1;
+    [
+        (p & mask) as u32,
+        (p >> OFFSET_BITS & mask) as u32,
+        (p >> (2 * OFFSET_BITS) & mask) as u32,
+    ]
+}
+
+/// Offers a match with offset code `code` of every length `lo..=hi` (`lo >= 2`) from
+/// `targets[0]` (cost `base`) to `targets[len]`, priced by `row`.
+#[inline(always)]
+fn offer(targets: &mut [Node], lo: usize, hi: usize, base: u32, row: &[u32; NUM_LENS], code: u32) {
+    let prices = &row[lo - MIN_MATCH..=hi - MIN_MATCH];
+    for ((node, &p), len) in targets[lo..=hi].iter_mut().zip(prices).zip(lo as u32..) {
+        let cost = base + p;
+        if cost < node.cost {
+            *node = Node {
+                cost,
+                item: len | code << LEN_BITS,
+            };
         }
-    };
-    let short_hi = hi.min(8);
-    if lo <= short_hi {
-        run(nodes, lo, short_hi, base, &row[lo - 2..]);
-    }
-    let long_lo = lo.max(9);
-    if long_lo <= hi {
-        run(nodes, long_lo, hi, base + row[7], &lenp[long_lo - 9..]);
     }
 }
 

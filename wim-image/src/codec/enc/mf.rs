@@ -93,6 +93,17 @@ impl Heads {
     }
 }
 
+impl Heads {
+    /// Asks the CPU to fetch the 4-byte head of position `pos` (if it has four bytes),
+    /// for a next call at `pos`.
+    #[inline(always)]
+    fn prefetch(&self, data: &[u8], pos: usize) {
+        if pos + 4 <= data.len() {
+            prefetch(&self.head4[self.hashes(load_u32(data, pos)).1]);
+        }
+    }
+}
+
 /// A cache prefetch hint for the line holding `slot`.
 #[inline(always)]
 fn prefetch<T>(slot: &T) {
@@ -302,16 +313,33 @@ const NONE: u32 = 0;
 /// Binary trees: each 4-byte hash has a tree of earlier positions ordered by the bytes
 /// that follow them; inserting a position walks down its tree, collecting ever longer
 /// matches, and re-hangs the tree under the new position.
+///
+/// The 3-byte table keeps two positions per hash (the newer first), and with `hash2` a
+/// small table of 2-byte prefixes gives one 2-byte match per position.
 pub(crate) struct BinaryTrees {
     heads: Heads,
+    /// The older of the two positions per 3-byte hash.
+    head3_old: Vec<u32>,
+    /// The newest position per 2-byte hash (empty without `hash2`).
+    head2: Vec<u32>,
     /// `children[2p]`: the subtree of strings less than the one at `p`; `2p + 1` greater.
     children: Vec<u32>,
 }
 
+/// Size of the 2-byte table: a small one stays in cache (wimlib's LZX size).
+const HASH2_BITS: u32 = 12;
+
 impl BinaryTrees {
-    pub(crate) fn new(max_chunk: usize) -> Self {
+    pub(crate) fn new(max_chunk: usize, hash2: bool) -> Self {
+        let heads = Heads::new(max_chunk);
         BinaryTrees {
-            heads: Heads::new(max_chunk),
+            head3_old: vec![0; heads.head3.len()],
+            head2: if hash2 {
+                vec![0; 1 << HASH2_BITS]
+            } else {
+                Vec::new()
+            },
+            heads,
             children: vec![0; 2 * max_chunk],
         }
     }
@@ -322,7 +350,7 @@ impl BinaryTrees {
     }
 
     /// Inserts `pos`; with `out`, also appends its matches (lengths strictly increasing,
-    /// from 3 for `min3` or else from 4, at most `max_len`, offsets at most `max_offset`)
+    /// from 2 with `hash2` and `min3`, 3 for `min3` or else from 4, at most `max_len`, offsets at most `max_offset`)
     /// and returns the longest length found. Without `out`, pass `max_len` = the nice
     /// length: extending further only costs time.
     #[inline]
@@ -346,19 +374,39 @@ impl BinaryTrees {
         let me = base + pos as u32;
         let v = load_u32(data, pos);
         let (h3, h4) = self.heads.hashes(v);
-        let cand3 = self.heads.head3[h3];
-        self.heads.head3[h3] = me;
-        let mut cand = self.heads.head4[h4];
-        self.heads.head4[h4] = me;
+        let cand3 = core::mem::replace(&mut self.heads.head3[h3], me);
+        let cand3_old = core::mem::replace(&mut self.head3_old[h3], cand3);
+        let mut cand = core::mem::replace(&mut self.heads.head4[h4], me);
+        self.heads.prefetch(data, pos + 1);
+        let cand2 = if self.head2.is_empty() {
+            0
+        } else {
+            core::mem::replace(&mut self.head2[hash(v & 0xffff, HASH2_BITS)], me)
+        };
         let mut best = 3;
         if let Some(out) = out.as_deref_mut() {
-            if min3 && cand3 >= base {
-                let c = (cand3 - base) as usize;
-                if pos - c <= max_offset && load_u32(data, c) & 0xff_ffff == v & 0xff_ffff {
+            if min3 {
+                let short = |cand: u32, mask: u32| {
+                    let c = cand.wrapping_sub(base) as usize;
+                    cand >= base
+                        && c < pos
+                        && pos - c <= max_offset
+                        && (load_u32(data, c) ^ v) & mask == 0
+                };
+                if short(cand2, 0xffff) && !short(cand2, 0xff_ffff) {
                     out.push(Match {
-                        len: 3,
-                        off: (pos - c) as u32,
+                        len: 2,
+                        off: pos as u32 + base - cand2,
                     });
+                }
+                for c3 in [cand3, cand3_old] {
+                    if short(c3, 0xff_ffff) {
+                        out.push(Match {
+                            len: 3,
+                            off: pos as u32 + base - c3,
+                        });
+                        break;
+                    }
                 }
             }
         }

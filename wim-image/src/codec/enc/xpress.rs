@@ -62,7 +62,7 @@ impl XpressEncoder {
             (p, (l * 30 / 32).max(2), l as usize * 60 / 32)
         } else {
             let p = Parser::NearOptimal(NearOptimal {
-                bt: BinaryTrees::new(max_chunk),
+                bt: BinaryTrees::new(max_chunk, false),
                 passes: (l / 40).max(1),
                 cache: Vec::with_capacity(max_chunk * CACHE_PER_POS + MAX_MATCH.min(300)),
                 starts: vec![0; max_chunk + 1],
