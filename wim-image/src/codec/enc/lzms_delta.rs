@@ -10,6 +10,7 @@
 
 use super::super::alloc::{vec, vec::Vec};
 use super::lzms::PAIR_SHIFT;
+use super::mf::prefetch;
 
 /// Differences hashed, which is also the shortest explicit delta match.
 pub(crate) const HASHED: usize = 3;
@@ -27,6 +28,10 @@ pub(crate) struct DeltaMatch {
 pub(crate) struct DeltaFinder {
     table: Vec<u32>,
     bits: u32,
+    /// The differences and hashes of position `next_pos` for every power, computed (and
+    /// their slots prefetched) by the call at the position before.
+    next: [(u64, usize); POWERS],
+    next_pos: usize,
 }
 
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -100,12 +105,15 @@ impl DeltaFinder {
         DeltaFinder {
             table: vec![0; 1 << bits],
             bits,
+            next: [(0, 0); POWERS],
+            next_pos: 0,
         }
     }
 
     /// Forgets the previous chunk.
     pub(crate) fn reset(&mut self) {
         self.table.fill(0);
+        self.next_pos = 0;
     }
 
     /// The hash of three differences `d` at `pos` with span `span`.
@@ -132,33 +140,47 @@ impl DeltaFinder {
         if pos + HASHED >= buf.len() {
             return 0;
         }
-        // The differences for every span, from one window (constant indices once the loop
-        // over the powers is unrolled), or one by one near the start.
+        // The differences and hashes for every span: from the call before, or from one
+        // window (constant indices once the loop over the powers is unrolled), which
+        // also gives the next position's (their slots are prefetched for the next call),
+        // or one by one near the start.
         const BACK: usize = 1 << (POWERS - 1);
-        let mut diffs = [0u64; POWERS];
+        let mut here = [(0u64, 0usize); POWERS];
         let powers = if let Some(w) = pos
             .checked_sub(BACK)
-            .and_then(|from| buf.get(from..pos + 4))
-            .and_then(|w| <&[u8; BACK + 4]>::try_from(w).ok())
+            .and_then(|from| buf.get(from..pos + 5))
+            .and_then(|w| <&[u8; BACK + 5]>::try_from(w).ok())
         {
             let at = |i: usize| u64::from(u32::from_le_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]));
-            let here = at(BACK);
+            let (now, next) = (at(BACK), at(BACK + 1));
+            let reuse = self.next_pos == pos && pos != 0;
             for power in 0..POWERS {
-                diffs[power] = bytes_sub(here, at(BACK - (1 << power))) & 0xff_ffff;
+                let span = 1 << power;
+                here[power] = if reuse {
+                    self.next[power]
+                } else {
+                    let d = bytes_sub(now, at(BACK - span)) & 0xff_ffff;
+                    (d, self.hash(d, pos, span))
+                };
+                let d = bytes_sub(next, at(BACK + 1 - span)) & 0xff_ffff;
+                let h = self.hash(d, pos + 1, span);
+                prefetch(&self.table[h]);
+                self.next[power] = (d, h);
             }
+            self.next_pos = pos + 1;
             POWERS
         } else {
             let powers = POWERS.min(usize::BITS as usize - pos.leading_zeros() as usize);
             for power in 0..powers {
-                diffs[power] = diffs3(buf, pos, 1 << power);
+                let d = diffs3(buf, pos, 1 << power);
+                here[power] = (d, self.hash(d, pos, 1 << power));
             }
             powers
         };
         let mut found = 0;
         for power in 0..powers {
             let span = 1usize << power;
-            let d = diffs[power];
-            let h = self.hash(d, pos, span);
+            let (d, h) = here[power];
             let cand = self.table[h] as usize;
             self.table[h] = pos as u32 + 1;
             // (An entry just made for another power of this position may collide.)

@@ -19,7 +19,7 @@ use super::super::lzms::tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, OFFSET_SLOTS};
 use super::super::lzms::x86::TargetTable;
 use super::lzms::{length_slot, next_state, ItemCoder, LzmsItem, State, Streams, PAIR_SHIFT};
 use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED, POWERS};
-use super::mf::{match_len, BinaryTrees, Match};
+use super::mf::{match_len, prefetch, BinaryTrees, Match};
 use super::Level;
 
 /// Positions per stretch at most.
@@ -327,6 +327,11 @@ impl LzmsEncoder {
                 let h = usize::from(u16::from_le_bytes([buf[pos], buf[pos + 1]]));
                 let c = self.head2[h] as usize;
                 self.head2[h] = pos as u32 + 1;
+                if remaining >= 3 {
+                    prefetch(
+                        &self.head2[usize::from(u16::from_le_bytes([buf[pos + 1], buf[pos + 2]]))],
+                    );
+                }
                 if c != 0 {
                     matches.push(Match {
                         len: 2,

@@ -106,7 +106,7 @@ impl Heads {
 
 /// A cache prefetch hint for the line holding `slot`.
 #[inline(always)]
-fn prefetch<T>(slot: &T) {
+pub(crate) fn prefetch<T>(slot: &T) {
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
     // SAFETY: a prefetch never faults and changes nothing the program can observe; the
