@@ -535,8 +535,9 @@ fn group15(i: &Instruction) -> Option<Form> {
         (true, 2, 4) => (Mn::Ptwrite, &[E(Dq)]),
         (true, 2, 5) => (w64(i, Mn::Incsspd, Mn::Incsspq), &[E(Dq)]),
         (true, 2, 6) => (Mn::Umonitor, &[E(Sz::As)]),
-        (true, 3, 6) => (Mn::Umwait, &[E(B(4))]),
-        (true, 1, 6) => (Mn::Tpause, &[E(B(4))]),
+        // A 64-bit register with REX.W, as iced-x86 decodes it (the SDM lists only `r32`).
+        (true, 3, 6) => (Mn::Umwait, &[E(Dq)]),
+        (true, 1, 6) => (Mn::Tpause, &[E(Dq)]),
         (true, 0, 5) => (Mn::Lfence, &[]),
         (true, 0, 6) => (Mn::Mfence, &[]),
         (true, 0, 7) => (Mn::Sfence, &[]),

@@ -392,9 +392,12 @@ fn opcode_space_sweep() {
                 &[0xF0],
                 &[0x66, 0xF2],
                 &[0x48],
+                &[0x66, 0x48],
+                &[0xF3, 0x48],
+                &[0xF2, 0x48],
                 &[0x67],
             ] {
-                if pfx == [0x48] && mode != Mode::Bits64 {
+                if pfx.last() == Some(&0x48) && mode != Mode::Bits64 {
                     continue;
                 }
                 for esc in [&[][..], &[0x0F], &[0x0F, 0x38], &[0x0F, 0x3A]] {
