@@ -458,7 +458,11 @@ fn semantic_examples() {
     // Outside the covered set: None, not a guess.
     assert_eq!(ok(M64, "C4 E2 71 00 C2").mnemonic(), None);
     // TPAUSE/UMWAIT take a 64-bit register with REX.W, as in iced-x86 (a fuzzer find).
-    for (hex, size) in [("66 0F AE F1", 4), ("66 48 0F AE F1", 8), ("F2 48 0F AE F1", 8)] {
+    for (hex, size) in [
+        ("66 0F AE F1", 4),
+        ("66 48 0F AE F1", 8),
+        ("F2 48 0F AE F1", 8),
+    ] {
         let ops = ok(M64, hex).operands().expect("tpause/umwait operands");
         assert_eq!(ops.as_slice()[0].register, Register::gpr(size, 1), "{hex}");
     }
