@@ -67,7 +67,7 @@ impl Engines {
 
     /// How many chunks a batch should hold to keep every thread busy.
     pub(crate) fn batch_chunks(&self) -> usize {
-        self.engines.len() * 4
+        self.engines.len() * 8
     }
 
     /// Compresses each chunk of `chunks`; result `i` is the compressed bytes of chunk `i`, or
@@ -87,7 +87,8 @@ impl Engines {
     }
 }
 
-/// Chunk `i` of every engine's share: contiguous slices, one per engine.
+/// Every engine on its own thread, each taking the next chunk as it finishes one (chunks
+/// differ in cost, so fixed shares would leave threads waiting).
 #[cfg(feature = "std")]
 fn run_parallel(
     engines: &mut [Engine],
@@ -99,19 +100,17 @@ fn run_parallel(
         run_serial(&mut engines[0], chunks, outs, sizes);
         return;
     }
-    let per = chunks.len().div_ceil(engines.len());
+    let work = std::sync::Mutex::new(chunks.iter().zip(outs.iter_mut()).zip(sizes.iter_mut()));
+    let threads = engines.len().min(chunks.len());
     std::thread::scope(|s| {
-        let mut rest = (chunks, outs, sizes);
-        for e in engines.iter_mut() {
-            let n = per.min(rest.0.len());
-            if n == 0 {
-                break;
-            }
-            let (c, c2) = rest.0.split_at(n);
-            let (o, o2) = core::mem::take(&mut rest.1).split_at_mut(n);
-            let (z, z2) = core::mem::take(&mut rest.2).split_at_mut(n);
-            rest = (c2, o2, z2);
-            s.spawn(move || run_serial(e, c, o, z));
+        for e in engines.iter_mut().take(threads) {
+            let work = &work;
+            s.spawn(move || {
+                // A poisoned lock means another engine panicked; the scope re-raises it.
+                while let Some(((c, o), z)) = work.lock().ok().and_then(|mut w| w.next()) {
+                    *z = compress_one(e, c, o);
+                }
+            });
         }
     });
 }
@@ -128,9 +127,12 @@ fn run_parallel(
 
 fn run_serial(e: &mut Engine, chunks: &[&[u8]], outs: &mut [Vec<u8>], sizes: &mut [Option<usize>]) {
     for ((c, o), s) in chunks.iter().zip(outs.iter_mut()).zip(sizes.iter_mut()) {
-        // Only a strictly smaller result is worth storing compressed.
-        *s = e
-            .compress(c, &mut o[..c.len().saturating_sub(1)])
-            .filter(|&n| n > 0 && n < c.len());
+        *s = compress_one(e, c, o);
     }
+}
+
+/// One chunk: its compressed size, if strictly smaller (only then worth storing compressed).
+fn compress_one(e: &mut Engine, c: &[u8], o: &mut [u8]) -> Option<usize> {
+    e.compress(c, &mut o[..c.len().saturating_sub(1)])
+        .filter(|&n| n > 0 && n < c.len())
 }

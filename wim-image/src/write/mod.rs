@@ -572,6 +572,7 @@ impl<W: WriteAt> WimWriter<W> {
         provider: &mut dyn BlobProvider,
     ) -> Result<(), WriteError> {
         const STEP: u64 = 1 << 20;
+        self.blobs.flush_deferred()?;
         let start = self.blobs.pos;
         let mut buf = alloc::vec![0u8; STEP.min(st.stored_size) as usize];
         let mut at = 0u64;
@@ -609,6 +610,7 @@ impl<W: WriteAt> WimWriter<W> {
     /// Writes the blob table, the XML document and the integrity table, then commits the
     /// header. Returns the output.
     pub fn finish(mut self) -> Result<W, WriteError> {
+        self.blobs.flush_deferred()?;
         self.blobs.finish_solid()?;
         let mut metadata = Vec::with_capacity(self.metadata.len());
         for m in &self.metadata {

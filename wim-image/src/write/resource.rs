@@ -12,6 +12,13 @@
 //! A chunk that does not shrink is stored raw. A whole resource in memory that does not
 //! shrink is stored uncompressed (the COMPRESSED flag cleared), as wimlib does; a streamed
 //! one keeps its chunk table with raw chunks (valid, a few bytes larger).
+//!
+//! With several threads, small blobs in memory (at most [`DEFER_MAX_CHUNKS`] chunks: most
+//! files of a typical tree) are not compressed one by one, which would leave all but one
+//! thread idle: their table entries are made at once and their data wait in a queue whose
+//! chunks are compressed together once there are enough to keep every thread busy. The queue
+//! is written out, in order, before anything else is written, so the file's layout is the
+//! same as without it.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -29,6 +36,20 @@ use super::engine::Engines;
 use super::sink::WriteAt;
 use super::solid::SolidOut;
 use super::WriteError;
+
+/// Blobs in memory of at most this many chunks wait to be compressed with others.
+const DEFER_MAX_CHUNKS: usize = 4;
+
+/// Chunks per thread queued before the small blobs are compressed and written.
+const DEFER_CHUNKS_PER_THREAD: usize = 16;
+
+/// A small blob whose table entry exists and whose resource is not written yet.
+#[derive(Debug)]
+struct Deferred {
+    /// Its index in [`BlobOut::entries`].
+    entry: usize,
+    data: Vec<u8>,
+}
 
 /// The largest stored size a resource header holds (56 bits).
 const MAX_SIZE_IN_WIM: u64 = (1 << 56) - 1;
@@ -104,6 +125,9 @@ pub(crate) struct BlobOut<W> {
     pub solid: Option<SolidOut>,
     /// Number of write calls made (for tests and progress).
     pub writes: u64,
+    /// Small blobs waiting to be compressed together (see the module docs).
+    deferred: Vec<Deferred>,
+    deferred_chunks: usize,
 }
 
 impl<W: WriteAt> BlobOut<W> {
@@ -133,6 +157,8 @@ impl<W: WriteAt> BlobOut<W> {
             outbuf: Vec::new(),
             solid: None,
             writes: 0,
+            deferred: Vec::new(),
+            deferred_chunks: 0,
         })
     }
 
@@ -208,7 +234,23 @@ impl<W: WriteAt> BlobOut<W> {
             if self.add_ref(&hash, refs) {
                 return Ok(hash);
             }
+            if let Some(chunks) = self.deferrable(s.len()) {
+                // The entry now (so later duplicates find it), the resource later.
+                let placeholder = uncompressed_reshdr(0, 0, ResourceFlags::empty());
+                self.push_entry(placeholder, hash, refs);
+                self.deferred.push(Deferred {
+                    entry: self.entries.len() - 1,
+                    data: s.to_vec(),
+                });
+                self.deferred_chunks += chunks;
+                if self.deferred_chunks >= self.engine_params.1 * DEFER_CHUNKS_PER_THREAD {
+                    self.flush_deferred()?;
+                }
+                return Ok(hash);
+            }
         }
+        // (Queued blobs first: `start` must be where this one goes.)
+        self.flush_deferred()?;
         let start = self.pos;
         let (reshdr, hash) = self.write_resource(&mut src, ResourceFlags::empty())?;
         if self.add_ref(&hash, refs) {
@@ -233,12 +275,113 @@ impl<W: WriteAt> BlobOut<W> {
         }
     }
 
+    /// How many chunks a blob of `len` bytes in memory has, if it should wait to be
+    /// compressed with others: compressed non-solid output on several threads, and at most
+    /// [`DEFER_MAX_CHUNKS`] chunks.
+    fn deferrable(&self, len: usize) -> Option<usize> {
+        let (_, chunk) = self.compression?;
+        let chunks = len.div_ceil(chunk as usize);
+        let small = (1..=DEFER_MAX_CHUNKS).contains(&chunks);
+        (small && self.solid.is_none() && self.engine_params.1 > 1).then_some(chunks)
+    }
+
+    /// Compresses the waiting small blobs' chunks together (in parallel) and writes their
+    /// resources in the order they were added, filling in their table entries. Every write
+    /// at the end of the file, and anything reading `pos` or the entries' headers, comes
+    /// after this.
+    pub(crate) fn flush_deferred(&mut self) -> Result<(), WriteError> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let deferred = core::mem::take(&mut self.deferred);
+        self.deferred_chunks = 0;
+        let (_, chunk_size) = self.compression.ok_or(WriteError::Internal {
+            what: "deferred blobs without a codec",
+        })?;
+        let chunk = chunk_size as usize;
+        let mut engines = self.take_engines(chunk_size)?;
+        let chunks: Vec<&[u8]> = deferred.iter().flat_map(|d| d.data.chunks(chunk)).collect();
+        let result = (|| -> Result<(), WriteError> {
+            let packed = engines.compress(&chunks);
+            let mut k = 0;
+            for d in &deferred {
+                let n = d.data.len().div_ceil(chunk);
+                let r = self.write_small(&d.data, &chunks[k..k + n], &packed[k..k + n])?;
+                self.entries[d.entry].reshdr = reshdr_disk(&r);
+                k += n;
+            }
+            Ok(())
+        })();
+        self.engines = Some(engines);
+        result
+    }
+
+    /// Writes one in-memory resource at the end from its chunks and their compressed forms
+    /// (`None`: stored raw); uncompressed if it did not shrink. As [`Self::write_resource`]
+    /// lays it out.
+    fn write_small(
+        &mut self,
+        data: &[u8],
+        chunks: &[&[u8]],
+        packed: &[Option<&[u8]>],
+    ) -> Result<ResHdr, WriteError> {
+        let (start, size) = (self.pos, data.len() as u64);
+        let stored_chunks: Vec<&[u8]> = chunks
+            .iter()
+            .zip(packed)
+            .map(|(c, z)| z.unwrap_or(c))
+            .collect();
+        let data_len: usize = stored_chunks.iter().map(|c| c.len()).sum();
+        let table_len = (chunks.len() - 1) * 4;
+        let stored = (table_len + data_len) as u64;
+        if stored >= size {
+            self.write_at(data, start)?;
+            self.pos = start + size;
+            return Ok(uncompressed_reshdr(start, size, ResourceFlags::empty()));
+        }
+        let mut out = core::mem::take(&mut self.outbuf);
+        out.clear();
+        let mut offset = 0u32;
+        for c in &stored_chunks[..stored_chunks.len() - 1] {
+            offset += c.len() as u32;
+            out.extend_from_slice(&offset.to_le_bytes());
+        }
+        for c in &stored_chunks {
+            out.extend_from_slice(c);
+        }
+        let written = self.write_at(&out, start);
+        self.outbuf = out;
+        written?;
+        self.pos = start + stored;
+        Ok(ResHdr {
+            offset: start,
+            size_in_wim: stored,
+            uncompressed_size: size,
+            flags: ResourceFlags::COMPRESSED,
+        })
+    }
+
+    /// The engines (made on first use), taken out of `self` while they work.
+    fn take_engines(&mut self, chunk_size: u32) -> Result<Engines, WriteError> {
+        match self.engines.take() {
+            Some(e) => Ok(e),
+            None => {
+                let (codec, _) = self.compression.ok_or(WriteError::Internal {
+                    what: "compressed output without a codec",
+                })?;
+                let (level, threads) = self.engine_params;
+                Engines::new(codec, level, chunk_size, threads)
+            }
+        }
+    }
+
     /// Writes uncompressed bytes (a table or the XML) at the end and returns their header.
     pub(crate) fn write_raw(
         &mut self,
         bytes: &[u8],
         flags: ResourceFlags,
     ) -> Result<ResHdr, WriteError> {
+        self.flush_deferred()?;
         let r = uncompressed_reshdr(self.pos, bytes.len() as u64, flags);
         self.write_at(bytes, self.pos)?;
         self.pos += bytes.len() as u64;
@@ -252,6 +395,7 @@ impl<W: WriteAt> BlobOut<W> {
         src: &mut Source<'_>,
         flags: ResourceFlags,
     ) -> Result<(ResHdr, Sha1Hash), WriteError> {
+        self.flush_deferred()?;
         let size = src.size();
         let start = self.pos;
         let mut hasher = Sha1::new();
@@ -280,16 +424,7 @@ impl<W: WriteAt> BlobOut<W> {
         let data_start = start + table_len;
         let mut offsets: Vec<u64> = Vec::with_capacity(n as usize);
         let mut data_len = 0u64;
-        let mut engines = match self.engines.take() {
-            Some(e) => e,
-            None => {
-                let (codec, _) = self.compression.ok_or(WriteError::Internal {
-                    what: "compressed output without a codec",
-                })?;
-                let (level, threads) = self.engine_params;
-                Engines::new(codec, level, chunk_size, threads)?
-            }
-        };
+        let mut engines = self.take_engines(chunk_size)?;
         let batch = engines.batch_chunks() as u64;
         let mut i = 0u64;
         let result = (|| -> Result<(), WriteError> {
