@@ -10,9 +10,10 @@
 use super::super::alloc::{boxed::Box, vec, vec::Vec};
 use super::super::lzx::{e8_translate, num_offset_slots, MIN_WINDOW_ORDER, NUM_CHARS};
 use super::bitout::WordWriter;
+use super::hc16::{SmallChains, WINDOW};
 use super::lzx_block::BlockCoder;
 use super::lzx_opt::Optimal;
-use super::mf::{match_len, HashChains, Search};
+use super::mf::{match_len, ChainFinder, HashChains, Search};
 use super::{Item, Level};
 
 pub(crate) const MIN_MATCH: usize = 2;
@@ -23,6 +24,8 @@ pub(crate) const BLOCK_SIZE: usize = 1 << 16;
 const MAX_LAZY_LEVEL: u32 = 34;
 
 enum Parser {
+    /// 16-bit chains for chunks of at most 64 KiB.
+    LazySmall(SmallChains),
     Lazy(HashChains),
     NearOptimal(Box<Optimal>),
 }
@@ -46,7 +49,11 @@ impl LzxEncoder {
         let num_main = NUM_CHARS + 8 * num_offset_slots(order);
         let l = level.0;
         let (parser, depth, nice) = if l <= MAX_LAZY_LEVEL {
-            let p = Parser::Lazy(HashChains::new(max_chunk));
+            let p = if max_chunk <= WINDOW {
+                Parser::LazySmall(SmallChains::new(max_chunk))
+            } else {
+                Parser::Lazy(HashChains::new(max_chunk))
+            };
             (p, (60 * l / 20).max(2), 80 * l as usize / 20)
         } else {
             let passes = 1 + u32::from(l >= 45) + u32::from(l >= 70) + u32::from(l >= 100);
@@ -77,6 +84,7 @@ impl LzxEncoder {
         let mut w = WordWriter::new(out);
         let mut queue = [1u32; 3];
         match &mut self.parser {
+            Parser::LazySmall(hc) => hc.reset(buf),
             Parser::Lazy(hc) => hc.reset(buf),
             Parser::NearOptimal(opt) => opt.reset(n),
         }
@@ -87,6 +95,9 @@ impl LzxEncoder {
             let items = &mut self.items;
             items.clear();
             match &mut self.parser {
+                Parser::LazySmall(hc) => {
+                    parse_lazy(hc, buf, start, end, search, &mut queue, items);
+                }
                 Parser::Lazy(hc) => parse_lazy(hc, buf, start, end, search, &mut queue, items),
                 Parser::NearOptimal(opt) => {
                     queue = opt.parse(buf, start, end, search, queue, &mut self.coder, items);
@@ -131,8 +142,8 @@ fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize,
 /// The best match at `pos` as (score, length, offset code), where the code is the repeat
 /// index or the offset plus 2; length 0 if no match is worth taking.
 #[inline(always)]
-fn best_at(
-    hc: &mut HashChains,
+fn best_at<F: ChainFinder>(
+    hc: &mut F,
     buf: &[u8],
     pos: usize,
     end: usize,
@@ -175,8 +186,8 @@ fn best_at(
 }
 
 /// Lazy parsing of `buf[start..end]` into `items` (matches stop at `end`).
-fn parse_lazy(
-    hc: &mut HashChains,
+fn parse_lazy<F: ChainFinder>(
+    hc: &mut F,
     buf: &[u8],
     start: usize,
     end: usize,

@@ -13,7 +13,7 @@ const MAX_HASH4_BITS: u32 = 22;
 const MAX_HASH3_BITS: u32 = 15;
 
 #[inline(always)]
-fn load_u32(data: &[u8], pos: usize) -> u32 {
+pub(crate) fn load_u32(data: &[u8], pos: usize) -> u32 {
     let b: [u8; 4] = data[pos..pos + 4].try_into().unwrap_or([0; 4]);
     u32::from_le_bytes(b)
 }
@@ -119,11 +119,121 @@ pub(crate) fn prefetch<T>(slot: &T) {
     let _ = slot;
 }
 
+/// A hash-chain match finder, as the greedy and lazy parsers use it.
+///
+/// Positions must be visited in order, each once, by [`find`](Self::find) or
+/// [`skip`](Self::skip), after a [`reset`](Self::reset) for the chunk.
+pub(crate) trait ChainFinder {
+    /// Prepares for a new chunk, `data`.
+    fn reset(&mut self, data: &[u8]);
+
+    /// Inserts `pos` and returns the longest match there, longer than `best_len` (at least
+    /// 2), as `(length, offset)` (length 0 if none): at most `max_len` bytes, offset at
+    /// most `max_offset`, searching at most `depth` chain entries and stopping at
+    /// `nice_len`. A 3-byte match is only looked for (in the one-entry 3-byte table)
+    /// when `best_len` is 2 and no longer match turns up.
+    #[allow(clippy::too_many_arguments)]
+    fn find(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        best_len: usize,
+        max_len: usize,
+        nice_len: usize,
+        depth: u32,
+        max_offset: usize,
+    ) -> (usize, usize);
+
+    /// Inserts the positions `from..to` without searching (`from` is the next position).
+    fn skip(&mut self, data: &[u8], from: usize, to: usize);
+}
+
+/// The chain walk of [`ChainFinder::find`] at `pos` (already inserted), with the old heads
+/// `(cand3, cand)` (3-byte and 4-byte) as entries: `position + 1`, 0 for none. `prev(c)`
+/// is the entry before position `c` in its chain. Entries must be earlier positions of
+/// the chunk (or 0).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn walk(
+    data: &[u8],
+    pos: usize,
+    (cand3, mut cand): (usize, usize),
+    best_len: usize,
+    max_len: usize,
+    nice_len: usize,
+    depth: u32,
+    max_offset: usize,
+    prev: impl Fn(usize) -> usize,
+) -> (usize, usize) {
+    let max_len = max_len.min(data.len() - pos);
+    let nice_len = nice_len.min(max_len);
+    let mut best_len = best_len.max(3);
+    if best_len >= nice_len {
+        return (0, 0);
+    }
+    let v = load_u32(data, pos);
+    let mut depth = depth;
+    // Entries below `limit` are empty (0) or too far back: one compare ends the chain
+    // for both.
+    let limit = pos.saturating_sub(max_offset) + 1;
+    // Reads at `c + k` for `c < pos` and `k + 4 <= max_len` stay inside `window`.
+    let window = &data[..pos + max_len];
+    let mut best_off = 0;
+    if best_len == 3 {
+        // No 4-byte match yet: the first candidate whose four bytes match.
+        loop {
+            if cand < limit || depth == 0 {
+                if cand3 >= limit && load_u32(data, cand3 - 1) & 0xff_ffff == v & 0xff_ffff {
+                    return (3, pos + 1 - cand3);
+                }
+                return (0, 0);
+            }
+            let c = cand - 1;
+            debug_assert!(c < pos);
+            depth -= 1;
+            cand = prev(c);
+            if load_u32(window, c) == v {
+                best_len = match_len(window, c, pos, 4, max_len);
+                best_off = pos - c;
+                if best_len >= nice_len {
+                    return (best_len, best_off);
+                }
+                break;
+            }
+        }
+    }
+    // Longer matches: a candidate must match the four bytes ending at `best_len + 1` (a
+    // stronger first test than one byte), then the first four.
+    let mut tail = load_u32(window, pos + best_len - 3);
+    while cand >= limit && depth > 0 {
+        let c = cand - 1;
+        debug_assert!(c < pos);
+        depth -= 1;
+        cand = prev(c);
+        if load_u32(window, c + best_len - 3) == tail && load_u32(window, c) == v {
+            let len = match_len(window, c, pos, 4, max_len);
+            if len > best_len {
+                best_len = len;
+                best_off = pos - c;
+                if len >= nice_len {
+                    break;
+                }
+                tail = load_u32(window, pos + best_len - 3);
+            }
+        }
+    }
+    if best_off != 0 {
+        (best_len, best_off)
+    } else {
+        (0, 0)
+    }
+}
+
 /// Hash chains: `head4` holds the newest position of each 4-byte hash, `prev` links each
 /// position to the previous one with the same hash.
 ///
-/// Positions must be visited in order, each once, by [`find`](Self::find) or
-/// [`skip`](Self::skip): each call computes the next position's hashes and prefetches its
+/// Positions must be visited in order, each once, by [`ChainFinder::find`] or
+/// [`ChainFinder::skip`]: each call computes the next position's hashes and prefetches its
 /// heads, so a position is hashed once and its heads are in cache when it comes. The last
 /// four positions of a chunk are not inserted and get no match.
 pub(crate) struct HashChains {
@@ -144,15 +254,6 @@ impl HashChains {
         }
     }
 
-    /// Prepares for a new chunk, `data`.
-    pub(crate) fn reset(&mut self, data: &[u8]) {
-        self.heads.reset(data.len());
-        self.next_pos = 0;
-        if data.len() >= 4 {
-            self.next = self.heads.hashes(load_u32(data, 0));
-        }
-    }
-
     /// Inserts `pos` (the position after the last one visited): returns its heads' old
     /// values (the newest 3-byte and 4-byte candidates) and advances the hashes.
     #[inline(always)]
@@ -170,15 +271,19 @@ impl HashChains {
         self.prev[pos] = cand4;
         (cand3, cand4)
     }
+}
 
-    /// Inserts `pos` and returns the longest match there, longer than `best_len` (at least
-    /// 2), as `(length, offset)` (length 0 if none): at most `max_len` bytes, offset at
-    /// most `max_offset`, searching at most `depth` chain entries and stopping at
-    /// `nice_len`. A 3-byte match is only looked for (in the one-entry 3-byte table)
-    /// when `best_len` is 2 and no longer match turns up.
+impl ChainFinder for HashChains {
+    fn reset(&mut self, data: &[u8]) {
+        self.heads.reset(data.len());
+        self.next_pos = 0;
+        if data.len() >= 4 {
+            self.next = self.heads.hashes(load_u32(data, 0));
+        }
+    }
+
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn find(
+    fn find(
         &mut self,
         data: &[u8],
         pos: usize,
@@ -191,100 +296,24 @@ impl HashChains {
         if pos + 5 > data.len() {
             return (0, 0);
         }
-        let (cand3, mut cand) = self.insert(data, pos);
-        let max_len = max_len.min(data.len() - pos);
-        let nice_len = nice_len.min(max_len);
-        let mut best_len = best_len.max(3);
-        if best_len >= nice_len {
-            return (0, 0);
-        }
-        let base = self.heads.base;
-        let v = load_u32(data, pos);
-        let mut depth = depth;
-        // Entries below `limit` are from earlier chunks or too far back: one compare ends
-        // the chain for both.
-        let limit = base + pos.saturating_sub(max_offset) as u32;
-        let window = &data[..pos + max_len];
-        let prev = &self.prev[..pos];
-        // Candidates are earlier positions (`c < pos`, checked: the loads below rely on
-        // it); reads at `c + k` for `k + 4 <= max_len` then stay inside `window`.
-        let mut best_off = 0;
-        if best_len == 3 {
-            // No 4-byte match yet: the first candidate whose four bytes match.
-            loop {
-                if cand < limit || depth == 0 {
-                    return self.match3(data, pos, cand3, v, max_offset);
-                }
-                let c = (cand - base) as usize;
-                if c >= pos {
-                    return (0, 0);
-                }
-                depth -= 1;
-                if load_u32(window, c) == v {
-                    best_len = match_len(window, c, pos, 4, max_len);
-                    best_off = pos - c;
-                    if best_len >= nice_len {
-                        return (best_len, best_off);
-                    }
-                    cand = prev[c];
-                    break;
-                }
-                cand = prev[c];
-            }
-        }
-        // Longer matches: a candidate must match the four bytes ending at `best_len + 1`
-        // (a stronger first test than one byte), then the first four.
-        let mut tail = load_u32(window, pos + best_len - 3);
-        while cand >= limit && depth > 0 {
-            let c = (cand - base) as usize;
-            if c >= pos {
-                break;
-            }
-            depth -= 1;
-            if load_u32(window, c + best_len - 3) == tail && load_u32(window, c) == v {
-                let len = match_len(window, c, pos, 4, max_len);
-                if len > best_len {
-                    best_len = len;
-                    best_off = pos - c;
-                    if len >= nice_len {
-                        break;
-                    }
-                    tail = load_u32(window, pos + best_len - 3);
-                }
-            }
-            cand = prev[c];
-        }
-        if best_off != 0 {
-            (best_len, best_off)
-        } else {
-            (0, 0)
-        }
+        let (cand3, cand) = self.insert(data, pos);
+        // As `position + 1`, 0 (or anything below `walk`'s limit) for earlier chunks.
+        let entry = |e: u32| e.saturating_sub(self.heads.base - 1) as usize;
+        walk(
+            data,
+            pos,
+            (entry(cand3), entry(cand)),
+            best_len,
+            max_len,
+            nice_len,
+            depth,
+            max_offset,
+            |c| entry(self.prev[c]),
+        )
     }
 
-    /// The 3-byte match at `cand3` (the newest position with the same 3-byte hash), if its
-    /// bytes and offset fit.
     #[inline(always)]
-    fn match3(
-        &self,
-        data: &[u8],
-        pos: usize,
-        cand3: u32,
-        v: u32,
-        max_offset: usize,
-    ) -> (usize, usize) {
-        let base = self.heads.base;
-        if cand3 >= base {
-            let c = (cand3 - base) as usize;
-            if c < pos && pos - c <= max_offset && load_u32(data, c) & 0xff_ffff == v & 0xff_ffff {
-                return (3, pos - c);
-            }
-        }
-        (0, 0)
-    }
-
-    /// Inserts the positions `from..to` without searching (`from` is the next position).
-    #[inline(always)]
-    pub(crate) fn skip(&mut self, data: &[u8], from: usize, to: usize) {
+    fn skip(&mut self, data: &[u8], from: usize, to: usize) {
         let to = to.min(data.len().saturating_sub(4));
         for pos in from..to {
             self.insert(data, pos);

@@ -7,6 +7,7 @@
 //! compressing allocates nothing.
 
 mod bitout;
+mod hc16;
 mod huffman;
 mod lzms;
 mod lzms_delta;

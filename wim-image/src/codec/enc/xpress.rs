@@ -9,8 +9,9 @@
 
 use super::super::alloc::{vec, vec::Vec};
 use super::bitout::XpressWriter;
+use super::hc16::SmallChains;
 use super::huffman::make_code;
-use super::mf::{BinaryTrees, HashChains, Match};
+use super::mf::{BinaryTrees, ChainFinder, Match};
 use super::{Item, Level};
 
 const NUM_SYMS: usize = 512;
@@ -23,8 +24,8 @@ const CACHE_PER_POS: usize = 8;
 const END_OF_DATA: usize = 256;
 
 enum Parser {
-    Greedy(HashChains),
-    Lazy(HashChains),
+    Greedy(SmallChains),
+    Lazy(SmallChains),
     NearOptimal(NearOptimal),
 }
 
@@ -55,10 +56,10 @@ impl XpressEncoder {
     pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
         let l = level.0;
         let (parser, depth, nice) = if l < 30 {
-            let p = Parser::Greedy(HashChains::new(max_chunk));
+            let p = Parser::Greedy(SmallChains::new(max_chunk));
             (p, l * 30 / 16, l as usize * 60 / 16)
         } else if l < 60 {
-            let p = Parser::Lazy(HashChains::new(max_chunk));
+            let p = Parser::Lazy(SmallChains::new(max_chunk));
             (p, (l * 30 / 32).max(2), l as usize * 60 / 32)
         } else {
             let p = Parser::NearOptimal(NearOptimal {
@@ -85,15 +86,18 @@ impl XpressEncoder {
     /// Compresses `data` into `out`; `None` if it does not fit.
     pub(crate) fn compress(&mut self, data: &[u8], out: &mut [u8]) -> Option<usize> {
         self.items.clear();
-        let (depth, nice) = (self.depth, self.nice);
-        match &mut self.parser {
-            Parser::Greedy(hc) => parse_greedy(hc, data, depth, nice, &mut self.items, false),
-            Parser::Lazy(hc) => parse_greedy(hc, data, depth, nice, &mut self.items, true),
-            Parser::NearOptimal(no) => no.parse(data, depth, nice, &mut self.items),
-        }
         self.freqs.fill(0);
-        for it in &self.items {
-            self.freqs[symbol(it)] += 1;
+        let (depth, nice) = (self.depth, self.nice);
+        let (items, freqs) = (&mut self.items, &mut self.freqs);
+        match &mut self.parser {
+            Parser::Greedy(hc) => parse_greedy(hc, data, depth, nice, items, freqs, false),
+            Parser::Lazy(hc) => parse_greedy(hc, data, depth, nice, items, freqs, true),
+            Parser::NearOptimal(no) => {
+                no.parse(data, depth, nice, items);
+                for it in items.iter() {
+                    freqs[symbol(it)] += 1;
+                }
+            }
         }
         self.freqs[END_OF_DATA] += 1;
         make_code(
@@ -150,13 +154,15 @@ fn match_symbol(len: usize, off: u32) -> usize {
     256 + (log2 << 4) + (len - MIN_MATCH).min(15)
 }
 
-/// Greedy (or, with `lazy`, one-step lazy) parsing over hash chains.
-fn parse_greedy(
-    hc: &mut HashChains,
+/// Greedy (or, with `lazy`, one-step lazy) parsing over hash chains, counting the
+/// symbols' frequencies into `freqs`.
+fn parse_greedy<F: ChainFinder>(
+    hc: &mut F,
     data: &[u8],
     depth: u32,
     nice: usize,
     items: &mut Vec<Item>,
+    freqs: &mut [u32; NUM_SYMS],
     lazy: bool,
 ) {
     let n = data.len();
@@ -166,7 +172,9 @@ fn parse_greedy(
         let (mut len, mut off) =
             hc.find(data, i, MIN_MATCH - 1, MAX_MATCH, nice, depth, MAX_OFFSET);
         if len < MIN_MATCH {
-            items.push(Item::literal(data[i]));
+            let b = data[i];
+            freqs[usize::from(b)] += 1;
+            items.push(Item::literal(b));
             i += 1;
             continue;
         }
@@ -177,7 +185,9 @@ fn parse_greedy(
                 let (l2, o2) = hc.find(data, i + 1, len, MAX_MATCH, nice, depth / 2, MAX_OFFSET);
                 next = i + 2;
                 if l2 > len {
-                    items.push(Item::literal(data[i]));
+                    let b = data[i];
+                    freqs[usize::from(b)] += 1;
+                    items.push(Item::literal(b));
                     i += 1;
                     (len, off) = (l2, o2);
                 } else {
@@ -185,6 +195,7 @@ fn parse_greedy(
                 }
             }
         }
+        freqs[match_symbol(len, off as u32)] += 1;
         items.push(Item::new_match(len, off));
         hc.skip(data, next, i + len);
         i += len;

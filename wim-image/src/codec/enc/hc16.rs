@@ -1,0 +1,208 @@
+//! Hash chains for chunks of at most 64 KiB (every XPRESS chunk, LZX's default 32 KiB):
+//! 16-bit positions in fixed-size tables.
+//!
+//! Same search as [`HashChains`](super::mf::HashChains) (and the same results for the
+//! same table sizes), cheaper per position: an entry is `position + 1` (0 = empty) in a
+//! `u16`, so a hash index or a position indexes its 64 Ki-entry table without a bounds
+//! check and the tables take half the cache. The price is clearing the used part of the
+//! two head tables at each chunk, which is sized to the chunk (a short chunk clears
+//! little).
+
+use super::super::alloc::{boxed::Box, vec};
+use super::mf::{load_u32, prefetch, walk, ChainFinder};
+
+/// Positions (and table entries) of a chunk.
+pub(crate) const WINDOW: usize = 1 << 16;
+const MAX_HASH4_BITS: u32 = 16;
+const MAX_HASH3_BITS: u32 = 15;
+const MIN_HASH_BITS: u32 = 10;
+/// The smallest fixed 4-byte table (as [`HashChains`](super::mf::HashChains)).
+const MIN_FIXED_BITS: u32 = 14;
+
+type Table = Box<[u16; WINDOW]>;
+
+fn table() -> Table {
+    vec![0u16; WINDOW]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("the vector has WINDOW entries"))
+}
+
+/// The 16-bit hash of the four bytes `v` (the top half of the product, as
+/// [`HashChains`](super::mf::HashChains) takes its top bits).
+#[inline(always)]
+fn hash16(v: u32) -> u16 {
+    (v.wrapping_mul(0x1e35_a7bd) >> 16) as u16
+}
+
+/// Hash chains over one chunk of at most [`WINDOW`] bytes.
+pub(crate) struct SmallChains {
+    head3: Table,
+    head4: Table,
+    prev: Table,
+    /// Right shifts of [`hash16`] giving the 3-byte and 4-byte head indices.
+    shift3: u32,
+    shift4: u32,
+    /// Fixed table sizes (`log2`) from the maximum chunk, or sized per chunk.
+    fixed_bits: Option<u32>,
+    /// Head indices of the next position to insert.
+    next: (u16, u16),
+}
+
+impl SmallChains {
+    /// Chains for chunks up to `max_chunk` (at most [`WINDOW`]) bytes.
+    pub(crate) fn new(max_chunk: usize) -> Self {
+        debug_assert!(max_chunk <= WINDOW);
+        let order = max_chunk.next_power_of_two().trailing_zeros();
+        SmallChains {
+            head3: table(),
+            head4: table(),
+            prev: table(),
+            shift3: 0,
+            shift4: 0,
+            fixed_bits: Some((order + 1).clamp(MIN_FIXED_BITS, MAX_HASH4_BITS)),
+            next: (0, 0),
+        }
+    }
+
+    #[inline(always)]
+    fn heads(&self, v: u32) -> (u16, u16) {
+        (
+            hash16(v & 0xff_ffff) >> self.shift3,
+            hash16(v) >> self.shift4,
+        )
+    }
+
+    /// Inserts `pos` (which has at least five bytes from it): returns the old 3-byte and
+    /// 4-byte heads (entries) and moves the hashes to `pos + 1`.
+    #[inline(always)]
+    fn insert(&mut self, data: &[u8], pos: usize) -> (u16, u16) {
+        let (h3, h4) = self.next;
+        self.next = self.heads(load_u32(data, pos + 1));
+        prefetch(&self.head3[usize::from(self.next.0)]);
+        prefetch(&self.head4[usize::from(self.next.1)]);
+        let me = pos as u16 + 1;
+        let cand3 = core::mem::replace(&mut self.head3[usize::from(h3)], me);
+        let cand4 = core::mem::replace(&mut self.head4[usize::from(h4)], me);
+        self.prev[usize::from(pos as u16)] = cand4;
+        (cand3, cand4)
+    }
+}
+
+impl ChainFinder for SmallChains {
+    fn reset(&mut self, data: &[u8]) {
+        debug_assert!(data.len() <= WINDOW);
+        let bits4 = match self.fixed_bits {
+            Some(b) => b,
+            None => {
+                let order = data.len().next_power_of_two().trailing_zeros();
+                (order + 1).clamp(MIN_HASH_BITS, MAX_HASH4_BITS)
+            }
+        };
+        let bits3 = bits4.min(MAX_HASH3_BITS);
+        self.shift3 = 16 - bits3;
+        self.shift4 = 16 - bits4;
+        self.head3[..1 << bits3].fill(0);
+        self.head4[..1 << bits4].fill(0);
+        if data.len() >= 4 {
+            self.next = self.heads(load_u32(data, 0));
+        }
+    }
+
+    #[inline(always)]
+    fn find(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        best_len: usize,
+        max_len: usize,
+        nice_len: usize,
+        depth: u32,
+        max_offset: usize,
+    ) -> (usize, usize) {
+        if pos + 5 > data.len() {
+            return (0, 0);
+        }
+        let (cand3, cand) = self.insert(data, pos);
+        let prev = &*self.prev;
+        walk(
+            data,
+            pos,
+            (usize::from(cand3), usize::from(cand)),
+            best_len,
+            max_len,
+            nice_len,
+            depth,
+            max_offset,
+            |c| usize::from(prev[c & (WINDOW - 1)]),
+        )
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, data: &[u8], from: usize, to: usize) {
+        let to = to.min(data.len().saturating_sub(4));
+        for pos in from..to {
+            self.insert(data, pos);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::mf::HashChains;
+    use super::*;
+
+    /// Text-like bytes from a small alphabet with repeats, from a seed.
+    fn input(len: usize, seed: u64) -> super::super::super::alloc::vec::Vec<u8> {
+        let mut x = seed | 1;
+        let mut v = vec![];
+        while v.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(5) && v.len() > 300 {
+                let back = (x >> 8) as usize % v.len().min(40_000) + 1;
+                let start = v.len() - back;
+                for k in 0..(x >> 32) as usize % 300 {
+                    v.push(v[start + k % back]);
+                }
+            } else {
+                v.push(b'a' + (x >> 40) as u8 % 6);
+            }
+        }
+        v.truncate(len);
+        v
+    }
+
+    /// Both finders, walked the same way (searching at some positions and skipping
+    /// others), give the same matches.
+    #[test]
+    fn same_matches_as_the_general_chains() {
+        for (len, seed) in [(32 << 10, 1), (32 << 10, 7), (5000, 3), (6, 2)] {
+            let data = input(len, seed);
+            let mut small = SmallChains::new(32 << 10);
+            let mut big = HashChains::new(32 << 10);
+            for round in 0..2 {
+                small.reset(&data);
+                big.reset(&data);
+                let mut pos = 0;
+                let mut found = 0;
+                while pos < data.len() {
+                    let best = 2 + (pos + round) % 3;
+                    let args = (pos, best, 258, 40, 20, 30_000);
+                    let a = small.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
+                    let b = big.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
+                    assert_eq!(a, b, "position {pos} of {len} bytes, seed {seed}");
+                    let step = a.0.max(1);
+                    if a.0 > 0 {
+                        found += 1;
+                        small.skip(&data, pos + 1, pos + step);
+                        big.skip(&data, pos + 1, pos + step);
+                    }
+                    pos += step;
+                }
+                assert!(len < 100 || found > 100, "only {found} matches");
+            }
+        }
+    }
+}
