@@ -17,9 +17,10 @@ use super::super::alloc::{boxed::Box, vec, vec::Vec};
 use super::super::lzms::streams::Probability;
 use super::super::lzms::tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, OFFSET_SLOTS};
 use super::super::lzms::x86::TargetTable;
+use super::bt::{BinaryTrees, Large, Probe};
 use super::lzms::{length_slot, next_state, ItemCoder, LzmsItem, State, Streams, PAIR_SHIFT};
 use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED, POWERS};
-use super::mf::{match_len, prefetch, BinaryTrees, Match};
+use super::mf::{match_len, prefetch, Match};
 use super::Level;
 
 /// Positions per stretch at most.
@@ -100,7 +101,7 @@ struct Params {
 pub(crate) struct LzmsEncoder {
     buf: Vec<u8>,
     x86: Box<TargetTable>,
-    bt: BinaryTrees,
+    bt: BinaryTrees<Large>,
     /// The newest position + 1 of each two-byte string (the binary trees start at three).
     head2: Vec<u32>,
     delta: DeltaFinder,
@@ -147,7 +148,7 @@ impl LzmsEncoder {
         buf[..n].copy_from_slice(data);
         self.x86.forward(&mut buf[..n]);
         self.coder.reset(n);
-        self.bt.reset(n);
+        self.bt.reset();
         self.head2.fill(0);
         self.delta.reset();
         self.refresh_len_costs();
@@ -158,6 +159,17 @@ impl LzmsEncoder {
         }
         self.buf = buf;
         s.finish()
+    }
+
+    /// The tree search: matches up to the nice length, from 3 bytes, at any offset.
+    fn probe(&self) -> Probe {
+        Probe {
+            max_len: self.p.nice,
+            nice_len: self.p.nice,
+            depth: self.p.depth,
+            max_offset: usize::MAX,
+            min3: true,
+        }
     }
 
     fn refresh_len_costs(&mut self) {
@@ -222,16 +234,7 @@ impl LzmsEncoder {
             if p - from >= LONG_MATCH_ENDS && end - p > LONG_MATCH_ENDS {
                 continue;
             }
-            self.bt.advance(
-                buf,
-                p,
-                self.p.nice,
-                self.p.nice,
-                self.p.depth,
-                usize::MAX,
-                false,
-                None,
-            );
+            self.bt.skip(buf, p, self.probe());
         }
         end
     }
@@ -339,10 +342,7 @@ impl LzmsEncoder {
                     });
                 }
             }
-            let depth = self.p.depth;
-            let tree_matches = Some(&mut matches);
-            self.bt
-                .advance(buf, pos, nice, nice, depth, usize::MAX, true, tree_matches);
+            self.bt.matches(buf, pos, self.probe(), &mut matches);
             if let Some(&longest) = matches.last() {
                 if longest.len as usize >= nice {
                     let off = longest.off as usize;

@@ -10,6 +10,7 @@
 use super::super::alloc::{boxed::Box, vec, vec::Vec};
 use super::super::lzx::{e8_translate, num_offset_slots, MIN_WINDOW_ORDER, NUM_CHARS};
 use super::bitout::WordWriter;
+use super::bt::{Large, Small, SMALL_WINDOW};
 use super::hc16::{SmallChains, WINDOW};
 use super::lzx_block::BlockCoder;
 use super::lzx_opt::Optimal;
@@ -27,7 +28,9 @@ enum Parser {
     /// 16-bit chains for chunks of at most 64 KiB.
     LazySmall(SmallChains),
     Lazy(HashChains),
-    NearOptimal(Box<Optimal>),
+    /// 16-bit binary trees for chunks of at most 64 KiB.
+    NearOptimalSmall(Box<Optimal<Small>>),
+    NearOptimal(Box<Optimal<Large>>),
 }
 
 /// LZX compression state for chunks up to a fixed size.
@@ -57,7 +60,11 @@ impl LzxEncoder {
             (p, (60 * l / 20).max(2), 80 * l as usize / 20)
         } else {
             let passes = 1 + u32::from(l >= 45) + u32::from(l >= 70) + u32::from(l >= 100);
-            let p = Parser::NearOptimal(Box::new(Optimal::new(max_chunk, passes)));
+            let p = if max_chunk <= SMALL_WINDOW {
+                Parser::NearOptimalSmall(Box::new(Optimal::new(max_chunk, passes)))
+            } else {
+                Parser::NearOptimal(Box::new(Optimal::new(max_chunk, passes)))
+            };
             (p, (24 * l / 50).max(1), 48 * l as usize / 50)
         };
         LzxEncoder {
@@ -86,7 +93,8 @@ impl LzxEncoder {
         match &mut self.parser {
             Parser::LazySmall(hc) => hc.reset(buf),
             Parser::Lazy(hc) => hc.reset(buf),
-            Parser::NearOptimal(opt) => opt.reset(n),
+            Parser::NearOptimalSmall(opt) => opt.reset(),
+            Parser::NearOptimal(opt) => opt.reset(),
         }
         let search = self.search;
         let mut start = 0;
@@ -99,6 +107,9 @@ impl LzxEncoder {
                     parse_lazy(hc, buf, start, end, search, &mut queue, items);
                 }
                 Parser::Lazy(hc) => parse_lazy(hc, buf, start, end, search, &mut queue, items),
+                Parser::NearOptimalSmall(opt) => {
+                    queue = opt.parse(buf, start, end, search, queue, &mut self.coder, items);
+                }
                 Parser::NearOptimal(opt) => {
                     queue = opt.parse(buf, start, end, search, queue, &mut self.coder, items);
                 }

@@ -14,9 +14,10 @@
 
 use super::super::alloc::{vec, vec::Vec};
 use super::super::lzx::{EXTRA_BITS, MAX_MAIN_SYMS, MAX_OFFSET_SLOTS, NUM_CHARS, NUM_LEN_SYMS};
+use super::bt::{BinaryTrees, Probe, Table};
 use super::lzx::{MAX_MATCH, MIN_MATCH};
 use super::lzx_block::{offset_slot, BlockCoder};
-use super::mf::{match_len, BinaryTrees, Match, Search};
+use super::mf::{match_len, Match, Search};
 use super::xpress::log2_16;
 use super::Item;
 
@@ -67,9 +68,9 @@ impl Prices {
     }
 }
 
-/// Near-optimal parsing state.
-pub(crate) struct Optimal {
-    bt: BinaryTrees,
+/// Near-optimal parsing state, with match-finder tables of type `T`.
+pub(crate) struct Optimal<T> {
+    bt: BinaryTrees<T>,
     passes: u32,
     cache: Vec<Match>,
     starts: Vec<u32>,
@@ -79,7 +80,7 @@ pub(crate) struct Optimal {
     prices: Prices,
 }
 
-impl Optimal {
+impl<T: Table> Optimal<T> {
     pub(crate) fn new(max_chunk: usize, passes: u32) -> Self {
         let block = max_chunk.min(super::lzx::BLOCK_SIZE);
         Optimal {
@@ -97,9 +98,9 @@ impl Optimal {
         }
     }
 
-    /// Starts a chunk of `len` bytes.
-    pub(crate) fn reset(&mut self, len: usize) {
-        self.bt.reset(len);
+    /// Starts a chunk.
+    pub(crate) fn reset(&mut self) {
+        self.bt.reset();
     }
 
     /// Parses `buf[start..end]` (one block) into `items`, starting from repeat-offset
@@ -141,20 +142,31 @@ impl Optimal {
         } = search;
         self.cache.clear();
         let limit = self.cache.capacity() - MAX_MATCH - 2;
+        let probe = Probe {
+            max_len: MAX_MATCH,
+            nice_len: nice,
+            depth,
+            max_offset,
+            min3: true,
+        };
+        let inside = Probe {
+            max_len: nice,
+            ..probe
+        };
         let mut i = start;
         while i < end {
             self.starts[i - start] = self.cache.len() as u32;
-            let out = (self.cache.len() < limit).then_some(&mut self.cache);
-            let longest = self
-                .bt
-                .advance(buf, i, MAX_MATCH, nice, depth, max_offset, true, out);
+            let longest = if self.cache.len() < limit {
+                self.bt.matches(buf, i, probe, &mut self.cache)
+            } else {
+                self.bt.skip(buf, i, probe)
+            };
             i += 1;
             if longest >= nice {
                 let stop = (i - 1 + longest).min(end);
                 while i < stop {
                     self.starts[i - start] = self.cache.len() as u32;
-                    self.bt
-                        .advance(buf, i, nice, nice, depth, max_offset, true, None);
+                    self.bt.skip(buf, i, inside);
                     i += 1;
                 }
             }
@@ -201,20 +213,17 @@ impl Optimal {
         for i in 0..n {
             let c0 = nodes[i].cost;
             let packed = queues[i % QUEUE_RING];
-            let q = unpack(packed);
             let pos = start + i;
             let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
             let max_len = (n - i).min(MAX_MATCH);
             if s != e && max_len >= MIN_MATCH {
                 let targets = &mut nodes[i..=i + max_len];
+                let here = load_u16(block, pos);
                 // The next length to offer: each length goes to its first source only.
                 let mut next = MIN_MATCH;
-                for (r, &off) in q.iter().enumerate() {
+                for (r, off) in unpack(packed).into_iter().enumerate() {
                     let off = off as usize;
-                    if off > pos
-                        || block[pos] != block[pos - off]
-                        || block[pos + 1] != block[pos + 1 - off]
-                    {
+                    if off > pos || load_u16(block, pos - off) != here {
                         continue;
                     }
                     let len = match_len(block, pos - off, pos, 2, max_len);
@@ -274,6 +283,13 @@ impl Optimal {
         }
         items[first..].reverse();
     }
+}
+
+/// The two bytes at `pos` (the caller guarantees `pos + 2 <= buf.len()`).
+#[inline(always)]
+fn load_u16(buf: &[u8], pos: usize) -> u16 {
+    let b: [u8; 2] = buf[pos..pos + 2].try_into().unwrap_or([0; 2]);
+    u16::from_ne_bytes(b)
 }
 
 /// Bits per offset in a packed queue (LZX offsets are below 2^21).

@@ -1,7 +1,7 @@
-//! Match finders over one chunk: hash chains for the greedy and lazy parsers, binary trees
-//! for the near-optimal ones.
+//! Hash-chain match finding for the greedy and lazy parsers (the binary trees of the
+//! near-optimal ones are in [`super::bt`]), and the helpers all finders share.
 //!
-//! Both index 4-byte prefixes (a hash of the next four bytes picks a chain or a tree) and
+//! The chains index 4-byte prefixes (a hash of the next four bytes picks a chain) and
 //! keep a one-entry table of 3-byte prefixes for the shortest matches (see `Heads`).
 
 use super::super::alloc::{vec, vec::Vec};
@@ -90,17 +90,6 @@ impl Heads {
     #[inline(always)]
     fn hashes(&self, v: u32) -> (usize, usize) {
         (hash(v & 0xff_ffff, self.bits3), hash(v, self.bits4))
-    }
-}
-
-impl Heads {
-    /// Asks the CPU to fetch the 4-byte head of position `pos` (if it has four bytes),
-    /// for a next call at `pos`.
-    #[inline(always)]
-    fn prefetch(&self, data: &[u8], pos: usize) {
-        if pos + 4 <= data.len() {
-            prefetch(&self.head4[self.hashes(load_u32(data, pos)).1]);
-        }
     }
 }
 
@@ -335,153 +324,4 @@ pub(crate) struct Search {
 pub(crate) struct Match {
     pub(crate) len: u32,
     pub(crate) off: u32,
-}
-
-const NONE: u32 = 0;
-
-/// Binary trees: each 4-byte hash has a tree of earlier positions ordered by the bytes
-/// that follow them; inserting a position walks down its tree, collecting ever longer
-/// matches, and re-hangs the tree under the new position.
-///
-/// The 3-byte table keeps two positions per hash (the newer first), and with `hash2` a
-/// small table of 2-byte prefixes gives one 2-byte match per position.
-pub(crate) struct BinaryTrees {
-    heads: Heads,
-    /// The older of the two positions per 3-byte hash.
-    head3_old: Vec<u32>,
-    /// The newest position per 2-byte hash (empty without `hash2`).
-    head2: Vec<u32>,
-    /// `children[2p]`: the subtree of strings less than the one at `p`; `2p + 1` greater.
-    children: Vec<u32>,
-}
-
-/// Size of the 2-byte table: a small one stays in cache (wimlib's LZX size).
-const HASH2_BITS: u32 = 12;
-
-impl BinaryTrees {
-    pub(crate) fn new(max_chunk: usize, hash2: bool) -> Self {
-        let heads = Heads::new(max_chunk);
-        BinaryTrees {
-            head3_old: vec![0; heads.head3.len()],
-            head2: if hash2 {
-                vec![0; 1 << HASH2_BITS]
-            } else {
-                Vec::new()
-            },
-            heads,
-            children: vec![0; 2 * max_chunk],
-        }
-    }
-
-    /// Prepares for a new chunk of `len` bytes.
-    pub(crate) fn reset(&mut self, len: usize) {
-        self.heads.reset(len);
-    }
-
-    /// Inserts `pos`; with `out`, also appends its matches (lengths strictly increasing,
-    /// from 2 with `hash2` and `min3`, 3 for `min3` or else from 4, at most `max_len`, offsets at most `max_offset`)
-    /// and returns the longest length found. Without `out`, pass `max_len` = the nice
-    /// length: extending further only costs time.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn advance(
-        &mut self,
-        data: &[u8],
-        pos: usize,
-        max_len: usize,
-        nice_len: usize,
-        depth: u32,
-        max_offset: usize,
-        min3: bool,
-        mut out: Option<&mut Vec<Match>>,
-    ) -> usize {
-        let max_len = max_len.max(4).min(data.len() - pos);
-        if max_len < 4 {
-            return 0;
-        }
-        let base = self.heads.base;
-        let me = base + pos as u32;
-        let v = load_u32(data, pos);
-        let (h3, h4) = self.heads.hashes(v);
-        let cand3 = core::mem::replace(&mut self.heads.head3[h3], me);
-        let cand3_old = core::mem::replace(&mut self.head3_old[h3], cand3);
-        let mut cand = core::mem::replace(&mut self.heads.head4[h4], me);
-        self.heads.prefetch(data, pos + 1);
-        let cand2 = if self.head2.is_empty() {
-            0
-        } else {
-            core::mem::replace(&mut self.head2[hash(v & 0xffff, HASH2_BITS)], me)
-        };
-        let mut best = 3;
-        if let Some(out) = out.as_deref_mut() {
-            if min3 {
-                let short = |cand: u32, mask: u32| {
-                    let c = cand.wrapping_sub(base) as usize;
-                    cand >= base
-                        && c < pos
-                        && pos - c <= max_offset
-                        && (load_u32(data, c) ^ v) & mask == 0
-                };
-                if short(cand2, 0xffff) && !short(cand2, 0xff_ffff) {
-                    out.push(Match {
-                        len: 2,
-                        off: pos as u32 + base - cand2,
-                    });
-                }
-                for c3 in [cand3, cand3_old] {
-                    if short(c3, 0xff_ffff) {
-                        out.push(Match {
-                            len: 3,
-                            off: pos as u32 + base - c3,
-                        });
-                        break;
-                    }
-                }
-            }
-        }
-        let nice_len = nice_len.min(max_len);
-        let (mut lt_slot, mut gt_slot) = (2 * pos, 2 * pos + 1);
-        let (mut lt_len, mut gt_len) = (0usize, 0usize);
-        let mut depth = depth;
-        // Entries below `limit` are from earlier chunks or too far back.
-        let limit = base + pos.saturating_sub(max_offset) as u32;
-        loop {
-            if cand < limit || depth == 0 {
-                self.children[lt_slot] = NONE;
-                self.children[gt_slot] = NONE;
-                return best;
-            }
-            let c = (cand - base) as usize;
-            depth -= 1;
-            let mut len = lt_len.min(gt_len);
-            if data[c + len] == data[pos + len] {
-                len = match_len(data, c, pos, len + 1, max_len);
-                if len > best {
-                    best = len;
-                    if let Some(out) = out.as_deref_mut() {
-                        out.push(Match {
-                            len: len as u32,
-                            off: (pos - c) as u32,
-                        });
-                    }
-                }
-                if len >= nice_len {
-                    self.children[lt_slot] = self.children[2 * c];
-                    self.children[gt_slot] = self.children[2 * c + 1];
-                    return best;
-                }
-            }
-            if data[c + len] < data[pos + len] {
-                self.children[lt_slot] = cand;
-                lt_slot = 2 * c + 1;
-                cand = self.children[lt_slot];
-                lt_len = len;
-            } else {
-                self.children[gt_slot] = cand;
-                gt_slot = 2 * c;
-                cand = self.children[gt_slot];
-                gt_len = len;
-            }
-        }
-    }
 }

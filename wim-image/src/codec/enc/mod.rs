@@ -1,12 +1,13 @@
 //! The chunk compressors: XPRESS, LZX and LZMS, with fast and near-optimal parsers.
 //!
 //! [`Compressor`] is the public face; the per-codec encoders live in the submodules and
-//! share the match finders ([`mf`]), the Huffman code builder ([`huffman`]) and the bit
+//! share the match finders ([`mf`], [`hc16`], [`bt`]), the Huffman code builder ([`huffman`]) and the bit
 //! writers ([`bitout`]). Levels follow wimlib's scale and thresholds per codec (see
 //! [`Level`]). All memory is allocated by [`Compressor::new`], sized for the largest chunk;
 //! compressing allocates nothing.
 
 mod bitout;
+mod bt;
 mod hc16;
 mod huffman;
 mod lzms;

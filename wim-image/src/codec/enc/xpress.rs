@@ -9,9 +9,10 @@
 
 use super::super::alloc::{vec, vec::Vec};
 use super::bitout::XpressWriter;
+use super::bt::{BinaryTrees, Probe, Small};
 use super::hc16::SmallChains;
 use super::huffman::make_code;
-use super::mf::{BinaryTrees, ChainFinder, Match};
+use super::mf::{ChainFinder, Match};
 use super::{Item, Level};
 
 const NUM_SYMS: usize = 512;
@@ -30,7 +31,7 @@ enum Parser {
 }
 
 struct NearOptimal {
-    bt: BinaryTrees,
+    bt: BinaryTrees<Small>,
     passes: u32,
     /// Matches of every position, flat; `starts[i]..starts[i + 1]` are position `i`'s.
     cache: Vec<Match>,
@@ -267,26 +268,35 @@ impl NearOptimal {
     /// Fills the match cache for every position of `data`.
     fn find_matches(&mut self, data: &[u8], depth: u32, nice: usize) {
         let n = data.len();
-        self.bt.reset(n);
+        self.bt.reset();
         self.cache.clear();
         let limit = self.cache.capacity() - nice.min(n) - 2;
+        let probe = Probe {
+            max_len: MAX_MATCH,
+            nice_len: nice,
+            depth,
+            max_offset: MAX_OFFSET,
+            min3: true,
+        };
+        let inside = Probe {
+            max_len: nice,
+            ..probe
+        };
         let mut i = 0;
         while i < n {
             self.starts[i] = self.cache.len() as u32;
-            let room = self.cache.len() < limit;
-            let out = room.then_some(&mut self.cache);
-            let max_len = (n - i).min(MAX_MATCH);
-            let longest = self
-                .bt
-                .advance(data, i, max_len, nice, depth, MAX_OFFSET, true, out);
+            let longest = if self.cache.len() < limit {
+                self.bt.matches(data, i, probe, &mut self.cache)
+            } else {
+                self.bt.skip(data, i, probe)
+            };
             i += 1;
             if longest >= nice {
                 // A long match: don't search inside it (its positions get no matches).
                 let end = (i - 1 + longest).min(n);
                 while i < end {
                     self.starts[i] = self.cache.len() as u32;
-                    self.bt
-                        .advance(data, i, nice, nice, depth, MAX_OFFSET, true, None);
+                    self.bt.skip(data, i, inside);
                     i += 1;
                 }
             }

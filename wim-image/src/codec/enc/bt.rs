@@ -1,0 +1,296 @@
+//! Binary-tree match finding for the near-optimal parsers.
+//!
+//! Each 4-byte hash has a tree of earlier positions ordered by the bytes that follow them;
+//! inserting a position walks down its tree, collecting ever longer matches, and re-hangs
+//! the tree under the new position. A 3-byte table keeps two positions per hash (the newer
+//! first), and optionally a small table of 2-byte prefixes gives one 2-byte match per
+//! position.
+//!
+//! Entries are `position + 1` (0 = none) and the used part of the head tables is cleared
+//! at each chunk. The tables are generic ([`Table`]): chunks of at most 64 KiB use 16-bit
+//! entries in fixed-size arrays ([`Small`]: half the cache, and indices masked instead of
+//! bounds-checked), larger ones 32-bit entries ([`Large`]).
+
+use super::super::alloc::{boxed::Box, vec, vec::Vec};
+use super::mf::{load_u32, match_len, prefetch, Match};
+
+/// Hash table sizes: 2^(log2(chunk) + 1) four-byte heads within these bounds, and at most
+/// 2^15 three-byte heads.
+const MIN_HASH4_BITS: u32 = 14;
+const MAX_HASH4_BITS: u32 = 22;
+const MAX_HASH3_BITS: u32 = 15;
+/// Size of the 2-byte table: a small one stays in cache (wimlib's LZX size).
+const HASH2_BITS: u32 = 12;
+
+#[inline(always)]
+fn hash(v: u32, bits: u32) -> usize {
+    (v.wrapping_mul(0x1e35_a7bd) >> (32 - bits)) as usize
+}
+
+/// An array of entries (`position + 1`, 0 = none).
+pub(crate) trait Table {
+    /// A zeroed table of at least `len` entries.
+    fn with_len(len: usize) -> Self;
+    /// Entry `i`.
+    fn get(&self, i: usize) -> usize;
+    /// Sets entry `i` to `v`.
+    fn set(&mut self, i: usize, v: usize);
+    /// Zeroes the first `len` entries.
+    fn clear(&mut self, len: usize);
+    /// Asks the CPU to fetch entry `i`.
+    fn prefetch(&self, i: usize);
+
+    /// Sets entry `i` to `v`, returning the old value.
+    #[inline(always)]
+    fn replace(&mut self, i: usize, v: usize) -> usize {
+        let old = self.get(i);
+        self.set(i, v);
+        old
+    }
+}
+
+/// The largest chunk [`Small`] tables serve.
+pub(crate) const SMALL_WINDOW: usize = 1 << 16;
+/// Entries of a [`Small`] table: two per position (the children), which also covers the
+/// largest head table (2^17 entries for a 64 KiB chunk).
+const SMALL_LEN: usize = 2 * SMALL_WINDOW;
+
+/// Positions of a chunk of at most [`SMALL_WINDOW`] bytes: 16-bit entries in a fixed
+/// array, indices taken modulo its size.
+pub(crate) struct Small(Box<[u16; SMALL_LEN]>);
+
+impl Table for Small {
+    fn with_len(len: usize) -> Self {
+        debug_assert!(len <= SMALL_LEN);
+        Small(
+            vec![0u16; SMALL_LEN]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the vector has SMALL_LEN entries")),
+        )
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> usize {
+        usize::from(self.0[i % SMALL_LEN])
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: usize, v: usize) {
+        self.0[i % SMALL_LEN] = v as u16;
+    }
+
+    fn clear(&mut self, len: usize) {
+        self.0[..len.min(SMALL_LEN)].fill(0);
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, i: usize) {
+        prefetch(&self.0[i % SMALL_LEN]);
+    }
+}
+
+/// Positions of any chunk: 32-bit entries.
+pub(crate) struct Large(Vec<u32>);
+
+impl Table for Large {
+    fn with_len(len: usize) -> Self {
+        Large(vec![0; len])
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> usize {
+        self.0[i] as usize
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: usize, v: usize) {
+        self.0[i] = v as u32;
+    }
+
+    fn clear(&mut self, len: usize) {
+        self.0[..len].fill(0);
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, i: usize) {
+        if let Some(e) = self.0.get(i) {
+            prefetch(e);
+        }
+    }
+}
+
+/// Binary trees over one chunk, with tables of type `T`.
+pub(crate) struct BinaryTrees<T> {
+    head4: T,
+    head3: T,
+    /// The older of the two positions per 3-byte hash.
+    head3_old: T,
+    /// The newest position per 2-byte hash (unused without `hash2`).
+    head2: T,
+    hash2: bool,
+    /// Entry `2p`: the subtree of strings less than the one at `p`; `2p + 1` greater.
+    children: T,
+    bits3: u32,
+    bits4: u32,
+}
+
+/// How one position is inserted: the match-search effort and the lengths wanted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe {
+    /// Longest match to report (and to extend to), clipped to the chunk's end.
+    pub(crate) max_len: usize,
+    /// A match this long ends the search.
+    pub(crate) nice_len: usize,
+    /// Tree nodes visited at most.
+    pub(crate) depth: u32,
+    /// Farthest offset allowed.
+    pub(crate) max_offset: usize,
+    /// Whether 3-byte (and, with `hash2`, 2-byte) matches are reported.
+    pub(crate) min3: bool,
+}
+
+impl<T: Table> BinaryTrees<T> {
+    /// Trees for chunks up to `max_chunk` bytes; with `hash2`, 2-byte matches too.
+    pub(crate) fn new(max_chunk: usize, hash2: bool) -> Self {
+        let order = max_chunk.next_power_of_two().trailing_zeros();
+        let bits4 = (order + 1).clamp(MIN_HASH4_BITS, MAX_HASH4_BITS);
+        let bits3 = bits4.min(MAX_HASH3_BITS);
+        BinaryTrees {
+            head4: T::with_len(1 << bits4),
+            head3: T::with_len(1 << bits3),
+            head3_old: T::with_len(1 << bits3),
+            head2: T::with_len(if hash2 { 1 << HASH2_BITS } else { 0 }),
+            hash2,
+            children: T::with_len(2 * max_chunk),
+            bits3,
+            bits4,
+        }
+    }
+
+    /// Prepares for a new chunk.
+    pub(crate) fn reset(&mut self) {
+        self.head4.clear(1 << self.bits4);
+        self.head3.clear(1 << self.bits3);
+        self.head3_old.clear(1 << self.bits3);
+        if self.hash2 {
+            self.head2.clear(1 << HASH2_BITS);
+        }
+    }
+
+    /// Inserts `pos` and appends its matches to `out` (lengths strictly increasing, from
+    /// 2 with `hash2` and `min3`, 3 with `min3`, else from 4); returns the longest length
+    /// found.
+    #[inline]
+    pub(crate) fn matches(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        probe: Probe,
+        out: &mut Vec<Match>,
+    ) -> usize {
+        self.advance::<true>(data, pos, probe, out)
+    }
+
+    /// Inserts `pos` without reporting matches; returns the longest length found. (To
+    /// only insert, pass `max_len` = `nice_len`: extending further only costs time.)
+    #[inline]
+    pub(crate) fn skip(&mut self, data: &[u8], pos: usize, probe: Probe) -> usize {
+        self.advance::<false>(data, pos, probe, &mut Vec::new())
+    }
+
+    #[inline(always)]
+    fn advance<const RECORD: bool>(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        probe: Probe,
+        out: &mut Vec<Match>,
+    ) -> usize {
+        let max_len = probe.max_len.max(4).min(data.len() - pos);
+        if max_len < 4 {
+            return 0;
+        }
+        let me = pos + 1;
+        let v = load_u32(data, pos);
+        let (h3, h4) = (hash(v & 0xff_ffff, self.bits3), hash(v, self.bits4));
+        let cand3 = self.head3.replace(h3, me);
+        let cand3_old = self.head3_old.replace(h3, cand3);
+        let mut cand = self.head4.replace(h4, me);
+        if pos + 5 <= data.len() {
+            self.head4
+                .prefetch(hash(load_u32(data, pos + 1), self.bits4));
+        }
+        let cand2 = if self.hash2 {
+            self.head2.replace(hash(v & 0xffff, HASH2_BITS), me)
+        } else {
+            0
+        };
+        // Entries below `limit` are empty (0) or too far back.
+        let limit = pos.saturating_sub(probe.max_offset) + 1;
+        let mut best = 3;
+        if RECORD && probe.min3 {
+            let short = |e: usize, mask: u32| e >= limit && (load_u32(data, e - 1) ^ v) & mask == 0;
+            if self.hash2 && short(cand2, 0xffff) && !short(cand2, 0xff_ffff) {
+                out.push(Match {
+                    len: 2,
+                    off: (me - cand2) as u32,
+                });
+            }
+            for c3 in [cand3, cand3_old] {
+                if short(c3, 0xff_ffff) {
+                    out.push(Match {
+                        len: 3,
+                        off: (me - c3) as u32,
+                    });
+                    break;
+                }
+            }
+        }
+        let nice_len = probe.nice_len.min(max_len);
+        let (mut lt_slot, mut gt_slot) = (2 * pos, 2 * pos + 1);
+        let (mut lt_len, mut gt_len) = (0usize, 0usize);
+        let mut depth = probe.depth;
+        // Candidates are earlier positions and compared lengths stay below `max_len`.
+        let window = &data[..pos + max_len];
+        loop {
+            if cand < limit || depth == 0 {
+                self.children.set(lt_slot, 0);
+                self.children.set(gt_slot, 0);
+                return best;
+            }
+            let c = cand - 1;
+            debug_assert!(c < pos);
+            depth -= 1;
+            let mut len = lt_len.min(gt_len);
+            if window[c + len] == window[pos + len] {
+                len = match_len(window, c, pos, len + 1, max_len);
+                if len > best {
+                    best = len;
+                    if RECORD {
+                        out.push(Match {
+                            len: len as u32,
+                            off: (pos - c) as u32,
+                        });
+                    }
+                }
+                if len >= nice_len {
+                    self.children.set(lt_slot, self.children.get(2 * c));
+                    self.children.set(gt_slot, self.children.get(2 * c + 1));
+                    return best;
+                }
+            }
+            if window[c + len] < window[pos + len] {
+                self.children.set(lt_slot, cand);
+                lt_slot = 2 * c + 1;
+                cand = self.children.get(lt_slot);
+                lt_len = len;
+            } else {
+                self.children.set(gt_slot, cand);
+                gt_slot = 2 * c;
+                cand = self.children.get(gt_slot);
+                gt_len = len;
+            }
+        }
+    }
+}
