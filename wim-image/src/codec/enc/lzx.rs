@@ -173,10 +173,18 @@ fn best_at<F: ChainFinder>(
         search.max_offset,
     );
     let el = el.min(max_len);
-    let (rl, ri) = if max_len >= MIN_MATCH {
+    // All three repeat offsets where the chains found a match; else only the most recent
+    // (for a 2-byte match), as a first two-byte compare.
+    let (rl, ri) = if el >= 3 {
         best_rep(buf, pos, max_len, queue)
     } else {
-        (0, 0)
+        let off = queue[0] as usize;
+        if max_len >= MIN_MATCH && off <= pos && buf[pos - off..pos - off + 2] == buf[pos..pos + 2]
+        {
+            (match_len(buf, pos - off, pos, 2, max_len), 0)
+        } else {
+            (0, 0)
+        }
     };
     let mut best = (0, 0, 0);
     if rl >= MIN_MATCH {
