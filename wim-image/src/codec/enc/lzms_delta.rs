@@ -145,8 +145,8 @@ impl DeltaFinder {
         // also gives the next position's (their slots are prefetched for the next call),
         // or one by one near the start.
         const BACK: usize = 1 << (POWERS - 1);
-        let mut here = [(0u64, 0usize); POWERS];
-        let powers = if let Some(w) = pos
+        let mut found = 0;
+        if let Some(w) = pos
             .checked_sub(BACK)
             .and_then(|from| buf.get(from..pos + 5))
             .and_then(|w| <&[u8; BACK + 5]>::try_from(w).ok())
@@ -154,54 +154,64 @@ impl DeltaFinder {
             let at = |i: usize| u64::from(u32::from_le_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]));
             let (now, next) = (at(BACK), at(BACK + 1));
             let reuse = self.next_pos == pos && pos != 0;
+            self.next_pos = pos + 1;
             for power in 0..POWERS {
                 let span = 1 << power;
-                here[power] = if reuse {
+                let (d, h) = if reuse {
                     self.next[power]
                 } else {
                     let d = bytes_sub(now, at(BACK - span)) & 0xff_ffff;
                     (d, self.hash(d, pos, span))
                 };
-                let d = bytes_sub(next, at(BACK + 1 - span)) & 0xff_ffff;
-                let h = self.hash(d, pos + 1, span);
-                prefetch(&self.table[h]);
-                self.next[power] = (d, h);
+                let dn = bytes_sub(next, at(BACK + 1 - span)) & 0xff_ffff;
+                let hn = self.hash(dn, pos + 1, span);
+                prefetch(&self.table[hn]);
+                self.next[power] = (dn, hn);
+                found += self.try_power(buf, pos, power, (d, h), max_len, &mut out[found]);
             }
-            self.next_pos = pos + 1;
-            POWERS
         } else {
             let powers = POWERS.min(usize::BITS as usize - pos.leading_zeros() as usize);
             for power in 0..powers {
                 let d = diffs3(buf, pos, 1 << power);
-                here[power] = (d, self.hash(d, pos, 1 << power));
-            }
-            powers
-        };
-        let mut found = 0;
-        for power in 0..powers {
-            let span = 1usize << power;
-            let (d, h) = here[power];
-            let cand = self.table[h] as usize;
-            self.table[h] = pos as u32 + 1;
-            // (An entry just made for another power of this position may collide.)
-            if cand == 0 || cand > pos {
-                continue;
-            }
-            let c = cand - 1;
-            let off = pos - c;
-            let raw = off >> power;
-            if off & (span - 1) != 0 || c < span || raw >= (1 << PAIR_SHIFT) - 3 {
-                continue;
-            }
-            if diffs3(buf, c, span) == d {
-                out[found] = DeltaMatch {
-                    len: delta_len(buf, c, pos, span, HASHED, max_len) as u32,
-                    pair: ((power as u32) << PAIR_SHIFT) | raw as u32,
-                };
-                found += 1;
+                let h = self.hash(d, pos, 1 << power);
+                found += self.try_power(buf, pos, power, (d, h), max_len, &mut out[found]);
             }
         }
         found
+    }
+
+    /// Inserts `pos` for `power` (differences and hash `(d, h)`) and checks the entry it
+    /// replaces: 1 with the match in `out`, else 0.
+    #[inline(always)]
+    fn try_power(
+        &mut self,
+        buf: &[u8],
+        pos: usize,
+        power: usize,
+        (d, h): (u64, usize),
+        max_len: usize,
+        out: &mut DeltaMatch,
+    ) -> usize {
+        let span = 1usize << power;
+        let cand = core::mem::replace(&mut self.table[h], pos as u32 + 1) as usize;
+        // (An entry just made for another power of this position may collide.)
+        if cand == 0 || cand > pos {
+            return 0;
+        }
+        let c = cand - 1;
+        let off = pos - c;
+        let raw = off >> power;
+        if off & (span - 1) != 0 || c < span || raw >= (1 << PAIR_SHIFT) - 3 {
+            return 0;
+        }
+        if diffs3(buf, c, span) != d {
+            return 0;
+        }
+        *out = DeltaMatch {
+            len: delta_len(buf, c, pos, span, HASHED, max_len) as u32,
+            pair: ((power as u32) << PAIR_SHIFT) | raw as u32,
+        };
+        1
     }
 }
 
