@@ -491,18 +491,61 @@ impl Bridge {
         out: &mut TxBatch,
     ) {
         let vid = usize::from(ing.tci.vid());
-        let vs = &mut self.vlan_stats[vid];
         let bit = kind as u8;
-        out.actions.reserve(self.flood[vid].len());
-        for &e in &self.flood[vid] {
-            if e.port as usize == pi && !hairpin {
-                continue;
+        let len = ing.rx.data.len();
+        if !ing.offload && len + TAG_LEN <= self.min_max_len as usize && self.uniform_tpid != 0 {
+            // No copy can need a size check or a software offload (the common case): every
+            // member's action is written, and kept or overwritten without a branch on the
+            // member; the counters move by the same 0 or 1.
+            let list = &self.flood[vid];
+            let len = len as u64;
+            // Every port has the same TPID here, so there are two edits: untagged and tagged.
+            let data = [false, true]
+                .map(|u| TxData::Frame(Edit::for_egress(ing.tag, ing.tci, u, self.uniform_tpid)));
+            out.actions.reserve(list.len());
+            let dst = out.actions.spare_capacity_mut();
+            // Locals, so the loop does not reload them after each counter store.
+            let hot = &mut self.hot[..];
+            let (frame, pi) = (ing.idx, pi as u32);
+            let mut k = 0;
+            for &e in list {
+                let Some(h) = hot.get_mut(e.port as usize) else {
+                    continue;
+                };
+                let data = data[usize::from(e.untagged)];
+                let keep = (e.port != pi || hairpin) & h.forwarding & (h.flood & bit != 0);
+                if let Some(slot) = dst.get_mut(k) {
+                    slot.write(TxAction {
+                        port: PortId(e.port),
+                        frame,
+                        data,
+                    });
+                }
+                k += usize::from(keep);
+                h.tx_frames += u64::from(keep);
+                h.tx_bytes += len & u64::from(keep).wrapping_neg();
             }
-            let Some(h) = self.hot.get_mut(e.port as usize) else {
-                continue;
+            let k = k.min(dst.len());
+            // SAFETY: `k` is at most the spare capacity, and each of the first `k` spare slots
+            // was written above (slot `j` is written while `k == j`, before `k` can pass it).
+            #[allow(unsafe_code)]
+            unsafe {
+                out.actions.set_len(out.actions.len() + k)
             };
-            if h.forwarding && h.flood & bit != 0 {
-                emit(h, e, ing, vs, &mut self.scratch, out);
+            self.vlan_stats[vid].tx_frames += k as u64;
+        } else {
+            let vs = &mut self.vlan_stats[vid];
+            out.actions.reserve(self.flood[vid].len());
+            for &e in &self.flood[vid] {
+                if e.port as usize == pi && !hairpin {
+                    continue;
+                }
+                let Some(h) = self.hot.get_mut(e.port as usize) else {
+                    continue;
+                };
+                if h.forwarding && h.flood & bit != 0 {
+                    emit(h, e, ing, vs, &mut self.scratch, out);
+                }
             }
         }
         if let Some(Some(p)) = self.ports.get_mut(pi) {

@@ -148,6 +148,11 @@ pub struct Bridge {
     pub(crate) fid: Box<[u16]>,
     /// VID → egress member ports, ascending.
     pub(crate) flood: Vec<Vec<FloodEntry>>,
+    /// The smallest untagged frame limit (`max_len[0]`) of any present port: a frame that
+    /// fits it even with a tag pushed needs no per-copy size check when it is flooded.
+    pub(crate) min_max_len: u32,
+    /// The TPID every present port uses, or 0 if they differ.
+    pub(crate) uniform_tpid: u16,
     /// Mirror destination ports, ascending.
     pub(crate) monitors: Vec<u32>,
     /// Number of mirror source ports.
@@ -182,6 +187,8 @@ impl Bridge {
             fdb: Fdb::new(config.fdb, config.hash_key),
             fid: (0..4096u16).collect(),
             flood: vec![Vec::new(); 4096],
+            min_max_len: 0,
+            uniform_tpid: 0,
             monitors: Vec::new(),
             mirror_sources: 0,
             vlan_stats: vec![VlanStats::default(); 4096].into_boxed_slice(),
@@ -266,6 +273,7 @@ impl Bridge {
             self.ports.pop();
             self.hot.pop();
         }
+        self.refresh_flood_facts();
         self.sync_stp_states();
         Ok(port.cfg)
     }
@@ -431,6 +439,29 @@ impl Bridge {
         h.offloads = u8::from(c.offloads.checksum) | u8::from(c.offloads.lso) << 1;
         h.mirror_source = c.mirror == MirrorMode::Source;
         h.max_len = p.max_len.map(|l| l as u32);
+        self.refresh_flood_facts();
+    }
+
+    /// Recomputes [`min_max_len`](Self::min_max_len) and
+    /// [`uniform_tpid`](Self::uniform_tpid) (one pass over the ports, as configuration changes
+    /// already cost).
+    fn refresh_flood_facts(&mut self) {
+        let mut present = self.hot.iter().zip(&self.ports).filter(|(h, _)| h.present);
+        self.min_max_len = present
+            .clone()
+            .map(|(h, _)| h.max_len[0])
+            .min()
+            .unwrap_or(0);
+        let first = present
+            .next()
+            .and_then(|(_, p)| p.as_ref())
+            .map_or(0, |p| p.cfg.tpid.0);
+        self.uniform_tpid =
+            if present.all(|(_, p)| p.as_ref().is_some_and(|p| p.cfg.tpid.0 == first)) {
+                first
+            } else {
+                0
+            };
     }
 
     /// Copies spanning-tree port states into the ports that take part, applies the flushes

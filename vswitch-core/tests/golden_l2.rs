@@ -279,6 +279,48 @@ fn egress_tpid_of_the_egress_port_is_used() {
 }
 
 #[test]
+fn flooding_follows_tpid_and_mtu_reconfiguration() {
+    // The flood path keeps bridge-wide facts (one TPID for all ports, the smallest MTU): they
+    // must follow every configuration change, in both directions.
+    let mut br = bridge();
+    let c = br.add_port(trunk(&[100], None)).unwrap();
+    let mut s_cfg = trunk(&[100], None);
+    s_cfg.tpid = vswitch_core::frame::EtherType::QINQ;
+    let s = br.add_port(s_cfg.clone()).unwrap();
+    let f = eth(MacAddr::BROADCAST, mac(1))
+        .tag(0x8100, Tci::new(0, false, 100))
+        .payload(0x0800, &[0x45; 46]);
+    let tpid_at_s = |br: &mut vswitch_core::Bridge| {
+        let out = send(br, c, &f, 0);
+        let (port, bytes) = out.only();
+        assert_eq!(port, s);
+        [bytes[12], bytes[13]]
+    };
+    assert_eq!(tpid_at_s(&mut br), [0x88, 0xa8]);
+    s_cfg.tpid = vswitch_core::frame::EtherType::VLAN;
+    br.set_port_config(s, s_cfg.clone()).unwrap();
+    assert_eq!(tpid_at_s(&mut br), [0x81, 0x00]);
+    s_cfg.tpid = vswitch_core::frame::EtherType::QINQ;
+    br.set_port_config(s, s_cfg.clone()).unwrap();
+    assert_eq!(tpid_at_s(&mut br), [0x88, 0xa8]);
+
+    let big = eth(MacAddr::BROADCAST, mac(2))
+        .vlan(100)
+        .payload(0x0800, &[0x45; 1100]);
+    // Same TPID everywhere again, so only the MTU decides.
+    s_cfg.tpid = vswitch_core::frame::EtherType::VLAN;
+    s_cfg.mtu = 1000;
+    br.set_port_config(s, s_cfg.clone()).unwrap();
+    let d = br.add_port(trunk(&[100], None)).unwrap();
+    assert_eq!(send(&mut br, c, &big, 0).ports(), [d]);
+    s_cfg.mtu = 1500;
+    br.set_port_config(s, s_cfg.clone()).unwrap();
+    assert_eq!(send(&mut br, c, &big, 0).ports(), [s, d]);
+    br.remove_port(d).unwrap();
+    assert_eq!(send(&mut br, c, &big, 0).ports(), [s]);
+}
+
+#[test]
 fn learning_is_per_vlan() {
     let mut br = bridge();
     let t = br.add_port(trunk(&[10, 20], None)).unwrap();
