@@ -5,8 +5,7 @@
 //! same table sizes), cheaper per position: an entry is `position + 1` (0 = empty) in a
 //! `u16`, so a hash index or a position indexes its 64 Ki-entry table without a bounds
 //! check and the tables take half the cache. The price is clearing the used part of the
-//! two head tables at each chunk, which is sized to the chunk (a short chunk clears
-//! little).
+//! two head tables at each chunk.
 
 use super::super::alloc::{boxed::Box, vec};
 use super::mf::{load_u32, prefetch, walk, ChainFinder};
@@ -15,9 +14,8 @@ use super::mf::{load_u32, prefetch, walk, ChainFinder};
 pub(crate) const WINDOW: usize = 1 << 16;
 const MAX_HASH4_BITS: u32 = 16;
 const MAX_HASH3_BITS: u32 = 15;
-const MIN_HASH_BITS: u32 = 10;
-/// The smallest fixed 4-byte table (as [`HashChains`](super::mf::HashChains)).
-const MIN_FIXED_BITS: u32 = 14;
+/// The smallest 4-byte table (as [`HashChains`](super::mf::HashChains)).
+const MIN_HASH4_BITS: u32 = 14;
 
 type Table = Box<[u16; WINDOW]>;
 
@@ -43,8 +41,8 @@ pub(crate) struct SmallChains {
     /// Right shifts of [`hash16`] giving the 3-byte and 4-byte head indices.
     shift3: u32,
     shift4: u32,
-    /// Fixed table sizes (`log2`) from the maximum chunk, or sized per chunk.
-    fixed_bits: Option<u32>,
+    /// `log2` of the 4-byte table's size, from the maximum chunk.
+    bits4: u32,
     /// Head indices of the next position to insert.
     next: (u16, u16),
 }
@@ -60,7 +58,7 @@ impl SmallChains {
             prev: table(),
             shift3: 0,
             shift4: 0,
-            fixed_bits: Some((order + 1).clamp(MIN_FIXED_BITS, MAX_HASH4_BITS)),
+            bits4: (order + 1).clamp(MIN_HASH4_BITS, MAX_HASH4_BITS),
             next: (0, 0),
         }
     }
@@ -92,13 +90,7 @@ impl SmallChains {
 impl ChainFinder for SmallChains {
     fn reset(&mut self, data: &[u8]) {
         debug_assert!(data.len() <= WINDOW);
-        let bits4 = match self.fixed_bits {
-            Some(b) => b,
-            None => {
-                let order = data.len().next_power_of_two().trailing_zeros();
-                (order + 1).clamp(MIN_HASH_BITS, MAX_HASH4_BITS)
-            }
-        };
+        let bits4 = self.bits4;
         let bits3 = bits4.min(MAX_HASH3_BITS);
         self.shift3 = 16 - bits3;
         self.shift4 = 16 - bits4;
