@@ -8,7 +8,7 @@
 //! table of the newest position per hash; a hit at a multiple of the span whose three
 //! differences really agree is extended as far as they keep agreeing.
 
-use super::super::alloc::{vec, vec::Vec};
+use super::super::alloc::{boxed::Box, vec};
 use super::lzms::PAIR_SHIFT;
 use super::mf::prefetch;
 
@@ -24,15 +24,31 @@ pub(crate) struct DeltaMatch {
     pub(crate) pair: u32,
 }
 
-/// Newest position + 1 (0 = none) per hash of (span, alignment, three differences).
+/// Newest position per hash of (span, alignment, three differences), with that key.
 pub(crate) struct DeltaFinder {
-    table: Vec<u32>,
+    /// `key << 32 | position`; a key is never 0 (it holds the span), so an empty entry
+    /// matches nothing. Keeping the key makes a check one compare, with no read of the
+    /// buffer at the candidate.
+    table: Box<[u64; TABLE_LEN]>,
     bits: u32,
-    /// The differences and hashes of position `next_pos` for every power, computed (and
-    /// their slots prefetched) by the call at the position before.
-    next: [(u64, usize); POWERS],
-    next_pos: usize,
+    /// The keys and slots of positions `batch..batch + BATCH` for every power (filled a
+    /// batch at a time: straight loops over arrays, which the compiler vectorizes).
+    keys: [[u32; BATCH]; POWERS],
+    slots: [[u32; BATCH]; POWERS],
+    batch: usize,
 }
+
+/// Most hash bits (a table of 1 MiB).
+const MAX_BITS: u32 = 17;
+const TABLE_LEN: usize = 1 << MAX_BITS;
+/// Positions whose keys are computed together.
+const BATCH: usize = 64;
+/// The largest span.
+const MAX_SPAN: usize = 1 << (POWERS - 1);
+/// Bytes a batch reads: the largest span before it, and the differences hashed after.
+const WINDOW: usize = MAX_SPAN + BATCH + HASHED - 1;
+/// How many positions ahead the table slots are prefetched.
+const PREFETCH_AHEAD: usize = 2;
 
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
@@ -43,22 +59,18 @@ fn bytes_sub(a: u64, b: u64) -> u64 {
 }
 
 #[inline(always)]
-fn load64(buf: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(buf[i..i + 8].try_into().unwrap_or([0; 8]))
-}
-
-#[inline(always)]
 fn load32(buf: &[u8], i: usize) -> u64 {
     u64::from(u32::from_le_bytes(
         buf[i..i + 4].try_into().unwrap_or([0; 4]),
     ))
 }
 
-/// The differences `buf[i + k] - buf[i + k - span]` for k = 0..3 (the fourth byte is
-/// cleared).
+/// The hash key of position `pos` for span `span` whose first three differences are
+/// `d`: the differences, and above them the span plus the position modulo the span
+/// (which keeps differently aligned sequences apart). Never 0.
 #[inline(always)]
-fn diffs3(buf: &[u8], i: usize, span: usize) -> u64 {
-    bytes_sub(load32(buf, i), load32(buf, i - span)) & 0xff_ffff
+fn key(d: u64, pos: usize, span: usize) -> u32 {
+    d as u32 | (((span + (pos & (span - 1))) as u32) << 24)
 }
 
 /// Whether the first two differences at `a` and `b` with span `span` agree (`b + 4 <=
@@ -81,54 +93,92 @@ pub(crate) fn delta_len(
     start: usize,
     max: usize,
 ) -> usize {
-    let mut n = start;
-    while n + 8 <= max {
-        let x = bytes_sub(load64(buf, a + n), load64(buf, a + n - span));
-        let y = bytes_sub(load64(buf, b + n), load64(buf, b + n - span));
-        if x != y {
-            return n + ((x ^ y).trailing_zeros() / 8) as usize;
+    if start >= max {
+        return start;
+    }
+    // Each side and the bytes a span before it as slices of `max - start` bytes: the
+    // word loads below need no bounds checks.
+    let n = max - start;
+    let (a, b) = (a + start, b + start);
+    let (x, xs) = (&buf[a..a + n], &buf[a - span..a - span + n]);
+    let (y, ys) = (&buf[b..b + n], &buf[b - span..b - span + n]);
+    let words = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
+    let mut i = 0;
+    while i + 8 <= n {
+        let d = bytes_sub(words(x, i), words(xs, i)) ^ bytes_sub(words(y, i), words(ys, i));
+        if d != 0 {
+            return start + i + (d.trailing_zeros() / 8) as usize;
         }
-        n += 8;
+        i += 8;
     }
-    while n < max
-        && buf[a + n].wrapping_sub(buf[a + n - span]) == buf[b + n].wrapping_sub(buf[b + n - span])
-    {
-        n += 1;
+    while i < n && x[i].wrapping_sub(xs[i]) == y[i].wrapping_sub(ys[i]) {
+        i += 1;
     }
-    n
+    start + i
 }
 
 impl DeltaFinder {
     pub(crate) fn new(max_chunk: usize) -> Self {
         let order = max_chunk.next_power_of_two().trailing_zeros();
-        let bits = order.clamp(12, 17);
+        let bits = order.clamp(12, MAX_BITS);
         DeltaFinder {
-            table: vec![0; 1 << bits],
+            table: vec![0u64; TABLE_LEN]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the vector has TABLE_LEN entries")),
             bits,
-            next: [(0, 0); POWERS],
-            next_pos: 0,
+            keys: [[0; BATCH]; POWERS],
+            slots: [[0; BATCH]; POWERS],
+            batch: usize::MAX,
         }
     }
 
     /// Forgets the previous chunk.
     pub(crate) fn reset(&mut self) {
-        self.table.fill(0);
-        self.next_pos = 0;
+        self.table[..1 << self.bits].fill(0);
+        self.batch = usize::MAX;
     }
 
-    /// The hash of three differences `d` at `pos` with span `span`.
+    /// The table slot of `key`.
     #[inline(always)]
-    fn hash(&self, d: u64, pos: usize, span: usize) -> usize {
-        let v = d as u32 | (((span + (pos & (span - 1))) as u32) << 24);
-        (v.wrapping_mul(0x1e35_a7bd) >> (32 - self.bits)) as usize
+    fn slot(&self, key: u32) -> usize {
+        (key.wrapping_mul(0x1e35_a7bd) >> (32 - self.bits)) as usize
+    }
+
+    /// Computes the keys and slots of the batch of positions from `start` (at least
+    /// [`MAX_SPAN`]); bytes past the end of `buf` count as 0 (the positions that would
+    /// need them are never looked up).
+    fn fill(&mut self, buf: &[u8], start: usize) {
+        let mut w = [0u8; WINDOW];
+        let src = &buf[start - MAX_SPAN..buf.len().min(start - MAX_SPAN + WINDOW)];
+        w[..src.len()].copy_from_slice(src);
+        let shift = 32 - self.bits;
+        for power in 0..POWERS {
+            let span = 1 << power;
+            let mut d = [0u8; BATCH + HASHED - 1];
+            let now = &w[MAX_SPAN..];
+            let before = &w[MAX_SPAN - span..];
+            for ((d, &a), &b) in d.iter_mut().zip(now).zip(before) {
+                *d = a.wrapping_sub(b);
+            }
+            let (keys, slots) = (&mut self.keys[power], &mut self.slots[power]);
+            let align = span - 1;
+            for (i, (k, h)) in keys.iter_mut().zip(slots.iter_mut()).enumerate() {
+                let tag = (span + ((start + i) & align)) as u32;
+                let v = u32::from(d[i])
+                    | u32::from(d[i + 1]) << 8
+                    | u32::from(d[i + 2]) << 16
+                    | tag << 24;
+                *k = v;
+                *h = v.wrapping_mul(0x1e35_a7bd) >> shift;
+            }
+        }
+        self.batch = start;
     }
 
     /// Inserts `pos` (which needs `HASHED + 1` bytes from it) for every power and stores
     /// in `out` the delta matches found there, up to `max_len` bytes each; returns how
     /// many.
-    // Plain index loops over the powers: they unroll to straight-line code, where the
-    // iterator adapters did not (measured).
-    #[allow(clippy::needless_range_loop)]
     #[inline]
     pub(crate) fn find(
         &mut self,
@@ -140,84 +190,196 @@ impl DeltaFinder {
         if pos + HASHED >= buf.len() {
             return 0;
         }
-        // The differences and hashes for every span: from the call before, or from one
-        // window (constant indices once the loop over the powers is unrolled), which
-        // also gives the next position's (their slots are prefetched for the next call),
-        // or one by one near the start.
-        const BACK: usize = 1 << (POWERS - 1);
         let mut found = 0;
-        if let Some(w) = pos
-            .checked_sub(BACK)
-            .and_then(|from| buf.get(from..pos + 5))
-            .and_then(|w| <&[u8; BACK + 5]>::try_from(w).ok())
-        {
-            let at = |i: usize| u64::from(u32::from_le_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]));
-            let (now, next) = (at(BACK), at(BACK + 1));
-            let reuse = self.next_pos == pos && pos != 0;
-            self.next_pos = pos + 1;
-            for power in 0..POWERS {
-                let span = 1 << power;
-                let (d, h) = if reuse {
-                    self.next[power]
-                } else {
-                    let d = bytes_sub(now, at(BACK - span)) & 0xff_ffff;
-                    (d, self.hash(d, pos, span))
-                };
-                let dn = bytes_sub(next, at(BACK + 1 - span)) & 0xff_ffff;
-                let hn = self.hash(dn, pos + 1, span);
-                prefetch(&self.table[hn]);
-                self.next[power] = (dn, hn);
-                found += self.try_power(buf, pos, power, (d, h), max_len, &mut out[found]);
-            }
-        } else {
+        if pos < MAX_SPAN {
+            // Near the start, one by one, for the spans that fit.
             let powers = POWERS.min(usize::BITS as usize - pos.leading_zeros() as usize);
             for power in 0..powers {
-                let d = diffs3(buf, pos, 1 << power);
-                let h = self.hash(d, pos, 1 << power);
-                found += self.try_power(buf, pos, power, (d, h), max_len, &mut out[found]);
+                let span = 1 << power;
+                let d = bytes_sub(load32(buf, pos), load32(buf, pos - span)) & 0xff_ffff;
+                let k = key(d, pos, span);
+                if let Some(m) = self.try_power(buf, pos, power, k, self.slot(k), max_len) {
+                    out[found] = m;
+                    found += 1;
+                }
+            }
+            return found;
+        }
+        let mut i = pos.wrapping_sub(self.batch);
+        if pos < self.batch || i >= BATCH {
+            self.fill(buf, pos);
+            i = 0;
+        }
+        let ahead = i + PREFETCH_AHEAD;
+        for power in 0..POWERS {
+            if ahead < BATCH {
+                prefetch(&self.table[self.slots[power][ahead] as usize % TABLE_LEN]);
+            }
+            let (k, h) = (self.keys[power][i], self.slots[power][i] as usize);
+            if let Some(m) = self.try_power(buf, pos, power, k, h, max_len) {
+                out[found % POWERS] = m;
+                found += 1;
             }
         }
         found
     }
 
-    /// Inserts `pos` for `power` (differences and hash `(d, h)`) and checks the entry it
-    /// replaces: 1 with the match in `out`, else 0.
+    /// Inserts `pos` for `power` (key `k`, slot `h`) and checks the entry it replaces.
     #[inline(always)]
     fn try_power(
         &mut self,
         buf: &[u8],
         pos: usize,
         power: usize,
-        (d, h): (u64, usize),
+        k: u32,
+        h: usize,
         max_len: usize,
-        out: &mut DeltaMatch,
-    ) -> usize {
-        let span = 1usize << power;
-        let cand = core::mem::replace(&mut self.table[h], pos as u32 + 1) as usize;
-        // (An entry just made for another power of this position may collide.)
-        if cand == 0 || cand > pos {
-            return 0;
+    ) -> Option<DeltaMatch> {
+        let slot = &mut self.table[h % TABLE_LEN];
+        let old = core::mem::replace(slot, u64::from(k) << 32 | pos as u64);
+        // The same key: the same span, the same alignment (so the offset is a multiple
+        // of the span) and the same three differences; the position is an earlier one
+        // (this position's entries for other powers have other spans).
+        if (old >> 32) as u32 != k {
+            return None;
         }
-        let c = cand - 1;
-        let off = pos - c;
-        let raw = off >> power;
-        if off & (span - 1) != 0 || c < span || raw >= (1 << PAIR_SHIFT) - 3 {
-            return 0;
+        let c = old as u32 as usize;
+        let raw = (pos - c) >> power;
+        if raw >= (1 << PAIR_SHIFT) - 3 {
+            return None;
         }
-        if diffs3(buf, c, span) != d {
-            return 0;
-        }
-        *out = DeltaMatch {
-            len: delta_len(buf, c, pos, span, HASHED, max_len) as u32,
+        Some(DeltaMatch {
+            len: delta_len(buf, c, pos, 1 << power, HASHED, max_len) as u32,
             pair: ((power as u32) << PAIR_SHIFT) | raw as u32,
-        };
-        1
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// What the finder must report, computed byte by byte: per power, the newest earlier
+    /// position that hashed to the same slot (a table of one entry per slot), if its span,
+    /// alignment and three differences are this position's, extended as far as the
+    /// differences agree.
+    fn reference(buf: &[u8], bits: u32, max_len: impl Fn(usize) -> usize) -> Vec<Vec<(u32, u32)>> {
+        let mut table: HashMap<u32, (u32, usize)> = HashMap::new();
+        let diff = |i: usize, span: usize| buf[i].wrapping_sub(buf[i - span]);
+        let mut all = Vec::new();
+        for pos in 0..buf.len() {
+            let mut here = Vec::new();
+            if pos + HASHED < buf.len() {
+                for power in 0..POWERS {
+                    let span = 1usize << power;
+                    if span > pos {
+                        break;
+                    }
+                    let d = [diff(pos, span), diff(pos + 1, span), diff(pos + 2, span)];
+                    let tag = (span + pos % span) as u32;
+                    let k = u32::from_le_bytes([d[0], d[1], d[2], tag as u8]);
+                    let slot = k.wrapping_mul(0x1e35_a7bd) >> (32 - bits);
+                    if let Some(&(old, c)) = table.get(&slot) {
+                        let raw = (pos - c) / span;
+                        if old == k && raw < (1 << PAIR_SHIFT) - 3 {
+                            let mut len = HASHED;
+                            while len < max_len(pos) && diff(c + len, span) == diff(pos + len, span)
+                            {
+                                len += 1;
+                            }
+                            here.push((len as u32, ((power as u32) << PAIR_SHIFT) | raw as u32));
+                        }
+                    }
+                    table.insert(slot, (k, pos));
+                }
+            }
+            all.push(here);
+        }
+        all
+    }
+
+    fn finder_output(buf: &[u8], max_len: impl Fn(usize) -> usize) -> (Vec<Vec<(u32, u32)>>, u32) {
+        let mut f = DeltaFinder::new(buf.len());
+        let mut out = [DeltaMatch::default(); POWERS];
+        let all = (0..buf.len())
+            .map(|pos| {
+                let n = f.find(buf, pos, max_len(pos), &mut out);
+                out[..n].iter().map(|m| (m.len, m.pair)).collect()
+            })
+            .collect();
+        (all, f.bits)
+    }
+
+    fn check(buf: &[u8]) {
+        let max_len = |pos: usize| buf.len() - pos;
+        let (got, bits) = finder_output(buf, max_len);
+        assert_eq!(got, reference(buf, bits, max_len));
+    }
+
+    proptest! {
+        #[test]
+        fn matches_equal_the_reference_on_random_data(buf in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            check(&buf);
+        }
+
+        #[test]
+        fn matches_equal_the_reference_on_records(
+            record in proptest::collection::vec(any::<u8>(), 1..40),
+            step in proptest::collection::vec(any::<u8>(), 1..40),
+            n in 1usize..200,
+            noise in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..20),
+        ) {
+            // Records that change by a fixed step (what delta matches are for), with some
+            // bytes overwritten.
+            let mut buf = Vec::new();
+            let mut r = record.clone();
+            for _ in 0..n {
+                buf.extend_from_slice(&r);
+                for (b, s) in r.iter_mut().zip(step.iter().cycle()) {
+                    *b = b.wrapping_add(*s);
+                }
+            }
+            for (i, b) in noise {
+                let len = buf.len();
+                buf[i % len] = b;
+            }
+            check(&buf);
+        }
+    }
+
+    #[test]
+    fn matches_equal_the_reference_across_batches_and_gaps() {
+        // Positions visited out of batch order: a chunk whose parse skips stretches.
+        let buf: Vec<u8> = (0..5000u32).map(|i| (i * i / 7 + i % 13) as u8).collect();
+        let mut f = DeltaFinder::new(buf.len());
+        let mut out = [DeltaMatch::default(); POWERS];
+        let want = reference(&buf, f.bits, |pos| buf.len() - pos);
+        let mut pos = 0;
+        while pos < buf.len() {
+            let n = f.find(&buf, pos, buf.len() - pos, &mut out);
+            let got: Vec<(u32, u32)> = out[..n].iter().map(|m| (m.len, m.pair)).collect();
+            // After a gap the finder misses the skipped positions' entries, so only
+            // matches it reports are checked against the bytes.
+            for &(len, pair) in &got {
+                let power = pair >> PAIR_SHIFT;
+                let span = 1usize << power;
+                let off = ((pair & ((1 << PAIR_SHIFT) - 1)) as usize) << power;
+                let c = pos - off;
+                for k in 0..len as usize {
+                    assert_eq!(
+                        buf[c + k].wrapping_sub(buf[c + k - span]),
+                        buf[pos + k].wrapping_sub(buf[pos + k - span])
+                    );
+                }
+            }
+            if pos < 100 {
+                assert_eq!(got, want[pos], "position {pos}");
+            }
+            pos += 1 + (pos % 97 == 0) as usize * 70;
+        }
+    }
 
     #[test]
     fn bytewise_subtraction_has_no_borrows() {
