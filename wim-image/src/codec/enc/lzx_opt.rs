@@ -72,8 +72,10 @@ impl Prices {
 pub(crate) struct Optimal<T> {
     bt: BinaryTrees<T>,
     passes: u32,
+    /// The block's matches, per position: see [`find_matches`](Self::find_matches).
     cache: Vec<Match>,
-    starts: Vec<u32>,
+    /// Matches (headers not counted) after which positions get no more.
+    cache_limit: usize,
     nodes: Vec<Node>,
     /// Packed queues ([`pack`]), by position modulo [`QUEUE_RING`].
     queues: Vec<u64>,
@@ -86,8 +88,8 @@ impl<T: Table> Optimal<T> {
         Optimal {
             bt: BinaryTrees::new(max_chunk, true),
             passes,
-            cache: Vec::with_capacity(block * CACHE_PER_POS + MAX_MATCH + 2),
-            starts: vec![0; block + 1],
+            cache: Vec::with_capacity(block * (CACHE_PER_POS + 1) + MAX_MATCH + 2),
+            cache_limit: block * CACHE_PER_POS,
             nodes: vec![Node::default(); block + 1],
             queues: vec![0; QUEUE_RING],
             prices: Prices {
@@ -134,6 +136,11 @@ impl<T: Table> Optimal<T> {
         out_queue
     }
 
+    /// Fills the match cache for the block: for each position a header entry (`len` =
+    /// the number of matches that follow), then its matches, each `len` holding the
+    /// length in its low 16 bits and the offset slot above. (Out of line, like
+    /// [`min_cost_path`](Self::min_cost_path): each loop gets the registers to itself.)
+    #[inline(never)]
     fn find_matches(&mut self, buf: &[u8], start: usize, end: usize, search: Search) {
         let Search {
             depth,
@@ -141,7 +148,7 @@ impl<T: Table> Optimal<T> {
             max_offset,
         } = search;
         self.cache.clear();
-        let limit = self.cache.capacity() - MAX_MATCH - 2;
+        let limit = self.cache_limit;
         let probe = Probe {
             max_len: MAX_MATCH,
             nice_len: nice,
@@ -155,23 +162,28 @@ impl<T: Table> Optimal<T> {
         };
         let mut i = start;
         while i < end {
-            self.starts[i - start] = self.cache.len() as u32;
-            let longest = if self.cache.len() < limit {
+            let head = self.cache.len();
+            self.cache.push(Match::default());
+            let longest = if head - (i - start) < limit {
                 self.bt.matches(buf, i, probe, &mut self.cache)
             } else {
                 self.bt.skip(buf, i, probe)
             };
+            let (h, found) = self.cache[head..].split_at_mut(1);
+            h[0].len = found.len() as u32;
+            for m in found {
+                m.len |= (offset_slot(m.off) as u32) << 16;
+            }
             i += 1;
             if longest >= nice {
                 let stop = (i - 1 + longest).min(end);
                 while i < stop {
-                    self.starts[i - start] = self.cache.len() as u32;
+                    self.cache.push(Match::default());
                     self.bt.skip(buf, i, inside);
                     i += 1;
                 }
             }
         }
-        self.starts[end - start] = self.cache.len() as u32;
     }
 
     fn initial_prices(&mut self, block: &[u8], num_main: usize) {
@@ -196,50 +208,41 @@ impl<T: Table> Optimal<T> {
 
     /// Forward relaxation over the block; leaves the cheapest arrivals in `nodes` and
     /// returns the repeat-offset queue at the end.
+    #[inline(never)]
     fn min_cost_path(&mut self, buf: &[u8], start: usize, end: usize, queue: [u32; 3]) -> [u32; 3] {
         let n = end - start;
         let nodes = &mut self.nodes[..=n];
-        for node in nodes.iter_mut() {
-            node.cost = INFINITE;
-        }
-        nodes[0] = Node { cost: 0, item: 0 };
+        nodes.fill(Node {
+            cost: INFINITE,
+            item: 0,
+        });
+        nodes[0].cost = 0;
         let queues: &mut [u64; QUEUE_RING] = (&mut self.queues[..QUEUE_RING])
             .try_into()
             .unwrap_or_else(|_| unreachable!("the ring has QUEUE_RING entries"));
         queues[0] = pack(queue);
         let main = &self.prices.main;
-        let rows = &self.prices.matches;
+        let rows = &self.prices.matches[..];
         let block = &buf[..end];
+        let cache = &self.cache[..];
+        let mut next_entry = 0;
         for i in 0..n {
             let c0 = nodes[i].cost;
             let packed = queues[i % QUEUE_RING];
             let pos = start + i;
-            let (s, e) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+            let count = cache[next_entry].len as usize;
+            let matches = &cache[next_entry + 1..next_entry + 1 + count];
+            next_entry += 1 + count;
             let max_len = (n - i).min(MAX_MATCH);
-            if s != e && max_len >= MIN_MATCH {
-                let targets = &mut nodes[i..=i + max_len];
-                let here = load_u16(block, pos);
-                // The next length to offer: each length goes to its first source only.
-                let mut next = MIN_MATCH;
-                for (r, off) in unpack(packed).into_iter().enumerate() {
-                    let off = off as usize;
-                    if off > pos || load_u16(block, pos - off) != here {
-                        continue;
-                    }
-                    let len = match_len(block, pos - off, pos, 2, max_len);
-                    if len >= next {
-                        offer(targets, next, len, c0, &rows[r], r as u32);
-                        next = len + 1;
-                    }
-                }
-                for m in &self.cache[s..e] {
-                    let len = (m.len as usize).min(max_len);
-                    if len >= next {
-                        let row = &rows[offset_slot(m.off)];
-                        offer(targets, next, len, c0, row, m.off + 2);
-                        next = len + 1;
-                    }
-                }
+            if count != 0 && max_len >= MIN_MATCH {
+                relax(
+                    &mut nodes[i..=i + max_len],
+                    block,
+                    pos,
+                    packed,
+                    matches,
+                    rows,
+                );
             }
             // The literal; then node `i + 1` is final: settle the queue it leaves.
             let byte = u32::from(block[pos]);
@@ -294,6 +297,7 @@ fn load_u16(buf: &[u8], pos: usize) -> u16 {
 
 /// Bits per offset in a packed queue (LZX offsets are below 2^21).
 const OFFSET_BITS: u32 = 21;
+const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
 
 /// A repeat-offset queue in one word, entry 0 lowest.
 #[inline(always)]
@@ -309,6 +313,44 @@ fn unpack(p: u64) -> [u32; 3] {
         (p >> OFFSET_BITS & mask) as u32,
         (p >> (2 * OFFSET_BITS) & mask) as u32,
     ]
+}
+
+/// Relaxes the matches at `pos` (`targets[0]` is its node; `targets.len() - 1` is the
+/// longest length allowed, at least 2): the repeat offsets of queue `packed`, then the
+/// cached `matches`, each length from its first source only. Out of line: half the
+/// positions have no matches, and their loop stays small.
+#[inline(never)]
+fn relax(
+    targets: &mut [Node],
+    hist: &[u8],
+    pos: usize,
+    packed: u64,
+    matches: &[Match],
+    rows: &[[u32; NUM_LENS]],
+) {
+    let max_len = targets.len() - 1;
+    let c0 = targets[0].cost;
+    let here = load_u16(hist, pos);
+    // The next length to offer.
+    let mut next = MIN_MATCH;
+    for r in 0..3 {
+        let off = (packed >> (r * OFFSET_BITS)) as usize & OFFSET_MASK;
+        if off <= pos && load_u16(hist, pos - off) == here {
+            let len = match_len(hist, pos - off, pos, 2, max_len);
+            if len >= next {
+                offer(targets, next, len, c0, &rows[r as usize], r);
+                next = len + 1;
+            }
+        }
+    }
+    for m in matches {
+        let len = ((m.len & 0xffff) as usize).min(max_len);
+        if len >= next {
+            let row = &rows[(m.len >> 16) as usize];
+            offer(targets, next, len, c0, row, m.off + 2);
+            next = len + 1;
+        }
+    }
 }
 
 /// Offers a match with offset code `code` of every length `lo..=hi` (`lo >= 2`) from

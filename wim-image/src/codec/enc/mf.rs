@@ -27,21 +27,21 @@ fn hash(v: u32, bits: u32) -> usize {
 /// most `max` (the caller guarantees `b + max <= data.len()`).
 #[inline(always)]
 pub(crate) fn match_len(data: &[u8], a: usize, b: usize, start: usize, max: usize) -> usize {
-    // Both sides as slices of the same length: the loop needs no bounds checks.
-    let (x, y) = (&data[a + start..a + max], &data[b + start..b + max]);
-    let mut n = 0;
-    for (p, q) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
-        let p = u64::from_le_bytes(p.try_into().unwrap_or([0; 8]));
-        let q = u64::from_le_bytes(q.try_into().unwrap_or([0; 8]));
+    // Both sides as slices of length `max`: the word loads need no bounds checks.
+    let (x, y) = (&data[a..a + max], &data[b..b + max]);
+    let mut n = start;
+    while n + 8 <= max {
+        let p = u64::from_le_bytes(x[n..n + 8].try_into().unwrap_or([0; 8]));
+        let q = u64::from_le_bytes(y[n..n + 8].try_into().unwrap_or([0; 8]));
         if p != q {
-            return start + n + ((p ^ q).trailing_zeros() / 8) as usize;
+            return n + ((p ^ q).trailing_zeros() / 8) as usize;
         }
         n += 8;
     }
-    while n < x.len() && x[n] == y[n] {
+    while n < max && x[n] == y[n] {
         n += 1;
     }
-    start + n
+    n
 }
 
 /// The hash heads both finders share. Entries are `base + position`; raising the base at
