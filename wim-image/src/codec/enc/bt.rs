@@ -12,7 +12,7 @@
 //! bounds-checked), larger ones 32-bit entries ([`Large`]).
 
 use super::super::alloc::{boxed::Box, vec, vec::Vec};
-use super::mf::{load_u32, match_len, prefetch, Match};
+use super::mf::{common_len, load_u32, prefetch, Match};
 
 /// Hash table sizes: 2^(log2(chunk) + 1) four-byte heads within these bounds, and at most
 /// 2^15 three-byte heads.
@@ -133,6 +133,10 @@ pub(crate) struct BinaryTrees<T> {
     children: T,
     bits3: u32,
     bits4: u32,
+    /// The position whose 3- and 4-byte head indices `next` holds (computed, and their
+    /// slots prefetched, by the call for the position before).
+    next_pos: usize,
+    next: (usize, usize),
 }
 
 /// How one position is inserted: the match-search effort and the lengths wanted.
@@ -165,6 +169,8 @@ impl<T: Table> BinaryTrees<T> {
             children: T::with_len(2 * max_chunk),
             bits3,
             bits4,
+            next_pos: usize::MAX,
+            next: (0, 0),
         }
     }
 
@@ -176,6 +182,13 @@ impl<T: Table> BinaryTrees<T> {
         if self.hash2 {
             self.head2.clear(1 << HASH2_BITS);
         }
+        self.next_pos = usize::MAX;
+    }
+
+    /// The 3- and 4-byte head indices of the four bytes `v`.
+    #[inline(always)]
+    fn heads(&self, v: u32) -> (usize, usize) {
+        (hash(v & 0xff_ffff, self.bits3), hash(v, self.bits4))
     }
 
     /// Inserts `pos` and appends its matches to `out` (lengths strictly increasing, from
@@ -213,14 +226,21 @@ impl<T: Table> BinaryTrees<T> {
         }
         let me = pos + 1;
         let v = load_u32(data, pos);
-        let (h3, h4) = (hash(v & 0xff_ffff, self.bits3), hash(v, self.bits4));
+        let (h3, h4) = if pos == self.next_pos {
+            self.next
+        } else {
+            self.heads(v)
+        };
+        // The next position's heads, for the next call (usually `pos + 1`).
+        if pos + 5 <= data.len() {
+            self.next = self.heads(load_u32(data, me));
+            self.next_pos = me;
+            self.head4.prefetch(self.next.1);
+            self.head3.prefetch(self.next.0);
+        }
         let cand3 = self.head3.replace(h3, me);
         let cand3_old = self.head3_old.replace(h3, cand3);
         let mut cand = self.head4.replace(h4, me);
-        if pos + 5 <= data.len() {
-            self.head4
-                .prefetch(hash(load_u32(data, pos + 1), self.bits4));
-        }
         let cand2 = if self.hash2 {
             self.head2.replace(hash(v & 0xffff, HASH2_BITS), me)
         } else {
@@ -251,8 +271,10 @@ impl<T: Table> BinaryTrees<T> {
         let (mut lt_slot, mut gt_slot) = (2 * pos, 2 * pos + 1);
         let (mut lt_len, mut gt_len) = (0usize, 0usize);
         let mut depth = probe.depth;
-        // Candidates are earlier positions and compared lengths stay below `max_len`.
-        let window = &data[..pos + max_len];
+        // The bytes from here, and from each candidate (an earlier position), as slices
+        // of `max_len` bytes; compared lengths stay below `max_len` (a match that long
+        // reaches `nice_len` and ends the walk).
+        let here = &data[pos..pos + max_len];
         loop {
             if cand < limit || depth == 0 {
                 self.children.set(lt_slot, 0);
@@ -262,9 +284,11 @@ impl<T: Table> BinaryTrees<T> {
             let c = cand - 1;
             debug_assert!(c < pos);
             depth -= 1;
+            let there = &data[c..c + max_len];
             let mut len = lt_len.min(gt_len);
-            if window[c + len] == window[pos + len] {
-                len = match_len(window, c, pos, len + 1, max_len);
+            let (mut a, mut b) = (there[len], here[len]);
+            if a == b {
+                len = common_len(there, here, len + 1);
                 if len > best {
                     best = len;
                     if RECORD {
@@ -279,8 +303,9 @@ impl<T: Table> BinaryTrees<T> {
                     self.children.set(gt_slot, self.children.get(2 * c + 1));
                     return best;
                 }
+                (a, b) = (there[len], here[len]);
             }
-            if window[c + len] < window[pos + len] {
+            if a < b {
                 self.children.set(lt_slot, cand);
                 lt_slot = 2 * c + 1;
                 cand = self.children.get(lt_slot);

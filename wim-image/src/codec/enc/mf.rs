@@ -27,8 +27,14 @@ fn hash(v: u32, bits: u32) -> usize {
 /// most `max` (the caller guarantees `b + max <= data.len()`).
 #[inline(always)]
 pub(crate) fn match_len(data: &[u8], a: usize, b: usize, start: usize, max: usize) -> usize {
-    // Both sides as slices of length `max`: the word loads need no bounds checks.
-    let (x, y) = (&data[a..a + max], &data[b..b + max]);
+    common_len(&data[a..a + max], &data[b..b + max], start)
+}
+
+/// Length of the common prefix of `x` and `y` (of equal length), from `start`.
+#[inline(always)]
+pub(crate) fn common_len(x: &[u8], y: &[u8], start: usize) -> usize {
+    let max = x.len().min(y.len());
+    let (x, y) = (&x[..max], &y[..max]);
     let mut n = start;
     while n + 8 <= max {
         let p = u64::from_le_bytes(x[n..n + 8].try_into().unwrap_or([0; 8]));
