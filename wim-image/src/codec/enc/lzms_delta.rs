@@ -73,13 +73,13 @@ fn key(d: u64, pos: usize, span: usize) -> u32 {
     d as u32 | (((span + (pos & (span - 1))) as u32) << 24)
 }
 
-/// Whether the first two differences at `a` and `b` with span `span` agree (`b + 4 <=
-/// buf.len()`, `a >= span`).
+/// Whether the first two differences at `a` and `b` with span `span` agree (`a < b`,
+/// `a >= span`, `b + 2 <= buf.len()`).
 #[inline(always)]
 pub(crate) fn delta_starts(buf: &[u8], a: usize, b: usize, span: usize) -> bool {
-    let x = bytes_sub(load32(buf, a), load32(buf, a - span));
-    let y = bytes_sub(load32(buf, b), load32(buf, b - span));
-    (x ^ y) & 0xffff == 0
+    let (x, y) = (&buf[a - span..a + 2], &buf[b - span..b + 2]);
+    x[span].wrapping_sub(x[0]) == y[span].wrapping_sub(y[0])
+        && x[span + 1].wrapping_sub(x[1]) == y[span + 1].wrapping_sub(y[1])
 }
 
 /// How far the differences at `a` and `b` (`a < b`) with span `span` agree, from `start`
@@ -210,18 +210,40 @@ impl DeltaFinder {
             self.fill(buf, pos);
             i = 0;
         }
-        let ahead = i + PREFETCH_AHEAD;
-        for power in 0..POWERS {
-            if ahead < BATCH {
-                prefetch(&self.table[self.slots[power][ahead] as usize % TABLE_LEN]);
-            }
-            let (k, h) = (self.keys[power][i], self.slots[power][i] as usize);
-            if let Some(m) = self.try_power(buf, pos, power, k, h, max_len) {
-                out[found % POWERS] = m;
-                found += 1;
+        // One call per power with the power a constant: the loop unrolls and the spans
+        // and shifts fold.
+        const _: () = assert!(POWERS == 6, "one call per power");
+        self.at::<0>(buf, pos, i, max_len, out, &mut found);
+        self.at::<1>(buf, pos, i, max_len, out, &mut found);
+        self.at::<2>(buf, pos, i, max_len, out, &mut found);
+        self.at::<3>(buf, pos, i, max_len, out, &mut found);
+        self.at::<4>(buf, pos, i, max_len, out, &mut found);
+        self.at::<5>(buf, pos, i, max_len, out, &mut found);
+        found
+    }
+
+    /// [`find`](Self::find) for power `P` at entry `i` of the batch.
+    #[inline(always)]
+    fn at<const P: usize>(
+        &mut self,
+        buf: &[u8],
+        pos: usize,
+        i: usize,
+        max_len: usize,
+        out: &mut [DeltaMatch; POWERS],
+        found: &mut usize,
+    ) {
+        let (keys, slots) = (&self.keys[P], &self.slots[P]);
+        if let Some(&ahead) = slots.get(i + PREFETCH_AHEAD) {
+            prefetch(&self.table[ahead as usize % TABLE_LEN]);
+        }
+        let (k, h) = (keys[i % BATCH], slots[i % BATCH] as usize);
+        if let Some(m) = self.try_power(buf, pos, P, k, h, max_len) {
+            if let Some(o) = out.get_mut(*found) {
+                *o = m;
+                *found += 1;
             }
         }
-        found
     }
 
     /// Inserts `pos` for `power` (key `k`, slot `h`) and checks the entry it replaces.

@@ -52,40 +52,56 @@ fn bit1(p: &Probability) -> u32 {
 /// Offers `item` (with the items before it) as an arrival at node `to`.
 #[inline(always)]
 fn relax(
-    nodes: &mut [Node],
+    nodes: &mut Nodes,
     to: usize,
     cost: u32,
     item: LzmsItem,
     before: [LzmsItem; 2],
     num_before: u8,
 ) {
-    let node = &mut nodes[to];
-    if cost < node.cost {
-        node.cost = cost;
-        node.item = item;
-        node.before = before;
-        node.num_before = num_before;
+    if cost < nodes.cost[to] {
+        nodes.cost[to] = cost;
+        nodes.arrival[to] = Arrival {
+            item,
+            before,
+            num_before,
+        };
     }
 }
 
+/// How the cheapest arrival at a node came: its last item and, for a multi-item step,
+/// the items before it (latest first).
 #[derive(Clone, Copy)]
-struct Node {
-    cost: u32,
-    /// The last item of the cheapest arrival and, for a multi-item step, the items before
-    /// it (latest first).
+struct Arrival {
     item: LzmsItem,
     before: [LzmsItem; 2],
     num_before: u8,
-    state: State,
 }
 
-const UNREACHED: Node = Node {
-    cost: INFINITE,
+const NO_ARRIVAL: Arrival = Arrival {
     item: LzmsItem { len: 0, src: 0 },
     before: [LzmsItem { len: 0, src: 0 }; 2],
     num_before: 0,
-    state: State::INITIAL,
 };
+
+/// The nodes of a stretch, one per position, as parallel arrays: the relaxation loops
+/// compare many costs and rarely write an arrival, so the costs are kept dense.
+struct Nodes {
+    cost: Vec<u32>,
+    arrival: Vec<Arrival>,
+    /// The adaptive state after the cheapest arrival (set once the node is final).
+    state: Vec<State>,
+}
+
+impl Nodes {
+    fn new(len: usize) -> Self {
+        Nodes {
+            cost: vec![INFINITE; len],
+            arrival: vec![NO_ARRIVAL; len],
+            state: vec![State::INITIAL; len],
+        }
+    }
+}
 
 /// Parameters by level (as wimlib scales them).
 struct Params {
@@ -106,7 +122,7 @@ pub(crate) struct LzmsEncoder {
     head2: Vec<u32>,
     delta: DeltaFinder,
     coder: Box<ItemCoder>,
-    nodes: Vec<Node>,
+    nodes: Nodes,
     matches: Vec<Match>,
     path: Vec<LzmsItem>,
     /// Length → cost, for the length code of generation `len_gen`.
@@ -125,7 +141,7 @@ impl LzmsEncoder {
             head2: vec![0; 1 << 16],
             delta: DeltaFinder::new(max_chunk),
             coder: Box::new(ItemCoder::new(max_chunk)),
-            nodes: vec![UNREACHED; STRETCH + 2 * MAX_NICE + 2],
+            nodes: Nodes::new(STRETCH + 2 * MAX_NICE + 2),
             matches: Vec::with_capacity(MAX_NICE + 1),
             path: Vec::with_capacity(STRETCH + 2),
             len_cost: [0; MAX_NICE + 1],
@@ -196,7 +212,7 @@ impl LzmsEncoder {
         path.clear();
         let mut k = end;
         while k > 0 {
-            let node = &self.nodes[k];
+            let node = &self.nodes.arrival[k];
             path.push(node.item);
             k -= node.item.len as usize;
             for &b in &node.before[..usize::from(node.num_before)] {
@@ -243,15 +259,15 @@ impl LzmsEncoder {
     fn stretch(&mut self, buf: &[u8], start: usize, s: &mut Streams<'_>) -> usize {
         let n = buf.len();
         let nice = self.p.nice;
-        self.nodes[0].cost = 0;
-        self.nodes[0].state = self.coder.st;
+        self.nodes.cost[0] = 0;
+        self.nodes.state[0] = self.coder.st;
         let mut end = 0;
         let mut cur = 0;
         loop {
             let pos = start + cur;
             let remaining = n - pos;
-            let st = self.nodes[cur].state;
-            let cur_cost = self.nodes[cur].cost;
+            let st = self.nodes.state[cur];
+            let cur_cost = self.nodes.cost[cur];
             let d = &self.coder.d;
             let match_bit = bit1(&d.main[usize::from(st.main)]);
             let lz_bits = match_bit + bit0(&d.matched[usize::from(st.matched)]);
@@ -421,7 +437,7 @@ impl LzmsEncoder {
             let lit = cur_cost
                 + bit0(&c.d.main[usize::from(st.main)])
                 + (u32::from(c.literal.lens()[usize::from(buf[pos])]) << 6);
-            if lit < self.nodes[cur + 1].cost {
+            if lit < self.nodes.cost[cur + 1] {
                 relax(
                     &mut self.nodes,
                     cur + 1,
@@ -453,16 +469,16 @@ impl LzmsEncoder {
 
             // Step: the cheapest arrival here is final; derive its state.
             cur += 1;
-            let node = self.nodes[cur];
+            let node = self.nodes.arrival[cur];
             let before = &node.before[..usize::from(node.num_before)];
             let from =
                 cur - node.item.len as usize - before.iter().map(|b| b.len as usize).sum::<usize>();
-            let mut state = self.nodes[from].state;
+            let mut state = self.nodes.state[from];
             for &b in before.iter().rev() {
                 state.apply(b);
             }
             state.apply(node.item);
-            self.nodes[cur].state = state;
+            self.nodes.state[cur] = state;
             if cur == end || cur == STRETCH {
                 self.code_path(s, cur);
                 debug_assert_eq!(self.coder.st, state);
@@ -537,10 +553,10 @@ const NO: [LzmsItem; 2] = [LzmsItem { len: 0, src: 0 }; 2];
 
 /// Makes nodes up to `to` reachable (unreached so far).
 #[inline(always)]
-fn reach(nodes: &mut [Node], end: &mut usize, to: usize) {
-    while *end < to {
-        *end += 1;
-        nodes[*end].cost = INFINITE;
+fn reach(nodes: &mut Nodes, end: &mut usize, to: usize) {
+    if *end < to {
+        nodes.cost[*end + 1..=to].fill(INFINITE);
+        *end = to;
     }
 }
 
@@ -558,7 +574,7 @@ fn rep_cost(probs: &[[Probability; 64]; 2], states: [u8; 2], r: usize) -> u32 {
 /// Offers `item(l)` at cost `base + len_cost[l]` for every length `l` in `from..=to`.
 #[inline(always)]
 fn relax_run(
-    nodes: &mut [Node],
+    nodes: &mut Nodes,
     len_cost: &[u32; MAX_NICE + 1],
     cur: usize,
     from: usize,
@@ -569,17 +585,19 @@ fn relax_run(
     if from > to {
         return;
     }
-    let targets = &mut nodes[cur + from..=cur + to];
-    for ((node, &lc), l) in targets
+    let costs = &mut nodes.cost[cur + from..=cur + to];
+    let arrivals = &mut nodes.arrival[cur + from..=cur + to];
+    for (((c, a), &lc), l) in costs
         .iter_mut()
+        .zip(arrivals)
         .zip(&len_cost[from..=to])
         .zip(from as u32..)
     {
         let cost = base + lc;
-        if cost < node.cost {
-            node.cost = cost;
-            node.item = item(l);
-            node.num_before = 0;
+        if cost < *c {
+            *c = cost;
+            a.item = item(l);
+            a.num_before = 0;
         }
     }
 }
