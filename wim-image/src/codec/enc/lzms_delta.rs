@@ -6,7 +6,8 @@
 //! hashes, for each power, the next three differences at that span (plus the span and the
 //! position modulo the span, which keeps differently aligned sequences apart) into one
 //! table of the newest position per hash; a hit at a multiple of the span whose three
-//! differences really agree is extended as far as they keep agreeing.
+//! differences really agree is extended as far as they keep agreeing. (Three zero
+//! differences, bytes that simply repeat with the span, are left to the LZ matches.)
 
 use super::super::alloc::{boxed::Box, vec};
 use super::lzms::PAIR_SHIFT;
@@ -262,7 +263,11 @@ impl DeltaFinder {
         // The same key: the same span, the same alignment (so the offset is a multiple
         // of the span) and the same three differences; the position is an earlier one
         // (this position's entries for other powers have other spans).
-        if (old >> 32) as u32 != k {
+        // Three zero differences: the bytes repeat with the span here, which the LZ
+        // matches at that offset already cover; such a position is inserted but not
+        // matched (measured: 1.5% fewer instructions, output within 0.01% on the bench
+        // input).
+        if (old >> 32) as u32 != k || k & 0xff_ffff == 0 {
             return None;
         }
         let c = old as u32 as usize;
@@ -305,7 +310,8 @@ mod tests {
                     let slot = k.wrapping_mul(0x1e35_a7bd) >> (32 - bits);
                     if let Some(&(old, c)) = table.get(&slot) {
                         let raw = (pos - c) / span;
-                        if old == k && raw < (1 << PAIR_SHIFT) - 3 {
+                        let periodic = d == [0; 3];
+                        if old == k && raw < (1 << PAIR_SHIFT) - 3 && !periodic {
                             let mut len = HASHED;
                             while len < max_len(pos) && diff(c + len, span) == diff(pos + len, span)
                             {
