@@ -167,12 +167,14 @@ fn parse_greedy<F: ChainFinder>(
     lazy: bool,
 ) {
     let n = data.len();
+    // A 3-byte match this far back costs about as much as three literals (as wimlib).
+    let far3 = if n <= 8192 { 2048 } else { 4096 };
     hc.reset(data);
     let mut i = 0;
     while i < n {
         let (mut len, mut off) =
             hc.find(data, i, MIN_MATCH - 1, MAX_MATCH, nice, depth, MAX_OFFSET);
-        if len < MIN_MATCH {
+        if len < MIN_MATCH || (len == MIN_MATCH && off >= far3) {
             let b = data[i];
             freqs[usize::from(b)] += 1;
             items.push(Item::literal(b));
