@@ -92,14 +92,6 @@ impl Item {
             off: u32::from(b),
         }
     }
-
-    #[inline(always)]
-    pub(crate) fn new_match(len: usize, off: usize) -> Self {
-        Item {
-            len: len as u32,
-            off: off as u32,
-        }
-    }
 }
 
 enum Encoder {

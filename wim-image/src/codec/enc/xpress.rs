@@ -13,7 +13,7 @@ use super::bt::{BinaryTrees, Probe, Small};
 use super::hc16::SmallChains;
 use super::huffman::make_code;
 use super::mf::{ChainFinder, Match};
-use super::{Item, Level};
+use super::Level;
 
 const NUM_SYMS: usize = 512;
 const MAX_CODEWORD_LEN: u32 = 15;
@@ -47,7 +47,8 @@ pub(crate) struct XpressEncoder {
     parser: Parser,
     depth: u32,
     nice: usize,
-    items: Vec<Item>,
+    /// The chosen literals and matches, as [`literal`] and [`matched`] pack them.
+    items: Vec<u64>,
     freqs: [u32; NUM_SYMS],
     lens: [u8; NUM_SYMS],
     codes: [u32; NUM_SYMS],
@@ -77,7 +78,7 @@ impl XpressEncoder {
             parser,
             depth: depth.max(1),
             nice: nice.max(MIN_MATCH),
-            items: Vec::with_capacity(max_chunk + 1),
+            items: vec![0; max_chunk + 1],
             freqs: [0; NUM_SYMS],
             lens: [0; NUM_SYMS],
             codes: [0; NUM_SYMS],
@@ -86,20 +87,14 @@ impl XpressEncoder {
 
     /// Compresses `data` into `out`; `None` if it does not fit.
     pub(crate) fn compress(&mut self, data: &[u8], out: &mut [u8]) -> Option<usize> {
-        self.items.clear();
         self.freqs.fill(0);
         let (depth, nice) = (self.depth, self.nice);
-        let (items, freqs) = (&mut self.items, &mut self.freqs);
-        match &mut self.parser {
+        let (items, freqs) = (self.items.get_mut(..=data.len())?, &mut self.freqs);
+        let count = match &mut self.parser {
             Parser::Greedy(hc) => parse_greedy(hc, data, depth, nice, items, freqs, false),
             Parser::Lazy(hc) => parse_greedy(hc, data, depth, nice, items, freqs, true),
-            Parser::NearOptimal(no) => {
-                no.parse(data, depth, nice, items);
-                for it in items.iter() {
-                    freqs[symbol(it)] += 1;
-                }
-            }
-        }
+            Parser::NearOptimal(no) => no.parse(data, depth, nice, items, freqs),
+        };
         self.freqs[END_OF_DATA] += 1;
         make_code(
             &self.freqs,
@@ -107,21 +102,22 @@ impl XpressEncoder {
             &mut self.lens,
             &mut self.codes,
         );
-        self.write(out)
+        self.write(out, count)
     }
 
-    fn write(&self, out: &mut [u8]) -> Option<usize> {
+    /// Writes the code lengths and the first `count` items.
+    fn write(&self, out: &mut [u8], count: usize) -> Option<usize> {
         let header = out.get_mut(..NUM_SYMS / 2)?;
         for (b, pair) in header.iter_mut().zip(self.lens.chunks_exact(2)) {
             *b = pair[0] | (pair[1] << 4);
         }
         let mut w = XpressWriter::new(out, NUM_SYMS / 2);
         let (codes, lens) = (&self.codes, &self.lens);
-        for it in &self.items {
-            let sym = symbol(it);
+        for &it in self.items.get(..count)? {
+            let sym = (it & 0x1ff) as usize;
             w.bits(codes[sym], u32::from(lens[sym]));
-            if it.len > 1 {
-                let adj = it.len as usize - MIN_MATCH;
+            if sym > 0xff {
+                let adj = (it >> 9) as u32 & 0xffff;
                 if adj >= 15 {
                     if adj - 15 < 255 {
                         w.byte((adj - 15) as u8);
@@ -130,8 +126,7 @@ impl XpressEncoder {
                         w.u16(adj as u16);
                     }
                 }
-                let log2 = 31 - it.off.leading_zeros();
-                w.bits(it.off - (1 << log2), log2);
+                w.bits((it >> 29) as u32, (it >> 25) as u32 & 15);
             }
         }
         w.bits(codes[END_OF_DATA], u32::from(lens[END_OF_DATA]));
@@ -139,14 +134,23 @@ impl XpressEncoder {
     }
 }
 
-/// The XPRESS symbol of an item.
+/// A literal as an item: its symbol, the byte.
 #[inline(always)]
-fn symbol(it: &Item) -> usize {
-    if it.len == 1 {
-        it.off as usize
-    } else {
-        match_symbol(it.len as usize, it.off)
-    }
+fn literal(b: u8) -> u64 {
+    u64::from(b)
+}
+
+/// A match (`len` 3 to [`MAX_MATCH`], `off` 1 to [`MAX_OFFSET`]) as an item: its symbol
+/// (bits 0-8), the length minus 3 (bits 9-24), `log2(off)` (bits 25-28) and the offset's
+/// low bits below its top bit (from bit 29), all the writer needs.
+#[inline(always)]
+fn matched(len: usize, off: u32) -> u64 {
+    let log2 = 31 - off.leading_zeros();
+    let adj = (len - MIN_MATCH) as u64;
+    match_symbol(len, off) as u64
+        | (adj << 9)
+        | (u64::from(log2) << 25)
+        | (u64::from(off - (1 << log2)) << 29)
 }
 
 #[inline(always)]
@@ -155,17 +159,19 @@ fn match_symbol(len: usize, off: u32) -> usize {
     256 + (log2 << 4) + (len - MIN_MATCH).min(15)
 }
 
-/// Greedy (or, with `lazy`, one-step lazy) parsing over hash chains, counting the
-/// symbols' frequencies into `freqs`.
+/// Greedy (or, with `lazy`, one-step lazy) parsing over hash chains into `items` (one
+/// more than `data`'s length), counting the symbols' frequencies into `freqs`; returns
+/// the number of items.
 fn parse_greedy<F: ChainFinder>(
     hc: &mut F,
     data: &[u8],
     depth: u32,
     nice: usize,
-    items: &mut Vec<Item>,
+    items: &mut [u64],
     freqs: &mut [u32; NUM_SYMS],
     lazy: bool,
-) {
+) -> usize {
+    let mut k = 0;
     let n = data.len();
     // A 3-byte match this far back costs about as much as three literals (as wimlib).
     let far3 = if n <= 8192 { 2048 } else { 4096 };
@@ -177,7 +183,8 @@ fn parse_greedy<F: ChainFinder>(
         if len < MIN_MATCH || (len == MIN_MATCH && off >= far3) {
             let b = data[i];
             freqs[usize::from(b)] += 1;
-            items.push(Item::literal(b));
+            items[k] = literal(b);
+            k += 1;
             i += 1;
             continue;
         }
@@ -190,7 +197,8 @@ fn parse_greedy<F: ChainFinder>(
                 if l2 > len {
                     let b = data[i];
                     freqs[usize::from(b)] += 1;
-                    items.push(Item::literal(b));
+                    items[k] = literal(b);
+                    k += 1;
                     i += 1;
                     (len, off) = (l2, o2);
                 } else {
@@ -198,15 +206,27 @@ fn parse_greedy<F: ChainFinder>(
                 }
             }
         }
-        freqs[match_symbol(len, off as u32)] += 1;
-        items.push(Item::new_match(len, off));
+        let it = matched(len, off as u32);
+        freqs[(it & 0x1ff) as usize] += 1;
+        items[k] = it;
+        k += 1;
         hc.skip(data, next, i + len);
         i += len;
     }
+    k
 }
 
 impl NearOptimal {
-    fn parse(&mut self, data: &[u8], depth: u32, nice: usize, items: &mut Vec<Item>) {
+    /// Parses `data` into `items` (one more than its length), counting the symbols into
+    /// `freqs`; returns the number of items.
+    fn parse(
+        &mut self,
+        data: &[u8],
+        depth: u32,
+        nice: usize,
+        items: &mut [u64],
+        freqs_out: &mut [u32; NUM_SYMS],
+    ) -> usize {
         let n = data.len();
         self.find_matches(data, depth, nice);
         // Initial prices: literals from the chunk's byte histogram, matches a flat guess.
@@ -255,16 +275,20 @@ impl NearOptimal {
             }
             self.min_cost_path(data, &lit, &msym);
         }
-        let mut i = 0;
+        let (mut i, mut k) = (0, 0);
         while i < n {
             let s = self.step[i];
-            if s.len == 1 {
-                items.push(Item::literal(data[i]));
+            let it = if s.len == 1 {
+                literal(data[i])
             } else {
-                items.push(Item::new_match(s.len as usize, s.off as usize));
-            }
+                matched(s.len as usize, s.off)
+            };
+            freqs_out[(it & 0x1ff) as usize] += 1;
+            items[k] = it;
+            k += 1;
             i += s.len as usize;
         }
+        k
     }
 
     /// Fills the match cache for every position of `data`.
