@@ -17,13 +17,18 @@ const MAX_HASH3_BITS: u32 = 15;
 /// The smallest 4-byte table (as [`HashChains`](super::mf::HashChains)).
 const MIN_HASH4_BITS: u32 = 14;
 
-type Table = Box<[u16; WINDOW]>;
+/// The three tables in one allocation: 3-byte heads, 4-byte heads, then the links
+/// (`prev`), each [`WINDOW`] entries, so one base pointer reaches all three.
+type Tables = Box<[u16; 3 * WINDOW]>;
+const HEAD3: usize = 0;
+const HEAD4: usize = WINDOW;
+const PREV: usize = 2 * WINDOW;
 
-fn table() -> Table {
-    vec![0u16; WINDOW]
+fn tables() -> Tables {
+    vec![0u16; 3 * WINDOW]
         .into_boxed_slice()
         .try_into()
-        .unwrap_or_else(|_| unreachable!("the vector has WINDOW entries"))
+        .unwrap_or_else(|_| unreachable!("the vector has 3 * WINDOW entries"))
 }
 
 /// The 16-bit hash of the four bytes `v` (the top half of the product, as
@@ -35,9 +40,7 @@ fn hash16(v: u32) -> u16 {
 
 /// Hash chains over one chunk of at most [`WINDOW`] bytes.
 pub(crate) struct SmallChains {
-    head3: Table,
-    head4: Table,
-    prev: Table,
+    tab: Tables,
     /// Right shifts of [`hash16`] giving the 3-byte and 4-byte head indices.
     shift3: u32,
     shift4: u32,
@@ -53,9 +56,7 @@ impl SmallChains {
         debug_assert!(max_chunk <= WINDOW);
         let order = max_chunk.next_power_of_two().trailing_zeros();
         SmallChains {
-            head3: table(),
-            head4: table(),
-            prev: table(),
+            tab: tables(),
             shift3: 0,
             shift4: 0,
             bits4: (order + 1).clamp(MIN_HASH4_BITS, MAX_HASH4_BITS),
@@ -77,12 +78,13 @@ impl SmallChains {
     fn insert(&mut self, data: &[u8], pos: usize) -> (u16, u16) {
         let (h3, h4) = self.next;
         self.next = self.heads(load_u32(data, pos + 1));
-        prefetch(&self.head3[usize::from(self.next.0)]);
-        prefetch(&self.head4[usize::from(self.next.1)]);
+        let tab = &mut *self.tab;
+        prefetch(&tab[HEAD3 + usize::from(self.next.0)]);
+        prefetch(&tab[HEAD4 + usize::from(self.next.1)]);
         let me = pos as u16 + 1;
-        let cand3 = core::mem::replace(&mut self.head3[usize::from(h3)], me);
-        let cand4 = core::mem::replace(&mut self.head4[usize::from(h4)], me);
-        self.prev[usize::from(pos as u16)] = cand4;
+        let cand3 = core::mem::replace(&mut tab[HEAD3 + usize::from(h3)], me);
+        let cand4 = core::mem::replace(&mut tab[HEAD4 + usize::from(h4)], me);
+        tab[PREV + usize::from(pos as u16)] = cand4;
         (cand3, cand4)
     }
 }
@@ -94,8 +96,8 @@ impl ChainFinder for SmallChains {
         let bits3 = bits4.min(MAX_HASH3_BITS);
         self.shift3 = 16 - bits3;
         self.shift4 = 16 - bits4;
-        self.head3[..1 << bits3].fill(0);
-        self.head4[..1 << bits4].fill(0);
+        self.tab[HEAD3..HEAD3 + (1 << bits3)].fill(0);
+        self.tab[HEAD4..HEAD4 + (1 << bits4)].fill(0);
         if data.len() >= 4 {
             self.next = self.heads(load_u32(data, 0));
         }
@@ -116,7 +118,7 @@ impl ChainFinder for SmallChains {
             return (0, 0);
         }
         let (cand3, cand) = self.insert(data, pos);
-        let prev = &*self.prev;
+        let tab = &*self.tab;
         walk(
             data,
             pos,
@@ -126,7 +128,7 @@ impl ChainFinder for SmallChains {
             nice_len,
             depth,
             max_offset,
-            |c| usize::from(prev[c & (WINDOW - 1)]),
+            |c| usize::from(tab[PREV + (c & (WINDOW - 1))]),
         )
     }
 
@@ -140,17 +142,18 @@ impl ChainFinder for SmallChains {
         // four bytes from a window (no bounds checks); one prefetch at the end.
         let (shift3, shift4) = (self.shift3, self.shift4);
         let (mut h3, mut h4) = self.next;
-        let (head3, head4, prev) = (&mut *self.head3, &mut *self.head4, &mut *self.prev);
+        let tab = &mut *self.tab;
         for (pos, w) in (from..to).zip(data[from + 1..to + 4].windows(4)) {
             let me = pos as u16 + 1;
-            head3[usize::from(h3)] = me;
-            prev[usize::from(pos as u16)] = core::mem::replace(&mut head4[usize::from(h4)], me);
+            tab[HEAD3 + usize::from(h3)] = me;
+            tab[PREV + usize::from(pos as u16)] =
+                core::mem::replace(&mut tab[HEAD4 + usize::from(h4)], me);
             let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
             (h3, h4) = (hash16(v & 0xff_ffff) >> shift3, hash16(v) >> shift4);
         }
         self.next = (h3, h4);
-        prefetch(&self.head3[usize::from(h3)]);
-        prefetch(&self.head4[usize::from(h4)]);
+        prefetch(&tab[HEAD3 + usize::from(h3)]);
+        prefetch(&tab[HEAD4 + usize::from(h4)]);
     }
 }
 
