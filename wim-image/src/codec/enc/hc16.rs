@@ -64,20 +64,32 @@ impl SmallChains {
         }
     }
 
+    /// The tables at their largest (2^16 4-byte heads, 2^15 3-byte heads), through a
+    /// finder whose shifts are constants; `None` for smaller tables.
+    pub(crate) fn full(&mut self) -> Option<Full<'_>> {
+        (self.bits4 == MAX_HASH4_BITS).then_some(Full(self))
+    }
+
+    /// The head indices of the four bytes `v`; `FULL` when the tables are at their
+    /// largest (then the shifts are 1 and 0).
     #[inline(always)]
-    fn heads(&self, v: u32) -> (u16, u16) {
-        (
-            hash16(v & 0xff_ffff) >> self.shift3,
-            hash16(v) >> self.shift4,
-        )
+    fn heads<const FULL: bool>(&self, v: u32) -> (u16, u16) {
+        if FULL {
+            (hash16(v & 0xff_ffff) >> (16 - MAX_HASH3_BITS), hash16(v))
+        } else {
+            (
+                hash16(v & 0xff_ffff) >> self.shift3,
+                hash16(v) >> self.shift4,
+            )
+        }
     }
 
     /// Inserts `pos` (which has at least five bytes from it): returns the old 3-byte and
     /// 4-byte heads (entries) and moves the hashes to `pos + 1`.
     #[inline(always)]
-    fn insert(&mut self, data: &[u8], pos: usize) -> (u16, u16) {
+    fn insert<const FULL: bool>(&mut self, data: &[u8], pos: usize) -> (u16, u16) {
         let (h3, h4) = self.next;
-        self.next = self.heads(load_u32(data, pos + 1));
+        self.next = self.heads::<FULL>(load_u32(data, pos + 1));
         let tab = &mut *self.tab;
         prefetch(&tab[HEAD3 + usize::from(self.next.0)]);
         prefetch(&tab[HEAD4 + usize::from(self.next.1)]);
@@ -87,10 +99,14 @@ impl SmallChains {
         tab[PREV + usize::from(pos as u16)] = cand4;
         (cand3, cand4)
     }
-}
 
-impl ChainFinder for SmallChains {
-    fn reset(&mut self, data: &[u8]) {
+    #[inline(always)]
+    fn chains(&mut self) -> &mut SmallChains {
+        self
+    }
+
+    /// [`ChainFinder::reset`].
+    fn start(&mut self, data: &[u8]) {
         debug_assert!(data.len() <= WINDOW);
         let bits4 = self.bits4;
         let bits3 = bits4.min(MAX_HASH3_BITS);
@@ -99,41 +115,13 @@ impl ChainFinder for SmallChains {
         self.tab[HEAD3..HEAD3 + (1 << bits3)].fill(0);
         self.tab[HEAD4..HEAD4 + (1 << bits4)].fill(0);
         if data.len() >= 4 {
-            self.next = self.heads(load_u32(data, 0));
+            self.next = self.heads::<false>(load_u32(data, 0));
         }
     }
 
+    /// [`ChainFinder::skip`].
     #[inline(always)]
-    fn find(
-        &mut self,
-        data: &[u8],
-        pos: usize,
-        best_len: usize,
-        max_len: usize,
-        nice_len: usize,
-        depth: u32,
-        max_offset: usize,
-    ) -> (usize, usize) {
-        if pos + 5 > data.len() {
-            return (0, 0);
-        }
-        let (cand3, cand) = self.insert(data, pos);
-        let tab = &*self.tab;
-        walk(
-            data,
-            pos,
-            (usize::from(cand3), usize::from(cand)),
-            best_len,
-            max_len,
-            nice_len,
-            depth,
-            max_offset,
-            |c| usize::from(tab[PREV + (c & (WINDOW - 1))]),
-        )
-    }
-
-    #[inline(always)]
-    fn skip(&mut self, data: &[u8], from: usize, to: usize) {
+    fn insert_run<const FULL: bool>(&mut self, data: &[u8], from: usize, to: usize) {
         let to = to.min(data.len().saturating_sub(4));
         if from >= to {
             return;
@@ -149,11 +137,79 @@ impl ChainFinder for SmallChains {
             tab[PREV + usize::from(pos as u16)] =
                 core::mem::replace(&mut tab[HEAD4 + usize::from(h4)], me);
             let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-            (h3, h4) = (hash16(v & 0xff_ffff) >> shift3, hash16(v) >> shift4);
+            (h3, h4) = if FULL {
+                (hash16(v & 0xff_ffff) >> (16 - MAX_HASH3_BITS), hash16(v))
+            } else {
+                (hash16(v & 0xff_ffff) >> shift3, hash16(v) >> shift4)
+            };
         }
         self.next = (h3, h4);
         prefetch(&tab[HEAD3 + usize::from(h3)]);
         prefetch(&tab[HEAD4 + usize::from(h4)]);
+    }
+}
+
+/// Generates the [`ChainFinder`] impl of a type with a `chains` method, with the hash
+/// shifts constant when `$full`.
+macro_rules! chain_finder {
+    ($ty:ty, $full:expr) => {
+        impl ChainFinder for $ty {
+            fn reset(&mut self, data: &[u8]) {
+                let me = self.chains();
+                me.start(data);
+            }
+
+            #[inline(always)]
+            fn find(
+                &mut self,
+                data: &[u8],
+                pos: usize,
+                best_len: usize,
+                max_len: usize,
+                nice_len: usize,
+                depth: u32,
+                max_offset: usize,
+            ) -> (usize, usize) {
+                if pos + 5 > data.len() {
+                    return (0, 0);
+                }
+                let me = self.chains();
+                let (cand3, cand) = me.insert::<{ $full }>(data, pos);
+                let tab = &*me.tab;
+                walk(
+                    data,
+                    pos,
+                    (usize::from(cand3), usize::from(cand)),
+                    best_len,
+                    max_len,
+                    nice_len,
+                    depth,
+                    max_offset,
+                    |c| usize::from(tab[PREV + (c & (WINDOW - 1))]),
+                )
+            }
+
+            #[inline(always)]
+            fn skip(&mut self, data: &[u8], from: usize, to: usize) {
+                let me = self.chains();
+                me.insert_run::<{ $full }>(data, from, to);
+            }
+        }
+    };
+}
+
+chain_finder!(SmallChains, false);
+
+/// [`SmallChains`] with its tables at their largest (as for every chunk of 32 KiB or
+/// more), the hash shifts constants (see [`SmallChains::full`]).
+pub(crate) struct Full<'a>(&'a mut SmallChains);
+
+chain_finder!(Full<'_>, true);
+
+impl Full<'_> {
+    #[inline(always)]
+    fn chains(&mut self) -> &mut SmallChains {
+        self.0
     }
 }
 
@@ -184,17 +240,30 @@ mod tests {
         v
     }
 
-    /// Both finders, walked the same way (searching at some positions and skipping
-    /// others), give the same matches.
+    /// The finders (small tables, largest tables with constant shifts, and the general
+    /// chains), walked the same way (searching at some positions and skipping others),
+    /// give the same matches.
     #[test]
     fn same_matches_as_the_general_chains() {
-        for (len, seed) in [(32 << 10, 1), (32 << 10, 7), (5000, 3), (6, 2)] {
+        for (len, seed, max_chunk) in [
+            (32 << 10, 1, 32 << 10),
+            (32 << 10, 7, 64 << 10),
+            (5000, 3, 32 << 10),
+            (6, 2, 32 << 10),
+            (5000, 4, 8 << 10),
+        ] {
             let data = input(len, seed);
-            let mut small = SmallChains::new(32 << 10);
-            let mut big = HashChains::new(32 << 10);
+            let mut small = SmallChains::new(max_chunk);
+            let mut owner = SmallChains::new(max_chunk);
+            let mut full = owner.full();
+            assert_eq!(full.is_some(), max_chunk >= 32 << 10);
+            let mut big = HashChains::new(max_chunk);
             for round in 0..2 {
                 small.reset(&data);
                 big.reset(&data);
+                if let Some(f) = &mut full {
+                    f.reset(&data);
+                }
                 let mut pos = 0;
                 let mut found = 0;
                 while pos < data.len() {
@@ -203,11 +272,18 @@ mod tests {
                     let a = small.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
                     let b = big.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
                     assert_eq!(a, b, "position {pos} of {len} bytes, seed {seed}");
+                    if let Some(f) = &mut full {
+                        let c = f.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
+                        assert_eq!(a, c, "position {pos} of {len} bytes, seed {seed}, full");
+                    }
                     let step = a.0.max(1);
                     if a.0 > 0 {
                         found += 1;
                         small.skip(&data, pos + 1, pos + step);
                         big.skip(&data, pos + 1, pos + step);
+                        if let Some(f) = &mut full {
+                            f.skip(&data, pos + 1, pos + step);
+                        }
                     }
                     pos += step;
                 }

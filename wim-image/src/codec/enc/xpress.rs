@@ -90,9 +90,12 @@ impl XpressEncoder {
         self.freqs.fill(0);
         let (depth, nice) = (self.depth, self.nice);
         let (items, freqs) = (self.items.get_mut(..=data.len())?, &mut self.freqs);
+        let lazy = matches!(self.parser, Parser::Lazy(_));
         let count = match &mut self.parser {
-            Parser::Greedy(hc) => parse_greedy(hc, data, depth, nice, items, freqs, false),
-            Parser::Lazy(hc) => parse_greedy(hc, data, depth, nice, items, freqs, true),
+            Parser::Greedy(hc) | Parser::Lazy(hc) => match hc.full() {
+                Some(mut f) => parse_greedy(&mut f, data, depth, nice, items, freqs, lazy),
+                None => parse_greedy(hc, data, depth, nice, items, freqs, lazy),
+            },
             Parser::NearOptimal(no) => no.parse(data, depth, nice, items, freqs),
         };
         self.freqs[END_OF_DATA] += 1;
