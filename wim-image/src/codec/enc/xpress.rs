@@ -10,7 +10,7 @@
 use super::super::alloc::{vec, vec::Vec};
 use super::bitout::XpressWriter;
 use super::bt::{BinaryTrees, Probe, Small};
-use super::hc16::SmallChains;
+use super::hc16::{SmallChains, WINDOW};
 use super::huffman::make_code;
 use super::mf::{ChainFinder, Match};
 use super::Level;
@@ -176,13 +176,17 @@ fn parse_greedy<F: ChainFinder>(
 ) -> usize {
     let mut k = 0;
     let n = data.len();
+    // The chains hold chunks of at most 64 KiB: no match there is longer than
+    // `MAX_MATCH` or farther than `MAX_OFFSET`, so neither needs to cap the search
+    // (which then computes no cap per position).
+    debug_assert!(n <= WINDOW && WINDOW <= MAX_MATCH && WINDOW - 1 <= MAX_OFFSET);
+    const NO_CAP: usize = usize::MAX;
     // A 3-byte match this far back costs about as much as three literals (as wimlib).
     let far3 = if n <= 8192 { 2048 } else { 4096 };
     hc.reset(data);
     let mut i = 0;
     while i < n {
-        let (mut len, mut off) =
-            hc.find(data, i, MIN_MATCH - 1, MAX_MATCH, nice, depth, MAX_OFFSET);
+        let (mut len, mut off) = hc.find(data, i, MIN_MATCH - 1, NO_CAP, nice, depth, NO_CAP);
         if len < MIN_MATCH || (len == MIN_MATCH && off >= far3) {
             let b = data[i];
             freqs[usize::from(b)] += 1;
@@ -195,7 +199,7 @@ fn parse_greedy<F: ChainFinder>(
         let mut next = i + 1;
         if lazy {
             while len < nice && i + 1 < n {
-                let (l2, o2) = hc.find(data, i + 1, len, MAX_MATCH, nice, depth / 2, MAX_OFFSET);
+                let (l2, o2) = hc.find(data, i + 1, len, NO_CAP, nice, depth / 2, NO_CAP);
                 next = i + 2;
                 if l2 > len {
                     let b = data[i];
