@@ -399,6 +399,7 @@ impl Bridge {
             self.apply_link(i);
         }
         self.sync_stp_states();
+        self.refresh_flood_facts();
     }
 
     /// Unhooks port `i` (the reverse of [`attach`](Self::attach)).
@@ -439,12 +440,12 @@ impl Bridge {
         h.offloads = u8::from(c.offloads.checksum) | u8::from(c.offloads.lso) << 1;
         h.mirror_source = c.mirror == MirrorMode::Source;
         h.max_len = p.max_len.map(|l| l as u32);
-        self.refresh_flood_facts();
     }
 
     /// Recomputes [`min_max_len`](Self::min_max_len) and
-    /// [`uniform_tpid`](Self::uniform_tpid) (one pass over the ports, as configuration changes
-    /// already cost).
+    /// [`uniform_tpid`](Self::uniform_tpid): one pass over the ports, once per port added,
+    /// reconfigured or removed (the only changes that move a port's MTU, TPID or presence;
+    /// state changes refresh many ports at once and must not pay a pass each).
     fn refresh_flood_facts(&mut self) {
         let mut present = self.hot.iter().zip(&self.ports).filter(|(h, _)| h.present);
         self.min_max_len = present
