@@ -3,7 +3,7 @@
 //! Each 4-byte hash has a tree of earlier positions ordered by the bytes that follow them;
 //! inserting a position walks down its tree, collecting ever longer matches, and re-hangs
 //! the tree under the new position. A 3-byte table keeps two positions per hash (the newer
-//! first), and optionally a small table of 2-byte prefixes gives one 2-byte match per
+//! first, side by side: one cache line holds both), and optionally a small table of 2-byte prefixes gives one 2-byte match per
 //! position.
 //!
 //! Entries are `position + 1` (0 = none) and the used part of the head tables is cleared
@@ -123,9 +123,8 @@ impl Table for Large {
 /// Binary trees over one chunk, with tables of type `T`.
 pub(crate) struct BinaryTrees<T> {
     head4: T,
+    /// Two positions per 3-byte hash: entry `2h` the newer, `2h + 1` the older.
     head3: T,
-    /// The older of the two positions per 3-byte hash.
-    head3_old: T,
     /// The newest position per 2-byte hash (unused without `hash2`).
     head2: T,
     hash2: bool,
@@ -137,6 +136,55 @@ pub(crate) struct BinaryTrees<T> {
     /// slots prefetched, by the call for the position before).
     next_pos: usize,
     next: (usize, usize),
+}
+
+/// Where [`BinaryTrees::matches`] appends the matches it reports.
+pub(crate) trait Sink {
+    /// Appends `m`.
+    fn push(&mut self, m: Match);
+    /// Appends `m` if `keep`. (A sink with room to spare may store `m` regardless and
+    /// only count it when kept, which saves a hard-to-predict branch.)
+    fn push_if(&mut self, m: Match, keep: bool);
+}
+
+impl Sink for Vec<Match> {
+    #[inline(always)]
+    fn push(&mut self, m: Match) {
+        Vec::push(self, m);
+    }
+
+    #[inline(always)]
+    fn push_if(&mut self, m: Match, keep: bool) {
+        if keep {
+            Vec::push(self, m);
+        }
+    }
+}
+
+/// A sink over a preallocated array: matches go to `buf[n..]`, and `n` counts them.
+/// The caller leaves room for the most one position can report (`2 + max_len`
+/// entries); matches beyond the array's end are dropped.
+pub(crate) struct Cursor<'a> {
+    pub(crate) buf: &'a mut [Match],
+    pub(crate) n: usize,
+}
+
+impl Sink for Cursor<'_> {
+    #[inline(always)]
+    fn push(&mut self, m: Match) {
+        if let Some(slot) = self.buf.get_mut(self.n) {
+            *slot = m;
+            self.n += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn push_if(&mut self, m: Match, keep: bool) {
+        if let Some(slot) = self.buf.get_mut(self.n) {
+            *slot = m;
+            self.n += usize::from(keep);
+        }
+    }
 }
 
 /// How one position is inserted: the match-search effort and the lengths wanted.
@@ -162,8 +210,7 @@ impl<T: Table> BinaryTrees<T> {
         let bits3 = bits4.min(MAX_HASH3_BITS);
         BinaryTrees {
             head4: T::with_len(1 << bits4),
-            head3: T::with_len(1 << bits3),
-            head3_old: T::with_len(1 << bits3),
+            head3: T::with_len(2 << bits3),
             head2: T::with_len(if hash2 { 1 << HASH2_BITS } else { 0 }),
             hash2,
             children: T::with_len(2 * max_chunk),
@@ -177,8 +224,7 @@ impl<T: Table> BinaryTrees<T> {
     /// Prepares for a new chunk.
     pub(crate) fn reset(&mut self) {
         self.head4.clear(1 << self.bits4);
-        self.head3.clear(1 << self.bits3);
-        self.head3_old.clear(1 << self.bits3);
+        self.head3.clear(2 << self.bits3);
         if self.hash2 {
             self.head2.clear(1 << HASH2_BITS);
         }
@@ -195,30 +241,30 @@ impl<T: Table> BinaryTrees<T> {
     /// 2 with `hash2` and `min3`, 3 with `min3`, else from 4); returns the longest length
     /// found.
     #[inline]
-    pub(crate) fn matches(
+    pub(crate) fn matches<S: Sink>(
         &mut self,
         data: &[u8],
         pos: usize,
         probe: Probe,
-        out: &mut Vec<Match>,
+        out: &mut S,
     ) -> usize {
-        self.advance::<true>(data, pos, probe, out)
+        self.advance::<true, S>(data, pos, probe, out)
     }
 
     /// Inserts `pos` without reporting matches; returns the longest length found. (To
     /// only insert, pass `max_len` = `nice_len`: extending further only costs time.)
     #[inline]
     pub(crate) fn skip(&mut self, data: &[u8], pos: usize, probe: Probe) -> usize {
-        self.advance::<false>(data, pos, probe, &mut Vec::new())
+        self.advance::<false, _>(data, pos, probe, &mut Vec::new())
     }
 
     #[inline(always)]
-    fn advance<const RECORD: bool>(
+    fn advance<const RECORD: bool, S: Sink>(
         &mut self,
         data: &[u8],
         pos: usize,
         probe: Probe,
-        out: &mut Vec<Match>,
+        out: &mut S,
     ) -> usize {
         let max_len = probe.max_len.max(4).min(data.len() - pos);
         if max_len < 4 {
@@ -236,10 +282,10 @@ impl<T: Table> BinaryTrees<T> {
             self.next = self.heads(load_u32(data, me));
             self.next_pos = me;
             self.head4.prefetch(self.next.1);
-            self.head3.prefetch(self.next.0);
+            self.head3.prefetch(2 * self.next.0);
         }
-        let cand3 = self.head3.replace(h3, me);
-        let cand3_old = self.head3_old.replace(h3, cand3);
+        let cand3 = self.head3.replace(2 * h3, me);
+        let cand3_old = self.head3.replace(2 * h3 + 1, cand3);
         let mut cand = self.head4.replace(h4, me);
         let cand2 = if self.hash2 {
             self.head2.replace(hash(v & 0xffff, HASH2_BITS), me)
@@ -250,22 +296,30 @@ impl<T: Table> BinaryTrees<T> {
         let limit = pos.saturating_sub(probe.max_offset) + 1;
         let mut best = 3;
         if RECORD && probe.min3 {
-            let short = |e: usize, mask: u32| e >= limit && (load_u32(data, e - 1) ^ v) & mask == 0;
-            if self.hash2 && short(cand2, 0xffff) && !short(cand2, 0xff_ffff) {
-                out.push(Match {
-                    len: 2,
-                    off: (me - cand2) as u32,
-                });
+            // Without branches on the data: the bytes differing from `v` at entry `e`
+            // (an entry below `limit` loads harmless bytes and is rejected).
+            let diff = |e: usize| load_u32(data, e.max(1) - 1) ^ v;
+            if self.hash2 {
+                let d = diff(cand2);
+                let keep = (cand2 >= limit) & (d & 0xffff == 0) & (d & 0xff_ffff != 0);
+                out.push_if(
+                    Match {
+                        len: 2,
+                        off: me.wrapping_sub(cand2) as u32,
+                    },
+                    keep,
+                );
             }
-            for c3 in [cand3, cand3_old] {
-                if short(c3, 0xff_ffff) {
-                    out.push(Match {
-                        len: 3,
-                        off: (me - c3) as u32,
-                    });
-                    break;
-                }
-            }
+            let new = (cand3 >= limit) & (diff(cand3) & 0xff_ffff == 0);
+            let old = (cand3_old >= limit) & (diff(cand3_old) & 0xff_ffff == 0);
+            let c3 = if new { cand3 } else { cand3_old };
+            out.push_if(
+                Match {
+                    len: 3,
+                    off: me.wrapping_sub(c3) as u32,
+                },
+                new | old,
+            );
         }
         let nice_len = probe.nice_len.min(max_len);
         let (mut lt_slot, mut gt_slot) = (2 * pos, 2 * pos + 1);

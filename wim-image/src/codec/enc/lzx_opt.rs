@@ -14,7 +14,7 @@
 
 use super::super::alloc::{vec, vec::Vec};
 use super::super::lzx::{EXTRA_BITS, MAX_MAIN_SYMS, MAX_OFFSET_SLOTS, NUM_CHARS, NUM_LEN_SYMS};
-use super::bt::{BinaryTrees, Probe, Table};
+use super::bt::{BinaryTrees, Cursor, Probe, Table};
 use super::lzx::{MAX_MATCH, MIN_MATCH};
 use super::lzx_block::{offset_slot, BlockCoder};
 use super::mf::{match_len, Match, Search};
@@ -72,7 +72,8 @@ impl Prices {
 pub(crate) struct Optimal<T> {
     bt: BinaryTrees<T>,
     passes: u32,
-    /// The block's matches, per position: see [`find_matches`](Self::find_matches).
+    /// The block's matches, per position: see [`find_matches`](Self::find_matches). Its
+    /// length is fixed (the most a block can use); the used part is written in order.
     cache: Vec<Match>,
     /// Matches (headers not counted) after which positions get no more.
     cache_limit: usize,
@@ -88,7 +89,7 @@ impl<T: Table> Optimal<T> {
         Optimal {
             bt: BinaryTrees::new(max_chunk, true),
             passes,
-            cache: Vec::with_capacity(block * (CACHE_PER_POS + 1) + MAX_MATCH + 2),
+            cache: vec![Match::default(); block * (CACHE_PER_POS + 1) + MAX_MATCH + 2],
             cache_limit: block * CACHE_PER_POS,
             nodes: vec![Node::default(); block + 1],
             queues: vec![0; QUEUE_RING],
@@ -147,8 +148,10 @@ impl<T: Table> Optimal<T> {
             nice,
             max_offset,
         } = search;
-        self.cache.clear();
         let limit = self.cache_limit;
+        // Entries used; a position adds a header and at most `2 + MAX_MATCH` matches, and
+        // none once `limit` matches are cached, so the array never runs out.
+        let mut n = 0;
         let probe = Probe {
             max_len: MAX_MATCH,
             nice_len: nice,
@@ -162,23 +165,35 @@ impl<T: Table> Optimal<T> {
         };
         let mut i = start;
         while i < end {
-            let head = self.cache.len();
-            self.cache.push(Match::default());
+            let head = n;
+            let mut out = Cursor {
+                buf: &mut self.cache[..],
+                n: head + 1,
+            };
             let longest = if head - (i - start) < limit {
-                self.bt.matches(buf, i, probe, &mut self.cache)
+                self.bt.matches(buf, i, probe, &mut out)
             } else {
                 self.bt.skip(buf, i, probe)
             };
-            let (h, found) = self.cache[head..].split_at_mut(1);
-            h[0].len = found.len() as u32;
-            for m in found {
-                m.len |= (offset_slot(m.off) as u32) << 16;
+            n = out.n;
+            if let Some((h, found)) = self
+                .cache
+                .get_mut(head..n)
+                .and_then(|c| c.split_first_mut())
+            {
+                h.len = found.len() as u32;
+                for m in found {
+                    m.len |= (offset_slot(m.off) as u32) << 16;
+                }
             }
             i += 1;
             if longest >= nice {
                 let stop = (i - 1 + longest).min(end);
                 while i < stop {
-                    self.cache.push(Match::default());
+                    if let Some(h) = self.cache.get_mut(n) {
+                        h.len = 0;
+                        n += 1;
+                    }
                     self.bt.skip(buf, i, inside);
                     i += 1;
                 }
@@ -359,13 +374,11 @@ fn relax(
 fn offer(targets: &mut [Node], lo: usize, hi: usize, base: u32, row: &[u32; NUM_LENS], code: u32) {
     let prices = &row[lo - MIN_MATCH..=hi - MIN_MATCH];
     for ((node, &p), len) in targets[lo..=hi].iter_mut().zip(prices).zip(lo as u32..) {
-        let cost = base + p;
-        if cost < node.cost {
-            *node = Node {
-                cost,
-                item: len | code << LEN_BITS,
-            };
-        }
+        let offered = Node {
+            cost: base + p,
+            item: len | code << LEN_BITS,
+        };
+        *node = core::hint::select_unpredictable(offered.cost < node.cost, offered, *node);
     }
 }
 
