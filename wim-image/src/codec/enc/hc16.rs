@@ -34,7 +34,7 @@ fn tables() -> Tables {
 /// The 16-bit hash of the four bytes `v` (the top half of the product, as
 /// [`HashChains`](super::mf::HashChains) takes its top bits).
 #[inline(always)]
-fn hash16(v: u32) -> u16 {
+pub(crate) fn hash16(v: u32) -> u16 {
     (v.wrapping_mul(0x1e35_a7bd) >> 16) as u16
 }
 
@@ -64,32 +64,21 @@ impl SmallChains {
         }
     }
 
-    /// The tables at their largest (2^16 4-byte heads, 2^15 3-byte heads), through a
-    /// finder whose shifts are constants; `None` for smaller tables.
-    pub(crate) fn full(&mut self) -> Option<Full<'_>> {
-        (self.bits4 == MAX_HASH4_BITS).then_some(Full(self))
-    }
-
-    /// The head indices of the four bytes `v`; `FULL` when the tables are at their
-    /// largest (then the shifts are 1 and 0).
+    /// The head indices of the four bytes `v`.
     #[inline(always)]
-    fn heads<const FULL: bool>(&self, v: u32) -> (u16, u16) {
-        if FULL {
-            (hash16(v & 0xff_ffff) >> (16 - MAX_HASH3_BITS), hash16(v))
-        } else {
-            (
-                hash16(v & 0xff_ffff) >> self.shift3,
-                hash16(v) >> self.shift4,
-            )
-        }
+    fn heads(&self, v: u32) -> (u16, u16) {
+        (
+            hash16(v & 0xff_ffff) >> self.shift3,
+            hash16(v) >> self.shift4,
+        )
     }
 
     /// Inserts `pos` (which has at least five bytes from it): returns the old 3-byte and
     /// 4-byte heads (entries) and moves the hashes to `pos + 1`.
     #[inline(always)]
-    fn insert<const FULL: bool>(&mut self, data: &[u8], pos: usize) -> (u16, u16) {
+    fn insert(&mut self, data: &[u8], pos: usize) -> (u16, u16) {
         let (h3, h4) = self.next;
-        self.next = self.heads::<FULL>(load_u32(data, pos + 1));
+        self.next = self.heads(load_u32(data, pos + 1));
         let tab = &mut *self.tab;
         prefetch(&tab[HEAD3 + usize::from(self.next.0)]);
         prefetch(&tab[HEAD4 + usize::from(self.next.1)]);
@@ -100,9 +89,13 @@ impl SmallChains {
         (cand3, cand4)
     }
 
-    #[inline(always)]
-    fn chains(&mut self) -> &mut SmallChains {
-        self
+    /// Starts the chunk `data` (as [`ChainFinder::reset`]) for a parser that keeps the
+    /// chain state itself: the tables (3-byte heads, 4-byte heads, links, each [`WINDOW`]
+    /// entries of `position + 1`, 0 = empty) and the right shifts of the 16-bit hash
+    /// giving the 3-byte and 4-byte head indices.
+    pub(crate) fn begin(&mut self, data: &[u8]) -> (&mut [u16; 3 * WINDOW], u32, u32) {
+        self.start(data);
+        (&mut self.tab, self.shift3, self.shift4)
     }
 
     /// [`ChainFinder::reset`].
@@ -115,13 +108,13 @@ impl SmallChains {
         self.tab[HEAD3..HEAD3 + (1 << bits3)].fill(0);
         self.tab[HEAD4..HEAD4 + (1 << bits4)].fill(0);
         if data.len() >= 4 {
-            self.next = self.heads::<false>(load_u32(data, 0));
+            self.next = self.heads(load_u32(data, 0));
         }
     }
 
     /// [`ChainFinder::skip`].
     #[inline(always)]
-    fn insert_run<const FULL: bool>(&mut self, data: &[u8], from: usize, to: usize) {
+    fn insert_run(&mut self, data: &[u8], from: usize, to: usize) {
         let to = to.min(data.len().saturating_sub(4));
         if from >= to {
             return;
@@ -137,11 +130,7 @@ impl SmallChains {
             tab[PREV + usize::from(pos as u16)] =
                 core::mem::replace(&mut tab[HEAD4 + usize::from(h4)], me);
             let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-            (h3, h4) = if FULL {
-                (hash16(v & 0xff_ffff) >> (16 - MAX_HASH3_BITS), hash16(v))
-            } else {
-                (hash16(v & 0xff_ffff) >> shift3, hash16(v) >> shift4)
-            };
+            (h3, h4) = (hash16(v & 0xff_ffff) >> shift3, hash16(v) >> shift4);
         }
         self.next = (h3, h4);
         prefetch(&tab[HEAD3 + usize::from(h3)]);
@@ -149,77 +138,53 @@ impl SmallChains {
     }
 }
 
-/// Generates the [`ChainFinder`] impl of a type with a `chains` method, with the hash
-/// shifts constant when `$full`.
-macro_rules! chain_finder {
-    ($ty:ty, $full:expr) => {
-        impl ChainFinder for $ty {
-            fn reset(&mut self, data: &[u8]) {
-                let me = self.chains();
-                me.start(data);
-            }
+impl ChainFinder for SmallChains {
+    fn reset(&mut self, data: &[u8]) {
+        self.start(data);
+    }
 
-            #[inline(always)]
-            fn find(
-                &mut self,
-                data: &[u8],
-                pos: usize,
-                best_len: usize,
-                max_len: usize,
-                nice_len: usize,
-                depth: u32,
-                max_offset: usize,
-            ) -> (usize, usize) {
-                if pos + 5 > data.len() {
-                    return (0, 0);
-                }
-                let me = self.chains();
-                let (cand3, cand) = me.insert::<{ $full }>(data, pos);
-                let tab = &*me.tab;
-                walk(
-                    data,
-                    pos,
-                    (usize::from(cand3), usize::from(cand)),
-                    best_len,
-                    max_len,
-                    nice_len,
-                    depth,
-                    max_offset,
-                    |c| usize::from(tab[PREV + (c & (WINDOW - 1))]),
-                )
-            }
-
-            #[inline(always)]
-            fn skip(&mut self, data: &[u8], from: usize, to: usize) {
-                let me = self.chains();
-                me.insert_run::<{ $full }>(data, from, to);
-            }
-        }
-    };
-}
-
-chain_finder!(SmallChains, false);
-
-/// [`SmallChains`] with its tables at their largest (as for every chunk of 32 KiB or
-/// more), the hash shifts constants (see [`SmallChains::full`]).
-pub(crate) struct Full<'a>(&'a mut SmallChains);
-
-chain_finder!(Full<'_>, true);
-
-impl Full<'_> {
     #[inline(always)]
-    fn chains(&mut self) -> &mut SmallChains {
-        self.0
+    fn find(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        best_len: usize,
+        max_len: usize,
+        nice_len: usize,
+        depth: u32,
+        max_offset: usize,
+    ) -> (usize, usize) {
+        if pos + 5 > data.len() {
+            return (0, 0);
+        }
+        let (cand3, cand) = self.insert(data, pos);
+        let tab = &*self.tab;
+        walk(
+            data,
+            pos,
+            (usize::from(cand3), usize::from(cand)),
+            best_len,
+            max_len,
+            nice_len,
+            depth,
+            max_offset,
+            |c| usize::from(tab[PREV + (c & (WINDOW - 1))]),
+        )
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, data: &[u8], from: usize, to: usize) {
+        self.insert_run(data, from, to);
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::mf::HashChains;
     use super::*;
 
     /// Text-like bytes from a small alphabet with repeats, from a seed.
-    fn input(len: usize, seed: u64) -> super::super::super::alloc::vec::Vec<u8> {
+    pub(crate) fn input(len: usize, seed: u64) -> super::super::super::alloc::vec::Vec<u8> {
         let mut x = seed | 1;
         let mut v = vec![];
         while v.len() < len {
@@ -240,9 +205,8 @@ mod tests {
         v
     }
 
-    /// The finders (small tables, largest tables with constant shifts, and the general
-    /// chains), walked the same way (searching at some positions and skipping others),
-    /// give the same matches.
+    /// The small chains and the general chains, walked the same way (searching at some
+    /// positions and skipping others), give the same matches.
     #[test]
     fn same_matches_as_the_general_chains() {
         for (len, seed, max_chunk) in [
@@ -254,16 +218,10 @@ mod tests {
         ] {
             let data = input(len, seed);
             let mut small = SmallChains::new(max_chunk);
-            let mut owner = SmallChains::new(max_chunk);
-            let mut full = owner.full();
-            assert_eq!(full.is_some(), max_chunk >= 32 << 10);
             let mut big = HashChains::new(max_chunk);
             for round in 0..2 {
                 small.reset(&data);
                 big.reset(&data);
-                if let Some(f) = &mut full {
-                    f.reset(&data);
-                }
                 let mut pos = 0;
                 let mut found = 0;
                 while pos < data.len() {
@@ -272,18 +230,11 @@ mod tests {
                     let a = small.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
                     let b = big.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
                     assert_eq!(a, b, "position {pos} of {len} bytes, seed {seed}");
-                    if let Some(f) = &mut full {
-                        let c = f.find(&data, args.0, args.1, args.2, args.3, args.4, args.5);
-                        assert_eq!(a, c, "position {pos} of {len} bytes, seed {seed}, full");
-                    }
                     let step = a.0.max(1);
                     if a.0 > 0 {
                         found += 1;
                         small.skip(&data, pos + 1, pos + step);
                         big.skip(&data, pos + 1, pos + step);
-                        if let Some(f) = &mut full {
-                            f.skip(&data, pos + 1, pos + step);
-                        }
                     }
                     pos += step;
                 }

@@ -10,10 +10,12 @@
 use super::super::alloc::{vec, vec::Vec};
 use super::bitout::XpressWriter;
 use super::bt::{BinaryTrees, Probe, Small};
-use super::hc16::{SmallChains, WINDOW};
 use super::huffman::make_code;
-use super::mf::{ChainFinder, Match};
+use super::mf::Match;
 use super::Level;
+use hc::HashParser;
+
+mod hc;
 
 const NUM_SYMS: usize = 512;
 const MAX_CODEWORD_LEN: u32 = 15;
@@ -25,8 +27,8 @@ const CACHE_PER_POS: usize = 8;
 const END_OF_DATA: usize = 256;
 
 enum Parser {
-    Greedy(SmallChains),
-    Lazy(SmallChains),
+    /// Greedy or lazy, over hash chains.
+    Hash(HashParser),
     NearOptimal(NearOptimal),
 }
 
@@ -58,10 +60,10 @@ impl XpressEncoder {
     pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
         let l = level.0;
         let (parser, depth, nice) = if l < 30 {
-            let p = Parser::Greedy(SmallChains::new(max_chunk));
+            let p = Parser::Hash(HashParser::new(max_chunk, false));
             (p, l * 30 / 16, l as usize * 60 / 16)
         } else if l < 60 {
-            let p = Parser::Lazy(SmallChains::new(max_chunk));
+            let p = Parser::Hash(HashParser::new(max_chunk, true));
             (p, (l * 30 / 32).max(2), l as usize * 60 / 32)
         } else {
             let p = Parser::NearOptimal(NearOptimal {
@@ -90,12 +92,8 @@ impl XpressEncoder {
         self.freqs.fill(0);
         let (depth, nice) = (self.depth, self.nice);
         let (items, freqs) = (self.items.get_mut(..=data.len())?, &mut self.freqs);
-        let lazy = matches!(self.parser, Parser::Lazy(_));
         let count = match &mut self.parser {
-            Parser::Greedy(hc) | Parser::Lazy(hc) => match hc.full() {
-                Some(mut f) => parse_greedy(&mut f, data, depth, nice, items, freqs, lazy),
-                None => parse_greedy(hc, data, depth, nice, items, freqs, lazy),
-            },
+            Parser::Hash(hp) => hp.parse(data, depth, nice, items, freqs),
             Parser::NearOptimal(no) => no.parse(data, depth, nice, items, freqs),
         };
         self.freqs[END_OF_DATA] += 1;
@@ -160,67 +158,6 @@ fn matched(len: usize, off: u32) -> u64 {
 fn match_symbol(len: usize, off: u32) -> usize {
     let log2 = (31 - off.leading_zeros()) as usize;
     256 + (log2 << 4) + (len - MIN_MATCH).min(15)
-}
-
-/// Greedy (or, with `lazy`, one-step lazy) parsing over hash chains into `items` (one
-/// more than `data`'s length), counting the symbols' frequencies into `freqs`; returns
-/// the number of items.
-fn parse_greedy<F: ChainFinder>(
-    hc: &mut F,
-    data: &[u8],
-    depth: u32,
-    nice: usize,
-    items: &mut [u64],
-    freqs: &mut [u32; NUM_SYMS],
-    lazy: bool,
-) -> usize {
-    let mut k = 0;
-    let n = data.len();
-    // The chains hold chunks of at most 64 KiB: no match there is longer than
-    // `MAX_MATCH` or farther than `MAX_OFFSET`, so neither needs to cap the search
-    // (which then computes no cap per position).
-    debug_assert!(n <= WINDOW && WINDOW <= MAX_MATCH && WINDOW - 1 <= MAX_OFFSET);
-    const NO_CAP: usize = usize::MAX;
-    // A 3-byte match this far back costs about as much as three literals (as wimlib).
-    let far3 = if n <= 8192 { 2048 } else { 4096 };
-    hc.reset(data);
-    let mut i = 0;
-    while i < n {
-        let (mut len, mut off) = hc.find(data, i, MIN_MATCH - 1, NO_CAP, nice, depth, NO_CAP);
-        if len < MIN_MATCH || (len == MIN_MATCH && off >= far3) {
-            let b = data[i];
-            freqs[usize::from(b)] += 1;
-            items[k] = literal(b);
-            k += 1;
-            i += 1;
-            continue;
-        }
-        // The first position after `i` not yet in the chains.
-        let mut next = i + 1;
-        if lazy {
-            while len < nice && i + 1 < n {
-                let (l2, o2) = hc.find(data, i + 1, len, NO_CAP, nice, depth / 2, NO_CAP);
-                next = i + 2;
-                if l2 > len {
-                    let b = data[i];
-                    freqs[usize::from(b)] += 1;
-                    items[k] = literal(b);
-                    k += 1;
-                    i += 1;
-                    (len, off) = (l2, o2);
-                } else {
-                    break;
-                }
-            }
-        }
-        let it = matched(len, off as u32);
-        freqs[(it & 0x1ff) as usize] += 1;
-        items[k] = it;
-        k += 1;
-        hc.skip(data, next, i + len);
-        i += len;
-    }
-    k
 }
 
 impl NearOptimal {
