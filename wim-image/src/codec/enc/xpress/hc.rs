@@ -90,7 +90,8 @@ impl<const FULL: bool> Chains<'_, FULL> {
     /// Inserts `pos` (which has five bytes from it in a chunk of `n`) and returns the
     /// longest match there longer than `best_len` (at least 2) as `(length, offset)`,
     /// length 0 if none: [`ChainFinder::find`](super::super::mf::ChainFinder::find) with
-    /// no length or offset cap. `want3`: whether a 3-byte match may be returned.
+    /// no length or offset cap. A 3-byte match is only returned with `want3`, and only
+    /// from less than `far3` back.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn find(
@@ -102,6 +103,7 @@ impl<const FULL: bool> Chains<'_, FULL> {
         nice: usize,
         mut depth: u32,
         want3: bool,
+        far3: usize,
     ) -> (usize, usize) {
         let (h3, h4) = (self.h3, self.h4);
         (self.h3, self.h4) = heads::<FULL>(load32(buf, pos + 1), self.shift3, self.shift4);
@@ -116,20 +118,22 @@ impl<const FULL: bool> Chains<'_, FULL> {
         let max_len = n - pos;
         let nice_len = nice.min(max_len);
         let mut best_len = best_len.max(MIN_MATCH);
-        if best_len >= nice_len {
+        // No earlier position starts with the same three bytes when their head is empty
+        // (every earlier position is in the tables): no match at all.
+        if best_len >= nice_len || cand3 == 0 {
             return (0, 0);
         }
         let v = load32(buf, pos);
         let mut best_off = 0;
         if best_len == MIN_MATCH {
             // The 3-byte candidate's bytes, loaded before the walk so that the load
-            // overlaps it (`cand3 == 0` loads some other bytes, unused).
-            let c3 = usize::from(cand3).wrapping_sub(1);
-            let diff3 = (load32(buf, c3) ^ v) & 0xff_ffff;
+            // overlaps it.
+            let c3 = usize::from(cand3 - 1);
+            let near3 = (load32(buf, c3) ^ v) & 0xff_ffff == 0 && pos - c3 < far3;
             // No 4-byte match yet: the first candidate whose four bytes match.
             loop {
                 if cand == 0 || depth == 0 {
-                    if want3 && cand3 != 0 && diff3 == 0 {
+                    if want3 && near3 {
                         return (3, pos - c3);
                     }
                     return (0, 0);
@@ -271,11 +275,11 @@ fn run<const FULL: bool, const LAZY: bool>(
     let mut i = 0;
     while i < n {
         let (mut len, mut off) = if i < end {
-            ch.find(buf, n, i, MIN_MATCH - 1, nice, depth, true)
+            ch.find(buf, n, i, MIN_MATCH - 1, nice, depth, true, far3)
         } else {
             (0, 0)
         };
-        if len < MIN_MATCH || (len == MIN_MATCH && off >= far3) {
+        if len < MIN_MATCH {
             let b = buf[i & (WINDOW - 1)];
             freqs[usize::from(b)] += 1;
             items[k] = literal(b);
@@ -289,7 +293,7 @@ fn run<const FULL: bool, const LAZY: bool>(
             while len < nice && i + 1 < n {
                 // A 3-byte match is never longer than `len`: not looked for.
                 let (l2, o2) = if i + 1 < end {
-                    ch.find(buf, n, i + 1, len, nice, depth / 2, false)
+                    ch.find(buf, n, i + 1, len, nice, depth / 2, false, far3)
                 } else {
                     (0, 0)
                 };
