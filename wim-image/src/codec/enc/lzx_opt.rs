@@ -20,6 +20,7 @@ use super::lzx_block::{offset_slot, BlockCoder};
 use super::mf::{match_len, Match, Search};
 use super::xpress::log2_16;
 use super::Item;
+use core::hint::select_unpredictable;
 
 /// Match-cache entries reserved per position.
 const CACHE_PER_POS: usize = 10;
@@ -262,26 +263,27 @@ impl<T: Table> Optimal<T> {
             // The literal; then node `i + 1` is final: settle the queue it leaves.
             let byte = u32::from(block[pos]);
             let lit = c0 + main[byte as usize];
+            // Literal or match is hard to predict: both outcomes are computed and one is
+            // selected.
             let j = i + 1;
-            let node = &mut nodes[j];
-            queues[j % QUEUE_RING] = if lit <= node.cost {
-                *node = Node {
+            let node = nodes[j];
+            let literal = lit <= node.cost;
+            nodes[j] = select_unpredictable(
+                literal,
+                Node {
                     cost: lit,
                     item: 1 | byte << LEN_BITS,
-                };
-                packed
-            } else {
-                let len = (node.item & ((1 << LEN_BITS) - 1)) as usize;
-                let from = queues[(j - len) % QUEUE_RING];
-                let code = node.item >> LEN_BITS;
-                if code >= 3 {
-                    (from << OFFSET_BITS | u64::from(code - 2)) & ((1 << (3 * OFFSET_BITS)) - 1)
-                } else {
-                    let mut q = unpack(from);
-                    q.swap(0, code as usize);
-                    pack(q)
-                }
-            };
+                },
+                node,
+            );
+            let len = (node.item & ((1 << LEN_BITS) - 1)) as usize;
+            let from = queues[j.wrapping_sub(len) % QUEUE_RING];
+            let code = node.item >> LEN_BITS;
+            queues[j % QUEUE_RING] = select_unpredictable(
+                literal,
+                packed,
+                select_unpredictable(code >= 3, push(from, code), swap(from, code)),
+            );
         }
         unpack(queues[n % QUEUE_RING])
     }
@@ -318,6 +320,21 @@ const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
 #[inline(always)]
 fn pack(q: [u32; 3]) -> u64 {
     u64::from(q[0]) | u64::from(q[1]) << OFFSET_BITS | u64::from(q[2]) << (2 * OFFSET_BITS)
+}
+
+/// Packed queue `q` after an explicit-offset match with offset code `code` (3 or more).
+#[inline(always)]
+fn push(q: u64, code: u32) -> u64 {
+    (q << OFFSET_BITS | u64::from(code.wrapping_sub(2))) & ((1 << (3 * OFFSET_BITS)) - 1)
+}
+
+/// Packed queue `q` after a repeat match with offset code `code` (0 to 2): entry `code`
+/// swapped with entry 0, without branches. (Any other code gives a meaningless result.)
+#[inline(always)]
+fn swap(q: u64, code: u32) -> u64 {
+    let shift = OFFSET_BITS * code.min(2);
+    let x = (q ^ q >> shift) & OFFSET_MASK as u64;
+    q ^ x ^ x << shift
 }
 
 #[inline(always)]
