@@ -82,10 +82,21 @@ impl<'a> WordWriter<'a> {
     }
 }
 
+/// Size of the XPRESS writer's scratch output, a power of two above the largest output
+/// that can fit (a chunk's compressed form must be smaller than the chunk, at most 64 KiB).
+pub(crate) const XPRESS_SCRATCH: usize = 1 << 17;
+/// The XPRESS writer's scratch output (positions are masked to [`XPRESS_SCRATCH`], so no
+/// write needs a bounds check; the padding takes a word at the last position).
+pub(crate) type XpressScratch = [u8; XPRESS_SCRATCH + 2];
+
 /// XPRESS: words are reserved two ahead of the raw-byte position, so that raw bytes land
 /// where a decoder that loads a word only when it holds fewer than 16 bits reads them.
+///
+/// It writes into a scratch buffer of fixed size with every position masked: output that
+/// grows past the buffer wraps around (and overwrites earlier output), but then it is far
+/// beyond any limit [`finish`](Self::finish) accepts.
 pub(crate) struct XpressWriter<'a> {
-    out: &'a mut [u8],
+    out: &'a mut XpressScratch,
     /// Where the word being filled goes, and the one after it.
     slot: usize,
     slot2: usize,
@@ -93,12 +104,11 @@ pub(crate) struct XpressWriter<'a> {
     next: usize,
     buf: u32,
     count: u32,
-    overflow: bool,
 }
 
 impl<'a> XpressWriter<'a> {
     /// A writer starting at `out[start..]` (after the 256-byte length table).
-    pub(crate) fn new(out: &'a mut [u8], start: usize) -> Self {
+    pub(crate) fn new(out: &'a mut XpressScratch, start: usize) -> Self {
         XpressWriter {
             out,
             slot: start,
@@ -106,15 +116,15 @@ impl<'a> XpressWriter<'a> {
             next: start + 4,
             buf: 0,
             count: 0,
-            overflow: false,
         }
     }
 
-    fn put(&mut self, at: usize, bytes: &[u8]) {
-        match self.out.get_mut(at..at + bytes.len()) {
-            Some(s) => s.copy_from_slice(bytes),
-            None => self.overflow = true,
-        }
+    #[inline(always)]
+    fn word(&mut self, at: usize, w: u16) {
+        let at = at & (XPRESS_SCRATCH - 1);
+        let [lo, hi] = w.to_le_bytes();
+        self.out[at] = lo;
+        self.out[at + 1] = hi;
     }
 
     /// Appends the low `n` bits of `bits` (`n` at most 16).
@@ -125,8 +135,7 @@ impl<'a> XpressWriter<'a> {
         self.count += n;
         if self.count > 16 {
             self.count -= 16;
-            let w = (self.buf >> self.count) as u16;
-            self.put(self.slot, &w.to_le_bytes());
+            self.word(self.slot, (self.buf >> self.count) as u16);
             self.slot = self.slot2;
             self.slot2 = self.next;
             self.next += 2;
@@ -135,22 +144,23 @@ impl<'a> XpressWriter<'a> {
 
     /// A raw byte (the extended match length).
     pub(crate) fn byte(&mut self, b: u8) {
-        self.put(self.next, &[b]);
+        self.out[self.next & (XPRESS_SCRATCH - 1)] = b;
         self.next += 1;
     }
 
     /// A raw little-endian u16 (the full match length).
     pub(crate) fn u16(&mut self, v: u16) {
-        self.put(self.next, &v.to_le_bytes());
+        self.word(self.next, v);
         self.next += 2;
     }
 
-    /// Flushes the partial word and the reserved one; the total size, or `None` if it did
-    /// not fit.
-    pub(crate) fn finish(mut self) -> Option<usize> {
+    /// Flushes the partial word and the reserved one; the total size, or `None` if it is
+    /// more than `limit` (at most [`XPRESS_SCRATCH`]).
+    pub(crate) fn finish(mut self, limit: usize) -> Option<usize> {
+        debug_assert!(limit <= XPRESS_SCRATCH);
         let w = ((self.buf << (16 - self.count)) & 0xffff) as u16;
-        self.put(self.slot, &w.to_le_bytes());
-        self.put(self.slot2, &[0, 0]);
-        (!self.overflow).then_some(self.next)
+        self.word(self.slot, w);
+        self.word(self.slot2, 0);
+        (self.next <= limit).then_some(self.next)
     }
 }

@@ -7,8 +7,8 @@
 //! literals and matches get one Huffman code (plus the end-of-data symbol 256 that
 //! Microsoft's decoder wants), written as the 256-byte length table and the bitstream.
 
-use super::super::alloc::{vec, vec::Vec};
-use super::bitout::XpressWriter;
+use super::super::alloc::{boxed::Box, vec, vec::Vec};
+use super::bitout::{XpressScratch, XpressWriter, XPRESS_SCRATCH};
 use super::bt::{BinaryTrees, Probe, Small};
 use super::huffman::make_code;
 use super::mf::Match;
@@ -54,6 +54,8 @@ pub(crate) struct XpressEncoder {
     freqs: [u32; NUM_SYMS],
     lens: [u8; NUM_SYMS],
     codes: [u32; NUM_SYMS],
+    /// The writer's output, copied to the caller's buffer when it fits.
+    scratch: Box<XpressScratch>,
 }
 
 impl XpressEncoder {
@@ -84,6 +86,10 @@ impl XpressEncoder {
             freqs: [0; NUM_SYMS],
             lens: [0; NUM_SYMS],
             codes: [0; NUM_SYMS],
+            scratch: vec![0u8; XPRESS_SCRATCH + 2]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the vector has the scratch's size")),
         }
     }
 
@@ -107,12 +113,12 @@ impl XpressEncoder {
     }
 
     /// Writes the code lengths and the first `count` items.
-    fn write(&self, out: &mut [u8], count: usize) -> Option<usize> {
-        let header = out.get_mut(..NUM_SYMS / 2)?;
-        for (b, pair) in header.iter_mut().zip(self.lens.chunks_exact(2)) {
+    fn write(&mut self, out: &mut [u8], count: usize) -> Option<usize> {
+        let scratch = &mut *self.scratch;
+        for (b, pair) in scratch.iter_mut().zip(self.lens.chunks_exact(2)) {
             *b = pair[0] | (pair[1] << 4);
         }
-        let mut w = XpressWriter::new(out, NUM_SYMS / 2);
+        let mut w = XpressWriter::new(scratch, NUM_SYMS / 2);
         let (codes, lens) = (&self.codes, &self.lens);
         for &it in self.items.get(..count)? {
             let sym = (it & 0x1ff) as usize;
@@ -131,7 +137,10 @@ impl XpressEncoder {
             }
         }
         w.bits(codes[END_OF_DATA], u32::from(lens[END_OF_DATA]));
-        w.finish()
+        let size = w.finish(out.len().min(XPRESS_SCRATCH))?;
+        out.get_mut(..size)?
+            .copy_from_slice(self.scratch.get(..size)?);
+        Some(size)
     }
 }
 
