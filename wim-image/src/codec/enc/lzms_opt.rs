@@ -39,14 +39,35 @@ const BIT_COST: [u32; 65] = [
     39, 37, 35, 33, 30, 29, 27, 25, 23, 21, 19, 17, 16, 14, 12, 11, 9, 8, 6, 4, 3, 1, 1,
 ];
 
+/// The cost of a 0 and of a 1 by a context's raw zero count (0–64, clamped as
+/// [`Probability::get`] does), padded to 128 entries so a masked index needs no check: the
+/// parse prices several bits per position.
+static BIT_COSTS: [[u32; 128]; 2] = {
+    let mut t = [[0; 128]; 2];
+    let mut z = 0;
+    while z <= 64 {
+        let p = if z == 0 {
+            1
+        } else if z == 64 {
+            63
+        } else {
+            z
+        };
+        t[0][z] = BIT_COST[p];
+        t[1][z] = BIT_COST[64 - p];
+        z += 1;
+    }
+    t
+};
+
 #[inline(always)]
 fn bit0(p: &Probability) -> u32 {
-    BIT_COST[p.get() as usize]
+    BIT_COSTS[0][p.zeros() as usize & 127]
 }
 
 #[inline(always)]
 fn bit1(p: &Probability) -> u32 {
-    BIT_COST[64 - p.get() as usize]
+    BIT_COSTS[1][p.zeros() as usize & 127]
 }
 
 /// Offers `item` (with the items before it) as an arrival at node `to`.
@@ -358,7 +379,8 @@ impl LzmsEncoder {
                     });
                 }
             }
-            self.bt.matches(buf, pos, self.probe(), &mut matches);
+            let probe = self.probe();
+            tree_matches(&mut self.bt, buf, pos, probe, &mut matches);
             if let Some(&longest) = matches.last() {
                 if longest.len as usize >= nice {
                     let off = longest.off as usize;
@@ -539,6 +561,19 @@ impl LzmsEncoder {
     }
 }
 
+/// The binary trees' search, out of line: inlined into the parse, the walk's state
+/// competes with the parse's for registers.
+#[inline(never)]
+fn tree_matches(
+    bt: &mut BinaryTrees<Large>,
+    buf: &[u8],
+    pos: usize,
+    probe: Probe,
+    out: &mut Vec<Match>,
+) -> usize {
+    bt.matches(buf, pos, probe, out)
+}
+
 /// Decision contexts for a literal and a repeat-0 match that follow (see
 /// [`LzmsEncoder::rep0_after_literal`]).
 #[derive(Clone, Copy)]
@@ -572,6 +607,10 @@ fn rep_cost(probs: &[[Probability; 64]; 2], states: [u8; 2], r: usize) -> u32 {
 }
 
 /// Offers `item(l)` at cost `base + len_cost[l]` for every length `l` in `from..=to`.
+///
+/// Runs are short (about two lengths per explicit match), so the setup counts: the node
+/// windows are fixed-size arrays from `cur` (one bounds check each), indexed by the length
+/// as the cost table is, and an arrival is located only when its node improves.
 #[inline(always)]
 fn relax_run(
     nodes: &mut Nodes,
@@ -582,21 +621,20 @@ fn relax_run(
     base: u32,
     item: impl Fn(u32) -> LzmsItem,
 ) {
-    if from > to {
-        return;
-    }
-    let costs = &mut nodes.cost[cur + from..=cur + to];
-    let arrivals = &mut nodes.arrival[cur + from..=cur + to];
-    for (((c, a), &lc), l) in costs
-        .iter_mut()
-        .zip(arrivals)
-        .zip(&len_cost[from..=to])
-        .zip(from as u32..)
-    {
-        let cost = base + lc;
-        if cost < *c {
-            *c = cost;
-            a.item = item(l);
+    let to = to.min(MAX_NICE);
+    let Some(costs) = nodes
+        .cost
+        .get_mut(cur..)
+        .and_then(|c| c.first_chunk_mut::<{ MAX_NICE + 1 }>())
+    else {
+        unreachable!("the node array covers the longest match from every position")
+    };
+    for l in from..to + 1 {
+        let cost = base + len_cost[l];
+        if cost < costs[l] {
+            costs[l] = cost;
+            let a = &mut nodes.arrival[cur + l];
+            a.item = item(l as u32);
             a.num_before = 0;
         }
     }

@@ -25,6 +25,12 @@ impl Probability {
         p - (p >> 6)
     }
 
+    /// The number of zeros among the last 64 bits (0–64), before [`Self::get`]'s clamping.
+    #[inline(always)]
+    pub(crate) fn zeros(&self) -> u32 {
+        self.zeros
+    }
+
     #[inline(always)]
     pub(crate) fn update(&mut self, bit: u32) {
         // The oldest bit leaves the window, `bit` enters it.
