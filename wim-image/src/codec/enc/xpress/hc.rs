@@ -123,16 +123,21 @@ impl<const FULL: bool> Chains<'_, FULL> {
         // position is in the tables): no match at all.
         let first = best_len < MIN_MATCH;
         let mut best_len = best_len.max(MIN_MATCH);
-        if (!first && best_len >= nice_len) || cand3 == 0 {
+        if !first && best_len >= nice_len {
             return (0, 0);
         }
+        // Without a 3-byte head the walk gets no candidate (one data-dependent branch, the
+        // walk's own end, instead of two).
+        cand &= 0u16.wrapping_sub(u16::from(cand3 != 0));
         let v = load32(buf, pos);
         let mut best_off = 0;
         if best_len == MIN_MATCH {
             // The 3-byte candidate's bytes, loaded before the walk so that the load
             // overlaps it.
-            let c3 = usize::from(cand3 - 1);
-            let near3 = (load32(buf, c3) ^ v) & 0xff_ffff == 0 && pos - c3 < far3;
+            let c3 = usize::from(cand3).wrapping_sub(1);
+            let near3 = (cand3 != 0)
+                & ((load32(buf, c3) ^ v) & 0xff_ffff == 0)
+                & (pos.wrapping_sub(c3) < far3);
             // No 4-byte match yet: the first candidate whose four bytes match.
             loop {
                 if cand == 0 || depth == 0 {
