@@ -21,6 +21,10 @@ const MAX_HASH4_BITS: u32 = 22;
 const MAX_HASH3_BITS: u32 = 15;
 /// Size of the 2-byte table: a small one stays in cache (wimlib's LZX size).
 const HASH2_BITS: u32 = 12;
+/// Chunks larger than this (trees of more than 2 MiB) prefetch each position's first
+/// tree node a call ahead. (Measured on LZMS solid 50, 4 MiB: 6% faster; on 32 KiB LZX
+/// chunks the extra work is not repaid.)
+const LOOKAHEAD_CHUNK: usize = 1 << 18;
 
 #[inline(always)]
 fn hash(v: u32, bits: u32) -> usize {
@@ -136,6 +140,13 @@ pub(crate) struct BinaryTrees<T> {
     /// slots prefetched, by the call for the position before).
     next_pos: usize,
     next: (usize, usize),
+    /// Whether the next position's first tree node is prefetched (for chunks whose trees
+    /// outgrow the caches; see [`BinaryTrees::advance`]).
+    lookahead: bool,
+    /// The same as `next` for the position after `next_pos` (with `lookahead`, computed
+    /// two calls ahead).
+    next2_pos: usize,
+    next2: (usize, usize),
 }
 
 /// Where [`BinaryTrees::matches`] appends the matches it reports.
@@ -218,6 +229,9 @@ impl<T: Table> BinaryTrees<T> {
             bits4,
             next_pos: usize::MAX,
             next: (0, 0),
+            lookahead: max_chunk > LOOKAHEAD_CHUNK,
+            next2_pos: usize::MAX,
+            next2: (0, 0),
         }
     }
 
@@ -229,6 +243,7 @@ impl<T: Table> BinaryTrees<T> {
             self.head2.clear(1 << HASH2_BITS);
         }
         self.next_pos = usize::MAX;
+        self.next2_pos = usize::MAX;
     }
 
     /// The 3- and 4-byte head indices of the four bytes `v`.
@@ -277,8 +292,28 @@ impl<T: Table> BinaryTrees<T> {
         } else {
             self.heads(v)
         };
-        // The next position's heads, for the next call (usually `pos + 1`).
-        if pos + 5 <= data.len() {
+        // With `lookahead`, the heads two positions ahead are computed and their slots
+        // prefetched; the next position's 4-byte slot, prefetched a call ago, gives its first tree node, whose
+        // children and bytes are prefetched in turn (the walk's first two loads, which
+        // would otherwise miss the cache in a large chunk).
+        if self.lookahead && pos + 6 <= data.len() {
+            let next = if self.next2_pos == me {
+                self.next2
+            } else {
+                self.heads(load_u32(data, me))
+            };
+            let next2 = self.heads(load_u32(data, me + 1));
+            self.head4.prefetch(next2.1);
+            self.head3.prefetch(2 * next2.0);
+            let first = self.head4.get(next.1).wrapping_sub(1);
+            self.children.prefetch(first.wrapping_mul(2));
+            if let Some(b) = data.get(first) {
+                prefetch(b);
+            }
+            (self.next, self.next_pos) = (next, me);
+            (self.next2, self.next2_pos) = (next2, me + 1);
+        } else if pos + 5 <= data.len() {
+            // The next position's heads, for the next call (usually `pos + 1`).
             self.next = self.heads(load_u32(data, me));
             self.next_pos = me;
             self.head4.prefetch(self.next.1);
