@@ -171,6 +171,12 @@ pub(crate) fn walk(
     // Entries below `limit` are empty (0) or too far back: one compare ends the chain
     // for both.
     let limit = pos.saturating_sub(max_offset) + 1;
+    // Every earlier position is in the 3-byte table, and the newest with the same three
+    // bytes is at or after any older one: without a 3-byte head in reach no candidate can
+    // match four bytes, so the walk gets none (a select, not a branch).
+    if cand3 < limit {
+        cand = 0;
+    }
     // Reads at `c + k` for `c < pos` and `k + 4 <= max_len` stay inside `window`.
     let window = &data[..pos + max_len];
     let mut best_off = 0;
