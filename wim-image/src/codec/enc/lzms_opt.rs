@@ -17,7 +17,7 @@ use super::super::alloc::{boxed::Box, vec, vec::Vec};
 use super::super::lzms::streams::Probability;
 use super::super::lzms::tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, OFFSET_SLOTS};
 use super::super::lzms::x86::TargetTable;
-use super::bt::{BinaryTrees, Large, Probe};
+use super::bt::{BinaryTrees, Cursor, Large, Probe};
 use super::lzms::{length_slot, next_state, ItemCoder, LzmsItem, State, Streams, PAIR_SHIFT};
 use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED, POWERS};
 use super::mf::{match_len, prefetch, Match};
@@ -30,6 +30,8 @@ const MAX_NICE: usize = 255;
 const INFINITE: u32 = u32::MAX;
 /// Positions at each end of a match of the nice length that go into the binary trees.
 const LONG_MATCH_ENDS: usize = 32;
+/// Room for one position's matches (see [`LzmsEncoder::matches`]).
+const MATCHES: usize = MAX_NICE + 2;
 
 /// `-log2(p / 64)` in 1/64 bits for a probability of `p`/64 (0 and 64 as 1 and 63).
 /// Generated: `[round(-log2(min(63, max(1, p)) / 64) * 64) for p in range(65)]`.
@@ -144,7 +146,9 @@ pub(crate) struct LzmsEncoder {
     delta: DeltaFinder,
     coder: Box<ItemCoder>,
     nodes: Nodes,
-    matches: Vec<Match>,
+    /// The matches of the current position: the 2-byte one, then the trees' (at most one
+    /// per length from 3 to the nice length), with room for the trees' unkept last store.
+    matches: Box<[Match; MATCHES]>,
     path: Vec<LzmsItem>,
     /// Length → cost, for the length code of generation `len_gen`.
     len_cost: [u32; MAX_NICE + 1],
@@ -163,7 +167,7 @@ impl LzmsEncoder {
             delta: DeltaFinder::new(max_chunk),
             coder: Box::new(ItemCoder::new(max_chunk)),
             nodes: Nodes::new(STRETCH + 2 * MAX_NICE + 2),
-            matches: Vec::with_capacity(MAX_NICE + 1),
+            matches: Box::new([Match::default(); MATCHES]),
             path: Vec::with_capacity(STRETCH + 2),
             len_cost: [0; MAX_NICE + 1],
             len_gen: 0,
@@ -361,8 +365,7 @@ impl LzmsEncoder {
             }
 
             // Explicit LZ matches: the newest two-byte one, then the trees' (from three).
-            let mut matches = core::mem::take(&mut self.matches);
-            matches.clear();
+            let mut num = 0;
             if remaining >= 2 {
                 let h = usize::from(u16::from_le_bytes([buf[pos], buf[pos + 1]]));
                 let c = self.head2[h] as usize;
@@ -373,26 +376,27 @@ impl LzmsEncoder {
                     );
                 }
                 if c != 0 {
-                    matches.push(Match {
+                    self.matches[0] = Match {
                         len: 2,
                         off: (pos + 1 - c) as u32,
-                    });
+                    };
+                    num = 1;
                 }
             }
             let probe = self.probe();
-            tree_matches(&mut self.bt, buf, pos, probe, &mut matches);
-            if let Some(&longest) = matches.last() {
+            num = tree_matches(&mut self.bt, buf, pos, probe, &mut self.matches[..], num);
+            if let Some(&longest) = self.matches[..num].last() {
                 if longest.len as usize >= nice {
                     let off = longest.off as usize;
                     let len = match_len(buf, pos - off, pos, longest.len as usize, remaining);
-                    self.matches = matches;
                     let item = LzmsItem::lz(len as u32, off as u32);
                     return self.take_long(buf, s, cur, pos, pos + 1, item);
                 }
                 let base = cur_cost + lz_bits + bit0(&self.coder.d.lz[usize::from(st.lz_ctx)]);
                 reach(&mut self.nodes, &mut end, cur + longest.len as usize);
                 let mut l = 2;
-                for m in &matches {
+                for i in 0..num {
+                    let m = self.matches[i];
                     let c = &*self.coder;
                     let slot = c.slots.slot(m.off);
                     let bits =
@@ -416,7 +420,6 @@ impl LzmsEncoder {
                     }
                 }
             }
-            self.matches = matches;
 
             // Explicit delta matches.
             if self.p.delta && remaining > HASHED {
@@ -562,16 +565,20 @@ impl LzmsEncoder {
 }
 
 /// The binary trees' search, out of line: inlined into the parse, the walk's state
-/// competes with the parse's for registers.
+/// competes with the parse's for registers. The matches go into `out` after its first `n`
+/// (a fixed array, so no push checks for capacity); returns the new count.
 #[inline(never)]
 fn tree_matches(
     bt: &mut BinaryTrees<Large>,
     buf: &[u8],
     pos: usize,
     probe: Probe,
-    out: &mut Vec<Match>,
+    out: &mut [Match],
+    n: usize,
 ) -> usize {
-    bt.matches(buf, pos, probe, out)
+    let mut sink = Cursor { buf: out, n };
+    bt.matches(buf, pos, probe, &mut sink);
+    sink.n
 }
 
 /// Decision contexts for a literal and a repeat-0 match that follow (see
