@@ -146,9 +146,12 @@ impl<const FULL: bool> Chains<'_, FULL> {
                     }
                     return (0, 0);
                 }
-                let c = usize::from(cand - 1);
+                // The chain step reads the link by the entry itself (`PREV - 1 + entry`
+                // is `PREV + position`), so no subtract sits on the loop-carried chain.
+                let e = usize::from(cand);
                 depth -= 1;
-                cand = tab[PREV + c];
+                cand = tab[PREV - 1 + e];
+                let c = e - 1;
                 if load32(buf, c) == v {
                     best_len = extend(buf, c, pos, 4, max_len);
                     best_off = pos - c;
@@ -163,9 +166,10 @@ impl<const FULL: bool> Chains<'_, FULL> {
         // then the first four.
         let mut tail = load32(buf, pos + best_len - 3);
         while cand != 0 && depth > 0 {
-            let c = usize::from(cand - 1);
+            let e = usize::from(cand);
             depth -= 1;
-            cand = tab[PREV + c];
+            cand = tab[PREV - 1 + e];
+            let c = e - 1;
             if load32(buf, c + best_len - 3) == tail && load32(buf, c) == v {
                 let len = extend(buf, c, pos, 4, max_len);
                 if len > best_len {
