@@ -2,9 +2,9 @@
 //! 16-bit positions in fixed-size tables.
 //!
 //! Same search as [`HashChains`](super::mf::HashChains) (and the same results for the
-//! same table sizes), cheaper per position: an entry is `position + 1` (0 = empty) in a
-//! `u16`, so a hash index or a position indexes its 64 Ki-entry table without a bounds
-//! check and the tables take half the cache. The price is clearing the used part of the
+//! same table sizes), cheaper per position: an entry is a position (0 = empty, so position
+//! 0 is never a candidate) in a `u16`, so a hash index or a position indexes its 64
+//! Ki-entry table without a bounds check and the tables take half the cache. The price is clearing the used part of the
 //! two head tables at each chunk.
 
 use super::super::alloc::{boxed::Box, vec};
@@ -82,7 +82,7 @@ impl SmallChains {
         let tab = &mut *self.tab;
         prefetch(&tab[HEAD3 + usize::from(self.next.0)]);
         prefetch(&tab[HEAD4 + usize::from(self.next.1)]);
-        let me = pos as u16 + 1;
+        let me = pos as u16;
         let cand3 = core::mem::replace(&mut tab[HEAD3 + usize::from(h3)], me);
         let cand4 = core::mem::replace(&mut tab[HEAD4 + usize::from(h4)], me);
         tab[PREV + usize::from(pos as u16)] = cand4;
@@ -91,7 +91,7 @@ impl SmallChains {
 
     /// Starts the chunk `data` (as [`ChainFinder::reset`]) for a parser that keeps the
     /// chain state itself: the tables (3-byte heads, 4-byte heads, links, each [`WINDOW`]
-    /// entries of `position + 1`, 0 = empty) and the right shifts of the 16-bit hash
+    /// entries of positions, 0 = empty) and the right shifts of the 16-bit hash
     /// giving the 3-byte and 4-byte head indices.
     pub(crate) fn begin(&mut self, data: &[u8]) -> (&mut [u16; 3 * WINDOW], u32, u32) {
         self.start(data);
@@ -125,7 +125,7 @@ impl SmallChains {
         let (mut h3, mut h4) = self.next;
         let tab = &mut *self.tab;
         for (pos, w) in (from..to).zip(data[from + 1..to + 4].windows(4)) {
-            let me = pos as u16 + 1;
+            let me = pos as u16;
             tab[HEAD3 + usize::from(h3)] = me;
             tab[PREV + usize::from(pos as u16)] =
                 core::mem::replace(&mut tab[HEAD4 + usize::from(h4)], me);

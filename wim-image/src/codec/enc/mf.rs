@@ -144,9 +144,10 @@ pub(crate) trait ChainFinder {
 }
 
 /// The chain walk of [`ChainFinder::find`] at `pos` (already inserted), with the old heads
-/// `(cand3, cand)` (3-byte and 4-byte) as entries: `position + 1`, 0 for none. `prev(c)`
-/// is the entry before position `c` in its chain. Entries must be earlier positions of
-/// the chunk (or 0).
+/// `(cand3, cand)` (3-byte and 4-byte) as entries: positions, 0 for none, so position 0 is
+/// never a candidate (as in wimlib's hash chains, whose output sizes ours then match; it
+/// saves a subtract on every chain step). `prev(c)` is the entry before position `c` in
+/// its chain. Entries must be earlier positions of the chunk (or 0).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn walk(
@@ -170,7 +171,7 @@ pub(crate) fn walk(
     let mut depth = depth;
     // Entries below `limit` are empty (0) or too far back: one compare ends the chain
     // for both.
-    let limit = pos.saturating_sub(max_offset) + 1;
+    let limit = pos.saturating_sub(max_offset).max(1);
     // Every earlier position is in the 3-byte table, and the newest with the same three
     // bytes is at or after any older one: without a 3-byte head in reach no candidate can
     // match four bytes, so the walk gets none (a select, not a branch).
@@ -184,12 +185,12 @@ pub(crate) fn walk(
         // No 4-byte match yet: the first candidate whose four bytes match.
         loop {
             if cand < limit || depth == 0 {
-                if cand3 >= limit && load_u32(data, cand3 - 1) & 0xff_ffff == v & 0xff_ffff {
-                    return (3, pos + 1 - cand3);
+                if cand3 >= limit && load_u32(data, cand3) & 0xff_ffff == v & 0xff_ffff {
+                    return (3, pos - cand3);
                 }
                 return (0, 0);
             }
-            let c = cand - 1;
+            let c = cand;
             debug_assert!(c < pos);
             depth -= 1;
             cand = prev(c);
@@ -207,7 +208,7 @@ pub(crate) fn walk(
     // stronger first test than one byte), then the first four.
     let mut tail = load_u32(window, pos + best_len - 3);
     while cand >= limit && depth > 0 {
-        let c = cand - 1;
+        let c = cand;
         debug_assert!(c < pos);
         depth -= 1;
         cand = prev(c);
@@ -298,8 +299,8 @@ impl ChainFinder for HashChains {
             return (0, 0);
         }
         let (cand3, cand) = self.insert(data, pos);
-        // As `position + 1`, 0 (or anything below `walk`'s limit) for earlier chunks.
-        let entry = |e: u32| e.saturating_sub(self.heads.base - 1) as usize;
+        // As a position, 0 for earlier chunks (and for position 0, never a candidate).
+        let entry = |e: u32| e.saturating_sub(self.heads.base) as usize;
         walk(
             data,
             pos,

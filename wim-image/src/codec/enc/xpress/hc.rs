@@ -110,7 +110,7 @@ impl<const FULL: bool> Chains<'_, FULL> {
         let tab = &mut *self.tab;
         prefetch(&tab[self.h3 & (WINDOW - 1)]);
         prefetch(&tab[HEAD4 + (self.h4 & (WINDOW - 1))]);
-        let me = pos as u16 + 1;
+        let me = pos as u16;
         let cand3 = core::mem::replace(&mut tab[h3 & (WINDOW - 1)], me);
         let mut cand = core::mem::replace(&mut tab[HEAD4 + (h4 & (WINDOW - 1))], me);
         tab[PREV + (pos & (WINDOW - 1))] = cand;
@@ -134,7 +134,7 @@ impl<const FULL: bool> Chains<'_, FULL> {
         if best_len == MIN_MATCH {
             // The 3-byte candidate's bytes, loaded before the walk so that the load
             // overlaps it.
-            let c3 = usize::from(cand3).wrapping_sub(1);
+            let c3 = usize::from(cand3);
             let near3 = (cand3 != 0)
                 & ((load32(buf, c3) ^ v) & 0xff_ffff == 0)
                 & (pos.wrapping_sub(c3) < far3);
@@ -146,12 +146,10 @@ impl<const FULL: bool> Chains<'_, FULL> {
                     }
                     return (0, 0);
                 }
-                // The chain step reads the link by the entry itself (`PREV - 1 + entry`
-                // is `PREV + position`), so no subtract sits on the loop-carried chain.
-                let e = usize::from(cand);
+                // An entry is the position itself: the chain step is one load.
+                let c = usize::from(cand);
                 depth -= 1;
-                cand = tab[PREV - 1 + e];
-                let c = e - 1;
+                cand = tab[PREV + c];
                 if load32(buf, c) == v {
                     best_len = extend(buf, c, pos, 4, max_len);
                     best_off = pos - c;
@@ -166,10 +164,9 @@ impl<const FULL: bool> Chains<'_, FULL> {
         // then the first four.
         let mut tail = load32(buf, pos + best_len - 3);
         while cand != 0 && depth > 0 {
-            let e = usize::from(cand);
+            let c = usize::from(cand);
             depth -= 1;
-            cand = tab[PREV - 1 + e];
-            let c = e - 1;
+            cand = tab[PREV + c];
             if load32(buf, c + best_len - 3) == tail && load32(buf, c) == v {
                 let len = extend(buf, c, pos, 4, max_len);
                 if len > best_len {
@@ -196,7 +193,7 @@ impl<const FULL: bool> Chains<'_, FULL> {
         let (mut h3, mut h4) = (self.h3, self.h4);
         let tab = &mut *self.tab;
         for pos in from..to {
-            let me = pos as u16 + 1;
+            let me = pos as u16;
             tab[h3 & (WINDOW - 1)] = me;
             tab[PREV + (pos & (WINDOW - 1))] =
                 core::mem::replace(&mut tab[HEAD4 + (h4 & (WINDOW - 1))], me);
