@@ -14,7 +14,7 @@
 
 use super::super::alloc::{vec, vec::Vec};
 use super::super::lzx::{EXTRA_BITS, MAX_MAIN_SYMS, MAX_OFFSET_SLOTS, NUM_CHARS, NUM_LEN_SYMS};
-use super::bt::{BinaryTrees, Cursor, Probe, Sink, Table};
+use super::bt::{BinaryTrees, Cursor, Probe, Table};
 use super::lzx::{MAX_MATCH, MIN_MATCH};
 use super::lzx_block::{offset_slot, BlockCoder};
 use super::mf::{match_len, Match, Search};
@@ -31,6 +31,7 @@ const NUM_LENS: usize = MAX_MATCH - MIN_MATCH + 1;
 const QUEUE_RING: usize = 512;
 /// Bits of a node's item that hold the length (1 = literal).
 const LEN_BITS: u32 = 9;
+const LEN_MASK: u32 = (1 << LEN_BITS) - 1;
 
 /// The cheapest arrival found so far at a position: its cost and the step, as
 /// `length | code << LEN_BITS` (code: the byte of a literal, else the offset code).
@@ -167,18 +168,25 @@ impl<T: Table> Optimal<T> {
         let mut i = start;
         while i < end {
             let head = n;
-            let mut out = SlotCursor(Cursor {
+            let mut out = Cursor {
                 buf: &mut self.cache[..],
                 n: head + 1,
-            });
+            };
             let longest = if head - (i - start) < limit {
                 self.bt.matches(buf, i, probe, &mut out)
             } else {
                 self.bt.skip(buf, i, probe)
             };
-            n = out.0.n;
-            if let Some(h) = self.cache.get_mut(head) {
-                h.len = (n - head - 1) as u32;
+            n = out.n;
+            if let Some((h, found)) = self
+                .cache
+                .get_mut(head..n)
+                .and_then(|c| c.split_first_mut())
+            {
+                h.len = found.len() as u32;
+                for m in found {
+                    m.len |= (offset_slot(m.off) as u32) << 16;
+                }
             }
             i += 1;
             if longest >= nice {
@@ -269,7 +277,7 @@ impl<T: Table> Optimal<T> {
                 },
                 node,
             );
-            let len = (node.item & ((1 << LEN_BITS) - 1)) as usize;
+            let len = (node.item & LEN_MASK) as usize;
             let from = queues[j.wrapping_sub(len) % QUEUE_RING];
             let code = node.item >> LEN_BITS;
             queues[j % QUEUE_RING] = select_unpredictable(
@@ -282,45 +290,33 @@ impl<T: Table> Optimal<T> {
     }
 
     /// Appends the cheapest path's items (in order) to `items`.
+    ///
+    /// The walk goes back from the block's end. Each step is stored in the node array
+    /// behind the walk, at or after the node just read (never over one still to be read),
+    /// so the path ends up in order at the array's end and is copied out in one pass.
     fn collect(&mut self, n: usize, items: &mut Vec<Item>) {
-        let first = items.len();
-        let mut j = n;
+        let nodes = &mut self.nodes[..=n];
+        let (mut j, mut k) = (n, n + 1);
         while j > 0 {
-            let item = self.nodes[j].item;
-            let len = item & ((1 << LEN_BITS) - 1);
-            items.push(Item {
-                len,
-                off: item >> LEN_BITS,
-            });
-            j -= len as usize;
+            // A run of literals steps back one node at a time: the loads only decide where
+            // the run ends (a predicted branch), so the steps do not wait for them.
+            while j > 0 && nodes[j].item & LEN_MASK == 1 {
+                k -= 1;
+                nodes[k].item = nodes[j].item;
+                j -= 1;
+            }
+            if j == 0 {
+                break;
+            }
+            let item = nodes[j].item;
+            k -= 1;
+            nodes[k].item = item;
+            j -= (item & LEN_MASK) as usize;
         }
-        items[first..].reverse();
-    }
-}
-
-/// A match sink for the cache: each match's `len` gets its offset slot in bits 16 and
-/// up as it is stored (the finder has the offset at hand then).
-struct SlotCursor<'a>(Cursor<'a>);
-
-impl SlotCursor<'_> {
-    #[inline(always)]
-    fn with_slot(m: Match) -> Match {
-        Match {
-            len: m.len | (offset_slot(m.off) as u32) << 16,
-            off: m.off,
-        }
-    }
-}
-
-impl Sink for SlotCursor<'_> {
-    #[inline(always)]
-    fn push(&mut self, m: Match) {
-        self.0.push(Self::with_slot(m));
-    }
-
-    #[inline(always)]
-    fn push_if(&mut self, m: Match, keep: bool) {
-        self.0.push_if(Self::with_slot(m), keep);
+        items.extend(nodes[k..].iter().map(|node| Item {
+            len: node.item & LEN_MASK,
+            off: node.item >> LEN_BITS,
+        }));
     }
 }
 
