@@ -14,7 +14,7 @@
 
 use super::super::alloc::{vec, vec::Vec};
 use super::super::lzx::{EXTRA_BITS, MAX_MAIN_SYMS, MAX_OFFSET_SLOTS, NUM_CHARS, NUM_LEN_SYMS};
-use super::bt::{BinaryTrees, Cursor, Probe, Table};
+use super::bt::{BinaryTrees, Cursor, Probe, Sink, Table};
 use super::lzx::{MAX_MATCH, MIN_MATCH};
 use super::lzx_block::{offset_slot, BlockCoder};
 use super::mf::{match_len, Match, Search};
@@ -168,25 +168,18 @@ impl<T: Table> Optimal<T> {
         let mut i = start;
         while i < end {
             let head = n;
-            let mut out = Cursor {
+            let mut out = SlotCursor(Cursor {
                 buf: &mut self.cache[..],
                 n: head + 1,
-            };
+            });
             let longest = if head - (i - start) < limit {
                 self.bt.matches(buf, i, probe, &mut out)
             } else {
                 self.bt.skip(buf, i, probe)
             };
-            n = out.n;
-            if let Some((h, found)) = self
-                .cache
-                .get_mut(head..n)
-                .and_then(|c| c.split_first_mut())
-            {
-                h.len = found.len() as u32;
-                for m in found {
-                    m.len |= (offset_slot(m.off) as u32) << 16;
-                }
+            n = out.0.n;
+            if let Some(h) = self.cache.get_mut(head) {
+                h.len = (n - head - 1) as u32;
             }
             i += 1;
             if longest >= nice {
@@ -317,6 +310,32 @@ impl<T: Table> Optimal<T> {
             len: node.item & LEN_MASK,
             off: node.item >> LEN_BITS,
         }));
+    }
+}
+
+/// A match sink for the cache: each match's `len` gets its offset slot in bits 16 and
+/// up as it is stored (the finder has the offset at hand then).
+struct SlotCursor<'a>(Cursor<'a>);
+
+impl SlotCursor<'_> {
+    #[inline(always)]
+    fn with_slot(m: Match) -> Match {
+        Match {
+            len: m.len | (offset_slot(m.off) as u32) << 16,
+            off: m.off,
+        }
+    }
+}
+
+impl Sink for SlotCursor<'_> {
+    #[inline(always)]
+    fn push(&mut self, m: Match) {
+        self.0.push(Self::with_slot(m));
+    }
+
+    #[inline(always)]
+    fn push_if(&mut self, m: Match, keep: bool) {
+        self.0.push_if(Self::with_slot(m), keep);
     }
 }
 
