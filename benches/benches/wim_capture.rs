@@ -11,7 +11,8 @@
 //! each side's fastest time, output size and the ratios (time ours / wimlib: below 1 is
 //! faster; size ours / wimlib).
 //! `VIRIDIAN_BENCH_SUMMARY_ONLY=1` stops after the table; otherwise Criterion measures our
-//! 1-thread XPRESS capture.
+//! 1-thread XPRESS capture. `WIM_CAPTURE_BENCH_MODES` (comma-separated mode names, e.g.
+//! `LZX` or `XPRESS,LZMS solid`) runs only those modes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -185,7 +186,13 @@ fn main() {
         "{:<11} {:>3} | {:>9} {:>12} | {:>9} {:>12} | {:>10} {:>10}",
         "mode", "thr", "ours s", "ours bytes", "wimlib s", "wimlib bytes", "time o/w", "size o/w"
     );
-    for mode in MODES {
+    let wanted = std::env::var("WIM_CAPTURE_BENCH_MODES").ok();
+    let chosen = |m: &Mode| {
+        wanted
+            .as_deref()
+            .is_none_or(|w| w.split(',').any(|n| n.trim().eq_ignore_ascii_case(m.name)))
+    };
+    for mode in MODES.iter().filter(|m| chosen(m)) {
         for threads in [1, all] {
             let (mut o, mut w) = ((Duration::MAX, 0), (Duration::MAX, 0));
             for _ in 0..rounds {
