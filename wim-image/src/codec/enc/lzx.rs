@@ -11,8 +11,9 @@ use super::super::alloc::{boxed::Box, vec, vec::Vec};
 use super::super::lzx::{e8_translate, num_offset_slots, MIN_WINDOW_ORDER, NUM_CHARS};
 use super::bitout::WordWriter;
 use super::bt::{Large, Small, SMALL_WINDOW};
-use super::hc16::{SmallChains, WINDOW};
+use super::hc16::WINDOW;
 use super::lzx_block::BlockCoder;
+use super::lzx_lazy::SmallLazy;
 use super::lzx_opt::Optimal;
 use super::mf::{match_len, ChainFinder, HashChains, Search};
 use super::{Item, Level};
@@ -26,7 +27,7 @@ const MAX_LAZY_LEVEL: u32 = 34;
 
 enum Parser {
     /// 16-bit chains for chunks of at most 64 KiB.
-    LazySmall(SmallChains),
+    LazySmall(SmallLazy),
     Lazy(HashChains),
     /// 16-bit binary trees for chunks of at most 64 KiB.
     NearOptimalSmall(Box<Optimal<Small>>),
@@ -53,7 +54,7 @@ impl LzxEncoder {
         let l = level.0;
         let (parser, depth, nice) = if l <= MAX_LAZY_LEVEL {
             let p = if max_chunk <= WINDOW {
-                Parser::LazySmall(SmallChains::new(max_chunk))
+                Parser::LazySmall(SmallLazy::new(max_chunk))
             } else {
                 Parser::Lazy(HashChains::new(max_chunk))
             };
@@ -91,7 +92,7 @@ impl LzxEncoder {
         let mut w = WordWriter::new(out);
         let mut queue = [1u32; 3];
         match &mut self.parser {
-            Parser::LazySmall(hc) => hc.reset(buf),
+            Parser::LazySmall(_) => {}
             Parser::Lazy(hc) => hc.reset(buf),
             Parser::NearOptimalSmall(opt) => opt.reset(),
             Parser::NearOptimal(opt) => opt.reset(),
@@ -103,8 +104,10 @@ impl LzxEncoder {
             let items = &mut self.items;
             items.clear();
             match &mut self.parser {
-                Parser::LazySmall(hc) => {
-                    parse_lazy(hc, buf, start, end, search, &mut queue, items);
+                Parser::LazySmall(p) => {
+                    // A chunk of at most 64 KiB is one block.
+                    debug_assert!(start == 0 && end == n);
+                    p.parse(buf, search, &mut queue, items);
                 }
                 Parser::Lazy(hc) => parse_lazy(hc, buf, start, end, search, &mut queue, items),
                 Parser::NearOptimalSmall(opt) => {
@@ -124,7 +127,7 @@ impl LzxEncoder {
 
 /// Rough bits a match saves over literals, for the lazy parser's choices.
 #[inline(always)]
-fn score(len: usize, off: usize, rep: bool) -> i32 {
+pub(super) fn score(len: usize, off: usize, rep: bool) -> i32 {
     let cost = if rep {
         9
     } else {
@@ -135,7 +138,7 @@ fn score(len: usize, off: usize, rep: bool) -> i32 {
 
 /// The longest repeat-offset match at `pos`: (length, index), length 0 if none.
 #[inline(always)]
-fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize, usize) {
+pub(super) fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize, usize) {
     let mut best = (0, 0);
     for (r, &off) in queue.iter().enumerate() {
         let off = off as usize;
@@ -153,7 +156,7 @@ fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize,
 /// The best match at `pos` as (score, length, offset code), where the code is the repeat
 /// index or the offset plus 2; length 0 if no match is worth taking.
 #[inline(always)]
-fn best_at<F: ChainFinder>(
+pub(super) fn best_at<F: ChainFinder>(
     hc: &mut F,
     buf: &[u8],
     pos: usize,
@@ -205,7 +208,7 @@ fn best_at<F: ChainFinder>(
 }
 
 /// Lazy parsing of `buf[start..end]` into `items` (matches stop at `end`).
-fn parse_lazy<F: ChainFinder>(
+pub(super) fn parse_lazy<F: ChainFinder>(
     hc: &mut F,
     buf: &[u8],
     start: usize,

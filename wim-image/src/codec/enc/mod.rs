@@ -15,6 +15,7 @@ mod lzms_delta;
 mod lzms_opt;
 mod lzx;
 mod lzx_block;
+mod lzx_lazy;
 mod lzx_opt;
 mod mf;
 mod xpress;

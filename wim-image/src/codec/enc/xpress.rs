@@ -15,7 +15,7 @@ use super::mf::Match;
 use super::Level;
 use hc::HashParser;
 
-mod hc;
+pub(super) mod hc;
 
 const NUM_SYMS: usize = 512;
 const MAX_CODEWORD_LEN: u32 = 15;

@@ -14,12 +14,21 @@ use super::{literal, matched, MIN_MATCH, NUM_SYMS};
 
 /// Bytes after the chunk that loads may touch (an 8-byte load at the chunk's last byte).
 const PAD: usize = 16;
-type Buf = [u8; WINDOW + PAD];
+/// A chunk's padded copy.
+pub(in super::super) type Buf = [u8; WINDOW + PAD];
 type Tab = [u16; 3 * WINDOW];
 const HEAD4: usize = WINDOW;
 const PREV: usize = 2 * WINDOW;
 /// The largest tables' 3-byte head shift (2^15 heads).
 const FULL_SHIFT3: u32 = 1;
+
+/// A zeroed padded chunk buffer.
+pub(in super::super) fn new_buf() -> Box<Buf> {
+    vec![0u8; WINDOW + PAD]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("the vector has WINDOW + PAD bytes"))
+}
 
 /// Hash chains and the chunk's padded copy, for the greedy (`lazy == false`) or lazy
 /// parser.
@@ -76,9 +85,10 @@ fn heads<const FULL: bool>(v: u32, shift3: u32, shift4: u32) -> (usize, usize) {
     }
 }
 
-/// The parse loop's chain state: the tables, their shifts and the head indices of the
-/// next position to insert.
-struct Chains<'a, const FULL: bool> {
+/// A parse loop's chain state (the XPRESS parsers here, LZX's lazy parser for chunks of
+/// up to 64 KiB): the tables, their shifts and the head indices of the next position to
+/// insert.
+pub(in super::super) struct Chains<'a, const FULL: bool> {
     tab: &'a mut Tab,
     shift3: u32,
     shift4: u32,
@@ -86,15 +96,65 @@ struct Chains<'a, const FULL: bool> {
     h4: usize,
 }
 
-impl<const FULL: bool> Chains<'_, FULL> {
+/// The longest match a search may return and the farthest offset (`usize::MAX` for
+/// none): [`Chains::find`]'s caps.
+#[derive(Clone, Copy)]
+pub(in super::super) struct Caps {
+    pub(in super::super) max_len: usize,
+    pub(in super::super) max_offset: usize,
+}
+
+/// No caps (XPRESS: its longest match and farthest offset are beyond any chunk).
+const NO_CAPS: Caps = Caps {
+    max_len: usize::MAX,
+    max_offset: usize::MAX,
+};
+
+impl<'a> Chains<'a, true> {
+    /// Starts the chunk `data` (at most [`WINDOW`] bytes): copies it into `buf` and
+    /// resets `chains`, whose tables the returned state then walks.
+    pub(in super::super) fn start(
+        chains: &'a mut SmallChains,
+        buf: &mut Buf,
+        data: &[u8],
+    ) -> Result<Chains<'a, true>, Chains<'a, false>> {
+        let n = data.len();
+        debug_assert!(n <= WINDOW);
+        buf[..n].copy_from_slice(data);
+        let (tab, shift3, shift4) = chains.begin(data);
+        if shift3 == FULL_SHIFT3 && shift4 == 0 {
+            Ok(Chains::new(tab, (shift3, shift4), buf, n))
+        } else {
+            Err(Chains::new(tab, (shift3, shift4), buf, n))
+        }
+    }
+}
+
+impl<'a, const FULL: bool> Chains<'a, FULL> {
+    /// The state at position 0 of the chunk `buf[..n]`, over freshly reset tables.
+    fn new(tab: &'a mut Tab, (shift3, shift4): (u32, u32), buf: &Buf, n: usize) -> Self {
+        let (h3, h4) = if n >= 4 {
+            heads::<FULL>(load32(buf, 0), shift3, shift4)
+        } else {
+            (0, 0)
+        };
+        Chains {
+            tab,
+            shift3,
+            shift4,
+            h3,
+            h4,
+        }
+    }
+
     /// Inserts `pos` (which has five bytes from it in a chunk of `n`) and returns the
     /// longest match there longer than `best_len` (at least 2) as `(length, offset)`,
-    /// length 0 if none: [`ChainFinder::find`](super::super::mf::ChainFinder::find) with
-    /// no length or offset cap. A 3-byte match is only returned with `want3`, and only
-    /// from less than `far3` back.
+    /// length 0 if none: [`ChainFinder::find`](super::super::mf::ChainFinder::find) within
+    /// `caps`. A 3-byte match is only returned with `want3`, and only from less than
+    /// `far3` back.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn find(
+    pub(in super::super) fn find(
         &mut self,
         buf: &Buf,
         n: usize,
@@ -102,8 +162,8 @@ impl<const FULL: bool> Chains<'_, FULL> {
         best_len: usize,
         nice: usize,
         mut depth: u32,
-        want3: bool,
-        far3: usize,
+        (want3, far3): (bool, usize),
+        caps: Caps,
     ) -> (usize, usize) {
         let (h3, h4) = (self.h3, self.h4);
         (self.h3, self.h4) = heads::<FULL>(load32(buf, pos + 1), self.shift3, self.shift4);
@@ -115,8 +175,10 @@ impl<const FULL: bool> Chains<'_, FULL> {
         let mut cand = core::mem::replace(&mut tab[HEAD4 + (h4 & (WINDOW - 1))], me);
         tab[PREV + (pos & (WINDOW - 1))] = cand;
 
-        let max_len = n - pos;
+        let max_len = (n - pos).min(caps.max_len);
         let nice_len = nice.min(max_len);
+        // Entries below `limit` are empty (0) or too far back (1 without an offset cap).
+        let limit = pos.saturating_sub(caps.max_offset).max(1);
         // A first search (from `best_len` 2) always looks, even for a `nice` of 3: as
         // wimlib, it then takes the first match it finds, extended in full. No earlier
         // position starts with the same three bytes when their head is empty (every earlier
@@ -128,19 +190,19 @@ impl<const FULL: bool> Chains<'_, FULL> {
         }
         // Without a 3-byte head the walk gets no candidate (one data-dependent branch, the
         // walk's own end, instead of two).
-        cand &= 0u16.wrapping_sub(u16::from(cand3 != 0));
+        cand &= 0u16.wrapping_sub(u16::from(usize::from(cand3) >= limit));
         let v = load32(buf, pos);
         let mut best_off = 0;
         if best_len == MIN_MATCH {
             // The 3-byte candidate's bytes, loaded before the walk so that the load
             // overlaps it.
             let c3 = usize::from(cand3);
-            let near3 = (cand3 != 0)
+            let near3 = (usize::from(cand3) >= limit)
                 & ((load32(buf, c3) ^ v) & 0xff_ffff == 0)
                 & (pos.wrapping_sub(c3) < far3);
             // No 4-byte match yet: the first candidate whose four bytes match.
             loop {
-                if cand == 0 || depth == 0 {
+                if usize::from(cand) < limit || depth == 0 {
                     if want3 && near3 {
                         return (3, pos - c3);
                     }
@@ -163,7 +225,7 @@ impl<const FULL: bool> Chains<'_, FULL> {
         // Longer matches: a candidate must match the four bytes ending at `best_len + 1`,
         // then the first four.
         let mut tail = load32(buf, pos + best_len - 3);
-        while cand != 0 && depth > 0 {
+        while usize::from(cand) >= limit && depth > 0 {
             let c = usize::from(cand);
             depth -= 1;
             cand = tab[PREV + c];
@@ -189,7 +251,7 @@ impl<const FULL: bool> Chains<'_, FULL> {
     /// Inserts the positions `from..to` (`to + 4` at most the chunk's length) without
     /// searching.
     #[inline(always)]
-    fn skip(&mut self, buf: &Buf, from: usize, to: usize) {
+    pub(in super::super) fn skip(&mut self, buf: &Buf, from: usize, to: usize) {
         let (mut h3, mut h4) = (self.h3, self.h4);
         let tab = &mut *self.tab;
         for pos in from..to {
@@ -211,10 +273,7 @@ impl HashParser {
     pub(super) fn new(max_chunk: usize, lazy: bool) -> Self {
         HashParser {
             chains: SmallChains::new(max_chunk),
-            buf: vec![0u8; WINDOW + PAD]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("the vector has WINDOW + PAD bytes")),
+            buf: new_buf(),
             lazy,
         }
     }
@@ -230,52 +289,28 @@ impl HashParser {
         freqs: &mut [u32; NUM_SYMS],
     ) -> usize {
         let n = data.len();
-        debug_assert!(n <= WINDOW);
-        self.buf[..n].copy_from_slice(data);
-        let (tab, shift3, shift4) = self.chains.begin(data);
-        let full = shift3 == FULL_SHIFT3 && shift4 == 0;
-        let buf = &*self.buf;
-        match (full, self.lazy) {
-            (true, false) => {
-                run::<true, false>(buf, n, tab, (shift3, shift4), depth, nice, items, freqs)
-            }
-            (true, true) => {
-                run::<true, true>(buf, n, tab, (shift3, shift4), depth, nice, items, freqs)
-            }
-            (false, false) => {
-                run::<false, false>(buf, n, tab, (shift3, shift4), depth, nice, items, freqs)
-            }
-            (false, true) => {
-                run::<false, true>(buf, n, tab, (shift3, shift4), depth, nice, items, freqs)
-            }
+        match (
+            Chains::start(&mut self.chains, &mut self.buf, data),
+            self.lazy,
+        ) {
+            (Ok(ch), false) => run::<true, false>(&self.buf, n, ch, depth, nice, items, freqs),
+            (Ok(ch), true) => run::<true, true>(&self.buf, n, ch, depth, nice, items, freqs),
+            (Err(ch), false) => run::<false, false>(&self.buf, n, ch, depth, nice, items, freqs),
+            (Err(ch), true) => run::<false, true>(&self.buf, n, ch, depth, nice, items, freqs),
         }
     }
 }
 
 /// The parse of the chunk `buf[..n]` (see [`HashParser::parse`]).
-#[allow(clippy::too_many_arguments)]
 fn run<const FULL: bool, const LAZY: bool>(
     buf: &Buf,
     n: usize,
-    tab: &mut Tab,
-    (shift3, shift4): (u32, u32),
+    mut ch: Chains<'_, FULL>,
     depth: u32,
     nice: usize,
     items: &mut [u64],
     freqs: &mut [u32; NUM_SYMS],
 ) -> usize {
-    let (h3, h4) = if n >= 4 {
-        heads::<FULL>(load32(buf, 0), shift3, shift4)
-    } else {
-        (0, 0)
-    };
-    let mut ch = Chains::<FULL> {
-        tab,
-        shift3,
-        shift4,
-        h3,
-        h4,
-    };
     // A 3-byte match this far back costs about as much as three literals (as wimlib).
     let far3 = if n <= 8192 { 2048 } else { 4096 };
     // Positions from `end` have fewer than five bytes: no match is looked for there.
@@ -284,7 +319,7 @@ fn run<const FULL: bool, const LAZY: bool>(
     let mut i = 0;
     while i < n {
         let (mut len, mut off) = if i < end {
-            ch.find(buf, n, i, MIN_MATCH - 1, nice, depth, true, far3)
+            ch.find(buf, n, i, MIN_MATCH - 1, nice, depth, (true, far3), NO_CAPS)
         } else {
             (0, 0)
         };
@@ -302,7 +337,7 @@ fn run<const FULL: bool, const LAZY: bool>(
             while len < nice && i + 1 < n {
                 // A 3-byte match is never longer than `len`: not looked for.
                 let (l2, o2) = if i + 1 < end {
-                    ch.find(buf, n, i + 1, len, nice, depth / 2, false, far3)
+                    ch.find(buf, n, i + 1, len, nice, depth / 2, (false, far3), NO_CAPS)
                 } else {
                     (0, 0)
                 };
