@@ -109,7 +109,10 @@ impl LzxEncoder {
                     debug_assert!(start == 0 && end == n);
                     p.parse(buf, search, &mut queue, items);
                 }
-                Parser::Lazy(hc) => parse_lazy(hc, buf, start, end, search, &mut queue, items),
+                Parser::Lazy(hc) => {
+                    let mut f = OverChunk { hc, buf };
+                    parse_lazy(&mut f, start, end, search, &mut queue, items);
+                }
                 Parser::NearOptimalSmall(opt) => {
                     queue = opt.parse(buf, start, end, search, queue, &mut self.coder, items);
                 }
@@ -127,7 +130,7 @@ impl LzxEncoder {
 
 /// Rough bits a match saves over literals, for the lazy parser's choices.
 #[inline(always)]
-pub(super) fn score(len: usize, off: usize, rep: bool) -> i32 {
+fn score(len: usize, off: usize, rep: bool) -> i32 {
     let cost = if rep {
         9
     } else {
@@ -138,7 +141,7 @@ pub(super) fn score(len: usize, off: usize, rep: bool) -> i32 {
 
 /// The longest repeat-offset match at `pos`: (length, index), length 0 if none.
 #[inline(always)]
-pub(super) fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize, usize) {
+fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize, usize) {
     let mut best = (0, 0);
     for (r, &off) in queue.iter().enumerate() {
         let off = off as usize;
@@ -153,29 +156,18 @@ pub(super) fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3])
     best
 }
 
-/// The best match at `pos` as (score, length, offset code), where the code is the repeat
-/// index or the offset plus 2; length 0 if no match is worth taking.
+/// The lazy parser's choice at `pos` between the chains' match `(el, eo)` (length
+/// below 3: none) and the repeat offsets, as (score, length, offset code) where the code
+/// is the repeat index or the offset plus 2; length 0 if no match is worth taking.
+/// `buf[pos..]` has at least `max_len` bytes.
 #[inline(always)]
-pub(super) fn best_at<F: ChainFinder>(
-    hc: &mut F,
+pub(super) fn choose(
     buf: &[u8],
     pos: usize,
-    end: usize,
-    search: Search,
+    max_len: usize,
+    (el, eo): (usize, usize),
     queue: &[u32; 3],
-) -> (i32, usize, u32) {
-    let max_len = (end - pos).min(MAX_MATCH);
-    // The chains cover the whole chunk, so a match may look past the block end; cap it.
-    let (el, eo) = hc.find(
-        buf,
-        pos,
-        2,
-        MAX_MATCH,
-        search.nice,
-        search.depth,
-        search.max_offset,
-    );
-    let el = el.min(max_len);
+) -> Choice {
     // All three repeat offsets where the chains found a match; else only the most recent
     // (for a 2-byte match), as a first two-byte compare.
     let (rl, ri) = if el >= 3 {
@@ -207,34 +199,81 @@ pub(super) fn best_at<F: ChainFinder>(
     }
 }
 
-/// Lazy parsing of `buf[start..end]` into `items` (matches stop at `end`).
-pub(super) fn parse_lazy<F: ChainFinder>(
-    hc: &mut F,
-    buf: &[u8],
+/// A lazy-parser choice: (score, length, offset code), length 0 for none (see [`choose`]).
+pub(super) type Choice = (i32, usize, u32);
+
+/// Where the lazy parser gets its matches: positions are visited in order, each once, by
+/// [`best`](Self::best) or [`skip`](Self::skip).
+pub(super) trait LazyFinder {
+    /// The best match at `pos` (before `end`, the block's end), as [`choose`] gives it.
+    fn best(&mut self, pos: usize, end: usize, search: Search, queue: &[u32; 3]) -> Choice;
+    /// Inserts `from..to` without searching.
+    fn skip(&mut self, from: usize, to: usize);
+    /// The byte at `pos`.
+    fn byte(&self, pos: usize) -> u8;
+}
+
+/// A generic chain finder over a chunk as a [`LazyFinder`].
+pub(super) struct OverChunk<'a, F> {
+    pub(super) hc: &'a mut F,
+    pub(super) buf: &'a [u8],
+}
+
+impl<F: ChainFinder> LazyFinder for OverChunk<'_, F> {
+    #[inline(always)]
+    fn best(&mut self, pos: usize, end: usize, search: Search, queue: &[u32; 3]) -> Choice {
+        let max_len = (end - pos).min(MAX_MATCH);
+        // The chains cover the whole chunk, so a match may look past the block end; cap it.
+        let (el, eo) = self.hc.find(
+            self.buf,
+            pos,
+            2,
+            MAX_MATCH,
+            search.nice,
+            search.depth,
+            search.max_offset,
+        );
+        choose(self.buf, pos, max_len, (el.min(max_len), eo), queue)
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, from: usize, to: usize) {
+        self.hc.skip(self.buf, from, to);
+    }
+
+    #[inline(always)]
+    fn byte(&self, pos: usize) -> u8 {
+        self.buf[pos]
+    }
+}
+
+/// Lazy parsing of positions `start..end` into `items` (matches stop at `end`).
+pub(super) fn parse_lazy<L: LazyFinder>(
+    f: &mut L,
     start: usize,
     end: usize,
     search: Search,
     queue: &mut [u32; 3],
     items: &mut Vec<Item>,
 ) {
+    let half = Search {
+        depth: search.depth / 2,
+        ..search
+    };
     let mut i = start;
     while i < end {
-        let (mut s, mut len, mut code) = best_at(hc, buf, i, end, search, queue);
+        let (mut s, mut len, mut code) = f.best(i, end, search, queue);
         if len == 0 {
-            items.push(Item::literal(buf[i]));
+            items.push(Item::literal(f.byte(i)));
             i += 1;
             continue;
         }
         let mut inserted = i + 1;
-        let half = Search {
-            depth: search.depth / 2,
-            ..search
-        };
         while len < search.nice && i + 1 < end {
-            let (s2, l2, c2) = best_at(hc, buf, i + 1, end, half, queue);
+            let (s2, l2, c2) = f.best(i + 1, end, half, queue);
             inserted = i + 2;
             if s2 > s {
-                items.push(Item::literal(buf[i]));
+                items.push(Item::literal(f.byte(i)));
                 i += 1;
                 (s, len, code) = (s2, l2, c2);
             } else {
@@ -246,7 +285,7 @@ pub(super) fn parse_lazy<F: ChainFinder>(
             off: code,
         });
         update_queue(queue, code);
-        hc.skip(buf, inserted, i + len);
+        f.skip(inserted, i + len);
         i += len;
     }
 }

@@ -2,13 +2,12 @@
 //! 16-bit hash chains as XPRESS's parsers are ([`Chains`]): the chunk is copied into a
 //! padded buffer, the chain state lives in locals, and neither needs bounds checks.
 //!
-//! Same decisions as [`parse_lazy`](super::lzx::parse_lazy) over
-//! [`SmallChains`] through the generic finder interface (a test holds the two to the same
-//! items), so the same output.
+//! Same decisions as [`parse_lazy`] over [`SmallChains`] through the generic finder
+//! interface (a test holds the two to the same items), so the same output.
 
 use super::super::alloc::{boxed::Box, vec::Vec};
 use super::hc16::SmallChains;
-use super::lzx::{best_rep, score, update_queue, MAX_MATCH, MIN_MATCH};
+use super::lzx::{choose, parse_lazy, Choice, LazyFinder, MAX_MATCH};
 use super::mf::Search;
 use super::xpress::hc::{new_buf, Buf, Caps, Chains};
 use super::Item;
@@ -38,132 +37,61 @@ impl SmallLazy {
         items: &mut Vec<Item>,
     ) {
         let n = data.len();
-        match Chains::start(&mut self.chains, &mut self.buf, data) {
-            Ok(ch) => run(&self.buf, n, ch, search, queue, items),
-            Err(ch) => run(&self.buf, n, ch, search, queue, items),
+        let start = Chains::start(&mut self.chains, &mut self.buf, data);
+        let buf = &*self.buf;
+        match start {
+            Ok(ch) => parse_lazy(&mut Fused { ch, buf, n }, 0, n, search, queue, items),
+            Err(ch) => parse_lazy(&mut Fused { ch, buf, n }, 0, n, search, queue, items),
         }
     }
 }
 
-/// The best match at `pos` as (score, length, offset code), where the code is the repeat
-/// index or the offset plus 2; length 0 if no match is worth taking: as
-/// [`best_at`](super::lzx::best_at).
-#[inline(always)]
-fn best_at<const FULL: bool>(
-    ch: &mut Chains<'_, FULL>,
-    buf: &Buf,
+/// The fused chains over the padded chunk `buf[..n]`.
+struct Fused<'a, const FULL: bool> {
+    ch: Chains<'a, FULL>,
+    buf: &'a Buf,
     n: usize,
-    pos: usize,
-    search: Search,
-    queue: &[u32; 3],
-) -> (i32, usize, u32) {
-    let max_len = (n - pos).min(MAX_MATCH);
-    // Positions with fewer than five bytes get no chain search (as the generic finder).
-    let (el, eo) = if pos + 5 <= n {
-        let caps = Caps {
-            max_len: MAX_MATCH,
-            max_offset: search.max_offset,
-        };
-        let search_at = |ch: &mut Chains<'_, FULL>| {
-            ch.find(
-                buf,
-                n,
-                pos,
-                2,
-                search.nice,
-                search.depth,
-                (true, usize::MAX),
-                caps,
-            )
-        };
-        search_at(ch)
-    } else {
-        (0, 0)
-    };
-    let chunk = &buf[..n];
-    let (rl, ri) = if el >= 3 {
-        best_rep(chunk, pos, max_len, queue)
-    } else {
-        let off = queue[0] as usize;
-        if max_len >= MIN_MATCH
-            && off <= pos
-            && chunk[pos - off..pos - off + 2] == chunk[pos..pos + 2]
-        {
-            (super::mf::match_len(chunk, pos - off, pos, 2, max_len), 0)
+}
+
+impl<const FULL: bool> LazyFinder for Fused<'_, FULL> {
+    #[inline(always)]
+    fn best(&mut self, pos: usize, end: usize, search: Search, queue: &[u32; 3]) -> Choice {
+        let (buf, n) = (self.buf, self.n);
+        debug_assert!(end == n);
+        // Positions with fewer than five bytes get no chain search (as the generic finder).
+        let found = if pos + 5 <= n {
+            let caps = Caps {
+                max_len: MAX_MATCH,
+                max_offset: search.max_offset,
+            };
+            let three = (true, usize::MAX);
+            self.ch
+                .find(buf, n, pos, 2, search.nice, search.depth, three, caps)
         } else {
             (0, 0)
-        }
-    };
-    let mut best = (0, 0, 0);
-    if rl >= MIN_MATCH {
-        best = (score(rl, 0, true), rl, ri as u32);
+        };
+        choose(&buf[..n], pos, (n - pos).min(MAX_MATCH), found, queue)
     }
-    if el >= 3 {
-        let rep = queue.iter().position(|&q| q as usize == eo);
-        let s = score(el, eo, rep.is_some());
-        if s > best.0 {
-            best = (s, el, rep.map_or(eo as u32 + 2, |r| r as u32));
-        }
-    }
-    if best.0 <= 0 {
-        (0, 0, 0)
-    } else {
-        best
-    }
-}
 
-/// The lazy parse of the chunk `buf[..n]` (see [`SmallLazy::parse`]).
-fn run<const FULL: bool>(
-    buf: &Buf,
-    n: usize,
-    mut ch: Chains<'_, FULL>,
-    search: Search,
-    queue: &mut [u32; 3],
-    items: &mut Vec<Item>,
-) {
-    let half = Search {
-        depth: search.depth / 2,
-        ..search
-    };
-    // Positions from `end` have fewer than five bytes and are never inserted.
-    let end = n.saturating_sub(4);
-    let mut i = 0;
-    while i < n {
-        let (mut s, mut len, mut code) = best_at(&mut ch, buf, n, i, search, queue);
-        if len == 0 {
-            items.push(Item::literal(buf[i]));
-            i += 1;
-            continue;
+    #[inline(always)]
+    fn skip(&mut self, from: usize, to: usize) {
+        // Positions from `n - 4` have fewer than five bytes and are never inserted.
+        let to = to.min(self.n.saturating_sub(4));
+        if from < to {
+            self.ch.skip(self.buf, from, to);
         }
-        let mut inserted = i + 1;
-        while len < search.nice && i + 1 < n {
-            let (s2, l2, c2) = best_at(&mut ch, buf, n, i + 1, half, queue);
-            inserted = i + 2;
-            if s2 > s {
-                items.push(Item::literal(buf[i]));
-                i += 1;
-                (s, len, code) = (s2, l2, c2);
-            } else {
-                break;
-            }
-        }
-        items.push(Item {
-            len: len as u32,
-            off: code,
-        });
-        update_queue(queue, code);
-        let to = (i + len).min(end);
-        if inserted < to {
-            ch.skip(buf, inserted, to);
-        }
-        i += len;
+    }
+
+    #[inline(always)]
+    fn byte(&self, pos: usize) -> u8 {
+        self.buf[pos]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::hc16::tests::input;
-    use super::super::lzx::parse_lazy;
+    use super::super::lzx::OverChunk;
     use super::super::mf::ChainFinder;
     use super::*;
 
@@ -190,7 +118,11 @@ mod tests {
                     let (mut got, mut want) = (Vec::new(), Vec::new());
                     fused.parse(&data, search, &mut q1, &mut got);
                     chains.reset(&data);
-                    parse_lazy(&mut chains, &data, 0, len, search, &mut q2, &mut want);
+                    let mut generic = OverChunk {
+                        hc: &mut chains,
+                        buf: &data,
+                    };
+                    parse_lazy(&mut generic, 0, len, search, &mut q2, &mut want);
                     let what = format!("{max_chunk} {depth}/{nice} {len}");
                     assert_eq!(got.len(), want.len(), "{what}");
                     for (k, (a, b)) in got.iter().zip(&want).enumerate() {
