@@ -128,27 +128,29 @@ impl LzxEncoder {
     }
 }
 
-/// Rough bits a match saves over literals, for the lazy parser's choices.
+/// A match's score for the lazy parser's choices: its length, plus 1 for an offset below
+/// 4,094 and 1 more below 254 (the formatted offset, plus 2, below 4,096 and 256), as
+/// wimlib's lazy LZX parser scores them; a repeat-offset match scores its length plus 3.
 #[inline(always)]
-fn score(len: usize, off: usize, rep: bool) -> i32 {
-    let cost = if rep {
-        9
-    } else {
-        10 + (usize::BITS - off.leading_zeros()) as i32
-    };
-    7 * len as i32 - cost
+fn explicit_score(len: usize, off: usize) -> usize {
+    len + usize::from(off + 2 < 4096) + usize::from(off + 2 < 256)
 }
 
-/// The longest repeat-offset match at `pos`: (length, index), length 0 if none.
+/// The longest repeat-offset match of 3 or more bytes at `pos` (`buf[pos..]` has at least
+/// `max_len` bytes, at least 3): (length, index), length 0 if none; the most recent offset
+/// wins ties.
 #[inline(always)]
 fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize, usize) {
     let mut best = (0, 0);
+    if max_len < 3 {
+        return best;
+    }
     for (r, &off) in queue.iter().enumerate() {
         let off = off as usize;
-        if off > pos {
+        if off > pos || buf[pos - off..pos - off + 3] != buf[pos..pos + 3] {
             continue;
         }
-        let l = match_len(buf, pos - off, pos, 0, max_len);
+        let l = match_len(buf, pos - off, pos, 3, max_len);
         if l > best.0 {
             best = (l, r);
         }
@@ -156,61 +158,16 @@ fn best_rep(buf: &[u8], pos: usize, max_len: usize, queue: &[u32; 3]) -> (usize,
     best
 }
 
-/// The lazy parser's choice at `pos` between the chains' match `(el, eo)` (length
-/// below 3: none) and the repeat offsets, as (score, length, offset code) where the code
-/// is the repeat index or the offset plus 2; length 0 if no match is worth taking.
-/// `buf[pos..]` has at least `max_len` bytes.
-#[inline(always)]
-pub(super) fn choose(
-    buf: &[u8],
-    pos: usize,
-    max_len: usize,
-    (el, eo): (usize, usize),
-    queue: &[u32; 3],
-) -> Choice {
-    // All three repeat offsets where the chains found a match; else only the most recent
-    // (for a 2-byte match), as a first two-byte compare.
-    let (rl, ri) = if el >= 3 {
-        best_rep(buf, pos, max_len, queue)
-    } else {
-        let off = queue[0] as usize;
-        if max_len >= MIN_MATCH && off <= pos && buf[pos - off..pos - off + 2] == buf[pos..pos + 2]
-        {
-            (match_len(buf, pos - off, pos, 2, max_len), 0)
-        } else {
-            (0, 0)
-        }
-    };
-    let mut best = (0, 0, 0);
-    if rl >= MIN_MATCH {
-        best = (score(rl, 0, true), rl, ri as u32);
-    }
-    if el >= 3 {
-        let rep = queue.iter().position(|&q| q as usize == eo);
-        let s = score(el, eo, rep.is_some());
-        if s > best.0 {
-            best = (s, el, rep.map_or(eo as u32 + 2, |r| r as u32));
-        }
-    }
-    if best.0 <= 0 {
-        (0, 0, 0)
-    } else {
-        best
-    }
-}
-
-/// A lazy-parser choice: (score, length, offset code), length 0 for none (see [`choose`]).
-pub(super) type Choice = (i32, usize, u32);
-
 /// Where the lazy parser gets its matches: positions are visited in order, each once, by
-/// [`best`](Self::best) or [`skip`](Self::skip).
+/// [`find`](Self::find) or [`skip`](Self::skip).
 pub(super) trait LazyFinder {
-    /// The best match at `pos` (before `end`, the block's end), as [`choose`] gives it.
-    fn best(&mut self, pos: usize, end: usize, search: Search, queue: &[u32; 3]) -> Choice;
+    /// Inserts `pos` and returns the longest match there longer than `best_len` (at
+    /// least 3 bytes, at most `max_len`) as (length, offset), length 0 if none.
+    fn find(&mut self, pos: usize, best_len: usize, max_len: usize, s: Search) -> (usize, usize);
     /// Inserts `from..to` without searching.
     fn skip(&mut self, from: usize, to: usize);
-    /// The byte at `pos`.
-    fn byte(&self, pos: usize) -> u8;
+    /// The chunk.
+    fn chunk(&self) -> &[u8];
 }
 
 /// A generic chain finder over a chunk as a [`LazyFinder`].
@@ -221,19 +178,10 @@ pub(super) struct OverChunk<'a, F> {
 
 impl<F: ChainFinder> LazyFinder for OverChunk<'_, F> {
     #[inline(always)]
-    fn best(&mut self, pos: usize, end: usize, search: Search, queue: &[u32; 3]) -> Choice {
-        let max_len = (end - pos).min(MAX_MATCH);
-        // The chains cover the whole chunk, so a match may look past the block end; cap it.
-        let (el, eo) = self.hc.find(
-            self.buf,
-            pos,
-            2,
-            MAX_MATCH,
-            search.nice,
-            search.depth,
-            search.max_offset,
-        );
-        choose(self.buf, pos, max_len, (el.min(max_len), eo), queue)
+    fn find(&mut self, pos: usize, best_len: usize, max_len: usize, s: Search) -> (usize, usize) {
+        let (nice, depth, far) = (s.nice, s.depth, s.max_offset);
+        self.hc
+            .find(self.buf, pos, best_len, max_len, nice, depth, far)
     }
 
     #[inline(always)]
@@ -242,12 +190,17 @@ impl<F: ChainFinder> LazyFinder for OverChunk<'_, F> {
     }
 
     #[inline(always)]
-    fn byte(&self, pos: usize) -> u8 {
-        self.buf[pos]
+    fn chunk(&self) -> &[u8] {
+        self.buf
     }
 }
 
-/// Lazy parsing of positions `start..end` into `items` (matches stop at `end`).
+/// Lazy parsing of positions `start..end` into `items` (matches stop at `end`), with
+/// wimlib's decisions: a 3-byte match from 8,190 or more back that is no repeat offset is
+/// not worth taking; a match at the most recent offset is taken at once; a repeat-offset
+/// match scoring at least the explicit one replaces it; otherwise the next position is
+/// searched (at half the depth) for a longer match, and a better one there makes the
+/// current byte a literal.
 pub(super) fn parse_lazy<L: LazyFinder>(
     f: &mut L,
     start: usize,
@@ -262,23 +215,51 @@ pub(super) fn parse_lazy<L: LazyFinder>(
     };
     let mut i = start;
     while i < end {
-        let (mut s, mut len, mut code) = f.best(i, end, search, queue);
-        if len == 0 {
-            items.push(Item::literal(f.byte(i)));
+        let max_len = (end - i).min(MAX_MATCH);
+        let (len, off) = f.find(i, 2, max_len, search);
+        let far3 = len == 3 && off + 2 >= 8192 && !queue.iter().any(|&q| q as usize == off);
+        if len < 3 || far3 {
+            items.push(Item::literal(f.chunk()[i]));
             i += 1;
             continue;
         }
+        // (length, offset code, score) of the match to take at `i`.
+        let (mut len, mut code) = (len, off as u32 + 2);
+        let mut taken = off == queue[0] as usize;
+        if taken {
+            code = 0;
+        } else {
+            let (rl, ri) = best_rep(f.chunk(), i, max_len, queue);
+            if rl != 0 && rl + 3 >= explicit_score(len, off) {
+                (len, code, taken) = (rl, ri as u32, true);
+            }
+        }
+        // The first position after `i` not yet in the chains.
         let mut inserted = i + 1;
-        while len < search.nice && i + 1 < end {
-            let (s2, l2, c2) = f.best(i + 1, end, half, queue);
+        let mut score = explicit_score(len, off);
+        while !taken && len < search.nice.min(end - i) {
+            let next_max = (end - i - 1).min(MAX_MATCH);
+            let (l2, o2) = f.find(i + 1, len - 2, next_max, half);
             inserted = i + 2;
-            if s2 > s {
-                items.push(Item::literal(f.byte(i)));
-                i += 1;
-                (s, len, code) = (s2, l2, c2);
-            } else {
+            if l2 <= len - 2 {
                 break;
             }
+            let s2 = explicit_score(l2, o2);
+            let (rl, ri) = best_rep(f.chunk(), i + 1, next_max, queue);
+            if rl != 0 && rl + 3 >= s2 {
+                if rl + 3 > score {
+                    items.push(Item::literal(f.chunk()[i]));
+                    i += 1;
+                    (len, code) = (rl, ri as u32);
+                }
+                break;
+            }
+            if s2 <= score {
+                break;
+            }
+            items.push(Item::literal(f.chunk()[i]));
+            i += 1;
+            (len, code, score) = (l2, o2 as u32 + 2, s2);
         }
         items.push(Item {
             len: len as u32,

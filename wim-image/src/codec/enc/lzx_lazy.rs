@@ -7,7 +7,7 @@
 
 use super::super::alloc::{boxed::Box, vec::Vec};
 use super::hc16::SmallChains;
-use super::lzx::{choose, parse_lazy, Choice, LazyFinder, MAX_MATCH};
+use super::lzx::{parse_lazy, LazyFinder};
 use super::mf::Search;
 use super::xpress::hc::{new_buf, Buf, Caps, Chains};
 use super::Item;
@@ -55,22 +55,19 @@ struct Fused<'a, const FULL: bool> {
 
 impl<const FULL: bool> LazyFinder for Fused<'_, FULL> {
     #[inline(always)]
-    fn best(&mut self, pos: usize, end: usize, search: Search, queue: &[u32; 3]) -> Choice {
+    fn find(&mut self, pos: usize, best_len: usize, max_len: usize, s: Search) -> (usize, usize) {
         let (buf, n) = (self.buf, self.n);
-        debug_assert!(end == n);
         // Positions with fewer than five bytes get no chain search (as the generic finder).
-        let found = if pos + 5 <= n {
-            let caps = Caps {
-                max_len: MAX_MATCH,
-                max_offset: search.max_offset,
-            };
-            let three = (true, usize::MAX);
-            self.ch
-                .find(buf, n, pos, 2, search.nice, search.depth, three, caps)
-        } else {
-            (0, 0)
+        if pos + 5 > n {
+            return (0, 0);
+        }
+        let caps = Caps {
+            max_len,
+            max_offset: s.max_offset,
         };
-        choose(&buf[..n], pos, (n - pos).min(MAX_MATCH), found, queue)
+        let three = (true, usize::MAX);
+        self.ch
+            .find(buf, n, pos, best_len, s.nice, s.depth, three, caps)
     }
 
     #[inline(always)]
@@ -83,8 +80,8 @@ impl<const FULL: bool> LazyFinder for Fused<'_, FULL> {
     }
 
     #[inline(always)]
-    fn byte(&self, pos: usize) -> u8 {
-        self.buf[pos]
+    fn chunk(&self) -> &[u8] {
+        &self.buf[..self.n]
     }
 }
 
