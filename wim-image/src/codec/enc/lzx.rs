@@ -223,20 +223,19 @@ pub(super) fn parse_lazy<L: LazyFinder>(
             i += 1;
             continue;
         }
-        // (length, offset code, score) of the match to take at `i`.
-        let (mut len, mut code) = (len, off as u32 + 2);
+        // The match to take at `i`: length, offset code and (as an explicit match) score.
+        let (mut len, mut code, mut score) = (len, off as u32 + 2, explicit_score(len, off));
         let mut taken = off == queue[0] as usize;
         if taken {
             code = 0;
         } else {
             let (rl, ri) = best_rep(f.chunk(), i, max_len, queue);
-            if rl != 0 && rl + 3 >= explicit_score(len, off) {
+            if rl != 0 && rl + 3 >= score {
                 (len, code, taken) = (rl, ri as u32, true);
             }
         }
         // The first position after `i` not yet in the chains.
         let mut inserted = i + 1;
-        let mut score = explicit_score(len, off);
         while !taken && len < search.nice.min(end - i) {
             let next_max = (end - i - 1).min(MAX_MATCH);
             let (l2, o2) = f.find(i + 1, len - 2, next_max, half);

@@ -2,14 +2,14 @@
 //! 16-bit hash chains as XPRESS's parsers are ([`Chains`]): the chunk is copied into a
 //! padded buffer, the chain state lives in locals, and neither needs bounds checks.
 //!
-//! Same decisions as [`parse_lazy`] over [`SmallChains`] through the generic finder
-//! interface (a test holds the two to the same items), so the same output.
+//! The parse loop is the shared [`parse_lazy`]; only the finder differs from the generic
+//! one over [`SmallChains`] (a test holds the two to the same items).
 
 use super::super::alloc::{boxed::Box, vec::Vec};
 use super::hc16::SmallChains;
 use super::lzx::{parse_lazy, LazyFinder};
 use super::mf::Search;
-use super::xpress::hc::{new_buf, Buf, Caps, Chains};
+use super::xpress::hc::{new_buf, start, Buf, Caps, Chains, Started};
 use super::Item;
 
 /// The lazy parser's chains and padded chunk buffer.
@@ -37,11 +37,11 @@ impl SmallLazy {
         items: &mut Vec<Item>,
     ) {
         let n = data.len();
-        let start = Chains::start(&mut self.chains, &mut self.buf, data);
+        let started = start(&mut self.chains, &mut self.buf, data);
         let buf = &*self.buf;
-        match start {
-            Ok(ch) => parse_lazy(&mut Fused { ch, buf, n }, 0, n, search, queue, items),
-            Err(ch) => parse_lazy(&mut Fused { ch, buf, n }, 0, n, search, queue, items),
+        match started {
+            Started::Full(ch) => parse_lazy(&mut Fused { ch, buf, n }, 0, n, search, queue, items),
+            Started::Small(ch) => parse_lazy(&mut Fused { ch, buf, n }, 0, n, search, queue, items),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The greedy and lazy XPRESS parsers, fused with the 16-bit hash chains' insert and walk.
+//! The greedy and lazy XPRESS parsers, fused with the 16-bit hash chains' insert and walk
+//! (the chain state, [`Chains`], also serves LZX's lazy parser).
 //!
 //! Same search and same decisions as the generic chain finder path
 //! ([`ChainFinder`](super::super::mf::ChainFinder) over [`SmallChains`]), but the parse
@@ -110,23 +111,27 @@ const NO_CAPS: Caps = Caps {
     max_offset: usize::MAX,
 };
 
-impl<'a> Chains<'a, true> {
-    /// Starts the chunk `data` (at most [`WINDOW`] bytes): copies it into `buf` and
-    /// resets `chains`, whose tables the returned state then walks.
-    pub(in super::super) fn start(
-        chains: &'a mut SmallChains,
-        buf: &mut Buf,
-        data: &[u8],
-    ) -> Result<Chains<'a, true>, Chains<'a, false>> {
-        let n = data.len();
-        debug_assert!(n <= WINDOW);
-        buf[..n].copy_from_slice(data);
-        let (tab, shift3, shift4) = chains.begin(data);
-        if shift3 == FULL_SHIFT3 && shift4 == 0 {
-            Ok(Chains::new(tab, (shift3, shift4), buf, n))
-        } else {
-            Err(Chains::new(tab, (shift3, shift4), buf, n))
-        }
+/// A chunk's chain state, by table size: the largest tables' constant shifts, or others'.
+pub(in super::super) enum Started<'a> {
+    Full(Chains<'a, true>),
+    Small(Chains<'a, false>),
+}
+
+/// Starts the chunk `data` (at most [`WINDOW`] bytes): copies it into `buf` and resets
+/// `chains`, whose tables the returned state then walks.
+pub(in super::super) fn start<'a>(
+    chains: &'a mut SmallChains,
+    buf: &mut Buf,
+    data: &[u8],
+) -> Started<'a> {
+    let n = data.len();
+    debug_assert!(n <= WINDOW);
+    buf[..n].copy_from_slice(data);
+    let (tab, shift3, shift4) = chains.begin(data);
+    if shift3 == FULL_SHIFT3 && shift4 == 0 {
+        Started::Full(Chains::new(tab, (shift3, shift4), buf, n))
+    } else {
+        Started::Small(Chains::new(tab, (shift3, shift4), buf, n))
     }
 }
 
@@ -289,14 +294,19 @@ impl HashParser {
         freqs: &mut [u32; NUM_SYMS],
     ) -> usize {
         let n = data.len();
-        match (
-            Chains::start(&mut self.chains, &mut self.buf, data),
-            self.lazy,
-        ) {
-            (Ok(ch), false) => run::<true, false>(&self.buf, n, ch, depth, nice, items, freqs),
-            (Ok(ch), true) => run::<true, true>(&self.buf, n, ch, depth, nice, items, freqs),
-            (Err(ch), false) => run::<false, false>(&self.buf, n, ch, depth, nice, items, freqs),
-            (Err(ch), true) => run::<false, true>(&self.buf, n, ch, depth, nice, items, freqs),
+        match (start(&mut self.chains, &mut self.buf, data), self.lazy) {
+            (Started::Full(ch), false) => {
+                run::<_, false>(&self.buf, n, ch, depth, nice, items, freqs)
+            }
+            (Started::Full(ch), true) => {
+                run::<_, true>(&self.buf, n, ch, depth, nice, items, freqs)
+            }
+            (Started::Small(ch), false) => {
+                run::<_, false>(&self.buf, n, ch, depth, nice, items, freqs)
+            }
+            (Started::Small(ch), true) => {
+                run::<_, true>(&self.buf, n, ch, depth, nice, items, freqs)
+            }
         }
     }
 }
