@@ -354,7 +354,64 @@ fn make_case(rng: &mut Rng, f: &Form, code_va: u64, data_va: u64) -> Case {
 struct Tally {
     runs: u64,
     faults: u64,
+    /// Faults of `CMPS` that the processor and the emulator took on different operands.
+    other_operand: u64,
     failures: Vec<String>,
+}
+
+/// Which operand of `CMPS` a fault belongs to, from the registers at the fault: 6 (the
+/// source, `[rSI]`), 7 (the destination, `ES:[rDI]`), or `None` when it fits neither or both.
+/// A page fault belongs to the element whose bytes hold its address; an alignment check to
+/// the misaligned element.
+fn cmps_operand(insn: &x86_decode::Instruction, gpr: &[u64; 16], e: Exception) -> Option<usize> {
+    let n = u64::from(insn.memory_size()?);
+    let mask = if insn.address_size() == 4 {
+        0xFFFF_FFFF
+    } else {
+        u64::MAX
+    };
+    let fits = |r: usize| {
+        let start = gpr[r] & mask;
+        match e {
+            Exception::PageFault(pf) => pf.address.wrapping_sub(start) < n,
+            Exception::AlignmentCheck => !start.is_multiple_of(n),
+            _ => false,
+        }
+    };
+    match (fits(6), fits(7)) {
+        (true, false) => Some(6),
+        (false, true) => Some(7),
+        _ => None,
+    }
+}
+
+/// Whether the processor and the emulator faulted on different operands of the same `CMPS`
+/// element. The architecture leaves the order of its two reads open, and processors differ:
+/// this AMD family 19h model 11h reads the destination first, the earlier machines of this
+/// project's CI the source (as the emulator does). Either fault is a correct outcome; the
+/// registers at the fault are still compared.
+fn cmps_other_operand(
+    insn: Option<&x86_decode::Instruction>,
+    gpr: &[u64; 16],
+    native: Option<Exception>,
+    emulated: Exception,
+) -> bool {
+    use x86_decode::Mnemonic as Mn;
+    let Some(insn) = insn else { return false };
+    if !matches!(
+        insn.mnemonic(),
+        Some(Mn::Cmpsb | Mn::Cmpsw | Mn::Cmpsd | Mn::Cmpsq)
+    ) {
+        return false;
+    }
+    let Some(native) = native else { return false };
+    match (
+        cmps_operand(insn, gpr, native),
+        cmps_operand(insn, gpr, emulated),
+    ) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    }
 }
 
 #[test]
@@ -478,6 +535,11 @@ fn emulator_matches_the_processor() {
                         };
                         match (want, outcome) {
                             (Some(w), Ok(Outcome::Exception(got))) if w == got => {}
+                            (w, Ok(Outcome::Exception(got)))
+                                if cmps_other_operand(insn.as_ref(), &nf.gpr, w, got) =>
+                            {
+                                tally.other_operand += 1;
+                            }
                             (w, got) => diffs.push(format!("native fault {:?} (trap {} err {:#x} cr2 {:#x}) vs emulator {got:?}", w, nf.trapno, nf.err, nf.cr2)),
                         }
                         if cpu.rip != code_va {
@@ -559,10 +621,12 @@ fn emulator_matches_the_processor() {
         report += &format!("emu_oracle: skipped (host lacks the feature): {s}\n");
     }
     report += &format!(
-        "emu_oracle: {} forms, {} native runs compared, {} of them faulted natively\n",
+        "emu_oracle: {} forms, {} native runs compared, {} of them faulted natively \
+         ({} CMPS faults on the other operand than the emulator's)\n",
         all.len() - skipped.len(),
         tally.runs,
-        tally.faults
+        tally.faults,
+        tally.other_operand
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
     assert!(
