@@ -114,19 +114,6 @@ static ENTRY: [[u64; 2048]; 2] = {
     t
 };
 
-/// Operand size and the shift of its immediate size in an [`ENTRY`], by REX.W (bit 2) and
-/// `pp` (bits 0–1): REX.W gives 8, else `66` gives 2, else 4.
-static SIZE: [(u8, u8); 8] = [
-    (4, 32),
-    (2, 24),
-    (4, 32),
-    (4, 32),
-    (8, 40),
-    (8, 40),
-    (8, 40),
-    (8, 40),
-];
-
 const _: () = assert!(Prefixes::W == 1 << 6);
 
 /// Reads `n` (0–8) little-endian bytes at `at` (below 16) of the window, without a branch.
@@ -205,7 +192,15 @@ pub(super) fn decode64(vendor: Vendor, bytes: &[u8], ip: u64, out: &mut Instruct
     out.rex = rex;
     out.pp = pp;
     let w = rex & 8 != 0;
-    let (osize, imm_shift) = SIZE[usize::from(rex >> 1 & 4 | pp)];
+    // REX.W gives 8, else `66` gives 2, else 4; the immediate size for that operand size sits
+    // at bits 40, 24 or 32 of the entry. Selects, not a table: no load on the way to the length.
+    let (osize, imm_shift) = if w {
+        (8u8, 40u32)
+    } else if pp == 1 {
+        (2, 24)
+    } else {
+        (4, 32)
+    };
     let mut flags: u16 = pflag | rex_flags;
     let mut modrm = 0xC0u8;
     if e & E_MODRM != 0 {
