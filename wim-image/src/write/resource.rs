@@ -16,11 +16,14 @@
 //! With several threads, small blobs in memory (at most [`DEFER_MAX_CHUNKS`] chunks: most
 //! files of a typical tree) are not compressed one by one, which would leave all but one
 //! thread idle: their table entries are made at once and their data wait in a queue whose
-//! chunks are compressed together once there are enough to keep every thread busy. The queue
-//! is written out, in order, before anything else is written, so the file's layout is the
-//! same as without it.
+//! chunks are handed to the compression threads together once there are enough to keep every
+//! thread busy. The writer then goes on reading and hashing the next files while they work,
+//! and writes a batch out when the next one is handed over (at most two are out at once).
+//! Queued and compressing batches are written out, in order, before anything else is written,
+//! so the file's layout is the same as without them. A large resource is compressed the same
+//! way: batch `k` is compressed while batch `k + 1` is read and hashed.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use sha1::{Digest, Sha1};
@@ -32,7 +35,7 @@ use crate::codec::Codec;
 use crate::defs::{BlobEntryDisk, ResHdrDisk, ResourceFlags, SHA1_SIZE, SOLID_RESOURCE_MAGIC_SIZE};
 use crate::header::ResHdr;
 
-use super::engine::Engines;
+use super::engine::{Batch, Done, Engines, Packed, Ticket};
 use super::sink::WriteAt;
 use super::solid::SolidOut;
 use super::WriteError;
@@ -49,6 +52,14 @@ struct Deferred {
     /// Its index in [`BlobOut::entries`].
     entry: usize,
     data: Vec<u8>,
+}
+
+/// Small blobs handed to the compression threads: their entries, in the order of the
+/// batch's pieces.
+#[derive(Debug)]
+struct InFlight {
+    entries: Vec<usize>,
+    ticket: Ticket,
 }
 
 /// The largest stored size a resource header holds (56 bits).
@@ -128,6 +139,10 @@ pub(crate) struct BlobOut<W> {
     /// Small blobs waiting to be compressed together (see the module docs).
     deferred: Vec<Deferred>,
     deferred_chunks: usize,
+    /// Batches of small blobs being compressed, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// Input buffers of large resources, reused.
+    spare_in: Vec<Vec<u8>>,
 }
 
 impl<W: WriteAt> BlobOut<W> {
@@ -159,6 +174,8 @@ impl<W: WriteAt> BlobOut<W> {
             writes: 0,
             deferred: Vec::new(),
             deferred_chunks: 0,
+            in_flight: VecDeque::new(),
+            spare_in: Vec::new(),
         })
     }
 
@@ -244,7 +261,7 @@ impl<W: WriteAt> BlobOut<W> {
                 });
                 self.deferred_chunks += chunks;
                 if self.deferred_chunks >= self.engine_params.1 * DEFER_CHUNKS_PER_THREAD {
-                    self.flush_deferred()?;
+                    self.submit_deferred()?;
                 }
                 return Ok(hash);
             }
@@ -285,35 +302,58 @@ impl<W: WriteAt> BlobOut<W> {
         (small && self.solid.is_none() && self.engine_params.1 > 1).then_some(chunks)
     }
 
-    /// Compresses the waiting small blobs' chunks together (in parallel) and writes their
-    /// resources in the order they were added, filling in their table entries. Every write
-    /// at the end of the file, and anything reading `pos` or the entries' headers, comes
-    /// after this.
-    pub(crate) fn flush_deferred(&mut self) -> Result<(), WriteError> {
-        if self.deferred.is_empty() {
-            return Ok(());
+    /// Hands the waiting small blobs to the compression threads, then writes out the older
+    /// batches until one is left compressing (the writer reads on meanwhile).
+    fn submit_deferred(&mut self) -> Result<(), WriteError> {
+        if !self.deferred.is_empty() {
+            let deferred = core::mem::take(&mut self.deferred);
+            self.deferred_chunks = 0;
+            let (entries, pieces): (Vec<usize>, Vec<Vec<u8>>) =
+                deferred.into_iter().map(|d| (d.entry, d.data)).unzip();
+            let ticket = self.engines()?.submit(Batch { pieces });
+            self.in_flight.push_back(InFlight { entries, ticket });
         }
-        let deferred = core::mem::take(&mut self.deferred);
-        self.deferred_chunks = 0;
+        while self.in_flight.len() > 1 {
+            self.write_in_flight()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses the waiting small blobs and writes every batch's resources in the order
+    /// they were added, filling in their table entries. Every write at the end of the file,
+    /// and anything reading `pos` or the entries' headers, comes after this.
+    pub(crate) fn flush_deferred(&mut self) -> Result<(), WriteError> {
+        self.submit_deferred()?;
+        while !self.in_flight.is_empty() {
+            self.write_in_flight()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest batch of small blobs and writes their resources.
+    fn write_in_flight(&mut self) -> Result<(), WriteError> {
+        let Some(InFlight { entries, ticket }) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let chunk = self.chunk_size()?;
+        let done = ticket.wait()?;
+        let mut k = 0;
+        for (&entry, data) in entries.iter().zip(&done.pieces) {
+            let n = data.len().div_ceil(chunk);
+            let r = self.write_small(data, chunk, &done.packed[k..k + n])?;
+            self.entries[entry].reshdr = reshdr_disk(&r);
+            k += n;
+        }
+        self.engines()?.recycle(done);
+        Ok(())
+    }
+
+    /// The chunk size of the file's codec.
+    fn chunk_size(&self) -> Result<usize, WriteError> {
         let (_, chunk_size) = self.compression.ok_or(WriteError::Internal {
-            what: "deferred blobs without a codec",
+            what: "compressed output without a codec",
         })?;
-        let chunk = chunk_size as usize;
-        let mut engines = self.take_engines(chunk_size)?;
-        let chunks: Vec<&[u8]> = deferred.iter().flat_map(|d| d.data.chunks(chunk)).collect();
-        let result = (|| -> Result<(), WriteError> {
-            let packed = engines.compress(&chunks);
-            let mut k = 0;
-            for d in &deferred {
-                let n = d.data.len().div_ceil(chunk);
-                let r = self.write_small(&d.data, &chunks[k..k + n], &packed[k..k + n])?;
-                self.entries[d.entry].reshdr = reshdr_disk(&r);
-                k += n;
-            }
-            Ok(())
-        })();
-        self.engines = Some(engines);
-        result
+        Ok(chunk_size as usize)
     }
 
     /// Writes one in-memory resource at the end from its chunks and their compressed forms
@@ -322,17 +362,17 @@ impl<W: WriteAt> BlobOut<W> {
     fn write_small(
         &mut self,
         data: &[u8],
-        chunks: &[&[u8]],
-        packed: &[Option<&[u8]>],
+        chunk: usize,
+        packed: &[Packed],
     ) -> Result<ResHdr, WriteError> {
         let (start, size) = (self.pos, data.len() as u64);
-        let stored_chunks: Vec<&[u8]> = chunks
-            .iter()
+        let stored_chunks: Vec<&[u8]> = data
+            .chunks(chunk)
             .zip(packed)
-            .map(|(c, z)| z.unwrap_or(c))
+            .map(|(c, z)| z.get().unwrap_or(c))
             .collect();
         let data_len: usize = stored_chunks.iter().map(|c| c.len()).sum();
-        let table_len = (chunks.len() - 1) * 4;
+        let table_len = (stored_chunks.len() - 1) * 4;
         let stored = (table_len + data_len) as u64;
         if stored >= size {
             self.write_at(data, start)?;
@@ -361,18 +401,46 @@ impl<W: WriteAt> BlobOut<W> {
         })
     }
 
-    /// The engines (made on first use), taken out of `self` while they work.
-    fn take_engines(&mut self, chunk_size: u32) -> Result<Engines, WriteError> {
-        match self.engines.take() {
-            Some(e) => Ok(e),
-            None => {
-                let (codec, _) = self.compression.ok_or(WriteError::Internal {
-                    what: "compressed output without a codec",
-                })?;
-                let (level, threads) = self.engine_params;
-                Engines::new(codec, level, chunk_size, threads)
-            }
+    /// The engines (made on first use).
+    fn engines(&mut self) -> Result<&mut Engines, WriteError> {
+        let chunk_size = self.chunk_size()? as u32;
+        if self.engines.is_none() {
+            let (codec, _) = self.compression.ok_or(WriteError::Internal {
+                what: "compressed output without a codec",
+            })?;
+            let (level, threads) = self.engine_params;
+            self.engines = Some(Engines::new(codec, level, chunk_size, threads)?);
         }
+        self.engines.as_mut().ok_or(WriteError::Internal {
+            what: "engines just made",
+        })
+    }
+
+    /// Writes a compressed batch of one resource's chunks at `data_start + *data_len`,
+    /// recording each chunk's offset.
+    fn write_chunks(
+        &mut self,
+        mut done: Done,
+        data_start: u64,
+        data_len: &mut u64,
+        offsets: &mut Vec<u64>,
+    ) -> Result<(), WriteError> {
+        let chunk = self.chunk_size()?;
+        let input = done.pieces.pop().unwrap_or_default();
+        let mut outbuf = core::mem::take(&mut self.outbuf);
+        outbuf.clear();
+        for (c, z) in input.chunks(chunk).zip(&done.packed) {
+            offsets.push(*data_len + outbuf.len() as u64);
+            outbuf.extend_from_slice(z.get().unwrap_or(c));
+        }
+        let written = self.write_at(&outbuf, data_start + *data_len);
+        *data_len += outbuf.len() as u64;
+        self.outbuf = outbuf;
+        if self.spare_in.len() < 2 {
+            self.spare_in.push(input);
+        }
+        self.engines()?.recycle(done);
+        written
     }
 
     /// Writes uncompressed bytes (a table or the XML) at the end and returns their header.
@@ -424,35 +492,31 @@ impl<W: WriteAt> BlobOut<W> {
         let data_start = start + table_len;
         let mut offsets: Vec<u64> = Vec::with_capacity(n as usize);
         let mut data_len = 0u64;
-        let mut engines = self.take_engines(chunk_size)?;
-        let batch = engines.batch_chunks() as u64;
+        let batch = self.engines()?.batch_chunks() as u64;
+        // Batch `k` compresses while batch `k + 1` is read and hashed.
+        let mut pending: Option<Ticket> = None;
         let mut i = 0u64;
-        let result = (|| -> Result<(), WriteError> {
-            while i < n {
-                let m = batch.min(n - i);
-                let from = i * chunk;
-                let to = ((i + m) * chunk).min(size);
-                let mut inbuf = core::mem::take(&mut self.inbuf);
-                inbuf.resize((to - from) as usize, 0);
-                src.read(from, &mut inbuf)?;
-                hasher.update(&inbuf);
-                let chunks: Vec<&[u8]> = inbuf.chunks(chunk_size as usize).collect();
-                let mut outbuf = core::mem::take(&mut self.outbuf);
-                outbuf.clear();
-                for (c, z) in chunks.iter().zip(engines.compress(&chunks)) {
-                    offsets.push(data_len + outbuf.len() as u64);
-                    outbuf.extend_from_slice(z.unwrap_or(c));
-                }
-                self.write_at(&outbuf, data_start + data_len)?;
-                data_len += outbuf.len() as u64;
-                self.inbuf = inbuf;
-                self.outbuf = outbuf;
-                i += m;
+        while i < n {
+            let m = batch.min(n - i);
+            let from = i * chunk;
+            let to = ((i + m) * chunk).min(size);
+            let mut inbuf = self.spare_in.pop().unwrap_or_default();
+            inbuf.resize((to - from) as usize, 0);
+            src.read(from, &mut inbuf)?;
+            hasher.update(&inbuf);
+            let ticket = self.engines()?.submit(Batch {
+                pieces: alloc::vec![inbuf],
+            });
+            if let Some(t) = pending.replace(ticket) {
+                let done = t.wait()?;
+                self.write_chunks(done, data_start, &mut data_len, &mut offsets)?;
             }
-            Ok(())
-        })();
-        self.engines = Some(engines);
-        result?;
+            i += m;
+        }
+        if let Some(t) = pending.take() {
+            let done = t.wait()?;
+            self.write_chunks(done, data_start, &mut data_len, &mut offsets)?;
+        }
         let hash: Sha1Hash = hasher.finalize().into();
         let stored = table_len + data_len;
         if stored >= size {

@@ -35,7 +35,7 @@ use crate::defs::{
 };
 use crate::header::{check_chunk_size, ResHdr};
 
-use super::engine::Engines;
+use super::engine::{Batch, Engines};
 use super::resource::{is_solid, reshdr_disk, BlobOut, Source};
 use super::sink::WriteAt;
 use super::WriteError;
@@ -112,24 +112,31 @@ impl SolidOut {
     }
 
     /// Compresses the whole chunks of `pending` (all of it with `all`, the last chunk short).
-    fn compress_pending(&mut self, all: bool) {
+    fn compress_pending(&mut self, all: bool) -> Result<(), WriteError> {
         let len = if all {
             self.pending.len()
         } else {
             self.pending.len() / self.chunk * self.chunk
         };
         if len == 0 {
-            return;
+            return Ok(());
         }
-        let chunks: Vec<&[u8]> = self.pending[..len].chunks(self.chunk).collect();
-        for batch in chunks.chunks(self.engines.threads()) {
-            for (c, z) in batch.iter().zip(self.engines.compress(batch)) {
-                let stored = z.unwrap_or(c);
-                self.sizes.push(stored.len() as u32);
-                self.packed.extend_from_slice(stored);
-            }
+        // The whole chunks go to the threads; the rest stays pending.
+        let rest = self.pending.split_off(len);
+        let data = core::mem::replace(&mut self.pending, rest);
+        let done = self
+            .engines
+            .submit(Batch {
+                pieces: alloc::vec![data],
+            })
+            .wait()?;
+        for (c, z) in done.pieces[0].chunks(self.chunk).zip(&done.packed) {
+            let stored = z.get().unwrap_or(c);
+            self.sizes.push(stored.len() as u32);
+            self.packed.extend_from_slice(stored);
         }
-        self.pending.drain(..len);
+        self.engines.recycle(done);
+        Ok(())
     }
 }
 
@@ -194,7 +201,7 @@ impl<W: WriteAt> BlobOut<W> {
             at += n as u64;
             s.res_size += n as u64;
             if s.pending.len() >= 2 * s.batch_bytes() {
-                s.compress_pending(false);
+                s.compress_pending(false)?;
                 spilled = true;
             }
         }
@@ -214,7 +221,7 @@ impl<W: WriteAt> BlobOut<W> {
         };
         self.push_entry(r, hash, refs);
         if s.pending.len() >= s.batch_bytes() {
-            s.compress_pending(false);
+            s.compress_pending(false)?;
         }
         if s.res_size >= resource_limit(s.chunk as u32) {
             self.close_solid(s)?;
@@ -241,7 +248,7 @@ impl<W: WriteAt> BlobOut<W> {
             self.entries.truncate(index);
             return Ok(());
         }
-        s.compress_pending(true);
+        s.compress_pending(true)?;
         let format = match s.codec {
             Codec::Xpress => CompressionFormat::XPRESS,
             Codec::Lzx => CompressionFormat::LZX,
