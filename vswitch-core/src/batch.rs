@@ -202,6 +202,10 @@ const CHUNK: usize = 32;
 /// Keys and hashes computed in the first pass over a chunk.
 #[derive(Clone, Copy, Default)]
 struct Pre {
+    /// The addresses (valid for frames of at least [`HEADER_LEN`] bytes from an existing
+    /// port: the only ones the second pass reads them for).
+    src: u64,
+    dst: u64,
     src_key: u64,
     src_hash: u64,
     dst_key: u64,
@@ -295,7 +299,8 @@ impl Bridge {
         }
         let fid = self.fid[usize::from(vid & 0x0fff)];
         let fid_bits = pack(fid, crate::frame::MacAddr::ZERO);
-        let src_key = fid_bits | mac_at(d, 6);
+        let src = mac_at(d, 6);
+        let src_key = fid_bits | src;
         let src_hash = self.fdb.hash(src_key);
         self.fdb.prefetch(src_hash);
         let dst = mac_at(d, 0);
@@ -308,6 +313,8 @@ impl Bridge {
             (0, 0)
         };
         Pre {
+            src,
+            dst,
             src_key,
             src_hash,
             dst_key,
@@ -340,8 +347,9 @@ impl Bridge {
         if port.state == PortState::Disabled {
             drop_frame!(port, DropReason::PortState);
         }
-        let dst = mac_at(d, 0);
-        let src = mac_at(d, 6);
+        // Read in the first pass (this frame has a port and a whole header).
+        let (dst, src) = (pre.dst, pre.src);
+        debug_assert_eq!((dst, src), (mac_at(d, 0), mac_at(d, 6)));
         if dst == BRIDGE_GROUP && (port.cfg.security.bpdu_guard || self.stp.is_some()) {
             if port.cfg.security.bpdu_guard || !port.cfg.stp {
                 drop_frame!(port, DropReason::BpduGuard);
