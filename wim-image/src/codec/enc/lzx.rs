@@ -60,7 +60,9 @@ impl LzxEncoder {
             };
             (p, (60 * l / 20).max(2), 80 * l as usize / 20)
         } else {
-            let passes = 1 + u32::from(l >= 45) + u32::from(l >= 70) + u32::from(l >= 100);
+            // One pass from the greedy seed below 70 (wimlib makes two from level 45, the
+            // first from a guess): see `lzx_opt`.
+            let passes = 1 + u32::from(l >= 70) + u32::from(l >= 150);
             let p = if max_chunk <= SMALL_WINDOW {
                 Parser::NearOptimalSmall(Box::new(Optimal::new(max_chunk, passes)))
             } else {

@@ -8,8 +8,16 @@
 //! A node holds its cheapest arrival (8 bytes); the repeat-offset queue that arrival
 //! leaves is settled once, when the node becomes current, in a ring of recent queues
 //! (a match reaches back at most 257 positions). Prices are codeword lengths in 1/16 bits
-//! in a (slot, length) table: first guessed (literals from the block's byte histogram),
-//! then, for each further pass, the Huffman code the previous pass's path would get.
+//! in a (slot, length) table: first the Huffman code of a greedy parse of the match cache
+//! (the longest cached match where there is one of 3 bytes or more, else a literal), with
+//! guesses for the symbols that parse does not use (literals from the block's byte
+//! histogram); then, for each further pass, the Huffman code the previous pass's path
+//! would get.
+//!
+//! The greedy seed replaces wimlib's first pass. Measured with the `wim_compress` bench
+//! (8 MiB of documentation and shared objects, 32 KiB chunks, level 50): one pass from the
+//! seed gives output 0.58% larger than wimlib's (two passes from the byte-histogram guess:
+//! 0.60%; two from the seed: 0.44%), so the levels below 70 make one pass.
 //! Positions inside a match of the "nice" length get no cached matches, as in wimlib.
 
 use super::super::alloc::{vec, vec::Vec};
@@ -123,7 +131,23 @@ impl<T: Table> Optimal<T> {
     ) -> [u32; 3] {
         self.find_matches(buf, start, end, search);
         let num_slots = (coder.num_main - NUM_CHARS) / 8;
-        self.initial_prices(&buf[start..end], coder.num_main);
+        let block = &buf[start..end];
+        self.initial_prices(block, coder.num_main);
+        items.clear();
+        self.greedy(block, queue, items);
+        let (main, len) = coder.lens_for(items);
+        // Symbols the greedy parse used get their code length; the others keep the guess.
+        for (p, &l) in self
+            .prices
+            .main
+            .iter_mut()
+            .zip(main)
+            .chain(self.prices.len.iter_mut().zip(len))
+        {
+            if l != 0 {
+                *p = 16 * u32::from(l);
+            }
+        }
         let mut out_queue = queue;
         for pass in 0..self.passes {
             if pass > 0 {
@@ -282,6 +306,49 @@ impl<T: Table> Optimal<T> {
         unpack(queues[n % QUEUE_RING])
     }
 
+    /// Appends to `items` the greedy parse of `block` (the cache's block) from repeat-offset
+    /// state `queue`: at each position the longest cached match if it has 3 bytes or more
+    /// (coded as a repeat when its offset is in the queue), else a literal.
+    fn greedy(&self, block: &[u8], queue: [u32; 3], items: &mut Vec<Item>) {
+        let mut q = pack(queue);
+        let (mut i, mut entry) = (0, 0);
+        while i < block.len() {
+            let count = self.cache.get(entry).map_or(0, |h| h.len as usize);
+            let longest = match count {
+                0 => Match::default(),
+                _ => self.cache.get(entry + count).copied().unwrap_or_default(),
+            };
+            let len = ((longest.len & 0xffff) as usize).min(block.len() - i);
+            if len < 3 {
+                items.push(Item {
+                    len: 1,
+                    off: u32::from(block[i]),
+                });
+                entry += 1 + count;
+                i += 1;
+                continue;
+            }
+            let off = u64::from(longest.off);
+            let code = (0..3)
+                .find(|&r| q >> (r * OFFSET_BITS) & OFFSET_MASK as u64 == off)
+                .unwrap_or(longest.off + 2);
+            q = if code >= 3 {
+                push(q, code)
+            } else {
+                swap(q, code)
+            };
+            items.push(Item {
+                len: len as u32,
+                off: code,
+            });
+            // Past the covered positions' cache entries.
+            for _ in 0..len {
+                entry += 1 + self.cache.get(entry).map_or(0, |h| h.len as usize);
+            }
+            i += len;
+        }
+    }
+
     /// Appends the cheapest path's items (in order) to `items`.
     ///
     /// The walk goes back from the block's end. Each step is stored in the node array
@@ -438,5 +505,95 @@ fn set_prices(prices: &mut [u32], lens: &[u8], scale: u32) {
     let unused = u32::from(lens.iter().copied().max().unwrap_or(0)).max(8) + 2;
     for (p, &l) in prices.iter_mut().zip(lens) {
         *p = scale * if l == 0 { unused } else { u32::from(l) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::bt::Small;
+    use super::super::hc16::tests::input;
+    use super::*;
+
+    /// Replays `items` from repeat-offset state `queue` into the bytes they stand for.
+    fn replay(items: &[Item], queue: [u32; 3]) -> Vec<u8> {
+        let (mut q, mut out) = (queue, Vec::new());
+        for it in items {
+            if it.len == 1 {
+                out.push(it.off as u8);
+                continue;
+            }
+            let off = if it.off < 3 {
+                q.swap(0, it.off as usize);
+                q[0]
+            } else {
+                q = [it.off - 2, q[0], q[1]];
+                it.off - 2
+            } as usize;
+            assert!(
+                off >= 1 && off <= out.len(),
+                "offset {off} at {}",
+                out.len()
+            );
+            for _ in 0..it.len {
+                out.push(out[out.len() - off]);
+            }
+        }
+        out
+    }
+
+    /// The greedy seed is a parse of the block: replayed, its items give the block back,
+    /// with matches (repeat offsets among them) where the block repeats itself. Blocks
+    /// after the first start inside the buffer, with the queue the previous block left.
+    #[test]
+    fn greedy_seed_parses_the_block() {
+        for (len, seed, nice) in [
+            (32 << 10, 1, 48),
+            (32 << 10, 5, 257),
+            (5000, 3, 3),
+            (7, 2, 48),
+        ] {
+            let data = input(len, seed);
+            let mut opt = Optimal::<Small>::new(32 << 10, 1);
+            opt.reset();
+            let search = Search {
+                depth: 24,
+                nice,
+                max_offset: (1 << 15) - 3,
+            };
+            let cut = len / 3;
+            let mut queue = [1u32; 3];
+            let mut before: Vec<Item> = Vec::new();
+            let (mut matches, mut repeats) = (0, 0);
+            for (start, end) in [(0, cut), (cut, len)] {
+                opt.find_matches(&data, start, end, search);
+                let mut items = Vec::new();
+                opt.greedy(&data[start..end], queue, &mut items);
+                assert_eq!(
+                    items.iter().map(|it| it.len as usize).sum::<usize>(),
+                    end - start,
+                    "{len} bytes, seed {seed}: the items cover the block"
+                );
+                matches += items.iter().filter(|it| it.len > 1).count();
+                repeats += items.iter().filter(|it| it.len > 1 && it.off < 3).count();
+                before.extend_from_slice(&items);
+                let back = replay(&before, [1; 3]);
+                assert_eq!(back, data[..end], "{len} bytes, seed {seed}");
+                // The queue the next block starts from: the one after these items.
+                let mut q = pack(queue);
+                for it in items.iter().filter(|it| it.len > 1) {
+                    q = if it.off >= 3 {
+                        push(q, it.off)
+                    } else {
+                        swap(q, it.off)
+                    };
+                }
+                queue = unpack(q);
+            }
+            assert!(
+                len < 1000 || matches > len / 200,
+                "{len}: {matches} matches"
+            );
+            assert!(len < 1000 || repeats > 0, "{len}: no repeat offset");
+        }
     }
 }

@@ -28,8 +28,9 @@ use core::fmt;
 /// are accepted and treated as 300 at most).
 ///
 /// Per codec, as in wimlib: XPRESS parses greedily below 30, lazily below 60 and
-/// near-optimally from 60; LZX parses lazily up to 34 and near-optimally above (with more
-/// cost-model passes at 45, 70 and 100); LZMS parses near-optimally at every level, looks
+/// near-optimally from 60; LZX parses lazily up to 34 and near-optimally above (one
+/// cost-model pass from a greedy parse's code, a second from 70, a third from 150, where
+/// wimlib makes a second from 45: the seed makes up for it); LZMS parses near-optimally at every level, looks
 /// for delta matches from 35 and tries match + literal + repeat steps from 45 and 60.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Level(pub u32);
