@@ -12,6 +12,9 @@
 //! its input. Each case prints the fastest of `VIRIDIAN_BENCH_ROUNDS` (default 3) whole
 //! passes per side, interleaved ours/wimlib, then Criterion measures whole passes.
 //! `WIM_COMPRESS_BENCH_ONLY=<text>` keeps the cases whose name contains it (e.g. `LZX 50`).
+//! `WIM_COMPRESS_BENCH_PIECE=<bytes>` compresses pieces of that size instead of whole chunks
+//! (each still through a compressor made for the codec's chunk size), as a writer does with
+//! files smaller than a chunk: it weighs the fixed cost of each chunk (table resets, codes).
 
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;
@@ -38,9 +41,9 @@ fn ours(c: &mut Compressor, data: &[u8], chunk: usize, out: &mut [u8]) -> usize 
         .sum()
 }
 
-/// The same with wimlib.
-fn theirs(lib: &oracle::Wimlib, case: &Case, data: &[u8]) -> usize {
-    data.chunks(case.chunk_size)
+/// The same with wimlib, `piece` bytes at a time.
+fn theirs(lib: &oracle::Wimlib, case: &Case, data: &[u8], piece: usize) -> usize {
+    data.chunks(piece)
         .map(|p| {
             lib.compress_chunk(case.codec, case.chunk_size, case.level, p)
                 .map_or(p.len(), |v| v.len())
@@ -87,8 +90,17 @@ fn main() {
         .unwrap_or(3);
     let mut crit = Criterion::default().configure_from_args();
     let mb = data.len() as f64 / 1e6;
+    let piece: Option<usize> = std::env::var("WIM_COMPRESS_BENCH_PIECE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&p| p > 0);
+    if let Some(p) = piece {
+        println!("compressed in pieces of {p} bytes (WIM_COMPRESS_BENCH_PIECE)");
+    }
     for case in &cases {
-        let chunk = case.chunk_size.min(data.len());
+        let chunk = piece
+            .map_or(case.chunk_size, |p| p.min(case.chunk_size))
+            .min(data.len());
         let mut c = match Compressor::new(case.codec, Level(case.level), case.chunk_size) {
             Ok(c) => c,
             Err(e) => {
@@ -115,7 +127,7 @@ fn main() {
             s_ours = ours(&mut c, &data, chunk, &mut out);
             t_ours = t_ours.min(t.elapsed().as_secs_f64());
             let t = Instant::now();
-            s_theirs = theirs(&lib, case, &data);
+            s_theirs = theirs(&lib, case, &data, chunk);
             t_theirs = t_theirs.min(t.elapsed().as_secs_f64());
         }
         println!(
@@ -135,7 +147,7 @@ fn main() {
             b.iter(|| black_box(ours(&mut c, &data, chunk, &mut out)))
         });
         g.bench_function("wimlib", |b| {
-            b.iter(|| black_box(theirs(&lib, case, &data)))
+            b.iter(|| black_box(theirs(&lib, case, &data, chunk)))
         });
         g.finish();
     }

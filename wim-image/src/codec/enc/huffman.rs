@@ -3,7 +3,7 @@
 //! [`make_code`] turns symbol frequencies into codeword lengths no longer than a limit and
 //! the canonical codewords the decoders expect (assigned in order of length, then symbol).
 //! The lengths come from an ordinary Huffman tree (two-queue construction over the symbols
-//! sorted by frequency); lengths over the limit are clamped and the Kraft sum repaired by
+//! sorted by frequency, built in place in one array of the used symbols); lengths over the limit are clamped and the Kraft sum repaired by
 //! moving leaves down one level (shortest first) until the code is no longer over-full,
 //! then up one level (longest first) until it is exactly full. The number of codewords of
 //! each length is all that changes; they are handed out again by frequency, so more
@@ -18,12 +18,13 @@ const MAX_LIMIT: usize = 16;
 /// aligned) for `freqs`, with no codeword longer than `max_len` (at most 16; `2^max_len`
 /// must be at least the number of symbols).
 pub(crate) fn make_code(freqs: &[u32], max_len: u32, lens: &mut [u8], codes: &mut [u32]) {
-    make_lens(freqs, max_len, lens);
-    assign_codewords(&lens[..freqs.len()], max_len, codes);
+    let count = make_lens(freqs, max_len, lens);
+    assign_counted(&lens[..freqs.len()], &count, max_len, codes);
 }
 
-/// The lengths part of [`make_code`].
-pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) {
+/// The lengths part of [`make_code`]; returns the number of codewords of each length
+/// (index 0: none).
+pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) -> [u32; MAX_LIMIT + 1] {
     let n = freqs.len();
     debug_assert!((2..=MAX_SYMS).contains(&n) && (max_len as usize) <= MAX_LIMIT);
     let lens = &mut lens[..n];
@@ -62,55 +63,68 @@ pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) {
     }
     let sorted = &mut sorted[..used];
     sorted[large..].sort_unstable_by_key(|&s| (freqs[usize::from(s)], s));
+    let mut count = [0u32; MAX_LIMIT + 1];
     match used {
-        0 => return,
+        0 => return count,
         1 => {
             let sym = usize::from(sorted[0]);
             lens[sym] = 1;
             lens[usize::from(sym == 0)] = 1;
-            return;
+            count[1] = 2;
+            return count;
         }
         _ => {}
     }
 
-    // Two-queue Huffman: leaves 0..used in order, internal nodes used..2*used-1 created in
-    // nondecreasing weight order; each queue ends in an infinite weight, so taking the
-    // lighter head (a leaf on a tie) needs no emptiness test, and the queue heads stay in
-    // registers.
-    let mut leaf_w = [u64::MAX; MAX_SYMS + 1];
-    let mut inner_w = [u64::MAX; MAX_SYMS];
-    let mut parent = [0u16; 2 * MAX_SYMS];
-    for (w, &sym) in leaf_w.iter_mut().zip(sorted.iter()) {
-        *w = u64::from(freqs[usize::from(sym)]);
+    // The tree in place (Moffat and Katajainen's method): `a` starts as the sorted weights;
+    // building the tree with two queues (leaves from `leaf`, internal nodes from `root`,
+    // a leaf winning ties) overwrites each consumed internal node's weight with its
+    // parent's index; the internal nodes' depths then replace those indices, root first,
+    // and the leaves' depths follow from how many internal nodes sit at each depth. One
+    // array of `used` words, instead of weight, parent and depth arrays for every symbol.
+    let mut a = [0u32; MAX_SYMS];
+    let a = &mut a[..used];
+    for (w, &sym) in a.iter_mut().zip(sorted.iter()) {
+        *w = freqs[usize::from(sym)];
     }
-    let (mut leaf, mut inner) = (0usize, 0usize);
-    for k in 0..used - 1 {
-        let mut pick = || {
-            let (lw, iw) = (leaf_w[leaf], inner_w[inner]);
-            let take_leaf = lw <= iw;
-            let node = if take_leaf { leaf } else { used + inner };
-            leaf += usize::from(take_leaf);
-            inner += usize::from(!take_leaf);
-            (node, lw.min(iw))
-        };
-        let (a, wa) = pick();
-        let (b, wb) = pick();
-        inner_w[k] = wa + wb;
-        parent[a] = (used + k) as u16;
-        parent[b] = (used + k) as u16;
+    a[0] += a[1];
+    let (mut root, mut leaf) = (0usize, 2usize);
+    for next in 1..used - 1 {
+        for first in [true, false] {
+            // The lighter of the next leaf and the oldest unconsumed internal node (one
+            // exists when `root < next`), a leaf on a tie.
+            let take_root = root < next && (leaf >= used || a[root] < a[leaf]);
+            let w = if take_root {
+                let w = a[root];
+                a[root] = next as u32;
+                root += 1;
+                w
+            } else {
+                leaf += 1;
+                a[leaf - 1]
+            };
+            a[next] = if first { w } else { a[next] + w };
+        }
     }
-    // Depths, root (the last node) first.
-    let root = 2 * used - 2;
-    let mut depth = [0u16; 2 * MAX_SYMS];
-    for i in (0..root).rev() {
-        depth[i] = depth[usize::from(parent[i])] + 1;
+    // Depths of the internal nodes (the root is the last one).
+    a[used - 2] = 0;
+    for next in (0..used - 2).rev() {
+        a[next] = a[a[next] as usize] + 1;
     }
-
-    // Codewords per length, clamped to the limit, then the Kraft sum repaired.
+    // Leaves per depth: of the `slots` nodes at a depth, those that are not internal nodes
+    // are leaves. Counted per codeword length, clamped to the limit.
     let max = max_len as usize;
-    let mut count = [0u32; MAX_LIMIT + 1];
-    for &d in &depth[..used] {
-        count[usize::from(d).min(max)] += 1;
+    // Internal nodes below the root, deepest first from `inner - 1` down.
+    let (mut slots, mut depth, mut inner) = (2u32, 1u32, used - 2);
+    while slots > 0 {
+        let mut internal = 0u32;
+        while inner > 0 && a[inner - 1] == depth {
+            internal += 1;
+            inner -= 1;
+        }
+        count[(depth as usize).min(max)] += slots - internal;
+        slots = 2 * internal;
+        depth += 1;
     }
     let full = 1u64 << max;
     let mut kraft: u64 = (1..=max).map(|l| u64::from(count[l]) << (max - l)).sum();
@@ -130,36 +144,47 @@ pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) {
         kraft += 1 << (max - l);
     }
     // Longest codewords to the least frequent symbols.
-    let mut l = max;
+    let (mut left, mut l) = (count, max);
     for &sym in sorted.iter() {
-        while count[l] == 0 {
+        while left[l] == 0 {
             l -= 1;
         }
-        count[l] -= 1;
+        left[l] -= 1;
         lens[usize::from(sym)] = l as u8;
     }
+    count
 }
 
 /// Canonical codewords for `lens` (each at most `max_len` bits).
 pub(crate) fn assign_codewords(lens: &[u8], max_len: u32, codes: &mut [u32]) {
-    let mut count = [0u32; MAX_LIMIT + 2];
+    let mut count = [0u32; MAX_LIMIT + 1];
     for &l in lens {
         count[usize::from(l)] += 1;
     }
     count[0] = 0;
-    let mut next = [0u32; MAX_LIMIT + 2];
+    assign_counted(lens, &count, max_len, codes);
+}
+
+/// [`assign_codewords`] given the number of codewords of each length.
+fn assign_counted(lens: &[u8], count: &[u32; MAX_LIMIT + 1], max_len: u32, codes: &mut [u32]) {
+    // Next codeword per length; unused symbols (length 0) draw from four dummy counters
+    // (by symbol modulo 4), so neither a branch nor one counter's chain of stores serves
+    // the runs of unused symbols.
+    let mut next = [0u32; MAX_LIMIT + 5];
     let mut code = 0u32;
     for l in 1..=max_len as usize {
         code = (code + count[l - 1]) << 1;
         next[l] = code;
     }
-    for (c, &l) in codes.iter_mut().zip(lens) {
-        if l != 0 {
-            *c = next[usize::from(l)];
-            next[usize::from(l)] += 1;
+    for (s, (c, &l)) in codes.iter_mut().zip(lens).enumerate() {
+        let slot = if l == 0 {
+            MAX_LIMIT + 1 + (s & 3)
         } else {
-            *c = 0;
-        }
+            usize::from(l)
+        };
+        let word = next[slot];
+        next[slot] = word + 1;
+        *c = if l == 0 { 0 } else { word };
     }
 }
 
@@ -213,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn counting_sort_and_sentinel_queues_build_the_textbook_tree() {
+    fn counting_sort_and_in_place_tree_build_the_textbook_tree() {
         let mut seed = 0x2545_f491u32;
         for round in 0..300 {
             let n = [2usize, 3, 17, 256, 513, 656, 799][round % 7];
