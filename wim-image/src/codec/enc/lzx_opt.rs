@@ -129,12 +129,10 @@ impl<T: Table> Optimal<T> {
         coder: &mut BlockCoder,
         items: &mut Vec<Item>,
     ) -> [u32; 3] {
-        self.find_matches(buf, start, end, search);
-        let num_slots = (coder.num_main - NUM_CHARS) / 8;
-        let block = &buf[start..end];
-        self.initial_prices(block, coder.num_main);
         items.clear();
-        self.greedy(block, queue, items);
+        self.find_matches(buf, start, end, search, queue, items);
+        let num_slots = (coder.num_main - NUM_CHARS) / 8;
+        self.initial_prices(&buf[start..end], coder.num_main);
         let (main, len) = coder.lens_for(items);
         // Symbols the greedy parse used get their code length; the others keep the guess.
         for (p, &l) in self
@@ -165,10 +163,21 @@ impl<T: Table> Optimal<T> {
 
     /// Fills the match cache for the block: for each position a header entry (`len` =
     /// the number of matches that follow), then its matches, each `len` holding the
-    /// length in its low 16 bits and the offset slot above. (Out of line, like
+    /// length in its low 16 bits and the offset slot above. Appends to `seed` the greedy
+    /// parse of the block from repeat-offset state `queue`: at each position it reaches,
+    /// the longest cached match if it has 3 bytes or more (coded as a repeat when its offset
+    /// is in the queue), else a literal. (Out of line, like
     /// [`min_cost_path`](Self::min_cost_path): each loop gets the registers to itself.)
     #[inline(never)]
-    fn find_matches(&mut self, buf: &[u8], start: usize, end: usize, search: Search) {
+    fn find_matches(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        search: Search,
+        queue: [u32; 3],
+        seed: &mut Vec<Item>,
+    ) {
         let Search {
             depth,
             nice,
@@ -190,6 +199,8 @@ impl<T: Table> Optimal<T> {
             ..probe
         };
         let mut i = start;
+        // The greedy parse: its queue, and where its next item starts.
+        let (mut q, mut next_item) = (pack(queue), start);
         while i < end {
             let head = n;
             let mut out = SlotCursor(Cursor {
@@ -205,6 +216,13 @@ impl<T: Table> Optimal<T> {
             if let Some(h) = self.cache.get_mut(head) {
                 h.len = (n - head - 1) as u32;
             }
+            if i == next_item {
+                let best = match n - head - 1 {
+                    0 => Match::default(),
+                    _ => self.cache[n - 1],
+                };
+                next_item = i + seed_item(&mut q, best, buf[i], end - i, seed);
+            }
             i += 1;
             if longest >= nice {
                 let stop = (i - 1 + longest).min(end);
@@ -212,6 +230,9 @@ impl<T: Table> Optimal<T> {
                     if let Some(h) = self.cache.get_mut(n) {
                         h.len = 0;
                         n += 1;
+                    }
+                    if i == next_item {
+                        next_item += seed_item(&mut q, Match::default(), buf[i], 0, seed);
                     }
                     self.bt.skip(buf, i, inside);
                     i += 1;
@@ -221,9 +242,19 @@ impl<T: Table> Optimal<T> {
     }
 
     fn initial_prices(&mut self, block: &[u8], num_main: usize) {
-        let mut hist = [0u32; 256];
-        for &b in block {
-            hist[usize::from(b)] += 1;
+        // Four histograms: runs of one byte value (zeros in binaries) would otherwise chain
+        // each count through the last one's store.
+        let mut hists = [[0u32; 256]; 4];
+        for b4 in block.chunks(4) {
+            for (h, &b) in hists.iter_mut().zip(b4) {
+                h[usize::from(b)] += 1;
+            }
+        }
+        let mut hist = hists[0];
+        for h in &hists[1..] {
+            for (t, &c) in hist.iter_mut().zip(h) {
+                *t += c;
+            }
         }
         let total = log2_16(block.len() as u32 + 1);
         for (p, &h) in self.prices.main.iter_mut().zip(&hist) {
@@ -306,49 +337,6 @@ impl<T: Table> Optimal<T> {
         unpack(queues[n % QUEUE_RING])
     }
 
-    /// Appends to `items` the greedy parse of `block` (the cache's block) from repeat-offset
-    /// state `queue`: at each position the longest cached match if it has 3 bytes or more
-    /// (coded as a repeat when its offset is in the queue), else a literal.
-    fn greedy(&self, block: &[u8], queue: [u32; 3], items: &mut Vec<Item>) {
-        let mut q = pack(queue);
-        let (mut i, mut entry) = (0, 0);
-        while i < block.len() {
-            let count = self.cache.get(entry).map_or(0, |h| h.len as usize);
-            let longest = match count {
-                0 => Match::default(),
-                _ => self.cache.get(entry + count).copied().unwrap_or_default(),
-            };
-            let len = ((longest.len & 0xffff) as usize).min(block.len() - i);
-            if len < 3 {
-                items.push(Item {
-                    len: 1,
-                    off: u32::from(block[i]),
-                });
-                entry += 1 + count;
-                i += 1;
-                continue;
-            }
-            let off = u64::from(longest.off);
-            let code = (0..3)
-                .find(|&r| q >> (r * OFFSET_BITS) & OFFSET_MASK as u64 == off)
-                .unwrap_or(longest.off + 2);
-            q = if code >= 3 {
-                push(q, code)
-            } else {
-                swap(q, code)
-            };
-            items.push(Item {
-                len: len as u32,
-                off: code,
-            });
-            // Past the covered positions' cache entries.
-            for _ in 0..len {
-                entry += 1 + self.cache.get(entry).map_or(0, |h| h.len as usize);
-            }
-            i += len;
-        }
-    }
-
     /// Appends the cheapest path's items (in order) to `items`.
     ///
     /// The walk goes back from the block's end. Each step is stored in the node array
@@ -378,6 +366,36 @@ impl<T: Table> Optimal<T> {
             off: node.item >> LEN_BITS,
         }));
     }
+}
+
+/// Appends to `seed` the greedy parse's item at a position: `best` (the longest cached match
+/// there, clipped to `room` bytes) if it has 3 bytes or more, coded as a repeat when its
+/// offset is in the packed queue `q` (which it then updates), else the literal `byte`.
+/// Returns the item's length.
+#[inline(always)]
+fn seed_item(q: &mut u64, best: Match, byte: u8, room: usize, seed: &mut Vec<Item>) -> usize {
+    let len = ((best.len & 0xffff) as usize).min(room);
+    if len < 3 {
+        seed.push(Item {
+            len: 1,
+            off: u32::from(byte),
+        });
+        return 1;
+    }
+    let off = u64::from(best.off);
+    let code = (0..3)
+        .find(|&r| *q >> (r * OFFSET_BITS) & OFFSET_MASK as u64 == off)
+        .unwrap_or(best.off + 2);
+    *q = if code >= 3 {
+        push(*q, code)
+    } else {
+        swap(*q, code)
+    };
+    seed.push(Item {
+        len: len as u32,
+        off: code,
+    });
+    len
 }
 
 /// A match sink for the cache: each match's `len` gets its offset slot in bits 16 and
@@ -565,9 +583,8 @@ mod tests {
             let mut before: Vec<Item> = Vec::new();
             let (mut matches, mut repeats) = (0, 0);
             for (start, end) in [(0, cut), (cut, len)] {
-                opt.find_matches(&data, start, end, search);
                 let mut items = Vec::new();
-                opt.greedy(&data[start..end], queue, &mut items);
+                opt.find_matches(&data, start, end, search, queue, &mut items);
                 assert_eq!(
                     items.iter().map(|it| it.len as usize).sum::<usize>(),
                     end - start,
