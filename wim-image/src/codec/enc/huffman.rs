@@ -82,10 +82,11 @@ pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) -> [u32; M
     // parent's index; the internal nodes' depths then replace those indices, root first,
     // and the leaves' depths follow from how many internal nodes sit at each depth. One
     // array of `used` words, instead of weight, parent and depth arrays for every symbol.
-    let mut a = [0u32; MAX_SYMS];
+    // 64-bit words: the weights of internal nodes can exceed 32 bits.
+    let mut a = [0u64; MAX_SYMS];
     let a = &mut a[..used];
     for (w, &sym) in a.iter_mut().zip(sorted.iter()) {
-        *w = freqs[usize::from(sym)];
+        *w = u64::from(freqs[usize::from(sym)]);
     }
     a[0] += a[1];
     let (mut root, mut leaf) = (0usize, 2usize);
@@ -96,7 +97,7 @@ pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) -> [u32; M
             let take_root = root < next && (leaf >= used || a[root] < a[leaf]);
             let w = if take_root {
                 let w = a[root];
-                a[root] = next as u32;
+                a[root] = next as u64;
                 root += 1;
                 w
             } else {
@@ -118,7 +119,7 @@ pub(crate) fn make_lens(freqs: &[u32], max_len: u32, lens: &mut [u8]) -> [u32; M
     let (mut slots, mut depth, mut inner) = (2u32, 1u32, used - 2);
     while slots > 0 {
         let mut internal = 0u32;
-        while inner > 0 && a[inner - 1] == depth {
+        while inner > 0 && a[inner - 1] == u64::from(depth) {
             internal += 1;
             inner -= 1;
         }
