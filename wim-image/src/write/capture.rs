@@ -23,7 +23,9 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+
+use sha1::{Digest, Sha1};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -487,11 +489,18 @@ pub fn symlink_reparse_data(target: &str) -> Option<Vec<u8>> {
 }
 
 /// Writes a captured file's data (checking it still has the scanned size).
+///
+/// Files up to [`PRELOAD_LIMIT`] are read whole and hashed before anything is written.
+/// Larger ones are streamed and hashed while written. With `prehash` (the caller knows of
+/// another blob of the same size, so this one may be a duplicate), a large file is first
+/// read once only to hash it: a duplicate then costs a read instead of a compression.
+/// wimlib decides the same way, by size.
 pub(crate) fn write_file<W: WriteAt>(
     blobs: &mut BlobOut<W>,
     path: &Path,
     size: u64,
     refs: u32,
+    prehash: bool,
 ) -> Result<Sha1Hash, WriteError> {
     let err = |source| WriteError::Source {
         path: path.to_path_buf(),
@@ -508,14 +517,44 @@ pub(crate) fn write_file<W: WriteAt>(
         f.read_exact(&mut buf).map_err(err)?;
         return blobs.add_blob(Source::Slice(&buf), refs);
     }
+    let known = if prehash {
+        let hash = hash_file(&mut f, size).map_err(err)?;
+        if blobs.add_ref(&hash, refs) {
+            return Ok(hash);
+        }
+        f.seek(SeekFrom::Start(0)).map_err(err)?;
+        Some(hash)
+    } else {
+        None
+    };
     let mut fill = |buf: &mut [u8]| f.read_exact(buf).map_err(err);
-    blobs.add_blob(
+    let hash = blobs.add_blob(
         Source::Reader {
             size,
             fill: &mut fill,
         },
         refs,
-    )
+    )?;
+    if known.is_some_and(|k| k != hash) {
+        return Err(WriteError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(hash)
+}
+
+/// The SHA-1 of the first `size` bytes of `f`, read in 1 MiB pieces.
+fn hash_file(f: &mut File, size: u64) -> std::io::Result<Sha1Hash> {
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; (1 << 20).min(size as usize)];
+    let mut left = size;
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        f.read_exact(&mut buf[..n])?;
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(h.finalize().into())
 }
 
 #[cfg(test)]

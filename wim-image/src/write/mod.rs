@@ -497,12 +497,14 @@ impl<W: WriteAt> WimWriter<W> {
         } else {
             (0..image.streams.len()).collect()
         };
+        let shared = self.shared_sizes(image, &refs);
         for i in order {
             if refs[i] == 0 {
                 continue;
             }
             let st = &mut image.streams[i];
-            let hash = self.write_stream(st.size, &st.content, refs[i], provider)?;
+            let dup = shared.binary_search(&st.size).is_ok();
+            let hash = self.write_stream(st.size, &st.content, refs[i], dup, provider)?;
             st.hash = Some(hash);
         }
         let meta = image.serialize()?;
@@ -510,11 +512,39 @@ impl<W: WriteAt> WimWriter<W> {
             .write_resource(&mut Source::Slice(&meta), ResourceFlags::METADATA)
     }
 
+    /// The sizes (sorted) of the image's streams that files provide and that another
+    /// stream of the image, or a blob the output holds, also has: such a stream may be a
+    /// duplicate, so a file too large to be read whole is hashed before it is written.
+    fn shared_sizes(&self, image: &NewImage, refs: &[u32]) -> Vec<u64> {
+        let mut sizes: Vec<u64> = image
+            .streams
+            .iter()
+            .zip(refs)
+            .filter(|&(_, &r)| r > 0)
+            .map(|(s, _)| s.size)
+            .collect();
+        sizes.extend(
+            self.blobs
+                .entries
+                .iter()
+                .map(|e| ResHdr::from_disk(&e.reshdr).uncompressed_size),
+        );
+        sizes.sort_unstable();
+        let mut shared: Vec<u64> = sizes
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        shared.dedup();
+        shared
+    }
+
     fn write_stream(
         &mut self,
         size: u64,
         content: &Content,
         refs: u32,
+        shared_size: bool,
         provider: &mut dyn BlobProvider,
     ) -> Result<Sha1Hash, WriteError> {
         match content {
@@ -558,7 +588,9 @@ impl<W: WriteAt> WimWriter<W> {
                 Ok(got)
             }
             #[cfg(feature = "std")]
-            Content::File(path) => capture::write_file(&mut self.blobs, path, size, refs),
+            Content::File(path) => {
+                capture::write_file(&mut self.blobs, path, size, refs, shared_size)
+            }
         }
     }
 
