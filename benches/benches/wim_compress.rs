@@ -3,7 +3,8 @@
 //! resulting size, and the ratios ours / wimlib for both.
 //!
 //! Input: `WIM_COMPRESS_BENCH_MIB` MiB (default 8) of real files, half `/usr/share/doc` and
-//! half `.so` files (see `wim_input`), cut into the chunks a WIM writer would compress:
+//! half `.so` files (see `wim_input`; `WIM_BENCH_INPUT_DIR=<dir>` takes the files under
+//! `<dir>` instead, e.g. one kind of file), cut into the chunks a WIM writer would compress:
 //! 32 KiB for XPRESS and LZX, 128 KiB for LZMS, and for LZMS solid the whole input as one
 //! chunk of a 64 MiB-chunk resource. A chunk that does not shrink counts with its own size
 //! (a writer stores it raw). Levels: 20 (fast), 50 (wimlib's default) and 100.

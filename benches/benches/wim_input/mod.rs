@@ -39,7 +39,8 @@ pub fn load_input() -> Vec<u8> {
 }
 
 /// About `$var` MiB (default `default`) of real files: half `/usr/share/doc`, half `.so`
-/// files, each part in sorted path order.
+/// files, each part in sorted path order; or, with `WIM_BENCH_INPUT_DIR=<dir>`, the files
+/// under that directory, in sorted path order.
 pub fn load_input_mib(var: &str, default: usize) -> Vec<u8> {
     let mib: usize = std::env::var(var)
         .ok()
@@ -47,6 +48,10 @@ pub fn load_input_mib(var: &str, default: usize) -> Vec<u8> {
         .unwrap_or(default);
     let half = mib << 19;
     let mut v = Vec::new();
+    if let Ok(dir) = std::env::var("WIM_BENCH_INPUT_DIR") {
+        files(&dir, &|_| true, 2 * half, &mut v);
+        return v;
+    }
     files("/usr/share/doc", &|_| true, half, &mut v);
     files(
         "/usr/lib/x86_64-linux-gnu",

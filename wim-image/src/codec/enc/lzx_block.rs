@@ -146,6 +146,43 @@ impl BlockCoder {
         }
     }
 
+    /// Bits the counted items take in a verbatim block with the built codes: symbols and
+    /// extra offset bits, without the block header and code lengths.
+    fn verbatim_bits(&self) -> u64 {
+        let m = self.num_main;
+        let mut bits: u64 = 0;
+        for (f, &l) in self.main_freqs[..m].iter().zip(&self.main_lens[..m]) {
+            bits += u64::from(*f) * u64::from(l);
+        }
+        for (f, &l) in self.len_freqs.iter().zip(&self.len_lens) {
+            bits += u64::from(*f) * u64::from(l);
+        }
+        let slots = self.main_freqs[NUM_CHARS..m].chunks_exact(8);
+        for (row, &extra) in slots.zip(&EXTRA_BITS).skip(3) {
+            let n: u64 = row.iter().map(|&f| u64::from(f)).sum();
+            bits += n * u64::from(extra);
+        }
+        bits
+    }
+
+    /// Whether a block of `raw_len` bytes is not worth a near-optimal parse, judged from
+    /// `items`, the block's greedy parse, whose codes [`Self::lens_for`] has just built:
+    /// at most 1/32 of the bytes are in matches, so a better choice of matches can gain
+    /// little, and the items with their code lengths already take at least as many bits as
+    /// the bytes themselves. (Compressed or random data: the block ends up stored.)
+    pub(crate) fn incompressible(&mut self, items: &[Item], raw_len: usize) -> bool {
+        let matched: usize = items
+            .iter()
+            .filter(|it| it.len > 1)
+            .map(|it| it.len as usize)
+            .sum();
+        if matched > raw_len / 32 {
+            return false;
+        }
+        let bits = self.verbatim_bits() as i64 + self.lens_bits();
+        bits >= 8 * raw_len as i64
+    }
+
     /// Writes one block holding `items`, which cover `raw` (the E8-translated bytes of the
     /// block); `queue` is the repeat-offset state after the block, which an uncompressed
     /// block must carry.
@@ -158,7 +195,6 @@ impl BlockCoder {
     ) {
         self.count(items);
         self.build_codes();
-        let m = self.num_main;
         make_code(
             &self.aligned_freqs,
             ALIGNED_LIMIT,
@@ -166,19 +202,8 @@ impl BlockCoder {
             &mut self.aligned_codes,
         );
         // Bits of the items in a verbatim block, and what aligned coding saves.
-        let mut bits: u64 = 0;
-        for (f, &l) in self.main_freqs[..m].iter().zip(&self.main_lens[..m]) {
-            bits += u64::from(*f) * u64::from(l);
-        }
-        for (f, &l) in self.len_freqs.iter().zip(&self.len_lens) {
-            bits += u64::from(*f) * u64::from(l);
-        }
+        let bits = self.verbatim_bits();
         let mut aligned_delta: i64 = 24;
-        let slots = self.main_freqs[NUM_CHARS..m].chunks_exact(8);
-        for (row, &extra) in slots.zip(&EXTRA_BITS).skip(3) {
-            let n: u64 = row.iter().map(|&f| u64::from(f)).sum();
-            bits += n * u64::from(extra);
-        }
         for (f, &l) in self.aligned_freqs.iter().zip(&self.aligned_lens) {
             aligned_delta += i64::from(*f) * (i64::from(l) - 3);
         }

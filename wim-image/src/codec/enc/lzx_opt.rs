@@ -19,6 +19,13 @@
 //! seed gives output 0.58% larger than wimlib's (two passes from the byte-histogram guess:
 //! 0.60%; two from the seed: 0.44%), so the levels below 70 make one pass.
 //! Positions inside a match of the "nice" length get no cached matches, as in wimlib.
+//!
+//! A block whose greedy seed has at most 1/32 of its bytes in matches and whose seed code
+//! already costs as many bits as the bytes (compressed files, random data) keeps the seed
+//! as its parse: the optimization passes could hardly win anything there, and the block
+//! ends up stored. On the `.gz` files of the reference tree (`WIM_BENCH_INPUT_DIR`, 16 MiB)
+//! this took level 50 from 0.63x to 0.79x wimlib's speed and level 100 from 0.65x to 0.95x,
+//! the output 16 bytes larger; on compressible input it never applies.
 
 use super::super::alloc::{vec, vec::Vec};
 use super::super::lzx::{EXTRA_BITS, MAX_MAIN_SYMS, MAX_OFFSET_SLOTS, NUM_CHARS, NUM_LEN_SYMS};
@@ -130,7 +137,7 @@ impl<T: Table> Optimal<T> {
         items: &mut Vec<Item>,
     ) -> [u32; 3] {
         items.clear();
-        self.find_matches(buf, start, end, search, queue, items);
+        let seed_queue = self.find_matches(buf, start, end, search, queue, items);
         let num_slots = (coder.num_main - NUM_CHARS) / 8;
         self.initial_prices(&buf[start..end], coder.num_main);
         let (main, len) = coder.lens_for(items);
@@ -145,6 +152,10 @@ impl<T: Table> Optimal<T> {
             if l != 0 {
                 *p = 16 * u32::from(l);
             }
+        }
+        if coder.incompressible(items, end - start) {
+            // The greedy parse is the block's parse; it will most likely be stored.
+            return seed_queue;
         }
         let mut out_queue = queue;
         for pass in 0..self.passes {
@@ -166,8 +177,9 @@ impl<T: Table> Optimal<T> {
     /// length in its low 16 bits and the offset slot above. Appends to `seed` the greedy
     /// parse of the block from repeat-offset state `queue`: at each position it reaches,
     /// the longest cached match if it has 3 bytes or more (coded as a repeat when its offset
-    /// is in the queue), else a literal. (Out of line, like
-    /// [`min_cost_path`](Self::min_cost_path): each loop gets the registers to itself.)
+    /// is in the queue), else a literal; returns that parse's queue at the block's end.
+    /// (Out of line, like [`min_cost_path`](Self::min_cost_path): each loop gets the
+    /// registers to itself.)
     #[inline(never)]
     fn find_matches(
         &mut self,
@@ -177,7 +189,7 @@ impl<T: Table> Optimal<T> {
         search: Search,
         queue: [u32; 3],
         seed: &mut Vec<Item>,
-    ) {
+    ) -> [u32; 3] {
         let Search {
             depth,
             nice,
@@ -239,6 +251,7 @@ impl<T: Table> Optimal<T> {
                 }
             }
         }
+        unpack(q)
     }
 
     fn initial_prices(&mut self, block: &[u8], num_main: usize) {
@@ -584,7 +597,7 @@ mod tests {
             let (mut matches, mut repeats) = (0, 0);
             for (start, end) in [(0, cut), (cut, len)] {
                 let mut items = Vec::new();
-                opt.find_matches(&data, start, end, search, queue, &mut items);
+                let seed_queue = opt.find_matches(&data, start, end, search, queue, &mut items);
                 assert_eq!(
                     items.iter().map(|it| it.len as usize).sum::<usize>(),
                     end - start,
@@ -605,12 +618,65 @@ mod tests {
                     };
                 }
                 queue = unpack(q);
+                assert_eq!(
+                    seed_queue, queue,
+                    "{len} bytes, seed {seed}: the seed's queue"
+                );
             }
             assert!(
                 len < 1000 || matches > len / 200,
                 "{len}: {matches} matches"
             );
             assert!(len < 1000 || repeats > 0, "{len}: no repeat offset");
+        }
+    }
+
+    /// Random bytes: the greedy seed finds almost nothing and its code costs more than the
+    /// bytes, so the block keeps the seed (no optimization pass). Compressible bytes, and
+    /// random bytes with more than 1/32 of them repeated, get the near-optimal parse.
+    #[test]
+    fn incompressible_blocks_keep_the_seed() {
+        let len = 32 << 10;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let random: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        // Random, then two 1 KiB pieces of it repeated: 6% of the block in matches.
+        let mut repeated = random[..len - 2048].to_vec();
+        repeated.extend_from_slice(&random[1000..2024]);
+        repeated.extend_from_slice(&random[9000..10024]);
+        let search = Search {
+            depth: 24,
+            nice: 48,
+            max_offset: (1 << 15) - 3,
+        };
+        let num_main = NUM_CHARS + 8 * super::super::super::lzx::num_offset_slots(15);
+        for (data, keeps_seed) in [(random, true), (input(len, 3), false), (repeated, false)] {
+            let mut seed = Vec::new();
+            let mut opt = Optimal::<Small>::new(len, 1);
+            opt.reset();
+            let seed_queue = opt.find_matches(&data, 0, len, search, [1; 3], &mut seed);
+            let mut coder = BlockCoder::new(num_main, false);
+            coder.lens_for(&seed);
+            assert_eq!(coder.incompressible(&seed, len), keeps_seed);
+            let mut items = Vec::new();
+            opt.reset();
+            let queue = opt.parse(&data, 0, len, search, [1; 3], &mut coder, &mut items);
+            assert_eq!(replay(&items, [1; 3]), data);
+            let same = items.len() == seed.len()
+                && items
+                    .iter()
+                    .zip(&seed)
+                    .all(|(a, b)| (a.len, a.off) == (b.len, b.off));
+            assert_eq!(same, keeps_seed, "keeps the seed: {keeps_seed}");
+            if keeps_seed {
+                assert_eq!(queue, seed_queue);
+            }
         }
     }
 }
