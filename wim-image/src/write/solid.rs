@@ -10,9 +10,11 @@
 //!              [blob: SOLID, offset in the run's concatenated data, size, usize = 0]…
 //! ```
 //!
-//! Blobs go into the open resource as they come; whole chunks are compressed (in parallel,
-//! one chunk per thread) once a batch is complete, so memory holds about one batch of
-//! uncompressed data plus the open resource's compressed chunks. A resource is closed at a
+//! Blobs go into the open resource as they come; each chunk is handed to the compression
+//! threads once it is complete (at a blob boundary) and compressed as soon as a thread is
+//! free, while the next chunks are read, as wimlib does. At most one chunk per thread and
+//! one more are out at a time, so memory holds a few chunks of uncompressed data plus the
+//! open resource's compressed chunks. A resource is closed at a
 //! blob boundary once it holds [`resource_limit`] bytes (blobs never straddle two resources:
 //! wimlib cannot read that), and at the end. All resources written by one writer form one
 //! run (their offsets continue across resources); an empty separator entry keeps a new run
@@ -22,6 +24,7 @@
 //! already is cut out of the resource again, unless its bytes had to be compressed before
 //! its end (more than two batches); then they stay as unreferenced bytes of the resource.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use sha1::{Digest, Sha1};
@@ -35,7 +38,7 @@ use crate::defs::{
 };
 use crate::header::{check_chunk_size, ResHdr};
 
-use super::engine::{Batch, Engines};
+use super::engine::{Batch, Engines, Ticket};
 use super::resource::{is_solid, reshdr_disk, BlobOut, Source};
 use super::sink::WriteAt;
 use super::WriteError;
@@ -61,6 +64,10 @@ pub(crate) struct SolidOut {
     engines: Engines,
     /// Uncompressed bytes not compressed yet (they start at a chunk boundary).
     pending: Vec<u8>,
+    /// Batches of whole chunks handed to the engines, oldest first, with their chunk
+    /// counts: a chunk starts compressing as soon as it is complete and a thread is free,
+    /// while the next one is read.
+    in_flight: VecDeque<(Ticket, usize)>,
     /// The open resource's compressed (or raw) chunks, and their stored sizes.
     packed: Vec<u8>,
     sizes: Vec<u32>,
@@ -97,6 +104,7 @@ impl SolidOut {
             chunk: chunk as usize,
             engines: Engines::new(codec, level, chunk, threads)?,
             pending: Vec::new(),
+            in_flight: VecDeque::new(),
             packed: Vec::new(),
             sizes: Vec::new(),
             res_size: 0,
@@ -106,30 +114,44 @@ impl SolidOut {
         })
     }
 
-    /// Uncompressed bytes a batch holds.
+    /// Uncompressed bytes a blob being read may hold back before its chunks are compressed.
     fn batch_bytes(&self) -> usize {
         self.chunk * self.engines.threads()
     }
 
-    /// Compresses the whole chunks of `pending` (all of it with `all`, the last chunk short).
+    /// Hands the whole chunks of `pending` (all of it with `all`, the last chunk short) to
+    /// the engines, then takes in finished batches, oldest first, until at most one chunk
+    /// per thread and one more are out (all of them with `all`).
     fn compress_pending(&mut self, all: bool) -> Result<(), WriteError> {
         let len = if all {
             self.pending.len()
         } else {
             self.pending.len() / self.chunk * self.chunk
         };
-        if len == 0 {
-            return Ok(());
-        }
-        // The whole chunks go to the threads; the rest stays pending.
-        let rest = self.pending.split_off(len);
-        let data = core::mem::replace(&mut self.pending, rest);
-        let done = self
-            .engines
-            .submit(Batch {
+        if len > 0 {
+            // The whole chunks go to the threads; the rest stays pending.
+            let rest = self.pending.split_off(len);
+            let data = core::mem::replace(&mut self.pending, rest);
+            let ticket = self.engines.submit(Batch {
                 pieces: alloc::vec![data],
-            })
-            .wait()?;
+            });
+            self.in_flight.push_back((ticket, len.div_ceil(self.chunk)));
+        }
+        // (One thread compresses on this one: its batches are done when submitted.)
+        let threads = self.engines.threads();
+        let keep = if all || threads == 1 { 0 } else { threads + 1 };
+        while self.in_flight.iter().map(|&(_, n)| n).sum::<usize>() > keep {
+            self.take_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest batch out and appends its chunks to the resource.
+    fn take_oldest(&mut self) -> Result<(), WriteError> {
+        let Some((ticket, _)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let done = ticket.wait()?;
         for (c, z) in done.pieces[0].chunks(self.chunk).zip(&done.packed) {
             let stored = z.get().unwrap_or(c);
             self.sizes.push(stored.len() as u32);
@@ -220,7 +242,7 @@ impl<W: WriteAt> BlobOut<W> {
             flags: ResourceFlags::SOLID,
         };
         self.push_entry(r, hash, refs);
-        if s.pending.len() >= s.batch_bytes() {
+        if s.pending.len() >= s.chunk {
             s.compress_pending(false)?;
         }
         if s.res_size >= resource_limit(s.chunk as u32) {
