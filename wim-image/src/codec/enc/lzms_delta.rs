@@ -7,7 +7,9 @@
 //! position modulo the span, which keeps differently aligned sequences apart) into one
 //! table of the newest position per hash; a hit at a multiple of the span whose three
 //! differences really agree is extended as far as they keep agreeing. (Three zero
-//! differences, bytes that simply repeat with the span, are left to the LZ matches.)
+//! differences, bytes that simply repeat with the span, and a candidate whose first span
+//! of bytes equals this position's, which makes it an LZ match at the same offset, are
+//! left to the LZ matches.)
 
 use super::super::alloc::{boxed::Box, vec};
 use super::lzms::PAIR_SHIFT;
@@ -271,6 +273,17 @@ impl DeltaFinder {
             return None;
         }
         let c = old as u32 as usize;
+        // The first span of bytes repeats literally: then so does every byte the delta
+        // match covers (the bytes' differences repeat with the span, so their first span
+        // of zeros does too), which makes it an LZ match at the same offset, a case the
+        // LZ matches cover. On the `wim_compress` bench input three hits in four are of
+        // this kind (an LZ repeat at an offset that is a multiple of the span shows up for
+        // every such span); skipping them saves 3-4% of the LZMS solid compression time,
+        // and the output is a few bytes smaller.
+        let span = 1usize << power;
+        if pos + span <= buf.len() && buf[c..c + span] == buf[pos..pos + span] {
+            return None;
+        }
         let raw = (pos - c) >> power;
         if raw >= (1 << PAIR_SHIFT) - 3 {
             return None;
@@ -311,7 +324,9 @@ mod tests {
                     if let Some(&(old, c)) = table.get(&slot) {
                         let raw = (pos - c) / span;
                         let periodic = d == [0; 3];
-                        if old == k && raw < (1 << PAIR_SHIFT) - 3 && !periodic {
+                        let literal =
+                            pos + span <= buf.len() && buf[c..c + span] == buf[pos..pos + span];
+                        if old == k && raw < (1 << PAIR_SHIFT) - 3 && !periodic && !literal {
                             let mut len = HASHED;
                             while len < max_len(pos) && diff(c + len, span) == diff(pos + len, span)
                             {
