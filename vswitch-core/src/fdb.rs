@@ -7,8 +7,8 @@
 //!   the key xor secret words), so a guest that picks its MAC addresses cannot aim them at
 //!   one bucket without knowing the key. The key comes from the caller (`no_std` has no
 //!   entropy); [`HashKey::random`] draws one from the standard library's per-process keys.
-//! - **Table.** A power-of-two array of 64-byte buckets of four 16-byte slots (one cache line
-//!   per bucket), at most 50% full, allocated once at construction: no allocation on the
+//! - **Table.** A power-of-two array of 64-byte buckets of four slots (one cache line per
+//!   bucket: the four keys, then the four ports and time stamps), at most 50% full, allocated once at construction: no allocation on the
 //!   forwarding path. A key lives in its home bucket or, if that was full, in the next
 //!   non-full one (linear probing by bucket); a lookup compares the four keys of a bucket
 //!   without branching and stops at the first bucket with a free slot. Deletion moves a later
@@ -133,20 +133,47 @@ pub fn pack(fid: u16, mac: MacAddr) -> u64 {
     OCCUPIED | (u64::from(fid & 0x0fff) << 48) | mac.to_u64()
 }
 
+/// One entry, as read from or written to a bucket.
 #[cfg(feature = "alloc")]
 #[derive(Clone, Copy, Default)]
-#[repr(C, align(16))]
 struct Slot {
     key: u64,
     port: u32,
     stamp: u32,
 }
 
-/// Four slots in one cache line: the unit of probing.
+/// Four slots in one cache line: the unit of probing. The keys come first and side by side,
+/// so a probe compares them straight from two 16-byte loads.
 #[cfg(feature = "alloc")]
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
-struct Bucket([Slot; 4]);
+struct Bucket {
+    keys: [u64; 4],
+    /// (port, stamp) of each slot.
+    vals: [(u32, u32); 4],
+}
+
+#[cfg(feature = "alloc")]
+const _: () = assert!(size_of::<Bucket>() == 64);
+
+#[cfg(feature = "alloc")]
+impl Bucket {
+    #[inline(always)]
+    fn get(&self, k: usize) -> Slot {
+        let (port, stamp) = self.vals[k];
+        Slot {
+            key: self.keys[k],
+            port,
+            stamp,
+        }
+    }
+
+    #[inline(always)]
+    fn set(&mut self, k: usize, s: Slot) {
+        self.keys[k] = s.key;
+        self.vals[k] = (s.port, s.stamp);
+    }
+}
 
 /// Bit `k` set where slot `k` holds `key` (flags masked off).
 #[cfg(all(feature = "alloc", target_arch = "x86_64", target_feature = "sse2"))]
@@ -171,7 +198,7 @@ fn hits_sse2(bucket: &Bucket, key: u64) -> u32 {
     };
     // Two keys per vector, compared in 32-bit halves (SSE2 has no 64-bit compare): a key
     // matches where both of its halves do.
-    let [s0, s1, s2, s3] = &bucket.0;
+    let [k0, k1, k2, k3] = bucket.keys;
     let m = _mm_set1_epi64x(MATCH as i64);
     let k = _mm_set1_epi64x(key as i64);
     let half = |a: u64, b: u64| {
@@ -179,7 +206,7 @@ fn hits_sse2(bucket: &Bucket, key: u64) -> u32 {
         let e = _mm_and_si128(e, _mm_shuffle_epi32::<0b10_11_00_01>(e));
         _mm_movemask_pd(_mm_castsi128_pd(e)) as u32
     };
-    half(s0.key, s1.key) | half(s2.key, s3.key) << 2
+    half(k0, k1) | half(k2, k3) << 2
 }
 
 /// Bit `k` set where slot `k` holds `key` (flags masked off).
@@ -189,11 +216,11 @@ fn hits_sse2(bucket: &Bucket, key: u64) -> u32 {
 ))]
 #[inline(always)]
 fn hits(bucket: &Bucket, key: u64) -> u32 {
-    let [s0, s1, s2, s3] = &bucket.0;
-    u32::from(s0.key & MATCH == key)
-        | u32::from(s1.key & MATCH == key) << 1
-        | u32::from(s2.key & MATCH == key) << 2
-        | u32::from(s3.key & MATCH == key) << 3
+    let [k0, k1, k2, k3] = bucket.keys;
+    u32::from(k0 & MATCH == key)
+        | u32::from(k1 & MATCH == key) << 1
+        | u32::from(k2 & MATCH == key) << 2
+        | u32::from(k3 & MATCH == key) << 3
 }
 
 #[cfg(feature = "alloc")]
@@ -393,13 +420,13 @@ impl Fdb {
     }
 
     #[inline(always)]
-    fn slot(&self, i: usize) -> &Slot {
-        &self.buckets[(i >> 2) & self.bmask].0[i & 3]
+    fn slot(&self, i: usize) -> Slot {
+        self.buckets[(i >> 2) & self.bmask].get(i & 3)
     }
 
     #[inline(always)]
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        &mut self.buckets[(i >> 2) & self.bmask].0[i & 3]
+    fn put(&mut self, i: usize, s: Slot) {
+        self.buckets[(i >> 2) & self.bmask].set(i & 3, s);
     }
 
     /// The home bucket of a stored key.
@@ -424,11 +451,11 @@ impl Fdb {
             if hit != 0 {
                 return Ok((b, hit.trailing_zeros() as usize & 3));
             }
-            let [s0, s1, s2, s3] = &bucket.0;
-            let free = u32::from(s0.key == 0)
-                | u32::from(s1.key == 0) << 1
-                | u32::from(s2.key == 0) << 2
-                | u32::from(s3.key == 0) << 3;
+            let [k0, k1, k2, k3] = bucket.keys;
+            let free = u32::from(k0 == 0)
+                | u32::from(k1 == 0) << 1
+                | u32::from(k2 == 0) << 2
+                | u32::from(k3 == 0) << 3;
             if free != 0 {
                 return Err(b * 4 + free.trailing_zeros() as usize);
             }
@@ -446,8 +473,8 @@ impl Fdb {
     #[inline(always)]
     pub fn lookup_hashed(&self, key: u64, h: u64, now: u64) -> Option<u32> {
         let (b, k) = self.find_at(key, h).ok()?;
-        let s = &self.buckets[b].0[k];
-        (!self.expired(s, now as u32)).then_some(s.port)
+        let s = self.buckets[b].get(k);
+        (!self.expired(&s, now as u32)).then_some(s.port)
     }
 
     /// Looks up (FID, MAC).
@@ -460,7 +487,7 @@ impl Fdb {
     pub fn get(&self, fid: u16, mac: MacAddr) -> Option<Entry> {
         let k = pack(fid, mac);
         let i = self.find(k, self.hash(k)).ok()?;
-        Some(self.entry(self.slot(i)))
+        Some(self.entry(&self.slot(i)))
     }
 
     fn entry(&self, s: &Slot) -> Entry {
@@ -487,10 +514,10 @@ impl Fdb {
         let now32 = now as u32;
         match self.find_at(key, h) {
             Ok((b, k)) => {
-                let s = &mut self.buckets[b].0[k];
-                if s.port == port {
-                    if s.stamp != now32 {
-                        s.stamp = now32;
+                let (p, stamp) = &mut self.buckets[b].vals[k];
+                if *p == port {
+                    if *stamp != now32 {
+                        *stamp = now32;
                     }
                     return Learn::Refreshed;
                 }
@@ -502,13 +529,19 @@ impl Fdb {
 
     #[inline(never)]
     fn relearn(&mut self, i: usize, port: u32, now32: u32) -> Learn {
-        let s = *self.slot(i);
+        let s = self.slot(i);
         if s.key & (F_STICKY | F_LOCAL) != 0 {
             return Learn::Pinned;
         }
         if s.key & F_STATIC != 0 {
-            self.slot_mut(i).port = port;
-            self.slot_mut(i).stamp = now32;
+            self.put(
+                i,
+                Slot {
+                    port,
+                    stamp: now32,
+                    ..s
+                },
+            );
             return Learn::Moved(s.port);
         }
         let pc = self.port_count(port);
@@ -518,8 +551,14 @@ impl Fdb {
         }
         pc.0 += 1;
         self.port_count(s.port).0 -= 1;
-        self.slot_mut(i).port = port;
-        self.slot_mut(i).stamp = now32;
+        self.put(
+            i,
+            Slot {
+                port,
+                stamp: now32,
+                ..s
+            },
+        );
         Learn::Moved(s.port)
     }
 
@@ -539,11 +578,14 @@ impl Fdb {
             return Learn::Refused(Limit::Port);
         }
         pc.0 += 1;
-        *self.slot_mut(i) = Slot {
-            key,
-            port,
-            stamp: now32,
-        };
+        self.put(
+            i,
+            Slot {
+                key,
+                port,
+                stamp: now32,
+            },
+        );
         self.len += 1;
         self.dynamic += 1;
         Learn::Learned
@@ -592,11 +634,14 @@ impl Fdb {
                 capacity: self.config.capacity,
             });
         }
-        *self.slot_mut(i) = Slot {
-            key: key | flags,
-            port,
-            stamp: now as u32,
-        };
+        self.put(
+            i,
+            Slot {
+                key: key | flags,
+                port,
+                stamp: now as u32,
+            },
+        );
         self.len += 1;
         Ok(())
     }
@@ -617,14 +662,14 @@ impl Fdb {
     /// bucket `h` has every bucket in `[h, c)` full): while some later entry up to the first
     /// non-full bucket could live in the hole's bucket, it moves into the hole.
     fn remove_at(&mut self, i: usize) {
-        let s = *self.slot(i);
+        let s = self.slot(i);
         if s.key & F_STATIC == 0 {
             self.dynamic -= 1;
             self.port_count(s.port).0 -= 1;
         }
         self.len -= 1;
         let mut hole = i;
-        *self.slot_mut(hole) = Slot::default();
+        self.put(hole, Slot::default());
         'refill: loop {
             let hb = hole >> 2;
             let mut c = hb;
@@ -636,15 +681,15 @@ impl Fdb {
                 let mut free = false;
                 for k in 0..4 {
                     let j = c * 4 + k;
-                    let e = *self.slot(j);
+                    let e = self.slot(j);
                     if e.key == 0 {
                         free = true;
                         continue;
                     }
                     let dist = c.wrapping_sub(self.home(e.key)) & self.bmask;
                     if dist >= c.wrapping_sub(hb) & self.bmask {
-                        *self.slot_mut(hole) = e;
-                        *self.slot_mut(j) = Slot::default();
+                        self.put(hole, e);
+                        self.put(j, Slot::default());
                         hole = j;
                         continue 'refill;
                     }
@@ -662,7 +707,7 @@ impl Fdb {
         let mut i = 0;
         let mut visited = 0;
         while visited < (self.mask + 1) + removed {
-            let s = *self.slot(i);
+            let s = self.slot(i);
             visited += 1;
             if s.key != 0 && !keep(&self.entry(&s)) {
                 self.remove_at(i);
@@ -702,7 +747,7 @@ impl Fdb {
         let mut r = AgeReport::default();
         while r.visited < budget {
             r.visited += 1;
-            let s = *self.slot(self.cursor);
+            let s = self.slot(self.cursor);
             if s.key != 0 && self.expired(&s, now32) {
                 self.remove_at(self.cursor);
                 r.removed += 1;
@@ -729,9 +774,9 @@ impl Fdb {
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
         self.buckets
             .iter()
-            .flat_map(|b| b.0.iter())
+            .flat_map(|b| (0..4).map(|k| b.get(k)))
             .filter(|s| s.key != 0)
-            .map(|s| self.entry(s))
+            .map(|s| self.entry(&s))
     }
 
     /// Whether the entry at (FID, MAC) is expired at `now`.
@@ -779,9 +824,9 @@ mod tests {
         for _ in 0..20_000 {
             let key = OCCUPIED | next() & ((1 << 60) - 1);
             let mut bucket = Bucket::default();
-            for s in bucket.0.iter_mut() {
+            for s in bucket.keys.iter_mut() {
                 let r = next();
-                s.key = match r % 6 {
+                *s = match r % 6 {
                     0 => key,
                     1 => key | (r >> 8) & (F_STATIC | F_STICKY | F_LOCAL),
                     2 => key ^ 1 << ((r >> 8) % 32),
@@ -790,12 +835,12 @@ mod tests {
                     _ => OCCUPIED | next() & ((1 << 60) - 1),
                 };
             }
-            let [s0, s1, s2, s3] = &bucket.0;
-            let want = u32::from(s0.key & MATCH == key)
-                | u32::from(s1.key & MATCH == key) << 1
-                | u32::from(s2.key & MATCH == key) << 2
-                | u32::from(s3.key & MATCH == key) << 3;
-            assert_eq!(hits(&bucket, key), want, "{:x?}", bucket.0.map(|s| s.key));
+            let [k0, k1, k2, k3] = bucket.keys;
+            let want = u32::from(k0 & MATCH == key)
+                | u32::from(k1 & MATCH == key) << 1
+                | u32::from(k2 & MATCH == key) << 2
+                | u32::from(k3 & MATCH == key) << 3;
+            assert_eq!(hits(&bucket, key), want, "{:x?}", bucket.keys);
             seen[want as usize] += 1;
         }
         // Every pattern of hits came up.
