@@ -117,6 +117,9 @@ pub(crate) struct PortHot {
     /// Offload capabilities: bit 0 checksum, bit 1 LSO.
     pub(crate) offloads: u8,
     pub(crate) mirror_source: bool,
+    /// The port may receive through the data path's express lane: it is forwarding and no
+    /// guard looks past the Ethernet header (see `Bridge::express`).
+    pub(crate) express: bool,
     /// The longest frame accepted (and sent) with 0, 1 and 2 tags.
     pub(crate) max_len: [u32; 3],
     pub(crate) tx_frames: u64,
@@ -166,6 +169,9 @@ pub struct Bridge {
     pub(crate) scratch: Vec<u8>,
     /// The latest time passed in (for spanning-tree timers started by configuration calls).
     pub(crate) now: u64,
+    /// Frames the express lane forwarded (the tests check it is taken).
+    #[cfg(test)]
+    pub(crate) express_hits: usize,
 }
 
 fn check_vid(vid: u16) -> Result<u16, ConfigError> {
@@ -198,6 +204,8 @@ impl Bridge {
             ageing_ms: config.fdb.ageing_ms,
             scratch: Vec::new(),
             now: 0,
+            #[cfg(test)]
+            express_hits: 0,
         }
     }
 
@@ -439,6 +447,7 @@ impl Bridge {
             | u8::from(c.flood.multicast) << 2;
         h.offloads = u8::from(c.offloads.checksum) | u8::from(c.offloads.lso) << 1;
         h.mirror_source = c.mirror == MirrorMode::Source;
+        h.express = h.forwarding && !p.inspect;
         h.max_len = p.max_len.map(|l| l as u32);
     }
 

@@ -1,0 +1,245 @@
+//! The express lane against the full pipeline: two bridges with the same random ports and
+//! entries receive the same random batches, one through [`Bridge::process`] and one with
+//! every frame through [`Bridge::forward`]. Transmit actions, drops, every counter and the
+//! forwarding table must stay identical, and the express lane must have carried a good share
+//! of the frames (else the comparison proves nothing).
+
+use alloc::vec::Vec;
+
+use super::*;
+use crate::bridge::BridgeConfig;
+use crate::fdb::{EntryKind, FdbConfig, HashKey};
+use crate::frame::{EtherType, MacAddr};
+use crate::port::{MirrorMode, PortConfig};
+use crate::vlan::{VlanConfig, VlanSet};
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn station(i: u64) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x10, i as u8]
+}
+
+/// A random port; a `clean` one is a plain forwarding trunk of VLANs 1-3.
+fn port_config(r: &mut Rng, i: u64, clean: bool) -> PortConfig {
+    if clean {
+        return PortConfig::plain()
+            .with_vlan(VlanConfig::trunk(VlanSet::from_vids(&[1, 2, 3]), None));
+    }
+    let mut c = match r.below(6) {
+        0 => PortConfig::vm(MacAddr(station(i))),
+        _ => PortConfig::plain(),
+    };
+    c.vlan = match r.below(7) {
+        0 => VlanConfig::access(1 + r.below(3) as u16),
+        1..=4 => VlanConfig::trunk(VlanSet::from_vids(&[1, 2, 3]), None),
+        5 => VlanConfig::trunk(VlanSet::from_vids(&[1, 2]), Some(1)),
+        _ => {
+            let mut v = VlanConfig::trunk(VlanSet::from_vids(&[2, 3]), Some(3));
+            v.ingress_filtering = false;
+            v
+        }
+    };
+    if r.below(8) == 0 {
+        c.tpid = EtherType::QINQ;
+    }
+    c.state = match r.below(16) {
+        0 => PortState::Learning,
+        1 => PortState::Blocking,
+        2 => PortState::Disabled,
+        _ => PortState::Forwarding,
+    };
+    c.learning = r.below(10) != 0;
+    c.hairpin = r.below(5) == 0;
+    c.mtu = if r.below(12) == 0 { 40 } else { 1500 };
+    c.security.dhcp_guard = r.below(10) == 0;
+    c.mirror = match r.below(16) {
+        0 => MirrorMode::Source,
+        1 => MirrorMode::Destination,
+        _ => MirrorMode::None,
+    };
+    c.offloads.checksum = r.below(2) == 0;
+    c.default_pcp = r.below(8) as u8;
+    c.learn_limit = (r.below(5) == 0).then_some(2);
+    c
+}
+
+/// A random frame; with `clean`, one the engine forwards (tagged, VID 1-3, station
+/// addresses, 60 bytes) seven times in eight.
+fn frame(r: &mut Rng, clean: bool) -> Vec<u8> {
+    if clean && r.below(8) != 0 {
+        let mut f = Vec::new();
+        f.extend_from_slice(&station(r.below(8)));
+        f.extend_from_slice(&station(r.below(8)));
+        f.extend_from_slice(&[0x81, 0x00, r.below(8) as u8 * 32, 1 + r.below(3) as u8]);
+        f.resize(60, 0x5a);
+        return f;
+    }
+    let dst = match r.below(20) {
+        0 => [0xff; 6],
+        1 => [0x01, 0x80, 0xc2, 0, 0, r.below(3) as u8],
+        2 => [0x01, 0, 0x5e, 0, 0, 1],
+        _ => station(r.below(8)),
+    };
+    let src = match r.below(24) {
+        0 => [0; 6],
+        1 => [0x01, 0, 0x5e, 0, 0, 2],
+        _ => station(r.below(8)),
+    };
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    let vid = [0u16, 1, 1, 1, 2, 2, 2, 3, 3, 3, 5, 0x0fff][r.below(12) as usize];
+    let tci = (r.below(8) as u16) << 13 | vid;
+    match r.below(16) {
+        0 => {}
+        1 => f.extend_from_slice(&[0x88, 0xa8, (tci >> 8) as u8, tci as u8]),
+        _ => f.extend_from_slice(&[0x81, 0x00, (tci >> 8) as u8, tci as u8]),
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let len = match r.below(24) {
+        0 => 10,
+        1 => 14,
+        2 => 17,
+        3 => 64,
+        4 => 72,
+        _ => 60,
+    };
+    f.resize(len.max(f.len().min(len)), 0x5a);
+    f.truncate(len);
+    f
+}
+
+impl Bridge {
+    /// [`process`](Self::process) with every frame through [`forward`](Self::forward).
+    fn process_full(&mut self, frames: &[RxFrame<'_>], now: u64, out: &mut TxBatch) {
+        out.clear();
+        self.now = now;
+        for (i, f) in frames.iter().enumerate() {
+            let p = self.prepare(f);
+            self.forward(i as u32, f, &p, now, out);
+        }
+        if !self.stp_out.is_empty() {
+            self.flush_stp_out(out);
+        }
+    }
+}
+
+fn bridge(seed: u64) -> Bridge {
+    let mut cfg = BridgeConfig::new(HashKey::from_seed(u128::from(seed) * 7 + 1));
+    // Every fourth table is small enough for its limits to bite.
+    let capacity = if seed.is_multiple_of(4) { 12 } else { 64 };
+    cfg.fdb = FdbConfig {
+        capacity,
+        learn_limit: capacity * 3 / 4,
+        ageing_ms: 1000,
+    };
+    Bridge::new(cfg)
+}
+
+fn assert_same(a: &Bridge, b: &Bridge, seed: u64, batch: usize) {
+    for p in a.ports() {
+        assert_eq!(
+            a.port_stats(p),
+            b.port_stats(p),
+            "seed {seed} batch {batch} {p:?}"
+        );
+    }
+    for vid in [0, 1, 2, 3, 5, 0x0fff] {
+        assert_eq!(
+            a.vlan_stats(vid),
+            b.vlan_stats(vid),
+            "seed {seed} batch {batch} vid {vid}"
+        );
+    }
+    let sorted = |br: &Bridge| {
+        let mut v: Vec<_> = br.fdb().entries().collect();
+        v.sort_by_key(|e| (e.fid, e.mac.0));
+        v
+    };
+    assert_eq!(sorted(a), sorted(b), "seed {seed} batch {batch}: tables");
+}
+
+#[test]
+fn express_lane_matches_the_full_pipeline() {
+    let (mut frames_seen, mut express) = (0usize, 0usize);
+    for seed in 1..=300u64 {
+        let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let (mut a, mut b) = (bridge(seed), bridge(seed));
+        // Every other bridge has plain ports and mostly well-formed traffic, so that the
+        // express lane carries many frames; the others exercise every rule.
+        let clean = seed.is_multiple_of(2);
+        let n = 2 + r.below(5);
+        for i in 0..n {
+            let c = port_config(&mut r, i, clean);
+            let (pa, pb) = (a.add_port(c.clone()), b.add_port(c));
+            assert_eq!(pa, pb);
+        }
+        let ids: Vec<PortId> = a.ports().collect();
+        for _ in 0..r.below(4) {
+            let (vid, mac) = (1 + r.below(3) as u16, MacAddr(station(r.below(8))));
+            if r.below(3) == 0 {
+                assert_eq!(a.add_local(vid, mac, 0), b.add_local(vid, mac, 0));
+            } else {
+                let port = ids[r.below(ids.len() as u64) as usize];
+                let kind = [EntryKind::Static, EntryKind::Sticky][r.below(2) as usize];
+                assert_eq!(
+                    a.add_static(vid, mac, port, kind, 0),
+                    b.add_static(vid, mac, port, kind, 0)
+                );
+            }
+        }
+        let (mut oa, mut ob) = (TxBatch::new(), TxBatch::new());
+        let mut now = 0;
+        for batch in 0..12 {
+            now += r.below(400);
+            let data: Vec<(PortId, Vec<u8>, Offload)> = (0..1 + r.below(70))
+                .map(|_| {
+                    // Now and then a port id that does not exist.
+                    let port = match r.below(64) {
+                        0 => PortId(9),
+                        _ => ids[r.below(ids.len() as u64) as usize],
+                    };
+                    let offload = Offload {
+                        checksum: r.below(20) == 0,
+                        lso_mss: 0,
+                    };
+                    (port, frame(&mut r, clean), offload)
+                })
+                .collect();
+            let rx: Vec<RxFrame<'_>> = data
+                .iter()
+                .map(|(port, f, offload)| RxFrame {
+                    port: *port,
+                    data: f,
+                    offload: *offload,
+                })
+                .collect();
+            a.process(&rx, now, &mut oa);
+            b.process_full(&rx, now, &mut ob);
+            assert_eq!(
+                oa.actions(),
+                ob.actions(),
+                "seed {seed} batch {batch}: actions"
+            );
+            assert_eq!(oa.drops(), ob.drops(), "seed {seed} batch {batch}: drops");
+            assert_same(&a, &b, seed, batch);
+            frames_seen += rx.len();
+        }
+        assert_eq!(b.express_hits, 0);
+        express += a.express_hits;
+    }
+    // With these odds about a third of all frames qualify.
+    assert!(
+        express * 5 > frames_seen,
+        "express lane took {express} of {frames_seen} frames"
+    );
+}
