@@ -25,14 +25,14 @@
 
 use alloc::vec::Vec;
 
-use crate::bridge::{Bridge, FloodEntry, PortHot};
+use crate::bridge::{Bridge, FloodEntry, PortHot, VidPorts};
 use crate::fdb::{pack, prefetch, Learn};
 use crate::features::{inspect, DropReason, GuardHit, VlanStats};
 use crate::frame::{Tci, HEADER_LEN, MAX_TAGS, TAG_LEN};
 use crate::offload::{fill_l4_checksum, TcpSegmenter};
 use crate::port::{PortId, PortState};
 use crate::stp::Bpdu;
-use crate::vlan::{AcceptableFrames, Edit, VlanDrop};
+use crate::vlan::{Edit, VlanDrop};
 
 /// Offload work a frame still needs (set by the sender, e.g. a guest's NDIS OOB data).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -355,7 +355,8 @@ impl Bridge {
     ) -> bool {
         let d = rx.data;
         let pi = rx.port.0 as usize;
-        let (Some(Some(port)), Some(h)) = (self.ports.get(pi), self.hot.get(pi)) else {
+        // A removed port's record is not `express`.
+        let Some(h) = self.hot.get(pi) else {
             return false;
         };
         // `pre` holds the addresses only for frames with a whole header.
@@ -365,82 +366,69 @@ impl Bridge {
         let (dst, src) = (pre.dst, pre.src);
         // Group addresses either way (flooding, reserved addresses, BPDUs, invalid sources),
         // the null source and frames to their own source take the whole pipeline.
-        if (dst | src) >> 40 & 1 != 0 || src == 0 || src == dst || d.len() > port.max_len[0] {
+        if (dst | src) >> 40 & 1 != 0
+            || src == 0
+            || src == dst
+            || d.len() > h.max_len[0] as usize
+            || (h.guard != u64::MAX && src != h.guard)
+        {
             return false;
         }
-        if port.guard != u64::MAX && src != port.guard {
-            return false;
-        }
-        let vlan = &port.cfg.vlan;
-        let tpid = port.cfg.tpid.0;
+        let tpid = h.tpid;
         let (tag, tci) = if u16::from_be_bytes([d[12], d[13]]) == tpid {
             if d.len() < HEADER_LEN + TAG_LEN {
                 return false;
             }
             let t = Tci(u16::from_be_bytes([d[14], d[15]]));
-            let v = t.vid();
-            if v == 0
-                || v == 0x0fff
-                || vlan.acceptable == AcceptableFrames::UntaggedOnly
-                || (vlan.ingress_filtering && !vlan.ingress.contains(v))
-            {
+            // Clear for VIDs 0 and 4095 and where classification would drop the frame.
+            if !VidPorts::has(self.vid_ports[usize::from(t.vid())].ingress, pi) {
                 return false;
             }
             (Some((tpid, t)), t)
+        } else if h.untagged_ok {
+            (None, Tci::new(h.default_pcp, false, h.pvid))
         } else {
-            match vlan.pvid {
-                Some(pvid) if vlan.acceptable != AcceptableFrames::TaggedOnly => {
-                    (None, Tci::new(port.cfg.default_pcp, false, pvid))
-                }
-                _ => return false,
-            }
+            return false;
         };
-        let vid = tci.vid();
+        let (learning, len) = (h.learning, d.len() as u64);
+        let vid = usize::from(tci.vid());
+        let vp = self.vid_ports[vid];
         let Some(q) = self.fdb.lookup_hashed(pre.dst_key, pre.dst_hash, now) else {
             return false;
         };
         let qi = q as usize;
-        // The local port's index is not a port's.
-        let (Some(Some(qp)), Some(hq)) = (self.ports.get(qi), self.hot.get(qi)) else {
+        // The local port's index is not a port's; a removed port is not forwarding.
+        let Some(hq) = self.hot.get(qi) else {
             return false;
         };
         if qi == pi
             || !hq.forwarding
-            || !qp.cfg.vlan.egress.contains(vid)
+            || !VidPorts::has(vp.egress, qi)
             || d.len() + TAG_LEN > hq.max_len[0] as usize
         {
             return false;
         }
-        let edit = Edit::for_egress(tag, tci, qp.cfg.vlan.untagged.contains(vid), qp.cfg.tpid.0);
-        let learning = port.cfg.learning;
-        let len = d.len() as u64;
-        let learned = if learning {
-            self.fdb
-                .learn_hashed(pre.src_key, pre.src_hash, pi as u32, now)
-        } else {
-            Learn::Disabled
-        };
-        if let Some(Some(p)) = self.ports.get_mut(pi) {
-            p.stats.rx_frames += 1;
-            p.stats.rx_bytes += len;
-            // A refresh is the common outcome: one compare instead of a jump table.
+        let edit = Edit::for_egress(tag, tci, VidPorts::has(vp.untagged, qi), hq.tpid);
+        if learning {
+            let learned = self
+                .fdb
+                .learn_hashed(pre.src_key, pre.src_hash, pi as u32, now);
             if learned != Learn::Refreshed {
-                match learned {
-                    Learn::Refreshed | Learn::Pinned | Learn::Disabled => {}
-                    Learn::Learned => p.stats.learned += 1,
-                    Learn::Moved(_) => p.stats.moves += 1,
-                    Learn::Refused(_) => p.stats.learn_refused += 1,
-                }
+                self.count_learn(pi, learned);
             }
         }
-        let vs = &mut self.vlan_stats[usize::from(vid)];
-        vs.rx_frames += 1;
-        vs.rx_bytes += len;
-        vs.tx_frames += 1;
+        if let Some(h) = self.hot.get_mut(pi) {
+            h.rx_frames += 1;
+            h.rx_bytes += len;
+        }
         if let Some(hq) = self.hot.get_mut(qi) {
             hq.tx_frames += 1;
             hq.tx_bytes += len;
         }
+        let vs = &mut self.vlan_stats[vid];
+        vs.rx_frames += 1;
+        vs.rx_bytes += len;
+        vs.tx_frames += 1;
         out.actions.push(TxAction {
             port: PortId(q),
             frame: idx,
@@ -451,6 +439,19 @@ impl Bridge {
             self.express_hits += 1;
         }
         true
+    }
+
+    /// Counts what learning a source did on port `pi`, unless it only refreshed an entry.
+    #[cold]
+    fn count_learn(&mut self, pi: usize, learned: Learn) {
+        if let Some(Some(p)) = self.ports.get_mut(pi) {
+            match learned {
+                Learn::Refreshed | Learn::Pinned | Learn::Disabled => {}
+                Learn::Learned => p.stats.learned += 1,
+                Learn::Moved(_) => p.stats.moves += 1,
+                Learn::Refused(_) => p.stats.learn_refused += 1,
+            }
+        }
     }
 
     /// Second pass: the whole pipeline for one frame.

@@ -11,7 +11,7 @@ use crate::frame::MacAddr;
 use crate::port::{MirrorMode, PortConfig, PortId, PortKind, PortState, SwitchType};
 use crate::stp::rstp::RstpPortConfig;
 use crate::stp::{Bpdu, Link, StpConfig, Tree};
-use crate::vlan::{VlanConfig, MAX_VID};
+use crate::vlan::{AcceptableFrames, VlanConfig, MAX_VID};
 
 /// Bridge-wide configuration.
 #[derive(Clone, Debug)]
@@ -120,12 +120,49 @@ pub(crate) struct PortHot {
     /// The port may receive through the data path's express lane: it is forwarding and no
     /// guard looks past the Ethernet header (see `Bridge::express`).
     pub(crate) express: bool,
+    /// Learn source addresses.
+    pub(crate) learning: bool,
+    /// PCP given to untagged frames.
+    pub(crate) default_pcp: u8,
+    /// Untagged frames are admitted, into [`pvid`](Self::pvid).
+    pub(crate) untagged_ok: bool,
+    /// The PVID (0: none).
+    pub(crate) pvid: u16,
+    /// The TPID the port classifies and pushes.
+    pub(crate) tpid: u16,
     /// The longest frame accepted (and sent) with 0, 1 and 2 tags.
     pub(crate) max_len: [u32; 3],
+    /// The assigned MAC as a u64 when the spoofing guard is on, else `u64::MAX`.
+    pub(crate) guard: u64,
+    /// Frames and bytes received through the express lane (the rest count in
+    /// [`Port::stats`]).
+    pub(crate) rx_frames: u64,
+    pub(crate) rx_bytes: u64,
     pub(crate) tx_frames: u64,
     pub(crate) tx_bytes: u64,
     pub(crate) tx_oversize: u64,
     pub(crate) tx_offload: u64,
+}
+
+/// The ports with an index below 64 that take part in one VLAN, a bit each: the express
+/// lane's VLAN tests in one place.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct VidPorts {
+    /// The port admits frames tagged with this VID (a valid VID, tagged frames accepted,
+    /// in the ingress set or no ingress filtering).
+    pub(crate) ingress: u64,
+    /// The VID is in the port's egress set.
+    pub(crate) egress: u64,
+    /// The port sends the VID untagged.
+    pub(crate) untagged: u64,
+}
+
+impl VidPorts {
+    /// Whether `mask` has the bit of port `i` (never for `i` >= 64).
+    #[inline(always)]
+    pub(crate) fn has(mask: u64, i: usize) -> bool {
+        i < 64 && mask >> i & 1 != 0
+    }
 }
 
 /// One egress member of a VLAN, with how that port sends the VLAN.
@@ -149,6 +186,8 @@ pub struct Bridge {
     pub(crate) fdb: Fdb,
     /// VID → FID.
     pub(crate) fid: Box<[u16]>,
+    /// VID → member ports, for ports below 64.
+    pub(crate) vid_ports: Box<[VidPorts; 4096]>,
     /// VID → egress member ports, ascending.
     pub(crate) flood: Vec<Vec<FloodEntry>>,
     /// The smallest untagged frame limit (`max_len[0]`) of any present port: a frame that
@@ -192,6 +231,10 @@ impl Bridge {
             hot: Vec::new(),
             fdb: Fdb::new(config.fdb, config.hash_key),
             fid: (0..4096u16).collect(),
+            vid_ports: vec![VidPorts::default(); 4096]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("4096 entries")),
             flood: vec![Vec::new(); 4096],
             min_max_len: 0,
             uniform_tpid: 0,
@@ -367,6 +410,7 @@ impl Bridge {
 
     /// Hooks port `i` into flood lists, mirroring, the FDB limit and the spanning tree.
     fn attach(&mut self, i: usize) {
+        self.set_vid_ports(i);
         let Some(p) = self.ports[i].as_ref() else {
             return;
         };
@@ -432,6 +476,29 @@ impl Bridge {
         }
     }
 
+    /// Sets port `i`'s bits in [`vid_ports`](Self::vid_ports) from its VLAN configuration.
+    /// A removed port's bits stay until a new port takes its index: the express lane reads
+    /// them only for ports whose record says they are present and forwarding.
+    fn set_vid_ports(&mut self, i: usize) {
+        let Some(p) = self.ports.get(i).and_then(Option::as_ref) else {
+            return;
+        };
+        if i >= 64 {
+            return;
+        }
+        let v = &p.cfg.vlan;
+        let bit = 1u64 << i;
+        let tagged = v.acceptable != AcceptableFrames::UntaggedOnly;
+        for (vid, e) in (0u16..).zip(self.vid_ports.iter_mut()) {
+            let admitted = (1..=MAX_VID).contains(&vid)
+                && tagged
+                && (!v.ingress_filtering || v.ingress.contains(vid));
+            e.ingress = e.ingress & !bit | if admitted { bit } else { 0 };
+            e.egress = e.egress & !bit | if v.egress.contains(vid) { bit } else { 0 };
+            e.untagged = e.untagged & !bit | if v.untagged.contains(vid) { bit } else { 0 };
+        }
+    }
+
     /// Recomputes port `i`'s dense record from its configuration and state, keeping the
     /// counters.
     fn refresh_hot(&mut self, i: usize) {
@@ -448,7 +515,13 @@ impl Bridge {
         h.offloads = u8::from(c.offloads.checksum) | u8::from(c.offloads.lso) << 1;
         h.mirror_source = c.mirror == MirrorMode::Source;
         h.express = h.forwarding && !p.inspect;
+        h.learning = c.learning;
+        h.default_pcp = c.default_pcp;
+        h.untagged_ok = c.vlan.acceptable != AcceptableFrames::TaggedOnly && c.vlan.pvid.is_some();
+        h.pvid = c.vlan.pvid.unwrap_or(0);
+        h.tpid = c.tpid.0;
         h.max_len = p.max_len.map(|l| l as u32);
+        h.guard = p.guard;
     }
 
     /// Recomputes [`min_max_len`](Self::min_max_len) and
@@ -529,6 +602,8 @@ impl Bridge {
         let p = self.port_ref(id).ok()?;
         let h = &self.hot[id.0 as usize];
         let mut s = p.stats.clone();
+        s.rx_frames += h.rx_frames;
+        s.rx_bytes += h.rx_bytes;
         s.tx_frames += h.tx_frames;
         s.tx_bytes += h.tx_bytes;
         s.drops[crate::features::DropReason::TxOversize as usize] += h.tx_oversize;
