@@ -15,10 +15,10 @@
 //! ```
 //!
 //! The second pass first offers each frame to an express lane (`Bridge::express`): known
-//! unicast between two forwarding ports, with nothing to drop, flood, mirror or offload. It
-//! makes all its tests before it changes anything and hands every other frame to the whole
-//! pipeline, which stays out of line. A unit test runs random ports and traffic through both
-//! ways and requires identical actions, drops, counters and tables.
+//! unicast between two forwarding ports, or a frame to flood, with nothing to drop, mirror
+//! or offload. It makes all its tests before it changes anything and hands every other
+//! frame to the whole pipeline, which stays out of line. A unit test runs random ports and
+//! traffic through both ways and requires identical actions, drops, counters and tables.
 //!
 //! After warm-up (the batch's vectors have reached their working sizes) nothing here
 //! allocates.
@@ -334,8 +334,9 @@ impl Bridge {
     }
 
     /// The express lane of the second pass: a frame to a known unicast address in its VLAN
-    /// on another port, received on a port with no guard that reads past the Ethernet header,
-    /// with nothing to drop, flood, mirror or offload. It reaches the same decisions and
+    /// on another port, or one to flood (broadcast, multicast other than the reserved
+    /// addresses, unknown unicast), received on a port with no guard that reads past the
+    /// Ethernet header, with nothing to drop, mirror or offload. It reaches the same decisions and
     /// counters as [`forward`](Self::forward) with fewer branches: every test comes before
     /// the first change, and a frame that fails one returns `false` with nothing changed, for
     /// `forward` to take from the start.
@@ -364,9 +365,9 @@ impl Bridge {
             return false;
         }
         let (dst, src) = (pre.dst, pre.src);
-        // Group addresses either way (flooding, reserved addresses, BPDUs, invalid sources),
-        // the null source and frames to their own source take the whole pipeline.
-        if (dst | src) >> 40 & 1 != 0
+        // Invalid sources (group or null) and frames to their own source take the whole
+        // pipeline.
+        if src >> 40 & 1 != 0
             || src == 0
             || src == dst
             || d.len() > h.max_len[0] as usize
@@ -390,25 +391,39 @@ impl Bridge {
         } else {
             return false;
         };
-        let (learning, len) = (h.learning, d.len() as u64);
+        let (learning, hairpin, len) = (h.learning, h.hairpin, d.len() as u64);
         let vid = usize::from(tci.vid());
-        let vp = self.vid_ports[vid];
-        let Some(q) = self.fdb.lookup_hashed(pre.dst_key, pre.dst_hash, now) else {
-            return false;
+        let target = if dst >> 40 & 1 != 0 {
+            // The reserved 01-80-C2-00-00-0x (BPDUs among them) take the whole pipeline.
+            if dst >> 8 == BRIDGE_GROUP >> 8 && dst & 0xf0 == 0 {
+                return false;
+            }
+            Err(if dst == BROADCAST {
+                Flood::Broadcast
+            } else {
+                Flood::Multicast
+            })
+        } else if let Some(q) = self.fdb.lookup_hashed(pre.dst_key, pre.dst_hash, now) {
+            let qi = q as usize;
+            let vp = self.vid_ports[vid];
+            // The local port's index is not a port's; a removed port is not forwarding.
+            let Some(hq) = self.hot.get(qi) else {
+                return false;
+            };
+            if qi == pi
+                || !hq.forwarding
+                || !VidPorts::has(vp.egress, qi)
+                || d.len() + TAG_LEN > hq.max_len[0] as usize
+            {
+                return false;
+            }
+            Ok((
+                q,
+                Edit::for_egress(tag, tci, VidPorts::has(vp.untagged, qi), hq.tpid),
+            ))
+        } else {
+            Err(Flood::Unknown)
         };
-        let qi = q as usize;
-        // The local port's index is not a port's; a removed port is not forwarding.
-        let Some(hq) = self.hot.get(qi) else {
-            return false;
-        };
-        if qi == pi
-            || !hq.forwarding
-            || !VidPorts::has(vp.egress, qi)
-            || d.len() + TAG_LEN > hq.max_len[0] as usize
-        {
-            return false;
-        }
-        let edit = Edit::for_egress(tag, tci, VidPorts::has(vp.untagged, qi), hq.tpid);
         if learning {
             let learned = self
                 .fdb
@@ -421,24 +436,52 @@ impl Bridge {
             h.rx_frames += 1;
             h.rx_bytes += len;
         }
-        if let Some(hq) = self.hot.get_mut(qi) {
-            hq.tx_frames += 1;
-            hq.tx_bytes += len;
-        }
         let vs = &mut self.vlan_stats[vid];
         vs.rx_frames += 1;
         vs.rx_bytes += len;
-        vs.tx_frames += 1;
-        out.actions.push(TxAction {
-            port: PortId(q),
-            frame: idx,
-            data: TxData::Frame(edit),
-        });
+        match target {
+            Ok((q, edit)) => {
+                vs.tx_frames += 1;
+                if let Some(hq) = self.hot.get_mut(q as usize) {
+                    hq.tx_frames += 1;
+                    hq.tx_bytes += len;
+                }
+                out.actions.push(TxAction {
+                    port: PortId(q),
+                    frame: idx,
+                    data: TxData::Frame(edit),
+                });
+            }
+            Err(kind) => {
+                let ing = Ingress {
+                    idx,
+                    rx,
+                    tag,
+                    tci,
+                    offload: false,
+                };
+                self.flood_apart(pi, hairpin, kind, &ing, out);
+            }
+        }
         #[cfg(test)]
         {
             self.express_hits += 1;
         }
         true
+    }
+
+    /// [`flood`](Self::flood) out of line, so that the express lane's unicast path keeps its
+    /// registers.
+    #[inline(never)]
+    fn flood_apart(
+        &mut self,
+        pi: usize,
+        hairpin: bool,
+        kind: Flood,
+        ing: &Ingress<'_>,
+        out: &mut TxBatch,
+    ) {
+        self.flood(pi, hairpin, kind, ing, out);
     }
 
     /// Counts what learning a source did on port `pi`, unless it only refreshed an entry.

@@ -122,6 +122,8 @@ pub(crate) struct PortHot {
     pub(crate) express: bool,
     /// Learn source addresses.
     pub(crate) learning: bool,
+    /// Frames may leave through the port they arrived on.
+    pub(crate) hairpin: bool,
     /// PCP given to untagged frames.
     pub(crate) default_pcp: u8,
     /// Untagged frames are admitted, into [`pvid`](Self::pvid).
@@ -516,6 +518,7 @@ impl Bridge {
         h.mirror_source = c.mirror == MirrorMode::Source;
         h.express = h.forwarding && !p.inspect;
         h.learning = c.learning;
+        h.hairpin = c.hairpin;
         h.default_pcp = c.default_pcp;
         h.untagged_ok = c.vlan.acceptable != AcceptableFrames::TaggedOnly && c.vlan.pvid.is_some();
         h.pvid = c.vlan.pvid.unwrap_or(0);

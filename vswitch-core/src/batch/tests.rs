@@ -75,6 +75,10 @@ fn port_config(r: &mut Rng, i: u64, clean: bool) -> PortConfig {
     c.offloads.checksum = r.below(2) == 0;
     c.default_pcp = r.below(8) as u8;
     c.learn_limit = (r.below(5) == 0).then_some(2);
+    c.flood.unknown_unicast = r.below(4) != 0;
+    c.flood.broadcast = r.below(4) != 0;
+    c.flood.multicast = r.below(4) != 0;
+    c.group_fwd_mask = if r.below(3) == 0 { 0x0004 } else { 0 };
     c
 }
 
@@ -83,7 +87,10 @@ fn port_config(r: &mut Rng, i: u64, clean: bool) -> PortConfig {
 fn frame(r: &mut Rng, clean: bool) -> Vec<u8> {
     if clean && r.below(8) != 0 {
         let mut f = Vec::new();
-        f.extend_from_slice(&station(r.below(8)));
+        f.extend_from_slice(&match r.below(8) {
+            0 => [0xff; 6],
+            _ => station(r.below(8)),
+        });
         f.extend_from_slice(&station(r.below(8)));
         f.extend_from_slice(&[0x81, 0x00, r.below(8) as u8 * 32, 1 + r.below(3) as u8]);
         f.resize(60, 0x5a);
