@@ -460,7 +460,7 @@ impl Bridge {
                     tci,
                     offload: false,
                 };
-                self.flood_apart(pi, hairpin, kind, &ing, out);
+                self.flood(pi, hairpin, kind, &ing, out);
             }
         }
         #[cfg(test)]
@@ -468,20 +468,6 @@ impl Bridge {
             self.express_hits += 1;
         }
         true
-    }
-
-    /// [`flood`](Self::flood) out of line, so that the express lane's unicast path keeps its
-    /// registers.
-    #[inline(never)]
-    fn flood_apart(
-        &mut self,
-        pi: usize,
-        hairpin: bool,
-        kind: Flood,
-        ing: &Ingress<'_>,
-        out: &mut TxBatch,
-    ) {
-        self.flood(pi, hairpin, kind, ing, out);
     }
 
     /// Counts what learning a source did on port `pi`, unless it only refreshed an entry.
@@ -664,7 +650,9 @@ impl Bridge {
         }
     }
 
-    #[inline(always)]
+    /// Sends a copy to every member of the frame's VLAN that takes this kind of flood. Out of
+    /// line, so that the express lane's unicast path keeps its registers.
+    #[inline(never)]
     fn flood(
         &mut self,
         pi: usize,
