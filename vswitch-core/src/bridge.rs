@@ -190,6 +190,11 @@ pub struct Bridge {
     pub(crate) fid: Box<[u16]>,
     /// VID → member ports, for ports below 64.
     pub(crate) vid_ports: Box<[VidPorts; 4096]>,
+    /// Ports below 64 that are forwarding, a bit each.
+    pub(crate) fwd_ports: u64,
+    /// Ports below 64 that take floods of unknown unicast, broadcast and multicast (the bits
+    /// of [`PortHot::flood`], in that order).
+    pub(crate) flood_ports: [u64; 3],
     /// VID → egress member ports, ascending.
     pub(crate) flood: Vec<Vec<FloodEntry>>,
     /// The smallest untagged frame limit (`max_len[0]`) of any present port: a frame that
@@ -213,6 +218,10 @@ pub struct Bridge {
     /// Frames the express lane forwarded (the tests check it is taken).
     #[cfg(test)]
     pub(crate) express_hits: usize,
+    /// Turns off the express lane and the flood loop's port masks, for the tests that
+    /// compare the fast paths with the plain ones.
+    #[cfg(test)]
+    pub(crate) plain: bool,
 }
 
 fn check_vid(vid: u16) -> Result<u16, ConfigError> {
@@ -237,6 +246,8 @@ impl Bridge {
                 .into_boxed_slice()
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("4096 entries")),
+            fwd_ports: 0,
+            flood_ports: [0; 3],
             flood: vec![Vec::new(); 4096],
             min_max_len: 0,
             uniform_tpid: 0,
@@ -251,6 +262,8 @@ impl Bridge {
             now: 0,
             #[cfg(test)]
             express_hits: 0,
+            #[cfg(test)]
+            plain: false,
         }
     }
 
@@ -322,6 +335,7 @@ impl Bridge {
         self.fdb.flush_port(id.0);
         self.fdb.set_port_limit(id.0, u32::MAX);
         self.hot[i] = PortHot::default();
+        self.set_port_bits(i);
         while self.ports.last().is_some_and(Option::is_none) {
             self.ports.pop();
             self.hot.pop();
@@ -479,8 +493,8 @@ impl Bridge {
     }
 
     /// Sets port `i`'s bits in [`vid_ports`](Self::vid_ports) from its VLAN configuration.
-    /// A removed port's bits stay until a new port takes its index: the express lane reads
-    /// them only for ports whose record says they are present and forwarding.
+    /// A removed port keeps its bits until a new port takes its index: they are read only
+    /// together with [`PortHot`] or [`fwd_ports`](Self::fwd_ports), which say it is gone.
     fn set_vid_ports(&mut self, i: usize) {
         let Some(p) = self.ports.get(i).and_then(Option::as_ref) else {
             return;
@@ -525,6 +539,22 @@ impl Bridge {
         h.tpid = c.tpid.0;
         h.max_len = p.max_len.map(|l| l as u32);
         h.guard = p.guard;
+        self.set_port_bits(i);
+    }
+
+    /// Sets port `i`'s bits in [`fwd_ports`](Self::fwd_ports) and
+    /// [`flood_ports`](Self::flood_ports) from its dense record.
+    fn set_port_bits(&mut self, i: usize) {
+        let Some(h) = self.hot.get(i) else { return };
+        if i >= 64 {
+            return;
+        }
+        let bit = 1u64 << i;
+        let set = |mask: &mut u64, on: bool| *mask = *mask & !bit | if on { bit } else { 0 };
+        set(&mut self.fwd_ports, h.forwarding);
+        for (k, m) in self.flood_ports.iter_mut().enumerate() {
+            set(m, h.flood >> k & 1 != 0);
+        }
     }
 
     /// Recomputes [`min_max_len`](Self::min_max_len) and
