@@ -316,13 +316,29 @@ fn cpu_time() -> Duration {
 /// Wall-clock and CPU time of one run.
 type Times = (Duration, Duration);
 
-/// Times `f` (which handles `frames` frames) repeated to about 2 M frames (once for
-/// `usize::MAX`); per run.
+/// Times `f` (which handles `frames` frames) repeated to about 2 M frames; per run.
 fn time(frames: usize, mut f: impl FnMut() -> usize) -> Times {
     let reps = (2_000_000 / frames).max(1);
     let (t, c) = (Instant::now(), cpu_time());
     for _ in 0..reps {
         black_box(f());
+    }
+    (t.elapsed() / reps as u32, (cpu_time() - c) / reps as u32)
+}
+
+/// Times `run` on fresh states from `make` (built before the clock starts), as many as
+/// [`time`] would repeat a run of `frames` frames; per run. The CPU-time clock ticks coarsely
+/// (4 ms here), so a single run of a few milliseconds cannot be timed by it.
+fn time_fresh<S>(
+    frames: usize,
+    make: impl FnMut() -> S,
+    mut run: impl FnMut(&mut S) -> usize,
+) -> Times {
+    let reps = (2_000_000 / frames).max(1);
+    let mut states: Vec<S> = std::iter::repeat_with(make).take(reps).collect();
+    let (t, c) = (Instant::now(), cpu_time());
+    for s in &mut states {
+        black_box(run(s));
     }
     (t.elapsed() / reps as u32, (cpu_time() - c) / reps as u32)
 }
@@ -381,14 +397,14 @@ fn summary() {
     let learn = trace(TRACE).learn;
     let learn_rx = rx(&learn);
     let (mut et, mut nt) = (Vec::new(), Vec::new());
+    let mut out = TxBatch::new();
     for _ in 0..rounds() {
-        let mut br = engine(TRACE);
-        let mut out = TxBatch::new();
-        et.push(time(usize::MAX, || {
-            run_engine(&mut br, &learn_rx, &mut out)
-        }));
-        let mut nv = Naive::new();
-        nt.push(time(usize::MAX, || nv.run(&learn)));
+        et.push(time_fresh(
+            TRACE,
+            || engine(TRACE),
+            |br| run_engine(br, &learn_rx, &mut out),
+        ));
+        nt.push(time_fresh(TRACE, Naive::new, |nv| nv.run(&learn)));
     }
     row("learning, 65536 new MACs", TRACE, et, nt);
     let mut cs = case(4096);
