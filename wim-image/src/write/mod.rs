@@ -544,7 +544,8 @@ impl<W: WriteAt> WimWriter<W> {
         size: u64,
         content: &Content,
         refs: u32,
-        shared_size: bool,
+        // Only files read from disk (`std`) use it.
+        #[cfg_attr(not(feature = "std"), allow(unused_variables))] shared_size: bool,
         provider: &mut dyn BlobProvider,
     ) -> Result<Sha1Hash, WriteError> {
         match content {

@@ -25,7 +25,9 @@ impl Probability {
         p - (p >> 6)
     }
 
-    /// The number of zeros among the last 64 bits (0–64), before [`Self::get`]'s clamping.
+    /// The number of zeros among the last 64 bits (0–64), before [`Self::get`]'s clamping
+    /// (the encoder's bit prices; the encoder needs `alloc`).
+    #[cfg(feature = "alloc")]
     #[inline(always)]
     pub(crate) fn zeros(&self) -> u32 {
         self.zeros
