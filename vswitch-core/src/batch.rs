@@ -344,9 +344,10 @@ impl Bridge {
     /// `forward` to take from the start.
     ///
     /// The destination is looked up before the source is learned (`forward` learns first).
-    /// Learning one key never changes the lookup of another (entries neither move nor go
-    /// away when a key is learned), and a frame whose source is its destination is left to
-    /// `forward`, so the order does not show.
+    /// Learning one key never changes what a lookup of another returns: it adds, refreshes,
+    /// moves or (at a port's limit) removes only that key's entry, and a removal's backward
+    /// shift moves other entries between slots without changing their port or stamp. A frame
+    /// whose source is its destination is left to `forward`. So the order does not show.
     #[inline(always)]
     fn express(
         &mut self,
