@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 
 use crate::bridge::{Bridge, FloodEntry, PortHot, VidPorts};
 use crate::fdb::{pack, prefetch, Learn};
-use crate::features::{inspect, DropReason, GuardHit, VlanStats};
+use crate::features::{inspect, DropReason, GuardHit, PortStats, VlanStats};
 use crate::frame::{Tci, HEADER_LEN, MAX_TAGS, TAG_LEN};
 use crate::offload::{fill_l4_checksum, TcpSegmenter};
 use crate::port::{PortId, PortState};
@@ -338,10 +338,10 @@ impl Bridge {
     /// The express lane of the second pass: a frame to a known unicast address in its VLAN
     /// on another port, or one to flood (broadcast, multicast other than the reserved
     /// addresses, unknown unicast), received on a port with no guard that reads past the
-    /// Ethernet header, with nothing to drop, mirror or offload. It reaches the same decisions and
-    /// counters as [`forward`](Self::forward) with fewer branches: every test comes before
-    /// the first change, and a frame that fails one returns `false` with nothing changed, for
-    /// `forward` to take from the start.
+    /// Ethernet header, with nothing to drop, mirror or offload. It reaches the same
+    /// decisions and counters as [`forward`](Self::forward) with fewer branches: every test
+    /// comes before the first change, and a frame that fails one returns `false` with
+    /// nothing changed, for `forward` to take from the start.
     ///
     /// The destination is looked up before the source is learned (`forward` learns first).
     /// Learning one key never changes what a lookup of another returns: it adds, refreshes,
@@ -431,8 +431,11 @@ impl Bridge {
             let learned = self
                 .fdb
                 .learn_hashed(pre.src_key, pre.src_hash, pi as u32, now);
+            // A refresh, the common outcome, counts nothing.
             if learned != Learn::Refreshed {
-                self.count_learn(pi, learned);
+                if let Some(Some(p)) = self.ports.get_mut(pi) {
+                    count_learn(&mut p.stats, learned);
+                }
             }
         }
         if let Some(h) = self.hot.get_mut(pi) {
@@ -471,19 +474,6 @@ impl Bridge {
             self.express_hits += 1;
         }
         true
-    }
-
-    /// Counts what learning a source did on port `pi`, unless it only refreshed an entry.
-    #[cold]
-    fn count_learn(&mut self, pi: usize, learned: Learn) {
-        if let Some(Some(p)) = self.ports.get_mut(pi) {
-            match learned {
-                Learn::Refreshed | Learn::Pinned | Learn::Disabled => {}
-                Learn::Learned => p.stats.learned += 1,
-                Learn::Moved(_) => p.stats.moves += 1,
-                Learn::Refused(_) => p.stats.learn_refused += 1,
-            }
-        }
     }
 
     /// Second pass: the whole pipeline for one frame.
@@ -571,15 +561,10 @@ impl Bridge {
         vs.rx_frames += 1;
         vs.rx_bytes += d.len() as u64;
         if port.cfg.learning {
-            match self
+            let learned = self
                 .fdb
-                .learn_hashed(pre.src_key, pre.src_hash, pi as u32, now)
-            {
-                Learn::Refreshed | Learn::Pinned | Learn::Disabled => {}
-                Learn::Learned => port.stats.learned += 1,
-                Learn::Moved(_) => port.stats.moves += 1,
-                Learn::Refused(_) => port.stats.learn_refused += 1,
-            }
+                .learn_hashed(pre.src_key, pre.src_hash, pi as u32, now);
+            count_learn(&mut port.stats, learned);
         }
         if port.state == PortState::Learning {
             drop_frame!(port, DropReason::Learning);
@@ -706,42 +691,40 @@ impl Bridge {
                     }
                 }
                 self.vlan_stats[vid].tx_frames += u64::from(n);
-                if let Some(Some(p)) = self.ports.get_mut(pi) {
-                    p.stats.flooded += 1;
+            } else {
+                out.actions.reserve(list.len());
+                let dst = out.actions.spare_capacity_mut();
+                // Locals, so the loop does not reload them after each counter store.
+                let hot = &mut self.hot[..];
+                let (frame, pi) = (ing.idx, pi as u32);
+                let mut k = 0;
+                for &e in list {
+                    let Some(h) = hot.get_mut(e.port as usize) else {
+                        continue;
+                    };
+                    let data = data[usize::from(e.untagged)];
+                    let keep = (e.port != pi || hairpin) & h.forwarding & (h.flood & bit != 0);
+                    if let Some(slot) = dst.get_mut(k) {
+                        slot.write(TxAction {
+                            port: PortId(e.port),
+                            frame,
+                            data,
+                        });
+                    }
+                    k += usize::from(keep);
+                    h.tx_frames += u64::from(keep);
+                    h.tx_bytes += len & u64::from(keep).wrapping_neg();
                 }
-                return;
-            }
-            out.actions.reserve(list.len());
-            let dst = out.actions.spare_capacity_mut();
-            // Locals, so the loop does not reload them after each counter store.
-            let hot = &mut self.hot[..];
-            let (frame, pi) = (ing.idx, pi as u32);
-            let mut k = 0;
-            for &e in list {
-                let Some(h) = hot.get_mut(e.port as usize) else {
-                    continue;
+                let k = k.min(dst.len());
+                // SAFETY: `k` is at most the spare capacity, and each of the first `k` spare
+                // slots was written above (slot `j` is written while `k == j`, before `k` can
+                // pass it).
+                #[allow(unsafe_code)]
+                unsafe {
+                    out.actions.set_len(out.actions.len() + k)
                 };
-                let data = data[usize::from(e.untagged)];
-                let keep = (e.port != pi || hairpin) & h.forwarding & (h.flood & bit != 0);
-                if let Some(slot) = dst.get_mut(k) {
-                    slot.write(TxAction {
-                        port: PortId(e.port),
-                        frame,
-                        data,
-                    });
-                }
-                k += usize::from(keep);
-                h.tx_frames += u64::from(keep);
-                h.tx_bytes += len & u64::from(keep).wrapping_neg();
+                self.vlan_stats[vid].tx_frames += k as u64;
             }
-            let k = k.min(dst.len());
-            // SAFETY: `k` is at most the spare capacity, and each of the first `k` spare slots
-            // was written above (slot `j` is written while `k == j`, before `k` can pass it).
-            #[allow(unsafe_code)]
-            unsafe {
-                out.actions.set_len(out.actions.len() + k)
-            };
-            self.vlan_stats[vid].tx_frames += k as u64;
         } else {
             let vs = &mut self.vlan_stats[vid];
             out.actions.reserve(self.flood[vid].len());
@@ -799,6 +782,16 @@ impl Bridge {
             stp.receive(pi, &bpdu, now, &mut |p, b| o.push((p, b)));
         }
         self.sync_stp_states();
+    }
+}
+
+/// Counts what learning a frame's source did in its port's counters.
+fn count_learn(stats: &mut PortStats, learned: Learn) {
+    match learned {
+        Learn::Refreshed | Learn::Pinned | Learn::Disabled => {}
+        Learn::Learned => stats.learned += 1,
+        Learn::Moved(_) => stats.moves += 1,
+        Learn::Refused(_) => stats.learn_refused += 1,
     }
 }
 

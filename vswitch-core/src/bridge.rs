@@ -7,11 +7,11 @@ use alloc::{boxed::Box, vec, vec::Vec};
 use crate::batch::TxBatch;
 use crate::fdb::{AgeReport, EntryKind, Fdb, FdbConfig, FdbError, HashKey, LOCAL_PORT};
 use crate::features::{PortStats, VlanStats};
-use crate::frame::MacAddr;
+use crate::frame::{MacAddr, Tci};
 use crate::port::{MirrorMode, PortConfig, PortId, PortKind, PortState, SwitchType};
 use crate::stp::rstp::RstpPortConfig;
 use crate::stp::{Bpdu, Link, StpConfig, Tree};
-use crate::vlan::{AcceptableFrames, VlanConfig, MAX_VID};
+use crate::vlan::{VlanConfig, MAX_VID};
 
 /// Bridge-wide configuration.
 #[derive(Clone, Debug)]
@@ -222,6 +222,11 @@ pub struct Bridge {
     /// compare the fast paths with the plain ones.
     #[cfg(test)]
     pub(crate) plain: bool,
+}
+
+/// Sets or clears `bit` in `mask`.
+fn set_bit(mask: &mut u64, bit: u64, on: bool) {
+    *mask = *mask & !bit | if on { bit } else { 0 };
 }
 
 fn check_vid(vid: u16) -> Result<u16, ConfigError> {
@@ -506,14 +511,12 @@ impl Bridge {
         }
         let v = &p.cfg.vlan;
         let bit = 1u64 << i;
-        let tagged = v.acceptable != AcceptableFrames::UntaggedOnly;
         for (vid, e) in (0u16..).zip(self.vid_ports.iter_mut()) {
-            let admitted = (1..=MAX_VID).contains(&vid)
-                && tagged
-                && (!v.ingress_filtering || v.ingress.contains(vid));
-            e.ingress = e.ingress & !bit | if admitted { bit } else { 0 };
-            e.egress = e.egress & !bit | if v.egress.contains(vid) { bit } else { 0 };
-            e.untagged = e.untagged & !bit | if v.untagged.contains(vid) { bit } else { 0 };
+            // Classification's own rules; VID 0 (a priority tag) takes the PVID instead.
+            let admitted = vid != 0 && v.classify(Some(Tci::new(0, false, vid)), 0).is_ok();
+            set_bit(&mut e.ingress, bit, admitted);
+            set_bit(&mut e.egress, bit, v.egress.contains(vid));
+            set_bit(&mut e.untagged, bit, v.untagged.contains(vid));
         }
     }
 
@@ -536,7 +539,7 @@ impl Bridge {
         h.learning = c.learning;
         h.hairpin = c.hairpin;
         h.default_pcp = c.default_pcp;
-        h.untagged_ok = c.vlan.acceptable != AcceptableFrames::TaggedOnly && c.vlan.pvid.is_some();
+        h.untagged_ok = c.vlan.classify(None, c.default_pcp).is_ok();
         h.pvid = c.vlan.pvid.unwrap_or(0);
         h.tpid = c.tpid.0;
         h.max_len = p.max_len.map(|l| l as u32);
@@ -552,10 +555,9 @@ impl Bridge {
             return;
         }
         let bit = 1u64 << i;
-        let set = |mask: &mut u64, on: bool| *mask = *mask & !bit | if on { bit } else { 0 };
-        set(&mut self.fwd_ports, h.forwarding);
+        set_bit(&mut self.fwd_ports, bit, h.forwarding);
         for (k, m) in self.flood_ports.iter_mut().enumerate() {
-            set(m, h.flood >> k & 1 != 0);
+            set_bit(m, bit, h.flood >> k & 1 != 0);
         }
     }
 
