@@ -9,6 +9,8 @@
 //!   over the VLANs and ports, every frame goes to a host in its VLAN on another port, and all
 //!   hosts are learned beforehand (§5.7's address caching: no flooding). Sizes: 64, 4,096,
 //!   65,536 and 1,048,576 learned MACs; a 65,536-frame trace in random order is replayed.
+//!   The summary adds 4,096 MACs with the 8 trunk ports at indices 64–71 (after 64 idle
+//!   ports), for a bridge with more than 64 ports.
 //! - **Address learning rate** (§5.8): 65,536 frames from new source addresses into an empty
 //!   table.
 //! - **Broadcast forwarding rate** (§5.10): broadcast frames flooded to the 7 other ports.
@@ -127,6 +129,11 @@ fn trace(n: usize) -> Trace {
 }
 
 fn engine(capacity: usize) -> Bridge {
+    engine_at(capacity, 0)
+}
+
+/// The bench's bridge with its 8 trunk ports after `first` idle ports (indices `first`..).
+fn engine_at(capacity: usize, first: u32) -> Bridge {
     let mut cfg = BridgeConfig::new(HashKey::from_seed(0x5657_5357_4954_4348));
     cfg.fdb = FdbConfig {
         capacity,
@@ -135,6 +142,9 @@ fn engine(capacity: usize) -> Bridge {
     };
     let mut br = Bridge::new(cfg);
     let vlans = VlanSet::from_vids(&(1..=VLANS).collect::<Vec<_>>());
+    for _ in 0..first {
+        br.add_port(PortConfig::plain()).expect("port");
+    }
     for _ in 0..PORTS {
         br.add_port(PortConfig::plain().with_vlan(VlanConfig::trunk(vlans.clone(), None)))
             .expect("port");
@@ -143,9 +153,14 @@ fn engine(capacity: usize) -> Bridge {
 }
 
 fn rx(frames: &[(u32, [u8; FRAME_LEN])]) -> Vec<RxFrame<'_>> {
+    rx_at(frames, 0)
+}
+
+/// The frames received on the ports `first` higher.
+fn rx_at(frames: &[(u32, [u8; FRAME_LEN])], first: u32) -> Vec<RxFrame<'_>> {
     frames
         .iter()
-        .map(|(p, f)| RxFrame::new(PortId(*p), f))
+        .map(|(p, f)| RxFrame::new(PortId(*p + first), f))
         .collect()
 }
 
@@ -232,11 +247,16 @@ struct Case {
 }
 
 fn case(n: usize) -> Case {
+    case_at(n, 0)
+}
+
+/// A case whose bridge has its trunk ports from index `first` up.
+fn case_at(n: usize, first: u32) -> Case {
     let trace = trace(n);
-    let mut br = engine(n.max(64));
+    let mut br = engine_at(n.max(64), first);
     let mut naive = Naive::new();
     let mut out = TxBatch::new();
-    run_engine(&mut br, &rx(&trace.learn), &mut out);
+    run_engine(&mut br, &rx_at(&trace.learn, first), &mut out);
     naive.run(&trace.learn);
     assert_eq!(br.fdb().len(), n, "all hosts learned");
     assert_eq!(naive.fdb.len(), n);
@@ -378,9 +398,11 @@ fn summary() {
         "  {:<44} {:>27}   {:>27}",
         "", "(per wall-clock second)", "(per second of CPU time)"
     );
-    for n in SIZES {
-        let mut cs = case(n);
-        let frames = rx(&cs.trace.unicast);
+    // The four table sizes, then 4,096 MACs with the trunk ports at indices 64-71.
+    let cases = SIZES.map(|n| (n, 0)).into_iter().chain([(4096, 64)]);
+    for (n, first) in cases {
+        let mut cs = case_at(n, first);
+        let frames = rx_at(&cs.trace.unicast, first);
         let mut out = TxBatch::new();
         let (mut et, mut nt) = (Vec::new(), Vec::new());
         for _ in 0..rounds() {
@@ -392,7 +414,16 @@ fn summary() {
             cs.naive.run(&cs.trace.unicast),
             "both forward every frame once"
         );
-        row(&format!("forwarding, {} MACs", cs.n), TRACE, et, nt);
+        let name = if first == 0 {
+            format!("forwarding, {} MACs", cs.n)
+        } else {
+            format!(
+                "forwarding, {} MACs, ports {first}-{}",
+                cs.n,
+                first + PORTS - 1
+            )
+        };
+        row(&name, TRACE, et, nt);
     }
     let learn = trace(TRACE).learn;
     let learn_rx = rx(&learn);

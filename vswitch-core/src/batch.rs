@@ -385,7 +385,10 @@ impl Bridge {
             }
             let t = Tci(u16::from_be_bytes([d[14], d[15]]));
             // Clear for VIDs 0 and 4095 and where classification would drop the frame.
-            if !VidPorts::has(self.vid_ports[usize::from(t.vid())].ingress, pi) {
+            if !self
+                .vid_ports
+                .has(usize::from(t.vid()), VidPorts::INGRESS, pi)
+            {
                 return false;
             }
             (Some((tpid, t)), t)
@@ -408,22 +411,18 @@ impl Bridge {
             })
         } else if let Some(q) = self.fdb.lookup_hashed(pre.dst_key, pre.dst_hash, now) {
             let qi = q as usize;
-            let vp = self.vid_ports[vid];
             // The local port's index is not a port's; a removed port is not forwarding.
             let Some(hq) = self.hot.get(qi) else {
                 return false;
             };
-            if qi == pi
-                || !hq.forwarding
-                || !VidPorts::has(vp.egress, qi)
-                || d.len() + TAG_LEN > hq.max_len[0] as usize
-            {
+            let egress = self.vid_ports.egress(vid, qi);
+            let Some(untagged) = egress else {
+                return false;
+            };
+            if qi == pi || !hq.forwarding || d.len() + TAG_LEN > hq.max_len[0] as usize {
                 return false;
             }
-            Ok((
-                q,
-                Edit::for_egress(tag, tci, VidPorts::has(vp.untagged, qi), hq.tpid),
-            ))
+            Ok((q, Edit::for_egress(tag, tci, untagged, hq.tpid)))
         } else {
             Err(Flood::Unknown)
         };
@@ -666,7 +665,8 @@ impl Bridge {
             let masks = masks && !self.plain;
             if masks {
                 // Every member is below 64: the ports that take the copy are one mask.
-                let vp = &self.vid_ports[vid];
+                let egress = self.vid_ports.low(vid, VidPorts::EGRESS);
+                let untagged = self.vid_ports.low(vid, VidPorts::UNTAGGED);
                 let own = if hairpin {
                     0
                 } else {
@@ -674,7 +674,7 @@ impl Bridge {
                 };
                 let kind = bit.trailing_zeros() as usize & 3;
                 let flood = self.flood_ports.get(kind).copied().unwrap_or(0);
-                let mut m = vp.egress & self.fwd_ports & flood & !own;
+                let mut m = egress & self.fwd_ports & flood & !own;
                 let n = m.count_ones();
                 out.actions.reserve(n as usize);
                 while m != 0 {
@@ -683,7 +683,7 @@ impl Bridge {
                     out.actions.push(TxAction {
                         port: PortId(q),
                         frame: ing.idx,
-                        data: data[(vp.untagged >> q & 1) as usize],
+                        data: data[(untagged >> q & 1) as usize],
                     });
                     if let Some(h) = self.hot.get_mut(q as usize) {
                         h.tx_frames += 1;

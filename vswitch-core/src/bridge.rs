@@ -146,24 +146,100 @@ pub(crate) struct PortHot {
     pub(crate) tx_offload: u64,
 }
 
-/// The ports with an index below 64 that take part in one VLAN, a bit each: the express
-/// lane's VLAN tests in one place.
-#[derive(Clone, Copy, Debug, Default)]
+/// The ports that take part in each VLAN, a bit per port: the express lane's VLAN tests in
+/// one place. For each VID, one mask for each of the `INGRESS`, `EGRESS` and `UNTAGGED`
+/// kinds: ports 0–63 in a row per VID (the lane's common case costs one shift and test),
+/// the ports from 64 up in planes of 64 ports each, added as ports arrive (96 KiB each).
+#[derive(Clone, Debug)]
 pub(crate) struct VidPorts {
-    /// The port admits frames tagged with this VID (a valid VID, tagged frames accepted,
-    /// in the ingress set or no ingress filtering).
-    pub(crate) ingress: u64,
-    /// The VID is in the port's egress set.
-    pub(crate) egress: u64,
-    /// The port sends the VID untagged.
-    pub(crate) untagged: u64,
+    low: Box<[[u64; 3]; 4096]>,
+    high: Vec<u64>,
 }
 
 impl VidPorts {
-    /// Whether `mask` has the bit of port `i` (never for `i` >= 64).
+    /// The port admits frames tagged with this VID (a valid VID, tagged frames accepted,
+    /// in the ingress set or no ingress filtering).
+    pub(crate) const INGRESS: usize = 0;
+    /// The VID is in the port's egress set.
+    pub(crate) const EGRESS: usize = 1;
+    /// The port sends the VID untagged.
+    pub(crate) const UNTAGGED: usize = 2;
+    const PLANE: usize = 4096 * 3;
+
+    fn new() -> Self {
+        Self {
+            low: vec![[0; 3]; 4096]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("4096 entries")),
+            high: Vec::new(),
+        }
+    }
+
+    /// The word of the high planes of `kind` for `vid` that holds the bit of port `i` (64
+    /// or above).
     #[inline(always)]
-    pub(crate) fn has(mask: u64, i: usize) -> bool {
-        i < 64 && mask >> i & 1 != 0
+    const fn word(vid: usize, kind: usize, i: usize) -> usize {
+        ((i >> 6) - 1) * Self::PLANE + vid * 3 + kind
+    }
+
+    /// Whether port `i` has the bit of `kind` for `vid` (never for a port beyond the planes).
+    #[inline(always)]
+    pub(crate) fn has(&self, vid: usize, kind: usize, i: usize) -> bool {
+        if i < 64 {
+            let row = self.low.get(vid).map_or(0, |r| r[kind % 3]);
+            row >> i & 1 != 0
+        } else {
+            self.has_high(vid, kind, i)
+        }
+    }
+
+    #[inline(always)]
+    fn has_high(&self, vid: usize, kind: usize, i: usize) -> bool {
+        self.high
+            .get(Self::word(vid, kind, i))
+            .is_some_and(|m| m >> (i & 63) & 1 != 0)
+    }
+
+    /// How port `i` transmits `vid`: `None` if the VID is not in its egress set, else whether
+    /// it sends it untagged.
+    #[inline(always)]
+    pub(crate) fn egress(&self, vid: usize, i: usize) -> Option<bool> {
+        let (e, u) = if i < 64 {
+            let row = self.low.get(vid).copied().unwrap_or_default();
+            (row[Self::EGRESS] >> i, row[Self::UNTAGGED] >> i)
+        } else {
+            // The untagged word follows the egress word.
+            const _: () = assert!(VidPorts::UNTAGGED == VidPorts::EGRESS + 1);
+            let w = Self::word(vid, Self::EGRESS, i);
+            match self.high.get(w..w + 2) {
+                Some(&[e, u]) => (e >> (i & 63), u >> (i & 63)),
+                _ => (0, 0),
+            }
+        };
+        (e & 1 != 0).then_some(u & 1 != 0)
+    }
+
+    /// The mask of `kind` for `vid` of ports 0 to 63.
+    #[inline(always)]
+    pub(crate) fn low(&self, vid: usize, kind: usize) -> u64 {
+        self.low.get(vid).map_or(0, |r| r[kind % 3])
+    }
+
+    /// Sets or clears port `i`'s bit of `kind` for `vid`, adding planes up to `i`'s.
+    fn set(&mut self, vid: usize, kind: usize, i: usize, on: bool) {
+        let m = if i < 64 {
+            self.low.get_mut(vid).map(|r| &mut r[kind % 3])
+        } else {
+            let w = Self::word(vid, kind, i);
+            if w >= self.high.len() {
+                self.high.resize((i / 64) * Self::PLANE, 0);
+            }
+            self.high.get_mut(w)
+        };
+        if let Some(m) = m {
+            set_bit(m, 1 << (i & 63), on);
+        }
     }
 }
 
@@ -188,8 +264,8 @@ pub struct Bridge {
     pub(crate) fdb: Fdb,
     /// VID → FID.
     pub(crate) fid: Box<[u16]>,
-    /// VID → member ports, for ports below 64.
-    pub(crate) vid_ports: Box<[VidPorts; 4096]>,
+    /// VID → member ports.
+    pub(crate) vid_ports: VidPorts,
     /// Ports below 64 that are forwarding, a bit each.
     pub(crate) fwd_ports: u64,
     /// Ports below 64 that take floods of unknown unicast, broadcast and multicast (the bits
@@ -240,7 +316,9 @@ fn check_vid(vid: u16) -> Result<u16, ConfigError> {
 impl Bridge {
     /// A bridge with no ports. Allocates the forwarding table now (16 bytes per slot, twice
     /// the capacity rounded up to a power of two) and the per-VLAN tables, about 300 KiB
-    /// whatever the configuration: VID → FID, flood lists, statistics and port masks.
+    /// whatever the configuration: VID → FID, flood lists, statistics and port masks. The
+    /// port masks grow by 96 KiB when a port first takes an index from 64 up in a block of
+    /// 64 (ports 64–127, 128–191, ...).
     pub fn new(config: BridgeConfig) -> Self {
         let stp = config.stp.map(|c| Tree::new(c, 0));
         Self {
@@ -249,10 +327,7 @@ impl Bridge {
             hot: Vec::new(),
             fdb: Fdb::new(config.fdb, config.hash_key),
             fid: (0..4096u16).collect(),
-            vid_ports: vec![VidPorts::default(); 4096]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("4096 entries")),
+            vid_ports: VidPorts::new(),
             fwd_ports: 0,
             flood_ports: [0; 3],
             flood: vec![Vec::new(); 4096],
@@ -506,17 +581,15 @@ impl Bridge {
         let Some(p) = self.ports.get(i).and_then(Option::as_ref) else {
             return;
         };
-        if i >= 64 {
-            return;
-        }
         let v = &p.cfg.vlan;
-        let bit = 1u64 << i;
-        for (vid, e) in (0u16..).zip(self.vid_ports.iter_mut()) {
+        let vp = &mut self.vid_ports;
+        for vid in 0u16..4096 {
             // Classification's own rules; VID 0 (a priority tag) takes the PVID instead.
             let admitted = vid != 0 && v.classify(Some(Tci::new(0, false, vid)), 0).is_ok();
-            set_bit(&mut e.ingress, bit, admitted);
-            set_bit(&mut e.egress, bit, v.egress.contains(vid));
-            set_bit(&mut e.untagged, bit, v.untagged.contains(vid));
+            let x = usize::from(vid);
+            vp.set(x, VidPorts::INGRESS, i, admitted);
+            vp.set(x, VidPorts::EGRESS, i, v.egress.contains(vid));
+            vp.set(x, VidPorts::UNTAGGED, i, v.untagged.contains(vid));
         }
     }
 
