@@ -7,7 +7,7 @@ use alloc::{boxed::Box, vec, vec::Vec};
 use crate::batch::TxBatch;
 use crate::fdb::{AgeReport, EntryKind, Fdb, FdbConfig, FdbError, HashKey, LOCAL_PORT};
 use crate::features::{PortStats, VlanStats};
-use crate::frame::{MacAddr, Tci};
+use crate::frame::MacAddr;
 use crate::port::{MirrorMode, PortConfig, PortId, PortKind, PortState, SwitchType};
 use crate::stp::rstp::RstpPortConfig;
 use crate::stp::{Bpdu, Link, StpConfig, Tree};
@@ -278,6 +278,8 @@ pub struct Bridge {
     pub(crate) min_max_len: u32,
     /// The TPID every present port uses, or 0 if they differ.
     pub(crate) uniform_tpid: u16,
+    /// Number of ports present (the indices in `ports` holding one).
+    live: usize,
     /// Mirror destination ports, ascending.
     pub(crate) monitors: Vec<u32>,
     /// Number of mirror source ports.
@@ -333,6 +335,7 @@ impl Bridge {
             flood: vec![Vec::new(); 4096],
             min_max_len: 0,
             uniform_tpid: 0,
+            live: 0,
             monitors: Vec::new(),
             mirror_sources: 0,
             vlan_stats: vec![VlanStats::default(); 4096].into_boxed_slice(),
@@ -377,9 +380,16 @@ impl Bridge {
     }
 
     fn admit(&self, kind: PortKind, except: Option<usize>) -> Result<(), ConfigError> {
-        let hosts = self.count_kind(PortKind::Host, except);
-        let ext = self.count_kind(PortKind::External, except);
-        if self.switch_type.admits(kind, hosts, ext) {
+        let t = self.switch_type;
+        // Counting costs a pass over the ports: skip it for kinds admitted whatever the
+        // counts (VM ports, the many).
+        let admitted = t.admits(kind, usize::MAX, usize::MAX)
+            || t.admits(
+                kind,
+                self.count_kind(PortKind::Host, except),
+                self.count_kind(PortKind::External, except),
+            );
+        if admitted {
             Ok(())
         } else {
             Err(ConfigError::KindNotAllowed {
@@ -393,17 +403,23 @@ impl Bridge {
     /// the port's kind.
     pub fn add_port(&mut self, cfg: PortConfig) -> Result<PortId, ConfigError> {
         self.admit(cfg.kind, None)?;
-        let i = self
-            .ports
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or(self.ports.len());
+        // The lowest free index; with none free (the usual case), no scan.
+        let i = if self.live == self.ports.len() {
+            self.ports.len()
+        } else {
+            self.ports
+                .iter()
+                .position(Option::is_none)
+                .unwrap_or(self.ports.len())
+        };
         if i == self.ports.len() {
             self.ports.push(None);
             self.hot.push(PortHot::default());
         }
         self.ports[i] = Some(Port::new(cfg));
+        self.live += 1;
         self.attach(i);
+        self.add_flood_facts(i);
         Ok(PortId(i as u32))
     }
 
@@ -414,6 +430,7 @@ impl Bridge {
         let i = id.0 as usize;
         self.detach(i);
         let port = self.ports[i].take().ok_or(ConfigError::NoSuchPort(id))?;
+        self.live -= 1;
         self.fdb.flush_port(id.0);
         self.fdb.set_port_limit(id.0, u32::MAX);
         self.hot[i] = PortHot::default();
@@ -439,6 +456,7 @@ impl Bridge {
             p.derive();
         }
         self.attach(i);
+        self.refresh_flood_facts();
         Ok(())
     }
 
@@ -453,7 +471,7 @@ impl Bridge {
         let p = self.port_mut(id)?;
         p.cfg.state = state;
         p.state = state;
-        self.refresh_hot(id.0 as usize);
+        self.settle_port(id.0 as usize);
         self.apply_link(id.0 as usize);
         self.sync_stp_states();
         Ok(())
@@ -464,6 +482,7 @@ impl Bridge {
     /// on, the tree sees the port disabled (RSTP) or loses it until the link is back (STP).
     pub fn set_port_link(&mut self, id: PortId, link: Link) -> Result<(), ConfigError> {
         self.port_mut(id)?.link = link;
+        self.settle_port(id.0 as usize);
         self.apply_link(id.0 as usize);
         self.sync_stp_states();
         Ok(())
@@ -506,9 +525,10 @@ impl Bridge {
         }
     }
 
-    /// Hooks port `i` into flood lists, mirroring, the FDB limit and the spanning tree.
+    /// Hooks port `i` into the per-VID port bits, flood lists, mirroring, the FDB limit and
+    /// the spanning tree (the caller updates the flood facts).
     fn attach(&mut self, i: usize) {
-        self.set_vid_ports(i);
+        self.set_vid_ports(i, true);
         let Some(p) = self.ports[i].as_ref() else {
             return;
         };
@@ -540,7 +560,7 @@ impl Bridge {
             MirrorMode::None => {}
         }
         self.fdb.set_port_limit(i as u32, limit.unwrap_or(u32::MAX));
-        self.refresh_hot(i);
+        self.settle_port(i);
         if let (Some(stp), true) = (self.stp.as_mut(), stp) {
             let out = &mut self.stp_out;
             stp.add_port(i, i as u16 + 1, tree_cfg, self.now, &mut |p, b| {
@@ -549,11 +569,11 @@ impl Bridge {
             self.apply_link(i);
         }
         self.sync_stp_states();
-        self.refresh_flood_facts();
     }
 
     /// Unhooks port `i` (the reverse of [`attach`](Self::attach)).
     fn detach(&mut self, i: usize) {
+        self.set_vid_ports(i, false);
         let Some(cfg) = self.ports[i].as_ref().map(|p| p.cfg.clone()) else {
             return;
         };
@@ -574,22 +594,24 @@ impl Bridge {
         }
     }
 
-    /// Sets port `i`'s bits in [`vid_ports`](Self::vid_ports) from its VLAN configuration.
-    /// A removed port keeps its bits until a new port takes its index: they are read only
-    /// together with [`PortHot`] or [`fwd_ports`](Self::fwd_ports), which say it is gone.
-    fn set_vid_ports(&mut self, i: usize) {
+    /// Sets (`on`) or clears port `i`'s bits in [`vid_ports`](Self::vid_ports) for the VIDs
+    /// of its VLAN configuration: [`attach`](Self::attach) sets them, [`detach`](Self::detach)
+    /// clears them with the same configuration, so a port index without a port has no bits.
+    /// The cost follows the port's VLANs (one step per member VID), not the 4,096 VIDs.
+    fn set_vid_ports(&mut self, i: usize, on: bool) {
         let Some(p) = self.ports.get(i).and_then(Option::as_ref) else {
             return;
         };
         let v = &p.cfg.vlan;
         let vp = &mut self.vid_ports;
-        for vid in 0u16..4096 {
-            // Classification's own rules; VID 0 (a priority tag) takes the PVID instead.
-            let admitted = vid != 0 && v.classify(Some(Tci::new(0, false, vid)), 0).is_ok();
-            let x = usize::from(vid);
-            vp.set(x, VidPorts::INGRESS, i, admitted);
-            vp.set(x, VidPorts::EGRESS, i, v.egress.contains(vid));
-            vp.set(x, VidPorts::UNTAGGED, i, v.untagged.contains(vid));
+        for (kind, set) in [
+            (VidPorts::INGRESS, &v.admitted_tagged()),
+            (VidPorts::EGRESS, &v.egress),
+            (VidPorts::UNTAGGED, &v.untagged),
+        ] {
+            for vid in set.iter() {
+                vp.set(usize::from(vid), kind, i, on);
+            }
         }
     }
 
@@ -634,13 +656,11 @@ impl Bridge {
         }
     }
 
-    /// Recomputes [`min_max_len`](Self::min_max_len) and
-    /// [`uniform_tpid`](Self::uniform_tpid): one pass over the ports, once per port added,
-    /// reconfigured or removed (the only changes that move a port's MTU, TPID or presence;
-    /// state changes refresh many ports at once and must not pay a pass each).
-    fn refresh_flood_facts(&mut self) {
+    /// [`min_max_len`](Self::min_max_len) and [`uniform_tpid`](Self::uniform_tpid) from
+    /// every present port: one pass over the ports.
+    fn flood_facts(&self) -> (u32, u16) {
         let mut present = self.hot.iter().zip(&self.ports).filter(|(h, _)| h.present);
-        self.min_max_len = present
+        let min_max_len = present
             .clone()
             .map(|(h, _)| h.max_len[0])
             .min()
@@ -649,12 +669,49 @@ impl Bridge {
             .next()
             .and_then(|(_, p)| p.as_ref())
             .map_or(0, |p| p.cfg.tpid.0);
-        self.uniform_tpid =
-            if present.all(|(_, p)| p.as_ref().is_some_and(|p| p.cfg.tpid.0 == first)) {
-                first
-            } else {
-                0
+        let uniform = present.all(|(_, p)| p.as_ref().is_some_and(|p| p.cfg.tpid.0 == first));
+        (min_max_len, if uniform { first } else { 0 })
+    }
+
+    /// Recomputes [`min_max_len`](Self::min_max_len) and
+    /// [`uniform_tpid`](Self::uniform_tpid) when a port is reconfigured or removed (the
+    /// changes that can raise the one or unify the other; state changes do not move them).
+    fn refresh_flood_facts(&mut self) {
+        (self.min_max_len, self.uniform_tpid) = self.flood_facts();
+    }
+
+    /// Folds a newly added port `i` into [`min_max_len`](Self::min_max_len) and
+    /// [`uniform_tpid`](Self::uniform_tpid) without a pass over the other ports: adding a
+    /// port can only lower the one and break the other.
+    fn add_flood_facts(&mut self, i: usize) {
+        let (Some(h), Some(p)) = (self.hot.get(i), self.ports.get(i).and_then(Option::as_ref))
+        else {
+            return;
+        };
+        let (len, tpid) = (h.max_len[0], p.cfg.tpid.0);
+        if self.live == 1 {
+            (self.min_max_len, self.uniform_tpid) = (len, tpid);
+        } else {
+            self.min_max_len = self.min_max_len.min(len);
+            if self.uniform_tpid != tpid {
+                self.uniform_tpid = 0;
+            }
+        }
+        debug_assert_eq!((self.min_max_len, self.uniform_tpid), self.flood_facts());
+    }
+
+    /// Sets port `i`'s effective state from its link, its administrative state and (if it
+    /// takes part) the spanning tree's, and refreshes its dense record.
+    fn settle_port(&mut self, i: usize) {
+        let tree = self.stp.as_ref().map(|t| t.state(i));
+        if let Some(p) = self.ports.get_mut(i).and_then(Option::as_mut) {
+            p.state = match tree {
+                _ if p.link == Link::Down => PortState::Disabled,
+                Some(s) if p.cfg.stp && p.cfg.state != PortState::Disabled => s,
+                _ => p.cfg.state,
             };
+        }
+        self.refresh_hot(i);
     }
 
     /// Copies spanning-tree port states into the ports that take part, applies the flushes
@@ -668,16 +725,13 @@ impl Bridge {
             self.fdb.flush_dynamic_on(&self.stp_flush);
             self.stp_flush.clear();
         }
+        // Without a tree a port's state follows only its own configuration and link, and
+        // whoever changes those settles that port: no pass over every port.
+        if self.stp.is_none() {
+            return;
+        }
         for i in 0..self.ports.len() {
-            let tree = self.stp.as_ref().map(|t| t.state(i));
-            if let Some(p) = self.ports[i].as_mut() {
-                p.state = match tree {
-                    _ if p.link == Link::Down => PortState::Disabled,
-                    Some(s) if p.cfg.stp && p.cfg.state != PortState::Disabled => s,
-                    _ => p.cfg.state,
-                };
-            }
-            self.refresh_hot(i);
+            self.settle_port(i);
         }
         let Some(stp) = self.stp.as_ref() else { return };
         let ageing = if stp.topology_change(self.now) {

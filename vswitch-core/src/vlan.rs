@@ -81,9 +81,18 @@ impl VlanSet {
         self.0.iter().all(|w| *w == 0)
     }
 
-    /// The VIDs in ascending order.
+    /// The VIDs in ascending order (one step per member, not per possible VID).
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        (0..4096u16).filter(|v| self.contains(*v))
+        self.0.iter().enumerate().flat_map(|(k, &w)| {
+            let mut rest = w;
+            core::iter::from_fn(move || {
+                let bit = rest.trailing_zeros();
+                (rest != 0).then(|| {
+                    rest &= rest - 1;
+                    (k as u16) << 6 | bit as u16
+                })
+            })
+        })
     }
 
     /// The union of two sets.
@@ -201,6 +210,20 @@ impl VlanConfig {
             acceptable: AcceptableFrames::UntaggedOnly,
             ingress_filtering: true,
         }
+    }
+
+    /// The VIDs [`classify`](Self::classify) admits in a tagged frame (VID 0, a priority
+    /// tag, takes the PVID instead and is not one of them), computed a word at a time.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn admitted_tagged(&self) -> VlanSet {
+        let mut s = match (self.acceptable, self.ingress_filtering) {
+            (AcceptableFrames::UntaggedOnly, _) => return VlanSet::EMPTY,
+            (_, true) => self.ingress.clone(),
+            (_, false) => VlanSet([u64::MAX; 64]),
+        };
+        s.remove(0);
+        s.remove(0x0fff);
+        s
     }
 
     /// Classifies a frame: `tag` is the TCI of a tag of the port's TPID, if the frame has one.
@@ -339,6 +362,68 @@ mod tests {
         assert_eq!(all.iter().count(), 4094);
         let s = VlanSet::from_vids(&[10, 20, 5000]);
         assert_eq!(s.iter().collect::<alloc::vec::Vec<_>>(), [10, 20]);
+    }
+
+    /// xorshift64: reproducible random sets and configurations.
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    fn random_set(next: &mut impl FnMut() -> u64) -> VlanSet {
+        // Sparse, dense, empty and full words, and the edges 0, 63, 64, 4095.
+        let mut s = VlanSet::EMPTY;
+        for w in s.0.iter_mut() {
+            *w = match next() % 5 {
+                0 => 0,
+                1 => u64::MAX,
+                2 => next() & next() & next(),
+                _ => next(),
+            };
+        }
+        s
+    }
+
+    #[test]
+    fn iter_yields_exactly_the_members() {
+        let mut next = rng(0x5EED);
+        for _ in 0..200 {
+            let s = random_set(&mut next);
+            let want: alloc::vec::Vec<u16> = (0..4096).filter(|v| s.contains(*v)).collect();
+            assert_eq!(s.iter().collect::<alloc::vec::Vec<_>>(), want);
+        }
+        assert_eq!(VlanSet::EMPTY.iter().next(), None);
+        assert_eq!(VlanSet([u64::MAX; 64]).iter().last(), Some(4095));
+    }
+
+    /// The word-at-a-time admitted set is classification's own rule, VID by VID.
+    #[test]
+    fn admitted_tagged_matches_classify() {
+        let mut next = rng(0xAD417);
+        for _ in 0..300 {
+            let cfg = VlanConfig {
+                pvid: (next().is_multiple_of(2)).then(|| (next() % 4096) as u16),
+                ingress: random_set(&mut next),
+                egress: random_set(&mut next),
+                untagged: random_set(&mut next),
+                acceptable: [
+                    AcceptableFrames::All,
+                    AcceptableFrames::TaggedOnly,
+                    AcceptableFrames::UntaggedOnly,
+                ][(next() % 3) as usize],
+                ingress_filtering: next().is_multiple_of(2),
+            };
+            let admitted = cfg.admitted_tagged();
+            for vid in 0..4096u16 {
+                let want = vid != 0 && cfg.classify(Some(Tci::new(0, false, vid)), 0).is_ok();
+                assert_eq!(admitted.contains(vid), want, "{cfg:?} VID {vid}");
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use vswitch_core::fdb::EntryKind;
 use vswitch_core::features::DropReason;
 use vswitch_core::frame::{MacAddr, Tci};
 use vswitch_core::port::{PortState, SwitchType};
+use vswitch_core::stp::Link;
 use vswitch_core::vlan::{AcceptableFrames, VlanConfig, VlanSet};
 use vswitch_core::{PortConfig, PortId};
 
@@ -546,6 +547,61 @@ fn blocking_port_neither_learns_nor_forwards() {
     let out = send(&mut br, p[0], &eth(MacAddr::BROADCAST, mac(1)).done(), 0);
     assert_eq!(out.dropped(), DropReason::PortState);
     assert!(br.fdb().is_empty());
+}
+
+#[test]
+fn link_down_port_is_disabled_without_spanning_tree() {
+    let (mut br, p) = three();
+    br.set_port_link(p[0], Link::Down).unwrap();
+    let out = send(&mut br, p[0], &eth(MacAddr::BROADCAST, mac(1)).done(), 0);
+    assert_eq!(out.dropped(), DropReason::PortState);
+    assert!(br.fdb().is_empty());
+    // Nor does it receive floods; a new administrative state does not bring it back.
+    br.set_port_state(p[0], PortState::Forwarding).unwrap();
+    assert_eq!(
+        send(&mut br, p[1], &eth(MacAddr::BROADCAST, mac(2)).done(), 0).ports(),
+        [p[2]]
+    );
+    br.set_port_link(p[0], Link::FullDuplex).unwrap();
+    assert_eq!(
+        send(&mut br, p[1], &eth(MacAddr::BROADCAST, mac(2)).done(), 0).ports(),
+        [p[0], p[2]]
+    );
+}
+
+#[test]
+fn reused_port_index_takes_only_its_new_vlans() {
+    let mut br = bridge();
+    let a = br.add_port(trunk(&[10, 20], None)).unwrap();
+    let b = br.add_port(trunk(&[10, 20], None)).unwrap();
+    br.remove_port(b).unwrap();
+    let b2 = br.add_port(trunk(&[20], None)).unwrap();
+    assert_eq!(b2, b);
+    // Hosts known in VLAN 10 on both ports (the old port's VLAN).
+    send(
+        &mut br,
+        a,
+        &eth(MacAddr::BROADCAST, mac(1)).vlan(10).done(),
+        0,
+    );
+    br.add_static(10, mac(2), b2, EntryKind::Static, 0).unwrap();
+    // Known unicast in VLAN 10 neither enters nor leaves through the new port.
+    let from_b = eth(mac(1), mac(2)).vlan(10).done();
+    assert_eq!(
+        send(&mut br, b2, &from_b, 1).dropped(),
+        DropReason::NotMember
+    );
+    let to_b = eth(mac(2), mac(1)).vlan(10).done();
+    assert!(send(&mut br, a, &to_b, 1).ports().is_empty());
+    // VLAN 20 works both ways.
+    send(
+        &mut br,
+        b2,
+        &eth(MacAddr::BROADCAST, mac(3)).vlan(20).done(),
+        1,
+    );
+    let to_b = eth(mac(3), mac(1)).vlan(20).done();
+    assert_eq!(send(&mut br, a, &to_b, 1).only(), (b2, &to_b[..]));
 }
 
 #[test]

@@ -158,6 +158,9 @@ struct Input {
     ageing: u16,
     /// 0: no spanning tree, 1: STP, 2: RSTP.
     stp: u8,
+    /// Idle ports added first, so the fuzzed ports sit at 0, 60 (straddling the first two
+    /// groups of 64), 64 or 130 (the per-VID port planes beyond port 63).
+    base: u8,
     ports: Vec<PortSpec>,
     ops: Vec<Op>,
 }
@@ -200,6 +203,19 @@ fuzz_target!(|input: Input| {
         _ => Some(StpConfig::rstp(mac)),
     };
     let mut br = Bridge::new(cfg);
+    let base = [0u32, 60, 64, 130][usize::from(input.base % 4)];
+    for k in 0..base {
+        // Varied VLANs, so a bit read for the wrong port changes the outcome; few VIDs per
+        // port, so the idle ports cost little per input.
+        let vlan = if k % 2 == 0 {
+            VlanConfig::access(1 + (k % 5) as u16)
+        } else {
+            VlanConfig::trunk(VlanSet::from_vids(&[1, 2, 3]), Some(4))
+        };
+        let _ = br.add_port(PortConfig::plain().with_vlan(vlan));
+    }
+    // The fuzzer's port numbers 0-9 name ports `base` to `base + 9`.
+    let port_id = |p: u8| PortId(base + u32::from(p % 10));
     for p in input.ports.iter().take(8) {
         let _ = br.add_port(p.config());
     }
@@ -212,7 +228,7 @@ fuzz_target!(|input: Input| {
                     .iter()
                     .take(64)
                     .map(|(p, csum, mss, data)| RxFrame {
-                        port: PortId(u32::from(*p % 10)),
+                        port: port_id(*p),
                         data,
                         offload: Offload {
                             checksum: *csum,
@@ -241,7 +257,7 @@ fuzz_target!(|input: Input| {
                 let _ = br.add_port(p.config());
             }
             Op::RemovePort(p) => {
-                let _ = br.remove_port(PortId(u32::from(*p % 10)));
+                let _ = br.remove_port(port_id(*p));
             }
             Op::Static(vid, mac, port, kind) => {
                 let kind = [
@@ -250,20 +266,14 @@ fuzz_target!(|input: Input| {
                     EntryKind::Local,
                     EntryKind::Dynamic,
                 ][usize::from(*kind % 4)];
-                let _ = br.add_static(
-                    *vid,
-                    MacAddr(*mac),
-                    PortId(u32::from(*port % 10)),
-                    kind,
-                    now,
-                );
+                let _ = br.add_static(*vid, MacAddr(*mac), port_id(*port), kind, now);
             }
             Op::Fid(vid, fid) => {
                 let _ = br.set_fid(*vid, *fid);
             }
             Op::Link(p, link) => {
                 let link = [Link::Down, Link::HalfDuplex, Link::FullDuplex][usize::from(*link % 3)];
-                let _ = br.set_port_link(PortId(u32::from(*p % 10)), link);
+                let _ = br.set_port_link(port_id(*p), link);
             }
             Op::Bpdu(spec) => {
                 let mut frame = [0u8; 64];
@@ -271,7 +281,7 @@ fuzz_target!(|input: Input| {
                     .bpdu()
                     .emit_frame(MacAddr([2, 0, 0, 0, 0, 9]), &mut frame)
                     .unwrap();
-                let rx = [RxFrame::new(PortId(u32::from(spec.port % 10)), &frame[..n])];
+                let rx = [RxFrame::new(port_id(spec.port), &frame[..n])];
                 br.process(&rx, now, &mut out);
             }
         }
