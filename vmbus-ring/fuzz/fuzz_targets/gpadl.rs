@@ -53,6 +53,7 @@ fn message_stream(data: &[u8], ram: &GuestRam<Box<[AtomicU64]>>) {
         max_in_progress: 1 + usize::from(data[0] % 8),
         max_gpadls: 1 + usize::from(data[1] % 16),
         max_values: 1 + usize::from(data[2]) * 32,
+        max_total_values: 1 + usize::from(data[2] ^ data[1]) * 16,
     };
     let mut table = GpadlTable::new(limits);
     let mut rest = &data[3..];
@@ -62,6 +63,7 @@ fn message_stream(data: &[u8], ram: &GuestRam<Box<[AtomicU64]>>) {
         let result = table.handle_message(msg);
         assert!(table.in_progress() <= limits.max_in_progress);
         assert!(table.len() + table.in_progress() <= limits.max_gpadls);
+        assert!(table.values_held() <= limits.max_total_values);
         if let Ok(GpadlProgress::Complete { gpadl_id, .. }) = result {
             let gpadl = table.get(gpadl_id).expect("complete GPADL is in the table");
             use_gpadl(gpadl, ram, limits.max_values);

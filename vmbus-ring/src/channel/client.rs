@@ -175,11 +175,18 @@ impl Client {
         }
     }
 
-    /// Starts connecting with the newest version.
+    /// Starts connecting with the newest version. `None` when the client was given no
+    /// versions: it is then failed, and ignores a VERSION_RESPONSE.
     pub fn connect(&mut self) -> Option<Outgoing> {
         self.offers.clear();
-        self.state = State::Connecting(0);
-        self.contact(0)
+        let first = self.contact(0);
+        // With no version to offer there is nothing to wait for.
+        self.state = if first.is_some() {
+            State::Connecting(0)
+        } else {
+            State::Failed
+        };
+        first
     }
 
     /// Handles one host message; returns the events and any messages to post in reply.
@@ -200,8 +207,7 @@ impl Client {
                 },
                 State::Connecting(i),
             ) => {
-                if version_supported {
-                    let version = self.versions[i];
+                if let (true, Some(&version)) = (version_supported, self.versions.get(i)) {
                     let conn = if version.0 >= VmbusVersion::WIN10_V5.0 {
                         msg_conn_id
                     } else {

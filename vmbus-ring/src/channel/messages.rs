@@ -484,9 +484,6 @@ pub enum MessageError {
     /// An unknown message type.
     #[error("unknown message type {0}")]
     UnknownType(u32),
-    /// GPADL values that are not a whole number of u64s.
-    #[error("GPADL message carries {0} bytes of values, not a multiple of 8")]
-    RaggedValues(usize),
 }
 
 fn read<T: FromBytes + KnownLayout + Immutable>(
@@ -502,14 +499,14 @@ fn read<T: FromBytes + KnownLayout + Immutable>(
         })
 }
 
-fn values(rest: &[u8]) -> Result<Vec<u64>, MessageError> {
-    if !rest.len().is_multiple_of(8) {
-        return Err(MessageError::RaggedValues(rest.len()));
-    }
-    Ok(rest
-        .chunks_exact(8)
+/// The whole `u64` values of a GPADL message's value area. A trailing part of a value is
+/// padding: guests that post every message at the full 240 bytes (UEFI among them) leave 220
+/// bytes after a GPADL_HEADER's fixed part. How many values count is `range_buflen`'s
+/// business ([`GpadlTable`](crate::gpadl::GpadlTable)), not the message length's.
+fn values(rest: &[u8]) -> Vec<u64> {
+    rest.chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-        .collect())
+        .collect()
 }
 
 fn header(t: MessageType) -> Header {
@@ -571,7 +568,7 @@ impl ChannelMessage {
                     gpadl: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
                     range_buflen: u16::from_le_bytes([b[16], b[17]]),
                     range_count: u16::from_le_bytes([b[18], b[19]]),
-                    values: values(&b[FIXED..])?,
+                    values: values(&b[FIXED..]),
                 })
             }
             MessageType::GPADL_BODY => {
@@ -587,7 +584,7 @@ impl ChannelMessage {
                 Self::GpadlBody(GpadlBody {
                     msgnumber: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
                     gpadl: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
-                    values: values(&b[FIXED..])?,
+                    values: values(&b[FIXED..]),
                 })
             }
             MessageType::GPADL_CREATED => {

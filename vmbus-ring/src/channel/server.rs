@@ -182,6 +182,16 @@ pub enum Dropped {
         /// The GPADL, now forgotten.
         gpadl_id: u32,
     },
+    /// OPENCHANNEL over a GPADL that cannot hold the channel's rings: not one range of whole
+    /// pages at offset 0 ([`Gpadl::ring_pfns`]), a downstream offset that leaves either ring
+    /// under two pages, or a GPADL being torn down.
+    #[error("OPENCHANNEL for relid {relid}: GPADL {gpadl_id:#x} cannot hold its rings")]
+    BadRing {
+        /// The channel.
+        relid: u32,
+        /// The ring GPADL.
+        gpadl_id: u32,
+    },
     /// A feature this server does not offer.
     #[error("{0:?} is not supported")]
     Unsupported(MessageType),
@@ -391,47 +401,17 @@ impl Server {
                 } else {
                     Err(GpadlError::UnknownId { gpadl_id: h.gpadl })
                 };
-                match result {
-                    Ok(GpadlProgress::Complete {
-                        gpadl_id,
-                        child_relid,
-                    }) => self.gpadl_complete(gpadl_id, child_relid, &mut accept, &mut out),
-                    Ok(GpadlProgress::InProgress { .. }) => {}
-                    Err(e) => {
-                        // The documented answer to a bad header: GPADL_CREATED with a failure.
-                        out.messages.push(
-                            ChannelMessage::GpadlCreated {
-                                child_relid: h.child_relid,
-                                gpadl: h.gpadl,
-                                status: STATUS_UNSUCCESSFUL,
-                            }
-                            .emit(),
-                        );
-                        out.dropped.push(Dropped::Gpadl(e));
-                    }
-                }
+                // The documented answer to a bad header: GPADL_CREATED with a failure.
+                self.gpadl_progress(result, h.gpadl, Some(h.child_relid), &mut accept, &mut out);
             }
-            ChannelMessage::GpadlBody(b) => match self.gpadls.handle_message(payload) {
-                Ok(GpadlProgress::Complete {
-                    gpadl_id,
-                    child_relid,
-                }) => self.gpadl_complete(gpadl_id, child_relid, &mut accept, &mut out),
-                Ok(GpadlProgress::InProgress { .. }) => {}
-                Err(e) => {
-                    if !matches!(e, GpadlError::UnknownId { .. } | GpadlError::Overrun { .. }) {
-                        // The assembly was discarded: tell the guest it failed.
-                        out.messages.push(
-                            ChannelMessage::GpadlCreated {
-                                child_relid: 0,
-                                gpadl: b.gpadl,
-                                status: STATUS_UNSUCCESSFUL,
-                            }
-                            .emit(),
-                        );
-                    }
-                    out.dropped.push(Dropped::Gpadl(e));
-                }
-            },
+            ChannelMessage::GpadlBody(b) => {
+                // A body failing its assembly discards it: tell the guest, on the channel of
+                // the header (Linux matches both the relid and the GPADL id). A body for no
+                // assembly has nothing to answer.
+                let relid = self.gpadls.pending_relid(b.gpadl);
+                let result = self.gpadls.handle_message(payload);
+                self.gpadl_progress(result, b.gpadl, relid, &mut accept, &mut out);
+            }
             ChannelMessage::GpadlTeardown { child_relid, gpadl } => {
                 if self.gpadls.get(gpadl).is_none() {
                     out.dropped.push(Dropped::UnknownGpadl {
@@ -588,25 +568,23 @@ impl Server {
             });
             return fail(out);
         }
-        // The ring GPADL must exist, belong to this channel, and hold both rings.
-        let pages = self
+        // The ring GPADL must exist, belong to this channel, have a ring's shape (what every
+        // host maps the rings through) and hold both rings.
+        let gpadl = self
             .gpadls
             .get(gpadl_id)
-            .filter(|g| g.child_relid() == relid)
-            .map(|g| g.len() / 4096);
-        let Some(pages) = pages else {
+            .filter(|g| g.child_relid() == relid);
+        let Some(gpadl) = gpadl else {
             out.dropped.push(Dropped::UnknownGpadl {
                 msgtype: MessageType::OPEN_CHANNEL,
                 gpadl_id,
             });
             return fail(out);
         };
+        let pages = gpadl.ring_pfns().map_or(0, |p| p.len() as u64);
         if offset < 2 || u64::from(offset) + 2 > pages || self.deferred_teardown.contains(&gpadl_id)
         {
-            out.dropped.push(Dropped::BadRelid {
-                msgtype: MessageType::OPEN_CHANNEL,
-                relid,
-            });
+            out.dropped.push(Dropped::BadRing { relid, gpadl_id });
             return fail(out);
         }
         let target_vp = if version.0 >= VmbusVersion::WIN8.0 {
@@ -649,6 +627,38 @@ impl Server {
     }
 
     /// A GPADL just finished assembly: vet it and answer GPADL_CREATED.
+    /// Acts on a GPADL message's outcome: a complete GPADL is vetted and answered; a failure
+    /// is answered with GPADL_CREATED and a failure status on `fail_relid`'s channel, if any.
+    fn gpadl_progress<F: FnMut(&Gpadl) -> bool>(
+        &mut self,
+        result: Result<GpadlProgress, GpadlError>,
+        gpadl: u32,
+        fail_relid: Option<u32>,
+        accept: &mut F,
+        out: &mut Output,
+    ) {
+        match result {
+            Ok(GpadlProgress::Complete {
+                gpadl_id,
+                child_relid,
+            }) => self.gpadl_complete(gpadl_id, child_relid, accept, out),
+            Ok(GpadlProgress::InProgress { .. }) => {}
+            Err(e) => {
+                if let Some(child_relid) = fail_relid {
+                    out.messages.push(
+                        ChannelMessage::GpadlCreated {
+                            child_relid,
+                            gpadl,
+                            status: STATUS_UNSUCCESSFUL,
+                        }
+                        .emit(),
+                    );
+                }
+                out.dropped.push(Dropped::Gpadl(e));
+            }
+        }
+    }
+
     fn gpadl_complete<F: FnMut(&Gpadl) -> bool>(
         &mut self,
         gpadl_id: u32,

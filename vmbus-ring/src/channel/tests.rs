@@ -39,6 +39,15 @@ fn pump(
     (events, actions, dropped)
 }
 
+/// A 5.3 server with the IC offers, and a Linux-like client connected to it.
+fn connected() -> (Server, Vec<u32>, Client) {
+    let (mut server, relids) = server_with_ics(VmbusVersion::WIN10_V5_3);
+    let mut client = Client::new(&LINUX_VERSIONS, 0, (0, 0));
+    let first = client.connect().into_iter().collect();
+    pump(&mut server, &mut client, first);
+    (server, relids, client)
+}
+
 fn server_with_ics(max: VmbusVersion) -> (Server, Vec<u32>) {
     let mut server = Server::new(ServerConfig {
         max_version: max,
@@ -302,12 +311,155 @@ fn bad_requests_get_the_documented_answers() {
     }
 }
 
+/// A range header value: byte count in the low half, byte offset in the high half.
+fn range(byte_count: u64, byte_offset: u64) -> u64 {
+    byte_offset << 32 | byte_count
+}
+
+#[test]
+fn padded_gpadl_messages_are_accepted() {
+    // UEFI posts every message at the full 240 bytes: 220 after a header's fixed part.
+    let (mut server, relids, mut client) = connected();
+    for pages in [4u64, 200] {
+        // 200 pages take a header and bodies.
+        let pfns: Vec<u64> = (0x40..0x40 + pages).collect();
+        let (id, msgs) = client.create_gpadl(relids[0], &pfns).unwrap();
+        assert_eq!(msgs.len() > 1, pages > 26);
+        let mut answers = Vec::new();
+        for m in msgs {
+            let mut p = m.payload;
+            p.resize(240, 0);
+            let out = server.handle_message(&p);
+            assert!(out.dropped.is_empty(), "{:?}", out.dropped);
+            answers.extend(out.messages);
+        }
+        assert_eq!(
+            answers
+                .iter()
+                .map(|m| ChannelMessage::parse(m).unwrap())
+                .collect::<Vec<_>>(),
+            [ChannelMessage::GpadlCreated {
+                child_relid: relids[0],
+                gpadl: id,
+                status: 0
+            }]
+        );
+        assert_eq!(server.gpadl(id).unwrap().len(), 4096 * pages);
+    }
+}
+
+#[test]
+fn a_gpadl_failing_in_its_body_is_answered_with_its_channel() {
+    let (mut server, relids, _) = connected();
+    let header = super::messages::GpadlHeader {
+        child_relid: relids[1],
+        gpadl: 0x21,
+        range_buflen: 32,
+        range_count: 2,
+        values: alloc::vec![range(4096, 0), 0x42],
+    };
+    let out = server.handle_message(&ChannelMessage::GpadlHeader(header).emit());
+    assert!(out.messages.is_empty() && out.dropped.is_empty());
+    // The second range is empty: the assembly fails when it completes.
+    let body = super::messages::GpadlBody {
+        msgnumber: 0,
+        gpadl: 0x21,
+        values: alloc::vec![0, 0x43],
+    };
+    let out = server.handle_message(&ChannelMessage::GpadlBody(body).emit());
+    assert_eq!(
+        ChannelMessage::parse(&out.messages[0]).unwrap(),
+        ChannelMessage::GpadlCreated {
+            child_relid: relids[1],
+            gpadl: 0x21,
+            status: STATUS_UNSUCCESSFUL
+        }
+    );
+    assert!(server.gpadl(0x21).is_none());
+}
+
+#[test]
+fn channels_open_only_over_ring_shaped_gpadls() {
+    let (mut server, relids, client) = connected();
+    // Eight pages' worth of bytes, but not one range of whole pages at offset 0.
+    let pfns: Vec<u64> = (0x40..0x49).collect();
+    let shapes: [(u16, Vec<u64>); 2] = [
+        (
+            1,
+            core::iter::once(range(8 * 4096, 0x800))
+                .chain(pfns.iter().copied())
+                .collect(),
+        ),
+        (
+            2,
+            [
+                range(4 * 4096, 0),
+                1,
+                2,
+                3,
+                4,
+                range(4 * 4096, 0),
+                5,
+                6,
+                7,
+                8,
+            ]
+            .to_vec(),
+        ),
+    ];
+    for (k, (count, values)) in shapes.into_iter().enumerate() {
+        let id = 0x30 + k as u32;
+        let header = super::messages::GpadlHeader {
+            child_relid: relids[0],
+            gpadl: id,
+            range_buflen: 8 * values.len() as u16,
+            range_count: count,
+            values,
+        };
+        let out = server.handle_message(&ChannelMessage::GpadlHeader(header).emit());
+        assert!(matches!(
+            ChannelMessage::parse(&out.messages[0]).unwrap(),
+            ChannelMessage::GpadlCreated { status: 0, .. }
+        ));
+        let out = server.handle_message(&client.open_channel(relids[0], id, 4, 0).payload);
+        assert!(out.actions.is_empty());
+        assert_eq!(
+            out.dropped,
+            [Dropped::BadRing {
+                relid: relids[0],
+                gpadl_id: id
+            }]
+        );
+        assert!(matches!(
+            ChannelMessage::parse(&out.messages[0]).unwrap(),
+            ChannelMessage::OpenChannelResult {
+                status: STATUS_UNSUCCESSFUL,
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn a_client_without_versions_fails_to_connect_and_ignores_answers() {
+    let mut client = Client::new(&[], 0, (0, 0));
+    assert!(client.connect().is_none());
+    let answer = ChannelMessage::VersionResponse {
+        version_supported: true,
+        connection_state: 0,
+        msg_conn_id: 4,
+    }
+    .emit();
+    let (events, replies) = client.handle_message(&answer);
+    assert!(replies.is_empty());
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Connected { .. })));
+}
+
 #[test]
 fn refused_gpadls_are_forgotten_and_answered_with_a_failure() {
-    let (mut server, relids) = server_with_ics(VmbusVersion::WIN10_V5_3);
-    let mut client = Client::new(&LINUX_VERSIONS, 0, (0, 0));
-    let first = client.connect().into_iter().collect();
-    pump(&mut server, &mut client, first);
+    let (mut server, relids, mut client) = connected();
     // "RAM" is PFNs 0..0x100: a one-message GPADL and one long enough to need body messages,
     // each with a single page outside, are refused when complete; one inside is accepted.
     let in_ram = |g: &crate::gpadl::Gpadl| g.pfns().all(|p| p < 0x100);

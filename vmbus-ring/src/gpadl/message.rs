@@ -83,6 +83,19 @@ pub enum GpadlError {
         /// The limit.
         limit: usize,
     },
+    /// The GPADL would take the values held for all GPADLs past the host's limit
+    /// ([`GpadlLimits::max_total_values`](super::GpadlLimits::max_total_values)).
+    #[error("gpadl {gpadl_id:#x} declares {values} values; {held} are held, the limit is {limit}")]
+    TooManyValues {
+        /// The GPADL.
+        gpadl_id: u32,
+        /// Values (`range_buflen / 8`) declared.
+        values: usize,
+        /// Values held for the other GPADLs.
+        held: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A range in the range buffer is malformed.
     #[error("gpadl {gpadl_id:#x} has a malformed range")]
     Ranges {

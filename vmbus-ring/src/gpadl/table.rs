@@ -20,16 +20,23 @@ pub struct GpadlLimits {
     /// `u64` values (range headers and PFNs) in one GPADL's range buffer. The 16-bit
     /// `range_buflen` caps this at 8191 anyway.
     pub max_values: usize,
+    /// `u64` values held for all GPADLs together (in progress and complete): the host heap
+    /// the guest can make the table hold is 8 bytes per value. A guest may repeat one PFN as
+    /// often as it likes, so checking that the pages are RAM does not bound this.
+    pub max_total_values: usize,
 }
 
 impl Default for GpadlLimits {
     /// 32 in progress, 4096 in all, no per-GPADL limit below the protocol's 8191 values
-    /// (32 MiB of guest memory per GPADL): at most 2 MiB of reassembly buffers in flight.
+    /// (32 MiB of guest memory per GPADL), and 1 Mi values in all: at most 8 MiB of host
+    /// heap, for GPADLs describing up to 4 GiB of guest memory. (Without the last limit,
+    /// 4096 GPADLs of 8191 values each would hold 256 MiB.)
     fn default() -> Self {
         Self {
             max_in_progress: 32,
             max_gpadls: 4096,
             max_values: u16::MAX as usize / 8,
+            max_total_values: 1 << 20,
         }
     }
 }
@@ -155,6 +162,9 @@ pub struct GpadlTable {
     limits: GpadlLimits,
     in_progress: BTreeMap<u32, Pending>,
     complete: BTreeMap<u32, Gpadl>,
+    /// `u64` values the GPADLs hold: `declared / 8` of each in progress, the buffer of each
+    /// complete one.
+    held: usize,
 }
 
 impl GpadlTable {
@@ -164,6 +174,7 @@ impl GpadlTable {
             limits,
             in_progress: BTreeMap::new(),
             complete: BTreeMap::new(),
+            held: 0,
         }
     }
 
@@ -231,6 +242,14 @@ impl GpadlTable {
                 limit: self.limits.max_gpadls,
             });
         }
+        if declared / 8 > self.limits.max_total_values.saturating_sub(self.held) {
+            return Err(GpadlError::TooManyValues {
+                gpadl_id,
+                values: declared / 8,
+                held: self.held,
+                limit: self.limits.max_total_values,
+            });
+        }
         let mut buffer = Vec::with_capacity(declared);
         buffer.extend_from_slice(values.get(..declared.min(values.len())).unwrap_or_default());
         let gpadl = Gpadl {
@@ -242,8 +261,7 @@ impl GpadlTable {
         if gpadl.buffer.len() == declared {
             self.finish(gpadl)
         } else {
-            self.in_progress
-                .insert(gpadl_id, Pending { gpadl, declared });
+            self.hold(Pending { gpadl, declared });
             Ok(GpadlProgress::InProgress { gpadl_id })
         }
     }
@@ -261,6 +279,8 @@ impl GpadlTable {
                 GpadlError::UnknownId { gpadl_id }
             });
         };
+        // Out of the table, out of the count; back in below unless it failed.
+        self.held -= pending.declared / 8;
         let values = msg.values();
         if values.is_empty() {
             return Err(GpadlError::EmptyBody { gpadl_id });
@@ -273,9 +293,32 @@ impl GpadlTable {
         if pending.gpadl.buffer.len() == pending.declared {
             self.finish(pending.gpadl)
         } else {
-            self.in_progress.insert(gpadl_id, pending);
+            self.hold(pending);
             Ok(GpadlProgress::InProgress { gpadl_id })
         }
+    }
+
+    /// Files a GPADL still being assembled.
+    fn hold(&mut self, pending: Pending) {
+        self.held += pending.declared / 8;
+        self.in_progress.insert(pending.gpadl.id, pending);
+        debug_assert_eq!(self.held, self.recount());
+    }
+
+    /// [`held`](Self::held) counted afresh.
+    fn recount(&self) -> usize {
+        let pending: usize = self.in_progress.values().map(|p| p.declared / 8).sum();
+        pending
+            + self
+                .complete
+                .values()
+                .map(|g| g.buffer.len() / 8)
+                .sum::<usize>()
+    }
+
+    /// `u64` values held for all GPADLs (see [`GpadlLimits::max_total_values`]).
+    pub fn values_held(&self) -> usize {
+        self.held
     }
 
     /// Validates a complete range buffer and files the GPADL.
@@ -291,11 +334,18 @@ impl GpadlTable {
             });
         }
         let child_relid = gpadl.child_relid;
+        self.held += gpadl.buffer.len() / 8;
         self.complete.insert(gpadl_id, gpadl);
+        debug_assert_eq!(self.held, self.recount());
         Ok(GpadlProgress::Complete {
             gpadl_id,
             child_relid,
         })
+    }
+
+    /// The channel of a GPADL still being assembled.
+    pub fn pending_relid(&self, gpadl_id: u32) -> Option<u32> {
+        self.in_progress.get(&gpadl_id).map(|p| p.gpadl.child_relid)
     }
 
     /// A complete GPADL.
@@ -306,14 +356,22 @@ impl GpadlTable {
     /// Tears a GPADL down (complete or in progress), returning it if it was complete. The host
     /// replies GPADL_TORNDOWN once it no longer touches the pages.
     pub fn remove(&mut self, gpadl_id: u32) -> Option<Gpadl> {
-        self.in_progress.remove(&gpadl_id);
-        self.complete.remove(&gpadl_id)
+        if let Some(p) = self.in_progress.remove(&gpadl_id) {
+            self.held -= p.declared / 8;
+        }
+        let gpadl = self.complete.remove(&gpadl_id);
+        if let Some(g) = &gpadl {
+            self.held -= g.buffer.len() / 8;
+        }
+        debug_assert_eq!(self.held, self.recount());
+        gpadl
     }
 
     /// Forgets every GPADL (UNLOAD).
     pub fn clear(&mut self) {
         self.in_progress.clear();
         self.complete.clear();
+        self.held = 0;
     }
 
     /// Complete GPADLs.

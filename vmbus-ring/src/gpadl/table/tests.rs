@@ -280,6 +280,7 @@ fn limits_bound_what_a_guest_can_allocate() {
         max_in_progress: 2,
         max_gpadls: 3,
         max_values: 4,
+        max_total_values: 64,
     };
     let mut t = GpadlTable::new(limits);
     assert_eq!(
@@ -310,6 +311,45 @@ fn limits_bound_what_a_guest_can_allocate() {
     t.clear();
     assert!(t.is_empty());
     assert_eq!(t.in_progress(), 0);
+    assert_eq!(t.values_held(), 0);
+}
+
+/// The values held for all GPADLs together are bounded, whatever the guest repeats: in
+/// progress and complete GPADLs count, a failed assembly and a teardown give theirs back.
+#[test]
+fn total_values_are_bounded() {
+    let mut t = GpadlTable::new(GpadlLimits {
+        max_total_values: 10,
+        ..GpadlLimits::default()
+    });
+    // Complete: 4 values (a range header and three copies of one PFN).
+    t.handle_message(&header(1, 32, 1, &[rh(3 * 4096, 0), 7, 7, 7]))
+        .unwrap();
+    assert_eq!(t.values_held(), 4);
+    // In progress: 5 declared, 2 sent.
+    t.handle_message(&header(2, 40, 1, &[rh(4 * 4096, 0), 7]))
+        .unwrap();
+    assert_eq!(t.values_held(), 9);
+    assert_eq!(
+        t.handle_message(&header(3, 16, 1, &[rh(4096, 0), 7]))
+            .unwrap_err(),
+        GpadlError::TooManyValues {
+            gpadl_id: 3,
+            values: 2,
+            held: 9,
+            limit: 10
+        }
+    );
+    // A body that breaks the assembly discards it, and its values.
+    t.handle_message(&body(2, &[7])).unwrap();
+    assert_eq!(t.values_held(), 9);
+    assert!(t.handle_message(&body(2, &[])).is_err());
+    assert_eq!((t.values_held(), t.in_progress()), (4, 0));
+    t.handle_message(&header(3, 16, 1, &[rh(4096, 0), 7]))
+        .unwrap();
+    assert_eq!(t.values_held(), 6);
+    assert!(t.remove(1).is_some());
+    assert_eq!(t.values_held(), 2);
 }
 
 proptest! {
@@ -354,7 +394,12 @@ proptest! {
             1..12,
         )
     ) {
-        let mut t = GpadlTable::new(GpadlLimits { max_in_progress: 2, max_gpadls: 4, max_values: 64 });
+        let mut t = GpadlTable::new(GpadlLimits {
+            max_in_progress: 2,
+            max_gpadls: 4,
+            max_values: 64,
+            max_total_values: 100,
+        });
         for (is_header, id, buflen, count, values) in msgs {
             let m = if is_header { header(id, buflen, count, &values) } else { body(id, &values) };
             if let Ok(GpadlProgress::Complete { gpadl_id, .. }) = t.handle_message(&m) {
@@ -363,6 +408,7 @@ proptest! {
                 prop_assert_eq!(total, g.range_buffer().len());
             }
             prop_assert!(t.in_progress() <= 2 && t.len() + t.in_progress() <= 4);
+            prop_assert!(t.values_held() <= 100);
         }
     }
 }
