@@ -25,7 +25,7 @@ mod reader;
 mod writer;
 
 pub use reader::{ReadBatch, ReleaseOutcome, RingReader};
-pub use writer::{RingWriter, SpaceRequest, WriteBatch, WriteOutcome};
+pub use writer::{RingWriter, SpaceRequest, WriteBatch, WriteOutcome, WriterState};
 
 use crate::memory::{RingMemory, MAX_DATA_LEN, MIN_DATA_LEN};
 

@@ -67,6 +67,24 @@ impl<M: RingMemory> RingReader<M> {
         })
     }
 
+    /// Re-attaches to a ring this reader's owner read before, with the read index it kept
+    /// ([`read_index`](Self::read_index)) rather than the one in the control page, which the
+    /// writer can rewrite between attachments (to replay packets already consumed, say). A host
+    /// that cannot keep the endpoint itself across exits (it borrows guest memory) keeps the
+    /// index instead.
+    ///
+    /// # Errors
+    /// [`CorruptRing`] if the data size or the kept index is invalid for this ring.
+    pub fn resume(mem: M, read_index: u32) -> Result<Self, CorruptRing> {
+        let geo = Geometry::of(&mem)?;
+        let read_index = geo.read_index(read_index)?;
+        Ok(Self {
+            mem,
+            geo,
+            read_index,
+        })
+    }
+
     /// The ring memory.
     pub fn memory(&self) -> &M {
         &self.mem

@@ -214,6 +214,39 @@ fn bad_packet_lengths_from_the_caller() {
     assert_eq!(&bytes[56..64], &[0, 0, 0, 0, 40, 0, 0, 0]);
 }
 
+/// Endpoints resumed from the indices their owner kept ignore what the peer wrote into the
+/// control page in between: a rewound read index does not replay consumed packets, and a
+/// rewound write index does not make the next packet overwrite unread ones.
+#[test]
+fn resumed_endpoints_ignore_rewritten_indices() {
+    let mem = ring(4096);
+    let mut w = RingWriter::new(&mem).unwrap();
+    let mut r = RingReader::new(&mem).unwrap();
+    let _ = w.write(&RawPacket(&packet(64, 1))).unwrap();
+    let mut buf = [0u8; 256];
+    assert_eq!(r.read(&mut buf).map(|(n, _)| n), Ok(64));
+    let (kept_read, kept_write) = (r.read_index(), w.state());
+    assert_eq!((kept_read, kept_write.write_index()), (72, 72));
+    let _ = (r, w);
+    // The writer rewinds the reader's index: a reader attaching afresh would take it and
+    // read the packet again.
+    mem.store_control(ControlWord::ReadIndex, 0);
+    assert_eq!(RingReader::new(&mem).unwrap().read_index(), 0);
+    let mut r = RingReader::resume(&mem, kept_read).unwrap();
+    assert_eq!(r.read(&mut buf), Err(ReadError::Empty));
+    // The reader rewinds the writer's index: the writer goes on where it was, and the reader
+    // finds exactly the new packet.
+    mem.store_control(ControlWord::WriteIndex, 0);
+    let mut w = RingWriter::resume(&mem, kept_write).unwrap();
+    let _ = w.write(&RawPacket(&packet(32, 2))).unwrap();
+    assert_eq!(w.state().write_index(), 72 + 40);
+    assert_eq!(r.read(&mut buf).map(|(n, _)| n), Ok(32));
+    assert_eq!(&buf[..32], &packet(32, 2)[..]);
+    // A kept index the ring cannot have is refused.
+    assert!(RingReader::resume(&mem, 4096).is_err());
+    assert!(RingReader::resume(&mem, 3).is_err());
+}
+
 #[test]
 fn buffer_too_small_peek_and_skip() {
     let mem = ring(4096);

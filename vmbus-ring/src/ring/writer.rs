@@ -40,6 +40,21 @@ pub struct WriteOutcome {
     pub packets: usize,
 }
 
+/// A writer's own state between attachments ([`RingWriter::state`],
+/// [`RingWriter::resume`]): its write index and whether it left `pending_send_size` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterState {
+    write_index: u32,
+    pending: bool,
+}
+
+impl WriterState {
+    /// The write index kept.
+    pub fn write_index(&self) -> u32 {
+        self.write_index
+    }
+}
+
 /// The answer of [`RingWriter::request_space`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpaceRequest {
@@ -75,6 +90,35 @@ impl<M: RingMemory> RingWriter<M> {
             cached_read,
             pending: false,
         })
+    }
+
+    /// Re-attaches to a ring this writer's owner wrote before, with the state it kept
+    /// ([`state`](Self::state)) rather than the write index in the control page, which the
+    /// reader can rewrite between attachments. A host that cannot keep the endpoint itself
+    /// across exits (it borrows guest memory) keeps this instead.
+    ///
+    /// # Errors
+    /// [`CorruptRing`] if the data size, the kept write index or the peer's read index is
+    /// invalid for this ring.
+    pub fn resume(mem: M, state: WriterState) -> Result<Self, CorruptRing> {
+        let geo = Geometry::of(&mem)?;
+        let write_index = geo.write_index(state.write_index)?;
+        let cached_read = geo.read_index(mem.load_control(ControlWord::ReadIndex))?;
+        Ok(Self {
+            mem,
+            geo,
+            write_index,
+            cached_read,
+            pending: state.pending,
+        })
+    }
+
+    /// What to keep to [`resume`](Self::resume) this writer on the same ring later.
+    pub fn state(&self) -> WriterState {
+        WriterState {
+            write_index: self.write_index,
+            pending: self.pending,
+        }
     }
 
     /// The ring memory.
