@@ -20,6 +20,7 @@
 //! which counts 100 ns units since the VM was created.
 
 pub mod cpuid;
+pub mod rings;
 pub mod vmbus;
 
 use std::time::Instant;

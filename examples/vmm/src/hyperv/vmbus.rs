@@ -22,8 +22,9 @@ use vmbus_ring::ic::host::{HostConfig, HostEvent, HostService, KvpRequest, Now, 
 use vmbus_ring::ic::kvp::{KvpPool, Record};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::packet::{PacketKind, PacketRepr};
-use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+use vmbus_ring::ring::ReadError;
 
+use super::rings::RingIndices;
 use crate::memory::GuestMemory;
 use crate::net::netvsp::NetChannel;
 use crate::storage::snapshot::{self, SnapshotPlan};
@@ -95,6 +96,8 @@ struct OpenRing {
     gpadl_id: u32,
     downstream: u32,
     connection_id: u32,
+    /// The host's ring indices, kept between services.
+    indices: RingIndices,
 }
 
 /// The VMBus host of a one-VP partition.
@@ -460,6 +463,7 @@ impl VmbusHost {
                         gpadl_id,
                         downstream: downstream_page_offset,
                         connection_id,
+                        indices: RingIndices::default(),
                     });
                     timeline.host(format_args!(
                         "vmbus: channel {relid} (network) open: ring GPADL {gpadl_id:#x}, {} pages, connection {connection_id:#x}",
@@ -472,6 +476,7 @@ impl VmbusHost {
                         gpadl_id,
                         downstream: downstream_page_offset,
                         connection_id,
+                        indices: RingIndices::default(),
                     });
                     s.channel.reset();
                     timeline.host(format_args!(
@@ -487,6 +492,7 @@ impl VmbusHost {
                     gpadl_id,
                     downstream: downstream_page_offset,
                     connection_id,
+                    indices: RingIndices::default(),
                 });
                 timeline.host(format_args!(
                     "vmbus: channel {relid} ({}) open: ring GPADL {gpadl_id:#x}, {} pages, connection {connection_id:#x}",
@@ -576,7 +582,10 @@ impl VmbusHost {
             Ok(pair) => pair,
             Err(e) => return timeline.host(format_args!("vmbus: channel {relid}: {e}")),
         };
-        let mut reader = match RingReader::new(incoming) {
+        // The indices are the host's, kept here; the channel's copy is updated below, after
+        // the reader (which updates this one when dropped) is gone.
+        let mut indices = ring.indices;
+        let mut reader = match indices.reader(incoming) {
             Ok(r) => r,
             Err(e) => return timeline.host(format_args!("vmbus: channel {relid}: {e}")),
         };
@@ -607,6 +616,11 @@ impl VmbusHost {
             }
         }
         drop(reader);
+        Self::keep_indices(
+            self.channels.get_mut(&relid).and_then(|c| c.open.as_mut()),
+            ring,
+            indices,
+        );
         if signal {
             let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, relid);
         }
@@ -627,13 +641,18 @@ impl VmbusHost {
         let Some(slot) = self.net.as_mut() else {
             return;
         };
-        let Some(ring) = slot.open else {
+        let Some(ring) = slot.open.as_mut() else {
             return;
         };
-        match slot
-            .channel
-            .service(&self.server, ring.gpadl_id, ring.downstream, memory, exits)
-        {
+        let (gpadl_id, downstream) = (ring.gpadl_id, ring.downstream);
+        match slot.channel.service(
+            &self.server,
+            gpadl_id,
+            downstream,
+            &mut ring.indices,
+            memory,
+            exits,
+        ) {
             Ok(done) => {
                 if done.link_up {
                     let v = slot.channel.version().unwrap_or(0);
@@ -664,13 +683,16 @@ impl VmbusHost {
         let Some(slot) = self.storage.as_mut() else {
             return;
         };
-        let Some(ring) = slot.open else {
+        let Some(ring) = slot.open.as_mut() else {
             return;
         };
         let Some(gpadl) = self.server.gpadl(ring.gpadl_id) else {
             return;
         };
-        match slot.channel.drain(gpadl, ring.downstream, memory, exits) {
+        match slot
+            .channel
+            .drain(gpadl, ring.downstream, &mut ring.indices, memory, exits)
+        {
             Ok(done) => {
                 if done.became_ready {
                     let v = slot.channel.version().unwrap_or(0);
@@ -705,6 +727,14 @@ impl VmbusHost {
         }
     }
 
+    /// Stores the ring indices a service kept into the channel's open ring, if it is still the
+    /// same ring (the service cannot close it, but the check costs nothing).
+    fn keep_indices(open: Option<&mut OpenRing>, served: OpenRing, indices: RingIndices) {
+        if let Some(o) = open.filter(|o| o.gpadl_id == served.gpadl_id) {
+            o.indices = indices;
+        }
+    }
+
     /// Sends a service's packets on `relid` and reports its events.
     fn deliver<I: InterruptSink>(
         &mut self,
@@ -721,6 +751,7 @@ impl VmbusHost {
         let name = channel.name;
         if let (Some(ring), false) = (channel.open, out.packets.is_empty()) {
             let ram = GuestRam::new(0, memory.words()).expect("guest ram is whole pages");
+            let mut indices = ring.indices;
             let written = self
                 .server
                 .gpadl(ring.gpadl_id)
@@ -729,7 +760,7 @@ impl VmbusHost {
                 .and_then(|pfns| {
                     host_ring_pair(pfns, ring.downstream, &ram).map_err(|e| e.to_string())
                 })
-                .and_then(|(_, outgoing)| RingWriter::new(outgoing).map_err(|e| e.to_string()))
+                .and_then(|(_, outgoing)| indices.writer(outgoing).map_err(|e| e.to_string()))
                 .map(|mut writer| {
                     let mut signal = false;
                     for packet in &out.packets {
@@ -745,6 +776,11 @@ impl VmbusHost {
                     }
                     signal
                 });
+            Self::keep_indices(
+                self.channels.get_mut(&relid).and_then(|c| c.open.as_mut()),
+                ring,
+                indices,
+            );
             match written {
                 Ok(true) => {
                     let _ = vp.signal_event(memory, interrupts, VMBUS_SINT, relid);

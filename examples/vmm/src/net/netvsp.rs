@@ -12,11 +12,12 @@ use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::netvsc::host::{NetAction, NetConfig, NetHost};
 use vmbus_ring::netvsc::{nvsp, rndis};
 use vmbus_ring::packet::PacketRepr;
-use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+use vmbus_ring::ring::{ReadError, RingWriter};
 use vswitch_core::PortId;
 use zerocopy::byteorder::little_endian::U32;
 
 use super::Hub;
+use crate::hyperv::rings::RingIndices;
 use crate::memory::GuestMemory;
 
 /// The largest RNDIS message stream accepted from the guest.
@@ -92,6 +93,7 @@ impl NetChannel {
         server: &Server,
         ring_gpadl: u32,
         downstream: u32,
+        indices: &mut RingIndices,
         memory: &GuestMemory,
         exits: u64,
     ) -> Result<Serviced, String> {
@@ -100,8 +102,9 @@ impl NetChannel {
         let pfns = gpadl.ring_pfns().map_err(|e| e.to_string())?;
         let (incoming, outgoing) =
             host_ring_pair(pfns, downstream, &ram).map_err(|e| e.to_string())?;
-        let mut reader = RingReader::new(incoming).map_err(|e| e.to_string())?;
-        let mut writer = RingWriter::new(outgoing).map_err(|e| e.to_string())?;
+        let (mut reader, mut writer) = indices
+            .pair(incoming, outgoing)
+            .map_err(|e| e.to_string())?;
         let mut out = Serviced::default();
         let mut packet = vec![0u8; 8192];
         let mut replies: Vec<(u64, [u8; nvsp::MESSAGE_LEN])> = Vec::new();

@@ -11,11 +11,12 @@ use std::time::Instant;
 use vmbus_ring::gpadl::{GpaRange, Gpadl, GuestRam};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::packet::PacketRepr;
-use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+use vmbus_ring::ring::ReadError;
 use vmbus_ring::storvsc::host::{HostAction, HostConfig, ScsiCommand, ScsiOutcome, StorageHost};
 use vmbus_ring::storvsc::{sense_key, SenseData, SrbStatus};
 
 use super::VmDisk;
+use crate::hyperv::rings::RingIndices;
 use crate::memory::GuestMemory;
 
 /// What one drain did.
@@ -121,6 +122,7 @@ impl StorageChannel {
         &mut self,
         gpadl: &Gpadl,
         downstream: u32,
+        indices: &mut RingIndices,
         memory: &GuestMemory,
         exits: u64,
     ) -> Result<Drained, String> {
@@ -130,8 +132,9 @@ impl StorageChannel {
         let pfns = gpadl.ring_pfns().map_err(|e| e.to_string())?;
         let (incoming, outgoing) =
             host_ring_pair(pfns, downstream, &ram).map_err(|e| e.to_string())?;
-        let mut reader = RingReader::new(incoming).map_err(|e| e.to_string())?;
-        let mut writer = RingWriter::new(outgoing).map_err(|e| e.to_string())?;
+        let (mut reader, mut writer) = indices
+            .pair(incoming, outgoing)
+            .map_err(|e| e.to_string())?;
         let was_ready = self.host.is_ready();
         let mut out = Drained::default();
         let mut packet = vec![0u8; 4096];
