@@ -186,10 +186,11 @@ pub fn create_dynamic<S: Storage>(
 }
 
 /// Creates a differencing disk over `parent` in `storage` (truncating it) and opens it for
-/// writing. The child has the parent's virtual size.
+/// writing. The child has the parent's virtual size. The parent must be `Send` (as with
+/// [`Vhd::open_with_parent`]) so that the child is `Send` whenever its storage is.
 pub fn create_differencing<S: Storage>(
     mut storage: S,
-    parent: Box<dyn Disk>,
+    parent: Box<dyn Disk + Send>,
     link: &ParentLink,
     options: &CreateOptions,
 ) -> Result<Vhd<S>, CreateError> {

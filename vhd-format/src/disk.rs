@@ -1,8 +1,9 @@
 //! The [`Disk`] abstraction: a virtual block device addressed by byte offset.
 //!
 //! A [`Vhd`](crate::Vhd) of any type is a `Disk`; so is a [`RawDisk`] (a plain image file). A
-//! differencing VHD holds its parent as a `Box<dyn Disk>`, so a chain of any depth behaves like
-//! one disk, and a caller can put any disk (a raw file, an in-memory model) under a child.
+//! differencing VHD holds its parent as a `Box<dyn Disk + Send>`, so a chain of any depth
+//! behaves like one disk, and a caller can put any `Send` disk (a raw file, an in-memory model)
+//! under a child.
 
 use crate::defs::{Uuid, VhdTime, SECTOR_SIZE};
 use crate::io::{IoError, Storage};

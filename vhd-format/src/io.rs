@@ -2,7 +2,8 @@
 //!
 //! [`Storage`] is deliberately small: exact reads and writes at absolute offsets, the length,
 //! truncation/extension and a durability barrier. It is implemented for [`std::fs::File`]
-//! (positional `pread`/`pwrite`, so no shared seek cursor to race on), for [`MemStorage`] (an
+//! (positional `pread`/`pwrite` on Unix, so no shared seek cursor to race on; `seek_read`/
+//! `seek_write` on Windows; a seek then a read or write elsewhere), for [`MemStorage`] (an
 //! in-memory buffer, for tests and `no_std` users) and for references and boxes of either.
 
 #[cfg(feature = "alloc")]
@@ -211,8 +212,7 @@ impl Storage for MemStorage {
 #[cfg(feature = "std")]
 impl Storage for std::fs::File {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        use std::os::unix::fs::FileExt;
-        self.read_exact_at(buf, offset).map_err(|source| {
+        file_io::read_exact_at(self, buf, offset).map_err(|source| {
             if source.kind() == std::io::ErrorKind::UnexpectedEof {
                 IoError::UnexpectedEof {
                     offset,
@@ -226,9 +226,7 @@ impl Storage for std::fs::File {
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
-        use std::os::unix::fs::FileExt;
-        self.write_all_at(buf, offset)
-            .map_err(|source| IoError::Os { offset, source })
+        file_io::write_all_at(self, buf, offset).map_err(|source| IoError::Os { offset, source })
     }
 
     fn len(&self) -> Result<u64, IoError> {
@@ -247,6 +245,82 @@ impl Storage for std::fs::File {
     fn flush(&mut self) -> Result<(), IoError> {
         self.sync_data()
             .map_err(|source| IoError::Os { offset: 0, source })
+    }
+}
+
+/// Positional reads and writes on a file, per platform: `pread`/`pwrite` on Unix (no shared
+/// cursor), `seek_read`/`seek_write` on Windows (they move the cursor, which nothing here
+/// relies on), and a seek followed by a read or write elsewhere (there the cursor is shared, so
+/// one `File` must not be read from two threads at once).
+#[cfg(all(feature = "std", unix))]
+mod file_io {
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::fs::FileExt;
+
+    pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        file.read_exact_at(buf, offset)
+    }
+
+    pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        file.write_all_at(buf, offset)
+    }
+}
+
+#[cfg(all(feature = "std", windows))]
+mod file_io {
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::fs::FileExt;
+
+    pub(super) fn read_exact_at(
+        file: &File,
+        mut buf: &mut [u8],
+        mut offset: u64,
+    ) -> io::Result<()> {
+        while !buf.is_empty() {
+            match file.seek_read(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match file.seek_write(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(feature = "std", not(any(unix, windows))))]
+mod file_io {
+    use std::fs::File;
+    use std::io::{self, Read, Seek, SeekFrom, Write};
+
+    pub(super) fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
+
+    pub(super) fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(buf)
     }
 }
 

@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | [`defs`] | zerocopy layouts with big-endian field types and pinned sizes ([`defs::Footer`], [`defs::DynamicHeader`], [`defs::ParentLocatorEntry`]), checksums, the spec's CHS algorithm ([`defs::Geometry`]), timestamps, creator codes, UUIDs, sector bitmaps | `core` |
 //! | [`io`] | the positional-I/O seam [`Storage`] (`read_at`/`write_at`/`len`/`set_len`/`flush`), [`MemStorage`] and `std::fs::File` (pread/pwrite: no seek races) | `core` (+`alloc`/`std` for the impls) |
-//! | [`Vhd`], [`Disk`] | open any VHD, read and write by byte offset or sector; a differencing disk owns its parent as a `Box<dyn Disk>`, so a chain of any depth reads as one disk | `alloc` |
+//! | [`Vhd`], [`Disk`] | open any VHD, read and write by byte offset or sector; a differencing disk owns its parent as a `Box<dyn Disk + Send>`, so a chain of any depth reads as one disk | `alloc` |
 //! | [`create_fixed`], [`create_dynamic`], [`create_differencing`] | new disks that qemu, libvhdi, VirtualBox and Hyper-V accept | `alloc` |
 //! | [`ops`] | [`inspect`](Vhd::inspect), [`check`](ops::check), [`repair`](ops::repair), [`compact`](ops::compact), [`convert`](ops::convert_to_vhd), [`expand`](ops::expand), [`merge`](ops::merge_into_parent), with progress callbacks | `alloc` |
 //! | [`Vhd::open_path`], [`snapshot`](crate::snapshot()) | parent resolution on the file system under a [`ParentPolicy`]; one-call snapshots | `std` |

@@ -308,7 +308,7 @@ mod fs {
                         source: Box::new(e),
                     }
                 })?;
-            let parent: Box<dyn Disk> = Box::new(parent);
+            let parent: Box<dyn Disk + Send> = Box::new(parent);
             return Vhd::open_with_parent(file, parent, options);
         }
         Err(ParentError::NotFound {

@@ -109,7 +109,7 @@ pub fn snapshot(
             path: child_path.to_path_buf(),
             source,
         })?;
-    let parent: Box<dyn Disk> = Box::new(parent);
+    let parent: Box<dyn Disk + Send> = Box::new(parent);
     Ok(create_differencing(file, parent, &link, options)?)
 }
 

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{pattern, Rng};
-use vhd_format::defs::{DiskType, Uuid, VhdTime};
+use vhd_format::defs::{checksum, DiskType, Uuid, VhdTime};
 use vhd_format::{
     create_differencing, create_dynamic, create_fixed, CreateOptions, Disk, MemStorage,
     OpenOptions, ParentLink, RawDisk, Vhd,
@@ -19,6 +19,10 @@ use vhd_format::{
 const CONTROL_LEN: usize = 64;
 /// Must match `PARAMS_LEN` in `fuzz/fuzz_targets/structures.rs`.
 const PARAMS_LEN: usize = 32;
+/// Must match `CONTROL_LEN` in `fuzz/fuzz_targets/ops.rs`.
+const OPS_CONTROL_LEN: usize = 4;
+/// The operations of `fuzz/fuzz_targets/ops.rs`, by control byte 0.
+const OPS: [&str; 6] = ["check", "repair", "inspect", "compact", "expand", "merge"];
 const MAX_SEED: usize = 64 << 10;
 
 fn seeds_dir(target: &str) -> PathBuf {
@@ -95,6 +99,55 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             out.push(("open_read_write", format!("seed-{name}{variant}"), bytes));
         }
     }
+    // Every operation on every image, then the hostile cases compaction and merging once
+    // trusted: a locator offset of 2^40 (compact grew the file to 1 TiB) and 2 GiB blocks in
+    // a file of a few KiB (compact and merge allocated a whole block).
+    let ops_seed = |op: usize, image: &[u8]| {
+        let mut bytes = vec![op as u8, 0x01, 0x00, 0];
+        assert_eq!(bytes.len(), OPS_CONTROL_LEN);
+        bytes.extend_from_slice(image);
+        bytes
+    };
+    for (name, image) in &images {
+        for (op, op_name) in OPS.iter().enumerate() {
+            out.push(("ops", format!("seed-{name}-{op_name}"), ops_seed(op, image)));
+        }
+    }
+    let mut far_locator = images[3].1.clone();
+    put(&mut far_locator, 512 + 576, b"W2ru");
+    put(&mut far_locator, 512 + 576 + 4, &512u32.to_be_bytes());
+    put(&mut far_locator, 512 + 576 + 8, &8u32.to_be_bytes());
+    put(
+        &mut far_locator,
+        512 + 576 + 16,
+        &(1u64 << 40).to_be_bytes(),
+    );
+    fix_header_checksum(&mut far_locator);
+    out.push((
+        "ops",
+        "seed-hostile-far-locator-compact".into(),
+        ops_seed(3, &far_locator),
+    ));
+    let mut huge_blocks = images[1].1.clone();
+    put(&mut huge_blocks, 512 + 32, &(1u32 << 31).to_be_bytes());
+    fix_header_checksum(&mut huge_blocks);
+    out.push((
+        "ops",
+        "seed-hostile-2g-blocks-compact".into(),
+        ops_seed(3, &huge_blocks),
+    ));
+    let mut huge_child = images[4].1.clone();
+    put(&mut huge_child, 512 + 32, &(1u32 << 31).to_be_bytes());
+    // Drop the child's blocks: with 2 GiB blocks they would lie beyond the file.
+    let entries = u32::from_be_bytes(huge_child[512 + 28..512 + 32].try_into().unwrap());
+    let bat = u64::from_be_bytes(huge_child[512 + 16..512 + 24].try_into().unwrap()) as usize;
+    huge_child[bat..bat + 4 * entries as usize].fill(0xff);
+    fix_header_checksum(&mut huge_child);
+    out.push((
+        "ops",
+        "seed-hostile-2g-blocks-merge".into(),
+        ops_seed(5, &huge_child),
+    ));
     let structures = |params_seed: u64, body: &[u8]| {
         let mut bytes = Rng::new(params_seed).bytes(PARAMS_LEN);
         bytes.extend_from_slice(body);
@@ -121,6 +174,16 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out
 }
 
+fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
+    bytes[at..at + value.len()].copy_from_slice(value);
+}
+
+/// Recomputes the checksum of the dynamic header at 512 (where this crate puts it).
+fn fix_header_checksum(bytes: &mut [u8]) {
+    let sum = checksum(&bytes[512..1536], 36);
+    put(bytes, 512 + 36, &sum.to_be_bytes());
+}
+
 #[test]
 #[ignore = "writes fuzz/seeds; run explicitly to regenerate"]
 fn regenerate_fuzz_seeds() {
@@ -131,13 +194,13 @@ fn regenerate_fuzz_seeds() {
     }
 }
 
-/// Every checked-in seed of `open_read_write` is a small image that opens without warnings
+/// Every checked-in seed of `open_read_write` and `ops` is a small image that opens without warnings
 /// (with an in-memory raw parent for a differencing one, as the fuzz target does), and every
 /// generated seed is checked in.
 #[test]
 fn fuzz_seeds_are_small_valid_images() {
     let mut checked = 0;
-    for target in ["open_read_write", "structures"] {
+    for target in ["open_read_write", "structures", "ops"] {
         let dir = seeds_dir(target);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let path = entry.unwrap().path();
@@ -148,10 +211,12 @@ fn fuzz_seeds_are_small_valid_images() {
                 path.display(),
                 bytes.len()
             );
-            if target != "open_read_write" {
-                continue;
-            }
-            let image = MemStorage::from_vec(bytes[CONTROL_LEN..].to_vec());
+            let control_len = match target {
+                "open_read_write" => CONTROL_LEN,
+                "ops" => OPS_CONTROL_LEN,
+                _ => continue,
+            };
+            let image = MemStorage::from_vec(bytes[control_len..].to_vec());
             let (footer, _) = Vhd::probe(&image).unwrap();
             let vhd = if footer.disk_type() == DiskType::DIFFERENCING {
                 let parent = RawDisk::new(

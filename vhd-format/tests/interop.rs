@@ -408,6 +408,76 @@ fn our_differencing_chain_reads_identically_in_libvhdi() {
     );
 }
 
+/// After `expand`, qemu-img and vhdiinfo both report the new size, and qemu reads the grown
+/// disk as we do. libvhdi takes the media size from `original_size` (it reported the old size
+/// when only `current_size` was updated); qemu takes it from the CHS geometry for creator
+/// `qemu` (it reported the smaller CHS floor when the size was not rounded up to a geometry).
+#[test]
+fn expanded_images_report_the_new_size_in_qemu_and_libvhdi() {
+    if !common::peer("qemu-img") || !common::peer("vhdiinfo") {
+        return;
+    }
+    use vhd_format::defs::FourCc;
+    let dir = TempDir::new("expand-peers");
+    // (creator, None = fixed / Some(block size), size, new size). 512 KiB blocks from 10 to
+    // 80 MiB need 160 BAT entries, more than the first BAT sector holds: the BAT moves.
+    let cases: [(FourCc, Option<u32>, u64, u64); 5] = [
+        (FourCc::WINDOWS, None, 10 * MIB, 20 * MIB + 3 * 512),
+        (FourCc::WINDOWS, Some(512 << 10), 10 * MIB, 80 * MIB + 512),
+        (FourCc::QEMU, None, 10 * MIB, 20 * MIB + 3 * 512),
+        (FourCc::QEMU, Some(512 << 10), 10 * MIB, 80 * MIB + 512),
+        (FourCc::VIRTUAL_PC, Some(2 << 20), 3 * MIB, 64 * MIB),
+    ];
+    for (i, (app, kind, size, new_size)) in cases.into_iter().enumerate() {
+        let what = format!("{app} {kind:?} {size} -> {new_size}");
+        let path = dir.join(&format!("e{i}.vhd"));
+        let opts = CreateOptions::new(size).creator(app);
+        let mut disk = match kind {
+            None => create_fixed(create_file(&path), &opts).unwrap(),
+            Some(bs) => create_dynamic(create_file(&path), &opts.block_size(bs)).unwrap(),
+        };
+        disk.write_at(0, &pattern(400 + i as u64, 64 * KIB as usize))
+            .unwrap();
+        disk.write_at(size - 4096, &pattern(500 + i as u64, 4096))
+            .unwrap();
+        vhd_format::ops::expand(&mut disk, new_size).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let grown = disk.current_size();
+        assert!(grown >= new_size, "{what}: {grown}");
+        if app == FourCc::WINDOWS {
+            assert_eq!(grown, new_size, "{what}");
+        }
+        let id = disk.footer().unique_id();
+        drop(disk);
+
+        assert_eq!(qemu_virtual_size(&path), grown, "{what}: qemu-img info");
+        let name = if kind.is_some() { "Dynamic" } else { "Fixed" };
+        check_vhdiinfo(&path, name, grown, id);
+
+        let ours = open_file(&path, SizePolicy::CurrentSize);
+        assert_eq!(ours.size(), grown, "{what}");
+        let raw = dir.join(&format!("e{i}.raw"));
+        std::fs::write(&raw, read_all(&ours, MIB as usize)).unwrap();
+        let cmp = run(
+            "qemu-img",
+            &[
+                "compare",
+                "-f",
+                "vpc",
+                "-F",
+                "raw",
+                path_str(&path),
+                path_str(&raw),
+            ],
+        );
+        assert_eq!(
+            cmp.code, 0,
+            "{what}: qemu-img compare: {}{}",
+            cmp.stdout, cmp.stderr
+        );
+        std::fs::remove_file(&raw).unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // d. The hand-crafted differencing oracle (vhd.md §4.4).
 

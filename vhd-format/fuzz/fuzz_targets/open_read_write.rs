@@ -79,7 +79,7 @@ fn options(policy: SizePolicy) -> OpenOptions {
         .ignore_parent_id(true)
 }
 
-fn raw_parent(size: u64) -> Box<dyn Disk> {
+fn raw_parent(size: u64) -> Box<dyn Disk + Send> {
     let len = size.min(MAX_PARENT) as usize / 512 * 512;
     let bytes: Vec<u8> = (0..len).map(|i| (i / 512) as u8 | 1).collect();
     Box::new(RawDisk::new(MemStorage::from_vec(bytes), false).expect("in-memory"))

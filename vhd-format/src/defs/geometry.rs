@@ -53,6 +53,23 @@ impl Geometry {
         u64::from(self.cylinders) * u64::from(self.heads) * u64::from(self.sectors_per_track) * 512
     }
 
+    /// The smallest geometry of the spec's algorithm whose C·H·S covers `size` bytes: how qemu
+    /// (and Virtual PC) size a disk, growing the sector count until the product covers it.
+    /// Above ≈127.5 GiB no geometry covers the size and the saturated 65535/16/255 is returned
+    /// (the size then lives only in `current_size`).
+    pub fn covering(size: u64) -> Self {
+        let start = size.div_ceil(512);
+        // The spec's product falls at most heads·sectors-per-track (< 16·255) sectors short
+        // of the count it is given, so a few thousand steps always reach a cover.
+        for extra in 0..=16 * 255 {
+            let g = Self::for_size((start + extra).saturating_mul(512));
+            if g.size() >= size || g.is_saturated() {
+                return g;
+            }
+        }
+        Self::for_size(size)
+    }
+
     /// Whether this is the saturated geometry 65535/16/255 (the size is then only in
     /// `current_size`).
     pub fn is_saturated(self) -> bool {
@@ -110,6 +127,40 @@ mod tests {
             assert!(Geometry::for_size(size).is_saturated());
         }
         assert_eq!(Geometry::for_size(0).size(), 0);
+    }
+
+    /// The qemu column of the reference table: the geometry qemu 7.2 creates for a request.
+    #[test]
+    fn covering_matches_qemu_create() {
+        let cases: &[(u64, (u16, u8, u8), u64)] = &[
+            (MIB, (31, 4, 17), 1_079_296),
+            (10 * MIB, (302, 4, 17), 10_514_432),
+            (64 * MIB, (964, 8, 17), 67_125_248),
+            (100 * MIB, (1004, 12, 17), 104_865_792),
+            (GIB, (2081, 16, 63), 1_073_995_776),
+            (4 * GIB, (8323, 16, 63), 4_295_467_008),
+            (127 * GIB, (65279, 16, 255), 136_365_219_840),
+        ];
+        for &(size, (c, h, s), bytes) in cases {
+            let g = Geometry::covering(size);
+            assert_eq!(
+                (g.cylinders, g.heads, g.sectors_per_track),
+                (c, h, s),
+                "size {size}"
+            );
+            assert_eq!(g.size(), bytes, "size {size}");
+        }
+        // A CHS product covers itself; beyond the largest geometry the result saturates.
+        assert_eq!(Geometry::covering(1_079_296).size(), 1_079_296);
+        for size in [200 * GIB, 2040 * GIB, u64::MAX] {
+            assert!(Geometry::covering(size).is_saturated());
+        }
+        let mut size = 512u64;
+        while size < 300 * GIB {
+            let g = Geometry::covering(size);
+            assert!(g.size() >= size || g.is_saturated(), "{size}: {g}");
+            size = size * 5 / 3 + 512;
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use zerocopy::IntoBytes;
 
 use super::convert::is_zero;
-use super::{Progress, ProgressEvent};
+use super::{Progress, ProgressEvent, BLOCK_CHUNK};
 use crate::defs::{DiskType, SectorBitmap, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::disk::DiskError;
 use crate::io::{IoError, Storage};
@@ -84,9 +84,11 @@ pub fn compact<S: Storage>(
         ..Default::default()
     };
     let bs = u64::from(sparse.block_size);
-    let bitmap_len = sparse.bitmap_bytes as usize;
-    let span = bitmap_len as u64 + bs;
-    let mut buf = vec![0u8; span as usize];
+    let bitmap_len = u64::from(sparse.bitmap_bytes);
+    let span = bitmap_len + bs;
+    // The header's block size (up to 2 GiB) must not decide how much memory this takes: blocks
+    // are scanned and copied a bounded chunk at a time.
+    let mut buf = vec![0u8; span.min(BLOCK_CHUNK) as usize];
     let total = sparse.bat.len() as u64;
 
     // 1. Drop empty and unused blocks.
@@ -105,11 +107,8 @@ pub fn compact<S: Storage>(
         let file = u64::from(entry) * SECTOR_SIZE;
         let drop_unused = unused.is_some_and(|f| len > 0 && f(start, len));
         let drop_zero = !drop_unused && {
-            storage.read_at(file, &mut buf)?;
-            let bits = SectorBitmap(&buf[..bitmap_len]);
-            let sectors = (bs / SECTOR_SIZE) as usize;
-            let nothing_present = bits.run(0, sectors) == (false, sectors);
-            nothing_present || (!differencing && is_zero(&buf[bitmap_len..]))
+            nothing_present(storage, file, bitmap_len, bs / SECTOR_SIZE, &mut buf)?
+                || (!differencing && all_zero(storage, file + bitmap_len, bs, &mut buf)?)
         };
         if drop_unused || drop_zero {
             storage.write_at(
@@ -127,23 +126,15 @@ pub fn compact<S: Storage>(
     }
     storage.flush()?;
 
-    // 2. Close the holes: move blocks, in file order, down to the first free place.
+    // 2. Close the holes: move blocks, in file order, down to the first free place. The
+    // metadata (footer copy, header, BAT, and the locator payloads that lie inside the file, as
+    // open found them) stays where it is; a locator offset outside the file is ignored.
     let bat_end = (sparse.bat_offset + sparse.bat.len() as u64 * 4).next_multiple_of(SECTOR_SIZE);
-    let metadata_end = [SECTOR_SIZE, sparse.header_offset + 1024, bat_end]
-        .into_iter()
-        .chain(
-            sparse
-                .header
-                .parent_locators
-                .iter()
-                .filter(|l| l.platform_code.get() != 0)
-                .map(|l| {
-                    (l.platform_data_offset.get() + crate::vhd::locator_space(l))
-                        .next_multiple_of(SECTOR_SIZE)
-                }),
-        )
-        .max()
-        .unwrap_or(0);
+    let header_end = (sparse.header_offset + 1024).next_multiple_of(SECTOR_SIZE);
+    let metadata_end = SECTOR_SIZE
+        .max(header_end)
+        .max(bat_end)
+        .max(sparse.locators_end);
     let mut order: Vec<(u32, usize)> = sparse
         .bat
         .iter()
@@ -165,23 +156,25 @@ pub fn compact<S: Storage>(
             next = next.max(old + span);
             continue;
         }
-        storage.read_at(old, &mut buf)?;
-        let point = |storage: &mut S, at: u64| -> Result<(), IoError> {
+        let point = |storage: &mut S, at: u64| -> Result<(), CompactError> {
+            let sector = u32::try_from(at / SECTOR_SIZE)
+                .map_err(|_| DiskError::FileTooLarge { needed: at + span })?;
             storage.flush()?;
-            storage.write_at(
-                sparse.bat_offset + block as u64 * 4,
-                &((at / SECTOR_SIZE) as u32).to_be_bytes(),
-            )?;
-            storage.flush()
+            storage.write_at(sparse.bat_offset + block as u64 * 4, &sector.to_be_bytes())?;
+            storage.flush()?;
+            Ok(())
         };
-        if next + span > old {
+        let from = if next + span > old {
             // The new place overlaps the old one: go through a spare copy so that a cut never
             // leaves the BAT pointing at a half-overwritten block.
-            storage.write_at(spare, &buf)?;
+            copy(storage, old, spare, span, &mut buf)?;
             point(storage, spare)?;
             spare += span;
-        }
-        storage.write_at(next, &buf)?;
+            spare - span
+        } else {
+            old
+        };
+        copy(storage, from, next, span, &mut buf)?;
         point(storage, next)?;
         sparse.bat[block] = (next / SECTOR_SIZE) as u32;
         report.moved += 1;
@@ -195,4 +188,61 @@ pub fn compact<S: Storage>(
     sparse.end_of_data = next;
     report.new_len = next + SECTOR_SIZE;
     Ok(report)
+}
+
+/// Whether none of the first `sectors` bits of the bitmap at `file` (`bitmap_len` bytes) is
+/// set, read `buf.len()` bytes at a time.
+fn nothing_present<S: Storage>(
+    storage: &S,
+    file: u64,
+    bitmap_len: u64,
+    sectors: u64,
+    buf: &mut [u8],
+) -> Result<bool, IoError> {
+    let mut seen = 0u64;
+    let mut at = 0u64;
+    while seen < sectors && at < bitmap_len {
+        let n = (bitmap_len - at).min(buf.len() as u64) as usize;
+        storage.read_at(file + at, &mut buf[..n])?;
+        let bits = (n as u64 * 8).min(sectors - seen) as usize;
+        if SectorBitmap(&buf[..n]).run(0, bits) != (false, bits) {
+            return Ok(false);
+        }
+        seen += bits as u64;
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// Whether the `len` bytes at `file` are all zero, read `buf.len()` bytes at a time.
+fn all_zero<S: Storage>(storage: &S, file: u64, len: u64, buf: &mut [u8]) -> Result<bool, IoError> {
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        storage.read_at(file + at, &mut buf[..n])?;
+        if !is_zero(&buf[..n]) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// Copies `len` bytes from `from` to `to` through `buf`, in ascending order (so a copy to a
+/// lower, overlapping place is still exact).
+fn copy<S: Storage>(
+    storage: &mut S,
+    from: u64,
+    to: u64,
+    len: u64,
+    buf: &mut [u8],
+) -> Result<(), IoError> {
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        storage.read_at(from + at, &mut buf[..n])?;
+        storage.write_at(to + at, &buf[..n])?;
+        at += n as u64;
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use zerocopy::IntoBytes;
 
 use crate::defs::{DiskType, Geometry, BAT_UNALLOCATED, MAX_DISK_SIZE, SECTOR_SIZE};
 use crate::io::{IoError, Storage};
-use crate::vhd::{Layout, Vhd};
+use crate::vhd::{creator_sizes_by_chs, Layout, Vhd};
 
 /// Why expansion was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,13 @@ pub enum ExpandError {
 
 /// Grows `vhd` to `new_size` bytes. The new space reads as zeros.
 ///
+/// The footer's `current_size`, `original_size` and geometry all describe the new size, so
+/// every peer agrees on it: libvhdi takes the size from `original_size`, Hyper-V and this crate
+/// from `current_size`, and qemu from the geometry for the creators it sizes by CHS. For those
+/// creators (`vpc ` and `qemu`, see [`SizePolicy::Qemu`](crate::SizePolicy::Qemu)) the size is
+/// rounded up, as qemu does, to the first CHS geometry that covers it, so the disk may end up
+/// slightly larger than `new_size`; above ≈127.5 GiB (saturated geometry) it is kept exact.
+///
 /// Fixed disks grow in place (new footer first, then the old footer's sector is zeroed).
 /// Dynamic disks extend the BAT in place when the padding after it has room, and otherwise
 /// move it to the end of the file (the header's table offset is absolute, so this is valid);
@@ -63,9 +70,17 @@ pub fn expand<S: Storage>(vhd: &mut Vhd<S>, new_size: u64) -> Result<(), ExpandE
             new: new_size,
         });
     }
+    let (new_size, geometry) = if creator_sizes_by_chs(&vhd.footer) {
+        let g = Geometry::covering(new_size);
+        (if g.is_saturated() { new_size } else { g.size() }, g)
+    } else {
+        (new_size, Geometry::for_size(new_size))
+    };
     let mut footer = vhd.footer;
     footer.current_size = U64::new(new_size);
-    footer.disk_geometry = Geometry::for_size(new_size).into();
+    // libvhdi reports `original_size` as the media size.
+    footer.original_size = U64::new(new_size);
+    footer.disk_geometry = geometry.into();
     footer.update_checksum();
     match vhd.disk_type() {
         DiskType::FIXED => {

@@ -4,8 +4,9 @@
 //! of the child: a chain reads as one disk.
 
 use alloc::vec;
+use alloc::vec::Vec;
 
-use super::{Progress, ProgressEvent};
+use super::{Progress, ProgressEvent, BLOCK_CHUNK};
 use crate::defs::{DiskType, SectorBitmap, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::disk::DiskError;
 use crate::io::{IoError, Storage};
@@ -18,6 +19,19 @@ pub enum MergeError {
     /// Only differencing disks have a parent to merge into.
     #[error("only a differencing disk can be merged into its parent")]
     NotDifferencing,
+    /// The parent is smaller than the child, so the child's data beyond the parent's end
+    /// would have nowhere to go. Nothing was written: expand the parent to the child's size
+    /// first (see [`expand`](super::expand)), then merge.
+    #[error(
+        "the parent ({parent} bytes) is smaller than the child ({child} bytes); \
+         expand the parent to the child's size first"
+    )]
+    ParentTooSmall {
+        /// The child's virtual size.
+        child: u64,
+        /// The parent's virtual size.
+        parent: u64,
+    },
     /// Writing the parent failed (it must have been opened writable).
     #[error("writing the parent failed")]
     Parent(#[source] DiskError),
@@ -31,6 +45,10 @@ pub enum MergeError {
 /// as the child did, and the child is redundant (delete it; any other child of the parent is
 /// now invalid, as with Hyper-V's merge).
 ///
+/// The parent must be at least as large as the child (a child may be larger than its parent,
+/// which then reads as zeros beyond its end): otherwise [`MergeError::ParentTooSmall`] is
+/// returned before anything is written, and the parent must be expanded first.
+///
 /// Returns the number of bytes merged. Safe to re-run after an interruption: it only copies.
 pub fn merge_into_parent<S: Storage>(
     child: &mut Vhd<S>,
@@ -43,12 +61,20 @@ pub fn merge_into_parent<S: Storage>(
         return Err(MergeError::NotDifferencing);
     };
     let parent = child.parent.as_mut().ok_or(MergeError::NotDifferencing)?;
+    let psize = parent.size();
+    if child.size > psize {
+        return Err(MergeError::ParentTooSmall {
+            child: child.size,
+            parent: psize,
+        });
+    }
     let bs = u64::from(sparse.block_size);
     let bitmap_len = sparse.bitmap_bytes as usize;
-    let mut bitmap = vec![0u8; bitmap_len];
-    let mut data = vec![0u8; bs as usize];
+    // Allocated at the first allocated block, whose span open has bounded by the file length;
+    // the data goes through a bounded chunk, whatever the header's block size says.
+    let mut bitmap = Vec::new();
+    let mut data = vec![0u8; bs.min(BLOCK_CHUNK) as usize];
     let total = sparse.bat.len() as u64;
-    let psize = parent.size();
     let mut merged = 0;
     for (block, &entry) in sparse.bat.iter().enumerate() {
         progress.report(ProgressEvent {
@@ -61,10 +87,11 @@ pub fn merge_into_parent<S: Storage>(
         }
         let file = u64::from(entry) * SECTOR_SIZE;
         let start = block as u64 * bs;
-        let len = bs.min(child.size.min(psize).saturating_sub(start));
+        let len = bs.min(child.size.saturating_sub(start));
         if len == 0 {
             continue;
         }
+        bitmap.resize(bitmap_len, 0);
         child.storage.read_at(file, &mut bitmap)?;
         let bits = SectorBitmap(&bitmap);
         let sectors = len.div_ceil(SECTOR_SIZE) as usize;
@@ -72,15 +99,20 @@ pub fn merge_into_parent<S: Storage>(
         while k < sectors {
             let (present, run) = bits.run(k, sectors - k);
             if present {
-                let off = k as u64 * SECTOR_SIZE;
-                let n = (run as u64 * SECTOR_SIZE).min(len - off) as usize;
-                child
-                    .storage
-                    .read_at(file + bitmap_len as u64 + off, &mut data[..n])?;
-                parent
-                    .write_at(start + off, &data[..n])
-                    .map_err(MergeError::Parent)?;
-                merged += n as u64;
+                let first = k as u64 * SECTOR_SIZE;
+                let end = (first + run as u64 * SECTOR_SIZE).min(len);
+                let mut off = first;
+                while off < end {
+                    let n = (end - off).min(data.len() as u64) as usize;
+                    child
+                        .storage
+                        .read_at(file + bitmap_len as u64 + off, &mut data[..n])?;
+                    parent
+                        .write_at(start + off, &data[..n])
+                        .map_err(MergeError::Parent)?;
+                    off += n as u64;
+                }
+                merged += end - first;
             }
             k += run;
         }

@@ -18,6 +18,10 @@ pub use inspect::{Extent, ExtentState, Inspection};
 pub use merge::{merge_into_parent, MergeError};
 pub use repair::{repair, RepairAction, RepairError};
 
+/// Bytes of a block that compaction and merging read or copy at a time. A block may be up to
+/// 2 GiB (plus its bitmap); memory must not grow with a size field read from the file.
+pub(crate) const BLOCK_CHUNK: u64 = 1 << 20;
+
 /// A progress report: `done` of `total` units of `phase`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProgressEvent {

@@ -7,7 +7,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU8;
 
-pub(crate) use open::{find_footer, read_footer, read_header, read_tail_footer, validate_footer};
+pub(crate) use open::{
+    creator_sizes_by_chs, find_footer, read_footer, read_header, read_tail_footer, validate_footer,
+};
 pub use open::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem};
 
 use crate::defs::{
@@ -38,14 +40,15 @@ pub enum Warning {
 /// An open VHD: fixed, dynamic or differencing.
 ///
 /// Reads and writes go through the [`Disk`] trait. A differencing disk owns its parent (a
-/// `Box<dyn Disk>`, itself possibly a differencing `Vhd`), so a chain of any depth reads and
-/// writes as one disk; writes only ever go to the top.
+/// `Box<dyn Disk + Send>`, itself possibly a differencing `Vhd`), so a chain of any depth reads
+/// and writes as one disk; writes only ever go to the top. A `Vhd<S>` is `Send` when `S` is,
+/// so a disk can be handed to an I/O thread.
 pub struct Vhd<S> {
     pub(crate) storage: S,
     pub(crate) footer: Footer,
     pub(crate) size: u64,
     pub(crate) layout: Layout,
-    pub(crate) parent: Option<Box<dyn Disk>>,
+    pub(crate) parent: Option<Box<dyn Disk + Send>>,
     pub(crate) writable: bool,
     pub(crate) barriers: bool,
     pub(crate) warnings: Vec<Warning>,
@@ -75,6 +78,10 @@ pub(crate) struct Sparse {
     pub(crate) full: Vec<AtomicU8>,
     /// First byte after the last block or metadata: where the next block (and the tail footer) goes.
     pub(crate) end_of_data: u64,
+    /// End (rounded up to a sector) of the furthest parent-locator payload that lay inside the
+    /// data area when the disk was opened; 0 if none. Payloads outside the file are ignored
+    /// here as everywhere else ([`locator_end`]).
+    pub(crate) locators_end: u64,
 }
 
 /// Bytes reserved for a locator's payload: the field is bytes in practice (Virtual PC, Hyper-V,
@@ -88,6 +95,24 @@ pub(crate) fn locator_space(entry: &ParentLocatorEntry) -> u64 {
     } else {
         space
     }
+}
+
+/// Where a parent locator's payload ends, rounded up to a sector: `None` for an unused entry
+/// and for a payload that does not lie inside the first `data_end` bytes of the file. Every
+/// reader (open, check, compact) ignores such a payload, so a hostile offset can neither make
+/// arithmetic overflow nor push metadata past the end of the file.
+pub(crate) fn locator_end(entry: &ParentLocatorEntry, data_end: u64) -> Option<u64> {
+    if entry.platform_code.get() == 0 {
+        return None;
+    }
+    let end = entry
+        .platform_data_offset
+        .get()
+        .checked_add(locator_space(entry))?;
+    if end > data_end {
+        return None;
+    }
+    end.checked_next_multiple_of(SECTOR_SIZE)
 }
 
 impl<S> core::fmt::Debug for Vhd<S> {
@@ -165,7 +190,7 @@ impl<S: Storage> Vhd<S> {
 
     /// The parent of a differencing disk.
     pub fn parent(&self) -> Option<&dyn Disk> {
-        self.parent.as_deref()
+        self.parent.as_deref().map(|p| p as &dyn Disk)
     }
 
     /// Whether writes are allowed.
@@ -184,7 +209,7 @@ impl<S: Storage> Vhd<S> {
     }
 
     /// Splits into the storage and the parent.
-    pub fn into_parts(self) -> (S, Option<Box<dyn Disk>>) {
+    pub fn into_parts(self) -> (S, Option<Box<dyn Disk + Send>>) {
         (self.storage, self.parent)
     }
 

@@ -22,7 +22,9 @@ use crate::io::{IoError, Storage};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SizePolicy {
-    /// `current_size` (Hyper-V, Azure, VirtualBox, libvhdi). The default.
+    /// `current_size` (Hyper-V, Azure, VirtualBox). The default. (libvhdi reports
+    /// `original_size` instead, which equals `current_size` unless a tool grew the disk
+    /// without updating it; [`expand`](crate::ops::expand) updates both.)
     #[default]
     CurrentSize,
     /// C·H·S·512 from the footer geometry (how Virtual PC sized disks).
@@ -41,8 +43,7 @@ impl SizePolicy {
             Self::CurrentSize => cur,
             Self::Chs => chs.size(),
             Self::Qemu => {
-                let app = footer.creator_application();
-                if (app == FourCc::VIRTUAL_PC || app == FourCc::QEMU) && !chs.is_saturated() {
+                if creator_sizes_by_chs(footer) && !chs.is_saturated() {
                     chs.size()
                 } else {
                     cur
@@ -50,6 +51,13 @@ impl SizePolicy {
             }
         }
     }
+}
+
+/// Whether the footer's creator application sizes the disk by its CHS geometry (Virtual PC
+/// and qemu without `force_size`: `vpc ` and `qemu`), as qemu ≥ 10 decides.
+pub(crate) fn creator_sizes_by_chs(footer: &Footer) -> bool {
+    let app = footer.creator_application();
+    app == FourCc::VIRTUAL_PC || app == FourCc::QEMU
 }
 
 /// How to open a VHD.
@@ -345,9 +353,10 @@ impl<S: Storage> Vhd<S> {
     /// Opens a VHD whose parent the caller supplies (any [`Disk`]: another `Vhd`, a whole chain,
     /// a raw image). The parent's unique id must match the child's record unless
     /// [`OpenOptions::ignore_parent_id`] is set; a timestamp mismatch is only a [`Warning`].
+    /// The parent must be `Send` so that the child is `Send` whenever its storage is.
     pub fn open_with_parent(
         storage: S,
-        parent: Box<dyn Disk>,
+        parent: Box<dyn Disk + Send>,
         options: OpenOptions,
     ) -> Result<Self, OpenError> {
         Self::open_inner(storage, options, Some(parent))
@@ -370,7 +379,7 @@ impl<S: Storage> Vhd<S> {
     fn open_inner(
         storage: S,
         options: OpenOptions,
-        parent: Option<Box<dyn Disk>>,
+        parent: Option<Box<dyn Disk + Send>>,
     ) -> Result<Self, OpenError> {
         let len = storage.len()?;
         let (footer, tail_ok) = find_footer(&storage, len)?;
@@ -513,18 +522,18 @@ fn open_sparse<S: Storage>(
         (header_offset, header_offset + 1024),
         (bat_offset, bat_end),
     ];
-    let mut end_of_data = metadata.iter().map(|m| m.1).max().unwrap_or(0);
-    for locator in &header.parent_locators {
-        if locator.platform_code.get() != 0 {
-            let off = locator.platform_data_offset.get();
-            let space = super::locator_space(locator);
-            if let Some(end) = off.checked_add(space) {
-                if end <= data_end {
-                    end_of_data = end_of_data.max(end.next_multiple_of(SECTOR_SIZE));
-                }
-            }
-        }
-    }
+    let locators_end = header
+        .parent_locators
+        .iter()
+        .filter_map(|l| super::locator_end(l, data_end))
+        .max()
+        .unwrap_or(0);
+    let mut end_of_data = metadata
+        .iter()
+        .map(|m| m.1)
+        .max()
+        .unwrap_or(0)
+        .max(locators_end);
     for (block, &sector) in bat.iter().enumerate() {
         if sector == BAT_UNALLOCATED {
             continue;
@@ -575,5 +584,6 @@ fn open_sparse<S: Storage>(
             .map(|_| core::sync::atomic::AtomicU8::new(0))
             .collect(),
         end_of_data,
+        locators_end,
     })
 }
