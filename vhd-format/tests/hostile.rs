@@ -13,7 +13,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{pattern, read_all, Rng, TempDir};
+use common::{link_to, pattern, read_all, Rng, TempDir};
 use proptest::prelude::*;
 use vhd_format::defs::{checksum, DiskType};
 use vhd_format::{
@@ -60,17 +60,6 @@ fn dynamic(size: u64, block: u32, seed: u64, writes: usize) -> Vec<u8> {
     .unwrap();
     scribble(&mut vhd, seed, writes, 3 * u64::from(block));
     vhd.into_storage().into_vec()
-}
-
-fn link_to(parent: &dyn Disk) -> ParentLink {
-    let id = parent.identity().unwrap();
-    ParentLink {
-        unique_id: id.unique_id,
-        timestamp: id.timestamp,
-        name: "p.vhd".into(),
-        relative_path: Some(".\\p.vhd".into()),
-        absolute_path: Some("C:\\vms\\p.vhd".into()),
-    }
 }
 
 fn bases() -> &'static [Base] {

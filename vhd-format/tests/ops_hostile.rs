@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{pattern, read_all};
+use common::{link_to, pattern, read_all};
 use proptest::prelude::*;
 use vhd_format::defs::{checksum, Uuid, VhdTime};
 use vhd_format::ops::{self, MergeError, NoProgress};
@@ -56,17 +56,6 @@ fn set_locator(bytes: &mut [u8], index: usize, space: u32, length: u32, offset: 
     put(bytes, at + 4, &space.to_be_bytes());
     put(bytes, at + 8, &length.to_be_bytes());
     put(bytes, at + 16, &offset.to_be_bytes());
-}
-
-fn link_to(parent: &dyn Disk) -> ParentLink {
-    let id = parent.identity().unwrap();
-    ParentLink {
-        unique_id: id.unique_id,
-        timestamp: id.timestamp,
-        name: "p.vhd".into(),
-        relative_path: Some(".\\p.vhd".into()),
-        absolute_path: Some("C:\\vms\\p.vhd".into()),
-    }
 }
 
 /// An 8 MiB dynamic disk (64 KiB blocks) with data in three blocks and a zeroed block between

@@ -355,3 +355,15 @@ pub fn assert_same(what: &str, a: &[u8], b: &[u8]) {
         );
     }
 }
+
+/// A parent link to `parent` with made-up paths, for differencing disks built in memory.
+pub fn link_to(parent: &dyn vhd_format::Disk) -> vhd_format::ParentLink {
+    let id = parent.identity().unwrap();
+    vhd_format::ParentLink {
+        unique_id: id.unique_id,
+        timestamp: id.timestamp,
+        name: "p.vhd".into(),
+        relative_path: Some(".\\p.vhd".into()),
+        absolute_path: Some("C:\\vms\\p.vhd".into()),
+    }
+}
