@@ -465,6 +465,58 @@ fn evex_masked_store_does_not_touch_masked_off_elements() {
     );
 }
 
+/// Fault suppression covers canonical-form checks too: masked-off elements past the top of the
+/// lower canonical half do not fault, a load or store of the enabled ones completes.
+#[test]
+fn evex_masked_off_elements_may_be_non_canonical() {
+    const TOP: u64 = 0x7FFF_FFFF_F000;
+    const TOP_GPA: u64 = 0x20_0000;
+    for (insn, store) in [
+        ([0x62, 0xF1, 0x7E, 0x49, 0x7F, 0x00], true), // vmovdqu32 [rax]{k1}, zmm0
+        ([0x62, 0xF1, 0x7E, 0x49, 0x6F, 0x08], false), // vmovdqu32 zmm1{k1}, [rax]
+    ] {
+        let mut vm = vm64();
+        vm.tables.map(&mut vm.mem, TOP, TOP_GPA, P | RW, RW);
+        vm.mem.write_bytes(TOP_GPA + 0xFF0, &[0x5A; 16]);
+        // Elements 0-3 (16 bytes) are the last canonical bytes; 4-15 would not be.
+        vm.cpu.gpr[0] = TOP + 0xFF0;
+        vm.cpu.k[1] = 0xF;
+        vm.cpu.zmm[0] = [0xC3; 64];
+        assert_eq!(vm.run(&insn), Outcome::Completed);
+        let mut got = [0u8; 16];
+        vm.mem.read_bytes(TOP_GPA + 0xFF0, &mut got);
+        if store {
+            assert_eq!(got, [0xC3; 16]);
+        } else {
+            assert_eq!(&vm.cpu.zmm[1][..16], &[0x5A; 16]);
+        }
+        // With an element past the canonical boundary enabled: #GP(0), nothing written.
+        vm.cpu.rip = CODE;
+        vm.cpu.k[1] = 0x1F;
+        vm.mem.write_bytes(TOP_GPA + 0xFF0, &[0x5A; 16]);
+        assert_eq!(vm.run(&insn), gp0());
+        vm.mem.read_bytes(TOP_GPA + 0xFF0, &mut got);
+        assert_eq!(got, [0x5A; 16]);
+    }
+}
+
+/// `REP STOS` at linear address 0 in 64-bit mode: the bytes to the address-size wrap are 2^64,
+/// which must not overflow (a panic in builds with overflow checks).
+#[test]
+fn rep_stos_at_linear_address_zero() {
+    let mut vm = vm64();
+    vm.tables.map(&mut vm.mem, 0, 0x30_0000, P | RW, RW);
+    vm.cpu.gpr[1] = 16;
+    vm.cpu.gpr[7] = 0;
+    vm.cpu.gpr[0] = 0xAB;
+    assert_eq!(vm.run(&[0xF3, 0xAA]), Outcome::Completed);
+    assert_eq!((vm.cpu.gpr[1], vm.cpu.gpr[7]), (0, 16));
+    let mut got = [0u8; 17];
+    vm.mem.read_bytes(0x30_0000, &mut got);
+    assert_eq!(&got[..16], &[0xAB; 16]);
+    assert_eq!(got[16], 0);
+}
+
 #[test]
 fn segmentation_in_protected_mode() {
     let mut cpu = TestCpu::protected32();
@@ -552,6 +604,17 @@ fn real_mode_addressing_wraps_at_16_bits() {
         Outcome::Completed
     );
     assert_eq!((cpu.gpr[0] & 0xFFFF, cpu.gpr[6]), (0x5678, 0));
+    // An instruction whose bytes run past IP 0xFFFF does not wrap to offset 0: #GP(0), and
+    // nothing is done. `mov [bx+0x10], ax` = 89 47 10 with the 10 at offset 0x10000.
+    cpu.segs[1].base = 0;
+    cpu.rip = 0xFFFE;
+    mem.write_bytes(0xFFFE, &[0x89, 0x47]);
+    mem.write_bytes(0, &[0x10]);
+    cpu.gpr[3] = 0x100;
+    assert_eq!(emu.emulate(&mut cpu, &mut mem, &[]).unwrap(), gp0());
+    let mut untouched = [0u8; 2];
+    mem.read_bytes(0x110, &mut untouched);
+    assert_eq!((untouched, cpu.rip), ([0, 0], 0xFFFE));
 }
 
 #[test]

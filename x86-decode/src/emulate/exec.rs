@@ -72,8 +72,10 @@ fn fetch<C: CpuState + ?Sized, M: Memory + ?Sized>(
                 if have >= 15 {
                     return Err(GP0);
                 }
+                // 16-bit code does not wrap at 0xFFFF: bytes past the CS limit are #GP(0)
+                // (the 8086 wrapped; every later processor checks the limit).
                 let ip = match ctx.mode {
-                    Mode::Bits16 => (rip + have as u64) & 0xFFFF,
+                    Mode::Bits16 => (rip & 0xFFFF) + have as u64,
                     Mode::Bits32 => (rip + have as u64) & 0xFFFF_FFFF,
                     Mode::Bits64 => rip.wrapping_add(have as u64),
                 };

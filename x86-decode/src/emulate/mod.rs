@@ -246,8 +246,10 @@ pub enum Outcome {
     /// A `REP` string instruction made progress (RCX/RSI/RDI updated) but is not finished; RIP
     /// is unchanged. Call again (after delivering pending interrupts, if any).
     Incomplete,
-    /// A locked operation lost a race on RAM (or a paging entry kept changing): nothing was
-    /// changed. Call again.
+    /// A locked operation lost a race on RAM (or a paging entry kept changing): the
+    /// instruction's effect was not made. Call again. A `REP` string instruction that had
+    /// already completed iterations in this call keeps them, with RCX/RSI/RDI (and RFLAGS)
+    /// written back, exactly as for [`Incomplete`](Self::Incomplete); the call resumes there.
     Retry,
     /// The guest takes this exception. Nothing was changed, except the progress of a `REP`
     /// string instruction's completed iterations.

@@ -266,7 +266,8 @@ fn block<C: CpuState + ?Sized, M: Memory + ?Sized>(
     let limit = mask(pr.asize);
     let room = |off: u64, la: u64| {
         let page = 0x1000 - (la & 0xFFF);
-        let wrap = limit - off + 1;
+        // Bytes to the wrap of the address size (2^64 at offset 0 in 64-bit: saturate).
+        let wrap = limit.saturating_sub(off).saturating_add(1);
         page.min(wrap) / size
     };
     // Source before destination, as each element is read before it is written.

@@ -206,7 +206,8 @@ pub(crate) fn execute<C: CpuState + ?Sized, M: Memory + ?Sized>(
             if !any_enabled {
                 // Everything masked off: no access, no alignment fault (measured).
             } else {
-                check_alignment(ctx, seg, off, vl, k.aligned, ac, AccessKind::Read)?;
+                let first = runs(elems, esize, &enabled).next().map_or(0, |r| r.0);
+                check_alignment(ctx, seg, off, first, vl, k.aligned, ac, AccessKind::Read)?;
             }
             for (start, len) in runs(elems, esize, &enabled) {
                 ctx.read(
@@ -221,7 +222,8 @@ pub(crate) fn execute<C: CpuState + ?Sized, M: Memory + ?Sized>(
     match d {
         Loc::Mem(seg, off) => {
             if any_enabled {
-                check_alignment(ctx, seg, off, vl, k.aligned, ac, AccessKind::Write)?;
+                let first = runs(elems, esize, &enabled).next().map_or(0, |r| r.0);
+                check_alignment(ctx, seg, off, first, vl, k.aligned, ac, AccessKind::Write)?;
             }
             // Check every piece before writing any, so a fault leaves memory unchanged.
             for (start, len) in runs(elems, esize, &enabled) {
@@ -296,18 +298,25 @@ fn runs(
 }
 
 /// #GP(0) for an aligned move whose linear address is not a multiple of its size, then #AC
-/// (CPL 3, CR0.AM, RFLAGS.AC) for one not a multiple of `ac`.
+/// (CPL 3, CR0.AM, RFLAGS.AC) for one not a multiple of `ac`. The linear address is taken
+/// through the first enabled byte (`first` bytes in): segment limits and canonical form are
+/// checked per enabled run by the accesses themselves, so masked-off elements cannot fault
+/// (EVEX fault suppression), while alignment is a property of the whole operand.
 #[allow(clippy::too_many_arguments)]
 fn check_alignment<C: CpuState + ?Sized, M: Memory + ?Sized>(
     ctx: &mut Ctx<'_, C, M>,
     seg: Segment,
     off: u64,
+    first: usize,
     size: usize,
     aligned: bool,
     ac: usize,
     kind: AccessKind,
 ) -> R<()> {
-    let la = ctx.linearize(seg, off, size, kind)?;
+    let first = first as u64;
+    let la = ctx
+        .linearize(seg, off.wrapping_add(first), 1, kind)?
+        .wrapping_sub(first);
     if aligned && la % size as u64 != 0 {
         return Err(GP0);
     }
