@@ -10,8 +10,8 @@
 
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs, kvm_xsave};
 use x86_decode::emulate::{
-    CpuState, Emulator, Memory, MemoryError, Options, Outcome, Region, SegmentAttributes,
-    SegmentRegister,
+    CpuState, Emulator, Exception, Memory, MemoryError, Options, Outcome, Region,
+    SegmentAttributes, SegmentRegister,
 };
 use x86_decode::Segment;
 
@@ -90,7 +90,9 @@ fn segment(s: &kvm_segment) -> SegmentRegister {
     let attributes = u16::from(s.type_)
         | u16::from(s.s) << 4
         | u16::from(s.dpl) << 5
-        | u16::from(s.present) << 7
+        // KVM marks a null selector's segment "unusable" and may leave P set: the emulator's
+        // contract is that an unusable segment is not present.
+        | u16::from(s.present != 0 && s.unusable == 0) << 7
         | u16::from(s.avl) << 12
         | u16::from(s.l) << 13
         | u16::from(s.db) << 14
@@ -304,26 +306,58 @@ impl Memory for VmMemory<'_> {
     }
 }
 
-/// Completes the instruction at RIP with the emulator; `Ok(None)` if it does not complete it.
+/// What the emulator's outcome means for the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// The instruction completed; the guest goes on after it.
+    Completed,
+    /// Progress was made or a race was lost (a `REP` instruction not finished, a locked
+    /// operation to retry): the registers are stored and the guest executes the instruction
+    /// again, which exits again.
+    Resumed,
+    /// The instruction faults (or single-steps): the registers, with any `REP` progress, are
+    /// stored and the guest takes this vector, as the processor would have delivered it.
+    Injected(u8),
+}
+
+/// Completes the instruction at RIP with the emulator; `Ok(None)` if the emulator does not
+/// handle it (nothing changed then). Every other outcome is carried out on the vCPU: the
+/// emulator's register state is stored whatever the outcome (a fault after `REP` progress
+/// keeps the progress) and an exception or single-step trap is injected.
 pub fn complete(
     vm: &Vm,
     device: &mut MmioDevice,
     bytes: &[u8],
-) -> Result<Option<Outcome>, KvmError> {
+) -> Result<Option<Finished>, KvmError> {
     let mut cpu = VmCpu::load(vm)?;
     let mut mem = VmMemory {
         ram: vm.memory(),
         device,
     };
     let mut emulator = Emulator::new(Options::default());
-    match emulator.emulate(&mut cpu, &mut mem, bytes) {
-        Ok(o @ Outcome::Completed) => {
-            cpu.store(vm)?;
-            Ok(Some(o))
+    let outcome = match emulator.emulate(&mut cpu, &mut mem, bytes) {
+        Ok(Outcome::Unsupported(_)) | Err(_) => return Ok(None),
+        Ok(o) => o,
+    };
+    cpu.store(vm)?;
+    Ok(Some(match outcome {
+        Outcome::Completed => Finished::Completed,
+        Outcome::SingleStep => {
+            vm.set_single_step_cause()?;
+            vm.inject_exception(1, None, None)?;
+            Finished::Injected(1)
         }
-        Ok(Outcome::Unsupported(_)) | Err(_) => Ok(None),
-        Ok(other) => Ok(Some(other)),
-    }
+        Outcome::Exception(e) => {
+            let cr2 = match e {
+                Exception::PageFault(f) => Some(f.address),
+                _ => None,
+            };
+            vm.inject_exception(e.vector(), e.error_code(), cr2)?;
+            Finished::Injected(e.vector())
+        }
+        // `Incomplete`, `Retry`, and whatever a later emulator adds: store and go again.
+        _ => Finished::Resumed,
+    }))
 }
 
 #[cfg(test)]

@@ -271,6 +271,12 @@ pub struct ExitStats {
     pub emulated: u64,
     /// Of those, the ones whose bytes came with KVM's exit (`KVM_CAP_EXIT_ON_EMULATION_FAILURE`).
     pub emulated_from_exit_bytes: u64,
+    /// Emulation failures the emulator made progress on without finishing (`REP` progress, a
+    /// lost race): the guest executes the instruction again.
+    pub emulator_resumed: u64,
+    /// Emulation failures where the instruction faults (or single-steps): the exception was
+    /// injected into the guest.
+    pub emulator_injected: u64,
     /// Exits after all four channels opened.
     pub exits_after_open: u64,
     /// Serial-console exits after all four channels opened.
@@ -385,13 +391,26 @@ pub fn run(
                 // The SSE forms first, then the emulator (memory forms, AVX, devices).
                 let done = match complete::complete(vm) {
                     Err(CompleteError::Unsupported { .. }) => {
+                        use crate::emulate::Finished;
                         match crate::emulate::complete(vm, &mut bus.mmio, &bytes) {
-                            Ok(Some(x86_decode::emulate::Outcome::Completed)) => {
+                            Ok(Some(Finished::Completed)) => {
                                 stats.emulated += 1;
                                 stats.emulated_from_exit_bytes += u64::from(!bytes.is_empty());
                                 Ok(0)
                             }
-                            _ => complete::complete(vm),
+                            Ok(Some(Finished::Resumed)) => {
+                                stats.emulator_resumed += 1;
+                                continue;
+                            }
+                            Ok(Some(Finished::Injected(vector))) => {
+                                stats.emulator_injected += 1;
+                                if trace {
+                                    eprintln!("[exit {count}] x86-decode's emulator: the instruction takes vector {vector}, injected");
+                                }
+                                continue;
+                            }
+                            Ok(None) => complete::complete(vm),
+                            Err(e) => return Err(RunError::Kvm(e)),
                         }
                     }
                     other => other,
