@@ -484,15 +484,25 @@ mod tests {
         assert_eq!(msr_filter_bitmap(MsrRange { base: 0, count: 9 }).len(), 2);
     }
 
-    /// Needs `/dev/kvm`; prints why and passes where it cannot be opened.
-    #[test]
-    fn installs_hyper_v_cpuid_and_msr_filter() {
-        if let Err(e) = std::fs::OpenOptions::new()
+    /// Whether `/dev/kvm` can be opened; prints why not otherwise (the test then passes).
+    fn kvm_available() -> bool {
+        match std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open("/dev/kvm")
         {
-            println!("skipped: /dev/kvm not available ({e})");
+            Ok(_) => true,
+            Err(e) => {
+                println!("skipped: /dev/kvm not available ({e})");
+                false
+            }
+        }
+    }
+
+    /// Needs `/dev/kvm`; prints why and passes where it cannot be opened.
+    #[test]
+    fn installs_hyper_v_cpuid_and_msr_filter() {
+        if !kvm_available() {
             return;
         }
         let leaves = Enlightenments::linux_vmbus(1).cpuid_leaves().unwrap();
@@ -528,12 +538,7 @@ mod tests {
     /// first when asked. Needs `/dev/kvm`; prints why and passes where it cannot be opened.
     #[test]
     fn injected_exception_reaches_the_guest_handler() {
-        if let Err(e) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-        {
-            println!("skipped: /dev/kvm not available ({e})");
+        if !kvm_available() {
             return;
         }
         let memory = GuestMemory::new(0x10_0000).unwrap();
