@@ -15,7 +15,7 @@
 //!  io::ReadAt ─► wim::Wim (open one file, a split set, a pipable WIM)
 //!             ─► read::BlobReader (random access by chunk, cached chunks)  ─► verify
 //!             ─► apply (std, Linux: files, links, symlinks, times, UNIX data; threads)
-//!  codec (XPRESS, LZX, LZMS chunk decompressors)
+//!  codec (XPRESS, LZX, LZMS chunk decompressors and compressors)
 //! ```
 //!
 //! ## Example
@@ -43,9 +43,9 @@
 //! Microsoft's tools write: uncompressed, XPRESS, LZX, LZMS, solid (ESD), split (`.swm`) and
 //! pipable. Writing ([`write`](mod@write)): capture of a Linux directory tree, in-place append,
 //! export, delete (as a rebuild, or in place), and update (add, replace, delete and rename
-//! paths of an image, committed in place), uncompressed or XPRESS so far (LZX and LZMS as
-//! their compressors land), optimize (a rebuild without holes, optionally recompressed) and
-//! split into `.swm` parts; no solid output yet.
+//! paths of an image, committed in place), optimize (a rebuild without holes, optionally
+//! recompressed) and split into `.swm` parts; uncompressed, XPRESS, LZX or LZMS, and solid
+//! output (LZMS or any other codec in solid resources, version 0xE00), with integrity tables.
 //!
 //! ## Features
 //!

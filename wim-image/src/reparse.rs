@@ -10,6 +10,11 @@ use alloc::string::String;
 use crate::defs::{ReparseTag, RP_FLAG_NOT_FIXED, SYMLINK_FLAG_RELATIVE};
 use crate::dentry::utf16_name;
 
+/// The most reparse data (without the 8-byte header) a file can carry: NTFS's
+/// `MAXIMUM_REPARSE_DATA_BUFFER_SIZE` (16 KiB) less the header, as wimlib limits it
+/// (`REPARSE_DATA_MAX_SIZE`).
+pub const MAX_REPARSE_DATA: usize = 16 * 1024 - 8;
+
 /// Why reparse data is not a usable link.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -19,6 +24,12 @@ pub enum ReparseError {
     NotALink {
         /// The tag.
         tag: ReparseTag,
+    },
+    /// The reparse data is larger than any file system can hold ([`MAX_REPARSE_DATA`]).
+    #[error("reparse data of {size} bytes exceeds the {MAX_REPARSE_DATA}-byte limit")]
+    TooLarge {
+        /// Its (claimed) size.
+        size: u64,
     },
     /// The buffer is too short, names are misaligned or pass its end, or are not UTF-16.
     #[error("malformed link reparse data at byte {offset}")]
@@ -50,6 +61,11 @@ impl LinkReparse {
             tag => return Err(ReparseError::NotALink { tag }),
         };
         let bad = |offset| ReparseError::Malformed { offset };
+        if data.len() > MAX_REPARSE_DATA {
+            return Err(ReparseError::TooLarge {
+                size: data.len() as u64,
+            });
+        }
         if data.len() < hdr {
             return Err(bad(data.len()));
         }

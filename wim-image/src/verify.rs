@@ -118,8 +118,14 @@ impl<R: ReadAt> Wim<R> {
             .end()
             .unwrap_or(0)
             .saturating_sub(HEADER_SIZE as u64);
-        let blob_bytes: u64 = self.blob_table().blobs.iter().map(|b| b.size).sum();
-        let total = blob_bytes + if integrity.is_some() { covered } else { 0 };
+        // Sizes come from the file: a sum of them may not fit (two blobs of 2^63 bytes); the
+        // total is only for progress, so it saturates.
+        let blob_bytes = self
+            .blob_table()
+            .blobs
+            .iter()
+            .fold(0u64, |n, b| n.saturating_add(b.size));
+        let total = blob_bytes.saturating_add(if integrity.is_some() { covered } else { 0 });
         let mut done = 0;
 
         if let (Some(t), Some(src)) = (&integrity, self.part(1)) {
@@ -203,7 +209,7 @@ impl<R: ReadAt> Wim<R> {
                 Ok(())
             });
             report.blobs += 1;
-            report.bytes += b.size;
+            report.bytes = report.bytes.saturating_add(b.size);
             if let Err(error) = r {
                 report.problems.push(Problem::Blob {
                     hash: b.hash,

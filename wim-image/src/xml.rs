@@ -9,6 +9,11 @@ use core::fmt::{self, Write};
 /// Largest XML document accepted (bytes, UTF-16).
 pub const MAX_XML_SIZE: u64 = 64 << 20;
 
+/// Deepest element nesting accepted (the root `<WIM>` is depth 1). wimlib's documents are
+/// five deep (`WIM/IMAGE/WINDOWS/VERSION/MAJOR`); the bound keeps the owned tree's
+/// recursive `Drop`, `Clone`, `PartialEq` and [`Element::write_to`] within a small stack.
+pub const MAX_XML_DEPTH: usize = 256;
+
 /// Why the XML document was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -24,6 +29,12 @@ pub enum XmlError {
     Syntax {
         /// The parser's error (with line and column).
         error: roxmltree::Error,
+    },
+    /// Elements nest deeper than [`MAX_XML_DEPTH`].
+    #[error("XML element <{name}> nests deeper than {MAX_XML_DEPTH} levels")]
+    TooDeep {
+        /// The name of the first element too deep.
+        name: String,
     },
     /// The root element is not `<WIM>`.
     #[error("XML root element is <{name}>, not <WIM>")]
@@ -273,7 +284,7 @@ impl XmlInfo {
     /// Parses XML text.
     pub fn parse_str(text: &str) -> Result<XmlInfo, XmlError> {
         let doc = roxmltree::Document::parse(text).map_err(|error| XmlError::Syntax { error })?;
-        let root = convert(doc.root_element());
+        let root = convert(doc.root_element())?;
         if root.name != "WIM" {
             return Err(XmlError::Root { name: root.name });
         }
@@ -316,17 +327,22 @@ impl XmlInfo {
     }
 }
 
-fn convert(n: roxmltree::Node<'_, '_>) -> Element {
-    // Iterative to bound stack use on hostile nesting.
+fn convert(n: roxmltree::Node<'_, '_>) -> Result<Element, XmlError> {
+    // Iterative to bound stack use on hostile nesting; the depth is bounded for what
+    // recurses over the result.
     let mut stack: Vec<(roxmltree::Node<'_, '_>, Element)> = Vec::new();
     stack.push((n, new_element(n)));
     let mut iters: Vec<roxmltree::Children<'_, '_>> = alloc::vec![n.children()];
     loop {
         let Some(it) = iters.last_mut() else {
-            return Element::default();
+            return Ok(Element::default());
         };
         match it.next() {
             Some(c) if c.is_element() => {
+                if stack.len() >= MAX_XML_DEPTH {
+                    let name = String::from(c.tag_name().name());
+                    return Err(XmlError::TooDeep { name });
+                }
                 stack.push((c, new_element(c)));
                 iters.push(c.children());
             }
@@ -340,11 +356,11 @@ fn convert(n: roxmltree::Node<'_, '_>) -> Element {
             None => {
                 iters.pop();
                 let Some((_, done)) = stack.pop() else {
-                    return Element::default();
+                    return Ok(Element::default());
                 };
                 match stack.last_mut() {
                     Some((_, parent)) => parent.children.push(XmlNode::Element(done)),
-                    None => return done,
+                    None => return Ok(done),
                 }
             }
         }
@@ -372,6 +388,28 @@ mod tests {
             v.extend_from_slice(&u.to_le_bytes());
         }
         v
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nest = |depth: usize| {
+            let mut s = String::new();
+            s.push_str("<WIM>");
+            for _ in 1..depth {
+                s.push_str("<A>");
+            }
+            for _ in 1..depth {
+                s.push_str("</A>");
+            }
+            s.push_str("</WIM>");
+            s
+        };
+        let ok = XmlInfo::parse_str(&nest(MAX_XML_DEPTH)).unwrap();
+        assert_eq!(ok.clone(), ok);
+        assert_eq!(
+            XmlInfo::parse_str(&nest(MAX_XML_DEPTH + 1)),
+            Err(XmlError::TooDeep { name: "A".into() })
+        );
     }
 
     #[test]

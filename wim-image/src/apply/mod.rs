@@ -16,7 +16,7 @@ mod pipeline;
 mod sys;
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -28,7 +28,7 @@ use crate::dentry::{Dentry, ZERO_HASH};
 use crate::io::ReadAt;
 use crate::metadata::{NodeId, Tree};
 use crate::read::ReadError;
-use crate::reparse::{LinkReparse, ReparseError};
+use crate::reparse::{LinkReparse, ReparseError, MAX_REPARSE_DATA};
 use crate::wim::{ImageError, Wim};
 
 /// Options for [`apply`] and [`extract`] (the default: all cores, no UNIX data, fix-ups as
@@ -151,6 +151,22 @@ pub enum ApplyError {
         /// The path asked for.
         path: String,
     },
+    /// A name is longer than a Linux file name may be (`NAME_MAX`, 255 bytes).
+    #[error("{parent}: a name of {len} bytes is longer than the {NAME_MAX}-byte limit")]
+    NameTooLong {
+        /// The directory it is in.
+        parent: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A path is longer than Linux accepts (`PATH_MAX`, 4096 bytes with its NUL).
+    #[error("{parent}: a path of {len} bytes is longer than the {PATH_MAX}-byte limit")]
+    PathTooLong {
+        /// The directory the entry is in.
+        parent: PathBuf,
+        /// The path's length in bytes.
+        len: usize,
+    },
     /// A decoder thread panicked (a bug).
     #[error("a decoder thread failed")]
     Thread,
@@ -168,12 +184,63 @@ enum Kind {
     Special(u32, u32),
 }
 
-/// One entry of the plan.
+/// The longest file name Linux accepts (`NAME_MAX`), in bytes.
+pub const NAME_MAX: usize = 255;
+/// The longest path Linux accepts (`PATH_MAX`), in bytes, its terminating NUL included.
+pub const PATH_MAX: usize = 4096;
+
+/// Where an entry of the plan goes: under a chosen root's destination, or in the directory
+/// of an earlier entry (under its own name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    /// The destination of root `n` itself.
+    Root(usize),
+    /// The entry at this index of the plan.
+    Entry(usize),
+}
+
+/// One entry of the plan. No path is stored: [`Plan::path`] joins the names on use, so the
+/// plan's memory is a few words per dentry however long or deep the names are.
 #[derive(Debug)]
 struct Entry {
     node: NodeId,
-    path: PathBuf,
+    parent: Parent,
     kind: Kind,
+}
+
+/// Every dentry to apply, in tree order (parents first), with what it becomes.
+struct Plan<'t> {
+    tree: &'t Tree,
+    roots: &'t [(NodeId, PathBuf)],
+    entries: Vec<Entry>,
+}
+
+impl Plan<'_> {
+    /// The path of entry `i`, built from the names of its ancestors.
+    fn path(&self, i: usize) -> PathBuf {
+        let mut names = Vec::new();
+        let mut at = i;
+        let root = loop {
+            match self.entries[at].parent {
+                Parent::Root(r) => break r,
+                Parent::Entry(p) => {
+                    names.push(dentry_name(&self.tree.node(self.entries[at].node).dentry));
+                    at = p;
+                }
+            }
+        };
+        let mut path = self.roots[root].1.clone();
+        for n in names.iter().rev() {
+            path.push(n);
+        }
+        path
+    }
+
+    /// Heap bytes the plan holds (its entries; no path is kept).
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
 }
 
 /// Applies image `index` to `target` (created if missing).
@@ -247,7 +314,8 @@ fn run<R: ReadAt + Sync>(
     progress: &mut dyn FnMut(ApplyProgress),
 ) -> Result<ApplyReport, ApplyError> {
     let mut report = ApplyReport::default();
-    let entries = plan(tree, roots, opts, &mut report.skipped);
+    let plan = plan(tree, roots, opts, &mut report.skipped)?;
+    let entries = &plan.entries;
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ApplyError::Io { path, source }
@@ -270,17 +338,19 @@ fn run<R: ReadAt + Sync>(
     for (i, e) in entries.iter().enumerate() {
         match e.kind {
             Kind::Dir => {
-                match fs::DirBuilder::new().mode(0o755).create(&e.path) {
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists && e.path.is_dir() => {}
-                    r => r.map_err(io_err(&e.path))?,
+                let path = plan.path(i);
+                match fs::DirBuilder::new().mode(0o755).create(&path) {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                    r => r.map_err(io_err(&path))?,
                 }
                 report.dirs += 1;
             }
             Kind::File(h) => {
                 if h == ZERO_HASH {
-                    create_file(&e.path)
+                    let path = plan.path(i);
+                    create_file(&path)
                         .and_then(|f| set_file_times(&f, times[i]))
-                        .map_err(io_err(&e.path))?;
+                        .map_err(io_err(&path))?;
                 }
                 report.files += 1;
             }
@@ -299,74 +369,82 @@ fn run<R: ReadAt + Sync>(
                 .blob_table()
                 .lookup(&h)
                 .ok_or_else(|| ApplyError::MissingBlob {
-                    path: e.path.clone(),
+                    path: plan.path(i),
                     hash: h,
                 })?;
             targets.entry(b).or_default().push(i);
         }
     }
-    // Symlink targets (reparse data) are read in the same pass as file data.
+    // Symlink targets (reparse data) are read in the same pass as file data, into memory:
+    // their size is checked against what a file system can hold before anything is read.
     let mut keep: HashMap<u32, PathBuf> = HashMap::new();
-    for e in &entries {
+    for (i, e) in entries.iter().enumerate() {
         if let Kind::Symlink = e.kind {
             let h = tree.node(e.node).dentry.reparse_data.unwrap_or(ZERO_HASH);
             if let Some(b) = wim.blob_table().lookup(&h) {
-                keep.entry(b).or_insert_with(|| e.path.clone());
+                let size = wim.blob_table().blobs[b as usize].size;
+                if size > MAX_REPARSE_DATA as u64 {
+                    return Err(ApplyError::Reparse {
+                        path: plan.path(i),
+                        source: ReparseError::TooLarge { size },
+                    });
+                }
+                keep.entry(b).or_insert_with(|| plan.path(i));
             }
         }
     }
-    let paths: Vec<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
-    let written =
-        pipeline::write_data(wim, &targets, &keep, &paths, &times, opts.threads, progress)?;
+    let path_of = |i: usize| plan.path(i);
+    let written = pipeline::write_data(
+        wim,
+        &targets,
+        &keep,
+        &path_of,
+        &times,
+        opts.threads,
+        progress,
+    )?;
     report.bytes = written.bytes;
 
-    // Hard links, symlinks, special files.
+    // Hard links, symlinks, special files. An entry that could not be made (a special file
+    // mknod refused) is remembered: it gets no owner, mode or times below.
+    let mut made = vec![true; entries.len()];
     let root_str = fs::canonicalize(target)
         .map_err(io_err(target))?
         .to_string_lossy()
         .into_owned();
-    for e in &entries {
+    for (i, e) in entries.iter().enumerate() {
         match e.kind {
             Kind::HardLink(first) => {
-                replace(&e.path, |p| fs::hard_link(&entries[first].path, p))
-                    .map_err(io_err(&e.path))?;
+                let path = plan.path(i);
+                replace(&path, |p| fs::hard_link(plan.path(first), p)).map_err(io_err(&path))?;
                 report.hard_links += 1;
             }
             Kind::Symlink => {
+                let path = plan.path(i);
                 let d = &tree.node(e.node).dentry;
                 let h = d.reparse_data.unwrap_or(ZERO_HASH);
+                let missing = || ApplyError::MissingBlob {
+                    path: path.clone(),
+                    hash: h,
+                };
                 let data = match wim.blob_table().lookup(&h) {
-                    Some(b) => written
-                        .kept
-                        .get(&b)
-                        .cloned()
-                        .ok_or(ApplyError::MissingBlob {
-                            path: e.path.clone(),
-                            hash: h,
-                        })?,
+                    Some(b) => written.kept.get(&b).cloned().ok_or_else(missing)?,
                     None if h == ZERO_HASH => Vec::new(),
-                    None => {
-                        return Err(ApplyError::MissingBlob {
-                            path: e.path.clone(),
-                            hash: h,
-                        })
-                    }
+                    None => return Err(missing()),
                 };
                 let info = d.reparse.map(|r| (r.tag, r.flags)).unwrap_or_default();
                 let link =
                     LinkReparse::parse(info.0, &data).map_err(|source| ApplyError::Reparse {
-                        path: e.path.clone(),
+                        path: path.clone(),
                         source,
                     })?;
                 let t = link.unix_target(info.1, rpfix.then_some(root_str.as_str()));
-                replace(&e.path, |p| std::os::unix::fs::symlink(&t, p)).map_err(io_err(&e.path))?;
+                replace(&path, |p| std::os::unix::fs::symlink(&t, p)).map_err(io_err(&path))?;
                 report.symlinks += 1;
             }
             Kind::Special(mode, rdev) => {
-                match replace(&e.path, |p| sys::mknod(p, mode, rdev as u64)) {
-                    Ok(()) => report.special_files += 1,
-                    Err(_) => report.skipped.special_files += 1,
-                }
+                let r = replace(&plan.path(i), |p| sys::mknod(p, mode, rdev as u64));
+                made[i] = special_made(r, &mut report);
             }
             _ => {}
         }
@@ -374,27 +452,50 @@ fn run<R: ReadAt + Sync>(
 
     // Owners, modes and times, children before parents (a directory's times change as
     // entries are made in it).
-    for (e, &(atime, mtime)) in entries.iter().zip(&times).rev() {
-        let d = &tree.node(e.node).dentry;
-        if opts.unix_data {
-            if let Some(u) = d.unix_data() {
-                if std::os::unix::fs::lchown(&e.path, Some(u.uid), Some(u.gid)).is_err() {
-                    report.skipped.owners += 1;
-                }
-                if !matches!(e.kind, Kind::Symlink) {
-                    use std::os::unix::fs::PermissionsExt;
-                    fs::set_permissions(&e.path, fs::Permissions::from_mode(u.mode & 0o7777))
-                        .map_err(io_err(&e.path))?;
-                }
-            }
+    for (i, (e, &(atime, mtime))) in entries.iter().zip(&times).enumerate().rev() {
+        if !made[i] {
+            continue;
         }
+        let d = &tree.node(e.node).dentry;
+        let restore_unix = opts.unix_data && d.unix_data().is_some();
         // Regular files (and their further names, the same inode) got their times when
         // their data were written.
-        if !matches!(e.kind, Kind::File(_) | Kind::HardLink(_)) {
-            sys::set_times(&e.path, atime, mtime).map_err(io_err(&e.path))?;
+        let set_times = !matches!(e.kind, Kind::File(_) | Kind::HardLink(_));
+        if !restore_unix && !set_times {
+            continue;
+        }
+        let path = plan.path(i);
+        if let (true, Some(u)) = (opts.unix_data, d.unix_data()) {
+            if std::os::unix::fs::lchown(&path, Some(u.uid), Some(u.gid)).is_err() {
+                report.skipped.owners += 1;
+            }
+            if !matches!(e.kind, Kind::Symlink) {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&path, fs::Permissions::from_mode(u.mode & 0o7777))
+                    .map_err(io_err(&path))?;
+            }
+        }
+        if set_times {
+            sys::set_times(&path, atime, mtime).map_err(io_err(&path))?;
         }
     }
     Ok(report)
+}
+
+/// Counts the outcome of making a special file and says whether it exists: a refused
+/// mknod (no privilege, a file system without device nodes) is a skipped special file, as
+/// documented on [`Skipped::special_files`], and its path then gets no owner, mode or times.
+fn special_made(r: io::Result<()>, report: &mut ApplyReport) -> bool {
+    match r {
+        Ok(()) => {
+            report.special_files += 1;
+            true
+        }
+        Err(_) => {
+            report.skipped.special_files += 1;
+            false
+        }
+    }
 }
 
 /// Access and write times, as (seconds, nanoseconds) since the Unix epoch.
@@ -451,17 +552,25 @@ fn replace(path: &Path, make: impl Fn(&Path) -> io::Result<()>) -> io::Result<()
 }
 
 /// Walks the chosen subtrees and decides what each dentry becomes, counting what is lost.
-fn plan(
-    tree: &Tree,
-    roots: &[(NodeId, PathBuf)],
+/// Names longer than [`NAME_MAX`] and paths longer than [`PATH_MAX`] are refused here, before
+/// anything is created: Linux would refuse them anyway.
+fn plan<'t>(
+    tree: &'t Tree,
+    roots: &'t [(NodeId, PathBuf)],
     opts: &ApplyOptions,
     sk: &mut Skipped,
-) -> Vec<Entry> {
-    let mut entries = Vec::new();
+) -> Result<Plan<'t>, ApplyError> {
+    let mut plan = Plan {
+        tree,
+        roots,
+        entries: Vec::new(),
+    };
     let mut links: HashMap<(u64, Sha1Hash), usize> = HashMap::new();
-    for (root, dest) in roots {
-        let mut stack: Vec<(NodeId, PathBuf)> = vec![(*root, dest.clone())];
-        while let Some((id, path)) = stack.pop() {
+    for (r, (root, dest)) in roots.iter().enumerate() {
+        // (node, parent, length of its path in bytes)
+        let mut stack: Vec<(NodeId, Parent, usize)> =
+            vec![(*root, Parent::Root(r), dest.as_os_str().len())];
+        while let Some((id, parent, len)) = stack.pop() {
             let d = &tree.node(id).dentry;
             count_skipped(d, opts, sk);
             let kind = kind_of(d, opts, sk);
@@ -469,27 +578,61 @@ fn plan(
                 Kind::File(h) if d.link_group != 0 => match links.get(&(d.link_group, h)) {
                     Some(&first) => Kind::HardLink(first),
                     None => {
-                        links.insert((d.link_group, h), entries.len());
+                        links.insert((d.link_group, h), plan.entries.len());
                         kind
                     }
                 },
                 k => k,
             };
+            let me = plan.entries.len();
             if kind == Kind::Dir {
                 for c in tree.children(id).rev() {
-                    let mut p = path.clone();
-                    p.push(OsString::from(&tree.node(c).dentry.name));
-                    stack.push((c, p));
+                    let name_len = dentry_name(&tree.node(c).dentry).len();
+                    if name_len > NAME_MAX {
+                        return Err(ApplyError::NameTooLong {
+                            parent: plan.path_of(me, id, parent),
+                            len: name_len,
+                        });
+                    }
+                    // The separator, and the NUL the kernel counts.
+                    let child_len = len + 1 + name_len;
+                    if child_len + 1 > PATH_MAX {
+                        return Err(ApplyError::PathTooLong {
+                            parent: plan.path_of(me, id, parent),
+                            len: child_len,
+                        });
+                    }
+                    stack.push((c, Parent::Entry(me), child_len));
                 }
             }
-            entries.push(Entry {
+            plan.entries.push(Entry {
                 node: id,
-                path,
+                parent,
                 kind,
             });
         }
     }
-    entries
+    Ok(plan)
+}
+
+impl Plan<'_> {
+    /// The path entry `me` (node `id` under `parent`) will have, before it is pushed.
+    fn path_of(&self, me: usize, id: NodeId, parent: Parent) -> PathBuf {
+        match parent {
+            Parent::Root(r) => self.roots[r].1.clone(),
+            Parent::Entry(p) => {
+                debug_assert_eq!(me, self.entries.len());
+                let mut path = self.path(p);
+                path.push(dentry_name(&self.tree.node(id).dentry));
+                path
+            }
+        }
+    }
+}
+
+/// A dentry's name as a Linux file name.
+fn dentry_name(d: &Dentry) -> &OsStr {
+    OsStr::new(&d.name)
 }
 
 fn kind_of(d: &Dentry, opts: &ApplyOptions, sk: &mut Skipped) -> Kind {
@@ -558,3 +701,6 @@ fn count_skipped(d: &Dentry, opts: &ApplyOptions, sk: &mut Skipped) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

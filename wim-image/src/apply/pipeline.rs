@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 
@@ -21,6 +21,7 @@ use super::{create_file, set_file_times, ApplyError, ApplyProgress, FileTimes};
 use crate::blob_table::Blob;
 use crate::io::ReadAt;
 use crate::read::{check_hash, set_len, BlobReader, ReadError, ResKind, ResRef};
+use crate::reparse::MAX_REPARSE_DATA;
 use crate::wim::Wim;
 
 /// Output bytes a unit aims at (more only when one chunk is bigger).
@@ -69,6 +70,9 @@ pub(super) struct Written {
     pub kept: HashMap<u32, Vec<u8>>,
 }
 
+/// The path of an entry of the plan, built when needed (the plan holds no paths).
+pub(super) type PathOf<'a> = &'a (dyn Fn(usize) -> PathBuf + Sync);
+
 /// Writes every blob in `targets` (blob index → entry indexes) to the paths of its entries,
 /// giving each file its `times` once written, and returns the bytes of the blobs in `keep`
 /// (`path_of` names a blob in errors).
@@ -76,7 +80,7 @@ pub(super) fn write_data<R: ReadAt + Sync>(
     wim: &Wim<R>,
     targets: &HashMap<u32, Vec<usize>>,
     keep: &HashMap<u32, PathBuf>,
-    paths: &[&Path],
+    paths: PathOf<'_>,
     times: &[FileTimes],
     threads: usize,
     progress: &mut dyn FnMut(ApplyProgress),
@@ -95,7 +99,7 @@ pub(super) fn write_data<R: ReadAt + Sync>(
         let blob = wim.blob_table().blobs[b as usize];
         let path = files
             .first()
-            .map(|&f| paths[f].to_path_buf())
+            .map(|&f| paths(f))
             .or_else(|| keep.get(&b).cloned())
             .unwrap_or_default();
         let (res, res_off) = reader.locate(&blob).ok_or(ApplyError::MissingBlob {
@@ -118,13 +122,13 @@ pub(super) fn write_data<R: ReadAt + Sync>(
         path: jobs
             .first()
             .and_then(|j| j.files.first())
-            .map_or_else(PathBuf::new, |&f| paths[f].to_path_buf()),
+            .map_or_else(PathBuf::new, |&f| paths(f)),
         source,
     })?;
-    let total: u64 = jobs
-        .iter()
-        .map(|j| j.blob.size * j.files.len() as u64)
-        .sum();
+    // Claimed sizes: their sum (for progress only) saturates rather than overflows.
+    let total = jobs.iter().fold(0u64, |n, j| {
+        n.saturating_add(j.blob.size.saturating_mul(j.files.len() as u64))
+    });
     let mut writer = Writer {
         jobs: &jobs,
         paths,
@@ -290,7 +294,7 @@ fn reader_source<'w, R: ReadAt>(reader: &BlobReader<'w, R>, part: u16) -> Result
 /// The in-order writer.
 struct Writer<'a, 'p> {
     jobs: &'a [Job<'a>],
-    paths: &'a [&'a Path],
+    paths: PathOf<'a>,
     times: &'a [FileTimes],
     /// Files of blobs spread over several units, with their running hash.
     open: HashMap<usize, (Vec<File>, Sha1)>,
@@ -306,7 +310,7 @@ impl Writer<'_, '_> {
         self.jobs[blob]
             .files
             .first()
-            .map_or_else(PathBuf::new, |&f| self.paths[f].to_path_buf())
+            .map_or_else(PathBuf::new, |&f| (self.paths)(f))
     }
 
     fn error(&self, u: &Unit, source: ReadError) -> ApplyError {
@@ -322,19 +326,25 @@ impl Writer<'_, '_> {
             let job = &self.jobs[p.blob];
             let bytes = &buf[p.unit_off as usize..(p.unit_off + p.len) as usize];
             let whole = p.blob_off == 0 && p.len == job.blob.size;
-            let io = |i: usize| {
-                let path = self.paths[i].to_path_buf();
-                move |source| ApplyError::Io { path, source }
+            let paths = self.paths;
+            let io = move |i: usize| {
+                move |source| ApplyError::Io {
+                    path: paths(i),
+                    source,
+                }
             };
             if job.keep {
+                // `run` refused kept blobs over the reparse limit; the bound stays here so
+                // a claimed size never decides an allocation on its own.
+                let cap = job.blob.size.min(MAX_REPARSE_DATA as u64) as usize;
                 self.kept
                     .entry(job.index)
-                    .or_insert_with(|| Vec::with_capacity(job.blob.size as usize))
+                    .or_insert_with(|| Vec::with_capacity(cap))
                     .extend_from_slice(bytes);
             }
             if whole {
                 for &f in job.files {
-                    create_file(self.paths[f])
+                    create_file(&(self.paths)(f))
                         .and_then(|mut file| {
                             file.write_all(bytes)?;
                             set_file_times(&file, self.times[f])
@@ -345,7 +355,7 @@ impl Writer<'_, '_> {
                 if p.blob_off == 0 {
                     let mut files = Vec::with_capacity(job.files.len());
                     for &f in job.files {
-                        files.push(create_file(self.paths[f]).map_err(io(f))?);
+                        files.push(create_file(&(self.paths)(f)).map_err(io(f))?);
                     }
                     self.open.insert(p.blob, (files, Sha1::new()));
                 }

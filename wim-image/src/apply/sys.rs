@@ -43,8 +43,19 @@ pub fn set_times(path: &Path, atime: (i64, u32), mtime: (i64, u32)) -> io::Resul
     }
 }
 
+#[cfg(test)]
+std::thread_local! {
+    /// Tests set this to make [`mknod`] fail with `EPERM` on this thread, as it does for an
+    /// unprivileged user (the tests run as root in CI).
+    pub static FAIL_MKNOD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Creates a device node, FIFO or socket with `mode` (type and permission bits) and `rdev`.
 pub fn mknod(path: &Path, mode: u32, rdev: u64) -> io::Result<()> {
+    #[cfg(test)]
+    if FAIL_MKNOD.get() {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
     let c = cpath(path)?;
     // SAFETY: `c` is a NUL-terminated path that outlives the call; mknod reads nothing else.
     let r = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) };

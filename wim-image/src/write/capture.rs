@@ -34,6 +34,7 @@ use crate::defs::{
     FileAttributes, ReparseTag, FILETIME_UNIX_EPOCH, RP_FLAG_NOT_FIXED, SYMLINK_FLAG_RELATIVE,
 };
 use crate::dentry::{ReparseInfo, UnixData};
+use crate::reparse::MAX_REPARSE_DATA;
 
 use super::config::CaptureConfig;
 
@@ -44,9 +45,6 @@ use super::{ImageProps, NoBlobs, WimWriter, WriteAt, WriteError};
 /// Files up to this size are read whole and hashed before writing (duplicates cost no
 /// write); larger ones are hashed while written.
 const PRELOAD_LIMIT: u64 = 8 << 20;
-
-/// The largest reparse buffer (header included) Windows accepts.
-const MAX_REPARSE: usize = 16 * 1024;
 
 /// Why a tree could not be captured.
 #[derive(Debug, thiserror::Error)]
@@ -471,7 +469,7 @@ pub fn symlink_reparse_data(target: &str) -> Option<Vec<u8>> {
         (nt.clone(), nt, SYMLINK_FLAG_RELATIVE)
     };
     let (sl, pl) = (subst.len() * 2, print.len() * 2);
-    if 8 + 12 + sl + pl + 4 > MAX_REPARSE {
+    if 12 + sl + pl + 4 > MAX_REPARSE_DATA {
         return None;
     }
     let mut out = Vec::with_capacity(12 + sl + pl + 4);

@@ -301,13 +301,14 @@ impl NewImage {
             } else {
                 s.file_count += n;
             }
-            let size: u64 = inode
+            // Stream sizes may come from another WIM's blob table (export, update): the
+            // statistics saturate rather than overflow.
+            let size = inode
                 .streams()
                 .filter_map(|id| self.streams.get(id as usize))
-                .map(|st| st.size)
-                .sum();
-            s.total_bytes += size * n;
-            s.hard_link_bytes += size * (n - 1);
+                .fold(0u64, |t, st| t.saturating_add(st.size));
+            s.total_bytes = s.total_bytes.saturating_add(size.saturating_mul(n));
+            s.hard_link_bytes = s.hard_link_bytes.saturating_add(size.saturating_mul(n - 1));
         }
         s
     }

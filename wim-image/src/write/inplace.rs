@@ -147,6 +147,25 @@ fn read_existing<W: WriteAt>(out: &W, fates: Option<&[Fate]>) -> Result<Existing
     })
 }
 
+/// What undoes an in-place change that failed: the header and length the file had.
+#[derive(Debug)]
+pub(super) struct Rollback {
+    header: HeaderDisk,
+    len: u64,
+    state: State,
+}
+
+/// How far an in-place change went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing written yet.
+    Untouched,
+    /// The header says WRITE_IN_PROGRESS; data may follow the old end.
+    Started,
+    /// A call failed and the file was put back.
+    RolledBack,
+}
+
 impl<W: WriteAt> WimWriter<W> {
     /// Opens the WIM in `out` to change it in place: `fates` says for each of its images
     /// whether it stays, goes or is replaced (in place, keeping its position; every image to
@@ -226,11 +245,14 @@ impl<W: WriteAt> WimWriter<W> {
             names = n;
             metadata = m;
         }
-        let mut wip = hdr;
-        wip.flags
-            .set(hdr.flags.get() | HeaderFlags::WRITE_IN_PROGRESS.bits());
-        blobs.write_at(zerocopy::IntoBytes::as_bytes(&wip), 0)?;
-        blobs.out.sync()?;
+        // The header gets WRITE_IN_PROGRESS only with the first change (`begin`): a caller
+        // that fails before writing anything (a missing capture source) leaves the file as
+        // it was.
+        let rollback = Some(Rollback {
+            header: old.header,
+            len: pos,
+            state: State::Untouched,
+        });
         Ok(WimWriter {
             blobs,
             header: hdr,
@@ -241,7 +263,48 @@ impl<W: WriteAt> WimWriter<W> {
             integrity: opts.integrity || old.had_integrity,
             now: opts.now,
             copy_stored: opts.copy_stored,
+            rollback,
         })
+    }
+
+    /// Before the first change to a file written in place: marks its header
+    /// WRITE_IN_PROGRESS. Refuses to go on after a rollback.
+    pub(super) fn begin(&mut self) -> Result<(), WriteError> {
+        let Some(r) = &mut self.rollback else {
+            return Ok(());
+        };
+        match r.state {
+            State::Started => Ok(()),
+            State::RolledBack => Err(WriteError::RolledBack),
+            State::Untouched => {
+                let mut wip = self.header;
+                wip.flags
+                    .set(wip.flags.get() | HeaderFlags::WRITE_IN_PROGRESS.bits());
+                r.state = State::Started;
+                let res = self
+                    .blobs
+                    .write_at(zerocopy::IntoBytes::as_bytes(&wip), 0)
+                    .and_then(|()| Ok(self.blobs.out.sync()?));
+                self.undo_on_error(res)
+            }
+        }
+    }
+
+    /// Passes `r` through; if it is an error of a file written in place, first puts back
+    /// the original header and length (best effort: the original error is what counts).
+    pub(super) fn undo_on_error<T>(&mut self, r: Result<T, WriteError>) -> Result<T, WriteError> {
+        if r.is_err() {
+            if let Some(rb) = &mut self.rollback {
+                if rb.state == State::Started {
+                    let out = &mut self.blobs.out;
+                    let _ = out.write_all_at(zerocopy::IntoBytes::as_bytes(&rb.header), 0);
+                    let _ = out.set_len(rb.len);
+                    let _ = out.sync();
+                }
+                rb.state = State::RolledBack;
+            }
+        }
+        r
     }
 
     /// Writes the new tree of image `index` (1-based, counted after deletions) that
@@ -249,6 +312,17 @@ impl<W: WriteAt> WimWriter<W> {
     /// lacks from `provider`), its metadata, and its XML statistics and modification time
     /// (the rest of its XML element stays).
     pub fn replace_image(
+        &mut self,
+        index: u32,
+        image: &mut NewImage,
+        provider: &mut dyn BlobProvider,
+    ) -> Result<(), WriteError> {
+        self.begin()?;
+        let r = self.replace_image_inner(index, image, provider);
+        self.undo_on_error(r)
+    }
+
+    fn replace_image_inner(
         &mut self,
         index: u32,
         image: &mut NewImage,

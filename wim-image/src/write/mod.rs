@@ -69,6 +69,10 @@ pub enum WriteError {
     /// The output failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// An earlier call on this in-place writer failed and the file was restored; the
+    /// writer cannot go on.
+    #[error("an earlier error rolled the in-place change back")]
+    RolledBack,
     /// The existing WIM (appending) could not be opened.
     #[error("the existing WIM cannot be opened")]
     Open(#[source] OpenError),
@@ -348,6 +352,8 @@ pub struct WimWriter<W> {
     now: u64,
     /// [`WriteOptions::copy_stored`].
     copy_stored: bool,
+    /// For a file changed in place: what undoes the change if it fails.
+    rollback: Option<inplace::Rollback>,
 }
 
 impl<W: WriteAt> WimWriter<W> {
@@ -443,6 +449,7 @@ impl<W: WriteAt> WimWriter<W> {
             integrity: opts.integrity,
             now: opts.now,
             copy_stored: opts.copy_stored,
+            rollback: None,
         })
     }
 
@@ -459,7 +466,21 @@ impl<W: WriteAt> WimWriter<W> {
 
     /// Writes the image's streams (reading blobs the output lacks from `provider`), its
     /// metadata resource and its XML element; returns its 1-based index.
+    ///
+    /// In place, a failure restores the file's header and length (and the writer refuses
+    /// any further call).
     pub fn add_image(
+        &mut self,
+        image: &mut NewImage,
+        props: &ImageProps,
+        provider: &mut dyn BlobProvider,
+    ) -> Result<u32, WriteError> {
+        self.begin()?;
+        let r = self.add_image_inner(image, props, provider);
+        self.undo_on_error(r)
+    }
+
+    fn add_image_inner(
         &mut self,
         image: &mut NewImage,
         props: &ImageProps,
@@ -641,8 +662,16 @@ impl<W: WriteAt> WimWriter<W> {
     }
 
     /// Writes the blob table, the XML document and the integrity table, then commits the
-    /// header. Returns the output.
+    /// header. Returns the output. In place, a failure restores the file's header and
+    /// length.
     pub fn finish(mut self) -> Result<W, WriteError> {
+        self.begin()?;
+        let r = self.finish_inner();
+        self.undo_on_error(r)?;
+        Ok(self.blobs.out)
+    }
+
+    fn finish_inner(&mut self) -> Result<(), WriteError> {
         self.blobs.flush_deferred()?;
         self.blobs.finish_solid()?;
         let mut metadata = Vec::with_capacity(self.metadata.len());
@@ -688,7 +717,7 @@ impl<W: WriteAt> WimWriter<W> {
         self.blobs.out.sync()?;
         self.blobs.write_at(bytes.as_bytes(), 0)?;
         self.blobs.out.sync()?;
-        Ok(self.blobs.out)
+        Ok(())
     }
 }
 

@@ -1,0 +1,292 @@
+//! Crafted images that once made the reader or apply abort, overflow or misbehave: each is
+//! built here with the crate's own writer (then patched where a field must lie) and must now
+//! fail with a typed error, or work.
+
+mod wimlib_support;
+
+use std::sync::Arc;
+
+use wim_image::apply::{apply, ApplyError, ApplyOptions};
+use wim_image::codec::Codec;
+use wim_image::defs::{FileAttributes, ReparseTag};
+use wim_image::dentry::ReparseInfo;
+use wim_image::reparse::{ReparseError, MAX_REPARSE_DATA};
+use wim_image::verify::Problem;
+use wim_image::write::capture::{
+    capture_image, symlink_reparse_data, CaptureError, CaptureOptions,
+};
+use wim_image::write::image::{Content, Inode, NewImage};
+use wim_image::write::{ImageProps, NoBlobs, WimWriter, WriteError, WriteOptions};
+use wim_image::xml::XmlError;
+use wim_image::{OpenError, Wim};
+use wimlib_support::Scratch;
+
+/// Writes one image to memory.
+fn write(img: &mut NewImage, opts: &WriteOptions) -> Vec<u8> {
+    let mut w = WimWriter::create(Vec::new(), opts).unwrap();
+    w.add_image(img, &ImageProps::default(), &mut NoBlobs)
+        .unwrap();
+    w.finish().unwrap()
+}
+
+/// The entries of the blob table.
+fn blob_entries(wim: &[u8]) -> Vec<[u8; 50]> {
+    let size = u64::from_le_bytes(wim[0x30..0x38].try_into().unwrap()) & ((1 << 56) - 1);
+    let offset = u64::from_le_bytes(wim[0x38..0x40].try_into().unwrap()) as usize;
+    wim[offset..offset + size as usize]
+        .chunks_exact(50)
+        .map(|e| e.try_into().unwrap())
+        .collect()
+}
+
+/// A blob-table entry: resource header (`flags` in the size's top byte), part 1, one
+/// reference.
+fn entry(size: u64, flags: u8, offset: u64, usize_: u64, hash: &[u8; 20]) -> [u8; 50] {
+    let mut e = [0u8; 50];
+    e[..8].copy_from_slice(&size.to_le_bytes());
+    e[7] = flags;
+    e[8..16].copy_from_slice(&offset.to_le_bytes());
+    e[16..24].copy_from_slice(&usize_.to_le_bytes());
+    e[24..26].copy_from_slice(&1u16.to_le_bytes());
+    e[26..30].copy_from_slice(&1u32.to_le_bytes());
+    e[30..].copy_from_slice(hash);
+    e
+}
+
+/// Appends a new blob table holding `entries` and points the header at it (the table is
+/// not covered by any hash, so the WIM still opens).
+fn replace_blob_table(wim: &mut Vec<u8>, entries: &[[u8; 50]]) {
+    let at = wim.len() as u64;
+    for e in entries {
+        wim.extend_from_slice(e);
+    }
+    let len = wim.len() as u64 - at;
+    let flags = wim[0x37];
+    wim[0x30..0x38].copy_from_slice(&len.to_le_bytes());
+    wim[0x37] = flags;
+    wim[0x38..0x40].copy_from_slice(&at.to_le_bytes());
+    wim[0x40..0x48].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Moves the blob with `hash` into a forged solid resource appended to `wim`: a 16-byte
+/// solid header claiming `chunks` LZMS chunks of 64 MiB, its table of compressed sizes and
+/// one byte per chunk; in the new blob table the blob spans all of it.
+fn forge_solid_blob(wim: &mut Vec<u8>, hash: &[u8; 20], chunks: u64) -> u64 {
+    const CHUNK: u64 = 64 << 20;
+    let all = blob_entries(wim);
+    let mut table: Vec<[u8; 50]> = all.iter().filter(|e| &e[30..] != hash).copied().collect();
+    assert_eq!(table.len() + 1, all.len(), "the blob was in the table once");
+    assert_eq!(
+        table.last().unwrap()[7] & 0x10,
+        0,
+        "the table ends with a non-solid entry"
+    );
+    let size = chunks * CHUNK;
+    let res_at = wim.len() as u64;
+    wim.extend_from_slice(&size.to_le_bytes());
+    wim.extend_from_slice(&(CHUNK as u32).to_le_bytes());
+    wim.extend_from_slice(&3u32.to_le_bytes()); // LZMS
+    for _ in 0..chunks {
+        wim.extend_from_slice(&1u32.to_le_bytes());
+    }
+    wim.resize(wim.len() + chunks as usize, 0);
+    let res_len = wim.len() as u64 - res_at;
+    // Solid and compressed; the resource's entry has the magic size 2^32 and no hash.
+    table.push(entry(res_len, 0x14, res_at, 1 << 32, &[0; 20]));
+    table.push(entry(size, 0x14, 0, 0, hash));
+    replace_blob_table(wim, &table);
+    size
+}
+
+/// A root with one symbolic link `link` to `target`.
+fn symlink_image(target: &str) -> NewImage {
+    let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 1, 2, 3));
+    let data = symlink_reparse_data(target).unwrap();
+    let mut inode = Inode::new(FileAttributes::REPARSE_POINT, 4, 5, 6);
+    inode.reparse = Some(ReparseInfo {
+        tag: ReparseTag::SYMLINK,
+        reserved: 0,
+        flags: 0,
+    });
+    inode.reparse_data = img.add_stream(data.len() as u64, Content::Bytes(Arc::from(data)));
+    let inode = img.add_inode(inode);
+    img.add_dentry(0, String::from("link"), inode);
+    img
+}
+
+/// A symlink whose reparse blob claims 128 GiB: apply once reserved that much memory for
+/// it up front and aborted; now it is refused before anything is read.
+#[test]
+fn huge_reparse_blob_is_refused_before_allocating() {
+    // Solid, as the audit's image: an uncompressed blob's size must match its resource.
+    for solid in [Some((Codec::Lzms, 32768)), Some((Codec::Xpress, 4096))] {
+        let opts = WriteOptions {
+            solid,
+            ..WriteOptions::default()
+        };
+        let mut wim = write(&mut symlink_image("a/b"), &opts);
+        let hash = {
+            let w = Wim::open(wim.as_slice()).unwrap();
+            let tree = w.image(1).unwrap();
+            let id = tree.lookup("/link").unwrap();
+            tree.node(id).dentry.reparse_data.unwrap()
+        };
+        let mut huge = wim.clone();
+        let claimed = forge_solid_blob(&mut huge, &hash, 2048);
+        assert_eq!(claimed, 128 << 30);
+        assert!(huge.len() < 64 << 10, "{}", huge.len());
+        let w = Wim::open(huge.as_slice()).unwrap();
+        let out = Scratch::new(&format!("huge-reparse-{:?}", solid.map(|s| s.1)));
+        let err = apply(&w, 1, &out.path("t"), &ApplyOptions::default(), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApplyError::Reparse {
+                    source: ReparseError::TooLarge { size },
+                    ..
+                } if size == claimed
+            ),
+            "{err:?}"
+        );
+        // 64 MiB is refused the same way (it never exists on a file system).
+        let claimed = forge_solid_blob(&mut wim, &hash, 1);
+        assert!(claimed > MAX_REPARSE_DATA as u64);
+        let w = Wim::open(wim.as_slice()).unwrap();
+        let err = apply(&w, 1, &out.path("u"), &ApplyOptions::default(), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApplyError::Reparse {
+                    source: ReparseError::TooLarge { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
+
+/// Two blobs claiming 2^63 bytes each: `verify` summed their sizes unchecked and panicked
+/// (overflow, debug builds); now the total saturates and both blobs are reported.
+#[test]
+fn verify_survives_sizes_that_overflow_a_sum() {
+    let opts = WriteOptions {
+        compression: Some(Codec::Xpress),
+        ..WriteOptions::default()
+    };
+    let mut wim = write(&mut symlink_image("a"), &opts);
+    let at = wim.len() as u64;
+    wim.resize(wim.len() + 16, 0);
+    let mut table = blob_entries(&wim);
+    for i in 1..=2u8 {
+        table.push(entry(16, 0x04, at, 1 << 63, &[i; 20]));
+    }
+    replace_blob_table(&mut wim, &table);
+    let w = Wim::open(wim.as_slice()).unwrap();
+    let mut last = None;
+    let report = w.verify(&mut |p| last = Some(p));
+    assert_eq!(report.bytes, u64::MAX);
+    assert_eq!(last.unwrap().total, u64::MAX);
+    let bad = report
+        .problems
+        .iter()
+        .filter(|p| matches!(p, Problem::Blob { hash, .. } if hash[0] == hash[19] && hash[0] <= 2))
+        .count();
+    assert_eq!(bad, 2, "{:?}", report.problems);
+}
+
+/// 200,000 nested elements (2.8 MB of XML, far under `MAX_XML_SIZE`): the WIM opened, and
+/// dropping the owned XML tree overflowed the stack. Now open refuses it with a typed error.
+#[test]
+fn deeply_nested_xml_is_refused_at_open() {
+    let mut wim = write(&mut symlink_image("a"), &WriteOptions::default());
+    let depth = 200_000;
+    let mut xml = String::from("<WIM>");
+    xml.push_str(&"<a>".repeat(depth));
+    xml.push_str(&"</a>".repeat(depth));
+    xml.push_str("</WIM>");
+    let at = wim.len() as u64;
+    wim.extend_from_slice(&[0xFF, 0xFE]);
+    wim.extend(xml.encode_utf16().flat_map(u16::to_le_bytes));
+    let len = wim.len() as u64 - at;
+    // The XML's resource header (uncompressed, no flags) at 0x48.
+    wim[0x48..0x50].copy_from_slice(&len.to_le_bytes());
+    wim[0x50..0x58].copy_from_slice(&at.to_le_bytes());
+    wim[0x58..0x60].copy_from_slice(&len.to_le_bytes());
+    match Wim::open(wim.as_slice()) {
+        Err(OpenError::Xml(XmlError::TooDeep { name })) if name == "a" => {}
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("deep XML accepted"),
+    }
+}
+
+/// A WIM file in a scratch directory, opened for reading and writing.
+fn wim_file(s: &Scratch) -> (std::path::PathBuf, Vec<u8>, std::fs::File) {
+    let bytes = write(&mut symlink_image("a"), &WriteOptions::default());
+    let path = s.path("x.wim");
+    std::fs::write(&path, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    (path, bytes, f)
+}
+
+/// `wimtool append /nonexistent x.wim` left WRITE_IN_PROGRESS (0x40) set in the header
+/// for good: the flag was written when the file was opened for appending. Now it is
+/// written with the first change, and a source that cannot be scanned changes nothing.
+#[test]
+fn failed_append_before_any_write_leaves_the_file_alone() {
+    let s = Scratch::new("append-early");
+    let (path, before, f) = wim_file(&s);
+    let mut w = WimWriter::append(f, &WriteOptions::default()).unwrap();
+    let err = capture_image(
+        &mut w,
+        &s.path("does-not-exist"),
+        &ImageProps::default(),
+        &CaptureOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CaptureError::Io { .. }), "{err:?}");
+    drop(w);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// A failure after the flag is set (a file of the image vanished while its data were being
+/// written) restores the header and the file's length, returns the original error, and the
+/// writer refuses to go on.
+#[test]
+fn failed_append_after_the_flag_restores_the_file() {
+    let s = Scratch::new("append-late");
+    let (path, before, f) = wim_file(&s);
+    let mut w = WimWriter::append(f, &WriteOptions::default()).unwrap();
+    let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 1, 2, 3));
+    for (name, content, size) in [
+        (
+            "big",
+            Content::Bytes(Arc::from(vec![7u8; 300_000])),
+            300_000,
+        ),
+        ("gone", Content::File(s.path("gone")), 10),
+    ] {
+        let mut inode = Inode::new(FileAttributes::NORMAL, 1, 2, 3);
+        inode.data = img.add_stream(size, content);
+        let inode = img.add_inode(inode);
+        img.add_dentry(0, String::from(name), inode);
+    }
+    let err = w
+        .add_image(&mut img, &ImageProps::default(), &mut NoBlobs)
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Source { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let again = w.add_image(
+        &mut symlink_image("b"),
+        &ImageProps::default(),
+        &mut NoBlobs,
+    );
+    assert!(matches!(again, Err(WriteError::RolledBack)), "{again:?}");
+    assert!(matches!(w.finish(), Err(WriteError::RolledBack)));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    Wim::open(before.as_slice()).unwrap().image(1).unwrap();
+}
