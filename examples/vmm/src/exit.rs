@@ -467,7 +467,19 @@ pub fn run(
 
 /// Runs the hypercall the guest trapped with: registers in, dispatch, registers out.
 fn hypercall(vm: &mut Vm, hyperv: &mut HyperV) -> Result<(), RunError> {
-    let mut regs = vm.general_registers().map_err(RunError::Hypercall)?;
+    // Hypercalls are for the kernel: from real mode or CPL > 0 (a guest process given the port
+    // with `iopl`/`ioperm`) the TLFS answers #UD, which the dispatcher leaves to the VMM. The
+    // trap instruction has executed, so RIP goes back to it before the fault is delivered.
+    let (mut regs, sregs) = vm.registers().map_err(RunError::Hypercall)?;
+    if sregs.cr0 & 1 == 0 || sregs.cs.selector & 3 != 0 {
+        let trap = hyperv.hypercall_trap_len();
+        regs.rip = regs.rip.wrapping_sub(trap);
+        vm.set_general_registers(&regs)
+            .map_err(RunError::Hypercall)?;
+        return vm
+            .inject_exception(6, None, None)
+            .map_err(RunError::Hypercall);
+    }
     let mut abi = X64Registers {
         rax: regs.rax,
         rcx: regs.rcx,

@@ -115,6 +115,26 @@ pub(crate) fn check_block(gpa: u64, len: usize) -> Result<(), HvStatus> {
     Ok(())
 }
 
+/// Checks that the input and output blocks do not overlap. The TLFS's alignment rules say the
+/// two parameter lists "cannot overlap or cross page boundaries", so both get
+/// `HV_STATUS_INVALID_ALIGNMENT`. (Each block already lies within one page.)
+pub(crate) fn check_disjoint(
+    input: u64,
+    input_len: usize,
+    output: u64,
+    output_len: usize,
+) -> Result<(), HvStatus> {
+    if input_len == 0 || output_len == 0 {
+        return Ok(());
+    }
+    let input_end = input.saturating_add(input_len as u64);
+    let output_end = output.saturating_add(output_len as u64);
+    if input < output_end && output < input_end {
+        return Err(HvStatus::INVALID_ALIGNMENT);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +256,18 @@ mod tests {
         assert_eq!(check_block(0x1000, 4096), Ok(()));
         assert_eq!(check_block(0x1000, 4097), bad);
         assert_eq!(check_block(u64::MAX - 7, 8), Ok(()));
+    }
+
+    #[test]
+    fn input_and_output_must_not_overlap() {
+        let bad = Err(HvStatus::INVALID_ALIGNMENT);
+        assert_eq!(check_disjoint(0x1000, 16, 0x1010, 16), Ok(()));
+        assert_eq!(check_disjoint(0x1010, 16, 0x1000, 16), Ok(()));
+        assert_eq!(check_disjoint(0x1000, 16, 0x1008, 16), bad);
+        assert_eq!(check_disjoint(0x1008, 16, 0x1000, 16), bad);
+        assert_eq!(check_disjoint(0x1000, 64, 0x1010, 8), bad);
+        assert_eq!(check_disjoint(0x1000, 0, 0x1000, 16), Ok(()));
+        assert_eq!(check_disjoint(0x1000, 16, 0x1000, 0), Ok(()));
+        assert_eq!(check_disjoint(u64::MAX - 7, 8, u64::MAX - 15, 16), bad);
     }
 }

@@ -41,7 +41,7 @@ use crate::defs::{
     PostMessageInput, SignalEventInput, EVENT_FLAGS_PER_SINT, MESSAGE_PAYLOAD_MAX, PAGE_SIZE,
 };
 use crate::memory::GuestMemory;
-use decode::{check_block, validate, CallLayout};
+use decode::{check_block, check_disjoint, validate, CallLayout};
 
 /// How a rep call that needs more time continues.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,6 +231,7 @@ impl Dispatcher {
             let output_gpa = convention.output_gpa(regs);
             check_block(input_gpa, layout.input_len)?;
             check_block(output_gpa, layout.output_len)?;
+            check_disjoint(input_gpa, layout.input_len, output_gpa, layout.output_len)?;
             // A GPA is ignored when its block is empty.
             if layout.input_len > 0 {
                 memory

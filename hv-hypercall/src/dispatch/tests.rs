@@ -515,8 +515,9 @@ fn rep_call_rules() {
         );
     }
     assert!(h.generic.is_empty());
-    // Output block unaligned / crossing.
-    for out in [OUT + 4, OUT + 0xfd0] {
+    // Output block unaligned / crossing / overlapping the input block (the TLFS: the two
+    // lists "cannot overlap"): the input is 16 + 8 × 4 bytes at IN.
+    for out in [OUT + 4, OUT + 0xfd0, IN, IN + 40, IN - 8] {
         let mut regs = x64(rep_control(4, 0), IN, out);
         assert_eq!(
             status_of(run(DispatchConfig::default(), &mut regs, &mem, &mut h)),

@@ -5,8 +5,8 @@ use zerocopy::IntoBytes;
 
 use super::{InterruptSink, SintInterrupt, VirtualProcessor};
 use crate::defs::{
-    event_flag_location, message_slot_gpa, HvMessage, HvStatus, MessageFlags, EVENT_FLAGS_PER_SINT,
-    MESSAGE_PENDING_QWORD_BIT, SINT_COUNT,
+    event_flag_location, message_slot_gpa, HvMessage, HvMessageType, HvStatus, MessageFlags,
+    EVENT_FLAGS_PER_SINT, MESSAGE_PENDING_QWORD_BIT, SINT_COUNT,
 };
 use crate::memory::{GuestMemory, MemoryError};
 
@@ -44,13 +44,17 @@ pub enum PostError {
     /// The message page could not be accessed; the message stays queued.
     #[error("the message page is not accessible")]
     Memory(#[source] MemoryError),
+    /// Message type 0 (`HvMessageType::NONE`) marks a free slot: such a message cannot be
+    /// delivered (the guest would take the slot for empty and the next message overwrite it).
+    #[error("message type 0 marks a free slot and cannot be posted")]
+    NoMessageType,
 }
 
 impl PostError {
     /// The hypercall status for `HvPostMessage` (TLFS return values).
     pub fn status(&self) -> HvStatus {
         match self {
-            Self::InvalidSint { .. } => HvStatus::INVALID_PARAMETER,
+            Self::InvalidSint { .. } | Self::NoMessageType => HvStatus::INVALID_PARAMETER,
             Self::SynicDisabled | Self::MessagePageDisabled | Self::Memory(_) => {
                 HvStatus::INVALID_SYNIC_STATE
             }
@@ -115,6 +119,9 @@ impl<const Q: usize> VirtualProcessor<Q> {
             .queues
             .get_mut(usize::from(sint))
             .ok_or(PostError::InvalidSint { sint })?;
+        if message.message_type() == HvMessageType::NONE {
+            return Err(PostError::NoMessageType);
+        }
         if !self.scontrol.enable() {
             return Err(PostError::SynicDisabled);
         }

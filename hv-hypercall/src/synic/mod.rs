@@ -300,8 +300,13 @@ impl Partition {
             HvMsr::GUEST_OS_ID => {
                 self.guest_os_id.store(value, Ordering::SeqCst);
                 if value == 0 {
-                    // Clearing the identity disables the hypercall page.
-                    let _ = self.hypercall.fetch_and(!1, Ordering::SeqCst);
+                    // Clearing the identity disables the hypercall page, unless the guest
+                    // locked the HYPERCALL MSR: a lock freezes it against every write.
+                    let _ = self
+                        .hypercall
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                            (!HypercallMsr(v).locked()).then_some(v & !1)
+                        });
                 }
                 Ok(())
             }

@@ -298,6 +298,10 @@ fn hypercall_page_needs_the_guest_os_id_first() {
         Err(MsrError::Locked { msr: 0x4000_0001 })
     );
     assert_eq!(w.read(&vp, HvMsr::HYPERCALL), Ok(HCALL | 3));
+    // Even through the identity: clearing it leaves a locked page enabled.
+    w.write(&mut vp, HvMsr::GUEST_OS_ID, 0).unwrap();
+    assert_eq!(w.read(&vp, HvMsr::HYPERCALL), Ok(HCALL | 3));
+    assert!(w.partition.hypercalls_enabled());
 }
 
 #[test]
@@ -411,6 +415,13 @@ fn post_errors_map_to_statuses() {
     for i in 0..17 {
         assert!(w.post(&mut vp, 2, i).is_ok(), "{i}");
     }
+    // Type 0 marks a free slot: refused, not "delivered" into a slot that reads as empty.
+    let none = HvMessage::new(HvMessageType::NONE, 7, b"lost").unwrap();
+    let refused = vp
+        .post_message(&w.memory, &mut w.sink, 2, &none)
+        .unwrap_err();
+    assert_eq!(refused, PostError::NoMessageType);
+    assert_eq!(refused.status(), HvStatus::INVALID_PARAMETER);
     let full = w.post(&mut vp, 2, 99).unwrap_err();
     assert_eq!(full, PostError::QueueFull { sint: 2 });
     assert_eq!(full.status(), HvStatus::INSUFFICIENT_BUFFERS);

@@ -183,6 +183,12 @@ impl HyperV {
             .then_some(u16::from(HYPERCALL_PORT))
     }
 
+    /// Bytes of the hypercall page's trap instruction (`out imm8, al`): how far RIP has moved
+    /// past it when its exit arrives.
+    pub fn hypercall_trap_len(&self) -> u64 {
+        self.page.trap_len()
+    }
+
     /// What the guest did so far.
     pub fn counters(&self) -> Counters {
         self.counters
