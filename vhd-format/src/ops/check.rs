@@ -352,7 +352,9 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         .max()
         .unwrap_or(0);
     let mut blocks: Vec<(u64, u32)> = Vec::new();
-    let mut bitmap = vec![0u8; bitmap_len as usize];
+    // Allocated at the first block that lies inside the file, so its size (set by the header)
+    // is bounded by the file's length.
+    let mut bitmap = Vec::new();
     let sectors_per_block = u64::from(block_size) / SECTOR_SIZE;
     for (block, &sector) in bat.iter().enumerate() {
         if sector == BAT_UNALLOCATED {
@@ -377,6 +379,7 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         r.allocated_blocks += 1;
         end_of_data = end_of_data.max(end);
         blocks.push((start, block));
+        bitmap.resize(bitmap_len as usize, 0);
         storage.read_at(start, &mut bitmap)?;
         let in_disk = size.saturating_sub(u64::from(block) * u64::from(block_size)) / SECTOR_SIZE;
         let in_disk = in_disk.min(sectors_per_block) as usize;
