@@ -630,3 +630,32 @@ proptest! {
         prop_assert!(read_all(&after, MIB as usize) == before);
     }
 }
+
+/// A raw source that is not whole sectors converts to a disk padded with zeros to the next
+/// sector, as `qemu-img convert -O vpc` makes it (it was refused as an invalid size).
+#[test]
+fn convert_pads_a_source_of_partial_sectors() {
+    for len in [1000usize, 1, 511, 513, 4096 + 7] {
+        let data = pattern(len as u64, len);
+        let src = vhd_format::RawDisk::new(MemStorage::from_vec(data.clone()), false).unwrap();
+        for target in [
+            ops::Target::Fixed,
+            ops::Target::Dynamic { block_size: 4096 },
+        ] {
+            let vhd = ops::convert_to_vhd(
+                &src,
+                MemStorage::new(),
+                target,
+                &opts(0, 9),
+                &mut NoProgress,
+            )
+            .unwrap();
+            let want = (len as u64).next_multiple_of(512);
+            assert_eq!(vhd.size(), want, "{len} {target:?}");
+            let got = read_all(&vhd, 4096);
+            assert_eq!(&got[..len], &data[..], "{len} {target:?}");
+            assert!(got[len..].iter().all(|b| *b == 0), "{len} {target:?}");
+            assert!(ops::check(vhd.storage()).unwrap().is_clean());
+        }
+    }
+}

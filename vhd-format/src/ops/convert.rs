@@ -131,7 +131,8 @@ fn copy_runs<S: Storage>(
 /// Copies `src` into a new VHD in `dst` (truncating it) and returns it open for writing.
 ///
 /// `options` supplies the unique id, timestamp and creator; its size is replaced by the
-/// source's and, for [`Target::Dynamic`], its block size by the target's.
+/// source's (rounded up to a whole sector, the padding reading as zeros, as `qemu-img convert
+/// -O vpc` does) and, for [`Target::Dynamic`], its block size by the target's.
 pub fn convert_to_vhd<S: Storage>(
     src: &dyn Disk,
     mut dst: S,
@@ -139,7 +140,10 @@ pub fn convert_to_vhd<S: Storage>(
     options: &CreateOptions,
     progress: &mut dyn Progress,
 ) -> Result<Vhd<S>, ConvertError> {
-    let size = src.size();
+    // A disk is whole sectors: a source of another length is padded with zeros to the next
+    // sector, as `qemu-img convert -O vpc` does.
+    let src_size = src.size();
+    let size = src_size.next_multiple_of(SECTOR_SIZE);
     match target {
         Target::Fixed => {
             let opts = CreateOptions {
@@ -175,12 +179,16 @@ pub fn convert_to_vhd<S: Storage>(
             for block in 0..entries {
                 let offset = block * u64::from(block_size);
                 let n = (size - offset).min(u64::from(block_size)) as usize;
+                // The part the source has; the rest (the last sector's padding) reads as zeros.
+                let have = (src_size - offset).min(n as u64) as usize;
                 let data = &mut buf[bitmap_len..bitmap_len + n];
+                data[have..].fill(0);
                 let skip = src
-                    .is_unallocated(offset, n as u64)
+                    .is_unallocated(offset, have as u64)
                     .map_err(ConvertError::Source)?;
                 if !skip {
-                    src.read_at(offset, data).map_err(ConvertError::Source)?;
+                    src.read_at(offset, &mut data[..have])
+                        .map_err(ConvertError::Source)?;
                     let runs = nonzero_runs(data);
                     if !runs.is_empty() {
                         bat[block as usize] = (next / SECTOR_SIZE) as u32;
