@@ -98,6 +98,19 @@ mod tests {
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
 
+    /// Each `(request, (C, H, S), bytes)` row: `geometry(request)` has that CHS and size.
+    fn check_table(geometry: fn(u64) -> Geometry, cases: &[(u64, (u16, u8, u8), u64)]) {
+        for &(size, (c, h, s), bytes) in cases {
+            let g = geometry(size);
+            assert_eq!(
+                (g.cylinders, g.heads, g.sectors_per_track),
+                (c, h, s),
+                "size {size}"
+            );
+            assert_eq!(g.size(), bytes, "size {size}");
+        }
+    }
+
     /// The spec-floor column of the reference table (`shared/reference/vhd.md` §1.6).
     #[test]
     fn spec_chs_table() {
@@ -109,15 +122,7 @@ mod tests {
             (GIB, (2080, 16, 63), 1_073_479_680),
             (4 * GIB, (8322, 16, 63), 4_294_950_912),
         ];
-        for &(size, (c, h, s), bytes) in cases {
-            let g = Geometry::for_size(size);
-            assert_eq!(
-                (g.cylinders, g.heads, g.sectors_per_track),
-                (c, h, s),
-                "size {size}"
-            );
-            assert_eq!(g.size(), bytes, "size {size}");
-        }
+        check_table(Geometry::for_size, cases);
         let g = Geometry::for_size(127 * GIB);
         assert_eq!(
             (g.cylinders, g.heads, g.sectors_per_track),
@@ -141,15 +146,7 @@ mod tests {
             (4 * GIB, (8323, 16, 63), 4_295_467_008),
             (127 * GIB, (65279, 16, 255), 136_365_219_840),
         ];
-        for &(size, (c, h, s), bytes) in cases {
-            let g = Geometry::covering(size);
-            assert_eq!(
-                (g.cylinders, g.heads, g.sectors_per_track),
-                (c, h, s),
-                "size {size}"
-            );
-            assert_eq!(g.size(), bytes, "size {size}");
-        }
+        check_table(Geometry::covering, cases);
         // A CHS product covers itself; beyond the largest geometry the result saturates.
         assert_eq!(Geometry::covering(1_079_296).size(), 1_079_296);
         for size in [200 * GIB, 2040 * GIB, u64::MAX] {
