@@ -116,18 +116,23 @@ fn compact_ignores_locator_payloads_outside_the_file() {
     }
 }
 
-/// Locator payloads inside the file stay where they are: compaction moves blocks around them.
-#[test]
-fn compact_keeps_locator_payloads_inside_the_file() {
+/// A differencing disk (64 KiB blocks, two parent locators) over an empty 4 MiB parent.
+fn child_of_a_4mib_parent() -> Vhd<MemStorage> {
     let parent = create_dynamic(MemStorage::new(), &opts(4 * MIB, 2)).unwrap();
     let link = link_to(&parent);
-    let mut child = create_differencing(
+    create_differencing(
         MemStorage::new(),
         Box::new(parent),
         &link,
         &opts(0, 3).block_size(64 << 10),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Locator payloads inside the file stay where they are: compaction moves blocks around them.
+#[test]
+fn compact_keeps_locator_payloads_inside_the_file() {
+    let mut child = child_of_a_4mib_parent();
     child.write_at(0, &pattern(4, 512)).unwrap();
     child.write_at(MIB, &pattern(5, 512)).unwrap();
     child.write_at(2 * MIB, &pattern(6, 512)).unwrap();
@@ -148,6 +153,89 @@ fn compact_keeps_locator_payloads_inside_the_file() {
         .iter()
         .all(|&b| b == 0));
     assert!(after[2 * MIB as usize..] == before[2 * MIB as usize..]);
+}
+
+/// The file offset of block `block`'s bitmap, from the BAT of an image made by this crate.
+fn block_offset(bytes: &[u8], block: usize) -> u64 {
+    let bat = u64::from_be_bytes(bytes[HEADER + 16..HEADER + 24].try_into().unwrap()) as usize;
+    let at = bat + 4 * block;
+    u64::from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())) * 512
+}
+
+/// A locator payload that a data block overlaps: the block is what `open` reads, so `check`
+/// reports the overlap as the locator's damage and `repair` clears the locator entry, keeping
+/// the block and the disk's contents (it used to clear the block).
+#[test]
+fn repair_clears_a_locator_that_a_block_overlaps_and_keeps_the_block() {
+    // A dynamic disk: locator 0 points into block 0's sectors.
+    let base = dynamic_with_a_hole();
+    let contents = read_all(
+        &Vhd::open(MemStorage::from_vec(base.clone()), OpenOptions::new()).unwrap(),
+        MIB as usize,
+    );
+    let block0 = block_offset(&base, 0);
+    for offset in [block0, block0 + 512 + 4096, block0 + 512 + (64 << 10) - 512] {
+        let mut bytes = base.clone();
+        set_locator(&mut bytes, 0, 512, 8, offset);
+        fix_checksums(&mut bytes);
+        let mut compacted = Vhd::open(
+            MemStorage::from_vec(bytes.clone()),
+            OpenOptions::new().writable(true),
+        )
+        .unwrap();
+        ops::compact(&mut compacted, None, &mut NoProgress).unwrap();
+        assert!(
+            read_all(&compacted, MIB as usize) == contents,
+            "compact, locator at {offset}"
+        );
+        let mut storage = MemStorage::from_vec(bytes);
+        let report = ops::check(&storage).unwrap();
+        assert_eq!(
+            report.problems,
+            vec![ops::Problem::BlockOverlapsLocator {
+                block: 0,
+                sector: (block0 / 512) as u32,
+                index: 0
+            }],
+            "locator at {offset}"
+        );
+        assert_eq!(report.allocated_blocks, 4);
+        let actions = ops::repair(&mut storage).unwrap();
+        assert_eq!(
+            actions,
+            vec![ops::RepairAction::ClearedLocator { index: 0 }]
+        );
+        assert!(ops::check(&storage).unwrap().problems.is_empty());
+        let vhd = Vhd::open(storage, OpenOptions::new()).unwrap();
+        assert!(
+            read_all(&vhd, MIB as usize) == contents,
+            "locator at {offset}"
+        );
+        assert!(vhd.parent_locators().unwrap().is_empty());
+    }
+
+    // A differencing disk with two locators: only the damaged one goes.
+    let mut child = child_of_a_4mib_parent();
+    child.write_at(MIB, &pattern(7, 9000)).unwrap();
+    let locators = child.parent_locators().unwrap();
+    assert_eq!(locators.len(), 2);
+    let before = read_all(&child, MIB as usize);
+    let (storage, parent) = child.into_parts();
+    let mut bytes = storage.into_vec();
+    let block = block_offset(&bytes, 16);
+    let entry = LOCATOR0 + 24;
+    put(&mut bytes, entry + 16, &(block + 1024).to_be_bytes());
+    fix_checksums(&mut bytes);
+    let mut storage = MemStorage::from_vec(bytes);
+    let actions = ops::repair(&mut storage).unwrap();
+    assert_eq!(
+        actions,
+        vec![ops::RepairAction::ClearedLocator { index: 1 }]
+    );
+    assert!(ops::check(&storage).unwrap().problems.is_empty());
+    let child = Vhd::open_with_parent(storage, parent.unwrap(), OpenOptions::new()).unwrap();
+    assert_eq!(child.parent_locators().unwrap(), locators[..1]);
+    assert!(read_all(&child, MIB as usize) == before);
 }
 
 // ---------------------------------------------------------------------------------------------

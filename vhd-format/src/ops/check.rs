@@ -117,13 +117,25 @@ pub enum Problem {
         /// End of the data area.
         data_end: u64,
     },
-    /// A block overlaps the metadata (footer copy, header, BAT, locator data).
+    /// A block overlaps the metadata (footer copy, header, BAT).
     #[error("block {block} at sector {sector} overlaps image metadata")]
     BlockOverlapsMetadata {
         /// Block.
         block: u32,
         /// Its BAT entry.
         sector: u32,
+    },
+    /// A block overlaps the payload of a parent locator. Readers use the block (locators are
+    /// only consulted to find a parent), so the locator's payload is what is damaged;
+    /// [`repair`](super::repair) clears the locator entry and keeps the block.
+    #[error("block {block} at sector {sector} overlaps the payload of parent locator {index}")]
+    BlockOverlapsLocator {
+        /// Block.
+        block: u32,
+        /// Its BAT entry.
+        sector: u32,
+        /// The locator entry.
+        index: u32,
     },
     /// Two blocks overlap in the file.
     #[error("blocks {first} and {second} overlap in the file (sectors {first_sector} and {second_sector})")]
@@ -323,7 +335,7 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
     drop(raw);
 
     let data_end = if tail_ok { tail_offset } else { len };
-    let mut metadata: Vec<(u64, u64)> = vec![
+    let metadata: Vec<(u64, u64)> = vec![
         (0, SECTOR_SIZE),
         (header_offset, header_offset + 1024),
         (
@@ -331,13 +343,14 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
             (bat_offset + bat_bytes).next_multiple_of(SECTOR_SIZE),
         ),
     ];
+    let mut locators: Vec<(u64, u64, u32)> = Vec::new();
     for (index, loc) in header.parent_locators.iter().enumerate() {
         if loc.platform_code.get() == 0 {
             continue;
         }
         let offset = loc.platform_data_offset.get();
         match offset.checked_add(locator_space(loc)) {
-            Some(end) if end <= data_end => metadata.push((offset, end)),
+            Some(end) if end <= data_end => locators.push((offset, end, index as u32)),
             _ => r.problems.push(Problem::LocatorOutOfFile {
                 index: index as u32,
                 offset,
@@ -348,7 +361,9 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
     let span = u64::from(bitmap_len) + u64::from(block_size);
     let mut end_of_data = metadata
         .iter()
-        .map(|m| m.1.next_multiple_of(SECTOR_SIZE))
+        .map(|m| m.1)
+        .chain(locators.iter().map(|l| l.1))
+        .map(|end| end.next_multiple_of(SECTOR_SIZE))
         .max()
         .unwrap_or(0);
     let mut blocks: Vec<(u64, u32)> = Vec::new();
@@ -375,6 +390,16 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
             r.problems
                 .push(Problem::BlockOverlapsMetadata { block, sector });
             continue;
+        }
+        // Reported, and the block kept: `open` reads it, whatever the locator says.
+        for &(a, b, index) in &locators {
+            if start < b.next_multiple_of(SECTOR_SIZE) && a < end {
+                r.problems.push(Problem::BlockOverlapsLocator {
+                    block,
+                    sector,
+                    index,
+                });
+            }
         }
         r.allocated_blocks += 1;
         end_of_data = end_of_data.max(end);

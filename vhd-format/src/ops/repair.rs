@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use zerocopy::IntoBytes;
 
 use super::check::{check, CheckReport, Problem};
-use crate::defs::{DiskType, BAT_UNALLOCATED, SECTOR_SIZE};
+use crate::defs::{DiskType, ParentLocatorEntry, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::io::{IoError, Storage};
 use crate::vhd::{find_footer, read_header, OpenError, OpenOptions, Vhd};
 
@@ -20,6 +20,13 @@ pub enum RepairAction {
         block: u32,
         /// The entry it held.
         sector: u32,
+    },
+    /// Cleared a parent locator entry whose payload a block overlaps (the block is what
+    /// readers use). A differencing disk left with no locator still names its parent in the
+    /// header ([`Vhd::parent_name`](crate::Vhd::parent_name)); open it with the parent given.
+    ClearedLocator {
+        /// The entry.
+        index: u32,
     },
     /// Cut unreferenced bytes after the last block.
     Truncated {
@@ -48,7 +55,8 @@ pub enum RepairError {
 
 /// Repairs what can be repaired safely: a missing or damaged tail footer (restored from the
 /// copy at offset 0), a damaged head copy (restored from the tail), unreferenced data after
-/// the last block (cut), and BAT entries pointing outside the file or into metadata (cleared).
+/// the last block (cut), BAT entries pointing outside the file or into metadata (cleared), and
+/// parent locator entries whose payload a block overlaps (cleared; the block is kept).
 /// Overlapping blocks and damaged headers are reported, not touched.
 ///
 /// Returns what was done; [`check`] is clean (apart from informational findings) afterwards.
@@ -68,8 +76,8 @@ pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairEr
             Err(RepairError::NotRepairable(before))
         };
     }
-    let header = match read_header(storage, &footer, len) {
-        Ok((_, h)) => h,
+    let (header_offset, mut header) = match read_header(storage, &footer, len) {
+        Ok(found) => found,
         Err(OpenError::Io(e)) => return Err(e.into()),
         Err(_) => return Err(RepairError::NotRepairable(before)),
     };
@@ -81,6 +89,21 @@ pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairEr
             storage.write_at(at, &BAT_UNALLOCATED.to_be_bytes())?;
             actions.push(RepairAction::ClearedBatEntry { block, sector });
         }
+    }
+    let mut cleared = false;
+    for p in &before.problems {
+        if let Problem::BlockOverlapsLocator { index, .. } = *p {
+            let entry = &mut header.parent_locators[index as usize];
+            if entry.platform_code.get() != 0 {
+                *entry = ParentLocatorEntry::default();
+                actions.push(RepairAction::ClearedLocator { index });
+                cleared = true;
+            }
+        }
+    }
+    if cleared {
+        header.update_checksum();
+        storage.write_at(header_offset, header.as_bytes())?;
     }
     // With the BAT sane, the disk opens (from the head copy if the tail is bad) and knows where
     // its data ends.
