@@ -526,9 +526,10 @@ impl Bridge {
         } else {
             None
         };
+        // A large TCP send still to be cut (LSO) may exceed the MTU; nothing else may.
         if d.len() > port.max_len[0]
-            && rx.offload.lso_mss == 0
             && d.len() > port.max_len[count_tags(d)]
+            && (rx.offload.lso_mss == 0 || TcpSegmenter::new(d, rx.offload.lso_mss).is_err())
         {
             drop_frame!(port, DropReason::Oversize);
         }
@@ -762,13 +763,8 @@ impl Bridge {
             if !h.forwarding {
                 continue;
             }
-            h.tx_frames += 1;
-            h.tx_bytes += ing.rx.data.len() as u64;
-            out.actions.push(TxAction {
-                port: PortId(m),
-                frame: ing.idx,
-                data: TxData::Frame(Edit::Unchanged),
-            });
+            // The frame as received, held to the monitor's MTU and offloads like any copy.
+            transmit(h, m, Edit::Unchanged, ing, &mut self.scratch, out);
         }
     }
 
@@ -805,56 +801,76 @@ fn emit(
     scratch: &mut Vec<u8>,
     out: &mut TxBatch,
 ) {
-    let d = ing.rx.data;
     let edit = Edit::for_egress(ing.tag, ing.tci, e.untagged, e.tpid);
-    if ing.offload {
-        let off = ing.rx.offload;
-        if (off.lso_mss != 0 && h.offloads & 2 == 0) || (off.checksum && h.offloads & 1 == 0) {
-            if software_offload(e.port, ing, edit, scratch, out).is_err() {
-                h.tx_offload += 1;
-                return;
-            }
-            h.tx_frames += 1;
-            h.tx_bytes += d.len() as u64;
-            vs.tx_frames += 1;
-            return;
-        }
+    if transmit(h, e.port, edit, ing, scratch, out) {
+        vs.tx_frames += 1;
     }
-    if d.len() + TAG_LEN > h.max_len[0] as usize
-        && ing.rx.offload.lso_mss == 0
-        && oversize(h, edit, d)
-    {
+}
+
+/// Transmits the received frame with `edit` on port `q` (whose hot state is `h`): the MTU
+/// check (a frame still to be cut by LSO is exempt: its segments are sized to fit), software
+/// offloads when the port lacks the capability, and the port's counters. Whether a copy went.
+#[inline(always)]
+fn transmit(
+    h: &mut PortHot,
+    q: u32,
+    edit: Edit,
+    ing: &Ingress<'_>,
+    scratch: &mut Vec<u8>,
+    out: &mut TxBatch,
+) -> bool {
+    let d = ing.rx.data;
+    let off = ing.rx.offload;
+    if d.len() + TAG_LEN > h.max_len[0] as usize && off.lso_mss == 0 && oversize(h, edit, d) {
         h.tx_oversize += 1;
-        return;
+        return false;
     }
-    out.actions.push(TxAction {
-        port: PortId(e.port),
-        frame: ing.idx,
-        data: TxData::Frame(edit),
-    });
+    if ing.offload
+        && ((off.lso_mss != 0 && h.offloads & 2 == 0) || (off.checksum && h.offloads & 1 == 0))
+    {
+        let max_frame = h.max_len[out_tags(edit, d)] as usize;
+        if software_offload(q, ing, edit, max_frame, scratch, out).is_err() {
+            h.tx_offload += 1;
+            return false;
+        }
+    } else {
+        out.actions.push(TxAction {
+            port: PortId(q),
+            frame: ing.idx,
+            data: TxData::Frame(edit),
+        });
+    }
     h.tx_frames += 1;
     h.tx_bytes += d.len() as u64;
-    vs.tx_frames += 1;
+    true
 }
 
 /// Whether the edited copy of `d` is longer than port `h` accepts.
 #[cold]
 fn oversize(h: &PortHot, edit: Edit, d: &[u8]) -> bool {
+    edit.output_len(d.len()) > h.max_len[out_tags(edit, d)] as usize
+}
+
+/// How many tags the edited copy of `d` has (at most [`MAX_TAGS`]: the index of a port's
+/// length limit).
+fn out_tags(edit: Edit, d: &[u8]) -> usize {
     let tags = match edit {
         Edit::PushTag { .. } => count_tags(d) + 1,
         Edit::PopTag => count_tags(d).saturating_sub(1),
         _ => count_tags(d),
     };
-    edit.output_len(d.len()) > h.max_len[tags.min(MAX_TAGS)] as usize
+    tags.min(MAX_TAGS)
 }
 
 /// Builds the copy for a port that cannot finish the frame's offloads: checksum filled in,
-/// and cut into MSS-sized segments if LSO was asked for.
+/// and cut into segments if LSO was asked for, of the requested MSS or less, so that none is
+/// longer than `max_frame` (the egress port's limit).
 #[cold]
 fn software_offload(
     q: u32,
     ing: &Ingress<'_>,
     edit: Edit,
+    max_frame: usize,
     scratch: &mut Vec<u8>,
     out: &mut TxBatch,
 ) -> Result<(), DropReason> {
@@ -867,7 +883,9 @@ fn software_offload(
         out.push_segment(PortId(q), ing.idx, start, len);
     };
     if mss != 0 {
-        let seg = TcpSegmenter::new(scratch, mss).map_err(|_| DropReason::Offload)?;
+        let seg = TcpSegmenter::new(scratch, mss)
+            .and_then(|s| s.fit(max_frame))
+            .map_err(|_| DropReason::Offload)?;
         let a0 = out.actions.len();
         let s0 = out.segments.len();
         let base = out.arena.len();

@@ -445,10 +445,17 @@ impl Bridge {
     }
 
     /// Replaces a port's configuration (the kind may change if the network type admits it).
+    /// When its VLAN parameters change, the addresses it learned are forgotten (one pass over
+    /// the forwarding table), as Linux does when a VLAN leaves a port: an entry in a VLAN the
+    /// port left would send that VLAN's frames for the address to a port that drops them,
+    /// instead of flooding them, until it aged out.
     pub fn set_port_config(&mut self, id: PortId, cfg: PortConfig) -> Result<(), ConfigError> {
         let i = id.0 as usize;
-        self.port_ref(id)?;
+        let vlan_changed = self.port_ref(id)?.cfg.vlan != cfg.vlan;
         self.admit(cfg.kind, Some(i))?;
+        if vlan_changed {
+            self.fdb.flush_dynamic_on(&[id.0]);
+        }
         self.detach(i);
         if let Some(p) = self.ports[i].as_mut() {
             p.cfg = cfg;
@@ -460,7 +467,7 @@ impl Bridge {
         Ok(())
     }
 
-    /// Changes only a port's VLAN parameters.
+    /// Changes only a port's VLAN parameters (see [`set_port_config`](Self::set_port_config)).
     pub fn set_port_vlan(&mut self, id: PortId, vlan: VlanConfig) -> Result<(), ConfigError> {
         let cfg = self.port_ref(id)?.cfg.clone().with_vlan(vlan);
         self.set_port_config(id, cfg)

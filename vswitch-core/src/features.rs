@@ -6,7 +6,7 @@
 //! learning ([`crate::vlan::VlanConfig::isolated`] and friends, [`crate::Bridge::set_fid`]),
 //! mirroring is extra transmit actions ([`crate::port::MirrorMode`]).
 
-use crate::frame::{network_offset, EtherType};
+use crate::frame::{be16, EtherType, TAG_LEN};
 use crate::packet::{
     self, IpProtocol, Ipv4Packet, Ipv6Packet, UdpDatagram, BOOTP_REPLY, DHCPV6_CLIENT_PORT,
     DHCPV6_SERVER_PORT, DHCP_CLIENT_PORT, DHCP_SERVER_PORT,
@@ -117,9 +117,19 @@ pub enum GuardHit {
     Router,
 }
 
-/// Runs the DHCP and router guards over a frame (looking through up to two tags).
+/// Runs the DHCP and router guards over a frame, looking through every tag: a receiver
+/// (Linux, for one) strips any number of stacked priority tags, so a guard that stopped at a
+/// fixed depth could be walked around with one more tag.
 pub fn inspect(frame: &[u8], dhcp: bool, router: bool) -> Option<GuardHit> {
-    let (ethertype, off) = network_offset(frame)?;
+    let mut off = 12;
+    let ethertype = loop {
+        let t = EtherType(be16(frame, off)?);
+        off += 2;
+        if !t.is_tag() {
+            break t;
+        }
+        off += TAG_LEN - 2;
+    };
     let l3 = &frame[off..];
     match ethertype {
         EtherType::IPV4 => inspect_v4(l3, dhcp, router),
@@ -136,11 +146,15 @@ fn inspect_v4(l3: &[u8], dhcp: bool, router: bool) -> Option<GuardHit> {
     let l4 = ip.payload();
     match ip.protocol() {
         IpProtocol::UDP if dhcp => {
-            let udp = UdpDatagram::new_checked(l4).ok()?;
-            let from_server = udp.src_port() == DHCP_SERVER_PORT;
+            let Ok(udp) = UdpDatagram::new_checked(l4) else {
+                // A first fragment too short for the UDP header hides its ports.
+                return ip.more_frags().then_some(GuardHit::DhcpServer);
+            };
+            // Anything to the client port is a server's (or relay's) message, whatever its
+            // source port or payload: a first fragment need not carry the BOOTP op byte.
             let to_client = udp.dst_port() == DHCP_CLIENT_PORT;
             let reply = udp.payload().first() == Some(&BOOTP_REPLY);
-            (from_server && (to_client || reply) || to_client && reply)
+            (to_client || udp.src_port() == DHCP_SERVER_PORT && reply)
                 .then_some(GuardHit::DhcpServer)
         }
         IpProtocol::ICMP if router => matches!(

@@ -62,15 +62,23 @@
 //!   flood), and a move onto a port at its limit removes the stale entry. See [`fdb`].
 //! - **Hyper-V port features.** A VM port with an assigned MAC drops other sources unless
 //!   spoofing is allowed (the Hyper-V default is to disallow it); DHCP guard drops DHCPv4
-//!   BOOTREPLYs and DHCPv6 server messages; router guard drops ICMPv6 router advertisements
+//!   BOOTREPLYs and anything else to the client port 68 (so a first fragment without the
+//!   BOOTP header is caught too) and DHCPv6 server messages; router guard drops ICMPv6 router advertisements
 //!   and redirects (walking extension headers; an undeterminable chain is dropped, RFC 7113) and
 //!   ICMPv4 redirects and router advertisements. Private VLANs are VLAN membership plus a
 //!   shared FID ([`Bridge::configure_pvlan`]). A mirror destination port gets one unchanged copy
 //!   of every frame received on or sent to a mirror source port (unless it already gets the
-//!   frame). Network types limit which port kinds can be added ([`port::SwitchType`]).
+//!   frame), held to the monitor's MTU and offloads like any other copy. The guards look
+//!   through any number of tags. Network types limit which port kinds can be added
+//!   ([`port::SwitchType`]).
 //! - **Offloads.** A frame marked with a pending checksum or an LSO MSS is passed on as is to
 //!   a port that advertises the capability, and finished in software (checksum filled, TCP
-//!   segmented) for a port that does not.
+//!   segmented) for a port that does not; software segments use the requested MSS or less,
+//!   so that none exceeds the egress port's MTU. Only a TCP frame marked for LSO may exceed
+//!   the ingress port's MTU. Changing a port's VLANs forgets the addresses it learned.
+//! - **Short frames.** Frames are passed on at the length they came in (a VM's runt stays a
+//!   runt); only a frame whose tag is removed is re-padded to 60 bytes. Padding a short
+//!   frame for the wire is left to the NIC layer that sends it, as physical NICs do.
 //! - **Spanning tree** (optional, [`stp`]): 802.1D-1998 STP or 802.1D-2004 RSTP per bridge
 //!   ([`stp::StpConfig::protocol`]); BPDUs consumed on participating ports and dropped on the
 //!   others. With STP a topology change shortens aging to the forward delay; with RSTP it

@@ -24,12 +24,24 @@ pub enum OffloadError {
     /// IPv4 fragments cannot be checksummed or segmented.
     #[error("ip fragment")]
     Fragment,
+    /// An IPv6 Routing header with segments left, of a type whose final destination (the
+    /// pseudo-header's address) this crate does not read.
+    #[error("ipv6 routing header of an unsupported type with segments left")]
+    RoutingHeader,
     /// A zero MSS.
     #[error("mss of 0")]
     ZeroMss,
     /// Malformed headers.
     #[error(transparent)]
     Packet(#[from] PacketError),
+    /// [`TcpSegmenter::write`] was asked for a segment past the last.
+    #[error("segment {index} of {count}")]
+    NoSegment {
+        /// The index asked for.
+        index: usize,
+        /// The number of segments.
+        count: usize,
+    },
     /// The output buffer is too small.
     #[error("output buffer of {len} bytes is smaller than the {needed} needed")]
     BufferTooSmall {
@@ -78,6 +90,8 @@ struct Layout {
     /// End of the IP packet (padding excluded).
     end: usize,
     v6: bool,
+    /// IPv6: offset of the final destination address (RFC 8200 §8.1), from the frame's start.
+    dst: usize,
     proto: IpProtocol,
 }
 
@@ -95,6 +109,7 @@ fn layout(frame: &[u8]) -> Result<Layout, OffloadError> {
                 l4: l3 + p.header_len(),
                 end: l3 + p.total_len(),
                 v6: false,
+                dst: l3 + 16,
                 proto: p.protocol(),
             })
         }
@@ -104,11 +119,13 @@ fn layout(frame: &[u8]) -> Result<Layout, OffloadError> {
             if !ul.first_fragment {
                 return Err(OffloadError::Fragment);
             }
+            let dst = ul.final_destination.ok_or(OffloadError::RoutingHeader)?;
             Ok(Layout {
                 l3,
                 l4: l3 + ul.offset,
                 end: l3 + 40 + p.payload_len(),
                 v6: true,
+                dst: l3 + dst,
                 proto: ul.protocol,
             })
         }
@@ -118,11 +135,11 @@ fn layout(frame: &[u8]) -> Result<Layout, OffloadError> {
 
 fn pseudo_sum(frame: &[u8], lay: &Layout, l4_len: usize) -> u64 {
     let addrs = if lay.v6 {
-        &frame[lay.l3 + 8..lay.l3 + 40]
+        sum_words(0, &frame[lay.l3 + 8..lay.l3 + 24]) + sum_words(0, &frame[lay.dst..lay.dst + 16])
     } else {
-        &frame[lay.l3 + 12..lay.l3 + 20]
+        sum_words(0, &frame[lay.l3 + 12..lay.l3 + 20])
     };
-    sum_words(0, addrs) + u64::from(lay.proto.0) + l4_len as u64
+    addrs + u64::from(lay.proto.0) + l4_len as u64
 }
 
 /// Computes and writes the TCP or UDP checksum of a frame in place.
@@ -186,6 +203,26 @@ impl<'a> TcpSegmenter<'a> {
         })
     }
 
+    /// Lowers the MSS, if needed, so that no output frame is longer than `max_frame` bytes
+    /// (the egress port's limit for the frame's tags): the MSS a guest asks for is bounded by
+    /// its own port's MTU, not by the port the segments leave on.
+    pub fn fit(mut self, max_frame: usize) -> Result<Self, OffloadError> {
+        let room = max_frame.saturating_sub(self.hdr);
+        if room == 0 {
+            return Err(OffloadError::BufferTooSmall {
+                len: max_frame,
+                needed: self.hdr + 1,
+            });
+        }
+        self.mss = self.mss.min(room);
+        Ok(self)
+    }
+
+    /// The MSS the segments use.
+    pub fn mss(&self) -> usize {
+        self.mss
+    }
+
     /// Number of output frames (at least one, even for an empty payload).
     pub fn count(&self) -> usize {
         self.payload.div_ceil(self.mss).max(1)
@@ -193,7 +230,7 @@ impl<'a> TcpSegmenter<'a> {
 
     /// Length of output frame `i`.
     pub fn segment_len(&self, i: usize) -> usize {
-        let start = i * self.mss;
+        let start = i.saturating_mul(self.mss);
         self.hdr + self.payload.saturating_sub(start).min(self.mss)
     }
 
@@ -204,6 +241,12 @@ impl<'a> TcpSegmenter<'a> {
 
     /// Writes output frame `i` into `out`; returns its length.
     pub fn write(&self, i: usize, out: &mut [u8]) -> Result<usize, OffloadError> {
+        if i >= self.count() {
+            return Err(OffloadError::NoSegment {
+                index: i,
+                count: self.count(),
+            });
+        }
         let n = self.segment_len(i);
         let Some(out) = out.get_mut(..n) else {
             return Err(OffloadError::BufferTooSmall {
@@ -343,5 +386,93 @@ mod tests {
                 needed: 50
             })
         );
+    }
+
+    /// An untagged IPv6/UDP frame whose only extension header is a Routing header of `kind`
+    /// with `segments_left` and the given addresses (after 4 type-specific bytes).
+    fn udp6_routed(kind: u8, segments_left: u8, addrs: &[[u8; 16]]) -> alloc::vec::Vec<u8> {
+        let mut f = alloc::vec![0u8; 14];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let rh_len = 8 + 16 * addrs.len();
+        let udp = [0x12, 0x34, 0x56, 0x78, 0, 13, 0, 0, 1, 2, 3, 4, 5];
+        let mut ip = [0u8; 40];
+        ip[0] = 0x60;
+        ip[4..6].copy_from_slice(&((rh_len + udp.len()) as u16).to_be_bytes());
+        ip[6] = 43;
+        ip[8] = 0x20;
+        ip[23] = 1;
+        ip[24] = 0x20;
+        ip[39] = 2;
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[17, (2 * addrs.len()) as u8, kind, segments_left, 0, 0, 0, 0]);
+        for a in addrs {
+            f.extend_from_slice(a);
+        }
+        f.extend_from_slice(&udp);
+        f
+    }
+
+    /// The UDP checksum over IPv6 checks out with `dst` in the pseudo-header (computed here
+    /// from RFC 8200 §8.1, not with the module's own pseudo-header code).
+    fn udp6_ok_for(frame: &[u8], dst: &[u8; 16]) -> bool {
+        let l4 = &frame[frame.len() - 13..];
+        let mut acc = sum_words(0, &frame[14 + 8..14 + 24]);
+        acc = sum_words(acc, dst) + l4.len() as u64 + 17;
+        finish(sum_words(acc, l4)) == 0
+    }
+
+    #[test]
+    fn ipv6_pseudo_header_uses_the_final_destination() {
+        let header_dst = {
+            let mut a = [0u8; 16];
+            a[0] = 0x20;
+            a[15] = 2;
+            a
+        };
+        let (x, y) = ([0x30; 16], [0x40; 16]);
+        /// Kind, segments left, addresses, the final destination.
+        type Case<'a> = (u8, u8, &'a [[u8; 16]], [u8; 16]);
+        let cases: [Case<'_>; 5] = [
+            (2, 1, &[x], x),
+            (0, 2, &[x, y], y),
+            (4, 1, &[x, y], x),
+            (2, 0, &[x], header_dst),
+            (3, 0, &[x], header_dst),
+        ];
+        for (kind, left, addrs, fin) in cases {
+            let mut f = udp6_routed(kind, left, addrs);
+            fill_l4_checksum(&mut f).unwrap();
+            assert!(udp6_ok_for(&f, &fin), "type {kind}, {left} left");
+        }
+        // An RPL source route (type 3) with segments left: its addresses are compressed.
+        let mut f = udp6_routed(3, 1, &[x]);
+        assert_eq!(
+            fill_l4_checksum(&mut f).unwrap_err(),
+            OffloadError::RoutingHeader
+        );
+    }
+
+    #[test]
+    fn segments_past_the_last_are_an_error() {
+        let f = tcp4(3000);
+        let s = TcpSegmenter::new(&f, 1448).unwrap();
+        let mut out = [0u8; 1600];
+        for i in [3, 4, usize::MAX] {
+            assert_eq!(
+                s.write(i, &mut out).unwrap_err(),
+                OffloadError::NoSegment { index: i, count: 3 }
+            );
+        }
+    }
+
+    #[test]
+    fn fit_lowers_the_mss_to_the_frame_limit() {
+        let f = tcp4(3000);
+        let s = TcpSegmenter::new(&f, 9000).unwrap();
+        assert_eq!((s.mss(), s.count()), (9000, 1));
+        let s = s.fit(58 + 1000).unwrap();
+        assert_eq!((s.mss(), s.count()), (1000, 3));
+        assert_eq!(s.fit(5000).unwrap().mss(), 1000, "never raised");
+        assert!(s.fit(58).is_err(), "no room for data");
     }
 }

@@ -153,6 +153,12 @@ pub struct UpperLayer {
     pub offset: usize,
     /// `false` for a non-first fragment (the upper-layer header is in another fragment).
     pub first_fragment: bool,
+    /// Offset of the final destination address (16 bytes) from the start of the IPv6 header:
+    /// the header's own destination (24), or, as a sender sees a packet with a Routing header
+    /// that has segments left, the last address of that header (RFC 8200 §8.1: the address
+    /// the upper-layer pseudo-header uses). `None` when a Routing header with segments left is
+    /// of a type whose addresses this parser does not read (types 0, 2 and 4 are read).
+    pub final_destination: Option<usize>,
 }
 
 /// The longest IPv6 extension-header chain [`Ipv6Packet::upper_layer`] walks.
@@ -214,9 +220,18 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let mut proto = self.next_header();
         let mut off = 40;
         let mut first_fragment = true;
+        let mut final_destination = Some(24);
         for _ in 0..=MAX_EXT_HEADERS {
             let len = match proto {
-                IpProtocol::HOP_BY_HOP | IpProtocol::ROUTING | IpProtocol::DEST_OPTS => {
+                IpProtocol::ROUTING => {
+                    need(b.len(), off + 4)?;
+                    let len = 8 + usize::from(b[off + 1]) * 8;
+                    if b[off + 3] != 0 {
+                        final_destination = routing_final_destination(b[off + 2], off, len);
+                    }
+                    len
+                }
+                IpProtocol::HOP_BY_HOP | IpProtocol::DEST_OPTS => {
                     need(b.len(), off + 2)?;
                     8 + usize::from(b[off + 1]) * 8
                 }
@@ -236,6 +251,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                         protocol: proto,
                         offset: off,
                         first_fragment,
+                        final_destination,
                     })
                 }
             };
@@ -244,6 +260,18 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
             off += len;
         }
         Err(PacketError::ExtensionChain)
+    }
+}
+
+/// Where the final destination of a Routing header of type `kind`, `len` bytes at `off`, with
+/// segments left, is: the last address of types 0 and 2 (after 4 reserved bytes), the first
+/// entry of a segment routing header (type 4, RFC 8754: the list is in reverse order).
+fn routing_final_destination(kind: u8, off: usize, len: usize) -> Option<usize> {
+    let addresses = (len - 8) / 16;
+    match kind {
+        0 | 2 if addresses > 0 => Some(off + 8 + 16 * (addresses - 1)),
+        4 if addresses > 0 => Some(off + 8),
+        _ => None,
     }
 }
 
@@ -460,7 +488,8 @@ mod tests {
             Ok(UpperLayer {
                 protocol: IpProtocol::ICMPV6,
                 offset: 56,
-                first_fragment: true
+                first_fragment: true,
+                final_destination: Some(24),
             })
         );
         p[50] = 0x01; // fragment offset 32

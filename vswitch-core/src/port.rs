@@ -75,8 +75,9 @@ pub struct PortSecurity {
     /// Allow source MACs other than the port's assigned MAC (`AllowMacSpoofing`). Without
     /// an assigned MAC the port cannot be guarded and this is ignored.
     pub allow_mac_spoofing: bool,
-    /// Drop DHCP server messages (DHCPv4 BOOTREPLY, DHCPv6 ADVERTISE/REPLY/RECONFIGURE/
-    /// RELAY-REPL) received on this port (`EnableDhcpGuard`).
+    /// Drop DHCP server messages (DHCPv4 BOOTREPLY and anything to UDP port 68, DHCPv6
+    /// ADVERTISE/REPLY/RECONFIGURE/RELAY-REPL and anything to UDP port 546) received on this
+    /// port (`EnableDhcpGuard`).
     pub dhcp_guard: bool,
     /// Drop router advertisements and redirects (ICMPv6 134/137, ICMPv4 9/5) received on
     /// this port (`EnableRouterGuard`).

@@ -579,13 +579,13 @@ impl SpanningTree {
                 Some(b) => {
                     (
                         p.designated_root,
-                        p.designated_cost + p.path_cost,
+                        p.designated_cost.saturating_add(p.path_cost),
                         p.designated_bridge,
                         p.designated_port,
                         p.id,
                     ) < (
                         b.designated_root,
-                        b.designated_cost + b.path_cost,
+                        b.designated_cost.saturating_add(b.path_cost),
                         b.designated_bridge,
                         b.designated_port,
                         b.id,
@@ -600,7 +600,7 @@ impl SpanningTree {
         match best.and_then(|b| self.port(b)).copied() {
             Some(p) => {
                 self.root = p.designated_root;
-                self.root_cost = p.designated_cost + p.path_cost;
+                self.root_cost = p.designated_cost.saturating_add(p.path_cost);
             }
             None => {
                 self.root = self.id;
@@ -656,7 +656,7 @@ impl SpanningTree {
                 }
                 if p.state == PortState::Blocking {
                     p.state = PortState::Listening;
-                    p.forward_delay_at = Some(now + fd);
+                    p.forward_delay_at = Some(now.saturating_add(fd));
                 }
             } else {
                 p.config_pending = false;
@@ -676,12 +676,13 @@ impl SpanningTree {
     fn topology_change_detection(&mut self, now: u64, tx: &mut dyn FnMut(usize, Bpdu)) {
         if self.is_root() {
             self.tc = true;
-            self.tc_until = Some(now + u64::from(self.max_age + self.forward_delay));
+            self.tc_until =
+                Some(now.saturating_add(u64::from(self.max_age) + u64::from(self.forward_delay)));
         } else if !self.tc_detected {
             if let Some(rp) = self.root_port {
                 tx(rp, Bpdu::Tcn);
             }
-            self.tcn_at = Some(now + u64::from(self.hello));
+            self.tcn_at = Some(now.saturating_add(u64::from(self.hello)));
         }
         self.tc_detected = true;
     }
@@ -747,7 +748,7 @@ impl SpanningTree {
         self.topology_change_detection(now, tx);
         self.tcn_at = None;
         self.config_bpdu_generation(now, tx);
-        self.hello_at = Some(now + u64::from(self.hello));
+        self.hello_at = Some(now.saturating_add(u64::from(self.hello)));
     }
 
     /// Processes a BPDU received on port `i`; BPDUs to send go to `tx`.
@@ -818,13 +819,13 @@ impl SpanningTree {
     pub fn tick(&mut self, now: u64, tx: &mut dyn FnMut(usize, Bpdu)) {
         if self.hello_at.is_some_and(|t| now >= t) {
             self.config_bpdu_generation(now, tx);
-            self.hello_at = Some(now + u64::from(self.hello));
+            self.hello_at = Some(now.saturating_add(u64::from(self.hello)));
         }
         if self.tcn_at.is_some_and(|t| now >= t) {
             if let Some(rp) = self.root_port {
                 tx(rp, Bpdu::Tcn);
             }
-            self.tcn_at = Some(now + u64::from(self.hello));
+            self.tcn_at = Some(now.saturating_add(u64::from(self.hello)));
         }
         if self.tc_until.is_some_and(|t| now >= t) {
             self.tc_until = None;
@@ -842,7 +843,11 @@ impl SpanningTree {
             let mut detect = false;
             let mut pending = false;
             if let Some((age, at)) = p.age {
-                if now.saturating_sub(at) + u64::from(from_wire(age)) >= max_age {
+                if now
+                    .saturating_sub(at)
+                    .saturating_add(u64::from(from_wire(age)))
+                    >= max_age
+                {
                     p.age = None;
                     expired_info = true;
                 }
@@ -851,7 +856,7 @@ impl SpanningTree {
                 match p.state {
                     PortState::Listening => {
                         p.state = PortState::Learning;
-                        p.forward_delay_at = Some(now + fd);
+                        p.forward_delay_at = Some(now.saturating_add(fd));
                     }
                     PortState::Learning => {
                         p.state = PortState::Forwarding;

@@ -129,6 +129,65 @@ fn dhcp_guard_drops_dhcpv6_server_messages() {
     assert_eq!(send(&mut br, a, &solicit, 0).ports(), [b]);
 }
 
+#[test]
+fn guards_see_through_any_number_of_tags() {
+    let (mut br, a, _) = vm_pair();
+    guarded(&mut br, a, true, true);
+    let mut bootp = vec![0u8; 240];
+    bootp[0] = 2;
+    let offer = ipv4(17, &udp(67, 68, &bootp));
+    let ra = ipv6(58, &[], &[134, 0, 0, 0, 0, 0, 0, 0]);
+    // A receiver strips stacked priority tags; three tags must not hide the payload.
+    let prio = vswitch_core::frame::Tci::new(0, false, 0);
+    let three = |tpid: u16| {
+        eth(MacAddr::BROADCAST, mac(1))
+            .tag(tpid, prio)
+            .tag(0x8100, prio)
+            .tag(0x8100, prio)
+    };
+    let f = three(0x8100).payload(0x0800, &offer);
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::DhcpGuard);
+    let f = three(0x88a8).payload(0x86dd, &ra);
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::RouterGuard);
+    let f = three(0x8100).tag(0x8100, prio).payload(0x86dd, &ra);
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::RouterGuard);
+}
+
+/// Sets an IPv4 packet's flags and fragment offset (`flags_offset`, as on the wire) and
+/// refreshes its header checksum.
+fn fragment(mut ip: Vec<u8>, flags_offset: u16) -> Vec<u8> {
+    ip[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+    ip[10..12].fill(0);
+    let c = checksum(&ip[..20]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip
+}
+
+#[test]
+fn dhcp_guard_drops_anything_to_the_client_port() {
+    let (mut br, a, b) = vm_pair();
+    guarded(&mut br, a, true, false);
+    let mut bootp = vec![0u8; 240];
+    bootp[0] = 2;
+    let reply = udp(1234, 68, &bootp);
+    // A first fragment that carries only the UDP header: no BOOTP op byte, a source port that
+    // is not 67. The receiver reassembles it into a BOOTREPLY.
+    let first = fragment(ipv4(17, &reply[..8]), 0x2000);
+    let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &first);
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::DhcpGuard);
+    // Whole, from another source port.
+    let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(17, &reply));
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::DhcpGuard);
+    // A first fragment too short to show the ports.
+    let tiny = fragment(ipv4(17, &reply[..4]), 0x2000);
+    let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &tiny);
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::DhcpGuard);
+    // A client's request still passes, fragmented or not.
+    let request = fragment(ipv4(17, &udp(68, 67, &bootp)[..8]), 0x2000);
+    let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &request);
+    assert_eq!(send(&mut br, a, &f, 0).ports(), [b]);
+}
+
 // ---- router guard ---------------------------------------------------------------------------
 
 #[test]
@@ -456,6 +515,84 @@ fn offload_of_a_non_tcp_frame_is_dropped_on_that_port() {
     assert_eq!(br.port_stats(b).unwrap().dropped(DropReason::Offload), 1);
 }
 
+#[test]
+fn large_send_segments_fit_the_egress_mtu() {
+    let (mut br, a, b) = offload_pair(Default::default());
+    let f = tcp_frame(8000);
+    // The sender asks for a larger MSS than the egress port's MTU (1500) allows.
+    let out = send_rx(&mut br, offloaded(a, &f, 4000), 0);
+    assert_eq!(
+        out.ports(),
+        [b; 6],
+        "8,000 bytes in segments of at most 1,460"
+    );
+    let mut data = Vec::new();
+    for (i, (_, seg)) in out.tx.iter().enumerate() {
+        assert!(seg.len() <= 1514, "segment {i}: {} bytes", seg.len());
+        assert!(tcp_checksum_ok(seg), "segment {i}");
+        let ip = Ipv4Packet::new_checked(&seg[14..]).unwrap();
+        let tcp = TcpSegment::new_checked(ip.payload()).unwrap();
+        assert_eq!(tcp.seq(), 7 + 1460 * i as u32);
+        data.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(data, f[54..]);
+}
+
+#[test]
+fn only_a_tcp_large_send_may_exceed_the_ingress_mtu() {
+    let caps = vswitch_core::port::PortOffloads {
+        checksum: true,
+        lso: true,
+    };
+    let (mut br, a, _) = offload_pair(caps);
+    // 9,000 bytes of UDP marked for segmentation: no one can cut it.
+    let f = eth(mac(2), mac(1)).payload(0x0800, &ipv4(17, &udp(1, 2, &[0; 9000])));
+    let rx = RxFrame {
+        port: a,
+        data: &f,
+        offload: Offload {
+            checksum: false,
+            lso_mss: 1460,
+        },
+    };
+    assert_eq!(send_rx(&mut br, rx, 0).dropped(), DropReason::Oversize);
+}
+
+#[test]
+fn mirror_copies_are_finished_for_the_monitor() {
+    let (mut br, a, b) = offload_pair(vswitch_core::port::PortOffloads {
+        checksum: true,
+        lso: true,
+    });
+    let mut cfg = br.port_config(a).unwrap().clone();
+    cfg.mirror = MirrorMode::Source;
+    br.set_port_config(a, cfg).unwrap();
+    let mut mon = PortConfig::plain();
+    mon.mirror = MirrorMode::Destination;
+    mon.mtu = 1400;
+    let m = br.add_port(mon).unwrap();
+    let f = tcp_frame(4000);
+    let frames = [offloaded(a, &f, 1460)];
+    let mut out = TxBatch::new();
+    br.process(&frames, 0, &mut out);
+    let ports: Vec<PortId> = out.actions().iter().map(|x| x.port).collect();
+    assert_eq!(
+        ports,
+        [b, m, m, m],
+        "whole to the LSO port, cut for the monitor"
+    );
+    for act in &out.actions()[1..] {
+        let seg = out.to_vec(act, &frames);
+        assert!(seg.len() <= 1414);
+        assert!(tcp_checksum_ok(&seg));
+        assert_eq!(out.offload(act, &frames), Offload::default());
+    }
+    // A monitor whose MTU the frame exceeds gets no copy.
+    let big = eth(mac(2), mac(1)).len(1500);
+    assert_eq!(send(&mut br, a, &big, 0).ports(), [b]);
+    assert_eq!(br.port_stats(m).unwrap().dropped(DropReason::TxOversize), 1);
+}
+
 // ---- spanning tree --------------------------------------------------------------------------
 
 fn stp_bridge(n: u8, priority: u16) -> (Bridge, [PortId; 3]) {
@@ -552,6 +689,39 @@ fn spanning_tree_consumes_bpdus_and_guards_vm_ports() {
         send(&mut a, pa[2], &bpdus[1], 1).dropped(),
         DropReason::BpduGuard
     );
+}
+
+#[test]
+fn spanning_tree_saturates_a_hostile_root_path_cost() {
+    use vswitch_core::stp::{Bpdu, BridgeId, ConfigBpdu};
+    let (mut br, p) = stp_bridge(1, 32768);
+    let c = ConfigBpdu {
+        flags: 0,
+        root: BridgeId::new(0, mac(0x51)),
+        root_path_cost: u32::MAX,
+        bridge: BridgeId::new(0, mac(0x52)),
+        port: 0x8001,
+        message_age: 0,
+        max_age: 20 * 256,
+        hello_time: 2 * 256,
+        forward_delay: 15 * 256,
+    };
+    let mut f = [0u8; 64];
+    let n = Bpdu::Config(c).emit_frame(mac(0x52), &mut f).unwrap();
+    // The bridge relays the root's BPDU on its designated port at once (802.1D 8.6.2).
+    let out = send(&mut br, p[0], &f[..n], 0);
+    assert_eq!(br.stp().unwrap().root_id(), BridgeId::new(0, mac(0x51)));
+    // The cost through port 0 is the largest there is, not a wrapped small one.
+    let sent: Vec<u32> = out
+        .tx
+        .iter()
+        .filter(|x| x.0 == p[1])
+        .filter_map(|x| match Bpdu::parse_frame(&x.1) {
+            Ok(Bpdu::Config(c)) => Some(c.root_path_cost),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [u32::MAX]);
 }
 
 // ---- batch interface ------------------------------------------------------------------------

@@ -337,6 +337,27 @@ fn learning_is_per_vlan() {
 }
 
 #[test]
+fn leaving_a_vlan_forgets_the_addresses_learned_there() {
+    let mut br = bridge();
+    let a = br.add_port(access(10)).unwrap();
+    let b = br.add_port(access(10)).unwrap();
+    let c = br.add_port(access(10)).unwrap();
+    send(&mut br, b, &eth(MacAddr::BROADCAST, mac(2)).done(), 0);
+    assert_eq!(br.lookup(10, mac(2), 0), Some(b));
+    br.set_port_vlan(b, VlanConfig::access(20)).unwrap();
+    assert_eq!(br.lookup(10, mac(2), 0), None);
+    // The address is unknown in VLAN 10 again: frames to it flood instead of dying on b.
+    let f = eth(mac(2), mac(1)).done();
+    assert_eq!(send(&mut br, a, &f, 1).ports(), [c]);
+    // A change that keeps the VLANs keeps the table.
+    send(&mut br, c, &eth(MacAddr::BROADCAST, mac(3)).done(), 2);
+    let mut cfg = br.port_config(c).unwrap().clone();
+    cfg.flood.multicast = false;
+    br.set_port_config(c, cfg).unwrap();
+    assert_eq!(br.lookup(10, mac(3), 2), Some(c));
+}
+
+#[test]
 fn shared_fid_learns_across_vlans() {
     let mut br = bridge();
     let t = br.add_port(trunk(&[10, 20], None)).unwrap();
