@@ -515,7 +515,7 @@ impl Bridge {
             Some(t @ Tree::Stp(_)) => match (link, t.role(i).is_some()) {
                 (Link::Down, true) => t.remove_port(i, now, tx),
                 (Link::HalfDuplex | Link::FullDuplex, false) => {
-                    t.add_port(i, i as u16 + 1, cfg, now, tx)
+                    t.add_port(i, stp_port_number(i), cfg, now, tx)
                 }
                 _ => {}
             },
@@ -570,7 +570,7 @@ impl Bridge {
         self.settle_port(i);
         if let (Some(stp), true) = (self.stp.as_mut(), stp) {
             let out = &mut self.stp_out;
-            stp.add_port(i, i as u16 + 1, tree_cfg, self.now, &mut |p, b| {
+            stp.add_port(i, stp_port_number(i), tree_cfg, self.now, &mut |p, b| {
                 out.push((p, b))
             });
             self.apply_link(i);
@@ -916,5 +916,23 @@ impl Bridge {
     /// Whether a port id is the local pseudo-port.
     pub(crate) fn is_local(port: u32) -> bool {
         port == LOCAL_PORT
+    }
+}
+
+/// The spanning-tree port number of port index `i`: 1 to 4,095 (802.1D port numbers have 12
+/// bits, and 0 is not a port), so indices 4,095 apart share a number.
+fn stp_port_number(i: usize) -> u16 {
+    (i % 4095) as u16 + 1
+}
+
+#[cfg(test)]
+mod port_number_tests {
+    #[test]
+    fn stp_port_numbers_are_1_to_4095() {
+        for i in [0, 1, 4094, 4095, 4096, 65_534, 65_535, 65_536, usize::MAX] {
+            let n = super::stp_port_number(i);
+            assert!((1..=4095).contains(&n), "{i}: {n}");
+        }
+        assert_eq!(super::stp_port_number(65_535), 16);
     }
 }

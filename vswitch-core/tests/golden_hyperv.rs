@@ -724,6 +724,38 @@ fn spanning_tree_saturates_a_hostile_root_path_cost() {
     assert_eq!(sent, [u32::MAX]);
 }
 
+#[test]
+fn spanning_tree_port_numbers_stay_within_12_bits() {
+    use vswitch_core::stp::Bpdu;
+    let mut cfg = BridgeConfig::new(HashKey::from_seed(7));
+    cfg.stp = Some(StpConfig::new(mac(0x61)));
+    let mut br = Bridge::new(cfg);
+    let mut idle = PortConfig::plain();
+    idle.state = PortState::Disabled;
+    let mut up = PortConfig::plain();
+    up.stp = true;
+    let mut numbers = Vec::new();
+    // Index 65,535 (whose `u16` + 1 overflowed) is in the unit test: with a spanning tree,
+    // adding a port visits every port, so 65,536 ports take minutes in a debug build.
+    for i in 0..=4096 {
+        let id = br.add_port(if matches!(i, 4094..=4096) {
+            up.clone()
+        } else {
+            idle.clone()
+        });
+        assert_eq!(id.unwrap().0 as usize, i);
+    }
+    let mut out = TxBatch::new();
+    br.tick(0, &mut out);
+    for a in out.actions() {
+        if let Ok(Bpdu::Config(c)) = Bpdu::parse_frame(&out.to_vec(a, &[])) {
+            numbers.push((a.port.0, c.port & 0x0fff));
+        }
+    }
+    numbers.sort();
+    assert_eq!(numbers, [(4094, 4095), (4095, 1), (4096, 2)]);
+}
+
 // ---- batch interface ------------------------------------------------------------------------
 
 #[test]
