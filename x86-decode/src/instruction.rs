@@ -300,7 +300,9 @@ impl Instruction {
         self.index
     }
 
-    /// The index scale: 1, 2, 4 or 8 (1 without an index).
+    /// The index scale: 1, 2, 4 or 8, from the SIB byte (1 without one). Without an index
+    /// register the SIB byte's scale still shows, and scales nothing (iced-x86 reports it
+    /// the same way).
     #[must_use]
     pub const fn memory_scale(&self) -> u8 {
         // Kept as the SIB byte, not a field: one store less on the decoder's hot path.
@@ -334,12 +336,15 @@ impl Instruction {
             return 0;
         }
         let suffix = matches!(self.encoding, Encoding::Amd3dNow) as usize;
-        self.immediates_offset() - self.disp_size as usize - suffix
+        self.immediates_offset()
+            .saturating_sub(self.disp_size as usize + suffix)
     }
 
-    /// Where the immediates (if any) start: they end the instruction.
+    /// Where the immediates (if any) start: they end the instruction. Saturating: a record
+    /// [`decode_out`](crate::Decoder::decode_out) left after an error may hold sizes
+    /// without a length.
     const fn immediates_offset(&self) -> usize {
-        self.len as usize - self.imm_size as usize - self.imm2_size as usize
+        (self.len as usize).saturating_sub(self.imm_size as usize + self.imm2_size as usize)
     }
 
     /// Is the memory operand RIP- or EIP-relative?
