@@ -97,6 +97,10 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .filter(|c| !c.is_whitespace() && *c != ',')
         .collect();
     let digits = digits.strip_prefix("0x").unwrap_or(&digits);
+    // ASCII hex digits only (no signs, no other characters), so the pairs below are bytes.
+    if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("{c:?} is not a hex digit"));
+    }
     if !digits.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
@@ -107,6 +111,29 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
                 .map_err(|_| format!("bad hex near {}", &digits[k..k + 2]))
         })
         .collect()
+}
+
+/// The most a file input may hold when no `--length` bounds it (an ELF file is read whole):
+/// a device such as `/dev/zero` or a pipe would otherwise be read until memory ran out.
+const MAX_INPUT: u64 = 1 << 30;
+
+/// Reads `length` bytes of `path` from `offset` (to the end without a length), refusing more
+/// than `cap` bytes; the offset is skipped by seeking where the file allows it.
+fn read_input(path: &str, offset: u64, length: Option<u64>, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        std::io::copy(&mut (&mut f).take(offset), &mut std::io::sink())?;
+    }
+    let want = length.unwrap_or(cap.saturating_add(1));
+    let mut data = Vec::new();
+    f.take(want).read_to_end(&mut data)?;
+    if length.is_none() && data.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "more than {cap} bytes; give --length"
+        )));
+    }
+    Ok(data)
 }
 
 /// Decodes `code` linearly from `ip` and prints one line per instruction.
@@ -154,14 +181,20 @@ fn main() -> ExitCode {
             }
         },
         Input::Raw(path) | Input::Elf(path) => {
-            let data = match std::fs::read(path) {
+            let elf = matches!(args.input, Input::Elf(_));
+            let (offset, length) = if elf {
+                (0, None)
+            } else {
+                (args.offset as u64, args.length.map(|n| n as u64))
+            };
+            let data = match read_input(path, offset, length, MAX_INPUT) {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("x86dis: {path}: {e}");
                     return ExitCode::from(3);
                 }
             };
-            if let Input::Elf(_) = args.input {
+            if elf {
                 match elf::text_section(&data) {
                     Some((addr, text)) => (text.to_vec(), addr),
                     None => {
@@ -170,11 +203,7 @@ fn main() -> ExitCode {
                     }
                 }
             } else {
-                let start = args.offset.min(data.len());
-                let end = args
-                    .length
-                    .map_or(data.len(), |n| start.saturating_add(n).min(data.len()));
-                (data[start..end].to_vec(), 0)
+                (data, 0)
             }
         }
     };
@@ -201,6 +230,9 @@ mod tests {
     fn hex_and_disassembly() {
         assert_eq!(parse_hex("48 8b 05, 10"), Ok(vec![0x48, 0x8B, 0x05, 0x10]));
         assert!(parse_hex("4").is_err());
+        // Not hex: an error, not a panic on a character boundary, and no signs.
+        assert!(parse_hex("a\u{e9}b").is_err());
+        assert!(parse_hex("+f+f").is_err());
         let mut out = Vec::new();
         let d = Decoder::new(Mode::Bits64);
         disassemble(&d, &[0xF3, 0xA4, 0xD6, 0xC3], 0x1000, &mut out).expect("write to a Vec");
@@ -215,5 +247,22 @@ mod tests {
         );
         assert!(lines[1].contains("(bad: "), "{}", lines[1]);
         assert!(lines[2].ends_with("ret"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn file_input_is_bounded() {
+        // A device with no end: --length bounds the read, and without it the cap does.
+        let zero = read_input("/dev/zero", 1 << 40, Some(16), MAX_INPUT).expect("read");
+        assert_eq!(zero, [0; 16]);
+        let e = read_input("/dev/zero", 0, None, 4096).expect_err("capped");
+        assert!(e.to_string().contains("more than 4096 bytes"), "{e}");
+        // A regular file: offset and length as before.
+        let path = std::env::temp_dir().join(format!("x86dis-{}", std::process::id()));
+        std::fs::write(&path, [1, 2, 3, 4, 5]).expect("write");
+        let p = path.to_str().expect("utf-8 path");
+        assert_eq!(read_input(p, 1, Some(2), MAX_INPUT).expect("read"), [2, 3]);
+        assert_eq!(read_input(p, 3, None, MAX_INPUT).expect("read"), [4, 5]);
+        assert_eq!(read_input(p, 9, None, MAX_INPUT).expect("read"), []);
+        std::fs::remove_file(&path).expect("remove");
     }
 }
