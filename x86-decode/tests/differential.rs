@@ -1,5 +1,6 @@
-//! Differential tests against iced-x86: random and prefix-heavy 15-byte windows in every mode,
-//! truncated windows, and the `.text` of real binaries on the machine.
+//! Differential tests against iced-x86: random and prefix-heavy 15- and 32-byte windows in
+//! every mode (32 bytes reach the 64-bit fast path), truncated windows, and the `.text` of
+//! real binaries on the machine.
 //!
 //! Window counts default to a size that runs in seconds in a debug build; set
 //! `X86_DIFF_WINDOWS=<n>` (per mode and generator) for the large runs, ideally with `--release`.
@@ -180,7 +181,10 @@ fn run_random(seed: u64, vendor: Vendor, heavy: bool, what: &str) {
     for mode in MODES {
         let mut r = Rng(seed ^ u64::from(mode.bits()));
         let mut w = [0u8; 15];
-        for _ in 0..n {
+        // Every other window is 32 bytes long: the 64-bit fast path takes only windows of at
+        // least 32 bytes (shorter ones go the general way), so both paths meet iced here.
+        let mut long = [0u8; 32];
+        for k in 0..n {
             if heavy {
                 prefix_heavy(&mut r, mode, &mut w);
             } else {
@@ -188,7 +192,15 @@ fn run_random(seed: u64, vendor: Vendor, heavy: bool, what: &str) {
                     *b = r.byte();
                 }
             }
-            t.check(mode, vendor, &w, 0x7FFF_FFF0);
+            if k % 2 == 0 {
+                t.check(mode, vendor, &w, 0x7FFF_FFF0);
+            } else {
+                long[..15].copy_from_slice(&w);
+                for b in long[15..].iter_mut() {
+                    *b = r.byte();
+                }
+                t.check(mode, vendor, &long, 0x7FFF_FFF0);
+            }
         }
     }
     t.finish(what);
@@ -313,7 +325,8 @@ fn real_binaries() {
         for mode in MODES {
             let mut off = 0;
             while off < text.len() {
-                let end = (off + 15).min(text.len());
+                // 32 bytes where there are: the 64-bit fast path's window.
+                let end = (off + 32).min(text.len());
                 t.check(mode, Vendor::Intel, &text[off..end], 0x40_0000 + off as u64);
                 sem.check(mode, Vendor::Intel, &text[off..end]);
                 let mut d = iced_x86::Decoder::new(mode.bits(), &text[off..end], 0);

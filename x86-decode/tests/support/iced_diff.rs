@@ -42,18 +42,24 @@ pub enum Mismatch {
 /// Returns the reason if `bytes` (in `mode`) is one of them.
 pub fn allowed(mode: Mode, bytes: &[u8], m: Mismatch) -> Option<&'static str> {
     if mode == Mode::Bits64 && m == Mismatch::Segment {
-        // iced reports an ES/CS/SS/DS prefix as the memory segment in 64-bit mode unless an
-        // FS/GS prefix came first; the CPU ignores those prefixes, and we report the segment
-        // that takes effect (the default DS/SS, or the last FS/GS).
-        for &b in bytes {
-            match b {
-                0x26 | 0x2E | 0x36 | 0x3E => {
-                    return Some("iced reports ignored ES/CS/SS/DS prefixes in 64-bit mode")
-                }
-                0x64 | 0x65 => return None,
-                0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3 | 0x40..=0x4F => {}
-                _ => return None,
-            }
+        // iced reports an ES/CS/SS/DS prefix as the memory segment in 64-bit mode when no
+        // FS/GS prefix is present (with one, iced, the CPU and we all take FS/GS); the CPU
+        // ignores those prefixes, and we report the segment that takes effect (DS or SS).
+        // Only the legacy-prefix run is looked at; an FS/GS anywhere in it is no excuse.
+        let run = bytes.iter().take_while(|&&b| {
+            matches!(
+                b,
+                0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3 | 0x40
+                    ..=0x4F
+            )
+        });
+        let (mut ignored, mut fs_gs) = (false, false);
+        for &b in run {
+            ignored |= matches!(b, 0x26 | 0x2E | 0x36 | 0x3E);
+            fs_gs |= matches!(b, 0x64 | 0x65);
+        }
+        if ignored && !fs_gs {
+            return Some("iced reports ignored ES/CS/SS/DS prefixes in 64-bit mode");
         }
     }
     None
