@@ -1,6 +1,7 @@
 //! One directory entry of a metadata resource: the fixed part, names, tagged items and extra
 //! stream entries, decoded into a [`Dentry`].
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -75,8 +76,14 @@ impl UnixData {
 /// A directory entry, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dentry {
-    /// The long name (empty for the root).
+    /// The long name (empty for the root). When the stored name is not valid UTF-16 (it holds
+    /// an unpaired surrogate, as NTFS names may), this is its lossy form, U+FFFD for each
+    /// unpaired surrogate, and [`name_utf16`](Self::name_utf16) has the exact name.
     pub name: String,
+    /// The exact long name as UTF-16 units, only when it is not valid UTF-16 (`None`: `name`
+    /// is exact). The writer stores these units, apply makes them a [WTF-8](crate::wtf8)
+    /// file name; lookups by name or path compare `name`.
+    pub name_utf16: Option<Vec<u16>>,
     /// The short (8.3) name, empty if none.
     pub short_name: String,
     /// `FILE_ATTRIBUTE_*`.
@@ -113,6 +120,15 @@ pub struct Dentry {
 }
 
 impl Dentry {
+    /// The long name as a Linux file name: UTF-8, or [WTF-8](crate::wtf8) of the exact units
+    /// when the name is not valid UTF-16 (as wimlib names such a file).
+    pub fn name_wtf8(&self) -> Cow<'_, [u8]> {
+        match &self.name_utf16 {
+            Some(units) => Cow::Owned(crate::wtf8::encode(units)),
+            None => Cow::Borrowed(self.name.as_bytes()),
+        }
+    }
+
     /// Whether this is a directory.
     pub fn is_dir(&self) -> bool {
         self.attributes.contains(FileAttributes::DIRECTORY)
@@ -156,7 +172,24 @@ fn align8(v: u64) -> Option<u64> {
     v.checked_add(7).map(|v| v & !7)
 }
 
-/// Decodes a UTF-16LE name.
+/// Decodes a UTF-16LE long name: the string and, if it is not valid UTF-16, the exact units
+/// (the string then lossy).
+fn long_name(bytes: &[u8]) -> (String, Option<Vec<u16>>) {
+    let units = || {
+        bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+    };
+    match char::decode_utf16(units()).collect::<Result<String, _>>() {
+        Ok(s) => (s, None),
+        Err(_) => {
+            let exact: Vec<u16> = units().collect();
+            (String::from_utf16_lossy(&exact), Some(exact))
+        }
+    }
+}
+
+/// Decodes a UTF-16LE name that must be valid (short names, stream names, link targets).
 pub(crate) fn utf16_name(bytes: &[u8], offset: u64) -> Result<String, MetadataError> {
     let units = bytes
         .chunks_exact(2)
@@ -211,7 +244,7 @@ pub(crate) fn read_dentry(buf: &[u8], offset: u64) -> Result<Read, MetadataError
     if names_len > after.len() {
         return Err(corrupt("names pass the dentry's length"));
     }
-    let name = utf16_name(&after[..name_n], offset)?;
+    let (name, name_utf16) = long_name(&after[..name_n]);
     let short_at = if name_n > 0 { name_n + 2 } else { 0 };
     let short_name = utf16_name(&after[short_at..short_at + short_n], offset)?;
     let attributes = FileAttributes::from_bits_retain(d.attributes.get());
@@ -283,6 +316,7 @@ pub(crate) fn read_dentry(buf: &[u8], offset: u64) -> Result<Read, MetadataError
 
     let mut dentry = Dentry {
         name,
+        name_utf16,
         short_name,
         attributes,
         security_id: d.security_id.get(),

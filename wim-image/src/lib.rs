@@ -47,6 +47,18 @@
 //! recompressed) and split into `.swm` parts; uncompressed, XPRESS, LZX or LZMS, and solid
 //! output (LZMS or any other codec in solid resources, version 0xE00), with integrity tables.
 //!
+//! ## File names
+//!
+//! Names in a WIM are UTF-16, as on NTFS, and like NTFS names they may hold unpaired
+//! surrogates. A [`Dentry`](dentry::Dentry) keeps its long name as a `String`; when the stored
+//! name is not valid Unicode, that string is the lossy form (U+FFFD for each unpaired
+//! surrogate) and [`Dentry::name_utf16`](dentry::Dentry::name_utf16) holds the exact units.
+//! Export, append and update write the exact units back; apply on Linux creates the file
+//! with the [WTF-8](wtf8) bytes of the units, and capture reads a Linux name that is
+//! well-formed WTF-8 back into them, as wimlib does. Lookups by path ([`Tree::lookup`],
+//! update paths) compare the lossy strings. Short names and named-stream names must be valid
+//! UTF-16 (an image holding one that is not is refused).
+//!
 //! ## Features
 //!
 //! | feature | default | adds |
@@ -88,6 +100,8 @@ pub mod verify;
 pub mod wim;
 #[cfg(feature = "alloc")]
 pub mod write;
+#[cfg(feature = "alloc")]
+pub mod wtf8;
 #[cfg(feature = "alloc")]
 pub mod xml;
 

@@ -10,7 +10,9 @@
 //!
 //! The tree is checked: every directory's child list is read once (a list reached twice is a
 //! cycle or a shared subtree and is rejected), depth is limited, names must not be empty,
-//! `.`, `..`, or contain `/`, `\0`; of two children with the same name the first is kept.
+//! `.`, `..`, or contain `/`, `\0`; of two children with the same name the first is kept
+//! (names compare as stored, by exact UTF-16 units: two names that differ only in their
+//! unpaired surrogates are both kept, though their lossy strings are the same).
 
 use alloc::collections::BTreeSet;
 use alloc::string::String;
@@ -42,7 +44,8 @@ pub enum MetadataError {
         /// What is wrong.
         what: &'static str,
     },
-    /// A name that is not valid UTF-16.
+    /// A short name or named-stream name that is not valid UTF-16 (long names may hold
+    /// unpaired surrogates: see [`Dentry::name_utf16`]).
     #[error("dentry at offset {offset} has a name that is not valid UTF-16")]
     BadName {
         /// Where.
@@ -193,7 +196,7 @@ impl Tree {
                     subdir_offset: sub,
                 });
             }
-            let mut names: BTreeSet<String> = BTreeSet::new();
+            let mut names: BTreeSet<(String, Option<Vec<u16>>)> = BTreeSet::new();
             let mut at = sub;
             loop {
                 match read_dentry(buf, at)? {
@@ -209,7 +212,7 @@ impl Tree {
                         seen[bit / 64] |= 1 << (bit % 64);
                         at = after;
                         check_name(&d)?;
-                        if !names.insert(d.name.clone()) {
+                        if !names.insert((d.name.clone(), d.name_utf16.clone())) {
                             duplicates_dropped += 1;
                             continue;
                         }
@@ -246,15 +249,27 @@ impl Tree {
         self.nodes[id as usize].children.clone()
     }
 
-    /// Finds a child of `dir` by exact name.
+    /// Finds a child of `dir` by exact name, compared with [`Dentry::name`]: a name that is not
+    /// valid UTF-16 is found by its lossy form (the first of the children sharing it), when
+    /// no child has exactly that (valid) name.
     pub fn child(&self, dir: NodeId, name: &str) -> Option<NodeId> {
-        self.children(dir)
-            .find(|&c| self.nodes[c as usize].dentry.name == name)
+        let named = |exact: bool| {
+            move |&c: &NodeId| {
+                let d = &self.nodes[c as usize].dentry;
+                d.name == name && (!exact || d.name_utf16.is_none())
+            }
+        };
+        let mut children = self.children(dir);
+        children
+            .clone()
+            .find(named(true))
+            .or_else(|| children.find(named(false)))
     }
 
     /// Finds a node by path (`/`-separated, relative to the root; empty = root), the form
     /// [`Tree::path`] returns. A backslash is part of a name, not a separator: names captured
-    /// on UNIX may contain one, and every node must stay reachable by its path.
+    /// on UNIX may contain one, and every node must stay reachable by its path. Names compare
+    /// as in [`Tree::child`].
     pub fn lookup(&self, path: &str) -> Option<NodeId> {
         let mut cur = 0;
         for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -263,7 +278,8 @@ impl Tree {
         Some(cur)
     }
 
-    /// The path of `id` from the root, `/`-separated, starting with `/`.
+    /// The path of `id` from the root, `/`-separated, starting with `/`, made of the (possibly
+    /// lossy, see [`Dentry::name_utf16`]) names.
     pub fn path(&self, id: NodeId) -> String {
         let mut parts = Vec::new();
         let mut cur = id;

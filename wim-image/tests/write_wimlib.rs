@@ -7,7 +7,7 @@
 
 mod wimlib_support;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 
@@ -17,8 +17,8 @@ use wim_image::write::export::{export_image, rebuild, Recompress};
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 use wim_image::{FileSource, Wim};
 use wimlib_support::{
-    assert_same_tree, build_tree, bytes, run_wimlib, set_times, snapshot, wimlib, wimlib_verifies,
-    Info, Scratch,
+    assert_same_tree, build_tree, bytes, create, open_rw, run_wimlib, set_times, snapshot, wimlib,
+    wimlib_verifies, Info, Scratch,
 };
 
 /// The source tree's times, restored after each capture: reading a directory or a file moves
@@ -62,26 +62,6 @@ fn scratch_tree(name: &str) -> Option<(Scratch, std::path::PathBuf)> {
 fn wimlib_capture(src: &Path, out: &Path, name: &str, compress: &str) {
     let (src, out) = (src.to_str().unwrap(), out.to_str().unwrap());
     run_wimlib(&["capture", src, out, name, compress]);
-}
-
-/// An existing file open for reading and writing.
-fn open_rw(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap()
-}
-
-/// A new file open for reading too (the integrity table hashes what was written).
-fn create(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .unwrap()
 }
 
 fn props(name: &str) -> ImageProps {

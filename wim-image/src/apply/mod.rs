@@ -11,10 +11,16 @@
 //! named streams, security descriptors, short names, object IDs, extended attributes,
 //! Windows attributes, creation times, encrypted files and reparse points other than
 //! symbolic links and junctions (their unnamed data, if any, is still written).
+//!
+//! A name that is not valid UTF-16 (an unpaired surrogate, see
+//! [`Dentry::name_utf16`](crate::dentry::Dentry::name_utf16)) becomes the
+//! [WTF-8](crate::wtf8) bytes of its units, as wimlib names it; the `NAME_MAX` and `PATH_MAX`
+//! checks count those bytes.
 
 mod pipeline;
 mod sys;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -280,11 +286,10 @@ pub fn extract<R: ReadAt + Sync>(
         let id = tree.lookup(p).ok_or_else(|| ApplyError::NotFound {
             path: String::from(*p),
         })?;
-        let name = &tree.node(id).dentry.name;
         let dest = if id == 0 {
             target.to_path_buf()
         } else {
-            target.join(name)
+            target.join(dentry_name(&tree.node(id).dentry))
         };
         roots.push((id, dest));
     }
@@ -630,9 +635,13 @@ impl Plan<'_> {
     }
 }
 
-/// A dentry's name as a Linux file name.
-fn dentry_name(d: &Dentry) -> &OsStr {
-    OsStr::new(&d.name)
+/// A dentry's name as a Linux file name ([`Dentry::name_wtf8`]).
+fn dentry_name(d: &Dentry) -> Cow<'_, OsStr> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    match d.name_wtf8() {
+        Cow::Borrowed(b) => Cow::Borrowed(OsStr::from_bytes(b)),
+        Cow::Owned(v) => Cow::Owned(std::ffi::OsString::from_vec(v)),
+    }
 }
 
 fn kind_of(d: &Dentry, opts: &ApplyOptions, sk: &mut Skipped) -> Kind {

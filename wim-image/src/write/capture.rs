@@ -18,7 +18,14 @@
 //! * FIFOs, sockets and device nodes are skipped (counted in the report), unless
 //!   [`CaptureOptions::unix_data`] is set (`--unix-data`): then every inode carries wimlib's
 //!   UNIX data item (owner, group, `st_mode`, `st_rdev`) and special files are kept as empty
-//!   entries with no attributes, their type and device number in that item.
+//!   entries with no attributes, their type and device number in that item;
+//! * names: UTF-8 names as their UTF-16; a name that is not UTF-8 but well-formed
+//!   [WTF-8](crate::wtf8) (unpaired surrogates as `ED A0..BF xx`, what apply makes of a
+//!   name holding them) as the exact units it encodes, as wimlib does (kept in
+//!   [`NewDentry::name_utf16`](super::image::NewDentry::name_utf16)); any other name, and
+//!   any link target that is not UTF-8, is an [`CaptureError::Encoding`] error. (wimlib also
+//!   takes a surrogate pair encoded as two 3-byte sequences, as the pair; that is not
+//!   well-formed WTF-8 and is refused here.)
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -65,7 +72,8 @@ pub enum CaptureError {
         /// The path.
         path: PathBuf,
     },
-    /// A file name or link target that is not valid UTF-8 (WIM names are UTF-16).
+    /// A link target that is not valid UTF-8, or a file name that is neither UTF-8 nor
+    /// well-formed WTF-8 (WIM names are UTF-16).
     #[error("{path}: name or link target is not valid UTF-8")]
     Encoding {
         /// The file.
@@ -232,7 +240,7 @@ pub fn scan_branch(path: &Path, opts: &CaptureOptions) -> Result<Branch, Capture
             comps: Vec::new(),
             report: CaptureReport::default(),
         };
-        let d = s.entry(path, String::from("branch"), 0)?;
+        let d = s.entry(path, (String::from("branch"), None), 0)?;
         (s, d)
     };
     Ok(Branch {
@@ -278,6 +286,21 @@ fn utf8(name: &OsStr, path: &Path) -> Result<String, CaptureError> {
         })
 }
 
+/// A long name and, when it is not valid Unicode, its exact UTF-16 units.
+type Name = (String, Option<Vec<u16>>);
+
+/// A file name: UTF-8, or well-formed WTF-8 (its exact units kept).
+fn file_name(name: &OsStr, path: &Path) -> Result<Name, CaptureError> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(s) = name.to_str() {
+        return Ok((String::from(s), None));
+    }
+    let units = crate::wtf8::decode(name.as_bytes()).ok_or_else(|| CaptureError::Encoding {
+        path: path.to_path_buf(),
+    })?;
+    Ok((String::from_utf16_lossy(&units), Some(units)))
+}
+
 impl Scan<'_> {
     fn directory(&mut self, dir: &Path, dentry: DentryId) -> Result<(), CaptureError> {
         let io = |path: &Path| {
@@ -287,8 +310,8 @@ impl Scan<'_> {
         for entry in fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
             let path = entry.path();
-            let name = utf8(&entry.file_name(), &path)?;
-            self.comps.push(name.clone());
+            let name = file_name(&entry.file_name(), &path)?;
+            self.comps.push(name.0.clone());
             if self.opts.config.excludes(&self.comps) {
                 self.report.excluded += 1;
             } else {
@@ -304,7 +327,7 @@ impl Scan<'_> {
     fn entry(
         &mut self,
         path: &Path,
-        name: String,
+        name: Name,
         dentry: DentryId,
     ) -> Result<Option<DentryId>, CaptureError> {
         let md = stat(path, self.opts.dereference).map_err(|source| CaptureError::Io {
@@ -324,7 +347,7 @@ impl Scan<'_> {
                 FileAttributes::DIRECTORY,
                 self.opts.unix_data,
             ));
-            let d = self.img.add_dentry(dentry, name, inode);
+            let d = self.add_dentry(dentry, name, inode);
             self.report.dirs += 1;
             self.ancestors.push(id);
             self.directory(path, d)?;
@@ -337,7 +360,7 @@ impl Scan<'_> {
             let shared = md.nlink() > 1 || self.opts.dereference;
             if shared {
                 if let Some(&inode) = self.links.get(&key) {
-                    return Ok(Some(self.img.add_dentry(dentry, name, inode)));
+                    return Ok(Some(self.add_dentry(dentry, name, inode)));
                 }
             }
             let sparse = md.blocks() < md.size().div_ceil(512);
@@ -355,22 +378,29 @@ impl Scan<'_> {
             if shared {
                 self.links.insert(key, inode);
             }
-            Ok(Some(self.img.add_dentry(dentry, name, inode)))
+            Ok(Some(self.add_dentry(dentry, name, inode)))
         } else if ft.is_symlink() {
             self.report.symlinks += 1;
             let inode = self.symlink(path, &md)?;
-            Ok(Some(self.img.add_dentry(dentry, name, inode)))
+            Ok(Some(self.add_dentry(dentry, name, inode)))
         } else if self.opts.unix_data {
             // A FIFO, socket or device node: an empty entry without attributes (as wimlib
             // stores it), its type and device number in the UNIX data.
             self.report.special += 1;
             let inode = inode_for(&md, FileAttributes::empty(), true);
             let inode = self.img.add_inode(inode);
-            Ok(Some(self.img.add_dentry(dentry, name, inode)))
+            Ok(Some(self.add_dentry(dentry, name, inode)))
         } else {
             self.report.skipped_special += 1;
             Ok(None)
         }
+    }
+
+    /// Adds dentry `name` for `inode` under `parent`.
+    fn add_dentry(&mut self, parent: DentryId, name: Name, inode: InodeId) -> DentryId {
+        let d = self.img.add_dentry(parent, name.0, inode);
+        self.img.dentries[d as usize].name_utf16 = name.1;
+        d
     }
 
     fn symlink(&mut self, path: &Path, md: &fs::Metadata) -> Result<InodeId, CaptureError> {

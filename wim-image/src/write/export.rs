@@ -131,6 +131,8 @@ pub fn image_from_tree<R: ReadAt>(wim: &Wim<R>, tree: &Tree) -> Result<NewImage,
         };
         let parent = ids[n.parent as usize];
         let d = img.add_dentry(parent, de.name.clone(), inode);
+        // The exact name, unpaired surrogates included, not only its lossy form.
+        img.dentries[d as usize].name_utf16 = de.name_utf16.clone();
         img.dentries[d as usize].short_name = de.short_name.clone();
         ids[id as usize] = d;
     }

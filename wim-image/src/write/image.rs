@@ -5,9 +5,11 @@
 //! an 8-byte end marker, then each directory's child list (pre-order, one list per directory,
 //! even an empty one, each ended by 8 zero bytes). Children are sorted the way Windows and
 //! wimlib collate names: case-insensitively (per UTF-16 unit, upper-cased), ties broken by
-//! the case-sensitive order. Streams are assigned as DISM expects: a single unnamed stream
-//! goes in the dentry's main hash; otherwise every stream goes in an extra stream entry,
-//! reparse data before unnamed data, and a directory never gets an unnamed data entry.
+//! the case-sensitive order (on a name's exact units, unpaired surrogates included, when it
+//! has them: see [`NewDentry::name_utf16`]). Streams are assigned as DISM expects: a single
+//! unnamed stream goes in the dentry's main hash; otherwise every stream goes in an extra
+//! stream entry, reparse data before unnamed data, and a directory never gets an unnamed
+//! data entry.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -116,8 +118,13 @@ impl Inode {
 /// A name in the tree.
 #[derive(Clone, Debug)]
 pub struct NewDentry {
-    /// Long name (empty for the root).
+    /// Long name (empty for the root). With [`name_utf16`](Self::name_utf16) set, only its
+    /// lossy form (used for lookups by path, messages and the solid sort order).
     pub name: String,
+    /// The exact long name as UTF-16 units, when it is not valid Unicode (it holds unpaired
+    /// surrogates, as NTFS names may): written, and sorted, instead of `name`. `None`: `name`
+    /// is exact. See [`Dentry::name_utf16`](crate::dentry::Dentry::name_utf16).
+    pub name_utf16: Option<Vec<u16>>,
     /// Short (8.3) name, empty if none.
     pub short_name: String,
     /// The file it names.
@@ -216,6 +223,7 @@ impl NewImage {
             inodes: alloc::vec![root],
             dentries: alloc::vec![NewDentry {
                 name: String::new(),
+                name_utf16: None,
                 short_name: String::new(),
                 inode: 0,
                 children: Vec::new(),
@@ -252,6 +260,7 @@ impl NewImage {
         let id = self.dentries.len() as DentryId;
         self.dentries.push(NewDentry {
             name,
+            name_utf16: None,
             short_name: String::new(),
             inode,
             children: Vec::new(),
@@ -259,6 +268,23 @@ impl NewImage {
         if let Some(p) = self.dentries.get_mut(parent as usize) {
             p.children.push(id);
         }
+        id
+    }
+
+    /// Adds a dentry named by the UTF-16 `units` (kept exactly in
+    /// [`NewDentry::name_utf16`] if they are not valid Unicode) and returns its id.
+    pub fn add_dentry_utf16(
+        &mut self,
+        parent: DentryId,
+        units: &[u16],
+        inode: InodeId,
+    ) -> DentryId {
+        let (name, exact) = match String::from_utf16(units) {
+            Ok(s) => (s, None),
+            Err(_) => (String::from_utf16_lossy(units), Some(units.to_vec())),
+        };
+        let id = self.add_dentry(parent, name, inode);
+        self.dentries[id as usize].name_utf16 = exact;
         id
     }
 
@@ -334,7 +360,7 @@ impl NewImage {
                 return bad("a non-directory has children", i as u32);
             }
             if i > 0 {
-                check_name(&d.name)?;
+                check_name(d)?;
             }
             for &c in &d.children {
                 if c == 0 || c as usize >= self.dentries.len() {
@@ -394,9 +420,9 @@ impl NewImage {
             .map(|d| {
                 let mut c = d.children.clone();
                 c.sort_by(|&a, &b| {
-                    collate(
-                        &self.dentries[a as usize].name,
-                        &self.dentries[b as usize].name,
+                    collate_units(
+                        self.dentries[a as usize].units(),
+                        self.dentries[b as usize].units(),
                     )
                 });
                 c
@@ -529,12 +555,12 @@ impl Ctx<'_> {
             reparse_or_link: U64::new(reparse_or_link),
             num_extra_streams: U16::new(nextra),
             short_name_nbytes: U16::new(utf16_len(&de.short_name) as u16),
-            name_nbytes: U16::new(utf16_len(&de.name) as u16),
+            name_nbytes: U16::new((de.units().count() * 2) as u16),
         };
         out.extend_from_slice(disk.as_bytes());
-        for name in [&de.name, &de.short_name] {
-            if !name.is_empty() {
-                push_utf16(out, name);
+        for name in [de.units(), Units::Str(de.short_name.encode_utf16())] {
+            if name.clone().next().is_some() {
+                push_units(out, name);
                 out.extend_from_slice(&[0, 0]);
             }
         }
@@ -569,7 +595,7 @@ fn stream_entry(out: &mut Vec<u8>, name: &str, hash: Sha1Hash) {
     };
     out.extend_from_slice(e.as_bytes());
     if !name.is_empty() {
-        push_utf16(out, name);
+        push_units(out, name.encode_utf16());
         out.extend_from_slice(&[0, 0]);
     }
     pad8(out, start);
@@ -608,16 +634,51 @@ fn utf16_len(s: &str) -> usize {
     s.encode_utf16().count() * 2
 }
 
-fn push_utf16(out: &mut Vec<u8>, s: &str) {
-    for u in s.encode_utf16() {
+fn push_units(out: &mut Vec<u8>, units: impl Iterator<Item = u16>) {
+    for u in units {
         out.extend_from_slice(&u.to_le_bytes());
+    }
+}
+
+/// The UTF-16 units of a name: a string's, or exact ones.
+#[derive(Clone)]
+pub(crate) enum Units<'a> {
+    Str(core::str::EncodeUtf16<'a>),
+    Exact(core::iter::Copied<core::slice::Iter<'a, u16>>),
+}
+
+impl Iterator for Units<'_> {
+    type Item = u16;
+
+    fn next(&mut self) -> Option<u16> {
+        match self {
+            Units::Str(i) => i.next(),
+            Units::Exact(i) => i.next(),
+        }
+    }
+}
+
+impl NewDentry {
+    /// The long name's units as written: the exact ones if set, else `name`'s.
+    pub(crate) fn units(&self) -> Units<'_> {
+        match &self.name_utf16 {
+            Some(u) => Units::Exact(u.iter().copied()),
+            None => Units::Str(self.name.encode_utf16()),
+        }
+    }
+
+    /// Whether `other` has the same long name, unit for unit.
+    pub(crate) fn same_name(&self, other: &NewDentry) -> bool {
+        self.units().eq(other.units())
     }
 }
 
 fn names_len(d: &NewDentry) -> Result<usize, ImageBuildError> {
     let mut n = 0;
-    for name in [&d.name, &d.short_name] {
-        let l = utf16_len(name);
+    for (name, l) in [
+        (&d.name, d.units().count() * 2),
+        (&d.short_name, utf16_len(&d.short_name)),
+    ] {
         if l > u16::MAX as usize - 2 {
             return Err(ImageBuildError::Name { name: name.clone() });
         }
@@ -632,10 +693,19 @@ fn tagged_len(items: &[TaggedItem]) -> usize {
     items.iter().map(|t| align8(8 + t.data.len())).sum()
 }
 
-fn check_name(n: &str) -> Result<(), ImageBuildError> {
-    if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\0']) {
+/// A long name must be one path component: not empty, `.` or `..`, without `/` or NUL.
+fn check_name(d: &NewDentry) -> Result<(), ImageBuildError> {
+    let (dot, slash) = (u16::from(b'.'), u16::from(b'/'));
+    let mut units = d.units();
+    let bad = match (units.next(), units.next(), units.next()) {
+        (None, ..) => true,
+        (Some(a), None, _) => a == dot,
+        (Some(a), Some(b), None) => a == dot && b == dot,
+        _ => false,
+    } || d.units().any(|u| u == slash || u == 0);
+    if bad {
         return Err(ImageBuildError::Name {
-            name: String::from(n),
+            name: d.name.clone(),
         });
     }
     Ok(())
@@ -657,11 +727,17 @@ fn upcase(u: u16) -> u16 {
 /// Orders names as directories list them: case-insensitively by UTF-16 unit, then
 /// case-sensitively; a prefix sorts first.
 pub fn collate(a: &str, b: &str) -> Ordering {
-    let ci = a
-        .encode_utf16()
-        .map(upcase)
-        .cmp(b.encode_utf16().map(upcase));
-    ci.then_with(|| a.encode_utf16().cmp(b.encode_utf16()))
+    collate_units(a.encode_utf16(), b.encode_utf16())
+}
+
+/// [`collate`] on UTF-16 units (names that may hold unpaired surrogates).
+pub fn collate_utf16(a: &[u16], b: &[u16]) -> Ordering {
+    collate_units(a.iter().copied(), b.iter().copied())
+}
+
+fn collate_units<I: Iterator<Item = u16> + Clone>(a: I, b: I) -> Ordering {
+    let ci = a.clone().map(upcase).cmp(b.clone().map(upcase));
+    ci.then_with(|| a.cmp(b))
 }
 
 #[cfg(test)]
@@ -709,6 +785,73 @@ mod tests {
             (2, 2, 6, 3)
         );
         assert_eq!(img.stream_refs(), [2]);
+    }
+
+    #[test]
+    fn exact_names_written_and_sorted() {
+        let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 0, 0, 0));
+        let names: [&[u16]; 6] = [
+            &[0x62],
+            &[0xFFFD],
+            &[0xD800],
+            &[0x61, 0xDC00],
+            &[0x41],
+            &[0xDBFF, 0x78],
+        ];
+        for n in names {
+            let f = img.add_inode(Inode::new(FileAttributes::NORMAL, 0, 0, 0));
+            let d = img.add_dentry_utf16(0, n, f);
+            let exact = img.dentries[d as usize].name_utf16.as_deref();
+            assert_eq!(exact, String::from_utf16(n).is_err().then_some(n));
+        }
+        let tree = Tree::parse(&img.serialize().unwrap()).unwrap();
+        let got: Vec<(String, Option<Vec<u16>>)> = tree
+            .walk()
+            .skip(1)
+            .map(|i| {
+                let d = &tree.node(i).dentry;
+                (d.name.clone(), d.name_utf16.clone())
+            })
+            .collect();
+        let want = [
+            ("A", None),
+            ("a\u{FFFD}", Some(alloc::vec![0x61, 0xDC00])),
+            ("b", None),
+            ("\u{FFFD}", Some(alloc::vec![0xD800])),
+            ("\u{FFFD}x", Some(alloc::vec![0xDBFF, 0x78])),
+            ("\u{FFFD}", None),
+        ]
+        .map(|(n, u)| (String::from(n), u));
+        assert_eq!(got, want);
+        // By path: a valid name matches itself before a lossy one that looks the same.
+        let name_at = |p| {
+            tree.lookup(p)
+                .map(|i| tree.node(i).dentry.name_utf16.clone())
+        };
+        assert_eq!(name_at("/\u{FFFD}"), Some(None));
+        assert_eq!(name_at("/a\u{FFFD}"), Some(Some(alloc::vec![0x61, 0xDC00])));
+        assert_eq!(collate_utf16(&[0xD800], &[0xDBFF, 0x78]), Ordering::Less);
+    }
+
+    #[test]
+    fn exact_names_checked() {
+        let bad: [&[u16]; 5] = [&[], &[0x2E], &[0x2E, 0x2E], &[0xD800, 0x2F], &[0xDC00, 0]];
+        for n in bad {
+            let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 0, 0, 0));
+            let f = img.add_inode(Inode::new(FileAttributes::NORMAL, 0, 0, 0));
+            let d = img.add_dentry(0, "ok".into(), f);
+            img.dentries[d as usize].name_utf16 = Some(n.to_vec());
+            assert!(
+                matches!(img.serialize(), Err(ImageBuildError::Name { .. })),
+                "{n:x?}"
+            );
+        }
+        let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 0, 0, 0));
+        let f = img.add_inode(Inode::new(FileAttributes::NORMAL, 0, 0, 0));
+        img.add_dentry_utf16(0, &[0xD800; 32766], f);
+        assert!(img.serialize().is_ok());
+        img.dentries[1].name_utf16 = Some(alloc::vec![0xD800; 32767]);
+        assert!(matches!(img.serialize(), Err(ImageBuildError::Name { .. })));
     }
 
     #[test]

@@ -13,7 +13,11 @@
 //!   `TO` lies inside `FROM`.
 //!
 //! Paths inside the image are relative to its root; the leading slash is optional, `/` and
-//! `\` both separate components, names compare case-sensitively (wimlib's default on UNIX).
+//! `\` both separate components, names compare case-sensitively (wimlib's default on UNIX),
+//! and a name that is not valid UTF-16 is matched by its lossy form
+//! ([`NewDentry::name`](super::image::NewDentry::name)), the first of the names sharing it,
+//! unless a valid name is exactly the one given.
+//! Added trees merge by exact names, and every name keeps its exact units.
 //! Unchanged files keep their blobs (no data is read or rewritten); only the new files' data,
 //! the new metadata resource and the tables are written (see [`super::inplace`]).
 
@@ -21,7 +25,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::image::{DentryId, Inode, InodeId, NewImage, StreamId};
+use super::image::{DentryId, Inode, InodeId, NewDentry, NewImage, StreamId};
 use crate::defs::FileAttributes;
 
 /// One change to an image.
@@ -113,6 +117,10 @@ pub enum UpdateError {
     Write(#[from] super::WriteError),
 }
 
+/// A long name and, when it is not valid UTF-16, its exact units (see
+/// [`NewDentry::name_utf16`]).
+type Name = (String, Option<Vec<u16>>);
+
 /// The components of a path inside the image.
 fn components(path: &str) -> impl Iterator<Item = &str> {
     path.split(['/', '\\']).filter(|c| !c.is_empty())
@@ -150,12 +158,27 @@ impl<'a> Editor<'a> {
         self.img.inodes[inode as usize].is_directory()
     }
 
+    /// The child of `dir` named `name`: the one with exactly that name, else the first whose
+    /// lossy name it is (see the module docs).
     fn child(&self, dir: DentryId, name: &str) -> Option<DentryId> {
+        let children = &self.img.dentries[dir as usize].children;
+        let named = |exact: bool| {
+            move |&c: &DentryId| {
+                let d = &self.img.dentries[c as usize];
+                d.name == name && (!exact || d.name_utf16.is_none())
+            }
+        };
+        let found = children.iter().copied().find(named(true));
+        found.or_else(|| children.iter().copied().find(named(false)))
+    }
+
+    /// The child of `dir` with exactly the long name of `d` (a dentry of another image).
+    fn child_exact(&self, dir: DentryId, d: &NewDentry) -> Option<DentryId> {
         self.img.dentries[dir as usize]
             .children
             .iter()
             .copied()
-            .find(|&c| self.img.dentries[c as usize].name == name)
+            .find(|&c| self.img.dentries[c as usize].same_name(d))
     }
 
     /// The dentry at `path`; `Ok(None)` if only its last component is missing.
@@ -203,8 +226,9 @@ impl<'a> Editor<'a> {
         self.parents[d as usize] = parent;
     }
 
-    fn add_dentry(&mut self, parent: DentryId, name: String, inode: InodeId) -> DentryId {
-        let d = self.img.add_dentry(parent, name, inode);
+    fn add_dentry(&mut self, parent: DentryId, name: Name, inode: InodeId) -> DentryId {
+        let d = self.img.add_dentry(parent, name.0, inode);
+        self.img.dentries[d as usize].name_utf16 = name.1;
         self.parents.push(parent);
         d
     }
@@ -270,7 +294,9 @@ impl<'a> Editor<'a> {
             self.unlink(dst);
         }
         self.unlink(src);
-        self.img.dentries[src as usize].name = name;
+        let de = &mut self.img.dentries[src as usize];
+        de.name = name;
+        de.name_utf16 = None;
         self.link(parent, src);
         Ok(())
     }
@@ -291,11 +317,11 @@ impl<'a> Editor<'a> {
             (true, false) => Err(UpdateError::NotADirectory { path: path.into() }),
             (true, true) => {
                 for &c in &branch.dentries[b as usize].children {
-                    let name = &branch.dentries[c as usize].name;
-                    let sub = alloc::format!("{}/{}", path.trim_end_matches('/'), name);
-                    match self.child(existing, name) {
+                    let bd = &branch.dentries[c as usize];
+                    let sub = alloc::format!("{}/{}", path.trim_end_matches('/'), bd.name);
+                    match self.child_exact(existing, bd) {
                         Some(e) => self.conflict(branch, c, e, &sub, no_replace, copier)?,
-                        None => copier.graft(self, branch, c, existing, name.clone()),
+                        None => copier.graft(self, branch, c, existing, name_of(bd)),
                     }
                 }
                 Ok(())
@@ -303,13 +329,18 @@ impl<'a> Editor<'a> {
             (false, false) if no_replace => Err(UpdateError::Exists { path: path.into() }),
             (false, false) => {
                 let parent = self.parents[existing as usize];
-                let name = self.img.dentries[existing as usize].name.clone();
+                let name = name_of(&self.img.dentries[existing as usize]);
                 self.unlink(existing);
                 copier.graft(self, branch, b, parent, name);
                 Ok(())
             }
         }
     }
+}
+
+/// The long name of `d`, exact.
+fn name_of(d: &NewDentry) -> Name {
+    (d.name.clone(), d.name_utf16.clone())
 }
 
 /// Copies dentries of a branch into the image, keeping the branch's hard links and linking
@@ -328,7 +359,7 @@ impl Copier {
         branch: &NewImage,
         b: DentryId,
         parent: DentryId,
-        name: String,
+        name: Name,
     ) {
         let bd = &branch.dentries[b as usize];
         let key = self.file_ids.get(&bd.inode).copied();
@@ -367,8 +398,7 @@ impl Copier {
         let d = ed.add_dentry(parent, name, inode);
         ed.img.dentries[d as usize].short_name = bd.short_name.clone();
         for &c in &bd.children {
-            let n = branch.dentries[c as usize].name.clone();
-            self.graft(ed, branch, c, d, n);
+            self.graft(ed, branch, c, d, name_of(&branch.dentries[c as usize]));
         }
     }
 }
@@ -439,7 +469,7 @@ impl<'a> Session<'a> {
                     let inode =
                         ed.img
                             .add_inode(Inode::new(FileAttributes::DIRECTORY, now, now, now));
-                    ed.add_dentry(d, String::from(*name), inode)
+                    ed.add_dentry(d, (String::from(*name), None), inode)
                 }
             };
         }
@@ -449,7 +479,7 @@ impl<'a> Session<'a> {
         match ed.child(d, last) {
             Some(existing) => ed.conflict(branch, b, existing, dest, no_replace, &mut copier),
             None => {
-                copier.graft(ed, branch, b, d, String::from(*last));
+                copier.graft(ed, branch, b, d, (String::from(*last), None));
                 Ok(())
             }
         }
@@ -490,8 +520,9 @@ pub fn compact(img: &mut NewImage) {
     for &d in &order {
         let mut de = core::mem::replace(
             &mut img.dentries[d as usize],
-            super::image::NewDentry {
+            NewDentry {
                 name: String::new(),
+                name_utf16: None,
                 short_name: String::new(),
                 inode: 0,
                 children: Vec::new(),

@@ -362,3 +362,23 @@ pub fn assert_same_tree(ours: &Path, theirs: &Path, what: &str) {
         assert_eq!(ia, ib, "{what}: {} differs", k.display());
     }
 }
+
+/// A new file open for reading too (the integrity table hashes what was written).
+pub fn create(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap()
+}
+
+/// An existing file open for reading and writing.
+pub fn open_rw(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap()
+}

@@ -399,17 +399,23 @@ fn dir(a: &Args) -> Result<(), Failure> {
             }
         }
     }
+    // Paths are written as bytes: a name that is not valid UTF-16 as WTF-8, as wimlib does.
+    let mut bytes: Vec<u8> = Vec::new();
     let mut out = String::new();
     for id in tree.walk() {
-        let p = tree.path(id);
+        let p = path_bytes(&tree, id);
         if !detailed {
-            out.push_str(&p);
-            out.push('\n');
+            bytes.extend_from_slice(&p);
+            bytes.push(b'\n');
             continue;
         }
         let d = &tree.node(id).dentry;
         let _ = writeln!(out, "{}", "-".repeat(76));
-        let _ = writeln!(out, "Full Path           = \"{p}\"");
+        out.push_str("Full Path           = \"");
+        bytes.extend_from_slice(out.as_bytes());
+        bytes.extend_from_slice(&p);
+        out.clear();
+        out.push_str("\"\n");
         let _ = writeln!(out, "Short Name          = \"{}\"", d.short_name);
         let _ = writeln!(out, "Attributes          = 0x{:08x}", d.attributes.bits());
         for n in attribute_names(d.attributes) {
@@ -454,9 +460,34 @@ fn dir(a: &Args) -> Result<(), Failure> {
         for s in &d.named_streams {
             stream(&format!("Named data stream \"{}\"", s.name), &s.hash);
         }
+        bytes.extend_from_slice(out.as_bytes());
+        out.clear();
     }
-    print!("{out}");
+    use std::io::Write as _;
+    // As `print!` would, but a closed pipe ends the listing quietly.
+    let _ = std::io::stdout().lock().write_all(&bytes);
     Ok(())
+}
+
+/// The path of `id` as `Tree::path` gives it, but with every name as its Linux file name
+/// (WTF-8 for names that are not valid UTF-16).
+fn path_bytes(tree: &Tree, id: wim_image::NodeId) -> Vec<u8> {
+    let mut names = Vec::new();
+    let mut cur = id;
+    while cur != 0 {
+        let n = tree.node(cur);
+        names.push(n.dentry.name_wtf8());
+        cur = n.parent;
+    }
+    let mut p = Vec::new();
+    for n in names.iter().rev() {
+        p.push(b'/');
+        p.extend_from_slice(n);
+    }
+    if p.is_empty() {
+        p.push(b'/');
+    }
+    p
 }
 
 fn options(a: &Args) -> Result<ApplyOptions, Failure> {
