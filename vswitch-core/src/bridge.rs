@@ -568,14 +568,16 @@ impl Bridge {
         }
         self.fdb.set_port_limit(i as u32, limit.unwrap_or(u32::MAX));
         self.settle_port(i);
+        // A port outside the spanning tree leaves the tree as it was: settling it alone is
+        // enough (a pass over every port per added port made adding ports quadratic).
         if let (Some(stp), true) = (self.stp.as_mut(), stp) {
             let out = &mut self.stp_out;
             stp.add_port(i, stp_port_number(i), tree_cfg, self.now, &mut |p, b| {
                 out.push((p, b))
             });
             self.apply_link(i);
+            self.sync_stp_states();
         }
-        self.sync_stp_states();
     }
 
     /// Unhooks port `i` (the reverse of [`attach`](Self::attach)).

@@ -735,8 +735,8 @@ fn spanning_tree_port_numbers_stay_within_12_bits() {
     let mut up = PortConfig::plain();
     up.stp = true;
     let mut numbers = Vec::new();
-    // Index 65,535 (whose `u16` + 1 overflowed) is in the unit test: with a spanning tree,
-    // adding a port visits every port, so 65,536 ports take minutes in a debug build.
+    // Index 65,535 (whose `u16` + 1 overflowed) is in the unit test: debug builds recount
+    // the flood facts at every added port, so 65,536 ports take minutes there.
     for i in 0..=4096 {
         let id = br.add_port(if matches!(i, 4094..=4096) {
             up.clone()
