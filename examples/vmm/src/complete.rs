@@ -17,10 +17,14 @@
 //! | `66 [REX.W] 0F 7E /r` | `movd`/`movq r/m32/64, xmm` |
 //! | `66 0F C4 /r ib` | `pinsrw xmm, r32/m16, imm8` |
 //!
-//! Anything else stays an unexpected exit with its register dump.
+//! It completes only 64-bit code and accesses the page tables allow (a write to a writable
+//! page, a user-mode access to a user page): anything else — another mode, a fault to
+//! deliver — is [`CompleteError::Unsupported`] or [`CompleteError::Fault`], and goes to
+//! `x86-decode`'s emulator, which decodes in the guest's mode and injects the fault.
+//! Anything neither completes stays an unexpected exit with its register dump.
 
-use kvm_bindings::kvm_regs;
-use x86_decode::{Decoder, Instruction, Mode, OpcodeMap, Register};
+use kvm_bindings::{kvm_regs, kvm_sregs};
+use x86_decode::{Decoder, Instruction, Mode, OpcodeMap, Register, Segment};
 
 use crate::kvm::{KvmError, Vm};
 
@@ -45,6 +49,13 @@ pub enum CompleteError {
         /// The decoder's reason.
         reason: String,
     },
+    /// The access at `gva` faults (not mapped, or not allowed at this privilege or for a
+    /// write): the guest must take a page fault, which this completer leaves to the emulator.
+    #[error("the access at {gva:#x} faults")]
+    Fault {
+        /// The guest-virtual address.
+        gva: u64,
+    },
     /// A valid instruction this completer does not implement.
     #[error("no completion for `{bytes}` at {rip:#x}")]
     Unsupported {
@@ -66,10 +77,21 @@ enum Op {
 
 /// Completes the instruction at RIP. Returns its length on success.
 pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
-    let mut regs = vm.general_registers()?;
+    let (mut regs, sregs) = vm.registers()?;
     let rip = regs.rip;
+    // 64-bit mode only: CS.L with EFER.LMA.
+    if sregs.cs.l == 0 || sregs.efer & (1 << 10) == 0 {
+        return Err(CompleteError::Unsupported {
+            rip,
+            bytes: String::from("(not 64-bit code)"),
+        });
+    }
+    let access = Access {
+        user: sregs.cs.selector & 3 == 3,
+        write_protect: sregs.cr0 & (1 << 16) != 0,
+    };
     let mut window = [0u8; 15];
-    read_virtual(vm, rip, &mut window)?;
+    read_virtual(vm, access, rip, &mut window)?;
     let insn = Decoder::new(Mode::Bits64)
         .decode(&window, rip)
         .map_err(|e| CompleteError::Decode {
@@ -100,13 +122,15 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
     let rm = usize::from(modrm & 7 | (rex & 1) << 3);
     let wide = rex & 8 != 0;
     let mut fpu = vm.fpu()?;
-    let memory = insn.has_memory().then(|| effective_address(&insn, &regs));
+    let memory = insn
+        .has_memory()
+        .then(|| effective_address(&insn, &regs, &sregs));
 
     match op {
         Op::Xor => {
             let mut source = [0u8; 16];
             match memory {
-                Some(gva) => read_virtual(vm, gva, &mut source)?,
+                Some(gva) => read_virtual(vm, access, gva, &mut source)?,
                 None => source = fpu.xmm[rm],
             }
             for (d, s) in fpu.xmm[reg].iter_mut().zip(source) {
@@ -117,7 +141,7 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
             let size = if wide { 8 } else { 4 };
             let mut value = [0u8; 8];
             match memory {
-                Some(gva) => read_virtual(vm, gva, &mut value[..size])?,
+                Some(gva) => read_virtual(vm, access, gva, &mut value[..size])?,
                 None => value = gpr(&regs, rm).to_le_bytes(),
             }
             fpu.xmm[reg] = [0; 16];
@@ -127,7 +151,7 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
             let size = if wide { 8 } else { 4 };
             let bytes = fpu.xmm[reg];
             match memory {
-                Some(gva) => write_virtual(vm, gva, &bytes[..size])?,
+                Some(gva) => write_virtual(vm, access, gva, &bytes[..size])?,
                 None => {
                     let mut value = [0u8; 8];
                     value[..size].copy_from_slice(&bytes[..size]);
@@ -139,7 +163,7 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
         Op::Pinsrw => {
             let mut word = [0u8; 2];
             match memory {
-                Some(gva) => read_virtual(vm, gva, &mut word)?,
+                Some(gva) => read_virtual(vm, access, gva, &mut word)?,
                 None => word.copy_from_slice(&gpr(&regs, rm).to_le_bytes()[..2]),
             }
             let lane = usize::from(insn.immediate() as u8 & 7);
@@ -154,9 +178,9 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
     Ok(insn.len())
 }
 
-/// The memory operand's guest-virtual address (64-bit mode: flat segments except FS/GS, which
-/// this guest does not use).
-fn effective_address(insn: &Instruction, regs: &kvm_regs) -> u64 {
+/// The memory operand's guest-virtual address (64-bit mode: flat segments except FS and GS,
+/// whose bases count).
+fn effective_address(insn: &Instruction, regs: &kvm_regs, sregs: &kvm_sregs) -> u64 {
     let base = match insn.memory_base() {
         Register::NONE => 0,
         Register::RIP => insn.next_ip(),
@@ -169,10 +193,15 @@ fn effective_address(insn: &Instruction, regs: &kvm_regs) -> u64 {
     let ea = base
         .wrapping_add(index)
         .wrapping_add(insn.memory_displacement());
-    if insn.address_size() == 4 {
+    let ea = if insn.address_size() == 4 {
         ea & 0xffff_ffff
     } else {
         ea
+    };
+    match insn.memory_segment() {
+        Segment::FS => ea.wrapping_add(sregs.fs.base),
+        Segment::GS => ea.wrapping_add(sregs.gs.base),
+        _ => ea,
     }
 }
 
@@ -205,39 +234,63 @@ fn set_gpr(regs: &mut kvm_regs, n: usize, value: u64) {
     *slot = value;
 }
 
+/// Who accesses guest memory: user mode (CPL 3) or not, and whether CR0.WP makes read-only
+/// pages read-only for the kernel too.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    user: bool,
+    write_protect: bool,
+}
+
 /// Calls `access(gpa, offset, len)` for each piece of guest-virtual `gva..gva + len` that lies
-/// in one page, translated through the vCPU's page tables.
+/// in one page, translated through the vCPU's page tables; a piece the tables do not map, or
+/// do not allow to `who` (for a write when `write`), is a [`CompleteError::Fault`], found
+/// before any piece is accessed.
 fn by_page(
     vm: &Vm,
+    who: Access,
     gva: u64,
     len: usize,
+    write: bool,
     mut access: impl FnMut(u64, usize, usize) -> Result<(), crate::memory::MemoryError>,
 ) -> Result<(), CompleteError> {
+    let mut pieces = [(0u64, 0usize, 0usize); 2];
+    let mut count = 0;
     let mut done = 0;
     while done < len {
         let at = gva.wrapping_add(done as u64);
         let chunk = (4096 - (at & 0xfff) as usize).min(len - done);
-        let gpa = vm
-            .translate(at)?
-            .ok_or(CompleteError::Unmapped { gva: at })?;
-        access(gpa, done, chunk).map_err(|_| CompleteError::Unmapped { gva: at })?;
+        let (gpa, writable, user) = vm
+            .translate_access(at)?
+            .ok_or(CompleteError::Fault { gva: at })?;
+        let denied = (who.user && !user) || (write && !writable && (who.user || who.write_protect));
+        if denied || count == pieces.len() {
+            return Err(CompleteError::Fault { gva: at });
+        }
+        pieces[count] = (gpa, done, chunk);
+        count += 1;
         done += chunk;
+    }
+    for &(gpa, at, n) in &pieces[..count] {
+        access(gpa, at, n).map_err(|_| CompleteError::Unmapped {
+            gva: gva.wrapping_add(at as u64),
+        })?;
     }
     Ok(())
 }
 
 /// Copies guest-virtual `gva..gva + buf.len()` into `buf`.
-fn read_virtual(vm: &Vm, gva: u64, buf: &mut [u8]) -> Result<(), CompleteError> {
+fn read_virtual(vm: &Vm, who: Access, gva: u64, buf: &mut [u8]) -> Result<(), CompleteError> {
     let memory = vm.memory();
-    by_page(vm, gva, buf.len(), |gpa, at, n| {
+    by_page(vm, who, gva, buf.len(), false, |gpa, at, n| {
         memory.read_at(gpa, &mut buf[at..at + n])
     })
 }
 
 /// Copies `data` to guest-virtual `gva`.
-fn write_virtual(vm: &Vm, gva: u64, data: &[u8]) -> Result<(), CompleteError> {
+fn write_virtual(vm: &Vm, who: Access, gva: u64, data: &[u8]) -> Result<(), CompleteError> {
     let memory = vm.memory();
-    by_page(vm, gva, data.len(), |gpa, at, n| {
+    by_page(vm, who, gva, data.len(), true, |gpa, at, n| {
         memory.write_at(gpa, &data[at..at + n])
     })
 }

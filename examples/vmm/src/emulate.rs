@@ -23,14 +23,20 @@ pub const MMIO_BASE: u64 = 0xF000_0000;
 /// Its size.
 pub const MMIO_LEN: u64 = 0x1000;
 
-/// A page of device memory that records every access: the guest's stores land in it, its loads
-/// read it.
+/// A page of device memory that records its first [`MMIO_LOG_LEN`] accesses and counts all:
+/// the guest's stores land in it, its loads read it.
 #[derive(Debug)]
 pub struct MmioDevice {
     bytes: Vec<u8>,
-    /// Accesses: (write?, offset, length).
+    /// The first accesses: (write?, offset, length). Bounded: a guest looping on the device
+    /// must not grow host memory.
     pub log: Vec<(bool, u64, usize)>,
+    /// Every access.
+    pub accesses: u64,
 }
+
+/// The most accesses [`MmioDevice::log`] keeps.
+pub const MMIO_LOG_LEN: usize = 64;
 
 impl Default for MmioDevice {
     fn default() -> Self {
@@ -38,6 +44,7 @@ impl Default for MmioDevice {
         Self {
             bytes: (0..MMIO_LEN).map(|i| (i as u8) ^ 0xA5).collect(),
             log: Vec::new(),
+            accesses: 0,
         }
     }
 }
@@ -55,8 +62,15 @@ impl MmioDevice {
         }
         let at = (gpa - MMIO_BASE) as usize;
         buf.copy_from_slice(&self.bytes[at..at + buf.len()]);
-        self.log.push((false, gpa - MMIO_BASE, buf.len()));
+        self.record(false, gpa - MMIO_BASE, buf.len());
         true
+    }
+
+    fn record(&mut self, write: bool, offset: u64, len: usize) {
+        self.accesses += 1;
+        if self.log.len() < MMIO_LOG_LEN {
+            self.log.push((write, offset, len));
+        }
     }
 
     /// A write by the guest.
@@ -66,7 +80,7 @@ impl MmioDevice {
         }
         let at = (gpa - MMIO_BASE) as usize;
         self.bytes[at..at + data.len()].copy_from_slice(data);
-        self.log.push((true, gpa - MMIO_BASE, data.len()));
+        self.record(true, gpa - MMIO_BASE, data.len());
         true
     }
 }
@@ -379,5 +393,11 @@ mod tests {
         assert!(!d.write(MMIO_BASE + MMIO_LEN - 1, &[0, 0]));
         assert!(!d.read(MMIO_BASE - 1, &mut b));
         assert!(MmioDevice::contains(MMIO_BASE, 4096) && !MmioDevice::contains(MMIO_BASE, 4097));
+        // A guest looping on the device: counted, but the log stays bounded.
+        for _ in 0..100_000 {
+            assert!(d.write(MMIO_BASE, &[0; 4]));
+        }
+        assert_eq!(d.accesses, 100_003);
+        assert_eq!(d.log.len(), MMIO_LOG_LEN);
     }
 }

@@ -390,7 +390,7 @@ pub fn run(
                     .unwrap_or_default();
                 // The SSE forms first, then the emulator (memory forms, AVX, devices).
                 let done = match complete::complete(vm) {
-                    Err(CompleteError::Unsupported { .. }) => {
+                    Err(CompleteError::Unsupported { .. } | CompleteError::Fault { .. }) => {
                         use crate::emulate::Finished;
                         match crate::emulate::complete(vm, &mut bus.mmio, &bytes) {
                             Ok(Some(Finished::Completed)) => {

@@ -443,9 +443,14 @@ fn run_vm(options: &Options, identity: VmIdentity) -> Result<u8, VmmError> {
             })
             .collect();
         timeline.host(format_args!(
-            "mmio: the test device saw {} accesses: {}",
-            accesses.len(),
-            accesses.join(", ")
+            "mmio: the test device saw {} accesses: {}{}",
+            bus.mmio.accesses,
+            accesses.join(", "),
+            if bus.mmio.accesses > accesses.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            }
         ));
     }
     hyperv.vmbus.finish_snapshot(&timeline);

@@ -41,6 +41,9 @@ pub const LSR_TRANSMITTER_EMPTY: u8 = 0x60;
 /// `IIR` value: no interrupt pending.
 pub const IIR_NONE_PENDING: u8 = 0x01;
 
+/// The most bytes of one line held before they are written out.
+pub const MAX_LINE: usize = 4096;
+
 /// A serial port whose output goes to `W`.
 #[derive(Debug)]
 pub struct Serial<W: Write> {
@@ -79,7 +82,9 @@ impl<W: Write> Serial<W> {
 
     fn transmit(&mut self, byte: u8) -> Result<(), DeviceError> {
         self.line.push(byte);
-        if byte == b'\n' {
+        // A guest that never ends its line must not grow host memory: long lines go out in
+        // pieces.
+        if byte == b'\n' || self.line.len() >= MAX_LINE {
             self.flush_line()?;
         }
         Ok(())
@@ -166,6 +171,16 @@ mod tests {
         assert_eq!(serial.output(), b"hi\n");
         serial.flush().unwrap();
         assert_eq!(serial.output(), b"hi\nrest");
+    }
+
+    #[test]
+    fn a_line_without_end_goes_out_in_pieces() {
+        let mut serial = Serial::new(Vec::new());
+        for _ in 0..3 * MAX_LINE + 5 {
+            serial.write(reg::DATA, b"x").unwrap();
+        }
+        assert_eq!(serial.output().len(), 3 * MAX_LINE);
+        assert!(serial.line.len() < MAX_LINE);
     }
 
     #[test]

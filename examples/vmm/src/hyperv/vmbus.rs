@@ -465,6 +465,7 @@ impl VmbusHost {
                         connection_id,
                         indices: RingIndices::default(),
                     });
+                    n.channel.reset();
                     timeline.host(format_args!(
                         "vmbus: channel {relid} (network) open: ring GPADL {gpadl_id:#x}, {} pages, connection {connection_id:#x}",
                         self.server.gpadl(gpadl_id).map_or(0, |g| g.len() / 4096),
@@ -514,6 +515,7 @@ impl VmbusHost {
             {
                 if let Some(n) = self.net.as_mut() {
                     n.open = None;
+                    n.channel.reset();
                 }
                 timeline.host(format_args!("vmbus: channel {relid} (network) closed"));
             }
@@ -542,8 +544,14 @@ impl VmbusHost {
                 }
                 if let Some(n) = self.net.as_mut() {
                     n.open = None;
+                    n.channel.reset();
                 }
                 timeline.host(format_args!("vmbus: guest unloaded"));
+            }
+            Action::GpadlReleased { gpadl_id } => {
+                if let Some(n) = self.net.as_mut() {
+                    n.channel.gpadl_released(gpadl_id);
+                }
             }
             _ => {}
         }

@@ -12,16 +12,22 @@ use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::netvsc::host::{NetAction, NetConfig, NetHost};
 use vmbus_ring::netvsc::{nvsp, rndis};
 use vmbus_ring::packet::PacketRepr;
-use vmbus_ring::ring::{ReadError, RingWriter};
+use vmbus_ring::ring::RingWriter;
 use vswitch_core::PortId;
 use zerocopy::byteorder::little_endian::U32;
 
 use super::Hub;
-use crate::hyperv::rings::RingIndices;
+use crate::hyperv::rings::{read_next, Next, Outbox, RingIndices};
 use crate::memory::GuestMemory;
 
 /// The largest RNDIS message stream accepted from the guest.
 const MAX_STREAM: u64 = 64 * 1024;
+
+/// The most RNDIS control responses kept for the guest. A driver has one control request
+/// outstanding at a time (Linux netvsc) or a handful; a guest that sends requests without
+/// taking the responses (no receive buffer, or slots never completed) gets the excess
+/// dropped instead of growing host memory.
+const MAX_CONTROL: usize = 64;
 
 /// Counters for the summary.
 #[derive(Debug, Default, Clone, Copy)]
@@ -40,11 +46,14 @@ pub struct NetStats {
 
 /// One network channel.
 pub struct NetChannel {
+    config: NetConfig,
     host: NetHost,
     hub: Arc<Hub>,
     port: PortId,
     /// RNDIS control responses waiting for a receive slot (they go before frames).
     control: VecDeque<Vec<u8>>,
+    /// NVSP completions waiting for room in the host-to-guest ring.
+    outbox: Outbox,
     /// Counters.
     pub stats: NetStats,
     /// The first event worth a timeline line (RNDIS up with a packet filter), once.
@@ -63,13 +72,35 @@ pub struct Serviced {
 impl NetChannel {
     /// An adapter with `mac` on `port` of `hub`.
     pub fn new(mac: [u8; 6], hub: Arc<Hub>, port: PortId) -> Self {
+        let config = NetConfig::new(mac);
         Self {
-            host: NetHost::new(NetConfig::new(mac)),
+            config,
+            host: NetHost::new(config),
             hub,
             port,
             control: VecDeque::new(),
+            outbox: Outbox::default(),
             stats: NetStats::default(),
             announced: false,
+        }
+    }
+
+    /// The channel opened, closed or the guest unloaded: the NVSP/RNDIS state (version,
+    /// buffers, free receive slots, filter) and the waiting messages start over, so nothing of
+    /// an earlier session (a driver reload, kexec) reaches the next one.
+    pub fn reset(&mut self) {
+        self.host = NetHost::new(self.config);
+        self.control.clear();
+        self.outbox.clear();
+    }
+
+    /// GPADL `id` was released. If it still backed the receive or send buffer (the guest did
+    /// not revoke it first), the adapter starts over: the host must not write frames into
+    /// whatever GPADL takes the id next.
+    pub fn gpadl_released(&mut self, id: u32) {
+        let (recv, send) = self.host.buffers();
+        if recv == Some(id) || send == Some(id) {
+            self.reset();
         }
     }
 
@@ -106,16 +137,24 @@ impl NetChannel {
             .pair(incoming, outgoing)
             .map_err(|e| e.to_string())?;
         let mut out = Serviced::default();
+        // Completions an earlier service had no room for go first; while any still wait, no
+        // new packet is read.
+        out.signal |= self.outbox.flush(&mut writer)?;
+        // Nothing is read while completions wait (a ring's worth at most is ever held).
+        let budget = if self.outbox.is_empty() {
+            usize::MAX
+        } else {
+            0
+        };
         let mut packet = vec![0u8; 8192];
-        let mut replies: Vec<(u64, [u8; nvsp::MESSAGE_LEN])> = Vec::new();
-        loop {
-            let len = match reader.read(&mut packet) {
-                Ok((len, released)) => {
-                    out.signal |= released.must_signal;
-                    len
+        for _ in 0..budget {
+            let len = match read_next(&mut reader, &mut packet, &mut out.signal)? {
+                Next::Packet(len) => len,
+                Next::Skipped => {
+                    self.stats.errors += 1;
+                    continue;
                 }
-                Err(ReadError::Empty) => break,
-                Err(e) => return Err(e.to_string()),
+                Next::Empty => break,
             };
             let first = self.stats.exits.map_or(exits, |(first, _)| first);
             self.stats.exits = Some((first, exits));
@@ -125,14 +164,14 @@ impl NetChannel {
             };
             let txid = repr.transaction_id;
             match self.host.handle(&repr) {
-                NetAction::Complete(c) => replies.push((txid, c)),
+                NetAction::Complete(c) => self.outbox.push(txid, &c),
                 NetAction::Nothing => {}
                 NetAction::Drop(_) => self.stats.errors += 1,
                 NetAction::MapBuffer { kind: _, gpadl } => {
                     let len = server
                         .gpadl(gpadl)
                         .and_then(|g| g.buffer(&ram).ok().map(|b| b.len()));
-                    replies.push((txid, self.host.buffer_mapped(len)));
+                    self.outbox.push(txid, &self.host.buffer_mapped(len));
                 }
                 NetAction::Rndis {
                     channel_type,
@@ -146,25 +185,25 @@ impl NetChannel {
                                 self.hub.send(self.port, &stream[f.clone()]);
                                 self.stats.frames_out += 1;
                             }
-                            self.control.extend(result.responses);
+                            for r in result.responses {
+                                if self.control.len() < MAX_CONTROL {
+                                    self.control.push_back(r);
+                                } else {
+                                    self.stats.errors += 1;
+                                }
+                            }
                             result.status
                         }
                         None => nvsp::Status::INVALID_RNDIS_PACKET,
                     };
                     if repr.completion_requested {
-                        replies.push((txid, nvsp::rndis_complete(status)));
+                        self.outbox.push(txid, &nvsp::rndis_complete(status));
                     }
                 }
             }
         }
         drop(reader);
-        let mut batch = writer.batch();
-        for (txid, bytes) in &replies {
-            batch
-                .write(&PacketRepr::completion(*txid, bytes))
-                .map_err(|e| e.to_string())?;
-        }
-        out.signal |= batch.commit().must_signal;
+        out.signal |= self.outbox.flush(&mut writer)?;
         out.signal |= self.deliver(server, &ram, &mut writer)?;
         if !self.announced && self.host.accepts_frames() {
             self.announced = true;

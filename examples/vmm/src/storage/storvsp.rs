@@ -4,19 +4,20 @@
 //!
 //! A signaled channel is drained completely: every request read is answered (initialization
 //! steps at once, SCSI commands after they ran) and the completions are written as one batch,
-//! so a guest that queues 32 requests costs one signal each way.
+//! so a guest that queues 32 requests costs one signal each way. Completions the ring has no
+//! room for wait in an [`Outbox`] and go first at the next signal, before any new request is
+//! read.
 
 use std::time::Instant;
 
 use vmbus_ring::gpadl::{GpaRange, Gpadl, GuestRam};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::packet::PacketRepr;
-use vmbus_ring::ring::ReadError;
 use vmbus_ring::storvsc::host::{HostAction, HostConfig, ScsiCommand, ScsiOutcome, StorageHost};
 use vmbus_ring::storvsc::{sense_key, SenseData, SrbStatus};
 
 use super::VmDisk;
-use crate::hyperv::rings::RingIndices;
+use crate::hyperv::rings::{read_next, Next, Outbox, RingIndices};
 use crate::memory::GuestMemory;
 
 /// What one drain did.
@@ -88,6 +89,8 @@ pub struct StorageChannel {
     pub stats: StorageStats,
     /// Since the guest's last TEST UNIT READY.
     segment: Option<OpenSegment>,
+    /// Completions waiting for room in the host-to-guest ring.
+    outbox: Outbox,
 }
 
 impl StorageChannel {
@@ -99,6 +102,7 @@ impl StorageChannel {
             buffer: Vec::new(),
             stats: StorageStats::default(),
             segment: None,
+            outbox: Outbox::default(),
         }
     }
 
@@ -112,6 +116,7 @@ impl StorageChannel {
     /// The channel (re)opened or closed: start over.
     pub fn reset(&mut self) {
         self.host.reset();
+        self.outbox.clear();
     }
 
     /// Reads every request in the guest→host ring of `gpadl` and answers it.
@@ -137,25 +142,30 @@ impl StorageChannel {
             .map_err(|e| e.to_string())?;
         let was_ready = self.host.is_ready();
         let mut out = Drained::default();
+        // Completions an earlier service had no room for go first; while any still wait, no
+        // new request is read (the guest's queue depth holds it back).
+        out.signal |= self.outbox.flush(&mut writer)?;
         let mut packet = vec![0u8; 4096];
-        let mut replies: Vec<(u64, Vec<u8>)> = Vec::new();
         // Requests of the open segment answered in this drain.
         let mut batch_len = 0u64;
-        loop {
-            let len = match reader.read(&mut packet) {
-                Ok((len, released)) => {
-                    out.signal |= released.must_signal;
-                    len
-                }
-                Err(ReadError::Empty) => break,
-                Err(e) => return Err(e.to_string()),
+        // Nothing is read while completions wait (a ring's worth at most is ever held).
+        let budget = if self.outbox.is_empty() {
+            usize::MAX
+        } else {
+            0
+        };
+        for _ in 0..budget {
+            let len = match read_next(&mut reader, &mut packet, &mut out.signal)? {
+                Next::Packet(len) => len,
+                Next::Skipped => continue,
+                Next::Empty => break,
             };
             let Ok(repr) = PacketRepr::parse_bytes(&packet[..len]) else {
                 continue;
             };
             let txid = repr.transaction_id;
             match self.host.handle(&repr) {
-                HostAction::Reply(p, n) => replies.push((txid, p.bytes(n).to_vec())),
+                HostAction::Reply(p, n) => self.outbox.push(txid, p.bytes(n)),
                 HostAction::Execute(cmd) => {
                     // TEST UNIT READY.
                     let marker = cmd.request.cdb().first() == Some(&0x00);
@@ -167,25 +177,17 @@ impl StorageChannel {
                     }
                     let outcome = self.run(&cmd, memory);
                     let p = self.host.complete(&cmd, &outcome);
-                    replies.push((txid, p.bytes(cmd.reply_len).to_vec()));
+                    self.outbox.push(txid, p.bytes(cmd.reply_len));
                 }
-                HostAction::Drop(_) => {}
+                HostAction::Drop(_) => continue,
             }
+            out.requests += 1;
         }
         drop(reader);
-        if !replies.is_empty() {
-            let mut batch = writer.batch();
-            for (txid, bytes) in &replies {
-                batch
-                    .write(&PacketRepr::completion(*txid, bytes))
-                    .map_err(|e| e.to_string())?;
-            }
-            out.signal |= batch.commit().must_signal;
-        }
+        out.signal |= self.outbox.flush(&mut writer)?;
         if let Some(open) = self.segment.as_mut() {
             open.seen.add_drain(batch_len);
         }
-        out.requests = replies.len() as u64;
         out.became_ready = !was_ready && self.host.is_ready();
         self.stats.requests += out.requests;
         self.stats.drains += 1;
@@ -211,6 +213,15 @@ impl StorageChannel {
     /// Runs one SCSI command, moving its data through guest RAM.
     fn run(&mut self, cmd: &ScsiCommand<'_>, memory: &GuestMemory) -> ScsiOutcome {
         let len = cmd.len as usize;
+        if len > 0 && direction_conflicts(cmd) {
+            // A write whose buffer the request says goes to the guest would write the host's
+            // zero-filled buffer to the disk (and a read would move nothing): refused.
+            return ScsiOutcome::check_condition(SenseData::new(
+                sense_key::ILLEGAL_REQUEST,
+                0x24,
+                0,
+            ));
+        }
         self.buffer.clear();
         self.buffer.resize(len, 0);
         let range = cmd.buffer;
@@ -230,6 +241,18 @@ impl StorageChannel {
         }
         outcome
     }
+}
+
+/// Whether the request's data direction contradicts its CDB: a WRITE-class command moving
+/// data to the guest, or a READ-class one moving data from it.
+fn direction_conflicts(cmd: &ScsiCommand<'_>) -> bool {
+    let op = cmd.request.cdb().first().copied().unwrap_or(0);
+    let writes = matches!(
+        op,
+        0x0A | 0x2A | 0x2E | 0x41 | 0x8A | 0x8E | 0x93 | 0xAA | 0xAE
+    );
+    let reads = matches!(op, 0x08 | 0x28 | 0x88 | 0xA8);
+    (writes && cmd.to_guest) || (reads && !cmd.to_guest)
 }
 
 /// The guest's buffer is not RAM: fail the command the way a DMA error would.
@@ -271,3 +294,6 @@ fn copy_range(
         Err(())
     }
 }
+
+#[cfg(test)]
+mod tests;
