@@ -21,6 +21,8 @@
 
 pub mod cpuid;
 pub mod rings;
+#[cfg(test)]
+pub mod testing;
 pub mod vmbus;
 
 use std::time::Instant;

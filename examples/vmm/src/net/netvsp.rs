@@ -317,3 +317,6 @@ impl NetChannel {
         self.hub.waiting(self.port) > 0
     }
 }
+
+#[cfg(test)]
+mod tests;

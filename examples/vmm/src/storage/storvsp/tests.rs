@@ -1,8 +1,5 @@
 //! The storage channel against a guest that is slow to take completions.
 
-use vmbus_ring::channel::client::{Client, LINUX_VERSIONS};
-use vmbus_ring::channel::server::{OfferSpec, Server, ServerConfig};
-use vmbus_ring::channel::Guid;
 use vmbus_ring::gpadl::{GpaRanges, GuestRam};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::packet::{PacketKind, PacketRepr};
@@ -16,34 +13,9 @@ use zerocopy::{FromZeros, IntoBytes};
 
 use super::StorageChannel;
 use crate::hyperv::rings::RingIndices;
+use crate::hyperv::testing::server_with_ring;
 use crate::memory::GuestMemory;
 use crate::storage::scsi::ScsiDisk;
-
-/// A server with one storage offer, connected through the real message path, holding one
-/// GPADL over `pfns`.
-fn server_with_ring(pfns: &[u64]) -> (Server, u32) {
-    let mut server = Server::new(ServerConfig::default());
-    let spec = OfferSpec {
-        if_type: SCSI_INTERFACE,
-        if_instance: Guid::from_fields(1, 2, 3, [4; 8]),
-        flags: 0,
-        user_def: [0; 120],
-    };
-    let relid = server.add_offer(spec).0.expect("offer");
-    let mut client = Client::new(&LINUX_VERSIONS, 0, (0x1000, 0x2000));
-    let mut to_host = vec![client.connect().expect("connect").payload];
-    while let Some(m) = to_host.pop() {
-        for reply in server.handle_message(&m).messages {
-            let (_, outgoing) = client.handle_message(&reply);
-            to_host.extend(outgoing.into_iter().map(|o| o.payload));
-        }
-    }
-    let (id, msgs) = client.create_gpadl(relid, pfns).expect("gpadl");
-    for m in msgs {
-        assert!(server.handle_message(&m.payload).dropped.is_empty());
-    }
-    (server, id)
-}
 
 /// WRITE(10) of one block at `lba`, with the SRB's data direction `data_in`.
 fn write10(lba: u32, data_in: u8) -> VstorPacket {
@@ -88,7 +60,7 @@ fn completions_that_do_not_fit_wait_for_room() {
     // Pages 0x10..0x20: guest to host (16 pages); 0x20..0x22: host to guest (control page
     // and one data page).
     let ring: Vec<u64> = (0x10..0x22).collect();
-    let (server, id) = server_with_ring(&ring);
+    let (server, id) = server_with_ring(SCSI_INTERFACE, &ring);
     let gpadl = server.gpadl(id).expect("ring gpadl");
     let downstream = 16;
     let ram = GuestRam::new(0, mem.words()).expect("ram");
