@@ -238,6 +238,42 @@ fn repair_clears_a_locator_that_a_block_overlaps_and_keeps_the_block() {
     assert!(read_all(&child, MIB as usize) == before);
 }
 
+/// A write that needs a new block on a full file system fails with a typed error and leaves a
+/// sound file: it still ends with a valid footer and reads as before. (The block used to be
+/// written over the old footer first, so a failure left no tail footer, which vhdiinfo
+/// refuses.)
+#[test]
+fn a_failed_allocation_keeps_the_file_sound() {
+    let mut vhd =
+        create_dynamic(MemStorage::new(), &opts(8 * MIB, 5).block_size(64 << 10)).unwrap();
+    vhd.write_at(0, &pattern(1, 4096)).unwrap();
+    let bytes = vhd.into_storage().into_vec();
+    let len = bytes.len() as u64;
+    let contents = read_all(
+        &Vhd::open(MemStorage::from_vec(bytes.clone()), OpenOptions::new()).unwrap(),
+        MIB as usize,
+    );
+    // A block takes 512 + 64 KiB; limits inside that.
+    for limit in [len, len + 512, len + 4096, len + 4608, len + 60 * KIB] {
+        let storage = MemStorage::from_vec(bytes.clone()).with_limit(limit);
+        let mut vhd = Vhd::open(storage, OpenOptions::new().writable(true)).unwrap();
+        assert!(
+            vhd.write_at(MIB, &pattern(2, 4096)).is_err(),
+            "limit {limit}"
+        );
+        let storage = vhd.into_storage();
+        let report = ops::check(&storage).unwrap();
+        assert!(report.is_clean(), "limit {limit}: {:?}", report.problems);
+        let vhd = Vhd::open(storage, OpenOptions::new()).unwrap();
+        assert!(
+            vhd.warnings().is_empty(),
+            "limit {limit}: {:?}",
+            vhd.warnings()
+        );
+        assert!(read_all(&vhd, MIB as usize) == contents, "limit {limit}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Block sizes out of proportion to the file.
 

@@ -345,6 +345,16 @@ impl<S: Storage> Vhd<S> {
         if self.storage.len()? > start + SECTOR_SIZE {
             self.storage.set_len(start + SECTOR_SIZE)?;
         }
+        // The footer goes to the block's end first: whatever fails after it (no space for
+        // the data, a crash), the file still ends with a valid footer, and the block is
+        // unreferenced debris until its BAT entry is written. Written last, as before, a
+        // failed data write left a file whose old footer the bitmap had overwritten (peers
+        // such as vhdiinfo then refuse it). If this write fails, the file is cut back.
+        let footer = self.footer;
+        if let Err(e) = self.storage.write_at(block_end, footer.as_bytes()) {
+            let _ = self.storage.set_len(start + SECTOR_SIZE);
+            return Err(e.into());
+        }
         // A dynamic disk's new block is all "present" (its zero-filled data area is exactly
         // what the backing gives); a differencing block marks only what is written.
         let mut bitmap = vec![0u8; bitmap_bytes];
@@ -360,14 +370,11 @@ impl<S: Storage> Vhd<S> {
                 .write_at(start + bitmap_bytes as u64 + c.within, data)?;
         }
         self.storage.write_at(start, &bitmap)?;
-        self.storage.set_len(block_end)?;
         if self.barriers {
             self.storage.flush()?;
         }
         self.storage
             .write_at(bat_entry_offset, &(sector as u32).to_be_bytes())?;
-        let footer = self.footer;
-        self.storage.write_at(block_end, footer.as_bytes())?;
         let full = bitmap.iter().all(|&b| b == 0xff);
         let sparse = self.sparse_mut();
         sparse.bat[c.block] = sector as u32;
