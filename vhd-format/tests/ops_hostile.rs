@@ -274,6 +274,43 @@ fn a_failed_allocation_keeps_the_file_sound() {
     }
 }
 
+/// A file cut short inside its last block (footer lost): `repair` extends it to the block's
+/// end and keeps the block's data (it cleared the block, losing up to 64 KiB of data that was
+/// still in the file).
+#[test]
+fn repair_keeps_the_data_of_a_block_cut_short() {
+    let mut vhd =
+        create_dynamic(MemStorage::new(), &opts(8 * MIB, 6).block_size(64 << 10)).unwrap();
+    vhd.write_at(100 * KIB, &pattern(3, 300 * 1024)).unwrap();
+    let bytes = vhd.into_storage().into_vec();
+    let contents = read_all(
+        &Vhd::open(MemStorage::from_vec(bytes.clone()), OpenOptions::new()).unwrap(),
+        MIB as usize,
+    );
+    // The last block holds data in its first 16 KiB; cut the footer and up to 40,000 bytes of
+    // the block's unwritten end.
+    for cut in [513usize, 848, 512 + 40_000] {
+        let mut storage = MemStorage::from_vec(bytes[..bytes.len() - cut].to_vec());
+        let actions = ops::repair(&mut storage).unwrap_or_else(|e| panic!("cut {cut}: {e:?}"));
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, ops::RepairAction::Extended { .. })),
+            "cut {cut}: {actions:?}"
+        );
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, ops::RepairAction::ClearedBatEntry { .. })),
+            "cut {cut}: {actions:?}"
+        );
+        assert!(ops::check(&storage).unwrap().is_clean(), "cut {cut}");
+        assert_eq!(storage.as_slice().len(), bytes.len(), "cut {cut}");
+        let vhd = Vhd::open(storage, OpenOptions::new()).unwrap();
+        assert!(read_all(&vhd, MIB as usize) == contents, "cut {cut}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Block sizes out of proportion to the file.
 

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use zerocopy::IntoBytes;
 
 use super::check::{check, CheckReport, Problem};
-use crate::defs::{DiskType, ParentLocatorEntry, BAT_UNALLOCATED, SECTOR_SIZE};
+use crate::defs::{bitmap_bytes, DiskType, ParentLocatorEntry, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::io::{IoError, Storage};
 use crate::vhd::{find_footer, read_header, OpenError, OpenOptions, Vhd};
 
@@ -28,6 +28,14 @@ pub enum RepairAction {
         /// The entry.
         index: u32,
     },
+    /// Extended a file cut short with zeros to the end of the last block that begins inside
+    /// it (the lost part of that block reads as zeros; the rest of its data is kept).
+    Extended {
+        /// Old length.
+        from: u64,
+        /// New length (before the footer).
+        to: u64,
+    },
     /// Cut unreferenced bytes after the last block.
     Truncated {
         /// Old length.
@@ -39,6 +47,20 @@ pub enum RepairAction {
     RewroteTailFooter,
     /// Rewrote the footer copy at offset 0 from the tail footer.
     RewroteHeadFooter,
+}
+
+/// The most zeros [`repair`] appends to complete a block cut short (a crafted block size of
+/// 2 GiB must not make it write gigabytes); a larger gap clears the block instead.
+const MAX_EXTEND: u64 = 64 << 20;
+
+/// Marks `block` unallocated in the BAT.
+fn clear_bat_entry<S: Storage>(
+    storage: &mut S,
+    header: &crate::defs::DynamicHeader,
+    block: u32,
+) -> Result<(), IoError> {
+    let at = header.table_offset.get() + u64::from(block) * 4;
+    storage.write_at(at, &BAT_UNALLOCATED.to_be_bytes())
 }
 
 /// Why [`repair`] could not make the image sound.
@@ -55,8 +77,10 @@ pub enum RepairError {
 
 /// Repairs what can be repaired safely: a missing or damaged tail footer (restored from the
 /// copy at offset 0), a damaged head copy (restored from the tail), unreferenced data after
-/// the last block (cut), BAT entries pointing outside the file or into metadata (cleared), and
-/// parent locator entries whose payload a block overlaps (cleared; the block is kept).
+/// the last block (cut), a file cut short inside its last blocks (extended with zeros to their
+/// end, keeping what survives of their data), BAT entries pointing past the end of the file or
+/// into metadata (cleared), and parent locator entries whose payload a block overlaps
+/// (cleared; the block is kept).
 /// Overlapping blocks and damaged headers are reported, not touched.
 ///
 /// Returns what was done; [`check`] is clean (apart from informational findings) afterwards.
@@ -81,14 +105,41 @@ pub fn repair<S: Storage>(storage: &mut S) -> Result<Vec<RepairAction>, RepairEr
         Err(OpenError::Io(e)) => return Err(e.into()),
         Err(_) => return Err(RepairError::NotRepairable(before)),
     };
+    // A file cut short (its tail footer gone) keeps the blocks that begin inside it: the file
+    // is extended with zeros to the end of the last of them, so what survives of their data
+    // stays readable. A block wholly past the end, or one whose footer is intact, is cleared.
+    let block_size = header.block_size.get();
+    let span = u64::from(bitmap_bytes(block_size)) + u64::from(block_size);
+    let metadata_end = (header.table_offset.get())
+        .saturating_add(u64::from(header.max_table_entries.get()) * 4)
+        .max(header_offset.saturating_add(1024));
+    let mut extend_to = None;
     for p in &before.problems {
-        if let Problem::BlockBeyondEof { block, sector, .. }
-        | Problem::BlockOverlapsMetadata { block, sector } = *p
-        {
-            let at = header.table_offset.get() + u64::from(block) * 4;
-            storage.write_at(at, &BAT_UNALLOCATED.to_be_bytes())?;
-            actions.push(RepairAction::ClearedBatEntry { block, sector });
+        match *p {
+            Problem::BlockBeyondEof {
+                block,
+                sector,
+                data_end,
+            } => {
+                let start = u64::from(sector) * SECTOR_SIZE;
+                let missing = (start + span).saturating_sub(data_end);
+                if !tail_ok && start < data_end && start >= metadata_end && missing <= MAX_EXTEND {
+                    extend_to = Some(extend_to.unwrap_or(0).max(start + span));
+                } else {
+                    clear_bat_entry(storage, &header, block)?;
+                    actions.push(RepairAction::ClearedBatEntry { block, sector });
+                }
+            }
+            Problem::BlockOverlapsMetadata { block, sector } => {
+                clear_bat_entry(storage, &header, block)?;
+                actions.push(RepairAction::ClearedBatEntry { block, sector });
+            }
+            _ => {}
         }
+    }
+    if let Some(to) = extend_to {
+        storage.set_len(to)?;
+        actions.push(RepairAction::Extended { from: len, to });
     }
     let mut cleared = false;
     for p in &before.problems {
