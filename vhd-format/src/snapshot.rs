@@ -110,7 +110,12 @@ pub fn snapshot(
             source,
         })?;
     let parent: Box<dyn Disk + Send> = Box::new(parent);
-    Ok(create_differencing(file, parent, &link, options)?)
+    // The file is this call's own (created above): a failure leaves nothing behind, so a
+    // corrected retry does not meet a half-made child.
+    create_differencing(file, parent, &link, options).map_err(|e| {
+        let _ = std::fs::remove_file(child_path);
+        e.into()
+    })
 }
 
 #[cfg(test)]

@@ -466,6 +466,56 @@ fn merge_refuses_a_parent_smaller_than_the_child() {
 // ---------------------------------------------------------------------------------------------
 // Expand.
 
+/// A fixed disk whose footer claims a size smaller than its file: `expand` refuses it and
+/// leaves it untouched (it wrote the new footer after the claimed size, zeroed 512 bytes of
+/// data there and left the real footer inside the new data area).
+#[test]
+fn expand_refuses_a_fixed_disk_whose_footer_is_not_at_its_size() {
+    let mut vhd = create_fixed(MemStorage::new(), &opts(MIB, 9)).unwrap();
+    vhd.write_at(0, &[0xab; MIB as usize]).unwrap();
+    let mut bytes = vhd.into_storage().into_vec();
+    let tail = bytes.len() - 512;
+    // current_size (offset 48 of the footer) says 4 KiB; both footer copies agree.
+    put(&mut bytes, tail + 48, &4096u64.to_be_bytes());
+    put(&mut bytes, tail + 64, &[0; 4]);
+    let sum = checksum(&bytes[tail..], 64);
+    put(&mut bytes, tail + 64, &sum.to_be_bytes());
+    // It opens (the data beyond 4 KiB is simply not part of the disk).
+    let mut vhd = Vhd::open(
+        MemStorage::from_vec(bytes.clone()),
+        OpenOptions::new().writable(true),
+    )
+    .unwrap();
+    let e = ops::expand(&mut vhd, 2 * MIB).unwrap_err();
+    assert!(
+        matches!(e, ops::ExpandError::FooterNotAtEnd { current: 4096, .. }),
+        "{e:?}"
+    );
+    assert!(vhd.into_storage().as_slice() == &bytes[..]);
+}
+
+/// A snapshot whose options are invalid fails and leaves no child file behind (it left an
+/// empty file, so a corrected retry failed with "file exists").
+#[test]
+fn a_failed_snapshot_leaves_no_file() {
+    let dir = common::TempDir::new("snapshot-fail");
+    let parent = dir.join("p.vhd");
+    let child = dir.join("c.vhd");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&parent)
+        .unwrap();
+    create_dynamic(f, &opts(4 * MIB, 10)).unwrap();
+    let policy = vhd_format::ParentPolicy::anywhere();
+    let bad = opts(0, 11).block_size(3 << 20);
+    assert!(vhd_format::snapshot(&parent, &child, &bad, &policy).is_err());
+    assert!(!child.exists());
+    vhd_format::snapshot(&parent, &child, &opts(0, 11), &policy).unwrap();
+    assert!(child.exists());
+}
+
 /// Every size field of the footer follows an expansion: `original_size` too (libvhdi reports
 /// it as the media size; it kept the old size before).
 #[test]

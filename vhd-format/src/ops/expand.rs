@@ -35,6 +35,15 @@ pub enum ExpandError {
     /// The disk was opened read-only.
     #[error("the disk is read-only")]
     ReadOnly,
+    /// A fixed disk whose file does not end right after its data (the footer's size and the
+    /// file's length disagree): where its footer belongs is not known, so it is not touched.
+    #[error("the fixed disk's file is {len} bytes, not its size {current} plus the footer")]
+    FooterNotAtEnd {
+        /// The footer's current size.
+        current: u64,
+        /// The file's length.
+        len: u64,
+    },
     /// The storage failed.
     #[error("storage error while expanding")]
     Io(#[from] IoError),
@@ -85,6 +94,12 @@ pub fn expand<S: Storage>(vhd: &mut Vhd<S>, new_size: u64) -> Result<(), ExpandE
     match vhd.disk_type() {
         DiskType::FIXED => {
             let storage = &mut vhd.storage;
+            // The footer is overwritten at `current`: only where it really is (a 511-byte
+            // footer of old images included).
+            let len = storage.len()?;
+            if len != current + SECTOR_SIZE && len != current + SECTOR_SIZE - 1 {
+                return Err(ExpandError::FooterNotAtEnd { current, len });
+            }
             storage.write_at(new_size, footer.as_bytes())?;
             storage.flush()?;
             storage.write_at(current, &[0u8; SECTOR_SIZE as usize])?;
