@@ -1,21 +1,25 @@
 //! The subcommands.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{ErrorKind, Read, Write};
+use std::path::Path;
 
-use vhd_format::defs::{DiskType, FOOTER_COOKIE};
+use vhd_format::defs::{DiskType, FOOTER_COOKIE, MAX_DISK_SIZE};
 use vhd_format::ops::{self, ExtentState, Severity, Target};
 use vhd_format::{
-    create_dynamic, create_fixed, CreateOptions, Disk, DiskError, OpenOptions, ParentPolicy,
-    RawDisk, SizePolicy, Storage, Vhd,
+    create_differencing, create_dynamic, create_fixed, parent_link, CreateOptions, Disk, DiskError,
+    OpenOptions, ParentPolicy, RawDisk, SizePolicy, SnapshotError, Storage, Vhd,
 };
 
-use crate::args::{parse_size, Args, UsageError};
+use crate::args::{parse_byte, parse_size, utf8, Args, UsageError};
 use crate::json::Json;
+use crate::output::{Existing, NewFile};
 use crate::progress::Bar;
 
-/// A failed command: exit code and message.
+/// A failed command: exit code and message. Code 0 ends the command early but successfully
+/// (standard output was closed, as by `| head`).
+#[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,
@@ -27,6 +31,27 @@ impl From<UsageError> for Failure {
             code: 1,
             message: e.0,
         }
+    }
+}
+
+/// `println!` that fails the command on an error writing standard output, except that a
+/// closed standard output (`| head`) ends it successfully.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            return Err(stdout_fail(e));
+        }
+    };
+}
+
+fn stdout_fail(e: std::io::Error) -> Failure {
+    if e.kind() == ErrorKind::BrokenPipe {
+        Failure {
+            code: 0,
+            message: String::new(),
+        }
+    } else {
+        io_fail(Path::new("<stdout>"), e)
     }
 }
 
@@ -61,11 +86,16 @@ fn fail(e: impl std::error::Error + 'static) -> Failure {
     }
 }
 
-fn io_fail(path: &Path, e: std::io::Error) -> Failure {
+pub fn io_fail(path: &Path, e: std::io::Error) -> Failure {
     Failure {
         code: 3,
         message: format!("{}: {e}", path.display()),
     }
+}
+
+/// A path argument, for messages.
+fn show(path: &OsStr) -> std::path::Display<'_> {
+    Path::new(path).display()
 }
 
 const COMMON_VALUES: &[&str] = &["--size-policy", "--parent-dir"];
@@ -85,10 +115,10 @@ fn common(a: &Args, extra_flags: &[&str]) -> Result<Common, Failure> {
     } else {
         ParentPolicy::default()
     };
-    if let Some(dir) = a.value(&["--parent-dir"]) {
+    if let Some(dir) = a.os_value(&["--parent-dir"]) {
         policy = policy.allow_dir(dir);
     }
-    let size_policy = match a.value(&["--size-policy"]).unwrap_or("current") {
+    let size_policy = match a.value(&["--size-policy"])?.unwrap_or("current") {
         "current" => SizePolicy::CurrentSize,
         "chs" => SizePolicy::Chs,
         "qemu" => SizePolicy::Qemu,
@@ -101,21 +131,31 @@ fn common(a: &Args, extra_flags: &[&str]) -> Result<Common, Failure> {
     })
 }
 
-fn parse(rest: &[String], values: &[&str]) -> Result<Args, Failure> {
+fn parse(rest: &[OsString], values: &[&str]) -> Result<Args, Failure> {
     let all: Vec<&str> = COMMON_VALUES.iter().chain(values).copied().collect();
     Ok(Args::parse(rest, &all)?)
 }
 
-fn open(path: &str, c: &Common, writable: bool) -> Result<Vhd<File>, Failure> {
+fn open(path: &OsStr, c: &Common, writable: bool) -> Result<Vhd<File>, Failure> {
     let options = OpenOptions::new()
         .writable(writable)
         .size_policy(c.size_policy);
     Vhd::open_path(path, options, &c.policy).map_err(fail)
 }
 
+/// Opens an input file for reading; a directory is refused.
+fn open_input(path: &Path) -> Result<File, Failure> {
+    let file = File::open(path).map_err(|e| io_fail(path, e))?;
+    match file.metadata() {
+        Ok(m) if m.is_dir() => Err(io_fail(path, ErrorKind::IsADirectory.into())),
+        Ok(_) => Ok(file),
+        Err(e) => Err(io_fail(path, e)),
+    }
+}
+
 /// Whether the file ends in a VHD footer (else it is treated as raw).
-fn looks_like_vhd(path: &str) -> Result<bool, Failure> {
-    let file = File::open(path).map_err(|e| io_fail(Path::new(path), e))?;
+fn looks_like_vhd(path: &Path) -> Result<bool, Failure> {
+    let file = open_input(path)?;
     let len = file.len().map_err(fail)?;
     if len < 512 {
         return Ok(false);
@@ -127,32 +167,43 @@ fn looks_like_vhd(path: &str) -> Result<bool, Failure> {
 }
 
 /// Opens a conversion source: a VHD (with its chain) or a raw image.
-fn open_source(path: &str, c: &Common) -> Result<Box<dyn Disk>, Failure> {
-    if looks_like_vhd(path)? {
+fn open_source(path: &OsStr, c: &Common) -> Result<Box<dyn Disk>, Failure> {
+    if looks_like_vhd(Path::new(path))? {
         Ok(Box::new(open(path, c, false)?))
     } else {
-        let file = File::open(path).map_err(|e| io_fail(Path::new(path), e))?;
-        Ok(Box::new(RawDisk::new(file, false).map_err(fail)?))
+        open_raw(path)
     }
 }
 
-fn create_file(path: &str) -> Result<File, Failure> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| io_fail(Path::new(path), e))
+fn open_raw(path: &OsStr) -> Result<Box<dyn Disk>, Failure> {
+    let file = open_input(Path::new(path))?;
+    Ok(Box::new(RawDisk::new(file, false).map_err(fail)?))
 }
 
+/// The `--block-size` of a new dynamic or differencing disk (default 2 MiB), checked.
 fn block_size(a: &Args) -> Result<u32, Failure> {
-    let bs = parse_size(a.value(&["--block-size"]).unwrap_or("2M"))?;
-    u32::try_from(bs).map_err(|_| UsageError(format!("block size {bs} too large")).into())
+    let text = a.value(&["--block-size"])?.unwrap_or("2M");
+    match u32::try_from(parse_size(text)?) {
+        Ok(bs) if bs.is_power_of_two() && (512..=256 << 20).contains(&bs) => Ok(bs),
+        _ => Err(UsageError(format!(
+            "invalid block size {text:?}: must be a power of two from 512 bytes to 256 MiB"
+        ))
+        .into()),
+    }
+}
+
+/// Checks the virtual size of a new disk.
+fn disk_size(size: u64) -> Result<u64, String> {
+    if size == 0 || !size.is_multiple_of(512) || size > MAX_DISK_SIZE {
+        return Err(format!(
+            "invalid disk size {size}: must be a non-zero multiple of 512 up to 2040 GiB"
+        ));
+    }
+    Ok(size)
 }
 
 /// Runs `command` with its arguments.
-pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
+pub fn run(command: &str, rest: &[OsString]) -> Result<(), Failure> {
     match command {
         "create" => create(rest),
         "info" => info(rest),
@@ -170,55 +221,76 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
     }
 }
 
-fn create(rest: &[String]) -> Result<(), Failure> {
+/// Creates `child`, a differencing disk over `parent`, through a temporary file.
+fn make_child(
+    parent: &OsStr,
+    child: &OsStr,
+    block_size: u32,
+    c: &Common,
+    existing: Existing,
+) -> Result<(u64, String), Failure> {
+    let (parent, child) = (Path::new(parent), Path::new(child));
+    let parent_disk = Vhd::open_path(parent, OpenOptions::new(), &c.policy)
+        .map_err(|e| fail(SnapshotError::from(e)))?;
+    let mut out = NewFile::create(child, &[parent], existing)?;
+    let link = parent_link(&parent_disk, parent, out.path()).map_err(fail)?;
+    let opts = CreateOptions::new(0).block_size(block_size);
+    let vhd = create_differencing(out.file(), Box::new(parent_disk), &link, &opts)
+        .map_err(|e| fail(SnapshotError::from(e)))?;
+    let made = (vhd.size(), vhd.footer().unique_id().to_string());
+    drop(vhd);
+    out.commit()?;
+    Ok(made)
+}
+
+fn create(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &["-t", "-s", "-b", "--block-size"])?;
     let c = common(&a, &[])?;
     let [path] = a.positional(&["FILE"])? else {
         unreachable!()
     };
-    let parent = a.value(&["-b"]);
+    let parent = a.os_value(&["-b"]);
     let kind = a
-        .value(&["-t"])
+        .value(&["-t"])?
         .unwrap_or(if parent.is_some() { "diff" } else { "dynamic" });
-    let bs = block_size(&a)?;
     match kind {
         "diff" => {
             let parent = parent.ok_or_else(|| UsageError("-t diff needs -b PARENT".into()))?;
-            if a.value(&["-s"]).is_some() {
+            if a.os_value(&["-s"]).is_some() {
                 return Err(UsageError(
                     "a differencing disk takes its size from the parent".into(),
                 )
                 .into());
             }
-            if Path::new(path).exists() {
-                std::fs::remove_file(path).map_err(|e| io_fail(Path::new(path), e))?;
-            }
-            let opts = CreateOptions::new(0).block_size(bs);
-            let vhd = vhd_format::snapshot(Path::new(parent), Path::new(path), &opts, &c.policy)
-                .map_err(fail)?;
-            println!(
-                "created differencing disk {path} ({} bytes) over {parent}",
-                vhd.size()
+            let bs = block_size(&a)?;
+            let (size, _) = make_child(parent, path, bs, &c, Existing::Replace)?;
+            out!(
+                "created differencing disk {} ({size} bytes) over {}",
+                show(path),
+                show(parent)
             );
         }
         "fixed" | "dynamic" => {
             let size = parse_size(
-                a.value(&["-s"])
+                a.value(&["-s"])?
                     .ok_or_else(|| UsageError("-s SIZE is required".into()))?,
             )?;
-            let opts = CreateOptions::new(size).block_size(bs);
-            let file = create_file(path)?;
+            let size = disk_size(size).map_err(UsageError)?;
+            let mut opts = CreateOptions::new(size);
+            if kind == "dynamic" {
+                opts = opts.block_size(block_size(&a)?);
+            }
+            let mut out = NewFile::create(Path::new(path), &[], Existing::Replace)?;
             let vhd = if kind == "fixed" {
-                create_fixed(file, &opts)
+                create_fixed(out.file(), &opts)
             } else {
-                create_dynamic(file, &opts)
+                create_dynamic(out.file(), &opts)
             }
             .map_err(fail)?;
-            println!(
-                "created {kind} disk {path} ({} bytes, id {})",
-                vhd.size(),
-                vhd.footer().unique_id()
-            );
+            let (size, id) = (vhd.size(), vhd.footer().unique_id());
+            drop(vhd);
+            out.commit()?;
+            out!("created {kind} disk {} ({size} bytes, id {id})", show(path));
         }
         other => {
             return Err(UsageError(format!(
@@ -239,7 +311,7 @@ fn type_name(t: DiskType) -> &'static str {
     }
 }
 
-fn info(rest: &[String]) -> Result<(), Failure> {
+fn info(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &[])?;
     let c = common(&a, &["--json"])?;
     let [path] = a.positional(&["FILE"])? else {
@@ -258,7 +330,7 @@ fn info(rest: &[String]) -> Result<(), Failure> {
             None => Json::Null,
         };
         let j = Json::Obj(vec![
-            ("filename", Json::Str(path.clone())),
+            ("filename", Json::Str(path.to_string_lossy().into_owned())),
             ("format", Json::Str("vpc".into())),
             ("disk-type", Json::Str(type_name(i.disk_type).into())),
             ("virtual-size", Json::Num(i.virtual_size)),
@@ -311,29 +383,34 @@ fn info(rest: &[String]) -> Result<(), Failure> {
                 ),
             ),
         ]);
-        println!("{}", j.render());
+        out!("{}", j.render());
         return Ok(());
     }
-    println!("image: {path}");
-    println!("disk type: {}", type_name(i.disk_type));
-    println!("virtual size: {} bytes", i.virtual_size);
-    println!(
+    out!("image: {}", show(path));
+    out!("disk type: {}", type_name(i.disk_type));
+    out!("virtual size: {} bytes", i.virtual_size);
+    out!(
         "current size: {} bytes; CHS {} = {} bytes; original size {} bytes",
-        i.current_size, i.geometry, i.chs_size, i.original_size
+        i.current_size,
+        i.geometry,
+        i.chs_size,
+        i.original_size
     );
-    println!("file size: {} bytes", i.file_size);
+    out!("file size: {} bytes", i.file_size);
     if let (Some(bs), Some(entries)) = (i.block_size, i.max_table_entries) {
-        println!(
+        out!(
             "block size: {bs} bytes; BAT: {entries} entries at offset {}",
             i.table_offset.unwrap_or(0)
         );
-        println!(
+        out!(
             "allocated: {} blocks, {} bytes of data; fragmentation {}%",
-            i.allocated_blocks, i.allocated_bytes, i.fragmentation_percent
+            i.allocated_blocks,
+            i.allocated_bytes,
+            i.fragmentation_percent
         );
     }
-    println!("unique id: {}", i.unique_id);
-    println!(
+    out!("unique id: {}", i.unique_id);
+    out!(
         "created: {} (unix {}) by {:?} version {:#x} on {:?}",
         i.timestamp.0,
         i.timestamp.to_unix(),
@@ -341,26 +418,26 @@ fn info(rest: &[String]) -> Result<(), Failure> {
         i.creator_version,
         i.creator_host_os
     );
-    println!("saved state: {}; temporary: {}", i.saved_state, i.temporary);
+    out!("saved state: {}; temporary: {}", i.saved_state, i.temporary);
     if let Some((id, ts, name)) = &i.parent {
-        println!("parent: {name:?}, unique id {id}, timestamp {}", ts.0);
+        out!("parent: {name:?}, unique id {id}, timestamp {}", ts.0);
         for l in &i.locators {
-            println!("  locator {:?}: {}", l.code, l.path);
+            out!("  locator {:?}: {}", l.code, l.path);
         }
     }
     for w in &i.warnings {
-        println!("warning: {w:?}");
+        out!("warning: {w:?}");
     }
     Ok(())
 }
 
-fn check(rest: &[String]) -> Result<(), Failure> {
+fn check(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &[])?;
     common(&a, &[])?;
     let [path] = a.positional(&["FILE"])? else {
         unreachable!()
     };
-    let file = File::open(path).map_err(|e| io_fail(Path::new(path), e))?;
+    let file = open_input(Path::new(path))?;
     let report = ops::check(&file).map_err(fail)?;
     for p in &report.problems {
         let level = match p.severity() {
@@ -368,10 +445,10 @@ fn check(rest: &[String]) -> Result<(), Failure> {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        println!("{level}: {p}");
+        out!("{level}: {p}");
     }
     if report.is_clean() {
-        println!(
+        out!(
             "No errors were found on the image ({} allocated blocks).",
             report.allocated_blocks
         );
@@ -391,7 +468,7 @@ fn check(rest: &[String]) -> Result<(), Failure> {
     }
 }
 
-fn repair(rest: &[String]) -> Result<(), Failure> {
+fn repair(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &[])?;
     common(&a, &[])?;
     let [path] = a.positional(&["FILE"])? else {
@@ -403,11 +480,15 @@ fn repair(rest: &[String]) -> Result<(), Failure> {
         .open(path)
         .map_err(|e| io_fail(Path::new(path), e))?;
     match ops::repair(&mut file) {
-        Ok(actions) if actions.is_empty() => println!("nothing to repair"),
-        Ok(actions) => actions.iter().for_each(|a| println!("repaired: {a:?}")),
+        Ok(actions) if actions.is_empty() => out!("nothing to repair"),
+        Ok(actions) => {
+            for a in &actions {
+                out!("repaired: {a:?}");
+            }
+        }
         Err(ops::RepairError::NotRepairable(report)) => {
             for p in &report.problems {
-                println!("{p}");
+                out!("{p}");
             }
             return Err(Failure {
                 code: 2,
@@ -419,7 +500,7 @@ fn repair(rest: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn map(rest: &[String]) -> Result<(), Failure> {
+fn map(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &[])?;
     let c = common(&a, &["--json"])?;
     let [path] = a.positional(&["FILE"])? else {
@@ -441,19 +522,24 @@ fn map(rest: &[String]) -> Result<(), Failure> {
             }
             Json::Obj(fields)
         });
-        println!("{}", Json::Arr(items.collect()).render());
+        out!("{}", Json::Arr(items.collect()).render());
     } else {
-        println!(
+        out!(
             "{:>16} {:>16} {:>16}  state",
-            "start", "length", "file offset"
+            "start",
+            "length",
+            "file offset"
         );
         for e in &i.map {
             let off = e
                 .file_offset
                 .map_or_else(|| "-".to_string(), |o| o.to_string());
-            println!(
+            out!(
                 "{:>16} {:>16} {:>16}  {:?}",
-                e.start, e.length, off, e.state
+                e.start,
+                e.length,
+                off,
+                e.state
             );
         }
     }
@@ -461,7 +547,7 @@ fn map(rest: &[String]) -> Result<(), Failure> {
 }
 
 fn target(a: &Args, default: &str) -> Result<Option<Target>, Failure> {
-    match a.value(&["-O"]).unwrap_or(default) {
+    match a.value(&["-O"])?.unwrap_or(default) {
         "raw" => Ok(None),
         "fixed" => Ok(Some(Target::Fixed)),
         "dynamic" => Ok(Some(Target::Dynamic {
@@ -474,44 +560,51 @@ fn target(a: &Args, default: &str) -> Result<Option<Target>, Failure> {
     }
 }
 
+/// Writes `src` to the new file `dest` (replacing it) as `target`; `input` is the file `src`
+/// was opened from.
 fn write_out(
     src: &dyn Disk,
-    dest: &str,
+    input: &OsStr,
+    dest: &OsStr,
     target: Option<Target>,
     c: &Common,
 ) -> Result<(), Failure> {
+    if target.is_some() {
+        disk_size(src.size()).map_err(|message| Failure { code: 2, message })?;
+    }
+    let mut out = NewFile::create(Path::new(dest), &[Path::new(input)], Existing::Replace)?;
     let mut bar = Bar::new(c.quiet);
-    let mut file = create_file(dest)?;
     match target {
-        None => ops::convert_to_raw(src, &mut file, &mut bar).map_err(fail)?,
+        None => ops::convert_to_raw(src, out.file(), &mut bar).map_err(fail)?,
         Some(t) => {
-            ops::convert_to_vhd(src, file, t, &CreateOptions::new(src.size()), &mut bar)
-                .map_err(fail)?;
+            ops::convert_to_vhd(
+                src,
+                out.file(),
+                t,
+                &CreateOptions::new(src.size()),
+                &mut bar,
+            )
+            .map_err(fail)?;
         }
     }
     bar.finish();
-    Ok(())
+    out.commit()
 }
 
-fn convert(rest: &[String]) -> Result<(), Failure> {
+fn convert(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &["-O", "--block-size", "-f"])?;
     let c = common(&a, &[])?;
     let [src, dest] = a.positional(&["SOURCE", "DEST"])? else {
         unreachable!()
     };
     let target = target(&a, "dynamic")?;
-    let source: Box<dyn Disk> = match a.value(&["-f"]) {
-        Some("raw") => Box::new(
-            RawDisk::new(
-                File::open(src).map_err(|e| io_fail(Path::new(src), e))?,
-                false,
-            )
-            .map_err(fail)?,
-        ),
-        Some("vhd" | "vpc") => Box::new(open(src, &c, false)?),
-        Some(other) => {
-            return Err(UsageError(format!("unknown input format {other:?} (raw, vhd)")).into())
-        }
+    let format = a.value(&["-f"])?;
+    if let Some(other) = format.filter(|f| !matches!(*f, "raw" | "vhd" | "vpc")) {
+        return Err(UsageError(format!("unknown input format {other:?} (raw, vhd)")).into());
+    }
+    let source: Box<dyn Disk> = match format {
+        Some("raw") => open_raw(src)?,
+        Some(_) => Box::new(open(src, &c, false)?),
         None => open_source(src, &c)?,
     };
     if !source.size().is_multiple_of(512) && target.is_some() {
@@ -520,10 +613,10 @@ fn convert(rest: &[String]) -> Result<(), Failure> {
             message: format!("source size {} is not a multiple of 512", source.size()),
         });
     }
-    write_out(source.as_ref(), dest, target, &c)
+    write_out(source.as_ref(), src, dest, target, &c)
 }
 
-fn compact(rest: &[String]) -> Result<(), Failure> {
+fn compact(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &[])?;
     let c = common(&a, &[])?;
     let [path] = a.positional(&["FILE"])? else {
@@ -533,41 +626,45 @@ fn compact(rest: &[String]) -> Result<(), Failure> {
     let mut bar = Bar::new(c.quiet);
     let r = ops::compact(&mut vhd, None, &mut bar).map_err(fail)?;
     bar.finish();
-    println!(
-        "compacted {path}: {} -> {} bytes ({} empty blocks dropped, {} blocks moved)",
-        r.old_len, r.new_len, r.dropped_zero, r.moved
+    out!(
+        "compacted {}: {} -> {} bytes ({} empty blocks dropped, {} blocks moved)",
+        show(path),
+        r.old_len,
+        r.new_len,
+        r.dropped_zero,
+        r.moved
     );
     Ok(())
 }
 
-fn expand(rest: &[String]) -> Result<(), Failure> {
+fn expand(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &["-s"])?;
     let c = common(&a, &[])?;
     let [path] = a.positional(&["FILE"])? else {
         unreachable!()
     };
     let size = parse_size(
-        a.value(&["-s"])
+        a.value(&["-s"])?
             .ok_or_else(|| UsageError("-s SIZE is required".into()))?,
     )?;
     let mut vhd = open(path, &c, true)?;
     ops::expand(&mut vhd, size).map_err(fail)?;
-    println!("expanded {path} to {size} bytes");
+    out!("expanded {} to {size} bytes", show(path));
     Ok(())
 }
 
-fn merge(rest: &[String]) -> Result<(), Failure> {
+fn merge(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &["-o", "-O", "--block-size"])?;
     let c = common(&a, &[])?;
     let [child] = a.positional(&["CHILD"])? else {
         unreachable!()
     };
-    if let Some(new) = a.value(&["-o"]) {
-        let vhd = open(child, &c, false)?;
+    if let Some(new) = a.os_value(&["-o"]) {
         let target = target(&a, "dynamic")?
             .ok_or_else(|| UsageError("merge -o writes a VHD: -O fixed or dynamic".into()))?;
-        write_out(&vhd, new, Some(target), &c)?;
-        println!("merged {child} and its parents into {new}");
+        let vhd = open(child, &c, false)?;
+        write_out(&vhd, child, new, Some(target), &c)?;
+        out!("merged {} and its parents into {}", show(child), show(new));
         return Ok(());
     }
     let options = OpenOptions::new()
@@ -577,57 +674,80 @@ fn merge(rest: &[String]) -> Result<(), Failure> {
     if vhd.disk_type() != DiskType::DIFFERENCING {
         return Err(Failure {
             code: 2,
-            message: format!("{child} is not a differencing disk"),
+            message: format!("{} is not a differencing disk", show(child)),
         });
     }
     let mut bar = Bar::new(c.quiet);
     let bytes = ops::merge_into_parent(&mut vhd, &mut bar).map_err(fail)?;
     bar.finish();
-    println!("merged {bytes} bytes of {child} into its parent; {child} is now redundant");
+    out!(
+        "merged {bytes} bytes of {} into its parent; {} is now redundant",
+        show(child),
+        show(child)
+    );
     Ok(())
 }
 
-fn snapshot(rest: &[String]) -> Result<(), Failure> {
+fn snapshot(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &["--block-size"])?;
     let c = common(&a, &[])?;
     let [parent, child] = a.positional(&["PARENT", "CHILD"])? else {
         unreachable!()
     };
-    let opts = CreateOptions::new(0).block_size(block_size(&a)?);
-    let vhd = vhd_format::snapshot(Path::new(parent), Path::new(child), &opts, &c.policy)
-        .map_err(fail)?;
-    println!(
-        "created snapshot {child} over {parent} (id {})",
-        vhd.footer().unique_id()
+    let bs = block_size(&a)?;
+    let (_, id) = make_child(parent, child, bs, &c, Existing::Refuse)?;
+    out!(
+        "created snapshot {} over {} (id {id})",
+        show(child),
+        show(parent)
     );
     Ok(())
 }
 
-fn number(text: &str) -> Result<u64, Failure> {
-    parse_size(text).map_err(Failure::from)
+/// A numeric argument (`what` names it for the error message).
+fn number(text: &OsStr, what: &str) -> Result<u64, Failure> {
+    Ok(parse_size(utf8(text, what)?)?)
 }
 
-fn read(rest: &[String]) -> Result<(), Failure> {
+/// A range beyond the end of the disk (exit 1).
+fn out_of_range(offset: u64, len: u64, size: u64) -> Failure {
+    Failure {
+        code: 1,
+        message: format!(
+            "range of {len} bytes at offset {offset} is outside the disk ({size} bytes)"
+        ),
+    }
+}
+
+fn read(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &[])?;
     let c = common(&a, &[])?;
     let [path, offset, length] = a.positional(&["FILE", "OFFSET", "LENGTH"])? else {
         unreachable!()
     };
-    let (offset, length) = (number(offset)?, number(length)?);
+    let (offset, length) = (number(offset, "OFFSET")?, number(length, "LENGTH")?);
     let vhd = open(path, &c, false)?;
+    if offset
+        .checked_add(length)
+        .is_none_or(|end| end > vhd.size())
+    {
+        return Err(out_of_range(offset, length, vhd.size()));
+    }
     let mut out = std::io::stdout().lock();
-    let mut buf = vec![0u8; length.min(1 << 20) as usize];
+    let mut buf = vec![0u8; length.min(CHUNK) as usize];
     let mut done = 0;
     while done < length {
         let n = (length - done).min(buf.len() as u64) as usize;
         vhd.read_at(offset + done, &mut buf[..n])
             .map_err(disk_fail)?;
-        out.write_all(&buf[..n])
-            .map_err(|e| io_fail(Path::new("<stdout>"), e))?;
+        out.write_all(&buf[..n]).map_err(stdout_fail)?;
         done += n as u64;
     }
-    Ok(())
+    out.flush().map_err(stdout_fail)
 }
+
+/// How much `read` and `write` hold in memory at a time.
+const CHUNK: u64 = 1 << 20;
 
 fn disk_fail(e: DiskError) -> Failure {
     match e {
@@ -639,38 +759,122 @@ fn disk_fail(e: DiskError) -> Failure {
     }
 }
 
-fn write(rest: &[String]) -> Result<(), Failure> {
+/// What `write` writes.
+enum Input {
+    /// `len` copies of a byte.
+    Pattern { byte: u8, len: u64 },
+    /// A stream: `len` is known for a regular file, unknown for a pipe or device.
+    Stream {
+        name: String,
+        reader: Box<dyn Read>,
+        len: Option<u64>,
+    },
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn fill(reader: &mut dyn Read, buf: &mut [u8], name: &str) -> Result<usize, Failure> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_fail(Path::new(name), e)),
+        }
+    }
+    Ok(got)
+}
+
+fn write(rest: &[OsString]) -> Result<(), Failure> {
     let a = parse(rest, &["-i", "--pattern", "--length"])?;
     let c = common(&a, &[])?;
     let [path, offset] = a.positional(&["FILE", "OFFSET"])? else {
         unreachable!()
     };
-    let offset = number(offset)?;
-    let data = match (a.value(&["-i"]), a.value(&["--pattern"])) {
+    let offset = number(offset, "OFFSET")?;
+    let mut input = match (a.os_value(&["-i"]), a.value(&["--pattern"])?) {
         (Some(input), None) => {
-            std::fs::read(input).map_err(|e| io_fail(&PathBuf::from(input), e))?
+            let file = open_input(Path::new(input))?;
+            let meta = file.metadata().map_err(|e| io_fail(Path::new(input), e))?;
+            Input::Stream {
+                name: show(input).to_string(),
+                reader: Box::new(file),
+                len: meta.is_file().then_some(meta.len()),
+            }
         }
         (None, Some(p)) => {
-            let byte = u8::from_str_radix(p.trim_start_matches("0x"), 16)
-                .map_err(|_| UsageError(format!("invalid pattern byte {p:?} (hex)")))?;
-            let len = number(
-                a.value(&["--length"])
-                    .ok_or_else(|| UsageError("--pattern needs --length".into()))?,
-            )?;
-            vec![byte; len as usize]
+            let byte = parse_byte(p)?;
+            let len = a
+                .os_value(&["--length"])
+                .ok_or_else(|| UsageError("--pattern needs --length".into()))?;
+            Input::Pattern {
+                byte,
+                len: number(len, "--length")?,
+            }
         }
-        (None, None) => {
-            let mut v = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut v)
-                .map_err(|e| io_fail(Path::new("<stdin>"), e))?;
-            v
-        }
+        (None, None) => Input::Stream {
+            name: "<stdin>".into(),
+            reader: Box::new(std::io::stdin().lock()),
+            len: None,
+        },
         _ => return Err(UsageError("give -i INPUT or --pattern, not both".into()).into()),
     };
     let mut vhd = open(path, &c, true)?;
-    vhd.write_at(offset, &data).map_err(disk_fail)?;
-    vhd.flush().map_err(fail)?;
-    println!("wrote {} bytes at offset {offset}", data.len());
+    let size = vhd.size();
+    let known = match &input {
+        Input::Pattern { len, .. } => Some(*len),
+        Input::Stream { len, .. } => *len,
+    };
+    // Nothing is written unless the whole range fits (or, for a stream of unknown length,
+    // unless it starts inside the disk).
+    if offset
+        .checked_add(known.unwrap_or(0))
+        .is_none_or(|end| end > size)
+    {
+        return Err(out_of_range(offset, known.unwrap_or(0), size));
+    }
+    let room = size - offset;
+    let limit = known.unwrap_or(room);
+    let mut buf = vec![0u8; limit.min(CHUNK) as usize];
+    if let Input::Pattern { byte, .. } = input {
+        buf.fill(byte);
+    }
+    let mut done = 0u64;
+    let result = (|| {
+        while done < limit {
+            let want = (limit - done).min(buf.len() as u64) as usize;
+            let got = match &mut input {
+                Input::Pattern { .. } => want,
+                Input::Stream { name, reader, .. } => {
+                    fill(reader.as_mut(), &mut buf[..want], name)?
+                }
+            };
+            if got == 0 {
+                break;
+            }
+            vhd.write_at(offset + done, &buf[..got])
+                .map_err(disk_fail)?;
+            done += got as u64;
+            if got < want {
+                break;
+            }
+        }
+        if let (Input::Stream { name, reader, .. }, None) = (&mut input, known) {
+            if done == room && fill(reader.as_mut(), &mut [0u8], name)? > 0 {
+                return Err(Failure {
+                    code: 1,
+                    message: format!(
+                        "the input is longer than the {room} bytes from offset {offset} to the \
+                         end of the disk ({size} bytes); the first {room} were written"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    })();
+    let flushed = vhd.flush().map_err(fail);
+    result?;
+    flushed?;
+    out!("wrote {done} bytes at offset {offset}");
     Ok(())
 }

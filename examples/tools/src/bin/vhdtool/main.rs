@@ -5,8 +5,10 @@
 mod args;
 mod commands;
 mod json;
+mod output;
 mod progress;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -18,7 +20,9 @@ commands:
   check    FILE
   repair   FILE
   map      [--json] FILE
-  convert  [-O raw|fixed|dynamic] [--block-size SIZE] SOURCE DEST
+  convert  [-f raw|vhd] [-O raw|fixed|dynamic] [--block-size SIZE] SOURCE DEST
+                                 (-f: the source's format; default: a VHD if it has a
+                                 footer, else raw)
   compact  FILE
   expand   -s SIZE FILE
   merge    CHILD                 merge CHILD into its parent
@@ -38,19 +42,23 @@ common options:
 exit codes: 0 ok, 1 usage error, 2 corrupt or unusable image, 3 I/O error";
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some((command, rest)) = argv.split_first() else {
         eprintln!("{USAGE}");
         return ExitCode::from(1);
     };
-    if matches!(command.as_str(), "-h" | "--help" | "help") {
+    let name = command.to_string_lossy();
+    if matches!(&*name, "-h" | "--help" | "help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    match commands::run(command, rest) {
+    // A command name that is not UTF-8 is no command: `run` reports it as unknown.
+    match commands::run(&name, rest) {
         Ok(()) => ExitCode::SUCCESS,
+        // Standard output was closed (`| head`): nothing more was wanted.
+        Err(failure) if failure.code == 0 => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("vhdtool {command}: {}", failure.message);
+            eprintln!("vhdtool {name}: {}", failure.message);
             if failure.code == 1 {
                 eprintln!("run `vhdtool --help` for usage");
             }
