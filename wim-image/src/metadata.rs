@@ -278,6 +278,26 @@ impl Tree {
         Some(cur)
     }
 
+    /// Finds a node by path given as [WTF-8](crate::wtf8) bytes (a Linux file name's form of
+    /// a name with unpaired surrogates, as [`Dentry::name_wtf8`] gives it): a component
+    /// that is UTF-8 compares as in [`Tree::child`]; one with unpaired surrogates only with
+    /// a name of exactly those units. `None` also for bytes that are not WTF-8.
+    pub fn lookup_wtf8(&self, path: &[u8]) -> Option<NodeId> {
+        let mut cur = 0;
+        for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            cur = match core::str::from_utf8(part) {
+                Ok(s) => self.child(cur, s)?,
+                Err(_) => {
+                    let units = crate::wtf8::decode(part)?;
+                    self.children(cur).find(|&c| {
+                        self.nodes[c as usize].dentry.name_utf16.as_deref() == Some(&units[..])
+                    })?
+                }
+            };
+        }
+        Some(cur)
+    }
+
     /// The path of `id` from the root, `/`-separated, starting with `/`, made of the (possibly
     /// lossy, see [`Dentry::name_utf16`]) names.
     pub fn path(&self, id: NodeId) -> String {

@@ -41,7 +41,8 @@ use crate::wim::{ImageError, Wim};
 /// the header says).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyOptions {
-    /// Decoder threads; 0 = one per available core. 1 decodes on the calling thread.
+    /// Decoder threads; 0 = one per available core. 1 decodes on the calling thread. At
+    /// most [`MAX_THREADS`](crate::write::MAX_THREADS) are used.
     pub threads: usize,
     /// Restore owners, modes and special files from UNIX data (like `--unix-data`).
     pub unix_data: bool,
@@ -280,11 +281,26 @@ pub fn extract<R: ReadAt + Sync>(
     opts: &ApplyOptions,
     progress: &mut dyn FnMut(ApplyProgress),
 ) -> Result<ApplyReport, ApplyError> {
+    let paths: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
+    extract_wtf8(wim, index, &paths, target, opts, progress)
+}
+
+/// [`extract`] with the paths as [WTF-8](crate::wtf8) bytes, as a Linux command line gives
+/// them: a name with unpaired surrogates is reached by its exact units
+/// ([`Tree::lookup_wtf8`]).
+pub fn extract_wtf8<R: ReadAt + Sync>(
+    wim: &Wim<R>,
+    index: u32,
+    paths: &[&[u8]],
+    target: &Path,
+    opts: &ApplyOptions,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<ApplyReport, ApplyError> {
     let tree = wim.image(index)?;
     let mut roots = Vec::new();
     for p in paths {
-        let id = tree.lookup(p).ok_or_else(|| ApplyError::NotFound {
-            path: String::from(*p),
+        let id = tree.lookup_wtf8(p).ok_or_else(|| ApplyError::NotFound {
+            path: String::from_utf8_lossy(p).into_owned(),
         })?;
         let dest = if id == 0 {
             target.to_path_buf()
@@ -344,10 +360,11 @@ fn run<R: ReadAt + Sync>(
         match e.kind {
             Kind::Dir => {
                 let path = plan.path(i);
-                match fs::DirBuilder::new().mode(0o755).create(&path) {
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
-                    r => r.map_err(io_err(&path))?,
-                }
+                // The target the caller named may be a symbolic link to a directory; any
+                // other existing entry must be a real directory, never followed: a link
+                // already in the target would send everything below it elsewhere.
+                let named_target = matches!(e.parent, Parent::Root(r) if roots[r].1 == target);
+                create_dir(&path, named_target).map_err(io_err(&path))?;
                 report.dirs += 1;
             }
             Kind::File(h) => {
@@ -540,6 +557,27 @@ fn create_file(path: &Path) -> io::Result<fs::File> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             fs::remove_file(path)?;
             open()
+        }
+        r => r,
+    }
+}
+
+/// Creates directory `path` (0755 before the umask). An existing directory is used as it
+/// is; an existing symbolic link is followed only when `follow` is set (the target the
+/// caller named), else it is refused like any other non-directory, as wimlib refuses.
+fn create_dir(path: &Path, follow: bool) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o755).create(path) {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            let meta = if follow {
+                fs::metadata(path)
+            } else {
+                fs::symlink_metadata(path)
+            }?;
+            if meta.is_dir() {
+                Ok(())
+            } else {
+                Err(err)
+            }
         }
         r => r,
     }

@@ -142,7 +142,8 @@ pub(super) fn write_data<R: ReadAt + Sync>(
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
-    };
+    }
+    .min(crate::write::MAX_THREADS);
     if threads <= 1 || units.len() <= 1 {
         let mut reader = wim.reader();
         let mut buf = Vec::new();

@@ -166,3 +166,61 @@ fn special_made_counts_and_decides() {
     ));
     assert_eq!((r.special_files, r.skipped.special_files), (1, 1));
 }
+
+/// `/sub/r.bin` (with data) and `/sub/e` (empty).
+fn sub_image() -> Vec<u8> {
+    let mut img = NewImage::new(dir());
+    let sub = img.add_inode(dir());
+    let sub = img.add_dentry(0, String::from("sub"), sub);
+    let mut f = Inode::new(FileAttributes::NORMAL, 1, 2, 3);
+    f.data = img.add_stream(
+        5,
+        crate::write::image::Content::Bytes(b"data\n".to_vec().into()),
+    );
+    let f = img.add_inode(f);
+    img.add_dentry(sub, String::from("r.bin"), f);
+    let e = img.add_inode(Inode::new(FileAttributes::NORMAL, 1, 2, 3));
+    img.add_dentry(sub, String::from("e"), e);
+    write(&mut img)
+}
+
+/// A symbolic link already in the target where the image has a directory is refused, not
+/// followed: apply once wrote the directory's files wherever the link pointed. The target
+/// itself may be a link to a directory (as with wimlib).
+#[test]
+fn existing_symlink_in_target_is_not_followed() {
+    let s = Scratch::new("symlink-in-target");
+    let bytes = sub_image();
+    let w = Wim::open(bytes.as_slice()).unwrap();
+    let (out, evil) = (s.0.join("out"), s.0.join("evil"));
+    fs::create_dir_all(&out).unwrap();
+    fs::create_dir_all(&evil).unwrap();
+    std::os::unix::fs::symlink(&evil, out.join("sub")).unwrap();
+    let opts = ApplyOptions {
+        threads: 1,
+        ..ApplyOptions::default()
+    };
+    let err = apply(&w, 1, &out, &opts, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::Io { path, source }
+            if *path == out.join("sub") && source.kind() == io::ErrorKind::AlreadyExists),
+        "{err:?}"
+    );
+    assert_eq!(fs::read_dir(&evil).unwrap().count(), 0);
+
+    // extract of the directory itself: the same.
+    let err = extract(&w, 1, &["/sub"], &out, &opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, ApplyError::Io { .. }), "{err:?}");
+    assert_eq!(fs::read_dir(&evil).unwrap().count(), 0);
+
+    // A link to a directory as the target named by the caller is followed.
+    let real = s.0.join("real");
+    fs::create_dir_all(&real).unwrap();
+    let link = s.0.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    apply(&w, 1, &link, &opts, &mut |_| {}).unwrap();
+    assert_eq!(fs::read(real.join("sub/r.bin")).unwrap(), b"data\n");
+    // A real directory already there is used.
+    apply(&w, 1, &link, &opts, &mut |_| {}).unwrap();
+    assert_eq!(fs::read(real.join("sub/r.bin")).unwrap(), b"data\n");
+}

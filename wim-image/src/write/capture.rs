@@ -355,6 +355,10 @@ impl Scan<'_> {
             Ok(Some(d))
         } else if ft.is_file() {
             let key = (md.dev(), md.ino());
+            if self.opts.config.excludes_file(key.0, key.1) {
+                self.report.excluded += 1;
+                return Ok(None);
+            }
             self.report.files += 1;
             // A file can be met twice through hard links, or through followed links.
             let shared = md.nlink() > 1 || self.opts.dereference;

@@ -56,6 +56,9 @@ pub enum ConfigError {
 pub struct CaptureConfig {
     exclusions: Vec<Glob>,
     exceptions: Vec<Glob>,
+    /// Files left out by identity, (device, inode number): see
+    /// [`CaptureConfig::exclude_file`].
+    files: Vec<(u64, u64)>,
 }
 
 /// wimlib's default exclusion list (used when no configuration is given).
@@ -82,6 +85,7 @@ impl Default for CaptureConfig {
                 .map(|g| glob(g).expect("absolute"))
                 .collect(),
             exceptions: Vec::new(),
+            files: Vec::new(),
         }
     }
 }
@@ -163,6 +167,7 @@ impl CaptureConfig {
         CaptureConfig {
             exclusions: Vec::new(),
             exceptions: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -250,6 +255,19 @@ impl CaptureConfig {
             list.push(parsed);
         }
         Ok((config, warnings))
+    }
+
+    /// Leaves out the regular file with this (device, inode number) wherever it is met,
+    /// whatever the patterns say: the WIM a capture is writing, when it lies inside the
+    /// directory captured (wimlib leaves it out too).
+    pub fn exclude_file(&mut self, dev: u64, ino: u64) {
+        self.files.push((dev, ino));
+    }
+
+    /// Whether the regular file with this (device, inode number) is left out
+    /// ([`CaptureConfig::exclude_file`]).
+    pub fn excludes_file(&self, dev: u64, ino: u64) -> bool {
+        self.files.contains(&(dev, ino))
     }
 
     /// Whether the file at `path` (its components from the captured directory; the root

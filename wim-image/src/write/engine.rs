@@ -111,14 +111,14 @@ enum Workers {
 }
 
 impl Engines {
-    /// `threads` engines (at least one).
+    /// `threads` engines (at least one, at most [`super::MAX_THREADS`]).
     pub(crate) fn new(
         codec: Codec,
         level: u32,
         chunk_size: u32,
         threads: usize,
     ) -> Result<Engines, WriteError> {
-        let threads = threads.max(1);
+        let threads = threads.clamp(1, super::MAX_THREADS);
         let mut engines = Vec::new();
         for _ in 0..threads {
             engines.push(Engine::new(codec, level, chunk_size)?);

@@ -193,7 +193,7 @@ pub struct WriteOptions {
     pub solid: Option<(Codec, u32)>,
     /// Compression level, 1–100 (50: wimlib's default).
     pub level: u32,
-    /// Compression threads (0: all cores).
+    /// Compression threads (0: all cores; at most [`MAX_THREADS`]).
     pub threads: usize,
     /// Write an integrity table (`--check`); appending keeps an existing one either way.
     pub integrity: bool,
@@ -250,12 +250,19 @@ fn guid_and_now() -> ([u8; 16], u64) {
     ([0; 16], 0)
 }
 
+/// The most compression (or decoding) threads used, whatever is asked: each holds a
+/// compressor of its own (tens of MiB for LZX or LZMS), and more threads than cores gain
+/// nothing. 100,000 threads once aborted on allocation.
+pub const MAX_THREADS: usize = 64;
+
 fn threads(n: usize) -> usize {
     #[cfg(feature = "std")]
     if n == 0 {
-        return std::thread::available_parallelism().map_or(1, |n| n.get());
+        return std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS);
     }
-    n.max(1)
+    n.clamp(1, MAX_THREADS)
 }
 
 /// Reads blobs that a new image references by hash but the output lacks (export).

@@ -61,7 +61,13 @@ pub fn resource_limit(chunk: u32) -> u64 {
 pub(crate) struct SolidOut {
     codec: Codec,
     chunk: usize,
-    engines: Engines,
+    level: u32,
+    /// The compressors, made when the first data are compressed: see [`SolidOut::engines`].
+    engines: Option<Engines>,
+    /// The chunk size the engines were made for (at most `chunk`).
+    engines_chunk: usize,
+    /// Threads asked for.
+    threads: usize,
     /// Uncompressed bytes not compressed yet (they start at a chunk boundary).
     pending: Vec<u8>,
     /// Batches of whole chunks handed to the engines, oldest first, with their chunk
@@ -99,10 +105,15 @@ impl SolidOut {
             codec,
             chunk_size: chunk,
         })?;
+        // A codec that is not available fails now, before anything is written.
+        Engines::new(codec, level, 1, 1)?;
         Ok(SolidOut {
             codec,
             chunk: chunk as usize,
-            engines: Engines::new(codec, level, chunk, threads)?,
+            level,
+            engines: None,
+            engines_chunk: 0,
+            threads: threads.max(1),
             pending: Vec::new(),
             in_flight: VecDeque::new(),
             packed: Vec::new(),
@@ -116,7 +127,36 @@ impl SolidOut {
 
     /// Uncompressed bytes a blob being read may hold back before its chunks are compressed.
     fn batch_bytes(&self) -> usize {
-        self.chunk * self.engines.threads()
+        self.chunk * self.engines.as_ref().map_or(self.threads, Engines::threads)
+    }
+
+    /// The engines, for a batch of `len` bytes. A compressor's memory grows with the chunk
+    /// size it is made for (the LZMS match finder: about 8 bytes per byte of chunk), so
+    /// while all the data of the resource are shorter than a chunk, engines are made for
+    /// what there is (rounded up to a power of two) rather than for the chunk size: 100 KB
+    /// in a solid resource of 1 GiB chunks once allocated 8 GiB. LZX keeps the chunk size:
+    /// its window, which the reader derives from the chunk size, depends on it.
+    fn engines(&mut self, len: usize) -> Result<&mut Engines, WriteError> {
+        let need = if self.codec == Codec::Lzx {
+            self.chunk
+        } else {
+            len.max(1).next_power_of_two().min(self.chunk)
+        };
+        if self.engines.is_none() || self.engines_chunk < need {
+            // Batches out belong to the old engines.
+            while !self.in_flight.is_empty() {
+                self.take_oldest()?;
+            }
+            self.engines = None;
+            self.engines = Some(Engines::new(
+                self.codec,
+                self.level,
+                need as u32,
+                self.threads,
+            )?);
+            self.engines_chunk = need;
+        }
+        Ok(self.engines.as_mut().expect("made above"))
     }
 
     /// Hands the whole chunks of `pending` (all of it with `all`, the last chunk short) to
@@ -132,13 +172,13 @@ impl SolidOut {
             // The whole chunks go to the threads; the rest stays pending.
             let rest = self.pending.split_off(len);
             let data = core::mem::replace(&mut self.pending, rest);
-            let ticket = self.engines.submit(Batch {
+            let ticket = self.engines(len)?.submit(Batch {
                 pieces: alloc::vec![data],
             });
             self.in_flight.push_back((ticket, len.div_ceil(self.chunk)));
         }
         // (One thread compresses on this one: its batches are done when submitted.)
-        let threads = self.engines.threads();
+        let threads = self.engines.as_ref().map_or(1, Engines::threads);
         let keep = if all || threads == 1 { 0 } else { threads + 1 };
         while self.in_flight.iter().map(|&(_, n)| n).sum::<usize>() > keep {
             self.take_oldest()?;
@@ -157,7 +197,9 @@ impl SolidOut {
             self.sizes.push(stored.len() as u32);
             self.packed.extend_from_slice(stored);
         }
-        self.engines.recycle(done);
+        if let Some(e) = self.engines.as_mut() {
+            e.recycle(done);
+        }
         Ok(())
     }
 }

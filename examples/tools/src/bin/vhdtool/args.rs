@@ -2,20 +2,12 @@
 //! `--long=VALUE` and boolean flags. Arguments are `OsString`s: paths need not be UTF-8, while
 //! a number or keyword that is not UTF-8 is a usage error.
 
-use std::collections::HashMap;
+#[path = "../../shared/args.rs"]
+mod common;
+
+pub use common::{parse_size, Args, UsageError};
+
 use std::ffi::{OsStr, OsString};
-
-/// Parsed arguments of one subcommand.
-#[derive(Debug, Default)]
-pub struct Args {
-    pub positional: Vec<OsString>,
-    values: HashMap<String, OsString>,
-    flags: Vec<String>,
-}
-
-/// A usage error (exit code 1).
-#[derive(Debug)]
-pub struct UsageError(pub String);
 
 /// `text` as UTF-8, or a usage error naming `what`.
 pub fn utf8<'a>(text: &'a OsStr, what: &str) -> Result<&'a str, UsageError> {
@@ -83,13 +75,6 @@ impl Args {
         Ok(a)
     }
 
-    /// The raw value of the first of `names` given (a path, say).
-    pub fn os_value(&self, names: &[&str]) -> Option<&OsStr> {
-        names
-            .iter()
-            .find_map(|n| self.values.get(*n).map(OsString::as_os_str))
-    }
-
     /// The value of the first of `names` given, which must be UTF-8 (a number or keyword).
     pub fn value(&self, names: &[&str]) -> Result<Option<&str>, UsageError> {
         match names.iter().find_map(|n| self.values.get_key_value(*n)) {
@@ -97,53 +82,6 @@ impl Args {
             None => Ok(None),
         }
     }
-
-    /// Whether any of `names` was given as a flag.
-    pub fn flag(&self, names: &[&str]) -> bool {
-        self.flags.iter().any(|f| names.contains(&f.as_str()))
-    }
-
-    /// Fails on flags not in `known`.
-    pub fn only_flags(&self, known: &[&str]) -> Result<(), UsageError> {
-        match self.flags.iter().find(|f| !known.contains(&f.as_str())) {
-            Some(f) => Err(UsageError(format!("unknown option {f}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// Exactly `n` positional arguments, named for the error message.
-    pub fn positional(&self, names: &[&str]) -> Result<&[OsString], UsageError> {
-        if self.positional.len() != names.len() {
-            return Err(UsageError(format!(
-                "expected {} argument(s): {}",
-                names.len(),
-                names.join(" ")
-            )));
-        }
-        Ok(&self.positional)
-    }
-}
-
-/// Parses a size: a number with an optional `K`, `M`, `G` or `T` suffix (powers of 1024,
-/// optional trailing `B`/`iB`).
-pub fn parse_size(text: &str) -> Result<u64, UsageError> {
-    let t = text.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (digits, shift) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 10),
-        Some('m' | 'M') => (&t[..t.len() - 1], 20),
-        Some('g' | 'G') => (&t[..t.len() - 1], 30),
-        Some('t' | 'T') => (&t[..t.len() - 1], 40),
-        _ => (t, 0),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| UsageError(format!("invalid size {text:?}")))
 }
 
 /// Parses a pattern byte: one or two hex digits, optionally after a single `0x`.
@@ -168,15 +106,6 @@ mod tests {
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert!(parse_size("12X").is_err());
-        assert!(parse_size("99999999999T").is_err());
     }
 
     #[test]
@@ -217,10 +146,10 @@ mod tests {
         ];
         let a = Args::parse(&raw, &["-s", "--parent-dir"]).unwrap();
         assert_eq!(a.positional, std::slice::from_ref(&bad));
-        assert_eq!(a.os_value(&["-s"]), Some(bad.as_os_str()));
+        assert_eq!(a.value_os(&["-s"]), Some(bad.as_os_str()));
         assert!(a.value(&["-s"]).is_err());
         assert_eq!(
-            a.os_value(&["--parent-dir"]),
+            a.value_os(&["--parent-dir"]),
             Some(OsString::from_vec(b"d\xff".to_vec()).as_os_str())
         );
         let flag = OsString::from_vec(b"--x\xff".to_vec());

@@ -115,7 +115,7 @@ fn common(a: &Args, extra_flags: &[&str]) -> Result<Common, Failure> {
     } else {
         ParentPolicy::default()
     };
-    if let Some(dir) = a.os_value(&["--parent-dir"]) {
+    if let Some(dir) = a.value_os(&["--parent-dir"]) {
         policy = policy.allow_dir(dir);
     }
     let size_policy = match a.value(&["--size-policy"])?.unwrap_or("current") {
@@ -249,14 +249,14 @@ fn create(rest: &[OsString]) -> Result<(), Failure> {
     let [path] = a.positional(&["FILE"])? else {
         unreachable!()
     };
-    let parent = a.os_value(&["-b"]);
+    let parent = a.value_os(&["-b"]);
     let kind = a
         .value(&["-t"])?
         .unwrap_or(if parent.is_some() { "diff" } else { "dynamic" });
     match kind {
         "diff" => {
             let parent = parent.ok_or_else(|| UsageError("-t diff needs -b PARENT".into()))?;
-            if a.os_value(&["-s"]).is_some() {
+            if a.value_os(&["-s"]).is_some() {
                 return Err(UsageError(
                     "a differencing disk takes its size from the parent".into(),
                 )
@@ -659,7 +659,7 @@ fn merge(rest: &[OsString]) -> Result<(), Failure> {
     let [child] = a.positional(&["CHILD"])? else {
         unreachable!()
     };
-    if let Some(new) = a.os_value(&["-o"]) {
+    if let Some(new) = a.value_os(&["-o"]) {
         let target = target(&a, "dynamic")?
             .ok_or_else(|| UsageError("merge -o writes a VHD: -O fixed or dynamic".into()))?;
         let vhd = open(child, &c, false)?;
@@ -792,7 +792,7 @@ fn write(rest: &[OsString]) -> Result<(), Failure> {
         unreachable!()
     };
     let offset = number(offset, "OFFSET")?;
-    let mut input = match (a.os_value(&["-i"]), a.value(&["--pattern"])?) {
+    let mut input = match (a.value_os(&["-i"]), a.value(&["--pattern"])?) {
         (Some(input), None) => {
             let file = open_input(Path::new(input))?;
             let meta = file.metadata().map_err(|e| io_fail(Path::new(input), e))?;
@@ -805,7 +805,7 @@ fn write(rest: &[OsString]) -> Result<(), Failure> {
         (None, Some(p)) => {
             let byte = parse_byte(p)?;
             let len = a
-                .os_value(&["--length"])
+                .value_os(&["--length"])
                 .ok_or_else(|| UsageError("--pattern needs --length".into()))?;
             Input::Pattern {
                 byte,

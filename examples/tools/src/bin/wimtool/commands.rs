@@ -1,6 +1,9 @@
 //! The subcommands.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use wim_image::apply::{self, ApplyOptions, ApplyReport};
@@ -8,7 +11,7 @@ use wim_image::blob_table::BlobLocation;
 use wim_image::defs::{HeaderFlags, ResourceFlags};
 use wim_image::{FileSource, Tree, Wim};
 
-use crate::args::{Args, UsageError};
+use crate::args::{text, Args, UsageError};
 use crate::json::Json;
 use crate::progress::Bar;
 use crate::text::{attribute_names, filetime, hex};
@@ -47,12 +50,20 @@ impl From<UsageError> for Failure {
     }
 }
 
-/// An error and its causes, joined with `: `.
+/// An error and its causes, joined with `: `; a cause whose text the message before it
+/// already ends with (an error that prints its source itself) is not repeated.
 pub fn with_causes(e: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(e), |e| e.source())
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut out = String::new();
+    for e in std::iter::successors(Some(e), |e| e.source()) {
+        let t = e.to_string();
+        if out.is_empty() {
+            out = t;
+        } else if !out.ends_with(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+    }
+    out
 }
 
 pub fn corrupt(e: &dyn std::error::Error) -> Failure {
@@ -64,7 +75,7 @@ pub fn io_failure(what: &Path, e: &dyn std::error::Error) -> Failure {
 }
 
 /// Runs `command` with its arguments.
-pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
+pub fn run(command: &str, rest: &[OsString]) -> Result<(), Failure> {
     let with_value = [
         "--threads",
         "--ref",
@@ -77,7 +88,49 @@ pub fn run(command: &str, rest: &[String]) -> Result<(), Failure> {
         "--config",
         "--wimboot-config",
     ];
-    let a = Args::parse(rest, &with_value)?;
+    // Options whose values are file names (or, for --command, image paths): any bytes.
+    let paths = [
+        "--ref",
+        "--dest-dir",
+        "--command",
+        "--config",
+        "--wimboot-config",
+    ];
+    let a = Args::parse(rest, &with_value, &paths)?;
+    // The value options each command uses (the others are refused, not ignored).
+    let values: &[&str] = match command {
+        "info" | "dir" | "verify" => &["--ref"],
+        "extract" => &["--ref", "--threads", "--dest-dir"],
+        "apply" => &["--ref", "--threads"],
+        "capture" | "append" => &[
+            "--threads",
+            "--compress",
+            "--chunk-size",
+            "--solid-compress",
+            "--solid-chunk-size",
+            "--config",
+        ],
+        "export" => &[
+            "--ref",
+            "--threads",
+            "--compress",
+            "--chunk-size",
+            "--solid-compress",
+            "--solid-chunk-size",
+        ],
+        "delete" => &["--ref", "--threads"],
+        "update" => &["--threads", "--command", "--config", "--wimboot-config"],
+        "optimize" => &[
+            "--threads",
+            "--compress",
+            "--chunk-size",
+            "--solid-compress",
+            "--solid-chunk-size",
+        ],
+        "split" => &["--ref"],
+        _ => &[],
+    };
+    a.only_values(values)?;
     match command {
         "info" => info(&a),
         "dir" => dir(&a),
@@ -100,32 +153,32 @@ pub type W = Wim<FileSource>;
 
 /// Opens a WIM; for a split set, the other parts come from `--ref` or sit beside the first
 /// as `NAME2.swm`, `NAME3.swm` …
-pub fn open(path: &str, a: &Args) -> Result<W, Failure> {
+pub fn open(path: &OsStr, a: &Args) -> Result<W, Failure> {
     let p = Path::new(path);
     let first = FileSource::open(p).map_err(|e| io_failure(p, &e))?;
     let wim = match Wim::open(first) {
         Err(wim_image::OpenError::SplitSet { .. }) => None,
-        r => Some(r.map_err(|e| corrupt(&e))?),
+        r => Some(r.map_err(|e| corrupt_file(p, &e))?),
     };
     if let Some(w) = wim {
         return Ok(w);
     }
     let mut parts = vec![p.to_path_buf()];
-    match a.value(&["--ref"]) {
-        Some(glob) => parts.extend(expand_glob(glob)?.into_iter().filter(|q| q != p)),
+    match a.value_os(&["--ref"]) {
+        Some(glob) => {
+            // Every file once, the first part (however the glob spells it) not again.
+            let mut seen = vec![file_id(p)?];
+            for q in expand_glob(Path::new(glob))? {
+                let id = file_id(&q)?;
+                if !seen.contains(&id) {
+                    seen.push(id);
+                    parts.push(q);
+                }
+            }
+        }
         None => {
-            let stem = p
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let ext = p.extension().map(|e| e.to_string_lossy().into_owned());
             for n in 2.. {
-                let name = match &ext {
-                    Some(e) => format!("{stem}{n}.{e}"),
-                    None => format!("{stem}{n}"),
-                };
-                let q = p.with_file_name(name);
+                let q = numbered(p, n);
                 if !q.exists() {
                     break;
                 }
@@ -137,46 +190,134 @@ pub fn open(path: &str, a: &Args) -> Result<W, Failure> {
     for q in &parts {
         sources.push(FileSource::open(q).map_err(|e| io_failure(q, &e))?);
     }
-    Wim::open_parts(sources).map_err(|e| corrupt(&e))
+    Wim::open_parts(sources).map_err(|e| corrupt_file(p, &e))
 }
 
-/// `DIR/prefix*suffix` with one `*` in the file name.
-fn expand_glob(glob: &str) -> Result<Vec<PathBuf>, Failure> {
-    let g = Path::new(glob);
+/// A corrupt or unusable WIM file, named.
+pub fn corrupt_file(p: &Path, e: &dyn std::error::Error) -> Failure {
+    Failure::Corrupt(format!("{}: {}", p.display(), with_causes(e)))
+}
+
+/// `x.swm` → `x2.swm` (`n` = 2): the name wimlib gives part `n` of a split set.
+pub fn numbered(first: &Path, n: u16) -> PathBuf {
+    let stem = first.file_stem().unwrap_or_default().as_bytes();
+    let mut name = stem.to_vec();
+    name.extend_from_slice(n.to_string().as_bytes());
+    if let Some(ext) = first.extension() {
+        name.push(b'.');
+        name.extend_from_slice(ext.as_bytes());
+    }
+    first.with_file_name(OsStr::from_bytes(&name))
+}
+
+/// The (device, inode) of a file, following symbolic links.
+pub fn file_id(p: &Path) -> Result<(u64, u64), Failure> {
+    let m = std::fs::metadata(p).map_err(|e| io_failure(p, &e))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// The files a `--ref` pattern names: its directory part is taken as it is, its file name
+/// may hold `*` (any run of bytes), `?` (any one byte) and `[...]` (one byte of the set:
+/// ranges `a-z`, `!` or `^` first negates; `]` first is literal). A pattern without these
+/// names one file. Files starting with `.` match only a pattern starting with `.`.
+fn expand_glob(g: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let name = g.file_name().unwrap_or_default().as_bytes();
+    if !name.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+        return Ok(vec![g.to_path_buf()]);
+    }
     let dir = g
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = g
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let Some((pre, post)) = name.split_once('*') else {
-        return Ok(vec![g.to_path_buf()]);
-    };
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| io_failure(dir, &e))? {
         let e = e.map_err(|e| io_failure(dir, &e))?;
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(pre) && n.ends_with(post) && n.len() >= pre.len() + post.len() {
+        let n = e.file_name();
+        let n = n.as_bytes();
+        if (n.first() != Some(&b'.') || name.first() == Some(&b'.')) && glob_match(name, n) {
             out.push(e.path());
         }
+    }
+    if out.is_empty() {
+        return Err(Failure::Io(format!("{}: no file matches", g.display())));
     }
     out.sort();
     Ok(out)
 }
 
+/// Whether `name` matches the shell pattern `pat` (see [`expand_glob`]).
+fn glob_match(pat: &[u8], name: &[u8]) -> bool {
+    // Backtracking on the last `*` only: linear in practice, no recursion.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let step = match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(p + 1),
+            Some(b'[') => class(&pat[p..], name[n])
+                .map(|(ok, len)| (ok, p + len))
+                .and_then(|(ok, next)| ok.then_some(next)),
+            Some(&c) if c == name[n] => Some(p + 1),
+            _ => None,
+        };
+        match (step, star) {
+            (Some(next), _) => {
+                p = next;
+                n += 1;
+            }
+            (None, Some((sp, sn))) => {
+                p = sp + 1;
+                n = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            (None, None) => return false,
+        }
+    }
+    pat[p..].iter().all(|&c| c == b'*')
+}
+
+/// A `[...]` class at the start of `pat` against byte `c`: (matches, pattern bytes used),
+/// or `None` when the `[` opens no class (then it is a literal `[`).
+fn class(pat: &[u8], c: u8) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negate = matches!(pat.get(i), Some(b'!' | b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    loop {
+        let &lo = pat.get(i)?;
+        if lo == b']' && !first {
+            return Some((hit != negate, i + 1));
+        }
+        first = false;
+        if pat.get(i + 1) == Some(&b'-') && pat.get(i + 2).is_some_and(|&h| h != b']') {
+            let hi = pat[i + 2];
+            hit |= (lo..=hi).contains(&c);
+            i += 3;
+        } else {
+            hit |= lo == c;
+            i += 1;
+        }
+    }
+}
+
 /// An image given by 1-based index or by name.
-pub fn image_index(wim: &W, sel: Option<&String>) -> Result<u32, Failure> {
+pub fn image_index(wim: &W, sel: Option<&OsString>) -> Result<u32, Failure> {
     let Some(sel) = sel else { return Ok(1) };
+    let sel = text(sel, "the image")?;
     if let Ok(i) = sel.parse::<u32>() {
         if i >= 1 && i <= wim.image_count() {
             return Ok(i);
         }
     }
     for i in 1..=wim.image_count() {
-        if wim.xml().image(i).and_then(|x| x.name()).as_deref() == Some(sel.as_str()) {
+        if wim.xml().image(i).and_then(|x| x.name()).as_deref() == Some(sel) {
             return Ok(i);
         }
     }
@@ -245,7 +386,7 @@ fn info(a: &Args) -> Result<(), Failure> {
             })
             .collect();
         let j = Json::Obj(vec![
-            ("path", Json::Str(path.clone())),
+            ("path", Json::Str(path.to_string_lossy().into_owned())),
             ("guid", Json::Str(hex(&h.guid))),
             ("version", Json::Num(h.version.0 as u64)),
             ("image_count", Json::Num(h.image_count as u64)),
@@ -272,7 +413,7 @@ fn info(a: &Args) -> Result<(), Failure> {
         return Ok(());
     }
     println!("WIM Information:\n----------------");
-    println!("Path:           {path}");
+    println!("Path:           {}", Path::new(path).display());
     println!("GUID:           0x{}", hex(&h.guid));
     println!("Version:        {}", h.version.0);
     println!("Image Count:    {}", h.image_count);
@@ -377,6 +518,11 @@ fn blob_details(out: &mut String, wim: &W, h: &[u8; 20]) {
 
 fn load(wim: &W, index: u32) -> Result<Tree, Failure> {
     wim.image(index).map_err(|e| corrupt(&e))
+}
+
+/// The command's `-q`/`--quiet`.
+fn quiet(a: &Args) -> bool {
+    a.flag(&["-q", "--quiet"])
 }
 
 fn dir(a: &Args) -> Result<(), Failure> {
@@ -490,13 +636,20 @@ fn path_bytes(tree: &Tree, id: wim_image::NodeId) -> Vec<u8> {
     p
 }
 
+/// `--threads N` (0 or absent: all cores); more than
+/// [`MAX_THREADS`](wim_image::write::MAX_THREADS) are not used.
+pub fn threads(a: &Args) -> Result<usize, Failure> {
+    match a.value(&["--threads"]) {
+        Some(t) => Ok(t
+            .parse::<usize>()
+            .map_err(|_| UsageError(format!("invalid thread count {t:?}")))?
+            .min(wim_image::write::MAX_THREADS)),
+        None => Ok(0),
+    }
+}
+
 fn options(a: &Args) -> Result<ApplyOptions, Failure> {
-    let threads = match a.value(&["--threads"]) {
-        Some(t) => t
-            .parse()
-            .map_err(|_| UsageError(format!("invalid thread count {t:?}")))?,
-        None => 0,
-    };
+    let threads = threads(a)?;
     let rpfix = if a.flag(&["--rpfix"]) {
         Some(true)
     } else if a.flag(&["--norpfix"]) {
@@ -534,10 +687,12 @@ fn report_skipped(r: &ApplyReport) {
     }
 }
 
-fn apply_failure(e: &apply::ApplyError) -> Failure {
+fn apply_failure(e: &apply::ApplyError, wim: &OsStr) -> Failure {
     match e {
         apply::ApplyError::Io { path, source } => io_failure(path, source),
-        e => corrupt(e),
+        // A path the user named that the image lacks: a usage error, not corruption.
+        apply::ApplyError::NotFound { .. } => Failure::Usage(with_causes(e)),
+        e => corrupt_file(Path::new(wim), e),
     }
 }
 
@@ -555,7 +710,7 @@ fn apply_cmd(a: &Args) -> Result<(), Failure> {
     let r = apply::apply(&wim, index, Path::new(dest), &opts, &mut |p| {
         bar.update(p.done, p.total)
     })
-    .map_err(|e| apply_failure(&e))?;
+    .map_err(|e| apply_failure(&e, path))?;
     drop(bar);
     report_skipped(&r);
     Ok(())
@@ -571,14 +726,15 @@ fn extract(a: &Args) -> Result<(), Failure> {
     }
     let wim = open(path, a)?;
     let index = image_index(&wim, Some(sel))?;
-    let dest = a.value(&["--dest-dir"]).unwrap_or(".");
+    let dest = a.value_os(&["--dest-dir"]).unwrap_or(OsStr::new("."));
     let opts = options(a)?;
-    let list: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let mut bar = Bar::new("extract", a.flag(&["-q", "--quiet"]));
-    let r = apply::extract(&wim, index, &list, Path::new(dest), &opts, &mut |p| {
+    // Paths in the image as bytes: WTF-8 reaches a name with an unpaired surrogate.
+    let list: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
+    let mut bar = Bar::new("extract", quiet(a));
+    let r = apply::extract_wtf8(&wim, index, &list, Path::new(dest), &opts, &mut |p| {
         bar.update(p.done, p.total)
     })
-    .map_err(|e| apply_failure(&e))?;
+    .map_err(|e| apply_failure(&e, path))?;
     drop(bar);
     report_skipped(&r);
     Ok(())
@@ -603,7 +759,8 @@ fn verify(a: &Args) -> Result<(), Failure> {
         )));
     }
     println!(
-        "\"{path}\" was successfully verified ({} blobs, {} bytes{})",
+        "\"{}\" was successfully verified ({} blobs, {} bytes{})",
+        Path::new(path).display(),
         r.blobs,
         r.bytes,
         if r.integrity_checked {

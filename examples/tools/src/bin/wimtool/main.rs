@@ -1,10 +1,8 @@
 //! `wimtool`: a `wimlib-imagex`-like command-line tool over the `wim-image` crate.
 //!
-//! Exit codes: 0 success, 1 usage error, 2 corrupt or unusable WIM (or failed verification),
-//! 3 I/O error.
+//! Exit codes: 0 success, 1 usage error (also a path or image the WIM lacks), 2 corrupt or
+//! unusable WIM (or failed verification), 3 I/O error.
 
-#[path = "../vhdtool/args.rs"]
-#[allow(dead_code)]
 mod args;
 mod commands;
 #[path = "../vhdtool/json.rs"]
@@ -41,7 +39,7 @@ commands:
 
 options:
   --threads N        decoder threads for apply/extract, compressor threads for
-                     capture/append (default: all cores)
+                     capture/append/export/optimize (default: all cores; at most 64)
   --compress=TYPE[:LEVEL]
                      capture/export/optimize: none, xpress, lzx (default for capture;
                      export/optimize: the source's) or lzms; level 1-100
@@ -69,32 +67,43 @@ options:
                      /Windows/System32/WimBootCompress.ini
   --rpfix/--norpfix  apply: rewrite absolute link targets under DIR (default: as the WIM
                      says); capture: store targets inside DIR relative to it (default on)
-  --ref GLOB         for split WIMs: the other parts (default: NAME2.swm, NAME3.swm ...)
+  --ref GLOB         for split WIMs: the other parts (default: NAME2.swm, NAME3.swm ...);
+                     in the file name, * is any text, ? any one byte, [a-z] / [!a-z] one
+                     byte of / not of a set; the first part may match too
   -q, --quiet        no progress bar
 
-exit codes: 0 ok, 1 usage error, 2 corrupt WIM or verification failed, 3 I/O error";
+value options a command does not use are refused. Files written anew (capture, export to
+a new file, split parts, rebuilds) are written beside their name and renamed there once
+complete: a failure leaves what was there untouched.
+
+exit codes: 0 ok, 1 usage error (also: a path or image not in the WIM), 2 corrupt WIM or
+verification failed (naming the WIM), 3 I/O error";
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Raw arguments: a file name need not be UTF-8.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let code = match argv.split_first() {
         None => {
             eprintln!("{USAGE}");
             1
         }
-        Some((help, _)) if ["-h", "--help", "help"].contains(&help.as_str()) => {
+        Some((help, _)) if ["-h", "--help", "help"].iter().any(|h| help == *h) => {
             println!("{USAGE}");
             0
         }
-        Some((command, rest)) => commands::run(command, rest).map_or_else(
-            |f| {
-                eprintln!("wimtool {command}: {}", f.message());
-                if f.code() == 1 {
-                    eprintln!("run `wimtool --help` for usage");
-                }
-                f.code()
-            },
-            |()| 0,
-        ),
+        Some((command, rest)) => {
+            let command = command.to_string_lossy();
+            commands::run(&command, rest).map_or_else(
+                |f| {
+                    eprintln!("wimtool {command}: {}", f.message());
+                    if f.code() == 1 {
+                        eprintln!("run `wimtool --help` for usage");
+                    }
+                    f.code()
+                },
+                |()| 0,
+            )
+        }
     };
     ExitCode::from(code)
 }

@@ -8,8 +8,10 @@
 //! configuration of every `add`, and `--wimboot-config=FILE` replaces the commands with
 //! `add FILE /Windows/System32/WimBootCompress.ini`.
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use wim_image::write::config::CaptureConfig;
@@ -19,31 +21,54 @@ use crate::args::{Args, UsageError};
 use crate::commands::{image_index, io_failure, open, Failure};
 use crate::write::{capture_config, write_failure, write_options};
 
-/// Splits a command line into arguments (quotes removed).
-fn split_line(line: &str) -> Result<Vec<String>, String> {
+/// Splits a command line into arguments (quotes removed). The line is bytes: names need
+/// not be UTF-8 (blanks are ASCII ones).
+fn split_line(line: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut args = Vec::new();
-    let mut chars = line.chars().peekable();
+    let mut bytes = line.iter().copied().peekable();
     loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let Some(&first) = chars.peek() else {
+        while bytes.next_if(u8::is_ascii_whitespace).is_some() {}
+        let Some(&first) = bytes.peek() else {
             return Ok(args);
         };
-        let mut arg = String::new();
-        if first == '"' || first == '\'' {
-            chars.next();
+        let mut arg = Vec::new();
+        if first == b'"' || first == b'\'' {
+            bytes.next();
             loop {
-                match chars.next() {
+                match bytes.next() {
                     Some(c) if c == first => break,
                     Some(c) => arg.push(c),
-                    None => return Err(format!("unterminated quote in {line:?}")),
+                    None => {
+                        return Err(format!(
+                            "unterminated quote in {:?}",
+                            String::from_utf8_lossy(line)
+                        ))
+                    }
                 }
             }
         } else {
-            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+            while let Some(c) = bytes.next_if(|c| !c.is_ascii_whitespace()) {
                 arg.push(c);
             }
         }
         args.push(arg);
+    }
+}
+
+/// A path inside the image from its bytes: UTF-8, or WTF-8 for a name with unpaired
+/// surrogates, given to the crate in its lossy form (U+FFFD for each unpaired surrogate),
+/// which finds the first name of that form (see `wim_image::write::update`).
+fn image_path(bytes: &[u8]) -> Result<String, String> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_string()),
+        Err(_) => wim_image::wtf8::decode(bytes)
+            .map(|units| String::from_utf16_lossy(&units))
+            .ok_or_else(|| {
+                format!(
+                    "{:?} is neither UTF-8 nor WTF-8",
+                    String::from_utf8_lossy(bytes)
+                )
+            }),
     }
 }
 
@@ -63,23 +88,28 @@ pub struct Defaults {
 const WIMBOOT_CONFIG_PATH: &str = "/Windows/System32/WimBootCompress.ini";
 
 /// Parses the command file.
-pub fn parse_commands(text: &str, defaults: &Defaults) -> Result<Vec<UpdateCommand>, String> {
+pub fn parse_commands(text: &[u8], defaults: &Defaults) -> Result<Vec<UpdateCommand>, String> {
     let mut cmds = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        let t = line.trim_ascii();
+        if t.is_empty() || t.starts_with(b"#") {
             continue;
         }
-        let err = |m: &str| format!("line {}: {m}: {t:?}", n + 1);
+        let shown = String::from_utf8_lossy(t);
+        let err = |m: &str| format!("line {}: {m}: {shown:?}", n + 1);
         let words = split_line(t).map_err(|e| err(&e))?;
         let Some((name, rest)) = words.split_first() else {
             continue;
         };
-        let (opts, paths): (Vec<&String>, Vec<&String>) =
-            rest.iter().partition(|w| w.starts_with("--"));
+        let name = String::from_utf8_lossy(name);
+        let (opts, paths): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
+            rest.iter().partition(|w| w.starts_with(b"--"));
+        let opts: Vec<std::borrow::Cow<'_, str>> =
+            opts.iter().map(|o| String::from_utf8_lossy(o)).collect();
+        let path = |p: &[u8]| image_path(p).map_err(|e| err(&e));
         let mut d = defaults.clone();
-        for o in opts {
-            match (name.as_str(), o.as_str()) {
+        for o in &opts {
+            match (name.as_ref(), o.as_ref()) {
                 ("add", "--no-replace") => d.no_replace = true,
                 ("add", "--unix-data") => d.unix_data = true,
                 ("add", "--dereference") => d.dereference = true,
@@ -88,23 +118,23 @@ pub fn parse_commands(text: &str, defaults: &Defaults) -> Result<Vec<UpdateComma
                 _ => return Err(err(&format!("unsupported option {o}"))),
             }
         }
-        let cmd = match (name.as_str(), paths.as_slice()) {
+        let cmd = match (name.as_ref(), paths.as_slice()) {
             ("add", [src, dest]) => UpdateCommand::Add {
-                source: PathBuf::from(src),
-                dest: dest.to_string(),
+                source: PathBuf::from(OsStr::from_bytes(src)),
+                dest: path(dest)?,
                 no_replace: d.no_replace,
                 unix_data: d.unix_data,
                 dereference: d.dereference,
                 config: d.config,
             },
-            ("delete", [path]) => UpdateCommand::Delete {
-                path: path.to_string(),
+            ("delete", [p]) => UpdateCommand::Delete {
+                path: path(p)?,
                 force: d.force,
                 recursive: d.recursive,
             },
             ("rename", [from, to]) => UpdateCommand::Rename {
-                from: from.to_string(),
-                to: to.to_string(),
+                from: path(from)?,
+                to: path(to)?,
             },
             ("add" | "delete" | "rename", _) => return Err(err("wrong number of paths")),
             _ => return Err(err("unknown command")),
@@ -116,7 +146,7 @@ pub fn parse_commands(text: &str, defaults: &Defaults) -> Result<Vec<UpdateComma
 
 fn update_failure(e: &UpdateError, wim: &Path) -> Failure {
     match e {
-        UpdateError::Write(w) => write_failure(w, wim),
+        UpdateError::Write(w) => write_failure(w, wim, wim),
         UpdateError::Capture(c) => crate::write::capture_failure(c, wim),
         _ => Failure::Usage(crate::commands::with_causes(e)),
     }
@@ -159,7 +189,7 @@ pub fn update(a: &Args) -> Result<(), Failure> {
         dereference: a.flag(&["--dereference"]),
         config: capture_config(a)?,
     };
-    let cmds = if let Some(f) = a.value(&["--wimboot-config"]) {
+    let cmds = if let Some(f) = a.value_os(&["--wimboot-config"]) {
         vec![UpdateCommand::Add {
             source: PathBuf::from(f),
             dest: WIMBOOT_CONFIG_PATH.into(),
@@ -169,12 +199,12 @@ pub fn update(a: &Args) -> Result<(), Failure> {
             config: defaults.config,
         }]
     } else {
-        let text = match a.value(&["--command"]) {
-            Some(c) => c.to_string(),
+        let text = match a.value_os(&["--command"]) {
+            Some(c) => c.as_bytes().to_vec(),
             None => {
-                let mut t = String::new();
+                let mut t = Vec::new();
                 std::io::stdin()
-                    .read_to_string(&mut t)
+                    .read_to_end(&mut t)
                     .map_err(|e| Failure::Io(format!("standard input: {e}")))?;
                 t
             }
@@ -202,7 +232,7 @@ mod tests {
     #[test]
     fn command_file() {
         let text = "# comment\n\n  add 'a b' \"/x y/z\"\ndelete --force --recursive /d\nrename /a /b\nadd --no-replace s d\n";
-        let cmds = parse_commands(text, &Defaults::default()).unwrap();
+        let cmds = parse_commands(text.as_bytes(), &Defaults::default()).unwrap();
         assert_eq!(
             cmds,
             vec![
@@ -238,14 +268,17 @@ mod tests {
             ..Defaults::default()
         };
         assert!(matches!(
-            parse_commands("delete x", &d).unwrap()[0],
+            parse_commands(b"delete x", &d).unwrap()[0],
             UpdateCommand::Delete {
                 recursive: true,
                 ..
             }
         ));
         for bad in ["add x", "move a b", "delete 'x", "rename --force a b"] {
-            assert!(parse_commands(bad, &Defaults::default()).is_err(), "{bad}");
+            assert!(
+                parse_commands(bad.as_bytes(), &Defaults::default()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The subcommands that write: `capture`, `append`, `export` and `delete` (`update` has its
 //! own module).
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use wim_image::codec::Codec;
 use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, CaptureReport};
@@ -11,8 +13,10 @@ use wim_image::write::export::{export_image, rebuild, Recompress};
 use wim_image::write::inplace::delete_in_place;
 use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
 
-use crate::args::{parse_size, Args, UsageError};
-use crate::commands::{corrupt, image_index, io_failure, open, with_causes, Failure};
+use crate::args::{parse_size, text, Args, UsageError};
+use crate::commands::{
+    corrupt, file_id, image_index, io_failure, numbered, open, with_causes, Failure,
+};
 
 /// Flags the writing commands accept.
 const FLAGS: &[&str] = &[
@@ -92,12 +96,7 @@ pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
         codec = Some(Codec::Lzms);
     }
     let chunk_size = size_option(a, "--chunk-size")?;
-    let threads = match a.value(&["--threads"]) {
-        Some(t) => t
-            .parse()
-            .map_err(|_| UsageError(format!("invalid thread count {t:?}")))?,
-        None => 0,
-    };
+    let threads = crate::commands::threads(a)?;
     Ok(WriteOptions {
         compression: codec,
         chunk_size,
@@ -112,39 +111,52 @@ pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
 }
 
 /// NAME and DESCRIPTION after the two paths; the name defaults to the directory's name.
-fn props(dir: &Path, rest: &[String]) -> Result<ImageProps, Failure> {
+fn props(dir: &Path, rest: &[OsString]) -> Result<ImageProps, Failure> {
     if rest.len() > 2 {
         return Err(UsageError("too many arguments".into()).into());
     }
     let name = match rest.first() {
-        Some(n) => n.clone(),
+        Some(n) => text(n, "the image name")?.to_string(),
         None => std::fs::canonicalize(dir)
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_default(),
     };
+    let description = match rest.get(1) {
+        Some(d) => Some(text(d, "the description")?.to_string()),
+        None => None,
+    };
     Ok(ImageProps {
         name,
-        description: rest.get(1).cloned(),
+        description,
         flags: None,
     })
 }
 
-pub(crate) fn write_failure(e: &WriteError, wim: &Path) -> Failure {
+/// A failed write into `dest`, reading from `src` (the WIM whose data are copied: the source
+/// of an export, split or rebuild, `dest` itself when appending or updating). What is wrong
+/// with a WIM read is exit 2 and names that WIM; what failed in the output is exit 3 and
+/// names `dest`.
+pub(crate) fn write_failure(e: &WriteError, dest: &Path, src: &Path) -> Failure {
+    let named = |p: &Path| format!("{}: {}", p.display(), with_causes(e));
     match e {
-        WriteError::Open(_) | WriteError::NotModifiable { .. } => {
-            Failure::Corrupt(format!("{}: {}", wim.display(), with_causes(e)))
-        }
+        WriteError::Open(_) | WriteError::NotModifiable { .. } => Failure::Corrupt(named(dest)),
+        WriteError::MissingBlob { .. }
+        | WriteError::Hash { .. }
+        | WriteError::Read(_)
+        | WriteError::OldImage { .. } => Failure::Corrupt(named(src)),
         WriteError::CodecUnavailable { .. }
         | WriteError::ChunkSize { .. }
         | WriteError::DuplicateName { .. } => Failure::Usage(with_causes(e)),
-        _ => io_failure(wim, e),
+        // These name their file themselves.
+        WriteError::Source { .. } | WriteError::Changed { .. } => Failure::Io(with_causes(e)),
+        _ => io_failure(dest, e),
     }
 }
 
 pub(crate) fn capture_failure(e: &CaptureError, wim: &Path) -> Failure {
     match e {
-        CaptureError::Write(w) => write_failure(w, wim),
+        CaptureError::Write(w) => write_failure(w, wim, wim),
         CaptureError::Encoding { .. } | CaptureError::LinkTooLong { .. } => corrupt(e),
         _ => Failure::Io(with_causes(e)),
     }
@@ -177,17 +189,114 @@ fn report(r: &CaptureReport, quiet: bool) {
 /// `--config=FILE` (warnings about what it ignores go to standard error), or wimlib's
 /// default exclusions.
 pub fn capture_config(a: &Args) -> Result<CaptureConfig, Failure> {
-    let Some(file) = a.value(&["--config"]) else {
+    let Some(file) = a.value_os(&["--config"]) else {
         return Ok(CaptureConfig::default());
     };
     let p = Path::new(file);
     let bytes = std::fs::read(p).map_err(|e| io_failure(p, &e))?;
     let (config, warnings) =
-        CaptureConfig::parse(&bytes).map_err(|e| UsageError(format!("{file}: {e}")))?;
+        CaptureConfig::parse(&bytes).map_err(|e| UsageError(format!("{}: {e}", p.display())))?;
     for w in warnings {
-        eprintln!("{file}: {w}");
+        eprintln!("{}: {w}", p.display());
     }
     Ok(config)
+}
+
+/// A new file written beside its final name and renamed there by [`TempFile::commit`]; it
+/// is removed if dropped before (a failed command leaves what was there untouched).
+pub(crate) struct TempFile {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl TempFile {
+    /// Creates an empty temporary file in the directory of `dest`, with the permissions of
+    /// `like` when given (the file it will replace).
+    pub(crate) fn beside(dest: &Path, like: Option<&Path>) -> Result<(TempFile, File), Failure> {
+        let mut name = OsString::from(".");
+        name.push(dest.file_name().unwrap_or(OsStr::new("wim")));
+        name.push(format!(".wimtool-{}", std::process::id()));
+        let base = dest.with_file_name(&name);
+        for n in 0u32.. {
+            let path = if n == 0 {
+                base.clone()
+            } else {
+                let mut p = base.clone().into_os_string();
+                p.push(format!("-{n}"));
+                PathBuf::from(p)
+            };
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(f) => {
+                    let t = TempFile {
+                        path,
+                        committed: false,
+                    };
+                    if let Some(like) = like {
+                        let perm = std::fs::metadata(like)
+                            .map_err(|e| io_failure(like, &e))?
+                            .permissions();
+                        f.set_permissions(perm)
+                            .map_err(|e| io_failure(&t.path, &e))?;
+                    }
+                    return Ok((t, f));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {}
+                Err(e) => return Err(io_failure(&path, &e)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Renames the file to `dest`.
+    pub(crate) fn commit(mut self, dest: &Path) -> Result<(), Failure> {
+        std::fs::rename(&self.path, dest).map_err(|e| io_failure(dest, &e))?;
+        self.committed = true;
+        Ok(())
+    }
+
+    /// (device, inode number) of the file.
+    fn id(&self) -> Result<(u64, u64), Failure> {
+        let m = std::fs::symlink_metadata(&self.path).map_err(|e| io_failure(&self.path, &e))?;
+        Ok((m.dev(), m.ino()))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Where a command that replaces or creates `path` writes: an existing file reached through
+/// symbolic links is rewritten where it is (the links stay, as with wimlib).
+fn resolve(path: &Path) -> Result<PathBuf, Failure> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| io_failure(path, &e))
+        }
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// The capture settings of `capture` and `append`, checked before any file is touched.
+fn capture_options(a: &Args, dir: &Path) -> Result<CaptureOptions, Failure> {
+    let m = std::fs::metadata(dir).map_err(|e| io_failure(dir, &e))?;
+    if !m.is_dir() {
+        return Err(Failure::Io(format!("{}: not a directory", dir.display())));
+    }
+    Ok(CaptureOptions {
+        rp_fix: !a.flag(&["--norpfix"]),
+        unix_data: a.flag(&["--unix-data"]),
+        dereference: a.flag(&["--dereference"]),
+        config: capture_config(a)?,
+    })
 }
 
 /// Captures `dir` into the writer, sets the boot index if asked, and commits.
@@ -195,22 +304,17 @@ fn add_and_finish(
     mut w: WimWriter<File>,
     dir: &Path,
     props: &ImageProps,
+    copts: &CaptureOptions,
     a: &Args,
     wim: &Path,
 ) -> Result<(), Failure> {
-    let copts = CaptureOptions {
-        rp_fix: !a.flag(&["--norpfix"]),
-        unix_data: a.flag(&["--unix-data"]),
-        dereference: a.flag(&["--dereference"]),
-        config: capture_config(a)?,
-    };
     let (index, r) =
-        capture_image(&mut w, dir, props, &copts).map_err(|e| capture_failure(&e, wim))?;
+        capture_image(&mut w, dir, props, copts).map_err(|e| capture_failure(&e, wim))?;
     if a.flag(&["--boot"]) {
         w.set_boot_index(index)
-            .map_err(|e| write_failure(&e, wim))?;
+            .map_err(|e| write_failure(&e, wim, wim))?;
     }
-    w.finish().map_err(|e| write_failure(&e, wim))?;
+    w.finish().map_err(|e| write_failure(&e, wim, wim))?;
     report(&r, a.flag(&["-q", "--quiet"]));
     Ok(())
 }
@@ -225,48 +329,52 @@ fn parse(a: &Args) -> Result<(&Path, &Path, ImageProps, WriteOptions), Failure> 
     Ok((dir, wim, props(dir, rest)?, write_options(a)?))
 }
 
-/// `capture DIR WIM [NAME [DESCRIPTION]]`: a new WIM holding one image of `DIR`.
+/// `capture DIR WIM [NAME [DESCRIPTION]]`: a new WIM holding one image of `DIR`, written
+/// beside `WIM` and renamed over it once complete (a failure leaves `WIM` as it was). The
+/// WIM being written is left out of the image when it lies inside `DIR`.
 pub fn capture(a: &Args) -> Result<(), Failure> {
     let (dir, wim, props, opts) = parse(a)?;
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(wim)
-        .map_err(|e| io_failure(wim, &e))?;
-    let result = WimWriter::create(f, &opts)
-        .map_err(|e| write_failure(&e, wim))
-        .and_then(|w| add_and_finish(w, dir, &props, a, wim));
-    if result.is_err() {
-        let _ = std::fs::remove_file(wim);
+    let mut copts = capture_options(a, dir)?;
+    let wim = &resolve(wim)?;
+    if let Ok(m) = std::fs::metadata(wim) {
+        copts.config.exclude_file(m.dev(), m.ino());
     }
-    result
+    let (tmp, f) = TempFile::beside(wim, None)?;
+    let (dev, ino) = tmp.id()?;
+    copts.config.exclude_file(dev, ino);
+    let w = WimWriter::create(f, &opts).map_err(|e| write_failure(&e, wim, wim))?;
+    add_and_finish(w, dir, &props, &copts, a, wim)?;
+    tmp.commit(wim)
 }
 
 /// `append DIR WIM [NAME [DESCRIPTION]]`: adds an image of `DIR` to `WIM` in place (the
 /// file's compression is kept).
 pub fn append(a: &Args) -> Result<(), Failure> {
     let (dir, wim, props, opts) = parse(a)?;
+    let mut copts = capture_options(a, dir)?;
     let f = OpenOptions::new()
         .read(true)
         .write(true)
         .open(wim)
         .map_err(|e| io_failure(wim, &e))?;
-    let w = WimWriter::append(f, &opts).map_err(|e| write_failure(&e, wim))?;
-    add_and_finish(w, dir, &props, a, wim)
+    let m = f.metadata().map_err(|e| io_failure(wim, &e))?;
+    copts.config.exclude_file(m.dev(), m.ino());
+    let w = WimWriter::append(f, &opts).map_err(|e| write_failure(&e, wim, wim))?;
+    add_and_finish(w, dir, &props, &copts, a, wim)
 }
 
 /// `export SRC IMAGE|all DEST [NAME]`: copies images into DEST, appending if it exists
-/// (keeping its compression), else creating it (with `--compress`, default the source's).
+/// (keeping its compression), else creating it (with `--compress`, default the source's;
+/// written beside DEST and renamed there once complete).
 pub fn export(a: &Args) -> Result<(), Failure> {
     a.only_flags(FLAGS)?;
     let (src, sel, dest, name) = match a.positional.as_slice() {
         [s, i, d] => (s, i, d, None),
-        [s, i, d, n] => (s, i, d, Some(n.as_str())),
+        [s, i, d, n] => (s, i, d, Some(text(n, "the image name")?)),
         _ => return Err(UsageError("expected SRC IMAGE|all DEST [NAME]".into()).into()),
     };
     let wim = open(src, a)?;
+    let src = Path::new(src);
     let images: Vec<u32> = if sel.eq_ignore_ascii_case("all") {
         (1..=wim.image_count()).collect()
     } else {
@@ -284,33 +392,35 @@ pub fn export(a: &Args) -> Result<(), Failure> {
             opts.chunk_size = c.map_or(0, |(_, size)| size);
         }
     }
-    let existing = dest.exists();
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(!existing)
-        .open(dest)
-        .map_err(|e| io_failure(dest, &e))?;
-    let result = (|| {
-        let mut w = if existing {
-            WimWriter::append(f, &opts)
-        } else {
-            WimWriter::create(f, &opts)
-        }
-        .map_err(|e| write_failure(&e, dest))?;
-        for &i in &images {
-            let n = export_image(&wim, i, &mut w, name).map_err(|e| write_failure(&e, dest))?;
-            if a.flag(&["--boot"]) {
-                w.set_boot_index(n).map_err(|e| write_failure(&e, dest))?;
-            }
-        }
-        w.finish().map_err(|e| write_failure(&e, dest))?;
-        Ok(())
-    })();
-    if result.is_err() && !existing {
-        let _ = std::fs::remove_file(dest);
+    let (f, tmp) = if dest.exists() {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dest)
+            .map_err(|e| io_failure(dest, &e))?;
+        (f, None)
+    } else {
+        let (t, f) = TempFile::beside(dest, None)?;
+        (f, Some(t))
+    };
+    let mut w = if tmp.is_none() {
+        WimWriter::append(f, &opts)
+    } else {
+        WimWriter::create(f, &opts)
     }
-    result
+    .map_err(|e| write_failure(&e, dest, dest))?;
+    for &i in &images {
+        let n = export_image(&wim, i, &mut w, name).map_err(|e| write_failure(&e, dest, src))?;
+        if a.flag(&["--boot"]) {
+            w.set_boot_index(n)
+                .map_err(|e| write_failure(&e, dest, src))?;
+        }
+    }
+    w.finish().map_err(|e| write_failure(&e, dest, src))?;
+    match tmp {
+        Some(t) => t.commit(dest),
+        None => Ok(()),
+    }
 }
 
 /// `delete WIM IMAGE|all`: rebuilds WIM without the images into a temporary file beside
@@ -336,14 +446,15 @@ pub fn delete(a: &Args) -> Result<(), Failure> {
             .write(true)
             .open(path)
             .map_err(|e| io_failure(path, &e))?;
-        delete_in_place(f, &gone, &opts).map_err(|e| write_failure(&e, path))?;
+        delete_in_place(f, &gone, &opts).map_err(|e| write_failure(&e, path, path))?;
         return Ok(());
     }
     rebuild_into_temp(path, a, &|i| !gone.contains(&i), &opts, Recompress::Keep)
 }
 
 /// Rebuilds the WIM at `path` (the images `keep` selects) into a temporary file beside it,
-/// then renames that over the original: a crash leaves the original untouched.
+/// then renames that over the original: a crash leaves the original untouched. A symbolic
+/// link is followed: the file it names is rebuilt and the link stays.
 pub(crate) fn rebuild_into_temp(
     path: &Path,
     a: &Args,
@@ -351,25 +462,12 @@ pub(crate) fn rebuild_into_temp(
     opts: &WriteOptions,
     how: Recompress,
 ) -> Result<(), Failure> {
-    let wim = open(&path.to_string_lossy(), a)?;
-    let tmp = path.with_file_name(format!(
-        ".{}.wimtool-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| io_failure(&tmp, &e))?;
-    let result = rebuild(&wim, f, keep, opts, how)
-        .map_err(|e| write_failure(&e, path))
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| io_failure(path, &e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let path = &resolve(path)?;
+    let wim = open(path.as_os_str(), a)?;
+    let (tmp, f) = TempFile::beside(path, Some(path))?;
+    rebuild(&wim, f, keep, opts, how).map_err(|e| write_failure(&e, path, path))?;
+    drop(wim);
+    tmp.commit(path)
 }
 
 /// Rebuilds the WIM at `path` with all its images (`update --rebuild`).
@@ -409,26 +507,16 @@ pub fn optimize(a: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The name of part `n` of a split set whose first part is `first`: `x.swm`, `x2.swm`, …
-fn part_name(first: &Path, n: u16) -> std::path::PathBuf {
-    if n == 1 {
-        return first.to_path_buf();
-    }
-    let stem = first.file_stem().unwrap_or_default().to_string_lossy();
-    let name = match first.extension() {
-        Some(ext) => format!("{stem}{n}.{}", ext.to_string_lossy()),
-        None => format!("{stem}{n}"),
-    };
-    first.with_file_name(name)
-}
-
 /// `split WIM X.swm MAX_MiB`: writes the parts `X.swm`, `X2.swm`, `X3.swm`… (as wimlib
 /// names them), each holding at most MAX_MiB of resources unless a single file is larger.
+/// Parts are written to temporary files and renamed once all are complete; a part name that
+/// is the source WIM itself (or a link to it) is refused.
 pub fn split(a: &Args) -> Result<(), Failure> {
     a.only_flags(&["-q", "--quiet"])?;
     let [src, first, size] = a.positional(&["WIM", "X.swm", "MAX_MiB"])? else {
         unreachable!()
     };
+    let size = text(size, "MAX_MiB")?;
     let mib: f64 = size
         .parse()
         .ok()
@@ -436,35 +524,54 @@ pub fn split(a: &Args) -> Result<(), Failure> {
         .ok_or_else(|| UsageError(format!("invalid part size {size:?} (MiB)")))?;
     let max = (mib * 1_048_576.0) as u64;
     let wim = open(src, a)?;
+    let src = Path::new(src);
+    let source_id = file_id(src)?;
     let first = Path::new(first);
-    let mut made = Vec::new();
+    let is_source = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .is_some_and(|m| (m.dev(), m.ino()) == source_id)
+    };
+    let refuse = |p: &Path| {
+        UsageError(format!(
+            "{}: a part would overwrite the WIM being split",
+            p.display()
+        ))
+    };
+    if is_source(first) {
+        return Err(refuse(first).into());
+    }
+    let mut made: Vec<(PathBuf, TempFile)> = Vec::new();
+    let mut refused = None;
     let result = wim_image::write::split::split(&wim, max.max(1), &mut |n| {
-        let p = part_name(first, n);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p)
-            .map_err(|source| WriteError::Source {
-                path: p.clone(),
-                source,
-            })?;
-        made.push(p);
+        let p = if n == 1 {
+            first.to_path_buf()
+        } else {
+            numbered(first, n)
+        };
+        let io = |source| WriteError::Source {
+            path: p.clone(),
+            source,
+        };
+        if is_source(&p) {
+            refused = Some(p.clone());
+            return Err(io(std::io::Error::from(std::io::ErrorKind::AlreadyExists)));
+        }
+        let (t, f) = TempFile::beside(&p, None)
+            .map_err(|f| io(std::io::Error::other(f.message().to_string())))?;
+        made.push((p, t));
         Ok(f)
     });
-    match result {
-        Ok(parts) => {
-            if !a.flag(&["-q", "--quiet"]) {
-                eprintln!("wrote {} parts", parts.len());
-            }
-            Ok(())
-        }
-        Err(e) => {
-            for p in &made {
-                let _ = std::fs::remove_file(p);
-            }
-            Err(write_failure(&e, first))
-        }
+    if let Some(p) = refused {
+        return Err(refuse(&p).into());
     }
+    let parts = result.map_err(|e| write_failure(&e, first, src))?;
+    drop(wim);
+    for (p, t) in made {
+        t.commit(&p)?;
+    }
+    if !a.flag(&["-q", "--quiet"]) {
+        eprintln!("wrote {} parts", parts.len());
+    }
+    Ok(())
 }
