@@ -2,9 +2,11 @@
 //!
 //! Resolution order, the robust one: the `W2ru` relative path (relative to the *child's*
 //! directory, not the working directory), then the `W2ku` absolute path, then the parent
-//! unicode name next to the child. Each candidate must satisfy the caller's [`ParentPolicy`]
-//! before it is even opened, and must carry the unique id the child recorded; a timestamp
-//! mismatch is only a warning (copies and time-zone changes cause it).
+//! unicode name next to the child. Locators use `\` as the separator, which is an ordinary
+//! character in a file name here: a path holding it is tried as Windows would read it and
+//! then as it stands (a parent named `a\b.vhd`). Each candidate must satisfy the caller's
+//! [`ParentPolicy`] before it is even opened, and must carry the unique id the child
+//! recorded; a timestamp mismatch is only a warning (copies and time-zone changes cause it).
 
 use alloc::string::String;
 use alloc::vec;
@@ -257,6 +259,11 @@ mod fs {
                 continue;
             }
             candidates.push(native(&l.path));
+            // On this system `\` is an ordinary character in a file name, and a parent named
+            // so is written with it unchanged: try the path as it stands too.
+            if l.path.contains('\\') {
+                candidates.push(PathBuf::from(&l.path));
+            }
         }
         let name: std::string::String = core::char::decode_utf16(header.parent_name_units())
             .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
@@ -272,6 +279,10 @@ mod fs {
                 .next_back();
             if let Some(file_name) = file_name {
                 candidates.push(child_dir.join(file_name));
+            }
+            // A file name holding `\` (and no `/`) may be the parent's own name.
+            if name.contains('\\') && !name.contains('/') && name != "." && name != ".." {
+                candidates.push(child_dir.join(&name));
             }
         }
         let mut tried = Vec::new();

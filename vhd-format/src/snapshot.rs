@@ -29,6 +29,10 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    /// The parent's path is not valid Unicode: the locators and the parent name are UTF-16,
+    /// so the child could never find it again.
+    #[error("parent path {0} is not valid Unicode; a child could not record it")]
+    NotUnicode(PathBuf),
 }
 
 /// The path of `target` relative to directory `from`, both absolute and normalized.
@@ -61,6 +65,9 @@ pub fn parent_link(
         })
     };
     let parent_abs = abs(parent_path)?;
+    if parent_abs.to_str().is_none() {
+        return Err(SnapshotError::NotUnicode(parent_abs));
+    }
     let child_abs = abs(child_path)?;
     let child_dir = child_abs.parent().unwrap_or(Path::new("/"));
     let rel = relative(child_dir, &parent_abs);

@@ -866,12 +866,7 @@ fn locators_cannot_escape_the_allowed_directories() {
     std::fs::create_dir(&outside).unwrap();
     std::fs::create_dir(&vms).unwrap();
     let secret = outside.join("secret.vhd");
-    let file = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&secret)
-        .unwrap();
+    let file = common::create_file(&secret);
     create_dynamic(file, &CreateOptions::new(MIB)).unwrap();
 
     // A relative locator climbing out of the child's directory.

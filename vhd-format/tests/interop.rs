@@ -13,7 +13,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_same, pattern, read_all, run, run_ok, Mount, Rng, TempDir};
+use common::{assert_same, create_file, pattern, read_all, run, run_ok, Mount, Rng, TempDir};
 use vhd_format::defs::{checksum, Uuid};
 use vhd_format::{
     create_differencing, create_dynamic, create_fixed, CreateOptions, Disk, OpenOptions,
@@ -60,15 +60,6 @@ fn open_file(path: &Path, policy: SizePolicy) -> Vhd<std::fs::File> {
         &ParentPolicy::default(),
     )
     .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))
-}
-
-fn create_file(path: &Path) -> std::fs::File {
-    std::fs::File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -501,12 +501,7 @@ fn a_failed_snapshot_leaves_no_file() {
     let dir = common::TempDir::new("snapshot-fail");
     let parent = dir.join("p.vhd");
     let child = dir.join("c.vhd");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&parent)
-        .unwrap();
+    let f = common::create_file(&parent);
     create_dynamic(f, &opts(4 * MIB, 10)).unwrap();
     let policy = vhd_format::ParentPolicy::anywhere();
     let bad = opts(0, 11).block_size(3 << 20);
@@ -869,4 +864,52 @@ fn convert_pads_a_source_of_partial_sectors() {
             assert!(ops::check(vhd.storage()).unwrap().is_clean());
         }
     }
+}
+
+/// A parent whose file name holds a `\` (an ordinary character here) is found again: the
+/// locators write it as a Windows separator, so the parent name and the absolute locator are
+/// also tried literally. The child beside it opened with the default policy, and a child in
+/// another directory with absolute locators followed. Both failed before (`\` read as `/`).
+#[test]
+fn a_parent_name_with_a_backslash_resolves() {
+    let dir = common::TempDir::new("snapshot-backslash");
+    let other = dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let parent = dir.join("p\\q.vhd");
+    let f = common::create_file(&parent);
+    let mut p = create_dynamic(f, &opts(4 * MIB, 10)).unwrap();
+    p.write_at(512, &[0x5A; 512]).unwrap();
+    drop(p);
+    let anywhere = vhd_format::ParentPolicy::anywhere();
+    for (child, policy) in [
+        (dir.join("c.vhd"), vhd_format::ParentPolicy::default()),
+        (other.join("c.vhd"), anywhere.clone()),
+    ] {
+        drop(vhd_format::snapshot(&parent, &child, &opts(0, 11), &anywhere).unwrap());
+        let c = Vhd::open_path(&child, OpenOptions::new(), &policy).unwrap();
+        let mut buf = [0u8; 512];
+        c.read_at(512, &mut buf).unwrap();
+        assert_eq!(buf, [0x5A; 512], "{}", child.display());
+    }
+}
+
+/// A parent whose path is not valid Unicode cannot be recorded (the locators and the name are
+/// UTF-16): the snapshot is refused and no child is left. Before, the child recorded the
+/// lossy form and could never open.
+#[test]
+fn a_parent_path_that_is_not_unicode_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = common::TempDir::new("snapshot-not-unicode");
+    let parent = dir
+        .join("x")
+        .with_file_name(std::ffi::OsStr::from_bytes(b"p\xff.vhd"));
+    let child = dir.join("c.vhd");
+    let f = common::create_file(&parent);
+    drop(create_dynamic(f, &opts(4 * MIB, 10)).unwrap());
+    let e = vhd_format::snapshot(&parent, &child, &opts(0, 11), &Default::default()).unwrap_err();
+    assert!(
+        matches!(e, vhd_format::SnapshotError::NotUnicode(_)),
+        "{e:?}"
+    );
+    assert!(!child.exists());
 }

@@ -356,6 +356,16 @@ pub fn assert_same(what: &str, a: &[u8], b: &[u8]) {
     }
 }
 
+/// Creates `path` for reading and writing; it must not exist yet.
+pub fn create_file(path: &Path) -> std::fs::File {
+    std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap()
+}
+
 /// A parent link to `parent` with made-up paths, for differencing disks built in memory.
 pub fn link_to(parent: &dyn vhd_format::Disk) -> vhd_format::ParentLink {
     let id = parent.identity().unwrap();
