@@ -77,7 +77,8 @@ pub enum TxData {
 /// One frame to transmit on one port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TxAction {
-    /// Egress port ([`PortId::LOCAL`] for frames to the switch's own address).
+    /// Egress port ([`PortId::LOCAL`] for frames to the switch's own address, and for
+    /// broadcasts and multicasts of the VLANs it belongs to).
     pub port: PortId,
     /// Index of the received frame in the `process` call ([`GENERATED`] for BPDUs).
     pub frame: u32,
@@ -740,6 +741,14 @@ impl Bridge {
                     emit(h, e, ing, vs, &mut self.scratch, out);
                 }
             }
+        }
+        if kind != Flood::Unknown && self.local_vlans.contains(ing.tci.vid()) {
+            // The switch itself is a member: it takes broadcasts and multicasts as received.
+            out.actions.push(TxAction {
+                port: PortId::LOCAL,
+                frame: ing.idx,
+                data: TxData::Frame(Edit::Unchanged),
+            });
         }
         if let Some(Some(p)) = self.ports.get_mut(pi) {
             p.stats.flooded += 1;

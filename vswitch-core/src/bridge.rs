@@ -11,7 +11,7 @@ use crate::frame::MacAddr;
 use crate::port::{MirrorMode, PortConfig, PortId, PortKind, PortState, SwitchType};
 use crate::stp::rstp::RstpPortConfig;
 use crate::stp::{Bpdu, Link, StpConfig, Tree};
-use crate::vlan::{VlanConfig, MAX_VID};
+use crate::vlan::{VlanConfig, VlanSet, MAX_VID};
 
 /// Bridge-wide configuration.
 #[derive(Clone, Debug)]
@@ -273,6 +273,9 @@ pub struct Bridge {
     pub(crate) flood_ports: [u64; 3],
     /// VID → egress member ports, ascending.
     pub(crate) flood: Vec<Vec<FloodEntry>>,
+    /// The VLANs the switch itself ([`PortId::LOCAL`]) belongs to: it takes their broadcasts
+    /// and multicasts.
+    pub(crate) local_vlans: VlanSet,
     /// The smallest untagged frame limit (`max_len[0]`) of any present port: a frame that
     /// fits it even with a tag pushed needs no per-copy size check when it is flooded.
     pub(crate) min_max_len: u32,
@@ -333,6 +336,7 @@ impl Bridge {
             fwd_ports: 0,
             flood_ports: [0; 3],
             flood: vec![Vec::new(); 4096],
+            local_vlans: VlanSet::EMPTY,
             min_max_len: 0,
             uniform_tpid: 0,
             live: 0,
@@ -838,9 +842,34 @@ impl Bridge {
     }
 
     /// Adds the switch's own address in `vid`: frames to it are delivered to
-    /// [`PortId::LOCAL`].
+    /// [`PortId::LOCAL`], and the switch joins `vid` (see
+    /// [`set_local_vlan`](Self::set_local_vlan)) so that it also takes the VLAN's broadcasts
+    /// and multicasts — ARP requests and IPv6 neighbour solicitations for that address.
     pub fn add_local(&mut self, vid: u16, mac: MacAddr, now: u64) -> Result<(), ConfigError> {
-        self.add_static(vid, mac, PortId::LOCAL, EntryKind::Local, now)
+        self.add_static(vid, mac, PortId::LOCAL, EntryKind::Local, now)?;
+        self.local_vlans.insert(vid);
+        Ok(())
+    }
+
+    /// Makes the switch itself a member of `vid` or not. A member VLAN's broadcasts and
+    /// multicasts are also delivered to [`PortId::LOCAL`], unchanged (as received, tag
+    /// included), as Linux delivers them to the bridge device; unknown unicast is not (the
+    /// switch's own interface is not promiscuous). Membership is independent of the local
+    /// entries: removing an entry keeps it. No VLAN is a member until this or
+    /// [`add_local`](Self::add_local) makes it one.
+    pub fn set_local_vlan(&mut self, vid: u16, member: bool) -> Result<(), ConfigError> {
+        check_vid(vid)?;
+        if member {
+            self.local_vlans.insert(vid);
+        } else {
+            self.local_vlans.remove(vid);
+        }
+        Ok(())
+    }
+
+    /// The VLANs the switch itself belongs to (see [`set_local_vlan`](Self::set_local_vlan)).
+    pub fn local_vlans(&self) -> &VlanSet {
+        &self.local_vlans
     }
 
     /// Removes the entry for `mac` in `vid`'s FID.

@@ -404,6 +404,14 @@ fn from_wire(v: u16) -> u32 {
 
 #[cfg(feature = "alloc")]
 const HOLD_MS: u64 = 1000;
+/// The ranges of the timers a bridge takes from the root (802.1D-2004 Table 17-1; hello up to
+/// 10 s as 802.1D-1998 allowed), in ms. Values outside them are clamped.
+#[cfg(feature = "alloc")]
+pub(crate) const HELLO_MS: (u32, u32) = (1000, 10_000);
+#[cfg(feature = "alloc")]
+pub(crate) const MAX_AGE_MS: (u32, u32) = (6000, 40_000);
+#[cfg(feature = "alloc")]
+pub(crate) const FORWARD_DELAY_MS: (u32, u32) = (4000, 30_000);
 #[cfg(feature = "alloc")]
 const MESSAGE_AGE_INCREMENT: u16 = 256;
 
@@ -800,9 +808,12 @@ impl SpanningTree {
                 }
             }
             if self.root_port == Some(i) {
-                self.max_age = from_wire(c.max_age);
-                self.hello = from_wire(c.hello_time);
-                self.forward_delay = from_wire(c.forward_delay);
+                // The root's timers, held to the standard's ranges: a root cannot make
+                // information expire at once or shrink ageing during a change to nothing.
+                self.max_age = from_wire(c.max_age).clamp(MAX_AGE_MS.0, MAX_AGE_MS.1);
+                self.hello = from_wire(c.hello_time).clamp(HELLO_MS.0, HELLO_MS.1);
+                self.forward_delay =
+                    from_wire(c.forward_delay).clamp(FORWARD_DELAY_MS.0, FORWARD_DELAY_MS.1);
                 self.tc = c.flags & FLAG_TC != 0;
                 self.config_bpdu_generation(now, tx);
                 if c.flags & FLAG_TCA != 0 {

@@ -478,6 +478,34 @@ fn local_entry_is_delivered_to_the_switch() {
     );
 }
 
+/// The switch itself takes the broadcasts and multicasts of the VLANs it belongs to (a local
+/// address makes it a member), as received; not unknown unicast, not other VLANs' floods.
+#[test]
+fn local_vlan_member_takes_broadcast_and_multicast() {
+    let mut br = bridge();
+    let a = br.add_port(access(10)).unwrap();
+    let t = br.add_port(trunk(&[10, 20], None)).unwrap();
+    br.add_local(10, mac(7), 0).unwrap();
+    assert!(br.local_vlans().contains(10));
+    let bcast = eth(MacAddr::BROADCAST, mac(1)).payload(0x0806, &[1; 46]);
+    let out = send(&mut br, a, &bcast, 0);
+    assert_eq!(out.ports(), [t, PortId::LOCAL]);
+    assert_eq!(out.tx[1].1, bcast, "unchanged, as received");
+    let mcast = eth(MacAddr([0x33, 0x33, 0, 0, 0, 1]), mac(2))
+        .vlan(10)
+        .done();
+    assert_eq!(send(&mut br, t, &mcast, 0).ports(), [a, PortId::LOCAL]);
+    let unknown = eth(mac(9), mac(1)).done();
+    assert_eq!(send(&mut br, a, &unknown, 0).ports(), [t]);
+    let other = eth(MacAddr::BROADCAST, mac(3)).vlan(20).done();
+    assert_eq!(send(&mut br, t, &other, 0).ports(), [] as [PortId; 0]);
+    br.set_local_vlan(20, true).unwrap();
+    assert_eq!(send(&mut br, t, &other, 0).ports(), [PortId::LOCAL]);
+    br.set_local_vlan(10, false).unwrap();
+    assert_eq!(send(&mut br, a, &bcast, 0).ports(), [t]);
+    assert!(br.set_local_vlan(4095, true).is_err());
+}
+
 #[test]
 fn entries_age_out_and_the_sweep_is_bounded() {
     let mut br = bridge_with(SwitchType::External, 64, 2000);

@@ -652,3 +652,44 @@ proptest! {
         prop_assert_eq!(states, again);
     }
 }
+
+/// A root that advertises timers outside the standard's ranges (hello 0, forward delay 0,
+/// max age 1 s) cannot shrink a bridge's timers below them: forward delay (which also ages
+/// the table during a topology change) stays at least 4 s, and a root port keeps its
+/// information between the root's BPDUs and stays steady (forwarding, sending nothing of its
+/// own). For STP and RSTP; the forward delay was 0 before.
+#[test]
+fn timers_from_a_root_are_held_to_the_standard_ranges() {
+    for rstp in [false, true] {
+        let cfg = |i: u8| {
+            let mut c = if rstp {
+                StpConfig::rstp(mac(i))
+            } else {
+                StpConfig::new(mac(i))
+            };
+            c.priority = 0x1000 * u16::from(i);
+            c
+        };
+        let mut root = cfg(1);
+        root.hello_ms = 0;
+        root.forward_delay_ms = 0;
+        root.max_age_ms = 1000;
+        let mut sim = Sim::new(&[root, cfg(2)]);
+        sim.connect(0, 1);
+        sim.advance(60_000);
+        assert_eq!(
+            sim.nodes[1].root_id(),
+            sim.nodes[0].bridge_id(),
+            "rstp {rstp}"
+        );
+        assert_eq!(sim.nodes[1].forward_delay_ms(), 4000, "rstp {rstp}");
+        assert_eq!(sim.role((1, 0)), Some(PortRole::Root), "rstp {rstp}");
+        let sent = |sim: &Sim| sim.log.iter().filter(|(n, _, _)| *n == 1).count();
+        let before = sent(&sim);
+        sim.advance(20_000);
+        assert_eq!(sim.state((1, 0)), PortState::Forwarding, "rstp {rstp}");
+        assert_eq!(sim.role((1, 0)), Some(PortRole::Root), "rstp {rstp}");
+        // Bridge 1 is designated on no port: it has nothing of its own to send.
+        assert_eq!(sent(&sim) - before, 0, "rstp {rstp}");
+    }
+}

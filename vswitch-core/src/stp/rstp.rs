@@ -78,6 +78,21 @@ struct Times {
     fwd: u16,
 }
 
+impl Times {
+    /// The times as recordTimes (17.21.11) keeps them: hello at least 1 s, and every timer
+    /// held to the standard's range, so a root cannot make information expire at once or
+    /// shrink ageing during a topology change to nothing.
+    fn recorded(self) -> Self {
+        let clamp = |v: u16, (lo, hi): (u32, u32)| v.clamp(wire(lo), wire(hi));
+        Self {
+            age: self.age,
+            max_age: clamp(self.max_age, super::MAX_AGE_MS),
+            hello: clamp(self.hello, super::HELLO_MS),
+            fwd: clamp(self.fwd, super::FORWARD_DELAY_MS),
+        }
+    }
+}
+
 fn ms(v: u16) -> u64 {
     u64::from(v) * 1000 / 256
 }

@@ -257,7 +257,9 @@ impl Rstp {
             }
         };
         let designated = matches!(m.role, RstRole::Designated | RstRole::Unknown);
-        if designated && m.prio == p.port_prio && m.times == p.port_times {
+        // Compared as recorded, or a message whose times were adjusted would never repeat.
+        let times = m.times.recorded();
+        if designated && m.prio == p.port_prio && times == p.port_times {
             // REPEATED_DESIGNATED
             record_proposal(p);
             record_tc(p);
@@ -271,10 +273,7 @@ impl Rstp {
             record_tc(p);
             p.agree = p.agree && better_or_same;
             p.port_prio = m.prio;
-            p.port_times = Times {
-                hello: m.times.hello.max(SECOND as u16),
-                ..m.times
-            };
+            p.port_times = times;
             Self::update_rcvd_info_while(p, now);
             p.info = Info::Received;
             p.reselect = true;
