@@ -17,16 +17,23 @@
 //! | `66 [REX.W] 0F 7E /r` | `movd`/`movq r/m32/64, xmm` |
 //! | `66 0F C4 /r ib` | `pinsrw xmm, r32/m16, imm8` |
 //!
-//! It completes only 64-bit code and accesses the page tables allow (a write to a writable
-//! page, a user-mode access to a user page): anything else — another mode, a fault to
-//! deliver — is [`CompleteError::Unsupported`] or [`CompleteError::Fault`], and goes to
-//! `x86-decode`'s emulator, which decodes in the guest's mode and injects the fault.
-//! Anything neither completes stays an unexpected exit with its register dump.
+//! It completes only 64-bit code and accesses the guest's page tables allow. It walks them
+//! itself, with `x86-decode`'s page walker over guest RAM (4- and 5-level paging, U/S, R/W
+//! with CR0.WP, NX, SMEP, SMAP with RFLAGS.AC, reserved bits), and sets the accessed and dirty
+//! bits as the processor would. (`KVM_TRANSLATE` cannot do this: x86 KVM reports every
+//! mapping writable and not user-accessible, whatever the tables say.) Anything else —
+//! another mode, a fault to deliver — is [`CompleteError::Unsupported`] or
+//! [`CompleteError::Fault`], and goes to `x86-decode`'s emulator, which decodes in the guest's
+//! mode and injects the fault. Anything neither completes stays an unexpected exit with its
+//! register dump.
 
-use kvm_bindings::{kvm_regs, kvm_sregs};
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
+use x86_decode::emulate::paging::{self, AccessKind, PagingState, WalkError};
+use x86_decode::emulate::{Memory, MemoryError, Options, Region};
 use x86_decode::{Decoder, Instruction, Mode, OpcodeMap, Register, Segment};
 
 use crate::kvm::{KvmError, Vm};
+use crate::memory::GuestMemory;
 
 /// Why an instruction could not be completed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +42,8 @@ pub enum CompleteError {
     /// A vCPU ioctl failed.
     #[error("vcpu access failed")]
     Kvm(#[from] KvmError),
-    /// RIP or the memory operand is not mapped, or not RAM.
+    /// RIP or the memory operand translates to an address that is not RAM, or the page
+    /// tables that map it are not in RAM.
     #[error("guest address {gva:#x} is not mapped to ram")]
     Unmapped {
         /// The guest-virtual address.
@@ -49,8 +57,9 @@ pub enum CompleteError {
         /// The decoder's reason.
         reason: String,
     },
-    /// The access at `gva` faults (not mapped, or not allowed at this privilege or for a
-    /// write): the guest must take a page fault, which this completer leaves to the emulator.
+    /// The access at `gva` faults (not mapped, not allowed at this privilege, for a write or
+    /// for a fetch, or not canonical): the guest must take the fault, which this completer
+    /// leaves to the emulator.
     #[error("the access at {gva:#x} faults")]
     Fault {
         /// The guest-virtual address.
@@ -75,9 +84,49 @@ enum Op {
     Pinsrw,
 }
 
+/// The vCPU state an instruction completion reads and changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuState {
+    /// General registers and RIP.
+    pub regs: kvm_regs,
+    /// Segments, control registers, EFER.
+    pub sregs: kvm_sregs,
+    /// x87 and SSE registers.
+    pub fpu: kvm_fpu,
+}
+
+/// What a completion changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// The instruction's length.
+    pub len: usize,
+    /// Whether the vector registers changed (the general registers always do: RIP).
+    pub fpu_changed: bool,
+}
+
 /// Completes the instruction at RIP. Returns its length on success.
 pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
-    let (mut regs, sregs) = vm.registers()?;
+    let (regs, sregs) = vm.registers()?;
+    let fpu = vm.fpu()?;
+    let mut cpu = CpuState { regs, sregs, fpu };
+    let done = complete_on(&mut cpu, vm.memory())?;
+    if done.fpu_changed {
+        vm.set_fpu(&cpu.fpu)?;
+    }
+    vm.set_general_registers(&cpu.regs)?;
+    Ok(done.len)
+}
+
+/// Completes the instruction at `cpu`'s RIP against `memory`, updating `cpu` (and guest
+/// memory, for a store) only if it completes. The accessed and dirty bits of the paging
+/// entries walked are set either way, as the processor may set them for an access that
+/// faults later.
+pub fn complete_on(cpu: &mut CpuState, memory: &GuestMemory) -> Result<Completed, CompleteError> {
+    let CpuState {
+        mut regs,
+        sregs,
+        mut fpu,
+    } = *cpu;
     let rip = regs.rip;
     // 64-bit mode only: CS.L with EFER.LMA.
     if sregs.cs.l == 0 || sregs.efer & (1 << 10) == 0 {
@@ -86,17 +135,22 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
             bytes: String::from("(not 64-bit code)"),
         });
     }
-    let access = Access {
-        user: sregs.cs.selector & 3 == 3,
-        write_protect: sregs.cr0 & (1 << 16) != 0,
-    };
-    let mut window = [0u8; 15];
-    read_virtual(vm, access, rip, &mut window)?;
+    let mmu = Mmu::new(&sregs, regs.rflags, memory);
+    let (window, fetched) = mmu.fetch(rip)?;
     let insn = Decoder::new(Mode::Bits64)
-        .decode(&window, rip)
-        .map_err(|e| CompleteError::Decode {
-            rip,
-            reason: e.to_string(),
+        .decode(&window[..fetched], rip)
+        .map_err(|e| {
+            if fetched < window.len() {
+                // The instruction goes on into the page that could not be fetched.
+                CompleteError::Fault {
+                    gva: rip.wrapping_add(fetched as u64),
+                }
+            } else {
+                CompleteError::Decode {
+                    rip,
+                    reason: e.to_string(),
+                }
+            }
         })?;
     let unsupported = || CompleteError::Unsupported {
         rip,
@@ -121,16 +175,15 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
     let reg = usize::from((modrm >> 3) & 7 | (rex & 4) << 1);
     let rm = usize::from(modrm & 7 | (rex & 1) << 3);
     let wide = rex & 8 != 0;
-    let mut fpu = vm.fpu()?;
-    let memory = insn
+    let operand = insn
         .has_memory()
         .then(|| effective_address(&insn, &regs, &sregs));
 
     match op {
         Op::Xor => {
             let mut source = [0u8; 16];
-            match memory {
-                Some(gva) => read_virtual(vm, access, gva, &mut source)?,
+            match operand {
+                Some(gva) => mmu.read(gva, &mut source)?,
                 None => source = fpu.xmm[rm],
             }
             for (d, s) in fpu.xmm[reg].iter_mut().zip(source) {
@@ -140,8 +193,8 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
         Op::MovToXmm => {
             let size = if wide { 8 } else { 4 };
             let mut value = [0u8; 8];
-            match memory {
-                Some(gva) => read_virtual(vm, access, gva, &mut value[..size])?,
+            match operand {
+                Some(gva) => mmu.read(gva, &mut value[..size])?,
                 None => value = gpr(&regs, rm).to_le_bytes(),
             }
             fpu.xmm[reg] = [0; 16];
@@ -150,8 +203,8 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
         Op::MovFromXmm => {
             let size = if wide { 8 } else { 4 };
             let bytes = fpu.xmm[reg];
-            match memory {
-                Some(gva) => write_virtual(vm, access, gva, &bytes[..size])?,
+            match operand {
+                Some(gva) => mmu.write(gva, &bytes[..size])?,
                 None => {
                     let mut value = [0u8; 8];
                     value[..size].copy_from_slice(&bytes[..size]);
@@ -162,20 +215,20 @@ pub fn complete(vm: &mut Vm) -> Result<usize, CompleteError> {
         }
         Op::Pinsrw => {
             let mut word = [0u8; 2];
-            match memory {
-                Some(gva) => read_virtual(vm, access, gva, &mut word)?,
+            match operand {
+                Some(gva) => mmu.read(gva, &mut word)?,
                 None => word.copy_from_slice(&gpr(&regs, rm).to_le_bytes()[..2]),
             }
             let lane = usize::from(insn.immediate() as u8 & 7);
             fpu.xmm[reg][lane * 2..lane * 2 + 2].copy_from_slice(&word);
         }
     }
-    if op != Op::MovFromXmm || memory.is_some() {
-        vm.set_fpu(&fpu)?;
-    }
     regs.rip = insn.next_ip();
-    vm.set_general_registers(&regs)?;
-    Ok(insn.len())
+    *cpu = CpuState { regs, sregs, fpu };
+    Ok(Completed {
+        len: insn.len(),
+        fpu_changed: op != Op::MovFromXmm,
+    })
 }
 
 /// The memory operand's guest-virtual address (64-bit mode: flat segments except FS and GS,
@@ -234,63 +287,185 @@ fn set_gpr(regs: &mut kvm_regs, n: usize, value: u64) {
     *slot = value;
 }
 
-/// Who accesses guest memory: user mode (CPL 3) or not, and whether CR0.WP makes read-only
-/// pages read-only for the kernel too.
-#[derive(Debug, Clone, Copy)]
-struct Access {
+/// The pieces of one access, one per page: (guest-physical address, offset in the access,
+/// length).
+type Pieces = [(u64, usize, usize); 2];
+
+/// Guest-virtual accesses of one instruction, translated through the guest's page tables with
+/// the rights of its privilege level.
+struct Mmu<'a> {
+    paging: PagingState,
+    /// CPL 3.
     user: bool,
-    write_protect: bool,
+    /// RFLAGS.AC (with CR4.SMAP, supervisor data accesses may reach user pages).
+    ac: bool,
+    memory: &'a GuestMemory,
 }
 
-/// Calls `access(gpa, offset, len)` for each piece of guest-virtual `gva..gva + len` that lies
-/// in one page, translated through the vCPU's page tables; a piece the tables do not map, or
-/// do not allow to `who` (for a write when `write`), is a [`CompleteError::Fault`], found
-/// before any piece is accessed.
-fn by_page(
-    vm: &Vm,
-    who: Access,
-    gva: u64,
-    len: usize,
-    write: bool,
-    mut access: impl FnMut(u64, usize, usize) -> Result<(), crate::memory::MemoryError>,
-) -> Result<(), CompleteError> {
-    let mut pieces = [(0u64, 0usize, 0usize); 2];
-    let mut count = 0;
-    let mut done = 0;
-    while done < len {
-        let at = gva.wrapping_add(done as u64);
-        let chunk = (4096 - (at & 0xfff) as usize).min(len - done);
-        let (gpa, writable, user) = vm
-            .translate_access(at)?
-            .ok_or(CompleteError::Fault { gva: at })?;
-        let denied = (who.user && !user) || (write && !writable && (who.user || who.write_protect));
-        if denied || count == pieces.len() {
-            return Err(CompleteError::Fault { gva: at });
+impl<'a> Mmu<'a> {
+    fn new(sregs: &kvm_sregs, rflags: u64, memory: &'a GuestMemory) -> Self {
+        Self {
+            paging: PagingState {
+                cr0: sregs.cr0,
+                cr3: sregs.cr3,
+                cr4: sregs.cr4,
+                efer: sregs.efer,
+                pdptes: None,
+                // What the emulator assumes too: every address bit a paging entry can hold.
+                max_physical_bits: Options::default().max_physical_bits,
+            },
+            user: sregs.cs.selector & 3 == 3,
+            ac: rflags & (1 << 18) != 0,
+            memory,
         }
-        pieces[count] = (gpa, done, chunk);
-        count += 1;
-        done += chunk;
     }
-    for &(gpa, at, n) in &pieces[..count] {
-        access(gpa, at, n).map_err(|_| CompleteError::Unmapped {
-            gva: gva.wrapping_add(at as u64),
-        })?;
+
+    /// The guest-physical address of `gva` for an access of `kind`; sets the accessed (and
+    /// for a write, dirty) bits of the entries used.
+    fn translate(&self, gva: u64, kind: AccessKind) -> Result<u64, CompleteError> {
+        let access = paging::Access {
+            kind,
+            user: self.user,
+            ac: self.ac,
+        };
+        let mut ram = Ram(self.memory);
+        match paging::translate(&mut ram, &self.paging, gva, access, true) {
+            Ok(t) => Ok(t.gpa),
+            Err(WalkError::Memory(_)) => Err(CompleteError::Unmapped { gva }),
+            // A page fault, a non-canonical address, or tables that kept changing under the
+            // walk: the emulator decides (and delivers the fault).
+            Err(_) => Err(CompleteError::Fault { gva }),
+        }
     }
-    Ok(())
+
+    /// Translates `gva..gva + len` page by page for `kind` (at most two pages: accesses are
+    /// 16 bytes at most); every piece is translated before any is accessed, so an access that
+    /// faults on its second page changes nothing.
+    fn pieces(
+        &self,
+        gva: u64,
+        len: usize,
+        kind: AccessKind,
+    ) -> Result<(Pieces, usize), CompleteError> {
+        let mut pieces = [(0u64, 0usize, 0usize); 2];
+        let mut count = 0;
+        let mut done = 0;
+        while done < len {
+            let at = gva.wrapping_add(done as u64);
+            if count == pieces.len() {
+                return Err(CompleteError::Fault { gva: at });
+            }
+            let chunk = (4096 - (at & 0xfff) as usize).min(len - done);
+            pieces[count] = (self.translate(at, kind)?, done, chunk);
+            count += 1;
+            done += chunk;
+        }
+        Ok((pieces, count))
+    }
+
+    /// Copies guest-virtual `gva..gva + buf.len()` into `buf`.
+    fn read(&self, gva: u64, buf: &mut [u8]) -> Result<(), CompleteError> {
+        let (pieces, count) = self.pieces(gva, buf.len(), AccessKind::Read)?;
+        for &(gpa, at, n) in &pieces[..count] {
+            self.memory
+                .read_at(gpa, &mut buf[at..at + n])
+                .map_err(|_| CompleteError::Unmapped {
+                    gva: gva.wrapping_add(at as u64),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` to guest-virtual `gva`.
+    fn write(&self, gva: u64, data: &[u8]) -> Result<(), CompleteError> {
+        let (pieces, count) = self.pieces(gva, data.len(), AccessKind::Write)?;
+        for &(gpa, at, n) in &pieces[..count] {
+            self.memory
+                .write_at(gpa, &data[at..at + n])
+                .map_err(|_| CompleteError::Unmapped {
+                    gva: gva.wrapping_add(at as u64),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Fetches up to 15 instruction bytes at `rip`: all of them, or those up to the end of
+    /// `rip`'s page when the next page cannot be fetched (the instruction may end before it;
+    /// the decoder says). Returns the window and how many bytes it holds.
+    fn fetch(&self, rip: u64) -> Result<([u8; 15], usize), CompleteError> {
+        let mut window = [0u8; 15];
+        let first = (4096 - (rip & 0xfff) as usize).min(window.len());
+        let gpa = self.translate(rip, AccessKind::Execute)?;
+        self.memory
+            .read_at(gpa, &mut window[..first])
+            .map_err(|_| CompleteError::Unmapped { gva: rip })?;
+        if first == window.len() {
+            return Ok((window, first));
+        }
+        let next = rip.wrapping_add(first as u64);
+        let fetched = match self.translate(next, AccessKind::Execute) {
+            Ok(gpa) => self
+                .memory
+                .read_at(gpa, &mut window[first..])
+                .map_or(first, |()| window.len()),
+            Err(CompleteError::Fault { .. } | CompleteError::Unmapped { .. }) => first,
+            Err(e) => return Err(e),
+        };
+        Ok((window, fetched))
+    }
 }
 
-/// Copies guest-virtual `gva..gva + buf.len()` into `buf`.
-fn read_virtual(vm: &Vm, who: Access, gva: u64, buf: &mut [u8]) -> Result<(), CompleteError> {
-    let memory = vm.memory();
-    by_page(vm, who, gva, buf.len(), false, |gpa, at, n| {
-        memory.read_at(gpa, &mut buf[at..at + n])
-    })
+/// Guest RAM as the page walker reads it (paging structures must be RAM), with the
+/// accessed/dirty updates done by atomic compare-exchange as the processor does them.
+struct Ram<'a>(&'a GuestMemory);
+
+impl Memory for Ram<'_> {
+    fn region(&mut self, _gpa: u64) -> Region {
+        Region::Ram
+    }
+
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.0
+            .read_at(gpa, buf)
+            .map_err(|_| MemoryError::Unmapped(gpa))
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
+        self.0
+            .write_at(gpa, data)
+            .map_err(|_| MemoryError::Unmapped(gpa))
+    }
+
+    fn compare_exchange(
+        &mut self,
+        gpa: u64,
+        current: &[u8],
+        new: &[u8],
+    ) -> Result<bool, MemoryError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let word = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        };
+        let unmapped = |_| MemoryError::Unmapped(gpa);
+        match (current.len(), new.len()) {
+            (8, 8) => Ok(self
+                .0
+                .atomic_u64(gpa)
+                .map_err(unmapped)?
+                .compare_exchange(word(current), word(new), SeqCst, SeqCst)
+                .is_ok()),
+            (4, 4) => Ok(self
+                .0
+                .atomic_u32(gpa)
+                .map_err(unmapped)?
+                .compare_exchange(word(current) as u32, word(new) as u32, SeqCst, SeqCst)
+                .is_ok()),
+            _ => Err(MemoryError::NotAtomic(gpa)),
+        }
+    }
 }
 
-/// Copies `data` to guest-virtual `gva`.
-fn write_virtual(vm: &Vm, who: Access, gva: u64, data: &[u8]) -> Result<(), CompleteError> {
-    let memory = vm.memory();
-    by_page(vm, who, gva, data.len(), true, |gpa, at, n| {
-        memory.write_at(gpa, &data[at..at + n])
-    })
-}
+#[cfg(test)]
+mod tests;

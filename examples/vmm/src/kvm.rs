@@ -352,17 +352,6 @@ impl Vm {
         self.vcpu.set_fpu(fpu).map_err(ioctl("KVM_SET_FPU"))
     }
 
-    /// The guest-physical address of guest-virtual `gva` under the vCPU's current paging
-    /// (`KVM_TRANSLATE`), with what the mapping allows: (guest-physical address, writable,
-    /// user-accessible); `None` if it is not mapped.
-    pub fn translate_access(&self, gva: u64) -> Result<Option<(u64, bool, bool)>, KvmError> {
-        let t = self
-            .vcpu
-            .translate_gva(gva)
-            .map_err(ioctl("KVM_TRANSLATE"))?;
-        Ok((t.valid != 0).then_some((t.physical_address, t.writeable != 0, t.usermode != 0)))
-    }
-
     /// The vCPU's XSAVE area (`KVM_GET_XSAVE`): x87, SSE and AVX state.
     pub fn xsave(&self) -> Result<kvm_bindings::kvm_xsave, KvmError> {
         self.vcpu.get_xsave().map_err(ioctl("KVM_GET_XSAVE"))

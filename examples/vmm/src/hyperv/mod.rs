@@ -10,7 +10,8 @@
 //!   [`Dispatcher`] on the vCPU's registers.
 //!
 //! Hypercalls served: `HvPostMessage` on VMBus connections 1 and 4 with message type 1 (queued
-//! for the [`vmbus`] host; another type answers `HV_STATUS_INVALID_PARAMETER`);
+//! for the [`vmbus`] host; `HV_STATUS_INSUFFICIENT_BUFFERS` while 64 posts wait because the
+//! guest does not take the answers; another type answers `HV_STATUS_INVALID_PARAMETER`);
 //! `HvSignalEvent` on an open channel's connection (flag 0) or on
 //! [`DIAGNOSTIC_CONNECTION_ID`] (counted); every other connection answers
 //! `HV_STATUS_INVALID_CONNECTION_ID`. Every other call code gets
@@ -300,9 +301,13 @@ impl HypercallHandler for Handler<'_> {
     fn post_message(&mut self, request: PostMessageRequest<'_>) -> HvStatus {
         // VMBus: connection 1 (and 4 for INITIATE_CONTACT at ≥ 5.0), message type 1.
         let status = match request.connection_id {
+            // A full message buffer: the guest retries later (see `vmbus::messages`).
             1 | 4 if request.message_type.0 == 1 => {
-                self.vmbus.inbox.push(request.payload.to_vec());
-                HvStatus::SUCCESS
+                if self.vmbus.accept_message(request.payload) {
+                    HvStatus::SUCCESS
+                } else {
+                    HvStatus::INSUFFICIENT_BUFFERS
+                }
             }
             1 | 4 => HvStatus::INVALID_PARAMETER,
             _ => HvStatus::INVALID_CONNECTION_ID,

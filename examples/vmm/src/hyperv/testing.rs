@@ -1,5 +1,5 @@
-//! Test support: a VMBus server with one channel and a ring GPADL, set up through the real
-//! message path (a `vmbus-ring` client connects and creates the GPADL).
+//! Test support: a VMBus server with one channel and its GPADLs, set up through the real
+//! message path (a `vmbus-ring` client connects and creates the GPADLs).
 
 use vmbus_ring::channel::client::{Client, LINUX_VERSIONS};
 use vmbus_ring::channel::server::{OfferSpec, Server, ServerConfig};
@@ -8,6 +8,13 @@ use vmbus_ring::channel::Guid;
 /// A server offering one channel of `if_type`, connected, holding one GPADL over `pfns`;
 /// returns the server and the GPADL's id.
 pub fn server_with_ring(if_type: Guid, pfns: &[u64]) -> (Server, u32) {
+    let (server, ids) = server_with_gpadls(if_type, &[pfns]);
+    (server, ids[0])
+}
+
+/// A server offering one channel of `if_type`, connected, holding one GPADL over each page
+/// list of `gpadls`, in order; returns the server and the GPADLs' ids.
+pub fn server_with_gpadls(if_type: Guid, gpadls: &[&[u64]]) -> (Server, Vec<u32>) {
     let mut server = Server::new(ServerConfig::default());
     let spec = OfferSpec {
         if_type,
@@ -24,9 +31,13 @@ pub fn server_with_ring(if_type: Guid, pfns: &[u64]) -> (Server, u32) {
             to_host.extend(outgoing.into_iter().map(|o| o.payload));
         }
     }
-    let (id, msgs) = client.create_gpadl(relid, pfns).expect("gpadl");
-    for m in msgs {
-        assert!(server.handle_message(&m.payload).dropped.is_empty());
+    let mut ids = Vec::new();
+    for pfns in gpadls {
+        let (id, msgs) = client.create_gpadl(relid, pfns).expect("gpadl");
+        for m in msgs {
+            assert!(server.handle_message(&m.payload).dropped.is_empty());
+        }
+        ids.push(id);
     }
-    (server, id)
+    (server, ids)
 }

@@ -2,16 +2,22 @@
 //! open channel read and written over the guest's GPADL pages, and the four integration
 //! services (`vmbus-ring`'s IC host layer) driven by a small demo script.
 //!
-//! The hypercall handler only queues: `HvPostMessage` payloads go to [`VmbusHost::inbox`],
-//! `HvSignalEvent`s mark a channel. [`VmbusHost::service`] runs after every exit and on every
-//! timer tick: it feeds the server, posts its answers into SINT 2's message slot, drains every
-//! open channel's guest→host ring into its service, writes the services' packets into the
-//! host→guest ring, and signals the guest (event flag = relid, SINT 2) when the ring says so.
+//! The hypercall handler only queues: `HvPostMessage` payloads go to
+//! [`VmbusHost::accept_message`], `HvSignalEvent`s mark a channel. [`VmbusHost::service`] runs
+//! after every exit and on every timer tick: it feeds the server, posts its answers into SINT 2's
+//! message slot (queued, never dropped, while the guest has not taken the earlier ones: see
+//! [`messages`]), drains every open channel's guest→host ring into its service, writes the
+//! services' packets into the host→guest ring, and signals the guest (event flag = relid,
+//! SINT 2) when the ring says so.
+
+mod messages;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use hv_hypercall::defs::{HvMessage, HvMessageType};
+use hv_hypercall::defs::HvMessageType;
 use hv_hypercall::synic::{InterruptSink, VirtualProcessor};
 use vmbus_ring::channel::server::{Action, OfferSpec, Server, ServerConfig};
 use vmbus_ring::channel::{interface, Guid, VmbusVersion};
@@ -31,6 +37,7 @@ use crate::storage::snapshot::{self, SnapshotPlan};
 use crate::storage::storvsp::StorageChannel;
 use crate::storage::VmDisk;
 use crate::timeline::Timeline;
+use messages::MessagePath;
 
 /// SynIC message type of VMBus channel messages.
 const VMBUS_MESSAGE: HvMessageType = HvMessageType(1);
@@ -104,8 +111,8 @@ struct OpenRing {
 pub struct VmbusHost {
     server: Server,
     channels: BTreeMap<u32, Channel>,
-    /// Guest message payloads posted since the last [`VmbusHost::service`].
-    pub inbox: Vec<Vec<u8>>,
+    /// Guest posts not yet served and answers not yet in the guest's SynIC queue.
+    messages: MessagePath,
     /// Channels the guest signaled since the last [`VmbusHost::service`]: only their rings are
     /// read (the ring protocol makes the guest signal whenever a ring goes from empty to
     /// non-empty, and the host always drains a signaled ring completely).
@@ -171,7 +178,7 @@ impl VmbusHost {
         Self {
             server,
             channels,
-            inbox: Vec::new(),
+            messages: MessagePath::default(),
             signaled: std::collections::BTreeSet::new(),
             demo,
             next_txid: 1,
@@ -352,6 +359,14 @@ impl VmbusHost {
             .map(|(&relid, _)| relid)
     }
 
+    /// Takes a VMBus message the guest posted (`HvPostMessage`), served at the next
+    /// [`VmbusHost::service`]; `false` when the guest's message buffer is full (the guest has
+    /// not taken the answers to its earlier messages): the hypercall then answers
+    /// `HV_STATUS_INSUFFICIENT_BUFFERS` and the guest posts again later.
+    pub fn accept_message(&mut self, payload: &[u8]) -> bool {
+        self.messages.accept(payload)
+    }
+
     /// Records that the guest signaled channel `relid` (its ring is read at the next
     /// [`VmbusHost::service`]).
     pub fn signal(&mut self, relid: u32) {
@@ -375,7 +390,10 @@ impl VmbusHost {
         for line in typed {
             self.command(&line, timeline);
         }
-        for payload in std::mem::take(&mut self.inbox) {
+        // Answers the guest had no room for: its EOM (this may be the exit of that `wrmsr`)
+        // made room for the next.
+        self.messages.flush(memory, vp, interrupts, timeline);
+        while let Some(payload) = self.messages.next_request() {
             // Every GPADL must lie in guest RAM: the rings and buffers are accessed there.
             let ram_pages = memory.size() / 4096;
             let out = self
@@ -385,9 +403,10 @@ impl VmbusHost {
                 self.stats.dropped += 1;
                 timeline.host(format_args!("vmbus: dropped a guest message: {dropped}"));
             }
-            for message in &out.messages {
-                self.post(memory, vp, interrupts, timeline, message);
+            for message in out.messages {
+                self.messages.queue(message);
             }
+            self.messages.flush(memory, vp, interrupts, timeline);
             for action in out.actions {
                 self.act(action, now, memory, vp, interrupts, timeline, exits);
             }
@@ -409,26 +428,6 @@ impl VmbusHost {
             self.deliver(relid, out, memory, vp, interrupts, timeline);
         }
         self.script(timeline);
-    }
-
-    fn post<I: InterruptSink>(
-        &mut self,
-        memory: &GuestMemory,
-        vp: &mut VirtualProcessor,
-        interrupts: &mut I,
-        timeline: &Timeline,
-        payload: &[u8],
-    ) {
-        let Some(message) = HvMessage::new(VMBUS_MESSAGE, 0, payload) else {
-            timeline.host(format_args!(
-                "vmbus: message of {} bytes is too large",
-                payload.len()
-            ));
-            return;
-        };
-        if let Err(e) = vp.post_message(memory, interrupts, VMBUS_SINT, &message) {
-            timeline.host(format_args!("vmbus: cannot post to the guest: {e}"));
-        }
     }
 
     #[allow(clippy::too_many_arguments)]

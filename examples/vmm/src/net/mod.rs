@@ -8,6 +8,8 @@
 
 pub mod netvsp;
 pub mod tap;
+#[cfg(test)]
+pub mod testing;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

@@ -1,84 +1,255 @@
-//! The network channel against a guest that sends control messages without taking answers.
+//! The network channel against hostile and unusual guests: control messages sent without taking
+//! the answers, completions that arrive after the receive buffer changed.
 
 use std::sync::Arc;
 
-use vmbus_ring::gpadl::{GpaRanges, GuestRam};
+use vmbus_ring::channel::server::Server;
+use vmbus_ring::gpadl::{GpaRanges, GuestRam, Pfns};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::netvsc::{nvsp, NIC_INTERFACE};
-use vmbus_ring::packet::PacketRepr;
-use vmbus_ring::ring::{RingReader, RingWriter};
-use zerocopy::byteorder::little_endian::U32;
+use vmbus_ring::packet::{PacketKind, PacketRepr};
+use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
 
 use super::{NetChannel, MAX_CONTROL};
 use crate::hyperv::rings::RingIndices;
-use crate::hyperv::testing::server_with_ring;
+use crate::hyperv::testing::server_with_gpadls;
 use crate::memory::GuestMemory;
+use crate::net::testing::{init, keepalives, recv_buffer, revoke_recv_buffer, rndis_control};
 use crate::net::Hub;
+
+/// The ring: 64 pages guest to host, then 2 pages host to guest.
+const RING_PAGES: std::ops::Range<u64> = 0x10..0x10 + 66;
+const DOWNSTREAM: u32 = 64;
+/// The receive buffer: 16 pages (36 slots of 1806 bytes).
+const RECV_PAGES: std::ops::Range<u64> = 0x100..0x110;
+/// Where the guest's RNDIS messages are (one page).
+const STREAM_PAGE: u64 = 0x200;
+/// The guest's transaction ids of INIT, SEND_RECV_BUFFER and REVOKE_RECV_BUFFER.
+const INIT: u64 = 1;
+const RECV_BUFFER: u64 = 2;
+const REVOKE: u64 = 3;
+
+/// An adapter with the ring and receive-buffer GPADLs in place.
+struct Rig {
+    mem: GuestMemory,
+    server: Server,
+    ring: u32,
+    recv: u32,
+    chan: NetChannel,
+    indices: RingIndices,
+    exits: u64,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let mem = GuestMemory::new(4 << 20).expect("memory");
+        let ring: Vec<u64> = RING_PAGES.collect();
+        let recv: Vec<u64> = RECV_PAGES.collect();
+        let (server, ids) = server_with_gpadls(NIC_INTERFACE, &[&ring, &recv]);
+        let mac = [0, 0x15, 0x5d, 1, 2, 3];
+        let hub = Arc::new(Hub::new());
+        let port = hub.add_port(mac, 1).expect("port");
+        Self {
+            mem,
+            server,
+            ring: ids[0],
+            recv: ids[1],
+            chan: NetChannel::new(mac, hub, port),
+            indices: RingIndices::default(),
+            exits: 0,
+        }
+    }
+
+    /// The guest writes `packets` into its ring; the host serves the channel; returns the
+    /// packets the host sent back (as (kind is transfer pages, transaction id, payload)).
+    fn exchange(&mut self, packets: &[PacketRepr<'_>]) -> Vec<(bool, u64, Vec<u8>)> {
+        let ram = GuestRam::new(0, self.mem.words()).expect("ram");
+        let pfns: Vec<u64> = RING_PAGES.collect();
+        let (to_host, _) = host_ring_pair(Pfns::Native(&pfns), DOWNSTREAM, &ram).expect("rings");
+        let mut tx = RingWriter::new(to_host).expect("writer");
+        for p in packets {
+            let _ = tx.write(p).expect("room in the ring");
+        }
+        drop(tx);
+        self.exits += 1;
+        self.chan
+            .service(
+                &self.server,
+                self.ring,
+                DOWNSTREAM,
+                &mut self.indices,
+                &self.mem,
+                self.exits,
+            )
+            .expect("service");
+        let (_, to_guest) = host_ring_pair(Pfns::Native(&pfns), DOWNSTREAM, &ram).expect("rings");
+        let mut rx = RingReader::new(to_guest).expect("reader");
+        let mut buf = vec![0u8; 8192];
+        let mut got = Vec::new();
+        loop {
+            match rx.read(&mut buf) {
+                Ok((len, _)) => {
+                    let p = PacketRepr::parse_bytes(&buf[..len]).expect("host packet");
+                    let transfer = matches!(p.kind, PacketKind::TransferPages { .. });
+                    got.push((transfer, p.transaction_id, p.payload.to_vec()));
+                }
+                Err(ReadError::Empty) => break,
+                Err(e) => panic!("host ring: {e}"),
+            }
+        }
+        got
+    }
+
+    /// NVSP INIT and the receive buffer, as the guest's first packets.
+    fn start(&mut self) {
+        let (init_msg, recv_msg) = (init(), recv_buffer(self.recv));
+        let got = self.exchange(&[
+            PacketRepr::in_band(INIT, true, &init_msg),
+            PacketRepr::in_band(RECV_BUFFER, true, &recv_msg),
+        ]);
+        assert_eq!(got.len(), 2, "two completions");
+        assert!(self.chan.host.buffers().0 == Some(self.recv));
+    }
+
+    /// One KEEPALIVE; returns the transaction id of the receive packet its answer came in.
+    fn keepalive(&mut self) -> u64 {
+        let range = keepalives(&self.mem, STREAM_PAGE, 1);
+        let (ranges, _) = GpaRanges::parse(&range, 1).expect("ranges");
+        let msg = rndis_control();
+        let got = self.exchange(&[PacketRepr::gpa_direct(100, false, ranges, &msg)]);
+        let receives: Vec<u64> = got.iter().filter(|g| g.0).map(|g| g.1).collect();
+        assert_eq!(receives.len(), 1, "{got:?}");
+        receives[0]
+    }
+
+    fn complete(&mut self, transaction_id: u64) {
+        let done = nvsp::rndis_complete(nvsp::Status::SUCCESS);
+        let got = self.exchange(&[PacketRepr::completion(transaction_id, &done)]);
+        assert!(got.is_empty(), "a completion is not answered");
+    }
+}
 
 /// A guest with no receive buffer sends rings full of RNDIS KEEPALIVEs (256 per message):
 /// the host keeps at most [`MAX_CONTROL`] answers (it kept every one, 270 MiB per signal).
 /// Resetting the channel forgets them and the negotiated version.
 #[test]
 fn control_answers_nobody_takes_are_bounded() {
-    let mem = GuestMemory::new(4 << 20).expect("memory");
-    // Ring: 64 pages guest to host, 2 pages host to guest. RNDIS stream: one page at 0x200.
-    let pfns: Vec<u64> = (0x10..0x10 + 66).collect();
-    let (server, id) = server_with_ring(NIC_INTERFACE, &pfns);
-    let downstream = 64;
-    let ram = GuestRam::new(0, mem.words()).expect("ram");
-    let gpadl = server.gpadl(id).expect("ring gpadl");
-    let (to_host, to_guest) =
-        host_ring_pair(gpadl.ring_pfns().expect("pfns"), downstream, &ram).expect("rings");
-    let mut guest_tx = RingWriter::new(to_host).expect("writer");
-    let _guest_rx = RingReader::new(to_guest).expect("reader");
-    let mac = [0, 0x15, 0x5d, 1, 2, 3];
-    let hub = Arc::new(Hub::new());
-    let port = hub.add_port(mac, 1).expect("port");
-    let mut chan = NetChannel::new(mac, hub, port);
-    let mut indices = RingIndices::default();
-    let init = nvsp::padded(&nvsp::Init {
-        message_type: U32::new(nvsp::MessageType::INIT.0),
-        min_version: U32::new(0x2),
-        max_version: U32::new(0x6_0001),
-    });
-    let _ = guest_tx
-        .write(&PacketRepr::in_band(1, false, &init))
-        .expect("init");
-    let mut stream = Vec::new();
-    for i in 0..256u32 {
-        for w in [8u32, 16, i, 0] {
-            stream.extend_from_slice(&w.to_le_bytes());
-        }
-    }
-    mem.write_at(0x200 * 4096, &stream).expect("stream");
-    let mut range = Vec::new();
-    range.extend_from_slice(&4096u32.to_le_bytes());
-    range.extend_from_slice(&0u32.to_le_bytes());
-    for p in 0x200u64..0x201 {
-        range.extend_from_slice(&p.to_le_bytes());
-    }
+    let mut rig = Rig::new();
+    let init_msg = init();
+    rig.exchange(&[PacketRepr::in_band(INIT, false, &init_msg)]);
+    let range = keepalives(&rig.mem, STREAM_PAGE, 256);
     let (ranges, _) = GpaRanges::parse(&range, 1).expect("ranges");
-    let msg = nvsp::padded(&nvsp::RndisPacket {
-        message_type: U32::new(nvsp::MessageType::SEND_RNDIS_PACKET.0),
-        channel_type: U32::new(nvsp::CHANNEL_CONTROL),
-        section_index: U32::new(nvsp::NO_SECTION),
-        section_size: U32::new(0),
-    });
+    let msg = rndis_control();
+    let ram = GuestRam::new(0, rig.mem.words()).expect("ram");
+    let pfns: Vec<u64> = RING_PAGES.collect();
     let mut txid = 100;
     for round in 0..2 {
-        while guest_tx
+        let (to_host, _) = host_ring_pair(Pfns::Native(&pfns), DOWNSTREAM, &ram).expect("rings");
+        let mut tx = RingWriter::new(to_host).expect("writer");
+        while tx
             .write(&PacketRepr::gpa_direct(txid, false, ranges, &msg))
             .is_ok()
         {
             txid += 1;
         }
-        chan.service(&server, id, downstream, &mut indices, &mem, round)
+        drop(tx);
+        rig.chan
+            .service(
+                &rig.server,
+                rig.ring,
+                DOWNSTREAM,
+                &mut rig.indices,
+                &rig.mem,
+                round,
+            )
             .expect("service");
-        assert_eq!(chan.control.len(), MAX_CONTROL);
+        assert_eq!(rig.chan.control.len(), MAX_CONTROL);
     }
-    assert!(chan.stats.errors > 1000, "{:?}", chan.stats);
-    assert!(chan.version().is_some());
-    chan.reset();
-    assert!(chan.control.is_empty());
-    assert_eq!(chan.version(), None);
+    assert!(rig.chan.stats.errors > 1000, "{:?}", rig.chan.stats);
+    assert!(rig.chan.version().is_some());
+    rig.chan.reset();
+    assert!(rig.chan.control.is_empty());
+    assert_eq!(rig.chan.version(), None);
+}
+
+/// How a receive-buffer session ends before the guest completes a packet of it.
+#[derive(Debug, Clone, Copy)]
+enum SessionEnd {
+    /// REVOKE_RECV_BUFFER, then SEND_RECV_BUFFER of the same GPADL.
+    Revoke,
+    /// SEND_RECV_BUFFER again, with no revoke.
+    Reregister,
+    /// The channel resets (closed and opened again), then INIT and SEND_RECV_BUFFER.
+    Reset,
+}
+
+/// The guest holds receive slot 0 of one session when the session ends, then slot 0 of the
+/// next one; its late completion of the first packet must not free the second's slot (both
+/// went out with transaction id 0, and the late completion freed the slot the guest still
+/// held: the host would have written the next message into it).
+#[test]
+fn a_late_completion_of_an_old_receive_buffer_frees_nothing() {
+    for end in [
+        SessionEnd::Revoke,
+        SessionEnd::Reregister,
+        SessionEnd::Reset,
+    ] {
+        let mut rig = Rig::new();
+        rig.start();
+        let slots = rig.chan.host.free_slots();
+        assert_eq!(slots, 36);
+        let old = rig.keepalive();
+        assert_eq!(rig.chan.host.free_slots(), slots - 1);
+        let recv_msg = recv_buffer(rig.recv);
+        match end {
+            SessionEnd::Revoke => {
+                let revoke = revoke_recv_buffer();
+                rig.exchange(&[
+                    PacketRepr::in_band(REVOKE, false, &revoke),
+                    PacketRepr::in_band(RECV_BUFFER, true, &recv_msg),
+                ]);
+            }
+            SessionEnd::Reregister => {
+                rig.exchange(&[PacketRepr::in_band(RECV_BUFFER, true, &recv_msg)]);
+            }
+            SessionEnd::Reset => {
+                rig.chan.reset();
+                rig.start();
+            }
+        }
+        assert_eq!(rig.chan.host.free_slots(), slots, "{end:?}: a fresh buffer");
+        let new = rig.keepalive();
+        assert_eq!(rig.chan.host.free_slots(), slots - 1);
+        rig.complete(old);
+        assert_eq!(
+            rig.chan.host.free_slots(),
+            slots - 1,
+            "{end:?}: the old completion freed the new session's slot"
+        );
+        assert_eq!(rig.chan.stats.stale_completions, 1, "{end:?}");
+        rig.complete(new);
+        assert_eq!(rig.chan.host.free_slots(), slots, "{end:?}");
+        // A second completion of the same packet frees nothing either.
+        rig.complete(new);
+        assert_eq!(rig.chan.host.free_slots(), slots, "{end:?}");
+    }
+}
+
+/// A failed registration (a GPADL too small for one slot) keeps the buffer that was there,
+/// and its packets' completions still free their slots.
+#[test]
+fn a_refused_registration_keeps_the_session() {
+    let mut rig = Rig::new();
+    rig.start();
+    let slots = rig.chan.host.free_slots();
+    let held = rig.keepalive();
+    // GPADL 0 does not exist: the registration fails.
+    let bogus = recv_buffer(0);
+    let got = rig.exchange(&[PacketRepr::in_band(RECV_BUFFER, true, &bogus)]);
+    let status = nvsp::read::<nvsp::RecvBufferComplete>(&got[0].2, 8).expect("answer");
+    assert_ne!(status.status.get(), nvsp::Status::SUCCESS.0);
+    assert_eq!(rig.chan.host.free_slots(), slots - 1);
+    rig.complete(held);
+    assert_eq!(rig.chan.host.free_slots(), slots);
+    assert_eq!(rig.chan.stats.stale_completions, 0);
 }
