@@ -11,6 +11,13 @@
 //! whose transaction id is the slot's [`RxSlot::transaction_id`]; the guest's completion frees
 //! the slot (through [`NetHost::handle`]). A slot is never reused before that completion.
 //! Data frames wait until the guest set a packet filter ([`NetHost::accepts_frames`]).
+//!
+//! Transaction ids carry a receive-buffer session in their high 32 bits and the slot in the
+//! low 32. The session changes whenever the slots start over — the guest registers or revokes
+//! a receive buffer, or the caller [`reset`](NetHost::reset)s the channel — so a late
+//! completion of a packet sent before frees nothing (it would otherwise free the slot of the
+//! same number in the new buffer while the guest still holds it). Which slots are in flight
+//! is a bitmap: a completion costs the same however large the buffer.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -121,8 +128,15 @@ pub struct NetHost {
     recv: Option<(u32, u16, u32)>,
     send: Option<u32>,
     pending: Option<(BufferKind, u32, u16)>,
+    /// Free receive slots (a stack).
     free: Vec<u32>,
+    /// One bit per receive slot: set while it is in flight.
+    busy: Vec<u64>,
     count: u32,
+    /// The receive-buffer session: the high half of every receive transaction id.
+    session: u32,
+    /// Completions for a slot of an earlier session.
+    stale: u64,
     filter: u32,
     initialized: bool,
 }
@@ -137,9 +151,55 @@ impl NetHost {
             send: None,
             pending: None,
             free: Vec::new(),
+            busy: Vec::new(),
             count: 0,
+            session: 0,
+            stale: 0,
             filter: 0,
             initialized: false,
+        }
+    }
+
+    /// Back to a channel waiting for INIT (the guest closed the channel or tore down its
+    /// buffers), as [`new`](Self::new) with the same configuration, except that packets sent
+    /// before stay in an earlier session: their completions free nothing.
+    pub fn reset(&mut self) {
+        let (session, stale) = (self.session.wrapping_add(1), self.stale);
+        *self = Self {
+            session,
+            stale,
+            ..Self::new(self.config)
+        };
+    }
+
+    /// Completions that named a receive slot of an earlier session (or of none) and freed
+    /// nothing.
+    pub fn stale_completions(&self) -> u64 {
+        self.stale
+    }
+
+    /// The receive slots start over: `count` of them, all free, in a new session.
+    fn start_slots(&mut self, count: u32) {
+        self.session = self.session.wrapping_add(1);
+        self.count = count;
+        self.free = (0..count).rev().collect();
+        self.busy = alloc::vec![0; (count as usize).div_ceil(64)];
+    }
+
+    /// Frees the slot a transaction id names if it is of this session and in flight.
+    fn free_slot(&mut self, transaction_id: u64) -> bool {
+        let slot = transaction_id as u32;
+        if transaction_id >> 32 != u64::from(self.session) || slot >= self.count {
+            return false;
+        }
+        let (word, bit) = ((slot / 64) as usize, 1u64 << (slot % 64));
+        match self.busy.get_mut(word) {
+            Some(w) if *w & bit != 0 => {
+                *w &= !bit;
+                self.free.push(slot);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -167,11 +227,10 @@ impl NetHost {
     pub fn handle<'a>(&mut self, packet: &PacketRepr<'a>) -> NetAction<'a> {
         if packet.kind == PacketKind::Completion {
             // The guest completed a transfer-page packet: its slot is free again.
-            let slot = packet.transaction_id;
-            if slot < u64::from(self.count) && !self.free.contains(&(slot as u32)) {
-                self.free.push(slot as u32);
+            if self.free_slot(packet.transaction_id) {
                 return NetAction::Nothing;
             }
+            self.stale += 1;
             return NetAction::Drop("completion for no receive slot in flight");
         }
         let Some(t) = nvsp::message_type(packet.payload) else {
@@ -230,8 +289,7 @@ impl NetHost {
             }
             MessageType::REVOKE_RECV_BUFFER => {
                 self.recv = None;
-                self.free.clear();
-                self.count = 0;
+                self.start_slots(0);
                 NetAction::Nothing
             }
             MessageType::REVOKE_SEND_BUFFER => {
@@ -285,8 +343,7 @@ impl NetHost {
                 let ok = count > 0;
                 if ok {
                     self.recv = Some((gpadl, id, size));
-                    self.count = count;
-                    self.free = (0..count).rev().collect();
+                    self.start_slots(count);
                 }
                 nvsp::padded(&nvsp::RecvBufferComplete {
                     message_type: U32::new(MessageType::SEND_RECV_BUFFER_COMPLETE.0),
@@ -424,19 +481,21 @@ impl NetHost {
     pub fn receive_slot(&mut self) -> Option<RxSlot> {
         let (_, set_id, size) = self.recv?;
         let index = self.free.pop()?;
+        if let Some(w) = self.busy.get_mut((index / 64) as usize) {
+            *w |= 1 << (index % 64);
+        }
         Some(RxSlot {
             offset: index * size,
             len: size,
             set_id,
-            transaction_id: u64::from(index),
+            transaction_id: u64::from(self.session) << 32 | u64::from(index),
         })
     }
 
-    /// Gives back a slot that was not sent after all.
+    /// Gives back a slot that was not sent after all (one of an earlier session, or one
+    /// already given back, is ignored).
     pub fn release_slot(&mut self, slot: RxSlot) {
-        if slot.transaction_id < u64::from(self.count) {
-            self.free.push(slot.transaction_id as u32);
-        }
+        self.free_slot(slot.transaction_id);
     }
 }
 
@@ -609,6 +668,82 @@ mod tests {
             host.handle(&PacketRepr::completion(s1.transaction_id, &done)),
             NetAction::Drop(_)
         ));
+    }
+
+    /// INIT, then a receive buffer of `len` bytes mapped.
+    fn with_receive_buffer(host: &mut NetHost, len: u64) {
+        let init = msg(&nvsp::Init {
+            message_type: U32::new(MessageType::INIT.0),
+            min_version: U32::new(Version::V61.0),
+            max_version: U32::new(Version::V61.0),
+        });
+        complete(host.handle(&PacketRepr::in_band(1, true, &init)));
+        register_receive_buffer(host, len);
+    }
+
+    fn register_receive_buffer(host: &mut NetHost, len: u64) {
+        let reg = msg(&nvsp::SendBuffer {
+            message_type: U32::new(MessageType::SEND_RECV_BUFFER.0),
+            gpadl: U32::new(0x42),
+            id: zerocopy::byteorder::little_endian::U16::new(7),
+            reserved: zerocopy::byteorder::little_endian::U16::new(0),
+        });
+        assert!(matches!(
+            host.handle(&PacketRepr::in_band(3, true, &reg)),
+            NetAction::MapBuffer { .. }
+        ));
+        host.buffer_mapped(Some(len));
+    }
+
+    /// A completion of a packet sent before the receive slots started over (a new buffer, a
+    /// revoke, a reset) frees nothing: it freed the slot of the same number in the new buffer,
+    /// which the guest still held, so the host would write over it.
+    #[test]
+    fn a_late_completion_of_an_earlier_session_frees_nothing() {
+        let done = nvsp::rndis_complete(Status::SUCCESS);
+        let revoke = msg(&nvsp::Init {
+            message_type: U32::new(MessageType::REVOKE_RECV_BUFFER.0),
+            min_version: U32::new(7),
+            max_version: U32::new(0),
+        });
+        for restart in 0..3 {
+            let mut host = NetHost::new(NetConfig::new(MAC));
+            with_receive_buffer(&mut host, 4 * 1806);
+            let old = host.receive_slot().unwrap();
+            match restart {
+                0 => register_receive_buffer(&mut host, 4 * 1806),
+                1 => {
+                    host.handle(&PacketRepr::in_band(5, false, &revoke));
+                    register_receive_buffer(&mut host, 4 * 1806);
+                }
+                _ => {
+                    host.reset();
+                    with_receive_buffer(&mut host, 4 * 1806);
+                }
+            }
+            let new: Vec<RxSlot> = (0..4).map(|_| host.receive_slot().unwrap()).collect();
+            assert!(new.iter().any(|s| s.offset == old.offset), "{restart}");
+            assert!(host.receive_slot().is_none());
+            assert!(matches!(
+                host.handle(&PacketRepr::completion(old.transaction_id, &done)),
+                NetAction::Drop(_)
+            ));
+            assert_eq!(host.free_slots(), 0, "restart {restart}");
+            assert_eq!(host.stale_completions(), 1);
+            // Each new slot is freed once, by its own completion.
+            for s in &new {
+                let c = PacketRepr::completion(s.transaction_id, &done);
+                assert_eq!(host.handle(&c), NetAction::Nothing);
+                assert!(matches!(host.handle(&c), NetAction::Drop(_)));
+            }
+            assert_eq!(host.free_slots(), 4);
+            host.release_slot(new[0]);
+            assert_eq!(
+                host.free_slots(),
+                4,
+                "a slot not in flight is not released twice"
+            );
+        }
     }
 
     #[test]

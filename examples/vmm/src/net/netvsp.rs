@@ -9,9 +9,9 @@ use vmbus_ring::channel::server::Server;
 use vmbus_ring::defs::TransferPageRange;
 use vmbus_ring::gpadl::{GpaBuffer, GuestRam};
 use vmbus_ring::memory::host_ring_pair;
-use vmbus_ring::netvsc::host::{BufferKind, NetAction, NetConfig, NetHost, RxSlot};
+use vmbus_ring::netvsc::host::{NetAction, NetConfig, NetHost};
 use vmbus_ring::netvsc::{nvsp, rndis};
-use vmbus_ring::packet::{PacketKind, PacketRepr};
+use vmbus_ring::packet::PacketRepr;
 use vmbus_ring::ring::RingWriter;
 use vswitch_core::PortId;
 use zerocopy::byteorder::little_endian::U32;
@@ -49,7 +49,6 @@ pub struct NetStats {
 
 /// One network channel.
 pub struct NetChannel {
-    config: NetConfig,
     host: NetHost,
     hub: Arc<Hub>,
     port: PortId,
@@ -61,14 +60,6 @@ pub struct NetChannel {
     pub stats: NetStats,
     /// The first event worth a timeline line (RNDIS up with a packet filter), once.
     announced: bool,
-    /// The receive-buffer session: it changes whenever the receive slots start over (the
-    /// channel resets, the guest revokes or registers a receive buffer) and is the high half of
-    /// every receive packet's transaction id (the low half is the slot). A completion carrying
-    /// another session's id frees nothing: `NetHost` numbers slots from 0 in every session,
-    /// so a late completion of an old packet would otherwise free the slot of the same number
-    /// in the new buffer while the guest still holds it, and the host would write the next
-    /// message over data the guest has not read.
-    session: u32,
 }
 
 /// What one service pass did.
@@ -85,7 +76,6 @@ impl NetChannel {
     pub fn new(mac: [u8; 6], hub: Arc<Hub>, port: PortId) -> Self {
         let config = NetConfig::new(mac);
         Self {
-            config,
             host: NetHost::new(config),
             hub,
             port,
@@ -93,35 +83,18 @@ impl NetChannel {
             outbox: Outbox::default(),
             stats: NetStats::default(),
             announced: false,
-            session: 0,
         }
     }
 
     /// The channel opened, closed or the guest unloaded: the NVSP/RNDIS state (version,
     /// buffers, free receive slots, filter) and the waiting messages start over, so nothing of
-    /// an earlier session (a driver reload, kexec) reaches the next one.
+    /// an earlier session (a driver reload, kexec) reaches the next one. `NetHost::reset`
+    /// keeps packets sent before in an earlier receive-buffer session, so their late
+    /// completions free nothing.
     pub fn reset(&mut self) {
-        self.host = NetHost::new(self.config);
+        self.host.reset();
         self.control.clear();
         self.outbox.clear();
-        self.new_session();
-    }
-
-    /// The receive slots start over: completions of packets sent so far free nothing.
-    fn new_session(&mut self) {
-        self.session = self.session.wrapping_add(1);
-    }
-
-    /// The transaction id of the receive packet for `slot`: the session, then the slot
-    /// (`NetHost` numbers slots with a `u32`).
-    fn receive_id(&self, slot: &RxSlot) -> u64 {
-        u64::from(self.session) << 32 | (slot.transaction_id & u64::from(u32::MAX))
-    }
-
-    /// The slot number a completion's transaction id names, if it is of this session.
-    fn completed_slot(&self, transaction_id: u64) -> Option<u64> {
-        (transaction_id >> 32 == u64::from(self.session))
-            .then_some(transaction_id & u64::from(u32::MAX))
     }
 
     /// GPADL `id` was released. If it still backed the receive or send buffer (the guest did
@@ -193,41 +166,19 @@ impl NetChannel {
                 continue;
             };
             let txid = repr.transaction_id;
-            let repr = if repr.kind == PacketKind::Completion {
-                // A receive slot given back: only one of this session's.
-                let Some(slot) = self.completed_slot(txid) else {
-                    self.stats.errors += 1;
-                    self.stats.stale_completions += 1;
-                    continue;
-                };
-                PacketRepr {
-                    transaction_id: slot,
-                    ..repr
-                }
-            } else {
-                if nvsp::message_type(repr.payload) == Some(nvsp::MessageType::REVOKE_RECV_BUFFER) {
-                    // NetHost forgets every slot: those in flight belong to no buffer now.
-                    self.new_session();
-                }
-                repr
-            };
-            match self.host.handle(&repr) {
+            // A completion gives a receive slot back; one of an earlier receive-buffer
+            // session frees nothing (NetHost checks the session in its transaction id).
+            let action = self.host.handle(&repr);
+            self.stats.stale_completions = self.host.stale_completions();
+            match action {
                 NetAction::Complete(c) => self.outbox.push(txid, &c),
                 NetAction::Nothing => {}
                 NetAction::Drop(_) => self.stats.errors += 1,
-                NetAction::MapBuffer { kind, gpadl } => {
+                NetAction::MapBuffer { kind: _, gpadl } => {
                     let len = server
                         .gpadl(gpadl)
                         .and_then(|g| g.buffer(&ram).ok().map(|b| b.len()));
-                    let answer = self.host.buffer_mapped(len);
-                    let mapped = nvsp::read::<nvsp::RecvBufferComplete>(&answer, 8)
-                        .is_some_and(|c| c.status.get() == nvsp::Status::SUCCESS.0);
-                    if kind == BufferKind::Receive && mapped {
-                        // A new receive buffer (possibly over the old one): its slots are
-                        // all free, and those in flight name slots of the old one.
-                        self.new_session();
-                    }
-                    self.outbox.push(txid, &answer);
+                    self.outbox.push(txid, &self.host.buffer_mapped(len));
                 }
                 NetAction::Rndis {
                     channel_type,
@@ -338,13 +289,8 @@ impl NetChannel {
             };
             let nvsp = nvsp::rndis_packet(channel);
             let ranges = [range];
-            let packet = PacketRepr::transfer_pages(
-                self.receive_id(&slot),
-                true,
-                slot.set_id,
-                &ranges,
-                &nvsp,
-            );
+            let packet =
+                PacketRepr::transfer_pages(slot.transaction_id, true, slot.set_id, &ranges, &nvsp);
             match writer.write(&packet) {
                 Ok(w) => {
                     signal |= w.must_signal;
