@@ -55,9 +55,19 @@
 //! surrogate) and [`Dentry::name_utf16`](dentry::Dentry::name_utf16) holds the exact units.
 //! Export, append and update write the exact units back; apply on Linux creates the file
 //! with the [WTF-8](wtf8) bytes of the units, and capture reads a Linux name that is
-//! well-formed WTF-8 back into them, as wimlib does. Lookups by path ([`Tree::lookup`],
-//! update paths) compare the lossy strings. Short names and named-stream names must be valid
-//! UTF-16 (an image holding one that is not is refused).
+//! well-formed WTF-8 back into them, as wimlib does. [`Tree::lookup`] compares the lossy
+//! strings; [`Tree::lookup_wtf8`], extraction by path and update paths
+//! ([`ImagePath`](write::update::ImagePath)) take WTF-8 and reach every name exactly. Short
+//! names and named-stream names must be valid UTF-16 (an image holding one that is not is
+//! refused).
+//!
+//! ## Memory
+//!
+//! Sizes read from a file are checked against what can be genuine before anything is
+//! allocated for them, and every buffer sized by a file or a caller (tables, chunks,
+//! metadata, compressor state) is reserved fallibly: a size the system cannot provide is an
+//! error of the operation (an `OutOfMemory` variant carrying an [`AllocError`]), never an
+//! abort (see [`mem`]).
 //!
 //! ## Features
 //!
@@ -87,6 +97,8 @@ pub mod dentry;
 #[cfg(feature = "alloc")]
 pub mod integrity;
 #[cfg(feature = "alloc")]
+pub mod mem;
+#[cfg(feature = "alloc")]
 pub mod metadata;
 #[cfg(feature = "alloc")]
 pub mod read;
@@ -110,6 +122,8 @@ pub use blob_table::{Blob, BlobTable, Sha1Hash};
 #[cfg(feature = "std")]
 pub use io::FileSource;
 pub use io::{IoError, ReadAt};
+#[cfg(feature = "alloc")]
+pub use mem::AllocError;
 #[cfg(feature = "alloc")]
 pub use metadata::{NodeId, Tree};
 #[cfg(feature = "alloc")]

@@ -79,6 +79,10 @@ pub enum MetadataError {
         /// The directory.
         offset: u64,
     },
+    /// The list of security descriptors the header counts is larger than the memory at
+    /// hand.
+    #[error(transparent)]
+    OutOfMemory(#[from] crate::mem::AllocError),
 }
 
 /// The security descriptors of an image, in id order.
@@ -109,7 +113,7 @@ impl SecurityData {
             .and_then(|n| n.checked_add(8))
             .filter(|&e| e <= total)
             .ok_or(err(4, "descriptor count does not fit the total length"))?;
-        let mut descriptors = Vec::with_capacity(count as usize);
+        let mut descriptors = crate::mem::with_capacity(crate::mem::len::<Vec<u8>>(count)?)?;
         let mut p = sizes_end;
         for i in 0..count {
             let at = (8 + i * 8) as usize;

@@ -10,6 +10,7 @@ use crate::blob_table::{Blob, BlobLocation, Sha1Hash};
 use crate::codec::{Codec, DecompressError, Decompressor};
 use crate::header::ResHdr;
 use crate::io::{IoError, ReadAt};
+use crate::mem::AllocError;
 use crate::resource::{parse_table, table_span, ChunkTable, ResourceError};
 use crate::wim::Wim;
 
@@ -74,6 +75,10 @@ pub enum ReadError {
         /// The hash.
         hash: Sha1Hash,
     },
+    /// A buffer sized by the file (a chunk table, a chunk, a whole blob) is larger than
+    /// the memory at hand.
+    #[error(transparent)]
+    OutOfMemory(#[from] AllocError),
 }
 
 /// Lower-case hex of a hash.
@@ -206,13 +211,13 @@ impl<'w, R: ReadAt> BlobReader<'w, R> {
                     pipable,
                 } => {
                     let span = table_span(&r.reshdr, chunk_size, pipable)?;
-                    let mut b = vec![0u8; span.len as usize];
+                    let mut b = crate::mem::filled(0u8, crate::mem::len::<u8>(span.len)?)?;
                     src.read_exact_at(&mut b, span.offset)?;
                     parse_table(&r.reshdr, codec, chunk_size, pipable, &span, &b)?
                 }
                 ResKind::Solid(h) => {
                     let span = h.table_span(&r.reshdr)?;
-                    let mut b = vec![0u8; span.len as usize];
+                    let mut b = crate::mem::filled(0u8, crate::mem::len::<u8>(span.len)?)?;
                     src.read_exact_at(&mut b, span.offset)?;
                     h.parse_table(&r.reshdr, &span, &b)?
                 }
@@ -285,7 +290,10 @@ impl<'w, R: ReadAt> BlobReader<'w, R> {
                 limit: self.wim.max_chunk,
             });
         }
-        set_len(out, at + c.usize as usize);
+        let end = at
+            .checked_add(c.usize as usize)
+            .ok_or(AllocError::of::<u8>(u64::MAX))?;
+        set_len(out, end)?;
         let out = &mut out[at..];
         let src = self.source(r.part);
         if c.csize == c.usize {
@@ -298,10 +306,9 @@ impl<'w, R: ReadAt> BlobReader<'w, R> {
             });
         };
         let mut cbuf = core::mem::take(&mut self.cbuf);
-        cbuf.resize(c.csize as usize, 0);
-        let res = src
-            .read_exact_at(&mut cbuf, c.file_offset)
+        let res = set_len(&mut cbuf, c.csize as usize)
             .map_err(ReadError::from)
+            .and_then(|()| Ok(src.read_exact_at(&mut cbuf, c.file_offset)?))
             .and_then(|()| {
                 let part = r.part;
                 let derr = |source| ReadError::Decompress {
@@ -406,9 +413,10 @@ impl<'w, R: ReadAt> BlobReader<'w, R> {
         Ok(())
     }
 
-    /// Reads the whole blob into memory and checks its SHA-1.
+    /// Reads the whole blob into memory and checks its SHA-1. The buffer is reserved whole
+    /// first: a size the system cannot provide is [`ReadError::OutOfMemory`].
     pub fn read_verified(&mut self, blob: &Blob) -> Result<Vec<u8>, ReadError> {
-        let mut out = Vec::new();
+        let mut out = crate::mem::with_capacity(crate::mem::len::<u8>(blob.size)?)?;
         let mut h = Sha1::new();
         self.for_each_piece(blob, 0, blob.size, &mut |p| {
             h.update(p);
@@ -445,11 +453,8 @@ pub(crate) fn check_hash(expected: &Sha1Hash, actual: Sha1Hash) -> Result<(), Re
     Ok(())
 }
 
-/// Makes `v` exactly `len` bytes long, zero-filling only what it grows by.
-pub(crate) fn set_len(v: &mut Vec<u8>, len: usize) {
-    if v.len() < len {
-        v.resize(len, 0);
-    } else {
-        v.truncate(len);
-    }
+/// Makes `v` exactly `len` bytes long, zero-filling only what it grows by; the growth is
+/// reserved fallibly.
+pub(crate) fn set_len(v: &mut Vec<u8>, len: usize) -> Result<(), AllocError> {
+    crate::mem::resize(v, len, 0)
 }

@@ -83,6 +83,9 @@ pub enum ResourceError {
         /// Its stored size.
         size: u64,
     },
+    /// The chunk table (one offset per chunk) is larger than the memory at hand.
+    #[error(transparent)]
+    OutOfMemory(#[from] crate::mem::AllocError),
 }
 
 /// One chunk's place: where its compressed bytes are and how big it is.
@@ -218,8 +221,7 @@ pub fn parse_table(
     } else {
         4
     };
-    let mut offsets = Vec::with_capacity(span.chunks as usize + 1);
-    offsets.push(0);
+    let mut offsets = offsets_for(span)?;
     for e in bytes.chunks_exact(entry) {
         let v = if entry == 4 {
             u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as u64
@@ -244,6 +246,15 @@ pub fn parse_table(
         prefix,
         offsets,
     )
+}
+
+/// The offsets of a table of `span.chunks` chunks, reserved (one per chunk plus the end),
+/// starting with the first chunk's 0.
+fn offsets_for(span: &TableSpan) -> Result<Vec<u64>, ResourceError> {
+    let n = span.chunks.saturating_add(1);
+    let mut offsets = crate::mem::with_capacity(crate::mem::len::<u64>(n)?)?;
+    offsets.push(0);
+    Ok(offsets)
 }
 
 /// Validates every chunk's compressed size.
@@ -355,9 +366,8 @@ impl SolidHeader {
         span: &TableSpan,
         bytes: &[u8],
     ) -> Result<ChunkTable, ResourceError> {
-        let mut offsets = Vec::with_capacity(span.chunks as usize + 1);
+        let mut offsets = offsets_for(span)?;
         let mut cur = 0u64;
-        offsets.push(0);
         for e in bytes.chunks_exact(4) {
             cur += u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as u64;
             offsets.push(cur);

@@ -103,6 +103,17 @@ pub enum OpenError {
     /// An encrypted ESD (`<ESD><ENCRYPTED>`), which cannot be read without decryption.
     #[error("the file is an encrypted ESD")]
     Encrypted,
+    /// A table that fits in its file is larger than the memory at hand.
+    #[error("part {part}: the {what}: {source}")]
+    OutOfMemory {
+        /// 1-based part.
+        part: u16,
+        /// Which table.
+        what: &'static str,
+        /// The size asked for.
+        #[source]
+        source: crate::mem::AllocError,
+    },
 }
 
 /// A solid resource with its header, placed in its run.
@@ -167,7 +178,9 @@ fn read_table<R: ReadAt>(
     let size = r.size();
     check_in_file(t, size).map_err(|source| OpenError::Resource { part, source })?;
     check_uncompressed(t).map_err(|source| OpenError::Resource { part, source })?;
-    let mut buf = vec![0u8; t.size_in_wim as usize];
+    let oom = |source| OpenError::OutOfMemory { part, what, source };
+    let mut buf =
+        crate::mem::filled(0u8, crate::mem::len::<u8>(t.size_in_wim).map_err(oom)?).map_err(oom)?;
     r.read_exact_at(&mut buf, t.offset)
         .map_err(|source| OpenError::Io { part, source })?;
     Ok(buf)

@@ -15,10 +15,11 @@ use wim_image::verify::Problem;
 use wim_image::write::capture::{
     capture_image, symlink_reparse_data, CaptureError, CaptureOptions,
 };
+use wim_image::write::export::export_image;
 use wim_image::write::image::{Content, Inode, NewImage};
 use wim_image::write::{ImageProps, NoBlobs, WimWriter, WriteError, WriteOptions};
 use wim_image::xml::XmlError;
-use wim_image::{OpenError, Wim};
+use wim_image::{ImageError, IoError, OpenError, ReadAt, ReadError, Wim};
 use wimlib_support::Scratch;
 
 /// Writes one image to memory.
@@ -289,4 +290,131 @@ fn failed_append_after_the_flag_restores_the_file() {
     assert!(matches!(w.finish(), Err(WriteError::RolledBack)));
     assert_eq!(std::fs::read(&path).unwrap(), before);
     Wim::open(before.as_slice()).unwrap().image(1).unwrap();
+}
+
+/// A source as large as some file systems allow (2^62 bytes): `data`, then zeros (a sparse
+/// file). Tables and resources may claim sizes up to that and still lie inside the file.
+struct Sparse(Vec<u8>);
+
+impl ReadAt for Sparse {
+    fn size(&self) -> u64 {
+        1 << 62
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), IoError> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.size())
+        {
+            return Err(IoError::Eof {
+                offset,
+                len: buf.len(),
+                size: self.size(),
+            });
+        }
+        buf.fill(0);
+        if let Some(have) = usize::try_from(offset).ok().and_then(|o| self.0.get(o..)) {
+            let n = have.len().min(buf.len());
+            buf[..n].copy_from_slice(&have[..n]);
+        }
+        Ok(())
+    }
+}
+
+/// A root with one file `f` holding `data`.
+fn file_image(data: &[u8]) -> NewImage {
+    let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 1, 2, 3));
+    let mut f = Inode::new(FileAttributes::NORMAL, 4, 5, 6);
+    f.data = img.add_stream(data.len() as u64, Content::Bytes(Arc::from(data)));
+    let f = img.add_inode(f);
+    img.add_dentry(0, String::from("f"), f);
+    img
+}
+
+/// Sizes only memory can refuse, all inside a (sparse) file of 2^62 bytes: a blob table and
+/// a metadata resource of 2^55 bytes (the largest stored size a resource header holds is
+/// 2^56 - 1), the chunk table of a blob claiming 2^60 bytes, and that blob recompressed by
+/// an export. Each buffer was allocated infallibly and the process aborted; now each is a
+/// typed error naming the size.
+#[test]
+fn sizes_beyond_memory_are_typed_errors() {
+    const STORED: u64 = 1 << 55;
+    const FAR: u64 = 1 << 61;
+    let opts = WriteOptions {
+        compression: Some(Codec::Xpress),
+        threads: 1,
+        ..WriteOptions::default()
+    };
+    let wim = write(&mut file_image(b"data"), &opts);
+    let data = {
+        let w = Wim::open(wim.as_slice()).unwrap();
+        let tree = w.image(1).unwrap();
+        tree.node(tree.lookup("/f").unwrap()).dentry.data.unwrap()
+    };
+
+    // The blob table.
+    let mut table_wim = wim.clone();
+    let flags = table_wim[0x37];
+    table_wim[0x30..0x38].copy_from_slice(&STORED.to_le_bytes());
+    table_wim[0x37] = flags;
+    table_wim[0x38..0x40].copy_from_slice(&FAR.to_le_bytes());
+    table_wim[0x40..0x48].copy_from_slice(&STORED.to_le_bytes());
+    match Wim::open(Sparse(table_wim)) {
+        Err(OpenError::OutOfMemory { what, source, .. }) => {
+            assert_eq!((what, source.bytes), ("blob table", STORED));
+        }
+        r => panic!("{:?}", r.map(|_| ())),
+    }
+
+    // The metadata resource (uncompressed, so nothing but its size is wanted).
+    let mut meta_wim = wim.clone();
+    let table: Vec<[u8; 50]> = blob_entries(&meta_wim)
+        .into_iter()
+        .map(|e| {
+            if e[7] & 0x02 != 0 {
+                entry(STORED, 0x02, FAR, STORED, e[30..].try_into().unwrap())
+            } else {
+                e
+            }
+        })
+        .collect();
+    replace_blob_table(&mut meta_wim, &table);
+    let w = Wim::open(Sparse(meta_wim)).unwrap();
+    match w.image(1) {
+        Err(ImageError::Read(ReadError::OutOfMemory(e))) => assert_eq!(e.bytes, STORED),
+        r => panic!("{:?}", r.map(|_| ())),
+    }
+
+    // The data blob: compressed, 2^60 bytes in 32 KiB chunks, a chunk table of 2^45 - 1
+    // eight-byte entries.
+    let mut data_wim = wim.clone();
+    let table: Vec<[u8; 50]> = blob_entries(&data_wim)
+        .into_iter()
+        .map(|e| {
+            if e[30..] == data {
+                entry(STORED, 0x04, FAR, 1 << 60, &data)
+            } else {
+                e
+            }
+        })
+        .collect();
+    replace_blob_table(&mut data_wim, &table);
+    let w = Wim::open(Sparse(data_wim)).unwrap();
+    let blob = w.blob(&data).unwrap();
+    match w.reader().read_at(blob, 0, &mut [0u8; 1]) {
+        Err(ReadError::OutOfMemory(e)) => assert_eq!(e.bytes, ((1 << 45) - 1) * 8),
+        r => panic!("{r:?}"),
+    }
+    // Exported with another codec, it is recompressed: its chunk table (one offset per
+    // chunk) cannot be held either.
+    let lzx = WriteOptions {
+        compression: Some(Codec::Lzx),
+        threads: 1,
+        ..WriteOptions::default()
+    };
+    let mut out = WimWriter::create(Vec::new(), &lzx).unwrap();
+    match export_image(&w, 1, &mut out, None) {
+        Err(WriteError::OutOfMemory(e)) => assert_eq!(e.bytes, (1 << 45) * 8),
+        r => panic!("{r:?}"),
+    }
 }

@@ -374,3 +374,133 @@ fn usage_errors() {
     assert!(err.contains("dangling"), "{err}");
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+/// The arguments as `OsStr`s.
+fn os<'a>(v: &[&'a str]) -> Vec<&'a OsStr> {
+    v.iter().map(|a| OsStr::new(*a)).collect()
+}
+
+/// Standard output of `wimtool ARGS` run in the scratch directory (raw arguments).
+fn stdout_of(s: &Scratch, args: &[&OsStr]) -> Vec<u8> {
+    let o = Command::new(env!("CARGO_BIN_EXE_wimtool"))
+        .args(args)
+        .current_dir(&s.0)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "wimtool {args:?}: {:?}", o);
+    o.stdout
+}
+
+/// Two siblings whose names differ only in an unpaired surrogate (`a` + U+D800 and `a` +
+/// U+DC00) share a lossy form; `update` reaches each exactly by its WTF-8 bytes (it once
+/// took the lossy form and so always changed the first).
+#[test]
+fn update_addresses_names_that_share_a_lossy_form() {
+    let s = Scratch::new("update-wtf8");
+    let first = OsStr::from_bytes(b"a\xed\xa0\x80");
+    let second = OsStr::from_bytes(b"a\xed\xb0\x80");
+    fs::create_dir_all(s.path("d")).unwrap();
+    fs::write(s.path("d").join(first), b"first").unwrap();
+    fs::write(s.path("d").join(second), b"second").unwrap();
+    fs::write(s.path("new"), b"new").unwrap();
+    let update = |wim: &str, cmds: &[u8]| {
+        let (code, err) = run_in(&s.0, &os(&["update", wim]), Some(cmds));
+        assert_eq!(code, 0, "{}: {err}", String::from_utf8_lossy(cmds));
+    };
+    let contents = |wim: &str, name: &[u8]| -> Vec<u8> {
+        let out = s.path("out");
+        let _ = fs::remove_dir_all(&out);
+        fs::create_dir_all(&out).unwrap();
+        let mut path = b"/".to_vec();
+        path.extend_from_slice(name);
+        let mut args = os(&["extract", "--dest-dir=out", wim, "1"]);
+        args.push(OsStr::from_bytes(&path));
+        let (code, err) = run_in(&s.0, &args, None);
+        assert_eq!(code, 0, "{err}");
+        fs::read(out.join(OsStr::from_bytes(name))).unwrap()
+    };
+    for wim in ["del.wim", "ren.wim", "add.wim"] {
+        ok(&s, &["capture", "-q", "d", wim]);
+    }
+
+    update("del.wim", b"delete /a\xed\xb0\x80\n");
+    assert_eq!(
+        stdout_of(&s, &os(&["dir", "del.wim"])),
+        b"/\n/a\xed\xa0\x80\n"
+    );
+
+    // Renamed to a name that is not valid UTF-16 either: it keeps its exact units.
+    update("ren.wim", b"rename /a\xed\xb0\x80 /b\xed\xb0\x81\n");
+    assert_eq!(
+        stdout_of(&s, &os(&["dir", "ren.wim"])),
+        b"/\n/a\xed\xa0\x80\n/b\xed\xb0\x81\n"
+    );
+    assert_eq!(contents("ren.wim", b"b\xed\xb0\x81"), b"second");
+
+    update("add.wim", b"add new /a\xed\xb0\x80\n");
+    assert_eq!(contents("add.wim", b"a\xed\xb0\x80"), b"new");
+    assert_eq!(contents("add.wim", b"a\xed\xa0\x80"), b"first");
+
+    // Bytes that are not WTF-8 name nothing in an image: a usage error.
+    let (code, err) = run_in(&s.0, &os(&["update", "add.wim"]), Some(b"delete /a\xff\n"));
+    assert_eq!(code, 1, "{err}");
+}
+
+/// A split whose renames fail partway (a later part's name is a directory) leaves no part
+/// behind: the parts already renamed are removed, a file a part replaced is put back, and
+/// no temporary file remains.
+#[test]
+fn failed_split_leaves_no_partial_set() {
+    let s = setup("split-partial");
+    fs::write(s.path("p.swm"), b"old first part").unwrap();
+    fs::create_dir_all(s.path("p3.swm")).unwrap();
+    let names = s.names();
+    let (code, err) = run(&s, &["split", "t.wim", "p.swm", "0.02"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("p3.swm"), "{err}");
+    assert!(
+        fs::read(s.path("p.swm")).unwrap() == b"old first part",
+        "the file the first part replaced is not back"
+    );
+    assert!(s.path("p3.swm").is_dir());
+    assert_eq!(s.names(), names);
+    fs::remove_dir(s.path("p3.swm")).unwrap();
+    ok(&s, &["split", "-q", "t.wim", "p.swm", "0.02"]);
+    assert!(s.path("p3.swm").is_file());
+    ok(&s, &["verify", "-q", "p.swm"]);
+}
+
+/// `export W IMAGE W NAME` appends a copy of the image to W itself, as wimlib does: an
+/// append in place writes nothing before the old end of the file but its header, and the
+/// source reads nothing past it. Without a new name the export is refused (the name is
+/// taken) and W stays as it was, also when reached by another name.
+#[test]
+fn export_into_its_own_source() {
+    let s = setup("export-self");
+    let before = fs::read(s.path("t.wim")).unwrap();
+    fs::hard_link(s.path("t.wim"), s.path("hard.wim")).unwrap();
+    symlink("t.wim", s.path("soft.wim")).unwrap();
+    for dest in ["t.wim", "hard.wim", "soft.wim", "./t.wim"] {
+        let (code, err) = run(&s, &["export", "t.wim", "all", dest]);
+        assert_eq!(code, 1, "{dest}: {err}");
+        assert!(err.contains("already"), "{err}");
+        assert_eq!(fs::read(s.path("t.wim")).unwrap(), before, "{dest}");
+    }
+    ok(&s, &["export", "t.wim", "1", "soft.wim", "copy"]);
+    ok(&s, &["verify", "-q", "t.wim"]);
+    let info = stdout_of(&s, &[OsStr::new("info"), OsStr::new("t.wim")]);
+    let info = String::from_utf8_lossy(&info);
+    assert!(info.contains("Image Count:    2"), "{info}");
+    assert!(info.contains("Name:                   copy"), "{info}");
+    fs::create_dir_all(s.path("x")).unwrap();
+    ok(&s, &["apply", "t.wim", "copy", "x"]);
+    assert_eq!(
+        fs::read(s.path("x/sub/r.bin")).unwrap(),
+        fs::read(s.path("src/sub/r.bin")).unwrap()
+    );
+    assert!(
+        s.names().iter().all(|n| !n.contains("wimtool")),
+        "{:?}",
+        s.names()
+    );
+}

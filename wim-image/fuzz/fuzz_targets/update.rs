@@ -24,9 +24,10 @@ fn edit(img: &mut NewImage) -> bool {
     let Ok(mut s) = Session::new(img) else {
         return false;
     };
-    let _ = s.rename("/a", "/b/c");
-    let _ = s.delete("/d", true, true);
-    s.add(&branch, b, &[], "/fuzz/added", false, 0).is_ok()
+    let _ = s.rename(&"/a".into(), &"/b/c".into());
+    let _ = s.delete(&"/d".into(), true, true);
+    s.add(&branch, b, &[], &"/fuzz/added".into(), false, 0)
+        .is_ok()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -236,7 +236,11 @@ fn decode<R: ReadAt>(
 ) -> Result<(), ReadError> {
     match u.res.kind {
         ResKind::Uncompressed => {
-            set_len(buf, base + (u.end - u.first) as usize);
+            let len = usize::try_from(u.end - u.first)
+                .ok()
+                .and_then(|n| n.checked_add(base))
+                .ok_or(crate::mem::AllocError::of::<u8>(u64::MAX))?;
+            set_len(buf, len)?;
             let src = reader_source(reader, u.res.part)?;
             src.read_exact_at(&mut buf[base..], u.res.reshdr.offset + u.first)?;
         }

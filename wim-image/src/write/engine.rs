@@ -36,9 +36,10 @@ impl Engine {
     }
 
     /// Compresses chunk `c` into `out` (resized to hold it); its compressed size if
-    /// strictly smaller (only then worth storing compressed).
+    /// strictly smaller (only then worth storing compressed). Should there be no memory
+    /// for `out`, the chunk is stored raw.
     fn compress_one(&mut self, c: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-        out.resize(c.len().saturating_sub(1), 0);
+        crate::mem::resize(out, c.len().saturating_sub(1), 0).ok()?;
         self.0.compress(c, out).filter(|&n| n > 0 && n < c.len())
     }
 }

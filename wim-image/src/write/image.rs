@@ -119,7 +119,8 @@ impl Inode {
 #[derive(Clone, Debug)]
 pub struct NewDentry {
     /// Long name (empty for the root). With [`name_utf16`](Self::name_utf16) set, only its
-    /// lossy form (used for lookups by path, messages and the solid sort order).
+    /// lossy form (used for messages, the solid sort order and lookups by a path that
+    /// gives the name as UTF-8; see [`ImagePath`](super::update::ImagePath)).
     pub name: String,
     /// The exact long name as UTF-16 units, when it is not valid Unicode (it holds unpaired
     /// surrogates, as NTFS names may): written, and sorted, instead of `name`. `None`: `name`

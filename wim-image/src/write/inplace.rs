@@ -128,7 +128,7 @@ fn read_existing<W: WriteAt>(out: &W, fates: Option<&[Fate]>) -> Result<Existing
         what: "header size",
     })?;
     let t = h.blob_table;
-    let mut table = alloc::vec![0u8; t.size_in_wim as usize];
+    let mut table = crate::mem::filled(0u8, crate::mem::len::<u8>(t.size_in_wim)?)?;
     out.read_back(&mut table, t.offset)?;
     let entries = <[BlobEntryDisk]>::ref_from_bytes(&table)
         .map_err(|_| WriteError::Internal {

@@ -174,6 +174,10 @@ pub enum WriteError {
         /// What.
         what: &'static str,
     },
+    /// A buffer sized by the data or the options (a chunk table, a batch of chunks, a solid
+    /// chunk, an existing file's blob table) is larger than the memory at hand.
+    #[error(transparent)]
+    OutOfMemory(#[from] crate::mem::AllocError),
 }
 
 /// How to write.

@@ -490,7 +490,7 @@ impl<W: WriteAt> BlobOut<W> {
         let entry = if size > u32::MAX as u64 { 8 } else { 4 };
         let table_len = n.saturating_sub(1) * entry;
         let data_start = start + table_len;
-        let mut offsets: Vec<u64> = Vec::with_capacity(n as usize);
+        let mut offsets: Vec<u64> = crate::mem::with_capacity(crate::mem::len::<u64>(n)?)?;
         let mut data_len = 0u64;
         let batch = self.engines()?.batch_chunks() as u64;
         // Batch `k` compresses while batch `k + 1` is read and hashed.
@@ -501,7 +501,7 @@ impl<W: WriteAt> BlobOut<W> {
             let from = i * chunk;
             let to = ((i + m) * chunk).min(size);
             let mut inbuf = self.spare_in.pop().unwrap_or_default();
-            inbuf.resize((to - from) as usize, 0);
+            crate::mem::resize(&mut inbuf, crate::mem::len::<u8>(to - from)?, 0)?;
             src.read(from, &mut inbuf)?;
             hasher.update(&inbuf);
             let ticket = self.engines()?.submit(Batch {
@@ -527,7 +527,7 @@ impl<W: WriteAt> BlobOut<W> {
                 return Ok((uncompressed_reshdr(start, size, flags), hash));
             }
         }
-        let mut table = Vec::with_capacity(table_len as usize);
+        let mut table = crate::mem::with_capacity(crate::mem::len::<u8>(table_len)?)?;
         for &o in offsets.iter().skip(1) {
             if entry == 8 {
                 table.extend_from_slice(&o.to_le_bytes());

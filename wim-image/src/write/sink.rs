@@ -98,7 +98,7 @@ impl WriteAt for Vec<u8> {
         let start = usize::try_from(offset).map_err(|_| full())?;
         let end = start.checked_add(buf.len()).ok_or_else(full)?;
         if end > self.len() {
-            self.resize(end, 0);
+            crate::mem::resize(self, end, 0).map_err(|_| full())?;
         }
         self[start..end].copy_from_slice(buf);
         Ok(())
@@ -120,12 +120,12 @@ impl WriteAt for Vec<u8> {
     }
 
     fn set_len(&mut self, len: u64) -> Result<(), SinkError> {
-        let n = usize::try_from(len).map_err(|_| SinkError::Full {
+        let full = || SinkError::Full {
             offset: len,
             len: 0,
-        })?;
-        self.resize(n, 0);
-        Ok(())
+        };
+        let n = usize::try_from(len).map_err(|_| full())?;
+        crate::mem::resize(self, n, 0).map_err(|_| full())
     }
 
     fn sync(&mut self) -> Result<(), SinkError> {

@@ -259,7 +259,7 @@ impl<W: WriteAt> BlobOut<W> {
         while at < size {
             let n = (size - at).min(1 << 20) as usize;
             let old = s.pending.len();
-            s.pending.resize(old + n, 0);
+            crate::mem::resize(&mut s.pending, old.saturating_add(n), 0)?;
             src.read(at, &mut s.pending[old..])?;
             hasher.update(&s.pending[old..]);
             at += n as u64;

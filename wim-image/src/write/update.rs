@@ -12,18 +12,22 @@
 //!   directory and `FROM` is not, `FROM` is a directory and `TO` is not or is not empty, or
 //!   `TO` lies inside `FROM`.
 //!
-//! Paths inside the image are relative to its root; the leading slash is optional, `/` and
-//! `\` both separate components, names compare case-sensitively (wimlib's default on UNIX),
-//! and a name that is not valid UTF-16 is matched by its lossy form
-//! ([`NewDentry::name`](super::image::NewDentry::name)), the first of the names sharing it,
-//! unless a valid name is exactly the one given.
-//! Added trees merge by exact names, and every name keeps its exact units.
+//! Paths inside the image ([`ImagePath`]) are relative to its root; the leading slash is
+//! optional, `/` and `\` both separate components, and names compare case-sensitively
+//! (wimlib's default on UNIX). A path is [WTF-8](crate::wtf8), the form a Linux file name
+//! takes for a name that is not valid UTF-16: a component holding an unpaired surrogate
+//! matches only the name of exactly those units, so each of two names that share a lossy
+//! form is reached. A component that is UTF-8 matches the valid name it spells, else the
+//! first name whose lossy form ([`NewDentry::name`](super::image::NewDentry::name)) it is.
+//! New names (a rename's target, added files and the directories made for them) get exactly
+//! the units given. Added trees merge by exact names, and every name keeps its exact units.
 //! Unchanged files keep their blobs (no data is read or rewritten); only the new files' data,
 //! the new metadata resource and the tables are written (see [`super::inplace`]).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 use super::image::{DentryId, Inode, InodeId, NewDentry, NewImage, StreamId};
 use crate::defs::FileAttributes;
@@ -38,7 +42,7 @@ pub enum UpdateCommand {
         /// The file or directory on the file system.
         source: std::path::PathBuf,
         /// Where it goes in the image.
-        dest: String,
+        dest: ImagePath,
         /// Refuse to replace an existing file.
         no_replace: bool,
         /// Store owners, modes and device numbers, and keep special files (`--unix-data`).
@@ -52,7 +56,7 @@ pub enum UpdateCommand {
     /// Deletes a file or directory tree.
     Delete {
         /// The path in the image.
-        path: String,
+        path: ImagePath,
         /// No error if the path does not exist.
         force: bool,
         /// Allow deleting a directory with its contents.
@@ -61,9 +65,9 @@ pub enum UpdateCommand {
     /// Renames (moves) a file or directory tree.
     Rename {
         /// The old path.
-        from: String,
+        from: ImagePath,
         /// The new path.
-        to: String,
+        to: ImagePath,
     },
 }
 
@@ -117,14 +121,78 @@ pub enum UpdateError {
     Write(#[from] super::WriteError),
 }
 
+/// A path inside an image (see the [module documentation](self)): the bytes of its
+/// [WTF-8](crate::wtf8) form, UTF-8 unless a name holds an unpaired surrogate, which is
+/// written as [`Dentry::name_wtf8`](crate::dentry::Dentry::name_wtf8) gives it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ImagePath(Vec<u8>);
+
+impl ImagePath {
+    /// The path whose WTF-8 bytes are `bytes`; `None` if they are not well-formed WTF-8.
+    pub fn from_wtf8(bytes: &[u8]) -> Option<Self> {
+        crate::wtf8::decode(bytes)?;
+        Some(ImagePath(bytes.to_vec()))
+    }
+
+    /// Its WTF-8 bytes.
+    pub fn as_wtf8(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether it names the root (it has no components).
+    pub fn is_root(&self) -> bool {
+        self.components().next().is_none()
+    }
+
+    /// Its components, each as a long name: the lossy string and, when that is not exact,
+    /// the units.
+    fn components(&self) -> impl Iterator<Item = Name> + '_ {
+        self.0
+            .split(|&b| b == b'/' || b == b'\\')
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                // Pieces of well-formed WTF-8 cut at ASCII bytes are well-formed.
+                let units = crate::wtf8::decode(c).unwrap_or_default();
+                match String::from_utf16(&units) {
+                    Ok(s) => (s, None),
+                    Err(_) => (String::from_utf16_lossy(&units), Some(units)),
+                }
+            })
+    }
+
+    /// The path with each unpaired surrogate as U+FFFD (for messages).
+    fn lossy(&self) -> String {
+        String::from_utf16_lossy(&crate::wtf8::decode(&self.0).unwrap_or_default())
+    }
+}
+
+impl From<&str> for ImagePath {
+    fn from(s: &str) -> Self {
+        ImagePath(s.as_bytes().to_vec())
+    }
+}
+
+impl From<String> for ImagePath {
+    fn from(s: String) -> Self {
+        ImagePath(s.into_bytes())
+    }
+}
+
+impl fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.lossy())
+    }
+}
+
+impl fmt::Debug for ImagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.lossy(), f)
+    }
+}
+
 /// A long name and, when it is not valid UTF-16, its exact units (see
 /// [`NewDentry::name_utf16`]).
 type Name = (String, Option<Vec<u16>>);
-
-/// The components of a path inside the image.
-fn components(path: &str) -> impl Iterator<Item = &str> {
-    path.split(['/', '\\']).filter(|c| !c.is_empty())
-}
 
 /// The image's tree with parent links, for editing. Removed dentries stay in the image,
 /// unreachable, until [`compact`] (when the session ends).
@@ -158,14 +226,22 @@ impl<'a> Editor<'a> {
         self.img.inodes[inode as usize].is_directory()
     }
 
-    /// The child of `dir` named `name`: the one with exactly that name, else the first whose
-    /// lossy name it is (see the module docs).
-    fn child(&self, dir: DentryId, name: &str) -> Option<DentryId> {
+    /// The child of `dir` named `name`: given its units, the one with exactly those;
+    /// given a valid name, the one with exactly that name, else the first whose lossy name
+    /// it is (see the module docs).
+    fn child(&self, dir: DentryId, name: &Name) -> Option<DentryId> {
         let children = &self.img.dentries[dir as usize].children;
+        if let Some(units) = &name.1 {
+            return children.iter().copied().find(|&c| {
+                self.img.dentries[c as usize]
+                    .units()
+                    .eq(units.iter().copied())
+            });
+        }
         let named = |exact: bool| {
             move |&c: &DentryId| {
                 let d = &self.img.dentries[c as usize];
-                d.name == name && (!exact || d.name_utf16.is_none())
+                d.name == name.0 && (!exact || d.name_utf16.is_none())
             }
         };
         let found = children.iter().copied().find(named(true));
@@ -182,35 +258,44 @@ impl<'a> Editor<'a> {
     }
 
     /// The dentry at `path`; `Ok(None)` if only its last component is missing.
-    fn lookup(&self, path: &str) -> Result<Option<DentryId>, UpdateError> {
+    fn lookup(&self, path: &ImagePath) -> Result<Option<DentryId>, UpdateError> {
+        let parts: Vec<Name> = path.components().collect();
+        self.lookup_parts(&parts, path)
+    }
+
+    /// The dentry at the path made of `parts` (`path`, for errors).
+    fn lookup_parts(
+        &self,
+        parts: &[Name],
+        path: &ImagePath,
+    ) -> Result<Option<DentryId>, UpdateError> {
         let mut d = 0;
-        let mut parts = components(path).peekable();
-        while let Some(name) = parts.next() {
+        for (i, name) in parts.iter().enumerate() {
             if !self.is_dir(d) {
-                return Err(UpdateError::NotADirectory { path: path.into() });
+                return Err(UpdateError::NotADirectory { path: path.lossy() });
             }
             match self.child(d, name) {
                 Some(c) => d = c,
-                None if parts.peek().is_none() => return Ok(None),
-                None => return Err(UpdateError::NotFound { path: path.into() }),
+                None if i + 1 == parts.len() => return Ok(None),
+                None => return Err(UpdateError::NotFound { path: path.lossy() }),
             }
         }
         Ok(Some(d))
     }
 
     /// The parent directory of `path` and its last component (`None` for the root).
-    fn parent(&self, path: &str) -> Result<Option<(DentryId, String)>, UpdateError> {
-        let parts: Vec<&str> = components(path).collect();
-        let Some((last, dirs)) = parts.split_last() else {
+    fn parent(&self, path: &ImagePath) -> Result<Option<(DentryId, Name)>, UpdateError> {
+        let mut parts: Vec<Name> = path.components().collect();
+        let Some(last) = parts.pop() else {
             return Ok(None);
         };
         let dir = self
-            .lookup(&dirs.join("/"))?
-            .ok_or_else(|| UpdateError::NotFound { path: path.into() })?;
+            .lookup_parts(&parts, path)?
+            .ok_or_else(|| UpdateError::NotFound { path: path.lossy() })?;
         if !self.is_dir(dir) {
-            return Err(UpdateError::NotADirectory { path: path.into() });
+            return Err(UpdateError::NotADirectory { path: path.lossy() });
         }
-        Ok(Some((dir, String::from(*last))))
+        Ok(Some((dir, last)))
     }
 
     fn unlink(&mut self, d: DentryId) {
@@ -233,7 +318,12 @@ impl<'a> Editor<'a> {
         d
     }
 
-    fn delete(&mut self, path: &str, force: bool, recursive: bool) -> Result<(), UpdateError> {
+    fn delete(
+        &mut self,
+        path: &ImagePath,
+        force: bool,
+        recursive: bool,
+    ) -> Result<(), UpdateError> {
         let found = match self.lookup(path) {
             Ok(found) => found,
             Err(UpdateError::NotFound { .. }) if force => None,
@@ -243,39 +333,40 @@ impl<'a> Editor<'a> {
             return if force {
                 Ok(())
             } else {
-                Err(UpdateError::NotFound { path: path.into() })
+                Err(UpdateError::NotFound { path: path.lossy() })
             };
         };
         if d == 0 {
-            return Err(UpdateError::Invalid { path: path.into() });
+            return Err(UpdateError::Invalid { path: path.lossy() });
         }
         if self.is_dir(d) && !recursive {
-            return Err(UpdateError::IsADirectory { path: path.into() });
+            return Err(UpdateError::IsADirectory { path: path.lossy() });
         }
         self.unlink(d);
         Ok(())
     }
 
-    fn rename(&mut self, from: &str, to: &str) -> Result<(), UpdateError> {
+    fn rename(&mut self, from: &ImagePath, to: &ImagePath) -> Result<(), UpdateError> {
         let src = self
             .lookup(from)?
-            .ok_or_else(|| UpdateError::NotFound { path: from.into() })?;
+            .ok_or_else(|| UpdateError::NotFound { path: from.lossy() })?;
         let (parent, name) = self
             .parent(to)?
-            .ok_or_else(|| UpdateError::Invalid { path: to.into() })?;
+            .ok_or_else(|| UpdateError::Invalid { path: to.lossy() })?;
         if src == 0 {
-            return Err(UpdateError::Invalid { path: from.into() });
+            return Err(UpdateError::Invalid { path: from.lossy() });
         }
         let dst = self.child(parent, &name);
         if let Some(dst) = dst {
             if dst == src {
                 return Ok(());
             }
+            let to = || to.lossy();
             match (self.is_dir(src), self.is_dir(dst)) {
-                (false, true) => return Err(UpdateError::IsADirectory { path: to.into() }),
-                (true, false) => return Err(UpdateError::NotADirectory { path: to.into() }),
+                (false, true) => return Err(UpdateError::IsADirectory { path: to() }),
+                (true, false) => return Err(UpdateError::NotADirectory { path: to() }),
                 (true, true) if !self.img.dentries[dst as usize].children.is_empty() => {
-                    return Err(UpdateError::NotEmpty { path: to.into() })
+                    return Err(UpdateError::NotEmpty { path: to() })
                 }
                 _ => {}
             }
@@ -283,7 +374,7 @@ impl<'a> Editor<'a> {
         let mut a = parent;
         loop {
             if a == src {
-                return Err(UpdateError::Invalid { path: to.into() });
+                return Err(UpdateError::Invalid { path: to.lossy() });
             }
             if a == 0 {
                 break;
@@ -295,8 +386,7 @@ impl<'a> Editor<'a> {
         }
         self.unlink(src);
         let de = &mut self.img.dentries[src as usize];
-        de.name = name;
-        de.name_utf16 = None;
+        (de.name, de.name_utf16) = name;
         self.link(parent, src);
         Ok(())
     }
@@ -420,12 +510,17 @@ impl<'a> Session<'a> {
     }
 
     /// Deletes `path`.
-    pub fn delete(&mut self, path: &str, force: bool, recursive: bool) -> Result<(), UpdateError> {
+    pub fn delete(
+        &mut self,
+        path: &ImagePath,
+        force: bool,
+        recursive: bool,
+    ) -> Result<(), UpdateError> {
         self.ed.delete(path, force, recursive)
     }
 
     /// Renames `from` to `to`.
-    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), UpdateError> {
+    pub fn rename(&mut self, from: &ImagePath, to: &ImagePath) -> Result<(), UpdateError> {
         self.ed.rename(from, to)
     }
 
@@ -437,49 +532,50 @@ impl<'a> Session<'a> {
         branch: &NewImage,
         b: DentryId,
         file_ids: &[(InodeId, (u64, u64))],
-        dest: &str,
+        dest: &ImagePath,
         no_replace: bool,
         now: u64,
     ) -> Result<(), UpdateError> {
         branch.check(false).map_err(super::WriteError::from)?;
+        let shown = dest.lossy();
         if b as usize >= branch.dentries.len()
             || file_ids
                 .iter()
                 .any(|&(i, _)| i as usize >= branch.inodes.len())
         {
-            return Err(UpdateError::NotFound { path: dest.into() });
+            return Err(UpdateError::NotFound { path: shown });
         }
         let ed = &mut self.ed;
         let mut copier = Copier {
             inodes: BTreeMap::new(),
             file_ids: file_ids.iter().copied().collect(),
         };
-        let parts: Vec<&str> = components(dest).collect();
-        let Some((last, dirs)) = parts.split_last() else {
-            return ed.conflict(branch, b, 0, dest, no_replace, &mut copier);
+        let mut parts: Vec<Name> = dest.components().collect();
+        let Some(last) = parts.pop() else {
+            return ed.conflict(branch, b, 0, &shown, no_replace, &mut copier);
         };
         let mut d = 0;
-        for name in dirs {
+        for name in parts {
             if !ed.is_dir(d) {
-                return Err(UpdateError::NotADirectory { path: dest.into() });
+                return Err(UpdateError::NotADirectory { path: shown });
             }
-            d = match ed.child(d, name) {
+            d = match ed.child(d, &name) {
                 Some(c) => c,
                 None => {
                     let inode =
                         ed.img
                             .add_inode(Inode::new(FileAttributes::DIRECTORY, now, now, now));
-                    ed.add_dentry(d, (String::from(*name), None), inode)
+                    ed.add_dentry(d, name, inode)
                 }
             };
         }
         if !ed.is_dir(d) {
-            return Err(UpdateError::NotADirectory { path: dest.into() });
+            return Err(UpdateError::NotADirectory { path: shown });
         }
-        match ed.child(d, last) {
-            Some(existing) => ed.conflict(branch, b, existing, dest, no_replace, &mut copier),
+        match ed.child(d, &last) {
+            Some(existing) => ed.conflict(branch, b, existing, &shown, no_replace, &mut copier),
             None => {
-                copier.graft(ed, branch, b, d, (String::from(*last), None));
+                copier.graft(ed, branch, b, d, last);
                 Ok(())
             }
         }
@@ -567,3 +663,81 @@ pub fn compact(img: &mut NewImage) {
 mod fs_update;
 #[cfg(feature = "std")]
 pub use fs_update::{update_image, update_in_place};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names of the root's children: lossy name and exact units.
+    fn names(img: &NewImage) -> Vec<Name> {
+        img.dentries[0]
+            .children
+            .iter()
+            .map(|&c| {
+                let d = &img.dentries[c as usize];
+                (d.name.clone(), d.name_utf16.clone())
+            })
+            .collect()
+    }
+
+    /// A root holding files named `a` + U+D800 and `a` + U+DC00 (one lossy form) and `a`
+    /// + U+FFFD (valid, with that same form).
+    fn siblings() -> NewImage {
+        let dir = || Inode::new(FileAttributes::DIRECTORY, 0, 0, 0);
+        let mut img = NewImage::new(dir());
+        for units in [&[0x61, 0xD800][..], &[0x61, 0xDC00], &[0x61, 0xFFFD]] {
+            let f = img.add_inode(Inode::new(FileAttributes::NORMAL, 0, 0, 0));
+            img.add_dentry_utf16(0, units, f);
+        }
+        img
+    }
+
+    fn exact(units: &[u16]) -> Name {
+        (String::from_utf16_lossy(units), Some(units.to_vec()))
+    }
+
+    #[test]
+    fn wtf8_paths_reach_each_name_exactly() {
+        let path = |b: &[u8]| ImagePath::from_wtf8(b).unwrap();
+        let valid = (String::from("a\u{FFFD}"), None);
+
+        let mut img = siblings();
+        Session::new(&mut img)
+            .unwrap()
+            .delete(&path(b"/a\xED\xB0\x80"), false, false)
+            .unwrap();
+        assert_eq!(names(&img), [exact(&[0x61, 0xD800]), valid.clone()]);
+
+        // UTF-8 reaches the valid name first.
+        let mut img = siblings();
+        Session::new(&mut img)
+            .unwrap()
+            .delete(&"a\u{FFFD}".into(), false, false)
+            .unwrap();
+        assert_eq!(
+            names(&img),
+            [exact(&[0x61, 0xD800]), exact(&[0x61, 0xDC00])]
+        );
+
+        // A rename keeps the target's exact units; a missing exact name is not found.
+        let mut img = siblings();
+        let mut s = Session::new(&mut img).unwrap();
+        s.rename(&path(b"a\xED\xB0\x80"), &path(b"\\d\\b\xED\xB0\x81"))
+            .unwrap_err();
+        s.rename(&path(b"a\xED\xB0\x80"), &path(b"b\xED\xB0\x81"))
+            .unwrap();
+        assert!(matches!(
+            s.delete(&path(b"a\xED\xB0\x80"), false, false),
+            Err(UpdateError::NotFound { .. })
+        ));
+        drop(s);
+        assert_eq!(
+            names(&img),
+            [exact(&[0x61, 0xD800]), valid, exact(&[0x62, 0xDC01]),]
+        );
+
+        assert_eq!(ImagePath::from_wtf8(b"a\xFF"), None);
+        assert_eq!(path(b"/x\xED\xA0\x80").to_string(), "/x\u{FFFD}");
+        assert!(path(b"//\\").is_root());
+    }
+}

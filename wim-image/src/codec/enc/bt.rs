@@ -13,6 +13,7 @@
 
 use super::super::alloc::{boxed::Box, vec, vec::Vec};
 use super::mf::{common_len, load_u32, prefetch, Match};
+use crate::mem::AllocError;
 
 /// Hash table sizes: 2^(log2(chunk) + 1) four-byte heads within these bounds, and at most
 /// 2^15 three-byte heads.
@@ -34,7 +35,9 @@ fn hash(v: u32, bits: u32) -> usize {
 /// An array of entries (`position + 1`, 0 = none).
 pub(crate) trait Table {
     /// A zeroed table of at least `len` entries.
-    fn with_len(len: usize) -> Self;
+    fn with_len(len: usize) -> Result<Self, AllocError>
+    where
+        Self: Sized;
     /// Entry `i`.
     fn get(&self, i: usize) -> usize;
     /// Sets entry `i` to `v`.
@@ -64,14 +67,14 @@ const SMALL_LEN: usize = 2 * SMALL_WINDOW;
 pub(crate) struct Small(Box<[u16; SMALL_LEN]>);
 
 impl Table for Small {
-    fn with_len(len: usize) -> Self {
+    fn with_len(len: usize) -> Result<Self, AllocError> {
         debug_assert!(len <= SMALL_LEN);
-        Small(
+        Ok(Small(
             vec![0u16; SMALL_LEN]
                 .into_boxed_slice()
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("the vector has SMALL_LEN entries")),
-        )
+        ))
     }
 
     #[inline(always)]
@@ -98,8 +101,8 @@ impl Table for Small {
 pub(crate) struct Large(Vec<u32>);
 
 impl Table for Large {
-    fn with_len(len: usize) -> Self {
-        Large(vec![0; len])
+    fn with_len(len: usize) -> Result<Self, AllocError> {
+        Ok(Large(crate::mem::filled(0, len)?))
     }
 
     #[inline(always)]
@@ -221,16 +224,20 @@ pub(crate) struct Probe {
 
 impl<T: Table> BinaryTrees<T> {
     /// Trees for chunks up to `max_chunk` bytes; with `hash2`, 2-byte matches too.
-    pub(crate) fn new(max_chunk: usize, hash2: bool) -> Self {
+    /// Trees for chunks of at most `max_chunk` bytes (two entries per position).
+    pub(crate) fn new(max_chunk: usize, hash2: bool) -> Result<Self, AllocError> {
         let order = max_chunk.next_power_of_two().trailing_zeros();
         let bits4 = (order + 1).clamp(MIN_HASH4_BITS, MAX_HASH4_BITS);
         let bits3 = bits4.min(MAX_HASH3_BITS);
-        BinaryTrees {
-            head4: T::with_len(1 << bits4),
-            head3: T::with_len(2 << bits3),
-            head2: T::with_len(if hash2 { 1 << HASH2_BITS } else { 0 }),
+        let children = max_chunk
+            .checked_mul(2)
+            .ok_or(AllocError::of::<u32>(u64::MAX))?;
+        Ok(BinaryTrees {
+            head4: T::with_len(1 << bits4)?,
+            head3: T::with_len(2 << bits3)?,
+            head2: T::with_len(if hash2 { 1 << HASH2_BITS } else { 0 })?,
             hash2,
-            children: T::with_len(2 * max_chunk),
+            children: T::with_len(children)?,
             bits3,
             bits4,
             next_pos: usize::MAX,
@@ -242,7 +249,7 @@ impl<T: Table> BinaryTrees<T> {
             next3: (0, 0),
             first_pos: usize::MAX,
             first: 0,
-        }
+        })
     }
 
     /// Prepares for a new chunk.

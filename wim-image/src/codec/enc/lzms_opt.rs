@@ -22,6 +22,7 @@ use super::lzms::{length_slot, next_state, ItemCoder, LzmsItem, State, Streams, 
 use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED, POWERS};
 use super::mf::{match_len, prefetch, Match};
 use super::Level;
+use crate::mem::AllocError;
 
 /// Positions per stretch at most.
 const STRETCH: usize = 2048;
@@ -162,12 +163,14 @@ pub(crate) struct LzmsEncoder {
 }
 
 impl LzmsEncoder {
-    pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
+    /// State for chunks of at most `max_chunk` bytes: about 9 bytes per byte, allocated
+    /// fallibly (LZMS chunks may be 1 GiB).
+    pub(crate) fn new(level: Level, max_chunk: usize) -> Result<Self, AllocError> {
         let l = level.0;
-        LzmsEncoder {
-            buf: vec![0; max_chunk],
+        Ok(LzmsEncoder {
+            buf: crate::mem::filled(0, max_chunk)?,
             x86: Box::new(TargetTable::new()),
-            bt: BinaryTrees::new(max_chunk, false),
+            bt: BinaryTrees::new(max_chunk, false)?,
             head2: vec![0; 1 << 16],
             delta: DeltaFinder::new(max_chunk),
             coder: Box::new(ItemCoder::new(max_chunk)),
@@ -184,7 +187,7 @@ impl LzmsEncoder {
                 lit_rep: l >= 60,
                 rep_lit_rep: l >= 60,
             },
-        }
+        })
     }
 
     /// Compresses `data` into `out`; `None` if it does not fit.
@@ -659,7 +662,7 @@ mod tests {
     use super::*;
 
     fn round_trip(level: u32, data: &[u8]) -> usize {
-        let mut e = LzmsEncoder::new(Level(level), data.len().max(1));
+        let mut e = LzmsEncoder::new(Level(level), data.len().max(1)).unwrap();
         let mut out = vec![0u8; data.len() + 64];
         let n = e.compress(data, &mut out).expect("fits");
         let mut back = vec![0u8; data.len()];

@@ -17,6 +17,7 @@ use super::lzx_lazy::SmallLazy;
 use super::lzx_opt::Optimal;
 use super::mf::{match_len, ChainFinder, HashChains, Search};
 use super::{Item, Level};
+use crate::mem::AllocError;
 
 pub(crate) const MIN_MATCH: usize = 2;
 pub(crate) const MAX_MATCH: usize = 257;
@@ -45,7 +46,7 @@ pub(crate) struct LzxEncoder {
 }
 
 impl LzxEncoder {
-    pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
+    pub(crate) fn new(level: Level, max_chunk: usize) -> Result<Self, AllocError> {
         let order = max_chunk
             .next_power_of_two()
             .trailing_zeros()
@@ -64,13 +65,13 @@ impl LzxEncoder {
             // first from a guess): see `lzx_opt`.
             let passes = 1 + u32::from(l >= 70) + u32::from(l >= 150);
             let p = if max_chunk <= SMALL_WINDOW {
-                Parser::NearOptimalSmall(Box::new(Optimal::new(max_chunk, passes)))
+                Parser::NearOptimalSmall(Box::new(Optimal::new(max_chunk, passes)?))
             } else {
-                Parser::NearOptimal(Box::new(Optimal::new(max_chunk, passes)))
+                Parser::NearOptimal(Box::new(Optimal::new(max_chunk, passes)?))
             };
             (p, (24 * l / 50).max(1), 48 * l as usize / 50)
         };
-        LzxEncoder {
+        Ok(LzxEncoder {
             parser,
             search: Search {
                 depth,
@@ -80,7 +81,7 @@ impl LzxEncoder {
             buf: vec![0; max_chunk],
             items: Vec::with_capacity(max_chunk.min(BLOCK_SIZE) + 1),
             coder: Box::new(BlockCoder::new(num_main, order >= 16)),
-        }
+        })
     }
 
     /// Compresses `data` into `out`; `None` if it does not fit.

@@ -35,6 +35,7 @@ use super::lzx_block::{offset_slot, BlockCoder};
 use super::mf::{match_len, Match, Search};
 use super::xpress::log2_16;
 use super::Item;
+use crate::mem::AllocError;
 use core::hint::select_unpredictable;
 
 /// Match-cache entries reserved per position.
@@ -101,10 +102,10 @@ pub(crate) struct Optimal<T> {
 }
 
 impl<T: Table> Optimal<T> {
-    pub(crate) fn new(max_chunk: usize, passes: u32) -> Self {
+    pub(crate) fn new(max_chunk: usize, passes: u32) -> Result<Self, AllocError> {
         let block = max_chunk.min(super::lzx::BLOCK_SIZE);
-        Optimal {
-            bt: BinaryTrees::new(max_chunk, true),
+        Ok(Optimal {
+            bt: BinaryTrees::new(max_chunk, true)?,
             passes,
             cache: vec![Match::default(); block * (CACHE_PER_POS + 1) + MAX_MATCH + 2],
             cache_limit: block * CACHE_PER_POS,
@@ -115,7 +116,7 @@ impl<T: Table> Optimal<T> {
                 len: [0; NUM_LEN_SYMS],
                 matches: vec![[0; NUM_LENS]; MAX_OFFSET_SLOTS],
             },
-        }
+        })
     }
 
     /// Starts a chunk.
@@ -584,7 +585,7 @@ mod tests {
             (7, 2, 48),
         ] {
             let data = input(len, seed);
-            let mut opt = Optimal::<Small>::new(32 << 10, 1);
+            let mut opt = Optimal::<Small>::new(32 << 10, 1).unwrap();
             opt.reset();
             let search = Search {
                 depth: 24,
@@ -658,7 +659,7 @@ mod tests {
         let num_main = NUM_CHARS + 8 * super::super::super::lzx::num_offset_slots(15);
         for (data, keeps_seed) in [(random, true), (input(len, 3), false), (repeated, false)] {
             let mut seed = Vec::new();
-            let mut opt = Optimal::<Small>::new(len, 1);
+            let mut opt = Optimal::<Small>::new(len, 1).unwrap();
             opt.reset();
             let seed_queue = opt.find_matches(&data, 0, len, search, [1; 3], &mut seed);
             let mut coder = BlockCoder::new(num_main, false);

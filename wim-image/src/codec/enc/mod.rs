@@ -77,6 +77,10 @@ pub enum CompressError {
         /// The codec.
         codec: Codec,
     },
+    /// The state for chunks of the size asked (about 9 bytes per byte of chunk for LZMS,
+    /// whose chunks may be 1 GiB) could not be allocated.
+    #[error(transparent)]
+    OutOfMemory(#[from] crate::mem::AllocError),
 }
 
 /// One parsed item: a literal (`len == 1`, `off` = the byte) or a match.
@@ -106,7 +110,8 @@ enum Encoder {
 ///
 /// Create one per thread, then compress any number of chunks: no call allocates. Memory is
 /// proportional to the maximum chunk size (about 4 bytes per byte for the fast parsers, 20
-/// for the near-optimal ones).
+/// for the near-optimal ones); what the chunk size decides is allocated fallibly, so a size
+/// the system cannot provide is [`CompressError::OutOfMemory`].
 ///
 /// ```
 /// use wim_image::codec::{Codec, Compressor, Decompressor, Level};
@@ -157,10 +162,12 @@ impl Compressor {
         let eff = Level(level.0.min(300));
         let encoder = match codec {
             Codec::Xpress => {
-                Encoder::Xpress(Box::new(xpress::XpressEncoder::new(eff, max_chunk_size)))
+                Encoder::Xpress(Box::new(xpress::XpressEncoder::new(eff, max_chunk_size)?))
             }
-            Codec::Lzx => Encoder::Lzx(Box::new(lzx::LzxEncoder::new(eff, max_chunk_size))),
-            Codec::Lzms => Encoder::Lzms(Box::new(lzms_opt::LzmsEncoder::new(eff, max_chunk_size))),
+            Codec::Lzx => Encoder::Lzx(Box::new(lzx::LzxEncoder::new(eff, max_chunk_size)?)),
+            Codec::Lzms => {
+                Encoder::Lzms(Box::new(lzms_opt::LzmsEncoder::new(eff, max_chunk_size)?))
+            }
         };
         Ok(Compressor {
             codec,

@@ -13,6 +13,7 @@ use super::bt::{BinaryTrees, Probe, Small};
 use super::huffman::make_code;
 use super::mf::Match;
 use super::Level;
+use crate::mem::AllocError;
 use hc::HashParser;
 
 pub(super) mod hc;
@@ -59,7 +60,7 @@ pub(crate) struct XpressEncoder {
 }
 
 impl XpressEncoder {
-    pub(crate) fn new(level: Level, max_chunk: usize) -> Self {
+    pub(crate) fn new(level: Level, max_chunk: usize) -> Result<Self, AllocError> {
         let l = level.0;
         let (parser, depth, nice) = if l < 30 {
             let p = Parser::Hash(HashParser::new(max_chunk, false));
@@ -69,7 +70,7 @@ impl XpressEncoder {
             (p, (l * 30 / 32).max(2), l as usize * 60 / 32)
         } else {
             let p = Parser::NearOptimal(NearOptimal {
-                bt: BinaryTrees::new(max_chunk, false),
+                bt: BinaryTrees::new(max_chunk, false)?,
                 passes: (l / 40).max(1),
                 cache: Vec::with_capacity(max_chunk * CACHE_PER_POS + MAX_MATCH.min(300)),
                 starts: vec![0; max_chunk + 1],
@@ -78,7 +79,7 @@ impl XpressEncoder {
             });
             (p, l * 28 / 100, l as usize * 56 / 100)
         };
-        XpressEncoder {
+        Ok(XpressEncoder {
             parser,
             depth: depth.max(1),
             nice: nice.max(MIN_MATCH),
@@ -90,7 +91,7 @@ impl XpressEncoder {
                 .into_boxed_slice()
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("the vector has the scratch's size")),
-        }
+        })
     }
 
     /// Compresses `data` into `out`; `None` if it does not fit.

@@ -5,7 +5,7 @@ use super::super::export::image_from_tree;
 use super::super::image::NewImage;
 use super::super::inplace::Fate;
 use super::super::{NoBlobs, ReadBack, WimWriter, WriteAt, WriteError, WriteOptions};
-use super::{components, Session, UpdateCommand, UpdateError};
+use super::{Session, UpdateCommand, UpdateError};
 use crate::wim::Wim;
 
 /// Applies `cmds` in order to `img`. An `add` of a whole image (destination: the root) fixes
@@ -33,7 +33,7 @@ pub fn update_image(
                 dereference,
                 config,
             } => {
-                let entire = components(dest).next().is_none();
+                let entire = dest.is_root();
                 let opts = CaptureOptions {
                     rp_fix: entire && rp_fix_root,
                     unix_data: *unix_data,

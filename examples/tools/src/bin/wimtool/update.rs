@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use wim_image::write::config::CaptureConfig;
-use wim_image::write::update::{update_in_place, UpdateCommand, UpdateError};
+use wim_image::write::update::{update_in_place, ImagePath, UpdateCommand, UpdateError};
 
 use crate::args::{Args, UsageError};
 use crate::commands::{image_index, io_failure, open, Failure};
@@ -56,20 +56,15 @@ fn split_line(line: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// A path inside the image from its bytes: UTF-8, or WTF-8 for a name with unpaired
-/// surrogates, given to the crate in its lossy form (U+FFFD for each unpaired surrogate),
-/// which finds the first name of that form (see `wim_image::write::update`).
-fn image_path(bytes: &[u8]) -> Result<String, String> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_string()),
-        Err(_) => wim_image::wtf8::decode(bytes)
-            .map(|units| String::from_utf16_lossy(&units))
-            .ok_or_else(|| {
-                format!(
-                    "{:?} is neither UTF-8 nor WTF-8",
-                    String::from_utf8_lossy(bytes)
-                )
-            }),
-    }
+/// surrogates (as `dir` lists it), which reaches exactly that name even when another has
+/// the same lossy form (see `wim_image::write::update`).
+fn image_path(bytes: &[u8]) -> Result<ImagePath, String> {
+    ImagePath::from_wtf8(bytes).ok_or_else(|| {
+        format!(
+            "{:?} is neither UTF-8 nor WTF-8",
+            String::from_utf8_lossy(bytes)
+        )
+    })
 }
 
 /// Options given on the command line for every command.

@@ -252,10 +252,71 @@ impl TempFile {
         unreachable!("the loop returns")
     }
 
-    /// Renames the file to `dest`.
-    pub(crate) fn commit(mut self, dest: &Path) -> Result<(), Failure> {
+    /// Makes the data durable (`file` is the temporary file, as the writer gave it back),
+    /// renames the file to `dest`, then makes the rename durable.
+    pub(crate) fn commit(mut self, file: &File, dest: &Path) -> Result<(), Failure> {
+        file.sync_all().map_err(|e| io_failure(&self.path, &e))?;
         std::fs::rename(&self.path, dest).map_err(|e| io_failure(dest, &e))?;
         self.committed = true;
+        sync_dir(dest);
+        Ok(())
+    }
+
+    /// Commits a set of files (the parts of a split set) all or nothing. Every file's data
+    /// are made durable first; then each destination that exists (other than a directory)
+    /// is moved aside under a temporary name, and every file is renamed into place. Should a
+    /// step fail, the files renamed so far are removed and those moved aside put back: no
+    /// partial set is left, and what was there before is there again (the temporary files
+    /// go when their `TempFile`s drop).
+    pub(crate) fn commit_all(mut set: Vec<(PathBuf, TempFile, File)>) -> Result<(), Failure> {
+        for (_, t, f) in &set {
+            f.sync_all().map_err(|e| io_failure(&t.path, &e))?;
+        }
+        // (destination, where it was moved)
+        let mut aside: Vec<(PathBuf, TempFile)> = Vec::new();
+        let mut placed: Vec<PathBuf> = Vec::new();
+        let undo = |placed: &[PathBuf], aside: &mut Vec<(PathBuf, TempFile)>| {
+            for p in placed {
+                let _ = std::fs::remove_file(p);
+            }
+            for (p, mut t) in aside.drain(..) {
+                // Back under its name; should that fail, it stays under the temporary one
+                // rather than being removed with it.
+                let _ = std::fs::rename(&t.path, &p);
+                t.committed = true;
+            }
+        };
+        for (p, _, _) in &set {
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if !m.is_dir() => {}
+                _ => continue,
+            }
+            // An empty file made under a free name, which the rename then replaces.
+            let moved = TempFile::beside(p, None).and_then(|(t, _)| {
+                std::fs::rename(p, &t.path).map_err(|e| io_failure(p, &e))?;
+                Ok(t)
+            });
+            match moved {
+                Ok(t) => aside.push((p.clone(), t)),
+                Err(e) => {
+                    undo(&placed, &mut aside);
+                    return Err(e);
+                }
+            }
+        }
+        for (p, t, _) in &mut set {
+            if let Err(e) = std::fs::rename(&t.path, &*p) {
+                undo(&placed, &mut aside);
+                return Err(io_failure(p, &e));
+            }
+            t.committed = true;
+            placed.push(p.clone());
+        }
+        // The old files are no longer needed (their `TempFile`s remove them).
+        drop(aside);
+        for p in &placed {
+            sync_dir(p);
+        }
         Ok(())
     }
 
@@ -263,6 +324,18 @@ impl TempFile {
     fn id(&self) -> Result<(u64, u64), Failure> {
         let m = std::fs::symlink_metadata(&self.path).map_err(|e| io_failure(&self.path, &e))?;
         Ok((m.dev(), m.ino()))
+    }
+}
+
+/// Makes a rename to `path` durable: syncs its directory (best effort: the file is in
+/// place either way).
+fn sync_dir(path: &Path) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 
@@ -299,7 +372,8 @@ fn capture_options(a: &Args, dir: &Path) -> Result<CaptureOptions, Failure> {
     })
 }
 
-/// Captures `dir` into the writer, sets the boot index if asked, and commits.
+/// Captures `dir` into the writer, sets the boot index if asked, and finishes the WIM;
+/// returns its file.
 fn add_and_finish(
     mut w: WimWriter<File>,
     dir: &Path,
@@ -307,16 +381,16 @@ fn add_and_finish(
     copts: &CaptureOptions,
     a: &Args,
     wim: &Path,
-) -> Result<(), Failure> {
+) -> Result<File, Failure> {
     let (index, r) =
         capture_image(&mut w, dir, props, copts).map_err(|e| capture_failure(&e, wim))?;
     if a.flag(&["--boot"]) {
         w.set_boot_index(index)
             .map_err(|e| write_failure(&e, wim, wim))?;
     }
-    w.finish().map_err(|e| write_failure(&e, wim, wim))?;
+    let f = w.finish().map_err(|e| write_failure(&e, wim, wim))?;
     report(&r, a.flag(&["-q", "--quiet"]));
-    Ok(())
+    Ok(f)
 }
 
 /// The arguments of `capture` and `append`: `DIR WIM [NAME [DESCRIPTION]]` and options.
@@ -343,8 +417,8 @@ pub fn capture(a: &Args) -> Result<(), Failure> {
     let (dev, ino) = tmp.id()?;
     copts.config.exclude_file(dev, ino);
     let w = WimWriter::create(f, &opts).map_err(|e| write_failure(&e, wim, wim))?;
-    add_and_finish(w, dir, &props, &copts, a, wim)?;
-    tmp.commit(wim)
+    let f = add_and_finish(w, dir, &props, &copts, a, wim)?;
+    tmp.commit(&f, wim)
 }
 
 /// `append DIR WIM [NAME [DESCRIPTION]]`: adds an image of `DIR` to `WIM` in place (the
@@ -360,12 +434,21 @@ pub fn append(a: &Args) -> Result<(), Failure> {
     let m = f.metadata().map_err(|e| io_failure(wim, &e))?;
     copts.config.exclude_file(m.dev(), m.ino());
     let w = WimWriter::append(f, &opts).map_err(|e| write_failure(&e, wim, wim))?;
-    add_and_finish(w, dir, &props, &copts, a, wim)
+    add_and_finish(w, dir, &props, &copts, a, wim).map(drop)
 }
 
 /// `export SRC IMAGE|all DEST [NAME]`: copies images into DEST, appending if it exists
 /// (keeping its compression), else creating it (with `--compress`, default the source's;
 /// written beside DEST and renamed there once complete).
+///
+/// DEST may be SRC itself, by any name (as with `wimlib-imagex export W 1 W NEW`, which
+/// duplicates an image): that is an append in place, safe by design. Nothing before the old
+/// end of the file but its header is written until the header is committed (a failure puts
+/// the header and length back: see `wim_image::write::inplace`); the source parsed its
+/// header when opened and reads no further than the size the file had then (its
+/// `FileSource` takes the size once); and every blob of the images is in the file already,
+/// so only their metadata is read, and only new metadata and tables are written. An image
+/// named like one in the file is refused (exit 1) and the file left as it was.
 pub fn export(a: &Args) -> Result<(), Failure> {
     a.only_flags(FLAGS)?;
     let (src, sel, dest, name) = match a.positional.as_slice() {
@@ -416,9 +499,9 @@ pub fn export(a: &Args) -> Result<(), Failure> {
                 .map_err(|e| write_failure(&e, dest, src))?;
         }
     }
-    w.finish().map_err(|e| write_failure(&e, dest, src))?;
+    let f = w.finish().map_err(|e| write_failure(&e, dest, src))?;
     match tmp {
-        Some(t) => t.commit(dest),
+        Some(t) => t.commit(&f, dest),
         None => Ok(()),
     }
 }
@@ -465,9 +548,9 @@ pub(crate) fn rebuild_into_temp(
     let path = &resolve(path)?;
     let wim = open(path.as_os_str(), a)?;
     let (tmp, f) = TempFile::beside(path, Some(path))?;
-    rebuild(&wim, f, keep, opts, how).map_err(|e| write_failure(&e, path, path))?;
+    let f = rebuild(&wim, f, keep, opts, how).map_err(|e| write_failure(&e, path, path))?;
     drop(wim);
-    tmp.commit(path)
+    tmp.commit(&f, path)
 }
 
 /// Rebuilds the WIM at `path` with all its images (`update --rebuild`).
@@ -509,8 +592,9 @@ pub fn optimize(a: &Args) -> Result<(), Failure> {
 
 /// `split WIM X.swm MAX_MiB`: writes the parts `X.swm`, `X2.swm`, `X3.swm`… (as wimlib
 /// names them), each holding at most MAX_MiB of resources unless a single file is larger.
-/// Parts are written to temporary files and renamed once all are complete; a part name that
-/// is the source WIM itself (or a link to it) is refused.
+/// Parts are written to temporary files and renamed once all are complete, all or nothing
+/// (see [`TempFile::commit_all`]); a part name that is the source WIM itself (or a link to
+/// it) is refused.
 pub fn split(a: &Args) -> Result<(), Failure> {
     a.only_flags(&["-q", "--quiet"])?;
     let [src, first, size] = a.positional(&["WIM", "X.swm", "MAX_MiB"])? else {
@@ -565,13 +649,24 @@ pub fn split(a: &Args) -> Result<(), Failure> {
     if let Some(p) = refused {
         return Err(refuse(&p).into());
     }
-    let parts = result.map_err(|e| write_failure(&e, first, src))?;
+    let files = result.map_err(|e| write_failure(&e, first, src))?;
     drop(wim);
-    for (p, t) in made {
-        t.commit(&p)?;
+    let count = files.len();
+    if count != made.len() {
+        return Err(Failure::Io(format!(
+            "{}: {count} parts written but {} made",
+            first.display(),
+            made.len()
+        )));
     }
+    let set = made
+        .into_iter()
+        .zip(files)
+        .map(|((p, t), f)| (p, t, f))
+        .collect();
+    TempFile::commit_all(set)?;
     if !a.flag(&["-q", "--quiet"]) {
-        eprintln!("wrote {} parts", parts.len());
+        eprintln!("wrote {count} parts");
     }
     Ok(())
 }
