@@ -458,8 +458,15 @@ impl<R: ReadAt> Wim<R> {
             &t,
             self.parts[0].size(),
         )
-        .map_err(|_| ImageError::TooLarge {
-            size: t.size_in_wim,
+        .map_err(|e| match e {
+            // A read that fails, or memory that runs out, is that, not a bad table.
+            OpenError::Io { source, .. } => ImageError::Read(ReadError::Io(source)),
+            OpenError::OutOfMemory { source, .. } => {
+                ImageError::Read(ReadError::OutOfMemory(source))
+            }
+            _ => ImageError::TooLarge {
+                size: t.size_in_wim,
+            },
         })?;
         Ok(Some(IntegrityTable::parse(&bytes, t.offset, covered)?))
     }

@@ -418,3 +418,58 @@ fn sizes_beyond_memory_are_typed_errors() {
         r => panic!("{r:?}"),
     }
 }
+
+/// A source whose reads fail inside one byte range (a bad sector), as an I/O error.
+struct BadSector<'a> {
+    data: &'a [u8],
+    bad: std::ops::Range<u64>,
+}
+
+impl ReadAt for BadSector<'_> {
+    fn size(&self) -> u64 {
+        self.data.size()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), IoError> {
+        if offset < self.bad.end && offset + buf.len() as u64 > self.bad.start {
+            return Err(IoError::Os {
+                offset,
+                source: std::io::Error::other("bad sector"),
+            });
+        }
+        self.data.read_exact_at(buf, offset)
+    }
+}
+
+/// An integrity table that cannot be read is an I/O error, in `integrity_table` and in
+/// `verify`'s report; it was reported as a table "implausibly large or misplaced".
+#[test]
+fn an_unreadable_integrity_table_is_an_io_error() {
+    let opts = WriteOptions {
+        integrity: true,
+        ..WriteOptions::default()
+    };
+    let wim = write(&mut file_image(b"hello"), &opts);
+    let t = Wim::open(wim.as_slice()).unwrap().header().integrity;
+    assert!(t.size_in_wim > 0, "the image has an integrity table");
+    let at = t.offset;
+    let src = BadSector {
+        data: &wim,
+        bad: at..at + 1,
+    };
+    let w = Wim::open(src).unwrap();
+    let e = w.integrity_table().unwrap_err();
+    assert!(
+        matches!(e, ImageError::Read(ReadError::Io(IoError::Os { .. }))),
+        "{e:?}"
+    );
+    let report = w.verify(&mut |_| {});
+    assert!(
+        report.problems.iter().any(|p| matches!(
+            p,
+            Problem::IntegrityTable(ImageError::Read(ReadError::Io(_)))
+        )),
+        "{:?}",
+        report.problems
+    );
+}
