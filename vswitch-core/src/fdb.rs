@@ -729,7 +729,15 @@ impl Fdb {
         if ports.is_empty() {
             return 0;
         }
-        self.retain(|e| e.kind != EntryKind::Dynamic || !ports.contains(&e.port))
+        if ports.len() <= 8 {
+            return self.retain(|e| e.kind != EntryKind::Dynamic || !ports.contains(&e.port));
+        }
+        // Many ports (a topology change on a large bridge): a sorted copy, so each entry
+        // costs a binary search rather than a scan of the list.
+        let mut sorted = ports.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        self.retain(|e| e.kind != EntryKind::Dynamic || sorted.binary_search(&e.port).is_err())
     }
 
     /// Removes every dynamic entry.
@@ -860,6 +868,30 @@ mod tests {
             },
             HashKey::from_seed(7),
         )
+    }
+
+    /// A flush on many ports (the sorted path) and on few (the scan) remove exactly the
+    /// dynamic entries of those ports.
+    #[test]
+    fn flush_dynamic_on_many_and_few_ports() {
+        for flushed in [
+            vec![3u32, 1],
+            (0..40).filter(|p| p % 3 != 0).rev().collect(),
+        ] {
+            let mut t = small(256);
+            for i in 0..120u64 {
+                assert_eq!(t.learn(1, mac(i), (i % 40) as u32, 0), Learn::Learned);
+            }
+            t.insert_static(1, mac(500), 1, EntryKind::Static, 0)
+                .unwrap();
+            let removed = t.flush_dynamic_on(&flushed);
+            assert_eq!(removed, 3 * flushed.len(), "{flushed:?}");
+            for i in 0..120u64 {
+                let kept = !flushed.contains(&((i % 40) as u32));
+                assert_eq!(t.lookup(1, mac(i), 0).is_some(), kept, "{i}");
+            }
+            assert_eq!(t.lookup(1, mac(500), 0), Some(1));
+        }
     }
 
     #[test]

@@ -31,6 +31,12 @@ pub enum OffloadError {
     /// A zero MSS.
     #[error("mss of 0")]
     ZeroMss,
+    /// An MSS below [`MIN_MSS`]: one large frame would become thousands.
+    #[error("mss of {mss} is below the minimum of {MIN_MSS}")]
+    MssTooSmall {
+        /// The MSS asked for, or left by the egress limit.
+        mss: usize,
+    },
     /// Malformed headers.
     #[error(transparent)]
     Packet(#[from] PacketError),
@@ -169,6 +175,11 @@ pub fn fill_l4_checksum(frame: &mut [u8]) -> Result<(), OffloadError> {
     Ok(())
 }
 
+/// The smallest MSS segmentation accepts (Linux's `TCP_MIN_MSS`). A smaller one, asked by a
+/// guest or left by a tiny egress MTU, would turn one 64 KiB frame into hundreds of
+/// thousands of bytes of headers per copy (MSS 1: 65,535 frames); such a frame is refused.
+pub const MIN_MSS: usize = 88;
+
 /// Cuts one large TCP frame into MSS-sized frames.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpSegmenter<'a> {
@@ -184,6 +195,11 @@ impl<'a> TcpSegmenter<'a> {
     pub fn new(frame: &'a [u8], mss: u16) -> Result<Self, OffloadError> {
         if mss == 0 {
             return Err(OffloadError::ZeroMss);
+        }
+        if usize::from(mss) < MIN_MSS {
+            return Err(OffloadError::MssTooSmall {
+                mss: usize::from(mss),
+            });
         }
         let lay = layout(frame)?;
         if lay.proto != IpProtocol::TCP {
@@ -213,6 +229,9 @@ impl<'a> TcpSegmenter<'a> {
                 len: max_frame,
                 needed: self.hdr + 1,
             });
+        }
+        if room < MIN_MSS {
+            return Err(OffloadError::MssTooSmall { mss: room });
         }
         self.mss = self.mss.min(room);
         Ok(self)
@@ -379,6 +398,20 @@ mod tests {
             OffloadError::Protocol(IpProtocol::UDP)
         );
         assert_eq!(TcpSegmenter::new(&f, 0).unwrap_err(), OffloadError::ZeroMss);
+        // A tiny MSS would multiply the frame: refused, as a tiny egress limit is.
+        assert_eq!(
+            TcpSegmenter::new(&f, 87).unwrap_err(),
+            OffloadError::MssTooSmall { mss: 87 }
+        );
+        let big = tcp4(1000);
+        let s = TcpSegmenter::new(&big, MIN_MSS as u16).unwrap();
+        assert_eq!(s.mss(), MIN_MSS);
+        let hdr = s.segment_len(0) - MIN_MSS;
+        assert_eq!(
+            s.fit(hdr + MIN_MSS - 1).unwrap_err(),
+            OffloadError::MssTooSmall { mss: MIN_MSS - 1 }
+        );
+        assert_eq!(s.fit(hdr + MIN_MSS).unwrap().mss(), MIN_MSS);
         assert_eq!(
             fill_l4_checksum(&mut f[..40]).unwrap_err(),
             OffloadError::Packet(PacketError::Truncated {

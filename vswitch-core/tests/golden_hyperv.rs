@@ -490,6 +490,21 @@ fn large_send_is_segmented_for_a_port_without_lso() {
     assert_eq!(data, f[54..]);
 }
 
+/// A large send with a tiny MSS (below Linux's 88) is not cut into thousands of frames: MSS
+/// 1 made one 4,000-byte frame 4,000 frames of 55 bytes per egress copy.
+#[test]
+fn large_send_with_a_tiny_mss_is_dropped() {
+    let (mut br, a, b) = offload_pair(Default::default());
+    let f = tcp_frame(4000);
+    for mss in [1, 87] {
+        // Not a large send it can cut: a frame over the ingress MTU.
+        let out = send_rx(&mut br, offloaded(a, &f, mss), 0);
+        assert_eq!(out.dropped(), DropReason::Oversize, "mss {mss}");
+    }
+    let out = send_rx(&mut br, offloaded(a, &f, 88), 0);
+    assert_eq!(out.ports(), [b; 46]);
+}
+
 #[test]
 fn large_send_passes_through_to_an_lso_port() {
     let caps = vswitch_core::port::PortOffloads {
