@@ -93,7 +93,9 @@ pub struct Inspection {
 impl<S: Storage> Vhd<S> {
     /// Everything about this disk: header fields, allocation map, fragmentation.
     ///
-    /// The map is exact to the sector for blocks whose bitmap is partial.
+    /// The map is exact to the sector for blocks whose bitmap is partial, except for blocks
+    /// that share file space with another (a corrupt image, [`Warning::BlocksShareSpace`]):
+    /// each is one data extent.
     pub fn inspect(&self) -> Result<Inspection, IoError> {
         let f = &self.footer;
         let mut map: Vec<Extent> = Vec::new();
@@ -153,6 +155,18 @@ impl<S: Storage> Vhd<S> {
                     }
                     prev_end = Some(file + u64::from(s.bitmap_bytes) + bs);
                     let data = file + u64::from(s.bitmap_bytes);
+                    if s.shared.binary_search(&(block as u32)).is_ok() {
+                        // Its space is another block's too (a corrupt image): one extent, so
+                        // that aliases cannot multiply the map (see `Warning::BlocksShareSpace`).
+                        allocated_bytes += len;
+                        push(Extent {
+                            start,
+                            length: len,
+                            state: ExtentState::Data,
+                            file_offset: Some(data),
+                        });
+                        continue;
+                    }
                     self.storage.read_at(file, &mut bitmap)?;
                     let bits = SectorBitmap(&bitmap);
                     let sectors = len.div_ceil(SECTOR_SIZE) as usize;

@@ -35,6 +35,15 @@ pub enum Warning {
     },
     /// The parent's unique id was not checked ([`OpenOptions::ignore_parent_id`]).
     ParentIdIgnored,
+    /// Some blocks share file space (`count` of them, the first being `block`): the image is
+    /// corrupt, as `check` reports, but reads the way qemu and libvhdi read it. Such an
+    /// image opens read-only only; `inspect` maps each of these blocks as one extent.
+    BlocksShareSpace {
+        /// The lowest such block.
+        block: u32,
+        /// How many blocks share space with another.
+        count: u32,
+    },
 }
 
 /// An open VHD: fixed, dynamic or differencing.
@@ -82,6 +91,9 @@ pub(crate) struct Sparse {
     /// data area when the disk was opened; 0 if none. Payloads outside the file are ignored
     /// here as everywhere else ([`locator_end`]).
     pub(crate) locators_end: u64,
+    /// Blocks whose file space overlaps another block's, ascending (only a read-only open
+    /// accepts them; usually empty).
+    pub(crate) shared: Vec<u32>,
 }
 
 /// Bytes reserved for a locator's payload: the field is bytes in practice (Virtual PC, Hyper-V,

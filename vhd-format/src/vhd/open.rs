@@ -406,6 +406,14 @@ impl<S: Storage> Vhd<S> {
                 )),
                 other => return Err(OpenError::UnsupportedDiskType(other)),
             };
+        if let Layout::Sparse(sparse) = &layout {
+            if let Some(&block) = sparse.shared.first() {
+                warnings.push(Warning::BlocksShareSpace {
+                    block,
+                    count: sparse.shared.len() as u32,
+                });
+            }
+        }
         let parent = match (&layout, footer.disk_type()) {
             (Layout::Sparse(sparse), DiskType::DIFFERENCING) => {
                 let expected = sparse.header.parent_unique_id();
@@ -553,25 +561,39 @@ fn open_sparse<S: Storage>(
         }
         end_of_data = end_of_data.max(end);
     }
-    if writable {
-        let mut starts: Vec<(u32, u32)> = bat
-            .iter()
-            .enumerate()
-            .filter(|(_, &e)| e != BAT_UNALLOCATED)
-            .map(|(b, &e)| (e, b as u32))
-            .collect();
-        starts.sort_unstable();
-        for pair in starts.windows(2) {
-            let ((a, a_block), (b, b_block)) = (pair[0], pair[1]);
-            if u64::from(b) * SECTOR_SIZE < u64::from(a) * SECTOR_SIZE + span {
+    // Blocks that share file space: refused for writing; for reading (as qemu and libvhdi
+    // read them) they are remembered, so `inspect` does not expand each alias's bitmap (a
+    // 1 MB file of aliased entries made a map of 33 million extents).
+    let mut starts: Vec<(u32, u32)> = bat
+        .iter()
+        .enumerate()
+        .filter(|(_, &e)| e != BAT_UNALLOCATED)
+        .map(|(b, &e)| (e, b as u32))
+        .collect();
+    starts.sort_unstable();
+    let mut shared: Vec<u32> = Vec::new();
+    // The furthest end so far, and its block: a block overlaps any earlier one reaching it.
+    let mut reach: Option<(u64, u32)> = None;
+    for &(sector, block) in &starts {
+        let start = u64::from(sector) * SECTOR_SIZE;
+        if let Some((end, other)) = reach.filter(|&(end, _)| start < end) {
+            if writable {
                 return Err(OpenError::BadBatEntry {
-                    block: b_block,
-                    sector: b,
-                    problem: BatProblem::OverlapsBlock { other: a_block },
+                    block,
+                    sector,
+                    problem: BatProblem::OverlapsBlock { other },
                 });
             }
+            shared.push(other);
+            shared.push(block);
+            if start + span <= end {
+                continue;
+            }
         }
+        reach = Some((start + span, block));
     }
+    shared.sort_unstable();
+    shared.dedup();
     let blocks = bat.len();
     Ok(Sparse {
         header,
@@ -585,5 +607,6 @@ fn open_sparse<S: Storage>(
             .collect(),
         end_of_data,
         locators_end,
+        shared,
     })
 }
