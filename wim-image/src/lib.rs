@@ -67,7 +67,10 @@
 //! allocated for them, and every buffer sized by a file or a caller (tables, chunks,
 //! metadata, compressor state) is reserved fallibly: a size the system cannot provide is an
 //! error of the operation (an `OutOfMemory` variant carrying an [`AllocError`]), never an
-//! abort (see [`mem`]).
+//! abort (see [`mem`]). Work whose memory grows with its thread count (a compressor per
+//! writer thread, up to 9 GiB each for 1 GiB LZMS chunks; chunk buffers per decoder thread)
+//! uses fewer threads when they would not fit in the available memory
+//! ([`mem::ThreadCount`], [`WriteOptions::memory_limit`]).
 //!
 //! ## Features
 //!

@@ -48,6 +48,7 @@ fn check_apply(
         threads,
         unix_data: unix,
         rpfix: None,
+        memory_limit: None,
     };
     let report = apply(wim, index, &ours, &opts, &mut |_| {}).unwrap();
     assert!(report.files > 0);
@@ -397,6 +398,7 @@ fn apply_refuses_corrupted_data() {
                 threads,
                 unix_data: false,
                 rpfix: None,
+                memory_limit: None,
             };
             let r = apply(&wim, 1, &out, &opts, &mut |_| {});
             assert!(

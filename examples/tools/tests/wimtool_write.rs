@@ -91,3 +91,51 @@ fn usage_errors() {
         "appending to a corrupt file"
     );
 }
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (`None` elsewhere).
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().next()?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Compression threads that would not fit in the available memory are reduced, with a
+/// note as wimlib-imagex warns: 64 threads of LZMS with 1 GiB solid chunks would take about
+/// 15 GiB each (9 GiB of compressor). Threads that fit get no note.
+#[test]
+fn threads_fit_in_memory() {
+    let s = Scratch::new("wimtool-threads");
+    let dir = s.path("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a"), bytes(1, 100_000, true)).unwrap();
+    std::fs::write(dir.join("b"), bytes(2, 50_000, false)).unwrap();
+    let (solid, xpress) = (s.path("solid.wim"), s.path("xpress.wim"));
+    let (d, w1, w2) = (
+        dir.to_str().unwrap(),
+        solid.to_str().unwrap(),
+        xpress.to_str().unwrap(),
+    );
+    let args = [
+        "capture",
+        d,
+        w1,
+        "--solid",
+        "--solid-chunk-size=1G",
+        "--threads=64",
+    ];
+    let (code, text) = wimtool(&args);
+    assert_eq!(code, 0, "{text}");
+    // (Unless the machine has room for 64 of them: about 1 TiB.)
+    if mem_available().is_some_and(|m| m < 900 << 30) {
+        assert!(
+            text.contains("wanted 64 compression threads, limiting to "),
+            "{text}"
+        );
+    }
+    ok(&["verify", w1]);
+    let (code, text) = wimtool(&["capture", d, w2, "--compress=xpress", "--threads=4"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("limiting"), "{text}");
+    ok(&["verify", w2]);
+}

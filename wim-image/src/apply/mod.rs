@@ -32,6 +32,7 @@ use crate::blob_table::Sha1Hash;
 use crate::defs::{filetime_to_unix, FileAttributes, ItemTag};
 use crate::dentry::{Dentry, ZERO_HASH};
 use crate::io::ReadAt;
+use crate::mem::ThreadCount;
 use crate::metadata::{NodeId, Tree};
 use crate::read::ReadError;
 use crate::reparse::{LinkReparse, ReparseError, MAX_REPARSE_DATA};
@@ -42,8 +43,15 @@ use crate::wim::{ImageError, Wim};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyOptions {
     /// Decoder threads; 0 = one per available core. 1 decodes on the calling thread. At
-    /// most [`MAX_THREADS`](crate::write::MAX_THREADS) are used.
+    /// most [`MAX_THREADS`](crate::write::MAX_THREADS) are used, and fewer when their
+    /// buffers would not fit in memory (see [`memory_limit`](Self::memory_limit)).
     pub threads: usize,
+    /// The memory, in bytes, the decoder threads' buffers may take (each holds up to a
+    /// solid chunk of 1 GiB twice over; see [`ApplyReport::threads`]). `None`: what the
+    /// system reports available when the data phase starts (Linux: `MemAvailable`).
+    /// Threads are reduced, down to one, until they fit, as the writer reduces its
+    /// compression threads ([`ThreadCount`]).
+    pub memory_limit: Option<u64>,
     /// Restore owners, modes and special files from UNIX data (like `--unix-data`).
     pub unix_data: bool,
     /// Rewrite "fixed" absolute link targets under the target directory; `None` follows the
@@ -97,6 +105,9 @@ pub struct ApplyReport {
     pub special_files: u64,
     /// File data bytes written (each copy counted).
     pub bytes: u64,
+    /// The decoder threads wanted and used (fewer when their buffers would not fit in
+    /// memory: see [`ApplyOptions::memory_limit`]).
+    pub threads: ThreadCount,
     /// What was not applied.
     pub skipped: Skipped,
 }
@@ -416,16 +427,9 @@ fn run<R: ReadAt + Sync>(
         }
     }
     let path_of = |i: usize| plan.path(i);
-    let written = pipeline::write_data(
-        wim,
-        &targets,
-        &keep,
-        &path_of,
-        &times,
-        opts.threads,
-        progress,
-    )?;
+    let written = pipeline::write_data(wim, &targets, &keep, &path_of, &times, opts, progress)?;
     report.bytes = written.bytes;
+    report.threads = written.threads;
 
     // Hard links, symlinks, special files. An entry that could not be made (a special file
     // mknod refused) is remembered: it gets no owner, mode or times below.

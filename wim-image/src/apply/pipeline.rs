@@ -11,15 +11,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 
 use sha1::{Digest, Sha1};
 
-use super::{create_file, set_file_times, ApplyError, ApplyProgress, FileTimes};
+use super::{create_file, set_file_times, ApplyError, ApplyOptions, ApplyProgress, FileTimes};
 use crate::blob_table::Blob;
+use crate::codec::{Codec, Decompressor};
 use crate::io::ReadAt;
+use crate::mem::ThreadCount;
 use crate::read::{check_hash, set_len, BlobReader, ReadError, ResKind, ResRef};
 use crate::reparse::MAX_REPARSE_DATA;
 use crate::wim::Wim;
@@ -47,7 +50,27 @@ struct Unit {
     /// Chunk range (compressed), or byte range (uncompressed).
     first: u64,
     end: u64,
+    /// Bytes a chunk (compressed) or a byte (uncompressed) of the range decodes to, and
+    /// the resource's uncompressed size (its last chunk may be shorter).
+    span: u64,
+    res_size: u64,
     pieces: Vec<Piece>,
+}
+
+impl Unit {
+    /// The bytes the unit decodes to.
+    fn out_bytes(&self) -> u64 {
+        let end = self.end.saturating_mul(self.span).min(self.res_size);
+        end.saturating_sub(self.first.saturating_mul(self.span))
+    }
+
+    /// The most bytes one of its chunks decodes to (0 if uncompressed).
+    fn chunk_bytes(&self) -> u64 {
+        match self.res.kind {
+            ResKind::Uncompressed => 0,
+            _ => self.span.min(self.res_size),
+        }
+    }
 }
 
 /// One needed blob: its descriptor, where it is, the files it goes to, and whether the caller
@@ -66,6 +89,8 @@ struct Job<'a> {
 pub(super) struct Written {
     /// Bytes written to files.
     pub bytes: u64,
+    /// The decoder threads wanted and used.
+    pub threads: ThreadCount,
     /// The verified bytes of each blob asked for in `keep`, by blob index.
     pub kept: HashMap<u32, Vec<u8>>,
 }
@@ -82,7 +107,7 @@ pub(super) fn write_data<R: ReadAt + Sync>(
     keep: &HashMap<u32, PathBuf>,
     paths: PathOf<'_>,
     times: &[FileTimes],
-    threads: usize,
+    opts: &ApplyOptions,
     progress: &mut dyn FnMut(ApplyProgress),
 ) -> Result<Written, ApplyError> {
     let reader = wim.reader();
@@ -139,12 +164,9 @@ pub(super) fn write_data<R: ReadAt + Sync>(
         total,
         progress,
     };
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(crate::write::MAX_THREADS);
-    if threads <= 1 || units.len() <= 1 {
+    let batches = batches(&units);
+    let threads = decoder_threads(&units, &batches, opts);
+    if threads.used <= 1 || units.len() <= 1 {
         let mut reader = wim.reader();
         let mut buf = Vec::new();
         for u in &units {
@@ -152,12 +174,42 @@ pub(super) fn write_data<R: ReadAt + Sync>(
             writer.write(u, &buf)?;
         }
     } else {
-        parallel(wim, &jobs, &units, threads, &mut writer)?;
+        parallel(wim, &jobs, &units, &batches, threads.used, &mut writer)?;
     }
     Ok(Written {
         bytes: writer.done,
+        threads,
         kept: writer.kept,
     })
+}
+
+/// The decoder threads for `batches` of `units`: those asked in `opts`, fewer when their
+/// buffers would not fit in memory (the rule is [`ThreadCount`]'s). Each thread accounts
+/// for a batch buffer (at most `threads + 1` batches are out at once, see [`parallel`], so
+/// one more is set aside), its compressed-chunk buffer (at most the largest chunk) and a
+/// decompressor per codec. With 1 GiB LZMS solid chunks that is 2 GiB a thread; with the
+/// usual 32 KiB chunks, batches of about [`UNIT_BYTES`].
+fn decoder_threads(units: &[Unit], batches: &[Range<usize>], opts: &ApplyOptions) -> ThreadCount {
+    let wanted = crate::write::threads(opts.threads);
+    if wanted <= 1 || units.len() <= 1 {
+        return ThreadCount {
+            wanted,
+            used: wanted,
+        };
+    }
+    let batch = batches
+        .iter()
+        .map(|r| units[r.clone()].iter().map(Unit::out_bytes).sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    let chunk = units.iter().map(Unit::chunk_bytes).max().unwrap_or(0);
+    let decoders: u64 = [Codec::Xpress, Codec::Lzx, Codec::Lzms]
+        .into_iter()
+        .map(Decompressor::memory_needed)
+        .sum();
+    let per_thread = batch.saturating_add(chunk).saturating_add(decoders);
+    let budget = opts.memory_limit.or_else(crate::mem::available);
+    ThreadCount::fit(wanted, per_thread, batch, budget)
 }
 
 /// Cuts the jobs (sorted in on-disk order) into units.
@@ -174,9 +226,12 @@ fn make_units<R: ReadAt>(wim: &Wim<R>, jobs: &[Job<'_>]) -> Result<Vec<Unit>, Re
         {
             j += 1;
         }
-        let unit_span = match res.kind {
-            ResKind::Uncompressed => 1,
-            _ => reader.table(&res)?.chunk_size as u64,
+        let (unit_span, res_size) = match res.kind {
+            ResKind::Uncompressed => (1, res.reshdr.uncompressed_size),
+            _ => {
+                let t = reader.table(&res)?;
+                (t.chunk_size as u64, t.uncompressed_size)
+            }
         };
         let per_unit = (UNIT_BYTES / unit_span).max(1);
         let mut cur: Option<Unit> = None;
@@ -197,6 +252,8 @@ fn make_units<R: ReadAt>(wim: &Wim<R>, jobs: &[Job<'_>]) -> Result<Vec<Unit>, Re
                         res,
                         first: idx,
                         end: idx,
+                        span: unit_span,
+                        res_size,
                         pieces: Vec::new(),
                     });
                 }
@@ -268,19 +325,22 @@ fn decode<R: ReadAt>(
     Ok(())
 }
 
-/// Consecutive units taken together as one piece of work of about [`UNIT_BYTES`]: most
-/// blobs are small files, one resource (and so one unit) each, and handing them to the
-/// decoders one by one would cost more in hand-offs than in decoding.
-fn batches(units: &[Unit]) -> Vec<core::ops::Range<usize>> {
+/// Consecutive units taken together as one piece of work of about [`UNIT_BYTES`] of
+/// decoded output (a batch's buffer holds all of it): most blobs are small files, one
+/// resource (and so one unit) each, and handing them to the decoders one by one would cost
+/// more in hand-offs than in decoding. A unit larger than that (one big chunk) is a batch
+/// of its own. (Counting the output, not the blob bytes needed from it: a few small files
+/// in different 64 MiB solid chunks once made one batch, and one buffer, of all of them.)
+fn batches(units: &[Unit]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
     for (i, u) in units.iter().enumerate() {
-        let size: u64 = u.pieces.iter().map(|p| p.len).sum();
-        if i > start && bytes + size > UNIT_BYTES {
+        let size = u.out_bytes();
+        if i > start && bytes.saturating_add(size) > UNIT_BYTES {
             out.push(start..i);
             (start, bytes) = (i, 0);
         }
-        bytes += size;
+        bytes = bytes.saturating_add(size);
     }
     if start < units.len() {
         out.push(start..units.len());
@@ -401,17 +461,18 @@ fn parallel<R: ReadAt + Sync>(
     wim: &Wim<R>,
     jobs: &[Job<'_>],
     units: &[Unit],
+    batches: &[Range<usize>],
     threads: usize,
     writer: &mut Writer<'_, '_>,
 ) -> Result<(), ApplyError> {
-    let batches = batches(units);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     // Batches written so far; decoders wait while they are `window` ahead.
     let written = (Mutex::new(0usize), Condvar::new());
     let window = threads + 1;
-    // Buffers go back to the decoders once written: at most `window` + `threads` exist, and
-    // their pages are not faulted in (and zeroed by the kernel) again for every batch.
+    // Buffers go back to the decoders once written, so their pages are not faulted in (and
+    // zeroed by the kernel) again for every batch. A decoder takes one only for a batch
+    // within the window, so at most `window` exist.
     let pool = Mutex::new(Vec::<Vec<u8>>::new());
     // A decoded batch: its buffer and where each unit starts in it, or the failing unit.
     type Decoded = Result<(Vec<u8>, Vec<usize>), (usize, ReadError)>;
@@ -419,7 +480,7 @@ fn parallel<R: ReadAt + Sync>(
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, written, pool, batches) = (&next, &stop, &written, &pool, &batches);
+            let (next, stop, written, pool) = (&next, &stop, &written, &pool);
             s.spawn(move || {
                 let mut reader = wim.reader();
                 loop {
@@ -488,4 +549,62 @@ fn parallel<R: ReadAt + Sync>(
         drop(rx);
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::ResHdr;
+    use crate::resource::SolidHeader;
+
+    /// A unit of chunks `first..end` of `span` bytes of a solid resource of `res_size`
+    /// bytes, holding `len` bytes of one blob.
+    fn unit(first: u64, end: u64, span: u64, res_size: u64, len: u64) -> Unit {
+        let header = SolidHeader {
+            uncompressed_size: res_size,
+            chunk_size: span as u32,
+            codec: Some(Codec::Lzms),
+        };
+        Unit {
+            res: ResRef {
+                part: 1,
+                reshdr: ResHdr::default(),
+                kind: ResKind::Solid(header),
+            },
+            first,
+            end,
+            span,
+            res_size,
+            pieces: vec![Piece {
+                blob: 0,
+                blob_off: 0,
+                unit_off: 0,
+                len,
+            }],
+        }
+    }
+
+    /// Batches are cut by the bytes their buffer holds (the decoded chunks), not by the
+    /// blob bytes needed from them.
+    #[test]
+    fn batches_count_decoded_bytes() {
+        const MIB: u64 = 1 << 20;
+        // A small file in each of ten 64 MiB solid chunks: ten batches of one chunk (they
+        // once made one batch, and one 640 MiB buffer).
+        let units: Vec<Unit> = (0..10)
+            .map(|i| unit(i, i + 1, 64 * MIB, 640 * MIB, 1000))
+            .collect();
+        assert_eq!(batches(&units).len(), 10);
+        assert_eq!(units[3].out_bytes(), 64 * MIB);
+        // A short last chunk counts its own size.
+        let last = unit(9, 10, 64 * MIB, 600 * MIB, 1000);
+        assert_eq!((last.out_bytes(), last.chunk_bytes()), (24 * MIB, 64 * MIB));
+        assert_eq!(unit(0, 1, 64 * MIB, 5000, 5000).chunk_bytes(), 5000);
+        // Files of 100 KB in resources of their own: 41 to a 4 MiB batch.
+        let units: Vec<Unit> = (0..100)
+            .map(|_| unit(0, 4, 32 << 10, 100_000, 100_000))
+            .collect();
+        let b = batches(&units);
+        assert_eq!(b.iter().map(Range::len).collect::<Vec<_>>(), [41, 41, 18]);
+    }
 }

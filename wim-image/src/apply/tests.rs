@@ -224,3 +224,46 @@ fn existing_symlink_in_target_is_not_followed() {
     apply(&w, 1, &link, &opts, &mut |_| {}).unwrap();
     assert_eq!(fs::read(real.join("sub/r.bin")).unwrap(), b"data\n");
 }
+
+/// Decoder threads whose buffers would not fit in the memory limit are reduced (down to
+/// one), and the report says so; the files are the same either way.
+#[test]
+fn decoder_threads_fit_in_memory() {
+    let mut img = NewImage::new(dir());
+    let mut files = Vec::new();
+    for i in 0..6u8 {
+        let data: Vec<u8> = (0..50_000u32).map(|k| (k % 251) as u8 ^ i).collect();
+        let mut f = Inode::new(FileAttributes::NORMAL, 1, 2, 3);
+        f.data = img.add_stream(
+            data.len() as u64,
+            crate::write::image::Content::Bytes(data.clone().into()),
+        );
+        let f = img.add_inode(f);
+        img.add_dentry(0, format!("f{i}"), f);
+        files.push(data);
+    }
+    let opts = WriteOptions {
+        compression: Some(crate::codec::Codec::Xpress),
+        threads: 1,
+        ..WriteOptions::default()
+    };
+    let mut w = WimWriter::create(Vec::new(), &opts).unwrap();
+    w.add_image(&mut img, &ImageProps::default(), &mut NoBlobs)
+        .unwrap();
+    let bytes = w.finish().unwrap();
+    let wim = Wim::open(bytes.as_slice()).unwrap();
+    let s = Scratch::new("decoder-threads");
+    for (limit, used) in [(0, 1), (u64::MAX, 4)] {
+        let out = s.0.join(format!("out-{used}"));
+        let opts = ApplyOptions {
+            threads: 4,
+            memory_limit: Some(limit),
+            ..ApplyOptions::default()
+        };
+        let r = apply(&wim, 1, &out, &opts, &mut |_| {}).unwrap();
+        assert_eq!(r.threads, ThreadCount { wanted: 4, used });
+        for (i, data) in files.iter().enumerate() {
+            assert_eq!(&fs::read(out.join(format!("f{i}"))).unwrap(), data);
+        }
+    }
+}

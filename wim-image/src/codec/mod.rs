@@ -315,6 +315,17 @@ impl Decompressor {
         }
     }
 
+    /// The bytes [`new`](Self::new) allocates for `codec`: fixed tables, whatever the chunk
+    /// size (the output is the caller's).
+    pub fn memory_needed(codec: Codec) -> u64 {
+        let n = match codec {
+            Codec::Xpress => core::mem::size_of::<XpressDecoder>(),
+            Codec::Lzx => core::mem::size_of::<LzxDecoder>(),
+            Codec::Lzms => core::mem::size_of::<LzmsDecoder>(),
+        };
+        n as u64
+    }
+
     /// State for `codec` and resources with chunks of `chunk_size` bytes.
     pub fn with_chunk_size(codec: Codec, chunk_size: usize) -> Result<Self, DecompressError> {
         let mut d = Self::new(codec);

@@ -19,6 +19,20 @@ use crate::codec::{Codec, CompressError, Compressor, Level};
 
 use super::WriteError;
 
+/// Uncompressed bytes per thread a batch aims at: [`chunks_per_thread`].
+const BATCH_BYTES_PER_THREAD: usize = 8 << 20;
+
+/// Chunks per thread in a batch of `chunk`-byte chunks: 8 up to 1 MiB chunks (enough to
+/// even out chunks of different cost), fewer for larger ones, down to 1 from 8 MiB, so
+/// that a batch holds at most 8 MiB per thread (wimlib likewise gives big chunks one buffer
+/// per thread).
+pub(crate) fn chunks_per_thread(chunk: usize) -> usize {
+    (BATCH_BYTES_PER_THREAD / chunk.max(1)).clamp(1, 8)
+}
+
+/// Batches' worth of result buffers [`Engines::recycle`] keeps for later batches.
+pub(crate) const SPARE_BATCHES: usize = 4;
+
 /// One thread's compressor for one codec, level and chunk size.
 #[derive(Debug)]
 pub(crate) struct Engine(Compressor);
@@ -161,7 +175,7 @@ impl Engines {
 
     /// How many chunks a batch should hold to keep every thread busy.
     pub(crate) fn batch_chunks(&self) -> usize {
-        self.threads * 8
+        self.threads * chunks_per_thread(self.chunk_size)
     }
 
     /// Starts compressing `batch` (with one thread: compresses it now).
@@ -194,7 +208,7 @@ impl Engines {
 
     /// Takes back a batch's result buffers for later batches.
     pub(crate) fn recycle(&mut self, done: Done) {
-        let keep = 4 * self.batch_chunks();
+        let keep = SPARE_BATCHES * self.batch_chunks();
         for p in done.packed {
             if self.spare.len() < keep {
                 self.spare.push(p.buf);

@@ -30,7 +30,9 @@ use crate::wim::Wim;
 use super::export::image_from_tree;
 use super::image::{Content, NewImage};
 use super::resource::BlobOut;
-use super::{threads, xml, BlobProvider, ReadBack, WimWriter, WriteAt, WriteError, WriteOptions};
+use super::{
+    plan_threads, xml, BlobProvider, ReadBack, WimWriter, WriteAt, WriteError, WriteOptions,
+};
 
 /// What happens to an image of the existing file when it is rewritten in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,11 +195,12 @@ impl<W: WriteAt> WimWriter<W> {
             hdr.boot_metadata = ResHdrDisk::default();
         }
         let pos = out.size();
+        let threads = plan_threads(opts, old.compression);
         let mut blobs = BlobOut::new(
             out,
             pos,
             old.compression,
-            (opts.level, threads(opts.threads)),
+            (opts.level, threads.used),
             // Compressors are made now (an unavailable codec fails before the header is
             // touched) unless nothing new will be compressed (a delete in place).
             fates.is_none_or(|f| f.contains(&Fate::Replace)),
@@ -208,7 +211,7 @@ impl<W: WriteAt> WimWriter<W> {
                 codec,
                 chunk,
                 opts.level,
-                threads(opts.threads),
+                threads.used,
             )?);
             // SOLID flags count only in version 0xE00 files.
             hdr.version.set(crate::defs::WimVersion::SOLID.0);
@@ -264,6 +267,7 @@ impl<W: WriteAt> WimWriter<W> {
             now: opts.now,
             copy_stored: opts.copy_stored,
             rollback,
+            threads,
         })
     }
 

@@ -30,6 +30,7 @@ mod resource;
 pub mod sink;
 pub mod solid;
 pub mod split;
+mod threads;
 pub mod xml;
 
 #[cfg(feature = "std")]
@@ -51,12 +52,16 @@ use crate::defs::{
 };
 use crate::header::{check_chunk_size, ResHdr};
 use crate::io::{IoError, ReadAt};
+pub use crate::mem::ThreadCount;
 use crate::wim::OpenError;
 use crate::xml::XmlInfo;
 
 use image::{Content, NewImage};
 use resource::{reshdr_disk, BlobOut, Source};
 pub use sink::{SinkError, WriteAt};
+pub(crate) use threads::plan_threads;
+#[cfg(feature = "std")]
+pub(crate) use threads::threads;
 pub use xml::ImageProps;
 
 /// Bytes covered by each digest of the integrity table (wimlib's choice).
@@ -197,8 +202,23 @@ pub struct WriteOptions {
     pub solid: Option<(Codec, u32)>,
     /// Compression level, 1–100 (50: wimlib's default).
     pub level: u32,
-    /// Compression threads (0: all cores; at most [`MAX_THREADS`]).
+    /// Compression threads (0: all cores; at most [`MAX_THREADS`]). Fewer are used when
+    /// their compressors and buffers would not fit in memory, whether the count was asked
+    /// or defaulted (as wimlib-imagex does): see [`memory_limit`](Self::memory_limit) and
+    /// [`WimWriter::compression_threads`].
     pub threads: usize,
+    /// The memory, in bytes, the compression threads may take (their compressors, see
+    /// [`Compressor::memory_needed`](crate::codec::Compressor::memory_needed), and the
+    /// chunk buffers each has in flight) beside the writer's other buffers. `None`: what
+    /// the system reports available when the writer is made (Linux: `MemAvailable`);
+    /// elsewhere, or without `std`, no limit. Threads are reduced, down to one, until they
+    /// fit; the rule is [`ThreadCount`]'s.
+    pub memory_limit: Option<u64>,
+    /// Called when a writer is made (created, appended to, rebuilt or changed in place)
+    /// with fewer compression threads than wanted because of
+    /// [`memory_limit`](Self::memory_limit) (wimtool prints a note, as wimlib-imagex
+    /// warns "Wanted to use N threads, but limiting to M").
+    pub fewer_threads: Option<fn(ThreadCount)>,
     /// Write an integrity table (`--check`); appending keeps an existing one either way.
     pub integrity: bool,
     /// Set the `RP_FIX` header flag (absolute link targets made image-relative at capture).
@@ -217,9 +237,9 @@ pub struct WriteOptions {
 }
 
 impl Default for WriteOptions {
-    /// Uncompressed, 32 KiB chunks, level 50, all cores, no integrity table, `RP_FIX`, blobs
-    /// copied as stored where possible, and with `std` the current time and a GUID derived
-    /// from it and the process.
+    /// Uncompressed, 32 KiB chunks, level 50, all cores (as many as fit in the available
+    /// memory), no integrity table, `RP_FIX`, blobs copied as stored where possible, and
+    /// with `std` the current time and a GUID derived from it and the process.
     fn default() -> Self {
         let (guid, now) = guid_and_now();
         WriteOptions {
@@ -228,6 +248,8 @@ impl Default for WriteOptions {
             solid: None,
             level: 50,
             threads: 0,
+            memory_limit: None,
+            fewer_threads: None,
             integrity: false,
             rp_fix: true,
             guid,
@@ -255,19 +277,11 @@ fn guid_and_now() -> ([u8; 16], u64) {
 }
 
 /// The most compression (or decoding) threads used, whatever is asked: each holds a
-/// compressor of its own (tens of MiB for LZX or LZMS), and more threads than cores gain
-/// nothing. 100,000 threads once aborted on allocation.
+/// compressor of its own (from 1 MiB to 9 GiB, see
+/// [`Compressor::memory_needed`](crate::codec::Compressor::memory_needed)), and more
+/// threads than cores gain nothing. 100,000 threads once aborted on allocation. Fewer are
+/// used when they would not fit in memory ([`WriteOptions::memory_limit`]).
 pub const MAX_THREADS: usize = 64;
-
-fn threads(n: usize) -> usize {
-    #[cfg(feature = "std")]
-    if n == 0 {
-        return std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS);
-    }
-    n.clamp(1, MAX_THREADS)
-}
 
 /// Reads blobs that a new image references by hash but the output lacks (export).
 pub trait BlobProvider {
@@ -365,6 +379,8 @@ pub struct WimWriter<W> {
     copy_stored: bool,
     /// For a file changed in place: what undoes the change if it fails.
     rollback: Option<inplace::Rollback>,
+    /// The compression threads wanted and used.
+    threads: ThreadCount,
 }
 
 impl<W: WriteAt> WimWriter<W> {
@@ -431,11 +447,12 @@ impl<W: WriteAt> WimWriter<W> {
             integrity: zero,
             unused: [0; 60],
         };
+        let threads = plan_threads(opts, compression);
         let mut blobs = BlobOut::new(
             out,
             HEADER_SIZE as u64,
             compression,
-            (opts.level, threads(opts.threads)),
+            (opts.level, threads.used),
             true,
         )?;
         if let Some((codec, chunk)) = opts.solid {
@@ -443,7 +460,7 @@ impl<W: WriteAt> WimWriter<W> {
                 codec,
                 chunk,
                 opts.level,
-                threads(opts.threads),
+                threads.used,
             )?);
         }
         let mut wip = header;
@@ -461,6 +478,7 @@ impl<W: WriteAt> WimWriter<W> {
             now: opts.now,
             copy_stored: opts.copy_stored,
             rollback: None,
+            threads,
         })
     }
 
@@ -468,6 +486,13 @@ impl<W: WriteAt> WimWriter<W> {
     /// kept; `opts` gives threads, level, time and whether to add an integrity table.
     pub fn append(out: W, opts: &WriteOptions) -> Result<Self, WriteError> {
         Self::open_in_place(out, opts, None)
+    }
+
+    /// The compression threads wanted ([`WriteOptions::threads`]) and used: fewer when
+    /// their compressors and buffers would not fit in memory
+    /// ([`WriteOptions::memory_limit`]). Fixed when the writer is made.
+    pub fn compression_threads(&self) -> ThreadCount {
+        self.threads
     }
 
     /// The number of write calls made to the output so far.

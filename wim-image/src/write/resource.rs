@@ -35,7 +35,7 @@ use crate::codec::Codec;
 use crate::defs::{BlobEntryDisk, ResHdrDisk, ResourceFlags, SHA1_SIZE, SOLID_RESOURCE_MAGIC_SIZE};
 use crate::header::ResHdr;
 
-use super::engine::{Batch, Done, Engines, Packed, Ticket};
+use super::engine::{chunks_per_thread, Batch, Done, Engines, Packed, Ticket, SPARE_BATCHES};
 use super::sink::WriteAt;
 use super::solid::SolidOut;
 use super::WriteError;
@@ -43,8 +43,31 @@ use super::WriteError;
 /// Blobs in memory of at most this many chunks wait to be compressed with others.
 const DEFER_MAX_CHUNKS: usize = 4;
 
-/// Chunks per thread queued before the small blobs are compressed and written.
-const DEFER_CHUNKS_PER_THREAD: usize = 16;
+/// Batches (see [`chunks_per_thread`]) of small blobs queued before they are compressed
+/// and written.
+const DEFER_BATCHES: usize = 2;
+
+/// Input buffers of large resources kept for reuse.
+const SPARE_INPUTS: usize = 2;
+
+/// The bytes of chunk buffers each compression thread adds to non-solid output with
+/// `chunk`-byte chunks, at most: with `k` = [`chunks_per_thread`] chunks per thread and
+/// batch, the small blobs queued and those compressing ([`DEFER_BATCHES`] batches each)
+/// beside the kept inputs of large resources ([`SPARE_INPUTS`] batches; a large resource
+/// has at most two more out, and never runs beside queued blobs), the result buffers the
+/// engines keep ([`SPARE_BATCHES`] batches) and the compressed bytes of the batch being
+/// written: `11 k` chunks (88 for chunks up to 1 MiB).
+pub(crate) fn thread_buffers(chunk: u32) -> u64 {
+    let batches = 2 * DEFER_BATCHES + SPARE_INPUTS + SPARE_BATCHES + 1;
+    (batches * chunks_per_thread(chunk as usize)) as u64 * u64::from(chunk)
+}
+
+/// The bytes of non-solid output's buffers that do not grow with the thread count: the
+/// last small blobs may take a queue past its size by less than [`DEFER_MAX_CHUNKS`]
+/// chunks, in the queue and when compressing.
+pub(crate) fn shared_buffers(chunk: u32) -> u64 {
+    2 * DEFER_MAX_CHUNKS as u64 * u64::from(chunk)
+}
 
 /// A small blob whose table entry exists and whose resource is not written yet.
 #[derive(Debug)]
@@ -260,7 +283,8 @@ impl<W: WriteAt> BlobOut<W> {
                     data: s.to_vec(),
                 });
                 self.deferred_chunks += chunks;
-                if self.deferred_chunks >= self.engine_params.1 * DEFER_CHUNKS_PER_THREAD {
+                let batch = self.engine_params.1 * chunks_per_thread(self.chunk_size()?);
+                if self.deferred_chunks >= DEFER_BATCHES * batch {
                     self.submit_deferred()?;
                 }
                 return Ok(hash);
@@ -436,7 +460,7 @@ impl<W: WriteAt> BlobOut<W> {
         let written = self.write_at(&outbuf, data_start + *data_len);
         *data_len += outbuf.len() as u64;
         self.outbuf = outbuf;
-        if self.spare_in.len() < 2 {
+        if self.spare_in.len() < SPARE_INPUTS {
             self.spare_in.push(input);
         }
         self.engines()?.recycle(done);

@@ -56,6 +56,28 @@ pub fn resource_limit(chunk: u32) -> u64 {
     (chunk as u64 * 8).max(64 << 20)
 }
 
+/// Chunks per thread a blob being read may hold back before they are compressed.
+const PENDING_CHUNKS_PER_THREAD: usize = 2;
+
+/// Bytes read from a blob at a time.
+const READ_STEP: u64 = 1 << 20;
+
+/// The bytes of chunk buffers each compression thread adds to solid output with
+/// `chunk`-byte chunks, at most: the chunks a blob being read holds back
+/// ([`PENDING_CHUNKS_PER_THREAD`]), the chunks still out once they are handed over (one per
+/// thread, plus one counted in [`shared_buffers`]), and a result buffer for each, which
+/// the engines keep: 6 chunks (384 MiB for the 64 MiB LZMS default).
+pub(crate) fn thread_buffers(chunk: u32) -> u64 {
+    2 * (PENDING_CHUNKS_PER_THREAD as u64 + 1) * u64::from(chunk)
+}
+
+/// The bytes of solid output's buffers that do not grow with the thread count: the open
+/// resource's compressed chunks (up to [`resource_limit`], more only when one blob goes
+/// past it), the chunk out beyond one per thread with its result, and a read step.
+pub(crate) fn shared_buffers(chunk: u32) -> u64 {
+    resource_limit(chunk) + 2 * u64::from(chunk) + READ_STEP
+}
+
 /// The solid resource being built and the run it belongs to.
 #[derive(Debug)]
 pub(crate) struct SolidOut {
@@ -257,14 +279,14 @@ impl<W: WriteAt> BlobOut<W> {
         let mut hasher = Sha1::new();
         let mut at = 0u64;
         while at < size {
-            let n = (size - at).min(1 << 20) as usize;
+            let n = (size - at).min(READ_STEP) as usize;
             let old = s.pending.len();
             crate::mem::resize(&mut s.pending, old.saturating_add(n), 0)?;
             src.read(at, &mut s.pending[old..])?;
             hasher.update(&s.pending[old..]);
             at += n as u64;
             s.res_size += n as u64;
-            if s.pending.len() >= 2 * s.batch_bytes() {
+            if s.pending.len() >= PENDING_CHUNKS_PER_THREAD * s.batch_bytes() {
                 s.compress_pending(false)?;
                 spilled = true;
             }

@@ -12,6 +12,7 @@
 //! bounds-checked), larger ones 32-bit entries ([`Large`]).
 
 use super::super::alloc::{boxed::Box, vec, vec::Vec};
+use super::heap;
 use super::mf::{common_len, load_u32, prefetch, Match};
 use crate::mem::AllocError;
 
@@ -38,6 +39,8 @@ pub(crate) trait Table {
     fn with_len(len: usize) -> Result<Self, AllocError>
     where
         Self: Sized;
+    /// The heap bytes [`with_len`](Self::with_len) allocates for `len` entries.
+    fn heap_bytes(len: usize) -> u64;
     /// Entry `i`.
     fn get(&self, i: usize) -> usize;
     /// Sets entry `i` to `v`.
@@ -77,6 +80,10 @@ impl Table for Small {
         ))
     }
 
+    fn heap_bytes(_: usize) -> u64 {
+        heap::<[u16; SMALL_LEN]>(1)
+    }
+
     #[inline(always)]
     fn get(&self, i: usize) -> usize {
         usize::from(self.0[i % SMALL_LEN])
@@ -103,6 +110,10 @@ pub(crate) struct Large(Vec<u32>);
 impl Table for Large {
     fn with_len(len: usize) -> Result<Self, AllocError> {
         Ok(Large(crate::mem::filled(0, len)?))
+    }
+
+    fn heap_bytes(len: usize) -> u64 {
+        heap::<u32>(len)
     }
 
     #[inline(always)]
@@ -223,19 +234,34 @@ pub(crate) struct Probe {
 }
 
 impl<T: Table> BinaryTrees<T> {
-    /// Trees for chunks up to `max_chunk` bytes; with `hash2`, 2-byte matches too.
-    /// Trees for chunks of at most `max_chunk` bytes (two entries per position).
-    pub(crate) fn new(max_chunk: usize, hash2: bool) -> Result<Self, AllocError> {
+    /// The tables' sizes for chunks of at most `max_chunk` bytes: `bits3`, `bits4`, and the
+    /// entries of `head4`, `head3`, `head2` and `children` (two per position).
+    fn sizes(max_chunk: usize, hash2: bool) -> (u32, u32, [usize; 4]) {
         let order = max_chunk.next_power_of_two().trailing_zeros();
         let bits4 = (order + 1).clamp(MIN_HASH4_BITS, MAX_HASH4_BITS);
         let bits3 = bits4.min(MAX_HASH3_BITS);
-        let children = max_chunk
-            .checked_mul(2)
-            .ok_or(AllocError::of::<u32>(u64::MAX))?;
+        let head2 = if hash2 { 1 << HASH2_BITS } else { 0 };
+        let lens = [1 << bits4, 2 << bits3, head2, max_chunk.saturating_mul(2)];
+        (bits3, bits4, lens)
+    }
+
+    /// The heap bytes [`new`](Self::new) allocates (about 8 per byte of chunk with
+    /// [`Large`] tables, a fixed 1 MiB with [`Small`] ones).
+    pub(crate) fn heap_bytes(max_chunk: usize, hash2: bool) -> u64 {
+        Self::sizes(max_chunk, hash2)
+            .2
+            .iter()
+            .map(|&n| T::heap_bytes(n))
+            .sum()
+    }
+
+    /// Trees for chunks of at most `max_chunk` bytes; with `hash2`, 2-byte matches too.
+    pub(crate) fn new(max_chunk: usize, hash2: bool) -> Result<Self, AllocError> {
+        let (bits3, bits4, [head4, head3, head2, children]) = Self::sizes(max_chunk, hash2);
         Ok(BinaryTrees {
-            head4: T::with_len(1 << bits4)?,
-            head3: T::with_len(2 << bits3)?,
-            head2: T::with_len(if hash2 { 1 << HASH2_BITS } else { 0 })?,
+            head4: T::with_len(head4)?,
+            head3: T::with_len(head3)?,
+            head2: T::with_len(head2)?,
             hash2,
             children: T::with_len(children)?,
             bits3,

@@ -8,6 +8,7 @@
 //! two head tables at each chunk.
 
 use super::super::alloc::{boxed::Box, vec};
+use super::heap;
 use super::mf::{load_u32, prefetch, walk, ChainFinder};
 
 /// Positions (and table entries) of a chunk.
@@ -51,6 +52,11 @@ pub(crate) struct SmallChains {
 }
 
 impl SmallChains {
+    /// The heap bytes [`new`](Self::new) allocates (fixed: three tables of 64 Ki entries).
+    pub(crate) fn heap_bytes() -> u64 {
+        heap::<[u16; 3 * WINDOW]>(1)
+    }
+
     /// Chains for chunks up to `max_chunk` (at most [`WINDOW`]) bytes.
     pub(crate) fn new(max_chunk: usize) -> Self {
         debug_assert!(max_chunk <= WINDOW);

@@ -15,6 +15,7 @@ use super::super::lzms::tables::{
     num_offset_slots, LENGTH_SLOTS, NUM_LENGTH_SLOTS, NUM_OFFSET_SLOTS, OFFSET_SLOTS,
 };
 use super::super::lzms::{take_repeat, Decisions};
+use super::heap;
 use super::huffman::assign_codewords;
 use crate::codec::alloc::{vec, vec::Vec};
 
@@ -499,7 +500,9 @@ const FINE_BITS: u32 = 10;
 const COARSE_SHIFT: u32 = FINE_BITS + 1;
 
 impl SlotTable {
-    pub(crate) fn new(max_chunk: usize) -> Self {
+    /// The first offset of the coarse table, and the lengths of the fine and coarse tables
+    /// for chunks of at most `max_chunk` bytes.
+    fn sizes(max_chunk: usize) -> (u32, usize, usize) {
         let first_coarse = OFFSET_SLOTS[..NUM_OFFSET_SLOTS]
             .iter()
             .position(|&(_, extra)| u32::from(extra) > FINE_BITS)
@@ -507,11 +510,22 @@ impl SlotTable {
         let split = OFFSET_SLOTS[first_coarse].0;
         let max = max_chunk.max(2) as u32;
         let fine_len = max.min(split) as usize;
+        let coarse_len = (max.saturating_sub(split) >> COARSE_SHIFT) as usize + 1;
+        (split, fine_len, coarse_len)
+    }
+
+    /// The heap bytes [`new`](Self::new) allocates (about one per 1 KiB of chunk).
+    pub(crate) fn heap_bytes(max_chunk: usize) -> u64 {
+        let (_, fine, coarse) = Self::sizes(max_chunk);
+        heap::<u8>(fine) + heap::<u16>(coarse)
+    }
+
+    pub(crate) fn new(max_chunk: usize) -> Self {
+        let (split, fine_len, coarse_len) = Self::sizes(max_chunk);
         let mut fine = vec![0u8; fine_len];
         for (off, f) in fine.iter_mut().enumerate().skip(1) {
             *f = offset_slot(off as u32) as u8;
         }
-        let coarse_len = (max.saturating_sub(split) >> COARSE_SHIFT) as usize + 1;
         let mut coarse = vec![0u16; coarse_len];
         for (k, c) in coarse.iter_mut().enumerate() {
             let off = u64::from(split) + ((k as u64) << COARSE_SHIFT);

@@ -12,6 +12,7 @@
 //! left to the LZ matches.)
 
 use super::super::alloc::{boxed::Box, vec};
+use super::heap;
 use super::lzms::PAIR_SHIFT;
 use super::mf::prefetch;
 
@@ -121,6 +122,11 @@ pub(crate) fn delta_len(
 }
 
 impl DeltaFinder {
+    /// The heap bytes [`new`](Self::new) allocates (fixed: the hash table).
+    pub(crate) fn heap_bytes() -> u64 {
+        heap::<[u64; TABLE_LEN]>(1)
+    }
+
     pub(crate) fn new(max_chunk: usize) -> Self {
         let order = max_chunk.next_power_of_two().trailing_zeros();
         let bits = order.clamp(12, MAX_BITS);

@@ -18,10 +18,12 @@ use super::super::lzms::streams::Probability;
 use super::super::lzms::tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, OFFSET_SLOTS};
 use super::super::lzms::x86::TargetTable;
 use super::bt::{BinaryTrees, Cursor, Large, Probe};
-use super::lzms::{length_slot, next_state, ItemCoder, LzmsItem, State, Streams, PAIR_SHIFT};
+use super::lzms::{
+    length_slot, next_state, ItemCoder, LzmsItem, SlotTable, State, Streams, PAIR_SHIFT,
+};
 use super::lzms_delta::{delta_len, delta_starts, DeltaFinder, DeltaMatch, HASHED, POWERS};
 use super::mf::{match_len, prefetch, Match};
-use super::Level;
+use super::{heap, Level};
 use crate::mem::AllocError;
 
 /// Positions per stretch at most.
@@ -38,6 +40,10 @@ const INFINITE: u32 = u32::MAX;
 const LONG_MATCH_ENDS: usize = 8;
 /// Room for one position's matches (see [`LzmsEncoder::matches`]).
 const MATCHES: usize = MAX_NICE + 2;
+/// Entries of the 2-byte table (see [`LzmsEncoder::head2`]).
+const HEAD2_LEN: usize = 1 << 16;
+/// Room for the items of one stretch.
+const PATH_LEN: usize = STRETCH + 2;
 
 /// `-log2(p / 64)` in 1/64 bits for a probability of `p`/64 (0 and 64 as 1 and 63).
 /// Generated: `[round(-log2(min(63, max(1, p)) / 64) * 64) for p in range(65)]`.
@@ -122,7 +128,15 @@ struct Nodes {
     state: Vec<State>,
 }
 
+/// Nodes of a stretch: its positions and the farthest a step from its last one reaches.
+const NODES: usize = STRETCH + 2 * MAX_NICE + 2;
+
 impl Nodes {
+    /// The heap bytes [`new`](Self::new) allocates for `len` nodes.
+    fn heap_bytes(len: usize) -> u64 {
+        heap::<u32>(len) + heap::<Arrival>(len) + heap::<State>(len)
+    }
+
     fn new(len: usize) -> Self {
         Nodes {
             cost: vec![INFINITE; len],
@@ -163,6 +177,24 @@ pub(crate) struct LzmsEncoder {
 }
 
 impl LzmsEncoder {
+    /// The heap bytes [`new`](Self::new) allocates (the encoder itself not counted): 9 per
+    /// byte of chunk (its x86-translated copy and the trees' two children per position),
+    /// the trees' heads (8 per byte up to 16 MiB, reached at 2 MiB chunks) and about 2 MiB
+    /// of fixed tables.
+    /// The level does not change it.
+    pub(crate) fn heap_bytes(max_chunk: usize) -> u64 {
+        heap::<u8>(max_chunk)
+            + heap::<TargetTable>(1)
+            + BinaryTrees::<Large>::heap_bytes(max_chunk, false)
+            + heap::<u32>(HEAD2_LEN)
+            + DeltaFinder::heap_bytes()
+            + heap::<ItemCoder>(1)
+            + SlotTable::heap_bytes(max_chunk)
+            + Nodes::heap_bytes(NODES)
+            + heap::<[Match; MATCHES]>(1)
+            + heap::<LzmsItem>(PATH_LEN)
+    }
+
     /// State for chunks of at most `max_chunk` bytes: about 9 bytes per byte, allocated
     /// fallibly (LZMS chunks may be 1 GiB).
     pub(crate) fn new(level: Level, max_chunk: usize) -> Result<Self, AllocError> {
@@ -171,12 +203,12 @@ impl LzmsEncoder {
             buf: crate::mem::filled(0, max_chunk)?,
             x86: Box::new(TargetTable::new()),
             bt: BinaryTrees::new(max_chunk, false)?,
-            head2: vec![0; 1 << 16],
+            head2: vec![0; HEAD2_LEN],
             delta: DeltaFinder::new(max_chunk),
             coder: Box::new(ItemCoder::new(max_chunk)),
-            nodes: Nodes::new(STRETCH + 2 * MAX_NICE + 2),
+            nodes: Nodes::new(NODES),
             matches: Box::new([Match::default(); MATCHES]),
-            path: Vec::with_capacity(STRETCH + 2),
+            path: Vec::with_capacity(PATH_LEN),
             len_cost: [0; MAX_NICE + 1],
             len_gen: 0,
             p: Params {

@@ -16,7 +16,7 @@ use super::lzx_block::BlockCoder;
 use super::lzx_lazy::SmallLazy;
 use super::lzx_opt::Optimal;
 use super::mf::{match_len, ChainFinder, HashChains, Search};
-use super::{Item, Level};
+use super::{heap, Item, Level};
 use crate::mem::AllocError;
 
 pub(crate) const MIN_MATCH: usize = 2;
@@ -35,6 +35,11 @@ enum Parser {
     NearOptimal(Box<Optimal<Large>>),
 }
 
+/// Items of one block (room for a block of literals and one more).
+fn items_len(max_chunk: usize) -> usize {
+    max_chunk.min(BLOCK_SIZE) + 1
+}
+
 /// LZX compression state for chunks up to a fixed size.
 pub(crate) struct LzxEncoder {
     parser: Parser,
@@ -46,6 +51,25 @@ pub(crate) struct LzxEncoder {
 }
 
 impl LzxEncoder {
+    /// The heap bytes [`new`](Self::new) allocates (the encoder itself not counted): the
+    /// E8-translated copy of the chunk and one block's items, then the lazy parser's hash
+    /// chains (fixed up to 64 KiB, then 12 bytes per byte of chunk) or the near-optimal
+    /// parser's trees (fixed up to 64 KiB, then 16 per byte) and one block's state.
+    pub(crate) fn heap_bytes(level: Level, max_chunk: usize) -> u64 {
+        let parser = if level.0 <= MAX_LAZY_LEVEL {
+            if max_chunk <= WINDOW {
+                SmallLazy::heap_bytes()
+            } else {
+                HashChains::heap_bytes(max_chunk)
+            }
+        } else if max_chunk <= SMALL_WINDOW {
+            heap::<Optimal<Small>>(1) + Optimal::<Small>::heap_bytes(max_chunk)
+        } else {
+            heap::<Optimal<Large>>(1) + Optimal::<Large>::heap_bytes(max_chunk)
+        };
+        parser + heap::<u8>(max_chunk) + heap::<Item>(items_len(max_chunk)) + heap::<BlockCoder>(1)
+    }
+
     pub(crate) fn new(level: Level, max_chunk: usize) -> Result<Self, AllocError> {
         let order = max_chunk
             .next_power_of_two()
@@ -79,7 +103,7 @@ impl LzxEncoder {
                 max_offset: (1 << order) - 3,
             },
             buf: vec![0; max_chunk],
-            items: Vec::with_capacity(max_chunk.min(BLOCK_SIZE) + 1),
+            items: Vec::with_capacity(items_len(max_chunk)),
             coder: Box::new(BlockCoder::new(num_main, order >= 16)),
         })
     }

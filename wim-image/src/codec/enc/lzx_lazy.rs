@@ -10,7 +10,7 @@ use super::hc16::SmallChains;
 use super::lzx::{parse_lazy, LazyFinder};
 use super::mf::Search;
 use super::xpress::hc::{new_buf, start, Buf, Caps, Chains, Started};
-use super::Item;
+use super::{heap, Item};
 
 /// The lazy parser's chains and padded chunk buffer.
 pub(super) struct SmallLazy {
@@ -19,6 +19,11 @@ pub(super) struct SmallLazy {
 }
 
 impl SmallLazy {
+    /// The heap bytes [`new`](Self::new) allocates (fixed: the chains and the padded buffer).
+    pub(super) fn heap_bytes() -> u64 {
+        SmallChains::heap_bytes() + heap::<Buf>(1)
+    }
+
     /// A parser for chunks up to `max_chunk` (at most 64 KiB) bytes.
     pub(super) fn new(max_chunk: usize) -> Self {
         SmallLazy {

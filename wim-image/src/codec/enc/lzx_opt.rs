@@ -34,7 +34,7 @@ use super::lzx::{MAX_MATCH, MIN_MATCH};
 use super::lzx_block::{offset_slot, BlockCoder};
 use super::mf::{match_len, Match, Search};
 use super::xpress::log2_16;
-use super::Item;
+use super::{heap, Item};
 use crate::mem::AllocError;
 use core::hint::select_unpredictable;
 
@@ -101,13 +101,29 @@ pub(crate) struct Optimal<T> {
     prices: Prices,
 }
 
+/// Match-cache entries for blocks of at most `block` bytes.
+fn cache_len(block: usize) -> usize {
+    block * (CACHE_PER_POS + 1) + MAX_MATCH + 2
+}
+
 impl<T: Table> Optimal<T> {
+    /// The heap bytes [`new`](Self::new) allocates (the state itself not counted): the
+    /// trees, and for one block (at most 64 KiB) the match cache and the nodes.
+    pub(crate) fn heap_bytes(max_chunk: usize) -> u64 {
+        let block = max_chunk.min(super::lzx::BLOCK_SIZE);
+        BinaryTrees::<T>::heap_bytes(max_chunk, true)
+            + heap::<Match>(cache_len(block))
+            + heap::<Node>(block + 1)
+            + heap::<u64>(QUEUE_RING)
+            + heap::<[u32; NUM_LENS]>(MAX_OFFSET_SLOTS)
+    }
+
     pub(crate) fn new(max_chunk: usize, passes: u32) -> Result<Self, AllocError> {
         let block = max_chunk.min(super::lzx::BLOCK_SIZE);
         Ok(Optimal {
             bt: BinaryTrees::new(max_chunk, true)?,
             passes,
-            cache: vec![Match::default(); block * (CACHE_PER_POS + 1) + MAX_MATCH + 2],
+            cache: vec![Match::default(); cache_len(block)],
             cache_limit: block * CACHE_PER_POS,
             nodes: vec![Node::default(); block + 1],
             queues: vec![0; QUEUE_RING],

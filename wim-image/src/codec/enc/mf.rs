@@ -5,6 +5,7 @@
 //! keep a one-entry table of 3-byte prefixes for the shortest matches (see `Heads`).
 
 use super::super::alloc::{vec, vec::Vec};
+use super::heap;
 
 /// Hash table sizes: 2^(log2(chunk) + 1) four-byte heads within these bounds (bigger chunks
 /// get bigger tables, so chains stay short), and at most 2^15 three-byte heads.
@@ -64,10 +65,21 @@ struct Heads {
 }
 
 impl Heads {
-    fn new(max_chunk: usize) -> Self {
+    /// `bits3` and `bits4` for chunks of at most `max_chunk` bytes.
+    fn bits(max_chunk: usize) -> (u32, u32) {
         let order = max_chunk.next_power_of_two().trailing_zeros();
         let bits4 = (order + 1).clamp(MIN_HASH4_BITS, MAX_HASH4_BITS);
-        let bits3 = bits4.min(MAX_HASH3_BITS);
+        (bits4.min(MAX_HASH3_BITS), bits4)
+    }
+
+    /// The heap bytes [`new`](Self::new) allocates.
+    fn heap_bytes(max_chunk: usize) -> u64 {
+        let (bits3, bits4) = Self::bits(max_chunk);
+        heap::<u32>(1 << bits3) + heap::<u32>(1 << bits4)
+    }
+
+    fn new(max_chunk: usize) -> Self {
+        let (bits3, bits4) = Self::bits(max_chunk);
         Heads {
             head3: vec![0; 1 << bits3],
             head4: vec![0; 1 << bits4],
@@ -247,6 +259,11 @@ pub(crate) struct HashChains {
 }
 
 impl HashChains {
+    /// The heap bytes [`new`](Self::new) allocates: the heads and 4 bytes per byte of chunk.
+    pub(crate) fn heap_bytes(max_chunk: usize) -> u64 {
+        Heads::heap_bytes(max_chunk) + heap::<u32>(max_chunk)
+    }
+
     pub(crate) fn new(max_chunk: usize) -> Self {
         HashChains {
             heads: Heads::new(max_chunk),

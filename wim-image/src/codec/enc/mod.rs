@@ -83,6 +83,12 @@ pub enum CompressError {
     OutOfMemory(#[from] crate::mem::AllocError),
 }
 
+/// Heap bytes of `n` values of `T`, as the encoders' `heap_bytes` functions add them up
+/// for [`Compressor::memory_needed`].
+pub(crate) fn heap<T>(n: usize) -> u64 {
+    (n as u64).saturating_mul(core::mem::size_of::<T>() as u64)
+}
+
 /// One parsed item: a literal (`len == 1`, `off` = the byte) or a match.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Item {
@@ -108,10 +114,10 @@ enum Encoder {
 
 /// Reusable compression state for one codec, level and maximum chunk size.
 ///
-/// Create one per thread, then compress any number of chunks: no call allocates. Memory is
-/// proportional to the maximum chunk size (about 4 bytes per byte for the fast parsers, 20
-/// for the near-optimal ones); what the chunk size decides is allocated fallibly, so a size
-/// the system cannot provide is [`CompressError::OutOfMemory`].
+/// Create one per thread, then compress any number of chunks: no call allocates. Memory
+/// grows with the maximum chunk size ([`Compressor::memory_needed`] gives it: about 9 bytes
+/// per byte of chunk for LZMS); what the chunk size decides is allocated fallibly, so a
+/// size the system cannot provide is [`CompressError::OutOfMemory`].
 ///
 /// ```
 /// use wim_image::codec::{Codec, Compressor, Decompressor, Level};
@@ -175,6 +181,41 @@ impl Compressor {
             max_chunk_size,
             encoder,
         })
+    }
+
+    /// The bytes a [`Compressor`] for `codec` at `level` and chunks of at most
+    /// `max_chunk_size` bytes allocates when [`new`](Self::new) makes it (all of its memory:
+    /// compressing allocates nothing).
+    ///
+    /// Computed from the sizes the encoders allocate, so it is what the allocator is asked
+    /// for, to the byte (a test holds the two together with a counting allocator); pages
+    /// are committed as the compressor first touches them. Roughly:
+    ///
+    /// | codec, chunk | parser (levels) | bytes per byte of chunk | fixed |
+    /// |---|---|---|---|
+    /// | XPRESS (≤ 64 KiB) | hash chains (< 60) | 8 | 0.6 MiB |
+    /// | XPRESS | near-optimal (≥ 60) | 88 | 1.1 MiB |
+    /// | LZX ≤ 64 KiB | lazy (≤ 34) / near-optimal | 9 / 105 | 0.45 / 1.1 MiB |
+    /// | LZX > 64 KiB (≤ 2 MiB) | lazy / near-optimal | 13 / 17 | 0.65 / 6.8 MiB |
+    /// | LZMS ≤ 2 MiB | near-optimal (all) | 17 | 2 MiB |
+    /// | LZMS > 2 MiB | near-optimal (all) | 9 | 18 MiB |
+    ///
+    /// So LZMS takes about 95 MiB for 8 MiB chunks, 600 MiB for the 64 MiB solid default
+    /// and 9 GiB for 1 GiB chunks (the largest). For what [`new`](Self::new) refuses (a
+    /// size of 0 or above the codec's largest chunk, level 0), the estimate is that of the
+    /// nearest accepted values.
+    pub fn memory_needed(codec: Codec, level: Level, max_chunk_size: usize) -> u64 {
+        let size = max_chunk_size.clamp(1, codec.max_chunk_size());
+        let level = Level(level.0.clamp(1, 300));
+        match codec {
+            Codec::Xpress => {
+                heap::<xpress::XpressEncoder>(1) + xpress::XpressEncoder::heap_bytes(level, size)
+            }
+            Codec::Lzx => heap::<lzx::LzxEncoder>(1) + lzx::LzxEncoder::heap_bytes(level, size),
+            Codec::Lzms => {
+                heap::<lzms_opt::LzmsEncoder>(1) + lzms_opt::LzmsEncoder::heap_bytes(size)
+            }
+        }
     }
 
     /// The codec this state compresses with.

@@ -12,7 +12,7 @@ use super::bitout::{XpressScratch, XpressWriter, XPRESS_SCRATCH};
 use super::bt::{BinaryTrees, Probe, Small};
 use super::huffman::make_code;
 use super::mf::Match;
-use super::Level;
+use super::{heap, Level};
 use crate::mem::AllocError;
 use hc::HashParser;
 
@@ -59,20 +59,44 @@ pub(crate) struct XpressEncoder {
     scratch: Box<XpressScratch>,
 }
 
+/// The first level parsed near-optimally (below: greedily under 30, lazily from 30).
+const NEAR_OPTIMAL_LEVEL: u32 = 60;
+
+/// Match-cache entries for chunks of at most `max_chunk` bytes.
+fn cache_len(max_chunk: usize) -> usize {
+    max_chunk.saturating_mul(CACHE_PER_POS) + MAX_MATCH.min(300)
+}
+
 impl XpressEncoder {
+    /// The heap bytes [`new`](Self::new) allocates (the encoder itself not counted): 8 per
+    /// byte of chunk (the items) and fixed tables for the hash parsers, 88 per byte (the
+    /// match cache, the nodes and the items) and fixed trees for the near-optimal one.
+    pub(crate) fn heap_bytes(level: Level, max_chunk: usize) -> u64 {
+        let n = max_chunk.saturating_add(1);
+        let parser = if level.0 < NEAR_OPTIMAL_LEVEL {
+            HashParser::heap_bytes()
+        } else {
+            BinaryTrees::<Small>::heap_bytes(max_chunk, false)
+                + heap::<Match>(cache_len(max_chunk))
+                + 2 * heap::<u32>(n)
+                + heap::<Match>(n)
+        };
+        parser + heap::<u64>(n) + heap::<XpressScratch>(1)
+    }
+
     pub(crate) fn new(level: Level, max_chunk: usize) -> Result<Self, AllocError> {
         let l = level.0;
         let (parser, depth, nice) = if l < 30 {
             let p = Parser::Hash(HashParser::new(max_chunk, false));
             (p, l * 30 / 16, l as usize * 60 / 16)
-        } else if l < 60 {
+        } else if l < NEAR_OPTIMAL_LEVEL {
             let p = Parser::Hash(HashParser::new(max_chunk, true));
             (p, (l * 30 / 32).max(2), l as usize * 60 / 32)
         } else {
             let p = Parser::NearOptimal(NearOptimal {
                 bt: BinaryTrees::new(max_chunk, false)?,
                 passes: (l / 40).max(1),
-                cache: Vec::with_capacity(max_chunk * CACHE_PER_POS + MAX_MATCH.min(300)),
+                cache: Vec::with_capacity(cache_len(max_chunk)),
                 starts: vec![0; max_chunk + 1],
                 cost: vec![0; max_chunk + 1],
                 step: vec![Match::default(); max_chunk + 1],

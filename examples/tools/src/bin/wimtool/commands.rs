@@ -661,10 +661,15 @@ fn options(a: &Args) -> Result<ApplyOptions, Failure> {
         threads,
         unix_data: a.flag(&["--unix-data"]),
         rpfix,
+        memory_limit: None,
     })
 }
 
+/// What an apply or extract left out, and decoder threads fitted to the memory.
 fn report_skipped(r: &ApplyReport) {
+    if r.threads.reduced() {
+        eprintln!("{}", crate::write::fewer_threads_note("decoder", r.threads));
+    }
     let s = &r.skipped;
     let items = [
         (s.named_streams, "named data streams"),

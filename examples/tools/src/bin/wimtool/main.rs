@@ -39,7 +39,8 @@ commands:
 
 options:
   --threads N        decoder threads for apply/extract, compressor threads for
-                     capture/append/export/optimize (default: all cores; at most 64)
+                     capture/append/export/optimize (default: all cores; at most 64;
+                     fewer, with a note, when they would not fit in available memory)
   --compress=TYPE[:LEVEL]
                      capture/export/optimize: none, xpress, lzx (default for capture;
                      export/optimize: the source's) or lzms; level 1-100

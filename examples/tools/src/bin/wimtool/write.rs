@@ -11,7 +11,7 @@ use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, Cap
 use wim_image::write::config::CaptureConfig;
 use wim_image::write::export::{export_image, rebuild, Recompress};
 use wim_image::write::inplace::delete_in_place;
-use wim_image::write::{ImageProps, WimWriter, WriteError, WriteOptions};
+use wim_image::write::{ImageProps, ThreadCount, WimWriter, WriteError, WriteOptions};
 
 use crate::args::{parse_size, text, Args, UsageError};
 use crate::commands::{
@@ -88,6 +88,21 @@ fn solid_options(a: &Args) -> Result<Option<(Codec, u32)>, Failure> {
     Ok(Some((codec, size_option(a, "--solid-chunk-size")?)))
 }
 
+/// Says on standard error that a writer uses fewer compression threads than wanted, as
+/// wimlib-imagex warns (the library fits them to the available memory: see
+/// `WriteOptions::memory_limit`).
+fn fewer_threads(t: ThreadCount) {
+    eprintln!("{}", fewer_threads_note("compression", t));
+}
+
+/// The note for `kind` (compression, decoder) threads reduced to fit in memory.
+pub(crate) fn fewer_threads_note(kind: &str, t: ThreadCount) -> String {
+    format!(
+        "wimtool: wanted {} {kind} threads, limiting to {} to fit in available memory",
+        t.wanted, t.used
+    )
+}
+
 pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
     let (mut codec, level) = compression(a)?;
     let solid = solid_options(a)?;
@@ -106,6 +121,7 @@ pub(crate) fn write_options(a: &Args) -> Result<WriteOptions, Failure> {
         integrity: a.flag(&["--check"]),
         rp_fix: !a.flag(&["--norpfix"]),
         copy_stored: !a.flag(&["--recompress"]),
+        fewer_threads: Some(fewer_threads),
         ..WriteOptions::default()
     })
 }

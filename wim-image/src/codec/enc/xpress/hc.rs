@@ -10,6 +10,7 @@
 
 use super::super::super::alloc::{boxed::Box, vec};
 use super::super::hc16::{hash16, SmallChains, WINDOW};
+use super::super::heap;
 use super::super::mf::prefetch;
 use super::{literal, matched, MIN_MATCH, NUM_SYMS};
 
@@ -273,6 +274,11 @@ impl<'a, const FULL: bool> Chains<'a, FULL> {
 }
 
 impl HashParser {
+    /// The heap bytes [`new`](Self::new) allocates (fixed: the chains and the padded buffer).
+    pub(super) fn heap_bytes() -> u64 {
+        SmallChains::heap_bytes() + heap::<Buf>(1)
+    }
+
     /// A greedy (or, with `lazy`, lazy) parser for chunks up to `max_chunk` (at most
     /// [`WINDOW`]) bytes.
     pub(super) fn new(max_chunk: usize, lazy: bool) -> Self {
