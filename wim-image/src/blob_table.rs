@@ -93,7 +93,8 @@ impl BlobTable {
     /// Parses the table of part `part`: entries for other parts, with a zero hash or size, or
     /// repeating the hash of a data blob, are ignored (as wimlib does); so are metadata entries
     /// whose reference count is zero. Every other metadata entry is an image, even when its
-    /// hash repeats an earlier image's (identical trees).
+    /// hash repeats an earlier image's (identical trees, each stored in its own resource:
+    /// [`Wim::open`](crate::Wim::open) refuses entries kept here whose resources overlap).
     pub fn parse(bytes: &[u8], part: u16) -> Result<BlobTable, BlobTableError> {
         let mut t = BlobTable::default();
         t.add_part(bytes, part)?;

@@ -9,12 +9,15 @@
 //! ```
 //!
 //! The tree is checked: every directory's child list is read once (a list reached twice is a
-//! cycle or a shared subtree and is rejected), depth is limited, names must not be empty,
+//! cycle or a shared subtree and is rejected), no byte is read as part of two entries (a list
+//! overlapping another, or the root's entry, is rejected: a dentry's stream entries running
+//! over other dentries would otherwise be read again for each of them), depth is limited,
+//! names must not be empty,
 //! `.`, `..`, or contain `/`, `\0`; of two children with the same name the first is kept
 //! (names compare as stored, by exact UTF-16 units: two names that differ only in their
 //! unpaired surrogates are both kept, though their lossy strings are the same).
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -68,6 +71,18 @@ pub enum MetadataError {
     /// A child list reached twice (a cycle or shared subtree).
     #[error("directory at offset {offset} points at children at {subdir_offset} already used")]
     Cycle {
+        /// The directory.
+        offset: u64,
+        /// Where its children are.
+        subdir_offset: u64,
+    },
+    /// A child list whose entries (dentries, their stream entries and tagged items) share
+    /// bytes with another list's or the root's: a chain of stream entries running over
+    /// other dentries, or a list starting inside another. Genuine metadata stores each
+    /// entry once; reading shared bytes again for each list that covers them would cost
+    /// the product of their lengths.
+    #[error("directory at offset {offset} has children at {subdir_offset} overlapping entries already read")]
+    Overlap {
         /// The directory.
         offset: u64,
         /// Where its children are.
@@ -162,10 +177,22 @@ pub struct Tree {
 impl Tree {
     /// Parses and checks a whole metadata resource.
     pub fn parse(buf: &[u8]) -> Result<Tree, MetadataError> {
+        Self::parse_counting(buf, &mut 0)
+    }
+
+    /// [`parse`](Self::parse), adding to `work` the bytes of every entry read (end markers
+    /// count 8): every list is read once and recorded only if it overlaps no list before
+    /// it, so `work` stays below twice the resource's length plus 8 per directory.
+    fn parse_counting(buf: &[u8], work: &mut u64) -> Result<Tree, MetadataError> {
         let security = SecurityData::parse(buf)?;
         let root_off = security.total_length;
+        let mut spans = Spans::default();
         let root = match read_dentry(buf, root_off)? {
-            Read::Dentry(d, _) if d.is_dir() => *d,
+            Read::Dentry(d, after) if d.is_dir() => {
+                *work += after - root_off;
+                spans.insert(root_off, after);
+                *d
+            }
             _ => return Err(MetadataError::Root { offset: root_off }),
         };
         let mut nodes = Vec::new();
@@ -176,8 +203,6 @@ impl Tree {
             depth: 0,
         });
         let mut used_lists = BTreeSet::new();
-        // One bit per 8-byte position: a dentry read twice means overlapping child lists.
-        let mut seen = alloc::vec![0u64; buf.len() / 512 + 1];
         let mut duplicates_dropped = 0;
         let mut next = 0usize;
         // Breadth first: each directory's children are appended contiguously.
@@ -206,14 +231,7 @@ impl Tree {
                 match read_dentry(buf, at)? {
                     Read::End => break,
                     Read::Dentry(d, after) => {
-                        let bit = (at / 8) as usize;
-                        if seen[bit / 64] & (1 << (bit % 64)) != 0 {
-                            return Err(MetadataError::Cycle {
-                                offset,
-                                subdir_offset: sub,
-                            });
-                        }
-                        seen[bit / 64] |= 1 << (bit % 64);
+                        *work += after - at;
                         at = after;
                         check_name(&d)?;
                         if !names.insert((d.name.clone(), d.name_utf16.clone())) {
@@ -228,6 +246,16 @@ impl Tree {
                         });
                     }
                 }
+            }
+            *work += 8;
+            // The list's entries lie in [sub, at): read once, they must not be read again
+            // as part of another list (the end marker, 8 bytes read at no cost, may be
+            // shared, as an empty directory may point at another list's).
+            if !spans.insert(sub, at) {
+                return Err(MetadataError::Overlap {
+                    offset,
+                    subdir_offset: sub,
+                });
             }
             nodes[id as usize].children = first..nodes.len() as NodeId;
         }
@@ -349,6 +377,29 @@ impl Iterator for Walk<'_> {
     }
 }
 
+/// Byte ranges of a metadata resource already read as entries, disjoint, by start.
+#[derive(Default)]
+struct Spans(BTreeMap<u64, u64>);
+
+impl Spans {
+    /// Records `[start, end)`; `false` (nothing recorded) if it overlaps a recorded range.
+    /// An empty range overlaps nothing.
+    fn insert(&mut self, start: u64, end: u64) -> bool {
+        if start >= end {
+            return true;
+        }
+        // The recorded range starting last before `end` is the only one that can overlap:
+        // those before it end at or before its start.
+        if let Some((_, &e)) = self.0.range(..end).next_back() {
+            if e > start {
+                return false;
+            }
+        }
+        self.0.insert(start, end);
+        true
+    }
+}
+
 /// Names must be usable as one path component.
 fn check_name(d: &Dentry) -> Result<(), MetadataError> {
     let n = d.name.as_str();
@@ -359,4 +410,117 @@ fn check_name(d: &Dentry) -> Result<(), MetadataError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defs::{FileAttributes, DENTRY_DISK_SIZE, STREAM_ENTRY_DISK_SIZE};
+
+    /// A stream entry without a name, as stored (8-aligned).
+    const ENTRY: usize = (STREAM_ENTRY_DISK_SIZE + 7) & !7;
+
+    fn put(b: &mut [u8], at: usize, v: &[u8]) {
+        b[at..at + v.len()].copy_from_slice(v);
+    }
+
+    /// A directory dentry named "a" at `at` with children at `sub` and `streams` extra
+    /// stream entries following it; returns its length (without the stream entries).
+    fn dir(b: &mut [u8], at: usize, sub: u64, streams: u16) -> usize {
+        let len = (DENTRY_DISK_SIZE + 2 + 2 + 7) & !7;
+        put(b, at, &(len as u64).to_le_bytes());
+        put(b, at + 8, &FileAttributes::DIRECTORY.bits().to_le_bytes());
+        put(b, at + 12, &(-1i32).to_le_bytes());
+        put(b, at + 16, &sub.to_le_bytes());
+        put(b, at + 96, &streams.to_le_bytes());
+        put(b, at + 100, &2u16.to_le_bytes());
+        put(b, at + 102, &[b'a', 0]);
+        len
+    }
+
+    /// `k` nested directories Y_1 … Y_k laid out in one run of stream entries: Y_j's
+    /// stream entries run from just after it to a shared end, over Y_{j+1} … Y_k (a dentry
+    /// also reads as a stream entry). Without the overlap check each Y_j's list is read
+    /// whole again: about k × (run length) bytes.
+    fn overlapping_chains(k: usize, plain: usize) -> Vec<u8> {
+        let ylen = (DENTRY_DISK_SIZE + 4 + 7) & !7;
+        let step = ylen + ENTRY * plain;
+        let root = 8;
+        let first = root + ylen;
+        let end = first + k * step;
+        let mut b = vec![0u8; end + 8];
+        put(&mut b, 0, &8u32.to_le_bytes());
+        dir(&mut b, root, first as u64, 0);
+        b[root + 100..root + 104].fill(0); // the root has no name
+        for j in 0..k {
+            let y = first + j * step;
+            let sub = if j + 1 < k { (y + step) as u64 } else { 0 };
+            let n = (k - j - 1) + (k - j) * plain;
+            dir(&mut b, y, sub, n as u16);
+            for e in 0..plain {
+                let at = y + ylen + ENTRY * e;
+                put(&mut b, at, &(ENTRY as u64).to_le_bytes());
+                put(&mut b, at + 16, &[0x11; 20]);
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn overlapping_stream_chains_are_refused_after_linear_work() {
+        let b = overlapping_chains(40, 30);
+        let mut work = 0;
+        let r = Tree::parse_counting(&b, &mut work);
+        assert!(
+            matches!(r, Err(MetadataError::Overlap { .. })),
+            "{:?}",
+            r.map(|t| t.nodes.len())
+        );
+        // The root's list is read once, Y_1's (inside it) once more, then refused.
+        assert!(
+            work <= 2 * b.len() as u64,
+            "{work} bytes read of {}",
+            b.len()
+        );
+    }
+
+    #[test]
+    fn a_list_starting_inside_another_is_refused() {
+        // The root's list holds Y and Z; Y's children start at Z, already read.
+        let mut b = vec![0u8; 8 + 3 * 112 + 16];
+        put(&mut b, 0, &8u32.to_le_bytes());
+        let (root, y, z) = (8, 8 + 112, 8 + 224);
+        dir(&mut b, root, y as u64, 0);
+        b[root + 100..root + 104].fill(0);
+        dir(&mut b, y, z as u64, 0);
+        dir(&mut b, z, 0, 0);
+        b[z + 102] = b'b';
+        assert!(matches!(
+            Tree::parse(&b),
+            Err(MetadataError::Overlap { offset, subdir_offset })
+                if offset == y as u64 && subdir_offset == z as u64
+        ));
+        // Pointing Y at the end marker after Z instead: an empty list, nothing shared.
+        put(&mut b, y + 16, &((z + 112) as u64).to_le_bytes());
+        let t = Tree::parse(&b).unwrap();
+        assert_eq!(t.nodes.len(), 3);
+    }
+
+    #[test]
+    fn well_formed_metadata_is_read_once() {
+        use crate::write::image::{Inode, NewImage};
+        let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 1, 2, 3));
+        let mut parent = 0;
+        for i in 0..50 {
+            let d = img.add_inode(Inode::new(FileAttributes::DIRECTORY, 1, 2, 3));
+            let f = img.add_inode(Inode::new(FileAttributes::NORMAL, 1, 2, 3));
+            img.add_dentry(parent, alloc::format!("f{i}"), f);
+            parent = img.add_dentry(parent, alloc::format!("d{i}"), d);
+        }
+        let b = img.serialize().unwrap();
+        let mut work = 0;
+        let t = Tree::parse_counting(&b, &mut work).unwrap();
+        assert_eq!(t.nodes.len(), 101);
+        assert!(work <= b.len() as u64, "{work} bytes read of {}", b.len());
+    }
 }

@@ -11,8 +11,19 @@ use crate::blob_table::{BlobLocation, Sha1Hash};
 use crate::defs::HEADER_SIZE;
 use crate::dentry::ZERO_HASH;
 use crate::io::ReadAt;
+use crate::metadata::{NodeId, Tree};
 use crate::read::ReadError;
 use crate::wim::{ImageError, Wim};
+
+/// Problems of one kind a [`VerifyReport`] lists; more are only counted
+/// ([`VerifyReport::unlisted`]). A hostile file can hold a missing blob for every file of a
+/// deep tree, or a bad chunk for every blob.
+pub const MAX_LISTED: usize = 100;
+
+/// Longest path a [`Problem::MissingBlob`] carries, in bytes (about; the file's own name is
+/// always whole): a longer path keeps its last components after `…/`, found without walking
+/// the rest of the tree.
+pub const MAX_PATH_LEN: usize = 4096;
 
 /// Progress of [`Wim::verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +58,7 @@ pub enum Problem {
     MissingBlob {
         /// 1-based image index.
         index: u32,
-        /// The file's path.
+        /// The file's path (its last [`MAX_PATH_LEN`] bytes or so, after `…/`, if longer).
         path: String,
         /// The hash.
         hash: Sha1Hash,
@@ -90,15 +101,67 @@ pub struct VerifyReport {
     pub blobs: u64,
     /// Uncompressed bytes hashed.
     pub bytes: u64,
-    /// Everything wrong, in the order found.
+    /// What is wrong, in the order found: the first [`MAX_LISTED`] problems of each kind.
     pub problems: Vec<Problem>,
+    /// Problems found beyond the first [`MAX_LISTED`] of their kind: counted, not listed.
+    pub unlisted: u64,
+    /// Problems found of each kind, listed or not.
+    found: [usize; 5],
 }
 
 impl VerifyReport {
     /// No problems.
     pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.unlisted == 0
     }
+
+    /// Counts a problem of `p`'s kind, and lists it if fewer than [`MAX_LISTED`] of that
+    /// kind are listed. `p` is made only then.
+    fn add(&mut self, kind: usize, p: impl FnOnce() -> Problem) {
+        self.found[kind] += 1;
+        if self.found[kind] <= MAX_LISTED {
+            self.problems.push(p());
+        } else {
+            self.unlisted += 1;
+        }
+    }
+}
+
+/// Kinds of [`Problem`], for [`VerifyReport::add`].
+const INTEGRITY: usize = 0;
+const INTEGRITY_TABLE: usize = 1;
+const IMAGE: usize = 2;
+const MISSING_BLOB: usize = 3;
+const BLOB: usize = 4;
+
+/// The path of `id` as [`Tree::path`] gives it, or, if longer than about [`MAX_PATH_LEN`]
+/// bytes, its last components (the node's own name at least) after `…/`.
+fn short_path(tree: &Tree, id: NodeId) -> String {
+    let mut parts = Vec::new();
+    let mut len = 0;
+    let mut cur = id;
+    while cur != 0 {
+        let n = tree.node(cur);
+        let name = n.dentry.name.as_str();
+        if !parts.is_empty() && len + 1 + name.len() > MAX_PATH_LEN {
+            break;
+        }
+        len += 1 + name.len();
+        parts.push(name);
+        cur = n.parent;
+    }
+    let mut s = String::with_capacity(len + 4);
+    if cur != 0 {
+        s.push('…');
+    }
+    for p in parts.iter().rev() {
+        s.push('/');
+        s.push_str(p);
+    }
+    if s.is_empty() {
+        s.push('/');
+    }
+    s
 }
 
 impl<R: ReadAt> Wim<R> {
@@ -108,7 +171,7 @@ impl<R: ReadAt> Wim<R> {
         let integrity = match self.integrity_table() {
             Ok(t) => t,
             Err(e) => {
-                report.problems.push(Problem::IntegrityTable(e));
+                report.add(INTEGRITY_TABLE, || Problem::IntegrityTable(e));
                 None
             }
         };
@@ -148,7 +211,7 @@ impl<R: ReadAt> Wim<R> {
                 }
                 let actual: Sha1Hash = h.finalize().into();
                 if !ok || actual != *expected {
-                    report.problems.push(Problem::Integrity {
+                    report.add(INTEGRITY, || Problem::Integrity {
                         chunk: i as u64,
                         offset: start,
                     });
@@ -171,16 +234,16 @@ impl<R: ReadAt> Wim<R> {
                             .chain(d.named_streams.iter().map(|s| &s.hash));
                         for h in hashes {
                             if *h != ZERO_HASH && self.blob(h).is_none() {
-                                report.problems.push(Problem::MissingBlob {
+                                report.add(MISSING_BLOB, || Problem::MissingBlob {
                                     index,
-                                    path: tree.path(id),
+                                    path: short_path(&tree, id),
                                     hash: *h,
                                 });
                             }
                         }
                     }
                 }
-                Err(error) => report.problems.push(Problem::Image { index, error }),
+                Err(error) => report.add(IMAGE, || Problem::Image { index, error }),
             }
         }
 
@@ -211,7 +274,7 @@ impl<R: ReadAt> Wim<R> {
             report.blobs += 1;
             report.bytes = report.bytes.saturating_add(b.size);
             if let Err(error) = r {
-                report.problems.push(Problem::Blob {
+                report.add(BLOB, || Problem::Blob {
                     hash: b.hash,
                     error,
                 });

@@ -94,6 +94,28 @@ pub enum OpenError {
         /// Its size.
         size: u64,
     },
+    /// Two entries of the blob table name overlapping bytes of a part: resources of their
+    /// own (data or image metadata), or solid resources. Genuine files store every
+    /// resource once (wimlib's and Microsoft's writers); entries with different hashes
+    /// naming one resource cannot all be right, and each would decompress it again (and
+    /// two images naming one metadata resource would parse it again).
+    #[error("part {part}: the resource at offset {offset} overlaps the one at offset {other}")]
+    ResourceOverlap {
+        /// 1-based part.
+        part: u16,
+        /// The resource's offset.
+        offset: u64,
+        /// The offset of the resource it overlaps (at or before it).
+        other: u64,
+    },
+    /// Two blobs of a solid run overlap (wimlib refuses these too).
+    #[error("solid blob at run offset {offset} overlaps the one at run offset {other}")]
+    SolidBlobOverlap {
+        /// Its offset in the run.
+        offset: u64,
+        /// The offset of the blob it overlaps (at or before it).
+        other: u64,
+    },
     /// A compressed resource in a WIM whose header names no compression.
     #[error("resource at offset {offset} is compressed but the header names no compression")]
     NoCompression {
@@ -267,6 +289,7 @@ impl<R: ReadAt> Wim<R> {
         };
         wim.load_solid()?;
         wim.check_blobs()?;
+        wim.check_overlaps()?;
         Ok(wim)
     }
 
@@ -329,6 +352,65 @@ impl<R: ReadAt> Wim<R> {
                         })?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses entries naming the same bytes twice: overlapping resources of a part (data,
+    /// metadata or solid), or overlapping blobs of a solid run. Entries ignored when the
+    /// table was read (repeated hashes, zero sizes, other parts) are not among them.
+    fn check_overlaps(&self) -> Result<(), OpenError> {
+        let oom = |source| OpenError::OutOfMemory {
+            part: 1,
+            what: "blob table",
+            source,
+        };
+        let solid_count: usize = self.solid.iter().map(Vec::len).sum();
+        // (part or run, start, end), sorted: while none overlap, each starts at or after the
+        // end of the one before it of the same part or run.
+        let mut spans: Vec<(u32, u64, u64)> =
+            crate::mem::with_capacity(self.blobs.blobs.len().saturating_add(solid_count))
+                .map_err(oom)?;
+        let first_overlap = |spans: &mut Vec<(u32, u64, u64)>| {
+            spans.sort_unstable();
+            spans
+                .windows(2)
+                .find(|w| w[0].0 == w[1].0 && w[1].1 < w[0].2)
+                .map(|w| (w[1].0, w[1].1, w[0].1))
+        };
+        let push = |spans: &mut Vec<(u32, u64, u64)>, key: u32, start: u64, size: u64| {
+            if size > 0 {
+                spans.push((key, start, start.saturating_add(size)));
+            }
+        };
+        for b in &self.blobs.blobs {
+            if let BlobLocation::Resource { part, reshdr } = b.location {
+                push(&mut spans, part.into(), reshdr.offset, reshdr.size_in_wim);
+            }
+        }
+        for r in self.solid.iter().flatten() {
+            push(
+                &mut spans,
+                r.part.into(),
+                r.reshdr.offset,
+                r.reshdr.size_in_wim,
+            );
+        }
+        if let Some((part, offset, other)) = first_overlap(&mut spans) {
+            return Err(OpenError::ResourceOverlap {
+                part: part as u16,
+                offset,
+                other,
+            });
+        }
+        spans.clear();
+        for b in &self.blobs.blobs {
+            if let BlobLocation::Solid { run, offset } = b.location {
+                push(&mut spans, run, offset, b.size);
+            }
+        }
+        if let Some((_, offset, other)) = first_overlap(&mut spans) {
+            return Err(OpenError::SolidBlobOverlap { offset, other });
         }
         Ok(())
     }

@@ -142,12 +142,61 @@ fn escape(out: &mut impl Write, s: &str, attr: bool) -> fmt::Result {
     Ok(())
 }
 
-/// The decoded XML document.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The decoded XML document: the `<WIM>` element, with its `<IMAGE>` elements indexed, so
+/// that [`XmlInfo::image`] does not search the document (which may hold any number of other
+/// elements) for each image.
+#[derive(Clone, Debug)]
 pub struct XmlInfo {
-    /// The `<WIM>` element.
-    pub root: Element,
+    root: Element,
+    /// `None` once [`XmlInfo::root_mut`] has lent the root out, until [`XmlInfo::reindex`].
+    index: Option<ImageIndex>,
 }
+
+/// Where the `<IMAGE>` elements of a document are.
+#[derive(Clone, Debug, Default)]
+struct ImageIndex {
+    /// Their positions in the root's children, in document order.
+    positions: Vec<usize>,
+    /// (`INDEX` attribute, 0-based number of the image), sorted, for those with one.
+    by_index: Vec<(u32, u32)>,
+}
+
+impl ImageIndex {
+    fn new(root: &Element) -> ImageIndex {
+        let mut index = ImageIndex::default();
+        for (at, c) in root.children.iter().enumerate() {
+            if let XmlNode::Element(e) = c {
+                if e.name == "IMAGE" {
+                    let n = index.positions.len() as u32;
+                    if let Some(i) = (ImageInfo { element: e }).index() {
+                        index.by_index.push((i, n));
+                    }
+                    index.positions.push(at);
+                }
+            }
+        }
+        index.by_index.sort_unstable();
+        index
+    }
+
+    /// The position in the root's children of the image [`XmlInfo::image`] picks.
+    fn find(&self, index: u32) -> Option<usize> {
+        let at = self.by_index.partition_point(|&(i, _)| i < index);
+        let n = match self.by_index.get(at) {
+            Some(&(i, n)) if i == index => n as usize,
+            _ => index.checked_sub(1)? as usize,
+        };
+        self.positions.get(n).copied()
+    }
+}
+
+impl PartialEq for XmlInfo {
+    fn eq(&self, other: &XmlInfo) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for XmlInfo {}
 
 /// A FILETIME from `<HIGHPART>`/`<LOWPART>` hex halves.
 fn filetime(e: &Element) -> Option<u64> {
@@ -288,7 +337,35 @@ impl XmlInfo {
         if root.name != "WIM" {
             return Err(XmlError::Root { name: root.name });
         }
-        Ok(XmlInfo { root })
+        Ok(XmlInfo::new(root))
+    }
+
+    /// A document with this root element (normally `<WIM>`).
+    pub fn new(root: Element) -> XmlInfo {
+        let index = Some(ImageIndex::new(&root));
+        XmlInfo { root, index }
+    }
+
+    /// The root element.
+    pub fn root(&self) -> &Element {
+        &self.root
+    }
+
+    /// The root element, to change. [`image`](Self::image) then searches the document each
+    /// time, until [`reindex`](Self::reindex).
+    pub fn root_mut(&mut self) -> &mut Element {
+        self.index = None;
+        &mut self.root
+    }
+
+    /// Indexes the `<IMAGE>` elements again after [`root_mut`](Self::root_mut).
+    pub fn reindex(&mut self) {
+        self.index = Some(ImageIndex::new(&self.root));
+    }
+
+    /// The root element, taken out of the document.
+    pub fn into_root(self) -> Element {
+        self.root
     }
 
     /// The `<IMAGE>` elements in document order.
@@ -299,11 +376,19 @@ impl XmlInfo {
             .map(|element| ImageInfo { element })
     }
 
-    /// The `<IMAGE>` whose `INDEX` is `index` (1-based); falls back to the `index`-th.
+    /// The `<IMAGE>` whose `INDEX` is `index` (1-based; the first if several are); falls back
+    /// to the `index`-th. A binary search of the index made when the document was parsed.
     pub fn image(&self, index: u32) -> Option<ImageInfo<'_>> {
-        self.images()
-            .find(|i| i.index() == Some(index))
-            .or_else(|| self.images().nth(index.checked_sub(1)? as usize))
+        let Some(ix) = &self.index else {
+            return self
+                .images()
+                .find(|i| i.index() == Some(index))
+                .or_else(|| self.images().nth(index.checked_sub(1)? as usize));
+        };
+        match self.root.children.get(ix.find(index)?)? {
+            XmlNode::Element(element) => Some(ImageInfo { element }),
+            XmlNode::Text(_) => None,
+        }
     }
 
     /// The document's `<TOTALBYTES>`.
@@ -446,5 +531,77 @@ mod tests {
             XmlInfo::parse(&utf16("<X/>")),
             Err(XmlError::Root { .. })
         ));
+    }
+
+    /// What `image` returned before the index: a search of the document.
+    fn searched(x: &XmlInfo, index: u32) -> Option<&Element> {
+        x.images()
+            .find(|i| i.index() == Some(index))
+            .or_else(|| x.images().nth(index.checked_sub(1)? as usize))
+            .map(|i| i.element)
+    }
+
+    #[test]
+    fn image_lookup_matches_a_search() {
+        let doc = "<WIM><a/><IMAGE INDEX=\"3\"><NAME>x</NAME></IMAGE>text<IMAGE/>\
+            <IMAGE INDEX=\"1\"/><b/><IMAGE INDEX=\"3\"/><IMAGE INDEX=\"junk\"/>\
+            <IMAGE INDEX=\"9\"/><TOTALBYTES>1</TOTALBYTES></WIM>";
+        let mut x = XmlInfo::parse_str(doc).unwrap();
+        for i in 0..12 {
+            assert_eq!(x.image(i).map(|i| i.element), searched(&x, i), "image {i}");
+        }
+        // Changed through root_mut, the document is searched until indexed again.
+        x.root_mut().children.insert(
+            0,
+            XmlNode::Element(Element {
+                name: "IMAGE".into(),
+                attributes: alloc::vec![("INDEX".into(), "2".into())],
+                children: Vec::new(),
+            }),
+        );
+        for _ in 0..2 {
+            for i in 0..12 {
+                assert_eq!(x.image(i).map(|i| i.element), searched(&x, i), "image {i}");
+            }
+            x.reindex();
+        }
+    }
+
+    /// 10,000 images without `INDEX` among 100,000 other elements (wimtool `info` asks for
+    /// each image in turn): each lookup searched the whole document. It now reads the
+    /// index made at parse time, as an element slipped in behind the index's back shows.
+    #[test]
+    fn image_lookup_reads_the_index_not_the_document() {
+        let mut doc = String::from("<WIM>");
+        for _ in 0..10_000 {
+            doc.push_str("<IMAGE/>");
+        }
+        for _ in 0..100_000 {
+            doc.push_str("<a/>");
+        }
+        doc.push_str("</WIM>");
+        let mut x = XmlInfo::parse_str(&doc).unwrap();
+        for i in 1..=10_000u32 {
+            let XmlNode::Element(e) = &x.root.children[i as usize - 1] else {
+                panic!("not an element");
+            };
+            assert!(core::ptr::eq(x.image(i).unwrap().element, e));
+        }
+        let planted = Element {
+            name: "IMAGE".into(),
+            attributes: alloc::vec![("INDEX".into(), "7".into())],
+            children: Vec::new(),
+        };
+        x.root.children.push(XmlNode::Element(planted.clone()));
+        assert_eq!(searched(&x, 7), Some(&planted));
+        assert_eq!(
+            x.image(7).unwrap().element,
+            &Element {
+                name: "IMAGE".into(),
+                ..Element::default()
+            }
+        );
+        x.reindex();
+        assert_eq!(x.image(7).unwrap().element, &planted);
     }
 }

@@ -55,7 +55,7 @@ proptest! {
             attributes: Vec::new(),
             children: kids.into_iter().map(XmlNode::Element).collect(),
         };
-        let doc = XmlInfo { root };
+        let doc = XmlInfo::new(root);
         let text = doc.to_xml_string();
         let mut utf16 = vec![0xFF, 0xFE];
         for u in text.encode_utf16() {

@@ -177,10 +177,11 @@ fn verify_survives_sizes_that_overflow_a_sum() {
     };
     let mut wim = write(&mut symlink_image("a"), &opts);
     let at = wim.len() as u64;
-    wim.resize(wim.len() + 16, 0);
+    wim.resize(wim.len() + 32, 0);
     let mut table = blob_entries(&wim);
     for i in 1..=2u8 {
-        table.push(entry(16, 0x04, at, 1 << 63, &[i; 20]));
+        // Each its own 16 bytes: entries naming the same resource are refused at open.
+        table.push(entry(16, 0x04, at + 16 * (i as u64 - 1), 1 << 63, &[i; 20]));
     }
     replace_blob_table(&mut wim, &table);
     let w = Wim::open(wim.as_slice()).unwrap();

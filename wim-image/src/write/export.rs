@@ -7,6 +7,7 @@
 //! from the source's blob table.
 
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use crate::blob_table::Sha1Hash;
 use crate::dentry::{Dentry, ZERO_HASH};
@@ -15,7 +16,7 @@ use crate::metadata::Tree;
 use crate::read::{BlobReader, ResKind};
 use crate::wim::Wim;
 
-use super::image::{Content, Inode, InodeId, NewImage, StreamId};
+use super::image::{Content, Inode, InodeId, NewImage, NewStream, StreamId};
 use super::{xml, BlobProvider, ImageProps, StoredBlob, WimWriter, WriteAt, WriteError};
 
 /// Reads the blobs of a source WIM.
@@ -102,7 +103,7 @@ pub fn image_from_tree<R: ReadAt>(wim: &Wim<R>, tree: &Tree) -> Result<NewImage,
         };
     img.inodes[0].reparse_data = stream(&mut img, root.reparse_data)?;
     // Dentry ids follow the tree's node ids (breadth first, children contiguous).
-    let mut ids: alloc::vec::Vec<u32> = alloc::vec![0; tree.nodes.len()];
+    let mut ids: Vec<u32> = alloc::vec![0; tree.nodes.len()];
     for id in tree.walk().skip(1) {
         let n = tree.node(id);
         let de = &n.dentry;
@@ -136,7 +137,59 @@ pub fn image_from_tree<R: ReadAt>(wim: &Wim<R>, tree: &Tree) -> Result<NewImage,
         img.dentries[d as usize].short_name = de.short_name.clone();
         ids[id as usize] = d;
     }
+    in_source_order(wim, &mut img);
     Ok(img)
+}
+
+/// Puts the streams of `img` (blobs of `wim`) in the order the source stores them, by part,
+/// resource and offset, as [`Wim::verify`] reads them; blobs of solid resources also get
+/// that place as their [`read_order`](super::image::NewStream::read_order), which a solid
+/// output keeps. A writer then reads the source front to back and decompresses each solid
+/// chunk once: read in tree order, small files of several chunks interleaved by name each
+/// decompressed a whole chunk (up to 64 MiB, whatever the file's size).
+fn in_source_order<R: ReadAt>(wim: &Wim<R>, img: &mut NewImage) {
+    let reader = wim.reader();
+    let place = |s: &NewStream| {
+        let Content::Blob(h) = &s.content else {
+            return (u16::MAX, u64::MAX, u64::MAX, false);
+        };
+        match wim.blob(h).and_then(|b| reader.locate(b)) {
+            Some((r, off)) => (
+                r.part,
+                r.reshdr.offset,
+                off,
+                matches!(r.kind, ResKind::Solid(_)),
+            ),
+            None => (u16::MAX, u64::MAX, u64::MAX, false),
+        }
+    };
+    let mut keyed: Vec<_> = core::mem::take(&mut img.streams)
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (place(&s), i, s))
+        .collect();
+    keyed.sort_by_key(|&(p, i, _)| (p, i));
+    // new_id[old] = new.
+    let mut new_id: Vec<StreamId> = alloc::vec![0; keyed.len()];
+    for (new, ((_, _, _, solid), old, mut s)) in keyed.into_iter().enumerate() {
+        new_id[old] = new as StreamId;
+        if solid {
+            s.read_order = Some(new as u64);
+        }
+        img.streams.push(s);
+    }
+    let map = |s: &mut Option<StreamId>| {
+        if let Some(id) = s {
+            *id = new_id[*id as usize];
+        }
+    };
+    for inode in &mut img.inodes {
+        map(&mut inode.data);
+        map(&mut inode.reparse_data);
+        for (_, s) in &mut inode.named {
+            map(s);
+        }
+    }
 }
 
 fn inode_from(d: &Dentry) -> Inode {

@@ -51,6 +51,11 @@ pub struct NewStream {
     pub content: Content,
     /// SHA-1, known once written (or from the start for [`Content::Blob`]).
     pub hash: Option<Sha1Hash>,
+    /// For a blob its provider reads cheaply only in a given order (export: a blob of a
+    /// solid resource of the source, whose chunks are decompressed whole), its place in that
+    /// order. [`NewImage::solid_order`] puts these streams first, in this order, instead of
+    /// sorting them by name (wimlib keeps blobs from solid resources in their order too).
+    pub read_order: Option<u64>,
 }
 
 /// A file: what all its hard links share.
@@ -193,9 +198,10 @@ pub enum ImageBuildError {
 }
 
 impl NewImage {
-    /// The order to write the streams in when they go into solid resources: by the extension,
-    /// then the name, of the first file that holds each (files of a kind side by side compress
-    /// better across a solid chunk, which is why wimlib sorts the same way), then as found.
+    /// The order to write the streams in when they go into solid resources: those with a
+    /// [`read_order`](NewStream::read_order) first, in it; then by the extension, then the
+    /// name, of the first file that holds each (files of a kind side by side compress better
+    /// across a solid chunk, which is why wimlib sorts the same way), then as found.
     pub fn solid_order(&self) -> Vec<usize> {
         let mut name: Vec<Option<&str>> = alloc::vec![None; self.streams.len()];
         for d in &self.dentries {
@@ -209,10 +215,13 @@ impl NewImage {
             }
         }
         let mut order: Vec<usize> = (0..self.streams.len()).collect();
-        order.sort_by_cached_key(|&i| {
-            let n = name[i].unwrap_or("");
-            let ext = n.rsplit_once('.').map_or("", |(_, e)| e);
-            (ext.to_lowercase(), n.to_lowercase(), i)
+        order.sort_by_cached_key(|&i| match self.streams[i].read_order {
+            Some(k) => (false, k, String::new(), String::new(), i),
+            None => {
+                let n = name[i].unwrap_or("");
+                let ext = n.rsplit_once('.').map_or("", |(_, e)| e);
+                (true, 0, ext.to_lowercase(), n.to_lowercase(), i)
+            }
         });
         order
     }
@@ -246,6 +255,7 @@ impl NewImage {
             size,
             content,
             hash,
+            read_order: None,
         });
         Some(self.streams.len() as StreamId - 1)
     }

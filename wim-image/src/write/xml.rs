@@ -88,24 +88,22 @@ pub fn set_stats(e: &mut Element, s: &ImageStats, now: u64) {
 
 /// An empty document.
 pub fn empty_document() -> XmlInfo {
-    XmlInfo {
-        root: Element {
-            name: String::from("WIM"),
-            attributes: Vec::new(),
-            children: Vec::new(),
-        },
-    }
+    XmlInfo::new(Element {
+        name: String::from("WIM"),
+        attributes: Vec::new(),
+        children: Vec::new(),
+    })
 }
 
 /// Appends an image element before the document's `<TOTALBYTES>`.
 pub fn push_image(doc: &mut XmlInfo, image: Element) {
-    let at = doc
-        .root
+    let root = doc.root_mut();
+    let at = root
         .children
         .iter()
         .rposition(|c| matches!(c, XmlNode::Element(e) if e.name == "IMAGE"))
         .map_or(0, |i| i + 1);
-    doc.root.children.insert(at, XmlNode::Element(image));
+    root.children.insert(at, XmlNode::Element(image));
 }
 
 /// Keeps only the `<IMAGE>` elements whose 1-based position is in `keep` (in that order),
@@ -113,7 +111,8 @@ pub fn push_image(doc: &mut XmlInfo, image: Element) {
 pub fn select_images(doc: &mut XmlInfo, keep: &[u32]) {
     let mut images = Vec::new();
     let mut others = Vec::new();
-    for c in core::mem::take(&mut doc.root.children) {
+    let root = doc.root_mut();
+    for c in core::mem::take(&mut root.children) {
         match c {
             XmlNode::Element(e) if e.name == "IMAGE" => images.push(Some(e)),
             other => others.push(other),
@@ -127,7 +126,7 @@ pub fn select_images(doc: &mut XmlInfo, keep: &[u32]) {
         }
     }
     out.extend(others);
-    doc.root.children = out;
+    root.children = out;
 }
 
 /// Sets the `INDEX` attribute.
@@ -147,7 +146,7 @@ pub fn set_name(e: &mut Element, name: &str) {
 
 /// The `index`-th (1-based) `<IMAGE>` element.
 pub fn image_mut(doc: &mut XmlInfo, index: u32) -> Option<&mut Element> {
-    doc.root
+    doc.root_mut()
         .children
         .iter_mut()
         .filter_map(|c| match c {
@@ -166,11 +165,10 @@ pub fn replace_image(doc: &mut XmlInfo, index: u32, image: Element) {
 
 /// Sets the document's `<TOTALBYTES>` (the end of the blob table), moving it last.
 pub fn set_total_bytes(doc: &mut XmlInfo, total: u64) {
-    doc.root
-        .children
+    let root = doc.root_mut();
+    root.children
         .retain(|c| !matches!(c, XmlNode::Element(e) if e.name == "TOTALBYTES"));
-    doc.root
-        .children
+    root.children
         .push(XmlNode::Element(text("TOTALBYTES", format!("{total}"))));
 }
 

@@ -757,10 +757,13 @@ fn verify(a: &Args) -> Result<(), Failure> {
     for p in &r.problems {
         eprintln!("{p}");
     }
+    if r.unlisted > 0 {
+        eprintln!("({} more problem(s) not listed)", r.unlisted);
+    }
     if !r.is_ok() {
         return Err(Failure::Corrupt(format!(
             "{} problem(s) found",
-            r.problems.len()
+            r.problems.len() as u64 + r.unlisted
         )));
     }
     println!(
