@@ -3,9 +3,12 @@
 //! its full path, and an export reading a solid source out of order. Each test counts the
 //! work (or asserts the refusal), never the time.
 
+mod forge;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use forge::{blob_entries, replace_blob_table};
 use wim_image::codec::Codec;
 use wim_image::defs::FileAttributes;
 use wim_image::verify::{Problem, MAX_LISTED, MAX_PATH_LEN};
@@ -36,30 +39,11 @@ fn add_file(img: &mut NewImage, parent: u32, name: &str, data: Vec<u8>) {
     img.add_dentry(parent, name.into(), f);
 }
 
-/// The entries of the blob table.
-fn blob_entries(wim: &[u8]) -> Vec<[u8; 50]> {
-    let size = u64::from_le_bytes(wim[0x30..0x38].try_into().unwrap()) & ((1 << 56) - 1);
-    let offset = u64::from_le_bytes(wim[0x38..0x40].try_into().unwrap()) as usize;
-    wim[offset..offset + size as usize]
-        .chunks_exact(50)
-        .map(|e| e.try_into().unwrap())
-        .collect()
-}
-
 /// A copy of `wim` whose header points at a new blob table holding `entries` (and
 /// `images` images, if given).
 fn with_table(wim: &[u8], entries: &[[u8; 50]], images: Option<u32>) -> Vec<u8> {
     let mut wim = wim.to_vec();
-    let at = wim.len() as u64;
-    for e in entries {
-        wim.extend_from_slice(e);
-    }
-    let len = wim.len() as u64 - at;
-    let flags = wim[0x37];
-    wim[0x30..0x38].copy_from_slice(&len.to_le_bytes());
-    wim[0x37] = flags;
-    wim[0x38..0x40].copy_from_slice(&at.to_le_bytes());
-    wim[0x40..0x48].copy_from_slice(&len.to_le_bytes());
+    replace_blob_table(&mut wim, entries);
     if let Some(n) = images {
         wim[0x2c..0x30].copy_from_slice(&n.to_le_bytes());
     }

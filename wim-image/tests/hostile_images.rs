@@ -2,10 +2,12 @@
 //! built here with the crate's own writer (then patched where a field must lie) and must now
 //! fail with a typed error, or work.
 
+mod forge;
 mod wimlib_support;
 
 use std::sync::Arc;
 
+use forge::{blob_entries, replace_blob_table};
 use wim_image::apply::{apply, ApplyError, ApplyOptions};
 use wim_image::codec::Codec;
 use wim_image::defs::{FileAttributes, ReparseTag};
@@ -30,16 +32,6 @@ fn write(img: &mut NewImage, opts: &WriteOptions) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-/// The entries of the blob table.
-fn blob_entries(wim: &[u8]) -> Vec<[u8; 50]> {
-    let size = u64::from_le_bytes(wim[0x30..0x38].try_into().unwrap()) & ((1 << 56) - 1);
-    let offset = u64::from_le_bytes(wim[0x38..0x40].try_into().unwrap()) as usize;
-    wim[offset..offset + size as usize]
-        .chunks_exact(50)
-        .map(|e| e.try_into().unwrap())
-        .collect()
-}
-
 /// A blob-table entry: resource header (`flags` in the size's top byte), part 1, one
 /// reference.
 fn entry(size: u64, flags: u8, offset: u64, usize_: u64, hash: &[u8; 20]) -> [u8; 50] {
@@ -52,21 +44,6 @@ fn entry(size: u64, flags: u8, offset: u64, usize_: u64, hash: &[u8; 20]) -> [u8
     e[26..30].copy_from_slice(&1u32.to_le_bytes());
     e[30..].copy_from_slice(hash);
     e
-}
-
-/// Appends a new blob table holding `entries` and points the header at it (the table is
-/// not covered by any hash, so the WIM still opens).
-fn replace_blob_table(wim: &mut Vec<u8>, entries: &[[u8; 50]]) {
-    let at = wim.len() as u64;
-    for e in entries {
-        wim.extend_from_slice(e);
-    }
-    let len = wim.len() as u64 - at;
-    let flags = wim[0x37];
-    wim[0x30..0x38].copy_from_slice(&len.to_le_bytes());
-    wim[0x37] = flags;
-    wim[0x38..0x40].copy_from_slice(&at.to_le_bytes());
-    wim[0x40..0x48].copy_from_slice(&len.to_le_bytes());
 }
 
 /// Moves the blob with `hash` into a forged solid resource appended to `wim`: a 16-byte
