@@ -1,6 +1,17 @@
 //! A byte-addressable view of guest memory described by GPA ranges.
+//!
+//! An access finds the range its first byte lies in, then copies page by page. With `alloc`,
+//! a buffer of more than 16 ranges carries a *range index*: the buffer offset and encoded
+//! position of every 16th range, computed once when the buffer (or the GPADL) is built. An
+//! access binary-searches it and parses at most 16 range headers from there, so its cost does
+//! not grow with the number of ranges before it (a guest may describe a buffer as thousands of
+//! one-page ranges). Without `alloc`, or for 16 ranges or fewer, the walk starts at the first
+//! range.
 
-use super::range::{GpaRange, GpaRanges};
+#[cfg(feature = "alloc")]
+use alloc::{borrow::Cow, vec::Vec};
+
+use super::range::{GpaRange, GpaRangeIter, GpaRanges};
 use super::GuestMemoryMap;
 use crate::defs::PAGE_SIZE;
 use crate::memory::{read_bytes, write_bytes};
@@ -27,18 +38,99 @@ pub enum GpaAccessError {
     },
 }
 
+/// Ranges per entry of a range index: an access parses at most this many range headers after
+/// its binary search, and the index costs about 1/16 of the encoded ranges' bytes (one 16-byte
+/// entry per 16 ranges, each range at least 16 bytes; at most 1/8 with the rounding up).
+#[cfg(feature = "alloc")]
+pub(crate) const INDEX_STRIDE: usize = 16;
+
+/// Where range number `k * INDEX_STRIDE` starts (entry `k` of a range index).
+#[cfg(feature = "alloc")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    /// Its first byte's offset in the buffer (the byte counts of the ranges before it).
+    start: u64,
+    /// Its header's offset in the encoded ranges.
+    at: usize,
+}
+
+/// The total length of validated `ranges` and their range index (empty for
+/// [`INDEX_STRIDE`] ranges or fewer, where a walk from the first is as quick). One pass over
+/// the range headers.
+#[cfg(feature = "alloc")]
+pub(crate) fn range_index(ranges: GpaRanges<'_>) -> (u64, Vec<IndexEntry>) {
+    let count = ranges.count() as usize;
+    let mut entries = if count > INDEX_STRIDE {
+        Vec::with_capacity(count.div_ceil(INDEX_STRIDE))
+    } else {
+        Vec::new()
+    };
+    let (mut start, mut at) = (0u64, 0usize);
+    for (i, range) in ranges.iter().enumerate() {
+        if count > INDEX_STRIDE && i % INDEX_STRIDE == 0 {
+            entries.push(IndexEntry { start, at });
+        }
+        start += u64::from(range.byte_count);
+        at += range.encoded_len();
+    }
+    (start, entries)
+}
+
+/// Checks every PFN of `ranges` against `map`.
+///
+/// # Errors
+/// [`GpaAccessError::UnmappedPfn`] for the first PFN that is not guest RAM.
+pub(crate) fn check_pfns<M: GuestMemoryMap + ?Sized>(
+    ranges: GpaRanges<'_>,
+    map: &M,
+) -> Result<(), GpaAccessError> {
+    for range in ranges.iter() {
+        for pfn in range.pfns.iter() {
+            if map.page(pfn).is_none() {
+                return Err(GpaAccessError::UnmappedPfn { pfn });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The memory described by validated GPA ranges (a GPADL's, or a GPA-direct packet's), seen as
 /// one byte buffer: the ranges concatenated in order.
 ///
-/// Construction checks every PFN against the [`GuestMemoryMap`]; each access is bounds-checked
-/// against the ranges' total length before a byte moves, and each page is looked up again
-/// when it is touched (so a map that shrinks later yields an error, not a stale access).
-/// Pages are accessed only through their atomics; nothing is cached or pinned.
-#[derive(Debug, Clone, Copy)]
+/// [`new`](Self::new) and [`Gpadl::buffer`] check every PFN against the [`GuestMemoryMap`]
+/// (one pass over the PFNs); [`Gpadl::lazy_buffer`] skips that pass, for a host that checked
+/// the GPADL's pages when it accepted it. Either way each access is bounds-checked against the
+/// ranges' total length before a byte moves, and each page is looked up again when it is
+/// touched (so a map that shrinks later yields an error, not a stale access). Pages are
+/// accessed only through their atomics; nothing is cached or pinned.
+///
+/// An access costs a binary search of a range index (one entry per 16 ranges), at most 16
+/// range headers, and one map lookup per page it touches. [`new`](Self::new) builds the index
+/// (with `alloc`, for more than 16 ranges); a [`Gpadl`] computes its own once, when it
+/// completes, and its buffers borrow it.
+///
+/// [`Gpadl`]: super::Gpadl
+/// [`Gpadl::buffer`]: super::Gpadl::buffer
+/// [`Gpadl::lazy_buffer`]: super::Gpadl::lazy_buffer
+#[derive(Debug)]
 pub struct GpaBuffer<'a, M: ?Sized> {
     ranges: GpaRanges<'a>,
     map: &'a M,
     len: u64,
+    #[cfg(feature = "alloc")]
+    index: Cow<'a, [IndexEntry]>,
+}
+
+impl<M: ?Sized> Clone for GpaBuffer<'_, M> {
+    fn clone(&self) -> Self {
+        Self {
+            ranges: self.ranges,
+            map: self.map,
+            len: self.len,
+            #[cfg(feature = "alloc")]
+            index: self.index.clone(),
+        }
+    }
 }
 
 impl<'a, M: GuestMemoryMap + ?Sized> GpaBuffer<'a, M> {
@@ -47,18 +139,38 @@ impl<'a, M: GuestMemoryMap + ?Sized> GpaBuffer<'a, M> {
     /// # Errors
     /// [`GpaAccessError::UnmappedPfn`] for the first PFN that is not guest RAM.
     pub fn new(ranges: GpaRanges<'a>, map: &'a M) -> Result<Self, GpaAccessError> {
-        for range in ranges.iter() {
-            for pfn in range.pfns.iter() {
-                if map.page(pfn).is_none() {
-                    return Err(GpaAccessError::UnmappedPfn { pfn });
-                }
-            }
-        }
+        check_pfns(ranges, map)?;
+        #[cfg(feature = "alloc")]
+        let (len, index) = {
+            let (len, index) = range_index(ranges);
+            (len, Cow::Owned(index))
+        };
+        #[cfg(not(feature = "alloc"))]
+        let len = ranges.total_len();
         Ok(Self {
-            len: ranges.total_len(),
             ranges,
             map,
+            len,
+            #[cfg(feature = "alloc")]
+            index,
         })
+    }
+
+    /// A view of `ranges` in `map` with the total length and range index
+    /// [`index`] computed for them, its PFNs not checked here.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn indexed(
+        ranges: GpaRanges<'a>,
+        map: &'a M,
+        len: u64,
+        index: &'a [IndexEntry],
+    ) -> Self {
+        Self {
+            ranges,
+            map,
+            len,
+            index: Cow::Borrowed(index),
+        }
     }
 
     /// Total bytes.
@@ -80,7 +192,7 @@ impl<'a, M: GuestMemoryMap + ?Sized> GpaBuffer<'a, M> {
     ///
     /// # Errors
     /// [`GpaAccessError::OutOfBounds`] (nothing copied), [`GpaAccessError::UnmappedPfn`] if a
-    /// page left guest RAM since construction (a prefix may have been copied).
+    /// page is not guest RAM (a prefix may have been copied).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), GpaAccessError> {
         self.check(offset, buf.len())?;
         self.walk(offset, buf.len(), |page_bytes, at, start, n| {
@@ -114,6 +226,23 @@ impl<'a, M: GuestMemoryMap + ?Sized> GpaBuffer<'a, M> {
         }
     }
 
+    /// The ranges from the last indexed one starting at or before `offset` (the first range
+    /// without an index), and the buffer offset where that range starts.
+    #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
+    fn seek(&self, offset: u64) -> (GpaRangeIter<'a>, u64) {
+        #[cfg(feature = "alloc")]
+        {
+            let after = self.index.partition_point(|e| e.start <= offset);
+            if let Some(k) = after.checked_sub(1) {
+                if let Some(entry) = self.index.get(k) {
+                    let first = u32::try_from(k * INDEX_STRIDE).unwrap_or(u32::MAX);
+                    return (self.ranges.iter_from(first, entry.at), entry.start);
+                }
+            }
+        }
+        (self.ranges.iter(), 0)
+    }
+
     /// Calls `f(page, offset_in_page, buf_start, n)` for each per-page piece of the (already
     /// bounds-checked) access `[offset, offset + len)`.
     fn walk(
@@ -122,15 +251,16 @@ impl<'a, M: GuestMemoryMap + ?Sized> GpaBuffer<'a, M> {
         len: usize,
         mut f: impl FnMut(&[core::sync::atomic::AtomicU64], usize, usize, usize),
     ) -> Result<(), GpaAccessError> {
+        let (ranges, mut range_start) = self.seek(offset);
         let mut done = 0usize;
-        let mut range_start = 0u64;
-        for range in self.ranges.iter() {
+        for range in ranges {
             if done == len {
                 break;
             }
             let range_end = range_start + u64::from(range.byte_count);
             let pos = offset + done as u64;
             if pos < range_end {
+                // `pos >= range_start` (the seek and the loop keep it so), and
                 // `pos - range_start < byte_count <= u32::MAX`.
                 let within = (pos - range_start) as usize;
                 let n = (len - done).min(range.byte_count as usize - within);
@@ -175,7 +305,154 @@ impl<'a, M: GuestMemoryMap + ?Sized> GpaBuffer<'a, M> {
 mod tests {
     use super::*;
     use crate::gpadl::GuestRam;
+    use proptest::prelude::*;
     use std::vec::Vec;
+
+    /// Guest RAM of the model tests: `PAGES` pages at PFN `BASE`.
+    const BASE: u64 = 0x100;
+    const PAGES: u64 = 16;
+
+    /// The guest-physical address of every byte of `ranges`, in buffer order: what a walk
+    /// must visit, by the definition of a GPA range.
+    fn model(ranges: &[GpaRange<'_>]) -> Vec<u64> {
+        let mut gpas = Vec::new();
+        for r in ranges {
+            for i in 0..u64::from(r.byte_count) {
+                let abs = u64::from(r.byte_offset) + i;
+                gpas.push(r.pfns.get((abs / 4096) as usize).unwrap() * 4096 + abs % 4096);
+            }
+        }
+        gpas
+    }
+
+    fn snapshot(ram: &GuestRam<std::boxed::Box<[core::sync::atomic::AtomicU64]>>) -> Vec<u8> {
+        let mut image = std::vec![0u8; (PAGES * 4096) as usize];
+        assert!(ram.read_gpa(BASE * 4096, &mut image));
+        image
+    }
+
+    /// Ranges of the given `(byte_offset, byte_count, seed)` shapes over pages of the model RAM
+    /// (pages may repeat, within a range and across ranges).
+    fn pfn_lists(shapes: &[(u32, u32, u64)]) -> Vec<Vec<u64>> {
+        shapes
+            .iter()
+            .map(|&(off, count, seed)| {
+                let n = crate::defs::range_page_count(off, count);
+                (0..n)
+                    .map(|j| BASE + seed.wrapping_add(j.wrapping_mul(7919)) % PAGES)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Checks `buf` (over `ranges`, in `ram` whose image the model holds in `image`) against the
+    /// model for each `(offset, len, write, seed)` access; the offset and length are reduced
+    /// into the buffer.
+    fn check_accesses(
+        buf: &GpaBuffer<'_, GuestRam<std::boxed::Box<[core::sync::atomic::AtomicU64]>>>,
+        gpas: &[u64],
+        image: &mut [u8],
+        accesses: &[(u64, usize, bool, u8)],
+    ) -> Result<(), TestCaseError> {
+        let len = gpas.len() as u64;
+        prop_assert_eq!(buf.len(), len);
+        let at = |gpa: u64| (gpa - BASE * 4096) as usize;
+        for &(offset, n, write, seed) in accesses {
+            let offset = offset % (len + 1);
+            let n = n.min((len - offset) as usize);
+            let span = &gpas[offset as usize..offset as usize + n];
+            if write {
+                let data: Vec<u8> = (0..n).map(|k| (k as u8).wrapping_mul(31) ^ seed).collect();
+                buf.write_at(offset, &data).unwrap();
+                for (&gpa, &b) in span.iter().zip(&data) {
+                    image[at(gpa)] = b;
+                }
+                prop_assert_eq!(&snapshot(buf.map)[..], &image[..]);
+            } else {
+                let mut got = std::vec![0u8; n];
+                buf.read_at(offset, &mut got).unwrap();
+                let want: Vec<u8> = span.iter().map(|&gpa| image[at(gpa)]).collect();
+                prop_assert_eq!(got, want);
+            }
+            // One byte past the end, from the end or from the access's offset: refused.
+            let mut one = [0u8; 1];
+            prop_assert!(buf.read_at(len, &mut one).is_err());
+            prop_assert!(buf.write_at(len, &one).is_err());
+            let mut past = std::vec![0u8; (len - offset) as usize + 1];
+            prop_assert!(buf.read_at(offset, &mut past).is_err());
+        }
+        Ok(())
+    }
+
+    /// Thousands of one-page ranges (the layout that made every access walk from the first):
+    /// a byte read at each range's start and end through the index comes from the right page.
+    #[test]
+    fn many_one_page_ranges_are_indexed() {
+        let ram = GuestRam::new_boxed(BASE, PAGES as usize).unwrap();
+        let image: Vec<u8> = (0..PAGES * 4096)
+            .map(|i| (i / 4096 * 17 + i % 251) as u8)
+            .collect();
+        assert!(ram.write_gpa(BASE * 4096, &image));
+        let count = if cfg!(miri) { 100 } else { 4095 };
+        let pfns: Vec<u64> = (0..count).map(|i| BASE + (i * 5 + 3) % PAGES).collect();
+        let list: Vec<GpaRange<'_>> = pfns.chunks(1).map(|p| GpaRange::new(0, 4096, p)).collect();
+        let mut rbuf = std::vec![0u8; 16 * list.len()];
+        let ranges = GpaRanges::encode(&list, &mut rbuf).unwrap();
+        let buf = GpaBuffer::new(ranges, &ram).unwrap();
+        assert_eq!(buf.index.len(), (count as usize).div_ceil(INDEX_STRIDE));
+        for (i, &pfn) in pfns.iter().enumerate() {
+            let page = (pfn - BASE) as usize * 4096;
+            let mut two = [0u8; 2];
+            buf.read_at(i as u64 * 4096 + 4095, &mut two[..1]).unwrap();
+            assert_eq!(two[0], image[page + 4095], "range {i}");
+            if i + 1 < pfns.len() {
+                buf.read_at(i as u64 * 4096 + 4095, &mut two).unwrap();
+                let next = (pfns[i + 1] - BASE) as usize * 4096;
+                assert_eq!(
+                    two,
+                    [image[page + 4095], image[next]],
+                    "ranges {i} and {}",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::test_config())]
+
+        /// Reads and writes over many ranges, through the range index and through a walk from
+        /// the first range (the way without an index), move the bytes the model says.
+        #[test]
+        fn walks_match_the_model(
+            shapes in proptest::collection::vec(
+                (0u32..4096, 1u32..if cfg!(miri) { 1500 } else { 6000 }, any::<u64>()),
+                1..if cfg!(miri) { 24 } else { 60 },
+            ),
+            accesses in proptest::collection::vec(
+                (any::<u64>(), 0usize..9000, any::<bool>(), any::<u8>()),
+                1..if cfg!(miri) { 4 } else { 8 },
+            ),
+        ) {
+            let pfns = pfn_lists(&shapes);
+            let list: Vec<GpaRange<'_>> = shapes
+                .iter()
+                .zip(&pfns)
+                .map(|(&(off, count, _), p)| GpaRange::new(off, count, p))
+                .collect();
+            let mut rbuf = std::vec![0u8; list.iter().map(GpaRange::encoded_len).sum()];
+            let ranges = GpaRanges::encode(&list, &mut rbuf).unwrap();
+            let gpas = model(&list);
+            let ram = GuestRam::new_boxed(BASE, PAGES as usize).unwrap();
+            let mut image: Vec<u8> = (0..PAGES * 4096).map(|i| (i * 13 + i / 4096) as u8).collect();
+            prop_assert!(ram.write_gpa(BASE * 4096, &image));
+            let indexed = GpaBuffer::new(ranges, &ram).unwrap();
+            prop_assert_eq!(indexed.index.is_empty(), list.len() <= INDEX_STRIDE);
+            check_accesses(&indexed, &gpas, &mut image, &accesses)?;
+            let linear = GpaBuffer::indexed(ranges, &ram, gpas.len() as u64, &[]);
+            check_accesses(&linear, &gpas, &mut image, &accesses)?;
+        }
+    }
 
     #[test]
     fn scattered_ranges_read_and_write() {

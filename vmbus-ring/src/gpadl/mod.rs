@@ -5,10 +5,12 @@
 //!  guest: ranges ──GpadlMessages──▶ GPADL_HEADER (≤ 26 PFNs) + GPADL_BODY (28 PFNs each) ─┐
 //!                                                                                       │
 //!  host:  GpadlTable::handle_message ◀──────────────────────────────────────────────────┘
-//!           │ counts values to range_buflen, rejects duplicates, overruns, over-long lists
+//!           │ counts values to range_buflen, rejects duplicates, overruns, over-long lists;
+//!           │ validates and indexes the complete range buffer, once
 //!           ▼
 //!         Gpadl ──ring_pfns──▶ host_ring_pair (PagedRingMemory × 2)
-//!           └────buffer─────▶ GpaBuffer (bounds-checked copy in/out, every PFN in guest RAM)
+//!           ├────buffer─────▶ GpaBuffer (bounds-checked copy in/out, every PFN in guest RAM)
+//!           └──lazy_buffer──▶ GpaBuffer in O(1) (each page checked when touched)
 //! ```
 
 mod buffer;

@@ -248,13 +248,11 @@ impl<'a> GpaRanges<'a> {
         Ok(GpaRanges { bytes: out, count })
     }
 
-    /// No ranges (only as a fallback for data that failed validation elsewhere).
+    /// `count` ranges that [`parse`](Self::parse) accepted earlier, filling `bytes` exactly
+    /// (a complete GPADL's range buffer): no second parse.
     #[cfg(feature = "alloc")]
-    pub(crate) fn empty() -> GpaRanges<'static> {
-        GpaRanges {
-            bytes: &[],
-            count: 0,
-        }
+    pub(crate) fn parsed(bytes: &'a [u8], count: u32) -> Self {
+        Self { bytes, count }
     }
 
     /// Number of ranges.
@@ -277,6 +275,16 @@ impl<'a> GpaRanges<'a> {
         GpaRangeIter {
             rest: self.bytes,
             left: self.count,
+        }
+    }
+
+    /// The ranges from range number `index` on, whose header starts `at` bytes into
+    /// [`as_bytes`](Self::as_bytes) (as a range index recorded them). Past the end: none.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn iter_from(&self, index: u32, at: usize) -> GpaRangeIter<'a> {
+        match (self.bytes.get(at..), self.count.checked_sub(index)) {
+            (Some(rest), Some(left)) => GpaRangeIter { rest, left },
+            _ => GpaRangeIter { rest: &[], left: 0 },
         }
     }
 }

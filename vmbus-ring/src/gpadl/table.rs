@@ -3,7 +3,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use super::buffer::{GpaAccessError, GpaBuffer};
+use super::buffer::{check_pfns, range_index, GpaAccessError, GpaBuffer, IndexEntry};
 use super::message::{message_type, GpadlBodyMessage, GpadlError, GpadlHeaderMessage};
 use super::range::{GpaRanges, Pfns, RangeError};
 use super::GuestMemoryMap;
@@ -21,8 +21,9 @@ pub struct GpadlLimits {
     /// `range_buflen` caps this at 8191 anyway.
     pub max_values: usize,
     /// `u64` values held for all GPADLs together (in progress and complete): the host heap
-    /// the guest can make the table hold is 8 bytes per value. A guest may repeat one PFN as
-    /// often as it likes, so checking that the pages are RAM does not bound this.
+    /// the guest can make the table hold is 8 bytes per value, plus about 1/16 of that for
+    /// the range index of a complete GPADL of many ranges (see [`Gpadl::buffer`]). A guest may repeat one PFN
+    /// as often as it likes, so checking that the pages are RAM does not bound this.
     pub max_total_values: usize,
 }
 
@@ -59,6 +60,10 @@ pub enum GpadlProgress {
 }
 
 /// A complete, validated GPADL: its id, channel and range buffer.
+///
+/// Validated once, when it completes: after that its ranges are not parsed again, and its
+/// length and range index (for buffer accesses in O(log ranges), see [`GpaBuffer`]) are kept
+/// with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gpadl {
     id: u32,
@@ -66,6 +71,10 @@ pub struct Gpadl {
     range_count: u16,
     /// The range buffer exactly as received (range headers and PFNs, little-endian).
     buffer: Vec<u8>,
+    /// Total bytes described.
+    len: u64,
+    /// The range index of `buffer` (empty for 16 ranges or fewer).
+    index: Vec<IndexEntry>,
 }
 
 impl Gpadl {
@@ -84,11 +93,9 @@ impl Gpadl {
         &self.buffer
     }
 
-    /// The ranges.
+    /// The ranges (validated when the GPADL completed; not parsed again).
     pub fn ranges(&self) -> GpaRanges<'_> {
-        GpaRanges::parse(&self.buffer, u32::from(self.range_count))
-            .map(|(r, _)| r)
-            .unwrap_or_else(|_| GpaRanges::empty())
+        GpaRanges::parsed(&self.buffer, u32::from(self.range_count))
     }
 
     /// Every page the GPADL names, range by range (what a host checks against guest RAM
@@ -101,7 +108,7 @@ impl Gpadl {
 
     /// Total bytes the GPADL describes.
     pub fn len(&self) -> u64 {
-        self.ranges().total_len()
+        self.len
     }
 
     /// Whether the GPADL describes no bytes (never, once validated).
@@ -129,7 +136,8 @@ impl Gpadl {
     }
 
     /// A byte-addressable view of the GPADL's memory (its ranges concatenated), every PFN
-    /// checked against `map`.
+    /// checked against `map`: one pass over the PFNs. The view borrows the GPADL's range
+    /// index, so an access costs O(log ranges) range lookups whatever the layout.
     ///
     /// # Errors
     /// [`GpaAccessError::UnmappedPfn`].
@@ -137,13 +145,30 @@ impl Gpadl {
         &'a self,
         map: &'a M,
     ) -> Result<GpaBuffer<'a, M>, GpaAccessError> {
-        GpaBuffer::new(self.ranges(), map)
+        check_pfns(self.ranges(), map)?;
+        Ok(self.lazy_buffer(map))
+    }
+
+    /// The view of [`buffer`](Self::buffer) in O(1), its PFNs not checked up front: for a host
+    /// that checked the GPADL's pages against guest RAM when it accepted it (see
+    /// [`Server::handle_message_checked`]) and builds a view per access or per exit. A page
+    /// that is not in `map` still fails the access that touches it
+    /// ([`GpaAccessError::UnmappedPfn`]), after the bytes before it were copied.
+    ///
+    /// [`Server::handle_message_checked`]: crate::channel::server::Server::handle_message_checked
+    pub fn lazy_buffer<'a, M: GuestMemoryMap + ?Sized>(&'a self, map: &'a M) -> GpaBuffer<'a, M> {
+        GpaBuffer::indexed(self.ranges(), map, self.len, &self.index)
     }
 }
 
+/// A GPADL whose range buffer is still arriving.
 #[derive(Debug)]
 struct Pending {
-    gpadl: Gpadl,
+    id: u32,
+    child_relid: u32,
+    range_count: u16,
+    /// The values so far.
+    buffer: Vec<u8>,
     /// `range_buflen`.
     declared: usize,
 }
@@ -252,16 +277,17 @@ impl GpadlTable {
         }
         let mut buffer = Vec::with_capacity(declared);
         buffer.extend_from_slice(values.get(..declared.min(values.len())).unwrap_or_default());
-        let gpadl = Gpadl {
+        let pending = Pending {
             id: gpadl_id,
             child_relid: msg.child_relid(),
             range_count: msg.range_count(),
             buffer,
+            declared,
         };
-        if gpadl.buffer.len() == declared {
-            self.finish(gpadl)
+        if pending.buffer.len() == declared {
+            self.finish(pending)
         } else {
-            self.hold(Pending { gpadl, declared });
+            self.hold(pending);
             Ok(GpadlProgress::InProgress { gpadl_id })
         }
     }
@@ -285,13 +311,12 @@ impl GpadlTable {
         if values.is_empty() {
             return Err(GpadlError::EmptyBody { gpadl_id });
         }
-        let want = pending.declared - pending.gpadl.buffer.len();
+        let want = pending.declared - pending.buffer.len();
         pending
-            .gpadl
             .buffer
             .extend_from_slice(values.get(..want.min(values.len())).unwrap_or_default());
-        if pending.gpadl.buffer.len() == pending.declared {
-            self.finish(pending.gpadl)
+        if pending.buffer.len() == pending.declared {
+            self.finish(pending)
         } else {
             self.hold(pending);
             Ok(GpadlProgress::InProgress { gpadl_id })
@@ -301,7 +326,7 @@ impl GpadlTable {
     /// Files a GPADL still being assembled.
     fn hold(&mut self, pending: Pending) {
         self.held += pending.declared / 8;
-        self.in_progress.insert(pending.gpadl.id, pending);
+        self.in_progress.insert(pending.id, pending);
         debug_assert_eq!(self.held, self.recount());
     }
 
@@ -321,19 +346,28 @@ impl GpadlTable {
         self.held
     }
 
-    /// Validates a complete range buffer and files the GPADL.
-    fn finish(&mut self, gpadl: Gpadl) -> Result<GpadlProgress, GpadlError> {
-        let gpadl_id = gpadl.id;
-        let (ranges, rest) = GpaRanges::parse(&gpadl.buffer, u32::from(gpadl.range_count))
+    /// Validates a complete range buffer, indexes it and files the GPADL.
+    fn finish(&mut self, pending: Pending) -> Result<GpadlProgress, GpadlError> {
+        let gpadl_id = pending.id;
+        let (ranges, rest) = GpaRanges::parse(&pending.buffer, u32::from(pending.range_count))
             .map_err(|source| GpadlError::Ranges { gpadl_id, source })?;
         if !rest.is_empty() {
             return Err(GpadlError::LengthMismatch {
                 gpadl_id,
                 used: ranges.as_bytes().len(),
-                declared: gpadl.buffer.len(),
+                declared: pending.buffer.len(),
             });
         }
-        let child_relid = gpadl.child_relid;
+        let (len, index) = range_index(ranges);
+        let child_relid = pending.child_relid;
+        let gpadl = Gpadl {
+            id: gpadl_id,
+            child_relid,
+            range_count: pending.range_count,
+            buffer: pending.buffer,
+            len,
+            index,
+        };
         self.held += gpadl.buffer.len() / 8;
         self.complete.insert(gpadl_id, gpadl);
         debug_assert_eq!(self.held, self.recount());
@@ -345,7 +379,7 @@ impl GpadlTable {
 
     /// The channel of a GPADL still being assembled.
     pub fn pending_relid(&self, gpadl_id: u32) -> Option<u32> {
-        self.in_progress.get(&gpadl_id).map(|p| p.gpadl.child_relid)
+        self.in_progress.get(&gpadl_id).map(|p| p.child_relid)
     }
 
     /// A complete GPADL.

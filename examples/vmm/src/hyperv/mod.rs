@@ -21,6 +21,7 @@
 //! which counts 100 ns units since the VM was created.
 
 pub mod cpuid;
+pub mod ring_pages;
 pub mod rings;
 #[cfg(test)]
 pub mod testing;

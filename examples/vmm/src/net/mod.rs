@@ -22,6 +22,12 @@ use vswitch_core::{Bridge, BridgeConfig, HashKey, PortConfig, PortId, RxFrame, T
 /// Frames waiting per port before the oldest are dropped.
 const QUEUE_LIMIT: usize = 256;
 
+/// Forwarding-table slots [`Bridge::age`] visits before each frame is switched. Learning
+/// happens only when a frame is switched, so ageing there keeps room for new addresses:
+/// expired entries leave at up to this many per frame (the default table of 8,192 entries has
+/// 16,384 slots, one pass per 256 frames), at a cost bounded per frame.
+const AGE_BUDGET: usize = 64;
+
 struct HubState {
     bridge: Bridge,
     queues: Vec<VecDeque<Vec<u8>>>,
@@ -66,10 +72,16 @@ impl Hub {
     /// Adds the external uplink: a trunk of every VLAN, VLAN 1 untagged, any source MAC. No
     /// offloads (the TAP device takes whole, checksummed frames) and no spanning tree (the
     /// uplink is the switch's only way out).
+    ///
+    /// The wire may send any number of source addresses, so the uplink learns at most half
+    /// the forwarding table: the VM ports (which learn only their own address) always find
+    /// room.
     pub fn add_uplink(&self) -> Option<PortId> {
         let mut config = PortConfig::external();
         config.offloads = vswitch_core::port::PortOffloads::default();
         config.stp = false;
+        let capacity = self.lock().bridge.fdb().config().capacity;
+        config.learn_limit = Some(u32::try_from(capacity / 2).unwrap_or(u32::MAX));
         self.add(config)
     }
 
@@ -83,11 +95,17 @@ impl Hub {
         Some(id)
     }
 
-    /// Switches `frame` received on `port`.
+    /// Switches `frame` received on `port`, after ageing a slice of the forwarding table.
     pub fn send(&self, port: PortId, frame: &[u8]) {
         let now = self.start.elapsed().as_millis() as u64;
+        self.send_at(port, frame, now);
+    }
+
+    /// [`send`](Self::send) at `now` milliseconds of the switch's clock.
+    fn send_at(&self, port: PortId, frame: &[u8], now: u64) {
         let mut guard = self.lock();
         let s = &mut *guard;
+        s.bridge.age(now, AGE_BUDGET);
         let frames = [RxFrame::new(port, frame)];
         s.bridge.process(&frames, now, &mut s.batch);
         for a in s.batch.actions() {
@@ -135,5 +153,86 @@ impl Hub {
 impl Default for Hub {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BROADCAST: [u8; 6] = [0xff; 6];
+    const A: [u8; 6] = [0x00, 0x15, 0x5d, 0, 0, 0x0a];
+    const B: [u8; 6] = [0x00, 0x15, 0x5d, 0, 0, 0x0b];
+
+    /// A minimal IPv4 Ethernet frame from `src` to `dst`.
+    fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f
+    }
+
+    /// A locally administered unicast address from the wire.
+    fn wire_mac(i: usize) -> [u8; 6] {
+        let b = (i as u32).to_be_bytes();
+        [0x02, 0, b[0], b[1], b[2], b[3]]
+    }
+
+    fn drain(hub: &Hub, ports: &[PortId]) {
+        for &p in ports {
+            while hub.receive(p).is_some() {}
+        }
+    }
+
+    /// More source addresses from the wire than the forwarding table holds (the switch never
+    /// aged its table, so these filled it for good: an hour later a VM's address could not be
+    /// learned and VM-to-VM unicast flooded to the uplink). Now the uplink learns at most half
+    /// the table, and switching frames ages it: past the ageing time the wire's entries leave,
+    /// the VMs' addresses are learned and unicast goes only to its port.
+    #[test]
+    fn the_wire_cannot_fill_the_forwarding_table() {
+        let hub = Hub::new();
+        let uplink = hub.add_uplink().expect("uplink");
+        let a = hub.add_port(A, 1).expect("port a");
+        let b = hub.add_port(B, 1).expect("port b");
+        let ports = [uplink, a, b];
+        let config = *hub.lock().bridge.fdb().config();
+        let limit = config.capacity / 2;
+        for i in 0..config.capacity + 100 {
+            hub.send_at(uplink, &frame(BROADCAST, wire_mac(i)), 0);
+        }
+        {
+            let s = hub.lock();
+            assert_eq!(s.bridge.fdb().port_len(uplink.0) as usize, limit);
+            assert_eq!(s.bridge.fdb().len(), limit);
+        }
+        // Room for the VMs at once.
+        hub.send_at(a, &frame(BROADCAST, A), 1);
+        assert_eq!(hub.lock().bridge.lookup(1, MacAddr(A), 1), Some(a));
+        // An hour later, none of it is fresh; the wire is quiet.
+        let hour = 3_600_000;
+        assert!(u64::from(config.ageing_ms) < hour);
+        drain(&hub, &ports);
+        hub.send_at(a, &frame(BROADCAST, A), hour);
+        hub.send_at(b, &frame(A, B), hour + 1);
+        assert_eq!(hub.lock().bridge.lookup(1, MacAddr(A), hour + 1), Some(a));
+        assert_eq!(hub.waiting(a), 1, "b's frame");
+        assert_eq!(hub.waiting(uplink), 1, "a's broadcast, not b's unicast");
+        drain(&hub, &ports);
+        // Unicast between the VMs, while the table drains: one pass over its slots, each
+        // removal costing a visit more.
+        let slots = (2 * config.capacity).next_power_of_two();
+        let mut now = hour + 2;
+        for _ in 0..(slots + limit) / AGE_BUDGET + 1 {
+            now += 1;
+            hub.send_at(b, &frame(A, B), now);
+            assert_eq!(hub.waiting(uplink), 0, "unicast to a flooded at {now}");
+            assert_eq!(hub.receive(a).as_deref(), Some(&frame(A, B)[..]));
+        }
+        let s = hub.lock();
+        assert_eq!(s.bridge.fdb().port_len(uplink.0), 0);
+        assert_eq!(s.bridge.fdb().len(), 2, "a and b");
+        assert_eq!(s.bridge.lookup(1, MacAddr(B), now), Some(b));
     }
 }

@@ -1,6 +1,16 @@
 //! The netvsp channel: `vmbus-ring`'s network host state machine over the channel's rings,
 //! the guest's receive and send buffers read and written through their GPADLs, frames switched
 //! through the [`Hub`].
+//!
+//! The channel is serviced after every VM exit, so what a service builds before it knows
+//! whether there is work must cost O(1) whatever the guest's layout: the views of the rings
+//! ([`guest_ring_pair`]) and of the receive and send buffers (`Gpadl::lazy_buffer`) borrow
+//! what the server's GPADL table computed once, when each GPADL completed (its parsed ranges
+//! and range index); no page list is walked per exit or per packet. A buffer's pages are
+//! checked against guest RAM once, when the guest registers it (`MapBuffer`), on top of the
+//! check of every GPADL when the VMBus host accepted it. Nothing is cached here: the views
+//! are taken from the server's table on each service, so a GPADL torn down (or the channel
+//! reset) leaves no view behind.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,7 +18,6 @@ use std::sync::Arc;
 use vmbus_ring::channel::server::Server;
 use vmbus_ring::defs::TransferPageRange;
 use vmbus_ring::gpadl::{GpaBuffer, GuestRam};
-use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::netvsc::host::{NetAction, NetConfig, NetHost};
 use vmbus_ring::netvsc::{nvsp, rndis};
 use vmbus_ring::packet::PacketRepr;
@@ -17,6 +26,7 @@ use vswitch_core::PortId;
 use zerocopy::byteorder::little_endian::U32;
 
 use super::Hub;
+use crate::hyperv::ring_pages::guest_ring_pair;
 use crate::hyperv::rings::{read_next, Next, Outbox, RingIndices};
 use crate::memory::GuestMemory;
 
@@ -135,7 +145,7 @@ impl NetChannel {
         let gpadl = server.gpadl(ring_gpadl).ok_or("the ring GPADL is gone")?;
         let pfns = gpadl.ring_pfns().map_err(|e| e.to_string())?;
         let (incoming, outgoing) =
-            host_ring_pair(pfns, downstream, &ram).map_err(|e| e.to_string())?;
+            guest_ring_pair(memory, pfns, downstream).map_err(|e| e.to_string())?;
         let (mut reader, mut writer) = indices
             .pair(incoming, outgoing)
             .map_err(|e| e.to_string())?;
@@ -175,6 +185,7 @@ impl NetChannel {
                 NetAction::Nothing => {}
                 NetAction::Drop(_) => self.stats.errors += 1,
                 NetAction::MapBuffer { kind: _, gpadl } => {
+                    // Every page checked once, here; the services after use lazy views.
                     let len = server
                         .gpadl(gpadl)
                         .and_then(|g| g.buffer(&ram).ok().map(|b| b.len()));
@@ -230,7 +241,7 @@ impl NetChannel {
         let mut stream = Vec::new();
         if let Some(section) = section {
             let send = server.gpadl(self.host.buffers().1?)?;
-            let buf = send.buffer(ram).ok()?;
+            let buf = send.lazy_buffer(ram);
             let len = section.end.checked_sub(section.start)?.min(MAX_STREAM) as usize;
             stream.resize(len, 0);
             buf.read_at(section.start, &mut stream).ok()?;
@@ -255,7 +266,7 @@ impl NetChannel {
         let Some(recv) = self.host.buffers().0.and_then(|g| server.gpadl(g)) else {
             return Ok(false);
         };
-        let buf = recv.buffer(ram).map_err(|e| e.to_string())?;
+        let buf = recv.lazy_buffer(ram);
         let mut signal = false;
         loop {
             let (message, channel, frame) = if let Some(m) = self.control.pop_front() {

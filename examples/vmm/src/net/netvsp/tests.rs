@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use vmbus_ring::channel::server::Server;
+use vmbus_ring::channel::server::{Action, Server};
+use vmbus_ring::channel::ChannelMessage;
 use vmbus_ring::gpadl::{GpaRanges, GuestRam, Pfns};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::netvsc::{nvsp, NIC_INTERFACE};
@@ -252,4 +253,49 @@ fn a_refused_registration_keeps_the_session() {
     rig.complete(held);
     assert_eq!(rig.chan.host.free_slots(), slots);
     assert_eq!(rig.chan.stats.stale_completions, 0);
+}
+
+/// The guest tears its receive buffer's GPADL down without revoking it first. The adapter
+/// keeps no view of the buffer between services (each service takes it from the server's
+/// table), so from the teardown on nothing is written into those pages, even before the
+/// release reaches the adapter; the release then resets it.
+#[test]
+fn a_torn_down_receive_buffer_is_not_written() {
+    let mut rig = Rig::new();
+    rig.start();
+    rig.keepalive();
+    let recv_bytes = (RECV_PAGES.end - RECV_PAGES.start) * 4096;
+    rig.mem
+        .fill(RECV_PAGES.start * 4096, recv_bytes, 0xee)
+        .expect("fill");
+    let teardown = ChannelMessage::GpadlTeardown {
+        child_relid: 1,
+        gpadl: rig.recv,
+    }
+    .emit();
+    let out = rig.server.handle_message(&teardown);
+    assert!(out
+        .actions
+        .contains(&Action::GpadlReleased { gpadl_id: rig.recv }));
+    assert!(rig.server.gpadl(rig.recv).is_none());
+    // A KEEPALIVE's answer has nowhere to go.
+    let range = keepalives(&rig.mem, STREAM_PAGE, 1);
+    let (ranges, _) = GpaRanges::parse(&range, 1).expect("ranges");
+    let msg = rndis_control();
+    let got = rig.exchange(&[PacketRepr::gpa_direct(101, false, ranges, &msg)]);
+    assert!(
+        got.iter().all(|g| !g.0),
+        "a receive packet went out: {got:?}"
+    );
+    let mut image = vec![0u8; recv_bytes as usize];
+    rig.mem
+        .read_at(RECV_PAGES.start * 4096, &mut image)
+        .expect("read");
+    assert!(
+        image.iter().all(|&b| b == 0xee),
+        "the torn-down pages were written"
+    );
+    rig.chan.gpadl_released(rig.recv);
+    assert_eq!(rig.chan.host.buffers(), (None, None));
+    assert_eq!(rig.chan.version(), None);
 }
