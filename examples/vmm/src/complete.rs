@@ -29,9 +29,10 @@
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
 use x86_decode::emulate::paging::{self, AccessKind, PagingState, WalkError};
-use x86_decode::emulate::{Memory, MemoryError, Options, Region};
+use x86_decode::emulate::Options;
 use x86_decode::{Decoder, Instruction, Mode, OpcodeMap, Register, Segment};
 
+use crate::emulate::VmMemory;
 use crate::kvm::{KvmError, Vm};
 use crate::memory::GuestMemory;
 
@@ -328,7 +329,11 @@ impl<'a> Mmu<'a> {
             user: self.user,
             ac: self.ac,
         };
-        let mut ram = Ram(self.memory);
+        // Paging structures must be RAM; accessed/dirty updates are compare-exchanges.
+        let mut ram = VmMemory {
+            ram: self.memory,
+            device: None,
+        };
         match paging::translate(&mut ram, &self.paging, gva, access, true) {
             Ok(t) => Ok(t.gpa),
             Err(WalkError::Memory(_)) => Err(CompleteError::Unmapped { gva }),
@@ -412,58 +417,6 @@ impl<'a> Mmu<'a> {
             Err(e) => return Err(e),
         };
         Ok((window, fetched))
-    }
-}
-
-/// Guest RAM as the page walker reads it (paging structures must be RAM), with the
-/// accessed/dirty updates done by atomic compare-exchange as the processor does them.
-struct Ram<'a>(&'a GuestMemory);
-
-impl Memory for Ram<'_> {
-    fn region(&mut self, _gpa: u64) -> Region {
-        Region::Ram
-    }
-
-    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.0
-            .read_at(gpa, buf)
-            .map_err(|_| MemoryError::Unmapped(gpa))
-    }
-
-    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
-        self.0
-            .write_at(gpa, data)
-            .map_err(|_| MemoryError::Unmapped(gpa))
-    }
-
-    fn compare_exchange(
-        &mut self,
-        gpa: u64,
-        current: &[u8],
-        new: &[u8],
-    ) -> Result<bool, MemoryError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let word = |b: &[u8]| {
-            let mut w = [0u8; 8];
-            w[..b.len()].copy_from_slice(b);
-            u64::from_le_bytes(w)
-        };
-        let unmapped = |_| MemoryError::Unmapped(gpa);
-        match (current.len(), new.len()) {
-            (8, 8) => Ok(self
-                .0
-                .atomic_u64(gpa)
-                .map_err(unmapped)?
-                .compare_exchange(word(current), word(new), SeqCst, SeqCst)
-                .is_ok()),
-            (4, 4) => Ok(self
-                .0
-                .atomic_u32(gpa)
-                .map_err(unmapped)?
-                .compare_exchange(word(current) as u32, word(new) as u32, SeqCst, SeqCst)
-                .is_ok()),
-            _ => Err(MemoryError::NotAtomic(gpa)),
-        }
     }
 }
 

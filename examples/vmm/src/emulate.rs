@@ -259,17 +259,18 @@ impl CpuState for VmCpu {
     }
 }
 
-/// Guest RAM plus the MMIO test device.
+/// Guest RAM plus, for the emulator, the MMIO test device (`None`: RAM only, as the
+/// instruction completer's page walks see it).
 pub struct VmMemory<'a> {
     /// RAM.
     pub ram: &'a GuestMemory,
     /// The device.
-    pub device: &'a mut MmioDevice,
+    pub device: Option<&'a mut MmioDevice>,
 }
 
 impl Memory for VmMemory<'_> {
     fn region(&mut self, gpa: u64) -> Region {
-        if MmioDevice::contains(gpa, 1) {
+        if self.device.is_some() && MmioDevice::contains(gpa, 1) {
             Region::Device
         } else {
             Region::Ram
@@ -277,7 +278,7 @@ impl Memory for VmMemory<'_> {
     }
 
     fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        if self.device.read(gpa, buf) {
+        if self.device.as_mut().is_some_and(|d| d.read(gpa, buf)) {
             return Ok(());
         }
         self.ram
@@ -286,7 +287,7 @@ impl Memory for VmMemory<'_> {
     }
 
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
-        if self.device.write(gpa, data) {
+        if self.device.as_mut().is_some_and(|d| d.write(gpa, data)) {
             return Ok(());
         }
         self.ram
@@ -346,7 +347,7 @@ pub fn complete(
     let mut cpu = VmCpu::load(vm)?;
     let mut mem = VmMemory {
         ram: vm.memory(),
-        device,
+        device: Some(device),
     };
     let mut emulator = Emulator::new(Options::default());
     let outcome = match emulator.emulate(&mut cpu, &mut mem, bytes) {

@@ -1,6 +1,9 @@
 //! Test support: the NVSP and RNDIS messages a guest's netvsc driver sends.
 
+use vmbus_ring::memory::RingMemory;
 use vmbus_ring::netvsc::nvsp;
+use vmbus_ring::packet::{PacketKind, PacketRepr};
+use vmbus_ring::ring::{ReadError, RingReader};
 use zerocopy::byteorder::little_endian::{U16, U32};
 
 use crate::memory::GuestMemory;
@@ -60,4 +63,24 @@ pub fn keepalives(mem: &GuestMemory, pfn: u64, count: u32) -> Vec<u8> {
     range.extend_from_slice(&0u32.to_le_bytes());
     range.extend_from_slice(&pfn.to_le_bytes());
     range
+}
+
+/// Every packet the host wrote into the guest's ring, as (transfer pages?, transaction id,
+/// payload), until the ring is empty.
+pub fn drain_host_packets<M: RingMemory>(to_guest: M) -> Vec<(bool, u64, Vec<u8>)> {
+    let mut rx = RingReader::new(to_guest).expect("reader");
+    let mut buf = vec![0u8; 8192];
+    let mut got = Vec::new();
+    loop {
+        match rx.read(&mut buf) {
+            Ok((len, _)) => {
+                let p = PacketRepr::parse_bytes(&buf[..len]).expect("host packet");
+                let transfer = matches!(p.kind, PacketKind::TransferPages { .. });
+                got.push((transfer, p.transaction_id, p.payload.to_vec()));
+            }
+            Err(ReadError::Empty) => break,
+            Err(e) => panic!("host ring: {e}"),
+        }
+    }
+    got
 }

@@ -16,8 +16,8 @@ use vmbus_ring::channel::VmbusVersion;
 use vmbus_ring::gpadl::{GpaRange, GpaRanges, GpadlMessages, GuestRam, Pfns};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::netvsc::nvsp;
-use vmbus_ring::packet::{PacketKind, PacketRepr};
-use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+use vmbus_ring::packet::PacketRepr;
+use vmbus_ring::ring::RingWriter;
 use zerocopy::FromBytes;
 
 use super::messages::{MAX_INBOX, PAUSE_AT};
@@ -194,21 +194,7 @@ impl Guest {
         self.exit();
         let ram = GuestRam::new(0, self.mem.words()).expect("ram");
         let (_, to_guest) = host_ring_pair(Pfns::Native(&RING), DOWNSTREAM, &ram).expect("ring");
-        let mut rx = RingReader::new(to_guest).expect("reader");
-        let mut buf = vec![0u8; 8192];
-        let mut got = Vec::new();
-        loop {
-            match rx.read(&mut buf) {
-                Ok((len, _)) => {
-                    let p = PacketRepr::parse_bytes(&buf[..len]).expect("host packet");
-                    let transfer = matches!(p.kind, PacketKind::TransferPages { .. });
-                    got.push((transfer, p.transaction_id, p.payload.to_vec()));
-                }
-                Err(ReadError::Empty) => break,
-                Err(e) => panic!("host ring: {e}"),
-            }
-        }
-        got
+        testing::drain_host_packets(to_guest)
     }
 
     /// One RNDIS KEEPALIVE on the control channel; returns how many receive packets (transfer

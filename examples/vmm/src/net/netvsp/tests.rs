@@ -8,14 +8,16 @@ use vmbus_ring::channel::ChannelMessage;
 use vmbus_ring::gpadl::{GpaRanges, GuestRam, Pfns};
 use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::netvsc::{nvsp, NIC_INTERFACE};
-use vmbus_ring::packet::{PacketKind, PacketRepr};
-use vmbus_ring::ring::{ReadError, RingReader, RingWriter};
+use vmbus_ring::packet::PacketRepr;
+use vmbus_ring::ring::RingWriter;
 
 use super::{NetChannel, MAX_CONTROL};
 use crate::hyperv::rings::RingIndices;
 use crate::hyperv::testing::server_with_gpadls;
 use crate::memory::GuestMemory;
-use crate::net::testing::{init, keepalives, recv_buffer, revoke_recv_buffer, rndis_control};
+use crate::net::testing::{
+    drain_host_packets, init, keepalives, recv_buffer, revoke_recv_buffer, rndis_control,
+};
 use crate::net::Hub;
 
 /// The ring: 64 pages guest to host, then 2 pages host to guest.
@@ -84,21 +86,7 @@ impl Rig {
             )
             .expect("service");
         let (_, to_guest) = host_ring_pair(Pfns::Native(&pfns), DOWNSTREAM, &ram).expect("rings");
-        let mut rx = RingReader::new(to_guest).expect("reader");
-        let mut buf = vec![0u8; 8192];
-        let mut got = Vec::new();
-        loop {
-            match rx.read(&mut buf) {
-                Ok((len, _)) => {
-                    let p = PacketRepr::parse_bytes(&buf[..len]).expect("host packet");
-                    let transfer = matches!(p.kind, PacketKind::TransferPages { .. });
-                    got.push((transfer, p.transaction_id, p.payload.to_vec()));
-                }
-                Err(ReadError::Empty) => break,
-                Err(e) => panic!("host ring: {e}"),
-            }
-        }
-        got
+        drain_host_packets(to_guest)
     }
 
     /// NVSP INIT and the receive buffer, as the guest's first packets.
