@@ -28,7 +28,7 @@ use alloc::vec::Vec;
 use crate::bridge::{Bridge, FloodEntry, PortHot, VidPorts};
 use crate::fdb::{pack, prefetch, Learn};
 use crate::features::{inspect, DropReason, GuardHit, PortStats, VlanStats};
-use crate::frame::{Tci, HEADER_LEN, MAX_TAGS, TAG_LEN};
+use crate::frame::{EtherType, Tci, HEADER_LEN, MAX_TAGS, TAG_LEN};
 use crate::offload::{fill_l4_checksum, TcpSegmenter};
 use crate::port::{PortId, PortState};
 use crate::stp::Bpdu;
@@ -600,11 +600,7 @@ impl Bridge {
             self.flood(pi, hairpin, kind, &ing, out);
         } else {
             match self.fdb.lookup_hashed(pre.dst_key, pre.dst_hash, now) {
-                Some(q) if Bridge::is_local(q) => out.actions.push(TxAction {
-                    port: PortId::LOCAL,
-                    frame: idx,
-                    data: TxData::Frame(Edit::Unchanged),
-                }),
+                Some(q) if Bridge::is_local(q) => out.actions.push(self.to_local(&ing)),
                 Some(q) => {
                     let reason = if q as usize == pi && !hairpin {
                         Some(DropReason::Reflection)
@@ -743,15 +739,28 @@ impl Bridge {
             }
         }
         if kind != Flood::Unknown && self.local_vlans.contains(ing.tci.vid()) {
-            // The switch itself is a member: it takes broadcasts and multicasts as received.
-            out.actions.push(TxAction {
-                port: PortId::LOCAL,
-                frame: ing.idx,
-                data: TxData::Frame(Edit::Unchanged),
-            });
+            // The switch itself is a member: it takes broadcasts and multicasts.
+            out.actions.push(self.to_local(ing));
         }
         if let Some(Some(p)) = self.ports.get_mut(pi) {
             p.stats.flooded += 1;
+        }
+    }
+
+    /// The copy for the switch itself: tagged (802.1Q) in the VLANs set by
+    /// [`set_local_tagged`](Bridge::set_local_tagged), untagged in the others, so that the
+    /// local stack always knows the frame's VLAN.
+    fn to_local(&self, ing: &Ingress<'_>) -> TxAction {
+        let tagged = self.local_tagged.contains(ing.tci.vid());
+        TxAction {
+            port: PortId::LOCAL,
+            frame: ing.idx,
+            data: TxData::Frame(Edit::for_egress(
+                ing.tag,
+                ing.tci,
+                !tagged,
+                EtherType::VLAN.0,
+            )),
         }
     }
 

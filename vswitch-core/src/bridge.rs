@@ -276,6 +276,8 @@ pub struct Bridge {
     /// The VLANs the switch itself ([`PortId::LOCAL`]) belongs to: it takes their broadcasts
     /// and multicasts.
     pub(crate) local_vlans: VlanSet,
+    /// The member VLANs whose frames the switch itself takes tagged.
+    pub(crate) local_tagged: VlanSet,
     /// The smallest untagged frame limit (`max_len[0]`) of any present port: a frame that
     /// fits it even with a tag pushed needs no per-copy size check when it is flooded.
     pub(crate) min_max_len: u32,
@@ -337,6 +339,7 @@ impl Bridge {
             flood_ports: [0; 3],
             flood: vec![Vec::new(); 4096],
             local_vlans: VlanSet::EMPTY,
+            local_tagged: VlanSet::EMPTY,
             min_max_len: 0,
             uniform_tpid: 0,
             live: 0,
@@ -852,24 +855,43 @@ impl Bridge {
     }
 
     /// Makes the switch itself a member of `vid` or not. A member VLAN's broadcasts and
-    /// multicasts are also delivered to [`PortId::LOCAL`], unchanged (as received, tag
-    /// included), as Linux delivers them to the bridge device; unknown unicast is not (the
-    /// switch's own interface is not promiscuous). Membership is independent of the local
-    /// entries: removing an entry keeps it. No VLAN is a member until this or
-    /// [`add_local`](Self::add_local) makes it one.
+    /// multicasts are also delivered to [`PortId::LOCAL`], as Linux delivers them to the
+    /// bridge device; unknown unicast is not (the switch's own interface is not
+    /// promiscuous). Membership is independent of the local entries: removing an entry keeps
+    /// it. No VLAN is a member until this or [`add_local`](Self::add_local) makes it one.
+    ///
+    /// Like a port's, the switch's own membership is untagged or tagged: frames to
+    /// [`PortId::LOCAL`] come untagged (a received tag removed, [`Edit::PopTag`]) unless
+    /// [`set_local_tagged`](Self::set_local_tagged) makes `vid` tagged. A local stack on one
+    /// VLAN keeps the default; one on several makes them tagged, so each frame says its VLAN
+    /// (an untagged frame from an access port does not otherwise).
+    ///
+    /// [`Edit::PopTag`]: crate::vlan::Edit::PopTag
     pub fn set_local_vlan(&mut self, vid: u16, member: bool) -> Result<(), ConfigError> {
         check_vid(vid)?;
-        if member {
-            self.local_vlans.insert(vid);
-        } else {
-            self.local_vlans.remove(vid);
-        }
+        self.local_vlans.set(vid, member);
         Ok(())
     }
 
     /// The VLANs the switch itself belongs to (see [`set_local_vlan`](Self::set_local_vlan)).
     pub fn local_vlans(&self) -> &VlanSet {
         &self.local_vlans
+    }
+
+    /// Makes the switch itself take `vid`'s frames tagged (802.1Q, TPID 0x8100, priority kept)
+    /// or untagged, the default (see [`set_local_vlan`](Self::set_local_vlan)). Applies to
+    /// unicast to a local address and to the member VLANs' broadcasts and multicasts; it does
+    /// not make the switch a member.
+    pub fn set_local_tagged(&mut self, vid: u16, tagged: bool) -> Result<(), ConfigError> {
+        check_vid(vid)?;
+        self.local_tagged.set(vid, tagged);
+        Ok(())
+    }
+
+    /// The VLANs whose frames the switch itself takes tagged (see
+    /// [`set_local_tagged`](Self::set_local_tagged)).
+    pub fn local_tagged(&self) -> &VlanSet {
+        &self.local_tagged
     }
 
     /// Removes the entry for `mac` in `vid`'s FID.

@@ -144,8 +144,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
-/// Where an IPv6 packet's upper-layer header is, after the extension headers.
+/// Where an IPv6 packet's upper-layer header is, after the extension headers (made by
+/// [`Ipv6Packet::upper_layer`]; fields may be added).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UpperLayer {
     /// The upper-layer protocol.
     pub protocol: IpProtocol,

@@ -76,6 +76,15 @@ impl VlanSet {
         self.0[v >> 6] &= !(1 << (v & 63));
     }
 
+    /// Adds `vid` if `member`, else removes it.
+    pub fn set(&mut self, vid: u16, member: bool) {
+        if member {
+            self.insert(vid);
+        } else {
+            self.remove(vid);
+        }
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)

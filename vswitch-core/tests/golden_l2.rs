@@ -479,7 +479,8 @@ fn local_entry_is_delivered_to_the_switch() {
 }
 
 /// The switch itself takes the broadcasts and multicasts of the VLANs it belongs to (a local
-/// address makes it a member), as received; not unknown unicast, not other VLANs' floods.
+/// address makes it a member), untagged by default; not unknown unicast, not other VLANs'
+/// floods.
 #[test]
 fn local_vlan_member_takes_broadcast_and_multicast() {
     let mut br = bridge();
@@ -490,11 +491,16 @@ fn local_vlan_member_takes_broadcast_and_multicast() {
     let bcast = eth(MacAddr::BROADCAST, mac(1)).payload(0x0806, &[1; 46]);
     let out = send(&mut br, a, &bcast, 0);
     assert_eq!(out.ports(), [t, PortId::LOCAL]);
-    assert_eq!(out.tx[1].1, bcast, "unchanged, as received");
+    assert_eq!(out.tx[1].1, bcast, "untagged, as received");
     let mcast = eth(MacAddr([0x33, 0x33, 0, 0, 0, 1]), mac(2))
         .vlan(10)
         .done();
-    assert_eq!(send(&mut br, t, &mcast, 0).ports(), [a, PortId::LOCAL]);
+    let out = send(&mut br, t, &mcast, 0);
+    assert_eq!(out.ports(), [a, PortId::LOCAL]);
+    assert_eq!(
+        out.tx[1].1, out.tx[0].1,
+        "the tag removed, as for the access port"
+    );
     let unknown = eth(mac(9), mac(1)).done();
     assert_eq!(send(&mut br, a, &unknown, 0).ports(), [t]);
     let other = eth(MacAddr::BROADCAST, mac(3)).vlan(20).done();
@@ -504,6 +510,47 @@ fn local_vlan_member_takes_broadcast_and_multicast() {
     br.set_local_vlan(10, false).unwrap();
     assert_eq!(send(&mut br, a, &bcast, 0).ports(), [t]);
     assert!(br.set_local_vlan(4095, true).is_err());
+}
+
+/// With several VLANs the local stack takes them tagged, so that every frame says its VLAN:
+/// an untagged frame from an access port gets its PVID (and the port's priority), a tagged one
+/// keeps its tag; untagged VLANs stay untagged.
+#[test]
+fn local_tagged_vlans_say_their_vlan() {
+    let mut br = bridge();
+    let mut cfg = access(10);
+    cfg.default_pcp = 5;
+    let a = br.add_port(cfg).unwrap();
+    let t = br.add_port(trunk(&[10, 20], None)).unwrap();
+    br.add_local(10, mac(7), 0).unwrap();
+    br.add_local(20, mac(7), 0).unwrap();
+    br.set_local_tagged(10, true).unwrap();
+    br.set_local_tagged(20, true).unwrap();
+    assert!(br.local_tagged().contains(10) && !br.local_tagged().contains(30));
+    let from_access = eth(mac(7), mac(1)).done();
+    let out = send(&mut br, a, &from_access, 0);
+    assert_eq!(out.only().0, PortId::LOCAL);
+    assert_eq!(
+        out.tx[0].1,
+        eth(mac(7), mac(1))
+            .tag(0x8100, Tci::new(5, false, 10))
+            .len(64),
+        "the PVID and the port's priority, in an 802.1Q tag"
+    );
+    let bcast = eth(MacAddr::BROADCAST, mac(2)).vlan(20).done();
+    let out = send(&mut br, t, &bcast, 0);
+    assert_eq!(out.ports(), [PortId::LOCAL]);
+    assert_eq!(out.tx[0].1, bcast, "a tagged frame keeps its tag");
+    br.set_local_tagged(20, false).unwrap();
+    let out = send(&mut br, t, &bcast, 0);
+    assert_eq!(out.tx[0].1, eth(MacAddr::BROADCAST, mac(2)).done());
+    let to_local = eth(mac(7), mac(2)).vlan(20).done();
+    assert_eq!(
+        send(&mut br, t, &to_local, 0).only().1,
+        eth(mac(7), mac(2)).done(),
+        "unicast to the switch follows the same rule"
+    );
+    assert!(br.set_local_tagged(0, true).is_err());
 }
 
 #[test]

@@ -52,6 +52,9 @@ struct Model {
     capacity: usize,
     learn_limit: usize,
     ageing: u64,
+    /// VLANs the switch itself belongs to, and those it takes tagged.
+    local_vlans: BTreeSet<u16>,
+    local_tagged: BTreeSet<u16>,
 }
 
 type Output = Result<Vec<(u32, Vec<u8>)>, DropReason>;
@@ -188,8 +191,7 @@ impl Model {
                 return Err(DropReason::Reserved);
             }
         }
-        let egress = |q: u32| -> Vec<u8> {
-            let untagged = self.ports[&q].untagged.contains(&vid);
+        let edit = |untagged: bool| -> Vec<u8> {
             let mut out = f[..12].to_vec();
             let rest = if tagged { &f[16..] } else { &f[12..] };
             if !untagged {
@@ -202,8 +204,10 @@ impl Model {
             }
             out
         };
+        let egress = |q: u32| edit(self.ports[&q].untagged.contains(&vid));
+        let to_local = || (LOCAL, edit(!self.local_tagged.contains(&vid)));
         let flood = |bit: u8| -> Output {
-            Ok(self
+            let mut out: Vec<_> = self
                 .ports
                 .iter()
                 .filter(|(q, qp)| {
@@ -213,7 +217,12 @@ impl Model {
                         && qp.flood & bit != 0
                 })
                 .map(|(q, _)| (*q, egress(*q)))
-                .collect())
+                .collect();
+            // Broadcasts and multicasts, not unknown unicast, reach a member switch.
+            if bit != 1 && self.local_vlans.contains(&vid) {
+                out.push(to_local());
+            }
+            Ok(out)
         };
         if dst == [0xff; 6] {
             return flood(2);
@@ -224,7 +233,7 @@ impl Model {
         match self.fdb.get(&(fid, dst)) {
             Some(e) if self.live(e, now) => {
                 if e.port == LOCAL {
-                    Ok(vec![(LOCAL, f.to_vec())])
+                    Ok(vec![to_local()])
                 } else if e.port == port && !p.hairpin {
                     Err(DropReason::Reflection)
                 } else if self
@@ -387,6 +396,12 @@ enum Op {
         port: u8,
         spec: PortSpec,
     },
+    /// The switch's own membership of `vid` and whether it takes it tagged.
+    Local {
+        vid: u16,
+        member: bool,
+        tagged: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -397,6 +412,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::AgeAll),
         1 => (1u16..4, 0u8..8, any::<u8>(), 0u8..3).prop_map(|(vid, mac, port, kind)| Op::Static { vid, mac, port, kind }),
         1 => (any::<u8>(), port_spec()).prop_map(|(port, spec)| Op::Replace { port, spec }),
+        1 => (1u16..4, any::<bool>(), any::<bool>()).prop_map(|(vid, member, tagged)| Op::Local { vid, member, tagged }),
     ]
 }
 
@@ -471,6 +487,8 @@ fn run(
         capacity,
         learn_limit,
         ageing: u64::from(ageing),
+        local_vlans: BTreeSet::new(),
+        local_tagged: BTreeSet::new(),
     };
     for s in &specs {
         let id = br.add_port(s.config()).unwrap();
@@ -547,6 +565,21 @@ fn run(
                     );
                 }
                 assert_eq!(got.is_ok(), want_ok, "step {step}: static entry");
+            }
+            Op::Local {
+                vid,
+                member,
+                tagged,
+            } => {
+                br.set_local_vlan(vid, member).unwrap();
+                br.set_local_tagged(vid, tagged).unwrap();
+                for (set, on) in [(&mut m.local_vlans, member), (&mut m.local_tagged, tagged)] {
+                    if on {
+                        set.insert(vid);
+                    } else {
+                        set.remove(&vid);
+                    }
+                }
             }
             Op::Replace { port, spec } => {
                 let ids: Vec<u32> = m.ports.keys().copied().collect();

@@ -114,6 +114,8 @@ enum Op {
     Fid(u16, u16),
     Link(u8, u8),
     Bpdu(BpduSpec),
+    /// The switch's own membership of a VLAN, and whether it takes it tagged.
+    Local(u16, bool, bool),
 }
 
 /// A BPDU built field by field, so the fuzzer reaches the spanning tree's states quickly.
@@ -270,6 +272,10 @@ fuzz_target!(|input: Input| {
             }
             Op::Fid(vid, fid) => {
                 let _ = br.set_fid(*vid, *fid);
+            }
+            Op::Local(vid, member, tagged) => {
+                let _ = br.set_local_vlan(*vid, *member);
+                let _ = br.set_local_tagged(*vid, *tagged);
             }
             Op::Link(p, link) => {
                 let link = [Link::Down, Link::HalfDuplex, Link::FullDuplex][usize::from(*link % 3)];
