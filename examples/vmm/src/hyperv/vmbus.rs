@@ -21,15 +21,14 @@ use hv_hypercall::defs::HvMessageType;
 use hv_hypercall::synic::{InterruptSink, VirtualProcessor};
 use vmbus_ring::channel::server::{Action, OfferSpec, Server, ServerConfig};
 use vmbus_ring::channel::{interface, Guid, VmbusVersion};
-use vmbus_ring::gpadl::GuestRam;
 use vmbus_ring::ic::bodies::{AppState, ShutdownFlags};
 use vmbus_ring::ic::framing::IcStatus;
 use vmbus_ring::ic::host::{HostConfig, HostEvent, HostService, KvpRequest, Now, Output, Service};
 use vmbus_ring::ic::kvp::{KvpPool, Record};
-use vmbus_ring::memory::host_ring_pair;
 use vmbus_ring::packet::{PacketKind, PacketRepr};
 use vmbus_ring::ring::ReadError;
 
+use super::ring_pages::guest_ring_pair;
 use super::rings::RingIndices;
 use crate::memory::GuestMemory;
 use crate::net::netvsp::NetChannel;
@@ -577,7 +576,6 @@ impl VmbusHost {
         let Some(ring) = self.channels.get(&relid).and_then(|c| c.open) else {
             return;
         };
-        let ram = GuestRam::new(0, memory.words()).expect("guest ram is whole pages");
         let Some(gpadl) = self.server.gpadl(ring.gpadl_id) else {
             return;
         };
@@ -585,7 +583,7 @@ impl VmbusHost {
             Ok(p) => p,
             Err(e) => return timeline.host(format_args!("vmbus: channel {relid}: {e}")),
         };
-        let (incoming, _) = match host_ring_pair(pfns, ring.downstream, &ram) {
+        let (incoming, _) = match guest_ring_pair(memory, pfns, ring.downstream) {
             Ok(pair) => pair,
             Err(e) => return timeline.host(format_args!("vmbus: channel {relid}: {e}")),
         };
@@ -757,7 +755,6 @@ impl VmbusHost {
         };
         let name = channel.name;
         if let (Some(ring), false) = (channel.open, out.packets.is_empty()) {
-            let ram = GuestRam::new(0, memory.words()).expect("guest ram is whole pages");
             let mut indices = ring.indices;
             let written = self
                 .server
@@ -765,7 +762,7 @@ impl VmbusHost {
                 .ok_or_else(|| "the ring GPADL is gone".to_string())
                 .and_then(|g| g.ring_pfns().map_err(|e| e.to_string()))
                 .and_then(|pfns| {
-                    host_ring_pair(pfns, ring.downstream, &ram).map_err(|e| e.to_string())
+                    guest_ring_pair(memory, pfns, ring.downstream).map_err(|e| e.to_string())
                 })
                 .and_then(|(_, outgoing)| indices.writer(outgoing).map_err(|e| e.to_string()))
                 .map(|mut writer| {

@@ -10,13 +10,13 @@
 
 use std::time::Instant;
 
-use vmbus_ring::gpadl::{GpaRange, Gpadl, GuestRam};
-use vmbus_ring::memory::host_ring_pair;
+use vmbus_ring::gpadl::{GpaRange, Gpadl};
 use vmbus_ring::packet::PacketRepr;
 use vmbus_ring::storvsc::host::{HostAction, HostConfig, ScsiCommand, ScsiOutcome, StorageHost};
 use vmbus_ring::storvsc::{sense_key, SenseData, SrbStatus};
 
 use super::VmDisk;
+use crate::hyperv::ring_pages::guest_ring_pair;
 use crate::hyperv::rings::{read_next, Next, Outbox, RingIndices};
 use crate::memory::GuestMemory;
 
@@ -133,10 +133,9 @@ impl StorageChannel {
     ) -> Result<Drained, String> {
         let first = self.stats.exits.map_or(exits, |(first, _)| first);
         self.stats.exits = Some((first, exits));
-        let ram = GuestRam::new(0, memory.words()).map_err(|e| e.to_string())?;
         let pfns = gpadl.ring_pfns().map_err(|e| e.to_string())?;
         let (incoming, outgoing) =
-            host_ring_pair(pfns, downstream, &ram).map_err(|e| e.to_string())?;
+            guest_ring_pair(memory, pfns, downstream).map_err(|e| e.to_string())?;
         let (mut reader, mut writer) = indices
             .pair(incoming, outgoing)
             .map_err(|e| e.to_string())?;
