@@ -187,7 +187,7 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `alloc` | via `std` | [`memory::AtomicMemory`] (heap-backed guest RAM for tests, fuzzing, benchmarks) |
-//! | `std` | yes | `std::error::Error` for the error types; implies `alloc` |
+//! | `std` | yes | nothing beyond `alloc` yet (errors implement `core::error::Error` in every build); implies `alloc` |
 //!
 //! With `default-features = false` the crate is `#![no_std]` and needs only `core`: the
 //! definitions, the builder, the dispatcher (fixed scratch buffers), the SynIC model (fixed-size
@@ -200,6 +200,15 @@
 //! top and at every block.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc --all-features`) marks items
+// that need a feature; builds without every feature cannot link to the items they leave out.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
+
+#[cfg(not(target_has_atomic = "64"))]
+compile_error!(
+    "hv-hypercall needs 64-bit atomics: the partition's and VPs' MSR state is shared as AtomicU64"
+);
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -208,6 +217,10 @@ extern crate std;
 
 mod macros;
 
+/// The `zerocopy` version whose types (`U16`, `U32`, `U64`, `FromBytes`, `IntoBytes`) appear in
+/// this crate's wire layouts: use it to read and write them without a matching dependency.
+pub use zerocopy;
+
 pub mod cpuid_builder;
 pub mod defs;
 pub mod dispatch;
@@ -215,3 +228,8 @@ pub mod guest;
 pub mod hypercall_page;
 pub mod memory;
 pub mod synic;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -207,6 +207,7 @@ proptest! {
                         prop_assert_eq!((regs.rdx, regs.rax), (result.0 >> 32, result.0 & 0xffff_ffff));
                         prop_assert_eq!(regs.rbx, initial.rbx);
                     }
+                    other => prop_assert!(false, "no check written for {:?}", other),
                 }
             }
             DispatchOutcome::Retry(new) => {

@@ -8,9 +8,9 @@
 //! GPA-direct (guest-physical ranges the host copies to or from, DMA style). This crate
 //! implements all of that for both sides, guest and host, in `no_std`.
 //!
-//! Facts come from the Linux `hv_vmbus` driver and OpenVMM's `vmbus_ring`, summarised in the
-//! project's `shared/reference/vmbus-hypercall.md` §1 (rings, packets) and §3 (GPADL); there is
-//! no public specification.
+//! There is no public specification: the layouts and rules here are those of the Linux
+//! `hv_vmbus` driver (`drivers/hv`: `ring_buffer.c`, `channel.c`, `hyperv.h`) and OpenVMM's
+//! `vmbus_ring`, which interoperate with Hyper-V.
 //!
 //! ## One ring
 //!
@@ -142,14 +142,18 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `alloc` | via `std` | [`gpadl::GpadlTable`], [`memory::host_ring_pair`], boxed memories, [`channel`], [`ic`] |
-//! | `std` | yes | `std::error::Error` for the error types; implies `alloc` |
+//! | `alloc` | via `std` | [`gpadl::GpadlTable`], [`memory::host_ring_pair`], boxed memories, [`channel`], [`ic`], [`netvsc`], [`storvsc`] |
+//! | `std` | yes | nothing beyond `alloc` yet (errors implement `core::error::Error` in every build); implies `alloc` |
 //! | `test-utils` | no | `mock::ChaosMemory`, a scripted hostile ring memory for other crates' tests |
 //!
 //! With `default-features = false` the crate is `#![no_std]` and needs only `core`: rings,
 //! packets, GPADL splitting and guest buffers all work over caller-provided memory.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc --all-features`) marks items
+// that need a feature; builds without every feature cannot link to the items they leave out.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(not(target_has_atomic = "64"))]
 compile_error!("vmbus-ring needs 64-bit atomics: shared memory is accessed as AtomicU64 words");
@@ -160,6 +164,10 @@ extern crate alloc;
 extern crate std;
 
 mod macros;
+
+/// The `zerocopy` version whose types (`U16`, `U32`, `U64`, `FromBytes`, `IntoBytes`) appear in
+/// this crate's wire layouts: use it to read and write them without a matching dependency.
+pub use zerocopy;
 
 #[cfg(feature = "alloc")]
 pub mod channel;
@@ -185,3 +193,8 @@ pub(crate) fn test_config() -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

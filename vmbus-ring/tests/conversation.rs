@@ -275,6 +275,7 @@ fn session(max: VmbusVersion) {
                     ]
                 );
             }
+            other => panic!("no conversation written for {other:?}"),
         }
         assert!(
             matches!(host_events[0], HostEvent::Negotiated { .. }),

@@ -15,6 +15,7 @@ use crate::packet::{
 /// Why the bridge dropped a received frame (or one copy of it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum DropReason {
     /// The ingress port does not exist.
     NoSuchPort,
@@ -59,12 +60,44 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// Number of reasons (the length of [`PortStats::drops`]).
+    /// Number of reasons (grows when reasons are added).
     pub const COUNT: usize = DropReason::Offload as usize + 1;
+
+    /// Every reason, in declaration order (`ALL[r as usize] == r`).
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::NoSuchPort,
+        DropReason::PortState,
+        DropReason::Malformed,
+        DropReason::InvalidSource,
+        DropReason::Oversize,
+        DropReason::ReservedVid,
+        DropReason::FrameType,
+        DropReason::NotMember,
+        DropReason::NoPvid,
+        DropReason::MacSpoofing,
+        DropReason::DhcpGuard,
+        DropReason::RouterGuard,
+        DropReason::BpduGuard,
+        DropReason::Reserved,
+        DropReason::Learning,
+        DropReason::Reflection,
+        DropReason::EgressFilter,
+        DropReason::TxOversize,
+        DropReason::Offload,
+    ];
 }
 
-/// Counters of one port.
+const _: () = {
+    let mut i = 0;
+    while i < DropReason::COUNT {
+        assert!(DropReason::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+/// Counters of one port (counters may be added).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PortStats {
     /// Frames received.
     pub rx_frames: u64,
@@ -85,8 +118,9 @@ pub struct PortStats {
     /// BPDUs consumed by the spanning tree.
     pub bpdus: u64,
     /// Drops by [`DropReason`] (ingress reasons on the ingress port, `TxOversize` and
-    /// `Offload` on the egress port).
-    pub drops: [u64; DropReason::COUNT],
+    /// `Offload` on the egress port): see [`dropped`](Self::dropped) and
+    /// [`drops`](Self::drops).
+    pub(crate) drops: [u64; DropReason::COUNT],
 }
 
 impl PortStats {
@@ -94,10 +128,16 @@ impl PortStats {
     pub fn dropped(&self, r: DropReason) -> u64 {
         self.drops[r as usize]
     }
+
+    /// Every drop counter, with its reason, in [`DropReason::ALL`] order.
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.into_iter().zip(self.drops.iter().copied())
+    }
 }
 
-/// Counters of one VLAN.
+/// Counters of one VLAN (counters may be added).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VlanStats {
     /// Frames classified into the VLAN.
     pub rx_frames: u64,
@@ -109,6 +149,7 @@ pub struct VlanStats {
 
 /// What a guard found in a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GuardHit {
     /// A DHCPv4 or DHCPv6 server message.
     DhcpServer,

@@ -7,10 +7,9 @@
 //! VLANs, port mirroring, per-port and per-VLAN statistics, the external/internal/private
 //! network types, software checksum and large-send offload, and an optional spanning tree.
 //!
-//! Semantics follow 802.1D and 802.1Q as summarised in the project's
-//! `shared/reference/vswitch.md` (§1), with the Linux bridge as the behavioural reference
-//! where the standard leaves a choice (reserved addresses, `static` versus `sticky`, ageing
-//! time 0).
+//! Semantics follow IEEE 802.1D and 802.1Q, with the Linux bridge as the behavioural
+//! reference where the standard leaves a choice (reserved addresses, `static` versus
+//! `sticky`, ageing time 0).
 //!
 //! ## Overview
 //!
@@ -133,11 +132,19 @@
 //! framing, VLAN, offload and BPDU layers are available; the bridge needs `alloc`.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc --all-features`) marks items
+// that need a feature; builds without every feature cannot link to the items they leave out.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
 mod macros;
+
+/// The `zerocopy` version whose types (`U16`, `U32`, `U64`, `FromBytes`, `IntoBytes`) appear in
+/// this crate's wire layouts: use it to read and write them without a matching dependency.
+pub use zerocopy;
 
 pub mod features;
 pub mod frame;
@@ -159,3 +166,8 @@ pub use batch::{Offload, RxFrame, TxAction, TxBatch, TxData};
 pub use bridge::{Bridge, BridgeConfig, ConfigError};
 pub use fdb::HashKey;
 pub use port::{PortConfig, PortId};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

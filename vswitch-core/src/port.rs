@@ -30,6 +30,7 @@ pub enum SwitchType {
 
 /// What is attached to a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PortKind {
     /// A virtual machine's network adapter.
     Vm,

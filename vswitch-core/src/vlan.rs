@@ -55,11 +55,12 @@ impl VlanSet {
         s
     }
 
-    /// Whether `vid` is in the set.
+    /// Whether `vid` is in the set (never for a value above 4095).
     #[inline]
     pub fn contains(&self, vid: u16) -> bool {
-        let v = usize::from(vid & 0x0fff);
-        self.0[v >> 6] >> (v & 63) & 1 != 0
+        // With a `Tci::vid()` argument the range check folds away.
+        let v = usize::from(vid);
+        vid <= 0x0fff && self.0[(v >> 6) & 63] >> (v & 63) & 1 != 0
     }
 
     /// Adds `vid` (ignored if above 4095).
@@ -70,10 +71,12 @@ impl VlanSet {
         }
     }
 
-    /// Removes `vid`.
+    /// Removes `vid` (nothing to do for a value above 4095).
     pub fn remove(&mut self, vid: u16) {
-        let v = usize::from(vid & 0x0fff);
-        self.0[v >> 6] &= !(1 << (v & 63));
+        if vid <= 0x0fff {
+            let v = usize::from(vid);
+            self.0[v >> 6] &= !(1 << (v & 63));
+        }
     }
 
     /// Adds `vid` if `member`, else removes it.
@@ -269,6 +272,7 @@ impl VlanConfig {
 
 /// Why VLAN classification drops a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum VlanDrop {
     /// VID 4095.
     ReservedVid,
@@ -282,6 +286,7 @@ pub enum VlanDrop {
 
 /// How a received frame's bytes change on the way out of one port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Edit {
     /// Sent exactly as received (zero copy).
     Unchanged,
@@ -369,8 +374,14 @@ mod tests {
         let all = VlanSet::all();
         assert!(!all.contains(0) && all.contains(1) && all.contains(4094) && !all.contains(4095));
         assert_eq!(all.iter().count(), 4094);
-        let s = VlanSet::from_vids(&[10, 20, 5000]);
+        let mut s = VlanSet::from_vids(&[10, 20, 5000]);
         assert_eq!(s.iter().collect::<alloc::vec::Vec<_>>(), [10, 20]);
+        // A value above 4095 is not another name for its low 12 bits.
+        assert!(!s.contains(0x1000 | 10) && !s.contains(u16::MAX));
+        s.remove(0x1000 | 10);
+        assert!(s.contains(10));
+        s.set(0x1000 | 20, false);
+        assert!(s.contains(20));
     }
 
     /// xorshift64: reproducible random sets and configurations.

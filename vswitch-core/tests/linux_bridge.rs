@@ -153,7 +153,7 @@ impl RawSock {
         let r = unsafe {
             libc::poll(
                 fds.as_mut_ptr(),
-                fds.len() as u64,
+                fds.len() as libc::nfds_t,
                 timeout.as_millis() as i32,
             )
         };

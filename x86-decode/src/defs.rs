@@ -52,8 +52,9 @@ pub enum Vendor {
     Amd,
 }
 
-/// How the instruction's opcode was encoded.
+/// How the instruction's opcode was encoded (APX's REX2 may add one: see the crate docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Encoding {
     /// Legacy encoding: optional legacy and REX prefixes, then an opcode in one of the legacy
     /// maps (one-byte, `0F`, `0F 38`, `0F 3A`).

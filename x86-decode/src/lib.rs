@@ -108,12 +108,16 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `alloc` | via `std` | nothing yet; reserved for heap-backed conveniences |
-//! | `std` | yes | `std::error::Error` for the error types (through `thiserror`); implies `alloc` |
+//! | `std` | yes | nothing beyond `alloc` yet (errors implement `core::error::Error` in every build); implies `alloc` |
 //! | `formatter` | yes | [`Instruction::display`], a diagnostic formatter; needs only `core` |
 //!
 //! With `default-features = false` the crate is `#![no_std]` and needs only `core`.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc --all-features`) marks items
+// that need a feature; builds without every feature cannot link to the items they leave out.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
 
 mod decode;
 mod defs;
@@ -139,3 +143,8 @@ pub use format::Display;
 pub use instruction::{Instruction, Prefixes};
 pub use operands::{Operand, OperandKind, Operands};
 pub use semantic::{rflags, FlagsEffect, Mnemonic};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

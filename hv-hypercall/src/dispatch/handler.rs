@@ -26,6 +26,7 @@ pub struct SignalEventRequest {
 /// The shape of a hypercall: what the dispatcher needs to validate counts and sizes and to
 /// fetch the input. Sizes are in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallShape {
     /// A simple call: rep count and rep start must be zero.
     Simple {

@@ -77,7 +77,8 @@ impl DispatchConfig {
     }
 }
 
-/// What the VMM does after a dispatch.
+/// What the VMM does after a dispatch. Deliberately exhaustive: a VMM must carry out every
+/// outcome, so a new one is a breaking change that its `match` points out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DispatchOutcome {
     /// The result value is in RAX (EDX:EAX); resume after the hypercall instruction.

@@ -30,6 +30,7 @@ pub enum Gpr {
 
 /// Which register convention the calling VP uses (from its current execution mode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CallingConvention {
     /// 64-bit mode: RCX, RDX, R8, RAX, XMM0–5.
     X64,

@@ -425,10 +425,18 @@ impl<const Q: usize> core::fmt::Debug for VirtualProcessor<Q> {
     }
 }
 
-impl<const Q: usize> VirtualProcessor<Q> {
-    /// VP `vp_index` in its reset state: SCONTROL enabled (Hyper-V's reset value), pages
-    /// disabled, all SINTs masked.
+impl VirtualProcessor {
+    /// VP `vp_index` in its reset state, with the default 16-deep message queues: SCONTROL
+    /// enabled (Hyper-V's reset value), pages disabled, all SINTs masked.
     pub fn new(vp_index: u32) -> Self {
+        Self::with_queue_depth(vp_index)
+    }
+}
+
+impl<const Q: usize> VirtualProcessor<Q> {
+    /// VP `vp_index` in its reset state with `Q`-deep message queues per SINT
+    /// (`VirtualProcessor::<32>::with_queue_depth(0)`); see [`new`](VirtualProcessor::new).
+    pub fn with_queue_depth(vp_index: u32) -> Self {
         Self {
             vp_index,
             scontrol: SControl::new().with_enable(true),
@@ -442,7 +450,7 @@ impl<const Q: usize> VirtualProcessor<Q> {
 
     /// Resets the VP (drops queued messages).
     pub fn reset(&mut self) {
-        *self = Self::new(self.vp_index);
+        *self = Self::with_queue_depth(self.vp_index);
     }
 
     /// The VP index.

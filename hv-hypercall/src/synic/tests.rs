@@ -498,3 +498,14 @@ fn events_raise_only_on_zero_to_one() {
     assert_eq!(off.status(), HvStatus::INVALID_SYNIC_STATE);
     assert_eq!(w.sink.0.len(), 4);
 }
+
+/// `new` needs no type annotation (the queue depth defaults to 16: `let vp =
+/// VirtualProcessor::new(0);` alone did not compile); another depth is named at construction.
+#[test]
+fn queue_depth_is_chosen_by_constructor() {
+    let vp = VirtualProcessor::new(7);
+    assert!(std::format!("{vp:?}").contains("vp_index: 7"));
+    let mut small = VirtualProcessor::<2>::with_queue_depth(1);
+    small.reset();
+    assert_eq!(small.queued(0), 0);
+}

@@ -38,7 +38,7 @@ fn storage(data: &[u8]) {
                 let done = host.complete(&cmd, &ScsiOutcome::good(cmd.len));
                 assert_eq!(done.operation(), Operation::COMPLETE_IO);
             }
-            HostAction::Drop(_) => {}
+            _ => {}
         }
     }
 }

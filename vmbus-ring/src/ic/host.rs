@@ -33,6 +33,7 @@ pub struct Now {
 
 /// Which service a channel carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Service {
     /// Heartbeat.
     Heartbeat,

@@ -81,6 +81,7 @@ pub enum BufferKind {
 
 /// What to do with one guest packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NetAction<'a> {
     /// Send a completion with this payload (the packet asked for one).
     Complete([u8; nvsp::MESSAGE_LEN]),

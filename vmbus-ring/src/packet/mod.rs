@@ -211,6 +211,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 /// What kind of packet a [`PacketRepr`] is, with its type-specific extended header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PacketKind<'a> {
     /// Data in the ring (type 0x6).
     InBand,

@@ -247,6 +247,27 @@ fn resumed_endpoints_ignore_rewritten_indices() {
     assert!(RingReader::resume(&mem, 3).is_err());
 }
 
+/// A writer's state saved as its two parts (a snapshot or migration stream) and rebuilt
+/// resumes exactly: the index, and the `pending_send_size` it must still clear.
+#[test]
+fn writer_state_survives_being_saved_as_parts() {
+    let mem = ring(4096);
+    let mut w = RingWriter::new(&mem).unwrap();
+    let _ = w.write(&RawPacket(&packet(64, 1))).unwrap();
+    assert_eq!(w.request_space(4040), Ok(SpaceRequest::Pending));
+    let saved = w.state();
+    let (index, pending) = (saved.write_index(), saved.pending());
+    assert_eq!((index, pending), (72, true));
+    let _ = w;
+    let mut w = RingWriter::resume(&mem, WriterState::new(index, pending)).unwrap();
+    assert_eq!(w.state(), saved);
+    assert_ne!(mem.load_control(ControlWord::PendingSendSize), 0);
+    w.clear_pending_send();
+    assert_eq!(mem.load_control(ControlWord::PendingSendSize), 0);
+    assert!(!w.state().pending());
+    assert!(RingWriter::resume(&mem, WriterState::new(4096, false)).is_err());
+}
+
 #[test]
 fn buffer_too_small_peek_and_skip() {
     let mem = ring(4096);

@@ -42,6 +42,8 @@ pub struct WriteOutcome {
 
 /// A writer's own state between attachments ([`RingWriter::state`],
 /// [`RingWriter::resume`]): its write index and whether it left `pending_send_size` set.
+/// Both parts can be read and rebuilt ([`WriterState::new`]), so a VMM can save them with a
+/// VM snapshot or a migration stream; `resume` validates the index against the ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterState {
     write_index: u32,
@@ -49,9 +51,24 @@ pub struct WriterState {
 }
 
 impl WriterState {
+    /// A state saved earlier as its two parts ([`write_index`](Self::write_index),
+    /// [`pending`](Self::pending)).
+    pub const fn new(write_index: u32, pending: bool) -> Self {
+        Self {
+            write_index,
+            pending,
+        }
+    }
+
     /// The write index kept.
     pub fn write_index(&self) -> u32 {
         self.write_index
+    }
+
+    /// Whether the writer left a non-zero `pending_send_size` in the control page (it waits for
+    /// the reader's signal that space is free).
+    pub fn pending(&self) -> bool {
+        self.pending
     }
 }
 

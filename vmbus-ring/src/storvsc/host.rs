@@ -111,6 +111,7 @@ impl ScsiOutcome {
 
 /// What the caller does with one guest packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostAction<'a> {
     /// Send a completion with these bytes now.
     Reply(VstorPacket, usize),

@@ -145,7 +145,7 @@ impl Hub {
     pub fn counters(&self, port: PortId) -> (u64, u64, u64) {
         let s = self.lock();
         s.bridge.port_stats(port).map_or((0, 0, 0), |p| {
-            (p.rx_frames, p.tx_frames, p.drops.iter().sum())
+            (p.rx_frames, p.tx_frames, p.drops().map(|(_, n)| n).sum())
         })
     }
 }

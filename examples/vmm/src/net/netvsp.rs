@@ -218,6 +218,8 @@ impl NetChannel {
                         self.outbox.push(txid, &nvsp::rndis_complete(status));
                     }
                 }
+                // An action this adapter does not know: counted, not answered.
+                _ => self.stats.errors += 1,
             }
         }
         drop(reader);

@@ -178,7 +178,8 @@ impl StorageChannel {
                     let p = self.host.complete(&cmd, &outcome);
                     self.outbox.push(txid, p.bytes(cmd.reply_len));
                 }
-                HostAction::Drop(_) => continue,
+                // Dropped packets, and actions this device does not know, take no answer.
+                _ => continue,
             }
             out.requests += 1;
         }
