@@ -91,6 +91,37 @@ impl fmt::Display for MacAddr {
     }
 }
 
+/// Text that is not a MAC address: six two-digit hex bytes separated by `:` or `-`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a MAC address (expected six hex bytes such as 02:00:5e:10:00:01)")]
+pub struct MacParseError;
+
+impl core::str::FromStr for MacAddr {
+    type Err = MacParseError;
+
+    /// Parses `02:00:5e:10:00:01` or `02-00-5E-10-00-01` (one separator throughout, any case),
+    /// the forms `Display`, Linux and Windows write.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let b = text.as_bytes();
+        if b.len() != 17 || !matches!(b[2], b':' | b'-') {
+            return Err(MacParseError);
+        }
+        let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+        let mut mac = [0u8; 6];
+        for (i, byte) in mac.iter_mut().enumerate() {
+            let at = 3 * i;
+            if i > 0 && b[at - 1] != b[2] {
+                return Err(MacParseError);
+            }
+            let (Some(hi), Some(lo)) = (digit(b[at]), digit(b[at + 1])) else {
+                return Err(MacParseError);
+            };
+            *byte = hi << 4 | lo;
+        }
+        Ok(MacAddr(mac))
+    }
+}
+
 open_enum! {
     /// An EtherType (or, below 0x0600, an 802.3 length field).
     pub struct EtherType(u16) {
@@ -396,6 +427,25 @@ pub fn network_offset(b: &[u8]) -> Option<(EtherType, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `str::parse` takes what `Display` writes and the dash form, and refuses the rest.
+    #[test]
+    fn mac_from_str() {
+        let m = MacAddr([0x02, 0, 0x5e, 0x10, 0xab, 0xff]);
+        assert_eq!(alloc::format!("{m}").parse(), Ok(m));
+        assert_eq!("02-00-5E-10-AB-FF".parse(), Ok(m));
+        for bad in [
+            "",
+            "02:00:5e:10:ab",
+            "02:00:5e:10:ab:ff:",
+            "02:00-5e:10:ab:ff",
+            "02:00:5e:10:ab:fg",
+            "020:0:5e:10:ab:ff",
+            "+2:00:5e:10:ab:ff",
+        ] {
+            assert_eq!(bad.parse::<MacAddr>(), Err(MacParseError), "{bad}");
+        }
+    }
 
     #[test]
     fn mac_classes() {

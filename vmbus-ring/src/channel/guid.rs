@@ -4,8 +4,10 @@ use zerocopy::byteorder::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// A GUID as laid out on the wire: `data1` u32, `data2` u16, `data3` u16 little-endian, then
-/// eight bytes as written. the netvsc GUID (, `f8615163-df3e-46c5-913f-f2d2f965ed0e`)
-/// therefore starts `63 51 61 f8 3e df c5 46 91 3f`.
+/// eight bytes as written. The netvsc GUID (`f8615163-df3e-46c5-913f-f2d2f965ed0e`)
+/// therefore starts `63 51 61 f8 3e df c5 46 91 3f`. Text in either form, with or without
+/// braces, parses with [`str::parse`] ([`FromStr`](core::str::FromStr)); `Display` writes it
+/// without braces, `Debug` with.
 #[repr(C)]
 #[derive(
     Clone,
@@ -73,6 +75,23 @@ impl Guid {
             u16::from_be_bytes([v[6], v[7]]),
             [v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]],
         ))
+    }
+}
+
+/// Text that is not a GUID (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, optionally in braces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a GUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")]
+pub struct GuidParseError;
+
+impl core::str::FromStr for Guid {
+    type Err = GuidParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bare = text
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or(text);
+        Self::parse(bare).ok_or(GuidParseError)
     }
 }
 
@@ -161,5 +180,26 @@ mod tests {
         assert!(Guid::parse("f8615163-df3e-46c5-913f-f2d2f965ed0").is_none());
         assert!(Guid::parse("f8615163+df3e-46c5-913f-f2d2f965ed0e").is_none());
         assert!(Guid::parse("g8615163-df3e-46c5-913f-f2d2f965ed0e").is_none());
+    }
+
+    /// `str::parse` takes what `Display` and `Debug` write, in any case, and refuses the rest.
+    #[test]
+    fn from_str_round_trips_display_and_debug() {
+        let nic = interface::NETWORK;
+        for text in [
+            alloc::format!("{nic}"),
+            alloc::format!("{nic:?}"),
+            alloc::format!("{nic}").to_uppercase(),
+        ] {
+            assert_eq!(text.parse::<Guid>(), Ok(nic), "{text}");
+        }
+        for bad in [
+            "",
+            "{}",
+            "{f8615163-df3e-46c5-913f-f2d2f965ed0e",
+            "f8615163-df3e-46c5-913f-f2d2f965ed0e}",
+        ] {
+            assert_eq!(bad.parse::<Guid>(), Err(GuidParseError), "{bad}");
+        }
     }
 }

@@ -9,5 +9,5 @@ pub mod server;
 #[cfg(test)]
 mod tests;
 
-pub use guid::{interface, Guid};
+pub use guid::{interface, Guid, GuidParseError};
 pub use messages::{ChannelMessage, MessageError, MessageType, VmbusVersion};
