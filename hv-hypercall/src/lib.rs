@@ -33,9 +33,9 @@
 //!
 //! ## Layers
 //!
-//! - [`defs`]: the pure definitions: [`HypercallInput`](defs::HypercallInput) and
-//!   [`HypercallOutput`](defs::HypercallOutput) bitfields, [`HvStatus`](defs::HvStatus) and
-//!   [`HypercallCode`](defs::HypercallCode) open enums, the `HvPostMessage`/`HvSignalEvent`
+//! - [`defs`]: the pure definitions: [`HypercallInput`] and
+//!   [`HypercallOutput`] bitfields, [`HvStatus`] and
+//!   [`HypercallCode`] open enums, the `HvPostMessage`/`HvSignalEvent`
 //!   inputs, the 256-byte [`HvMessage`](defs::HvMessage) and message types, the SynIC register
 //!   words, [`GuestOsId`](defs::GuestOsId), the reference TSC page and its arithmetic, every
 //!   synthetic MSR number ([`HvMsr`](defs::HvMsr)), and the CPUID leaves with typed privilege,
@@ -228,6 +228,10 @@ pub mod guest;
 pub mod hypercall_page;
 pub mod memory;
 pub mod synic;
+
+pub use defs::{HvStatus, HypercallCode, HypercallInput, HypercallOutput};
+pub use dispatch::{CallingConvention, DispatchOutcome, Dispatcher};
+pub use synic::{Partition, VirtualProcessor};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -185,6 +185,12 @@ pub mod ring;
 #[cfg(feature = "alloc")]
 pub mod storvsc;
 
+#[cfg(feature = "alloc")]
+pub use channel::Guid;
+pub use memory::RingMemory;
+pub use packet::{Packet, PacketKind, PacketRepr};
+pub use ring::{RingReader, RingWriter};
+
 #[cfg(test)]
 pub(crate) fn test_config() -> proptest::test_runner::Config {
     proptest::test_runner::Config {
