@@ -19,7 +19,7 @@ use crate::defs::{
     DiskType, DynamicHeader, Footer, FourCc, ParentLocatorEntry, PlatformCode, Uuid, VhdTime,
     DEFAULT_BLOCK_SIZE, MAX_DISK_SIZE, SECTOR_SIZE,
 };
-use crate::disk::Disk;
+use crate::disk::ParentDisk;
 use crate::io::{IoError, Storage};
 use crate::vhd::{OpenError, OpenOptions, Vhd};
 
@@ -186,11 +186,12 @@ pub fn create_dynamic<S: Storage>(
 }
 
 /// Creates a differencing disk over `parent` in `storage` (truncating it) and opens it for
-/// writing. The child has the parent's virtual size. The parent must be `Send` (as with
-/// [`Vhd::open_with_parent`]) so that the child is `Send` whenever its storage is.
+/// writing. The child has the parent's virtual size. The parent is a [`ParentDisk`] (any
+/// `Disk + Send + Sync + 'static`, as with [`Vhd::open_with_parent`]), so that the child is
+/// `Send` and `Sync` whenever its storage is.
 pub fn create_differencing<S: Storage>(
     mut storage: S,
-    parent: Box<dyn Disk + Send>,
+    parent: Box<dyn ParentDisk>,
     link: &ParentLink,
     options: &CreateOptions,
 ) -> Result<Vhd<S>, CreateError> {

@@ -1,9 +1,12 @@
 //! The [`Disk`] abstraction: a virtual block device addressed by byte offset.
 //!
 //! A [`Vhd`](crate::Vhd) of any type is a `Disk`; so is a [`RawDisk`] (a plain image file). A
-//! differencing VHD holds its parent as a `Box<dyn Disk + Send>`, so a chain of any depth
-//! behaves like one disk, and a caller can put any `Send` disk (a raw file, an in-memory model)
-//! under a child.
+//! differencing VHD holds its parent as a `Box<dyn ParentDisk>` (a [`Disk`] that is `Send +
+//! Sync + 'static`), so a chain of any depth behaves like one disk, and a caller can put any
+//! such disk (a raw file, an in-memory model) under a child, and take it back out by its type.
+
+use alloc::boxed::Box;
+use core::any::Any;
 
 use crate::defs::{Uuid, VhdTime, SECTOR_SIZE};
 use crate::io::{IoError, Storage};
@@ -106,6 +109,117 @@ pub trait Disk {
     }
 }
 
+/// A [`Disk`] that can be a differencing disk's parent: implemented for every `Disk + Send +
+/// Sync + 'static` type; there is nothing to implement.
+///
+/// `Send + Sync` because the child owns the parent and is itself `Send` and `Sync` when its
+/// storage is: a `Vhd<File>` can be shared by I/O threads behind an `Arc` (reads take `&self`;
+/// the bitmap cache is atomic). A caller's own parent disk must therefore keep any interior
+/// mutability in atomics or locks, not `Cell`/`RefCell`.
+///
+/// `'static` so that the parent's concrete type can be recovered from the `Box<dyn
+/// ParentDisk>` that [`Vhd::into_parts`](crate::Vhd::into_parts) returns (after
+/// [`merge_into_parent`](crate::ops::merge_into_parent), say) with
+/// [`downcast`](#method.downcast), or borrowed through [`Vhd::parent`](crate::Vhd::parent)
+/// with [`downcast_ref`](#method.downcast_ref):
+///
+/// ```
+/// use vhd_format::defs::Uuid;
+/// use vhd_format::{create_differencing, create_dynamic, CreateOptions, Disk, MemStorage, ParentLink, Vhd};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let base = create_dynamic(MemStorage::new(), &CreateOptions::new(1 << 20).unique_id(Uuid([1; 16])))?;
+/// let id = base.identity().expect("a VHD has an identity");
+/// let link = ParentLink {
+///     unique_id: id.unique_id,
+///     timestamp: id.timestamp,
+///     name: "base.vhd".into(),
+///     relative_path: None,
+///     absolute_path: None,
+/// };
+/// let options = CreateOptions::new(0).unique_id(Uuid([2; 16]));
+/// let child = create_differencing(MemStorage::new(), Box::new(base), &link, &options)?;
+///
+/// // Borrowed:
+/// let parent = child.parent().expect("a differencing disk has a parent");
+/// assert!(parent.downcast_ref::<Vhd<MemStorage>>().is_some());
+///
+/// // Owned: the parent's storage, bytes and all.
+/// let (_child_storage, parent) = child.into_parts();
+/// let base = parent.expect("a parent").downcast::<Vhd<MemStorage>>().expect("the base");
+/// let bytes: Vec<u8> = base.into_storage().into_vec();
+/// assert_eq!(&bytes[..8], b"conectix");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The type to ask for is the one that was boxed: a parent passed as `Box::new(vhd)` comes
+/// back as `Vhd<S>`.
+pub trait ParentDisk: Disk + Send + Sync + 'static {
+    /// This disk as `Any` (what [`downcast_ref`](#method.downcast_ref) uses).
+    #[doc(hidden)]
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
+
+    /// This disk as `Any` (what [`downcast_mut`](#method.downcast_mut) uses).
+    #[doc(hidden)]
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync);
+
+    /// The boxed disk as `Box<dyn Any>` (what [`downcast`](#method.downcast) uses).
+    #[doc(hidden)]
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send + Sync>;
+}
+
+impl<D: Disk + Send + Sync + 'static> ParentDisk for D {
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl dyn ParentDisk {
+    // The calls below name `ParentDisk::…` on `dyn ParentDisk` explicitly: a `Box<dyn
+    // ParentDisk>` is itself a `ParentDisk` (through the blanket impl), so method syntax on the
+    // box would view the box, not the disk in it.
+
+    /// The parent as its concrete type `D`, if it is one.
+    pub fn downcast_ref<D: ParentDisk>(&self) -> Option<&D> {
+        ParentDisk::as_any(self).downcast_ref()
+    }
+
+    /// The parent as its concrete type `D`, mutably, if it is one.
+    pub fn downcast_mut<D: ParentDisk>(&mut self) -> Option<&mut D> {
+        ParentDisk::as_any_mut(self).downcast_mut()
+    }
+
+    /// The boxed parent as its concrete type `D`; the box unchanged if it is not one.
+    pub fn downcast<D: ParentDisk>(self: Box<Self>) -> Result<Box<D>, Box<Self>> {
+        if !ParentDisk::as_any(&*self).is::<D>() {
+            return Err(self);
+        }
+        // `as_any` and `into_any` view the same value: every sized disk gets them from the one
+        // blanket impl above.
+        Ok(ParentDisk::into_any(self)
+            .downcast()
+            .expect("as_any and into_any agree"))
+    }
+}
+
+impl core::fmt::Debug for dyn ParentDisk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ParentDisk")
+            .field("size", &self.size())
+            .field("identity", &self.identity())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Checks that `[offset, offset + len)` lies inside a disk of `size` bytes.
 pub(crate) fn check_range(offset: u64, len: usize, size: u64) -> Result<(), DiskError> {
     match offset.checked_add(len as u64) {
@@ -118,8 +232,7 @@ pub(crate) fn check_range(offset: u64, len: usize, size: u64) -> Result<(), Disk
     }
 }
 
-#[cfg(feature = "alloc")]
-impl<D: Disk + ?Sized> Disk for alloc::boxed::Box<D> {
+impl<D: Disk + ?Sized> Disk for Box<D> {
     fn size(&self) -> u64 {
         (**self).size()
     }

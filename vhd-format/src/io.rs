@@ -1,10 +1,20 @@
 //! The positional-I/O seam every VHD operation goes through.
 //!
 //! [`Storage`] is deliberately small: exact reads and writes at absolute offsets, the length,
-//! truncation/extension and a durability barrier. It is implemented for [`std::fs::File`]
-//! (positional `pread`/`pwrite` on Unix, so no shared seek cursor to race on; `seek_read`/
-//! `seek_write` on Windows; a seek then a read or write elsewhere), for [`MemStorage`] (an
-//! in-memory buffer, for tests and `no_std` users) and for references and boxes of either.
+//! truncation/extension and a durability barrier. It is implemented for `&mut S` and `Box<S>`
+//! of any storage `S`, for [`MemStorage`] (an in-memory buffer, for tests and `no_std` users)
+//! and, with `std`, for [`File`] and `&File` (positional `pread`/`pwrite` on Unix, so no shared
+//! seek cursor to race on; `seek_read`/`seek_write` on Windows; elsewhere a seek then a read or
+//! write, under a lock). `&File` works because positional I/O needs no `&mut`: `Vhd::open(&file,
+//! …)` leaves the file with the caller. A shared `&MemStorage` is not a storage: writing it
+//! needs `&mut`.
+//!
+//! A caller's own storage (a block device in firmware, say) reports its faults as
+//! [`IoError::Device`], in every build.
+//!
+#![cfg_attr(feature = "std", doc = "[`File`]: std::fs::File")]
+#![cfg_attr(not(feature = "std"), doc = "[`File`]: crate#features")]
+#![cfg_attr(not(feature = "alloc"), doc = "[`MemStorage`]: crate#features")]
 
 #[cfg(feature = "alloc")]
 use alloc::{boxed::Box, vec::Vec};
@@ -37,6 +47,18 @@ pub enum IoError {
     /// The storage is gone (e.g. a simulated power cut in a crash test).
     #[error("the storage is disconnected")]
     Disconnected,
+    /// The device under a caller's own [`Storage`] failed, with the device's status code and
+    /// what it means. Present in every build, so a `no_std` block driver can report its
+    /// faults; with `std`, an `std::io::Error` goes in `IoError::Os` instead.
+    #[error("device error at offset {offset}: {reason} (code {code:#x})")]
+    Device {
+        /// Offset of the failed operation (0 for `len`/`flush`).
+        offset: u64,
+        /// The device's status or error code.
+        code: u32,
+        /// What the code means, for messages (e.g. `"media error"`).
+        reason: &'static str,
+    },
     /// An operating-system error.
     #[cfg(feature = "std")]
     #[error("i/o error at offset {offset}")]
@@ -142,16 +164,23 @@ impl MemStorage {
         self.data
     }
 
+    /// Grows the bytes to `len` (never past the limit, nor past what this platform can
+    /// address: a caller's limit above `isize::MAX` is held to it, so every length that passes
+    /// fits a `usize`, also on 32-bit targets), fallibly: a length the allocator refuses is
+    /// `NoSpace`, not an abort.
     fn grow_to(&mut self, len: u64) -> Result<(), IoError> {
-        let limit = self.limit.unwrap_or(isize::MAX as u64);
+        let limit = self.limit.unwrap_or(u64::MAX).min(isize::MAX as u64);
+        let no_space = || IoError::NoSpace {
+            requested: len,
+            limit,
+        };
         if len > limit {
-            return Err(IoError::NoSpace {
-                requested: len,
-                limit,
-            });
+            return Err(no_space());
         }
-        if len as usize > self.data.len() {
-            self.data.resize(len as usize, 0);
+        let len = usize::try_from(len).map_err(|_| no_space())?;
+        if let Some(more) = len.checked_sub(self.data.len()).filter(|&n| n > 0) {
+            self.data.try_reserve_exact(more).map_err(|_| no_space())?;
+            self.data.resize(len, 0);
         }
         Ok(())
     }
@@ -190,6 +219,7 @@ impl Storage for MemStorage {
                 limit: self.limit.unwrap_or(u64::MAX),
             })?;
         self.grow_to(end)?;
+        // `grow_to` succeeded, so `offset <= end <= isize::MAX`: both fit a `usize`.
         self.data[offset as usize..end as usize].copy_from_slice(buf);
         Ok(())
     }
@@ -209,15 +239,22 @@ impl Storage for MemStorage {
     }
 }
 
+/// `std::fs::File` storage: every operation works through a shared reference (positional
+/// I/O), so both `File` and `&File` are [`Storage`]; a `Vhd<&File>` leaves the file with the
+/// caller.
 #[cfg(feature = "std")]
-impl Storage for std::fs::File {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        file_io::read_exact_at(self, buf, offset).map_err(|source| {
+mod file_storage {
+    use std::fs::File;
+
+    use super::{file_io, IoError, Storage};
+
+    fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        file_io::read_exact_at(file, buf, offset).map_err(|source| {
             if source.kind() == std::io::ErrorKind::UnexpectedEof {
                 IoError::UnexpectedEof {
                     offset,
                     len: buf.len(),
-                    storage_len: self.metadata().map_or(0, |m| m.len()),
+                    storage_len: file.metadata().map_or(0, |m| m.len()),
                 }
             } else {
                 IoError::Os { offset, source }
@@ -225,33 +262,57 @@ impl Storage for std::fs::File {
         })
     }
 
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
-        file_io::write_all_at(self, buf, offset).map_err(|source| IoError::Os { offset, source })
+    fn write_at(file: &File, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        file_io::write_all_at(file, buf, offset).map_err(|source| IoError::Os { offset, source })
     }
 
-    fn len(&self) -> Result<u64, IoError> {
-        self.metadata()
+    fn len(file: &File) -> Result<u64, IoError> {
+        file.metadata()
             .map(|m| m.len())
             .map_err(|source| IoError::Os { offset: 0, source })
     }
 
-    fn set_len(&mut self, len: u64) -> Result<(), IoError> {
-        std::fs::File::set_len(self, len).map_err(|source| IoError::Os {
+    fn set_len(file: &File, len: u64) -> Result<(), IoError> {
+        file.set_len(len).map_err(|source| IoError::Os {
             offset: len,
             source,
         })
     }
 
-    fn flush(&mut self) -> Result<(), IoError> {
-        self.sync_data()
+    fn flush(file: &File) -> Result<(), IoError> {
+        file.sync_data()
             .map_err(|source| IoError::Os { offset: 0, source })
     }
+
+    /// `Storage` for `File` and `&File` alike: positional I/O on a file takes `&self`.
+    macro_rules! file_storage {
+        ($($t:ty),*) => {$(
+            impl Storage for $t {
+                fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+                    read_at(self, offset, buf)
+                }
+                fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+                    write_at(self, offset, buf)
+                }
+                fn len(&self) -> Result<u64, IoError> {
+                    len(self)
+                }
+                fn set_len(&mut self, new_len: u64) -> Result<(), IoError> {
+                    set_len(self, new_len)
+                }
+                fn flush(&mut self) -> Result<(), IoError> {
+                    flush(self)
+                }
+            }
+        )*};
+    }
+    file_storage!(File, &File);
 }
 
 /// Positional reads and writes on a file, per platform: `pread`/`pwrite` on Unix (no shared
 /// cursor), `seek_read`/`seek_write` on Windows (they move the cursor, which nothing here
-/// relies on), and a seek followed by a read or write elsewhere (there the cursor is shared, so
-/// one `File` must not be read from two threads at once).
+/// relies on), and elsewhere a seek followed by a read or write, made one step by a lock (the
+/// cursor is shared, and a `Vhd<File>` may be read from several threads at once).
 #[cfg(all(feature = "std", unix))]
 mod file_io {
     use std::fs::File;
@@ -312,13 +373,24 @@ mod file_io {
 mod file_io {
     use std::fs::File;
     use std::io::{self, Read, Seek, SeekFrom, Write};
+    use std::sync::Mutex;
+
+    /// Makes each seek and the read or write after it one step for every file this crate
+    /// touches (a per-file lock would need state a `File` does not have).
+    static CURSOR: Mutex<()> = Mutex::new(());
 
     pub(super) fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let _cursor = CURSOR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         file.seek(SeekFrom::Start(offset))?;
         file.read_exact(buf)
     }
 
     pub(super) fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        let _cursor = CURSOR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         file.seek(SeekFrom::Start(offset))?;
         file.write_all(buf)
     }
@@ -327,6 +399,30 @@ mod file_io {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A length the allocator cannot give (a header's claimed size, say) is `NoSpace`, not an
+    /// abort; and no limit lets a length past `isize::MAX` through (on a 32-bit target such a
+    /// length was cut to its low bits and the bytes written at the wrong offset).
+    #[test]
+    fn mem_storage_growth_is_fallible_and_addressable() {
+        let mut m = MemStorage::new();
+        assert!(matches!(
+            m.set_len(1 << 62),
+            Err(IoError::NoSpace { requested, .. }) if requested == 1 << 62
+        ));
+        assert!(matches!(
+            m.write_at((1 << 62) - 1, b"x"),
+            Err(IoError::NoSpace { .. })
+        ));
+        let mut m = MemStorage::new().with_limit(u64::MAX);
+        assert!(matches!(
+            m.write_at(u64::MAX - 8, b"x"),
+            Err(IoError::NoSpace { limit, .. }) if limit == isize::MAX as u64
+        ));
+        assert_eq!(m.len().unwrap(), 0);
+        m.write_at(3, b"ok").unwrap();
+        assert_eq!(m.len().unwrap(), 5);
+    }
 
     #[test]
     fn mem_storage_reads_are_exact_and_writes_extend() {

@@ -18,21 +18,24 @@
 //! | module | what | needs |
 //! |---|---|---|
 //! | [`defs`] | zerocopy layouts with big-endian field types and pinned sizes ([`defs::Footer`], [`defs::DynamicHeader`], [`defs::ParentLocatorEntry`]), checksums, the spec's CHS algorithm ([`defs::Geometry`]), timestamps, creator codes, UUIDs, sector bitmaps | `core` |
-//! | [`io`] | the positional-I/O seam [`Storage`] (`read_at`/`write_at`/`len`/`set_len`/`flush`), [`MemStorage`] and `std::fs::File` (pread/pwrite: no seek races) | `core` (+`alloc`/`std` for the impls) |
-//! | [`Vhd`], [`Disk`] | open any VHD, read and write by byte offset or sector; a differencing disk owns its parent as a `Box<dyn Disk + Send>`, so a chain of any depth reads as one disk | `alloc` |
+//! | [`io`] | the positional-I/O seam [`Storage`] (`read_at`/`write_at`/`len`/`set_len`/`flush`), [`MemStorage`] and `std::fs::File` or `&File` (pread/pwrite: no seek races) | `core` (+`alloc`/`std` for the impls) |
+//! | [`Vhd`], [`Disk`] | open any VHD, read and write by byte offset or sector; a differencing disk owns its parent as a `Box<dyn` [`ParentDisk`]`>`, so a chain of any depth reads as one disk; `Vhd<S>` is `Send + Sync` when `S` is | `alloc` |
 //! | [`create_fixed`], [`create_dynamic`], [`create_differencing`] | new disks that qemu, libvhdi, VirtualBox and Hyper-V accept | `alloc` |
-//! | [`ops`] | [`inspect`](Vhd::inspect), [`check`](ops::check), [`repair`](ops::repair), [`compact`](ops::compact), [`convert`](ops::convert_to_vhd), [`expand`](ops::expand), [`merge`](ops::merge_into_parent), with progress callbacks | `alloc` |
-//! | [`Vhd::open_path`], [`snapshot`](crate::snapshot()) | parent resolution on the file system under a [`ParentPolicy`]; one-call snapshots | `std` |
+//! | [`ops`] | [`inspect`][Vhd::inspect], [`check`][ops::check], [`repair`][ops::repair], [`compact`][ops::compact], [`convert`][ops::convert_to_vhd], [`expand`][ops::expand], [`merge`][ops::merge_into_parent], with progress callbacks that can cancel | `alloc` |
+//! | [`Vhd::open_path`], [`snapshot`][crate::snapshot()] | parent resolution on the file system under a [`ParentPolicy`]; one-call snapshots | `std` |
 //!
 //! ## Example
 //!
 //! ```
-//! use vhd_format::{create_differencing, create_dynamic, CreateOptions, Disk, MemStorage, ParentLink};
+//! use vhd_format::defs::Uuid;
 //! use vhd_format::ops::{self, NoProgress, Target};
+//! use vhd_format::{create_differencing, create_dynamic, CreateOptions, Disk, MemStorage, ParentLink};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A 64 MiB dynamic disk in memory (any `Storage` works: a `std::fs::File`, your own).
-//! let mut base = create_dynamic(MemStorage::new(), &CreateOptions::new(64 << 20))?;
+//! // A 64 MiB dynamic disk in memory (any `Storage` works: a `std::fs::File`, your own). With
+//! // `std` a random unique id is made up when none is given; without, pass one.
+//! let options = |id: u8| CreateOptions::new(64 << 20).unique_id(Uuid([id; 16]));
+//! let mut base = create_dynamic(MemStorage::new(), &options(1))?;
 //! base.write_at(1 << 20, b"hello from the base disk")?;
 //!
 //! // A snapshot: a differencing child over it. Writes go to the child only.
@@ -44,7 +47,7 @@
 //!     relative_path: Some(".\\base.vhd".into()),
 //!     absolute_path: None,
 //! };
-//! let mut child = create_differencing(MemStorage::new(), Box::new(base), &link, &CreateOptions::new(0))?;
+//! let mut child = create_differencing(MemStorage::new(), Box::new(base), &link, &options(2))?;
 //! child.write_at((1 << 20) + 11, b"child")?;
 //!
 //! let mut buf = [0u8; 24];
@@ -55,7 +58,7 @@
 //! let info = child.inspect()?;
 //! assert_eq!(info.allocated_blocks, 1);
 //! assert!(ops::check(child.storage())?.is_clean());
-//! let flat = ops::convert_to_vhd(&child, MemStorage::new(), Target::Fixed, &CreateOptions::new(0), &mut NoProgress)?;
+//! let flat = ops::convert_to_vhd(&child, MemStorage::new(), Target::Fixed, &options(3), &mut NoProgress)?;
 //! let mut again = [0u8; 24];
 //! flat.read_at(1 << 20, &mut again)?;
 //! assert_eq!(again, buf);
@@ -109,19 +112,68 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `alloc` | via `std` | the I/O layer, creation and every operation |
-//! | `std` | yes | `std::fs::File` storage, parent resolution, `snapshot`, `std::error::Error` |
+//! | `std` | yes | `std::fs::File` storage, parent resolution, `snapshot` (errors implement `core::error::Error` in every build) |
 //!
 //! With `default-features = false` only [`defs`] and the [`Storage`] trait remain: `core` only.
-
+//!
+#![cfg_attr(
+    not(feature = "alloc"),
+    doc = r"
+[`MemStorage`]: #features
+[`Vhd`]: #features
+[`Disk`]: #features
+[`ParentDisk`]: #features
+[`create_fixed`]: #features
+[`create_dynamic`]: #features
+[`create_differencing`]: #features
+[`ops`]: #features
+[Vhd::inspect]: #features
+[ops::check]: #features
+[ops::repair]: #features
+[ops::compact]: #features
+[ops::convert_to_vhd]: #features
+[ops::expand]: #features
+[ops::merge_into_parent]: #features
+[`Disk::is_unallocated`]: #features
+[`SizePolicy::CurrentSize`]: #features
+[`SizePolicy::Chs`]: #features
+[`SizePolicy::Qemu`]: #features
+[`Warning`]: #features
+[`OpenOptions::barriers`]: #features
+[`Warning::TailFooterInvalid`]: #features
+[`ops::repair`]: #features
+[`Vhd::probe`]: #features
+[`ops::check`]: #features
+"
+)]
+#![cfg_attr(
+    not(feature = "std"),
+    doc = r"
+[`Vhd::open_path`]: #features
+[crate::snapshot()]: #features
+[`ParentPolicy`]: #features
+"
+)]
 #![cfg_attr(not(feature = "std"), no_std)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc --all-features`) marks items
+// that need a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+/// The `zerocopy` version whose types (`U16`, `U32`, `U64`, `FromBytes`, `IntoBytes`) appear in
+/// this crate's on-disk layouts: use it to read and write them without a matching dependency
+/// (`Footer::read_from_bytes`, say).
+pub use zerocopy;
+
 pub mod defs;
 pub mod io;
+
+#[cfg(all(doctest, feature = "alloc"))]
+mod doctests;
 
 #[cfg(feature = "alloc")]
 mod create;
@@ -141,7 +193,7 @@ pub use create::{
     create_differencing, create_dynamic, create_fixed, CreateError, CreateOptions, ParentLink,
 };
 #[cfg(feature = "alloc")]
-pub use disk::{Disk, DiskError, DiskIdentity, RawDisk};
+pub use disk::{Disk, DiskError, DiskIdentity, ParentDisk, RawDisk};
 #[cfg(feature = "alloc")]
 pub use io::MemStorage;
 pub use io::{IoError, Storage};
@@ -174,3 +226,8 @@ pub fn random_uuid() -> defs::Uuid {
     }
     defs::Uuid::from_random_bytes(bytes)
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

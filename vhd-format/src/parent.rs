@@ -18,6 +18,7 @@ use crate::vhd::{locator_space, Vhd};
 
 /// A decoded parent locator.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Locator {
     /// Its platform code.
     pub code: PlatformCode,
@@ -99,7 +100,6 @@ mod fs {
 
     use super::Locator;
     use crate::defs::{DiskType, PlatformCode, Uuid};
-    use crate::disk::Disk;
     use crate::vhd::{OpenError, OpenOptions, Vhd};
 
     /// The rules parent resolution must follow. A locator is data from the file: without rules
@@ -206,7 +206,12 @@ mod fs {
 
     impl Vhd<File> {
         /// Opens the VHD at `path`, resolving the parents of a differencing chain under
-        /// `policy`. Parents are opened read-only.
+        /// `policy`. The immediate parent is opened writable only when
+        /// [`OpenOptions::writable_parent`] is set (what [`merge_into_parent`] needs); every
+        /// other ancestor is read-only. A file that does not open is [`OpenError::File`], which
+        /// names the path.
+        ///
+        /// [`merge_into_parent`]: crate::ops::merge_into_parent
         pub fn open_path(
             path: impl AsRef<Path>,
             options: OpenOptions,
@@ -229,7 +234,10 @@ mod fs {
             .read(true)
             .write(options.writable)
             .open(path)
-            .map_err(|source| crate::io::IoError::Os { offset: 0, source })?;
+            .map_err(|source| OpenError::File {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let (footer, header) = Vhd::probe(&file)?;
         let (DiskType::DIFFERENCING, Some(header)) = (footer.disk_type(), header) else {
             return Vhd::open(file, options);
@@ -319,8 +327,7 @@ mod fs {
                         source: Box::new(e),
                     }
                 })?;
-            let parent: Box<dyn Disk + Send> = Box::new(parent);
-            return Vhd::open_with_parent(file, parent, options);
+            return Vhd::open_with_parent(file, Box::new(parent), options);
         }
         Err(ParentError::NotFound {
             child: path.to_path_buf(),

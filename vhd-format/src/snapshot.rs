@@ -29,6 +29,10 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    /// The parent handed to [`parent_link`] is not a VHD (a raw image, a caller's own
+    /// [`Disk`]): it has no unique id and timestamp for a child to record.
+    #[error("the parent is not a VHD: it has no identity a child could record")]
+    ParentNotVhd,
     /// The parent's path is not valid Unicode: the locators and the parent name are UTF-16,
     /// so the child could never find it again.
     #[error("parent path {0} is not valid Unicode; a child could not record it")]
@@ -52,7 +56,8 @@ fn relative(from: &Path, target: &Path) -> PathBuf {
 
 /// The parent link a child of the disk at `parent_path` records when the child lives at
 /// `child_path`: the parent's identity, its file name, a `W2ru` path relative to the child's
-/// directory (Windows separators, `.\` prefix) and a `W2ku` absolute path.
+/// directory (Windows separators, `.\` prefix) and a `W2ku` absolute path. A parent that is
+/// not a VHD ([`Disk::identity`] is `None`) is [`SnapshotError::ParentNotVhd`].
 pub fn parent_link(
     parent: &dyn Disk,
     parent_path: &Path,
@@ -77,12 +82,7 @@ pub fn parent_link(
     } else {
         std::format!(".\\{rel_text}")
     };
-    let identity = parent
-        .identity()
-        .ok_or(SnapshotError::Parent(OpenError::ParentMismatch {
-            expected: crate::defs::Uuid::NIL,
-            found: None,
-        }))?;
+    let identity = parent.identity().ok_or(SnapshotError::ParentNotVhd)?;
     Ok(ParentLink {
         unique_id: identity.unique_id,
         timestamp: identity.timestamp,
@@ -116,10 +116,9 @@ pub fn snapshot(
             path: child_path.to_path_buf(),
             source,
         })?;
-    let parent: Box<dyn Disk + Send> = Box::new(parent);
     // The file is this call's own (created above): a failure leaves nothing behind, so a
     // corrected retry does not meet a half-made child.
-    create_differencing(file, parent, &link, options).map_err(|e| {
+    create_differencing(file, Box::new(parent), &link, options).map_err(|e| {
         let _ = std::fs::remove_file(child_path);
         e.into()
     })

@@ -13,7 +13,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_same, create_file, pattern, read_all, run, run_ok, Mount, Rng, TempDir};
+use common::{assert_same, create_file, pattern, read_all, run_ok, Mount, Rng, TempDir};
 use vhd_format::defs::{checksum, Uuid};
 use vhd_format::{
     create_differencing, create_dynamic, create_fixed, CreateOptions, Disk, OpenOptions,
@@ -228,7 +228,7 @@ fn our_images_compare_identical_in_qemu() {
         assert_same(&what, &dump, &model);
         std::fs::write(&reference, &dump).unwrap();
 
-        qemu_compare(&what, &vhd, &reference);
+        common::qemu_compare(&what, &vhd, &reference);
         assert_eq!(qemu_virtual_size(&vhd), size, "{what}: qemu's virtual size");
 
         let converted = dir.join(&format!("o{i}.conv.raw"));
@@ -427,7 +427,7 @@ fn expanded_images_report_the_new_size_in_qemu_and_libvhdi() {
         assert_eq!(ours.size(), grown, "{what}");
         let raw = dir.join(&format!("e{i}.raw"));
         std::fs::write(&raw, read_all(&ours, MIB as usize)).unwrap();
-        qemu_compare(&what, &path, &raw);
+        common::qemu_compare(&what, &path, &raw);
         std::fs::remove_file(&raw).unwrap();
     }
 }
@@ -636,30 +636,4 @@ fn hand_crafted_differencing_oracle_reads_spec_correctly() {
     if !peer_notes.is_empty() {
         println!("libvhdi disagrees with the spec (known, vhd.md §4.4): {peer_notes:#?}");
     }
-}
-
-/// `qemu-img compare` of a VHD against a raw image: they must be identical.
-fn qemu_compare(what: &str, vhd: &Path, raw: &Path) {
-    let cmp = run(
-        "qemu-img",
-        &[
-            "compare",
-            "-f",
-            "vpc",
-            "-F",
-            "raw",
-            path_str(vhd),
-            path_str(raw),
-        ],
-    );
-    assert_eq!(
-        cmp.code, 0,
-        "{what}: qemu-img compare: {}{}",
-        cmp.stdout, cmp.stderr
-    );
-    assert!(
-        cmp.stdout.contains("Images are identical"),
-        "{what}: {}",
-        cmp.stdout
-    );
 }

@@ -12,7 +12,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use vhd_format::{Disk, MemStorage, OpenError, OpenOptions, RawDisk, SizePolicy, Vhd};
+use vhd_format::{Disk, MemStorage, OpenError, OpenOptions, ParentDisk, RawDisk, SizePolicy, Vhd};
 
 /// Bytes of control data in front of the image.
 const CONTROL_LEN: usize = 64;
@@ -79,7 +79,7 @@ fn options(policy: SizePolicy) -> OpenOptions {
         .ignore_parent_id(true)
 }
 
-fn raw_parent(size: u64) -> Box<dyn Disk + Send> {
+fn raw_parent(size: u64) -> Box<dyn ParentDisk> {
     let len = size.min(MAX_PARENT) as usize / 512 * 512;
     let bytes: Vec<u8> = (0..len).map(|i| (i / 512) as u8 | 1).collect();
     Box::new(RawDisk::new(MemStorage::from_vec(bytes), false).expect("in-memory"))

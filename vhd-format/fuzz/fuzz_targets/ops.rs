@@ -2,20 +2,23 @@
 //! compact, expand or merge.
 //!
 //! Input layout: the first [`CONTROL_LEN`] bytes choose the operation (byte 0 modulo 6, in
-//! the order of [`Op`]; bytes 1-2, big-endian, are the sectors an expansion adds; byte 3 is
-//! reserved); the rest is the image, kept in memory with a growth limit so that an operation
+//! the order of [`Op`]; bytes 1-2, big-endian, are the sectors an expansion adds; byte 3, when
+//! not 0, cancels a compaction at that progress report); the rest is the image, kept in memory with a growth limit so that an operation
 //! that trusts a hostile offset or size fails with a typed error instead of exhausting the
 //! machine. Seeds include images with parent-locator offsets far outside the file and block
 //! sizes far larger than the file (see `fuzz/seeds/ops`).
 //!
-//! Checksums are not verified under `cfg(fuzzing)`. Besides "no panic": compaction keeps the
-//! contents of a small disk, and an image that compacted or expanded opens again.
+//! Checksums are not verified under `cfg(fuzzing)`. Besides "no panic": compaction, finished
+//! or cancelled, keeps the contents of a small disk, and an image that compacted (or whose
+//! compaction was cancelled) or expanded opens again.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vhd_format::ops::{self, NoProgress};
-use vhd_format::{Disk, MemStorage, OpenError, OpenOptions, RawDisk, Vhd};
+use std::ops::ControlFlow;
+
+use vhd_format::ops::{self, CompactError, NoProgress, ProgressEvent};
+use vhd_format::{Disk, MemStorage, OpenError, OpenOptions, ParentDisk, RawDisk, Vhd};
 
 /// Bytes of control data in front of the image.
 const CONTROL_LEN: usize = 4;
@@ -31,7 +34,10 @@ enum Op {
     Check,
     Repair,
     Inspect,
-    Compact,
+    /// Cancelled at report `stop_at` (never when 0).
+    Compact {
+        stop_at: u8,
+    },
     /// Grow by `sectors` sectors.
     Expand {
         sectors: u16,
@@ -48,7 +54,9 @@ fuzz_target!(|data: &[u8]| {
         0 => Op::Check,
         1 => Op::Repair,
         2 => Op::Inspect,
-        3 => Op::Compact,
+        3 => Op::Compact {
+            stop_at: control[3],
+        },
         4 => Op::Expand {
             sectors: u16::from_be_bytes([control[1], control[2]]),
         },
@@ -57,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
     run(image, op);
 });
 
-fn raw_parent(size: u64) -> Box<dyn Disk + Send> {
+fn raw_parent(size: u64) -> Box<dyn ParentDisk> {
     let len = size.min(MAX_PARENT) as usize / 512 * 512;
     let bytes: Vec<u8> = (0..len).map(|i| (i / 512) as u8 | 1).collect();
     Box::new(RawDisk::new(MemStorage::from_vec(bytes), true).expect("in-memory"))
@@ -111,9 +119,21 @@ fn run(image: &[u8], op: Op) {
         Op::Inspect => {
             let _ = vhd.inspect();
         }
-        Op::Compact => {
+        Op::Compact { stop_at } => {
             let before = contents(&vhd);
-            if ops::compact(&mut vhd, None, &mut NoProgress).is_ok() {
+            let mut seen = 0u8;
+            let mut progress = |_: ProgressEvent| {
+                seen = seen.saturating_add(1);
+                if stop_at != 0 && seen >= stop_at {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            };
+            if matches!(
+                ops::compact(&mut vhd, None, &mut progress),
+                Ok(_) | Err(CompactError::Cancelled)
+            ) {
                 let (storage, parent) = vhd.into_parts();
                 let again = match parent {
                     Some(p) => Vhd::open_with_parent(storage, p, options()),

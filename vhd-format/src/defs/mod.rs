@@ -15,10 +15,10 @@ pub use dynamic::{
     DynamicHeader, ParentLocatorEntry, PlatformCode, DYNAMIC_COOKIE, HEADER_VERSION,
 };
 pub use footer::{
-    CreatorHostOs, DiskType, Features, Footer, FourCc, FOOTER_COOKIE, FORMAT_VERSION,
+    CreatorHostOs, DiskGeometry, DiskType, Features, Footer, FourCc, FOOTER_COOKIE, FORMAT_VERSION,
 };
 pub use geometry::Geometry;
-pub use time::VhdTime;
+pub use time::{VhdTime, VHD_EPOCH_UNIX};
 
 /// Bytes in a VHD sector. Always 512, whatever the host's sector size.
 pub const SECTOR_SIZE: u64 = 512;

@@ -204,6 +204,7 @@ impl Problem {
 
 /// The result of [`check`].
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// Every problem found, in file order.
     pub problems: Vec<Problem>,
@@ -326,7 +327,16 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         });
         return Ok(r);
     }
-    let mut raw = vec![0u8; bat_bytes as usize];
+    // Bounded by the file length checked just above; on a 32-bit target that bound can still
+    // exceed the address space, and such a table is as unreadable as one outside the file.
+    let Ok(raw_len) = usize::try_from(bat_bytes) else {
+        r.problems.push(Problem::BatOutOfFile {
+            offset: bat_offset,
+            entries,
+        });
+        return Ok(r);
+    };
+    let mut raw = vec![0u8; raw_len];
     storage.read_at(bat_offset, &mut raw)?;
     let bat: Vec<u32> = raw
         .chunks_exact(4)

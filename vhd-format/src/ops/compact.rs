@@ -5,7 +5,8 @@
 //! cut: a dropped block is first unhooked from the BAT; a moved block is copied to its new
 //! place, flushed, and only then re-pointed in the BAT (a move onto its own old location goes
 //! through a spare copy at the end of the file first); the footer is written at the new end
-//! before the file is cut.
+//! before the file is cut. Cancelling (through [`Progress`]) stops before the next block and
+//! ends the same way: footer at the end of what is still referenced, then the cut.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -38,10 +39,16 @@ pub enum CompactError {
     /// The storage failed.
     #[error("storage error while compacting")]
     Io(#[from] IoError),
+    /// The [`Progress`] callback asked to stop. The image is valid and partly compacted: the
+    /// blocks dropped and moved so far stay so, and the file ends after the last block still
+    /// in use. Running `compact` again finishes the job.
+    #[error("compaction was cancelled")]
+    Cancelled,
 }
 
 /// What [`compact`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompactReport {
     /// Blocks dropped because they held only zeros (dynamic) or nothing (no sector present).
     pub dropped_zero: u64,
@@ -61,6 +68,9 @@ pub struct CompactReport {
 /// zero, or when `unused(virtual_offset, length)` says the whole block is unused (e.g. free
 /// space reported by the file system inside). In a differencing disk, zeros are data — they
 /// hide the parent — so only the first and last rules apply there.
+///
+/// `progress` sees each block twice (phase `"scan"`, then `"move"`) and may cancel before any
+/// of them: see [`CompactError::Cancelled`].
 pub fn compact<S: Storage>(
     vhd: &mut Vhd<S>,
     unused: Option<&dyn Fn(u64, u64) -> bool>,
@@ -92,13 +102,20 @@ pub fn compact<S: Storage>(
     let total = sparse.bat.len() as u64;
 
     // 1. Drop empty and unused blocks.
+    let mut cancelled = false;
     for block in 0..sparse.bat.len() {
         let entry = sparse.bat[block];
-        progress.report(ProgressEvent {
-            phase: "scan",
-            done: block as u64 + 1,
-            total,
-        });
+        if progress
+            .report(ProgressEvent {
+                phase: "scan",
+                done: block as u64 + 1,
+                total,
+            })
+            .is_break()
+        {
+            cancelled = true;
+            break;
+        }
         if entry == BAT_UNALLOCATED {
             continue;
         }
@@ -146,12 +163,21 @@ pub fn compact<S: Storage>(
     let mut next = metadata_end;
     let mut spare = sparse.end_of_data.max(metadata_end);
     for (i, &(entry, block)) in order.iter().enumerate() {
+        if cancelled {
+            break;
+        }
         let old = u64::from(entry) * SECTOR_SIZE;
-        progress.report(ProgressEvent {
-            phase: "move",
-            done: i as u64 + 1,
-            total: order.len() as u64,
-        });
+        if progress
+            .report(ProgressEvent {
+                phase: "move",
+                done: i as u64 + 1,
+                total: order.len() as u64,
+            })
+            .is_break()
+        {
+            cancelled = true;
+            break;
+        }
         if old <= next {
             next = next.max(old + span);
             continue;
@@ -180,13 +206,25 @@ pub fn compact<S: Storage>(
         report.moved += 1;
         next += span;
     }
-    // 3. Footer at the new end, then cut.
+    // 3. Footer at the new end, then cut. When cancelled, blocks not moved yet may lie beyond
+    // `next`: the end is after the last block still in use (spare copies are not).
+    if cancelled {
+        next = sparse
+            .bat
+            .iter()
+            .filter(|&&e| e != BAT_UNALLOCATED)
+            .map(|&e| u64::from(e) * SECTOR_SIZE + span)
+            .fold(metadata_end, u64::max);
+    }
     storage.write_at(next, footer.as_bytes())?;
     storage.flush()?;
     storage.set_len(next + SECTOR_SIZE)?;
     storage.flush()?;
     sparse.end_of_data = next;
     report.new_len = next + SECTOR_SIZE;
+    if cancelled {
+        return Err(CompactError::Cancelled);
+    }
     Ok(report)
 }
 

@@ -9,6 +9,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use zerocopy::IntoBytes;
 
@@ -48,6 +49,12 @@ pub enum ConvertError {
     /// The output did not open again (a bug; reported rather than hidden).
     #[error("the output does not open")]
     Reopen(#[from] OpenError),
+    /// The [`Progress`] callback asked to stop. The source is untouched. The output is valid
+    /// but incomplete: a VHD output is a disk of the source's size holding the part copied so
+    /// far (the rest reads as zeros), a raw output has the source's length with the same
+    /// holes. Delete it, or convert again.
+    #[error("the conversion was cancelled")]
+    Cancelled,
 }
 
 /// Granularity of zero detection inside a block: runs of zeros this long are left as holes.
@@ -83,7 +90,8 @@ fn nonzero_runs(buf: &[u8]) -> Vec<(usize, usize)> {
 }
 
 /// Copies `src` into `dst` as raw bytes (the output is `src.size()` bytes, sparse where the
-/// source is zero).
+/// source is zero). `progress` sees each 2 MiB (phase `"copy"`) and may cancel after any of
+/// them: see [`ConvertError::Cancelled`].
 pub fn convert_to_raw<S: Storage>(
     src: &dyn Disk,
     dst: &mut S,
@@ -92,18 +100,22 @@ pub fn convert_to_raw<S: Storage>(
     let size = src.size();
     dst.set_len(0)?;
     dst.set_len(size)?;
-    copy_runs(src, dst, 0, progress)?;
+    let copied = copy_runs(src, dst, 0, progress)?;
     dst.flush()?;
-    Ok(())
+    match copied {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(ConvertError::Cancelled),
+    }
 }
 
-/// Copies every non-zero run of `src` into `dst` at `base + offset`.
+/// Copies every non-zero run of `src` into `dst` at `base + offset`; `Break` when `progress`
+/// stopped the copy (the caller leaves the output valid, then reports the cancellation).
 fn copy_runs<S: Storage>(
     src: &dyn Disk,
     dst: &mut S,
     base: u64,
     progress: &mut dyn Progress,
-) -> Result<(), ConvertError> {
+) -> Result<ControlFlow<()>, ConvertError> {
     let size = src.size();
     let total = size.div_ceil(COPY_CHUNK);
     let mut buf = vec![0u8; COPY_CHUNK.min(size) as usize];
@@ -119,13 +131,18 @@ fn copy_runs<S: Storage>(
                 dst.write_at(base + offset + a as u64, &chunk[a..b])?;
             }
         }
-        progress.report(ProgressEvent {
-            phase: "copy",
-            done: i as u64 + 1,
-            total,
-        });
+        if progress
+            .report(ProgressEvent {
+                phase: "copy",
+                done: i as u64 + 1,
+                total,
+            })
+            .is_break()
+        {
+            return Ok(ControlFlow::Break(()));
+        }
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 /// Copies `src` into a new VHD in `dst` (truncating it) and returns it open for writing.
@@ -133,6 +150,10 @@ fn copy_runs<S: Storage>(
 /// `options` supplies the unique id, timestamp and creator; its size is replaced by the
 /// source's (rounded up to a whole sector, the padding reading as zeros, as `qemu-img convert
 /// -O vpc` does) and, for [`Target::Dynamic`], its block size by the target's.
+///
+/// `progress` sees each 2 MiB (fixed) or block (dynamic), phase `"copy"`, and may cancel
+/// after any of them: the output is then completed as a valid VHD holding what was copied
+/// (see [`ConvertError::Cancelled`]).
 pub fn convert_to_vhd<S: Storage>(
     src: &dyn Disk,
     mut dst: S,
@@ -153,10 +174,13 @@ pub fn convert_to_vhd<S: Storage>(
             let vhd = crate::create_fixed(&mut dst, &opts)?;
             let footer = *vhd.footer();
             drop(vhd);
-            copy_runs(src, &mut dst, 0, progress)?;
+            let copied = copy_runs(src, &mut dst, 0, progress)?;
             // The footer is already at `size`; writes never touched it.
             dst.write_at(size, footer.as_bytes())?;
             dst.flush()?;
+            if copied.is_break() {
+                return Err(ConvertError::Cancelled);
+            }
             Ok(Vhd::open(dst, OpenOptions::new().writable(true))?)
         }
         Target::Dynamic { block_size } => {
@@ -176,6 +200,7 @@ pub fn convert_to_vhd<S: Storage>(
             // [bitmap | data]: one write for a block's bitmap and its first data run.
             let mut buf = vec![0u8; bitmap_len + bs];
             buf[..bitmap_len].fill(0xff);
+            let mut cancelled = false;
             for block in 0..entries {
                 let offset = block * u64::from(block_size);
                 let n = (size - offset).min(u64::from(block_size)) as usize;
@@ -213,17 +238,27 @@ pub fn convert_to_vhd<S: Storage>(
                         }
                     }
                 }
-                progress.report(ProgressEvent {
-                    phase: "copy",
-                    done: block + 1,
-                    total: entries,
-                });
+                if progress
+                    .report(ProgressEvent {
+                        phase: "copy",
+                        done: block + 1,
+                        total: entries,
+                    })
+                    .is_break()
+                {
+                    // The blocks laid out so far become a valid (partial) disk below.
+                    cancelled = true;
+                    break;
+                }
             }
             dst.set_len(next)?;
             let bat_raw: Vec<u8> = bat.iter().flat_map(|e| e.to_be_bytes()).collect();
             dst.write_at(BAT_OFFSET, &bat_raw)?;
             dst.write_at(next, footer.as_bytes())?;
             dst.flush()?;
+            if cancelled {
+                return Err(ConvertError::Cancelled);
+            }
             debug_assert_eq!(footer.disk_type(), DiskType::DYNAMIC);
             Ok(Vhd::open(dst, OpenOptions::new().writable(true))?)
         }

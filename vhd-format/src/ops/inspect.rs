@@ -24,6 +24,7 @@ pub enum ExtentState {
 
 /// A run of the virtual disk with one state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Extent {
     /// Virtual offset.
     pub start: u64,

@@ -38,6 +38,11 @@ pub enum MergeError {
     /// Reading the child failed.
     #[error("reading the child failed")]
     Io(#[from] IoError),
+    /// The [`Progress`] callback asked to stop. The child is untouched and reads as before;
+    /// the parent holds the child's data for the blocks merged so far (it was flushed), so it
+    /// no longer reads as it did on its own. Run the merge again to finish it.
+    #[error("the merge was cancelled")]
+    Cancelled,
 }
 
 /// Writes every sector present in the differencing disk `child` into its parent, which must
@@ -50,6 +55,8 @@ pub enum MergeError {
 /// returned before anything is written, and the parent must be expanded first.
 ///
 /// Returns the number of bytes merged. Safe to re-run after an interruption: it only copies.
+/// `progress` sees each block (phase `"merge"`) and may cancel before any of them: see
+/// [`MergeError::Cancelled`].
 pub fn merge_into_parent<S: Storage>(
     child: &mut Vhd<S>,
     progress: &mut dyn Progress,
@@ -77,11 +84,17 @@ pub fn merge_into_parent<S: Storage>(
     let total = sparse.bat.len() as u64;
     let mut merged = 0;
     for (block, &entry) in sparse.bat.iter().enumerate() {
-        progress.report(ProgressEvent {
-            phase: "merge",
-            done: block as u64 + 1,
-            total,
-        });
+        if progress
+            .report(ProgressEvent {
+                phase: "merge",
+                done: block as u64 + 1,
+                total,
+            })
+            .is_break()
+        {
+            parent.flush().map_err(MergeError::Parent)?;
+            return Err(MergeError::Cancelled);
+        }
         if entry == BAT_UNALLOCATED {
             continue;
         }

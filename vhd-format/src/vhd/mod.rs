@@ -15,7 +15,7 @@ pub use open::{BatProblem, OpenError, OpenOptions, SizePolicy, StructureProblem}
 use crate::defs::{
     DiskType, DynamicHeader, Footer, ParentLocatorEntry, VhdTime, BAT_UNALLOCATED, SECTOR_SIZE,
 };
-use crate::disk::{Disk, DiskError, DiskIdentity};
+use crate::disk::{Disk, DiskError, DiskIdentity, ParentDisk};
 use crate::io::Storage;
 
 /// Something worth knowing about an image that did not stop it from opening.
@@ -49,15 +49,16 @@ pub enum Warning {
 /// An open VHD: fixed, dynamic or differencing.
 ///
 /// Reads and writes go through the [`Disk`] trait. A differencing disk owns its parent (a
-/// `Box<dyn Disk + Send>`, itself possibly a differencing `Vhd`), so a chain of any depth reads
-/// and writes as one disk; writes only ever go to the top. A `Vhd<S>` is `Send` when `S` is,
-/// so a disk can be handed to an I/O thread.
+/// `Box<dyn` [`ParentDisk`]`>`, itself possibly a differencing `Vhd`), so a chain of any depth
+/// reads and writes as one disk; writes only ever go to the top. A `Vhd<S>` is `Send` and
+/// `Sync` when `S` is: a disk can be handed to an I/O thread, or shared by several behind an
+/// `Arc` (reads take `&self`; the sector-bitmap cache is atomic).
 pub struct Vhd<S> {
     pub(crate) storage: S,
     pub(crate) footer: Footer,
     pub(crate) size: u64,
     pub(crate) layout: Layout,
-    pub(crate) parent: Option<Box<dyn Disk + Send>>,
+    pub(crate) parent: Option<Box<dyn ParentDisk>>,
     pub(crate) writable: bool,
     pub(crate) barriers: bool,
     pub(crate) warnings: Vec<Warning>,
@@ -68,6 +69,19 @@ pub(crate) enum Layout {
     /// Boxed: the header alone is 1 KiB.
     Sparse(Box<Sparse>),
 }
+
+// Shared by I/O threads (`Arc<Vhd<File>>`): reads take `&self`, and the only state they touch,
+// the sector-bitmap cache, is atomic.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Vhd<crate::io::MemStorage>>();
+    send_sync::<crate::disk::RawDisk<crate::io::MemStorage>>();
+    send_sync::<Box<dyn ParentDisk>>();
+    #[cfg(feature = "std")]
+    send_sync::<Vhd<std::fs::File>>();
+    #[cfg(feature = "std")]
+    send_sync::<Vhd<&std::fs::File>>();
+};
 
 /// Per-block state of the sector-bitmap cache.
 pub(crate) const BLOCK_UNKNOWN: u8 = 0;
@@ -200,9 +214,10 @@ impl<S: Storage> Vhd<S> {
         self.footer.saved_state != 0
     }
 
-    /// The parent of a differencing disk.
-    pub fn parent(&self) -> Option<&dyn Disk> {
-        self.parent.as_deref().map(|p| p as &dyn Disk)
+    /// The parent of a differencing disk (its concrete type through
+    /// `downcast_ref` on [`ParentDisk`]).
+    pub fn parent(&self) -> Option<&dyn ParentDisk> {
+        self.parent.as_deref()
     }
 
     /// Whether writes are allowed.
@@ -220,8 +235,11 @@ impl<S: Storage> Vhd<S> {
         self.storage
     }
 
-    /// Splits into the storage and the parent.
-    pub fn into_parts(self) -> (S, Option<Box<dyn Disk + Send>>) {
+    /// Splits into the storage and the parent. The parent's concrete type comes back through
+    /// `downcast` on [`ParentDisk`]: after
+    /// [`merge_into_parent`](crate::ops::merge_into_parent) on in-memory storage, say,
+    /// `parent.downcast::<Vhd<MemStorage>>()` gives the merged parent and its bytes.
+    pub fn into_parts(self) -> (S, Option<Box<dyn ParentDisk>>) {
         (self.storage, self.parent)
     }
 

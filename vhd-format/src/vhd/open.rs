@@ -15,7 +15,7 @@ use crate::defs::{
     bitmap_bytes, DiskType, DynamicHeader, Footer, FourCc, Uuid, BAT_UNALLOCATED, DYNAMIC_COOKIE,
     FOOTER_COOKIE, SECTOR_SIZE,
 };
-use crate::disk::{Disk, DiskIdentity};
+use crate::disk::{Disk, DiskIdentity, ParentDisk};
 use crate::io::{IoError, Storage};
 
 /// Which size a reader reports: VHD stores both a byte count and a CHS geometry.
@@ -61,7 +61,10 @@ pub(crate) fn creator_sizes_by_chs(footer: &Footer) -> bool {
 }
 
 /// How to open a VHD.
-#[derive(Debug, Default)]
+///
+/// [`OpenOptions::new`] and [`OpenOptions::default`] are the same: read-only, `current_size`,
+/// write barriers on. The options are `Copy`, so one value can open several disks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenOptions {
     pub(crate) writable: bool,
     pub(crate) size_policy: SizePolicy,
@@ -70,12 +73,23 @@ pub struct OpenOptions {
     pub(crate) writable_parent: bool,
 }
 
+impl Default for OpenOptions {
+    /// The same as [`OpenOptions::new`]: barriers are on.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl OpenOptions {
-    /// Read-only, `current_size`, with write barriers (when later made writable).
+    /// Read-only, `current_size`, with write barriers (when later made writable), the unique
+    /// id of a parent checked, the parent read-only.
     pub fn new() -> Self {
         Self {
+            writable: false,
+            size_policy: SizePolicy::CurrentSize,
             barriers: true,
-            ..Self::default()
+            ignore_parent_id: false,
+            writable_parent: false,
         }
     }
 
@@ -167,6 +181,13 @@ pub enum OpenError {
         /// File length.
         file_len: u64,
     },
+    /// The BAT is larger than this platform can address (a 32-bit target; no real disk has
+    /// such a table).
+    #[error("BAT of {entries} entries is larger than this platform can address")]
+    BatTooLarge {
+        /// Entries.
+        entries: u32,
+    },
     /// A BAT entry points outside the file or into metadata.
     #[error("BAT entry {block} (sector {sector}) {problem}")]
     BadBatEntry {
@@ -208,6 +229,16 @@ pub enum OpenError {
     #[cfg(feature = "std")]
     #[error(transparent)]
     Parent(#[from] crate::parent::ParentError),
+    /// The file could not be opened (`Vhd::open_path`): it is missing, or not accessible.
+    #[cfg(feature = "std")]
+    #[error("cannot open {path}")]
+    File {
+        /// The path given.
+        path: std::path::PathBuf,
+        /// Why the system refused it.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What is wrong with a footer or header.
@@ -345,18 +376,22 @@ fn tail_footer_offset<S: Storage>(storage: &S, len: u64) -> Result<u64, IoError>
 impl<S: Storage> Vhd<S> {
     /// Opens a fixed or dynamic VHD. A differencing disk fails with
     /// [`OpenError::NeedsParent`]; open it with [`Vhd::open_with_parent`] (or, with `std`,
-    /// [`Vhd::open_path`](crate::Vhd::open_path), which resolves the parent from the locators).
+    /// [`Vhd::open_path`], which resolves the parent from the locators).
+    ///
+    #[cfg_attr(feature = "std", doc = "[`Vhd::open_path`]: crate::Vhd::open_path")]
+    #[cfg_attr(not(feature = "std"), doc = "[`Vhd::open_path`]: crate#features")]
     pub fn open(storage: S, options: OpenOptions) -> Result<Self, OpenError> {
         Self::open_inner(storage, options, None)
     }
 
-    /// Opens a VHD whose parent the caller supplies (any [`Disk`]: another `Vhd`, a whole chain,
-    /// a raw image). The parent's unique id must match the child's record unless
-    /// [`OpenOptions::ignore_parent_id`] is set; a timestamp mismatch is only a [`Warning`].
-    /// The parent must be `Send` so that the child is `Send` whenever its storage is.
+    /// Opens a VHD whose parent the caller supplies (any [`Disk`] that is `Send + Sync +
+    /// 'static`, a [`ParentDisk`]: another `Vhd`, a whole chain, a raw image). The parent's
+    /// unique id must match the child's record unless [`OpenOptions::ignore_parent_id`] is
+    /// set; a timestamp mismatch is only a [`Warning`]. The child is `Send` and `Sync` whenever
+    /// its storage is; [`Vhd::into_parts`] gives the parent back.
     pub fn open_with_parent(
         storage: S,
-        parent: Box<dyn Disk + Send>,
+        parent: Box<dyn ParentDisk>,
         options: OpenOptions,
     ) -> Result<Self, OpenError> {
         Self::open_inner(storage, options, Some(parent))
@@ -379,7 +414,7 @@ impl<S: Storage> Vhd<S> {
     fn open_inner(
         storage: S,
         options: OpenOptions,
-        parent: Option<Box<dyn Disk + Send>>,
+        parent: Option<Box<dyn ParentDisk>>,
     ) -> Result<Self, OpenError> {
         let len = storage.len()?;
         let (footer, tail_ok) = find_footer(&storage, len)?;
@@ -507,8 +542,10 @@ fn open_sparse<S: Storage>(
             file_len: len,
         });
     }
-    // Bounded by the file length checked just above.
-    let mut raw = vec![0u8; bat_bytes as usize];
+    // Bounded by the file length checked just above; on a 32-bit target that bound can still
+    // exceed the address space.
+    let raw_len = usize::try_from(bat_bytes).map_err(|_| OpenError::BatTooLarge { entries })?;
+    let mut raw = vec![0u8; raw_len];
     storage.read_at(bat_offset, &mut raw)?;
     let bat: Vec<u32> = raw
         .chunks_exact(4)

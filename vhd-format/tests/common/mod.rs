@@ -345,6 +345,10 @@ pub fn read_all(disk: &dyn vhd_format::Disk, chunk: usize) -> Vec<u8> {
 /// Panics with the first differing offset (and some context) unless `a == b`.
 pub fn assert_same(what: &str, a: &[u8], b: &[u8]) {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    if a == b {
+        // A memcmp; the search for the first difference below is slow in debug builds.
+        return;
+    }
     if let Some(i) = a.iter().zip(b).position(|(x, y)| x != y) {
         let end = (i + 16).min(a.len());
         panic!(
@@ -376,4 +380,30 @@ pub fn link_to(parent: &dyn vhd_format::Disk) -> vhd_format::ParentLink {
         relative_path: Some(".\\p.vhd".into()),
         absolute_path: Some("C:\\vms\\p.vhd".into()),
     }
+}
+
+/// `qemu-img compare` of a VHD against a raw image: they must be identical.
+pub fn qemu_compare(what: &str, vhd: &Path, raw: &Path) {
+    let cmp = run(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "vpc",
+            "-F",
+            "raw",
+            vhd.to_str().expect("utf-8 path"),
+            raw.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(
+        cmp.code, 0,
+        "{what}: qemu-img compare: {}{}",
+        cmp.stdout, cmp.stderr
+    );
+    assert!(
+        cmp.stdout.contains("Images are identical"),
+        "{what}: {}",
+        cmp.stdout
+    );
 }

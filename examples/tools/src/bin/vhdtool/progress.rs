@@ -1,6 +1,7 @@
 //! A progress bar on standard error, shown only when standard output is a terminal.
 
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use vhd_format::ops::{Progress, ProgressEvent};
@@ -33,9 +34,10 @@ impl Bar {
 }
 
 impl Progress for Bar {
-    fn report(&mut self, e: ProgressEvent) {
+    /// Draws the bar; never cancels.
+    fn report(&mut self, e: ProgressEvent) -> ControlFlow<()> {
         if !self.enabled || e.total == 0 {
-            return;
+            return ControlFlow::Continue(());
         }
         let now = Instant::now();
         if e.done < e.total
@@ -43,7 +45,7 @@ impl Progress for Bar {
                 .last
                 .is_some_and(|t| now - t < Duration::from_millis(100))
         {
-            return;
+            return ControlFlow::Continue(());
         }
         self.last = Some(now);
         let width = 30;
@@ -57,6 +59,7 @@ impl Progress for Bar {
         );
         let _ = std::io::stderr().flush();
         self.drawn = true;
+        ControlFlow::Continue(())
     }
 }
 
