@@ -181,12 +181,75 @@ impl ImageIndex {
 
     /// The position in the root's children of the image [`XmlInfo::image`] picks.
     fn find(&self, index: u32) -> Option<usize> {
+        self.find_numbered(index).map(|(_, at)| at)
+    }
+
+    /// The image [`XmlInfo::image`] picks: its 0-based number among the images and its
+    /// position in the root's children.
+    fn find_numbered(&self, index: u32) -> Option<(u32, usize)> {
         let at = self.by_index.partition_point(|&(i, _)| i < index);
         let n = match self.by_index.get(at) {
-            Some(&(i, n)) if i == index => n as usize,
-            _ => index.checked_sub(1)? as usize,
+            Some(&(i, n)) if i == index => n,
+            _ => index.checked_sub(1)?,
         };
-        self.positions.get(n).copied()
+        Some((n, *self.positions.get(n as usize)?))
+    }
+
+    /// Records that image number `n` has the `INDEX` `now` instead of `was`.
+    fn renumber(&mut self, n: u32, was: Option<u32>, now: Option<u32>) {
+        if was == now {
+            return;
+        }
+        if let Some(w) = was {
+            if let Ok(k) = self.by_index.binary_search(&(w, n)) {
+                self.by_index.remove(k);
+            }
+        }
+        if let Some(i) = now {
+            let k = self.by_index.partition_point(|&p| p < (i, n));
+            self.by_index.insert(k, (i, n));
+        }
+    }
+}
+
+/// An `<IMAGE>` element of an [`XmlInfo`] borrowed to change ([`XmlInfo::image_mut`]); it
+/// dereferences to the element. When it is dropped, the document's image index follows a
+/// changed `INDEX` attribute (a renamed element makes the document searched again, as after
+/// [`XmlInfo::root_mut`]).
+#[derive(Debug)]
+pub struct ImageMut<'a> {
+    element: &'a mut Element,
+    index: &'a mut Option<ImageIndex>,
+    /// The image's 0-based number among the images.
+    n: u32,
+    /// Its `INDEX` when borrowed.
+    was: Option<u32>,
+}
+
+impl core::ops::Deref for ImageMut<'_> {
+    type Target = Element;
+    fn deref(&self) -> &Element {
+        self.element
+    }
+}
+
+impl core::ops::DerefMut for ImageMut<'_> {
+    fn deref_mut(&mut self) -> &mut Element {
+        self.element
+    }
+}
+
+impl Drop for ImageMut<'_> {
+    fn drop(&mut self) {
+        if self.element.name != "IMAGE" {
+            *self.index = None;
+        } else if let Some(ix) = self.index.as_mut() {
+            let now = ImageInfo {
+                element: self.element,
+            }
+            .index();
+            ix.renumber(self.n, self.was, now);
+        }
     }
 }
 
@@ -361,6 +424,56 @@ impl XmlInfo {
     /// Indexes the `<IMAGE>` elements again after [`root_mut`](Self::root_mut).
     pub fn reindex(&mut self) {
         self.index = Some(ImageIndex::new(&self.root));
+    }
+
+    /// The `<IMAGE>` [`image`](Self::image) picks, to change: a binary search of the index
+    /// (made first if [`root_mut`](Self::root_mut) dropped it), which the change keeps up to
+    /// date (see [`ImageMut`]).
+    pub fn image_mut(&mut self, index: u32) -> Option<ImageMut<'_>> {
+        if self.index.is_none() {
+            self.reindex();
+        }
+        let (n, at) = self.index.as_ref()?.find_numbered(index)?;
+        let XmlInfo { root, index: ix } = self;
+        let XmlNode::Element(element) = root.children.get_mut(at)? else {
+            return None;
+        };
+        let was = ImageInfo { element }.index();
+        Some(ImageMut {
+            element,
+            index: ix,
+            n,
+            was,
+        })
+    }
+
+    /// Adds `image` (an `<IMAGE>` element) after the last `<IMAGE>` (first if there is
+    /// none), keeping the index: no search of the document.
+    pub fn push_image(&mut self, image: Element) {
+        if self.index.is_none() {
+            self.reindex();
+        }
+        let Some(ix) = self.index.as_mut() else {
+            return;
+        };
+        let at = ix.positions.last().map_or(0, |&p| p + 1);
+        let indexed = image.name == "IMAGE";
+        let now = ImageInfo { element: &image }.index();
+        self.root.children.insert(at, XmlNode::Element(image));
+        if indexed {
+            // Only other elements and text follow: the images keep their positions.
+            let n = ix.positions.len() as u32;
+            ix.positions.push(at);
+            ix.renumber(n, None, now);
+        } else {
+            self.reindex();
+        }
+    }
+
+    /// Whether the `<IMAGE>` elements are indexed (tests).
+    #[cfg(test)]
+    pub(crate) fn is_indexed(&self) -> bool {
+        self.index.is_some()
     }
 
     /// The root element, taken out of the document.
@@ -603,5 +716,74 @@ mod tests {
         );
         x.reindex();
         assert_eq!(x.image(7).unwrap().element, &planted);
+    }
+
+    fn image(index: Option<u32>) -> Element {
+        Element {
+            name: "IMAGE".into(),
+            attributes: index
+                .map(|i| ("INDEX".into(), alloc::format!("{i}")))
+                .into_iter()
+                .collect(),
+            children: Vec::new(),
+        }
+    }
+
+    fn element_at(x: &XmlInfo, at: usize) -> &Element {
+        match &x.root.children[at] {
+            XmlNode::Element(e) => e,
+            XmlNode::Text(_) => panic!("text at {at}"),
+        }
+    }
+
+    /// A writer adds each image with `push_image` and then changes it with `image_mut`
+    /// (export, in-place replacement): both searched the whole document (and `push_image`
+    /// dropped the index), so rebuilding a file of n images cost O(n^2). Both now keep the
+    /// index and read it, as an `INDEX` changed behind the index's back shows; an `INDEX`
+    /// changed through `image_mut` is followed, and every lookup matches a search.
+    #[test]
+    fn push_image_and_image_mut_keep_the_index() {
+        let mut x = XmlInfo::parse_str("<WIM><a/>text<TOTALBYTES>1</TOTALBYTES></WIM>").unwrap();
+        for i in 1..=2000u32 {
+            x.push_image(image((i % 7 != 0).then_some(i)));
+            assert!(x.is_indexed(), "dropped at image {i}");
+        }
+        assert_eq!(x.root.children.len(), 2003);
+        for i in [1, 6, 7, 1999, 2000] {
+            let e = element_at(&x, i as usize - 1) as *const Element;
+            assert!(core::ptr::eq(&*x.image_mut(i).unwrap(), e), "image {i}");
+        }
+        // Image 5 claims INDEX 7 behind the index's back: a search finds it for 7, the
+        // index still names the seventh.
+        let XmlNode::Element(e) = &mut x.root.children[4] else {
+            panic!("not an element");
+        };
+        e.attributes[0].1 = "7".into();
+        let planted = element_at(&x, 4).clone();
+        assert_eq!(searched(&x, 7), Some(&planted));
+        let seventh = element_at(&x, 6) as *const Element;
+        assert!(core::ptr::eq(&*x.image_mut(7).unwrap(), seventh));
+        x.reindex();
+        assert_eq!(&*x.image_mut(7).unwrap(), &planted);
+        // Changed through image_mut: followed.
+        x.image_mut(3).unwrap().attributes[0].1 = "4000".into();
+        x.image_mut(14)
+            .unwrap()
+            .attributes
+            .push(("INDEX".into(), "3".into()));
+        x.image_mut(20).unwrap().attributes.clear();
+        for i in 0..2100 {
+            assert_eq!(x.image(i).map(|i| i.element), searched(&x, i), "image {i}");
+        }
+        // A renamed element is no image: the document is searched until indexed again.
+        x.image_mut(10).unwrap().name = "NOT-AN-IMAGE".into();
+        assert!(!x.is_indexed());
+        for i in 0..2100 {
+            assert_eq!(x.image(i).map(|i| i.element), searched(&x, i), "image {i}");
+        }
+        x.push_image(image(Some(2001)));
+        assert!(x.is_indexed());
+        assert_eq!(x.image(2001).unwrap().element, &image(Some(2001)));
+        assert!(matches!(&x.root.children[2000], XmlNode::Element(e) if e == &image(Some(2001))));
     }
 }

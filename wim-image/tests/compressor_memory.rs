@@ -5,80 +5,10 @@
 //! it is made, and what compressing a full chunk allocates; the estimate must never be
 //! below the measure and at most 10% above it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting;
 
+use counting::{calls, live, peak, reset_peak};
 use wim_image::codec::{Codec, Compressor, Decompressor, Level};
-
-/// The system allocator, counting the bytes the current thread holds and its peak.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<u64> = const { Cell::new(0) };
-    static PEAK: Cell<u64> = const { Cell::new(0) };
-    static CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn grow(bytes: usize) {
-    // `try_with`: a thread's allocations while its locals are torn down are not counted.
-    let _ = LIVE.try_with(|l| {
-        l.set(l.get() + bytes as u64);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(l.get())));
-    });
-    let _ = CALLS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn shrink(bytes: usize) {
-    let _ = LIVE.try_with(|l| l.set(l.get().saturating_sub(bytes as u64)));
-}
-
-// The workspace denies unsafe code; a global allocator cannot be written without it. Every
-// call forwards to `System` with the caller's arguments, which is all the contract asks.
-#[allow(unsafe_code)]
-// SAFETY: each method forwards to `System`, which upholds `GlobalAlloc`'s contract; the
-// counting beside it touches only thread-local cells and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's layout, as `GlobalAlloc::alloc` requires.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        shrink(layout.size());
-        // SAFETY: `ptr` came from this allocator (so from `System`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's block and sizes, as `GlobalAlloc::realloc` requires.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            shrink(layout.size());
-            grow(new_size);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn live() -> u64 {
-    LIVE.with(Cell::get)
-}
 
 /// Compressible bytes (text-like runs with some noise).
 fn sample(len: usize) -> Vec<u8> {
@@ -100,15 +30,14 @@ fn sample(len: usize) -> Vec<u8> {
 /// One case: bytes held once made, and the peak while made. Compressing (a full chunk, or
 /// the first 256 KiB of a larger one: debug builds are slow) must allocate nothing.
 fn measure(codec: Codec, level: u32, chunk: usize, data: &[u8]) -> (u64, u64) {
-    let before = live();
-    PEAK.with(|p| p.set(before));
+    let before = reset_peak();
     let mut c = Compressor::new(codec, Level(level), chunk).expect("compressor");
     let held = live() - before;
-    let peak = PEAK.with(Cell::get) - before;
+    let peak = peak() - before;
     let mut out = vec![0u8; chunk];
-    let (calls, during) = (CALLS.with(Cell::get), live());
+    let (calls_before, during) = (calls(), live());
     let _ = c.compress(&data[..chunk.min(256 << 10)], &mut out);
-    let compress = (CALLS.with(Cell::get) - calls, live() - during);
+    let compress = (calls() - calls_before, live() - during);
     assert_eq!(
         compress,
         (0, 0),

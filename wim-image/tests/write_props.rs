@@ -6,7 +6,9 @@
 
 mod wimlib_support;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -15,7 +17,7 @@ use wim_image::defs::{FileAttributes, ReparseTag};
 use wim_image::dentry::ReparseInfo;
 use wim_image::write::image::{Content, DentryId, Inode, NewImage};
 use wim_image::write::inplace::{delete_in_place, Fate};
-use wim_image::write::split::split;
+use wim_image::write::split::{split, split_into};
 use wim_image::write::{ImageProps, NoBlobs, SinkError, WimWriter, WriteAt, WriteOptions};
 use wim_image::Wim;
 
@@ -563,4 +565,87 @@ fn split_parts_read_back() {
             normalize(&expect2)
         );
     }
+}
+
+/// A part in memory that counts the parts alive at once, and their most.
+struct Counted {
+    data: Vec<u8>,
+    alive: Rc<Cell<(usize, usize)>>,
+}
+
+impl Counted {
+    fn new(alive: &Rc<Cell<(usize, usize)>>) -> Counted {
+        let (now, most) = alive.get();
+        alive.set((now + 1, most.max(now + 1)));
+        Counted {
+            data: Vec::new(),
+            alive: Rc::clone(alive),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let (now, most) = self.alive.get();
+        self.alive.set((now - 1, most));
+    }
+}
+
+impl WriteAt for Counted {
+    fn size(&self) -> u64 {
+        self.data.size()
+    }
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> Result<(), SinkError> {
+        self.data.write_all_at(buf, offset)
+    }
+    fn read_back(&self, buf: &mut [u8], offset: u64) -> Result<(), SinkError> {
+        self.data.read_back(buf, offset)
+    }
+    fn set_len(&mut self, len: u64) -> Result<(), SinkError> {
+        WriteAt::set_len(&mut self.data, len)
+    }
+    fn sync(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// 1,200 files, each blob a part of its own: `split_into` hands each part back complete
+/// before it asks for the next, so one is alive at a time (`split` held them all to the
+/// end: files once ran out of descriptors past about 1,000 parts); the parts are the ones
+/// `split` makes, and they open as a set naming 1,201 parts.
+#[test]
+fn split_into_holds_one_part_at_a_time() {
+    let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 0, 0, 0));
+    for i in 0..1200u32 {
+        let data: Vec<u8> = format!("file {i} ").repeat(5).into_bytes();
+        let mut f = Inode::new(FileAttributes::NORMAL, 0, 0, 0);
+        f.data = img.add_stream(data.len() as u64, Content::Bytes(Arc::from(data)));
+        let f = img.add_inode(f);
+        img.add_dentry(0, format!("f{i}"), f);
+    }
+    let mut w = WimWriter::create(Vec::new(), &WriteOptions::default()).unwrap();
+    w.add_image(&mut img, &ImageProps::default(), &mut NoBlobs)
+        .unwrap();
+    let src = w.finish().unwrap();
+    let wim = Wim::open(src.as_slice()).unwrap();
+    let alive = Rc::new(Cell::new((0, 0)));
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let total = split_into(
+        &wim,
+        1,
+        &mut |_| Ok(Counted::new(&alive)),
+        &mut |n, mut p| {
+            assert_eq!(n as usize, parts.len() + 1);
+            parts.push(std::mem::take(&mut p.data));
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!((total, parts.len()), (1201, 1201));
+    assert_eq!(alive.get(), (0, 1));
+    let all = split(&wim, 1, &mut |_| Ok(Vec::new())).unwrap();
+    assert!(all == parts, "split_into wrote other parts than split");
+    let set = Wim::open_parts(parts.iter().map(Vec::as_slice).collect()).unwrap();
+    assert_eq!(set.header().total_parts, 1201);
+    assert!(set.verify(&mut |_| {}).is_ok());
 }

@@ -260,7 +260,7 @@ impl<W: WriteAt> WimWriter<W> {
             blobs,
             header: hdr,
             xml: xml_doc,
-            names,
+            names: names.into_iter().filter(|n| !n.is_empty()).collect(),
             metadata,
             prune: fates.is_some(),
             integrity: opts.integrity || old.had_integrity,
@@ -339,12 +339,17 @@ impl<W: WriteAt> WimWriter<W> {
         let meta = self.write_tree(image, provider)?;
         self.metadata[slot] = Some(meta);
         let stats = image.stats();
-        match xml::image_mut(&mut self.xml, index) {
-            Some(e) => xml::set_stats(e, &stats, self.now),
-            None => xml::push_image(
-                &mut self.xml,
-                xml::image_element(index, &super::ImageProps::default(), &stats, self.now),
-            ),
+        let found = match xml::image_mut(&mut self.xml, index) {
+            Some(mut e) => {
+                xml::set_stats(&mut e, &stats, self.now);
+                true
+            }
+            None => false,
+        };
+        if !found {
+            let props = super::ImageProps::default();
+            let e = xml::image_element(index, &props, &stats, self.now);
+            xml::push_image(&mut self.xml, e);
         }
         Ok(())
     }
@@ -363,14 +368,9 @@ pub fn delete_in_place<W: WriteAt>(
     if let Some(&index) = gone.iter().find(|&&i| i == 0 || i > count) {
         return Err(WriteError::ImageIndex { index });
     }
-    let fates: Vec<Fate> = (1..=count)
-        .map(|i| {
-            if gone.contains(&i) {
-                Fate::Delete
-            } else {
-                Fate::Keep
-            }
-        })
-        .collect();
+    let mut fates = alloc::vec![Fate::Keep; count as usize];
+    for &i in gone {
+        fates[i as usize - 1] = Fate::Delete;
+    }
     WimWriter::rewrite(out, opts, &fates)?.finish()
 }

@@ -37,6 +37,7 @@ pub mod xml;
 pub mod capture;
 pub mod update;
 
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -366,8 +367,8 @@ pub struct WimWriter<W> {
     blobs: BlobOut<W>,
     header: HeaderDisk,
     xml: XmlInfo,
-    /// Every image's name (empty if none), in image order.
-    names: Vec<String>,
+    /// The images' names (those that have one), to refuse a second image of a name.
+    names: BTreeSet<String>,
     /// Every image's metadata resource and SHA-1, in image order (`None`: an image still to
     /// be replaced).
     metadata: Vec<Option<(ResHdr, Sha1Hash)>>,
@@ -471,7 +472,7 @@ impl<W: WriteAt> WimWriter<W> {
             blobs,
             header,
             xml: xml::empty_document(),
-            names: Vec::new(),
+            names: BTreeSet::new(),
             metadata: Vec::new(),
             prune: false,
             integrity: opts.integrity,
@@ -538,7 +539,9 @@ impl<W: WriteAt> WimWriter<W> {
             &mut self.xml,
             xml::image_element(index, props, &stats, self.now),
         );
-        self.names.push(props.name.clone());
+        if !props.name.is_empty() {
+            self.names.insert(props.name.clone());
+        }
         Ok(index)
     }
 
@@ -580,12 +583,7 @@ impl<W: WriteAt> WimWriter<W> {
             .filter(|&(_, &r)| r > 0)
             .map(|(s, _)| s.size)
             .collect();
-        sizes.extend(
-            self.blobs
-                .entries
-                .iter()
-                .map(|e| ResHdr::from_disk(&e.reshdr).uncompressed_size),
-        );
+        sizes.extend(self.blobs.entries.iter().filter_map(resource::blob_size));
         sizes.sort_unstable();
         let mut shared: Vec<u64> = sizes
             .windows(2)

@@ -514,7 +514,9 @@ impl<W: WriteAt> BlobOut<W> {
         let entry = if size > u32::MAX as u64 { 8 } else { 4 };
         let table_len = n.saturating_sub(1) * entry;
         let data_start = start + table_len;
-        let mut offsets: Vec<u64> = crate::mem::with_capacity(crate::mem::len::<u64>(n)?)?;
+        // Grown as chunks are written, never reserved for the size the source claims: a
+        // blob claiming 2^60 bytes fails reading its source, not allocating 2^48 bytes here.
+        let mut offsets: Vec<u64> = Vec::new();
         let mut data_len = 0u64;
         let batch = self.engines()?.batch_chunks() as u64;
         // Batch `k` compresses while batch `k + 1` is read and hashed.
@@ -605,6 +607,17 @@ pub(crate) fn is_solid(e: &BlobEntryDisk) -> bool {
     ResHdr::from_disk(&e.reshdr)
         .flags
         .contains(ResourceFlags::SOLID)
+}
+
+/// The size of the blob an entry stores (a solid blob's is its stored size, as readers
+/// take it); `None` for the entry of a solid resource.
+pub(crate) fn blob_size(e: &BlobEntryDisk) -> Option<u64> {
+    let r = ResHdr::from_disk(&e.reshdr);
+    match (r.flags.contains(ResourceFlags::SOLID), r.uncompressed_size) {
+        (true, SOLID_RESOURCE_MAGIC_SIZE) => None,
+        (true, _) => Some(r.size_in_wim),
+        (false, size) => Some(size),
+    }
 }
 
 /// The entry of a solid resource (not of a blob inside one).

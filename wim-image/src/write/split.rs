@@ -1,12 +1,18 @@
 //! Splitting a WIM into `.swm` parts, as `wimlib-imagex split` and DISM `/Split-Image` do.
 //!
 //! Every part gets a full header (the source's GUID, flags plus `SPANNED`, part `i` of `n`,
-//! the image count; no boot index when there are several parts, as wimlib writes), its own blob table listing only the blobs it stores
-//! (part number `i`), and a copy of the XML document. Part 1 holds every image's metadata
-//! resource, then data blobs follow in file order; a part is closed when the next blob
-//! would bring its resources to the maximum size, unless it holds none yet (a blob is
-//! never divided, so a part can be larger than the maximum). Resources are copied as they
-//! are stored (no recompression). Solid resources cannot be split (wimlib refuses too).
+//! the image count; no boot index when there are several parts, as wimlib writes), its own
+//! blob table listing only the blobs it stores (part number `i`), and a copy of the XML
+//! document. Part 1 holds every image's metadata resource, then data blobs follow in file
+//! order; a part is closed when the next blob would bring its resources to the maximum
+//! size, unless it holds none yet (a blob is never divided, so a part can be larger than
+//! the maximum). Resources are copied as they are stored (no recompression). Solid
+//! resources cannot be split (wimlib refuses too).
+//!
+//! Which part each blob goes to follows from the blob table alone, so the number of parts
+//! every header names is known before anything is written: each part is finished before
+//! the next one is begun, and [`split_into`] hands it back then (a split into thousands of
+//! files keeps one open).
 
 use alloc::vec::Vec;
 
@@ -88,6 +94,22 @@ impl<W: WriteAt> Part<W> {
         Ok(())
     }
 
+    /// Writes the part's blob table, `doc` and then `header` as part `number`'s, and gives
+    /// back its output.
+    fn finish(mut self, mut header: HeaderDisk, number: u16, doc: &[u8]) -> Result<W, WriteError> {
+        let table = self.entries.as_bytes().to_vec();
+        header.part_number.set(number);
+        header.blob_table = self.raw(&table, ResourceFlags::METADATA)?;
+        header.xml = self.raw(doc, ResourceFlags::METADATA)?;
+        if self.out.size() > self.pos {
+            self.out.set_len(self.pos)?;
+        }
+        self.out.sync()?;
+        self.out.write_all_at(header.as_bytes(), 0)?;
+        self.out.sync()?;
+        Ok(self.out)
+    }
+
     /// Writes uncompressed bytes at the end.
     fn raw(&mut self, bytes: &[u8], flags: ResourceFlags) -> Result<ResHdrDisk, WriteError> {
         self.out.write_all_at(bytes, self.pos)?;
@@ -105,11 +127,33 @@ impl<W: WriteAt> Part<W> {
 /// Splits `src` (a single, non-solid, non-pipable WIM) into parts whose resources stay
 /// under `max_part_size` bytes where possible; `new_part(i)` gives the output of part `i`
 /// (1-based). Returns the parts in order.
+///
+/// Every part is held until the end: with files, [`split_into`] keeps one open at a time.
 pub fn split<R: ReadAt, W: WriteAt>(
     src: &Wim<R>,
     max_part_size: u64,
     new_part: &mut dyn FnMut(u16) -> Result<W, WriteError>,
 ) -> Result<Vec<W>, WriteError> {
+    let mut parts = Vec::new();
+    split_into(src, max_part_size, new_part, &mut |_, p| {
+        parts.push(p);
+        Ok(())
+    })?;
+    Ok(parts)
+}
+
+/// Splits `src` as [`split`] does, one part at a time: `new_part(i)` gives the output of
+/// part `i` (1-based) and `done(i, out)` takes it back complete (its header written and
+/// [synced](WriteAt::sync)) before part `i + 1` is asked for, so a split into any number of
+/// parts holds one output open. Which part each blob goes to, and so the number of parts
+/// that every header names, is worked out from the blob table before anything is written.
+/// Returns the number of parts.
+pub fn split_into<R: ReadAt, W: WriteAt>(
+    src: &Wim<R>,
+    max_part_size: u64,
+    new_part: &mut dyn FnMut(u16) -> Result<W, WriteError>,
+    done: &mut dyn FnMut(u16, W) -> Result<(), WriteError>,
+) -> Result<u16, WriteError> {
     let h = src.header();
     if h.pipable || src.part_count() != 1 {
         return Err(WriteError::NotModifiable {
@@ -127,36 +171,35 @@ pub fn split<R: ReadAt, W: WriteAt>(
             what: "header size",
         }
     })?;
-    let mut data: Vec<&Blob> = Vec::new();
-    for b in src.blob_table().blobs.iter().filter(|b| !b.is_metadata) {
-        resource_of(b)?;
-        data.push(b);
-    }
-    data.sort_by_key(|b| resource_of(b).map_or(0, |r| r.offset));
-    let mut buf = alloc::vec![0u8; 1 << 20];
-    let mut parts = alloc::vec![Part::new(new_part(1)?)?];
+    let mut metadata = Vec::with_capacity(src.image_count() as usize);
     for i in 1..=src.image_count() {
         let m = src.metadata_blob(i).ok_or(WriteError::Internal {
             what: "image without metadata",
         })?;
-        parts[0].copy(file, m, 1, &mut buf)?;
+        metadata.push((m, resource_of(m)?.size_in_wim));
     }
-    for b in data {
-        let stored = resource_of(b)?.size_in_wim;
-        let last = parts.len() - 1;
-        if parts[last].size != 0 && parts[last].size.saturating_add(stored) >= max_part_size {
-            let n = u16::try_from(parts.len() + 1).map_err(|_| WriteError::TooLarge {
+    let mut data: Vec<(&Blob, ResHdr)> = Vec::new();
+    for b in src.blob_table().blobs.iter().filter(|b| !b.is_metadata) {
+        data.push((b, resource_of(b)?));
+    }
+    data.sort_by_key(|(_, r)| r.offset);
+    // Each data blob's part: a part is closed when the next blob would bring its
+    // resources to the maximum, unless it holds none yet. Part 1 starts with the metadata.
+    let mut part_of = Vec::with_capacity(data.len());
+    let (mut total, mut size) = (1u16, 0u64);
+    for &(_, r) in &metadata {
+        size = size.saturating_add(r);
+    }
+    for (_, r) in &data {
+        if size != 0 && size.saturating_add(r.size_in_wim) >= max_part_size {
+            total = total.checked_add(1).ok_or(WriteError::TooLarge {
                 size: max_part_size,
             })?;
-            parts.push(Part::new(new_part(n)?)?);
+            size = 0;
         }
-        let n = parts.len() as u16;
-        let p = parts
-            .last_mut()
-            .ok_or(WriteError::Internal { what: "no part" })?;
-        p.copy(file, b, n, &mut buf)?;
+        size = size.saturating_add(r.size_in_wim);
+        part_of.push(total);
     }
-    let total = parts.len() as u16;
     let doc = xml::encode(src.xml());
     let flags = (h.flags | HeaderFlags::SPANNED) - HeaderFlags::WRITE_IN_PROGRESS;
     header.flags.set(flags.bits());
@@ -167,28 +210,28 @@ pub fn split<R: ReadAt, W: WriteAt>(
         // whole keeps it); the same here.
         header.boot_index.set(0);
         header.boot_metadata = ResHdrDisk::default();
-    } else {
+    }
+    let mut buf = alloc::vec![0u8; 1 << 20];
+    let mut part = Part::new(new_part(1)?)?;
+    for &(m, _) in &metadata {
+        part.copy(file, m, 1, &mut buf)?;
+    }
+    if total == 1 {
         // The boot image's metadata moved with the others to the start of the file.
         header.boot_metadata = (h.boot_index as usize)
             .checked_sub(1)
-            .filter(|&i| i < src.image_count() as usize)
-            .and_then(|i| parts[0].entries.get(i))
+            .and_then(|i| part.entries.get(i))
             .map_or_else(ResHdrDisk::default, |e| e.reshdr);
     }
-    let mut outs = Vec::with_capacity(parts.len());
-    for (i, mut p) in parts.into_iter().enumerate() {
-        let table = p.entries.as_bytes().to_vec();
-        let mut hdr = header;
-        hdr.part_number.set(i as u16 + 1);
-        hdr.blob_table = p.raw(&table, ResourceFlags::METADATA)?;
-        hdr.xml = p.raw(&doc, ResourceFlags::METADATA)?;
-        if p.out.size() > p.pos {
-            p.out.set_len(p.pos)?;
+    let mut number = 1u16;
+    for ((b, _), &n) in data.iter().zip(&part_of) {
+        if n != number {
+            done(number, part.finish(header, number, &doc)?)?;
+            number = n;
+            part = Part::new(new_part(number)?)?;
         }
-        p.out.sync()?;
-        p.out.write_all_at(hdr.as_bytes(), 0)?;
-        p.out.sync()?;
-        outs.push(p.out);
+        part.copy(file, b, number, &mut buf)?;
     }
-    Ok(outs)
+    done(number, part.finish(header, number, &doc)?)?;
+    Ok(total)
 }

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::xml::{Element, XmlInfo, XmlNode};
+use crate::xml::{Element, ImageMut, XmlInfo, XmlNode};
 
 use super::image::ImageStats;
 
@@ -95,15 +95,10 @@ pub fn empty_document() -> XmlInfo {
     })
 }
 
-/// Appends an image element before the document's `<TOTALBYTES>`.
+/// Appends an image element after the last one (so before the document's `<TOTALBYTES>`),
+/// keeping the document's image index ([`XmlInfo::push_image`]).
 pub fn push_image(doc: &mut XmlInfo, image: Element) {
-    let root = doc.root_mut();
-    let at = root
-        .children
-        .iter()
-        .rposition(|c| matches!(c, XmlNode::Element(e) if e.name == "IMAGE"))
-        .map_or(0, |i| i + 1);
-    root.children.insert(at, XmlNode::Element(image));
+    doc.push_image(image);
 }
 
 /// Keeps only the `<IMAGE>` elements whose 1-based position is in `keep` (in that order),
@@ -127,6 +122,7 @@ pub fn select_images(doc: &mut XmlInfo, keep: &[u32]) {
     }
     out.extend(others);
     root.children = out;
+    doc.reindex();
 }
 
 /// Sets the `INDEX` attribute.
@@ -144,21 +140,15 @@ pub fn set_name(e: &mut Element, name: &str) {
     replace_child(e, text("NAME", String::from(name)));
 }
 
-/// The `index`-th (1-based) `<IMAGE>` element.
-pub fn image_mut(doc: &mut XmlInfo, index: u32) -> Option<&mut Element> {
-    doc.root_mut()
-        .children
-        .iter_mut()
-        .filter_map(|c| match c {
-            XmlNode::Element(e) if e.name == "IMAGE" => Some(e),
-            _ => None,
-        })
-        .nth((index as usize).checked_sub(1)?)
+/// The `<IMAGE>` element of image `index` (1-based: the one with that `INDEX`, else the
+/// `index`-th), found through the document's image index ([`XmlInfo::image_mut`]).
+pub fn image_mut(doc: &mut XmlInfo, index: u32) -> Option<ImageMut<'_>> {
+    doc.image_mut(index)
 }
 
-/// Replaces the `index`-th (1-based) `<IMAGE>` element.
+/// Replaces the `<IMAGE>` element of image `index` (as [`image_mut`] finds it).
 pub fn replace_image(doc: &mut XmlInfo, index: u32, image: Element) {
-    if let Some(e) = image_mut(doc, index) {
+    if let Some(mut e) = image_mut(doc, index) {
         *e = image;
     }
 }
@@ -170,6 +160,7 @@ pub fn set_total_bytes(doc: &mut XmlInfo, total: u64) {
         .retain(|c| !matches!(c, XmlNode::Element(e) if e.name == "TOTALBYTES"));
     root.children
         .push(XmlNode::Element(text("TOTALBYTES", format!("{total}"))));
+    doc.reindex();
 }
 
 /// The document as stored: UTF-16LE with a byte-order mark, no declaration.
@@ -223,5 +214,47 @@ mod tests {
         let x = XmlInfo::parse(&encode(&doc)).unwrap();
         assert_eq!(x.images().count(), 1);
         assert_eq!(x.image(1).unwrap().creation_time(), Some(7));
+    }
+
+    /// A writer's document stays indexed while images are added (`add_image_with`, as
+    /// export and rebuilds call it: `push_image`, then `replace_image`), so that each
+    /// lookup is a binary search; `push_image` used to drop the index and `replace_image`
+    /// searched the document, O(n) per image of a rebuild.
+    #[test]
+    fn a_writer_keeps_its_document_indexed() {
+        use crate::defs::FileAttributes;
+        use crate::write::image::{Inode, NewImage};
+        use crate::write::{NoBlobs, WimWriter, WriteOptions};
+
+        let opts = WriteOptions {
+            threads: 1,
+            ..WriteOptions::default()
+        };
+        let mut w = WimWriter::create(Vec::new(), &opts).unwrap();
+        let stats = ImageStats::default();
+        for i in 1..=40u32 {
+            let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 0, 0, 0));
+            let from = image_element(77, &ImageProps::default(), &stats, 5);
+            let props = ImageProps {
+                name: format!("image {i}"),
+                ..ImageProps::default()
+            };
+            assert_eq!(
+                w.add_image_with(&mut img, &props, &mut NoBlobs, Some(from))
+                    .unwrap(),
+                i
+            );
+            assert!(w.xml.is_indexed(), "image {i}");
+            let e = w.xml.image(i).unwrap();
+            assert_eq!((e.index(), e.name()), (Some(i), Some(props.name)));
+        }
+        let x = XmlInfo::parse(&encode(&w.xml)).unwrap();
+        let bytes = w.finish().unwrap();
+        assert_eq!(x.images().count(), 40);
+        let wim = crate::Wim::open(&bytes[..]).unwrap();
+        assert_eq!(
+            wim.xml().image(40).unwrap().name().as_deref(),
+            Some("image 40")
+        );
     }
 }

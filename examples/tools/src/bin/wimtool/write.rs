@@ -278,16 +278,13 @@ impl TempFile {
         Ok(())
     }
 
-    /// Commits a set of files (the parts of a split set) all or nothing. Every file's data
-    /// are made durable first; then each destination that exists (other than a directory)
-    /// is moved aside under a temporary name, and every file is renamed into place. Should a
-    /// step fail, the files renamed so far are removed and those moved aside put back: no
-    /// partial set is left, and what was there before is there again (the temporary files
-    /// go when their `TempFile`s drop).
-    pub(crate) fn commit_all(mut set: Vec<(PathBuf, TempFile, File)>) -> Result<(), Failure> {
-        for (_, t, f) in &set {
-            f.sync_all().map_err(|e| io_failure(&t.path, &e))?;
-        }
+    /// Commits a set of files (the parts of a split set, whose data were made durable as
+    /// each was finished, and which are closed) all or nothing. Each destination that
+    /// exists (other than a directory) is moved aside under a temporary name, and every file
+    /// is renamed into place. Should a step fail, the files renamed so far are removed and
+    /// those moved aside put back: no partial set is left, and what was there before is
+    /// there again (the temporary files go when their `TempFile`s drop).
+    pub(crate) fn commit_all(mut set: Vec<(PathBuf, TempFile)>) -> Result<(), Failure> {
         // (destination, where it was moved)
         let mut aside: Vec<(PathBuf, TempFile)> = Vec::new();
         let mut placed: Vec<PathBuf> = Vec::new();
@@ -302,7 +299,7 @@ impl TempFile {
                 t.committed = true;
             }
         };
-        for (p, _, _) in &set {
+        for (p, _) in &set {
             match std::fs::symlink_metadata(p) {
                 Ok(m) if !m.is_dir() => {}
                 _ => continue,
@@ -320,7 +317,7 @@ impl TempFile {
                 }
             }
         }
-        for (p, t, _) in &mut set {
+        for (p, t) in &mut set {
             if let Err(e) = std::fs::rename(&t.path, &*p) {
                 undo(&placed, &mut aside);
                 return Err(io_failure(p, &e));
@@ -548,7 +545,9 @@ pub fn delete(a: &Args) -> Result<(), Failure> {
         delete_in_place(f, &gone, &opts).map_err(|e| write_failure(&e, path, path))?;
         return Ok(());
     }
-    rebuild_into_temp(path, a, &|i| !gone.contains(&i), &opts, Recompress::Keep)
+    // (`gone` is sorted: a lookup per image, not a scan.)
+    let keep = |i| gone.binary_search(&i).is_err();
+    rebuild_into_temp(path, a, &keep, &opts, Recompress::Keep)
 }
 
 /// Rebuilds the WIM at `path` (the images `keep` selects) into a temporary file beside it,
@@ -643,31 +642,47 @@ pub fn split(a: &Args) -> Result<(), Failure> {
     }
     let mut made: Vec<(PathBuf, TempFile)> = Vec::new();
     let mut refused = None;
-    let result = wim_image::write::split::split(&wim, max.max(1), &mut |n| {
-        let p = if n == 1 {
-            first.to_path_buf()
-        } else {
-            numbered(first, n)
-        };
-        let io = |source| WriteError::Source {
-            path: p.clone(),
+    // Each part is made durable and closed once written: a split into thousands of parts
+    // holds one file open.
+    let mut finished = |n: u16, f: File| {
+        f.sync_all().map_err(|source| WriteError::Source {
+            path: if n == 1 {
+                first.to_path_buf()
+            } else {
+                numbered(first, n)
+            },
             source,
-        };
-        if is_source(&p) {
-            refused = Some(p.clone());
-            return Err(io(std::io::Error::from(std::io::ErrorKind::AlreadyExists)));
-        }
-        let (t, f) = TempFile::beside(&p, None)
-            .map_err(|f| io(std::io::Error::other(f.message().to_string())))?;
-        made.push((p, t));
-        Ok(f)
-    });
+        })
+    };
+    let result = wim_image::write::split::split_into(
+        &wim,
+        max.max(1),
+        &mut |n| {
+            let p = if n == 1 {
+                first.to_path_buf()
+            } else {
+                numbered(first, n)
+            };
+            let io = |source| WriteError::Source {
+                path: p.clone(),
+                source,
+            };
+            if is_source(&p) {
+                refused = Some(p.clone());
+                return Err(io(std::io::Error::from(std::io::ErrorKind::AlreadyExists)));
+            }
+            let (t, f) = TempFile::beside(&p, None)
+                .map_err(|f| io(std::io::Error::other(f.message().to_string())))?;
+            made.push((p, t));
+            Ok(f)
+        },
+        &mut finished,
+    );
     if let Some(p) = refused {
         return Err(refuse(&p).into());
     }
-    let files = result.map_err(|e| write_failure(&e, first, src))?;
+    let count = usize::from(result.map_err(|e| write_failure(&e, first, src))?);
     drop(wim);
-    let count = files.len();
     if count != made.len() {
         return Err(Failure::Io(format!(
             "{}: {count} parts written but {} made",
@@ -675,14 +690,98 @@ pub fn split(a: &Args) -> Result<(), Failure> {
             made.len()
         )));
     }
-    let set = made
-        .into_iter()
-        .zip(files)
-        .map(|((p, t), f)| (p, t, f))
-        .collect();
-    TempFile::commit_all(set)?;
+    TempFile::commit_all(made)?;
     if !a.flag(&["-q", "--quiet"]) {
         eprintln!("wrote {count} parts");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wim_image::defs::FileAttributes;
+    use wim_image::write::image::{Content, Inode, NewImage};
+    use wim_image::write::NoBlobs;
+    use wim_image::{IoError, ReadAt, Wim};
+
+    use super::*;
+
+    /// A file of 2^62 bytes: these, then zeros (no read here straddles their end).
+    struct Sparse(Vec<u8>);
+
+    impl ReadAt for Sparse {
+        fn size(&self) -> u64 {
+            1 << 62
+        }
+
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), IoError> {
+            match self.0.as_slice().read_exact_at(buf, offset) {
+                Err(IoError::Eof { .. }) if offset < self.size() => {
+                    buf.fill(0);
+                    Ok(())
+                }
+                r => r,
+            }
+        }
+    }
+
+    /// A WIM whose one file's blob claims 2^60 bytes, stored as 2^55 bytes of XPRESS far
+    /// out in a sparse file: a blob table the source's writer never wrote.
+    fn hostile_source() -> Vec<u8> {
+        let opts = WriteOptions {
+            compression: Some(Codec::Xpress),
+            threads: 1,
+            ..WriteOptions::default()
+        };
+        let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 0, 0, 0));
+        let mut f = Inode::new(FileAttributes::NORMAL, 0, 0, 0);
+        f.data = img.add_stream(4, Content::Bytes(Arc::from(&b"data"[..])));
+        let f = img.add_inode(f);
+        img.add_dentry(0, "f".into(), f);
+        let mut w = WimWriter::create(Vec::new(), &opts).unwrap();
+        w.add_image(&mut img, &ImageProps::default(), &mut NoBlobs)
+            .unwrap();
+        let mut wim = w.finish().unwrap();
+        // The blob table's header (at 0x30): its size (7 bytes) and offset.
+        let size = u64::from_le_bytes(wim[0x30..0x38].try_into().unwrap()) & ((1 << 56) - 1);
+        let at = u64::from_le_bytes(wim[0x38..0x40].try_into().unwrap()) as usize;
+        let data = wim_image::read::sha1(b"data");
+        let entry = wim[at..at + size as usize]
+            .chunks_exact(50)
+            .position(|e| e[30..] == data)
+            .unwrap();
+        let e = &mut wim[at + 50 * entry..][..24];
+        e[..8].copy_from_slice(&(1u64 << 55 | 0x04 << 56).to_le_bytes());
+        e[8..16].copy_from_slice(&(1u64 << 61).to_le_bytes());
+        e[16..24].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        wim
+    }
+
+    /// Exported, the hostile source's blob runs out of memory reading the source (its chunk
+    /// table). That is the source's fault: exit 2 naming SRC. The writer used to run out of
+    /// memory first, reserving its own chunk offsets for the claimed size, which wimtool
+    /// reported as an I/O error of DEST (exit 3).
+    #[test]
+    fn an_export_that_runs_out_of_memory_on_a_source_claim_blames_the_source() {
+        let src = Wim::open(Sparse(hostile_source())).unwrap();
+        for solid in [None, Some((Codec::Xpress, 1 << 15))] {
+            let opts = WriteOptions {
+                compression: Some(Codec::Lzx),
+                solid,
+                threads: 1,
+                ..WriteOptions::default()
+            };
+            let mut out = WimWriter::create(Vec::new(), &opts).unwrap();
+            let e = export_image(&src, 1, &mut out, None).unwrap_err();
+            let f = write_failure(&e, Path::new("dest.wim"), Path::new("src.wim"));
+            let m = f.message();
+            assert_eq!(f.code(), 2, "{solid:?}: {m}");
+            assert!(
+                m.starts_with("src.wim: ") && m.contains("cannot allocate"),
+                "{m}"
+            );
+        }
+    }
 }
