@@ -153,6 +153,44 @@ fn split_never_overwrites_its_source() {
     ok(&s, &["verify", "-q", "p.swm"]);
 }
 
+/// A split into more parts than the process may hold open files: each part is finished,
+/// synced and closed before the next is opened (it kept every part open until the end, so
+/// a split into more parts than the open-file limit failed).
+#[test]
+fn split_into_more_parts_than_open_files() {
+    let s = Scratch::new("split-fds");
+    fs::create_dir_all(s.path("src")).unwrap();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for i in 0..120 {
+        // Incompressible, about 2 KiB each: one or two files per 0.002 MiB part.
+        let data: Vec<u8> = (0..2000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        fs::write(s.path(&format!("src/f{i:03}")), data).unwrap();
+    }
+    ok(&s, &["capture", "-q", "src", "t.wim"]);
+    let limited = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 40 && exec "$0" split -q t.wim p.swm 0.002"#)
+        .arg(env!("CARGO_BIN_EXE_wimtool"))
+        .current_dir(&s.0)
+        .output()
+        .unwrap();
+    assert!(
+        limited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&limited.stderr)
+    );
+    let parts = s.names().iter().filter(|n| n.ends_with(".swm")).count();
+    assert!(parts > 40, "{parts} parts: not more than the limit");
+    ok(&s, &["verify", "-q", "p.swm"]);
+}
+
 /// `--threads` far beyond what makes sense is bounded (it once built one compressor per
 /// thread and aborted on allocation, leaving the output empty).
 #[test]
