@@ -99,6 +99,9 @@ pub struct Frequencies {
 }
 
 /// What the VMM implements, from which the CPUID leaves (and the MSR model's behaviour) follow.
+///
+/// Fields may be added in a minor release: start from [`Enlightenments::linux_vmbus`] and set the fields you
+/// change (or use `..` struct update syntax) rather than writing every field out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Enlightenments {
     /// `TIME_REF_COUNT` (privilege EAX bit 1).

@@ -14,6 +14,9 @@ use crate::stp::{Bpdu, Link, StpConfig, Tree};
 use crate::vlan::{VlanConfig, VlanSet, MAX_VID};
 
 /// Bridge-wide configuration.
+///
+/// Fields may be added in a minor release: start from [`BridgeConfig::new`] and set the fields you
+/// change (or use `..` struct update syntax) rather than writing every field out.
 #[derive(Clone, Debug)]
 pub struct BridgeConfig {
     /// Hyper-V network type: which port kinds may be added.

@@ -130,6 +130,10 @@ impl Default for FloodControl {
 }
 
 /// A port's whole configuration.
+///
+/// Fields may be added in a minor release: start from a constructor ([`PortConfig::vm`], [`host`](PortConfig::host),
+/// [`external`](PortConfig::external), [`plain`](PortConfig::plain)) and set the fields you
+/// change (or use `..` struct update syntax) rather than writing every field out.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PortConfig {
     /// What is attached.

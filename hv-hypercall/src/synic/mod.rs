@@ -140,6 +140,9 @@ pub enum MsrError {
 
 /// What the partition implements, derived from the advertised [`Enlightenments`] so that
 /// MSRs that are not advertised fault.
+///
+/// Fields may be added in a minor release: start from [`PartitionConfig::new`] and set the fields you
+/// change (or use `..` struct update syntax) rather than writing every field out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionConfig {
     /// The code written into the hypercall page.

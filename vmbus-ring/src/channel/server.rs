@@ -58,6 +58,9 @@ impl OfferSpec {
 }
 
 /// Server settings.
+///
+/// Fields may be added in a minor release: start from `ServerConfig::default()` and set the fields you
+/// change (or use `..` struct update syntax) rather than writing every field out.
 #[derive(Clone, Copy, Debug)]
 pub struct ServerConfig {
     /// Oldest version accepted (default WIN8, 2.4).

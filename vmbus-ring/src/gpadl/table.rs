@@ -11,6 +11,9 @@ use crate::defs::{MessageType, PAGE_SIZE};
 use crate::memory::MemoryError;
 
 /// Limits a host puts on what a guest may make it allocate.
+///
+/// Fields may be added in a minor release: start from `GpadlLimits::default()` and set the fields you
+/// change (or use `..` struct update syntax) rather than writing every field out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpadlLimits {
     /// GPADLs whose header has arrived but whose range buffer is incomplete.

@@ -136,6 +136,9 @@ pub use paging::{PageFault, PageRights, PagingMode, PagingState, TranslationCach
 use crate::{Instruction, Vendor};
 
 /// How the emulator behaves.
+///
+/// Fields may be added in a minor release: start from `Options::default()` and set the fields you
+/// change (or use `..` struct update syntax) rather than writing every field out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Options {
     /// The most iterations of a `REP` string instruction per call (at least 1). The VMM calls
