@@ -79,7 +79,10 @@ fn ours(wim: &Path, dest: &Path, threads: usize) -> Duration {
         threads,
         ..ApplyOptions::default()
     };
-    apply(&w, 1, dest, &opts, &mut |_| {}).expect("apply");
+    apply(&w, 1, dest, &opts, &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .expect("apply");
     t.elapsed()
 }
 

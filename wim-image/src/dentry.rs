@@ -288,8 +288,9 @@ pub(crate) fn read_dentry(buf: &[u8], offset: u64) -> Result<Read, MetadataError
             offset: s_off,
             what,
         };
-        let rest = buf
-            .get(s_off as usize..)
+        let rest = usize::try_from(s_off)
+            .ok()
+            .and_then(|o| buf.get(o..))
             .ok_or_else(|| serr("stream entry past the end"))?;
         let Ok((e, _)) = StreamEntryDisk::read_from_prefix(rest) else {
             return Err(serr("stream entry past the end"));

@@ -18,6 +18,19 @@ pub enum IoError {
         /// The size of the source.
         size: u64,
     },
+    /// The caller's device (a [`ReadAt`] of its own, such as a block driver in firmware)
+    /// failed, with its own code and what the code means. Present in every build, so a
+    /// `no_std` source can report its faults; with `std`, an `std::io::Error` goes in
+    /// `IoError::Os` instead.
+    #[error("device error at offset {offset}: {reason} (code {code:#x})")]
+    Device {
+        /// Where the read started.
+        offset: u64,
+        /// The device's status or error code.
+        code: u32,
+        /// What the code means, for messages (e.g. `"media error"`).
+        reason: &'static str,
+    },
     /// The operating system reported an error.
     #[cfg(feature = "std")]
     #[error("read at offset {offset} failed")]
@@ -129,7 +142,6 @@ impl ReadAt for FileSource {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), IoError> {
-        use std::os::unix::fs::FileExt;
         if offset
             .checked_add(buf.len() as u64)
             .is_none_or(|end| end > self.size)
@@ -140,8 +152,96 @@ impl ReadAt for FileSource {
                 size: self.size,
             });
         }
-        self.file
-            .read_exact_at(buf, offset)
+        file_io::read_exact_at(&self.file, buf, offset)
             .map_err(|source| IoError::Os { offset, source })
+    }
+}
+
+/// Positional reads and writes on a file, per platform: `pread`/`pwrite` on Unix (no shared
+/// cursor); `seek_read`/`seek_write` in a loop on Windows (they move the cursor, which nothing
+/// here relies on); elsewhere a seek followed by a read or write, made one step by a lock
+/// (the cursor is shared, and a [`FileSource`] is read from several threads at once).
+#[cfg(all(feature = "std", unix))]
+pub(crate) mod file_io {
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::fs::FileExt;
+
+    pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        file.read_exact_at(buf, offset)
+    }
+
+    pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        file.write_all_at(buf, offset)
+    }
+}
+
+/// See the Unix version.
+#[cfg(all(feature = "std", windows))]
+pub(crate) mod file_io {
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::fs::FileExt;
+
+    pub(crate) fn read_exact_at(
+        file: &File,
+        mut buf: &mut [u8],
+        mut offset: u64,
+    ) -> io::Result<()> {
+        while !buf.is_empty() {
+            match file.seek_read(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match file.seek_write(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// See the Unix version.
+#[cfg(all(feature = "std", not(any(unix, windows))))]
+pub(crate) mod file_io {
+    use std::fs::File;
+    use std::io::{self, Read, Seek, SeekFrom, Write};
+    use std::sync::Mutex;
+
+    /// Makes each seek and the read or write after it one step for every file this crate
+    /// touches (a per-file lock would need state a `File` does not have).
+    static CURSOR: Mutex<()> = Mutex::new(());
+
+    pub(crate) fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let _cursor = CURSOR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
+
+    pub(crate) fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        let _cursor = CURSOR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(buf)
     }
 }

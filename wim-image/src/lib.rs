@@ -14,7 +14,7 @@
 //!        ── pure decoding of bytes, no I/O; `alloc` except defs/header ──
 //!  io::ReadAt ─► wim::Wim (open one file, a split set, a pipable WIM)
 //!             ─► read::BlobReader (random access by chunk, cached chunks)  ─► verify
-//!             ─► apply (std, Linux: files, links, symlinks, times, UNIX data; threads)
+//!             ─► apply (std on Unix: files, links, symlinks, times, UNIX data; threads)
 //!  codec (XPRESS, LZX, LZMS chunk decompressors and compressors)
 //! ```
 //!
@@ -29,7 +29,7 @@
 //! }
 //! let tree = wim.image(1).unwrap();
 //! let file = tree.lookup("/Windows/notepad.exe").unwrap();
-//! let hash = tree.node(file).dentry.data.unwrap();
+//! let hash = tree.get(file).and_then(|n| n.dentry.data).unwrap();
 //! let blob = wim.blob(&hash).unwrap();
 //! let mut head = [0u8; 2];
 //! wim.reader().read_at(blob, 0, &mut head).unwrap();
@@ -76,17 +76,30 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `alloc` | via `std` | heap-backed conveniences; needs only `core` + `alloc` |
-//! | `std` | yes | operating-system conveniences (files, `std::error::Error`); implies `alloc` |
+//! | (none) | | [`codec`] (every compressor and decompressor), [`defs`], [`header`], the [`ReadAt`] seam |
+//! | `alloc` | via `std` | everything over a [`ReadAt`] and a [`WriteAt`](write::WriteAt) of the caller's: open, list, read, [`verify`](Wim::verify), build images in memory, write, append, update, export, optimize, split; needs only `core` + `alloc` |
+//! | `std` | yes | files ([`FileSource`], `WriteAt` for `std::fs::File`) on every platform, threads for compression and decoding, the system clock and a GUID for new WIMs; on Unix also [`apply`] to a directory and [`capture`](write::capture) of one (and update from one): ownership, modes, links, device nodes; implies `alloc` |
 //!
-//! With `default-features = false` the crate is `#![no_std]` and needs only `core`.
+//! The error types implement `core::error::Error` in every build. Without `std`, a new WIM's
+//! GUID and timestamp come from the caller ([`WriteOptions::guid`]). With
+//! `default-features = false` the crate is `#![no_std]` and needs only `core`. On Windows the
+//! default build reads, verifies, writes, appends, exports and splits WIMs (files included);
+//! apply and capture, which restore and read Unix metadata, are Unix-only.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+// Items behind `alloc` or `std` that the crate docs name are missing from the smaller builds.
+#![cfg_attr(
+    not(all(feature = "std", unix)),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc --all-features`) marks items
+// that need a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", unix))]
 pub mod apply;
 pub mod codec;
 pub mod defs;
@@ -120,6 +133,11 @@ pub mod wtf8;
 #[cfg(feature = "alloc")]
 pub mod xml;
 
+/// The `zerocopy` version whose types (`U16`, `U32`, `U64`, `FromBytes`, `IntoBytes`) appear
+/// in this crate's on-disk layouts ([`defs`]): use it to read and write them without a
+/// matching dependency.
+pub use zerocopy;
+
 #[cfg(feature = "alloc")]
 pub use blob_table::{Blob, BlobTable, Sha1Hash};
 #[cfg(feature = "std")]
@@ -135,3 +153,11 @@ pub use read::{BlobReader, ReadError};
 pub use wim::{ImageError, OpenError, Wim};
 #[cfg(feature = "alloc")]
 pub use write::{WimWriter, WriteError, WriteOptions};
+
+#[cfg(all(test, feature = "alloc"))]
+mod error_chain_tests;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

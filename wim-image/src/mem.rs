@@ -79,6 +79,7 @@ pub(crate) fn resize<T: Clone>(v: &mut Vec<T>, n: usize, value: T) -> Result<(),
 /// given by the caller, or else what the system reports available when the job starts
 /// (Linux: `MemAvailable` of `/proc/meminfo`; elsewhere nothing, and no reduction).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ThreadCount {
     /// Threads asked for (all cores, at most 64, when 0 was asked).
     pub wanted: usize,

@@ -147,7 +147,9 @@ impl SecurityData {
     }
 }
 
-/// Index of a node in [`Tree::nodes`].
+/// Index of a node in [`Tree::nodes`]: ids come from the tree's own lookups and walks
+/// ([`Tree::lookup`], [`Tree::walk`], [`Node::children`]); an id of another tree may be out
+/// of range here ([`Tree::get`] tells).
 pub type NodeId = u32;
 
 /// A dentry in the tree.
@@ -167,11 +169,11 @@ pub struct Node {
 #[derive(Clone, Debug)]
 pub struct Tree {
     /// Security descriptors.
-    pub security: SecurityData,
+    security: SecurityData,
     /// Every dentry; 0 is the root. Children of a directory are contiguous.
-    pub nodes: Vec<Node>,
+    nodes: Vec<Node>,
     /// Children dropped because an earlier sibling had the same name.
-    pub duplicates_dropped: u32,
+    duplicates_dropped: u32,
 }
 
 impl Tree {
@@ -266,24 +268,53 @@ impl Tree {
         })
     }
 
+    /// The security descriptors.
+    pub fn security(&self) -> &SecurityData {
+        &self.security
+    }
+
+    /// Every node, indexed by [`NodeId`]; 0 is the root, and the children of a directory
+    /// are contiguous. Never empty.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Children left out because an earlier sibling had the same name.
+    pub fn duplicates_dropped(&self) -> u32 {
+        self.duplicates_dropped
+    }
+
     /// The root node.
     pub fn root(&self) -> &Node {
         &self.nodes[0]
     }
 
+    /// The node `id`, or `None` if the tree has no such node (an id of another tree).
+    pub fn get(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(usize::try_from(id).ok()?)
+    }
+
     /// The node `id`.
+    ///
+    /// # Panics
+    /// If the tree has no node `id`; an id this tree handed out is always valid.
+    /// [`get`](Self::get) returns `None` instead.
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id as usize]
     }
 
     /// The children of `id`.
+    ///
+    /// # Panics
+    /// If the tree has no node `id`, as [`node`](Self::node) (`get(id)` and its
+    /// [`Node::children`] do not panic).
     pub fn children(&self, id: NodeId) -> Range<NodeId> {
-        self.nodes[id as usize].children.clone()
+        self.node(id).children.clone()
     }
 
     /// Finds a child of `dir` by exact name, compared with [`Dentry::name`]: a name that is not
     /// valid UTF-16 is found by its lossy form (the first of the children sharing it), when
-    /// no child has exactly that (valid) name.
+    /// no child has exactly that (valid) name. `None` also if the tree has no node `dir`.
     pub fn child(&self, dir: NodeId, name: &str) -> Option<NodeId> {
         let named = |exact: bool| {
             move |&c: &NodeId| {
@@ -291,7 +322,7 @@ impl Tree {
                 d.name == name && (!exact || d.name_utf16.is_none())
             }
         };
-        let mut children = self.children(dir);
+        let mut children = self.get(dir)?.children.clone();
         children
             .clone()
             .find(named(true))
@@ -332,6 +363,10 @@ impl Tree {
 
     /// The path of `id` from the root, `/`-separated, starting with `/`, made of the (possibly
     /// lossy, see [`Dentry::name_utf16`]) names.
+    ///
+    /// # Panics
+    /// If the tree has no node `id`, as [`node`](Self::node); check with
+    /// [`get`](Self::get) first for an id not from this tree.
     pub fn path(&self, id: NodeId) -> String {
         let mut parts = Vec::new();
         let mut cur = id;
@@ -522,5 +557,21 @@ mod tests {
         let t = Tree::parse_counting(&b, &mut work).unwrap();
         assert_eq!(t.nodes.len(), 101);
         assert!(work <= b.len() as u64, "{work} bytes read of {}", b.len());
+    }
+
+    #[test]
+    fn an_id_of_another_tree_is_none_not_a_panic() {
+        use crate::write::image::{Inode, NewImage};
+        let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 1, 2, 3));
+        let f = img.add_inode(Inode::new(FileAttributes::NORMAL, 1, 2, 3));
+        img.add_dentry(0, "f".into(), f);
+        let t = Tree::parse(&img.serialize().unwrap()).unwrap();
+        let id = t.lookup("/f").unwrap();
+        assert_eq!(t.get(id).map(|n| n.dentry.name.as_str()), Some("f"));
+        assert_eq!(t.nodes().len(), 2);
+        for bad in [2, 1000, NodeId::MAX] {
+            assert!(t.get(bad).is_none());
+            assert_eq!(t.child(bad, "f"), None);
+        }
     }
 }

@@ -25,7 +25,7 @@ pub enum ReadError {
     #[error(transparent)]
     Resource(#[from] ResourceError),
     /// A chunk did not decompress.
-    #[error("chunk at file offset {offset} (part {part}): {source}")]
+    #[error("chunk at file offset {offset} (part {part})")]
     Decompress {
         /// 1-based part.
         part: u16,

@@ -26,7 +26,18 @@ pub const MAX_LISTED: usize = 100;
 pub const MAX_PATH_LEN: usize = 4096;
 
 /// Progress of [`Wim::verify`].
+///
+/// Reports are built by the crate and may gain fields (`#[non_exhaustive]`): read the
+/// fields, match with `..`, but do not construct or destructure them whole.
+///
+/// ```compile_fail
+/// fn total(p: wim_image::verify::VerifyProgress) -> u64 {
+///     let wim_image::verify::VerifyProgress { done, total } = p;
+///     done + total
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyProgress {
     /// Bytes checked so far (integrity table bytes, then blob bytes).
     pub done: u64,
@@ -94,6 +105,7 @@ impl core::fmt::Display for Problem {
 
 /// The outcome of [`Wim::verify`].
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Whether an integrity table was present and checked.
     pub integrity_checked: bool,

@@ -19,7 +19,7 @@ use crate::xml::{XmlError, XmlInfo, MAX_XML_SIZE};
 #[non_exhaustive]
 pub enum OpenError {
     /// Reading failed.
-    #[error("part {part}: {source}")]
+    #[error("part {part}")]
     Io {
         /// 1-based part.
         part: u16,
@@ -28,7 +28,7 @@ pub enum OpenError {
         source: IoError,
     },
     /// The header is invalid.
-    #[error("part {part}: {source}")]
+    #[error("part {part}")]
     Header {
         /// 1-based part.
         part: u16,
@@ -37,7 +37,7 @@ pub enum OpenError {
         source: HeaderError,
     },
     /// A table or resource does not fit or is inconsistent.
-    #[error("part {part}: {source}")]
+    #[error("part {part}")]
     Resource {
         /// 1-based part.
         part: u16,
@@ -46,7 +46,7 @@ pub enum OpenError {
         source: ResourceError,
     },
     /// The blob table is invalid.
-    #[error("part {part}: {source}")]
+    #[error("part {part}")]
     BlobTable {
         /// 1-based part.
         part: u16,
@@ -126,7 +126,7 @@ pub enum OpenError {
     #[error("the file is an encrypted ESD")]
     Encrypted,
     /// A table that fits in its file is larger than the memory at hand.
-    #[error("part {part}: the {what}: {source}")]
+    #[error("part {part}: the {what}")]
     OutOfMemory {
         /// 1-based part.
         part: u16,

@@ -28,7 +28,7 @@ pub enum XmlError {
     #[error("XML is not well formed: {error}")]
     Syntax {
         /// The parser's error (with line and column).
-        error: roxmltree::Error,
+        error: SyntaxError,
     },
     /// Elements nest deeper than [`MAX_XML_DEPTH`].
     #[error("XML element <{name}> nests deeper than {MAX_XML_DEPTH} levels")]
@@ -42,6 +42,50 @@ pub enum XmlError {
         /// Its name.
         name: String,
     },
+}
+
+/// Where and why the XML parser stopped: its message (which names the position) and the
+/// 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    message: String,
+    line: u32,
+    column: u32,
+}
+
+impl SyntaxError {
+    /// The parser's description of the problem, ending with the position (`line:column`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The 1-based line of the problem.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The 1-based column (in characters) of the problem.
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl SyntaxError {
+    /// Not a `From` impl: that would put `roxmltree` in the public API.
+    fn new(e: &roxmltree::Error) -> Self {
+        let pos = e.pos();
+        SyntaxError {
+            message: alloc::string::ToString::to_string(e),
+            line: pos.row,
+            column: pos.col,
+        }
+    }
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// A node of the XML tree.
@@ -395,7 +439,9 @@ impl XmlInfo {
 
     /// Parses XML text.
     pub fn parse_str(text: &str) -> Result<XmlInfo, XmlError> {
-        let doc = roxmltree::Document::parse(text).map_err(|error| XmlError::Syntax { error })?;
+        let doc = roxmltree::Document::parse(text).map_err(|e| XmlError::Syntax {
+            error: SyntaxError::new(&e),
+        })?;
         let root = convert(doc.root_element())?;
         if root.name != "WIM" {
             return Err(XmlError::Root { name: root.name });
@@ -636,10 +682,12 @@ mod tests {
             XmlInfo::parse(&[0xFF]),
             Err(XmlError::Encoding { .. })
         ));
-        assert!(matches!(
-            XmlInfo::parse(&utf16("<WIM>")),
-            Err(XmlError::Syntax { .. })
-        ));
+        let Err(XmlError::Syntax { error }) = XmlInfo::parse(&utf16("<WIM>\n  <A></B></WIM>"))
+        else {
+            panic!("not a syntax error");
+        };
+        assert_eq!((error.line(), error.column()), (2, 6));
+        assert!(error.message().ends_with("2:6"), "{error}");
         assert!(matches!(
             XmlInfo::parse(&utf16("<X/>")),
             Err(XmlError::Root { .. })

@@ -87,7 +87,7 @@ proptest! {
     #[test]
     fn metadata_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         if let Ok(tree) = Tree::parse(&bytes) {
-            prop_assert!(tree.walk().count() == tree.nodes.len());
+            prop_assert!(tree.walk().count() == tree.nodes().len());
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod wimlib_support;
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use wim_image::apply::{apply, ApplyOptions};
@@ -50,7 +51,7 @@ fn check_apply(
         rpfix: None,
         memory_limit: None,
     };
-    let report = apply(wim, index, &ours, &opts, &mut |_| {}).unwrap();
+    let report = apply(wim, index, &ours, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
     assert!(report.files > 0);
     let idx = index.to_string();
     let mut args = vec![
@@ -400,7 +401,7 @@ fn apply_refuses_corrupted_data() {
                 rpfix: None,
                 memory_limit: None,
             };
-            let r = apply(&wim, 1, &out, &opts, &mut |_| {});
+            let r = apply(&wim, 1, &out, &opts, &mut |_| ControlFlow::Continue(()));
             assert!(
                 matches!(
                     r,

@@ -649,3 +649,22 @@ fn split_into_holds_one_part_at_a_time() {
     assert_eq!(set.header().total_parts, 1201);
     assert!(set.verify(&mut |_| {}).is_ok());
 }
+
+/// A new WIM with an all-zero GUID (what `WriteOptions::default()` gives without `std`) is
+/// refused: parts of a split set and `--ref` WIMs are matched by GUID.
+#[test]
+fn a_new_wim_needs_a_guid() {
+    let zero = WriteOptions {
+        guid: [0; 16],
+        ..WriteOptions::default()
+    };
+    assert!(matches!(
+        WimWriter::create(Vec::new(), &zero),
+        Err(wim_image::WriteError::NeedsGuid)
+    ));
+    // With std the default has one.
+    assert_ne!(WriteOptions::default().guid, [0; 16]);
+    let w = WimWriter::create(Vec::new(), &WriteOptions::default()).unwrap();
+    let out = w.finish().unwrap();
+    assert_ne!(Wim::open(out.as_slice()).unwrap().header().guid, [0; 16]);
+}

@@ -125,7 +125,7 @@ fn assert_same_metadata(ours: &Wim<FileSource>, theirs: &Wim<FileSource>, index:
             assert_eq!(g, db.link_group, "{path}: link group");
         }
     }
-    assert_eq!(a.security.descriptors, b.security.descriptors);
+    assert_eq!(a.security().descriptors, b.security().descriptors);
 }
 
 fn assert_same_stats(ours: &Wim<FileSource>, theirs: &Wim<FileSource>, index: u32) {

@@ -12,6 +12,7 @@ mod wimlib_support;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
+use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -260,7 +261,10 @@ fn wimlib_apply(wim: &Path, index: u32, dest: &Path) {
 }
 
 fn our_apply(wim: &Path, dest: &Path) {
-    apply(&open(wim), 1, dest, &ApplyOptions::default(), &mut |_| {}).unwrap();
+    apply(&open(wim), 1, dest, &ApplyOptions::default(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
 }
 
 /// A WIM written by us with surrogate names: wimlib verifies it, lists and applies the WTF-8

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Each dentry costs at least 102 bytes of input, so the tree is bounded by the input.
-    assert!(tree.nodes.len() <= data.len() / 102 + 1);
+    assert!(tree.nodes().len() <= data.len() / 102 + 1);
     let mut seen = 0;
     for id in tree.walk() {
         seen += 1;
@@ -40,5 +40,5 @@ fuzz_target!(|data: &[u8]| {
             assert!(tree.lookup(&path).is_some(), "{path}");
         }
     }
-    assert_eq!(seen, tree.nodes.len());
+    assert_eq!(seen, tree.nodes().len());
 });

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,7 @@ pub struct ApplyOptions {
 
 /// Things a Linux directory cannot hold, counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Skipped {
     /// Named data streams.
     pub named_streams: u64,
@@ -92,6 +94,7 @@ pub struct Skipped {
 
 /// What an apply did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ApplyReport {
     /// Directories created.
     pub dirs: u64,
@@ -114,6 +117,7 @@ pub struct ApplyReport {
 
 /// Progress of the data phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ApplyProgress {
     /// Bytes written so far.
     pub done: u64,
@@ -129,7 +133,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Image(#[from] ImageError),
     /// File data could not be read or did not match its hash.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         /// A file that needed the data.
         path: PathBuf,
@@ -138,7 +142,7 @@ pub enum ApplyError {
         source: ReadError,
     },
     /// A file system operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -155,7 +159,7 @@ pub enum ApplyError {
         hash: Sha1Hash,
     },
     /// A symlink's reparse data is invalid.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Reparse {
         /// The link.
         path: PathBuf,
@@ -163,6 +167,11 @@ pub enum ApplyError {
         #[source]
         source: ReparseError,
     },
+    /// The progress callback returned [`ControlFlow::Break`]. Apply stops after the data
+    /// unit it reported (files whose data were all written are complete; the rest of the
+    /// tree is not there yet): applying again over the directory completes it.
+    #[error("cancelled")]
+    Cancelled,
     /// A path to extract is not in the image.
     #[error("{path}: not in the image")]
     NotFound {
@@ -262,12 +271,16 @@ impl Plan<'_> {
 }
 
 /// Applies image `index` to `target` (created if missing).
+///
+/// `progress` is told of the data written after each unit of data (about 1 MiB, or a
+/// solid chunk); returning [`ControlFlow::Break`] stops the apply there with
+/// [`ApplyError::Cancelled`].
 pub fn apply<R: ReadAt + Sync>(
     wim: &Wim<R>,
     index: u32,
     target: &Path,
     opts: &ApplyOptions,
-    progress: &mut dyn FnMut(ApplyProgress),
+    progress: &mut dyn FnMut(ApplyProgress) -> ControlFlow<()>,
 ) -> Result<ApplyReport, ApplyError> {
     let tree = wim.image(index)?;
     let rpfix = opts.rpfix.unwrap_or(wim.rp_fix());
@@ -290,7 +303,7 @@ pub fn extract<R: ReadAt + Sync>(
     paths: &[&str],
     target: &Path,
     opts: &ApplyOptions,
-    progress: &mut dyn FnMut(ApplyProgress),
+    progress: &mut dyn FnMut(ApplyProgress) -> ControlFlow<()>,
 ) -> Result<ApplyReport, ApplyError> {
     let paths: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
     extract_wtf8(wim, index, &paths, target, opts, progress)
@@ -305,7 +318,7 @@ pub fn extract_wtf8<R: ReadAt + Sync>(
     paths: &[&[u8]],
     target: &Path,
     opts: &ApplyOptions,
-    progress: &mut dyn FnMut(ApplyProgress),
+    progress: &mut dyn FnMut(ApplyProgress) -> ControlFlow<()>,
 ) -> Result<ApplyReport, ApplyError> {
     let tree = wim.image(index)?;
     let mut roots = Vec::new();
@@ -343,7 +356,7 @@ fn run<R: ReadAt + Sync>(
     target: &Path,
     opts: &ApplyOptions,
     rpfix: bool,
-    progress: &mut dyn FnMut(ApplyProgress),
+    progress: &mut dyn FnMut(ApplyProgress) -> ControlFlow<()>,
 ) -> Result<ApplyReport, ApplyError> {
     let mut report = ApplyReport::default();
     let plan = plan(tree, roots, opts, &mut report.skipped)?;

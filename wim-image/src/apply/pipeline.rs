@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -108,7 +108,7 @@ pub(super) fn write_data<R: ReadAt + Sync>(
     paths: PathOf<'_>,
     times: &[FileTimes],
     opts: &ApplyOptions,
-    progress: &mut dyn FnMut(ApplyProgress),
+    progress: &mut dyn FnMut(ApplyProgress) -> ControlFlow<()>,
 ) -> Result<Written, ApplyError> {
     let reader = wim.reader();
     let mut jobs = Vec::with_capacity(targets.len() + keep.len());
@@ -367,7 +367,7 @@ struct Writer<'a, 'p> {
     kept: HashMap<u32, Vec<u8>>,
     done: u64,
     total: u64,
-    progress: &'p mut dyn FnMut(ApplyProgress),
+    progress: &'p mut dyn FnMut(ApplyProgress) -> ControlFlow<()>,
 }
 
 impl Writer<'_, '_> {
@@ -447,10 +447,15 @@ impl Writer<'_, '_> {
             }
             self.done += p.len * job.files.len() as u64;
         }
-        (self.progress)(ApplyProgress {
+        // A safe point: every file of a finished blob is complete and closed.
+        if (self.progress)(ApplyProgress {
             done: self.done,
             total: self.total,
-        });
+        })
+        .is_break()
+        {
+            return Err(ApplyError::Cancelled);
+        }
         Ok(())
     }
 }

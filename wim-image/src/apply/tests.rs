@@ -5,6 +5,7 @@ use crate::defs::{FileAttributes, ItemTag};
 use crate::dentry::TaggedItem;
 use crate::write::image::{Inode, NewImage};
 use crate::write::{ImageProps, NoBlobs, WimWriter, WriteOptions};
+use std::ops::ControlFlow;
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);
@@ -93,7 +94,10 @@ fn overlong_names_and_paths_are_refused_up_front() {
     let wim = deep_image(1, &long, 1, 1);
     let w = Wim::open(wim.as_slice()).unwrap();
     let t = s.0.join("a");
-    let err = apply(&w, 1, &t, &ApplyOptions::default(), &mut |_| {}).unwrap_err();
+    let err = apply(&w, 1, &t, &ApplyOptions::default(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
     assert!(
         matches!(err, ApplyError::NameTooLong { len: 256, ref parent } if *parent == t),
         "{err:?}"
@@ -103,7 +107,10 @@ fn overlong_names_and_paths_are_refused_up_front() {
     let wim = deep_image(20, &"p".repeat(250), 1, 1);
     let w = Wim::open(wim.as_slice()).unwrap();
     let t = s.0.join("b");
-    let err = apply(&w, 1, &t, &ApplyOptions::default(), &mut |_| {}).unwrap_err();
+    let err = apply(&w, 1, &t, &ApplyOptions::default(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
     assert!(
         matches!(err, ApplyError::PathTooLong { len, .. } if len >= PATH_MAX),
         "{err:?}"
@@ -143,7 +150,9 @@ fn refused_mknod_skips_the_entry_metadata() {
         ..ApplyOptions::default()
     };
     sys::FAIL_MKNOD.set(true);
-    let r = apply(&w, 1, &s.0.join("t"), &opts, &mut |_| {});
+    let r = apply(&w, 1, &s.0.join("t"), &opts, &mut |_| {
+        ControlFlow::Continue(())
+    });
     sys::FAIL_MKNOD.set(false);
     let report = r.unwrap();
     assert_eq!(report.skipped.special_files, 2);
@@ -151,7 +160,10 @@ fn refused_mknod_skips_the_entry_metadata() {
     assert!(fs::symlink_metadata(s.0.join("t/null")).is_err());
 
     // Without the failure the FIFO at least is made (a device needs CAP_MKNOD).
-    let report = apply(&w, 1, &s.0.join("u"), &opts, &mut |_| {}).unwrap();
+    let report = apply(&w, 1, &s.0.join("u"), &opts, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     assert_eq!(report.special_files + report.skipped.special_files, 2);
     assert!(fs::symlink_metadata(s.0.join("u/fifo")).is_ok());
 }
@@ -200,7 +212,7 @@ fn existing_symlink_in_target_is_not_followed() {
         threads: 1,
         ..ApplyOptions::default()
     };
-    let err = apply(&w, 1, &out, &opts, &mut |_| {}).unwrap_err();
+    let err = apply(&w, 1, &out, &opts, &mut |_| ControlFlow::Continue(())).unwrap_err();
     assert!(
         matches!(&err, ApplyError::Io { path, source }
             if *path == out.join("sub") && source.kind() == io::ErrorKind::AlreadyExists),
@@ -209,7 +221,10 @@ fn existing_symlink_in_target_is_not_followed() {
     assert_eq!(fs::read_dir(&evil).unwrap().count(), 0);
 
     // extract of the directory itself: the same.
-    let err = extract(&w, 1, &["/sub"], &out, &opts, &mut |_| {}).unwrap_err();
+    let err = extract(&w, 1, &["/sub"], &out, &opts, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
     assert!(matches!(err, ApplyError::Io { .. }), "{err:?}");
     assert_eq!(fs::read_dir(&evil).unwrap().count(), 0);
 
@@ -218,21 +233,20 @@ fn existing_symlink_in_target_is_not_followed() {
     fs::create_dir_all(&real).unwrap();
     let link = s.0.join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    apply(&w, 1, &link, &opts, &mut |_| {}).unwrap();
+    apply(&w, 1, &link, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(fs::read(real.join("sub/r.bin")).unwrap(), b"data\n");
     // A real directory already there is used.
-    apply(&w, 1, &link, &opts, &mut |_| {}).unwrap();
+    apply(&w, 1, &link, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(fs::read(real.join("sub/r.bin")).unwrap(), b"data\n");
 }
 
-/// Decoder threads whose buffers would not fit in the memory limit are reduced (down to
-/// one), and the report says so; the files are the same either way.
-#[test]
-fn decoder_threads_fit_in_memory() {
+/// A WIM (XPRESS) of one image with `n` files `f0..` of `len` bytes (a pattern modulo
+/// `modulus`, different per file), and the files' contents.
+fn xpress_files(n: u8, len: u32, modulus: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut img = NewImage::new(dir());
     let mut files = Vec::new();
-    for i in 0..6u8 {
-        let data: Vec<u8> = (0..50_000u32).map(|k| (k % 251) as u8 ^ i).collect();
+    for i in 0..n {
+        let data: Vec<u8> = (0..len).map(|k| (k % modulus) as u8 ^ i).collect();
         let mut f = Inode::new(FileAttributes::NORMAL, 1, 2, 3);
         f.data = img.add_stream(
             data.len() as u64,
@@ -250,7 +264,14 @@ fn decoder_threads_fit_in_memory() {
     let mut w = WimWriter::create(Vec::new(), &opts).unwrap();
     w.add_image(&mut img, &ImageProps::default(), &mut NoBlobs)
         .unwrap();
-    let bytes = w.finish().unwrap();
+    (w.finish().unwrap(), files)
+}
+
+/// Decoder threads whose buffers would not fit in the memory limit are reduced (down to
+/// one), and the report says so; the files are the same either way.
+#[test]
+fn decoder_threads_fit_in_memory() {
+    let (bytes, files) = xpress_files(6, 50_000, 251);
     let wim = Wim::open(bytes.as_slice()).unwrap();
     let s = Scratch::new("decoder-threads");
     for (limit, used) in [(0, 1), (u64::MAX, 4)] {
@@ -260,10 +281,51 @@ fn decoder_threads_fit_in_memory() {
             memory_limit: Some(limit),
             ..ApplyOptions::default()
         };
-        let r = apply(&wim, 1, &out, &opts, &mut |_| {}).unwrap();
+        let r = apply(&wim, 1, &out, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
         assert_eq!(r.threads, ThreadCount { wanted: 4, used });
         for (i, data) in files.iter().enumerate() {
             assert_eq!(&fs::read(out.join(format!("f{i}"))).unwrap(), data);
+        }
+    }
+}
+
+/// Cancelling at each progress report stops the apply with `Cancelled`, on one decoder
+/// thread and on several; applying again over what was left completes the tree.
+#[test]
+fn apply_cancelled_at_every_report_stops_and_can_be_finished() {
+    let (bytes, files) = xpress_files(5, 700_000, 241);
+    let wim = Wim::open(bytes.as_slice()).unwrap();
+    let s = Scratch::new("cancel");
+    for threads in [1, 2] {
+        let opts = ApplyOptions {
+            threads,
+            ..ApplyOptions::default()
+        };
+        let mut reports = 0;
+        let full = s.0.join(format!("full-{threads}"));
+        apply(&wim, 1, &full, &opts, &mut |_| {
+            reports += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert!(reports >= 3, "{reports} reports");
+        for k in 0..reports {
+            let out = s.0.join(format!("cancel-{threads}-{k}"));
+            let mut seen = 0;
+            let r = apply(&wim, 1, &out, &opts, &mut |_| {
+                seen += 1;
+                if seen > k {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert!(matches!(r, Err(ApplyError::Cancelled)), "{r:?}");
+            assert_eq!(seen, k + 1, "reports after the cancel");
+            apply(&wim, 1, &out, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
+            for (i, data) in files.iter().enumerate() {
+                assert_eq!(&fs::read(out.join(format!("f{i}"))).unwrap(), data);
+            }
         }
     }
 }

@@ -29,36 +29,26 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
-
-use sha1::{Digest, Sha1};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::blob_table::Sha1Hash;
-use crate::defs::{
-    FileAttributes, ReparseTag, FILETIME_UNIX_EPOCH, RP_FLAG_NOT_FIXED, SYMLINK_FLAG_RELATIVE,
-};
+use crate::defs::{FileAttributes, ReparseTag, RP_FLAG_NOT_FIXED, SYMLINK_FLAG_RELATIVE};
 use crate::dentry::{ReparseInfo, UnixData};
 use crate::reparse::MAX_REPARSE_DATA;
 
 use super::config::CaptureConfig;
+pub use super::file_data::{filetime_now, unix_to_filetime};
 
 use super::image::{Content, DentryId, Inode, InodeId, NewImage};
-use super::resource::{BlobOut, Source};
 use super::{ImageProps, NoBlobs, WimWriter, WriteAt, WriteError};
-
-/// Files up to this size are read whole and hashed before writing (duplicates cost no
-/// write); larger ones are hashed while written.
-const PRELOAD_LIMIT: u64 = 8 << 20;
 
 /// Why a tree could not be captured.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
     /// A file could not be examined.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -124,6 +114,7 @@ impl Default for CaptureOptions {
 
 /// What a capture found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CaptureReport {
     /// Directories, the root included.
     pub dirs: u64,
@@ -139,20 +130,6 @@ pub struct CaptureReport {
     pub special: u64,
     /// Files and directories left out by the configuration (a directory counts once).
     pub excluded: u64,
-}
-
-/// FILETIME of a UNIX time.
-pub fn unix_to_filetime(secs: i64, nanos: i64) -> u64 {
-    let t = secs as i128 * 10_000_000 + (nanos / 100) as i128 + FILETIME_UNIX_EPOCH as i128;
-    t.clamp(0, u64::MAX as i128) as u64
-}
-
-/// The current time as a FILETIME.
-pub fn filetime_now() -> u64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    unix_to_filetime(d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
 struct Scan<'a> {
@@ -520,75 +497,6 @@ pub fn symlink_reparse_data(target: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Writes a captured file's data (checking it still has the scanned size).
-///
-/// Files up to [`PRELOAD_LIMIT`] are read whole and hashed before anything is written.
-/// Larger ones are streamed and hashed while written. With `prehash` (the caller knows of
-/// another blob of the same size, so this one may be a duplicate), a large file is first
-/// read once only to hash it: a duplicate then costs a read instead of a compression.
-/// wimlib decides the same way, by size.
-pub(crate) fn write_file<W: WriteAt>(
-    blobs: &mut BlobOut<W>,
-    path: &Path,
-    size: u64,
-    refs: u32,
-    prehash: bool,
-) -> Result<Sha1Hash, WriteError> {
-    let err = |source| WriteError::Source {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = File::open(path).map_err(err)?;
-    if f.metadata().map_err(err)?.len() != size {
-        return Err(WriteError::Changed {
-            path: path.to_path_buf(),
-        });
-    }
-    if size <= PRELOAD_LIMIT {
-        let mut buf = vec![0u8; size as usize];
-        f.read_exact(&mut buf).map_err(err)?;
-        return blobs.add_blob(Source::Slice(&buf), refs);
-    }
-    let known = if prehash {
-        let hash = hash_file(&mut f, size).map_err(err)?;
-        if blobs.add_ref(&hash, refs) {
-            return Ok(hash);
-        }
-        f.seek(SeekFrom::Start(0)).map_err(err)?;
-        Some(hash)
-    } else {
-        None
-    };
-    let mut fill = |buf: &mut [u8]| f.read_exact(buf).map_err(err);
-    let hash = blobs.add_blob(
-        Source::Reader {
-            size,
-            fill: &mut fill,
-        },
-        refs,
-    )?;
-    if known.is_some_and(|k| k != hash) {
-        return Err(WriteError::Changed {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(hash)
-}
-
-/// The SHA-1 of the first `size` bytes of `f`, read in 1 MiB pieces.
-fn hash_file(f: &mut File, size: u64) -> std::io::Result<Sha1Hash> {
-    let mut h = Sha1::new();
-    let mut buf = vec![0u8; (1 << 20).min(size as usize)];
-    let mut left = size;
-    while left > 0 {
-        let n = (buf.len() as u64).min(left) as usize;
-        f.read_exact(&mut buf[..n])?;
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(h.finalize().into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,11 +516,5 @@ mod tests {
             assert_eq!(l.is_relative(), !t.is_empty() && !t.starts_with('/'));
         }
         assert!(symlink_reparse_data(&"x".repeat(5000)).is_none());
-    }
-
-    #[test]
-    fn filetimes() {
-        assert_eq!(unix_to_filetime(0, 0), FILETIME_UNIX_EPOCH);
-        assert_eq!(unix_to_filetime(1, 250), FILETIME_UNIX_EPOCH + 10_000_002);
     }
 }

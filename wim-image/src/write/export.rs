@@ -85,7 +85,7 @@ impl<R: ReadAt> BlobProvider for SourceBlobs<'_, R> {
 pub fn image_from_tree<R: ReadAt>(wim: &Wim<R>, tree: &Tree) -> Result<NewImage, WriteError> {
     let root = &tree.root().dentry;
     let mut img = NewImage::new(inode_from(root));
-    img.security = tree.security.descriptors.clone();
+    img.security = tree.security().descriptors.clone();
     let mut links: BTreeMap<u64, InodeId> = BTreeMap::new();
     let stream =
         |img: &mut NewImage, h: Option<Sha1Hash>| -> Result<Option<StreamId>, WriteError> {
@@ -103,7 +103,7 @@ pub fn image_from_tree<R: ReadAt>(wim: &Wim<R>, tree: &Tree) -> Result<NewImage,
         };
     img.inodes[0].reparse_data = stream(&mut img, root.reparse_data)?;
     // Dentry ids follow the tree's node ids (breadth first, children contiguous).
-    let mut ids: Vec<u32> = alloc::vec![0; tree.nodes.len()];
+    let mut ids: Vec<u32> = alloc::vec![0; tree.nodes().len()];
     for id in tree.walk().skip(1) {
         let n = tree.node(id);
         let de = &n.dentry;

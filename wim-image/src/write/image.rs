@@ -154,6 +154,7 @@ pub struct NewImage {
 
 /// The statistics the XML document records for an image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImageStats {
     /// Directories (root included), counted per link.
     pub dir_count: u64,

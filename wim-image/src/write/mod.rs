@@ -33,8 +33,10 @@ pub mod split;
 mod threads;
 pub mod xml;
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", unix))]
 pub mod capture;
+#[cfg(feature = "std")]
+mod file_data;
 pub mod update;
 
 use alloc::collections::BTreeSet;
@@ -61,7 +63,7 @@ use image::{Content, NewImage};
 use resource::{reshdr_disk, BlobOut, Source};
 pub use sink::{SinkError, WriteAt};
 pub(crate) use threads::plan_threads;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", unix))]
 pub(crate) use threads::threads;
 pub use xml::ImageProps;
 
@@ -75,6 +77,12 @@ pub enum WriteError {
     /// The output failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A new WIM was asked for with an all-zero [`WriteOptions::guid`]. Parts of a split
+    /// set and `--ref` WIMs are matched by GUID, so a new file needs a unique one: with
+    /// `std` the default is one; without `std` there is no source of one, and the caller
+    /// must set it.
+    #[error("a new WIM needs a unique GUID (WriteOptions::guid is all zeros)")]
+    NeedsGuid,
     /// An earlier call on this in-place writer failed and the file was restored; the
     /// writer cannot go on.
     #[error("an earlier error rolled the in-place change back")]
@@ -146,7 +154,7 @@ pub enum WriteError {
     },
     /// Reading a source file failed (capture).
     #[cfg(feature = "std")]
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Source {
         /// The file.
         path: std::path::PathBuf,
@@ -224,9 +232,12 @@ pub struct WriteOptions {
     pub integrity: bool,
     /// Set the `RP_FIX` header flag (absolute link targets made image-relative at capture).
     pub rp_fix: bool,
-    /// The GUID of a new file.
+    /// The GUID of a new file; must not be all zeros ([`WriteError::NeedsGuid`]). The
+    /// default with `std` is derived from the time and the process; without `std` it is all
+    /// zeros, so a caller creating a WIM must set one (from its own random source).
     pub guid: [u8; 16],
-    /// The time recorded in the XML (FILETIME).
+    /// The time recorded in the XML (FILETIME). The default with `std` is the system
+    /// clock's; without `std` it is 0 (1601-01-01), and a caller that has a clock sets it.
     pub now: u64,
     /// Copy a source's blob as it is stored when the source holds it alone in a resource
     /// compressed the way this file compresses (same codec and chunk size; non-solid
@@ -240,7 +251,9 @@ pub struct WriteOptions {
 impl Default for WriteOptions {
     /// Uncompressed, 32 KiB chunks, level 50, all cores (as many as fit in the available
     /// memory), no integrity table, `RP_FIX`, blobs copied as stored where possible, and
-    /// with `std` the current time and a GUID derived from it and the process.
+    /// with `std` the current time and a GUID derived from it and the process. Without
+    /// `std` the GUID is all zeros and the time 0: set [`guid`](Self::guid) (and
+    /// [`now`](Self::now)) before [`WimWriter::create`], which refuses a zero GUID.
     fn default() -> Self {
         let (guid, now) = guid_and_now();
         WriteOptions {
@@ -262,7 +275,7 @@ impl Default for WriteOptions {
 
 #[cfg(feature = "std")]
 fn guid_and_now() -> ([u8; 16], u64) {
-    let now = capture::filetime_now();
+    let now = file_data::filetime_now();
     let mut h = Sha1::new();
     h.update(now.to_le_bytes());
     h.update(std::process::id().to_le_bytes());
@@ -355,6 +368,15 @@ impl<W: WriteAt> ReadAt for ReadBack<'_, W> {
             Ok(()) => Ok(()),
             #[cfg(feature = "std")]
             Err(SinkError::Os { source, .. }) => Err(IoError::Os { offset, source }),
+            Err(SinkError::Device {
+                offset,
+                code,
+                reason,
+            }) => Err(IoError::Device {
+                offset,
+                code,
+                reason,
+            }),
             Err(_) => Err(eof),
         }
     }
@@ -387,7 +409,14 @@ pub struct WimWriter<W> {
 impl<W: WriteAt> WimWriter<W> {
     /// Starts a new WIM in `out` (which should be empty; it is cut to the written size at the
     /// end).
+    ///
+    /// # Errors
+    /// [`WriteError::NeedsGuid`] for an all-zero [`WriteOptions::guid`] (the default
+    /// without `std`); an invalid chunk size or codec; the output failing.
     pub fn create(out: W, opts: &WriteOptions) -> Result<Self, WriteError> {
+        if opts.guid == [0; 16] {
+            return Err(WriteError::NeedsGuid);
+        }
         let codec = match (opts.compression, opts.solid) {
             (None, Some(_)) => Some(Codec::Lzms),
             (c, _) => c,
@@ -645,7 +674,7 @@ impl<W: WriteAt> WimWriter<W> {
             }
             #[cfg(feature = "std")]
             Content::File(path) => {
-                capture::write_file(&mut self.blobs, path, size, refs, shared_size)
+                file_data::write_file(&mut self.blobs, path, size, refs, shared_size)
             }
         }
     }

@@ -31,6 +31,19 @@ pub enum SinkError {
         /// The output's size.
         size: u64,
     },
+    /// The caller's device (a [`WriteAt`] of its own, such as a block driver in firmware)
+    /// failed, with its own code and what the code means. Present in every build, so a
+    /// `no_std` sink can report its faults; with `std`, an `std::io::Error` goes in
+    /// `SinkError::Os` instead.
+    #[error("device error at offset {offset}: {reason} (code {code:#x})")]
+    Device {
+        /// Offset of the failed operation (0 for `sync`).
+        offset: u64,
+        /// The device's status or error code.
+        code: u32,
+        /// What the code means, for messages (e.g. `"media error"`).
+        reason: &'static str,
+    },
     /// The operating system reported an error.
     #[cfg(feature = "std")]
     #[error("{op} of {len} bytes at offset {offset} failed")]
@@ -140,8 +153,7 @@ impl WriteAt for std::fs::File {
     }
 
     fn write_all_at(&mut self, buf: &[u8], offset: u64) -> Result<(), SinkError> {
-        use std::os::unix::fs::FileExt;
-        FileExt::write_all_at(self, buf, offset).map_err(|source| SinkError::Os {
+        crate::io::file_io::write_all_at(self, buf, offset).map_err(|source| SinkError::Os {
             op: "write",
             offset,
             len: buf.len() as u64,
@@ -150,14 +162,12 @@ impl WriteAt for std::fs::File {
     }
 
     fn read_back(&self, buf: &mut [u8], offset: u64) -> Result<(), SinkError> {
-        use std::os::unix::fs::FileExt;
-        self.read_exact_at(buf, offset)
-            .map_err(|source| SinkError::Os {
-                op: "read",
-                offset,
-                len: buf.len() as u64,
-                source,
-            })
+        crate::io::file_io::read_exact_at(self, buf, offset).map_err(|source| SinkError::Os {
+            op: "read",
+            offset,
+            len: buf.len() as u64,
+            source,
+        })
     }
 
     fn set_len(&mut self, len: u64) -> Result<(), SinkError> {

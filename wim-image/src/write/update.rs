@@ -37,7 +37,7 @@ use crate::defs::FileAttributes;
 #[non_exhaustive]
 pub enum UpdateCommand {
     /// Adds a file or directory tree from the file system.
-    #[cfg(feature = "std")]
+    #[cfg(all(feature = "std", unix))]
     Add {
         /// The file or directory on the file system.
         source: std::path::PathBuf,
@@ -113,7 +113,7 @@ pub enum UpdateError {
         path: String,
     },
     /// Scanning an added source failed.
-    #[cfg(feature = "std")]
+    #[cfg(all(feature = "std", unix))]
     #[error(transparent)]
     Capture(#[from] super::capture::CaptureError),
     /// Reading the image or writing the WIM failed.
@@ -659,9 +659,9 @@ pub fn compact(img: &mut NewImage) {
     img.streams = streams;
 }
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", unix))]
 mod fs_update;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", unix))]
 pub use fs_update::{update_image, update_in_place};
 
 #[cfg(test)]

@@ -104,16 +104,11 @@ pub fn bytes(seed: u64, len: usize, compressible: bool) -> Vec<u8> {
 /// Sets a path's own access and modification times (seconds, nanoseconds).
 pub fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) {
     let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let ts = [
-        libc::timespec {
-            tv_sec: atime.0,
-            tv_nsec: atime.1,
-        },
-        libc::timespec {
-            tv_sec: mtime.0,
-            tv_nsec: mtime.1,
-        },
-    ];
+    // `time_t` and `long` are 32 bits on 32-bit Linux targets.
+    let ts = [atime, mtime].map(|(sec, nsec)| libc::timespec {
+        tv_sec: libc::time_t::try_from(sec).expect("the time fits time_t"),
+        tv_nsec: libc::c_long::try_from(nsec).expect("nanoseconds fit a long"),
+    });
     // SAFETY: a valid NUL-terminated path and two initialised timespecs.
     #[allow(unsafe_code)]
     let r = unsafe {

@@ -92,8 +92,16 @@ pub fn parse_spec(spec: &str) -> Option<(PathBuf, u32)> {
     Some((PathBuf::from(path), index))
 }
 
-fn other(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
+/// An `io::Error` whose message is `e` and its causes, joined with `: `.
+fn other(e: impl std::error::Error) -> io::Error {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    io::Error::other(msg)
 }
 
 /// Deploys image `index` of `wim_path` onto a new dynamic VHD at `vhd_path`.
@@ -105,7 +113,10 @@ pub fn deploy(wim_path: &Path, index: u32, vhd_path: &Path) -> io::Result<Deploy
     // Removed with everything in it when dropped, on errors too.
     let staging = super::TempDir::new("viridian-deploy")?;
     let opts = ApplyOptions::default();
-    apply(&wim, index, staging.path(), &opts, &mut |_| {}).map_err(other)?;
+    apply(&wim, index, staging.path(), &opts, &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .map_err(other)?;
     copy_to_vhd(&wim, staging.path(), vhd_path)
 }
 

@@ -713,7 +713,8 @@ fn apply_cmd(a: &Args) -> Result<(), Failure> {
     let opts = options(a)?;
     let mut bar = Bar::new("apply", a.flag(&["-q", "--quiet"]));
     let r = apply::apply(&wim, index, Path::new(dest), &opts, &mut |p| {
-        bar.update(p.done, p.total)
+        bar.update(p.done, p.total);
+        std::ops::ControlFlow::Continue(())
     })
     .map_err(|e| apply_failure(&e, path))?;
     drop(bar);
@@ -737,7 +738,8 @@ fn extract(a: &Args) -> Result<(), Failure> {
     let list: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
     let mut bar = Bar::new("extract", quiet(a));
     let r = apply::extract_wtf8(&wim, index, &list, Path::new(dest), &opts, &mut |p| {
-        bar.update(p.done, p.total)
+        bar.update(p.done, p.total);
+        std::ops::ControlFlow::Continue(())
     })
     .map_err(|e| apply_failure(&e, path))?;
     drop(bar);
