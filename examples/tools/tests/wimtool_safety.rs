@@ -75,22 +75,26 @@ fn ok(s: &Scratch, args: &[&str]) {
     assert_eq!(code, 0, "wimtool {args:?}: {err}");
 }
 
+/// `len` incompressible bytes from the xorshift state `x`.
+fn incompressible(x: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            (*x >> 24) as u8
+        })
+        .collect()
+}
+
 /// `src/` with `a` and `sub/r.bin`, captured into `t.wim`.
 fn setup(name: &str) -> Scratch {
     let s = Scratch::new(name);
     fs::create_dir_all(s.path("src/sub")).unwrap();
     fs::write(s.path("src/a"), b"hi\n").unwrap();
-    // Incompressible (xorshift), so that parts of 0.02 MiB split it.
+    // Incompressible, so that parts of 0.02 MiB split it.
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let data: Vec<u8> = (0..60_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    fs::write(s.path("src/sub/r.bin"), data).unwrap();
+    fs::write(s.path("src/sub/r.bin"), incompressible(&mut x, 60_000)).unwrap();
     ok(&s, &["capture", "-q", "src", "t.wim"]);
     s
 }
@@ -163,15 +167,11 @@ fn split_into_more_parts_than_open_files() {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     for i in 0..120 {
         // Incompressible, about 2 KiB each: one or two files per 0.002 MiB part.
-        let data: Vec<u8> = (0..2000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
-        fs::write(s.path(&format!("src/f{i:03}")), data).unwrap();
+        fs::write(
+            s.path(&format!("src/f{i:03}")),
+            incompressible(&mut x, 2000),
+        )
+        .unwrap();
     }
     ok(&s, &["capture", "-q", "src", "t.wim"]);
     let limited = Command::new("sh")
