@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use zerocopy::IntoBytes;
 
 use super::convert::is_zero;
-use super::{Progress, ProgressEvent, BLOCK_CHUNK};
+use super::{stop_at, Progress, BLOCK_CHUNK};
 use crate::defs::{DiskType, SectorBitmap, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::disk::DiskError;
 use crate::io::{IoError, Storage};
@@ -105,14 +105,7 @@ pub fn compact<S: Storage>(
     let mut cancelled = false;
     for block in 0..sparse.bat.len() {
         let entry = sparse.bat[block];
-        if progress
-            .report(ProgressEvent {
-                phase: "scan",
-                done: block as u64 + 1,
-                total,
-            })
-            .is_break()
-        {
+        if stop_at(progress, "scan", block as u64 + 1, total) {
             cancelled = true;
             break;
         }
@@ -167,14 +160,7 @@ pub fn compact<S: Storage>(
             break;
         }
         let old = u64::from(entry) * SECTOR_SIZE;
-        if progress
-            .report(ProgressEvent {
-                phase: "move",
-                done: i as u64 + 1,
-                total: order.len() as u64,
-            })
-            .is_break()
-        {
+        if stop_at(progress, "move", i as u64 + 1, order.len() as u64) {
             cancelled = true;
             break;
         }

@@ -13,7 +13,7 @@ use core::ops::ControlFlow;
 
 use zerocopy::IntoBytes;
 
-use super::{Progress, ProgressEvent};
+use super::{stop_at, Progress};
 use crate::create::BAT_OFFSET;
 use crate::defs::{bitmap_bytes, DiskType, SECTOR_SIZE};
 use crate::disk::{Disk, DiskError};
@@ -131,14 +131,7 @@ fn copy_runs<S: Storage>(
                 dst.write_at(base + offset + a as u64, &chunk[a..b])?;
             }
         }
-        if progress
-            .report(ProgressEvent {
-                phase: "copy",
-                done: i as u64 + 1,
-                total,
-            })
-            .is_break()
-        {
+        if stop_at(progress, "copy", i as u64 + 1, total) {
             return Ok(ControlFlow::Break(()));
         }
     }
@@ -238,14 +231,7 @@ pub fn convert_to_vhd<S: Storage>(
                         }
                     }
                 }
-                if progress
-                    .report(ProgressEvent {
-                        phase: "copy",
-                        done: block + 1,
-                        total: entries,
-                    })
-                    .is_break()
-                {
+                if stop_at(progress, "copy", block + 1, entries) {
                     // The blocks laid out so far become a valid (partial) disk below.
                     cancelled = true;
                     break;

@@ -6,7 +6,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Progress, ProgressEvent, BLOCK_CHUNK};
+use super::{stop_at, Progress, BLOCK_CHUNK};
 use crate::defs::{DiskType, SectorBitmap, BAT_UNALLOCATED, SECTOR_SIZE};
 use crate::disk::DiskError;
 use crate::io::{IoError, Storage};
@@ -84,14 +84,7 @@ pub fn merge_into_parent<S: Storage>(
     let total = sparse.bat.len() as u64;
     let mut merged = 0;
     for (block, &entry) in sparse.bat.iter().enumerate() {
-        if progress
-            .report(ProgressEvent {
-                phase: "merge",
-                done: block as u64 + 1,
-                total,
-            })
-            .is_break()
-        {
+        if stop_at(progress, "merge", block as u64 + 1, total) {
             parent.flush().map_err(MergeError::Parent)?;
             return Err(MergeError::Cancelled);
         }

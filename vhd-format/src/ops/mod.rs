@@ -77,6 +77,18 @@ impl<F: FnMut(ProgressEvent) -> ControlFlow<()>> Progress for F {
     }
 }
 
+/// Reports `done` of `total` units of `phase`; whether the caller asked to stop there.
+pub(crate) fn stop_at(
+    progress: &mut dyn Progress,
+    phase: &'static str,
+    done: u64,
+    total: u64,
+) -> bool {
+    progress
+        .report(ProgressEvent { phase, done, total })
+        .is_break()
+}
+
 /// A [`Progress`] that ignores every report and never stops.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoProgress;
