@@ -22,11 +22,11 @@ use wim_image::defs::FileAttributes;
 use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions};
 use wim_image::write::export::export_image;
 use wim_image::write::image::{Content, Inode, NewImage};
-use wim_image::write::update::{update_in_place, UpdateCommand};
+use wim_image::write::update::update_in_place;
 use wim_image::write::{ImageProps, NoBlobs, WimWriter, WriteOptions};
 use wim_image::{FileSource, Tree, Wim};
 use wimlib_support::{
-    assert_same_tree, create, open_rw, run_wimlib, wimlib, wimlib_verifies, Scratch,
+    add_command, assert_same_tree, create, open_rw, run_wimlib, wimlib, wimlib_verifies, Scratch,
 };
 
 /// One entry of the test tree: its parent entry, its name as UTF-16 units and as the WTF-8
@@ -377,14 +377,7 @@ fn export_append_update_keep_units() {
     let add = s.path("add");
     fs::create_dir_all(&add).unwrap();
     fs::write(add.join(OsStr::from_bytes(b"new\xED\xB2\x80")), b"new").unwrap();
-    let cmds = [UpdateCommand::Add {
-        source: add.clone(),
-        dest: "/added".into(),
-        no_replace: false,
-        unix_data: false,
-        dereference: false,
-        config: Default::default(),
-    }];
+    let cmds = [add_command(&add, "/added")];
     update_in_place(open_rw(&out), 2, &cmds, &WriteOptions::default()).unwrap();
     let o = open(&out);
     assert!(o.verify(&mut |_| {}).is_ok());

@@ -27,6 +27,7 @@
 //!   takes a surrogate pair encoded as two 3-byte sequences, as the pair; that is not
 //!   well-formed WTF-8 and is refused here.)
 
+use core::ops::ControlFlow;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -419,15 +420,32 @@ impl Scan<'_> {
 }
 
 /// Captures the tree under `root` as a new image of the WIM being written; returns its
-/// index and what was found.
+/// index and what was found. [`capture_image_with_progress`] reports progress and can be
+/// cancelled.
 pub fn capture_image<W: WriteAt>(
     writer: &mut WimWriter<W>,
     root: &Path,
     props: &ImageProps,
     opts: &CaptureOptions,
 ) -> Result<(u32, CaptureReport), CaptureError> {
+    capture_image_with_progress(writer, root, props, opts, &mut super::progress::ignore)
+}
+
+/// [`capture_image`], telling `progress` how much of the files' data is written (see
+/// [`WriteProgress`](super::WriteProgress); the tree is scanned first, without reports).
+/// [`ControlFlow::Break`] stops the capture with
+/// [`CaptureError::Write`]`(`[`WriteError::Cancelled`]`)`; what is left of the WIM is said at
+/// [`WimWriter::add_image_with_progress`] (a new file is to be thrown away, a file appended
+/// to is as it was).
+pub fn capture_image_with_progress<W: WriteAt>(
+    writer: &mut WimWriter<W>,
+    root: &Path,
+    props: &ImageProps,
+    opts: &CaptureOptions,
+    progress: &mut dyn FnMut(super::WriteProgress) -> ControlFlow<()>,
+) -> Result<(u32, CaptureReport), CaptureError> {
     let (mut img, report) = scan(root, opts)?;
-    let index = writer.add_image(&mut img, props, &mut NoBlobs)?;
+    let index = writer.add_image_with_progress(&mut img, props, &mut NoBlobs, progress)?;
     Ok((index, report))
 }
 

@@ -220,6 +220,7 @@ impl Engines {
 /// Worker threads (with `std`).
 #[cfg(feature = "std")]
 mod pool {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc::{channel, Receiver, Sender};
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
@@ -244,6 +245,18 @@ mod pool {
     pub(super) struct Pool {
         jobs: Option<Sender<Job>>,
         handles: Vec<JoinHandle<()>>,
+        state: Arc<State>,
+    }
+
+    /// What the pool and its workers share.
+    #[derive(Debug, Default)]
+    pub(super) struct State {
+        /// Set when the pool is dropped: the chunks still queued are dropped unanswered
+        /// (a writer dropped, or giving up after a cancel, waits for no more of them).
+        stop: AtomicBool,
+        /// Chunks compressed (tests).
+        #[cfg(test)]
+        pub(super) compressed: std::sync::atomic::AtomicUsize,
     }
 
     impl Pool {
@@ -252,12 +265,14 @@ mod pool {
         pub(super) fn start(mut engines: Vec<Engine>) -> Option<Pool> {
             let (tx, rx) = channel::<Job>();
             let rx = Arc::new(Mutex::new(rx));
+            let state = Arc::new(State::default());
             let mut handles = Vec::new();
             while let Some(e) = engines.pop() {
                 let rx = Arc::clone(&rx);
+                let state = Arc::clone(&state);
                 let spawned = std::thread::Builder::new()
                     .name("wim-compress".into())
-                    .spawn(move || work(e, &rx));
+                    .spawn(move || work(e, &rx, &state));
                 // A refused thread takes its engine with it; the others carry on.
                 if let Ok(h) = spawned {
                     handles.push(h);
@@ -266,11 +281,18 @@ mod pool {
             (!handles.is_empty()).then_some(Pool {
                 jobs: Some(tx),
                 handles,
+                state,
             })
         }
 
         pub(super) fn threads(&self) -> usize {
             self.handles.len()
+        }
+
+        /// What the pool shares with its workers (tests).
+        #[cfg(test)]
+        pub(super) fn state(&self) -> Arc<State> {
+            Arc::clone(&self.state)
         }
 
         /// Queues every chunk of `batch` (result buffers `bufs`, one per chunk).
@@ -306,7 +328,11 @@ mod pool {
 
     impl Drop for Pool {
         fn drop(&mut self) {
-            // Closing the queue ends every worker once the queued chunks are done.
+            // Closing the queue ends every worker once the queue is empty, and `stop` has
+            // them drop the chunks still in it rather than compress them: nothing waits for
+            // those (a writer waits for every batch it writes before it drops its engines;
+            // one that gives its output up after a cancel does not want them).
+            self.state.stop.store(true, Ordering::Relaxed);
             self.jobs = None;
             for h in self.handles.drain(..) {
                 let _ = h.join();
@@ -314,8 +340,9 @@ mod pool {
         }
     }
 
-    /// A worker: compresses chunks until the queue closes.
-    fn work(mut engine: Engine, jobs: &Mutex<Receiver<Job>>) {
+    /// A worker: compresses chunks until the queue closes, or only empties it once the
+    /// pool is dropped (`stop`).
+    fn work(mut engine: Engine, jobs: &Mutex<Receiver<Job>>, state: &State) {
         loop {
             // The lock is held only while waiting for a job, never while compressing.
             let job = match jobs.lock() {
@@ -323,10 +350,15 @@ mod pool {
                 Err(_) => return,
             };
             let Ok(mut job) = job else { return };
+            if state.stop.load(Ordering::Relaxed) {
+                continue;
+            }
             let len = {
                 let c = &job.pieces[job.piece][job.start..job.start + job.len];
                 engine.compress_one(c, &mut job.buf)
             };
+            #[cfg(test)]
+            state.compressed.fetch_add(1, Ordering::Relaxed);
             let Job {
                 pieces,
                 index,
@@ -435,5 +467,26 @@ mod tests {
                 three.recycle(done);
             }
         }
+    }
+
+    /// Engines dropped with work queued (a writer giving up after a cancel) drop the chunks
+    /// no thread has begun: each thread finishes at most the chunk it holds, then they are
+    /// joined. Before, every queued chunk was compressed first (64 here).
+    #[cfg(feature = "std")]
+    #[test]
+    fn dropped_engines_stop_soon() {
+        let chunk = 1 << 20;
+        let mut engines = Engines::new(Codec::Lzms, 50, chunk, 2).unwrap();
+        let Workers::Pool(pool) = &engines.workers else {
+            panic!("no worker threads");
+        };
+        let state = pool.state();
+        let ticket = engines.submit(Batch {
+            pieces: alloc::vec![piece(64 << 20, 1)],
+        });
+        drop(ticket);
+        drop(engines);
+        let n = state.compressed.load(core::sync::atomic::Ordering::Relaxed);
+        assert!(n <= 4, "{n} of 64 chunks compressed after the drop");
     }
 }

@@ -8,6 +8,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use crate::blob_table::Sha1Hash;
 use crate::dentry::{Dentry, ZERO_HASH};
@@ -17,7 +18,9 @@ use crate::read::{BlobReader, ResKind};
 use crate::wim::Wim;
 
 use super::image::{Content, Inode, InodeId, NewImage, NewStream, StreamId};
-use super::{xml, BlobProvider, ImageProps, StoredBlob, WimWriter, WriteAt, WriteError};
+use super::{
+    xml, BlobProvider, ImageProps, StoredBlob, WimWriter, WriteAt, WriteError, WriteProgress,
+};
 
 /// Reads the blobs of a source WIM.
 struct SourceBlobs<'w, R> {
@@ -208,12 +211,26 @@ fn inode_from(d: &Dentry) -> Inode {
 
 /// Copies image `index` of `src` into `out` as its next image, keeping the source's XML
 /// element (renumbered, statistics recomputed) unless `name` replaces its name. Returns the
-/// new index.
+/// new index. [`export_image_with_progress`] reports progress and can be cancelled.
 pub fn export_image<R: ReadAt, W: WriteAt>(
     src: &Wim<R>,
     index: u32,
     out: &mut WimWriter<W>,
     name: Option<&str>,
+) -> Result<u32, WriteError> {
+    export_image_with_progress(src, index, out, name, &mut super::progress::ignore)
+}
+
+/// [`export_image`], telling `progress` how much of the image's data is copied (the blobs
+/// `out` lacks; see [`WriteProgress`]). [`ControlFlow::Break`] stops the export with
+/// [`WriteError::Cancelled`]; what is left of `out` is said at
+/// [`WimWriter::add_image_with_progress`].
+pub fn export_image_with_progress<R: ReadAt, W: WriteAt>(
+    src: &Wim<R>,
+    index: u32,
+    out: &mut WimWriter<W>,
+    name: Option<&str>,
+    progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
 ) -> Result<u32, WriteError> {
     let tree = src
         .image(index)
@@ -234,20 +251,22 @@ pub fn export_image<R: ReadAt, W: WriteAt>(
         wim: src,
         reader: src.reader(),
     };
-    out.add_image_with(&mut img, &props, &mut provider, element)
+    out.add_image_with(&mut img, &props, &mut provider, element, progress)
 }
 
 impl<W: WriteAt> WimWriter<W> {
-    /// Like [`add_image`](Self::add_image), but keeps `element` (an `<IMAGE>` from another
-    /// WIM) with its index, name and statistics updated.
+    /// Like [`add_image_with_progress`](Self::add_image_with_progress), but keeps `element`
+    /// (an `<IMAGE>` from another WIM, if any) with its index, name and statistics
+    /// updated.
     pub fn add_image_with(
         &mut self,
         image: &mut NewImage,
         props: &ImageProps,
         provider: &mut dyn BlobProvider,
         element: Option<crate::xml::Element>,
+        progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
     ) -> Result<u32, WriteError> {
-        let index = self.add_image(image, props, provider)?;
+        let index = self.add_image_with_progress(image, props, provider, progress)?;
         if let Some(mut e) = element {
             xml::set_index(&mut e, index);
             xml::set_stats(&mut e, &image.stats(), self.now);
@@ -275,13 +294,29 @@ pub enum Recompress {
 /// integrity table. This is how `delete` and `optimize` rebuild a file: into a new one
 /// that then replaces the original. Blobs are copied as stored when the compression stays
 /// the same and `opts.copy_stored` holds; otherwise decompressed, checked and compressed
-/// again.
+/// again. [`rebuild_with_progress`] reports progress and can be cancelled.
 pub fn rebuild<R: ReadAt, W: WriteAt>(
     src: &Wim<R>,
     out: W,
     keep: &dyn Fn(u32) -> bool,
     opts: &super::WriteOptions,
     how: Recompress,
+) -> Result<W, WriteError> {
+    rebuild_with_progress(src, out, keep, opts, how, &mut super::progress::ignore)
+}
+
+/// [`rebuild`], telling `progress` how much of each image's data is copied: a series of
+/// reports per image kept, [`WriteProgress::image`] being its index in the new file.
+/// [`ControlFlow::Break`] stops the rebuild with [`WriteError::Cancelled`]; `out`, left
+/// incomplete, is dropped (a caller writing to a temporary file removes it; `src` is not
+/// touched).
+pub fn rebuild_with_progress<R: ReadAt, W: WriteAt>(
+    src: &Wim<R>,
+    out: W,
+    keep: &dyn Fn(u32) -> bool,
+    opts: &super::WriteOptions,
+    how: Recompress,
+    progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
 ) -> Result<W, WriteError> {
     let h = src.header();
     let compression = match how {
@@ -298,7 +333,7 @@ pub fn rebuild<R: ReadAt, W: WriteAt>(
     let mut w = WimWriter::create(out, &opts)?;
     for i in 1..=src.image_count() {
         if keep(i) {
-            let n = export_image(src, i, &mut w, None)?;
+            let n = export_image_with_progress(src, i, &mut w, None, progress)?;
             if h.boot_index == i {
                 w.set_boot_index(n)?;
             }

@@ -11,6 +11,7 @@ use sha1::{Digest, Sha1};
 use crate::blob_table::Sha1Hash;
 use crate::defs::FILETIME_UNIX_EPOCH;
 
+use super::progress::Meter;
 use super::resource::{BlobOut, Source};
 use super::{WriteAt, WriteError};
 
@@ -39,12 +40,16 @@ pub fn filetime_now() -> u64 {
 /// another blob of the same size, so this one may be a duplicate), a large file is first
 /// read once only to hash it: a duplicate then costs a read instead of a compression.
 /// wimlib decides the same way, by size.
+///
+/// `meter` (if the progress counts this file) is told of the bytes as they are handed to
+/// the writer; a pass that only hashes reports (and may be cancelled) without counting.
 pub(crate) fn write_file<W: WriteAt>(
     blobs: &mut BlobOut<W>,
     path: &Path,
     size: u64,
     refs: u32,
     prehash: bool,
+    mut meter: Option<&mut Meter<'_>>,
 ) -> Result<Sha1Hash, WriteError> {
     let err = |source| WriteError::Source {
         path: path.to_path_buf(),
@@ -59,10 +64,12 @@ pub(crate) fn write_file<W: WriteAt>(
     if size <= PRELOAD_LIMIT {
         let mut buf = vec![0u8; size as usize];
         f.read_exact(&mut buf).map_err(err)?;
-        return blobs.add_blob(Source::Slice(&buf), refs);
+        let mut tick = |n| meter.as_mut().map_or(Ok(()), |m| m.stored(n));
+        return blobs.add_blob(Source::slice(&buf).ticking(Some(&mut tick)), refs);
     }
     let known = if prehash {
-        let hash = hash_file(&mut f, size).map_err(err)?;
+        let mut tick = |n| meter.as_mut().map_or(Ok(()), |m| m.read(n));
+        let hash = hash_file(&mut f, size, &mut tick, err)?;
         if blobs.add_ref(&hash, refs) {
             return Ok(hash);
         }
@@ -72,13 +79,9 @@ pub(crate) fn write_file<W: WriteAt>(
         None
     };
     let mut fill = |buf: &mut [u8]| f.read_exact(buf).map_err(err);
-    let hash = blobs.add_blob(
-        Source::Reader {
-            size,
-            fill: &mut fill,
-        },
-        refs,
-    )?;
+    let mut tick = |n| meter.as_mut().map_or(Ok(()), |m| m.stored(n));
+    let src = Source::reader(size, &mut fill).ticking(Some(&mut tick));
+    let hash = blobs.add_blob(src, refs)?;
     if known.is_some_and(|k| k != hash) {
         return Err(WriteError::Changed {
             path: path.to_path_buf(),
@@ -87,16 +90,23 @@ pub(crate) fn write_file<W: WriteAt>(
     Ok(hash)
 }
 
-/// The SHA-1 of the first `size` bytes of `f`, read in 1 MiB pieces.
-fn hash_file(f: &mut File, size: u64) -> std::io::Result<Sha1Hash> {
+/// The SHA-1 of the first `size` bytes of `f`, read in 1 MiB pieces, each told to `tick`
+/// (a read failing is `err`'s error).
+fn hash_file(
+    f: &mut File,
+    size: u64,
+    tick: &mut dyn FnMut(u64) -> Result<(), WriteError>,
+    err: impl Fn(std::io::Error) -> WriteError,
+) -> Result<Sha1Hash, WriteError> {
     let mut h = Sha1::new();
     let mut buf = vec![0u8; size.min(1 << 20) as usize];
     let mut left = size;
     while left > 0 {
         let n = (buf.len() as u64).min(left) as usize;
-        f.read_exact(&mut buf[..n])?;
+        f.read_exact(&mut buf[..n]).map_err(&err)?;
         h.update(&buf[..n]);
         left -= n as u64;
+        tick(n as u64)?;
     }
     Ok(h.finalize().into())
 }

@@ -19,6 +19,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use zerocopy::FromBytes;
 
@@ -32,6 +33,7 @@ use super::image::{Content, NewImage};
 use super::resource::BlobOut;
 use super::{
     plan_threads, xml, BlobProvider, ReadBack, WimWriter, WriteAt, WriteError, WriteOptions,
+    WriteProgress,
 };
 
 /// What happens to an image of the existing file when it is rewritten in place.
@@ -268,18 +270,19 @@ impl<W: WriteAt> WimWriter<W> {
             copy_stored: opts.copy_stored,
             rollback,
             threads,
+            poisoned: false,
         })
     }
 
     /// Before the first change to a file written in place: marks its header
-    /// WRITE_IN_PROGRESS. Refuses to go on after a rollback.
+    /// WRITE_IN_PROGRESS. Refuses to go on after a rollback, or after a cancel.
     pub(super) fn begin(&mut self) -> Result<(), WriteError> {
+        self.usable()?;
         let Some(r) = &mut self.rollback else {
             return Ok(());
         };
         match r.state {
-            State::Started => Ok(()),
-            State::RolledBack => Err(WriteError::RolledBack),
+            State::Started | State::RolledBack => Ok(()),
             State::Untouched => {
                 let mut wip = self.header;
                 wip.flags
@@ -294,10 +297,22 @@ impl<W: WriteAt> WimWriter<W> {
         }
     }
 
+    /// Refuses to go on after a rollback ([`WriteError::RolledBack`]) or, writing a new
+    /// file, after a cancel ([`WriteError::Poisoned`]).
+    pub(super) fn usable(&self) -> Result<(), WriteError> {
+        match &self.rollback {
+            Some(r) if r.state == State::RolledBack => Err(WriteError::RolledBack),
+            _ if self.poisoned => Err(WriteError::Poisoned),
+            _ => Ok(()),
+        }
+    }
+
     /// Passes `r` through; if it is an error of a file written in place, first puts back
     /// the original header and length (best effort: the original error is what counts).
+    /// A writer that cannot go on (rolled back, or a new file cancelled) gives up its
+    /// output: queued data are dropped and its compression threads stopped.
     pub(super) fn undo_on_error<T>(&mut self, r: Result<T, WriteError>) -> Result<T, WriteError> {
-        if r.is_err() {
+        if let Err(e) = &r {
             if let Some(rb) = &mut self.rollback {
                 if rb.state == State::Started {
                     let out = &mut self.blobs.out;
@@ -306,6 +321,10 @@ impl<W: WriteAt> WimWriter<W> {
                     let _ = out.sync();
                 }
                 rb.state = State::RolledBack;
+                self.blobs.abandon();
+            } else if matches!(e, WriteError::Cancelled) {
+                self.poisoned = true;
+                self.blobs.abandon();
             }
         }
         r
@@ -321,8 +340,22 @@ impl<W: WriteAt> WimWriter<W> {
         image: &mut NewImage,
         provider: &mut dyn BlobProvider,
     ) -> Result<(), WriteError> {
+        self.replace_image_with_progress(index, image, provider, &mut super::progress::ignore)
+    }
+
+    /// [`replace_image`](Self::replace_image), telling `progress` how much of the new
+    /// tree's data is written; [`ControlFlow::Break`] cancels, and as after any failure the
+    /// file gets its original header and length back (see
+    /// [`add_image_with_progress`](Self::add_image_with_progress)).
+    pub fn replace_image_with_progress(
+        &mut self,
+        index: u32,
+        image: &mut NewImage,
+        provider: &mut dyn BlobProvider,
+        progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
+    ) -> Result<(), WriteError> {
         self.begin()?;
-        let r = self.replace_image_inner(index, image, provider);
+        let r = self.replace_image_inner(index, image, provider, progress);
         self.undo_on_error(r)
     }
 
@@ -331,12 +364,13 @@ impl<W: WriteAt> WimWriter<W> {
         index: u32,
         image: &mut NewImage,
         provider: &mut dyn BlobProvider,
+        progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
     ) -> Result<(), WriteError> {
         let slot = (index as usize)
             .checked_sub(1)
             .filter(|&i| matches!(self.metadata.get(i), Some(None)))
             .ok_or(WriteError::ImageIndex { index })?;
-        let meta = self.write_tree(image, provider)?;
+        let meta = self.write_tree(image, provider, index, progress)?;
         self.metadata[slot] = Some(meta);
         let stats = image.stats();
         let found = match xml::image_mut(&mut self.xml, index) {

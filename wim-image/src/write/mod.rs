@@ -20,12 +20,22 @@
 //! file, then everything is synced and the new header written in one 208-byte write. A crash
 //! at any point leaves either the old WIM (possibly flagged, with unreferenced bytes at the
 //! end) or the new one.
+//!
+//! # Progress and cancelling
+//!
+//! Every call that writes an image's data has a form taking a progress callback
+//! ([`WimWriter::add_image_with_progress`] and the others [`progress`] lists), told of the
+//! bytes written ([`WriteProgress`]) and able to stop the call ([`WriteError::Cancelled`]).
+//! A cancelled append or in-place change is undone as any failure is (the file gets its
+//! header and length back); a cancelled new file is left unfinished and its writer refuses
+//! to go on ([`WriteError::Poisoned`]).
 
 pub mod config;
 mod engine;
 pub mod export;
 pub mod image;
 pub mod inplace;
+pub mod progress;
 mod resource;
 pub mod sink;
 pub mod solid;
@@ -42,6 +52,7 @@ pub mod update;
 use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use sha1::{Digest, Sha1};
 use zerocopy::little_endian::{U16, U32};
@@ -60,6 +71,8 @@ use crate::wim::OpenError;
 use crate::xml::XmlInfo;
 
 use image::{Content, NewImage};
+use progress::Meter;
+pub use progress::WriteProgress;
 use resource::{reshdr_disk, BlobOut, Source};
 pub use sink::{SinkError, WriteAt};
 pub(crate) use threads::plan_threads;
@@ -83,10 +96,20 @@ pub enum WriteError {
     /// must set it.
     #[error("a new WIM needs a unique GUID (WriteOptions::guid is all zeros)")]
     NeedsGuid,
-    /// An earlier call on this in-place writer failed and the file was restored; the
-    /// writer cannot go on.
+    /// An earlier call on this in-place writer failed (or was cancelled) and the file was
+    /// restored; the writer cannot go on.
     #[error("an earlier error rolled the in-place change back")]
     RolledBack,
+    /// The progress callback returned [`ControlFlow::Break`]: the call stopped there. See
+    /// [`WimWriter::add_image_with_progress`] for what is left of the output.
+    #[error("cancelled")]
+    Cancelled,
+    /// An earlier call on this writer of a new file was cancelled
+    /// ([`Cancelled`](Self::Cancelled)): the output is incomplete and the writer refuses
+    /// every further call, [`finish`](WimWriter::finish) included. The output is to be
+    /// thrown away.
+    #[error("an earlier call was cancelled: the output is incomplete")]
+    Poisoned,
     /// The existing WIM (appending) could not be opened.
     #[error("the existing WIM cannot be opened")]
     Open(#[source] OpenError),
@@ -404,6 +427,8 @@ pub struct WimWriter<W> {
     rollback: Option<inplace::Rollback>,
     /// The compression threads wanted and used.
     threads: ThreadCount,
+    /// A call was cancelled: a new file is left incomplete (in place, `rollback` says so).
+    poisoned: bool,
 }
 
 impl<W: WriteAt> WimWriter<W> {
@@ -509,6 +534,7 @@ impl<W: WriteAt> WimWriter<W> {
             copy_stored: opts.copy_stored,
             rollback: None,
             threads,
+            poisoned: false,
         })
     }
 
@@ -534,15 +560,49 @@ impl<W: WriteAt> WimWriter<W> {
     /// metadata resource and its XML element; returns its 1-based index.
     ///
     /// In place, a failure restores the file's header and length (and the writer refuses
-    /// any further call).
+    /// any further call). [`add_image_with_progress`](Self::add_image_with_progress) reports
+    /// progress and can be cancelled.
     pub fn add_image(
         &mut self,
         image: &mut NewImage,
         props: &ImageProps,
         provider: &mut dyn BlobProvider,
     ) -> Result<u32, WriteError> {
+        self.add_image_with_progress(image, props, provider, &mut progress::ignore)
+    }
+
+    /// [`add_image`](Self::add_image), telling `progress` how much of the image's data is
+    /// written (see [`WriteProgress`]: every [`progress::REPORT_STEP`] bytes read, and
+    /// once all are). Returning [`ControlFlow::Break`] stops the call at that report with
+    /// [`WriteError::Cancelled`]; compression threads drop the work queued and nothing more
+    /// is written.
+    ///
+    /// # After a cancel
+    ///
+    /// * A **new file** ([`create`](Self::create)) is left incomplete: its header is the
+    ///   provisional one (`WRITE_IN_PROGRESS` set, no blob table, no XML: no image can be
+    ///   read from it) and the writer is poisoned: every later call,
+    ///   [`finish`](Self::finish) and [`set_boot_index`](Self::set_boot_index) included,
+    ///   fails with [`WriteError::Poisoned`]. Throw the output away (wimtool writes a new
+    ///   file beside its destination and renames it only once finished).
+    /// * A file changed **in place** ([`append`](Self::append), [`rewrite`](Self::rewrite)),
+    ///   as after any failure, gets its original header and length back (the new data
+    ///   after its old end are cut off; nothing before was written but the header), so it
+    ///   is byte for byte the file it was and opens as before. The writer refuses every
+    ///   later call with [`WriteError::RolledBack`]. Images added by earlier calls on the
+    ///   same writer are lost with it: they were to be committed by `finish`.
+    ///
+    /// Cancelling at the final report (`done == total`) still cancels: the image's
+    /// metadata and XML are not written.
+    pub fn add_image_with_progress(
+        &mut self,
+        image: &mut NewImage,
+        props: &ImageProps,
+        provider: &mut dyn BlobProvider,
+        progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
+    ) -> Result<u32, WriteError> {
         self.begin()?;
-        let r = self.add_image_inner(image, props, provider);
+        let r = self.add_image_inner(image, props, provider, progress);
         self.undo_on_error(r)
     }
 
@@ -551,6 +611,7 @@ impl<W: WriteAt> WimWriter<W> {
         image: &mut NewImage,
         props: &ImageProps,
         provider: &mut dyn BlobProvider,
+        progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
     ) -> Result<u32, WriteError> {
         if !props.name.is_empty() && self.names.contains(&props.name) {
             return Err(WriteError::DuplicateName {
@@ -561,7 +622,7 @@ impl<W: WriteAt> WimWriter<W> {
         if index > crate::header::MAX_IMAGES {
             return Err(WriteError::ImageIndex { index });
         }
-        let meta = self.write_tree(image, provider)?;
+        let meta = self.write_tree(image, provider, index, progress)?;
         self.metadata.push(Some(meta));
         let stats = image.stats();
         xml::push_image(
@@ -574,11 +635,14 @@ impl<W: WriteAt> WimWriter<W> {
         Ok(index)
     }
 
-    /// Writes the image's streams and its metadata resource.
+    /// Writes the image's streams and its metadata resource, telling `progress` (as image
+    /// `index`) of the streams' data.
     fn write_tree(
         &mut self,
         image: &mut NewImage,
         provider: &mut dyn BlobProvider,
+        index: u32,
+        progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
     ) -> Result<(ResHdr, Sha1Hash), WriteError> {
         let refs = image.stream_refs();
         let order = if self.blobs.solid.is_some() {
@@ -587,18 +651,55 @@ impl<W: WriteAt> WimWriter<W> {
             (0..image.streams.len()).collect()
         };
         let shared = self.shared_sizes(image, &refs);
+        // What the progress counts: every stream with data, except one naming by its hash a
+        // blob the output has, or one named by an earlier stream (both only add a
+        // reference).
+        let mut named = BTreeSet::new();
+        let counted: Vec<bool> = image
+            .streams
+            .iter()
+            .zip(&refs)
+            .map(|(st, &r)| {
+                r > 0
+                    && match &st.content {
+                        Content::Blob(h) => !self.blobs.has(h) && named.insert(*h),
+                        _ => true,
+                    }
+            })
+            .collect();
+        let (total, blobs) = image
+            .streams
+            .iter()
+            .zip(&counted)
+            .filter(|&(_, &c)| c)
+            .fold((0u64, 0u64), |(t, n), (st, _)| {
+                (t.saturating_add(st.size), n + 1)
+            });
+        let mut meter = Meter::new(progress, index, total, blobs);
         for i in order {
             if refs[i] == 0 {
                 continue;
             }
             let st = &mut image.streams[i];
             let dup = shared.binary_search(&st.size).is_ok();
-            let hash = self.write_stream(st.size, &st.content, refs[i], dup, provider)?;
+            let m = if counted[i] {
+                meter.begin_stream(st.size);
+                Some(&mut meter)
+            } else {
+                None
+            };
+            let hash = self.write_stream(st.size, &st.content, refs[i], dup, provider, m)?;
             st.hash = Some(hash);
+            if counted[i] {
+                meter.end_stream()?;
+            }
         }
+        // Small blobs still queued are written before the final report.
+        self.blobs.flush_deferred()?;
+        meter.finish()?;
         let meta = image.serialize()?;
         self.blobs
-            .write_resource(&mut Source::Slice(&meta), ResourceFlags::METADATA)
+            .write_resource(&mut Source::slice(&meta), ResourceFlags::METADATA)
     }
 
     /// The sizes (sorted) of the image's streams that files provide and that another
@@ -623,6 +724,7 @@ impl<W: WriteAt> WimWriter<W> {
         shared
     }
 
+    /// Writes one stream, telling `meter` (if the progress counts it) of its bytes.
     fn write_stream(
         &mut self,
         size: u64,
@@ -631,9 +733,14 @@ impl<W: WriteAt> WimWriter<W> {
         // Only files read from disk (`std`) use it.
         #[cfg_attr(not(feature = "std"), allow(unused_variables))] shared_size: bool,
         provider: &mut dyn BlobProvider,
+        mut meter: Option<&mut Meter<'_>>,
     ) -> Result<Sha1Hash, WriteError> {
         match content {
-            Content::Bytes(b) => self.blobs.add_blob(Source::Slice(b), refs),
+            Content::Bytes(b) => {
+                let mut tick = |n| meter.as_mut().map_or(Ok(()), |m| m.stored(n));
+                let src = Source::slice(b).ticking(Some(&mut tick));
+                self.blobs.add_blob(src, refs)
+            }
             Content::Blob(h) => {
                 if self.blobs.add_ref(h, refs) {
                     return Ok(*h);
@@ -646,7 +753,7 @@ impl<W: WriteAt> WimWriter<W> {
                         let same = st.compression == out
                             || (st.compression.is_none() && st.file_compression == out);
                         if same {
-                            self.copy_stored_blob(h, size, st, refs, provider)?;
+                            self.copy_stored_blob(h, size, st, refs, provider, meter)?;
                             return Ok(*h);
                         }
                     }
@@ -657,13 +764,9 @@ impl<W: WriteAt> WimWriter<W> {
                     at += buf.len() as u64;
                     Ok(())
                 };
-                let got = self.blobs.add_blob(
-                    Source::Reader {
-                        size,
-                        fill: &mut fill,
-                    },
-                    refs,
-                )?;
+                let mut tick = |n| meter.as_mut().map_or(Ok(()), |m| m.stored(n));
+                let src = Source::reader(size, &mut fill).ticking(Some(&mut tick));
+                let got = self.blobs.add_blob(src, refs)?;
                 if got != *h {
                     return Err(WriteError::Hash {
                         expected: *h,
@@ -674,7 +777,7 @@ impl<W: WriteAt> WimWriter<W> {
             }
             #[cfg(feature = "std")]
             Content::File(path) => {
-                file_data::write_file(&mut self.blobs, path, size, refs, shared_size)
+                file_data::write_file(&mut self.blobs, path, size, refs, shared_size, meter)
             }
         }
     }
@@ -687,17 +790,25 @@ impl<W: WriteAt> WimWriter<W> {
         st: StoredBlob,
         refs: u32,
         provider: &mut dyn BlobProvider,
+        mut meter: Option<&mut Meter<'_>>,
     ) -> Result<(), WriteError> {
         const STEP: u64 = 1 << 20;
         self.blobs.flush_deferred()?;
         let start = self.blobs.pos;
         let mut buf = alloc::vec![0u8; STEP.min(st.stored_size) as usize];
         let mut at = 0u64;
+        // The blob's bytes counted so far, in proportion to the stored bytes copied.
+        let mut counted = 0u64;
         while at < st.stored_size {
             let n = STEP.min(st.stored_size - at) as usize;
             provider.read_stored(h, at, &mut buf[..n])?;
             self.blobs.write_at(&buf[..n], start + at)?;
             at += n as u64;
+            if let Some(m) = meter.as_mut() {
+                let upto = (u128::from(size) * u128::from(at) / u128::from(st.stored_size)) as u64;
+                m.stored(upto - counted)?;
+                counted = upto;
+            }
         }
         self.blobs.pos = start + st.stored_size;
         let flags = if st.compression.is_some() {
@@ -715,8 +826,11 @@ impl<W: WriteAt> WimWriter<W> {
         Ok(())
     }
 
-    /// Marks image `index` (1-based; 0 for none) as the bootable one.
+    /// Marks image `index` (1-based; 0 for none) as the bootable one. Refused, as every
+    /// call, by a writer that cannot go on ([`WriteError::RolledBack`],
+    /// [`WriteError::Poisoned`]).
     pub fn set_boot_index(&mut self, index: u32) -> Result<(), WriteError> {
+        self.usable()?;
         if index as usize > self.metadata.len() {
             return Err(WriteError::ImageIndex { index });
         }

@@ -107,8 +107,18 @@ fn uncompressed_reshdr(offset: u64, size: u64, flags: ResourceFlags) -> ResHdr {
     }
 }
 
-/// Where a resource's bytes come from.
-pub(crate) enum Source<'a> {
+/// Where a resource's bytes come from, and who is told of them as they are read.
+pub(crate) struct Source<'a> {
+    data: Data<'a>,
+    /// Told of the length of each piece read (progress); an error (cancelled) stops the
+    /// resource there.
+    tick: Option<Tick<'a>>,
+}
+
+/// Told of each piece of a source read, by its length.
+pub(crate) type Tick<'a> = &'a mut dyn FnMut(u64) -> Result<(), WriteError>;
+
+enum Data<'a> {
     /// All in memory.
     Slice(&'a [u8]),
     /// `size` bytes delivered in order by repeated calls filling the whole buffer given.
@@ -118,22 +128,57 @@ pub(crate) enum Source<'a> {
     },
 }
 
-impl Source<'_> {
-    pub(crate) fn size(&self) -> u64 {
-        match self {
-            Source::Slice(s) => s.len() as u64,
-            Source::Reader { size, .. } => *size,
+impl<'a> Source<'a> {
+    /// Bytes in memory.
+    pub(crate) fn slice(s: &'a [u8]) -> Self {
+        Source {
+            data: Data::Slice(s),
+            tick: None,
         }
     }
 
-    /// Fills `buf` with the bytes at `at` (sequential calls only for readers).
+    /// `size` bytes delivered in order by repeated calls of `fill`, each filling the whole
+    /// buffer given.
+    pub(crate) fn reader(
+        size: u64,
+        fill: &'a mut dyn FnMut(&mut [u8]) -> Result<(), WriteError>,
+    ) -> Self {
+        Source {
+            data: Data::Reader { size, fill },
+            tick: None,
+        }
+    }
+
+    /// The source, telling `tick` of each piece read.
+    pub(crate) fn ticking(self, tick: Option<Tick<'a>>) -> Self {
+        Source { tick, ..self }
+    }
+
+    /// The bytes, if they are in memory.
+    pub(crate) fn as_slice(&self) -> Option<&'a [u8]> {
+        match self.data {
+            Data::Slice(s) => Some(s),
+            Data::Reader { .. } => None,
+        }
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        match &self.data {
+            Data::Slice(s) => s.len() as u64,
+            Data::Reader { size, .. } => *size,
+        }
+    }
+
+    /// Fills `buf` with the bytes at `at` (sequential calls only for readers), then tells
+    /// the tick.
     pub(crate) fn read(&mut self, at: u64, buf: &mut [u8]) -> Result<(), WriteError> {
-        match self {
-            Source::Slice(s) => {
-                buf.copy_from_slice(&s[at as usize..at as usize + buf.len()]);
-                Ok(())
-            }
-            Source::Reader { fill, .. } => fill(buf),
+        match &mut self.data {
+            Data::Slice(s) => buf.copy_from_slice(&s[at as usize..at as usize + buf.len()]),
+            Data::Reader { fill, .. } => fill(buf)?,
+        }
+        match &mut self.tick {
+            Some(t) => t(buf.len() as u64),
+            None => Ok(()),
         }
     }
 }
@@ -241,6 +286,25 @@ impl<W: WriteAt> BlobOut<W> {
         Ok(())
     }
 
+    /// Whether the table has the blob `hash` (a reference to it is only counted).
+    pub(crate) fn has(&self, hash: &Sha1Hash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Gives up the output (a call was cancelled, or an in-place change rolled back): drops
+    /// the blobs waiting to be compressed or written and the engines, whose threads stop
+    /// after the chunk each holds and are joined. Nothing is written afterwards.
+    pub(crate) fn abandon(&mut self) {
+        self.deferred = Vec::new();
+        self.deferred_chunks = 0;
+        self.in_flight.clear();
+        self.engines = None;
+        self.spare_in = Vec::new();
+        if let Some(s) = &mut self.solid {
+            s.abandon();
+        }
+    }
+
     /// Writes `buf` at `offset`.
     pub(crate) fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<(), WriteError> {
         self.writes += 1;
@@ -269,7 +333,7 @@ impl<W: WriteAt> BlobOut<W> {
         if self.solid.is_some() {
             return self.add_solid_blob(src, refs);
         }
-        if let Source::Slice(s) = src {
+        if let Some(s) = src.as_slice() {
             let hash: Sha1Hash = Sha1::digest(s).into();
             if self.add_ref(&hash, refs) {
                 return Ok(hash);
@@ -546,7 +610,7 @@ impl<W: WriteAt> BlobOut<W> {
         let hash: Sha1Hash = hasher.finalize().into();
         let stored = table_len + data_len;
         if stored >= size {
-            if let Source::Slice(s) = src {
+            if let Some(s) = src.as_slice() {
                 // Did not shrink: store it uncompressed instead.
                 self.write_at(s, start)?;
                 self.pos = start + size;

@@ -662,7 +662,7 @@ pub fn compact(img: &mut NewImage) {
 #[cfg(all(feature = "std", unix))]
 mod fs_update;
 #[cfg(all(feature = "std", unix))]
-pub use fs_update::{update_image, update_in_place};
+pub use fs_update::{update_image, update_in_place, update_in_place_with_progress};
 
 #[cfg(test)]
 mod tests {

@@ -240,8 +240,10 @@ mod tests {
                 ..ImageProps::default()
             };
             assert_eq!(
-                w.add_image_with(&mut img, &props, &mut NoBlobs, Some(from))
-                    .unwrap(),
+                w.add_image_with(&mut img, &props, &mut NoBlobs, Some(from), &mut |_| {
+                    core::ops::ControlFlow::Continue(())
+                })
+                .unwrap(),
                 i
             );
             assert!(w.xml.is_indexed(), "image {i}");

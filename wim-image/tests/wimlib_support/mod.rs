@@ -377,3 +377,15 @@ pub fn open_rw(path: &Path) -> std::fs::File {
         .open(path)
         .unwrap()
 }
+
+/// The update command adding the directory `source` at `dest` in the image, every option off.
+pub fn add_command(source: &Path, dest: &str) -> wim_image::write::update::UpdateCommand {
+    wim_image::write::update::UpdateCommand::Add {
+        source: source.to_path_buf(),
+        dest: dest.into(),
+        no_replace: false,
+        unix_data: false,
+        dereference: false,
+        config: Default::default(),
+    }
+}

@@ -241,6 +241,17 @@ impl SolidOut {
         })
     }
 
+    /// Drops what is not written yet, and the engines (their threads stop after the chunk
+    /// each holds); the output is broken from now on.
+    pub(crate) fn abandon(&mut self) {
+        self.in_flight.clear();
+        self.engines = None;
+        (self.pending, self.packed, self.sizes) = (Vec::new(), Vec::new(), Vec::new());
+        self.spill = None;
+        self.res_entry = None;
+        self.broken = true;
+    }
+
     /// Uncompressed bytes a blob being read may hold back before its chunks are compressed.
     fn batch_bytes(&self) -> usize {
         self.chunk * self.engines.as_ref().map_or(self.threads, Engines::threads)
@@ -434,7 +445,7 @@ impl<W: WriteAt> BlobOut<W> {
         mut src: Source<'_>,
         refs: u32,
     ) -> Result<Sha1Hash, WriteError> {
-        if let Source::Slice(s) = src {
+        if let Some(s) = src.as_slice() {
             let hash: Sha1Hash = Sha1::digest(s).into();
             if self.add_ref(&hash, refs) {
                 return Ok(hash);
@@ -448,12 +459,15 @@ impl<W: WriteAt> BlobOut<W> {
         } else {
             self.fill_solid(&mut s, &mut src, refs)
         };
-        if r.is_err() {
+        if let Err(e) = &r {
             // The blob is not stored (bytes of it read so far stay unreferenced in the
             // resource). A resource being streamed is closed now, with the chunks it has:
-            // nothing else may be written while it is open.
+            // nothing else may be written while it is open. Cancelled, the writer is done
+            // with: nothing more is compressed or written.
             s.last_end = None;
-            if s.spill.is_some() {
+            if matches!(e, WriteError::Cancelled) {
+                s.abandon();
+            } else if s.spill.is_some() {
                 // (On failure the writer is broken; the first error is the one reported.)
                 let _ = self.close_solid(&mut s);
             }

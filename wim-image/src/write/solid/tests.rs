@@ -62,15 +62,12 @@ fn streamed(
         at += buf.len();
         Ok(())
     };
-    let src = Source::Reader {
-        size: data.len() as u64,
-        fill: &mut fill,
-    };
+    let src = Source::reader(data.len() as u64, &mut fill);
     w.blobs.add_blob(src, 1)
 }
 
 fn in_memory(w: &mut WimWriter<Vec<u8>>, data: &[u8]) -> Sha1Hash {
-    w.blobs.add_blob(Source::Slice(data), 1).unwrap()
+    w.blobs.add_blob(Source::slice(data), 1).unwrap()
 }
 
 /// Finishes `w` with an image of one file per blob, then checks every blob reads back and
@@ -238,6 +235,41 @@ fn a_failed_read_closes_the_streamed_resource() {
             .iter()
             .all(|&b| b == 0));
         assert_eq!(res[1].1, 70_000);
+    }
+}
+
+/// A blob cancelled (its source's tick says so) while its resource is streamed: nothing
+/// more is compressed or written (the resource is not closed, as after a failed read),
+/// the engines and buffers are dropped, and the output refuses further blobs.
+#[test]
+fn a_cancel_while_streaming_gives_the_output_up() {
+    let prefix: Vec<Vec<u8>> = (0..4).map(|i| noise(30 + i, 50_000)).collect();
+    let big = noise(5, 6 << 20);
+    for threads in [1, 2] {
+        let mut w = writer(threads);
+        for s in &prefix {
+            in_memory(&mut w, s);
+        }
+        let mut fill = |buf: &mut [u8]| {
+            buf.fill(7);
+            Ok(())
+        };
+        let mut read = 0u64;
+        let mut tick = |n| {
+            read += n;
+            match read > 3 << 20 {
+                true => Err(WriteError::Cancelled),
+                false => Ok(()),
+            }
+        };
+        let src = Source::reader(big.len() as u64, &mut fill).ticking(Some(&mut tick));
+        let e = w.blobs.add_blob(src, 1).unwrap_err();
+        assert!(matches!(e, WriteError::Cancelled), "{e:?}");
+        let s = solid(&mut w);
+        assert!(s.broken && s.engines.is_none() && s.in_flight.is_empty());
+        assert!(s.spill.is_none() && s.res_entry.is_none() && s.pending.capacity() == 0);
+        let e = w.blobs.add_blob(Source::slice(&big[..100]), 1).unwrap_err();
+        assert!(matches!(e, WriteError::Internal { .. }), "{e:?}");
     }
 }
 

@@ -1,10 +1,14 @@
 //! Update commands with files from the file system, committed in place.
 
+use core::ops::ControlFlow;
+
 use super::super::capture::{scan_branch, CaptureOptions};
 use super::super::export::image_from_tree;
 use super::super::image::NewImage;
 use super::super::inplace::Fate;
-use super::super::{NoBlobs, ReadBack, WimWriter, WriteAt, WriteError, WriteOptions};
+use super::super::{
+    NoBlobs, ReadBack, WimWriter, WriteAt, WriteError, WriteOptions, WriteProgress,
+};
 use super::{Session, UpdateCommand, UpdateError};
 use crate::wim::Wim;
 
@@ -60,11 +64,27 @@ pub fn update_image(
 /// place (see [`super::super::inplace`]): only new file data, the new metadata and the tables
 /// are written after the old end of the file, and the header last. The file's compression
 /// is kept; `opts` gives threads, level, time and whether to add an integrity table.
+/// [`update_in_place_with_progress`] reports progress and can be cancelled.
 pub fn update_in_place<W: WriteAt>(
     out: W,
     index: u32,
     cmds: &[UpdateCommand],
     opts: &WriteOptions,
+) -> Result<W, UpdateError> {
+    update_in_place_with_progress(out, index, cmds, opts, &mut super::super::progress::ignore)
+}
+
+/// [`update_in_place`], telling `progress` how much of the new files' data is written (see
+/// [`WriteProgress`]; the sources are scanned first, without reports).
+/// [`ControlFlow::Break`] stops the update with
+/// [`UpdateError::Write`]`(`[`WriteError::Cancelled`]`)`, and the file gets its original
+/// header and length back, as after any failure: it is as it was.
+pub fn update_in_place_with_progress<W: WriteAt>(
+    out: W,
+    index: u32,
+    cmds: &[UpdateCommand],
+    opts: &WriteOptions,
+    progress: &mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
 ) -> Result<W, UpdateError> {
     let (mut img, rp_fix, count) = {
         let wim = Wim::open(ReadBack(&out)).map_err(WriteError::Open)?;
@@ -89,6 +109,6 @@ pub fn update_in_place<W: WriteAt>(
         })
         .collect();
     let mut w = WimWriter::rewrite(out, opts, &fates)?;
-    w.replace_image(index, &mut img, &mut NoBlobs)?;
+    w.replace_image_with_progress(index, &mut img, &mut NoBlobs, progress)?;
     Ok(w.finish()?)
 }

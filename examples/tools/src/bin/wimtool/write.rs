@@ -3,20 +3,26 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
+use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use wim_image::codec::Codec;
-use wim_image::write::capture::{capture_image, CaptureError, CaptureOptions, CaptureReport};
+use wim_image::write::capture::{
+    capture_image_with_progress, CaptureError, CaptureOptions, CaptureReport,
+};
 use wim_image::write::config::CaptureConfig;
-use wim_image::write::export::{export_image, rebuild, Recompress};
+use wim_image::write::export::{export_image_with_progress, rebuild_with_progress, Recompress};
 use wim_image::write::inplace::delete_in_place;
-use wim_image::write::{ImageProps, ThreadCount, WimWriter, WriteError, WriteOptions};
+use wim_image::write::{
+    ImageProps, ThreadCount, WimWriter, WriteError, WriteOptions, WriteProgress,
+};
 
 use crate::args::{parse_size, text, Args, UsageError};
 use crate::commands::{
     corrupt, file_id, image_index, io_failure, numbered, open, with_causes, Failure,
 };
+use crate::progress::Bar;
 
 /// Flags the writing commands accept.
 const FLAGS: &[&str] = &[
@@ -31,6 +37,14 @@ const FLAGS: &[&str] = &[
     "-q",
     "--quiet",
 ];
+
+/// A write progress callback drawing `bar` (never cancels).
+fn shown(bar: &mut Bar) -> impl FnMut(WriteProgress) -> ControlFlow<()> + '_ {
+    |p| {
+        bar.update(p.done, p.total);
+        ControlFlow::Continue(())
+    }
+}
 
 /// `--compress=none|xpress|lzx|lzms[:LEVEL]` (case-insensitive; default LZX like wimlib).
 fn compression(a: &Args) -> Result<(Option<Codec>, Option<u32>), Failure> {
@@ -395,14 +409,17 @@ fn add_and_finish(
     a: &Args,
     wim: &Path,
 ) -> Result<File, Failure> {
-    let (index, r) =
-        capture_image(&mut w, dir, props, copts).map_err(|e| capture_failure(&e, wim))?;
+    let quiet = a.flag(&["-q", "--quiet"]);
+    let mut bar = Bar::new("capture", quiet);
+    let (index, r) = capture_image_with_progress(&mut w, dir, props, copts, &mut shown(&mut bar))
+        .map_err(|e| capture_failure(&e, wim))?;
     if a.flag(&["--boot"]) {
         w.set_boot_index(index)
             .map_err(|e| write_failure(&e, wim, wim))?;
     }
     let f = w.finish().map_err(|e| write_failure(&e, wim, wim))?;
-    report(&r, a.flag(&["-q", "--quiet"]));
+    drop(bar);
+    report(&r, quiet);
     Ok(f)
 }
 
@@ -505,14 +522,17 @@ pub fn export(a: &Args) -> Result<(), Failure> {
         WimWriter::create(f, &opts)
     }
     .map_err(|e| write_failure(&e, dest, dest))?;
+    let mut bar = Bar::new("export", a.flag(&["-q", "--quiet"]));
     for &i in &images {
-        let n = export_image(&wim, i, &mut w, name).map_err(|e| write_failure(&e, dest, src))?;
+        let n = export_image_with_progress(&wim, i, &mut w, name, &mut shown(&mut bar))
+            .map_err(|e| write_failure(&e, dest, src))?;
         if a.flag(&["--boot"]) {
             w.set_boot_index(n)
                 .map_err(|e| write_failure(&e, dest, src))?;
         }
     }
     let f = w.finish().map_err(|e| write_failure(&e, dest, src))?;
+    drop(bar);
     match tmp {
         Some(t) => t.commit(&f, dest),
         None => Ok(()),
@@ -563,7 +583,10 @@ pub(crate) fn rebuild_into_temp(
     let path = &resolve(path)?;
     let wim = open(path.as_os_str(), a)?;
     let (tmp, f) = TempFile::beside(path, Some(path))?;
-    let f = rebuild(&wim, f, keep, opts, how).map_err(|e| write_failure(&e, path, path))?;
+    let mut bar = Bar::new("write", a.flag(&["-q", "--quiet"]));
+    let f = rebuild_with_progress(&wim, f, keep, opts, how, &mut shown(&mut bar))
+        .map_err(|e| write_failure(&e, path, path))?;
+    drop(bar);
     drop(wim);
     tmp.commit(&f, path)
 }
@@ -702,6 +725,7 @@ mod tests {
     use std::sync::Arc;
 
     use wim_image::defs::FileAttributes;
+    use wim_image::write::export::export_image;
     use wim_image::write::image::{Content, Inode, NewImage};
     use wim_image::write::NoBlobs;
     use wim_image::{IoError, ReadAt, Wim};
