@@ -21,6 +21,7 @@ use wim_image::write::capture::{capture_image_with_progress, CaptureError, Captu
 use wim_image::write::export::{export_image_with_progress, rebuild_with_progress, Recompress};
 use wim_image::write::image::{Content, Inode, NewImage};
 use wim_image::write::progress::REPORT_STEP;
+use wim_image::write::split::{split_into_with_progress, SplitProgress};
 use wim_image::write::update::{update_in_place_with_progress, UpdateError};
 use wim_image::write::{ImageProps, NoBlobs, WimWriter, WriteError, WriteOptions, WriteProgress};
 use wim_image::{FileSource, Wim};
@@ -540,4 +541,76 @@ fn cancelled_update_leaves_the_file_as_it_was() {
     update_in_place_with_progress(open_rw(&path), 1, &cmds, &opts, &mut |p| rec.call(p)).unwrap();
     check_series(&rec.seen, 1, 3 << 20, 1, "update");
     assert_valid(&path, 1, "after the update");
+}
+
+/// `split_into_with_progress`: the bytes copied never go back and end at every resource's
+/// size (the parts' sizes, less headers, tables and XML), each report names the part being
+/// written; a break at the k-th report stops with `Cancelled` and begins no other part.
+#[test]
+fn split_progress_and_cancel() {
+    let cfg = &CONFIGS[4];
+    let mut rec = Recorder::default();
+    let (r, src) = write_recorded(cfg, &mut rec);
+    r.unwrap();
+    let wim = Wim::open(src.as_slice()).unwrap();
+    let run = |stop_at: Option<usize>| {
+        let mut seen: Vec<SplitProgress> = Vec::new();
+        let (mut begun, mut finished) = (0u16, Vec::new());
+        let r = split_into_with_progress(
+            &wim,
+            256 << 10,
+            &mut |n| {
+                begun = n;
+                Ok(Vec::new())
+            },
+            &mut |n, part: Vec<u8>| {
+                finished.push((n, part));
+                Ok(())
+            },
+            &mut |p| {
+                seen.push(p);
+                match stop_at == Some(seen.len()) {
+                    true => ControlFlow::Break(()),
+                    false => ControlFlow::Continue(()),
+                }
+            },
+        );
+        (r, seen, begun, finished)
+    };
+    let (r, seen, _, parts) = run(None);
+    let count = r.unwrap();
+    assert!(count >= 3, "{count} parts");
+    let last = *seen.last().unwrap();
+    let resources: u64 = wim
+        .blob_table()
+        .blobs
+        .iter()
+        .map(|b| match b.location {
+            wim_image::blob_table::BlobLocation::Resource { reshdr, .. } => reshdr.size_in_wim,
+            _ => unreachable!("not split, not solid"),
+        })
+        .sum();
+    assert_eq!(
+        (last.done, last.total, last.parts),
+        (resources, resources, count)
+    );
+    assert!(seen
+        .windows(2)
+        .all(|w| w[0].done <= w[1].done && w[0].part <= w[1].part));
+    assert!(seen
+        .iter()
+        .all(|p| p.total == resources && p.done <= p.total));
+    assert!(seen.len() >= 3, "{} reports", seen.len());
+    let set = Wim::open_parts(parts.iter().map(|(_, p)| p.as_slice()).collect()).unwrap();
+    assert!(set.verify(&mut |_| {}).is_ok());
+    for k in [1, 2, seen.len()] {
+        let (r, got, begun, finished) = run(Some(k));
+        assert!(matches!(r, Err(WriteError::Cancelled)), "k = {k}: {r:?}");
+        assert_eq!(got.len(), k, "a report after the break");
+        assert_eq!(begun, got[k - 1].part, "k = {k}: another part was begun");
+        assert!(
+            finished.len() < usize::from(begun),
+            "k = {k}: the part was finished"
+        );
+    }
 }

@@ -12,6 +12,10 @@
 //! million reports) and once more when every stream of the image has been handed on, with
 //! [`done`](WriteProgress::done) = [`total`](WriteProgress::total).
 //!
+//! Splitting a WIM into parts has its own report,
+//! [`SplitProgress`](super::split::SplitProgress), given by
+//! [`split_into_with_progress`](super::split::split_into_with_progress) the same way.
+//!
 //! Returning [`ControlFlow::Break`] stops the call at that point, before the next piece of
 //! data is read, with [`WriteError::Cancelled`]: batches given to the compression threads
 //! are dropped (each thread finishes at most the chunk it holds) and nothing more is

@@ -15,6 +15,7 @@
 //! files keeps one open).
 
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::IntoBytes;
@@ -25,8 +26,53 @@ use crate::header::ResHdr;
 use crate::io::ReadAt;
 use crate::wim::Wim;
 
+use super::progress::REPORT_STEP;
 use super::resource::reshdr_disk;
 use super::{xml, WriteAt, WriteError};
+
+/// Progress of [`split_into_with_progress`]: bytes of resources copied, over all parts.
+///
+/// [`total`](Self::total) is the size of every resource the parts hold (metadata and data,
+/// as stored), fixed for the call; [`done`](Self::done) never goes down, and the last report
+/// of a split that succeeds has `done == total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SplitProgress {
+    /// The part being written (1-based).
+    pub part: u16,
+    /// The number of parts.
+    pub parts: u16,
+    /// Bytes of resources copied so far.
+    pub done: u64,
+    /// Bytes of resources the parts hold.
+    pub total: u64,
+}
+
+/// Counts the bytes copied and reports them every [`REPORT_STEP`] bytes.
+struct SplitMeter<'f> {
+    report: &'f mut dyn FnMut(SplitProgress) -> ControlFlow<()>,
+    p: SplitProgress,
+    since: u64,
+}
+
+impl SplitMeter<'_> {
+    fn copied(&mut self, n: u64) -> Result<(), WriteError> {
+        self.p.done += n;
+        self.since += n;
+        if self.since < REPORT_STEP {
+            return Ok(());
+        }
+        self.send()
+    }
+
+    fn send(&mut self) -> Result<(), WriteError> {
+        self.since = 0;
+        match (self.report)(self.p) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(WriteError::Cancelled),
+        }
+    }
+}
 
 /// One part being written.
 struct Part<W> {
@@ -69,6 +115,7 @@ impl<W: WriteAt> Part<W> {
         blob: &Blob,
         number: u16,
         buf: &mut [u8],
+        meter: &mut SplitMeter<'_>,
     ) -> Result<(), WriteError> {
         let r = resource_of(blob)?;
         let mut done = 0u64;
@@ -78,6 +125,7 @@ impl<W: WriteAt> Part<W> {
                 .map_err(|e| WriteError::Read(crate::read::ReadError::Io(e)))?;
             self.out.write_all_at(&buf[..n], self.pos + done)?;
             done += n as u64;
+            meter.copied(n as u64)?;
         }
         let moved = ResHdr {
             offset: self.pos,
@@ -154,6 +202,25 @@ pub fn split_into<R: ReadAt, W: WriteAt>(
     new_part: &mut dyn FnMut(u16) -> Result<W, WriteError>,
     done: &mut dyn FnMut(u16, W) -> Result<(), WriteError>,
 ) -> Result<u16, WriteError> {
+    split_into_with_progress(src, max_part_size, new_part, done, &mut |_| {
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`split_into`], telling `progress` of the bytes copied (see [`SplitProgress`]: every
+/// [`REPORT_STEP`] bytes, and once all are). Returning [`ControlFlow::Break`] stops the
+/// split at that report with [`WriteError::Cancelled`]: the part being written is dropped
+/// unfinished (its header still zeros, so no reader takes it for a part) and no other is
+/// begun. The parts handed to `done` before are complete, but the set is not: throw them
+/// away too. Cancelling at the final report (`done == total`) still cancels: the last part
+/// is not finished.
+pub fn split_into_with_progress<R: ReadAt, W: WriteAt>(
+    src: &Wim<R>,
+    max_part_size: u64,
+    new_part: &mut dyn FnMut(u16) -> Result<W, WriteError>,
+    done: &mut dyn FnMut(u16, W) -> Result<(), WriteError>,
+    progress: &mut dyn FnMut(SplitProgress) -> ControlFlow<()>,
+) -> Result<u16, WriteError> {
     let h = src.header();
     if h.pipable || src.part_count() != 1 {
         return Err(WriteError::NotModifiable {
@@ -211,10 +278,25 @@ pub fn split_into<R: ReadAt, W: WriteAt>(
         header.boot_index.set(0);
         header.boot_metadata = ResHdrDisk::default();
     }
+    let bytes = metadata
+        .iter()
+        .map(|&(_, n)| n)
+        .chain(data.iter().map(|(_, r)| r.size_in_wim))
+        .fold(0u64, u64::saturating_add);
+    let mut meter = SplitMeter {
+        report: progress,
+        p: SplitProgress {
+            part: 1,
+            parts: total,
+            done: 0,
+            total: bytes,
+        },
+        since: 0,
+    };
     let mut buf = alloc::vec![0u8; 1 << 20];
     let mut part = Part::new(new_part(1)?)?;
     for &(m, _) in &metadata {
-        part.copy(file, m, 1, &mut buf)?;
+        part.copy(file, m, 1, &mut buf, &mut meter)?;
     }
     if total == 1 {
         // The boot image's metadata moved with the others to the start of the file.
@@ -228,10 +310,12 @@ pub fn split_into<R: ReadAt, W: WriteAt>(
         if n != number {
             done(number, part.finish(header, number, &doc)?)?;
             number = n;
+            meter.p.part = number;
             part = Part::new(new_part(number)?)?;
         }
-        part.copy(file, b, number, &mut buf)?;
+        part.copy(file, b, number, &mut buf, &mut meter)?;
     }
+    meter.send()?;
     done(number, part.finish(header, number, &doc)?)?;
     Ok(total)
 }

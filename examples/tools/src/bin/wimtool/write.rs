@@ -677,7 +677,8 @@ pub fn split(a: &Args) -> Result<(), Failure> {
             source,
         })
     };
-    let result = wim_image::write::split::split_into(
+    let mut bar = Bar::new("split", a.flag(&["-q", "--quiet"]));
+    let result = wim_image::write::split::split_into_with_progress(
         &wim,
         max.max(1),
         &mut |n| {
@@ -700,7 +701,12 @@ pub fn split(a: &Args) -> Result<(), Failure> {
             Ok(f)
         },
         &mut finished,
+        &mut |p| {
+            bar.update(p.done, p.total);
+            ControlFlow::Continue(())
+        },
     );
+    drop(bar);
     if let Some(p) = refused {
         return Err(refuse(&p).into());
     }
