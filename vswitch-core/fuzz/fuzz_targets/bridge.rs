@@ -4,7 +4,7 @@
 //! With a spanning tree (STP or RSTP), structured BPDU sequences and link changes drive it; an
 //! RSTP port whose role is alternate, backup or disabled never forwards.
 //!
-//! Run: `cd vswitch-core/fuzz && cargo +nightly fuzz run bridge seeds/bridge`
+//! Run: `cd vswitch-core && cargo +nightly fuzz run bridge fuzz/corpus/bridge fuzz/seeds/bridge`
 
 #![no_main]
 

@@ -2,7 +2,7 @@
 //! panic; a parsed Ethernet header emits back to the same bytes; every produced segment fits
 //! the length the segmenter announced.
 //!
-//! Run: `cd vswitch-core/fuzz && cargo +nightly fuzz run parsers seeds/parsers`
+//! Run: `cd vswitch-core && cargo +nightly fuzz run parsers fuzz/corpus/parsers fuzz/seeds/parsers`
 
 #![no_main]
 

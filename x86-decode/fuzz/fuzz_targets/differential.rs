@@ -2,7 +2,7 @@
 //! immediate/displacement layout, memory operand and branch target must agree, except for the
 //! documented allow-list in `tests/support/iced_diff.rs`; so must the semantic level.
 //!
-//! Run: `cd x86-decode/fuzz && cargo +nightly fuzz run differential seeds/differential`
+//! Run: `cd x86-decode && cargo +nightly fuzz run differential fuzz/corpus/differential fuzz/seeds/differential`
 
 #![no_main]
 

@@ -10,7 +10,7 @@
 //! - `Retry`, `Unsupported` and exceptions other than those a `REP` string instruction raises
 //!   after progress leave every register unchanged.
 //!
-//! Run: `cd x86-decode/fuzz && cargo +nightly fuzz run emulate seeds/emulate`
+//! Run: `cd x86-decode && cargo +nightly fuzz run emulate fuzz/corpus/emulate fuzz/seeds/emulate`
 
 #![no_main]
 

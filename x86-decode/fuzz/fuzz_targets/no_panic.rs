@@ -2,7 +2,7 @@
 //! and reports "needs more bytes" only for windows shorter than 15 bytes. The record
 //! `decode_out` leaves, after success or error, reads without a panic.
 //!
-//! Run: `cd x86-decode/fuzz && cargo +nightly fuzz run no_panic seeds/no_panic`
+//! Run: `cd x86-decode && cargo +nightly fuzz run no_panic fuzz/corpus/no_panic fuzz/seeds/no_panic`
 
 #![no_main]
 
