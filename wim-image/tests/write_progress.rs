@@ -614,3 +614,38 @@ fn split_progress_and_cancel() {
         );
     }
 }
+
+/// Solid output writes streams sorted by extension and name, not in stream order. Two files
+/// sharing 4 MiB (exported from a non-solid WIM, so both name one blob by its hash) whose
+/// name order is the reverse of their stream order: the stream read must be the one counted,
+/// so reports come while its 4 MiB are read and a break at the first stops the read. Before,
+/// the other stream was counted and all 4 MiB were read without a report.
+#[test]
+fn solid_export_reports_while_reading_shared_data() {
+    let shared = bytes(4242, 4 << 20, false);
+    let mut img = NewImage::new(Inode::new(FileAttributes::DIRECTORY, 1, 1, 1));
+    file(&mut img, "a.zzz", shared.clone());
+    file(&mut img, "b.aaa", shared);
+    let mut w = WimWriter::create(Vec::new(), &options(&CONFIGS[0])).unwrap();
+    w.add_image(&mut img, &props("src"), &mut NoBlobs).unwrap();
+    let src = w.finish().unwrap();
+    let src = Wim::open(src.as_slice()).unwrap();
+    for stop_first in [false, true] {
+        let mut out = WimWriter::create(Vec::new(), &options(&CONFIGS[6])).unwrap();
+        let mut rec = match stop_first {
+            true => Recorder::stopping_at(1),
+            false => Recorder::default(),
+        };
+        let r = export_image_with_progress(&src, 1, &mut out, None, &mut |p| rec.call(p));
+        assert_eq!(rec.seen[0].total, 4 << 20);
+        assert!(
+            rec.seen[0].done < rec.seen[0].total,
+            "first report only after the whole blob: {:?}",
+            rec.seen
+        );
+        match stop_first {
+            true => assert!(matches!(r, Err(WriteError::Cancelled)), "{r:?}"),
+            false => assert!(rec.seen.len() >= 4, "{} reports", rec.seen.len()),
+        }
+    }
+}

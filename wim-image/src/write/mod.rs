@@ -652,21 +652,18 @@ impl<W: WriteAt> WimWriter<W> {
         };
         let shared = self.shared_sizes(image, &refs);
         // What the progress counts: every stream with data, except one naming by its hash a
-        // blob the output has, or one named by an earlier stream (both only add a
-        // reference).
+        // blob the output has, or one named by a stream written before it (both only add a
+        // reference). "Before" is in the order written (solid output sorts the streams), so
+        // the stream whose data is read is the one counted, and its reads report.
         let mut named = BTreeSet::new();
-        let counted: Vec<bool> = image
-            .streams
-            .iter()
-            .zip(&refs)
-            .map(|(st, &r)| {
-                r > 0
-                    && match &st.content {
-                        Content::Blob(h) => !self.blobs.has(h) && named.insert(*h),
-                        _ => true,
-                    }
-            })
-            .collect();
+        let mut counted = alloc::vec![false; image.streams.len()];
+        for &i in &order {
+            counted[i] = refs[i] > 0
+                && match &image.streams[i].content {
+                    Content::Blob(h) => !self.blobs.has(h) && named.insert(*h),
+                    _ => true,
+                };
+        }
         let (total, blobs) = image
             .streams
             .iter()
