@@ -38,10 +38,11 @@ const FLAGS: &[&str] = &[
     "--quiet",
 ];
 
-/// A write progress callback drawing `bar` (never cancels).
+/// A write progress callback drawing `bar` (never cancels); the line names the image, as
+/// the counts start again for each.
 fn shown(bar: &mut Bar) -> impl FnMut(WriteProgress) -> ControlFlow<()> + '_ {
     |p| {
-        bar.update(p.done, p.total);
+        bar.update_image(p.image, p.done, p.total);
         ControlFlow::Continue(())
     }
 }
