@@ -65,12 +65,43 @@ pub(crate) fn ignore(_: WriteProgress) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 
+/// The reporting rule every progress report of a write follows (reports of `P`): a report
+/// once [`REPORT_STEP`] bytes have been read since the last one, and a `Break` is
+/// [`WriteError::Cancelled`].
+pub(crate) struct Reporter<'f, P> {
+    report: &'f mut dyn FnMut(P) -> ControlFlow<()>,
+    /// Bytes read since the last report.
+    since: u64,
+}
+
+impl<'f, P> Reporter<'f, P> {
+    pub(crate) fn new(report: &'f mut dyn FnMut(P) -> ControlFlow<()>) -> Self {
+        Reporter { report, since: 0 }
+    }
+
+    /// `n` more bytes were read: reports `p` if a report is due.
+    pub(crate) fn read(&mut self, n: u64, p: P) -> Result<(), WriteError> {
+        self.since = self.since.saturating_add(n);
+        if self.since < REPORT_STEP {
+            return Ok(());
+        }
+        self.send(p)
+    }
+
+    /// Reports `p` now.
+    pub(crate) fn send(&mut self, p: P) -> Result<(), WriteError> {
+        self.since = 0;
+        match (self.report)(p) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(WriteError::Cancelled),
+        }
+    }
+}
+
 /// Counts the bytes of one call and reports them to its callback.
 pub(crate) struct Meter<'f> {
-    report: &'f mut dyn FnMut(WriteProgress) -> ControlFlow<()>,
+    report: Reporter<'f, WriteProgress>,
     p: WriteProgress,
-    /// Bytes read since the last report, counted in `done` or not.
-    since: u64,
     /// The size of the stream being read, and its bytes counted so far.
     stream: (u64, u64),
 }
@@ -84,7 +115,7 @@ impl<'f> Meter<'f> {
         blobs: u64,
     ) -> Self {
         Meter {
-            report,
+            report: Reporter::new(report),
             p: WriteProgress {
                 image,
                 done: 0,
@@ -92,7 +123,6 @@ impl<'f> Meter<'f> {
                 blobs_done: 0,
                 blobs_total: blobs,
             },
-            since: 0,
             stream: (0, 0),
         }
     }
@@ -113,12 +143,7 @@ impl<'f> Meter<'f> {
     /// `n` bytes were read that do not count (a file hashed before it is written, stored
     /// bytes being copied): a chance to report, and to cancel, all the same.
     pub(crate) fn read(&mut self, n: u64) -> Result<(), WriteError> {
-        self.since = self.since.saturating_add(n);
-        if self.since < REPORT_STEP {
-            return Ok(());
-        }
-        self.since = 0;
-        self.send()
+        self.report.read(n, self.p)
     }
 
     /// The stream is done: what of it was not counted yet (a duplicate found by its hash,
@@ -133,15 +158,7 @@ impl<'f> Meter<'f> {
 
     /// The last report of the call.
     pub(crate) fn finish(&mut self) -> Result<(), WriteError> {
-        self.since = 0;
-        self.send()
-    }
-
-    fn send(&mut self) -> Result<(), WriteError> {
-        match (self.report)(self.p) {
-            ControlFlow::Continue(()) => Ok(()),
-            ControlFlow::Break(()) => Err(WriteError::Cancelled),
-        }
+        self.report.send(self.p)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::header::ResHdr;
 use crate::io::ReadAt;
 use crate::wim::Wim;
 
-use super::progress::REPORT_STEP;
+use super::progress::Reporter;
 use super::resource::reshdr_disk;
 use super::{xml, WriteAt, WriteError};
 
@@ -48,29 +48,20 @@ pub struct SplitProgress {
     pub total: u64,
 }
 
-/// Counts the bytes copied and reports them every [`REPORT_STEP`] bytes.
+/// Counts the bytes copied and reports them as every write does ([`Reporter`]).
 struct SplitMeter<'f> {
-    report: &'f mut dyn FnMut(SplitProgress) -> ControlFlow<()>,
+    report: Reporter<'f, SplitProgress>,
     p: SplitProgress,
-    since: u64,
 }
 
 impl SplitMeter<'_> {
     fn copied(&mut self, n: u64) -> Result<(), WriteError> {
         self.p.done += n;
-        self.since += n;
-        if self.since < REPORT_STEP {
-            return Ok(());
-        }
-        self.send()
+        self.report.read(n, self.p)
     }
 
     fn send(&mut self) -> Result<(), WriteError> {
-        self.since = 0;
-        match (self.report)(self.p) {
-            ControlFlow::Continue(()) => Ok(()),
-            ControlFlow::Break(()) => Err(WriteError::Cancelled),
-        }
+        self.report.send(self.p)
     }
 }
 
@@ -208,10 +199,10 @@ pub fn split_into<R: ReadAt, W: WriteAt>(
 }
 
 /// [`split_into`], telling `progress` of the bytes copied (see [`SplitProgress`]: every
-/// [`REPORT_STEP`] bytes, and once all are). Returning [`ControlFlow::Break`] stops the
-/// split at that report with [`WriteError::Cancelled`]: the part being written is dropped
-/// unfinished (its header still zeros, so no reader takes it for a part) and no other is
-/// begun. The parts handed to `done` before are complete, but the set is not: throw them
+/// [`REPORT_STEP`](super::progress::REPORT_STEP) bytes, and once all are). Returning
+/// [`ControlFlow::Break`] stops the split at that report with [`WriteError::Cancelled`]:
+/// the part being written is dropped unfinished (its header still zeros, so no reader takes
+/// it for a part) and no other is begun. The parts handed to `done` before are complete, but the set is not: throw them
 /// away too. Cancelling at the final report (`done == total`) still cancels: the last part
 /// is not finished.
 pub fn split_into_with_progress<R: ReadAt, W: WriteAt>(
@@ -284,14 +275,13 @@ pub fn split_into_with_progress<R: ReadAt, W: WriteAt>(
         .chain(data.iter().map(|(_, r)| r.size_in_wim))
         .fold(0u64, u64::saturating_add);
     let mut meter = SplitMeter {
-        report: progress,
+        report: Reporter::new(progress),
         p: SplitProgress {
             part: 1,
             parts: total,
             done: 0,
             total: bytes,
         },
-        since: 0,
     };
     let mut buf = alloc::vec![0u8; 1 << 20];
     let mut part = Part::new(new_part(1)?)?;
