@@ -96,6 +96,18 @@ fn golden_transfer_pages() {
 }
 
 #[test]
+fn view_splits_header_extended_header_and_payload() {
+    let view = Packet::new_checked(&GOLDEN_TRANSFER_PAGES[..]).unwrap();
+    assert_eq!(view.packet_type(), PacketType::DATA_USING_TRANSFER_PAGES);
+    assert_eq!((view.offset8(), view.len8()), (5, 6));
+    assert_eq!(view.transaction_id(), 7);
+    assert_eq!(view.extended_header(), &GOLDEN_TRANSFER_PAGES[16..40]);
+    assert_eq!(view.payload(), &[1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(view.as_bytes(), &GOLDEN_TRANSFER_PAGES[..]);
+    assert_eq!(view.into_inner(), &GOLDEN_TRANSFER_PAGES[..]);
+}
+
+#[test]
 fn golden_gpa_direct() {
     let p0 = [0x1234u64, 0x1235, 0x9999];
     let p1 = [0x42u64];
@@ -284,6 +296,12 @@ fn emit_errors() {
             len: MAX_PACKET_LEN + 16
         }
     );
+    // The largest packet the 16-bit `len8` can describe is still written.
+    let most = std::vec![0x5au8; MAX_PACKET_LEN - 16];
+    let repr = PacketRepr::in_band(0, false, &most);
+    let mut buf = std::vec![0u8; MAX_PACKET_LEN];
+    assert_eq!(repr.emit(&mut buf), Ok(MAX_PACKET_LEN));
+    assert_eq!(Packet::new_checked(&buf[..]).unwrap().len8(), u16::MAX);
     let repr = PacketRepr::in_band(0, false, b"abc");
     assert_eq!(
         repr.emit(&mut [0u8; 23]).unwrap_err(),
