@@ -16,6 +16,12 @@ const REP_CODE: HypercallCode = HypercallCode::GET_VP_REGISTERS;
 const WIDE_CODE: HypercallCode = HypercallCode::TRANSLATE_VIRTUAL_ADDRESS;
 /// A simple call with a variable header: 8 bytes fixed, output 8 = sum of variable qwords.
 const VAR_CODE: HypercallCode = HypercallCode::RETARGET_DEVICE_INTERRUPT;
+/// A rep call with 8-byte output elements: header 16 bytes (multiplier + pad), elements 8 bytes
+/// in, 8 bytes out (value × multiplier). Same budget as `REP_CODE`.
+const HALF_CODE: HypercallCode = HypercallCode::SET_VP_REGISTERS;
+/// A simple call with 16 bytes in and 16 bytes out whose handler writes only the first 8 output
+/// bytes (the sum of the two input qwords): the dispatcher must zero the rest.
+const SHORT_CODE: HypercallCode = HypercallCode::FLUSH_VIRTUAL_ADDRESS_SPACE;
 
 #[derive(Default)]
 struct TestHandler {
@@ -56,6 +62,17 @@ impl HypercallHandler for TestHandler {
                 output_size: 8,
                 variable_header: true,
             }),
+            HALF_CODE => Some(CallShape::Rep {
+                header_size: 16,
+                input_element_size: 8,
+                output_element_size: 8,
+                variable_header: false,
+            }),
+            SHORT_CODE => Some(CallShape::Simple {
+                input_size: 16,
+                output_size: 16,
+                variable_header: false,
+            }),
             _ => None,
         }
     }
@@ -93,6 +110,24 @@ impl HypercallHandler for TestHandler {
                 output[..8].copy_from_slice(&sum.to_le_bytes());
                 output[8..].copy_from_slice(&xor.to_le_bytes());
                 RepResult::status(self.status.unwrap_or(HvStatus::SUCCESS))
+            }
+            HALF_CODE => {
+                let mul = qword(call.header, 0);
+                let n = call.elements.len() / 8;
+                let budget = usize::from(self.budget.unwrap_or(u16::MAX)).min(n);
+                for i in 0..budget {
+                    let v = qword(call.elements, i).wrapping_mul(mul);
+                    output[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
+                }
+                RepResult {
+                    status: HvStatus::SUCCESS,
+                    completed: budget as u16,
+                }
+            }
+            SHORT_CODE => {
+                let sum = qword(call.header, 0).wrapping_add(qword(call.header, 1));
+                output[..8].copy_from_slice(&sum.to_le_bytes());
+                RepResult::status(HvStatus::SUCCESS)
             }
             VAR_CODE => {
                 let n = call.variable_header.len() / 8;
@@ -739,3 +774,6 @@ fn variable_header_call() {
         HvStatus::INVALID_ALIGNMENT
     );
 }
+
+#[path = "output_tests.rs"]
+mod output_tests;
