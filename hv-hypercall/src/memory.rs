@@ -478,6 +478,80 @@ mod atomic {
         }
 
         #[test]
+        fn partial_writes_keep_their_neighbours() {
+            let mem = AtomicMemory::new(16);
+            for start in 0..8u64 {
+                for n in 1..=8 - start as usize {
+                    mem.write(0, &[0xee; 16]).unwrap();
+                    mem.write(start, &[0x11; 8][..n]).unwrap();
+                    let mut expect = [0xeeu8; 16];
+                    expect[start as usize..start as usize + n].fill(0x11);
+                    let mut back = [0u8; 16];
+                    mem.read(0, &mut back).unwrap();
+                    assert_eq!(back, expect, "{n} bytes at {start}");
+                }
+            }
+        }
+
+        #[test]
+        fn zero_clears_exactly_its_range() {
+            let mem = AtomicMemory::new(1024);
+            for (gpa, len) in [(8, 300), (3, 256), (0, 512), (700, 1)] {
+                mem.write(0, &[0xff; 1024]).unwrap();
+                mem.zero(gpa, len).unwrap();
+                let mut back = [0u8; 1024];
+                mem.read(0, &mut back).unwrap();
+                let (gpa, len) = (gpa as usize, len as usize);
+                assert!(back[..gpa].iter().all(|&b| b == 0xff), "{gpa}+{len}");
+                assert!(back[gpa..gpa + len].iter().all(|&b| b == 0), "{gpa}+{len}");
+                assert!(back[gpa + len..].iter().all(|&b| b == 0xff), "{gpa}+{len}");
+            }
+            assert!(mem.zero(1000, 25).is_err());
+        }
+
+        /// Every operation with exact results, so that a forwarding impl that drops one shows.
+        fn exercise<M: GuestMemory>(mem: M) {
+            mem.write(8, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+            let mut b = [0; 3];
+            mem.read(9, &mut b).unwrap();
+            assert_eq!(b, [2, 3, 4]);
+            assert_eq!(mem.read_u32(12).unwrap(), 0x0807_0605);
+            assert_eq!(mem.read_u64(8).unwrap(), 0x0807_0605_0403_0201);
+            assert_eq!(
+                mem.compare_exchange_u32(8, 0x0403_0201, 9).unwrap(),
+                Ok(0x0403_0201)
+            );
+            assert_eq!(
+                mem.compare_exchange_u64(8, 9, 0xfeed).unwrap(),
+                Err(0x0807_0605_0000_0009)
+            );
+            assert_eq!(
+                mem.compare_exchange_u64(8, 0x0807_0605_0000_0009, 0xfeed)
+                    .unwrap(),
+                Ok(0x0807_0605_0000_0009)
+            );
+            assert_eq!(mem.fetch_or_u64(8, 1 << 40).unwrap(), 0xfeed);
+            assert_eq!(mem.read_u64(8).unwrap(), 0xfeed | 1 << 40);
+            mem.zero(8, 8).unwrap();
+            assert_eq!(mem.read_u64(8).unwrap(), 0);
+            assert!(mem.read(20, &mut [0; 8]).is_err());
+        }
+
+        #[test]
+        fn shared_and_borrowed_memory_forward_every_operation() {
+            let mem = AtomicMemory::new(20);
+            assert_eq!(mem.size(), 24);
+            assert_eq!(std::format!("{mem:?}"), "AtomicMemory { size: 24 }");
+            exercise(&mem);
+            exercise(std::sync::Arc::new(mem));
+            exercise(std::sync::Arc::new(crate::memory::ArrayMemory::<3>::new()));
+            assert_eq!(
+                std::format!("{:?}", crate::memory::ArrayMemory::<3>::new()),
+                "ArrayMemory { size: 24 }"
+            );
+        }
+
+        #[test]
         fn array_memory_behaves_the_same() {
             let mem = crate::memory::ArrayMemory::<2>::new();
             assert_eq!(mem.size(), 16);

@@ -268,6 +268,9 @@ mod tests {
         assert_eq!(check_disjoint(0x1000, 64, 0x1010, 8), bad);
         assert_eq!(check_disjoint(0x1000, 0, 0x1000, 16), Ok(()));
         assert_eq!(check_disjoint(0x1000, 16, 0x1000, 0), Ok(()));
+        // An empty block is ignored even where it points inside the other one.
+        assert_eq!(check_disjoint(0x1008, 0, 0x1000, 16), Ok(()));
+        assert_eq!(check_disjoint(0x1000, 16, 0x1008, 0), Ok(()));
         assert_eq!(check_disjoint(u64::MAX - 7, 8, u64::MAX - 15, 16), bad);
     }
 }

@@ -287,3 +287,19 @@ fn fast_rep_output_keeps_the_other_half_of_a_register() {
         "input untouched"
     );
 }
+
+#[test]
+fn borrowed_registers_forward_every_access() {
+    // WIDE_CODE, fast: reads RCX, RDX, R8, XMM0 and XMM1; writes XMM2 and RAX.
+    let mem = memory();
+    let mut h = TestHandler::default();
+    let mut regs = x64(HypercallInput::simple(WIDE_CODE).with_fast(true).0, 1, 2);
+    regs.xmm[0] = pair(3, 4);
+    regs.xmm[1] = pair(5, 6);
+    let mut borrowed = &mut regs;
+    let out = Dispatcher::new(FULL).dispatch(CallingConvention::X64, &mut borrowed, &mem, &mut h);
+    assert_eq!(status_of(out), HvStatus::SUCCESS);
+    assert_eq!(regs.rax, 0);
+    // Sum and xor of 1..=6.
+    assert_eq!(regs.xmm[2], pair(21, 7));
+}

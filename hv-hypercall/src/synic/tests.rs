@@ -191,6 +191,7 @@ fn table_of_faults() {
         w.write(&mut vp, HvMsr::SINT2, 15 | 1 << 16).is_ok(),
         "masked: any vector"
     );
+    assert_eq!(w.write(&mut vp, HvMsr::SINT3, 16), Ok(()), "lowest vector");
     for msr in [
         HvMsr::RESET,
         HvMsr::VP_RUNTIME,
@@ -236,6 +237,8 @@ fn unadvertised_msrs_fault() {
     let mut vp = VirtualProcessor::new(0);
     for msr in [
         HvMsr::SCONTROL,
+        HvMsr::SVERSION,
+        HvMsr::SIEFP,
         HvMsr::SIMP,
         HvMsr::EOM,
         HvMsr::SINT2,
@@ -508,4 +511,257 @@ fn queue_depth_is_chosen_by_constructor() {
     let mut small = VirtualProcessor::<2>::with_queue_depth(1);
     small.reset();
     assert_eq!(small.queued(0), 0);
+}
+
+#[test]
+fn frequency_and_invariant_tsc_msrs_follow_the_config() {
+    // Not advertised (the default enlightenments): both fault.
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    for msr in [HvMsr::APIC_FREQUENCY, HvMsr::TSC_INVARIANT_CONTROL] {
+        assert_eq!(
+            w.read(&vp, msr),
+            Err(MsrError::Unimplemented { msr: msr.0 })
+        );
+        assert_eq!(
+            w.write(&mut vp, msr, 0),
+            Err(MsrError::Unimplemented { msr: msr.0 })
+        );
+    }
+    let page = HypercallPage::new(HypercallPageKind::Vmcall);
+    let mut e = Enlightenments::linux_vmbus(1);
+    e.frequencies = Some(crate::cpuid_builder::Frequencies {
+        tsc_hz: 2_400_000_000,
+        apic_hz: 200_000_000,
+    });
+    let mut w = World::with(PartitionConfig::new(page, &e));
+    assert_eq!(w.read(&vp, HvMsr::TSC_FREQUENCY), Ok(2_400_000_000));
+    assert_eq!(w.read(&vp, HvMsr::APIC_FREQUENCY), Ok(200_000_000));
+    for msr in [HvMsr::TSC_FREQUENCY, HvMsr::APIC_FREQUENCY] {
+        assert_eq!(
+            w.write(&mut vp, msr, 1),
+            Err(MsrError::ReadOnly { msr: msr.0 })
+        );
+    }
+}
+
+#[test]
+fn synic_pages_are_zeroed_only_when_newly_enabled_or_moved() {
+    const OTHER: u64 = 0x15_000;
+    const THIRD: u64 = 0x16_000;
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    let stale = |w: &World, gpa: u64| w.memory.write(gpa, &[0xff; 4096]).unwrap();
+    let zeroed = |w: &World, gpa: u64| {
+        let mut b = [0u8; 4096];
+        w.memory.read(gpa, &mut b).unwrap();
+        match b {
+            b if b == [0; 4096] => true,
+            b if b == [0xff; 4096] => false,
+            _ => panic!("page at {gpa:#x} partly written"),
+        }
+    };
+    // Written disabled, then enabled at the same page: newly enabled.
+    w.write(&mut vp, HvMsr::SIMP, SIMP).unwrap();
+    stale(&w, SIMP);
+    w.write(&mut vp, HvMsr::SIMP, SIMP | 1).unwrap();
+    assert!(zeroed(&w, SIMP));
+    // The same value again, also after the SIEFP is enabled elsewhere: left alone.
+    stale(&w, SIMP);
+    w.write(&mut vp, HvMsr::SIMP, SIMP | 1).unwrap();
+    w.write(&mut vp, HvMsr::SIEFP, SIEFP | 1).unwrap();
+    w.write(&mut vp, HvMsr::SIMP, SIMP | 1).unwrap();
+    assert!(!zeroed(&w, SIMP));
+    // Moved while enabled: the new page is zeroed.
+    stale(&w, OTHER);
+    w.write(&mut vp, HvMsr::SIMP, OTHER | 1).unwrap();
+    assert!(zeroed(&w, OTHER));
+    // Disabled (even at another page): nothing is touched.
+    stale(&w, THIRD);
+    w.write(&mut vp, HvMsr::SIMP, THIRD).unwrap();
+    assert!(!zeroed(&w, THIRD));
+    assert_eq!(w.read(&vp, HvMsr::SIMP), Ok(THIRD));
+}
+
+#[test]
+fn without_zeroing_the_whole_page_must_still_be_memory() {
+    // Memory ends 8 bytes short of the page at 0x1f000.
+    let page = HypercallPage::new(HypercallPageKind::Vmcall);
+    let mut config = PartitionConfig::new(page, &Enlightenments::linux_vmbus(1));
+    config.zero_synic_pages = false;
+    let mut w = World::with(config);
+    w.memory = AtomicMemory::new(0x1f_ff8);
+    let mut vp = VirtualProcessor::new(0);
+    assert!(matches!(
+        w.write(&mut vp, HvMsr::SIMP, 0x1f_000 | 1),
+        Err(MsrError::Page { gpa: 0x1f_000, .. })
+    ));
+    assert_eq!(w.read(&vp, HvMsr::SIMP), Ok(0));
+    // A page that ends exactly where memory ends is accepted, and its contents are kept.
+    w.memory = AtomicMemory::new(0x1f_000);
+    w.memory.write(0x1e_000, &[0x5a; 8]).unwrap();
+    w.write(&mut vp, HvMsr::SIMP, 0x1e_000 | 1).unwrap();
+    assert_eq!(w.memory.read_u64(0x1e_000).unwrap(), 0x5a5a_5a5a_5a5a_5a5a);
+}
+
+#[test]
+fn hypercall_page_moves_with_the_msr() {
+    const MOVED: u64 = 0x14_000;
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.write(&mut vp, HvMsr::GUEST_OS_ID, 1).unwrap();
+    w.write(&mut vp, HvMsr::HYPERCALL, HCALL | 1).unwrap();
+    w.write(&mut vp, HvMsr::HYPERCALL, MOVED | 1).unwrap();
+    let mut page = [0u8; 4096];
+    w.memory.read(MOVED, &mut page).unwrap();
+    assert_eq!(page, w.partition.config().hypercall_page.bytes());
+}
+
+#[test]
+fn disabled_synic_or_message_page_holds_the_queue() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.enable_synic(&mut vp, 2, 0xf3);
+    assert_eq!(w.post(&mut vp, 2, 1), Ok(PostOutcome::Delivered));
+    assert_eq!(w.post(&mut vp, 2, 2), Ok(PostOutcome::Queued));
+    assert!(w.free(2));
+    // SynIC off: neither the SCONTROL write nor a poll delivers.
+    w.write(&mut vp, HvMsr::SCONTROL, 0).unwrap();
+    assert_eq!(vp.poll(&w.memory, &mut w.sink), Ok(0));
+    assert_eq!(w.memory.read_u32(SIMP + 512).unwrap(), 0);
+    // Message page off: same.
+    w.write(&mut vp, HvMsr::SIMP, SIMP).unwrap();
+    w.write(&mut vp, HvMsr::SCONTROL, 1).unwrap();
+    assert_eq!(vp.poll(&w.memory, &mut w.sink), Ok(0));
+    assert_eq!(w.memory.read_u32(SIMP + 512).unwrap(), 0);
+    assert_eq!(vp.queued(2), 1);
+    assert_eq!(w.sink.0.len(), 1);
+    // Both on again: delivered by the enabling write.
+    w.write(&mut vp, HvMsr::SIMP, SIMP | 1).unwrap();
+    assert_eq!(w.slot(2).payload(), &[2; 4]);
+    assert_eq!(w.sink.0.len(), 2);
+}
+
+/// Guest memory where the guest frees the slot at the moment the host asks for an EOM.
+struct FreesOnPending<'a>(&'a AtomicMemory);
+
+impl GuestMemory for FreesOnPending<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.0.read(gpa, buf)
+    }
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
+        self.0.write(gpa, data)
+    }
+    fn compare_exchange_u32(
+        &self,
+        gpa: u64,
+        current: u32,
+        new: u32,
+    ) -> Result<Result<u32, u32>, MemoryError> {
+        self.0.compare_exchange_u32(gpa, current, new)
+    }
+    fn compare_exchange_u64(
+        &self,
+        gpa: u64,
+        current: u64,
+        new: u64,
+    ) -> Result<Result<u64, u64>, MemoryError> {
+        self.0.compare_exchange_u64(gpa, current, new)
+    }
+    fn fetch_or_u64(&self, gpa: u64, bits: u64) -> Result<u64, MemoryError> {
+        let old = self.0.fetch_or_u64(gpa, bits)?;
+        self.0.write(gpa & !0xff, &[0; 4])?;
+        Ok(old)
+    }
+}
+
+#[test]
+fn slot_freed_while_asking_for_eom_is_used_at_once() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(0);
+    w.enable_synic(&mut vp, 2, 0xf3);
+    assert_eq!(w.post(&mut vp, 2, 1), Ok(PostOutcome::Delivered));
+    let racing = FreesOnPending(&w.memory);
+    let msg = HvMessage::new(HvMessageType::VMBUS, 0, &[2; 4]).unwrap();
+    assert_eq!(
+        vp.post_message(&racing, &mut w.sink, 2, &msg),
+        Ok(PostOutcome::Delivered)
+    );
+    assert_eq!(w.slot(2).payload(), &[2; 4]);
+    assert_eq!(vp.queued(2), 0);
+}
+
+/// A clock with only a reference time: no TSC page parameters.
+struct TimeOnly;
+
+impl ReferenceClock for TimeOnly {
+    fn reference_time(&self) -> u64 {
+        77
+    }
+}
+
+#[test]
+fn borrowed_clock_and_sink_forward_every_call() {
+    let mut w = World::new();
+    w.clock.tsc = Some(TscScaleOffset {
+        scale: 0x1234_5678_9abc_def0,
+        offset: -5,
+    });
+    let mut vp = VirtualProcessor::new(4);
+    assert_eq!(
+        vp.read_msr(&w.partition, &&w.clock, HvMsr::TIME_REF_COUNT.0),
+        Ok(1234)
+    );
+    w.write(&mut vp, HvMsr::REFERENCE_TSC, TSC | 1).unwrap();
+    w.memory.write(TSC, &[0xee; 24]).unwrap();
+    w.partition.refresh_tsc_page(&w.memory, &&w.clock).unwrap();
+    let mut b = [0u8; 4096];
+    w.memory.read(TSC, &mut b).unwrap();
+    let page = ReferenceTscPage::read_from_bytes(&b).unwrap();
+    assert_eq!(page.scale.get(), 0x1234_5678_9abc_def0);
+    assert_eq!(page.offset.get(), -5);
+    assert_ne!(page.sequence.get(), 0);
+    // A clock that gives no parameters publishes the page invalid.
+    w.partition.refresh_tsc_page(&w.memory, &TimeOnly).unwrap();
+    assert_eq!(w.memory.read_u32(TSC).unwrap(), 0);
+    assert_eq!(
+        vp.read_msr(&w.partition, &TimeOnly, HvMsr::TIME_REF_COUNT.0),
+        Ok(77)
+    );
+    // The sink through a reference.
+    w.enable_synic(&mut vp, 2, 0xf3);
+    let msg = HvMessage::new(HvMessageType::VMBUS, 0, &[1; 4]).unwrap();
+    let mut sink = &mut w.sink;
+    assert_eq!(
+        vp.post_message(&w.memory, &mut sink, 2, &msg),
+        Ok(PostOutcome::Delivered)
+    );
+    assert_eq!(w.sink.0.len(), 1);
+    assert_eq!(w.sink.0[0].vp_index, 4);
+}
+
+#[test]
+fn reset_keeps_only_the_vp_index() {
+    let mut w = World::new();
+    let mut vp = VirtualProcessor::new(6);
+    w.enable_synic(&mut vp, 2, 0xf3);
+    assert_eq!(w.post(&mut vp, 2, 1), Ok(PostOutcome::Delivered));
+    assert_eq!(w.post(&mut vp, 2, 2), Ok(PostOutcome::Queued));
+    vp.reset();
+    assert_eq!(vp.vp_index(), 6);
+    assert_eq!(vp.queued(2), 0);
+    assert_eq!(w.read(&vp, HvMsr::SIMP), Ok(0));
+    assert_eq!(w.read(&vp, HvMsr::SINT2), Ok(1 << 16));
+    assert_eq!(w.read(&vp, HvMsr::SCONTROL), Ok(1));
+    let env = VpEnv {
+        partition: &w.partition,
+        memory: &w.memory,
+        clock: &w.clock,
+        interrupts: &mut w.sink,
+    };
+    assert!(std::format!("{env:?}").starts_with("VpEnv { partition: Partition"));
+    assert_eq!(
+        std::format!("{:?}", MessageQueue::<4>::new()),
+        "MessageQueue { len: 0, capacity: 4 }"
+    );
 }
