@@ -567,3 +567,63 @@ mod atomic {
 
 #[cfg(feature = "alloc")]
 pub use atomic::AtomicMemory;
+
+/// Test support: guest memory that tells a hook of each write and atomic OR after doing it.
+/// The hook may change memory itself, to play a guest racing with the host.
+#[cfg(all(test, feature = "alloc"))]
+pub(crate) mod observed {
+    use super::{AtomicMemory, GuestMemory, MemoryError};
+
+    /// An access the hook hears of.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Access {
+        /// `write(gpa, data)` with `data.len() == len`.
+        Write { gpa: u64, len: usize },
+        /// `fetch_or_u64(gpa, _)`.
+        FetchOr { gpa: u64 },
+    }
+
+    /// `inner`, with `hook` called after each write and atomic OR.
+    pub(crate) struct Observed<'a, F: Fn(&AtomicMemory, Access)> {
+        pub inner: &'a AtomicMemory,
+        pub hook: F,
+    }
+
+    impl<F: Fn(&AtomicMemory, Access)> GuestMemory for Observed<'_, F> {
+        fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+            self.inner.read(gpa, buf)
+        }
+        fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
+            self.inner.write(gpa, data)?;
+            (self.hook)(
+                self.inner,
+                Access::Write {
+                    gpa,
+                    len: data.len(),
+                },
+            );
+            Ok(())
+        }
+        fn compare_exchange_u32(
+            &self,
+            gpa: u64,
+            current: u32,
+            new: u32,
+        ) -> Result<Result<u32, u32>, MemoryError> {
+            self.inner.compare_exchange_u32(gpa, current, new)
+        }
+        fn compare_exchange_u64(
+            &self,
+            gpa: u64,
+            current: u64,
+            new: u64,
+        ) -> Result<Result<u64, u64>, MemoryError> {
+            self.inner.compare_exchange_u64(gpa, current, new)
+        }
+        fn fetch_or_u64(&self, gpa: u64, bits: u64) -> Result<u64, MemoryError> {
+            let old = self.inner.fetch_or_u64(gpa, bits)?;
+            (self.hook)(self.inner, Access::FetchOr { gpa });
+            Ok(old)
+        }
+    }
+}

@@ -6,61 +6,13 @@ use core::cell::RefCell;
 
 use super::*;
 use crate::defs::MiscFeatures;
-use crate::memory::MemoryError;
+use crate::memory::observed::{Access, Observed};
 
 const FULL: DispatchConfig = DispatchConfig {
     xmm_fast_input: true,
     xmm_fast_output: true,
     rep_continuation: RepContinuation::ReturnToGuest,
 };
-
-/// Guest memory that records every write the dispatcher makes.
-struct Recording {
-    inner: AtomicMemory,
-    writes: RefCell<Vec<(u64, usize)>>,
-}
-
-impl Recording {
-    fn new() -> Self {
-        Self {
-            inner: memory(),
-            writes: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn take(&self) -> Vec<(u64, usize)> {
-        self.writes.take()
-    }
-}
-
-impl GuestMemory for Recording {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.inner.read(gpa, buf)
-    }
-    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
-        self.writes.borrow_mut().push((gpa, data.len()));
-        self.inner.write(gpa, data)
-    }
-    fn compare_exchange_u32(
-        &self,
-        gpa: u64,
-        current: u32,
-        new: u32,
-    ) -> Result<Result<u32, u32>, MemoryError> {
-        self.inner.compare_exchange_u32(gpa, current, new)
-    }
-    fn compare_exchange_u64(
-        &self,
-        gpa: u64,
-        current: u64,
-        new: u64,
-    ) -> Result<Result<u64, u64>, MemoryError> {
-        self.inner.compare_exchange_u64(gpa, current, new)
-    }
-    fn fetch_or_u64(&self, gpa: u64, bits: u64) -> Result<u64, MemoryError> {
-        self.inner.fetch_or_u64(gpa, bits)
-    }
-}
 
 /// Registers that record which XMM registers the dispatcher writes.
 #[derive(Default)]
@@ -212,8 +164,15 @@ fn simple_call_output_the_handler_left_is_zero() {
 
 #[test]
 fn rep_write_back_covers_only_completed_elements() {
-    let mem = Recording::new();
-    rep_setup(&mem.inner, &[10, 20, 30, 40, 50]);
+    let ram = memory();
+    let writes = RefCell::new(Vec::new());
+    let mem = Observed {
+        inner: &ram,
+        hook: |_: &AtomicMemory, a| writes.borrow_mut().push(a),
+    };
+    let take = || writes.take();
+    let write = |gpa, len| [Access::Write { gpa, len }];
+    rep_setup(&ram, &[10, 20, 30, 40, 50]);
     let mut h = TestHandler {
         budget: Some(2),
         ..Default::default()
@@ -223,22 +182,22 @@ fn rep_write_back_covers_only_completed_elements() {
     let mut regs = x64(rep_control(5, 2), IN, OUT);
     let r = d.dispatch(CallingConvention::X64, &mut regs, &mem, &mut h);
     assert_eq!(r.result().unwrap().reps_completed(), 4);
-    assert_eq!(mem.take(), [(OUT + 32, 32)]);
-    assert_eq!(rep_output(&mem.inner, 1), (0, 0));
-    assert_eq!(rep_output(&mem.inner, 3), (120, 40));
+    assert_eq!(take(), write(OUT + 32, 32));
+    assert_eq!(rep_output(&ram, 1), (0, 0));
+    assert_eq!(rep_output(&ram, 3), (120, 40));
     // Elements 1 to 3 of 8 bytes each.
     let control = HypercallInput::rep(HALF_CODE, 5).with_rep_start(1).0;
     h.budget = Some(3);
     let mut regs = x64(control, IN, OUT);
     let r = d.dispatch(CallingConvention::X64, &mut regs, &mem, &mut h);
     assert_eq!(r.result().unwrap().reps_completed(), 4);
-    assert_eq!(mem.take(), [(OUT + 8, 24)]);
+    assert_eq!(take(), write(OUT + 8, 24));
     // A call that completes nothing writes nothing.
     h.budget = Some(0);
     let mut regs = x64(rep_control(5, 4), IN, OUT);
     let r = d.dispatch(CallingConvention::X64, &mut regs, &mem, &mut h);
     assert_eq!(r.result().unwrap().reps_completed(), 4);
-    assert_eq!(mem.take(), []);
+    assert_eq!(take(), []);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use super::*;
 use crate::cpuid_builder::Enlightenments;
 use crate::defs::{HvMessage, HvMessageType, HvStatus, MessageFlags, ReferenceTscPage};
 use crate::hypercall_page::{HypercallPage, HypercallPageKind};
+use crate::memory::observed::{Access, Observed};
 use crate::memory::AtomicMemory;
 
 const SIMP: u64 = 0x10_000;
@@ -642,46 +643,21 @@ fn disabled_synic_or_message_page_holds_the_queue() {
     assert_eq!(w.sink.0.len(), 2);
 }
 
-/// Guest memory where the guest frees the slot at the moment the host asks for an EOM.
-struct FreesOnPending<'a>(&'a AtomicMemory);
-
-impl GuestMemory for FreesOnPending<'_> {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.0.read(gpa, buf)
-    }
-    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
-        self.0.write(gpa, data)
-    }
-    fn compare_exchange_u32(
-        &self,
-        gpa: u64,
-        current: u32,
-        new: u32,
-    ) -> Result<Result<u32, u32>, MemoryError> {
-        self.0.compare_exchange_u32(gpa, current, new)
-    }
-    fn compare_exchange_u64(
-        &self,
-        gpa: u64,
-        current: u64,
-        new: u64,
-    ) -> Result<Result<u64, u64>, MemoryError> {
-        self.0.compare_exchange_u64(gpa, current, new)
-    }
-    fn fetch_or_u64(&self, gpa: u64, bits: u64) -> Result<u64, MemoryError> {
-        let old = self.0.fetch_or_u64(gpa, bits)?;
-        self.0.write(gpa & !0xff, &[0; 4])?;
-        Ok(old)
-    }
-}
-
 #[test]
 fn slot_freed_while_asking_for_eom_is_used_at_once() {
     let mut w = World::new();
     let mut vp = VirtualProcessor::new(0);
     w.enable_synic(&mut vp, 2, 0xf3);
     assert_eq!(w.post(&mut vp, 2, 1), Ok(PostOutcome::Delivered));
-    let racing = FreesOnPending(&w.memory);
+    // The guest frees the slot at the moment the host asks it for an EOM.
+    let racing = Observed {
+        inner: &w.memory,
+        hook: |m: &AtomicMemory, a| {
+            if let Access::FetchOr { gpa } = a {
+                m.write(gpa & !0xff, &[0; 4]).unwrap();
+            }
+        },
+    };
     let msg = HvMessage::new(HvMessageType::VMBUS, 0, &[2; 4]).unwrap();
     assert_eq!(
         vp.post_message(&racing, &mut w.sink, 2, &msg),
