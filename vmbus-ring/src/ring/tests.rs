@@ -122,12 +122,16 @@ fn uncommitted_batches_are_invisible() {
     let mut buf = [0u8; 128];
     {
         let mut batch = w.batch();
+        assert!(batch.is_empty());
         batch.write(&RawPacket(&packet(32, 1))).unwrap();
         assert!(!batch.is_empty());
+        assert_eq!(batch.len(), 1);
     }
     assert_eq!(r.read(&mut buf), Err(ReadError::Empty));
     assert_eq!(w.write_index(), 0);
     let _ = w.write(&RawPacket(&packet(32, 2))).unwrap();
+    assert_eq!(w.write_index(), 40);
+    assert_eq!(w.data_len(), 4096);
     let mut batch = r.batch();
     assert_eq!(batch.next(&mut buf), Ok(32));
     assert_eq!(batch.consumed(), 40);
@@ -440,15 +444,65 @@ fn corrupt_indices_and_lengths() {
     // Exactly up to the write index is fine.
     mem.write_at(4, &[4, 0]);
     assert_eq!(r.read(&mut buf).unwrap().0, 32);
-    // A write index that leaves less than a descriptor and trailer.
+    // A write index that leaves less than a descriptor and trailer: the bytes there are not
+    // read as a descriptor (len8 is reported as 0 whatever they hold).
+    mem.write_at(40, &packet(16, 9));
     mem.store_control(ControlWord::WriteIndex, 40 + 16);
-    assert!(matches!(
+    assert_eq!(
         r.read(&mut buf),
         Err(ReadError::Corrupt(CorruptRing::PacketLength {
+            offset: 40,
+            len8: 0,
             available: 16,
-            ..
         }))
-    ));
+    );
+}
+
+/// Ring memory that reports a chosen data-area length (what a faulty `RingMemory` could do).
+#[derive(Debug)]
+struct Claims(Mem, u32);
+
+impl RingMemory for Claims {
+    fn data_len(&self) -> u32 {
+        self.1
+    }
+    fn load_control(&self, word: ControlWord) -> u32 {
+        self.0.load_control(word)
+    }
+    fn store_control(&self, word: ControlWord, value: u32) {
+        self.0.store_control(word, value)
+    }
+    fn read_at(&self, offset: u32, buf: &mut [u8]) {
+        self.0.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u32, buf: &[u8]) {
+        self.0.write_at(offset, buf)
+    }
+}
+
+#[test]
+fn data_length_is_checked_when_an_endpoint_attaches() {
+    use crate::memory::{MAX_DATA_LEN, MIN_DATA_LEN};
+    for len in [MIN_DATA_LEN - 8, 260, MAX_DATA_LEN + 8, 0] {
+        let bad = CorruptRing::DataLength { len };
+        assert_eq!(RingReader::new(Claims(ring(256), len)).unwrap_err(), bad);
+        assert_eq!(RingWriter::new(Claims(ring(256), len)).unwrap_err(), bad);
+    }
+    let r = RingReader::new(Claims(ring(256), MIN_DATA_LEN)).unwrap();
+    assert_eq!(r.data_len(), MIN_DATA_LEN);
+    assert_eq!(RingReader::new(ring(256)).unwrap().data_len(), 256);
+}
+
+#[test]
+fn borrowed_packets_write_the_same_bytes() {
+    let bytes = packet(48, 3);
+    let (a, b) = (ring(256), ring(256));
+    let direct = RingWriter::new(&a).unwrap().write(&RawPacket(&bytes));
+    let borrowed: &dyn WritePacket = &RawPacket(&bytes);
+    assert_eq!(borrowed.packet_len(), 48);
+    assert_eq!(RingWriter::new(&b).unwrap().write(&borrowed), direct);
+    assert_eq!(raw(&b, 0, 56), raw(&a, 0, 56));
+    assert_eq!(b.load_control(ControlWord::WriteIndex), 56);
 }
 
 #[test]
@@ -522,5 +576,50 @@ proptest! {
             }
         }
         prop_assert_eq!(mem.violations(), 0);
+    }
+}
+
+/// A packet that hands its bytes to the sink in pieces of the given sizes (cycled).
+struct Pieces<'a>(&'a [u8], &'a [usize]);
+
+impl WritePacket for Pieces<'_> {
+    fn packet_len(&self) -> usize {
+        self.0.len()
+    }
+    fn emit_to(&self, sink: &mut dyn PacketSink) {
+        let mut rest = self.0;
+        for &n in self.1.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, tail) = rest.split_at(n.min(rest.len()));
+            sink.put(piece);
+            rest = tail;
+        }
+    }
+}
+
+#[test]
+fn packets_emitted_in_odd_pieces_land_as_whole_ones() {
+    let bytes = packet(64, 7);
+    let splits: [&[usize]; 6] = [&[1], &[3, 5], &[7, 9], &[0, 13, 2], &[8, 1, 15], &[63, 1]];
+    for split in splits {
+        // Start 24 bytes before the end of the ring, so that pieces cross it.
+        let (whole, pieces) = (ring(256), ring(256));
+        for mem in [&whole, &pieces] {
+            mem.store_control(ControlWord::WriteIndex, 232);
+            mem.store_control(ControlWord::ReadIndex, 232);
+        }
+        let a = RingWriter::new(&whole).unwrap().write(&RawPacket(&bytes));
+        let b = RingWriter::new(&pieces)
+            .unwrap()
+            .write(&Pieces(&bytes, split));
+        assert_eq!(a, b, "{split:?}");
+        assert_eq!(raw(&pieces, 0, 256), raw(&whole, 0, 256), "{split:?}");
+        assert_eq!(pieces.load_control(ControlWord::WriteIndex), 232 + 72 - 256);
+        let mut buf = [0u8; 64];
+        let mut r = RingReader::new(&pieces).unwrap();
+        assert_eq!(r.read(&mut buf).unwrap().0, 64);
+        assert_eq!(&buf[..], &bytes[..]);
     }
 }
