@@ -649,7 +649,15 @@ impl Bridge {
         let vid = usize::from(ing.tci.vid());
         let bit = kind as u8;
         let len = ing.rx.data.len();
+        #[cfg(test)]
+        {
+            self.floods[0] += 1;
+        }
         if !ing.offload && len + TAG_LEN <= self.min_max_len as usize && self.uniform_tpid != 0 {
+            #[cfg(test)]
+            {
+                self.floods[1] += 1;
+            }
             // No copy can need a size check or a software offload (the common case): every
             // member's action is written, and kept or overwritten without a branch on the
             // member; the counters move by the same 0 or 1.

@@ -304,6 +304,9 @@ pub struct Bridge {
     /// Frames the express lane forwarded (the tests check it is taken).
     #[cfg(test)]
     pub(crate) express_hits: usize,
+    /// Floods, and those that took the loop without per-member checks, for the same tests.
+    #[cfg(test)]
+    pub(crate) floods: [usize; 2],
     /// Turns off the express lane and the flood loop's port masks, for the tests that
     /// compare the fast paths with the plain ones.
     #[cfg(test)]
@@ -357,6 +360,8 @@ impl Bridge {
             now: 0,
             #[cfg(test)]
             express_hits: 0,
+            #[cfg(test)]
+            floods: [0; 2],
             #[cfg(test)]
             plain: false,
         }
@@ -982,13 +987,4 @@ fn stp_port_number(i: usize) -> u16 {
 }
 
 #[cfg(test)]
-mod port_number_tests {
-    #[test]
-    fn stp_port_numbers_are_1_to_4095() {
-        for i in [0, 1, 4094, 4095, 4096, 65_534, 65_535, 65_536, usize::MAX] {
-            let n = super::stp_port_number(i);
-            assert!((1..=4095).contains(&n), "{i}: {n}");
-        }
-        assert_eq!(super::stp_port_number(65_535), 16);
-    }
-}
+mod tests;

@@ -322,6 +322,31 @@ fn mirroring_copies_source_traffic_to_the_monitor() {
 }
 
 #[test]
+fn mirroring_survives_the_removal_of_a_monitor_or_a_source() {
+    let mut br = bridge();
+    let mut src = PortConfig::plain();
+    src.mirror = MirrorMode::Source;
+    let (s1, s2) = (br.add_port(src.clone()).unwrap(), br.add_port(src).unwrap());
+    let o = br.add_port(PortConfig::plain()).unwrap();
+    let mut mon = PortConfig::plain();
+    mon.mirror = MirrorMode::Destination;
+    mon.flood.unknown_unicast = false;
+    let (m1, m2) = (br.add_port(mon.clone()).unwrap(), br.add_port(mon).unwrap());
+    // o learns mac(2); s1 and s2 send to it.
+    send(&mut br, o, &eth(MacAddr::BROADCAST, mac(2)).done(), 0);
+    let to_o = |n| eth(mac(2), mac(n)).done();
+    assert_eq!(send(&mut br, s1, &to_o(1), 0).ports(), [o, m1, m2]);
+    br.remove_port(m1).unwrap();
+    assert_eq!(send(&mut br, s1, &to_o(1), 0).ports(), [o, m2]);
+    br.remove_port(s1).unwrap();
+    assert_eq!(send(&mut br, s2, &to_o(3), 0).ports(), [o, m2]);
+    br.remove_port(s2).unwrap();
+    // No source left: o's broadcast reaches m2 once, as a flood, not as a mirror copy too.
+    let bcast = eth(MacAddr::BROADCAST, mac(2)).done();
+    assert_eq!(send(&mut br, o, &bcast, 0).ports(), [m2]);
+}
+
+#[test]
 fn statistics_count_per_port_and_per_vlan() {
     let mut br = bridge();
     let a = br
@@ -373,9 +398,15 @@ fn private_switch_admits_only_vm_ports() {
 #[test]
 fn internal_switch_admits_one_host_port_and_no_uplink() {
     let mut br = bridge_with(SwitchType::Internal, 64, 300_000);
+    assert_eq!(br.switch_type(), SwitchType::Internal);
+    // VM ports do not count against the one host port.
+    br.add_port(PortConfig::vm(mac(5))).unwrap();
+    br.add_port(PortConfig::vm(mac(6))).unwrap();
     let h = br.add_port(PortConfig::host(mac(1))).unwrap();
     assert!(br.add_port(PortConfig::host(mac(2))).is_err());
     assert!(br.add_port(PortConfig::external()).is_err());
+    // Reconfiguring the host port is not adding a second one.
+    br.set_port_config(h, PortConfig::host(mac(3))).unwrap();
     br.remove_port(h).unwrap();
     br.add_port(PortConfig::host(mac(2))).unwrap();
 }

@@ -369,6 +369,16 @@ fn shared_fid_learns_across_vlans() {
     // Known in the shared FID, but a10 is not a member of VLAN 20: filtered, not flooded.
     let f = eth(mac(1), mac(2)).vlan(20).done();
     assert_eq!(send(&mut br, t, &f, 0).dropped(), DropReason::EgressFilter);
+    // FIDs are 12 bits, like VIDs; the mapping of a refused one is left as it was.
+    for bad in [4096, 5000, u16::MAX] {
+        assert_eq!(
+            br.set_fid(20, bad),
+            Err(vswitch_core::ConfigError::InvalidVid(bad))
+        );
+    }
+    assert_eq!(br.fid(20), br.fid(10));
+    br.set_fid(20, 4095).unwrap();
+    assert_eq!(br.fid(20), 4095);
 }
 
 // ---- learning and forwarding ----------------------------------------------------------------
@@ -577,6 +587,40 @@ fn ageing_time_zero_learns_nothing() {
     let mut br = bridge_with(SwitchType::External, 64, 0);
     let p = [0, 1].map(|_| br.add_port(plain()).unwrap());
     send(&mut br, p[1], &eth(MacAddr::BROADCAST, mac(2)).done(), 0);
+    assert!(br.fdb().is_empty());
+}
+
+#[test]
+fn ageing_time_set_at_run_time_applies_to_later_learning() {
+    let mut br = bridge_with(SwitchType::External, 64, 300_000);
+    let p = [0, 1].map(|_| br.add_port(plain()).unwrap());
+    br.set_ageing(0);
+    send(&mut br, p[1], &eth(MacAddr::BROADCAST, mac(2)).done(), 0);
+    assert!(br.fdb().is_empty());
+    br.set_ageing(500);
+    send(&mut br, p[1], &eth(MacAddr::BROADCAST, mac(2)).done(), 1000);
+    assert_eq!(br.lookup(1, mac(2), 1499), Some(p[1]));
+    assert_eq!(br.lookup(1, mac(2), 1500), None);
+}
+
+#[test]
+fn flush_and_remove_entry_drop_what_they_name() {
+    let (mut br, p) = three();
+    br.add_static(1, mac(9), p[2], EntryKind::Static, 0)
+        .unwrap();
+    for (i, n) in [(0, 1), (1, 2), (1, 3)] {
+        send(&mut br, p[i], &eth(MacAddr::BROADCAST, mac(n)).done(), 0);
+    }
+    assert!(br.remove_entry(1, mac(1)));
+    assert!(!br.remove_entry(1, mac(1)), "already gone");
+    assert_eq!(br.lookup(1, mac(1), 0), None);
+    assert_eq!(br.lookup(1, mac(2), 0), Some(p[1]));
+    // Flush: every dynamic entry, not the static one.
+    br.flush();
+    assert_eq!(br.lookup(1, mac(2), 0), None);
+    assert_eq!(br.lookup(1, mac(3), 0), None);
+    assert_eq!(br.lookup(1, mac(9), 0), Some(p[2]));
+    assert!(br.remove_entry(1, mac(9)));
     assert!(br.fdb().is_empty());
 }
 

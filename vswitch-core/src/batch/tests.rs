@@ -172,6 +172,8 @@ fn express_lane_matches_the_full_pipeline() {
     let (mut frames_seen, mut express) = (0usize, 0usize);
     // The same for the bridges whose traffic uses ports from 64 up.
     let (mut high_seen, mut high_express) = (0usize, 0usize);
+    // Floods, and those through the loop without per-member checks.
+    let mut floods = [0usize; 2];
     for seed in 1..=300u64 {
         let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let (mut a, mut b) = (bridge(seed), bridge(seed));
@@ -277,6 +279,9 @@ fn express_lane_matches_the_full_pipeline() {
             }
         }
         assert_eq!(b.express_hits, 0);
+        // The plain bridge turns off only the masks, not the check-free flood loop.
+        assert_eq!(a.floods, b.floods, "seed {seed}");
+        floods = [floods[0] + a.floods[0], floods[1] + a.floods[1]];
         express += a.express_hits;
         if skip >= 64 {
             high_express += a.express_hits;
@@ -286,6 +291,13 @@ fn express_lane_matches_the_full_pipeline() {
     assert!(
         express * 8 > frames_seen,
         "express lane took {express} of {frames_seen} frames"
+    );
+    // Clean seeds flood almost always through the loop without per-member checks.
+    assert!(
+        floods[1] * 2 > floods[0],
+        "{} of {} floods without per-member checks",
+        floods[1],
+        floods[0]
     );
     assert!(
         high_express * 8 > high_seen,
