@@ -2,8 +2,9 @@
 
 use super::*;
 
-/// The vector compare agrees with the plain one: equal keys, keys differing only in
-/// their flags (ignored), in one 32-bit half only (a half match is no match), empty slots.
+/// The vector and the portable compares agree with the definition: equal keys, keys
+/// differing only in their flags (ignored), in one 32-bit half only (a half match is no
+/// match), empty slots.
 #[test]
 fn bucket_hits_match_the_scalar_compare() {
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -28,12 +29,11 @@ fn bucket_hits_match_the_scalar_compare() {
                 _ => OCCUPIED | next() & ((1 << 60) - 1),
             };
         }
-        let [k0, k1, k2, k3] = bucket.keys;
-        let want = u32::from(k0 & MATCH == key)
-            | u32::from(k1 & MATCH == key) << 1
-            | u32::from(k2 & MATCH == key) << 2
-            | u32::from(k3 & MATCH == key) << 3;
+        let want = (0..4)
+            .filter(|&k| bucket.keys[k] & MATCH == key)
+            .fold(0u32, |m, k| m | 1 << k);
         assert_eq!(hits(&bucket, key), want, "{:x?}", bucket.keys);
+        assert_eq!(hits_portable(&bucket, key), want, "{:x?}", bucket.keys);
         seen[want as usize] += 1;
     }
     // Every pattern of hits came up.
@@ -212,4 +212,68 @@ fn keys_from_seeds_are_odd_and_well_mixed() {
         "mean {mean} bits set per word"
     );
     assert_eq!(std::format!("{k:?}"), "HashKey(..)");
+}
+
+/// The table's hash is its key's; every packed-key bit, flipped alone, changes about half of
+/// the low 16 hash bits (those that pick the bucket) and of all 64; distinct keys, distinct
+/// hashes.
+#[test]
+fn keyed_hash_spreads_every_key_bit() {
+    let t = small(64);
+    let key = HashKey::from_seed(7);
+    let keys: Vec<u64> = (0..4096u64)
+        .map(|i| {
+            pack(
+                (i % 7) as u16,
+                mac(i.wrapping_mul(0x9e37_79b9) & 0xff_ffff_ffff),
+            )
+        })
+        .collect();
+    let mut low = [0u32; 60];
+    let mut all = [0u32; 60];
+    for &k in &keys {
+        let h = t.hash(k);
+        assert_eq!(h, key.hash(k));
+        for b in 0..60 {
+            let d = h ^ t.hash(k ^ 1 << b);
+            low[b] += (d & 0xffff).count_ones();
+            all[b] += d.count_ones();
+        }
+    }
+    for b in 0..60 {
+        let (l, a) = (f64::from(low[b]) / 4096.0, f64::from(all[b]) / 4096.0);
+        assert!(
+            (7.0..=9.0).contains(&l),
+            "key bit {b}: {l} of the low 16 hash bits"
+        );
+        assert!(
+            (30.0..=34.0).contains(&a),
+            "key bit {b}: {a} of 64 hash bits"
+        );
+    }
+    let mut hashes: Vec<u64> = keys.iter().map(|&k| t.hash(k)).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(hashes.len(), keys.len());
+}
+
+#[test]
+fn accessors_report_the_table() {
+    let mut t = small(64);
+    assert!(t.is_empty());
+    assert_eq!(t.config().capacity, 64);
+    t.set_ageing(5);
+    assert_eq!(t.config().ageing_ms, 5);
+    t.learn(1, mac(1), 2, 0);
+    t.insert_static(1, mac(2), 3, EntryKind::Static, 0).unwrap();
+    assert!(!t.is_empty());
+    assert_eq!((t.len(), t.dynamic_len()), (2, 1));
+    assert_eq!(
+        std::format!("{t:?}"),
+        "Fdb { len: 2, dynamic: 1, slots: 128, config: FdbConfig { capacity: 64, \
+         learn_limit: 64, ageing_ms: 5 }, .. }"
+    );
+    // Entries expire 5 ms after they were seen.
+    assert_eq!(t.lookup(1, mac(1), 4), Some(2));
+    assert_eq!(t.lookup(1, mac(1), 5), None);
 }
