@@ -468,6 +468,7 @@ mod tests {
         .unwrap();
         let buf = GpaBuffer::new(ranges, &ram).unwrap();
         assert_eq!(buf.len(), 5010);
+        assert!(!buf.is_empty());
         let data: Vec<u8> = (0..5010u32).map(|i| (i % 251) as u8).collect();
         buf.write_at(0, &data).unwrap();
         // Where the bytes went in guest-physical terms.

@@ -413,6 +413,8 @@ mod tests {
             out.push(buf[..len].to_vec());
         }
         assert_eq!(out.len(), s.message_count());
+        let header = GpadlHeaderMessage::new_checked(&out[0]).unwrap();
+        assert_eq!(header.range_buflen(), s.range_buflen());
         out
     }
 
@@ -508,6 +510,11 @@ mod tests {
             }
         );
         body[0] = 9;
+        body[8] = 5;
+        assert_eq!(
+            GpadlBodyMessage::new_checked(&body).unwrap().msg_number(),
+            5
+        );
         let mut padded = [0u8; 29];
         padded[..16].copy_from_slice(&body);
         // 13 trailing bytes: one whole value, the partial one is dropped.

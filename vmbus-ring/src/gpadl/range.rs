@@ -351,6 +351,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pfn_lists_compare_by_value_whatever_their_form() {
+        let a = [0x10u64, 0x11];
+        let mut buf = [0u8; 24];
+        let enc = GpaRanges::encode(&[GpaRange::new(0, 8192, &a)], &mut buf).unwrap();
+        let wire = enc.iter().next().unwrap().pfns;
+        assert!(matches!(wire, Pfns::Wire(_)));
+        assert_eq!(wire, Pfns::Native(&a));
+        assert_ne!(wire, Pfns::Native(&[0x10, 0x12]));
+        assert_ne!(wire, Pfns::Native(&a[..1]));
+        assert_ne!(Pfns::Native(&[0x10]), Pfns::Native(&[0x11]));
+        assert!(!wire.is_empty());
+        assert!(Pfns::Native(&[]).is_empty());
+    }
+
+    #[test]
+    fn iteration_stops_after_the_declared_count() {
+        let (a, b) = ([0x10u64], [0x20u64]);
+        let mut buf = [0u8; 32];
+        let two = [GpaRange::new(0, 10, &a), GpaRange::new(0, 20, &b)];
+        GpaRanges::encode(&two, &mut buf).unwrap();
+        let one = GpaRanges::parsed(&buf, 1);
+        assert_eq!(one.iter().count(), 1);
+        assert_eq!(one.iter().next().unwrap().byte_count, 10);
+    }
+
+    #[test]
     fn encode_parse_round_trip() {
         let a = [0x1000u64, 0x2000, 0x3000];
         let b = [0x77u64];

@@ -76,6 +76,11 @@ fn split_then_reassemble_a_ring_gpadl() {
     );
     let g = table.get(0xe1e10).unwrap();
     assert_eq!(g.len(), 100 * 4096);
+    assert!(!g.is_empty());
+    assert_eq!((g.id(), g.child_relid()), (0xe1e10, 5));
+    let mut encoded = std::vec![0u8; 8 + 8 * 100];
+    GpaRanges::encode(&[GpaRange::whole_pages(&pfns)], &mut encoded).unwrap();
+    assert_eq!(g.range_buffer(), &encoded[..]);
     assert_eq!(g.ring_pfns().unwrap().iter().collect::<Vec<_>>(), pfns);
     assert_eq!(table.len(), 1);
     assert_eq!(table.in_progress(), 0);
@@ -89,6 +94,21 @@ fn split_then_reassemble_a_ring_gpadl() {
     // Teardown.
     assert!(table.remove(0xe1e10).is_some());
     assert!(table.get(0xe1e10).is_none());
+}
+
+#[test]
+fn only_one_whole_page_range_from_offset_0_is_a_ring() {
+    let pfns = [0x10u64, 0x11];
+    for (id, range) in [
+        (1, GpaRange::new(0x10, 8192 - 0x10, &pfns)),
+        (2, GpaRange::new(0, 4097, &pfns)),
+        (3, GpaRange::new(0, 8192, &pfns)),
+    ] {
+        let mut table = GpadlTable::default();
+        feed(&mut table, &messages(1, id, &[range])).unwrap();
+        let ring = table.get(id).unwrap().ring_pfns();
+        assert_eq!(ring.is_ok(), id == 3, "{range:?}");
+    }
 }
 
 #[test]
@@ -360,6 +380,10 @@ fn limits_bound_what_a_guest_can_allocate() {
             limit: 4
         }
     );
+    // Exactly the limit is accepted.
+    t.handle_message(&header(9, 32, 1, &[rh(3 * 4096, 0), 7, 7, 7]))
+        .unwrap();
+    assert!(t.remove(9).is_some());
     t.handle_message(&header(1, 24, 1, &[rh(8192, 0)])).unwrap();
     t.handle_message(&header(2, 24, 1, &[rh(8192, 0)])).unwrap();
     assert_eq!(
