@@ -384,8 +384,11 @@ fn limits_bound_what_a_guest_can_allocate() {
     t.handle_message(&header(9, 32, 1, &[rh(3 * 4096, 0), 7, 7, 7]))
         .unwrap();
     assert!(t.remove(9).is_some());
+    assert!(t.is_empty());
     t.handle_message(&header(1, 24, 1, &[rh(8192, 0)])).unwrap();
     t.handle_message(&header(2, 24, 1, &[rh(8192, 0)])).unwrap();
+    assert!(t.is_empty(), "only complete GPADLs count");
+    assert_eq!(t.in_progress(), 2);
     assert_eq!(
         t.handle_message(&header(3, 24, 1, &[rh(8192, 0)]))
             .unwrap_err(),
@@ -393,6 +396,7 @@ fn limits_bound_what_a_guest_can_allocate() {
     );
     t.handle_message(&header(3, 16, 1, &[rh(4096, 0), 9]))
         .unwrap();
+    assert!(!t.is_empty());
     assert_eq!(
         t.handle_message(&header(4, 16, 1, &[rh(4096, 0), 9]))
             .unwrap_err(),
@@ -441,8 +445,12 @@ fn total_values_are_bounded() {
     t.handle_message(&header(3, 16, 1, &[rh(4096, 0), 7]))
         .unwrap();
     assert_eq!(t.values_held(), 6);
+    // Up to the limit exactly.
+    t.handle_message(&header(5, 32, 1, &[rh(3 * 4096, 0), 7, 7, 7]))
+        .unwrap();
+    assert_eq!(t.values_held(), 10);
     assert!(t.remove(1).is_some());
-    assert_eq!(t.values_held(), 2);
+    assert_eq!(t.values_held(), 6);
 }
 
 proptest! {
