@@ -10,7 +10,7 @@ use vswitch_core::frame::MacAddr;
 use vswitch_core::offload::{checksum, finish, sum_words};
 use vswitch_core::packet::{Ipv4Packet, TcpSegment};
 use vswitch_core::port::{MirrorMode, PortKind, PortState, SwitchType};
-use vswitch_core::stp::StpConfig;
+use vswitch_core::stp::{Link, StpConfig};
 use vswitch_core::vlan::{Edit, VlanConfig, VlanSet};
 use vswitch_core::{
     Bridge, BridgeConfig, ConfigError, HashKey, PortConfig, PortId, RxFrame, TxBatch,
@@ -670,24 +670,9 @@ fn wire(out: &TxBatch, frames: &[RxFrame<'_>], next: &mut Vec<(PortId, Vec<u8>)>
 fn spanning_tree_cuts_a_loop_between_two_uplinks() {
     let (mut a, pa) = stp_bridge(1, 4096);
     let (mut b, pb) = stp_bridge(2, 32768);
-    // Run both bridges for 40 s of BPDU exchange (ticks every 100 ms).
-    let mut inbox: [Vec<(PortId, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+    // Both bridges exchange BPDUs for 40 s.
+    run_pair(&mut a, &mut b, 0, 40_000, [false; 2]);
     let mut out = TxBatch::new();
-    for step in 0..=400u64 {
-        let now = step * 100;
-        for side in 0..2 {
-            let br = if side == 0 { &mut a } else { &mut b };
-            let received = std::mem::take(&mut inbox[side]);
-            let frames: Vec<RxFrame<'_>> =
-                received.iter().map(|(p, f)| RxFrame::new(*p, f)).collect();
-            let mut next = Vec::new();
-            br.process(&frames, now, &mut out);
-            wire(&out, &frames, &mut next);
-            br.tick(now, &mut out);
-            wire(&out, &[], &mut next);
-            inbox[1 - side].extend(next);
-        }
-    }
     assert!(a.stp().unwrap().is_root());
     assert_eq!(b.port_state(pb[0]), Some(PortState::Forwarding));
     assert_eq!(b.port_state(pb[1]), Some(PortState::Blocking));
@@ -716,6 +701,57 @@ fn spanning_tree_cuts_a_loop_between_two_uplinks() {
         crossings, 2,
         "A floods to both uplinks; B accepts only on its root port"
     );
+}
+
+/// Runs two bridges joined by their uplinks 0–0 and 1–1 from `from` to `to` ms (ticks every
+/// 100 ms); a link marked down in `cut` carries nothing.
+fn run_pair(a: &mut Bridge, b: &mut Bridge, from: u64, to: u64, cut: [bool; 2]) {
+    let mut inbox: [Vec<(PortId, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+    let mut out = TxBatch::new();
+    for now in (from..=to).step_by(100) {
+        for side in 0..2 {
+            let br = if side == 0 { &mut *a } else { &mut *b };
+            let received = std::mem::take(&mut inbox[side]);
+            let frames: Vec<RxFrame<'_>> =
+                received.iter().map(|(p, f)| RxFrame::new(*p, f)).collect();
+            let mut next = Vec::new();
+            br.process(&frames, now, &mut out);
+            wire(&out, &frames, &mut next);
+            br.tick(now, &mut out);
+            wire(&out, &[], &mut next);
+            next.retain(|(p, _)| !cut[p.0 as usize]);
+            inbox[1 - side].extend(next);
+        }
+    }
+}
+
+#[test]
+fn spanning_tree_fails_over_when_the_root_link_goes_down_and_back() {
+    let (mut a, pa) = stp_bridge(1, 4096);
+    let (mut b, pb) = stp_bridge(2, 32768);
+    run_pair(&mut a, &mut b, 0, 40_000, [false; 2]);
+    assert_eq!(b.port_state(pb[0]), Some(PortState::Forwarding));
+    assert_eq!(b.port_state(pb[1]), Some(PortState::Blocking));
+    // The root link fails: the port leaves the tree at once (no wait for the stored BPDU
+    // to reach max age), so the blocked link forwards after two forward delays (30 s).
+    for (br, p) in [(&mut a, pa[0]), (&mut b, pb[0])] {
+        br.set_port_link(p, Link::Down).unwrap();
+    }
+    run_pair(&mut a, &mut b, 40_100, 69_000, [true, false]);
+    assert_eq!(b.port_state(pb[1]), Some(PortState::Learning));
+    run_pair(&mut a, &mut b, 69_100, 72_000, [true, false]);
+    assert_eq!(b.port_state(pb[0]), Some(PortState::Disabled));
+    assert_eq!(b.port_state(pb[1]), Some(PortState::Forwarding));
+    run_pair(&mut a, &mut b, 72_100, 100_000, [true, false]);
+    assert_eq!(b.port_state(pb[1]), Some(PortState::Forwarding));
+    // Back up: it rejoins the tree and is the root port again, the other link blocked.
+    for (br, p) in [(&mut a, pa[0]), (&mut b, pb[0])] {
+        br.set_port_link(p, Link::FullDuplex).unwrap();
+    }
+    run_pair(&mut a, &mut b, 100_100, 160_000, [false; 2]);
+    assert_eq!(b.port_state(pb[0]), Some(PortState::Forwarding));
+    assert_eq!(b.port_state(pb[1]), Some(PortState::Blocking));
+    assert_eq!(a.port_state(pa[0]), Some(PortState::Forwarding));
 }
 
 #[test]

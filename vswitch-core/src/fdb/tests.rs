@@ -277,3 +277,31 @@ fn accessors_report_the_table() {
     assert_eq!(t.lookup(1, mac(1), 4), Some(2));
     assert_eq!(t.lookup(1, mac(1), 5), None);
 }
+
+/// Each call seeds a new key (from the standard library's per-instance random state).
+#[cfg(feature = "std")]
+#[test]
+fn random_keys_differ() {
+    let keys: Vec<HashKey> = (0..8).map(|_| HashKey::random()).collect();
+    for (i, a) in keys.iter().enumerate() {
+        assert!(keys[i + 1..].iter().all(|b| b != a), "key {i} repeats");
+        assert!(a.0.iter().all(|w| w & 1 == 1));
+    }
+}
+
+#[test]
+fn expiry_and_full_sweeps_are_exact() {
+    let mut t = small(64);
+    t.learn(1, mac(1), 2, 0);
+    t.insert_static(1, mac(2), 3, EntryKind::Static, 0).unwrap();
+    let dynamic = t.get(1, mac(1)).unwrap();
+    let fixed = t.get(1, mac(2)).unwrap();
+    assert!(!t.is_expired(&dynamic, 999));
+    assert!(t.is_expired(&dynamic, 1000));
+    assert!(!t.is_expired(&fixed, 1_000_000));
+    // One unbounded sweep visits every slot (128 here) once, plus once more each slot that a
+    // removal refilled, and reports the pass complete.
+    let r = t.age(1000, usize::MAX);
+    assert_eq!((r.visited, r.removed, r.pass_complete), (128 + 1, 1, true));
+    assert_eq!(t.len(), 1);
+}
