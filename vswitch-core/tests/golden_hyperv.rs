@@ -755,6 +755,23 @@ fn spanning_tree_fails_over_when_the_root_link_goes_down_and_back() {
 }
 
 #[test]
+fn spanning_tree_port_disabled_by_the_administrator_stays_disabled() {
+    let (mut a, _) = stp_bridge(1, 4096);
+    let (mut b, pb) = stp_bridge(2, 32768);
+    run_pair(&mut a, &mut b, 0, 40_000, [false; 2]);
+    assert_eq!(b.port_state(pb[0]), Some(PortState::Forwarding));
+    let mut cfg = b.port_config(pb[0]).unwrap().clone();
+    cfg.state = PortState::Disabled;
+    b.set_port_config(pb[0], cfg).unwrap();
+    run_pair(&mut a, &mut b, 40_100, 100_000, [false; 2]);
+    assert_eq!(b.port_state(pb[0]), Some(PortState::Disabled));
+    // The other link took over, and a broadcast from B's VM leaves only by it.
+    assert_eq!(b.port_state(pb[1]), Some(PortState::Forwarding));
+    let f = eth(MacAddr::BROADCAST, mac(2)).done();
+    assert_eq!(send(&mut b, pb[2], &f, 100_000).ports(), [pb[1]]);
+}
+
+#[test]
 fn spanning_tree_consumes_bpdus_and_guards_vm_ports() {
     let (mut a, pa) = stp_bridge(1, 4096);
     let mut out = TxBatch::new();
