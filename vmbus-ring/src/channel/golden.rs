@@ -284,3 +284,60 @@ fn reserved_channel_and_tl_connect_result() {
         build(23, 44, &[(8, &[1]), (24, &[2]), (40, &[1, 0, 0, 0xC0])]),
     );
 }
+
+/// `emit` writes the header from the variant, whatever the struct's own `header` holds: a
+/// struct made with `new_zeroed` and never given a header still goes out as its type.
+#[test]
+fn emit_writes_the_header_of_the_variant() {
+    for (t, len) in [
+        (1, 196),
+        (5, 148),
+        (14, 40),
+        (18, 28),
+        (19, 20),
+        (21, 40),
+        (21, 56),
+        (23, 44),
+    ] {
+        let want = build(t, len, &[(8, &[7])]);
+        let mut msg = ChannelMessage::parse(&want).unwrap();
+        let stale = Header {
+            msgtype: U32::new(0x55),
+            padding: U32::new(0x66),
+        };
+        match &mut msg {
+            ChannelMessage::OfferChannel(m) => m.header = stale,
+            ChannelMessage::OpenChannel(m) => m.header = stale,
+            ChannelMessage::InitiateContact(m) => m.header = stale,
+            ChannelMessage::OpenReservedChannel(m) => m.header = stale,
+            ChannelMessage::CloseReservedChannel(m) => m.header = stale,
+            ChannelMessage::TlConnectRequest(m, _) => m.header = stale,
+            ChannelMessage::TlConnectResult(m) => m.header = stale,
+            other => panic!("type {t} parsed as {other:?}"),
+        }
+        assert_eq!(msg.emit(), want, "type {t}, {len} bytes");
+    }
+}
+
+/// GPADL_HEADER and GPADL_BODY need their fixed parts and nothing more: a message of exactly
+/// that size (no range values) parses, one byte less is too short.
+#[test]
+fn gpadl_messages_at_their_fixed_size() {
+    for (t, fixed) in [(8u32, 20usize), (9, 16)] {
+        let values = match ChannelMessage::parse(&build(t, fixed, &[(12, &[9])])) {
+            Ok(ChannelMessage::GpadlHeader(h)) => (h.gpadl, h.values),
+            Ok(ChannelMessage::GpadlBody(b)) => (b.gpadl, b.values),
+            other => panic!("type {t}: {other:?}"),
+        };
+        assert_eq!(values, (9, Vec::new()), "type {t}");
+        assert_eq!(
+            ChannelMessage::parse(&build(t, fixed - 1, &[])),
+            Err(MessageError::TooShort {
+                msgtype: MessageType(t),
+                len: fixed - 1,
+                needed: fixed,
+            }),
+            "type {t}"
+        );
+    }
+}

@@ -180,6 +180,13 @@ mod tests {
         assert!(Guid::parse("f8615163-df3e-46c5-913f-f2d2f965ed0").is_none());
         assert!(Guid::parse("f8615163+df3e-46c5-913f-f2d2f965ed0e").is_none());
         assert!(Guid::parse("g8615163-df3e-46c5-913f-f2d2f965ed0e").is_none());
+        // Every one of the four dashes is required: a hex digit in its place is refused.
+        for at in [8, 13, 18, 23] {
+            let mut text = *b"f8615163-df3e-46c5-913f-f2d2f965ed0e";
+            text[at] = b'0';
+            let text = core::str::from_utf8(&text).unwrap();
+            assert!(Guid::parse(text).is_none(), "{text}");
+        }
     }
 
     /// `str::parse` takes what `Display` and `Debug` write, in any case, and refuses the rest.

@@ -6,6 +6,7 @@ use super::client::{Client, ClientEvent, Outgoing, LINUX_VERSIONS};
 use super::messages::{ChannelMessage, VmbusVersion};
 use super::server::{Action, Dropped, OfferSpec, Server, ServerConfig, STATUS_UNSUCCESSFUL};
 use super::{interface, Guid};
+use zerocopy::FromZeros;
 
 const IC_SERVICES: [Guid; 4] = [
     interface::HEARTBEAT,
@@ -84,6 +85,7 @@ fn conversation(max: VmbusVersion) {
         }]
     );
     assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(server.version(), Some(max));
     assert_eq!(
         events
             .iter()
@@ -100,6 +102,14 @@ fn conversation(max: VmbusVersion) {
             .collect::<Vec<_>>(),
         IC_SERVICES
     );
+    // Each offer is a message-mode pipe, signalled on its relid with the message SINT in
+    // bits 12.. (relid | 2 << 12).
+    for (o, &relid) in client.offers().values().zip(&relids) {
+        assert_eq!(o.child_relid.get(), relid);
+        assert_eq!(o.connection_id.get(), 0x2000 + relid);
+        assert_eq!(o.chn_flags.get(), 0x11);
+        assert_eq!(o.user_def[..4], [4, 0, 0, 0]);
+    }
 
     // Open the four IC channels: a small ring GPADL each (2 + 2 pages); the heartbeat one
     // uses a large multi-body GPADL (100 pages).
@@ -107,10 +117,23 @@ fn conversation(max: VmbusVersion) {
     for (i, &relid) in relids.iter().enumerate() {
         let pages = if i == 0 { 100 } else { 4 };
         let pfns: Vec<u64> = (0..pages).map(|p| 0x200 + 0x100 * i as u64 + p).collect();
-        let (id, msgs) = client.create_gpadl(relid, &pfns).unwrap();
+        let (id, mut msgs) = client.create_gpadl(relid, &pfns).unwrap();
         assert_eq!(msgs.len(), if i == 0 { 4 } else { 1 });
-        let (events, _, dropped) = pump(&mut server, &mut client, msgs);
+        // The header alone: a one-message GPADL is complete, a longer one is counted while
+        // it is being assembled but cannot be used yet.
+        let rest = msgs.split_off(1);
+        let first = server.handle_message(&msgs[0].payload);
+        assert!(first.dropped.is_empty(), "{:?}", first.dropped);
+        assert_eq!(server.gpadl_count(), i + 1);
+        assert_eq!(server.gpadl(id).is_some(), rest.is_empty());
+        let mut events = Vec::new();
+        for m in first.messages {
+            events.extend(client.handle_message(&m).0);
+        }
+        let (more, _, dropped) = pump(&mut server, &mut client, rest);
+        events.extend(more);
         assert!(dropped.is_empty(), "{dropped:?}");
+        assert_eq!(server.gpadl_count(), i + 1);
         assert_eq!(
             events,
             [ClientEvent::GpadlCreated {
@@ -123,8 +146,9 @@ fn conversation(max: VmbusVersion) {
         let (events, actions, _) = pump(&mut server, &mut client, alloc::vec![open]);
         assert_eq!(events, [ClientEvent::Opened { relid, status: 0 }]);
         assert!(
-            matches!(actions[..], [Action::OpenChannel { relid: r, gpadl_id, downstream_page_offset, .. }]
-            if r == relid && gpadl_id == id && downstream_page_offset == pages as u32 / 2)
+            matches!(actions[..], [Action::OpenChannel { relid: r, gpadl_id, downstream_page_offset, connection_id, .. }]
+            if r == relid && gpadl_id == id && downstream_page_offset == pages as u32 / 2
+                && connection_id == 0x2000 + relid)
         );
         gpadls.push(id);
     }
@@ -437,6 +461,158 @@ fn channels_open_only_over_ring_shaped_gpadls() {
                 ..
             }
         ));
+    }
+}
+
+/// The guest→host ring is the first `offset` pages and the host→guest ring the rest; each
+/// needs its header page and at least one data page. The VP to interrupt is the guest's
+/// choice (Windows 8, the oldest version this server negotiates, introduced it).
+#[test]
+fn open_needs_two_pages_a_ring_and_takes_the_guests_target_vp() {
+    for version in [VmbusVersion::WIN10_V5_3, VmbusVersion::WIN8] {
+        let (mut server, relids) = server_with_ics(version);
+        let mut client = Client::new(&[version], 0, (0, 0));
+        let first = client.connect().into_iter().collect();
+        pump(&mut server, &mut client, first);
+        assert_eq!(server.version(), Some(version));
+        let relid = relids[1];
+        let pfns: Vec<u64> = (0x80..0x88).collect();
+        let (id, msgs) = client.create_gpadl(relid, &pfns).unwrap();
+        pump(&mut server, &mut client, msgs);
+        for offset in [0, 1, 7, 8, 9] {
+            let out = server.handle_message(&client.open_channel(relid, id, offset, 3).payload);
+            assert!(out.actions.is_empty(), "{version:?} offset {offset}");
+            assert_eq!(
+                out.dropped,
+                [Dropped::BadRing {
+                    relid,
+                    gpadl_id: id
+                }]
+            );
+        }
+        let out = server.handle_message(&client.open_channel(relid, id, 6, 3).payload);
+        assert!(out.dropped.is_empty(), "{:?}", out.dropped);
+        assert_eq!(
+            out.actions,
+            [Action::OpenChannel {
+                relid,
+                gpadl_id: id,
+                downstream_page_offset: 6,
+                target_vp: 3,
+                connection_id: 0x2000 + relid,
+            }],
+            "{version:?}"
+        );
+        // Neither an open channel nor a rescinded one can be opened.
+        let rescinded = relids[2];
+        server.rescind(rescinded);
+        for r in [relid, rescinded] {
+            let out = server.handle_message(&client.open_channel(r, id, 6, 3).payload);
+            assert!(out.actions.is_empty());
+            assert_eq!(
+                out.dropped,
+                [Dropped::BadRelid {
+                    msgtype: super::messages::MessageType::OPEN_CHANNEL,
+                    relid: r
+                }]
+            );
+            assert!(matches!(
+                ChannelMessage::parse(&out.messages[0]),
+                Ok(ChannelMessage::OpenChannelResult { child_relid, status: STATUS_UNSUCCESSFUL, .. })
+                    if child_relid == r
+            ));
+        }
+    }
+}
+
+/// Before 5.0 VERSION_RESPONSE carries the selected version where 5.0 put the message
+/// connection id, which this server answers as 1; a refusal carries 0.
+#[test]
+fn version_response_connection_field_by_version() {
+    for (requested, want) in [
+        (VmbusVersion::WIN10_V4_1, (true, 0x0004_0001)),
+        (VmbusVersion::WIN10_V5, (true, 1)),
+        (VmbusVersion::WIN10_V5_3, (true, 1)),
+        (VmbusVersion::COPPER, (false, 0)),
+    ] {
+        let mut server = Server::new(ServerConfig {
+            max_version: VmbusVersion::WIN10_V5_3,
+            ..ServerConfig::default()
+        });
+        let contact = Client::new(&[requested], 0, (0, 0)).connect().unwrap();
+        let out = server.handle_message(&contact.payload);
+        match ChannelMessage::parse(&out.messages[0]) {
+            Ok(ChannelMessage::VersionResponse {
+                version_supported,
+                msg_conn_id,
+                ..
+            }) => assert_eq!((version_supported, msg_conn_id), want, "{requested:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Hyper-V sockets are not offered: TL_CONNECT_REQUEST is answered with a failed
+/// TL_CONNECT_RESULT for the same endpoints, and reported as unsupported.
+#[test]
+fn tl_connect_requests_are_refused_with_their_endpoints() {
+    let (mut server, _, _) = connected();
+    let mut req = super::messages::TlConnectRequest::new_zeroed();
+    req.guest_endpoint = Guid::from_fields(1, 2, 3, [4; 8]);
+    req.host_service = Guid::from_fields(5, 6, 7, [8; 8]);
+    let out = server.handle_message(&ChannelMessage::TlConnectRequest(req, None).emit());
+    assert_eq!(
+        out.dropped,
+        [Dropped::Unsupported(
+            super::messages::MessageType::TL_CONNECT_REQUEST
+        )]
+    );
+    match ChannelMessage::parse(&out.messages[0]) {
+        Ok(ChannelMessage::TlConnectResult(r)) => {
+            assert_eq!(r.guest_endpoint, req.guest_endpoint);
+            assert_eq!(r.host_service, req.host_service);
+            assert_eq!(r.status.get(), STATUS_UNSUCCESSFUL);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(out.messages.len(), 1);
+}
+
+/// The highest relid signals on 0x27FF: the relid keeps all its 11 bits under the SINT.
+#[test]
+fn channel_connection_ids_put_the_message_sint_above_the_relid() {
+    assert_eq!(Server::connection_id(1), 0x2001);
+    assert_eq!(Server::connection_id(0x7FF), 0x27FF);
+}
+
+/// From 5.0 on, a client sends on the connection id the host's VERSION_RESPONSE names; before
+/// 5.0 it stays on connection 1 whatever the answer says.
+#[test]
+fn the_client_sends_on_the_connection_the_host_names_from_5_0() {
+    for (version, contact_on, then_on) in [
+        (VmbusVersion::WIN10_V4_1, 1, 1),
+        (VmbusVersion::WIN10_V5, 4, 0x77),
+        (VmbusVersion::WIN10_V5_3, 4, 0x77),
+    ] {
+        let mut client = Client::new(&[version], 0, (0, 0));
+        assert_eq!(client.connect().unwrap().connection_id, contact_on);
+        let answer = ChannelMessage::VersionResponse {
+            version_supported: true,
+            connection_state: 0,
+            msg_conn_id: 0x77,
+        }
+        .emit();
+        let (events, replies) = client.handle_message(&answer);
+        assert_eq!(events, [ClientEvent::Connected { version }]);
+        assert_eq!(
+            replies,
+            [Outgoing {
+                connection_id: then_on,
+                payload: ChannelMessage::RequestOffers.emit(),
+            }],
+            "{version:?}"
+        );
+        assert_eq!(client.open_channel(1, 2, 1, 0).connection_id, then_on);
     }
 }
 
