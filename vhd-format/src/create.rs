@@ -312,4 +312,22 @@ mod tests {
             Err(CreateError::InvalidSize(_))
         ));
     }
+
+    /// The largest disk, 2040 GiB (0xff000000 sectors), can be created sparse: a BAT of
+    /// 1,044,480 entries and nothing else.
+    #[test]
+    fn creates_a_dynamic_disk_of_the_largest_size() {
+        assert_eq!(MAX_DISK_SIZE, 2040 << 30);
+        let disk = create_dynamic(MemStorage::new(), &opts(MAX_DISK_SIZE)).unwrap();
+        assert_eq!(disk.current_size(), MAX_DISK_SIZE);
+        assert_eq!(disk.header().unwrap().max_table_entries.get(), 1_044_480);
+        assert_eq!(disk.bat().unwrap().len(), 1_044_480);
+        assert_eq!(disk.allocated_blocks(), 0);
+        // Footer copy, header, the BAT (4 bytes an entry, already a whole number of sectors)
+        // and the footer.
+        assert_eq!(
+            disk.into_storage().into_vec().len(),
+            1536 + 1_044_480 * 4 + 512
+        );
+    }
 }

@@ -239,5 +239,40 @@ mod tests {
             .collect();
         assert_eq!(name, "p.vhd");
         assert!(!h.set_parent_name(&"x".repeat(257)));
+        assert_eq!(
+            h.parent_name_units().count(),
+            5,
+            "a refused name stores nothing"
+        );
+        // Exactly 256 code units fill the field, with no NUL after them.
+        assert!(h.set_parent_name(&"y".repeat(256)));
+        assert_eq!(h.parent_name_units().count(), 256);
+        assert_eq!(b"\0y".repeat(256), h.parent_unicode_name);
+    }
+
+    /// `Debug` shows the header's fields in host order and the parent name as text (lone
+    /// surrogates as U+FFFD).
+    #[test]
+    fn debug_shows_fields_and_the_parent_name() {
+        let mut h = DynamicHeader::new(1536, 32, 2 << 20);
+        assert!(h.set_parent_name("p\u{e9}.vhd"));
+        let text = std::format!("{h:?}");
+        for want in [
+            "DynamicHeader {",
+            "table_offset: 1536",
+            "header_version: 0x10000",
+            "max_table_entries: 32",
+            "block_size: 2097152",
+            "parent_unicode_name: \"p\u{e9}.vhd\"",
+        ] {
+            assert!(text.contains(want), "{want} not in {text}");
+        }
+        // A lone high surrogate, then `a`, in place of `p\u{e9}`.
+        h.parent_unicode_name[..4].copy_from_slice(&[0xd8, 0x00, 0, b'a']);
+        let text = std::format!("{h:?}");
+        assert!(
+            text.contains("parent_unicode_name: \"\u{fffd}a.vhd\""),
+            "{text}"
+        );
     }
 }

@@ -347,6 +347,40 @@ mod tests {
         assert_eq!(fixed.data_offset(), None);
     }
 
+    /// Four-character codes print as text, with unprintable bytes escaped (a space is kept);
+    /// a footer's `Debug` shows its fields in host order.
+    #[test]
+    fn footer_debug_and_four_character_codes() {
+        assert_eq!(std::format!("{}", FourCc::AZURE), "wa\\x00\\x00");
+        assert_eq!(std::format!("{:?}", FourCc(*b"a b\x7f")), "\"a b\\x7f\"");
+        let mut f = Footer::new(DiskType::FIXED, 1 << 20, None, VhdTime(1), Uuid([7; 16]));
+        assert_eq!(f.creator_host_os(), FourCc(*b"Wi2k"));
+        f.cookie[0] = b' ';
+        f.cookie[7] = 1;
+        let text = std::format!("{f:?}");
+        for want in [
+            "Footer {",
+            "cookie: \" onecti\\x01\"",
+            "features: Features(2)",
+            "data_offset: 0xffffffffffffffff",
+            "creator_application: \"win \"",
+            "creator_host_os: \"Wi2k\"",
+            "current_size: 1048576",
+            "disk_type: FIXED",
+            "unique_id: Uuid(07070707-0707-0707-0707-070707070707)",
+        ] {
+            assert!(text.contains(want), "{want} not in {text}");
+        }
+    }
+
+    #[test]
+    fn temporary_is_feature_bit_0() {
+        assert!(!Features::DEFAULT.temporary());
+        assert!(Features(1).temporary());
+        assert!(Features(3).temporary());
+        assert!(!Features(!1).temporary());
+    }
+
     #[test]
     fn open_enum_debug_names_known_values() {
         assert_eq!(std::format!("{:?}", DiskType::FIXED), "FIXED");

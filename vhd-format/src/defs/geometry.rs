@@ -119,6 +119,9 @@ mod tests {
             (10 * MIB, (301, 4, 17), 10_479_616),
             (64 * MIB, (963, 8, 17), 67_055_616),
             (100 * MIB, (1003, 12, 17), 104_761_344),
+            // 16 heads at 17 sectors still fit; 200 MiB needs 31 sectors, not yet 63.
+            (132 * MIB, (993, 16, 17), 138_289_152),
+            (200 * MIB, (825, 16, 31), 209_510_400),
             (GIB, (2080, 16, 63), 1_073_479_680),
             (4 * GIB, (8322, 16, 63), 4_294_950_912),
         ];
@@ -132,6 +135,7 @@ mod tests {
             assert!(Geometry::for_size(size).is_saturated());
         }
         assert_eq!(Geometry::for_size(0).size(), 0);
+        assert_eq!(std::format!("{}", Geometry::for_size(MIB)), "30/4/17");
     }
 
     /// The qemu column of the reference table: the geometry qemu 7.2 creates for a request.
@@ -142,6 +146,9 @@ mod tests {
             (10 * MIB, (302, 4, 17), 10_514_432),
             (64 * MIB, (964, 8, 17), 67_125_248),
             (100 * MIB, (1004, 12, 17), 104_865_792),
+            // Measured here with qemu-img 10.0.2 (`create -f vpc -o subformat=fixed`).
+            (132 * MIB, (994, 16, 17), 138_428_416),
+            (200 * MIB, (826, 16, 31), 209_764_352),
             (GIB, (2081, 16, 63), 1_073_995_776),
             (4 * GIB, (8323, 16, 63), 4_295_467_008),
             (127 * GIB, (65279, 16, 255), 136_365_219_840),

@@ -169,6 +169,17 @@ mod tests {
         assert_eq!(alloc_free_display(&id), text);
         assert!(Uuid::parse("5b4f1c2a-09de-4f11-8e3a-00aabbccddeg").is_none());
         assert!(Uuid::parse("5b4f1c2a09de-4f11-8e3a-00aabbccddeef").is_none());
+        // Right length, one dash replaced by a digit; and lengths around 36.
+        for at in [8, 13, 18, 23] {
+            let mut bytes = *b"5b4f1c2a-09de-4f11-8e3a-00aabbccddee";
+            bytes[at] = b'0';
+            let bad = core::str::from_utf8(&bytes).unwrap();
+            assert!(Uuid::parse(bad).is_none(), "{bad}");
+        }
+        for bad in ["", "5b4f1c2a", &text[..35], &std::format!("{text}0")] {
+            assert!(Uuid::parse(bad).is_none(), "{bad}");
+        }
+        assert_eq!(std::format!("{id:?}"), std::format!("Uuid({text})"));
         let v4 = Uuid::from_random_bytes([0xff; 16]);
         assert_eq!(v4.0[6] >> 4, 4);
         assert_eq!(v4.0[8] >> 6, 2);

@@ -44,5 +44,24 @@ mod tests {
         assert_eq!(VhdTime::from_unix(946_684_801 + 86_400).0, 86_401);
         assert_eq!(VhdTime::from_unix(0).0, 0);
         assert_eq!(VhdTime(5).to_unix(), 946_684_805);
+        assert_eq!(VhdTime::from_unix(u64::MAX).0, u32::MAX);
+        assert_eq!(
+            std::format!("{:?}", VhdTime(5)),
+            "VhdTime(5 = unix 946684805)"
+        );
+    }
+
+    /// `now` reads the clock: it lies between two readings of the system time around it.
+    #[test]
+    fn now_is_the_system_clock() {
+        let unix = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let before = unix();
+        let now = VhdTime::now().to_unix();
+        assert!(before <= now && now <= unix(), "{now}");
     }
 }
