@@ -6,11 +6,12 @@
 mod common;
 
 use common::{link_to, TempDir};
-use vhd_format::defs::{checksum, Geometry};
+use vhd_format::defs::{checksum, DynamicHeader, Geometry};
 use vhd_format::{
     create_differencing, create_dynamic, create_fixed, CreateOptions, Disk, MemStorage, OpenError,
     OpenOptions, ParentPolicy, SizePolicy, Vhd, Warning,
 };
+use zerocopy::{FromBytes, IntoBytes};
 
 const KIB: u64 = 1 << 10;
 
@@ -30,6 +31,26 @@ fn set_geometry(bytes: &mut [u8], at: usize, (c, h, s): (u16, u8, u8)) {
     bytes[at + 58] = h;
     bytes[at + 59] = s;
     fix_footer(bytes, at);
+}
+
+/// Writes a 1 MiB dynamic parent `p.vhd` and an empty differencing child `c.vhd` (whose
+/// locators name `.\\p.vhd`) into `dir`; returns the child's path.
+fn parent_and_child(dir: &TempDir) -> std::path::PathBuf {
+    let (parent_path, child_path) = (dir.join("p.vhd"), dir.join("c.vhd"));
+    let parent = create_dynamic(
+        common::create_file(&parent_path),
+        &CreateOptions::new(KIB * KIB),
+    )
+    .unwrap();
+    let link = link_to(&parent);
+    create_differencing(
+        common::create_file(&child_path),
+        Box::new(parent),
+        &link,
+        &CreateOptions::new(0),
+    )
+    .unwrap();
+    child_path
 }
 
 #[test]
@@ -226,20 +247,7 @@ fn a_chain_of_partial_overlaps_shares_every_block_in_it() {
 #[test]
 fn the_parent_is_opened_writable_only_on_request() {
     let dir = TempDir::new("open-limits");
-    let (parent_path, child_path) = (dir.join("p.vhd"), dir.join("c.vhd"));
-    let parent = create_dynamic(
-        common::create_file(&parent_path),
-        &CreateOptions::new(KIB * KIB),
-    )
-    .unwrap();
-    let link = link_to(&parent);
-    create_differencing(
-        common::create_file(&child_path),
-        Box::new(parent),
-        &link,
-        &CreateOptions::new(0),
-    )
-    .unwrap();
+    let child_path = parent_and_child(&dir);
     for writable in [false, true] {
         let child = Vhd::open_path(
             &child_path,
@@ -252,4 +260,33 @@ fn the_parent_is_opened_writable_only_on_request() {
         assert_eq!(parent.is_writable(), writable);
         assert!(!child.is_writable());
     }
+}
+
+/// The spec counts a locator's reserved space in sectors; Virtual PC and Hyper-V write bytes.
+/// A space smaller than the payload can only be sectors: such a child still finds its
+/// parent, and `check` finds nothing wrong.
+#[test]
+fn locator_space_in_sectors_still_leads_to_the_parent() {
+    let dir = TempDir::new("open-limits-locators");
+    let child_path = parent_and_child(&dir);
+    let mut bytes = std::fs::read(&child_path).unwrap();
+    let mut header = DynamicHeader::read_from_bytes(&bytes[512..1536]).unwrap();
+    let mut used = 0;
+    for entry in header.parent_locators.iter_mut() {
+        let length = entry.platform_data_length.get();
+        if entry.platform_code.get() != 0 {
+            assert!(length > 1 && entry.platform_data_space.get() >= 512);
+            entry.platform_data_space.set(length.div_ceil(512));
+            used += 1;
+        }
+    }
+    assert!(used >= 2, "{used} locators");
+    header.update_checksum();
+    bytes[512..1536].copy_from_slice(header.as_bytes());
+    std::fs::write(&child_path, &bytes).unwrap();
+
+    let child = Vhd::open_path(&child_path, OpenOptions::new(), &ParentPolicy::anywhere()).unwrap();
+    assert!(child.parent().is_some());
+    let report = vhd_format::ops::check(&std::fs::File::open(&child_path).unwrap()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
