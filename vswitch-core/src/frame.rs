@@ -273,7 +273,8 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         EtherType(u16::from_be_bytes([b[12], b[13]]))
     }
 
-    /// The outer tag, if the EtherType field is one of `tpids` and the tag is complete.
+    /// The outer tag, if the EtherType field is `tpid` and the frame holds the whole tag and
+    /// the EtherType after it.
     pub fn outer_tag(&self, tpid: EtherType) -> Option<VlanTag> {
         let b = self.b();
         (self.ethertype() == tpid && b.len() >= HEADER_LEN + TAG_LEN).then(|| VlanTag {
@@ -463,7 +464,35 @@ mod tests {
     }
 
     #[test]
+    fn mac_from_bytes_broadcast_and_debug() {
+        assert_eq!(
+            MacAddr::from_bytes(&[2, 0, 0, 0, 0, 1, 7]),
+            Some(MacAddr([2, 0, 0, 0, 0, 1]))
+        );
+        assert_eq!(MacAddr::from_bytes(&[2, 0, 0, 0, 0]), None);
+        assert!(MacAddr::BROADCAST.is_broadcast());
+        assert!(!MacAddr([0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]).is_broadcast());
+        assert!(!MacAddr::BRIDGE_GROUP.is_broadcast());
+        let m = MacAddr([0x02, 0, 0x5e, 0x10, 0xab, 0xff]);
+        assert_eq!(alloc::format!("{m:?}"), "02:00:5e:10:ab:ff");
+    }
+
+    #[test]
+    fn ethertype_length_boundary() {
+        assert!(EtherType(0).is_length());
+        assert!(EtherType(0x05ff).is_length());
+        assert!(!EtherType(0x0600).is_length());
+        assert!(!EtherType::IPV4.is_length());
+    }
+
+    #[test]
     fn tci_fields() {
+        assert!(Tci(0x1000).dei());
+        assert!(!Tci(0xefff).dei());
+        assert_eq!(
+            alloc::format!("{:?}", Tci::new(5, true, 10)),
+            "Tci(pcp 5, dei 1, vid 10)"
+        );
         let t = Tci::new(5, true, 10);
         assert_eq!((t.pcp(), t.dei(), t.vid()), (5, true, 10));
         assert_eq!(t.with_vid(20), Tci::new(5, true, 20));
@@ -489,6 +518,40 @@ mod tests {
         assert_eq!(network_offset(&bytes), Some((EtherType::IPV4, 22)));
     }
 
+    /// The view's accessors on a frame exactly one tag long, then its setters.
+    #[test]
+    fn frame_view_reads_and_writes_its_header() {
+        let mut bytes = [0u8; 18];
+        bytes[..6].copy_from_slice(&[1, 2, 3, 4, 5, 6]);
+        bytes[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        bytes[12..].copy_from_slice(&[0x81, 0x00, 0xa0, 0x64, 0x08, 0x00]);
+        let mut f = EthernetFrame::new_checked(&mut bytes[..]).unwrap();
+        assert_eq!((f.len(), f.is_empty()), (18, false));
+        assert_eq!(f.dst(), MacAddr([1, 2, 3, 4, 5, 6]));
+        assert_eq!(f.src(), MacAddr([2, 0, 0, 0, 0, 9]));
+        assert_eq!(f.ethertype(), EtherType::VLAN);
+        assert_eq!(f.payload(), [0xa0, 0x64, 0x08, 0x00]);
+        let tag = VlanTag {
+            tpid: EtherType::VLAN,
+            tci: Tci::new(5, false, 100),
+        };
+        assert_eq!(f.outer_tag(EtherType::VLAN), Some(tag));
+        assert_eq!(f.outer_tag(EtherType::QINQ), None);
+        f.set_dst(MacAddr::BROADCAST);
+        f.set_src(MacAddr([2, 0, 0, 0, 0, 1]));
+        f.set_ethertype(EtherType::QINQ);
+        assert_eq!(f.outer_tag(EtherType::QINQ).map(|t| t.tci), Some(tag.tci));
+        let bytes = f.into_inner();
+        assert_eq!(
+            bytes[..12],
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(bytes[12..], [0x88, 0xa8, 0xa0, 0x64, 0x08, 0x00]);
+        // A bare header is a frame; its payload is empty.
+        let f = EthernetFrame::new_checked(&bytes[..14]).unwrap();
+        assert_eq!((f.len(), f.payload()), (14, &[][..]));
+    }
+
     #[test]
     fn truncation() {
         assert_eq!(
@@ -506,6 +569,15 @@ mod tests {
             Err(FrameError::Truncated { needed: 18, .. })
         ));
         assert_eq!(f.outer_tag(EtherType::VLAN), None);
+        // A tag whose TCI is cut short.
+        let f = EthernetFrame::new_checked(&b[..15]).unwrap();
+        assert_eq!(
+            EthernetRepr::parse(&f),
+            Err(FrameError::Truncated {
+                len: 15,
+                needed: 16
+            })
+        );
         let mut three = [0u8; 30];
         for off in [12, 16, 20] {
             three[off] = 0x81;

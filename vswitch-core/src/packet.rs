@@ -475,6 +475,44 @@ mod tests {
         );
     }
 
+    /// A header-only packet is valid; a total length under the header, or another version,
+    /// is not. The fragment fields take their 13 and 1 bits of bytes 6-7.
+    #[test]
+    fn ipv4_lengths_version_and_fragment_fields() {
+        let mut p = [0u8; 20];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&20u16.to_be_bytes());
+        p[6..8].copy_from_slice(&[0x3f, 0xff]);
+        let v = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(
+            (v.header_len(), v.total_len(), v.payload().len()),
+            (20, 20, 0)
+        );
+        assert_eq!((v.frag_offset(), v.more_frags()), (0x1fff, true));
+        p[6..8].copy_from_slice(&[0x40, 0x00]); // don't fragment
+        let v = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!((v.frag_offset(), v.more_frags()), (0, false));
+        p[6..8].copy_from_slice(&[0x00, 0xb9]);
+        assert_eq!(Ipv4Packet::new_checked(&p[..]).unwrap().frag_offset(), 185);
+        // The header checksum: the field as stored, and whether it verifies.
+        assert!(!Ipv4Packet::new_checked(&p[..]).unwrap().checksum_ok());
+        let sum = crate::offload::checksum(&p);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        let v = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(v.checksum(), sum);
+        assert!(v.checksum_ok());
+        p[2..4].copy_from_slice(&19u16.to_be_bytes());
+        assert_eq!(
+            Ipv4Packet::new_checked(&p[..]).unwrap_err(),
+            PacketError::HeaderLen(19)
+        );
+        p[0] = 0x65;
+        assert_eq!(
+            Ipv4Packet::new_checked(&p[..]).unwrap_err(),
+            PacketError::Version(6)
+        );
+    }
+
     #[test]
     fn ipv6_extension_walk() {
         let mut p = [0u8; 40 + 8 + 8 + 4];
@@ -505,20 +543,160 @@ mod tests {
         ));
     }
 
+    /// An IPv6 packet whose first next-header is `first` and whose payload is `payload`.
+    fn v6(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+        p[6] = first;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&[0xfe; 16]);
+        p[24..40].copy_from_slice(&[0xff; 16]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn walk(p: &[u8]) -> Result<UpperLayer, PacketError> {
+        Ipv6Packet::new_checked(p)?.upper_layer()
+    }
+
+    #[test]
+    fn ipv6_fixed_header_fields() {
+        let p = v6(59, &[1, 2, 3]);
+        let v = Ipv6Packet::new_checked(&p[..]).unwrap();
+        assert_eq!((v.payload_len(), v.hop_limit()), (3, 64));
+        assert_eq!((v.src(), v.dst()), ([0xfe; 16], [0xff; 16]));
+        assert_eq!(v.packet().len(), 43);
+        let mut p = p;
+        p[0] = 0x45;
+        assert_eq!(
+            Ipv6Packet::new_checked(&p[..]).unwrap_err(),
+            PacketError::Version(4)
+        );
+    }
+
+    /// Hop-by-hop (8 + 8·len), AH ((len + 2)·4), fragment (8) and destination options in one
+    /// chain, with each header's length field used; a first fragment with more to come is
+    /// still a first fragment.
+    #[test]
+    fn ipv6_extension_lengths_and_fragments() {
+        let mut chain = vec![0u8; 16 + 24 + 8 + 8 + 4];
+        chain[0] = 51; // hop-by-hop (16 bytes) -> AH
+        chain[1] = 1;
+        chain[16] = 44; // AH (24 bytes) -> fragment
+        chain[17] = 4;
+        chain[40] = 60; // fragment -> destination options
+        chain[43] = 1; // offset 0, more fragments
+        chain[48] = 58; // destination options (8 bytes) -> ICMPv6
+        let p = v6(0, &chain);
+        assert_eq!(
+            walk(&p),
+            Ok(UpperLayer {
+                protocol: IpProtocol::ICMPV6,
+                offset: 40 + 56,
+                first_fragment: true,
+                final_destination: Some(24),
+            })
+        );
+        chain[42..44].copy_from_slice(&[0, 8]); // offset 1 (8 bytes), last fragment
+        assert!(!walk(&v6(0, &chain)).unwrap().first_fragment);
+    }
+
+    /// Each kind of extension header cut inside its own fixed part is truncated, never read
+    /// past the packet.
+    #[test]
+    fn ipv6_extension_headers_cut_short() {
+        for (proto, fixed) in [(43u8, 4usize), (0, 2), (60, 2), (51, 2), (44, 8)] {
+            for len in 0..fixed {
+                let p = v6(proto, &vec![0x3b; len]);
+                assert!(
+                    matches!(walk(&p), Err(PacketError::Truncated { len: l, .. }) if l == 40 + len),
+                    "header {proto}, {len} bytes"
+                );
+            }
+        }
+    }
+
+    /// Eight extension headers are walked; a ninth is refused.
+    #[test]
+    fn ipv6_extension_chain_limit() {
+        for (count, ok) in [(MAX_EXT_HEADERS, true), (MAX_EXT_HEADERS + 1, false)] {
+            let mut chain = vec![0u8; 8 * count + 4];
+            for i in 0..count {
+                chain[8 * i] = if i + 1 == count { 58 } else { 60 };
+            }
+            let got = walk(&v6(60, &chain));
+            if ok {
+                assert_eq!(got.unwrap().offset, 40 + 8 * count);
+            } else {
+                assert_eq!(got, Err(PacketError::ExtensionChain));
+            }
+        }
+    }
+
+    /// A Routing header with segments left moves the final destination to its last address
+    /// (types 0 and 2) or its first entry (type 4, a reversed segment list); no address, or a
+    /// type this parser does not read, leaves it unknown; no segments left keeps the header's.
+    #[test]
+    fn ipv6_routing_headers_name_the_final_destination() {
+        for (kind, addresses, left, want) in [
+            (2u8, 1usize, 1u8, Some(48)),
+            (0, 2, 2, Some(64)),
+            (4, 3, 1, Some(48)),
+            (0, 0, 1, None),
+            (4, 0, 1, None),
+            (3, 1, 1, None),
+            (0, 2, 0, Some(24)),
+        ] {
+            let mut chain = vec![0u8; 8 + 16 * addresses + 4];
+            chain[0] = 58;
+            chain[1] = 2 * addresses as u8;
+            chain[2] = kind;
+            chain[3] = left;
+            let got = walk(&v6(43, &chain)).unwrap();
+            assert_eq!(
+                (got.offset, got.final_destination),
+                (48 + 16 * addresses, want),
+                "type {kind}, {addresses} addresses, {left} left"
+            );
+        }
+    }
+
+    #[test]
+    fn udp_header_fields() {
+        let d = [0x00, 0x43, 0x00, 0x44, 0x00, 0x0a, 0xbe, 0xef, 7, 8];
+        let v = UdpDatagram::new_checked(&d[..]).unwrap();
+        assert_eq!((v.src_port(), v.dst_port(), v.checksum()), (67, 68, 0xbeef));
+        assert_eq!(v.payload(), [7, 8]);
+        assert!(UdpDatagram::new_checked(&d[..7]).is_err());
+    }
+
     #[test]
     fn tcp_and_arp() {
-        let mut t = [0u8; 24];
+        let mut t = [0u8; 26];
+        t[..12].copy_from_slice(&[0, 80, 0xc0, 1, 0, 0, 0, 7, 0, 0, 0, 9]);
         t[12] = 0x60;
         t[13] = tcp_flags::SYN;
+        t[16..18].copy_from_slice(&[0xbe, 0xef]);
+        t[24..].copy_from_slice(&[5, 6]);
         let v = TcpSegment::new_checked(&t[..]).unwrap();
         assert_eq!((v.header_len(), v.flags()), (24, tcp_flags::SYN));
+        assert_eq!((v.src_port(), v.dst_port()), (80, 0xc001));
+        assert_eq!((v.seq(), v.ack(), v.checksum()), (7, 9, 0xbeef));
+        assert_eq!(v.payload(), [5, 6]);
         t[12] = 0x70;
         assert!(TcpSegment::new_checked(&t[..]).is_err());
         let mut a = [0u8; 28];
         a[..8].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+        a[8..14].copy_from_slice(&[2, 0, 0, 0, 0, 7]);
+        a[14..18].copy_from_slice(&[10, 0, 0, 7]);
+        a[24..28].copy_from_slice(&[10, 0, 0, 1]);
+        let v = ArpPacket::new_checked(&a[..]).unwrap();
+        assert_eq!(v.operation(), ARP_REPLY);
+        assert_eq!(v.sender_mac(), crate::frame::MacAddr([2, 0, 0, 0, 0, 7]));
         assert_eq!(
-            ArpPacket::new_checked(&a[..]).unwrap().operation(),
-            ARP_REPLY
+            (v.sender_ip(), v.target_ip()),
+            ([10, 0, 0, 7], [10, 0, 0, 1])
         );
     }
 }

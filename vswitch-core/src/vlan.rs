@@ -382,6 +382,16 @@ mod tests {
         assert!(s.contains(10));
         s.set(0x1000 | 20, false);
         assert!(s.contains(20));
+        assert_eq!(alloc::format!("{s:?}"), "{10, 20}");
+        assert!(!s.is_empty());
+        // Empty again only when the last member, in the last word, goes.
+        s.remove(10);
+        s.insert(4094);
+        s.remove(20);
+        assert!(!s.is_empty());
+        s.remove(4094);
+        assert!(s.is_empty() && VlanSet::EMPTY.is_empty());
+        assert_eq!(alloc::format!("{s:?}"), "{}");
     }
 
     /// xorshift64: reproducible random sets and configurations.
@@ -492,5 +502,34 @@ mod tests {
                 tci: Tci(10)
             }
         );
+        // Rewriting a tag needs the whole tag (18 bytes with the EtherType after it).
+        let set = Edit::SetTag {
+            tpid: 0x88a8,
+            tci: Tci(0x2064),
+        };
+        assert_eq!(set.apply(&f[..17], &mut out), None);
+        assert_eq!(set.apply(&f[..18], &mut out), Some(18));
+        assert_eq!(
+            out[..18],
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x88, 0xa8, 0x20, 0x64, 16, 17]
+        );
+        assert_eq!(
+            set.apply(&f[..18], &mut out[..17]),
+            None,
+            "output too small"
+        );
+    }
+
+    #[test]
+    fn union_of_sets() {
+        let a = VlanSet::from_vids(&[1, 64, 4094]);
+        let b = VlanSet::from_vids(&[2, 64, 100]);
+        let u = a.union(&b);
+        assert_eq!(
+            u.iter().collect::<alloc::vec::Vec<_>>(),
+            [1, 2, 64, 100, 4094]
+        );
+        assert_eq!(a.union(&VlanSet::EMPTY), a);
+        assert_eq!(VlanSet::EMPTY.union(&VlanSet::EMPTY), VlanSet::EMPTY);
     }
 }

@@ -127,6 +127,26 @@ fn dhcp_guard_drops_dhcpv6_server_messages() {
     let solicit = eth(MacAddr([0x33, 0x33, 0, 1, 0, 2]), mac(1))
         .payload(0x86dd, &ipv6(17, &[], &udp(546, 547, &[1, 0, 0, 1])));
     assert_eq!(send(&mut br, a, &solicit, 0).ports(), [b]);
+    // Between relays (547 to 547) the message type tells: ADVERTISE, REPLY, RECONFIGURE and
+    // RELAY-REPL come from servers; SOLICIT, REQUEST and RELAY-FORW carry a client's.
+    for (t, server) in [
+        (2, true),
+        (7, true),
+        (10, true),
+        (13, true),
+        (1, false),
+        (3, false),
+        (12, false),
+    ] {
+        let f = eth(MacAddr([0x33, 0x33, 0, 1, 0, 2]), mac(1))
+            .payload(0x86dd, &ipv6(17, &[], &udp(547, 547, &[t, 0, 0, 1])));
+        let out = send(&mut br, a, &f, 0);
+        if server {
+            assert_eq!(out.dropped(), DropReason::DhcpGuard, "type {t}");
+        } else {
+            assert_eq!(out.ports(), [b], "type {t}");
+        }
+    }
 }
 
 #[test]
@@ -185,6 +205,19 @@ fn dhcp_guard_drops_anything_to_the_client_port() {
     // A client's request still passes, fragmented or not.
     let request = fragment(ipv4(17, &udp(68, 67, &bootp)[..8]), 0x2000);
     let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &request);
+    assert_eq!(send(&mut br, a, &f, 0).ports(), [b]);
+    // From the server port, a BOOTREPLY is a server's whatever its destination (a relay's
+    // port here); a BOOTREQUEST from that port is a relay forwarding a client's, and passes.
+    let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(17, &udp(67, 67, &bootp)));
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::DhcpGuard);
+    let mut request = bootp.clone();
+    request[0] = 1;
+    let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(17, &udp(67, 67, &request)));
+    assert_eq!(send(&mut br, a, &f, 0).ports(), [b]);
+    // A later fragment holds no UDP header, only data (its first fragment is the one
+    // dropped): it passes even when its bytes look like a reply to the client port.
+    let later = fragment(ipv4(17, &reply[..16]), 0x0001);
+    let f = eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &later);
     assert_eq!(send(&mut br, a, &f, 0).ports(), [b]);
 }
 
