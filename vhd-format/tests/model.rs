@@ -430,3 +430,48 @@ fn zero_writes_on_a_dynamic_disk_stay_sparse_and_read_only_refuses() {
     ro.read_at(4999, &mut b).unwrap();
     assert_eq!(b, [0, 1, 0]);
 }
+
+/// Exactness of `is_unallocated` on a differencing disk (whose bitmaps mark only the
+/// sectors written): over every range of a grid it is true exactly when no sector the child's
+/// writes touched lies in the range and the parent has nothing there either. (The proptests
+/// above check only that a range called unallocated reads as zeros.) A child block written
+/// whole takes the full-block path; the others have partial bitmaps.
+#[test]
+fn is_unallocated_is_exact_on_a_differencing_disk() {
+    const BLOCK: u64 = 4 * KIB;
+    let size = 8 * BLOCK;
+    let mut parent = create_dynamic(
+        MemStorage::new(),
+        &CreateOptions::new(size).block_size(BLOCK as u32),
+    )
+    .unwrap();
+    // The parent's block 6 (sectors 48 to 55): a dynamic disk's new block is all present.
+    parent.write_at(50 * 512, &[1]).unwrap();
+    let mut present = vec![false; (size / 512) as usize];
+    present[48..56].fill(true);
+    let mut vhd = child_of(parent, BLOCK as u32);
+    // One byte inside sector 3; three sectors straddling blocks 1 and 2 (17 to 19, from the
+    // middle of 17); the last sector of block 4; block 7 whole.
+    for (offset, len) in [
+        (3 * 512 + 100, 1),
+        (17 * 512 + 256, 2 * 512 + 1),
+        (40 * 512 - 512, 512),
+        (7 * BLOCK, BLOCK),
+    ] {
+        vhd.write_at(offset, &vec![0xA7; len as usize]).unwrap();
+        for s in offset / 512..(offset + len).div_ceil(512) {
+            present[s as usize] = true;
+        }
+    }
+    for offset in (0..size).step_by(256) {
+        for len in [1, 255, 256, 512, 700, BLOCK, BLOCK + 512, 3 * BLOCK, size] {
+            let end = (offset + len).min(size);
+            let want = !(offset / 512..end.div_ceil(512)).any(|s| present[s as usize]);
+            assert_eq!(
+                vhd.is_unallocated(offset, len).unwrap(),
+                want,
+                "is_unallocated({offset}, {len})"
+            );
+        }
+    }
+}
