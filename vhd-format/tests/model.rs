@@ -475,3 +475,36 @@ fn is_unallocated_is_exact_on_a_differencing_disk() {
         }
     }
 }
+
+/// Unaligned writes into a child block that is already allocated but whose edge sectors are
+/// not present yet: each edge sector is completed from the parent (read-modify-write), at
+/// every head and tail offset, so the block reads as the parent overlaid with the writes.
+#[test]
+fn unaligned_writes_into_an_allocated_child_block_merge_with_the_parent() {
+    const BLOCK: u64 = 4 * KIB;
+    for head in [0u64, 1, 77, 300, 511] {
+        for tail in [1u64, 100, 300, 511, 512] {
+            let mut parent = create_dynamic(
+                MemStorage::new(),
+                &CreateOptions::new(4 * BLOCK).block_size(BLOCK as u32),
+            )
+            .unwrap();
+            let mut model = pattern(head * 1000 + tail, (4 * BLOCK) as usize);
+            parent.write_at(0, &model).unwrap();
+            let mut child = child_of(parent, BLOCK as u32);
+            // Allocate block 0 in the child with only sector 5 present, right after the
+            // sector the write below ends in.
+            let present = vec![0xC3; 512];
+            child.write_at(5 * 512, &present).unwrap();
+            model[5 * 512..6 * 512].copy_from_slice(&present);
+            // From `head` bytes into sector 1 to `tail` bytes into sector 4.
+            let (start, end) = (512 + head, 4 * 512 + tail);
+            let data = vec![0x5A; (end - start) as usize];
+            child.write_at(start, &data).unwrap();
+            model[start as usize..end as usize].copy_from_slice(&data);
+            let mut got = vec![0u8; (4 * BLOCK) as usize];
+            child.read_at(0, &mut got).unwrap();
+            assert_same(&format!("head {head}, tail {tail}"), &got, &model);
+        }
+    }
+}
