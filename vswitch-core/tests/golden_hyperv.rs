@@ -221,6 +221,41 @@ fn dhcp_guard_drops_anything_to_the_client_port() {
     assert_eq!(send(&mut br, a, &f, 0).ports(), [b]);
 }
 
+/// Each guard drops only its own traffic: with only the router guard on, DHCP servers'
+/// messages pass, and with only the DHCP guard on, router advertisements pass (IPv4 and IPv6).
+#[test]
+fn each_guard_drops_only_its_own_traffic() {
+    let mut bootp = vec![0u8; 240];
+    bootp[0] = 2;
+    let dhcp_frames = [
+        eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(17, &udp(67, 68, &bootp))),
+        eth(MacAddr([0x33, 0x33, 0, 1, 0, 2]), mac(1))
+            .payload(0x86dd, &ipv6(17, &[], &udp(547, 546, &[2, 0, 0, 1]))),
+    ];
+    let router_frames = [
+        eth(MacAddr::BROADCAST, mac(1)).payload(0x0800, &ipv4(1, &[9, 0, 0, 0, 0, 0, 0, 0])),
+        eth(MacAddr([0x33, 0x33, 0, 0, 0, 1]), mac(1))
+            .payload(0x86dd, &ipv6(58, &[], &[134, 0, 0, 0, 0, 0, 0, 0])),
+    ];
+    for (dhcp, router) in [(true, false), (false, true)] {
+        let (mut br, a, b) = vm_pair();
+        guarded(&mut br, a, dhcp, router);
+        for (frames, on, reason) in [
+            (&dhcp_frames, dhcp, DropReason::DhcpGuard),
+            (&router_frames, router, DropReason::RouterGuard),
+        ] {
+            for f in frames {
+                let out = send(&mut br, a, f, 0);
+                if on {
+                    assert_eq!(out.dropped(), reason);
+                } else {
+                    assert_eq!(out.ports(), [b], "{reason:?} with only the other guard");
+                }
+            }
+        }
+    }
+}
+
 // ---- router guard ---------------------------------------------------------------------------
 
 #[test]
@@ -250,7 +285,7 @@ fn router_guard_drops_router_advertisements_and_redirects() {
 
 #[test]
 fn router_guard_sees_through_extension_headers() {
-    let (mut br, a, _) = vm_pair();
+    let (mut br, a, b) = vm_pair();
     guarded(&mut br, a, false, true);
     let dst = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
     // Hop-by-hop (8 bytes) then destination options (16 bytes) then the RA.
@@ -261,6 +296,14 @@ fn router_guard_sees_through_extension_headers() {
     // A chain that runs past the packet hides the upper layer: dropped as suspect (RFC 7113).
     let f = eth(dst, mac(1)).payload(0x86dd, &ipv6(0, &[58, 9, 0, 0, 0, 0, 0, 0], &[]));
     assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::RouterGuard);
+    // A first fragment must carry the ICMPv6 header (RFC 7112): one that does not is dropped.
+    let first = [58, 0, 0, 1, 0, 0, 0, 7];
+    let f = eth(dst, mac(1)).payload(0x86dd, &ipv6(44, &first, &[]));
+    assert_eq!(send(&mut br, a, &f, 0).dropped(), DropReason::RouterGuard);
+    // A later fragment carries data, not a header: it passes whatever its first byte.
+    let later = [58, 0, 0, 8, 0, 0, 0, 7];
+    let f = eth(dst, mac(1)).payload(0x86dd, &ipv6(44, &later, &[134, 0, 0, 0]));
+    assert_eq!(send(&mut br, a, &f, 0).ports(), [b]);
 }
 
 // ---- private VLANs --------------------------------------------------------------------------
@@ -404,6 +447,10 @@ fn statistics_count_per_port_and_per_vlan() {
         (2, 160, 1, 1)
     );
     assert_eq!(sa.dropped(DropReason::InvalidSource), 1);
+    assert_eq!(sa.dropped(DropReason::MacSpoofing), 0);
+    let nonzero: Vec<_> = sa.drops().filter(|&(_, n)| n != 0).collect();
+    assert_eq!(nonzero, [(DropReason::InvalidSource, 1)]);
+    assert_eq!(sa.drops().count(), DropReason::COUNT);
     let sb = br.port_stats(b).unwrap();
     assert_eq!((sb.tx_frames, sb.tx_bytes), (1, 100));
     assert_eq!(br.port_stats(c).unwrap().tx_frames, 1);
