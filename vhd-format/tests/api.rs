@@ -111,6 +111,26 @@ fn default_options_are_new_with_barriers_on() {
     assert_eq!(default, new, "OpenOptions::default() keeps the barriers");
 }
 
+/// `Disk::flush` reaches the storage; `Debug` says what the disk is.
+#[test]
+fn flush_reaches_the_storage_and_debug_describes_the_disk() {
+    let base = create_dynamic(MemStorage::new(), &opts(5)).unwrap();
+    let count = AtomicU64::new(0);
+    let storage = Flushes {
+        inner: base.into_storage(),
+        count: &count,
+    };
+    let mut disk = Vhd::open(storage, OpenOptions::new().writable(true)).unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 0);
+    Disk::flush(&mut disk).unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        format!("{disk:?}"),
+        "Vhd { disk_type: DYNAMIC, size: 8388608, writable: true, has_parent: false, \
+         warnings: [], .. }"
+    );
+}
+
 #[test]
 fn one_options_value_opens_two_disks() {
     let options = OpenOptions::new().writable(true);
