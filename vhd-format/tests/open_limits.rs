@@ -263,30 +263,53 @@ fn the_parent_is_opened_writable_only_on_request() {
 }
 
 /// The spec counts a locator's reserved space in sectors; Virtual PC and Hyper-V write bytes.
-/// A space smaller than the payload can only be sectors: such a child still finds its
-/// parent, and `check` finds nothing wrong.
+/// A space smaller than the payload can only be sectors, one equal to it is bytes. Either
+/// way the child finds its parent through the locators alone, `check` finds nothing wrong,
+/// and a block the child allocates does not land on a locator's payload.
 #[test]
-fn locator_space_in_sectors_still_leads_to_the_parent() {
-    let dir = TempDir::new("open-limits-locators");
-    let child_path = parent_and_child(&dir);
-    let mut bytes = std::fs::read(&child_path).unwrap();
-    let mut header = DynamicHeader::read_from_bytes(&bytes[512..1536]).unwrap();
-    let mut used = 0;
-    for entry in header.parent_locators.iter_mut() {
-        let length = entry.platform_data_length.get();
-        if entry.platform_code.get() != 0 {
-            assert!(length > 1 && entry.platform_data_space.get() >= 512);
-            entry.platform_data_space.set(length.div_ceil(512));
-            used += 1;
+fn locator_space_in_sectors_or_exact_bytes_leads_to_the_parent() {
+    for sectors in [true, false] {
+        let dir = TempDir::new("open-limits-locators");
+        let child_path = parent_and_child(&dir);
+        let mut bytes = std::fs::read(&child_path).unwrap();
+        let mut header = DynamicHeader::read_from_bytes(&bytes[512..1536]).unwrap();
+        let mut used = 0;
+        for entry in header.parent_locators.iter_mut() {
+            let length = entry.platform_data_length.get();
+            if entry.platform_code.get() != 0 {
+                assert!(length > 1 && entry.platform_data_space.get() >= 512);
+                let space = if sectors {
+                    length.div_ceil(512)
+                } else {
+                    length
+                };
+                entry.platform_data_space.set(space);
+                used += 1;
+            }
         }
-    }
-    assert!(used >= 2, "{used} locators");
-    header.update_checksum();
-    bytes[512..1536].copy_from_slice(header.as_bytes());
-    std::fs::write(&child_path, &bytes).unwrap();
+        assert!(used >= 2, "{used} locators");
+        // A name that resolves to nothing, so that only the locators lead to the parent.
+        assert!(header.set_parent_name("missing.vhd"));
+        header.update_checksum();
+        bytes[512..1536].copy_from_slice(header.as_bytes());
+        std::fs::write(&child_path, &bytes).unwrap();
 
-    let child = Vhd::open_path(&child_path, OpenOptions::new(), &ParentPolicy::anywhere()).unwrap();
-    assert!(child.parent().is_some());
-    let report = vhd_format::ops::check(&std::fs::File::open(&child_path).unwrap()).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let writable = OpenOptions::new().writable(true);
+        let mut child = Vhd::open_path(&child_path, writable, &ParentPolicy::anywhere()).unwrap();
+        child.write_at(0, &[0x77; 4096]).unwrap();
+        drop(child);
+        let child =
+            Vhd::open_path(&child_path, OpenOptions::new(), &ParentPolicy::anywhere()).unwrap();
+        assert!(child.parent().is_some());
+        let mut buf = [0u8; 4096];
+        child.read_at(0, &mut buf).unwrap();
+        assert_eq!(buf, [0x77; 4096]);
+        let file = std::fs::File::open(&child_path).unwrap();
+        let report = vhd_format::ops::check(&file).unwrap();
+        assert!(
+            report.problems.is_empty(),
+            "sectors {sectors}: {:?}",
+            report.problems
+        );
+    }
 }
