@@ -364,6 +364,32 @@ mod tests {
         assert!(l4_ok(&f));
     }
 
+    /// A UDP checksum changes only its field; a datagram whose checksum computes to zero goes
+    /// out as 0xFFFF (zero means "no checksum" in UDP); IPv4 fragments are refused.
+    #[test]
+    fn fills_udp_checksum_and_refuses_fragments() {
+        let mut f = tcp4(33);
+        f[18 + 9] = 17;
+        let before = f.clone();
+        fill_l4_checksum(&mut f).unwrap();
+        assert!(l4_ok(&f));
+        let c = u16::from_be_bytes([f[44], f[45]]);
+        assert!(c != 0 && c != 0xffff);
+        assert_eq!((&f[..44], &f[46..]), (&before[..44], &before[46..]));
+        // Adding the checksum to a payload word (one's complement) makes the sum all ones.
+        let w = u32::from(u16::from_be_bytes([f[46], f[47]])) + u32::from(c);
+        let w = ((w & 0xffff) + (w >> 16)) as u16;
+        f[46..48].copy_from_slice(&w.to_be_bytes());
+        fill_l4_checksum(&mut f).unwrap();
+        assert_eq!(f[44..46], [0xff, 0xff]);
+        assert!(l4_ok(&f));
+        for (at, v) in [(18 + 6, 0x20), (18 + 7, 1)] {
+            let mut frag = tcp4(33);
+            frag[at] = v;
+            assert_eq!(fill_l4_checksum(&mut frag), Err(OffloadError::Fragment));
+        }
+    }
+
     #[test]
     fn segments_lso_frame() {
         let mut f = tcp4(3000);
