@@ -532,6 +532,18 @@ mod tests {
         let s = s.fit(58 + 1000).unwrap();
         assert_eq!((s.mss(), s.count()), (1000, 3));
         assert_eq!(s.fit(5000).unwrap().mss(), 1000, "never raised");
-        assert!(s.fit(58).is_err(), "no room for data");
+        assert_eq!(
+            s.fit(58).unwrap_err(),
+            OffloadError::BufferTooSmall {
+                len: 58,
+                needed: 59
+            },
+            "no room for data"
+        );
+        assert_eq!(
+            s.fit(58 + MIN_MSS - 1).unwrap_err(),
+            OffloadError::MssTooSmall { mss: MIN_MSS - 1 }
+        );
+        assert_eq!(s.fit(58 + MIN_MSS).unwrap().mss(), MIN_MSS);
     }
 }
