@@ -390,6 +390,44 @@ mod tests {
         }
     }
 
+    /// IPv6 segments carry their own payload length (there is no IPv6 header checksum to
+    /// catch a wrong one) and a valid TCP checksum.
+    #[test]
+    fn segments_ipv6_frames() {
+        let mut f = alloc::vec![0u8; 14 + 40 + 20 + 2500];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&2520u16.to_be_bytes());
+        f[20] = 6;
+        f[21] = 64;
+        f[22..38].copy_from_slice(&[0x20; 16]);
+        f[38..54].copy_from_slice(&[0x21; 16]);
+        f[54..58].copy_from_slice(&[0x12, 0x34, 0, 80]);
+        f[58..62].copy_from_slice(&1000u32.to_be_bytes());
+        f[66] = 0x50;
+        f[67] = 0x18;
+        for (i, b) in f[74..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let s = TcpSegmenter::new(&f, 1000).unwrap();
+        assert_eq!(s.count(), 3);
+        let mut payload = alloc::vec::Vec::new();
+        for i in 0..3 {
+            let mut out = [0u8; 1200];
+            let n = s.write(i, &mut out).unwrap();
+            let seg = &out[..n];
+            assert_eq!(n, 74 + if i < 2 { 1000 } else { 500 });
+            assert_eq!(u16::from_be_bytes([seg[18], seg[19]]) as usize, n - 54);
+            assert_eq!(seg[14..18], f[14..18]);
+            assert_eq!(seg[20..54], f[20..54]);
+            assert!(l4_ok(seg), "segment {i} checksum");
+            let tcp = TcpSegment::new_checked(&seg[54..]).unwrap();
+            assert_eq!(tcp.seq(), 1000 + 1000 * i as u32);
+            payload.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(payload, f[74..]);
+    }
+
     #[test]
     fn segments_lso_frame() {
         let mut f = tcp4(3000);
