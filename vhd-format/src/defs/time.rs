@@ -52,6 +52,7 @@ mod tests {
     }
 
     /// `now` reads the clock: it lies between two readings of the system time around it.
+    #[cfg(feature = "std")]
     #[test]
     fn now_is_the_system_clock() {
         let unix = || {
