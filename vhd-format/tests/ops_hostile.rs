@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{link_to, pattern, read_all};
+use common::{fix_checksums, link_to, pattern, put, read_all, set_locator, HEADER};
 use proptest::prelude::*;
 use vhd_format::defs::{checksum, Uuid, VhdTime};
 use vhd_format::ops::{self, MergeError, NoProgress};
@@ -21,8 +21,6 @@ use vhd_format::{
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
-/// Where images made by this crate keep the dynamic header.
-const HEADER: usize = 512;
 /// Offset of parent locator entry 0 inside the header (entries are 24 bytes).
 const LOCATOR0: usize = HEADER + 576;
 /// Offset of the block size inside the header.
@@ -32,30 +30,6 @@ fn opts(size: u64, id: u8) -> CreateOptions {
     CreateOptions::new(size)
         .unique_id(Uuid([id; 16]))
         .timestamp(VhdTime(1000))
-}
-
-fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
-    bytes[at..at + value.len()].copy_from_slice(value);
-}
-
-/// Recomputes the checksums of both footers and of the header at [`HEADER`].
-fn fix_checksums(bytes: &mut [u8]) {
-    let len = bytes.len();
-    for at in [0, len - 512] {
-        let sum = checksum(&bytes[at..at + 512], 64);
-        put(bytes, at + 64, &sum.to_be_bytes());
-    }
-    let sum = checksum(&bytes[HEADER..HEADER + 1024], 36);
-    put(bytes, HEADER + 36, &sum.to_be_bytes());
-}
-
-/// Sets parent locator entry `index`: a `W2ru` entry with `space` and `length` at `offset`.
-fn set_locator(bytes: &mut [u8], index: usize, space: u32, length: u32, offset: u64) {
-    let at = LOCATOR0 + 24 * index;
-    put(bytes, at, b"W2ru");
-    put(bytes, at + 4, &space.to_be_bytes());
-    put(bytes, at + 8, &length.to_be_bytes());
-    put(bytes, at + 16, &offset.to_be_bytes());
 }
 
 /// An 8 MiB dynamic disk (64 KiB blocks) with data in three blocks and a zeroed block between

@@ -257,7 +257,12 @@ pub fn check<S: Storage>(storage: &S) -> Result<CheckReport, IoError> {
         (false, true) if matches!(head.disk_type(), DiskType::DYNAMIC | DiskType::DIFFERENCING) => {
             head
         }
-        _ => return Ok(r),
+        _ => {
+            // Without a footer nothing else can be read: the image is damaged, whatever the
+            // severity of the footer problems found so far.
+            r.problems.push(Problem::Unopenable("no valid footer"));
+            return Ok(r);
+        }
     };
     if footer.saved_state != 0 {
         r.problems.push(Problem::SavedState);

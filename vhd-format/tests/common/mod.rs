@@ -407,3 +407,36 @@ pub fn qemu_compare(what: &str, vhd: &Path, raw: &Path) {
         cmp.stdout
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Editing image bytes.
+
+/// Where images made by this crate keep the dynamic header.
+pub const HEADER: usize = 512;
+
+/// Overwrites `bytes` at `at` with `value`.
+pub fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
+    bytes[at..at + value.len()].copy_from_slice(value);
+}
+
+/// Recomputes the checksums of both footers and of the dynamic header at [`HEADER`], after
+/// a test has edited their fields.
+pub fn fix_checksums(bytes: &mut [u8]) {
+    let len = bytes.len();
+    for at in [0, len - 512] {
+        let sum = vhd_format::defs::checksum(&bytes[at..at + 512], 64);
+        put(bytes, at + 64, &sum.to_be_bytes());
+    }
+    let sum = vhd_format::defs::checksum(&bytes[HEADER..HEADER + 1024], 36);
+    put(bytes, HEADER + 36, &sum.to_be_bytes());
+}
+
+/// Sets parent locator entry `index` of the header at [`HEADER`]: a `W2ru` entry with
+/// `space` and `length` at `offset` (the caller fixes the checksum).
+pub fn set_locator(bytes: &mut [u8], index: usize, space: u32, length: u32, offset: u64) {
+    let at = HEADER + 576 + 24 * index;
+    put(bytes, at, b"W2ru");
+    put(bytes, at + 4, &space.to_be_bytes());
+    put(bytes, at + 8, &length.to_be_bytes());
+    put(bytes, at + 16, &offset.to_be_bytes());
+}
