@@ -221,10 +221,9 @@ impl Enlightenments {
         if forbidden != 0 {
             return Err(CpuidError::ForbiddenHints { bits: forbidden });
         }
-        let managed = (self.extra_privileges.0 & MANAGED_PRIVILEGES.0)
-            | u64::from(self.extra_hints.0 & MANAGED_HINTS.0) << 32
-            | u64::from(self.extra_features.0 & MANAGED_MISC.0);
-        if managed != 0
+        if self.extra_privileges.0 & MANAGED_PRIVILEGES.0 != 0
+            || self.extra_hints.0 & MANAGED_HINTS.0 != 0
+            || self.extra_features.0 & MANAGED_MISC.0 != 0
             || self.extra_privileges.reserved_bits() != 0
             || self.extra_hints.reserved_bits() != 0
             || self.extra_features.reserved_bits() != 0
@@ -416,6 +415,23 @@ mod tests {
         assert_eq!(leaves.get(LEAF_IMPLEMENTATION_LIMITS).unwrap().eax, 4);
         let l2 = leaves.get(LEAF_VERSION).unwrap();
         assert_eq!((l2.eax, l2.ebx), (19041, 10 << 16));
+        // Every field of the version leaf in its place; the service number keeps 24 bits.
+        let e = Enlightenments {
+            version: HvVersion {
+                build: 22621,
+                major: 10,
+                minor: 3,
+                service_pack: 2,
+                service_branch: 0x5a,
+                service_number: 0x0123_4567,
+            },
+            ..Enlightenments::linux_vmbus(4)
+        };
+        let l2 = e.cpuid_leaves().unwrap().get(LEAF_VERSION).unwrap();
+        assert_eq!(
+            (l2.eax, l2.ebx, l2.ecx, l2.edx),
+            (22621, 10 << 16 | 3, 2, 0x5a23_4567)
+        );
         assert_eq!(leaves.get(LEAF_NESTED_FEATURES).unwrap().eax, 0);
         assert!(leaves.get(0x4000_000b).is_none());
         assert_ne!(HYPERVISOR_PRESENT_ECX_BIT, 0);
@@ -606,6 +622,37 @@ mod tests {
         for (name, e, err) in cases {
             assert_eq!(e.cpuid_leaves(), Err(*err), "{name}");
         }
+        // Each kind of extra bit on its own: one the fields manage, then a reserved one.
+        let privileges = Privileges(!0).reserved_bits();
+        let hints = EnlightenmentHints(!0).reserved_bits();
+        let unmanaged = [
+            Enlightenments {
+                extra_hints: EnlightenmentHints::new().with_relaxed_timing(true),
+                ..base
+            },
+            Enlightenments {
+                extra_features: MiscFeatures::new().with_frequency_regs(true),
+                ..base
+            },
+            Enlightenments {
+                extra_privileges: Privileges(privileges & privileges.wrapping_neg()),
+                ..base
+            },
+            Enlightenments {
+                extra_hints: EnlightenmentHints(hints & hints.wrapping_neg()),
+                ..base
+            },
+        ];
+        for e in unmanaged {
+            assert_eq!(e.validate(), Err(CpuidError::UnmanagedBits), "{e:?}");
+        }
+        // The widest physical address width the 7-bit field holds.
+        let widest = Enlightenments {
+            physical_address_bits: 0x7f,
+            ..base
+        };
+        let leaves = widest.cpuid_leaves().unwrap();
+        assert_eq!(leaves.get(LEAF_ENLIGHTENMENTS).unwrap().ecx, 0x7f);
         // A SynIC-less partition may keep auto-EOI; TSC-invariant control alone is a stable clock.
         let ok = Enlightenments {
             synic: false,

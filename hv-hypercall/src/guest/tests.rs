@@ -6,7 +6,9 @@ use std::vec::Vec;
 
 use super::*;
 use crate::cpuid_builder::Enlightenments;
-use crate::defs::{GuestOsId, HvMessage, MiscFeatures, TscScaleOffset, VMBUS_SINT};
+use crate::defs::{
+    GuestOsId, HvMessage, HvMsr, MiscFeatures, TscScaleOffset, MAX_REP_COUNT, VMBUS_SINT,
+};
 use crate::dispatch::{
     CallShape, CallingConvention, DispatchConfig, Dispatcher, GenericCall, HypercallHandler,
     PostMessageRequest, RepResult, SignalEventRequest, X64Registers,
@@ -487,6 +489,19 @@ fn rep_loop_refuses_a_hypervisor_that_makes_no_progress() {
         (0, HypercallError::MalformedResult { result: 0 }),
         (5 << 32, HypercallError::MalformedResult { result: 5 << 32 }),
         (1 << 20, HypercallError::MalformedResult { result: 1 << 20 }),
+        // Reserved bits set on an otherwise complete answer, in either reserved field.
+        (
+            4 << 32 | 1 << 20,
+            HypercallError::MalformedResult {
+                result: 4 << 32 | 1 << 20,
+            },
+        ),
+        (
+            4 << 32 | 1 << 50,
+            HypercallError::MalformedResult {
+                result: 4 << 32 | 1 << 50,
+            },
+        ),
         (
             0x13 | 1 << 32,
             HypercallError::Status {
@@ -560,4 +575,93 @@ fn reference_tsc_read_retries_on_a_sequence_change() {
     };
     assert_eq!(read_reference_time(&memory, TSC, &mut tsc), Ok(None));
     assert_eq!(reference_time(&memory, TSC, &mut tsc, &mut host), Ok(777));
+}
+
+#[test]
+fn msr_access_through_a_reference_reaches_the_target() {
+    let memory = AtomicMemory::new(0x10000);
+    let mut host = Host::new(&memory);
+    let mut by_ref: &mut Host<'_> = &mut host;
+    enable_hypercalls(&mut by_ref, GuestOsId::linux(0x060100), HCALL).unwrap();
+    assert_eq!(
+        MsrAccess::read_msr(&mut by_ref, HvMsr::GUEST_OS_ID.0),
+        Ok(GuestOsId::linux(0x060100).0)
+    );
+    assert_eq!(
+        MsrAccess::read_msr(&mut by_ref, HvMsr::HYPERCALL.0),
+        Ok(HCALL | 1)
+    );
+    assert!(host.partition.hypercalls_enabled());
+}
+
+/// Answers every call with a fixed result.
+struct Fixed(u64);
+
+impl HypercallInvoke for Fixed {
+    fn invoke(&mut self, _: u64, _: u64, _: u64) -> u64 {
+        self.0
+    }
+}
+
+#[test]
+fn slow_calls_read_the_output_page_only_on_success() {
+    let memory = AtomicMemory::new(0x10000);
+    memory.write(OUT, &[0x5a; 16]).unwrap();
+    let input = HypercallInput::simple(HypercallCode::POST_MESSAGE);
+    let mut hc = Hypercalls::new(Fixed(0), &memory, IN, OUT);
+    let mut out = [0u8; 16];
+    assert!(hc.call_slow(input, &[1; 8], &mut out).unwrap().is_success());
+    assert_eq!(out, [0x5a; 16]);
+    let mut in_page = [0u8; 8];
+    memory.read(IN, &mut in_page).unwrap();
+    assert_eq!(in_page, [1; 8]);
+    // A failed call leaves the caller's buffer as it was.
+    let failed = HypercallOutput::from_status(HvStatus::INVALID_PARAMETER).0;
+    let mut hc = Hypercalls::new(Fixed(failed), &memory, IN, OUT);
+    let mut out = [0u8; 16];
+    let result = hc.call_slow(input, &[1; 8], &mut out).unwrap();
+    assert_eq!(result.call_status(), HvStatus::INVALID_PARAMETER);
+    assert_eq!(out, [0; 16]);
+}
+
+#[test]
+fn rep_calls_take_whole_elements_up_to_the_rep_limit() {
+    let memory = AtomicMemory::new(0x10000);
+    let max = usize::from(MAX_REP_COUNT);
+    let rep = |elements: &[u8], element_size: usize| {
+        // The hypervisor reports every element done.
+        let done = (elements.len() / element_size) as u64;
+        Hypercalls::new(Fixed(done << 32), &memory, IN, OUT).call_rep(
+            HypercallCode::GET_VP_REGISTERS,
+            &[],
+            elements,
+            element_size,
+            0,
+            &mut [],
+        )
+    };
+    assert_eq!(rep(&vec![0; max], 1), Ok(MAX_REP_COUNT));
+    assert_eq!(
+        rep(&vec![0; max + 1], 1),
+        Err(HypercallError::TooLarge { len: max + 1 })
+    );
+    assert_eq!(rep(&[0; 4], 2), Ok(2));
+    // The header and the elements share the input page: each alone fits, together they must.
+    let with_header = |header: &[u8], elements: &[u8]| {
+        Hypercalls::new(Fixed(((elements.len() / 8) as u64) << 32), &memory, IN, OUT).call_rep(
+            HypercallCode::GET_VP_REGISTERS,
+            header,
+            elements,
+            8,
+            0,
+            &mut [],
+        )
+    };
+    assert_eq!(with_header(&[0; 16], &[0; 4080]), Ok(510));
+    assert_eq!(
+        with_header(&[0; 24], &[0; 4080]),
+        Err(HypercallError::TooLarge { len: 4104 })
+    );
+    // One element and a half.
+    assert_eq!(rep(&[0; 3], 2), Err(HypercallError::TooLarge { len: 3 }));
 }
