@@ -24,15 +24,36 @@ fn opts(seed: u8) -> CreateOptions {
         .timestamp(VhdTime(2000 + u32::from(seed)))
 }
 
-/// A progress callback that stops at the `at`-th report (1-based) and counts the reports.
+/// A progress callback that stops at the `at`-th report (1-based) and keeps the reports.
 struct StopAt {
     at: u64,
     seen: u64,
+    events: Vec<ProgressEvent>,
 }
 
 impl StopAt {
     fn new(at: u64) -> Self {
-        Self { at, seen: 0 }
+        Self {
+            at,
+            seen: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Checks that the reports were, phase after phase, `done` = 1 ..= `total` of each
+    /// `(phase, total)`.
+    #[track_caller]
+    fn assert_phases(&self, phases: &[(&str, u64)]) {
+        let expected: Vec<(&str, u64, u64)> = phases
+            .iter()
+            .flat_map(|&(phase, total)| (1..=total).map(move |done| (phase, done, total)))
+            .collect();
+        let seen: Vec<(&str, u64, u64)> = self
+            .events
+            .iter()
+            .map(|e| (e.phase, e.done, e.total))
+            .collect();
+        assert_eq!(seen, expected);
     }
 
     /// Counts the reports of a run that is never stopped.
@@ -42,7 +63,8 @@ impl StopAt {
 }
 
 impl ops::Progress for StopAt {
-    fn report(&mut self, _: ProgressEvent) -> ControlFlow<()> {
+    fn report(&mut self, event: ProgressEvent) -> ControlFlow<()> {
+        self.events.push(event);
         self.seen += 1;
         if self.seen >= self.at {
             ControlFlow::Break(())
@@ -105,7 +127,7 @@ fn shifted_by_a_sector(image: &[u8]) -> Vec<u8> {
 fn compact_cancelled_at_every_step_leaves_a_valid_disk() {
     let (disk, model) = holey_dynamic(MemStorage::new());
     let image = disk.into_storage().into_vec();
-    compact_cancelled_at_every_step(&image, &model, 28 + 22);
+    compact_cancelled_at_every_step(&image, &model, 22);
     // Every move overlaps its old place here (through a spare copy at the end).
     let shifted = shifted_by_a_sector(&image);
     common::assert_same(
@@ -113,10 +135,11 @@ fn compact_cancelled_at_every_step_leaves_a_valid_disk() {
         &valid_contents("shifted", shifted.clone()),
         &model,
     );
-    compact_cancelled_at_every_step(&shifted, &model, 28 + 22);
+    compact_cancelled_at_every_step(&shifted, &model, 22);
 }
 
-fn compact_cancelled_at_every_step(image: &[u8], model: &[u8], reports: u64) {
+/// `moves`: the blocks left after the scan (each one is a "move" report).
+fn compact_cancelled_at_every_step(image: &[u8], model: &[u8], moves: u64) {
     let mut full = Vhd::open(
         MemStorage::from_vec(image.to_vec()),
         OpenOptions::new().writable(true),
@@ -127,7 +150,7 @@ fn compact_cancelled_at_every_step(image: &[u8], model: &[u8], reports: u64) {
     assert!(done.dropped_zero == 6 && done.moved > 0, "{done:?}");
     let compacted_len = full.storage().len().unwrap();
     // A "scan" report per block, then a "move" per remaining block.
-    assert_eq!(count.seen, reports);
+    count.assert_phases(&[("scan", SIZE / BLOCK), ("move", moves)]);
 
     for at in 1..=count.seen {
         let what = format!("compact cancelled at report {at}");
@@ -170,6 +193,9 @@ fn convert_cancelled_leaves_a_valid_partial_copy_and_the_source_untouched() {
         ),
     ];
     for (target, unit, reports) in targets {
+        let mut all = StopAt::never();
+        ops::convert_to_vhd(&source, &mut MemStorage::new(), target, &opts(2), &mut all).unwrap();
+        all.assert_phases(&[("copy", reports)]);
         for at in 1..reports {
             let what = format!("convert to {target:?} cancelled at report {at}");
             let mut out = MemStorage::new();
@@ -183,6 +209,9 @@ fn convert_cancelled_leaves_a_valid_partial_copy_and_the_source_untouched() {
             common::assert_same(&what, &valid_contents(&what, out.into_vec()), &expected);
         }
     }
+    let mut all = StopAt::never();
+    ops::convert_to_raw(&source, &mut MemStorage::new(), &mut all).unwrap();
+    all.assert_phases(&[("copy", 4)]);
     for at in 1..4 {
         let what = format!("convert to raw cancelled at report {at}");
         let mut out = MemStorage::new();
@@ -224,19 +253,25 @@ fn merge_cancelled_leaves_the_child_intact_and_can_be_run_again() {
     let child_bytes = child.into_storage().into_vec();
 
     let blocks = SIZE / BLOCK;
-    for at in 1..=blocks {
-        let what = format!("merge cancelled at report {at}");
+    let open_child = || {
         let parent = Vhd::open(
             MemStorage::from_vec(base_bytes.clone()),
             OpenOptions::new().writable(true),
         )
         .unwrap();
-        let mut child = Vhd::open_with_parent(
+        Vhd::open_with_parent(
             MemStorage::from_vec(child_bytes.clone()),
             Box::new(parent),
             OpenOptions::new().writable(true),
         )
-        .unwrap();
+        .unwrap()
+    };
+    let mut all = StopAt::never();
+    ops::merge_into_parent(&mut open_child(), &mut all).unwrap();
+    all.assert_phases(&[("merge", blocks)]);
+    for at in 1..=blocks {
+        let what = format!("merge cancelled at report {at}");
+        let mut child = open_child();
         let err = ops::merge_into_parent(&mut child, &mut StopAt::new(at)).unwrap_err();
         assert!(matches!(err, MergeError::Cancelled), "{what}: {err:?}");
         // The child reads as before (what it holds hides what was merged below it).

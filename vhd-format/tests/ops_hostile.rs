@@ -340,6 +340,66 @@ fn compact_memory_does_not_follow_the_block_size() {
     });
 }
 
+/// A BAT one entry longer than the size needs (qemu before 5.0 wrote these), whose extra
+/// entry is allocated: that block holds no sector of the disk, so the caller's `unused` is
+/// never asked about it (it would be asked about an empty range).
+#[test]
+fn compact_asks_unused_only_about_blocks_inside_the_disk() {
+    let mut d =
+        create_dynamic(MemStorage::new(), &opts(4 * MIB, 6).block_size(MIB as u32)).unwrap();
+    d.write_at(3 * MIB, &[5; 4096]).unwrap();
+    let mut bytes = d.into_storage().into_vec();
+    let footer = bytes.split_off(bytes.len() - 512);
+    let extra_sector = (bytes.len() / 512) as u32;
+    bytes.extend_from_slice(&[0xFF; 512]);
+    bytes.extend_from_slice(&[7; MIB as usize]);
+    bytes.extend_from_slice(&footer);
+    put(&mut bytes, HEADER + 28, &5u32.to_be_bytes());
+    put(&mut bytes, 1536 + 16, &extra_sector.to_be_bytes());
+    fix_checksums(&mut bytes);
+    let mut vhd = Vhd::open(
+        MemStorage::from_vec(bytes),
+        OpenOptions::new().writable(true),
+    )
+    .unwrap();
+    let asked = std::cell::RefCell::new(Vec::new());
+    let unused = |offset: u64, len: u64| {
+        asked.borrow_mut().push((offset, len));
+        true
+    };
+    let report = ops::compact(&mut vhd, Some(&unused), &mut NoProgress).unwrap();
+    assert_eq!(asked.into_inner(), [(3 * MIB, MIB)]);
+    assert_eq!((report.dropped_unused, report.dropped_zero), (1, 0));
+    assert_eq!(vhd.bat().unwrap()[3..], [u32::MAX, 4]);
+}
+
+/// Bits in a bitmap's padding (past the block's last sector) mark no sector: a differencing
+/// block whose real bits are all clear is dropped whatever the padding holds.
+#[test]
+fn compact_ignores_bitmap_padding() {
+    let mut child = child_of_a_4mib_parent();
+    child.write_at(0, &[1; 4096]).unwrap();
+    child.write_at(MIB, &[2; 4096]).unwrap();
+    let bitmap = child.bat().unwrap()[0] as usize * 512;
+    let (storage, parent) = child.into_parts();
+    let mut bytes = storage.into_vec();
+    // 64 KiB blocks: 128 sectors, 16 bytes of the 512-byte bitmap.
+    assert_eq!(bytes[bitmap], 0xFF);
+    bytes[bitmap..bitmap + 16].fill(0);
+    bytes[bitmap + 16..bitmap + 512].fill(0xFF);
+    let mut child = Vhd::open_with_parent(
+        MemStorage::from_vec(bytes),
+        parent.unwrap(),
+        OpenOptions::new().writable(true),
+    )
+    .unwrap();
+    let report = ops::compact(&mut child, None, &mut NoProgress).unwrap();
+    assert_eq!((report.dropped_zero, report.moved), (1, 1));
+    let mut b = vec![0u8; 4096];
+    child.read_at(MIB, &mut b).unwrap();
+    assert!(b.iter().all(|&x| x == 2));
+}
+
 /// Merge allocated a 2 GiB buffer for a child of a few KiB.
 #[test]
 fn merge_memory_does_not_follow_the_block_size() {

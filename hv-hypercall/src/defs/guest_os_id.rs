@@ -164,4 +164,31 @@ mod tests {
         assert_eq!(id.0, 0x0001_040a_0000_0000 | 19041);
         assert!(!GuestOsId(0).is_set());
     }
+
+    #[test]
+    fn every_field_in_its_own_bits() {
+        let id = GuestOsId::open_source(OpenSourceOsType::FREEBSD, 0x5a, 0x1234_5678, 0x9abc);
+        assert_eq!(id.0, 0x825a_1234_5678_9abc);
+        assert_eq!(
+            (id.os_type(), id.os_id(), id.version(), id.build()),
+            (OpenSourceOsType::FREEBSD, 0x5a, 0x1234_5678, 0x9abc)
+        );
+        // An OS type wider than its 7 bits does not reach the encoding bit.
+        let wide = GuestOsId::open_source(OpenSourceOsType(0xff), 0, 0, 0);
+        assert_eq!(wide.0, 0xff00_0000_0000_0000);
+        assert_eq!(wide.os_type(), OpenSourceOsType(0x7f));
+
+        // The vendor's top bit would be the encoding bit: it is dropped.
+        let id = GuestOsId::proprietary(0xffff, 0xa5, 0x12, 0x34, 0x56, 0x789a);
+        assert_eq!(id.0, 0x7fff_a512_3456_789a);
+        assert!(!id.is_open_source());
+        assert_eq!(
+            (id.vendor(), id.os_id(), id.build()),
+            (0x7fff, 0xa5, 0x789a)
+        );
+        assert_eq!(
+            std::format!("{id:?}"),
+            "GuestOsId { vendor: 32767, os_id: 165, major: 18, minor: 52, service: 86, build: 30874 }"
+        );
+    }
 }

@@ -622,6 +622,21 @@ fn slow_calls_read_the_output_page_only_on_success() {
     let result = hc.call_slow(input, &[1; 8], &mut out).unwrap();
     assert_eq!(result.call_status(), HvStatus::INVALID_PARAMETER);
     assert_eq!(out, [0; 16]);
+    // Input and output each fill at most their page.
+    let mut hc = Hypercalls::new(Fixed(0), &memory, IN, OUT);
+    let page = [0u8; 4096];
+    let mut out = [0u8; 4097];
+    assert!(hc.call_slow(input, &page, &mut out[..4096]).is_ok());
+    let mut too_long = page.to_vec();
+    too_long.push(0);
+    assert_eq!(
+        hc.call_slow(input, &too_long, &mut []),
+        Err(HypercallError::TooLarge { len: 4097 })
+    );
+    assert_eq!(
+        hc.call_slow(input, &[], &mut out),
+        Err(HypercallError::TooLarge { len: 4097 })
+    );
 }
 
 #[test]
