@@ -226,3 +226,30 @@ fn inspect_reports_the_map() {
     assert_eq!(i.map[1].state, ops::ExtentState::Zero);
     assert_eq!(i.fragmentation_percent, 0);
 }
+
+/// A BAT of 256 entries takes two sectors (1536..2560): the first block moved down must land
+/// after both, not over the second.
+#[test]
+fn compact_keeps_a_bat_of_several_sectors() {
+    let options = CreateOptions::new(16 << 20)
+        .unique_id(Uuid([13; 16]))
+        .timestamp(VhdTime(1000))
+        .block_size(64 << 10);
+    let mut vhd = create_dynamic(MemStorage::new(), &options).unwrap();
+    vhd.write_at(0, &[9; 4096]).unwrap();
+    vhd.write_at(64 << 10, &[1; 4096]).unwrap();
+    vhd.write_at(200 << 10, &[2; 4096]).unwrap();
+    assert_eq!(vhd.bat().unwrap()[..4], [5, 134, u32::MAX, 263]);
+    // Block 0 now holds only zeros: compaction drops it.
+    vhd.write_at(0, &[0; 4096]).unwrap();
+    let report = ops::compact(&mut vhd, None, &mut NoProgress).unwrap();
+    assert_eq!((report.dropped_zero, report.moved), (1, 2));
+    assert_eq!(vhd.bat().unwrap()[..4], [u32::MAX, 5, u32::MAX, 134]);
+    assert!(ops::check(vhd.storage()).unwrap().is_clean());
+    let reopened = reopen(vhd.into_storage());
+    let mut b = vec![0u8; 4096];
+    reopened.read_at(64 << 10, &mut b).unwrap();
+    assert!(b.iter().all(|&x| x == 1));
+    reopened.read_at(200 << 10, &mut b).unwrap();
+    assert!(b.iter().all(|&x| x == 2));
+}

@@ -264,6 +264,8 @@ mod tests {
             assert_eq!(msr.name().unwrap(), std::format!("SINT{n}"));
         }
         assert_eq!(HvMsr::sint(16), None);
+        assert_eq!(HvMsr::stimer_config(4), None);
+        assert_eq!(HvMsr::stimer_count(4), None);
         for n in 0..4u8 {
             assert_eq!(
                 HvMsr::stimer_config(n).unwrap().0,

@@ -111,6 +111,14 @@ mod tests {
         assert_eq!(offset_of!(ReferenceTscPage, scale), 8);
         assert_eq!(offset_of!(ReferenceTscPage, offset), 16);
         assert_eq!(size_of::<ReferenceTscPage>(), 4096);
+        let mut page = <ReferenceTscPage as zerocopy::FromZeros>::new_zeroed();
+        page.sequence.set(3);
+        page.scale.set(0x1234);
+        page.offset.set(-5);
+        assert_eq!(
+            std::format!("{page:?}"),
+            "ReferenceTscPage { sequence: 3, scale: 4660, offset: -5, .. }"
+        );
     }
 
     #[test]
