@@ -1,7 +1,6 @@
 //! Power-cut tests: a sequence of writes and flushes on a dynamic or differencing disk (and a
-//! compaction) is run
-//! on a [`CrashStorage`], which records every storage operation; then the image is rebuilt as
-//! it would be after a cut at every operation boundary.
+//! compaction) is run on a [`CrashStorage`], which records every storage operation; then the
+//! image is rebuilt as it would be after a cut at every operation boundary.
 //!
 //! After each cut the image must open (warnings allowed) and read:
 //! - every disk write that had completed before the cut (so in particular every write that was
