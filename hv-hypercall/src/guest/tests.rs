@@ -316,6 +316,29 @@ fn bring_up_programs_the_model() {
         ),
         Err(SetupError::InvalidParameter)
     );
+    // Each page misaligned on its own; the lowest vector allowed.
+    let good = SynicSetup { sint: 2, ..bad };
+    for setup in [
+        SynicSetup {
+            simp_gpa: SIMP + 8,
+            ..good
+        },
+        SynicSetup {
+            siefp_gpa: SIEFP + 8,
+            ..good
+        },
+    ] {
+        assert_eq!(
+            enable_synic(&mut host, &setup),
+            Err(SetupError::InvalidParameter)
+        );
+    }
+    assert_eq!(
+        enable_hypercalls(&mut host, GuestOsId::linux(0x060100), HCALL + 8),
+        Err(SetupError::InvalidParameter)
+    );
+    enable_synic(&mut host, &SynicSetup { vector: 16, ..good }).unwrap();
+    assert_eq!(host.vp.sint(2).unwrap().vector(), 16);
     disable_synic(&mut host, VMBUS_SINT).unwrap();
     assert!(host.vp.sint(VMBUS_SINT).unwrap().masked());
     assert!(!host.vp.simp().enable());
