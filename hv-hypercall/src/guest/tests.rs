@@ -585,6 +585,9 @@ fn reference_tsc_read_retries_on_a_sequence_change() {
     assert_eq!(tsc.reads, 2, "retried once");
     assert_eq!(t, params.reference_time(3_000_000_000));
     assert!((9_999_999..=10_000_000).contains(&t));
+    // A valid page is used (not TIME_REF_COUNT), here through a `&mut` TSC source.
+    let mut by_ref = &mut tsc;
+    assert_eq!(reference_time(&memory, TSC, &mut by_ref, &mut host), Ok(t));
 
     // An invalid page falls back to TIME_REF_COUNT.
     host.clock.0 = None;
