@@ -253,3 +253,31 @@ fn compact_keeps_a_bat_of_several_sectors() {
     reopened.read_at(200 << 10, &mut b).unwrap();
     assert!(b.iter().all(|&x| x == 2));
 }
+
+/// Blocks of 2 MiB (4,096 sectors, the default) whose only data is their last sector: the
+/// whole bitmap and all the data are looked at before a block is dropped.
+#[test]
+fn compact_keeps_blocks_whose_only_data_is_their_last_sector() {
+    let last = (2 << 20) - 512;
+    let mut dynamic = create_dynamic(MemStorage::new(), &opts(14)).unwrap();
+    dynamic.write_at(last, &[3; 512]).unwrap();
+    let parent = create_dynamic(MemStorage::new(), &opts(15)).unwrap();
+    let id = parent.identity().unwrap();
+    let link = ParentLink {
+        unique_id: id.unique_id,
+        timestamp: id.timestamp,
+        name: "p.vhd".into(),
+        relative_path: None,
+        absolute_path: None,
+    };
+    let mut child =
+        create_differencing(MemStorage::new(), Box::new(parent), &link, &opts(16)).unwrap();
+    child.write_at(last, &[3; 512]).unwrap();
+    for disk in [&mut dynamic, &mut child] {
+        let report = ops::compact(disk, None, &mut NoProgress).unwrap();
+        assert_eq!((report.dropped_zero, report.dropped_unused), (0, 0));
+        let mut b = [0u8; 512];
+        disk.read_at(last, &mut b).unwrap();
+        assert_eq!(b, [3; 512]);
+    }
+}
