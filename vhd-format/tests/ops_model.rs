@@ -281,3 +281,30 @@ fn compact_keeps_blocks_whose_only_data_is_their_last_sector() {
         assert_eq!(b, [3; 512]);
     }
 }
+
+/// Converting to a dynamic disk whose BAT spans several sectors (164 entries) and whose last
+/// block is partial (the size is not a multiple of the block size).
+#[test]
+fn convert_to_dynamic_with_a_long_bat_and_a_partial_last_block() {
+    let size = (41 << 20) - (156 << 10);
+    let options = CreateOptions::new(size)
+        .unique_id(Uuid([17; 16]))
+        .timestamp(VhdTime(1000));
+    let mut src = create_dynamic(MemStorage::new(), &options).unwrap();
+    let mut model = vec![0u8; size as usize];
+    for (at, byte) in [(0, 1u8), (20 << 20, 2), (size - 5000, 3)] {
+        let data = vec![byte; 5000];
+        src.write_at(at, &data).unwrap();
+        model[at as usize..at as usize + 5000].copy_from_slice(&data);
+    }
+    let target = Target::Dynamic {
+        block_size: 256 << 10,
+    };
+    let out =
+        ops::convert_to_vhd(&src, MemStorage::new(), target, &opts(18), &mut NoProgress).unwrap();
+    assert_eq!(out.bat().unwrap().len(), 164);
+    assert!(ops::check(out.storage()).unwrap().is_clean());
+    let reopened = reopen(out.into_storage());
+    assert_eq!(reopened.size(), size);
+    assert_eq!(contents(&reopened), model);
+}
