@@ -308,3 +308,33 @@ fn convert_to_dynamic_with_a_long_bat_and_a_partial_last_block() {
     assert_eq!(reopened.size(), size);
     assert_eq!(contents(&reopened), model);
 }
+
+/// Expand's size rules at their edges: a new size must be whole sectors and at most the
+/// format's largest (2040 GiB, accepted); the current size is a valid no-op.
+#[test]
+fn expand_limits() {
+    let mut vhd = create_dynamic(MemStorage::new(), &opts(19)).unwrap();
+    let max = vhd_format::defs::MAX_DISK_SIZE;
+    for bad in [SIZE + 100, max + 512] {
+        assert!(matches!(
+            ops::expand(&mut vhd, bad),
+            Err(ops::ExpandError::InvalidSize(size)) if size == bad
+        ));
+    }
+    assert!(matches!(
+        ops::expand(&mut vhd, SIZE - 512),
+        Err(ops::ExpandError::Shrink { current: SIZE, new }) if new == SIZE - 512
+    ));
+    ops::expand(&mut vhd, SIZE).unwrap();
+    assert_eq!(vhd.size(), SIZE);
+    vhd.write_at(SIZE - 512, &[4; 512]).unwrap();
+    ops::expand(&mut vhd, max).unwrap();
+    assert_eq!(vhd.size(), max);
+    let reopened = reopen(vhd.into_storage());
+    assert_eq!(reopened.size(), max);
+    let mut b = [0u8; 512];
+    reopened.read_at(SIZE - 512, &mut b).unwrap();
+    assert_eq!(b, [4; 512]);
+    reopened.read_at(max - 512, &mut b).unwrap();
+    assert_eq!(b, [0; 512]);
+}

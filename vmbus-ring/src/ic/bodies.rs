@@ -246,6 +246,23 @@ mod tests {
             &[0, 0, 0, 0x80, 30, 0, 0, 0, 3, 0, 0, 0, b'b', 0, b'y', 0]
         );
         assert_eq!(s.action(), Some(ShutdownFlags::FORCED_RESTART));
+        // The message stops at its first NUL; Debug shows the decoded fields, not 2 KiB.
+        assert!(s.message_units().eq("bye".encode_utf16()));
+        let mut odd = s;
+        odd.display_message[6..8].copy_from_slice(&0x263a_u16.to_le_bytes());
+        odd.display_message[10] = b'!';
+        assert!(odd.message_units().eq("bye\u{263a}".encode_utf16()));
+        assert_eq!(
+            alloc::format!("{s:?}"),
+            alloc::format!(
+                "Shutdown {{ reason_code: 0x80000000, timeout_seconds: 30, flags: {:?}, .. }}",
+                ShutdownFlags::FORCED_RESTART
+            )
+        );
+        assert_eq!(
+            alloc::format!("{}", super::super::Version::new(3, 12)),
+            "3.12"
+        );
         let t = TimeSyncV4 {
             parent_time: U64::new(unix_nanos_to_windows(0)),
             vm_reference_time: U64::new(5),

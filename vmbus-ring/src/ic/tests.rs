@@ -7,7 +7,7 @@ use super::framing::{IcMessageType, IcStatus};
 use super::guest::{GuestEvent, GuestService, MemKvpStore};
 use super::host::{HostConfig, HostEvent, HostService, KvpRequest, Now, Output, Service};
 use super::kvp::{KvpPool, Record};
-use super::Version;
+use super::{IcError, Version};
 
 fn at(ms: u64) -> Now {
     Now {
@@ -232,14 +232,35 @@ fn stale_and_unsolicited_answers_are_ignored() {
         host.on_packet(at(12), &reply).events[..],
         [HostEvent::Ignored { .. }]
     ));
-    // A request where a response belongs.
-    assert!(matches!(
-        host.on_packet(at(13), &out.packets[0]).events[..],
-        [HostEvent::Ignored { .. }]
-    ));
     assert!(matches!(
         host.on_packet(at(13), &[1, 2, 3]).events[..],
         [HostEvent::Ignored { .. }]
+    ));
+    // While the next heartbeat is outstanding: a request where a response belongs (the
+    // host's own packet) is refused for its flags, and the guest refuses a response where a
+    // request belongs; the real answer is still taken after both.
+    let next = host.poll(at(2010));
+    let request = &next.packets[0];
+    assert!(matches!(
+        host.on_packet(at(2011), request).events[..],
+        [HostEvent::Ignored {
+            reason: IcError::InvalidField {
+                field: "flags (expected a response)",
+                value: 3
+            }
+        }]
+    ));
+    assert_eq!(
+        guest.on_packet(&reply, &mut store),
+        Err(IcError::InvalidField {
+            field: "flags (expected a request)",
+            value: 5
+        })
+    );
+    let (reply, _) = guest.on_packet(request, &mut store).unwrap();
+    assert!(matches!(
+        host.on_packet(at(2012), &reply.unwrap()).events[..],
+        [HostEvent::Heartbeat { seq: 3, .. }]
     ));
 }
 

@@ -500,6 +500,10 @@ mod tests {
             VstorPacket::parse(&[0; 11]),
             Err(VstorError::TooShort { len: 11, .. })
         ));
+        // The header alone is a packet; its union reads as zeros.
+        let header_only = VstorPacket::parse(&p.bytes(64)[..12]).unwrap();
+        assert_eq!(header_only.operation(), Operation::QUERY_PROTOCOL_VERSION);
+        assert_eq!(header_only.version(), ProtocolVersion(0));
         assert!(ProtocolVersion::WIN8.has_win8_extension());
         assert!(!ProtocolVersion::WIN7.has_win8_extension());
     }
@@ -512,6 +516,16 @@ mod tests {
         p.set_properties(&props);
         assert_eq!(&p.as_bytes()[24..28], &0x40000u32.to_le_bytes());
         assert_eq!(p.properties(), props);
+        // CREATE_SUB_CHANNELS carries its count in the union's first two bytes.
+        let mut bytes = VstorPacket::new(Operation::CREATE_SUB_CHANNELS, NtStatus::SUCCESS)
+            .as_bytes()
+            .to_vec();
+        bytes[12..14].copy_from_slice(&0x0203u16.to_le_bytes());
+        bytes[14] = 0xff;
+        assert_eq!(
+            VstorPacket::parse(&bytes).unwrap().sub_channel_count(),
+            0x0203
+        );
         let s = SenseData::new(sense_key::ILLEGAL_REQUEST, 0x21, 0);
         assert_eq!(
             s.as_bytes(),
