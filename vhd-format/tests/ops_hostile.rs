@@ -16,7 +16,7 @@ use vhd_format::defs::{checksum, Uuid, VhdTime};
 use vhd_format::ops::{self, MergeError, NoProgress};
 use vhd_format::{
     create_differencing, create_dynamic, create_fixed, CreateOptions, Disk, MemStorage,
-    OpenOptions, ParentLink, SizePolicy, Vhd,
+    OpenOptions, ParentLink, SizePolicy, Storage, Vhd,
 };
 
 const KIB: u64 = 1 << 10;
@@ -526,6 +526,30 @@ fn expand_refuses_a_fixed_disk_whose_footer_is_not_at_its_size() {
         "{e:?}"
     );
     assert!(vhd.into_storage().as_slice() == &bytes[..]);
+}
+
+/// An old fixed disk with a 511-byte footer grows like any other: the new footer is a whole
+/// sector after the new size, and what was the short footer reads as zeros.
+#[test]
+fn expand_grows_a_fixed_disk_with_a_511_byte_footer() {
+    let mut vhd = create_fixed(MemStorage::new(), &opts(MIB, 12)).unwrap();
+    vhd.write_at(MIB - 4096, &[0xcd; 4096]).unwrap();
+    let mut bytes = vhd.into_storage().into_vec();
+    assert_eq!(bytes.pop(), Some(0));
+    let mut vhd = Vhd::open(
+        MemStorage::from_vec(bytes),
+        OpenOptions::new().writable(true),
+    )
+    .unwrap();
+    ops::expand(&mut vhd, 2 * MIB).unwrap();
+    assert_eq!(vhd.storage().len().unwrap(), 2 * MIB + 512);
+    assert!(ops::check(vhd.storage()).unwrap().is_clean());
+    let reopened = Vhd::open(vhd.into_storage(), OpenOptions::new()).unwrap();
+    assert_eq!(reopened.size(), 2 * MIB);
+    let mut b = vec![0u8; 8192];
+    reopened.read_at(MIB - 4096, &mut b).unwrap();
+    assert!(b[..4096].iter().all(|&x| x == 0xcd));
+    assert!(b[4096..].iter().all(|&x| x == 0));
 }
 
 /// A snapshot whose options are invalid fails and leaves no child file behind (it left an

@@ -282,13 +282,34 @@ mod tests {
             flags: IcFlags::HOST_REQUEST,
         };
         let mut bytes = emit(&header, &[0u8; 16]).unwrap();
-        bytes[18] = 200; // body size beyond the packet
-        assert!(matches!(
-            IcPacket::parse(&bytes),
-            Err(IcError::SizeMismatch { .. } | IcError::Truncated { .. })
-        ));
-        bytes[4] = 0xff; // pipe size large: fine as long as the body fits
+        assert_eq!(bytes.len(), ICMSG_HDR + 16);
+        bytes[18] = 200; // body size beyond what the pipe header says follows (36)
+        assert_eq!(
+            IcPacket::parse(&bytes).err(),
+            Some(IcError::SizeMismatch {
+                pipe: 36,
+                body: 200
+            })
+        );
+        // A pipe size of 0 says nothing: the body must still fit in the packet.
+        bytes[4] = 0;
+        assert_eq!(
+            IcPacket::parse(&bytes).err(),
+            Some(IcError::Truncated {
+                needed: ICMSG_HDR + 200,
+                len: ICMSG_HDR + 16
+            })
+        );
         bytes[18] = 16;
+        assert_eq!(IcPacket::parse(&bytes).unwrap().body, [0; 16]);
+        // One byte short of the header and body in the pipe size; then a large one, which is
+        // fine as long as the body fits.
+        bytes[4] = 35;
+        assert_eq!(
+            IcPacket::parse(&bytes).err(),
+            Some(IcError::SizeMismatch { pipe: 35, body: 16 })
+        );
+        bytes[4] = 0xff;
         assert!(IcPacket::parse(&bytes).is_ok());
     }
 }

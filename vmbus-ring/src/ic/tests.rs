@@ -280,3 +280,36 @@ fn negotiation_without_a_common_version_fails_cleanly() {
         "no service traffic after a failed negotiation"
     );
 }
+
+#[test]
+fn the_guests_negotiation_answer_carries_the_chosen_versions() {
+    let mut host = HostService::new(Service::Shutdown, HostConfig::default());
+    let mut guest = GuestService::new(Service::Shutdown);
+    let mut store = MemKvpStore::new();
+    assert_eq!(guest.versions(), None);
+    let offer = host.on_open(at(0));
+    let (reply, _) = guest.on_packet(&offer.packets[0], &mut store).unwrap();
+    let chosen = (Version::new(3, 0), Version::new(3, 2));
+    assert_eq!(guest.versions(), Some(chosen));
+    let reply = reply.unwrap();
+    let header = super::framing::IcPacket::parse(&reply).unwrap().header;
+    assert_eq!((header.framework, header.message), chosen);
+    assert_eq!(header.msgtype, IcMessageType::NEGOTIATE);
+}
+
+#[test]
+fn the_memory_kvp_store_replaces_a_key_in_place() {
+    use super::guest::KvpStore;
+    let mut store = MemKvpStore::new();
+    let pool = KvpPool::AUTO;
+    assert!(store.set(pool, Record::string("a", "1")));
+    assert!(store.set(pool, Record::string("b", "2")));
+    assert!(store.set(pool, Record::string("a", "3")));
+    assert_eq!(store.get(pool, "a"), Some(Record::string("a", "3")));
+    assert_eq!(store.enumerate(pool, 0), Some(Record::string("a", "3")));
+    assert_eq!(store.enumerate(pool, 1), Some(Record::string("b", "2")));
+    assert_eq!(store.enumerate(pool, 2), None);
+    assert!(store.delete(pool, "a"));
+    assert!(!store.delete(pool, "a"));
+    assert_eq!(store.enumerate(pool, 0), Some(Record::string("b", "2")));
+}
