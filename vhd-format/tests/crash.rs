@@ -18,7 +18,7 @@ mod common;
 use common::{pattern, read_all, CrashStorage, Op, Rng};
 use vhd_format::{
     create_differencing, create_dynamic, CreateOptions, Disk, MemStorage, OpenOptions, ParentLink,
-    Vhd,
+    Storage, Vhd,
 };
 
 const MIB: u64 = 1 << 20;
@@ -430,4 +430,51 @@ fn compact_survives_a_cut_anywhere() {
             common::assert_same(&what, &read_all(&vhd, MIB as usize), &model);
         }
     }
+}
+
+/// Expanding a dynamic disk whose BAT must move to the end of the file (it outgrows the space
+/// before the first block): after a cut at any point the disk opens without a warning (a
+/// valid tail footer is kept throughout), with its old or its new size, and reads as before.
+#[test]
+fn expand_survives_a_cut_anywhere() {
+    let block = 64u64 << 10;
+    let mut vhd = create_dynamic(
+        MemStorage::new(),
+        &CreateOptions::new(MIB).block_size(block as u32),
+    )
+    .unwrap();
+    let data = pattern(9, MIB as usize);
+    vhd.write_at(0, &data).unwrap();
+    let base = vhd.into_storage();
+    let mut vhd = Vhd::open(CrashStorage::new(base), OpenOptions::new().writable(true)).unwrap();
+    // 256 entries need two sectors; the first block starts one sector after the BAT.
+    vhd_format::ops::expand(&mut vhd, 16 * MIB).unwrap();
+    let log = vhd.into_storage();
+    let header = &log.current().as_slice()[512..1536];
+    let table_offset = u64::from_be_bytes(header[16..24].try_into().unwrap());
+    assert!(
+        table_offset > 16 * (block + 512),
+        "the BAT moved to the end"
+    );
+    let n_ops = log.ops().len();
+    let final_len = log.current().len().unwrap();
+    let mut sizes = Vec::new();
+    for cut in 0..=n_ops {
+        let what = format!("expand cut after {cut} of {n_ops} ops");
+        let storage = log.replay(cut);
+        assert!(
+            storage.len().unwrap() <= final_len,
+            "{what}: the file overshot"
+        );
+        let vhd = Vhd::open(storage, OpenOptions::new())
+            .unwrap_or_else(|e| panic!("{what}: does not open: {e:?}"));
+        assert!(vhd.warnings().is_empty(), "{what}: {:?}", vhd.warnings());
+        let size = vhd.size();
+        assert!(size == MIB || size == 16 * MIB, "{what}: size {size}");
+        let mut model = data.clone();
+        model.resize(size as usize, 0);
+        common::assert_same(&what, &read_all(&vhd, MIB as usize), &model);
+        sizes.push(size);
+    }
+    assert_eq!((sizes[0], sizes[n_ops]), (MIB, 16 * MIB));
 }

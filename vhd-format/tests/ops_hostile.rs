@@ -552,6 +552,56 @@ fn expand_grows_a_fixed_disk_with_a_511_byte_footer() {
     assert!(b[4096..].iter().all(|&x| x == 0));
 }
 
+/// Where expand puts a grown BAT: in place while it still ends at or before the first thing
+/// stored after it (a block, or locator data, which a dynamic disk may carry too), at the
+/// end of the file otherwise.
+#[test]
+fn expand_grows_the_bat_in_place_only_when_it_fits() {
+    let table_offset = |vhd: &Vhd<MemStorage>| {
+        let h = &vhd.storage().as_slice()[HEADER..HEADER + 1024];
+        u64::from_be_bytes(h[16..24].try_into().unwrap())
+    };
+    let small = || {
+        let mut vhd =
+            create_dynamic(MemStorage::new(), &opts(MIB, 13).block_size(64 << 10)).unwrap();
+        vhd.write_at(0, &[6; 512]).unwrap();
+        vhd
+    };
+    // 16 entries at 1536, the first block at 2048. 128 entries (512 bytes) end exactly there.
+    let mut vhd = small();
+    ops::expand(&mut vhd, 8 * MIB).unwrap();
+    assert_eq!(table_offset(&vhd), 1536);
+    // 129 entries do not.
+    let mut vhd = small();
+    ops::expand(&mut vhd, 8 * MIB + (64 << 10)).unwrap();
+    assert!(table_offset(&vhd) > 2048 + (64 << 10));
+    assert!(ops::check(vhd.storage()).unwrap().is_clean());
+    let mut b = [0u8; 512];
+    vhd.read_at(0, &mut b).unwrap();
+    assert_eq!(b, [6; 512]);
+
+    // No block, but locator data at 2048: the BAT must not grow over it.
+    let mut bytes = create_dynamic(MemStorage::new(), &opts(MIB, 14).block_size(64 << 10))
+        .unwrap()
+        .into_storage()
+        .into_vec();
+    let footer = bytes.split_off(2048);
+    bytes.extend_from_slice(&[0x5a; 512]);
+    bytes.extend_from_slice(&footer);
+    set_locator(&mut bytes, 0, 512, 512, 2048);
+    fix_checksums(&mut bytes);
+    let mut vhd = Vhd::open(
+        MemStorage::from_vec(bytes),
+        OpenOptions::new().writable(true),
+    )
+    .unwrap();
+    ops::expand(&mut vhd, 16 * MIB).unwrap();
+    assert_eq!(table_offset(&vhd), 2560);
+    assert_eq!(&vhd.storage().as_slice()[2048..2560], &[0x5a; 512]);
+    let reopened = Vhd::open(vhd.into_storage(), OpenOptions::new()).unwrap();
+    assert_eq!(reopened.size(), 16 * MIB);
+}
+
 /// A snapshot whose options are invalid fails and leaves no child file behind (it left an
 /// empty file, so a corrected retry failed with "file exists").
 #[test]
