@@ -144,6 +144,8 @@ fn timesync_syncs_then_samples_with_reference_time() {
         (flags, host_unix_ns, reference_time),
         (TimeSyncFlags::SYNC, at(20).unix_ns, Some(200_000))
     );
+    // Nothing until the sample period (5 s) has passed since the last one.
+    assert!(host.poll(at(5019)).packets.is_empty());
     let out = host.poll(at(5020));
     let (h, _) = exchange(&mut host, &mut guest, &mut store, at(5021), out);
     assert_eq!(
@@ -312,4 +314,98 @@ fn the_memory_kvp_store_replaces_a_key_in_place() {
     assert!(store.delete(pool, "a"));
     assert!(!store.delete(pool, "a"));
     assert_eq!(store.enumerate(pool, 0), Some(Record::string("b", "2")));
+}
+
+#[test]
+fn an_unanswered_heartbeat_times_out_at_the_timeout_and_old_answers_are_stale() {
+    let mut host = HostService::new(
+        Service::Heartbeat,
+        HostConfig {
+            timeout_ns: 1_000_000_000,
+            ..HostConfig::default()
+        },
+    );
+    let mut guest = GuestService::new(Service::Heartbeat);
+    let mut store = MemKvpStore::new();
+    assert!(!host.busy());
+    let first = host.on_open(at(0));
+    assert!(host.busy());
+    exchange(&mut host, &mut guest, &mut store, at(1), first);
+    assert!(!host.busy());
+    assert_eq!(
+        host.versions(),
+        Some((Version::new(3, 0), Version::new(3, 0)))
+    );
+    let first = host.poll(at(10));
+    assert!(host.busy());
+    let (old_answer, _) = guest.on_packet(&first.packets[0], &mut store).unwrap();
+    // Unanswered: still waiting one millisecond short of the timeout, given up at it.
+    assert!(host.poll(at(1009)).events.is_empty());
+    assert_eq!(
+        host.poll(at(1010)).events,
+        [HostEvent::Timeout {
+            msgtype: IcMessageType::HEARTBEAT
+        }]
+    );
+    assert!(!host.busy());
+    // The next heartbeat has a new transaction id: the late answer to the first is stale.
+    let second = host.poll(at(2010));
+    assert_eq!(second.packets.len(), 1);
+    assert!(matches!(
+        host.on_packet(at(2011), &old_answer.unwrap()).events[..],
+        [HostEvent::Ignored {
+            reason: IcError::InvalidField {
+                field: "stale transaction id",
+                ..
+            }
+        }]
+    ));
+    let (answer, _) = guest.on_packet(&second.packets[0], &mut store).unwrap();
+    assert!(matches!(
+        host.on_packet(at(2012), &answer.unwrap()).events[..],
+        [HostEvent::Heartbeat { seq: 3, .. }]
+    ));
+}
+
+#[test]
+fn a_negotiation_answer_must_name_one_version_of_each() {
+    use super::framing::{emit, IcFlags, IcPacket};
+    use super::negotiate::Negotiate;
+    for (framework, message) in [(2, 1), (1, 2), (0, 1), (1, 0)] {
+        let mut host = HostService::new(Service::Heartbeat, HostConfig::default());
+        let offer = host.on_open(at(0));
+        let request = IcPacket::parse(&offer.packets[0]).unwrap().header;
+        let answer = Negotiate {
+            framework: alloc::vec![Version::new(3, 0); framework],
+            message: alloc::vec![Version::new(3, 0); message],
+        };
+        let header = super::framing::IcHeader {
+            flags: IcFlags::GUEST_RESPONSE,
+            ..request
+        };
+        let reply = emit(&header, &answer.emit()).unwrap();
+        assert_eq!(
+            host.on_packet(at(1), &reply).events,
+            [HostEvent::NegotiationFailed],
+            "{framework} framework and {message} message versions"
+        );
+        assert_eq!(host.versions(), None);
+    }
+}
+
+#[test]
+fn kvp_value_records_debug_without_their_buffers() {
+    use super::kvp::{ValueRecord, ValueType};
+    use zerocopy::FromZeros;
+    let mut r = ValueRecord::new_zeroed();
+    r.value_type.set(ValueType::REG_DWORD.0);
+    r.key_size.set(4);
+    r.value_size.set(8);
+    assert_eq!(
+        alloc::format!("{r:?}"),
+        alloc::format!(
+            "ValueRecord {{ value_type: {:?}, key_size: 4, value_size: 8, .. }}",
+            ValueType::REG_DWORD
+        )
+    );
 }
