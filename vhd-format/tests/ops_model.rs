@@ -338,3 +338,73 @@ fn expand_limits() {
     reopened.read_at(max - 512, &mut b).unwrap();
     assert_eq!(b, [0; 512]);
 }
+
+/// The allocation map of a differencing disk, exact to the sector: runs inside a block, runs
+/// merged across blocks only when their state (and, for data, their file place) continues,
+/// and a partial last block. Then fragmentation, from blocks allocated out of order.
+#[test]
+fn inspect_maps_a_differencing_disk_to_the_sector() {
+    use ops::ExtentState::*;
+    const K: u64 = 1 << 10;
+    let size = (1 << 20) - 3 * K;
+    let base = CreateOptions::new(size)
+        .unique_id(Uuid([20; 16]))
+        .timestamp(VhdTime(1000));
+    let parent = create_dynamic(MemStorage::new(), &base).unwrap();
+    let id = parent.identity().unwrap();
+    let link = ParentLink {
+        unique_id: id.unique_id,
+        timestamp: id.timestamp,
+        name: "p.vhd".into(),
+        relative_path: None,
+        absolute_path: None,
+    };
+    let child_options = CreateOptions::new(0)
+        .unique_id(Uuid([21; 16]))
+        .timestamp(VhdTime(1000))
+        .block_size(64 << 10);
+    let mut child =
+        create_differencing(MemStorage::new(), Box::new(parent), &link, &child_options).unwrap();
+    child.write_at(K, &[1; 1024]).unwrap();
+    child.write_at(5 * K, &[2; 512]).unwrap();
+    child.write_at(64 * K, &[3; 128 << 10]).unwrap();
+    child.write_at(size - 512, &[4; 512]).unwrap();
+    let bat = child.bat().unwrap().to_vec();
+    let data = |block: usize, offset: u64| Some(u64::from(bat[block]) * 512 + 512 + offset);
+    let e = |start: u64, end: u64, state, file_offset| (start, end - start, state, file_offset);
+    let map = |i: &ops::Inspection| {
+        i.map
+            .iter()
+            .map(|x| (x.start, x.length, x.state, x.file_offset))
+            .collect::<Vec<_>>()
+    };
+    let i = child.inspect().unwrap();
+    assert_eq!(
+        map(&i),
+        [
+            e(0, K, Parent, None),
+            e(K, 2 * K, Data, data(0, K)),
+            e(2 * K, 5 * K, Parent, None),
+            e(5 * K, 5 * K + 512, Data, data(0, 5 * K)),
+            e(5 * K + 512, 64 * K, Parent, None),
+            // Blocks 1 and 2: adjacent on the disk, a bitmap apart in the file.
+            e(64 * K, 128 * K, Data, data(1, 0)),
+            e(128 * K, 192 * K, Data, data(2, 0)),
+            e(192 * K, size - 512, Parent, None),
+            e(size - 512, size, Data, data(15, 61 * K - 512)),
+        ]
+    );
+    assert_eq!(i.allocated_blocks, 4);
+    assert_eq!(i.allocated_bytes, 1024 + 512 + (128 << 10) + 512);
+    assert_eq!(i.fragmentation_percent, 0);
+
+    // Block 1 allocated before block 0: reading the BAT in order, block 1 does not follow
+    // block 0 in the file, so one of the two counts as fragmented.
+    let mut d = create_dynamic(MemStorage::new(), &base.block_size(64 << 10)).unwrap();
+    d.write_at(64 * K, &[5; 512]).unwrap();
+    d.write_at(0, &[6; 512]).unwrap();
+    let i = d.inspect().unwrap();
+    assert_eq!((i.allocated_blocks, i.fragmentation_percent), (2, 50));
+    let first = Some(u64::from(d.bat().unwrap()[0]) * 512 + 512);
+    assert_eq!(map(&i)[0], e(0, 64 * K, Data, first));
+}

@@ -490,4 +490,116 @@ mod tests {
             Err(IcError::InvalidField { .. })
         ));
     }
+
+    #[test]
+    fn strings_up_to_their_fields_and_cut_bodies_name_what_they_need() {
+        // 255 units and the NUL fill the 512-byte key field exactly; one more does not fit.
+        let fits = Record::string(&"k".repeat(255), "v");
+        let m = KvpMessage::Set {
+            pool: KvpPool::EXTERNAL,
+            record: fits,
+        };
+        let b = m.emit().unwrap();
+        assert_eq!(&b[8..12], &512u32.to_le_bytes());
+        assert_eq!(KvpMessage::parse(&b).unwrap(), m);
+        assert_eq!(
+            KvpMessage::Delete {
+                pool: KvpPool::EXTERNAL,
+                key: "k".repeat(256)
+            }
+            .emit(),
+            Err(IcError::KvpString {
+                what: "key",
+                len: 514,
+                limit: 512
+            })
+        );
+        // A value of 1,023 units and the NUL fills its 2,048 bytes.
+        let long_value = Record::string("k", &"v".repeat(1023));
+        let m = KvpMessage::Get {
+            pool: KvpPool::AUTO,
+            record: long_value,
+        };
+        assert_eq!(KvpMessage::parse(&m.emit().unwrap()).unwrap(), m);
+        // A key size one unit past the field.
+        let mut b = b;
+        b[8..12].copy_from_slice(&514u32.to_le_bytes());
+        assert_eq!(
+            KvpMessage::parse(&b),
+            Err(IcError::KvpString {
+                what: "key",
+                len: 514,
+                limit: 512
+            })
+        );
+
+        let set = KvpMessage::Set {
+            pool: KvpPool::AUTO,
+            record: Record::string("a", "b"),
+        };
+        let delete = KvpMessage::Delete {
+            pool: KvpPool::AUTO,
+            key: "a".into(),
+        };
+        let enumerate = KvpMessage::Enumerate {
+            pool: KvpPool::AUTO,
+            index: 1,
+            record: Record::string("a", "b"),
+        };
+        for (m, needed) in [(set, 4 + 2572), (delete, 4 + 516), (enumerate, 8 + 2572)] {
+            let b = m.emit().unwrap();
+            assert_eq!(b.len(), needed);
+            for cut in [needed - 1, 6] {
+                assert_eq!(
+                    KvpMessage::parse(&b[..cut]),
+                    Err(IcError::Truncated { needed, len: cut }),
+                    "{m:?} cut to {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sixty_four_bit_values_travel_as_integers() {
+        for value_type in [ValueType::REG_QWORD, ValueType::REG_U64_LINUX] {
+            let m = KvpMessage::Set {
+                pool: KvpPool::GUEST,
+                record: Record {
+                    value_type,
+                    key: "big".into(),
+                    value: u64::MAX.to_string(),
+                },
+            };
+            let b = m.emit().unwrap();
+            // value_size 8, then the little-endian integer at the value field.
+            assert_eq!(&b[12..16], &8u32.to_le_bytes());
+            assert_eq!(&b[16 + 512..16 + 520], &u64::MAX.to_le_bytes());
+            assert_eq!(KvpMessage::parse(&b).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn the_big_bodies_debug_without_their_buffers_and_ip_info_compares_bytes() {
+        let mut info = IpInfo::new_zeroed();
+        info.operation = KvpOp::GET_IP_INFO.0;
+        info.addr_family = 2;
+        let mut other = info;
+        assert_eq!(info, other);
+        other.dns_addr[2047] = 1;
+        assert_ne!(info, other);
+        assert_eq!(
+            alloc::format!("{info:?}"),
+            alloc::format!(
+                "IpInfo {{ operation: {:?}, pool: {:?}, addr_family: 2, dhcp_enabled: 0, .. }}",
+                KvpOp::GET_IP_INFO,
+                KvpPool(0)
+            )
+        );
+        let mut delete = DeleteBody::new_zeroed();
+        delete.key_size.set(6);
+        assert_eq!(
+            alloc::format!("{delete:?}"),
+            "DeleteBody { key_size: 6, .. }"
+        );
+    }
 }
