@@ -1,6 +1,8 @@
 //! Every operation keeps the virtual contents: after compact, convert, expand, merge and
 //! snapshot the disk reads exactly like a plain in-memory model.
 
+mod common;
+
 use proptest::prelude::*;
 use vhd_format::defs::{DiskType, Uuid, VhdTime};
 use vhd_format::ops::{self, NoProgress, Target};
@@ -117,8 +119,7 @@ proptest! {
         let mut model = vec![0u8; SIZE as usize];
         let mut parent = create_dynamic(MemStorage::new(), &opts(6)).unwrap();
         apply(&mut parent, &mut model, &base);
-        let id = parent.identity().unwrap();
-        let link = ParentLink { unique_id: id.unique_id, timestamp: id.timestamp, name: "p.vhd".into(), relative_path: None, absolute_path: None };
+        let link = common::link_to(&parent);
         let mut child = create_differencing(MemStorage::new(), Box::new(parent), &link, &opts(7)).unwrap();
         apply(&mut child, &mut model, &top);
         prop_assert_eq!(contents(&child), model.clone());
@@ -262,14 +263,7 @@ fn compact_keeps_blocks_whose_only_data_is_their_last_sector() {
     let mut dynamic = create_dynamic(MemStorage::new(), &opts(14)).unwrap();
     dynamic.write_at(last, &[3; 512]).unwrap();
     let parent = create_dynamic(MemStorage::new(), &opts(15)).unwrap();
-    let id = parent.identity().unwrap();
-    let link = ParentLink {
-        unique_id: id.unique_id,
-        timestamp: id.timestamp,
-        name: "p.vhd".into(),
-        relative_path: None,
-        absolute_path: None,
-    };
+    let link = common::link_to(&parent);
     let mut child =
         create_differencing(MemStorage::new(), Box::new(parent), &link, &opts(16)).unwrap();
     child.write_at(last, &[3; 512]).unwrap();
@@ -351,14 +345,7 @@ fn inspect_maps_a_differencing_disk_to_the_sector() {
         .unique_id(Uuid([20; 16]))
         .timestamp(VhdTime(1000));
     let parent = create_dynamic(MemStorage::new(), &base).unwrap();
-    let id = parent.identity().unwrap();
-    let link = ParentLink {
-        unique_id: id.unique_id,
-        timestamp: id.timestamp,
-        name: "p.vhd".into(),
-        relative_path: None,
-        absolute_path: None,
-    };
+    let link = common::link_to(&parent);
     let child_options = CreateOptions::new(0)
         .unique_id(Uuid([21; 16]))
         .timestamp(VhdTime(1000))
