@@ -52,7 +52,12 @@ fn shared_blocks_open_read_only_with_a_warning_and_map_compactly() {
     let mut buf = [0u8; 1024];
     vhd.read_at(u64::from(BLOCK) * 7, &mut buf).unwrap();
     assert_eq!((buf[0], buf[512]), (0xA5, 0));
-    let map = vhd.inspect().unwrap().map;
+    let inspection = vhd.inspect().unwrap();
+    // Block 0, its aliases and the last block, each counted whole.
+    let counted = aliases as u64 + 2;
+    assert_eq!(inspection.allocated_blocks, counted);
+    assert_eq!(inspection.allocated_bytes, counted * u64::from(BLOCK));
+    let map = inspection.map;
     // 64 runs per aliased block would be 128,000 extents; one per block instead, merged
     // where contiguous: at most one per block plus the holes.
     assert!(map.len() <= 2 * aliases + 4, "{} extents", map.len());

@@ -162,5 +162,20 @@ mod tests {
             Negotiate::parse(&b),
             Err(IcError::Truncated { needed: 20, .. })
         ));
+        // Up to MAX_VERSIONS in each list; one more in either alone is refused.
+        let full = Negotiate {
+            framework: alloc::vec![Version::new(3, 0); 100],
+            message: alloc::vec![Version::new(4, 0); 100],
+        };
+        let bytes = full.emit();
+        assert_eq!(Negotiate::parse(&bytes).unwrap(), full);
+        for (at, framework, message) in [(0, 101, 100), (2, 100, 101)] {
+            let mut b = bytes.clone();
+            b[at] = 101;
+            assert_eq!(
+                Negotiate::parse(&b),
+                Err(IcError::TooManyVersions { framework, message })
+            );
+        }
     }
 }

@@ -179,7 +179,10 @@ mod tests {
             FlatRingMemory::new(&words(WORDS_PER_PAGE + 3)[..]),
             Err(MemoryError::DataLength { len: 24 })
         ));
-        assert!(FlatRingMemory::new_boxed(4096).is_ok());
+        // A control page and the data area, no more.
+        let boxed = FlatRingMemory::new_boxed(3 * 4096).unwrap();
+        assert_eq!(boxed.words().len(), 4 * WORDS_PER_PAGE);
+        assert_eq!(boxed.data_len(), 3 * 4096);
         assert!(FlatRingMemory::new_boxed(4095).is_err());
     }
 
@@ -194,6 +197,9 @@ mod tests {
         assert_eq!(super::super::load_u32(&w, 4 * 4096), 8);
         assert!(FlatRingMemory::split_pair(&w, 1).is_err());
         assert!(FlatRingMemory::split_pair(&w, 7).is_err());
-        assert!(FlatRingMemory::split_pair(&w[..100], 1).is_err());
+        assert_eq!(
+            FlatRingMemory::split_pair(&w[..100], 1).err(),
+            Some(MemoryError::NotPageMultiple { len: 800 })
+        );
     }
 }
