@@ -195,8 +195,18 @@ mod tests {
         inb.store_control(ControlWord::WriteIndex, 8);
         assert_eq!(out.load_control(ControlWord::WriteIndex), 0);
         assert_eq!(super::super::load_u32(&w, 4 * 4096), 8);
-        assert!(FlatRingMemory::split_pair(&w, 1).is_err());
-        assert!(FlatRingMemory::split_pair(&w, 7).is_err());
+        // Each ring needs a control page and a data page: 2 and 6 of 8 pages are the limits.
+        for (offset, inbound) in [(2, 5), (6, 1)] {
+            let (out, inb) = FlatRingMemory::split_pair(&w, offset).unwrap();
+            assert_eq!(out.data_len(), (offset - 1) * 4096);
+            assert_eq!(inb.data_len(), inbound * 4096);
+        }
+        for offset in [0, 1, 7, 8] {
+            assert_eq!(
+                FlatRingMemory::split_pair(&w, offset).err(),
+                Some(MemoryError::DownstreamOffset { offset, pages: 8 })
+            );
+        }
         assert_eq!(
             FlatRingMemory::split_pair(&w[..100], 1).err(),
             Some(MemoryError::NotPageMultiple { len: 800 })
