@@ -149,6 +149,7 @@ fn compact_and_expand_refuse_saved_state_and_fixed() {
     }
     let mut saved = reopen(MemStorage::from_vec(bytes));
     assert!(saved.saved_state());
+    assert!(saved.inspect().unwrap().saved_state);
     assert!(matches!(
         ops::compact(&mut saved, None, &mut NoProgress),
         Err(ops::CompactError::SavedState)
@@ -384,6 +385,11 @@ fn inspect_maps_a_differencing_disk_to_the_sector() {
     assert_eq!(i.allocated_blocks, 4);
     assert_eq!(i.allocated_bytes, 1024 + 512 + (128 << 10) + 512);
     assert_eq!(i.fragmentation_percent, 0);
+    assert_eq!(
+        i.parent,
+        Some((link.unique_id, link.timestamp, link.name.clone()))
+    );
+    assert!(!i.saved_state);
 
     // Block 1 allocated before block 0: reading the BAT in order, block 1 does not follow
     // block 0 in the file, so one of the two counts as fragmented.

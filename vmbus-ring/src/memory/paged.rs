@@ -189,14 +189,18 @@ mod tests {
         assert_eq!(outgoing.data_pages(), 3);
         outgoing.store_control(ControlWord::WriteIndex, 24);
         assert_eq!(crate::memory::load_u32(ram.page_ref(0x104).unwrap(), 0), 24);
-        assert!(matches!(
-            host_ring_pair(Pfns::Native(&pfns), 1, &ram),
-            Err(MemoryError::DownstreamOffset { .. })
-        ));
-        assert!(matches!(
-            host_ring_pair(Pfns::Native(&pfns), 7, &ram),
-            Err(MemoryError::DownstreamOffset { .. })
-        ));
+        // 2 and 6 of 8 pages leave each ring a control page and a data page; 1 and 7 do not.
+        for (offset, outgoing_pages) in [(2, 5), (6, 1)] {
+            let (incoming, outgoing) = host_ring_pair(Pfns::Native(&pfns), offset, &ram).unwrap();
+            assert_eq!(incoming.data_pages(), offset as usize - 1);
+            assert_eq!(outgoing.data_pages(), outgoing_pages);
+        }
+        for offset in [1, 7] {
+            assert_eq!(
+                host_ring_pair(Pfns::Native(&pfns), offset, &ram).err(),
+                Some(MemoryError::DownstreamOffset { offset, pages: 8 })
+            );
+        }
         let mut bad = pfns.clone();
         bad[6] = 0x5000;
         assert_eq!(
