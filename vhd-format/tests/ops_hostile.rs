@@ -285,6 +285,72 @@ fn repair_keeps_the_data_of_a_block_cut_short() {
     }
 }
 
+/// The same with the default 2 MiB blocks: a block cut short is extended, not cleared.
+#[test]
+fn repair_keeps_the_data_of_a_2mib_block_cut_short() {
+    let mut vhd = create_dynamic(MemStorage::new(), &opts(8 * MIB, 15)).unwrap();
+    vhd.write_at(6 * MIB, &pattern(4, 5000)).unwrap();
+    let bytes = vhd.into_storage().into_vec();
+    let mut storage = MemStorage::from_vec(bytes[..bytes.len() - 513].to_vec());
+    let actions = ops::repair(&mut storage).unwrap();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, ops::RepairAction::ClearedBatEntry { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(storage.as_slice(), &bytes[..]);
+}
+
+/// BAT entries that point past the end of an intact file, or into the metadata, are cleared
+/// on disk (the entry itself, not its neighbours); so is, in a file cut short, a block that
+/// would start inside a BAT of several sectors rather than after it.
+#[test]
+fn repair_clears_bat_entries_that_point_outside_the_data() {
+    let mut vhd =
+        create_dynamic(MemStorage::new(), &opts(4 * MIB, 16).block_size(MIB as u32)).unwrap();
+    vhd.write_at(0, &[1; 4096]).unwrap();
+    let good = vhd.into_storage().into_vec();
+    let bat = 1536;
+    for (block, sector) in [(2usize, (good.len() / 512) as u32), (3, 1)] {
+        let mut bytes = good.clone();
+        put(&mut bytes, bat + 4 * block, &sector.to_be_bytes());
+        let mut storage = MemStorage::from_vec(bytes);
+        let actions = ops::repair(&mut storage).unwrap();
+        assert_eq!(
+            actions,
+            [ops::RepairAction::ClearedBatEntry {
+                block: block as u32,
+                sector
+            }]
+        );
+        assert_eq!(storage.as_slice(), &good[..], "block {block}");
+    }
+
+    // 2,000 entries of 64 KiB blocks: the BAT spans 1,536..9,728. The tail footer is cut
+    // off and entry 0 points at sector 10, inside the BAT, its block running past the end.
+    let mut bytes = create_dynamic(
+        MemStorage::new(),
+        &opts(2000 * 64 * KIB, 17).block_size(64 << 10),
+    )
+    .unwrap()
+    .into_storage()
+    .into_vec();
+    assert_eq!(bytes.len(), 9728 + 512);
+    bytes.truncate(9728);
+    put(&mut bytes, bat, &10u32.to_be_bytes());
+    let mut storage = MemStorage::from_vec(bytes);
+    let actions = ops::repair(&mut storage).unwrap();
+    assert!(
+        actions.contains(&ops::RepairAction::ClearedBatEntry {
+            block: 0,
+            sector: 10
+        }),
+        "{actions:?}"
+    );
+    assert!(ops::check(&storage).unwrap().is_clean());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Block sizes out of proportion to the file.
 
