@@ -696,6 +696,32 @@ mod tests {
         host.buffer_mapped(Some(len));
     }
 
+    /// `reset` forgets the version and buffers (the guest must INIT again) but not the count
+    /// of stale completions, which the late completions of the old session keep adding to.
+    #[test]
+    fn reset_starts_over_but_keeps_counting_stale_completions() {
+        let done = nvsp::rndis_complete(Status::SUCCESS);
+        let mut host = NetHost::new(NetConfig::new(MAC));
+        assert_eq!(host.stale_completions(), 0);
+        with_receive_buffer(&mut host, 4 * 1806);
+        assert!(host.version().is_some());
+        assert!(host.buffers().0.is_some());
+        let old: Vec<RxSlot> = (0..2).map(|_| host.receive_slot().unwrap()).collect();
+        host.reset();
+        assert_eq!(host.version(), None);
+        assert_eq!(host.buffers(), (None, None));
+        assert_eq!(host.free_slots(), 0);
+        let c = PacketRepr::completion(old[0].transaction_id, &done);
+        assert!(matches!(host.handle(&c), NetAction::Drop(_)));
+        assert_eq!(host.stale_completions(), 1);
+        with_receive_buffer(&mut host, 4 * 1806);
+        let c = PacketRepr::completion(old[1].transaction_id, &done);
+        assert!(matches!(host.handle(&c), NetAction::Drop(_)));
+        assert_eq!(host.stale_completions(), 2);
+        host.reset();
+        assert_eq!(host.stale_completions(), 2);
+    }
+
     /// A completion of a packet sent before the receive slots started over (a new buffer, a
     /// revoke, a reset) frees nothing: it freed the slot of the same number in the new buffer,
     /// which the guest still held, so the host would write over it.
