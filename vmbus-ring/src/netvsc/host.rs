@@ -696,6 +696,48 @@ mod tests {
         host.buffer_mapped(Some(len));
     }
 
+    /// Revoking each buffer forgets that one only; a revoked receive buffer has no slots.
+    #[test]
+    fn revoking_a_buffer_forgets_it() {
+        let mut host = NetHost::new(NetConfig::new(MAC));
+        with_receive_buffer(&mut host, 4 * 1806);
+        let send = msg(&nvsp::SendBuffer {
+            message_type: U32::new(MessageType::SEND_SEND_BUFFER.0),
+            gpadl: U32::new(0x43),
+            id: zerocopy::byteorder::little_endian::U16::new(8),
+            reserved: zerocopy::byteorder::little_endian::U16::new(0),
+        });
+        assert!(matches!(
+            host.handle(&PacketRepr::in_band(4, true, &send)),
+            NetAction::MapBuffer { .. }
+        ));
+        host.buffer_mapped(Some(64 << 10));
+        assert_eq!(host.buffers(), (Some(0x42), Some(0x43)));
+        assert_eq!(host.free_slots(), 4);
+        let revoke = |t: MessageType| {
+            msg(&nvsp::Init {
+                message_type: U32::new(t.0),
+                min_version: U32::new(0),
+                max_version: U32::new(0),
+            })
+        };
+        let r = revoke(MessageType::REVOKE_SEND_BUFFER);
+        assert_eq!(
+            host.handle(&PacketRepr::in_band(5, false, &r)),
+            NetAction::Nothing
+        );
+        assert_eq!(host.buffers(), (Some(0x42), None));
+        assert_eq!(host.free_slots(), 4);
+        let r = revoke(MessageType::REVOKE_RECV_BUFFER);
+        assert_eq!(
+            host.handle(&PacketRepr::in_band(6, false, &r)),
+            NetAction::Nothing
+        );
+        assert_eq!(host.buffers(), (None, None));
+        assert_eq!(host.free_slots(), 0);
+        assert!(host.receive_slot().is_none());
+    }
+
     /// `reset` forgets the version and buffers (the guest must INIT again) but not the count
     /// of stale completions, which the late completions of the old session keep adding to.
     #[test]
