@@ -682,13 +682,18 @@ mod tests {
         register_receive_buffer(host, len);
     }
 
-    fn register_receive_buffer(host: &mut NetHost, len: u64) {
-        let reg = msg(&nvsp::SendBuffer {
-            message_type: U32::new(MessageType::SEND_RECV_BUFFER.0),
-            gpadl: U32::new(0x42),
-            id: zerocopy::byteorder::little_endian::U16::new(7),
+    /// A SEND_RECV_BUFFER or SEND_SEND_BUFFER message naming `gpadl` and `id`.
+    fn buffer_message(t: MessageType, gpadl: u32, id: u16) -> [u8; nvsp::MESSAGE_LEN] {
+        msg(&nvsp::SendBuffer {
+            message_type: U32::new(t.0),
+            gpadl: U32::new(gpadl),
+            id: zerocopy::byteorder::little_endian::U16::new(id),
             reserved: zerocopy::byteorder::little_endian::U16::new(0),
-        });
+        })
+    }
+
+    fn register_receive_buffer(host: &mut NetHost, len: u64) {
+        let reg = buffer_message(MessageType::SEND_RECV_BUFFER, 0x42, 7);
         assert!(matches!(
             host.handle(&PacketRepr::in_band(3, true, &reg)),
             NetAction::MapBuffer { .. }
@@ -701,12 +706,7 @@ mod tests {
     fn revoking_a_buffer_forgets_it() {
         let mut host = NetHost::new(NetConfig::new(MAC));
         with_receive_buffer(&mut host, 4 * 1806);
-        let send = msg(&nvsp::SendBuffer {
-            message_type: U32::new(MessageType::SEND_SEND_BUFFER.0),
-            gpadl: U32::new(0x43),
-            id: zerocopy::byteorder::little_endian::U16::new(8),
-            reserved: zerocopy::byteorder::little_endian::U16::new(0),
-        });
+        let send = buffer_message(MessageType::SEND_SEND_BUFFER, 0x43, 8);
         assert!(matches!(
             host.handle(&PacketRepr::in_band(4, true, &send)),
             NetAction::MapBuffer { .. }
