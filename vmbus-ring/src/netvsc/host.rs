@@ -701,6 +701,92 @@ mod tests {
         host.buffer_mapped(Some(len));
     }
 
+    /// Each control message and OID: the answers, the packet filter's 4-byte rule, RESET and
+    /// HALT clearing the filter, a control message on the data channel before any frame.
+    #[test]
+    fn rndis_control_messages() {
+        let mut host = NetHost::new(NetConfig::new(MAC));
+        with_receive_buffer(&mut host, 4 * 1806);
+        let mut slots: Vec<u32> = (0..4)
+            .map(|_| host.receive_slot().unwrap().offset)
+            .collect();
+        slots.sort_unstable();
+        assert_eq!(slots, [0, 1806, 2 * 1806, 3 * 1806]);
+        let words = |w: &[u32]| w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut ask = |channel: u32, m: &[u8]| {
+            let out = host.rndis(channel, m);
+            assert_eq!(out.status, Status::SUCCESS);
+            out.responses
+        };
+        let control = nvsp::CHANNEL_CONTROL;
+        assert_eq!(ask(control, &rndis::initialize(1)).len(), 1);
+        let query = |oid: Oid| rndis::oid_message(false, 2, oid, &[]);
+        let set_filter =
+            |value: &[u8]| rndis::oid_message(true, 3, Oid::GEN_CURRENT_PACKET_FILTER, value);
+        for (oid, value) in [
+            (Oid::GEN_MAXIMUM_FRAME_SIZE, 1500u32),
+            (Oid::GEN_LINK_SPEED, 100_000_000),
+            (Oid::GEN_MEDIA_CONNECT_STATUS, 0),
+            (Oid::GEN_CURRENT_PACKET_FILTER, 0),
+        ] {
+            let r = ask(control, &query(oid));
+            assert_eq!(
+                r,
+                [rndis::query_complete(
+                    2,
+                    rndis::Status::SUCCESS,
+                    &value.to_le_bytes()
+                )]
+            );
+        }
+        let ok = [rndis::set_complete(3, rndis::Status::SUCCESS)];
+        let bad = [rndis::set_complete(3, rndis::Status::INVALID_DATA)];
+        assert_eq!(ask(control, &set_filter(&13u32.to_le_bytes())), ok);
+        assert_eq!(ask(control, &set_filter(&[1, 0, 0])), bad);
+        assert_eq!(ask(control, &set_filter(&[1, 0, 0, 0, 0])), bad);
+        let r = ask(control, &query(Oid::GEN_CURRENT_PACKET_FILTER));
+        assert_eq!(
+            r,
+            [rndis::query_complete(
+                2,
+                rndis::Status::SUCCESS,
+                &13u32.to_le_bytes()
+            )]
+        );
+        // KEEPALIVE, here on the data channel (no frame came before it).
+        let keepalive = words(&[rndis::MessageType::KEEPALIVE.0, 12, 9]);
+        assert_eq!(
+            ask(nvsp::CHANNEL_DATA, &keepalive),
+            [rndis::keepalive_complete(9)]
+        );
+        assert!(host.accepts_frames());
+        let reset = words(&[rndis::MessageType::RESET.0, 12, 0]);
+        let out = host.rndis(control, &reset);
+        assert_eq!(
+            out.responses,
+            [words(&[rndis::MessageType::RESET_COMPLETE.0, 16, 0, 0])]
+        );
+        assert!(!host.accepts_frames(), "RESET clears the packet filter");
+        host.rndis(control, &set_filter(&13u32.to_le_bytes()));
+        assert!(host.accepts_frames());
+        let halt = words(&[rndis::MessageType::HALT.0, 12, 10]);
+        assert!(host.rndis(control, &halt).responses.is_empty());
+        assert!(!host.accepts_frames(), "HALT ends RNDIS");
+    }
+
+    /// A receive buffer smaller than one sub-allocation is refused.
+    #[test]
+    fn a_receive_buffer_without_a_whole_slot_is_refused() {
+        let mut host = NetHost::new(NetConfig::new(MAC));
+        with_receive_buffer(&mut host, 1806);
+        assert_eq!(host.free_slots(), 1);
+        let reg = buffer_message(MessageType::SEND_RECV_BUFFER, 0x44, 9);
+        host.handle(&PacketRepr::in_band(7, true, &reg));
+        let answer = host.buffer_mapped(Some(1805));
+        assert_eq!(&answer[4..8], &Status::FAILURE.0.to_le_bytes());
+        assert_eq!(host.buffers().0, Some(0x42));
+    }
+
     /// Revoking each buffer forgets that one only; a revoked receive buffer has no slots.
     #[test]
     fn revoking_a_buffer_forgets_it() {
