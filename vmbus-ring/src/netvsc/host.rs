@@ -774,6 +774,19 @@ mod tests {
         assert!(!host.accepts_frames(), "HALT ends RNDIS");
     }
 
+    /// A slot given back without being sent is free again, once.
+    #[test]
+    fn a_released_slot_is_free_again() {
+        let mut host = NetHost::new(NetConfig::new(MAC));
+        with_receive_buffer(&mut host, 2 * 1806);
+        let slot = host.receive_slot().unwrap();
+        assert_eq!(host.free_slots(), 1);
+        host.release_slot(slot);
+        assert_eq!(host.free_slots(), 2);
+        host.release_slot(slot);
+        assert_eq!(host.free_slots(), 2);
+    }
+
     /// A receive buffer smaller than one sub-allocation is refused.
     #[test]
     fn a_receive_buffer_without_a_whole_slot_is_refused() {

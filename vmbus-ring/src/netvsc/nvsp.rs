@@ -244,3 +244,27 @@ pub fn rndis_packet(channel_type: u32) -> [u8; MESSAGE_LEN] {
         section_size: U32::new(0),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_messages_read_as_zero_padded_from_their_minimum() {
+        let full = rndis_packet(CHANNEL_DATA);
+        let mut want = [0u8; MESSAGE_LEN];
+        for (i, w) in [107u32, CHANNEL_DATA, NO_SECTION, 0]
+            .into_iter()
+            .enumerate()
+        {
+            want[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        assert_eq!(full, want);
+        let p = read::<RndisPacket>(&full[..12], 12).unwrap();
+        assert_eq!(p.section_index.get(), NO_SECTION);
+        assert_eq!(p.section_size.get(), 0);
+        let cut = read::<RndisPacket>(&full[..8], 8).unwrap();
+        assert_eq!(cut.section_index.get(), 0, "missing bytes read as zero");
+        assert!(read::<RndisPacket>(&full[..11], 12).is_none());
+    }
+}
