@@ -376,4 +376,34 @@ mod tests {
         bad[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(oid_request(&bad).is_err());
     }
+
+    /// The host's answers, word by word (the host tests compare against these functions, so
+    /// their bytes are pinned here).
+    #[test]
+    fn golden_completions() {
+        let words = |w: &[u32]| w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut query = words(&[0x8000_0004, 28, 7, 0, 4, 16]);
+        query.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(query_complete(7, Status::SUCCESS, &[1, 2, 3, 4]), query);
+        assert_eq!(
+            query_complete(8, Status::NOT_SUPPORTED, &[]),
+            words(&[0x8000_0004, 24, 8, 0xC000_00BB, 0, 16])
+        );
+        assert_eq!(
+            set_complete(9, Status::INVALID_DATA),
+            words(&[0x8000_0005, 16, 9, Status::INVALID_DATA.0])
+        );
+        assert_eq!(keepalive_complete(10), words(&[0x8000_0008, 16, 10, 0]));
+        assert_eq!(
+            indicate_status(Status::MEDIA_CONNECT),
+            words(&[7, 20, 0x4001_000B, 0, 0])
+        );
+        // RNDIS 1.0, connectionless 802.3, 8 packets per message, 8-byte alignment (2^3).
+        assert_eq!(
+            initialize_complete(1, Status::SUCCESS, 8),
+            words(&[0x8000_0002, 52, 1, 0, 1, 0, 1, 0, 8, 0xEFFF_FFFF, 3, 0, 0])
+        );
+        assert_eq!(request_id(&keepalive_complete(10)), Some(10));
+        assert_eq!(request_id(&[0; 11]), None);
+    }
 }
