@@ -383,6 +383,48 @@ mod tests {
         assert!(host.is_ready());
     }
 
+    /// After initialization: the resets succeed, sub-channels are refused (none offered), an
+    /// unknown operation is a device-state error, an SRB needs at least the pre-Windows-8
+    /// request, and an answer is never longer than the Windows 8 packet (64 bytes).
+    #[test]
+    fn operations_after_initialization() {
+        let mut host = StorageHost::new(HostConfig::default());
+        init(&mut host, 64);
+        let status = |host: &mut StorageHost, op: Operation, len: usize| {
+            let p = request(op);
+            let mut bytes = p.bytes(64).to_vec();
+            bytes.resize(len, 0);
+            let (r, n) = reply_of(host.handle(&PacketRepr::in_band(9, true, &bytes[..len])));
+            assert_eq!(n, len.min(64), "{op:?} of {len} bytes");
+            r.status()
+        };
+        for op in [
+            Operation::RESET_LUN,
+            Operation::RESET_ADAPTER,
+            Operation::RESET_BUS,
+        ] {
+            assert_eq!(status(&mut host, op, 64), NtStatus::SUCCESS, "{op:?}");
+        }
+        assert_eq!(
+            status(&mut host, Operation::CREATE_SUB_CHANNELS, 64),
+            NtStatus::INVALID_PARAMETER
+        );
+        assert_eq!(
+            status(&mut host, Operation(99), 100),
+            NtStatus::INVALID_DEVICE_STATE
+        );
+        assert_eq!(
+            status(&mut host, Operation::EXECUTE_SRB, 47),
+            NtStatus::INVALID_PARAMETER
+        );
+        let srb = request(Operation::EXECUTE_SRB);
+        let action = host.handle(&PacketRepr::in_band(9, true, srb.bytes(48)));
+        assert!(
+            !matches!(&action, HostAction::Reply(p, _) if p.status() == NtStatus::INVALID_PARAMETER),
+            "{action:?}"
+        );
+    }
+
     #[test]
     fn initialization_in_order_with_version_fallback() {
         let mut host = StorageHost::new(HostConfig {
