@@ -494,6 +494,27 @@ mod tests {
             ),
             (NtStatus::SUCCESS, 1, 8192)
         );
+        // Each SRB status's NT status (what Linux's storvsc acts on).
+        for (srb_status, nt) in [
+            (SrbStatus::DATA_OVERRUN, NtStatus::BUFFER_OVERFLOW),
+            (SrbStatus::INVALID_LUN, NtStatus::DEVICE_DOES_NOT_EXIST),
+            (
+                SrbStatus::INVALID_TARGET_ID,
+                NtStatus::DEVICE_DOES_NOT_EXIST,
+            ),
+            (SrbStatus::NO_DEVICE, NtStatus::DEVICE_DOES_NOT_EXIST),
+            (SrbStatus::INVALID_REQUEST, NtStatus::INVALID_DEVICE_REQUEST),
+            (SrbStatus::ERROR, NtStatus::IO_DEVICE_ERROR),
+            (SrbStatus::TIMEOUT, NtStatus::IO_DEVICE_ERROR),
+        ] {
+            let outcome = ScsiOutcome {
+                srb_status,
+                ..ScsiOutcome::good(0)
+            };
+            let done = host.complete(&cmd, &outcome);
+            assert_eq!(done.status(), nt, "{srb_status:?}");
+            assert_eq!(done.srb().srb_status, srb_status.0);
+        }
         // A failure carries the sense and the autosense flag.
         let bad = host.complete(
             &cmd,
