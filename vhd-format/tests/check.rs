@@ -539,6 +539,10 @@ fn bitmaps_that_mark_nothing() {
     // Only the first sector marked, or only a later one: not empty.
     expect(&with_first_byte(0x80), &[]);
     expect(&with_first_byte(0x04), &[]);
+    // Bits in the padding after the block's 2,048 sectors (bytes 256..512) mark nothing.
+    let mut padded = with_first_byte(0);
+    padded[bitmap + 256..bitmap + 512].fill(0xFF);
+    expect(&padded, &[Problem::EmptyBitmap { block: 1 }]);
 }
 
 #[test]
