@@ -394,6 +394,29 @@ fn the_bat_against_the_size_and_the_file() {
             needed: 4,
         }],
     );
+    // Allocated, over block 1's place: a block wholly past the disk's end has no sector to
+    // call empty, whatever its bitmap holds.
+    let mut past_the_end = with_entries(5);
+    let one = bat(&past_the_end, 1);
+    set_bat(&mut past_the_end, 4, one);
+    let at = one as usize * 512;
+    past_the_end[at..at + 512].fill(0);
+    expect(
+        &past_the_end,
+        &[
+            Problem::BatTooLarge {
+                entries: 5,
+                needed: 4,
+            },
+            Problem::EmptyBitmap { block: 1 },
+            Problem::BlocksOverlap {
+                first: 1,
+                first_sector: one,
+                second: 4,
+                second_sector: one,
+            },
+        ],
+    );
     // One entry fewer: block 3 is no longer referenced.
     let report = expect(
         &with_entries(3),
@@ -509,6 +532,19 @@ fn locator_payloads_against_the_file_and_the_blocks() {
             offset: data_end,
         }],
     );
+
+    // A payload sector inserted before the first block, ending exactly where that block now
+    // starts: adjacent, not overlapping.
+    let mut before = bytes[..2048].to_vec();
+    before.extend_from_slice(&[0x11; 512]);
+    before.extend_from_slice(&bytes[2048..]);
+    for block in [1, 3] {
+        let sector = bat(&before, block);
+        set_bat(&mut before, block, sector + 1);
+    }
+    set_locator(&mut before, 2, 512, 512, 2048);
+    fix_checksums(&mut before);
+    expect(&before, &[]);
 
     // Ending exactly at the end of the data, it is in the file, inside block 3.
     let mut inside = bytes.clone();
