@@ -590,8 +590,14 @@ fn bitmap_bits_past_the_end_of_the_disk() {
     let mut child =
         create_differencing(MemStorage::new(), Box::new(parent), &link, &opts(0)).unwrap();
     child.write_at(3 * MIB, &[9; 512]).unwrap();
+    child.write_at(0, &[9; 512]).unwrap();
     let bytes = child.into_storage().into_vec();
     expect(&bytes, &[]);
+    // Block 0 lies wholly inside the disk: a bit in its bitmap's padding (after its 2,048
+    // sectors) is not past the end of the disk.
+    let mut padded = bytes.clone();
+    padded[bat(&bytes, 0) as usize * 512 + 256] = 0x80;
+    expect(&padded, &[]);
     let bitmap = bat(&bytes, 3) as usize * 512;
     let with_bit = |sector: usize| {
         let mut b = bytes.clone();
